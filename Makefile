@@ -1,0 +1,61 @@
+# Top-level entry points. Each installs what is missing (Debian packages, as
+# root), configures with CMake and runs. See README.md.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
+BUILD ?= build
+BUILD_TEST ?= build-test
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 20
+
+# Debian packages the build, tests and benchmarks need.
+DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev \
+        clang libclang-rt-14-dev python3-numpy hyperfine time
+
+.PHONY: all deps build demo test test-unit test-fuzz bench install clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCAIRN_TESTS=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	bash examples/demo.sh $(BUILD)/cairn
+
+test: deps test-unit test-fuzz
+
+test-unit:
+	cmake -S . -B $(BUILD_TEST) -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD_TEST) -j $(JOBS)
+	cd $(BUILD_TEST) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+test-fuzz:
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE=ON \
+	  -DCAIRN_FUZZ=ON -DCAIRN_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	cd $(BUILD_FUZZ) && ctest --output-on-failure -L fuzz -j $(JOBS)
+
+bench: build
+	cmake -S . -B $(BUILD) -DCAIRN_BENCH=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	bash bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_TEST) $(BUILD_FUZZ)

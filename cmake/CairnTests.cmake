@@ -1,0 +1,48 @@
+# Every tests/test_*.c is one ctest program, linked against the static library
+# (so it can reach internal symbols through src/ headers).
+set(CAIRN_VECTORS_DIR "${CMAKE_SOURCE_DIR}/../shared/vectors" CACHE PATH
+    "The public corpus of real files (skipped when absent)")
+set(CAIRN_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python with Debian's numpy")
+file(GLOB CAIRN_TESTS_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
+foreach(src ${CAIRN_TESTS_SRC})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_compile_options(${name} PRIVATE ${CAIRN_WARNINGS})
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE cairn_static PkgConfig::XXHASH PkgConfig::JANSSON Threads::Threads m)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "CAIRN_VECTORS=${CAIRN_VECTORS_DIR};CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp"
+    SKIP_RETURN_CODE 77 TIMEOUT 600)
+endforeach()
+
+# Shell-level tests of the CLI contract.
+file(GLOB CAIRN_SH_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cli_*.sh)
+foreach(src ${CAIRN_SH_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME ${name} COMMAND bash ${src})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;CAIRN_VECTORS=${CAIRN_VECTORS_DIR}"
+    SKIP_RETURN_CODE 77 TIMEOUT 600)
+endforeach()
+
+# libFuzzer targets: built only with clang and CAIRN_FUZZ=ON; each runs for a
+# short fixed budget as a test, starting from its seed corpus.
+if(CAIRN_FUZZ)
+  set(CAIRN_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz target runs in ctest")
+  file(GLOB CAIRN_FUZZ_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/fuzz/fuzz_*.c)
+  foreach(src ${CAIRN_FUZZ_SRC})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src} $<TARGET_OBJECTS:cairn_objects>)
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+    target_link_libraries(${name} PRIVATE PkgConfig::XXHASH PkgConfig::JANSSON Threads::Threads m)
+    set(corpus ${CMAKE_SOURCE_DIR}/fuzz/corpus/${name})
+    set(work ${CMAKE_BINARY_DIR}/fuzz-work/${name})
+    add_test(NAME ${name}
+      COMMAND bash -c "mkdir -p '${work}' && exec $<TARGET_FILE:${name}> -max_total_time=${CAIRN_FUZZ_SECONDS} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 '${work}' '${corpus}'")
+    set_tests_properties(${name} PROPERTIES TIMEOUT 600 LABELS fuzz)
+  endforeach()
+endif()

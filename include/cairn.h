@@ -1,0 +1,384 @@
+/*
+ * cairn.h -- the one public header of libcairn.
+ *
+ * cairn saves, loads and checkpoints machine-learning models: named tensors
+ * plus a typed metadata tree, in a documented format (docs/FORMAT.md) and in
+ * the formats people already have (NumPy .npy today).
+ *
+ * Conventions that hold for every function below:
+ *   - Every fallible function returns a cairn_status. CAIRN_OK is 0.
+ *   - Every fallible function takes a `cairn_error *err` as its last argument.
+ *     It may be NULL. When it is not NULL and the call fails, err->status and
+ *     err->message describe the failure (file, object, field, offset). The
+ *     struct lives in caller memory, so error reporting is thread-safe.
+ *   - On failure every out-parameter is set to NULL / 0.
+ *   - Destructors (cairn_*_free, cairn_*_close, cairn_writer_abort) accept NULL.
+ *   - Ownership is stated at each pointer crossing: "borrowed" means the
+ *     pointer stays valid until the named handle is closed; "copied" means
+ *     cairn keeps its own copy and the caller may reuse its memory at once.
+ *   - Nothing in the library calls exit() or abort(), prints, or keeps global
+ *     mutable state.
+ *
+ * Thread safety: a cairn_file may be read from any number of threads at once
+ * (all read functions take a const handle and use pread / the mapping). A
+ * cairn_writer and a cairn_value tree belong to one thread at a time.
+ */
+#ifndef CAIRN_H
+#define CAIRN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CAIRN_API
+#elif defined(__GNUC__)
+#define CAIRN_API __attribute__((visibility("default")))
+#else
+#define CAIRN_API
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define CAIRN_VERSION_MAJOR 0
+#define CAIRN_VERSION_MINOR 1
+#define CAIRN_VERSION_PATCH 0
+#define CAIRN_VERSION_STRING "0.1.0"
+
+/* The native format version this library writes (docs/FORMAT.md). It reads
+ * every minor version of this major and refuses a newer major. */
+#define CAIRN_FORMAT_MAJOR 1
+#define CAIRN_FORMAT_MINOR 0
+
+/* The library version as "MAJOR.MINOR.PATCH"; compare with CAIRN_VERSION_STRING
+ * to detect a header/library mismatch. */
+CAIRN_API const char *cairn_version(void);
+
+/* ----------------------------------------------------------------- errors */
+
+/* Values are pinned forever: new statuses are added at the end. */
+typedef enum cairn_status {
+    CAIRN_OK = 0,
+    CAIRN_E_ARG = 1,         /* a bad argument from the caller (NULL, bad name, bad rank) */
+    CAIRN_E_NOMEM = 2,       /* an allocation failed */
+    CAIRN_E_IO = 3,          /* the operating system refused a read/write/fsync/rename */
+    CAIRN_E_CORRUPT = 4,     /* the input is malformed or truncated */
+    CAIRN_E_UNSUPPORTED = 5, /* well-formed, but uses something this library does not do
+                                (newer major version, unknown codec, object dtype, ...) */
+    CAIRN_E_NOT_FOUND = 6,   /* no tensor / key of that name */
+    CAIRN_E_LIMIT = 7,       /* exceeds a normative resource limit (docs/FORMAT.md §7) */
+    CAIRN_E_CHECKSUM = 8,    /* stored bytes do not match their checksum */
+    CAIRN_E_DTYPE = 9,       /* a dtype conversion that is not allowed (narrowing ints, ...) */
+    CAIRN_E_EXISTS = 10,     /* a name that is already present */
+    CAIRN_E_STATE = 11,      /* the handle is in the wrong state (writer committed or failed) */
+    CAIRN_E_FORMAT = 12,     /* the input is not in any format cairn knows */
+    CAIRN_E_SIZE = 13        /* a caller buffer has the wrong size */
+} cairn_status;
+
+#define CAIRN_ERROR_MESSAGE_MAX 512
+
+typedef struct cairn_error {
+    cairn_status status;
+    char message[CAIRN_ERROR_MESSAGE_MAX]; /* NUL-terminated, human readable */
+} cairn_error;
+
+/* A static, never-allocated description of a status ("corrupt input"). */
+CAIRN_API const char *cairn_strerror(cairn_status status);
+
+/* Frees memory that cairn handed to the caller (cairn_writer_commit_memory's
+ * buffer, cairn_value_to_json's string). NULL is a no-op. */
+CAIRN_API void cairn_free(void *ptr);
+
+/* ----------------------------------------------------------------- dtypes */
+
+/* Values are pinned forever and are the on-disk codes of docs/FORMAT.md §5. */
+typedef enum cairn_dtype {
+    CAIRN_DTYPE_INVALID = 0,
+    CAIRN_F64 = 1,
+    CAIRN_F32 = 2,
+    CAIRN_F16 = 3,     /* IEEE 754 binary16 */
+    CAIRN_BF16 = 4,    /* bfloat16: the top 16 bits of a binary32 */
+    CAIRN_F8_E4M3 = 5, /* OCP FP8 E4M3 "fn": no infinities, NaN = S.1111.111, max 448 */
+    CAIRN_F8_E5M2 = 6, /* OCP FP8 E5M2: IEEE-like, has Inf and NaN, max 57344 */
+    CAIRN_I8 = 7,
+    CAIRN_I16 = 8,
+    CAIRN_I32 = 9,
+    CAIRN_I64 = 10,
+    CAIRN_U8 = 11,
+    CAIRN_U16 = 12,
+    CAIRN_U32 = 13,
+    CAIRN_U64 = 14,
+    CAIRN_BOOL = 15,   /* one byte, 0 or 1 */
+    CAIRN_C64 = 16,    /* two F32: real, imaginary */
+    CAIRN_C128 = 17    /* two F64: real, imaginary */
+} cairn_dtype;
+
+#define CAIRN_DTYPE_COUNT 18 /* one past the largest valid code */
+#define CAIRN_MAX_RANK 8
+
+/* Bytes per element, or 0 for an invalid code. */
+CAIRN_API size_t cairn_dtype_size(cairn_dtype dtype);
+/* Canonical upper-case name ("F32", "BF16", "F8_E4M3"), or NULL if invalid. */
+CAIRN_API const char *cairn_dtype_name(cairn_dtype dtype);
+/* Parses a canonical name (case-insensitive); CAIRN_DTYPE_INVALID if unknown. */
+CAIRN_API cairn_dtype cairn_dtype_from_name(const char *name);
+/* Whether cairn_tensor_read / cairn_convert may turn `from` into `to`:
+ * the same dtype; any float type to any other float type (F64 F32 F16 BF16
+ * F8_E4M3 F8_E5M2; rounding to nearest, ties to even; NaN and Inf kept, and
+ * a value too large for the target becomes Inf, or NaN for F8_E4M3 which has
+ * no Inf); C64 <-> C128; an integer or BOOL to a wider integer that holds every
+ * value (I8 -> I16, U8 -> I16 or U16, ...); and an integer to a float type
+ * that holds every value exactly (I8/U8/I16/U16/BOOL -> F32, and I32/U32 ->
+ * F64 as well). Everything else (narrowing integers, float to integer) is refused. */
+CAIRN_API int cairn_dtype_can_convert(cairn_dtype from, cairn_dtype to);
+/* Converts `count` elements. Both buffers are little-endian, C order and must
+ * not overlap. Returns CAIRN_E_DTYPE if the conversion is not allowed. */
+CAIRN_API cairn_status cairn_convert(cairn_dtype from, const void *src, cairn_dtype to, void *dst,
+                                     size_t count, cairn_error *err);
+
+/* ---------------------------------------------------------- metadata tree */
+
+/* A typed tree: what a checkpoint says about itself (config, history, ...).
+ * Maps keep insertion order and have unique keys. Strings and keys are UTF-8.
+ * A node belongs to at most one parent; adding a node to a parent transfers
+ * ownership to the parent. */
+typedef enum cairn_value_type {
+    CAIRN_VALUE_NULL = 0,
+    CAIRN_VALUE_BOOL = 1,
+    CAIRN_VALUE_INT = 2,    /* int64 */
+    CAIRN_VALUE_FLOAT = 3,  /* float64; NaN (payload kept), +-Inf and -0.0 round-trip exactly */
+    CAIRN_VALUE_STRING = 4, /* UTF-8, may contain NUL bytes (length is explicit) */
+    CAIRN_VALUE_BYTES = 5,  /* raw bytes */
+    CAIRN_VALUE_LIST = 6,
+    CAIRN_VALUE_MAP = 7,
+    CAIRN_VALUE_TENSOR = 8  /* a reference, by name, to a tensor of the same archive */
+} cairn_value_type;
+
+typedef struct cairn_value cairn_value;
+
+/* Constructors return NULL only when memory runs out (or, for strings, keys
+ * and tensor references, when the text is not valid UTF-8). Text is copied. */
+CAIRN_API cairn_value *cairn_value_null(void);
+CAIRN_API cairn_value *cairn_value_bool(int b);
+CAIRN_API cairn_value *cairn_value_int(int64_t i);
+CAIRN_API cairn_value *cairn_value_float(double d);
+CAIRN_API cairn_value *cairn_value_string(const char *s);                 /* NUL-terminated */
+CAIRN_API cairn_value *cairn_value_string_n(const char *s, size_t len);
+CAIRN_API cairn_value *cairn_value_bytes(const void *data, size_t len);
+CAIRN_API cairn_value *cairn_value_tensor_ref(const char *tensor_name);
+CAIRN_API cairn_value *cairn_value_list(void);
+CAIRN_API cairn_value *cairn_value_map(void);
+/* Frees a node and everything under it. NULL is a no-op. Do not free a node
+ * that belongs to a parent. */
+CAIRN_API void cairn_value_free(cairn_value *v);
+/* A deep copy, or NULL when memory runs out. */
+CAIRN_API cairn_value *cairn_value_clone(const cairn_value *v);
+
+CAIRN_API cairn_value_type cairn_value_get_type(const cairn_value *v);
+/* Scalar accessors return CAIRN_E_ARG when the node has another type. */
+CAIRN_API cairn_status cairn_value_get_bool(const cairn_value *v, int *out);
+CAIRN_API cairn_status cairn_value_get_int(const cairn_value *v, int64_t *out);
+CAIRN_API cairn_status cairn_value_get_float(const cairn_value *v, double *out);
+/* STRING, BYTES and TENSOR nodes: a borrowed pointer (valid while the node
+ * lives) and its length. Strings and tensor names are also NUL-terminated. */
+CAIRN_API cairn_status cairn_value_get_data(const cairn_value *v, const void **data, size_t *len);
+
+/* Lists and maps: number of children (0 for other types). */
+CAIRN_API size_t cairn_value_count(const cairn_value *v);
+/* Lists and maps: the i-th child in order (borrowed), or NULL if out of range. */
+CAIRN_API const cairn_value *cairn_value_at(const cairn_value *v, size_t i);
+/* Maps: the i-th key (borrowed, NUL-terminated), or NULL. */
+CAIRN_API const char *cairn_value_key_at(const cairn_value *v, size_t i);
+/* Maps: the child under `key` (borrowed), or NULL. Linear in the map size. */
+CAIRN_API const cairn_value *cairn_value_get(const cairn_value *v, const char *key);
+
+/* Appends `child` to a list. Takes ownership of `child` on success; on
+ * failure the caller still owns it. */
+CAIRN_API cairn_status cairn_value_append(cairn_value *list, cairn_value *child, cairn_error *err);
+/* Sets `key` in a map to `child`: replaces (and frees) the old value in place
+ * if the key exists, or appends. Ownership as cairn_value_append. */
+CAIRN_API cairn_status cairn_value_set(cairn_value *map, const char *key, cairn_value *child,
+                                       cairn_error *err);
+
+/* Renders the tree as JSON (UTF-8, NUL-terminated, caller frees with
+ * cairn_free). JSON cannot hold everything the tree holds, so these are
+ * written as tagged objects (docs/FORMAT.md §6.3):
+ *   NaN / Inf / -Inf        {"$float": "nan" | "inf" | "-inf"}  (a NaN with a
+ *                           non-default payload: {"$float": "nan:0x7ff8000000000001"})
+ *   -0.0                    {"$float": "-0"}
+ *   bytes                   {"$bytes": "<base64>"}
+ *   tensor reference        {"$tensor": "<name>"}
+ * Integers are printed exactly. `indent` = 0 gives one line. */
+CAIRN_API cairn_status cairn_value_to_json(const cairn_value *v, int indent, char **out_json,
+                                           cairn_error *err);
+
+/* --------------------------------------------------------------- formats */
+
+typedef enum cairn_format {
+    CAIRN_FORMAT_AUTO = 0,   /* reading: detect by content; writing: by file extension */
+    CAIRN_FORMAT_NATIVE = 1, /* .cairn, docs/FORMAT.md */
+    CAIRN_FORMAT_NPY = 2     /* NumPy .npy: exactly one tensor */
+} cairn_format;
+
+/* "cairn", "npy"; NULL if unknown. */
+CAIRN_API const char *cairn_format_name(cairn_format format);
+
+/* ---------------------------------------------------------------- reading */
+
+typedef struct cairn_file cairn_file;
+
+/* Flags for cairn_open_opts.flags. */
+#define CAIRN_OPEN_VERIFY 0x1u  /* verify every tensor's checksum during open */
+#define CAIRN_OPEN_NO_MMAP 0x2u /* read with pread only; zero-copy views unavailable */
+
+typedef struct cairn_open_opts {
+    size_t struct_size; /* sizeof(cairn_open_opts): lets fields be added later */
+    unsigned flags;
+    cairn_format format; /* CAIRN_FORMAT_AUTO to detect */
+} cairn_open_opts;
+
+/* Opens a file. For the native format this reads and checks the trailer and
+ * the index (every record's bounds, names, sort order) and nothing else: the
+ * cost does not depend on tensor sizes. `opts` may be NULL for defaults. */
+CAIRN_API cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts,
+                                       cairn_file **out, cairn_error *err);
+/* Opens bytes in memory. The buffer is borrowed until cairn_file_close and
+ * must not change meanwhile. */
+CAIRN_API cairn_status cairn_file_open_memory(const void *data, size_t size,
+                                              const cairn_open_opts *opts, cairn_file **out,
+                                              cairn_error *err);
+CAIRN_API void cairn_file_close(cairn_file *f);
+
+typedef struct cairn_file_info {
+    cairn_format format;
+    uint32_t version_major, version_minor; /* of the file's format */
+    uint64_t tensor_count;
+    uint64_t file_size;
+    uint64_t payload_bytes; /* sum of stored sizes, each shared payload counted once */
+    uint64_t alignment;     /* largest tensor alignment in the file (1 if none) */
+    int has_metadata;
+} cairn_file_info;
+
+CAIRN_API cairn_status cairn_file_get_info(const cairn_file *f, cairn_file_info *out,
+                                           cairn_error *err);
+CAIRN_API uint64_t cairn_file_count(const cairn_file *f);
+/* The path given to open, or "<memory>". Borrowed. */
+CAIRN_API const char *cairn_file_path(const cairn_file *f);
+
+#define CAIRN_CODEC_NONE 0
+
+typedef struct cairn_tensor_info {
+    const char *name;    /* borrowed until close; UTF-8; NUL-terminated */
+    size_t name_len;     /* bytes, without the NUL */
+    cairn_dtype dtype;
+    uint32_t rank;
+    uint64_t dims[CAIRN_MAX_RANK]; /* dims[rank..] are 0 */
+    uint64_t count;                /* elements: product of dims (1 for rank 0) */
+    uint64_t raw_size;             /* count * dtype size */
+    uint64_t stored_size;          /* bytes in the file */
+    uint64_t offset;               /* file offset of the stored bytes */
+    uint64_t alignment;            /* of `offset`, as recorded */
+    uint32_t codec;                /* CAIRN_CODEC_NONE */
+    int has_checksum;
+    uint64_t checksum;             /* xxh3-64 of the stored bytes, if has_checksum */
+    int zero_copy;                 /* cairn_tensor_data works for this tensor */
+} cairn_tensor_info;
+
+/* Tensors are indexed 0..count-1; in the native format, in name order. */
+CAIRN_API cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index,
+                                            cairn_tensor_info *out, cairn_error *err);
+/* Finds a tensor by name (binary search in the native index). CAIRN_E_NOT_FOUND
+ * if absent. `index` may be NULL. */
+CAIRN_API cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *index,
+                                         cairn_tensor_info *out, cairn_error *err);
+/* A zero-copy pointer to the stored bytes, borrowed until cairn_file_close.
+ * Only when info.zero_copy (mapped file or memory, uncompressed, little-endian,
+ * C order); otherwise CAIRN_E_UNSUPPORTED and the caller uses cairn_tensor_read. */
+CAIRN_API cairn_status cairn_tensor_data(const cairn_file *f, uint64_t index, const void **data,
+                                         cairn_error *err);
+
+/* Flags for cairn_tensor_read. */
+#define CAIRN_READ_VERIFY 0x1u /* check the stored bytes against their checksum */
+
+/* Copies a tensor into `dst` (little-endian, C order) as `dtype`, converting
+ * per cairn_dtype_can_convert. `dst_size` must equal count * size of `dtype`
+ * (CAIRN_E_SIZE otherwise). With CAIRN_READ_VERIFY a checksum mismatch gives
+ * CAIRN_E_CHECKSUM (dst content is then unspecified). */
+CAIRN_API cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, cairn_dtype dtype,
+                                         void *dst, size_t dst_size, unsigned flags,
+                                         cairn_error *err);
+/* Checks one tensor's stored bytes against its checksum. */
+CAIRN_API cairn_status cairn_tensor_verify(const cairn_file *f, uint64_t index, cairn_error *err);
+/* Checks every byte of the file: header, trailer, index, every payload's
+ * checksum, payload overlaps and the metadata encoding. The message names the
+ * first bad tensor or structure. */
+CAIRN_API cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err);
+
+/* Decodes the metadata tree. The caller owns *out (cairn_value_free). A file
+ * without metadata gives an empty map. */
+CAIRN_API cairn_status cairn_file_read_metadata(const cairn_file *f, cairn_value **out,
+                                                cairn_error *err);
+
+/* ---------------------------------------------------------------- writing */
+
+typedef struct cairn_writer cairn_writer;
+
+/* Flags for cairn_write_opts.flags. */
+#define CAIRN_WRITE_NO_SYNC 0x1u /* skip fsync (faster; a crash may lose the new file,
+                                    never the old one: the rename is still atomic) */
+
+typedef struct cairn_write_opts {
+    size_t struct_size;  /* sizeof(cairn_write_opts) */
+    unsigned flags;
+    cairn_format format; /* CAIRN_FORMAT_AUTO: from the extension (.npy -> NPY, else NATIVE) */
+    uint64_t alignment;  /* payload alignment: a power of two in [8, 65536]; 0 = 64 */
+} cairn_write_opts;
+
+/* Starts a save to `path`. Nothing appears at `path` until commit: bytes go
+ * to a temporary file in the same directory, which commit fsyncs, renames
+ * over `path` and follows with an fsync of the directory (docs/FORMAT.md §9).
+ * `opts` may be NULL. */
+CAIRN_API cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *opts,
+                                              cairn_writer **out, cairn_error *err);
+/* Starts a save to a growable memory buffer (save to bytes). The bytes are
+ * identical to what a file save with the same calls produces. */
+CAIRN_API cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer **out,
+                                                cairn_error *err);
+
+/* Adds one tensor. `data` holds count * dtype size bytes, little-endian, C
+ * order; it is written out (file) or copied (memory) before this returns, so
+ * the caller may reuse it at once and memory stays bounded by the caller's
+ * own buffers. `dims` may be NULL when rank is 0. Names are UTF-8, 1 to 4096
+ * bytes, unique (CAIRN_E_EXISTS). Any failure puts the writer in a failed
+ * state: later calls return CAIRN_E_STATE and commit fails. */
+CAIRN_API cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype,
+                                        uint32_t rank, const uint64_t *dims, const void *data,
+                                        cairn_error *err);
+/* Adds `name` as a second name for the already added tensor `existing`
+ * (tied weights): same dtype, shape and stored bytes, stored once. */
+CAIRN_API cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name,
+                                              const char *existing, cairn_error *err);
+/* Sets the metadata tree (a map). The tree is copied; the caller keeps
+ * ownership of `tree`. Every tensor reference must name a tensor of the
+ * archive by commit time. Replaces any tree set before. */
+CAIRN_API cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
+                                                 cairn_error *err);
+/* Finishes a path writer: writes the index and trailer and commits
+ * atomically. The writer is freed whether or not this succeeds; on failure
+ * the temporary file is removed and `path` is untouched. */
+CAIRN_API cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err);
+/* Finishes a memory writer: *out_data (caller frees with cairn_free) and
+ * *out_size receive the bytes. The writer is freed either way. */
+CAIRN_API cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data,
+                                                  size_t *out_size, cairn_error *err);
+/* Discards everything: removes the temporary file, frees the writer. NULL is a no-op. */
+CAIRN_API void cairn_writer_abort(cairn_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CAIRN_H */

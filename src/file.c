@@ -1,0 +1,267 @@
+/* file.c -- opening inputs (mmap, pread or memory), format detection, and the
+ * format-independent query functions of cairn_file. */
+#include "archive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char native_magic[8] = {'\x89', 'C', 'A', 'I', 'R', 'N', '\r', '\n'};
+static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+
+const char *cairn_format_name(cairn_format format)
+{
+    switch (format) {
+    case CAIRN_FORMAT_NATIVE: return "cairn";
+    case CAIRN_FORMAT_NPY: return "npy";
+    case CAIRN_FORMAT_AUTO: return "auto";
+    }
+    return NULL;
+}
+
+static const cairn__reader_ops *ops_for(cairn_format format)
+{
+    switch (format) {
+    case CAIRN_FORMAT_NATIVE: return &cairn__native_reader;
+    case CAIRN_FORMAT_NPY: return &cairn__npy_reader;
+    case CAIRN_FORMAT_AUTO: break;
+    }
+    return NULL;
+}
+
+cairn_status cairn__source_read(const cairn_file *f, uint64_t offset, void *dst, size_t len,
+                                cairn_error *err)
+{
+    uint64_t end;
+    if (cairn__add_overflow(offset, len, &end) || end > f->src.size)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: read of %zu bytes at offset %llu runs past "
+                           "the end of the input (%llu bytes)", f->path, len,
+                           (unsigned long long)offset, (unsigned long long)f->src.size);
+    if (f->src.base) {
+        memcpy(dst, f->src.base + offset, len);
+        return CAIRN_OK;
+    }
+    uint8_t *p = dst;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pread(f->src.fd, p, chunk, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: read at offset %llu: %s", f->path,
+                               (unsigned long long)offset, strerror(errno));
+        if (n == 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: file shrank while open (read at offset %llu "
+                               "hit its end)", f->path, (unsigned long long)offset);
+        p += n;
+        offset += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return CAIRN_OK;
+}
+
+const uint8_t *cairn__source_ptr(const cairn_file *f, uint64_t offset, uint64_t len)
+{
+    (void)len;
+    return f->src.base ? f->src.base + offset : NULL;
+}
+
+static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
+{
+    if (wanted != CAIRN_FORMAT_AUTO) {
+        f->ops = ops_for(wanted);
+        if (!f->ops)
+            return cairn__fail(err, CAIRN_E_ARG, "%s: unknown format code %d", f->path, (int)wanted);
+        return CAIRN_OK;
+    }
+    uint8_t head[8] = {0};
+    size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
+    CAIRN_TRY(cairn__source_read(f, 0, head, n, err));
+    if (n >= sizeof native_magic && memcmp(head, native_magic, sizeof native_magic) == 0)
+        f->ops = &cairn__native_reader;
+    else if (n >= sizeof npy_magic && memcmp(head, npy_magic, sizeof npy_magic) == 0)
+        f->ops = &cairn__npy_reader;
+    else if (f->src.size == 0)
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
+    else
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn or .npy file (first bytes "
+                           "%02x %02x %02x %02x)", f->path, head[0], head[1], head[2], head[3]);
+    return CAIRN_OK;
+}
+
+static cairn_status read_opts(const cairn_open_opts *opts, unsigned *flags, cairn_format *format,
+                              cairn_error *err)
+{
+    *flags = 0;
+    *format = CAIRN_FORMAT_AUTO;
+    if (!opts)
+        return CAIRN_OK;
+    if (opts->struct_size < sizeof(size_t) + sizeof(unsigned))
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_open_opts.struct_size %zu is too small",
+                           opts->struct_size);
+    *flags = opts->flags;
+    if (opts->struct_size >= offsetof(cairn_open_opts, format) + sizeof opts->format)
+        *format = opts->format;
+    return CAIRN_OK;
+}
+
+static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file **out,
+                                cairn_error *err)
+{
+    cairn_status st = detect(f, format, err);
+    if (st == CAIRN_OK)
+        st = f->ops->open(f, err);
+    if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
+        st = cairn_file_verify(f, err);
+    if (st != CAIRN_OK) {
+        cairn_file_close(f);
+        return st;
+    }
+    *out = f;
+    return CAIRN_OK;
+}
+
+static cairn_file *file_new(const char *path)
+{
+    cairn_file *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->src.fd = -1;
+    f->path = strdup(path);
+    if (!f->path) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cairn_file **out,
+                             cairn_error *err)
+{
+    unsigned flags;
+    cairn_format format;
+    if (out)
+        *out = NULL;
+    if (!path || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open: path and out must not be NULL");
+    CAIRN_TRY(read_opts(opts, &flags, &format, err));
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        close(fd);
+        return cairn__fail(err, CAIRN_E_IO, "%s: %s", path,
+                           S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
+    }
+    cairn_file *f = file_new(path);
+    if (!f) {
+        close(fd);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
+    }
+    f->flags = flags;
+    f->src.fd = fd;
+    f->src.size = (uint64_t)st.st_size;
+    if (!(flags & CAIRN_OPEN_NO_MMAP) && st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) { /* on failure, fall back to pread */
+            f->src.base = m;
+            f->src.mapped = 1;
+        }
+    }
+    return finish_open(f, format, out, err);
+}
+
+cairn_status cairn_file_open_memory(const void *data, size_t size, const cairn_open_opts *opts,
+                                    cairn_file **out, cairn_error *err)
+{
+    unsigned flags;
+    cairn_format format;
+    if (out)
+        *out = NULL;
+    if ((!data && size > 0) || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open_memory: data and out must not be NULL");
+    CAIRN_TRY(read_opts(opts, &flags, &format, err));
+    cairn_file *f = file_new("<memory>");
+    if (!f)
+        return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: out of memory");
+    static const uint8_t empty[1] = {0};
+    f->flags = flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
+    f->src.base = data ? data : empty;
+    f->src.size = size;
+    return finish_open(f, format, out, err);
+}
+
+void cairn_file_close(cairn_file *f)
+{
+    if (!f)
+        return;
+    if (f->ops && f->state)
+        f->ops->close(f);
+    if (f->src.mapped)
+        munmap((void *)f->src.base, (size_t)f->src.size);
+    if (f->src.fd >= 0)
+        close(f->src.fd);
+    free(f->path);
+    free(f);
+}
+
+const char *cairn_file_path(const cairn_file *f) { return f ? f->path : NULL; }
+
+uint64_t cairn_file_count(const cairn_file *f) { return f ? f->ops->count(f) : 0; }
+
+cairn_status cairn_file_get_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
+{
+    if (!f || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_file_get_info: NULL argument");
+    memset(out, 0, sizeof *out);
+    return f->ops->file_info(f, out, err);
+}
+
+cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_tensor_info *out,
+                                  cairn_error *err)
+{
+    if (!f || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_info_at: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (index >= f->ops->count(f))
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu tensors)",
+                           f->path, (unsigned long long)index, (unsigned long long)f->ops->count(f));
+    cairn__tensor t;
+    CAIRN_TRY(f->ops->tensor_at(f, index, &t, err));
+    *out = t.info;
+    return CAIRN_OK;
+}
+
+cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *index,
+                               cairn_tensor_info *out, cairn_error *err)
+{
+    uint64_t i = 0;
+    if (index)
+        *index = 0;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!f || !name)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_find: NULL argument");
+    CAIRN_TRY(f->ops->find(f, name, strlen(name), &i, err));
+    if (index)
+        *index = i;
+    return out ? cairn_tensor_info_at(f, i, out, err) : CAIRN_OK;
+}
+
+cairn_status cairn_file_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!f || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_file_read_metadata: NULL argument");
+    if (f->ops->read_metadata)
+        return f->ops->read_metadata(f, out, err);
+    *out = cairn_value_map();
+    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+}

@@ -1,0 +1,319 @@
+/* native_write.c -- streams payloads to the sink as they are added, keeps
+ * only the index in memory, and writes index + metadata + trailer at the end. */
+#include "../archive.h"
+#include "../value_internal.h"
+#include "native.h"
+
+#include <stdlib.h>
+#include <xxhash.h>
+
+typedef struct entry {
+    char *name;
+    uint32_t name_len;
+    uint16_t dtype;
+    uint8_t rank, align_log2;
+    uint16_t flags;
+    uint64_t dims[CAIRN_MAX_RANK];
+    uint64_t offset, size, checksum;
+} entry;
+
+typedef struct native_writer {
+    entry *entries;
+    size_t count, cap;
+    uint64_t strings_size;
+    /* Open-addressing set of entry indexes + 1 (0 = empty), keyed by name, so
+     * duplicate checks and alias look-ups stay O(1) at 100,000+ tensors. */
+    uint32_t *slots;
+    size_t slot_count;
+    cairn_value *meta;
+} native_writer;
+
+static uint64_t name_hash(const char *name, size_t len) { return XXH3_64bits(name, len); }
+
+static int64_t lookup(const native_writer *nw, const char *name, size_t len)
+{
+    if (!nw->slot_count)
+        return -1;
+    size_t mask = nw->slot_count - 1;
+    for (size_t i = name_hash(name, len) & mask;; i = (i + 1) & mask) {
+        uint32_t s = nw->slots[i];
+        if (!s)
+            return -1;
+        const entry *e = &nw->entries[s - 1];
+        if (e->name_len == len && memcmp(e->name, name, len) == 0)
+            return s - 1;
+    }
+}
+
+static void slot_insert(uint32_t *slots, size_t slot_count, const entry *e, uint32_t value)
+{
+    size_t mask = slot_count - 1;
+    size_t i = name_hash(e->name, e->name_len) & mask;
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = value;
+}
+
+/* Keeps the set at most half full. */
+static cairn_status grow_slots(native_writer *nw, const char *path, cairn_error *err)
+{
+    if ((nw->count + 1) * 2 <= nw->slot_count)
+        return CAIRN_OK;
+    size_t n = nw->slot_count ? nw->slot_count * 2 : 64;
+    uint32_t *slots = calloc(n, sizeof *slots);
+    if (!slots)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the index", path);
+    for (size_t i = 0; i < nw->count; i++)
+        slot_insert(slots, n, &nw->entries[i], (uint32_t)(i + 1));
+    free(nw->slots);
+    nw->slots = slots;
+    nw->slot_count = n;
+    return CAIRN_OK;
+}
+
+/* Appends a new entry (name copied) and indexes it. */
+static cairn_status push_entry(cairn_writer *w, const entry *proto, const char *name,
+                               cairn_error *err)
+{
+    native_writer *nw = w->state;
+    size_t len = strlen(name);
+    if (nw->count >= NATIVE_MAX_TENSORS)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: more than %llu tensors", w->path,
+                           (unsigned long long)NATIVE_MAX_TENSORS);
+    if (nw->strings_size + len + 1 > NATIVE_MAX_STRINGS)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor names exceed %llu bytes in total",
+                           w->path, (unsigned long long)NATIVE_MAX_STRINGS);
+    if (lookup(nw, name, len) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
+    CAIRN_TRY(grow_slots(nw, w->path, err));
+    if (nw->count == nw->cap) {
+        size_t cap = nw->cap ? nw->cap * 2 : 64;
+        entry *e = realloc(nw->entries, cap * sizeof *e);
+        if (!e)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the index", w->path);
+        nw->entries = e;
+        nw->cap = cap;
+    }
+    entry *e = &nw->entries[nw->count];
+    *e = *proto;
+    e->name = malloc(len + 1);
+    if (!e->name)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    memcpy(e->name, name, len + 1);
+    e->name_len = (uint32_t)len;
+    nw->count++;
+    nw->strings_size += len + 1; /* each name is followed by a NUL */
+    slot_insert(nw->slots, nw->slot_count, e, (uint32_t)nw->count);
+    return CAIRN_OK;
+}
+
+static cairn_status nw_begin(cairn_writer *w, cairn_error *err)
+{
+    native_writer *nw = calloc(1, sizeof *nw);
+    if (!nw)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    w->state = nw;
+    uint8_t h[NATIVE_HEADER_SIZE] = {0};
+    memcpy(h + HD_MAGIC, native_head_magic, 8);
+    cairn__put16(h + HD_MAJOR, CAIRN_FORMAT_MAJOR);
+    cairn__put16(h + HD_MINOR, CAIRN_FORMAT_MINOR);
+    cairn__put32(h + HD_BOM, NATIVE_BOM);
+    cairn__put32(h + HD_SIZE, NATIVE_HEADER_SIZE);
+    return cairn__sink_write(w, h, sizeof h, err);
+}
+
+/* Writes the payload in pieces, hashing each piece just before it is
+ * written, so the bytes are read from memory once and hashed in cache. */
+static cairn_status write_hashed(cairn_writer *w, const uint8_t *data, uint64_t size,
+                                 uint64_t *checksum, cairn_error *err)
+{
+    enum { PIECE = 1u << 20 };
+    if (size <= PIECE) {
+        *checksum = XXH3_64bits(data, (size_t)size);
+        return cairn__sink_write(w, data, (size_t)size, err);
+    }
+    XXH3_state_t *state = XXH3_createState();
+    if (!state)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    XXH3_64bits_reset(state);
+    cairn_status st = CAIRN_OK;
+    for (uint64_t done = 0; done < size && st == CAIRN_OK;) {
+        size_t n = size - done < PIECE ? (size_t)(size - done) : PIECE;
+        XXH3_64bits_update(state, data + done, n);
+        st = cairn__sink_write(w, data + done, n, err);
+        done += n;
+    }
+    *checksum = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    return st;
+}
+
+static cairn_status nw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                           const uint64_t *dims, const void *data, cairn_error *err)
+{
+    native_writer *nw = w->state;
+    if (lookup(nw, name, strlen(name)) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
+    entry e = {0};
+    e.dtype = (uint16_t)dtype;
+    e.rank = (uint8_t)rank;
+    e.align_log2 = (uint8_t)__builtin_ctzll(w->alignment);
+    uint64_t size = cairn_dtype_size(dtype);
+    for (uint32_t d = 0; d < rank; d++) {
+        e.dims[d] = dims[d];
+        size *= dims[d]; /* overflow was ruled out by cairn_writer_add */
+    }
+    CAIRN_TRY(cairn__sink_pad(w, w->alignment, err));
+    e.offset = w->pos;
+    e.size = size;
+    CAIRN_TRY(write_hashed(w, data, size, &e.checksum, err));
+    return push_entry(w, &e, name, err);
+}
+
+static cairn_status nw_add_alias(cairn_writer *w, const char *name, const char *existing,
+                                 cairn_error *err)
+{
+    native_writer *nw = w->state;
+    int64_t i = lookup(nw, existing, strlen(existing));
+    if (i < 0)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: alias '%s': no tensor '%s' was added",
+                           w->path, name, existing);
+    entry proto = nw->entries[i];
+    proto.flags |= RC_FLAG_ALIAS;
+    return push_entry(w, &proto, name, err);
+}
+
+static cairn_status nw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
+{
+    native_writer *nw = w->state;
+    cairn_value_free(nw->meta);
+    nw->meta = tree;
+    return CAIRN_OK;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const entry *x = a, *y = b;
+    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+static int sorted_exists(void *ctx, const char *name, size_t len)
+{
+    const native_writer *nw = ctx;
+    return lookup(nw, name, len) >= 0;
+}
+
+static void put_record(uint8_t *r, const entry *e, uint32_t name_offset)
+{
+    memset(r, 0, NATIVE_RECORD_SIZE);
+    cairn__put64(r + RC_DATA_OFFSET, e->offset);
+    cairn__put64(r + RC_STORED_SIZE, e->size);
+    cairn__put64(r + RC_RAW_SIZE, e->size);
+    cairn__put64(r + RC_CHECKSUM, e->checksum);
+    cairn__put32(r + RC_NAME_OFFSET, name_offset);
+    cairn__put32(r + RC_NAME_LEN, e->name_len);
+    cairn__put16(r + RC_DTYPE, e->dtype);
+    r[RC_RANK] = e->rank;
+    r[RC_ALIGN_LOG2] = e->align_log2;
+    cairn__put16(r + RC_FLAGS, e->flags);
+    for (int d = 0; d < CAIRN_MAX_RANK; d++)
+        cairn__put64(r + RC_DIMS + 8 * d, e->dims[d]);
+}
+
+/* Lays out records, strings (padded to 8) and metadata in one buffer. */
+static cairn_status build_index(cairn_writer *w, const uint8_t *meta, size_t meta_size,
+                                uint8_t **out, uint64_t *strings_rel, uint64_t *meta_rel,
+                                uint64_t *total, cairn_error *err)
+{
+    native_writer *nw = w->state;
+    uint64_t records = (uint64_t)nw->count * NATIVE_RECORD_SIZE;
+    uint64_t strings_padded = (nw->strings_size + 7) & ~UINT64_C(7);
+    *strings_rel = records;
+    *meta_rel = records + strings_padded;
+    *total = records + strings_padded + meta_size;
+    if (*total > NATIVE_MAX_INDEX)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: index of %llu bytes exceeds the 1 GiB limit",
+                           w->path, (unsigned long long)*total);
+    uint8_t *buf = calloc(1, *total ? (size_t)*total : 1);
+    if (!buf)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %llu-byte index", w->path,
+                           (unsigned long long)*total);
+    uint64_t name_pos = 0;
+    for (size_t i = 0; i < nw->count; i++) {
+        const entry *e = &nw->entries[i];
+        put_record(buf + i * NATIVE_RECORD_SIZE, e, (uint32_t)name_pos);
+        memcpy(buf + records + name_pos, e->name, e->name_len + 1);
+        name_pos += e->name_len + 1;
+    }
+    if (meta_size)
+        memcpy(buf + *meta_rel, meta, meta_size);
+    *out = buf;
+    return CAIRN_OK;
+}
+
+static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
+{
+    native_writer *nw = w->state;
+    uint8_t *meta = NULL, *index = NULL;
+    size_t meta_size = 0;
+    uint64_t strings_rel, meta_rel, total;
+    if (nw->meta && cairn_value_count(nw->meta) > 0)
+        CAIRN_TRY(cairn__meta_encode(nw->meta, sorted_exists, nw, &meta, &meta_size, err));
+    /* Sorting moves entries: the hash set still maps names to the old
+     * positions, which is fine because it is not used after this point. */
+    qsort(nw->entries, nw->count, sizeof *nw->entries, entry_cmp);
+    free(nw->slots);
+    nw->slots = NULL;
+    nw->slot_count = 0;
+    cairn_status st = build_index(w, meta, meta_size, &index, &strings_rel, &meta_rel, &total, err);
+    free(meta);
+    if (st != CAIRN_OK)
+        return st;
+    st = cairn__sink_pad(w, 8, err);
+    uint64_t index_offset = w->pos;
+    if (st == CAIRN_OK)
+        st = cairn__sink_write(w, index, (size_t)total, err);
+    uint8_t t[NATIVE_TRAILER_SIZE] = {0};
+    cairn__put16(t + TR_MAJOR, CAIRN_FORMAT_MAJOR);
+    cairn__put16(t + TR_MINOR, CAIRN_FORMAT_MINOR);
+    cairn__put32(t + TR_BOM, NATIVE_BOM);
+    cairn__put32(t + TR_SIZE, NATIVE_TRAILER_SIZE);
+    cairn__put32(t + TR_RECORD_SIZE, NATIVE_RECORD_SIZE);
+    cairn__put64(t + TR_COUNT, nw->count);
+    cairn__put64(t + TR_INDEX_OFFSET, index_offset);
+    cairn__put64(t + TR_STRINGS_OFFSET, index_offset + strings_rel);
+    cairn__put64(t + TR_STRINGS_SIZE, nw->strings_size);
+    cairn__put64(t + TR_META_OFFSET, index_offset + meta_rel);
+    cairn__put64(t + TR_META_SIZE, meta_size);
+    cairn__put64(t + TR_INDEX_HASH, XXH3_64bits(index, (size_t)total));
+    cairn__put64(t + TR_HASH, XXH3_64bits(t, TR_HASH));
+    memcpy(t + TR_END_MAGIC, native_end_magic, 8);
+    free(index);
+    if (st == CAIRN_OK)
+        st = cairn__sink_write(w, t, sizeof t, err);
+    return st;
+}
+
+static void nw_destroy(cairn_writer *w)
+{
+    native_writer *nw = w->state;
+    for (size_t i = 0; i < nw->count; i++)
+        free(nw->entries[i].name);
+    free(nw->entries);
+    free(nw->slots);
+    cairn_value_free(nw->meta);
+    free(nw);
+    w->state = NULL;
+}
+
+const cairn__writer_ops cairn__native_writer = {
+    .format = CAIRN_FORMAT_NATIVE,
+    .begin = nw_begin,
+    .add = nw_add,
+    .add_alias = nw_add_alias,
+    .set_metadata = nw_set_metadata,
+    .finish = nw_finish,
+    .destroy = nw_destroy,
+};

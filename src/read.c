@@ -1,0 +1,289 @@
+/* read.c -- format-independent tensor access: zero-copy views, reads into
+ * caller buffers (byte swap, Fortran-to-C reordering, dtype conversion) and
+ * checksum verification. */
+#include "archive.h"
+
+#include <stdlib.h>
+#include <xxhash.h>
+
+/* Reads and hashes in pieces this large, so each piece is hashed while it is
+ * still in cache right after it was copied. */
+#define CHUNK (1u << 20)
+
+static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *t,
+                               cairn_error *err)
+{
+    if (!f)
+        return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
+    uint64_t n = f->ops->count(f);
+    if (index >= n)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu tensors)",
+                           f->path, (unsigned long long)index, (unsigned long long)n);
+    CAIRN_TRY(f->ops->tensor_at(f, index, t, err));
+    if (t->info.codec != CAIRN_CODEC_NONE)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u is not supported "
+                           "by this library", f->path, t->info.name, t->info.codec);
+    return CAIRN_OK;
+}
+
+cairn_status cairn_tensor_data(const cairn_file *f, uint64_t index, const void **data,
+                               cairn_error *err)
+{
+    cairn__tensor t;
+    if (data)
+        *data = NULL;
+    if (!data)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_data: data must not be NULL");
+    CAIRN_TRY(tensor_get(f, index, &t, err));
+    if (!t.info.zero_copy)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s' has no zero-copy view (%s); "
+                           "use cairn_tensor_read", f->path, t.info.name,
+                           !f->src.base ? "file not mapped"
+                           : t.big_endian ? "stored big-endian"
+                           : t.fortran_order ? "stored in Fortran order" : "stored encoded");
+    *data = cairn__source_ptr(f, t.info.offset, t.info.stored_size);
+    return CAIRN_OK;
+}
+
+static cairn_status checksum_mismatch(const cairn_file *f, const cairn__tensor *t, uint64_t got,
+                                      cairn_error *err)
+{
+    return cairn__fail(err, CAIRN_E_CHECKSUM, "%s: tensor '%s': checksum mismatch (stored "
+                       "%016llx, computed %016llx over %llu bytes at offset %llu)", f->path,
+                       t->info.name, (unsigned long long)t->info.checksum,
+                       (unsigned long long)got, (unsigned long long)t->info.stored_size,
+                       (unsigned long long)t->info.offset);
+}
+
+/* Copies the stored bytes into dst (exactly stored_size bytes), hashing them
+ * on the way when `hash` is set. */
+static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uint8_t *dst,
+                                int hash, cairn_error *err)
+{
+    uint64_t size = t->info.stored_size;
+    if (!hash)
+        return cairn__source_read(f, t->info.offset, dst, (size_t)size, err);
+    XXH3_state_t *state = XXH3_createState();
+    if (!state)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    XXH3_64bits_reset(state);
+    cairn_status st = CAIRN_OK;
+    for (uint64_t done = 0; done < size && st == CAIRN_OK;) {
+        size_t n = size - done < CHUNK ? (size_t)(size - done) : CHUNK;
+        st = cairn__source_read(f, t->info.offset + done, dst + done, n, err);
+        if (st == CAIRN_OK)
+            XXH3_64bits_update(state, dst + done, n);
+        done += n;
+    }
+    uint64_t got = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    if (st == CAIRN_OK && got != t->info.checksum)
+        st = checksum_mismatch(f, t, got, err);
+    return st;
+}
+
+/* Reorders a column-major array into row-major order. `elem` is the element
+ * size; dims are the logical (C-order) dims. Iterates destination elements in
+ * C order with an odometer over the source's Fortran strides. */
+static void fortran_to_c(const uint8_t *src, uint8_t *dst, uint32_t rank, const uint64_t *dims,
+                         size_t elem, uint64_t count)
+{
+    uint64_t stride[CAIRN_MAX_RANK], idx[CAIRN_MAX_RANK] = {0};
+    uint64_t s = 1;
+    for (uint32_t d = 0; d < rank; d++) {
+        stride[d] = s;
+        s *= dims[d];
+    }
+    uint64_t off = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        memcpy(dst + i * elem, src + off * elem, elem);
+        for (int d = (int)rank - 1; d >= 0; d--) {
+            if (++idx[d] < dims[d]) {
+                off += stride[d];
+                break;
+            }
+            off -= stride[d] * (dims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+/* Turns stored bytes in `raw` (stored_size bytes, possibly big-endian or
+ * Fortran-ordered) into C-ordered little-endian elements of the stored dtype,
+ * in place or into `scratch` (same size). Returns the buffer that holds them. */
+static uint8_t *normalize(const cairn__tensor *t, uint8_t *raw, uint8_t *scratch)
+{
+    size_t esize = cairn_dtype_size(t->info.dtype);
+    if (t->big_endian && esize > 1) {
+        int complex = t->info.dtype == CAIRN_C64 || t->info.dtype == CAIRN_C128;
+        size_t unit = complex ? esize / 2 : esize;
+        cairn__byteswap(raw, (size_t)t->info.stored_size / unit, unit);
+    }
+    if (t->fortran_order && t->info.rank > 1 && t->info.count > 1) {
+        fortran_to_c(raw, scratch, t->info.rank, t->info.dims, esize, t->info.count);
+        return scratch;
+    }
+    return raw;
+}
+
+/* The general path: stage the whole stored tensor, normalise it, convert. */
+static cairn_status read_staged(const cairn_file *f, const cairn__tensor *t, cairn_dtype dtype,
+                                void *dst, int verify, cairn_error *err)
+{
+    size_t size = (size_t)t->info.stored_size;
+    int need_scratch = t->fortran_order && t->info.rank > 1 && t->info.count > 1;
+    int direct = dtype == t->info.dtype; /* stage straight into dst */
+    uint8_t *raw = direct ? dst : malloc(size ? size : 1);
+    uint8_t *scratch = need_scratch ? malloc(size ? size : 1) : NULL;
+    cairn_status st = CAIRN_OK;
+    if (!raw || (need_scratch && !scratch)) {
+        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': cannot allocate %zu bytes to "
+                         "convert it", f->path, t->info.name, size);
+        goto done;
+    }
+    st = copy_stored(f, t, raw, verify && t->info.has_checksum, err);
+    if (st != CAIRN_OK)
+        goto done;
+    uint8_t *elems = normalize(t, raw, scratch);
+    if (direct) {
+        if (elems != dst)
+            memcpy(dst, elems, size);
+    } else {
+        st = cairn_convert(t->info.dtype, elems, dtype, dst, (size_t)t->info.count, err);
+    }
+done:
+    if (!direct)
+        free(raw);
+    free(scratch);
+    return st;
+}
+
+/* Conversion of a contiguous little-endian C-order tensor, a chunk at a time:
+ * memory stays bounded by CHUNK beyond the caller's buffer. */
+static cairn_status read_converting(const cairn_file *f, const cairn__tensor *t, cairn_dtype dtype,
+                                    uint8_t *dst, int verify, cairn_error *err)
+{
+    size_t in_size = cairn_dtype_size(t->info.dtype), out_size = cairn_dtype_size(dtype);
+    size_t per_chunk = CHUNK / in_size;
+    uint8_t *buf = malloc(per_chunk * in_size);
+    XXH3_state_t *state = verify ? XXH3_createState() : NULL;
+    cairn_status st = CAIRN_OK;
+    if (!buf || (verify && !state)) {
+        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+        goto done;
+    }
+    if (state)
+        XXH3_64bits_reset(state);
+    for (uint64_t i = 0; i < t->info.count && st == CAIRN_OK;) {
+        uint64_t left = t->info.count - i;
+        size_t n = left < per_chunk ? (size_t)left : per_chunk;
+        const uint8_t *src = cairn__source_ptr(f, t->info.offset + i * in_size, n * in_size);
+        if (!src) {
+            st = cairn__source_read(f, t->info.offset + i * in_size, buf, n * in_size, err);
+            src = buf;
+        }
+        if (st == CAIRN_OK && state)
+            XXH3_64bits_update(state, src, n * in_size);
+        if (st == CAIRN_OK)
+            st = cairn_convert(t->info.dtype, src, dtype, dst + i * out_size, n, err);
+        i += n;
+    }
+    if (st == CAIRN_OK && state) {
+        uint64_t got = XXH3_64bits_digest(state);
+        if (got != t->info.checksum)
+            st = checksum_mismatch(f, t, got, err);
+    }
+done:
+    free(buf);
+    XXH3_freeState(state);
+    return st;
+}
+
+cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, cairn_dtype dtype, void *dst,
+                               size_t dst_size, unsigned flags, cairn_error *err)
+{
+    cairn__tensor t;
+    CAIRN_TRY(tensor_get(f, index, &t, err));
+    size_t out_elem = cairn_dtype_size(dtype);
+    if (out_elem == 0)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid target dtype %d", f->path,
+                           t.info.name, (int)dtype);
+    if (!cairn_dtype_can_convert(t.info.dtype, dtype))
+        return cairn__fail(err, CAIRN_E_DTYPE, "%s: tensor '%s': cannot convert %s to %s", f->path,
+                           t.info.name, cairn_dtype_name(t.info.dtype), cairn_dtype_name(dtype));
+    uint64_t need;
+    if (cairn__mul_overflow(t.info.count, out_elem, &need) || need != dst_size)
+        return cairn__fail(err, CAIRN_E_SIZE, "%s: tensor '%s': buffer of %zu bytes, need %llu "
+                           "(%llu x %s)", f->path, t.info.name, dst_size,
+                           (unsigned long long)need, (unsigned long long)t.info.count,
+                           cairn_dtype_name(dtype));
+    if (!dst && dst_size > 0)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL destination", f->path,
+                           t.info.name);
+    int verify = (flags & CAIRN_READ_VERIFY) && t.info.has_checksum;
+    int plain = !t.big_endian && !t.fortran_order;
+    if (plain && dtype == t.info.dtype)
+        return copy_stored(f, &t, dst, verify, err);
+    if (plain)
+        return read_converting(f, &t, dtype, dst, verify, err);
+    return read_staged(f, &t, dtype, dst, verify, err);
+}
+
+static cairn_status verify_tensor(const cairn_file *f, const cairn__tensor *t, cairn_error *err)
+{
+    if (!t->info.has_checksum)
+        return CAIRN_OK;
+    const uint8_t *p = cairn__source_ptr(f, t->info.offset, t->info.stored_size);
+    uint64_t got;
+    if (p) {
+        got = XXH3_64bits(p, (size_t)t->info.stored_size);
+    } else {
+        uint8_t *buf = malloc(CHUNK);
+        XXH3_state_t *state = XXH3_createState();
+        cairn_status st = CAIRN_OK;
+        if (!buf || !state)
+            st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+        else
+            XXH3_64bits_reset(state);
+        for (uint64_t done = 0; st == CAIRN_OK && done < t->info.stored_size;) {
+            uint64_t left = t->info.stored_size - done;
+            size_t n = left < CHUNK ? (size_t)left : CHUNK;
+            st = cairn__source_read(f, t->info.offset + done, buf, n, err);
+            if (st == CAIRN_OK)
+                XXH3_64bits_update(state, buf, n);
+            done += n;
+        }
+        got = st == CAIRN_OK ? XXH3_64bits_digest(state) : 0;
+        free(buf);
+        XXH3_freeState(state);
+        CAIRN_TRY(st);
+    }
+    return got == t->info.checksum ? CAIRN_OK : checksum_mismatch(f, t, got, err);
+}
+
+cairn_status cairn_tensor_verify(const cairn_file *f, uint64_t index, cairn_error *err)
+{
+    cairn__tensor t;
+    if (!f)
+        return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
+    if (index >= f->ops->count(f))
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
+                           (unsigned long long)index);
+    CAIRN_TRY(f->ops->tensor_at(f, index, &t, err));
+    return verify_tensor(f, &t, err);
+}
+
+cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
+{
+    if (!f)
+        return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
+    if (f->ops->verify_structure)
+        CAIRN_TRY(f->ops->verify_structure(f, err));
+    uint64_t n = f->ops->count(f);
+    for (uint64_t i = 0; i < n; i++) {
+        cairn__tensor t;
+        CAIRN_TRY(f->ops->tensor_at(f, i, &t, err));
+        CAIRN_TRY(verify_tensor(f, &t, err));
+    }
+    return CAIRN_OK;
+}

@@ -1,0 +1,31 @@
+/*
+ * value_internal.h -- the metadata tree's binary encoding (docs/FORMAT.md §6)
+ * for the format readers and writers.
+ */
+#ifndef CAIRN_VALUE_INTERNAL_H
+#define CAIRN_VALUE_INTERNAL_H
+
+#include "internal.h"
+
+#define CAIRN_META_MAX_DEPTH 64
+#define CAIRN_META_MAX_SIZE (256ull << 20)
+
+/* Answers whether a tensor of that name exists in the archive being read or
+ * written (used to check tensor references). */
+typedef int (*cairn__tensor_exists_fn)(void *ctx, const char *name, size_t len);
+
+/* Encodes `tree` per docs/FORMAT.md §6.1 into a new buffer (*out, freed with
+ * free()). Fails with CAIRN_E_LIMIT past CAIRN_META_MAX_SIZE or depth 64,
+ * and with CAIRN_E_NOT_FOUND if `exists` (may be NULL) rejects a tensor
+ * reference. The root must be a map (CAIRN_E_ARG otherwise). */
+cairn_status cairn__meta_encode(const cairn_value *tree, cairn__tensor_exists_fn exists, void *ctx,
+                                uint8_t **out, size_t *out_len, cairn_error *err);
+
+/* Decodes [p, p+len) (hostile input). `file` and `base_offset` (the file
+ * offset of p[0]) are for messages: "model.cairn: metadata at offset 1234:
+ * string length 99999 runs past the end of the section". `exists` may be NULL. */
+cairn_status cairn__meta_decode(const uint8_t *p, size_t len, const char *file,
+                                uint64_t base_offset, cairn__tensor_exists_fn exists, void *ctx,
+                                cairn_value **out, cairn_error *err);
+
+#endif

@@ -1,0 +1,368 @@
+/* writer.c -- the save side shared by every format: argument checks, the
+ * file and memory sinks, and the all-or-nothing commit protocol
+ * (docs/FORMAT.md §9). */
+#include "archive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* Keeps the first failure's status and message so later calls can repeat it. */
+static cairn_status writer_failed(cairn_writer *w, cairn_status st, cairn_error *err)
+{
+    w->failed = 1;
+    return st;
+}
+
+cairn_status cairn__sink_write(cairn_writer *w, const void *data, size_t len, cairn_error *err)
+{
+    if (w->fd < 0) {
+        if (len > w->mem_cap - w->mem_len) {
+            size_t cap = w->mem_cap ? w->mem_cap : 4096;
+            while (cap - w->mem_len < len) {
+                if (cap > SIZE_MAX / 2)
+                    return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: buffer would exceed the "
+                                       "address space");
+                cap *= 2;
+            }
+            uint8_t *m = realloc(w->mem, cap);
+            if (!m)
+                return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: cannot grow the output buffer "
+                                   "to %zu bytes", cap);
+            w->mem = m;
+            w->mem_cap = cap;
+        }
+        if (len)
+            memcpy(w->mem + w->mem_len, data, len);
+        w->mem_len += len;
+        w->pos += len;
+        return CAIRN_OK;
+    }
+    const uint8_t *p = data;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = write(w->fd, p, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: write at offset %llu failed: %s", w->path,
+                               (unsigned long long)w->pos, strerror(errno));
+        p += n;
+        len -= (size_t)n;
+        w->pos += (uint64_t)n;
+    }
+    return CAIRN_OK;
+}
+
+cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *err)
+{
+    static const uint8_t zeros[4096];
+    uint64_t rem = w->pos & (alignment - 1);
+    uint64_t pad = rem ? alignment - rem : 0;
+    while (pad > 0) {
+        size_t n = pad > sizeof zeros ? sizeof zeros : (size_t)pad;
+        CAIRN_TRY(cairn__sink_write(w, zeros, n, err));
+        pad -= n;
+    }
+    return CAIRN_OK;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+static const cairn__writer_ops *writer_ops(cairn_format format, const char *path)
+{
+    if (format == CAIRN_FORMAT_AUTO)
+        format = path && ends_with(path, ".npy") ? CAIRN_FORMAT_NPY : CAIRN_FORMAT_NATIVE;
+    switch (format) {
+    case CAIRN_FORMAT_NATIVE: return &cairn__native_writer;
+    case CAIRN_FORMAT_NPY: return &cairn__npy_writer;
+    case CAIRN_FORMAT_AUTO: break;
+    }
+    return NULL;
+}
+
+static cairn_status writer_new(const cairn_write_opts *opts, const char *path, cairn_writer **out,
+                               cairn_error *err)
+{
+    unsigned flags = 0;
+    cairn_format format = CAIRN_FORMAT_AUTO;
+    uint64_t alignment = 0;
+    if (opts) {
+        if (opts->struct_size < sizeof(cairn_write_opts))
+            return cairn__fail(err, CAIRN_E_ARG, "cairn_write_opts.struct_size %zu is too small",
+                               opts->struct_size);
+        flags = opts->flags;
+        format = opts->format;
+        alignment = opts->alignment;
+    }
+    if (alignment == 0)
+        alignment = 64;
+    if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
+        return cairn__fail(err, CAIRN_E_ARG, "%s: alignment %llu is not a power of two in "
+                           "[8, 65536]", path ? path : "<memory>", (unsigned long long)alignment);
+    const cairn__writer_ops *ops = writer_ops(format, path);
+    if (!ops)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: cannot write format code %d",
+                           path ? path : "<memory>", (int)format);
+    cairn_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path ? path : "<memory>"))) {
+        free(w);
+        return cairn__fail(err, CAIRN_E_NOMEM, "out of memory");
+    }
+    w->ops = ops;
+    w->flags = flags;
+    w->alignment = alignment;
+    w->fd = -1;
+    *out = w;
+    return CAIRN_OK;
+}
+
+static void writer_free(cairn_writer *w)
+{
+    if (w->state)
+        w->ops->destroy(w);
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp_path)
+        unlink(w->tmp_path);
+    free(w->tmp_path);
+    free(w->path);
+    free(w->mem);
+    free(w);
+}
+
+/* Creates DIR/.BASE.cairn-tmp-<16 random hex digits> exclusively. */
+static cairn_status create_temp(cairn_writer *w, cairn_error *err)
+{
+    char *copy1 = strdup(w->path), *copy2 = strdup(w->path);
+    cairn_status st = CAIRN_OK;
+    if (!copy1 || !copy2) {
+        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+        goto done;
+    }
+    const char *dir = dirname(copy1), *base = basename(copy2);
+    size_t size = strlen(dir) + strlen(base) + 40;
+    w->tmp_path = malloc(size);
+    if (!w->tmp_path) {
+        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+        goto done;
+    }
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w ^ (uint64_t)attempt;
+        snprintf(w->tmp_path, size, "%s/.%s.cairn-tmp-%016llx", dir, base, (unsigned long long)r);
+        w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (w->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (w->fd < 0) {
+        st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create temporary file %s: %s", w->path,
+                         w->tmp_path, strerror(errno));
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+    }
+done:
+    free(copy1);
+    free(copy2);
+    return st;
+}
+
+cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *opts,
+                                    cairn_writer **out, cairn_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!path || !*path || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
+    cairn_writer *w;
+    CAIRN_TRY(writer_new(opts, path, &w, err));
+    cairn_status st = create_temp(w, err);
+    if (st == CAIRN_OK)
+        st = w->ops->begin(w, err);
+    if (st != CAIRN_OK) {
+        writer_free(w);
+        return st;
+    }
+    *out = w;
+    return CAIRN_OK;
+}
+
+cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer **out,
+                                      cairn_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_memory: out must not be NULL");
+    cairn_writer *w;
+    CAIRN_TRY(writer_new(opts, NULL, &w, err));
+    cairn_status st = w->ops->begin(w, err);
+    if (st != CAIRN_OK) {
+        writer_free(w);
+        return st;
+    }
+    *out = w;
+    return CAIRN_OK;
+}
+
+static cairn_status usable(cairn_writer *w, cairn_error *err)
+{
+    if (!w)
+        return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_writer");
+    if (w->failed)
+        return cairn__fail(err, CAIRN_E_STATE, "%s: the writer failed earlier; abort it", w->path);
+    return CAIRN_OK;
+}
+
+cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                              const uint64_t *dims, const void *data, cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    if (!name)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL tensor name", w->path), err);
+    char what[256];
+    snprintf(what, sizeof what, "%s: tensor", w->path);
+    cairn_status st = cairn__name_check(name, strlen(name), what, err);
+    if (st != CAIRN_OK)
+        return writer_failed(w, st, err);
+    if (cairn_dtype_size(dtype) == 0)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid dtype %d",
+                                            w->path, name, (int)dtype), err);
+    if (rank > CAIRN_MAX_RANK)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': rank %u exceeds "
+                                            "%d", w->path, name, rank, CAIRN_MAX_RANK), err);
+    if (rank > 0 && !dims)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for "
+                                            "rank %u", w->path, name, rank), err);
+    uint64_t bytes = cairn_dtype_size(dtype);
+    for (uint32_t d = 0; d < rank; d++)
+        if (cairn__mul_overflow(bytes, dims[d], &bytes) || bytes > (UINT64_C(1) << 62))
+            return writer_failed(w, cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size "
+                                                "overflows", w->path, name), err);
+    if (!data && bytes > 0)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
+                                            w->path, name), err);
+    st = w->ops->add(w, name, dtype, rank, dims, data, err);
+    return st == CAIRN_OK ? st : writer_failed(w, st, err);
+}
+
+cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const char *existing,
+                                    cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    if (!name || !existing)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL alias name", w->path), err);
+    char what[256];
+    snprintf(what, sizeof what, "%s: alias", w->path);
+    cairn_status st = cairn__name_check(name, strlen(name), what, err);
+    if (st == CAIRN_OK)
+        st = w->ops->add_alias(w, name, existing, err);
+    return st == CAIRN_OK ? st : writer_failed(w, st, err);
+}
+
+cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    if (!tree || cairn_value_get_type(tree) != CAIRN_VALUE_MAP)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: metadata must be a map", w->path);
+    cairn_value *copy = cairn_value_clone(tree);
+    if (!copy)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
+                                            "metadata", w->path), err);
+    cairn_status st = w->ops->set_metadata(w, copy, err);
+    return st == CAIRN_OK ? st : writer_failed(w, st, err);
+}
+
+static cairn_status sync_dir(const char *path, cairn_error *err)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
+    const char *dir = dirname(copy);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cairn_status st = CAIRN_OK;
+    if (fd < 0 || fsync(fd) != 0)
+        st = cairn__fail(err, CAIRN_E_IO, "%s: fsync of directory %s failed: %s", path, dir,
+                         strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return st;
+}
+
+/* fsync, close, rename over the target, fsync the directory. After the
+ * rename the temporary name no longer exists, so writer_free must not
+ * unlink it. */
+static cairn_status commit_file(cairn_writer *w, cairn_error *err)
+{
+    int sync = !(w->flags & CAIRN_WRITE_NO_SYNC);
+    if (sync && fsync(w->fd) != 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: fsync failed: %s", w->path, strerror(errno));
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) != 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: close failed: %s", w->path, strerror(errno));
+    if (rename(w->tmp_path, w->path) != 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: rename from %s failed: %s", w->path, w->tmp_path,
+                           strerror(errno));
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    return sync ? sync_dir(w->path, err) : CAIRN_OK;
+}
+
+cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
+{
+    cairn_status st = usable(w, err);
+    if (w && st == CAIRN_OK && w->fd < 0)
+        st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
+    if (st == CAIRN_OK)
+        st = w->ops->finish(w, err);
+    if (st == CAIRN_OK)
+        st = commit_file(w, err);
+    if (w)
+        writer_free(w);
+    return st;
+}
+
+cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t *out_size,
+                                        cairn_error *err)
+{
+    if (out_data)
+        *out_data = NULL;
+    if (out_size)
+        *out_size = 0;
+    cairn_status st = usable(w, err);
+    if (st == CAIRN_OK && (!out_data || !out_size))
+        st = cairn__fail(err, CAIRN_E_ARG, "cairn_writer_commit_memory: NULL out pointer");
+    if (st == CAIRN_OK && w->fd >= 0)
+        st = cairn__fail(err, CAIRN_E_STATE, "%s: use cairn_writer_commit for a path writer",
+                         w->path);
+    if (st == CAIRN_OK)
+        st = w->ops->finish(w, err);
+    if (st == CAIRN_OK) {
+        /* Hand over at least one byte so callers never get NULL with success. */
+        *out_data = w->mem ? w->mem : malloc(1);
+        *out_size = w->mem_len;
+        w->mem = NULL;
+        if (!*out_data)
+            st = cairn__fail(err, CAIRN_E_NOMEM, "<memory>: out of memory");
+    }
+    if (w)
+        writer_free(w);
+    return st;
+}
+
+void cairn_writer_abort(cairn_writer *w)
+{
+    if (w)
+        writer_free(w);
+}

@@ -1,0 +1,713 @@
+/* cairn.c -- the command-line tool: a thin client of libcairn's public API.
+ * Exit codes: 0 ok, 1 bad or corrupt input, 2 usage error, 3 I/O error. */
+#include <cairn.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2, EXIT_IO = 3 };
+
+static const char *prog = "cairn";
+
+static int exit_code_for(cairn_status st)
+{
+    switch (st) {
+    case CAIRN_OK: return EXIT_OK;
+    case CAIRN_E_IO:
+    case CAIRN_E_NOMEM: return EXIT_IO;
+    case CAIRN_E_ARG: return EXIT_USAGE;
+    default: return EXIT_BAD_INPUT;
+    }
+}
+
+/* Prints the library's message for a failed call and returns the exit code. */
+static int report(cairn_status st, const cairn_error *err)
+{
+    fprintf(stderr, "%s: %s\n", prog, err->message[0] ? err->message : cairn_strerror(st));
+    return exit_code_for(st);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(run '%s --help' for usage)\n", prog);
+    return EXIT_USAGE;
+}
+
+static const char main_help[] =
+    "usage: cairn COMMAND [ARGS...]\n"
+    "\n"
+    "Save, inspect and convert machine-learning tensor archives (.cairn, .npy).\n"
+    "\n"
+    "commands:\n"
+    "  pack OUT.cairn NAME=FILE.npy [NAME=FILE.npy ...]   pack .npy files into one archive\n"
+    "  unpack IN DIR          write every tensor of IN as DIR/NAME.npy\n"
+    "  ls FILE [--json]       list tensors: name, dtype, shape, bytes, codec\n"
+    "  info FILE [--json]     format, version, tensor count, total bytes, alignment\n"
+    "  meta FILE              print the metadata tree as JSON\n"
+    "  verify FILE            check every byte (checksums, structure)\n"
+    "  cat FILE NAME          write one tensor's bytes (little-endian, C order) to stdout\n"
+    "  show FILE NAME         dtype, shape, min/max/mean, NaN/Inf counts, first values\n"
+    "\n"
+    "Run 'cairn COMMAND --help' for a command's options.\n"
+    "\n"
+    "exit status:\n"
+    "  0  success\n"
+    "  1  bad or corrupt input (including a failed verify or a missing tensor)\n"
+    "  2  usage error\n"
+    "  3  I/O error (cannot open, read, write, or out of memory)\n";
+
+/* ------------------------------------------------------------- helpers */
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static int open_input(const char *path, unsigned flags, cairn_file **f)
+{
+    cairn_error err = {0};
+    cairn_open_opts opts = {sizeof opts, flags, CAIRN_FORMAT_AUTO};
+    cairn_status st = cairn_file_open(path, &opts, f, &err);
+    return st == CAIRN_OK ? EXIT_OK : report(st, &err);
+}
+
+static void shape_text(const cairn_tensor_info *t, char *buf, size_t size)
+{
+    size_t o = (size_t)snprintf(buf, size, "[");
+    for (uint32_t d = 0; d < t->rank && o < size; d++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%" PRIu64, d ? ", " : "", t->dims[d]);
+    if (o < size)
+        snprintf(buf + o, size - o, "]");
+}
+
+static json_t *shape_json(const cairn_tensor_info *t)
+{
+    json_t *a = json_array();
+    for (uint32_t d = 0; d < t->rank; d++)
+        json_array_append_new(a, json_integer((json_int_t)t->dims[d]));
+    return a;
+}
+
+static int print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    json_decref(j);
+    if (!s)
+        return EXIT_IO;
+    puts(s);
+    free(s);
+    return EXIT_OK;
+}
+
+static const char *codec_name(uint32_t codec) { return codec == CAIRN_CODEC_NONE ? "none" : "?"; }
+
+/* --------------------------------------------------------------- pack */
+
+static const char pack_help[] =
+    "usage: cairn pack OUT.cairn NAME=FILE.npy [NAME=FILE.npy ...] [--align N] [--no-sync]\n"
+    "\n"
+    "Packs .npy files into one archive, each under NAME. The archive appears\n"
+    "atomically: nothing is at OUT until every tensor is written and synced.\n"
+    "  --align N   payload alignment in bytes (power of two, 8..65536; default 64)\n"
+    "  --no-sync   skip fsync (faster; the rename is still atomic)\n";
+
+static int add_npy(cairn_writer *w, const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || !eq[1])
+        return usage_error("expected NAME=FILE.npy, got '%s'", spec);
+    char *name = strndup(spec, (size_t)(eq - spec));
+    cairn_file *in = NULL;
+    int rc = name ? open_input(eq + 1, 0, &in) : EXIT_IO;
+    cairn_error err = {0};
+    cairn_tensor_info t;
+    cairn_status st = CAIRN_OK;
+    void *buf = NULL;
+    if (rc == EXIT_OK && cairn_file_count(in) != 1) {
+        fprintf(stderr, "%s: %s: holds %" PRIu64 " tensors; pack takes single-tensor files\n",
+                prog, eq + 1, cairn_file_count(in));
+        rc = EXIT_BAD_INPUT;
+    }
+    if (rc == EXIT_OK)
+        st = cairn_tensor_info_at(in, 0, &t, &err);
+    if (rc == EXIT_OK && st == CAIRN_OK) {
+        const void *data = NULL;
+        if (t.zero_copy) {
+            st = cairn_tensor_data(in, 0, &data, &err);
+        } else {
+            buf = malloc(t.raw_size ? (size_t)t.raw_size : 1);
+            if (!buf) {
+                fprintf(stderr, "%s: %s: out of memory\n", prog, eq + 1);
+                rc = EXIT_IO;
+            } else {
+                st = cairn_tensor_read(in, 0, t.dtype, buf, (size_t)t.raw_size, 0, &err);
+                data = buf;
+            }
+        }
+        if (rc == EXIT_OK && st == CAIRN_OK)
+            st = cairn_writer_add(w, name, t.dtype, t.rank, t.dims, data, &err);
+    }
+    if (rc == EXIT_OK && st != CAIRN_OK)
+        rc = report(st, &err);
+    free(buf);
+    free(name);
+    cairn_file_close(in);
+    return rc;
+}
+
+static int cmd_pack(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(pack_help, stdout), EXIT_OK;
+    cairn_write_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NATIVE, 0};
+    const char *out = NULL;
+    int first_spec = 0, nspecs = 0;
+    char **specs = calloc((size_t)argc, sizeof *specs);
+    if (!specs)
+        return EXIT_IO;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--align") && i + 1 < argc) {
+            char *end;
+            opts.alignment = strtoull(argv[++i], &end, 10);
+            if (*end || !opts.alignment) {
+                free(specs);
+                return usage_error("--align wants a number, got '%s'", argv[i]);
+            }
+        } else if (!strcmp(argv[i], "--no-sync")) {
+            opts.flags |= CAIRN_WRITE_NO_SYNC;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            free(specs);
+            return usage_error("pack: unknown option '%s'", argv[i]);
+        } else if (!out) {
+            out = argv[i];
+        } else {
+            specs[nspecs++] = argv[i];
+        }
+    }
+    (void)first_spec;
+    if (!out || nspecs == 0) {
+        free(specs);
+        return usage_error("%s", "pack: needs OUT and at least one NAME=FILE.npy");
+    }
+    cairn_writer *w = NULL;
+    cairn_error err = {0};
+    cairn_status st = cairn_writer_open_path(out, &opts, &w, &err);
+    if (st != CAIRN_OK) {
+        free(specs);
+        return report(st, &err);
+    }
+    int rc = EXIT_OK;
+    for (int i = 0; i < nspecs && rc == EXIT_OK; i++)
+        rc = add_npy(w, specs[i]);
+    free(specs);
+    if (rc != EXIT_OK) {
+        cairn_writer_abort(w);
+        return rc;
+    }
+    st = cairn_writer_commit(w, &err);
+    return st == CAIRN_OK ? EXIT_OK : report(st, &err);
+}
+
+/* ------------------------------------------------------------- unpack */
+
+static const char unpack_help[] =
+    "usage: cairn unpack IN DIR\n"
+    "\n"
+    "Writes every tensor of IN as DIR/NAME.npy (DIR is created if missing).\n"
+    "Bytes a file name cannot hold safely ('/', '\\\\', '%', control bytes, a\n"
+    "leading '.') are written as %XX. A name too long for a file name is cut\n"
+    "and followed by '~' and 16 hex digits of its hash. BF16 and FP8 tensors,\n"
+    "which NumPy cannot describe, are written as uint16 / uint8 bit patterns\n"
+    "with a warning.\n";
+
+static void safe_file_name(const char *name, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0, len = strlen(name);
+    for (size_t i = 0; i < len && o + 4 < size; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7F || c == '/' || c == '\\' || c == '%' || (i == 0 && c == '.')) {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    if (o > 230) { /* NAME_MAX is 255 on Linux file systems; keep room for ".npy" */
+        size_t cut = 200;
+        while (cut > 0 && ((unsigned char)out[cut] & 0xC0) == 0x80)
+            cut--; /* do not split a UTF-8 sequence */
+        snprintf(out + cut, size - cut, "~%016llx",
+                 (unsigned long long)XXH3_64bits(name, len));
+    }
+}
+
+static int unpack_one(cairn_file *in, uint64_t i, const char *dir)
+{
+    cairn_error err = {0};
+    cairn_tensor_info t;
+    cairn_status st = cairn_tensor_info_at(in, i, &t, &err);
+    if (st != CAIRN_OK)
+        return report(st, &err);
+    cairn_dtype out_dtype = t.dtype;
+    if (t.dtype == CAIRN_BF16 || t.dtype == CAIRN_F8_E4M3 || t.dtype == CAIRN_F8_E5M2) {
+        out_dtype = t.dtype == CAIRN_BF16 ? CAIRN_U16 : CAIRN_U8;
+        fprintf(stderr, "%s: warning: tensor '%s' is %s, which NumPy cannot describe; written as "
+                "%s bit patterns\n", prog, t.name, cairn_dtype_name(t.dtype),
+                cairn_dtype_name(out_dtype));
+    }
+    char fname[512], path[4096 + 600];
+    safe_file_name(t.name, fname, sizeof fname);
+    snprintf(path, sizeof path, "%s/%s.npy", dir, fname);
+    void *buf = malloc(t.raw_size ? (size_t)t.raw_size : 1);
+    if (!buf) {
+        fprintf(stderr, "%s: tensor '%s': out of memory\n", prog, t.name);
+        return EXIT_IO;
+    }
+    /* Same-width reinterpretation for BF16/FP8: read the stored bits as is. */
+    st = cairn_tensor_read(in, i, t.dtype, buf, (size_t)t.raw_size, CAIRN_READ_VERIFY, &err);
+    cairn_writer *w = NULL;
+    cairn_write_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NPY, 0};
+    if (st == CAIRN_OK)
+        st = cairn_writer_open_path(path, &opts, &w, &err);
+    if (st == CAIRN_OK)
+        st = cairn_writer_add(w, "array", out_dtype, t.rank, t.dims, buf, &err);
+    if (st == CAIRN_OK) {
+        st = cairn_writer_commit(w, &err);
+        w = NULL;
+    }
+    cairn_writer_abort(w);
+    free(buf);
+    return st == CAIRN_OK ? EXIT_OK : report(st, &err);
+}
+
+static int cmd_unpack(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(unpack_help, stdout), EXIT_OK;
+    if (argc != 3)
+        return usage_error("%s", "unpack: needs IN and DIR");
+    if (mkdir(argv[2], 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: %s: cannot create directory: %s\n", prog, argv[2], strerror(errno));
+        return EXIT_IO;
+    }
+    cairn_file *in;
+    int rc = open_input(argv[1], 0, &in);
+    for (uint64_t i = 0; rc == EXIT_OK && i < cairn_file_count(in); i++)
+        rc = unpack_one(in, i, argv[2]);
+    cairn_file_close(in);
+    return rc;
+}
+
+/* ------------------------------------------------------------ ls, info */
+
+static const char ls_help[] =
+    "usage: cairn ls FILE [--json]\n"
+    "\n"
+    "Lists every tensor: name, dtype, shape, stored bytes, codec.\n";
+
+static int cmd_ls(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(ls_help, stdout), EXIT_OK;
+    int as_json = 0;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            as_json = 1;
+        else if (!path)
+            path = argv[i];
+        else
+            return usage_error("ls: unexpected argument '%s'", argv[i]);
+    }
+    if (!path)
+        return usage_error("%s", "ls: needs FILE");
+    cairn_file *f;
+    int rc = open_input(path, 0, &f);
+    if (rc != EXIT_OK)
+        return rc;
+    json_t *list = as_json ? json_array() : NULL;
+    cairn_error err = {0};
+    for (uint64_t i = 0; i < cairn_file_count(f); i++) {
+        cairn_tensor_info t;
+        cairn_status st = cairn_tensor_info_at(f, i, &t, &err);
+        if (st != CAIRN_OK) {
+            json_decref(list);
+            cairn_file_close(f);
+            return report(st, &err);
+        }
+        if (as_json) {
+            json_array_append_new(list, json_pack("{s:s%, s:s, s:o, s:I, s:I, s:s, s:I}",
+                                                  "name", t.name, t.name_len, "dtype",
+                                                  cairn_dtype_name(t.dtype), "shape", shape_json(&t),
+                                                  "bytes", (json_int_t)t.raw_size, "stored_bytes",
+                                                  (json_int_t)t.stored_size, "codec",
+                                                  codec_name(t.codec), "offset",
+                                                  (json_int_t)t.offset));
+        } else {
+            char shape[256];
+            shape_text(&t, shape, sizeof shape);
+            printf("%-40s %-8s %-24s %14" PRIu64 "  %s\n", t.name, cairn_dtype_name(t.dtype), shape,
+                   t.stored_size, codec_name(t.codec));
+        }
+    }
+    cairn_file_close(f);
+    return as_json ? print_json(list) : EXIT_OK;
+}
+
+static const char info_help[] =
+    "usage: cairn info FILE [--json]\n"
+    "\n"
+    "Prints the format, its version, the tensor count, total payload bytes and\n"
+    "the largest tensor alignment.\n";
+
+static int cmd_info(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(info_help, stdout), EXIT_OK;
+    int as_json = 0;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            as_json = 1;
+        else if (!path)
+            path = argv[i];
+        else
+            return usage_error("info: unexpected argument '%s'", argv[i]);
+    }
+    if (!path)
+        return usage_error("%s", "info: needs FILE");
+    cairn_file *f;
+    int rc = open_input(path, 0, &f);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_error err = {0};
+    cairn_file_info fi;
+    cairn_status st = cairn_file_get_info(f, &fi, &err);
+    cairn_file_close(f);
+    if (st != CAIRN_OK)
+        return report(st, &err);
+    char version[32];
+    snprintf(version, sizeof version, "%u.%u", fi.version_major, fi.version_minor);
+    if (as_json)
+        return print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "format",
+                                    cairn_format_name(fi.format), "version", version, "tensors",
+                                    (json_int_t)fi.tensor_count, "total_bytes",
+                                    (json_int_t)fi.payload_bytes, "file_bytes",
+                                    (json_int_t)fi.file_size, "alignment",
+                                    (json_int_t)fi.alignment, "metadata", fi.has_metadata));
+    printf("format:     %s\nversion:    %s\ntensors:    %" PRIu64 "\ntotal bytes: %" PRIu64
+           "\nfile bytes: %" PRIu64 "\nalignment:  %" PRIu64 "\nmetadata:   %s\n",
+           cairn_format_name(fi.format), version, fi.tensor_count, fi.payload_bytes, fi.file_size,
+           fi.alignment, fi.has_metadata ? "yes" : "no");
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------ meta, verify */
+
+static const char meta_help[] =
+    "usage: cairn meta FILE\n"
+    "\n"
+    "Prints the metadata tree as JSON. Values JSON cannot hold are tagged:\n"
+    "{\"$float\": \"nan\"|\"inf\"|\"-inf\"|\"-0\"}, {\"$bytes\": BASE64}, {\"$tensor\": NAME}.\n";
+
+static int cmd_meta(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(meta_help, stdout), EXIT_OK;
+    if (argc != 2)
+        return usage_error("%s", "meta: needs FILE");
+    cairn_file *f;
+    int rc = open_input(argv[1], 0, &f);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_error err = {0};
+    cairn_value *tree = NULL;
+    char *json = NULL;
+    cairn_status st = cairn_file_read_metadata(f, &tree, &err);
+    if (st == CAIRN_OK)
+        st = cairn_value_to_json(tree, 2, &json, &err);
+    if (st == CAIRN_OK)
+        puts(json);
+    cairn_free(json);
+    cairn_value_free(tree);
+    cairn_file_close(f);
+    return st == CAIRN_OK ? EXIT_OK : report(st, &err);
+}
+
+static const char verify_help[] =
+    "usage: cairn verify FILE\n"
+    "\n"
+    "Checks every byte: header, trailer, index, each tensor's checksum, payload\n"
+    "overlaps and the metadata encoding. Exit 0 when sound; 1 with a message\n"
+    "naming the first bad tensor or structure.\n";
+
+static int cmd_verify(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(verify_help, stdout), EXIT_OK;
+    if (argc != 2)
+        return usage_error("%s", "verify: needs FILE");
+    cairn_file *f;
+    int rc = open_input(argv[1], 0, &f);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_error err = {0};
+    cairn_status st = cairn_file_verify(f, &err);
+    uint64_t n = cairn_file_count(f);
+    cairn_file_close(f);
+    if (st != CAIRN_OK)
+        return report(st, &err);
+    printf("%s: ok (%" PRIu64 " tensors)\n", argv[1], n);
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------- cat, show */
+
+static const char cat_help[] =
+    "usage: cairn cat FILE NAME\n"
+    "\n"
+    "Writes tensor NAME's elements to stdout: little-endian, C order, in its own\n"
+    "dtype. Checksums are verified on the way.\n";
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Finds NAME in FILE and returns its bytes in its own dtype, zero-copy when
+ * possible (*owned is then NULL). */
+static int load_tensor(const char *path, const char *name, cairn_file **f, cairn_tensor_info *t,
+                       const void **data, void **owned)
+{
+    cairn_error err = {0};
+    uint64_t index;
+    *owned = NULL;
+    int rc = open_input(path, 0, f);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_status st = cairn_tensor_find(*f, name, &index, t, &err);
+    if (st == CAIRN_OK && t->zero_copy) {
+        st = cairn_tensor_verify(*f, index, &err);
+        if (st == CAIRN_OK)
+            st = cairn_tensor_data(*f, index, data, &err);
+    } else if (st == CAIRN_OK) {
+        *owned = malloc(t->raw_size ? (size_t)t->raw_size : 1);
+        if (!*owned)
+            return fprintf(stderr, "%s: %s: out of memory\n", prog, path), EXIT_IO;
+        st = cairn_tensor_read(*f, index, t->dtype, *owned, (size_t)t->raw_size, CAIRN_READ_VERIFY,
+                               &err);
+        *data = *owned;
+    }
+    return st == CAIRN_OK ? EXIT_OK : report(st, &err);
+}
+
+static int cmd_cat(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(cat_help, stdout), EXIT_OK;
+    if (argc != 3)
+        return usage_error("%s", "cat: needs FILE and NAME");
+    cairn_file *f = NULL;
+    cairn_tensor_info t;
+    const void *data = NULL;
+    void *owned = NULL;
+    int rc = load_tensor(argv[1], argv[2], &f, &t, &data, &owned);
+    if (rc == EXIT_OK && write_all(STDOUT_FILENO, data, (size_t)t.raw_size) != 0) {
+        fprintf(stderr, "%s: writing to stdout: %s\n", prog, strerror(errno));
+        rc = EXIT_IO;
+    }
+    free(owned);
+    cairn_file_close(f);
+    return rc;
+}
+
+static const char show_help[] =
+    "usage: cairn show FILE NAME [--count N]\n"
+    "\n"
+    "Prints tensor NAME's dtype, shape, min/max/mean (over finite values),\n"
+    "NaN and Inf counts, and its first N values (default 10). Complex tensors\n"
+    "show statistics of their real and imaginary parts together.\n";
+
+static int is_float(cairn_dtype d)
+{
+    return d == CAIRN_F64 || d == CAIRN_F32 || d == CAIRN_F16 || d == CAIRN_BF16 ||
+           d == CAIRN_F8_E4M3 || d == CAIRN_F8_E5M2 || d == CAIRN_C64 || d == CAIRN_C128;
+}
+
+static int is_unsigned(cairn_dtype d)
+{
+    return d == CAIRN_U8 || d == CAIRN_U16 || d == CAIRN_U32 || d == CAIRN_U64 || d == CAIRN_BOOL;
+}
+
+typedef struct stats {
+    uint64_t n_finite, n_nan, n_inf;
+    double min, max, sum;
+} stats;
+
+static void add_value(stats *s, double v)
+{
+    if (isnan(v)) {
+        s->n_nan++;
+    } else if (isinf(v)) {
+        s->n_inf++;
+    } else {
+        if (!s->n_finite || v < s->min)
+            s->min = v;
+        if (!s->n_finite || v > s->max)
+            s->max = v;
+        s->sum += v;
+        s->n_finite++;
+    }
+}
+
+static int cmd_show(int argc, char **argv)
+{
+    if (wants_help(argc, argv))
+        return fputs(show_help, stdout), EXIT_OK;
+    long shown = 10;
+    const char *pos[2] = {0};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+            char *end;
+            shown = strtol(argv[++i], &end, 10);
+            if (*end || shown < 0)
+                return usage_error("--count wants a non-negative number, got '%s'", argv[i]);
+        } else if (npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            return usage_error("show: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (npos != 2)
+        return usage_error("%s", "show: needs FILE and NAME");
+    cairn_file *f = NULL;
+    cairn_tensor_info t;
+    const void *data = NULL;
+    void *owned = NULL;
+    int rc = load_tensor(pos[0], pos[1], &f, &t, &data, &owned);
+    if (rc != EXIT_OK) {
+        cairn_file_close(f);
+        return rc;
+    }
+    char shape[256];
+    shape_text(&t, shape, sizeof shape);
+    printf("name:   %s\ndtype:  %s\nshape:  %s\ncount:  %" PRIu64 "\n", t.name,
+           cairn_dtype_name(t.dtype), shape, t.count);
+    /* Convert in slices to F64 (floats), I64 or U64 (integers): memory stays
+     * bounded however large the tensor is. */
+    int fl = is_float(t.dtype), uns = is_unsigned(t.dtype);
+    int cplx = t.dtype == CAIRN_C64 || t.dtype == CAIRN_C128;
+    cairn_dtype wide = fl ? (cplx ? CAIRN_C128 : CAIRN_F64) : uns ? CAIRN_U64 : CAIRN_I64;
+    size_t in_size = cairn_dtype_size(t.dtype), comps = cplx ? 2 : 1;
+    enum { SLICE = 65536 };
+    double *vals = malloc(SLICE * 2 * sizeof(double));
+    stats s = {0};
+    cairn_error err = {0};
+    printf("first:  [");
+    for (uint64_t i = 0; vals && i < t.count;) {
+        size_t n = t.count - i < SLICE ? (size_t)(t.count - i) : SLICE;
+        cairn_status st = cairn_convert(t.dtype, (const char *)data + i * in_size, wide, vals, n,
+                                        &err);
+        if (st != CAIRN_OK) {
+            rc = report(st, &err);
+            break;
+        }
+        for (size_t k = 0; k < n * comps; k++) {
+            double v;
+            if (fl) {
+                v = vals[k];
+            } else if (uns) {
+                uint64_t u;
+                memcpy(&u, &vals[k], 8);
+                v = (double)u;
+            } else {
+                int64_t x;
+                memcpy(&x, &vals[k], 8);
+                v = (double)x;
+            }
+            add_value(&s, v);
+            uint64_t elem = i + k / comps;
+            if ((long)elem < shown) {
+                if (cplx && k % 2 == 0)
+                    printf("%s(%.8g", elem ? ", " : "", v);
+                else if (cplx)
+                    printf("%+.8gj)", v);
+                else if (fl)
+                    printf("%s%.8g", elem ? ", " : "", v);
+                else if (uns)
+                    { uint64_t u; memcpy(&u, &vals[k], 8); printf("%s%" PRIu64, elem ? ", " : "", u); }
+                else
+                    { int64_t x; memcpy(&x, &vals[k], 8); printf("%s%" PRId64, elem ? ", " : "", x); }
+            }
+        }
+        i += n;
+    }
+    printf("%s]\n", (long)t.count > shown ? ", ..." : "");
+    free(vals);
+    if (s.n_finite)
+        printf("min:    %.8g\nmax:    %.8g\nmean:   %.8g\n", s.min, s.max, s.sum / (double)s.n_finite);
+    else
+        printf("min:    -\nmax:    -\nmean:   -\n");
+    printf("nan:    %" PRIu64 "\ninf:    %" PRIu64 "\n", s.n_nan, s.n_inf);
+    free(owned);
+    cairn_file_close(f);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- main */
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"pack", cmd_pack}, {"unpack", cmd_unpack}, {"ls", cmd_ls},     {"info", cmd_info},
+    {"meta", cmd_meta}, {"verify", cmd_verify}, {"cat", cmd_cat}, {"show", cmd_show},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fputs(main_help, stderr), EXIT_USAGE;
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+        return fputs(main_help, stdout), EXIT_OK;
+    if (!strcmp(argv[1], "--version"))
+        return printf("cairn %s (format %d.%d)\n", cairn_version(), CAIRN_FORMAT_MAJOR,
+                      CAIRN_FORMAT_MINOR), EXIT_OK;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", argv[1]);
+}
