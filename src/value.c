@@ -23,10 +23,14 @@ struct cairn_value {
         struct {
             cairn_value **items;
             char **keys; /* MAP only: parallel to items, NUL-terminated, owned */
-            size_t count, cap;
-            /* Only meaningful while cairn_value_free walks the tree: the
-             * container to return to, so freeing needs no stack. */
-            cairn_value *up;
+            size_t count;
+            union {
+                size_t cap;
+                /* Once cairn_value_free reaches a container its capacity is
+                 * dead, and the slot holds the container to return to, so
+                 * freeing needs no stack and no allocation. */
+                cairn_value *up;
+            } spare;
         } kids; /* LIST, MAP */
     } u;
 };
@@ -151,7 +155,7 @@ void cairn_value_free(cairn_value *v)
     if (!v)
         return;
     if (is_container(v))
-        v->u.kids.up = NULL;
+        v->u.kids.spare.up = NULL;
     cairn_value *cur = v;
     while (cur) {
         if (is_container(cur) && cur->u.kids.count > 0) {
@@ -160,14 +164,14 @@ void cairn_value_free(cairn_value *v)
             if (cur->u.kids.keys)
                 free(cur->u.kids.keys[i]);
             if (is_container(child)) {
-                child->u.kids.up = cur;
+                child->u.kids.spare.up = cur;
                 cur = child;
             } else {
                 free_node(child);
             }
             continue;
         }
-        cairn_value *up = is_container(cur) ? cur->u.kids.up : NULL;
+        cairn_value *up = is_container(cur) ? cur->u.kids.spare.up : NULL;
         free_node(cur);
         cur = up;
     }
@@ -176,9 +180,9 @@ void cairn_value_free(cairn_value *v)
 /* Makes room for `want` children; maps grow their key array alongside. */
 static cairn_status reserve(cairn_value *c, size_t want)
 {
-    if (want <= c->u.kids.cap)
+    if (want <= c->u.kids.spare.cap)
         return CAIRN_OK;
-    size_t cap = c->u.kids.cap ? c->u.kids.cap : 4;
+    size_t cap = c->u.kids.spare.cap ? c->u.kids.spare.cap : 4;
     while (cap < want) {
         if (cap > SIZE_MAX / 2 / sizeof(void *))
             return CAIRN_E_NOMEM;
@@ -195,7 +199,7 @@ static cairn_status reserve(cairn_value *c, size_t want)
             return CAIRN_E_NOMEM;
         c->u.kids.keys = keys;
     }
-    c->u.kids.cap = cap;
+    c->u.kids.spare.cap = cap;
     return CAIRN_OK;
 }
 

@@ -102,7 +102,7 @@ static uint32_t oracle(const fmt *f, double x)
     return sign | ((lo & 1) ? lo + 1 : lo);
 }
 
-static size_t fmt_size(const fmt *f) { return f->dtype == CAIRN_F16 || f->dtype == CAIRN_BF16 ? 2 : 1; }
+static size_t fmt_size(const fmt *f) { return cairn_dtype_size(f->dtype); }
 
 /* ------------------------------------------------------- names, sizes */
 

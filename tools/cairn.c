@@ -415,8 +415,8 @@ static int cmd_info(int argc, char **argv)
                                     (json_int_t)fi.payload_bytes, "file_bytes",
                                     (json_int_t)fi.file_size, "alignment",
                                     (json_int_t)fi.alignment, "metadata", fi.has_metadata));
-    printf("format:     %s\nversion:    %s\ntensors:    %" PRIu64 "\ntotal bytes: %" PRIu64
-           "\nfile bytes: %" PRIu64 "\nalignment:  %" PRIu64 "\nmetadata:   %s\n",
+    printf("format:      %s\nversion:     %s\ntensors:     %" PRIu64 "\ntotal bytes: %" PRIu64
+           "\nfile bytes:  %" PRIu64 "\nalignment:   %" PRIu64 "\nmetadata:    %s\n",
            cairn_format_name(fi.format), version, fi.tensor_count, fi.payload_bytes, fi.file_size,
            fi.alignment, fi.has_metadata ? "yes" : "no");
     return EXIT_OK;

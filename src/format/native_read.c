@@ -48,9 +48,10 @@ static cairn_status check_header(cairn_file *f, const uint8_t *h, cairn_error *e
     if (bom != NATIVE_BOM)
         return FAIL(f, "header at offset %d: byte-order mark %08x is not 01020304 (%s)", HD_BOM,
                     bom, bom == 0x04030201u ? "big-endian file" : "damaged");
+    /* A later minor version may grow the header; 1.0 has exactly 64 bytes. */
     uint32_t hsize = cairn__le32(h + HD_SIZE);
-    if (hsize < NATIVE_HEADER_SIZE)
-        return FAIL(f, "header at offset %d: header size %u is below %d", HD_SIZE, hsize,
+    if (hsize < NATIVE_HEADER_SIZE || (minor <= CAIRN_FORMAT_MINOR && hsize != NATIVE_HEADER_SIZE))
+        return FAIL(f, "header at offset %d: header size %u is not %d", HD_SIZE, hsize,
                     NATIVE_HEADER_SIZE);
     return CAIRN_OK;
 }

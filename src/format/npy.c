@@ -9,7 +9,7 @@
 #define NPY_V2_HEADER_MAX (1u << 20) /* our bound on a v2/v3 header */
 #define NPY_ALIGN 64                 /* numpy's ARRAY_ALIGN */
 #define NPY_GROWTH_DIGITS 21         /* numpy's GROWTH_AXIS_MAX_DIGITS */
-#define NPY_ALIGN_CAP 4096
+#define NPY_ALIGN_CAP 4096          /* reported alignment stops at a page */
 #define NPY_NAME "array"
 
 static const char npy_magic[NPY_MAGIC_LEN] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
@@ -321,7 +321,8 @@ static cairn_status parse_entry(parser *ps, unsigned *seen, npy_header *h)
         {"descr", KEY_DESCR}, {"fortran_order", KEY_FORTRAN}, {"shape", KEY_SHAPE}};
     const char *k;
     size_t n;
-    size_t at = (skip_space(ps), ps->pos);
+    skip_space(ps);
+    size_t at = ps->pos;
     CAIRN_TRY(parse_string(ps, &k, &n, "a key"));
     unsigned bit = 0;
     for (size_t i = 0; i < 3; i++)
