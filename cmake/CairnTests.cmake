@@ -3,6 +3,9 @@
 set(CAIRN_VECTORS_DIR "${CMAKE_SOURCE_DIR}/../shared/vectors" CACHE PATH
     "The public corpus of real files (skipped when absent)")
 set(CAIRN_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python with Debian's numpy")
+# The fuzz build (CAIRN_FUZZ) runs only the fuzz targets; the unit tests run
+# in the sanitizer build.
+if(NOT CAIRN_FUZZ)
 file(GLOB CAIRN_TESTS_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
 foreach(src ${CAIRN_TESTS_SRC})
   get_filename_component(name ${src} NAME_WE)
@@ -23,9 +26,10 @@ foreach(src ${CAIRN_SH_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_test(NAME ${name} COMMAND bash ${src})
   set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;CAIRN_VECTORS=${CAIRN_VECTORS_DIR}"
+    ENVIRONMENT "CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;CAIRN_VECTORS=${CAIRN_VECTORS_DIR};CAIRN_LIB=$<TARGET_FILE:cairn>;CAIRN_BUILD_DIR=${CMAKE_BINARY_DIR};CAIRN_SOURCE_DIR=${CMAKE_SOURCE_DIR};CAIRN_SANITIZE=$<BOOL:${CAIRN_SANITIZE}>"
     SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
+endif()
 
 # libFuzzer targets: built only with clang and CAIRN_FUZZ=ON; each runs for a
 # short fixed budget as a test, starting from its seed corpus.

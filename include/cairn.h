@@ -129,10 +129,12 @@ CAIRN_API cairn_dtype cairn_dtype_from_name(const char *name);
  * the same dtype; any float type to any other float type (F64 F32 F16 BF16
  * F8_E4M3 F8_E5M2; rounding to nearest, ties to even; NaN and Inf kept, and
  * a value too large for the target becomes Inf, or NaN for F8_E4M3 which has
- * no Inf); C64 <-> C128; an integer or BOOL to a wider integer that holds every
- * value (I8 -> I16, U8 -> I16 or U16, ...); and an integer to a float type
- * that holds every value exactly (I8/U8/I16/U16/BOOL -> F32, and I32/U32 ->
- * F64 as well). Everything else (narrowing integers, float to integer) is refused. */
+ * no Inf; widening keeps a NaN's sign and payload and sets its quiet bit);
+ * C64 <-> C128; an integer or BOOL to a wider integer that holds every value
+ * (I8 -> I16, U8 -> I16 or U16, ...; BOOL reads any non-zero byte as 1); and
+ * an integer to a float type that holds every value exactly (I8/U8/BOOL ->
+ * F16/BF16/F32/F64, I16/U16 -> F32/F64, I32/U32 -> F64). No integer converts
+ * to FP8. Everything else (narrowing integers, float to integer) is refused. */
 CAIRN_API int cairn_dtype_can_convert(cairn_dtype from, cairn_dtype to);
 /* Converts `count` elements. Both buffers are little-endian, C order and must
  * not overlap. Returns CAIRN_E_DTYPE if the conversion is not allowed. */

@@ -598,8 +598,15 @@ static cairn_status npy_verify_structure(const cairn_file *f, cairn_error *err)
 }
 
 const cairn__reader_ops cairn__npy_reader = {
-    CAIRN_FORMAT_NPY, npy_open,      npy_close,          npy_count, npy_tensor_at,
-    npy_find,         npy_file_info, npy_verify_structure, NULL,
+    .format = CAIRN_FORMAT_NPY,
+    .open = npy_open,
+    .close = npy_close,
+    .count = npy_count,
+    .tensor_at = npy_tensor_at,
+    .find = npy_find,
+    .file_info = npy_file_info,
+    .verify_structure = npy_verify_structure,
+    .read_metadata = NULL, /* npy has no metadata: an empty map */
 };
 
 /* ------------------------------------------------------------------ writer */
@@ -736,5 +743,11 @@ static void npy_destroy(cairn_writer *w)
 }
 
 const cairn__writer_ops cairn__npy_writer = {
-    CAIRN_FORMAT_NPY, npy_begin, npy_add, npy_add_alias, npy_set_metadata, npy_finish, npy_destroy,
+    .format = CAIRN_FORMAT_NPY,
+    .begin = npy_begin,
+    .add = npy_add,
+    .add_alias = npy_add_alias,
+    .set_metadata = npy_set_metadata,
+    .finish = npy_finish,
+    .destroy = npy_destroy,
 };

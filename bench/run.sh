@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# run.sh -- runs every cairn benchmark in a scratch directory and prints a summary against the targets.
+#
+# usage: bash bench/run.sh BUILD_DIR      (BUILD_DIR configured with -DCAIRN_BENCH=ON and built)
+# env:   CAIRN_BENCH_DIR            scratch directory (default /tmp/cairn-bench; needs ~4 GiB free)
+#        CAIRN_BENCH_RUNS           timed runs per contender (default 5)
+#        CAIRN_BENCH_TINY_RUNS      runs for the 10x10 workload (default 101; each is microseconds)
+#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers (default: all)
+#        CAIRN_BENCH_INSTALL_PEERS  0 = never apt-get install python3-h5py / python3-torch
+set -euo pipefail
+
+BUILD=$(cd "${1:?usage: bash bench/run.sh BUILD_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+DIR=${CAIRN_BENCH_DIR:-/tmp/cairn-bench}
+RUNS=${CAIRN_BENCH_RUNS:-5}
+TINY_RUNS=${CAIRN_BENCH_TINY_RUNS:-101}
+PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers}
+PY=/usr/bin/python3
+BENCH=$BUILD/bench/bench_io
+CONCAT=$BUILD/bench/npy_concat
+CAIRN=$BUILD/cairn
+GIB=$((1024 * 1024 * 1024))
+
+for exe in "$BENCH" "$CONCAT" "$CAIRN"; do
+  [ -x "$exe" ] || { echo "run.sh: $exe is missing: configure with -DCAIRN_BENCH=ON and build" >&2; exit 1; }
+done
+case "$DIR" in *' '*) echo "run.sh: CAIRN_BENCH_DIR must not contain spaces (hyperfine -N splits on them)" >&2; exit 1;; esac
+mkdir -p "$DIR"
+LOG=$DIR/bench.log
+RESULTS=$DIR/results.txt
+: > "$LOG"
+
+say() { echo "$*" | tee -a "$LOG"; }
+want() { [[ " $PHASES " == *" $1 "* ]]; }
+# Removes only what this script creates, so a CAIRN_BENCH_DIR shared with other files is safe.
+clean() {
+  rm -rf "$DIR"/{big,many,tiny}.{raw,cairn} "$DIR"/.*.cairn-tmp-* "$DIR"/scratch.tmp "$DIR"/npy \
+         "$DIR"/pack-out.* "$DIR"/pack-prep.sh "$DIR"/hf-*.json "$DIR"/peer.* "$DIR"/shapes.txt
+}
+
+# ----------------------------------------------------------------- checks
+check_space() {
+  local avail_kib mem_kib
+  avail_kib=$(df -Pk "$DIR" | awk 'NR == 2 { print $4 }')
+  mem_kib=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+  say "scratch dir $DIR: $((avail_kib / 1024)) MiB free on $(df -PT "$DIR" | awk 'NR == 2 { print $2 }'); memory available $((mem_kib / 1024)) MiB"
+  if [ "$avail_kib" -lt $((4 * 1024 * 1024)) ]; then
+    say "run.sh: need about 4 GiB free in $DIR (1 GiB payload + 1 GiB output + 1 GiB scratch + 1 GiB .npy inputs); set CAIRN_BENCH_DIR"
+    exit 1
+  fi
+  if [ "$mem_kib" -lt $((6 * 1024 * 1024)) ]; then
+    say "run.sh: warning: under 6 GiB of memory available; the 'big' reads hold 2 GiB of buffers plus 2 GiB of page cache and may measure the disk instead"
+  fi
+}
+
+machine() {
+  say "cairn benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), runs=$RUNS (tiny: $TINY_RUNS)"
+  say "machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r)"
+  say "$("$CAIRN" --version 2>/dev/null | head -1 || echo '?'), build $BUILD"
+}
+
+# ------------------------------------------------------------- bench_io
+run_io() { # WORKLOAD RUNS
+  "$BENCH" --workload "$1" --runs "$2" --dir "$DIR" --mode all | tee -a "$LOG"
+  rm -f "$DIR/$1.raw" "$DIR/$1.cairn"
+}
+
+# Peak RSS of a separate process: first the harness alone (generate 'big'),
+# then the harness saving 'big' with cairn only, both under /usr/bin/time -v.
+rss_of() { # LABEL ARGS...
+  local label=$1 out kib
+  shift
+  out=$(/usr/bin/time -v "$BENCH" "$@" 2>&1 >/dev/null)
+  kib=$(awk -F': ' '/Maximum resident set size/ { print $2 }' <<<"$out")
+  awk -v l="$label" -v k="$kib" 'BEGIN {
+    mib = k / 1024; printf "RESULT workload=big op=rss contender=%s maxrss_mib=%.1f payload_mib=1024.0 overhead_mib=%.1f\n", l, mib, mib - 1024 }' | tee -a "$LOG"
+}
+
+run_rss() {
+  say ""
+  say "== big / peak RSS  (/usr/bin/time -v; payload generated in-process = 1024 MiB)"
+  rss_of harness --workload big --mode gen --dir "$DIR"
+  rss_of cairn --workload big --mode save --runs 1 --only cairn --dir "$DIR"
+  rm -f "$DIR/big.cairn"
+}
+
+# ----------------------------------------------------------------- pack
+# hyperfine alternates the two commands, one run each per invocation; the
+# prepare step (before every run of either) writes and deletes a 1 GiB
+# scratch file, removes both outputs and syncs, as bench_io does for saves.
+run_pack_variant() { # OP CAIRN_FLAG CONCAT_FLAG
+  local op=$1 r
+  local -a specs files
+  mapfile -t specs < "$DIR/npy/pack-args.txt"
+  files=("${specs[@]#*=}")
+  for r in $(seq 1 "$RUNS"); do
+    hyperfine -N --runs 1 --style none --prepare "bash $DIR/pack-prep.sh" \
+      --export-json "$DIR/hf-$op-$r.json" \
+      -n cairn "$CAIRN pack $2 $DIR/pack-out.cairn ${specs[*]}" \
+      -n concat "$CONCAT $3 $DIR/pack-out.concat ${files[*]}" >/dev/null
+  done
+  $PY "$HERE/report.py" hyperfine "$op" $(for r in $(seq 1 "$RUNS"); do echo "$DIR/hf-$op-$r.json"; done) | tee -a "$LOG"
+}
+
+run_pack() {
+  say ""
+  say "== pack: 256 .npy files of the 'big' shapes (1 GiB), written by the library's .npy writer"
+  "$BENCH" --workload big --mode gen-npy --dir "$DIR" | tee -a "$LOG"
+  cat "$DIR"/npy/*.npy > /dev/null # inputs warm in the page cache for both
+  cat > "$DIR/pack-prep.sh" <<EOF
+rm -f $DIR/pack-out.cairn $DIR/pack-out.concat $DIR/.pack-out.cairn.cairn-tmp-*
+dd if=/dev/zero of=$DIR/scratch.tmp bs=1M count=1024 status=none
+rm -f $DIR/scratch.tmp
+sync
+EOF
+  if ! command -v hyperfine > /dev/null; then
+    say "pack: skipped: hyperfine not installed (make deps)"
+    return
+  fi
+  run_pack_variant pack-sync "" --sync
+  run_pack_variant pack-nosync --no-sync ""
+  rm -rf "$DIR"/npy "$DIR"/pack-out.* "$DIR"/hf-*.json
+}
+
+# ---------------------------------------------------------------- peers
+install_peers() {
+  local missing=""
+  $PY -c 'import h5py' 2>/dev/null || missing="$missing python3-h5py"
+  $PY -c 'import torch' 2>/dev/null || missing="$missing python3-torch"
+  [ -n "$missing" ] || return 0
+  if [ "${CAIRN_BENCH_INSTALL_PEERS:-1}" = 0 ] || [ "$(id -u)" != 0 ]; then
+    say "peers:$missing not installed (set CAIRN_BENCH_INSTALL_PEERS=1 and run as root to install)"
+    return 0
+  fi
+  say "peers: installing$missing (large; CAIRN_BENCH_INSTALL_PEERS=0 skips)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing > "$DIR/apt.log" 2>&1 ||
+    say "peers: apt-get install failed (see $DIR/apt.log); running without them"
+}
+
+run_peers() {
+  say ""
+  install_peers
+  "$BENCH" --workload big --mode list > "$DIR/shapes.txt"
+  $PY "$HERE/peers.py" --shapes "$DIR/shapes.txt" --dir "$DIR" --runs "$RUNS" 2>&1 | tee -a "$LOG"
+  rm -f "$DIR"/peer.* "$DIR/shapes.txt"
+}
+
+# ----------------------------------------------------------------- main
+start=$(date +%s)
+clean
+check_space
+machine
+want tiny && run_io tiny "$TINY_RUNS"
+want many && run_io many "$RUNS"
+want big && run_io big "$RUNS"
+want rss && run_rss
+want pack && run_pack
+want peers && run_peers
+clean
+grep '^RESULT ' "$LOG" > "$RESULTS" || true
+$PY "$HERE/report.py" summary "$RESULTS" | tee -a "$LOG"
+say ""
+say "total $(( $(date +%s) - start )) s; full log $LOG, RESULT lines $RESULTS"
