@@ -244,7 +244,13 @@ typedef struct cairn_open_opts {
 
 /* Opens a file. For the native format this reads and checks the trailer and
  * the index (every record's bounds, names, sort order) and nothing else: the
- * cost does not depend on tensor sizes. `opts` may be NULL for defaults. */
+ * cost does not depend on tensor sizes. `opts` may be NULL for defaults.
+ *
+ * The file is mapped read-only (falling back to pread when mapping fails).
+ * As with any mapping, if another process truncates the file while it is
+ * open, touching a zero-copy view raises SIGBUS; cairn's own saves never do
+ * that (they replace files by rename), but for files that others may shrink
+ * in place, open with CAIRN_OPEN_NO_MMAP. */
 CAIRN_API cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts,
                                        cairn_file **out, cairn_error *err);
 /* Opens bytes in memory. The buffer is borrowed until cairn_file_close and

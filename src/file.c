@@ -40,7 +40,10 @@ cairn_status cairn__source_read(const cairn_file *f, uint64_t offset, void *dst,
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: read of %zu bytes at offset %llu runs past "
                            "the end of the input (%llu bytes)", f->path, len,
                            (unsigned long long)offset, (unsigned long long)f->src.size);
-    if (f->src.base) {
+    /* Large copies from a file go through pread even when it is mapped: the
+     * kernel copies from the page cache directly, where touching the mapping
+     * would take a page fault per 4 KiB. */
+    if (f->src.base && (f->src.fd < 0 || len < (64u << 10))) {
         memcpy(dst, f->src.base + offset, len);
         return CAIRN_OK;
     }
@@ -153,11 +156,14 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
     if (fd < 0)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: %s", path,
-                           S_ISREG(st.st_mode) ? strerror(e) : "not a regular file");
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file", path);
     }
     cairn_file *f = file_new(path);
     if (!f) {

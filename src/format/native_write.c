@@ -263,7 +263,8 @@ static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
         CAIRN_TRY(cairn__meta_encode(nw->meta, sorted_exists, nw, &meta, &meta_size, err));
     /* Sorting moves entries: the hash set still maps names to the old
      * positions, which is fine because it is not used after this point. */
-    qsort(nw->entries, nw->count, sizeof *nw->entries, entry_cmp);
+    if (nw->count > 1)
+        qsort(nw->entries, nw->count, sizeof *nw->entries, entry_cmp);
     free(nw->slots);
     nw->slots = NULL;
     nw->slot_count = 0;
