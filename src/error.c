@@ -23,6 +23,7 @@ const char *cairn_strerror(cairn_status status)
     case CAIRN_E_STATE: return "handle in wrong state";
     case CAIRN_E_FORMAT: return "unknown file format";
     case CAIRN_E_SIZE: return "buffer size mismatch";
+    case CAIRN_E_MISMATCH: return "tensors do not match the model";
     }
     return "unknown status";
 }

@@ -2,6 +2,7 @@
  * only the index in memory, and writes index + metadata + trailer at the end. */
 #include "../archive.h"
 #include "../value_internal.h"
+#include "../nameset.h"
 #include "native.h"
 
 #include <stdlib.h>
@@ -21,54 +22,20 @@ typedef struct native_writer {
     entry *entries;
     size_t count, cap;
     uint64_t strings_size;
-    /* Open-addressing set of entry indexes + 1 (0 = empty), keyed by name, so
-     * duplicate checks and alias look-ups stay O(1) at 100,000+ tensors. */
-    uint32_t *slots;
-    size_t slot_count;
+    cairn__nameset names; /* duplicate checks and alias look-ups in O(1) */
     cairn_value *meta;
 } native_writer;
 
-static uint64_t name_hash(const char *name, size_t len) { return XXH3_64bits(name, len); }
+static const char *entry_name(const void *ctx, uint32_t i, size_t *len)
+{
+    const entry *e = &((const native_writer *)ctx)->entries[i];
+    *len = e->name_len;
+    return e->name;
+}
 
 static int64_t lookup(const native_writer *nw, const char *name, size_t len)
 {
-    if (!nw->slot_count)
-        return -1;
-    size_t mask = nw->slot_count - 1;
-    for (size_t i = name_hash(name, len) & mask;; i = (i + 1) & mask) {
-        uint32_t s = nw->slots[i];
-        if (!s)
-            return -1;
-        const entry *e = &nw->entries[s - 1];
-        if (e->name_len == len && memcmp(e->name, name, len) == 0)
-            return s - 1;
-    }
-}
-
-static void slot_insert(uint32_t *slots, size_t slot_count, const entry *e, uint32_t value)
-{
-    size_t mask = slot_count - 1;
-    size_t i = name_hash(e->name, e->name_len) & mask;
-    while (slots[i])
-        i = (i + 1) & mask;
-    slots[i] = value;
-}
-
-/* Keeps the set at most half full. */
-static cairn_status grow_slots(native_writer *nw, const char *path, cairn_error *err)
-{
-    if ((nw->count + 1) * 2 <= nw->slot_count)
-        return CAIRN_OK;
-    size_t n = nw->slot_count ? nw->slot_count * 2 : 64;
-    uint32_t *slots = calloc(n, sizeof *slots);
-    if (!slots)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the index", path);
-    for (size_t i = 0; i < nw->count; i++)
-        slot_insert(slots, n, &nw->entries[i], (uint32_t)(i + 1));
-    free(nw->slots);
-    nw->slots = slots;
-    nw->slot_count = n;
-    return CAIRN_OK;
+    return cairn__nameset_find(&nw->names, name, len, entry_name, nw);
 }
 
 /* Appends a new entry (name copied) and indexes it. */
@@ -85,7 +52,6 @@ static cairn_status push_entry(cairn_writer *w, const entry *proto, const char *
                            w->path, (unsigned long long)NATIVE_MAX_STRINGS);
     if (lookup(nw, name, len) >= 0)
         return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
-    CAIRN_TRY(grow_slots(nw, w->path, err));
     if (nw->count == nw->cap) {
         size_t cap = nw->cap ? nw->cap * 2 : 64;
         entry *e = realloc(nw->entries, cap * sizeof *e);
@@ -101,9 +67,13 @@ static cairn_status push_entry(cairn_writer *w, const entry *proto, const char *
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     memcpy(e->name, name, len + 1);
     e->name_len = (uint32_t)len;
+    cairn_status st = cairn__nameset_insert(&nw->names, (uint32_t)nw->count, entry_name, nw, err);
+    if (st != CAIRN_OK) {
+        free(e->name);
+        return st;
+    }
     nw->count++;
     nw->strings_size += len + 1; /* each name is followed by a NUL */
-    slot_insert(nw->slots, nw->slot_count, e, (uint32_t)nw->count);
     return CAIRN_OK;
 }
 
@@ -261,13 +231,10 @@ static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
     uint64_t strings_rel, meta_rel, total;
     if (nw->meta && cairn_value_count(nw->meta) > 0)
         CAIRN_TRY(cairn__meta_encode(nw->meta, sorted_exists, nw, &meta, &meta_size, err));
-    /* Sorting moves entries: the hash set still maps names to the old
-     * positions, which is fine because it is not used after this point. */
+    /* Sorting moves entries, which invalidates the name set: drop it. */
     if (nw->count > 1)
         qsort(nw->entries, nw->count, sizeof *nw->entries, entry_cmp);
-    free(nw->slots);
-    nw->slots = NULL;
-    nw->slot_count = 0;
+    cairn__nameset_free(&nw->names);
     cairn_status st = build_index(w, meta, meta_size, &index, &strings_rel, &meta_rel, &total, err);
     free(meta);
     if (st != CAIRN_OK)
@@ -303,7 +270,7 @@ static void nw_destroy(cairn_writer *w)
     for (size_t i = 0; i < nw->count; i++)
         free(nw->entries[i].name);
     free(nw->entries);
-    free(nw->slots);
+    cairn__nameset_free(&nw->names);
     cairn_value_free(nw->meta);
     free(nw);
     w->state = NULL;
