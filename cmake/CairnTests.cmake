@@ -16,7 +16,7 @@ foreach(src ${CAIRN_TESTS_SRC})
   target_link_libraries(${name} PRIVATE cairn_static PkgConfig::XXHASH PkgConfig::JANSSON Threads::Threads m)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "CAIRN_VECTORS=${CAIRN_VECTORS_DIR};CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp"
+    ENVIRONMENT "CAIRN_VECTORS=${CAIRN_VECTORS_DIR};CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;CAIRN_SOURCE_DIR=${CMAKE_SOURCE_DIR}"
     SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
 

@@ -223,10 +223,13 @@ CAIRN_API cairn_status cairn_value_to_json(const cairn_value *v, int indent, cha
 typedef enum cairn_format {
     CAIRN_FORMAT_AUTO = 0,   /* reading: detect by content; writing: by file extension */
     CAIRN_FORMAT_NATIVE = 1, /* .cairn, docs/FORMAT.md */
-    CAIRN_FORMAT_NPY = 2     /* NumPy .npy: exactly one tensor */
+    CAIRN_FORMAT_NPY = 2,    /* NumPy .npy: exactly one tensor */
+    CAIRN_FORMAT_SAFETENSORS = 3 /* .safetensors (docs/FORMAT.md §11): no checksums, no
+                                    aliases, no C128; a save spools payloads and copies
+                                    them once more behind the header at commit */
 } cairn_format;
 
-/* "cairn", "npy"; NULL if unknown. */
+/* "cairn", "npy", "safetensors"; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
 
 /* ---------------------------------------------------------------- reading */
@@ -342,7 +345,8 @@ typedef struct cairn_writer cairn_writer;
 typedef struct cairn_write_opts {
     size_t struct_size;  /* sizeof(cairn_write_opts) */
     unsigned flags;
-    cairn_format format; /* CAIRN_FORMAT_AUTO: from the extension (.npy -> NPY, else NATIVE) */
+    cairn_format format; /* CAIRN_FORMAT_AUTO: from the extension (.npy -> NPY,
+                            .safetensors -> SAFETENSORS, else NATIVE) */
     uint64_t alignment;  /* payload alignment: a power of two in [8, 65536]; 0 = 64 */
 } cairn_write_opts;
 
@@ -502,6 +506,71 @@ CAIRN_API int64_t cairn_load_report_schema_version(const cairn_load_report *r);
 CAIRN_API cairn_status cairn_params_load(cairn_params *p, const cairn_file *f,
                                          const cairn_load_opts *opts, cairn_load_report **report,
                                          cairn_error *err);
+
+/* ------------------------------------------------------ whole-model archives */
+
+/* One archive holds every part a training run needs to stop and go on
+ * (docs/MODEL.md gives the layout): the type tag, params, config, optimizer
+ * state, history, learned attributes, RNG state and data position. The
+ * caller chooses exactly what goes in: every NULL part is simply absent, so
+ * the same call also writes skorch-style separate files (params only,
+ * optimizer only, history only). Nothing is ever executed on load. */
+typedef struct cairn_model_parts {
+    size_t struct_size;             /* sizeof(cairn_model_parts) */
+    const char *kind;               /* type tag: the model's kind ("mlp"); NULL = no tag */
+    int64_t schema_version;         /* type tag: the layout version of this kind */
+    cairn_params *params;           /* tensors "params/<name>" */
+    cairn_params *optimizer_tensors; /* tensors "optimizer/<name>" (momentum, Adam moments) */
+    cairn_params *attribute_tensors; /* tensors "attributes/<name>" (e.g. class labels) */
+    const cairn_value *config;      /* metadata "config": architecture hyperparameters */
+    const cairn_value *optimizer;   /* metadata "optimizer": scalars (kind, step, lr, betas) */
+    const cairn_value *history;     /* metadata "history": a list of per-epoch maps */
+    const cairn_value *attributes;  /* metadata "attributes": learned non-tensor attributes */
+    const cairn_value *rng;         /* metadata "rng": RNG state (bytes, ints, ...) */
+    const cairn_value *data_position; /* metadata "data_position": where the data loader is */
+    const cairn_value *extra;       /* metadata "extra": anything else the caller wants kept */
+} cairn_model_parts;
+
+/* Adds every present part to an open writer (tensors now; the metadata tree
+ * replaces any set before). */
+CAIRN_API cairn_status cairn_model_write(cairn_writer *w, const cairn_model_parts *parts,
+                                         cairn_error *err);
+/* Saves the parts to `path`, atomically. */
+CAIRN_API cairn_status cairn_model_save(const char *path, const cairn_model_parts *parts,
+                                        cairn_error *err);
+/* The same bytes, to memory (*out freed with cairn_free). */
+CAIRN_API cairn_status cairn_model_save_memory(const cairn_model_parts *parts, void **out,
+                                               size_t *out_size, cairn_error *err);
+/* Loads the tensor parts into the non-NULL parameter sets of `parts` (each
+ * through cairn_params_load with its prefix and opts' flags and renames;
+ * opts may be NULL) and returns the file's metadata tree in *meta (caller
+ * frees; may be NULL if not wanted) to read "config", "history", ... from.
+ * With CAIRN_LOAD_STRICT, a parameter set whose part is absent from the file
+ * is an error (CAIRN_E_MISMATCH). If parts->kind is set, the file's kind must
+ * match it (CAIRN_E_MISMATCH naming both). The value fields of `parts` are
+ * ignored on load. */
+CAIRN_API cairn_status cairn_model_load(const cairn_file *f, const cairn_model_parts *parts,
+                                        const cairn_load_opts *opts, cairn_value **meta,
+                                        cairn_error *err);
+
+/* ------------------------------------------------- several objects, in order */
+
+/* Appends one object to the archive (Theano's pattern of dumping obj1, obj2,
+ * obj3 into one file): a kind string, a value (any tree; may be NULL) and a
+ * parameter set (may be NULL) whose tensors are stored under
+ * "objects/<i>/<name>". All are copied now. Objects are kept in the metadata
+ * tree under "objects" at commit, after whatever cairn_writer_set_metadata
+ * set (which must then not use the key "objects"). */
+CAIRN_API cairn_status cairn_writer_append_object(cairn_writer *w, const char *kind,
+                                                  const cairn_value *value,
+                                                  const cairn_params *tensors, cairn_error *err);
+/* The file's objects in the order they were appended: a list (caller frees)
+ * of maps {"kind": string, "value": any, "prefix": "objects/<i>/",
+ * "tensors": [names without the prefix]}. Load an object's tensors with
+ * cairn_params_load and cairn_load_opts.prefix = its "prefix". A file without
+ * objects gives an empty list. */
+CAIRN_API cairn_status cairn_file_read_objects(const cairn_file *f, cairn_value **list,
+                                               cairn_error *err);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,7 @@ const uint8_t *cairn__source_ptr(const cairn_file *f, uint64_t offset, uint64_t 
 
 extern const cairn__reader_ops cairn__native_reader;
 extern const cairn__reader_ops cairn__npy_reader;
+extern const cairn__reader_ops cairn__safetensors_reader;
 
 /* ------------------------------------------------------------ writing side */
 
@@ -99,6 +100,8 @@ struct cairn_writer {
     uint8_t *mem;       /* memory sink */
     size_t mem_len, mem_cap;
     uint64_t pos;       /* bytes written so far */
+    cairn_value *meta;  /* set by cairn_writer_set_metadata; handed to the format at commit */
+    cairn_value *objects; /* cairn_writer_append_object's list, merged into meta at commit */
     void *state;        /* the format's own */
 };
 
@@ -109,5 +112,6 @@ cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *e
 
 extern const cairn__writer_ops cairn__native_writer;
 extern const cairn__writer_ops cairn__npy_writer;
+extern const cairn__writer_ops cairn__safetensors_writer;
 
 #endif /* CAIRN_ARCHIVE_H */

@@ -1,6 +1,7 @@
 /* file.c -- opening inputs (mmap, pread or memory), format detection, and the
  * format-independent query functions of cairn_file. */
 #include "archive.h"
+#include "format/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@ const char *cairn_format_name(cairn_format format)
     switch (format) {
     case CAIRN_FORMAT_NATIVE: return "cairn";
     case CAIRN_FORMAT_NPY: return "npy";
+    case CAIRN_FORMAT_SAFETENSORS: return "safetensors";
     case CAIRN_FORMAT_AUTO: return "auto";
     }
     return NULL;
@@ -27,6 +29,7 @@ static const cairn__reader_ops *ops_for(cairn_format format)
     switch (format) {
     case CAIRN_FORMAT_NATIVE: return &cairn__native_reader;
     case CAIRN_FORMAT_NPY: return &cairn__npy_reader;
+    case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_reader;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -87,11 +90,14 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__native_reader;
     else if (n >= sizeof npy_magic && memcmp(head, npy_magic, sizeof npy_magic) == 0)
         f->ops = &cairn__npy_reader;
+    else if (cairn__safetensors_sniff(f)) /* no magic: only after every magic failed */
+        f->ops = &cairn__safetensors_reader;
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
     else
-        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn or .npy file (first bytes "
-                           "%02x %02x %02x %02x)", f->path, head[0], head[1], head[2], head[3]);
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy or safetensors file "
+                           "(first bytes %02x %02x %02x %02x)", f->path, head[0], head[1],
+                           head[2], head[3]);
     return CAIRN_OK;
 }
 

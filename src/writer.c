@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -80,10 +81,13 @@ static int ends_with(const char *s, const char *suffix)
 static const cairn__writer_ops *writer_ops(cairn_format format, const char *path)
 {
     if (format == CAIRN_FORMAT_AUTO)
-        format = path && ends_with(path, ".npy") ? CAIRN_FORMAT_NPY : CAIRN_FORMAT_NATIVE;
+        format = path && ends_with(path, ".npy")           ? CAIRN_FORMAT_NPY
+                 : path && ends_with(path, ".safetensors") ? CAIRN_FORMAT_SAFETENSORS
+                                                           : CAIRN_FORMAT_NATIVE;
     switch (format) {
     case CAIRN_FORMAT_NATIVE: return &cairn__native_writer;
     case CAIRN_FORMAT_NPY: return &cairn__npy_writer;
+    case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_writer;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -127,6 +131,8 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
 
 static void writer_free(cairn_writer *w)
 {
+    cairn_value_free(w->meta);
+    cairn_value_free(w->objects);
     if (w->state)
         w->ops->destroy(w);
     if (w->fd >= 0)
@@ -278,8 +284,80 @@ cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
     if (!copy)
         return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
                                             "metadata", w->path), err);
-    cairn_status st = w->ops->set_metadata(w, copy, err);
+    /* The format sees the tree now, so it can refuse what it cannot hold at
+     * once; the writer keeps its own copy to merge objects into at commit. */
+    cairn_value *mine = cairn_value_clone(tree);
+    cairn_status st = mine ? w->ops->set_metadata(w, copy, err)
+                           : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    if (!mine)
+        cairn_value_free(copy);
+    if (st != CAIRN_OK) {
+        cairn_value_free(mine);
+        return writer_failed(w, st, err);
+    }
+    cairn_value_free(w->meta);
+    w->meta = mine;
+    return CAIRN_OK;
+}
+
+cairn_status cairn_writer_append_object(cairn_writer *w, const char *kind,
+                                        const cairn_value *value, const cairn_params *tensors,
+                                        cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    if (!kind || !cairn__utf8_valid(kind, strlen(kind)))
+        return cairn__fail(err, CAIRN_E_ARG, "%s: an object needs a UTF-8 kind", w->path);
+    if (!w->objects && !(w->objects = cairn_value_list()))
+        return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path), err);
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "objects/%zu/", cairn_value_count(w->objects));
+    cairn_value *obj = cairn_value_map(), *names = cairn_value_list();
+    cairn_value *val = value ? cairn_value_clone(value) : cairn_value_null();
+    cairn_status st = obj && names && val ? CAIRN_OK
+                      : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    for (size_t i = 0; st == CAIRN_OK && tensors && i < cairn_params_count(tensors); i++) {
+        const char *name;
+        cairn_params_at(tensors, i, &name, NULL, NULL, NULL, NULL, NULL);
+        cairn_value *v = cairn_value_string(name);
+        st = v ? cairn_value_append(names, v, err)
+               : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+        if (st != CAIRN_OK)
+            cairn_value_free(v);
+    }
+    if (st == CAIRN_OK && tensors)
+        st = cairn_params_write(tensors, w, prefix, err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(obj, "kind", cairn_value_string(kind), err);
+    if (st == CAIRN_OK && (st = cairn_value_set(obj, "value", val, err)) == CAIRN_OK)
+        val = NULL;
+    if (st == CAIRN_OK)
+        st = cairn_value_set(obj, "prefix", cairn_value_string(prefix), err);
+    if (st == CAIRN_OK && (st = cairn_value_set(obj, "tensors", names, err)) == CAIRN_OK)
+        names = NULL;
+    if (st == CAIRN_OK && (st = cairn_value_append(w->objects, obj, err)) == CAIRN_OK)
+        obj = NULL;
+    cairn_value_free(obj);
+    cairn_value_free(names);
+    cairn_value_free(val);
     return st == CAIRN_OK ? st : writer_failed(w, st, err);
+}
+
+/* Hands the metadata tree with the objects merged in to the format (which
+ * already holds the tree without them). */
+static cairn_status flush_metadata(cairn_writer *w, cairn_error *err)
+{
+    if (!w->objects)
+        return CAIRN_OK;
+    if (!w->meta && !(w->meta = cairn_value_map()))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    if (cairn_value_get(w->meta, "objects"))
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: metadata key 'objects' is reserved for "
+                           "cairn_writer_append_object", w->path);
+    CAIRN_TRY(cairn_value_set(w->meta, "objects", w->objects, err));
+    w->objects = NULL;
+    cairn_value *meta = w->meta;
+    w->meta = NULL;
+    return w->ops->set_metadata(w, meta, err);
 }
 
 static cairn_status sync_dir(const char *path, cairn_error *err)
@@ -325,6 +403,8 @@ cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
     if (w && st == CAIRN_OK && w->fd < 0)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
+        st = flush_metadata(w, err);
+    if (st == CAIRN_OK)
         st = w->ops->finish(w, err);
     if (st == CAIRN_OK)
         st = commit_file(w, err);
@@ -346,6 +426,8 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
     if (st == CAIRN_OK && w->fd >= 0)
         st = cairn__fail(err, CAIRN_E_STATE, "%s: use cairn_writer_commit for a path writer",
                          w->path);
+    if (st == CAIRN_OK)
+        st = flush_metadata(w, err);
     if (st == CAIRN_OK)
         st = w->ops->finish(w, err);
     if (st == CAIRN_OK) {

@@ -7,6 +7,7 @@
 #include "internal.h"
 #include "format/native.h"
 #include <cairn.h>
+#include <dirent.h>
 #include <xxhash.h>
 
 static void *make_sample(size_t *size)
@@ -130,6 +131,8 @@ static void test_random_damage(const uint8_t *good, size_t size)
  * structural checks themselves are exercised. */
 static void reseal(uint8_t *p, size_t size)
 {
+    if (size < NATIVE_HEADER_SIZE + NATIVE_TRAILER_SIZE)
+        return;
     uint8_t *t = p + size - NATIVE_TRAILER_SIZE;
     uint64_t index = cairn__le64(t + TR_INDEX_OFFSET);
     uint64_t meta_end = cairn__le64(t + TR_META_OFFSET) + cairn__le64(t + TR_META_SIZE);
@@ -173,6 +176,9 @@ static void test_crafted_fields(const uint8_t *good, size_t size)
         {"tensor count +1", 0, TR_COUNT, 8, 5, CAIRN_E_CORRUPT},
         {"record size 64", 0, TR_RECORD_SIZE, 4, 64, CAIRN_E_LIMIT},
         {"index offset 0", 0, TR_INDEX_OFFSET, 8, 0, CAIRN_E_CORRUPT},
+        /* found by fuzz_native: index_offset + records wrapped past 2^64 */
+        {"index offset wraps", 0, TR_INDEX_OFFSET, 8, UINT64_MAX - 63, CAIRN_E_CORRUPT},
+        {"index offset past strings", 0, TR_INDEX_OFFSET, 8, UINT64_C(1) << 40, CAIRN_E_CORRUPT},
         {"strings size huge", 0, TR_STRINGS_SIZE, 8, UINT64_C(1) << 62, CAIRN_E_LIMIT},
         {"meta size past end", 0, TR_META_SIZE, 8, 1u << 20, CAIRN_E_CORRUPT},
         {"signature out of bounds", 0, TR_SIG_SIZE, 8, 64, CAIRN_E_CORRUPT},
@@ -238,6 +244,44 @@ static void test_crafted_fields(const uint8_t *good, size_t size)
     free(copy);
 }
 
+/* Replays every file of tests/corpus/native (inputs that once crashed a
+ * fuzz target), as is and with re-sealed checksums: none may crash. */
+static void test_regression_corpus(void)
+{
+    const char *src = getenv("CAIRN_SOURCE_DIR");
+    char path[4096];
+    if (!src) {
+        fprintf(stderr, "CAIRN_SOURCE_DIR unset: regression corpus skipped\n");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/tests/corpus/native", src);
+    DIR *d = opendir(path);
+    CHECK(d != NULL);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[4400];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        FILE *fp = fopen(file, "rb");
+        uint8_t *buf = malloc(1 << 20);
+        size_t size = fp ? fread(buf, 1, 1 << 20, fp) : 0;
+        if (fp)
+            fclose(fp);
+        exercise(buf, size, 0);
+        reseal(buf, size);
+        cairn_status st = exercise(buf, size, CAIRN_OPEN_VERIFY);
+        CHECK(st != (cairn_status)-1);
+        free(buf);
+        n++;
+    }
+    if (d)
+        closedir(d);
+    fprintf(stderr, "replayed %d regression inputs\n", n);
+    CHECK(n > 0);
+}
+
 int main(void)
 {
     size_t size;
@@ -247,6 +291,7 @@ int main(void)
     test_every_byte_flip(good, size);
     test_random_damage(good, size);
     test_crafted_fields(good, size);
+    test_regression_corpus();
     free(good);
     TEST_MAIN_END();
 }

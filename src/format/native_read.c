@@ -102,10 +102,11 @@ static cairn_status check_trailer(cairn_file *f, native_reader *nr, const uint8_
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: trailer: signature block of %llu bytes exceeds "
                            "1 MiB", f->path, (unsigned long long)nr->sig_size);
     uint32_t hsize = cairn__le32(h + HD_SIZE);
-    uint64_t records_end = nr->index_offset + nr->count * nr->record_size; /* both bounded */
-    uint64_t strings_end = nr->strings_offset + nr->strings_size;
-    uint64_t meta_end, sig_end;
-    if (nr->index_offset < hsize || nr->index_offset % 8 || records_end > nr->strings_offset ||
+    /* count * record_size <= 2^22 * 4096 cannot overflow; the sums can. */
+    uint64_t records_end, strings_end, meta_end, sig_end;
+    if (nr->index_offset < hsize || nr->index_offset % 8 ||
+        cairn__add_overflow(nr->index_offset, nr->count * nr->record_size, &records_end) ||
+        records_end > nr->strings_offset ||
         cairn__add_overflow(nr->strings_offset, nr->strings_size, &strings_end) ||
         strings_end > nr->meta_offset ||
         cairn__add_overflow(nr->meta_offset, nr->meta_size, &meta_end) || meta_end > tpos)

@@ -1,0 +1,460 @@
+/* safetensors_write.c -- writes safetensors (docs/FORMAT.md §11). The header
+ * must come first but depends on every tensor, so payloads are spooled as
+ * they arrive (an unlinked temporary file next to the target, or memory for
+ * memory writers) and copied behind the header at commit. */
+#include "safetensors.h"
+#include "safetensors_meta.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define COPY_CHUNK (1u << 20)
+/* The shortest header entry, `"N":{"dtype":"U8","shape":[],"data_offsets":[0,0]},`
+ * minus its name, so add() can refuse early what can never fit. */
+#define ENTRY_MIN_BYTES 48
+
+typedef struct st_entry {
+    char *name;
+    size_t name_len;
+    cairn_dtype dtype;
+    uint32_t rank;
+    uint64_t dims[CAIRN_MAX_RANK];
+    uint64_t spool_at, size; /* where the bytes are in the spool */
+    uint64_t begin;          /* data_offsets[0], set at finish */
+} st_entry;
+
+typedef struct st_writer {
+    st_entry *entries;
+    size_t count, cap;
+    /* Open-addressing set of entry indexes + 1 (0 = empty), keyed by name,
+     * so duplicate checks stay O(1) at 100,000+ tensors. */
+    uint32_t *slots;
+    size_t slot_count;
+    uint64_t header_min; /* a lower bound on the header length so far */
+    cairn_value *meta;
+    /* the spool: a file (path writers) or a buffer (memory writers) */
+    int spool_fd;
+    uint8_t *spool;
+    size_t spool_cap;
+    uint64_t spool_len;
+} st_writer;
+
+/* --------------------------------------------------------------- name set */
+
+static uint64_t name_hash(const char *name, size_t len) { return XXH3_64bits(name, len); }
+
+static int64_t lookup(const st_writer *s, const char *name, size_t len)
+{
+    if (!s->slot_count)
+        return -1;
+    size_t mask = s->slot_count - 1;
+    for (size_t i = name_hash(name, len) & mask;; i = (i + 1) & mask) {
+        uint32_t v = s->slots[i];
+        if (!v)
+            return -1;
+        const st_entry *e = &s->entries[v - 1];
+        if (e->name_len == len && memcmp(e->name, name, len) == 0)
+            return v - 1;
+    }
+}
+
+static void slot_insert(uint32_t *slots, size_t slot_count, const st_entry *e, uint32_t value)
+{
+    size_t mask = slot_count - 1;
+    size_t i = name_hash(e->name, e->name_len) & mask;
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = value;
+}
+
+/* Keeps the set at most half full. */
+static cairn_status grow_slots(st_writer *s, const char *path, cairn_error *err)
+{
+    if ((s->count + 1) * 2 <= s->slot_count)
+        return CAIRN_OK;
+    size_t n = s->slot_count ? s->slot_count * 2 : 64;
+    uint32_t *slots = calloc(n, sizeof *slots);
+    if (!slots)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table", path);
+    for (size_t i = 0; i < s->count; i++)
+        slot_insert(slots, n, &s->entries[i], (uint32_t)(i + 1));
+    free(s->slots);
+    s->slots = slots;
+    s->slot_count = n;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------ spool */
+
+/* An unlinked file in the target's directory: same file system as the
+ * target, so copy_file_range can share extents, and nothing to clean up
+ * after a crash. O_TMPFILE first; mkstemp + unlink where it is missing. */
+static cairn_status spool_open(cairn_writer *w, st_writer *s, cairn_error *err)
+{
+    char *copy = strdup(w->path);
+    if (!copy)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    const char *dir = dirname(copy);
+    s->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (s->spool_fd < 0) {
+        size_t size = strlen(dir) + 32;
+        char *name = malloc(size);
+        if (name) {
+            snprintf(name, size, "%s/.cairn-spool-XXXXXX", dir);
+            s->spool_fd = mkostemp(name, O_CLOEXEC);
+            if (s->spool_fd >= 0)
+                unlink(name);
+            free(name);
+        }
+    }
+    cairn_status st = CAIRN_OK;
+    if (s->spool_fd < 0)
+        st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create a payload spool file in %s: %s",
+                         w->path, dir, strerror(errno));
+    free(copy);
+    return st;
+}
+
+static cairn_status spool_grow(cairn_writer *w, st_writer *s, size_t len, const char *name,
+                               cairn_error *err)
+{
+    size_t cap = s->spool_cap ? s->spool_cap : 4096;
+    while (cap - s->spool_len < len) {
+        if (cap > SIZE_MAX / 2)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': the payloads would exceed "
+                               "the address space", w->path, name);
+        cap *= 2;
+    }
+    uint8_t *p = realloc(s->spool, cap);
+    if (!p)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': cannot grow the payload buffer "
+                           "to %zu bytes", w->path, name, cap);
+    s->spool = p;
+    s->spool_cap = cap;
+    return CAIRN_OK;
+}
+
+static cairn_status spool_write(cairn_writer *w, st_writer *s, const void *data, size_t len,
+                                const char *name, cairn_error *err)
+{
+    if (s->spool_fd < 0) {
+        if (len > s->spool_cap - s->spool_len)
+            CAIRN_TRY(spool_grow(w, s, len, name, err));
+        memcpy(s->spool + s->spool_len, data, len);
+        s->spool_len += len;
+        return CAIRN_OK;
+    }
+    const uint8_t *p = data;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = write(s->spool_fd, p, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: tensor '%s': write to the payload spool at "
+                               "offset %llu failed: %s", w->path, name,
+                               (unsigned long long)s->spool_len, strerror(errno));
+        p += n;
+        len -= (size_t)n;
+        s->spool_len += (uint64_t)n;
+    }
+    return CAIRN_OK;
+}
+
+/* Copies spool bytes [at, at+len) to the sink with read/write: the fallback
+ * where copy_file_range cannot serve. */
+static cairn_status copy_by_read(cairn_writer *w, st_writer *s, uint64_t at, uint64_t len,
+                                 cairn_error *err)
+{
+    uint8_t *buf = malloc(COPY_CHUNK);
+    if (!buf)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    cairn_status st = CAIRN_OK;
+    while (len > 0 && st == CAIRN_OK) {
+        size_t want = len > COPY_CHUNK ? COPY_CHUNK : (size_t)len;
+        ssize_t n = pread(s->spool_fd, buf, want, (off_t)at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            st = cairn__fail(err, CAIRN_E_IO, "%s: read of the payload spool at offset %llu "
+                             "failed: %s", w->path, (unsigned long long)at,
+                             n < 0 ? strerror(errno) : "unexpected end");
+            break;
+        }
+        st = cairn__sink_write(w, buf, (size_t)n, err);
+        at += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    free(buf);
+    return st;
+}
+
+/* Copies spool bytes [at, at+len) to the end of the sink: in the kernel
+ * when it can (no pass through user memory), else by read/write. */
+static cairn_status spool_copy(cairn_writer *w, st_writer *s, uint64_t at, uint64_t len,
+                               cairn_error *err)
+{
+    if (s->spool_fd < 0)
+        return cairn__sink_write(w, s->spool + at, (size_t)len, err);
+    while (len > 0) {
+        loff_t in = (loff_t)at;
+        size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
+        ssize_t n = copy_file_range(s->spool_fd, &in, w->fd, NULL, want, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                      errno == EOPNOTSUPP || errno == EBADF || errno == EPERM))
+            return copy_by_read(w, s, at, len, err);
+        if (n < 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: copy of the payload spool at offset %llu "
+                               "to offset %llu failed: %s", w->path, (unsigned long long)at,
+                               (unsigned long long)w->pos, strerror(errno));
+        if (n == 0)
+            return copy_by_read(w, s, at, len, err);
+        at += (uint64_t)n;
+        len -= (uint64_t)n;
+        w->pos += (uint64_t)n;
+    }
+    return CAIRN_OK;
+}
+
+/* -------------------------------------------------------------------- ops */
+
+static cairn_status sw_begin(cairn_writer *w, cairn_error *err)
+{
+    st_writer *s = calloc(1, sizeof *s);
+    if (!s)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    s->spool_fd = -1;
+    s->header_min = 2; /* "{}" */
+    w->state = s;
+    return w->fd >= 0 ? spool_open(w, s, err) : CAIRN_OK;
+}
+
+static cairn_status push_entry(cairn_writer *w, st_writer *s, const st_entry *proto,
+                               const char *name, cairn_error *err)
+{
+    if (s->count >= UINT32_MAX - 1)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
+    CAIRN_TRY(grow_slots(s, w->path, err));
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        st_entry *e = realloc(s->entries, cap * sizeof *e);
+        if (!e)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
+                               w->path);
+        s->entries = e;
+        s->cap = cap;
+    }
+    st_entry *e = &s->entries[s->count];
+    *e = *proto;
+    e->name = strdup(name);
+    if (!e->name)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    slot_insert(s->slots, s->slot_count, e, (uint32_t)(s->count + 1));
+    s->count++;
+    return CAIRN_OK;
+}
+
+static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                           const uint64_t *dims, const void *data, cairn_error *err)
+{
+    st_writer *s = w->state;
+    size_t len = strlen(name);
+    const st_dtype *d = st_dtype_by_code(dtype);
+    if (lookup(s, name, len) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
+    if (!d)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': safetensors has no dtype "
+                           "for %s (store it as the native format, or as two F64 tensors)",
+                           w->path, name, cairn_dtype_name(dtype));
+    s->header_min += len + ENTRY_MIN_BYTES;
+    if (s->header_min > ST_MAX_HEADER)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': the safetensors header would "
+                           "exceed its limit of %u bytes", w->path, name, ST_MAX_HEADER);
+    st_entry e = {0};
+    e.name_len = len;
+    e.dtype = dtype;
+    e.rank = rank;
+    e.size = cairn_dtype_size(dtype);
+    for (uint32_t k = 0; k < rank; k++) {
+        e.dims[k] = dims[k];
+        e.size *= dims[k]; /* overflow was ruled out by cairn_writer_add */
+    }
+    e.spool_at = s->spool_len;
+    if (e.size > SIZE_MAX)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes do not fit in memory",
+                           w->path, name, (unsigned long long)e.size);
+    if (e.size)
+        CAIRN_TRY(spool_write(w, s, data, (size_t)e.size, name, err));
+    return push_entry(w, s, &e, name, err);
+}
+
+static cairn_status sw_add_alias(cairn_writer *w, const char *name, const char *existing,
+                                 cairn_error *err)
+{
+    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s' of '%s': safetensors cannot "
+                       "share bytes between tensors (every byte has exactly one owner); add the "
+                       "tensor again under the new name to store a copy", w->path, name,
+                       existing);
+}
+
+static cairn_status sw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
+{
+    st_writer *s = w->state;
+    cairn_value_free(s->meta);
+    s->meta = tree;
+    return CAIRN_OK;
+}
+
+/* ----------------------------------------------------------------- finish */
+
+/* The reference writer's order: descending dtype alignment, then name. It
+ * keeps every tensor naturally aligned within the data section. */
+static int layout_cmp(const void *a, const void *b)
+{
+    const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
+    int ox = st_dtype_by_code(x->dtype)->order, oy = st_dtype_by_code(y->dtype)->order;
+    if (ox != oy)
+        return oy - ox;
+    int c = memcmp(x->name, y->name, x->name_len < y->name_len ? x->name_len : y->name_len);
+    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* `"NAME":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}` */
+static void append_entry(st_text *t, const st_entry *e)
+{
+    char num[64];
+    const char *dname = st_dtype_by_code(e->dtype)->name;
+    cairn__sttext_append_string(t, e->name, e->name_len);
+    cairn__sttext_append(t, ":{\"dtype\":\"", 11);
+    cairn__sttext_append(t, dname, strlen(dname));
+    cairn__sttext_append(t, "\",\"shape\":[", 11);
+    for (uint32_t d = 0; d < e->rank; d++) {
+        int n = snprintf(num, sizeof num, d ? ",%llu" : "%llu", (unsigned long long)e->dims[d]);
+        cairn__sttext_append(t, num, (size_t)n);
+    }
+    int n = snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}",
+                     (unsigned long long)e->begin, (unsigned long long)(e->begin + e->size));
+    cairn__sttext_append(t, num, (size_t)n);
+}
+
+/* Compact JSON: "__metadata__" first, then the tensors in data order, padded
+ * with spaces so the data section starts at a multiple of 8. */
+static cairn_status build_header(cairn_writer *w, st_entry *const *order, size_t count,
+                                 st_text *t, cairn_error *err)
+{
+    st_writer *s = w->state;
+    st_text meta = {0};
+    int has_meta = 0;
+    cairn_status st = CAIRN_OK;
+    if (s->meta)
+        st = cairn__stmeta_encode(s->meta, w->path, &meta, &has_meta, err);
+    cairn__sttext_append(t, "{", 1);
+    if (has_meta) {
+        cairn__sttext_append(t, "\"" ST_METADATA_KEY "\":", sizeof ST_METADATA_KEY + 2);
+        cairn__sttext_append(t, meta.p, meta.len);
+    }
+    free(meta.p);
+    CAIRN_TRY(st);
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0 || has_meta)
+            cairn__sttext_append(t, ",", 1);
+        append_entry(t, order[i]);
+    }
+    cairn__sttext_append(t, "}", 1);
+    while (!t->oom && t->len % 8)
+        cairn__sttext_append(t, " ", 1);
+    if (t->oom)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the safetensors header",
+                           w->path);
+    if (t->len > ST_MAX_HEADER)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: the safetensors header would be %zu bytes, "
+                           "past its limit of %u", w->path, t->len, ST_MAX_HEADER);
+    return CAIRN_OK;
+}
+
+static int entry_exists(void *ctx, const char *name, size_t len)
+{
+    return lookup(ctx, name, len) >= 0;
+}
+
+/* Writes header and payloads in `order`, merging spool runs that are
+ * already adjacent so tensors added in layout order copy in one call. */
+static cairn_status write_all(cairn_writer *w, st_entry *const *order, size_t count,
+                              const st_text *t, cairn_error *err)
+{
+    st_writer *s = w->state;
+    uint8_t len[8];
+    cairn__put64(len, t->len);
+    CAIRN_TRY(cairn__sink_write(w, len, 8, err));
+    CAIRN_TRY(cairn__sink_write(w, t->p, t->len, err));
+    for (size_t i = 0; i < count;) {
+        uint64_t at = order[i]->spool_at, n = order[i]->size;
+        for (i++; i < count && order[i]->spool_at == at + n; i++)
+            n += order[i]->size;
+        if (n)
+            CAIRN_TRY(spool_copy(w, s, at, n, err));
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status sw_finish(cairn_writer *w, cairn_error *err)
+{
+    st_writer *s = w->state;
+    if (s->meta && cairn_value_count(s->meta) > 0) {
+        /* Checks limits and that every tensor reference names a tensor. */
+        uint8_t *enc = NULL;
+        size_t enc_len = 0;
+        CAIRN_TRY(cairn__meta_encode(s->meta, entry_exists, s, &enc, &enc_len, err));
+        free(enc);
+    }
+    st_entry **order = malloc((s->count ? s->count : 1) * sizeof *order);
+    if (!order)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    for (size_t i = 0; i < s->count; i++)
+        order[i] = &s->entries[i];
+    qsort(order, s->count, sizeof *order, layout_cmp);
+    uint64_t at = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        order[i]->begin = at;
+        at += order[i]->size;
+    }
+    st_text t = {0};
+    cairn_status st = build_header(w, order, s->count, &t, err);
+    if (st == CAIRN_OK)
+        st = write_all(w, order, s->count, &t, err);
+    free(t.p);
+    free(order);
+    return st;
+}
+
+static void sw_destroy(cairn_writer *w)
+{
+    st_writer *s = w->state;
+    for (size_t i = 0; i < s->count; i++)
+        free(s->entries[i].name);
+    free(s->entries);
+    free(s->slots);
+    cairn_value_free(s->meta);
+    if (s->spool_fd >= 0)
+        close(s->spool_fd);
+    free(s->spool);
+    free(s);
+    w->state = NULL;
+}
+
+const cairn__writer_ops cairn__safetensors_writer = {
+    .format = CAIRN_FORMAT_SAFETENSORS,
+    .begin = sw_begin,
+    .add = sw_add,
+    .add_alias = sw_add_alias,
+    .set_metadata = sw_set_metadata,
+    .finish = sw_finish,
+    .destroy = sw_destroy,
+};
