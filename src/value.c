@@ -3,13 +3,6 @@
 
 #include <stdlib.h>
 
-/* Internal interface for the decoder (value_codec.c), which must build maps
- * in O(1) per entry and validates text itself; the same declarations appear
- * there. */
-cairn_value *cairn__value_new_blob(cairn_value_type type, const void *data, size_t len);
-cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key_len,
-                                   cairn_value *child);
-
 struct cairn_value {
     cairn_value_type type;
     union {

@@ -5,12 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Defined in value.c (the decoder builds nodes from text it has already
- * validated, and maps in O(1) per entry since it checks keys itself). */
-cairn_value *cairn__value_new_blob(cairn_value_type type, const void *data, size_t len);
-cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key_len,
-                                   cairn_value *child);
-
 enum {
     TAG_NULL = 0x00,
     TAG_FALSE = 0x01,

@@ -28,4 +28,12 @@ cairn_status cairn__meta_decode(const uint8_t *p, size_t len, const char *file,
                                 uint64_t base_offset, cairn__tensor_exists_fn exists, void *ctx,
                                 cairn_value **out, cairn_error *err);
 
+/* For the decoder, which validates text itself and checks duplicate keys in
+ * O(n log n) afterwards: a STRING, BYTES or TENSOR node from unchecked bytes,
+ * and a map append without the O(n) key search of cairn_value_set. Both
+ * defined in value.c. */
+cairn_value *cairn__value_new_blob(cairn_value_type type, const void *data, size_t len);
+cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key_len,
+                                   cairn_value *child);
+
 #endif
