@@ -2,6 +2,7 @@
  * run under fixed tensor prefixes and metadata keys, and the reading side of
  * several objects in one file. */
 #include "archive.h"
+#include "model_internal.h"
 
 #include <stdlib.h>
 
@@ -95,6 +96,12 @@ static cairn_status build_meta(const cairn_model_parts *p, cairn_value *meta, ca
 
 cairn_status cairn_model_write(cairn_writer *w, const cairn_model_parts *parts, cairn_error *err)
 {
+    return cairn__model_write_tagged(w, parts, NULL, NULL, err);
+}
+
+cairn_status cairn__model_write_tagged(cairn_writer *w, const cairn_model_parts *parts,
+                                       const char *key, const cairn_value *value, cairn_error *err)
+{
     CAIRN_TRY(check_parts(parts, err));
     tensor_part tp[3];
     list_tensor_parts(parts, tp);
@@ -105,6 +112,8 @@ cairn_status cairn_model_write(cairn_writer *w, const cairn_model_parts *parts, 
     if (!meta)
         return cairn__fail(err, CAIRN_E_NOMEM, "out of memory");
     cairn_status st = build_meta(parts, meta, err);
+    if (st == CAIRN_OK && key)
+        st = put(meta, key, cairn_value_clone(value), err);
     if (st == CAIRN_OK)
         st = cairn_writer_set_metadata(w, meta, err);
     cairn_value_free(meta);
