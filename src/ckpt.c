@@ -346,7 +346,8 @@ static cairn_status reasons_for(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     return CAIRN_OK;
 }
 
-static cairn_value *make_record(const ckpt_entry *e, const cairn_value *metrics, cairn_error *err)
+static cairn_value *make_record(const cairn_ckpt *m, const ckpt_entry *e,
+                                const cairn_value *metrics, cairn_error *err)
 {
     cairn_value *r = cairn_value_map();
     cairn_status st = r ? CAIRN_OK : CAIRN_E_NOMEM;
@@ -360,6 +361,12 @@ static cairn_value *make_record(const ckpt_entry *e, const cairn_value *metrics,
         st = cairn_value_set(r, "time", cairn_value_float(e->time), err);
     if (st == CAIRN_OK && e->has_metric)
         st = cairn_value_set(r, "metric", cairn_value_float(e->metric), err);
+    if (st == CAIRN_OK && m->monitor)
+        st = cairn_value_set(r, "monitor", cairn_value_string(m->monitor), err);
+    if (st == CAIRN_OK && m->monitor)
+        st = cairn_value_set(r, "mode", cairn_value_string((m->flags & CAIRN_CKPT_MODE_MAX) ? "max"
+                                                                                          : "min"),
+                             err);
     if (st == CAIRN_OK)
         st = cairn_value_set(r, "reasons", cairn_value_string(e->reasons), err);
     if (st == CAIRN_OK && metrics)
@@ -395,7 +402,7 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     ckpt_entry e = {.seq = m->next_seq, .epoch = epoch, .step = step, .time = now(),
                     .has_metric = has_metric, .metric = metric, .valid = 1,
                     .path = join(m->dir, name), .reasons = strdup(reasons)};
-    cairn_value *record = e.path && e.reasons ? make_record(&e, metrics, err) : NULL;
+    cairn_value *record = e.path && e.reasons ? make_record(m, &e, metrics, err) : NULL;
     if (!record) {
         cairn__ckpt_entry_free(&e);
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);

@@ -833,7 +833,8 @@ static const char check_py[] =
     "expect('bool', 'BOOL', np.arange(4) % 2 == 1)\n"
     "expect('f16', 'F16', np.array([1.0, -2.5, 0.0, 65504], '<f2'))\n"
     "bf = get('bf16')[1].astype('<u4') << 16\n"
-    "if not np.array_equal(bf.view('<f4'), np.array([1.0, -2.0, 3.140625], '<f4')): bad.append('bf16')\n"
+    "if not np.array_equal(bf.view('<f4'), np.array([1.0, -2.0, 3.140625], '<f4')):\n"
+    "    bad.append('bf16')\n"
     "expect('c64', 'C64', np.array([1 + 2j, -3.5 + 0.25j], '<c8'))\n"
     "expect('scalar', 'I32', np.array(-7, '<i4'))\n"
     "expect('empty', 'F32', np.zeros((0, 3), '<f4'))\n"
@@ -879,9 +880,11 @@ static const char gen_py[] =
     "    for k in keys:\n"
     "        dt, shape, raw = tensors[k]\n"
     "        open('%s/%s.%s.bin' % (out, name, k), 'wb').write(raw)\n"
-    "        man.write('%s %s %s %d %s\\n' % (name, k, dt, len(shape), ' '.join(map(str, shape))))\n"
+    "        dims = ' '.join(map(str, shape))\n"
+    "        man.write('%s %s %s %d %s\\n' % (name, k, dt, len(shape), dims))\n"
     "vals = np.array([1.0, -2.0, 3.14159, 1e-3, -65504.0, 3.0e38], '<f4')\n"
-    "open(out + '/bf16_as_f32.bin', 'wb').write((bf16(vals).astype('<u4') << 16).view('<f4').tobytes())\n"
+    "as_f32 = (bf16(vals).astype('<u4') << 16).view('<f4')\n"
+    "open(out + '/bf16_as_f32.bin', 'wb').write(as_f32.tobytes())\n"
     "rng = np.random.default_rng(7)\n"
     "t = {\n"
     "  'zz.last': ('F16', (2, 3), np.arange(6, dtype='<f2').tobytes()),\n"
@@ -1195,7 +1198,8 @@ typedef struct header_case {
     cairn_status want;
 } header_case;
 
-#define T(dt, shape, b, e) "{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":[" b "," e "]}"
+#define T(dt, shape, b, e) \
+    "{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":[" b "," e "]}"
 
 static const header_case header_cases[] = {
     /* accepted */

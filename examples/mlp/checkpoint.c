@@ -166,9 +166,9 @@ cairn_status history_append(cairn_value *history, const epoch_stats *s, cairn_er
 cairn_status checkpoint_save(const trainer *t, const char *path, cairn_error *err)
 {
     cairn_value *config = config_value(t), *optimizer = optimizer_value(&t->opt);
-    cairn_value *rng = rng_value(t), *position = position_value(t);
+    cairn_value *rngs = rng_value(t), *position = position_value(t);
     cairn_status st;
-    if (!config || !optimizer || !rng || !position) {
+    if (!config || !optimizer || !rngs || !position) {
         st = fail(err, CAIRN_E_NOMEM, "%s: out of memory building the metadata", path);
     } else {
         cairn_model_parts parts = {
@@ -180,14 +180,14 @@ cairn_status checkpoint_save(const trainer *t, const char *path, cairn_error *er
             .config = config,
             .optimizer = optimizer,
             .history = t->history,
-            .rng = rng,
+            .rng = rngs,
             .data_position = position,
         };
         st = cairn_model_save(path, &parts, err);
     }
     cairn_value_free(config);
     cairn_value_free(optimizer);
-    cairn_value_free(rng);
+    cairn_value_free(rngs);
     cairn_value_free(position);
     return st;
 }
@@ -355,12 +355,21 @@ static cairn_status differs_int(const char *path, const char *option, int64_t ha
     return differs(path, option, h, w, err);
 }
 
+/* The shortest of %.15g and %.17g that reads back as the same double:
+ * "0.1", not "0.10000000000000001", yet 0.1 and its neighbour stay distinct. */
+static void format_real(char *buf, size_t size, double v)
+{
+    snprintf(buf, size, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, size, "%.17g", v);
+}
+
 static cairn_status differs_real(const char *path, const char *option, double have,
                                  double want, cairn_error *err)
 {
     char h[32], w[32];
-    snprintf(h, sizeof h, "%.17g", have);
-    snprintf(w, sizeof w, "%.17g", want);
+    format_real(h, sizeof h, have);
+    format_real(w, sizeof w, want);
     return differs(path, option, h, w, err);
 }
 

@@ -240,7 +240,8 @@ static int span_cmp(const void *a, const void *b)
 static cairn_status check_layout(const st_parse *ps, const cairn__tensor *t, st_span *spans,
                                  uint64_t count)
 {
-    qsort(spans, (size_t)count, sizeof *spans, span_cmp);
+    if (count > 1)
+        qsort(spans, (size_t)count, sizeof *spans, span_cmp);
     uint64_t at = 0;
     for (uint64_t i = 0; i < count; i++) {
         const st_span *s = &spans[i];
@@ -314,31 +315,48 @@ static cairn_status copy_names(const st_parse *ps, const json_t *root, st_reader
     return CAIRN_OK;
 }
 
-/* Parses every tensor entry, checks the layout, fills r->tensors. */
-static cairn_status build_table(const st_parse *ps, const json_t *root, st_reader *r)
+/* Parses every entry into a table that grows as entries pass their checks,
+ * so a header of a million bogus keys fails at the first one instead of
+ * allocating a table for all of them first. */
+static cairn_status parse_entries(const st_parse *ps, const json_t *root, st_reader *r,
+                                  st_span **spans)
 {
-    r->tensors = calloc(r->count ? (size_t)r->count : 1, sizeof *r->tensors);
-    st_span *spans = calloc(r->count ? (size_t)r->count : 1, sizeof *spans);
-    cairn_status st = CAIRN_OK;
-    if (!r->tensors || !spans)
-        st = cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors",
-                         ps->f->path, (unsigned long long)r->count);
-    if (st == CAIRN_OK)
-        st = copy_names(ps, root, r);
+    size_t cap = 0;
     const char *key;
     const json_t *v;
     uint64_t i = 0;
     json_object_foreach((json_t *)root, key, v) {
-        if (st != CAIRN_OK)
-            break;
         if (strcmp(key, ST_METADATA_KEY) == 0)
             continue;
-        spans[i].index = i;
-        st = parse_entry(ps, key, v, &r->tensors[i].info, &spans[i]);
+        if (i == cap) {
+            cap = cap ? cap * 2 : 16;
+            cairn__tensor *t = realloc(r->tensors, cap * sizeof *t);
+            if (t)
+                r->tensors = t;
+            st_span *sp = t ? realloc(*spans, cap * sizeof *sp) : NULL;
+            if (!sp)
+                return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensors",
+                                   ps->f->path, cap);
+            *spans = sp;
+        }
+        memset(&r->tensors[i], 0, sizeof r->tensors[i]);
+        (*spans)[i].index = i;
+        r->tensors[i].info.name = key; /* for messages until copy_names */
+        CAIRN_TRY(parse_entry(ps, key, v, &r->tensors[i].info, &(*spans)[i]));
         i++;
     }
+    return CAIRN_OK;
+}
+
+/* Parses every tensor entry, checks the layout, fills r->tensors. */
+static cairn_status build_table(const st_parse *ps, const json_t *root, st_reader *r)
+{
+    st_span *spans = NULL;
+    cairn_status st = parse_entries(ps, root, r, &spans);
     if (st == CAIRN_OK)
         st = check_layout(ps, r->tensors, spans, r->count);
+    if (st == CAIRN_OK)
+        st = copy_names(ps, root, r);
     for (uint64_t k = 0; st == CAIRN_OK && k < r->count; k++) {
         cairn_tensor_info *in = &r->tensors[spans[k].index].info;
         in->offset = r->data_at + spans[k].begin;
@@ -388,11 +406,16 @@ static cairn_status parse_json(const cairn_file *f, const char *text, size_t len
 {
     json_error_t jerr;
     *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (!*root)
+    if (!*root) {
+        /* jansson quotes the offending token: keep hostile bytes out of messages. */
+        for (char *c = jerr.text; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
         return cairn__fail(err, json_error_code(&jerr) == json_error_out_of_memory
                                     ? CAIRN_E_NOMEM : CAIRN_E_CORRUPT,
                            "%s: safetensors header at offset %llu: invalid JSON: %s", f->path,
                            (unsigned long long)(8 + (uint64_t)jerr.position), jerr.text);
+    }
     if (!json_is_object(*root)) {
         json_decref(*root);
         *root = NULL;

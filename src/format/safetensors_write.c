@@ -271,8 +271,8 @@ static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
         return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
     if (!d)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': safetensors has no dtype "
-                           "for %s (store it as the native format, or as two F64 tensors)",
-                           w->path, name, cairn_dtype_name(dtype));
+                           "for %s (save it in the native format, or as F64 with a trailing "
+                           "dimension of 2)", w->path, name, cairn_dtype_name(dtype));
     s->header_min += len + ENTRY_MIN_BYTES;
     if (s->header_min > ST_MAX_HEADER)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': the safetensors header would "

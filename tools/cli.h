@@ -1,0 +1,36 @@
+/*
+ * cli.h -- what the commands of the `cairn` tool share: exit codes, error
+ * reporting, option helpers and JSON output.
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+#include <cairn.h>
+#include <jansson.h>
+
+enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2, EXIT_IO = 3 };
+
+extern const char *const cli_prog;
+
+/* The exit code for a library status (0/1/2/3). */
+int cli_exit_code(cairn_status st);
+/* Prints the library's message for a failed call; returns the exit code. */
+int cli_report(cairn_status st, const cairn_error *err);
+/* Prints a usage error and a hint; returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 1 when --help or -h is among the arguments. */
+int cli_wants_help(int argc, char **argv);
+/* Opens an input of any format; reports and returns the exit code on failure. */
+int cli_open_input(const char *path, unsigned flags, cairn_file **f);
+/* "[2, 3]" */
+void cli_shape_text(const cairn_tensor_info *t, char *buf, size_t size);
+json_t *cli_shape_json(const cairn_tensor_info *t);
+/* Prints and frees a JSON value; returns the exit code. */
+int cli_print_json(json_t *j);
+const char *cli_codec_name(uint32_t codec);
+
+/* Commands that live in their own files. */
+int cmd_diff(int argc, char **argv);
+int cmd_ckpt(int argc, char **argv);
+
+#endif
