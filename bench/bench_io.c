@@ -199,8 +199,10 @@ static void check(cairn_status st, const cairn_error *err)
 }
 
 /* Writes and deletes a file of `bytes` (untimed). On this VM, page cache
- * built on memory the hypervisor just took back fills ~10x slower; touching
- * that much memory first makes every timed save start from the same state. */
+ * built on memory the hypervisor took back (virtio-balloon free page
+ * reporting, about 2 s after pages are freed) fills ~5x slower; a scratch
+ * file written just before the timed save leaves that many host-backed free
+ * pages for it to reuse. */
 static void scratch(const char *dir, uint64_t bytes)
 {
     enum { BUF = 1 << 20 };
@@ -377,6 +379,7 @@ typedef struct config {
     int runs;
     int open_reps;
     int do_raw, do_cairn; /* --only */
+    double settle;        /* seconds to wait before each scratch write */
 } config;
 
 static void out_paths(const config *c, const workload *w, char *raw, char *cairn, size_t size)
@@ -386,15 +389,32 @@ static void out_paths(const config *c, const workload *w, char *raw, char *cairn
 }
 
 /* Untimed preparation before every timed save, the same for both
- * contenders: no old output (so neither pays to free a previous file), the
- * scratch write, and a sync so no earlier dirty data is flushed in the
- * timed region. */
+ * contenders: remove old outputs (so neither pays to free a previous file);
+ * sync (so no earlier dirty data is flushed in the timed region); wait until
+ * the balloon driver has handed the freed memory back to the host (it does
+ * so ~2 s after a large free, and a pass that lands inside the timed region
+ * makes it ~5x slower); then write and delete a scratch file twice the
+ * payload, so the save reuses host-backed pages. Measured on this VM with
+ * 1 GiB writes: with neither, every run is ~5x slow; with the scratch file
+ * alone, 1-2 runs in 10 are still 3-6x slow; with both, 2 in 20 were up to
+ * 3x slow. Medians absorb what is left. */
+static void pause_s(double seconds)
+{
+    if (seconds <= 0)
+        return;
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 static void before_save(const config *c, const workload *w, const char *raw, const char *cairn)
 {
     unlink(raw);
     unlink(cairn);
-    scratch(c->dir, w->total);
     sync();
+    if (w->total >= (1u << 20)) /* 'tiny' allocates one page: no need to wait */
+        pause_s(c->settle);
+    scratch(c->dir, 2 * w->total);
 }
 
 static void bench_save(const config *c, const workload *w, int sync_mode)
@@ -558,7 +578,7 @@ static void print_rss(const char *wl, const char *mode, uint64_t payload)
 /* ---------------------------------------------------------------- main */
 
 static const char usage[] =
-    "usage: bench_io --workload big|many|tiny [--runs N] [--dir DIR] [--open-reps N]\n"
+    "usage: bench_io --workload big|many|tiny [--runs N] [--dir DIR] [--open-reps N] [--settle S]\n"
     "                [--mode save|save-sync|read|read-verify|open|all|gen|gen-npy|list]\n"
     "                [--only raw|cairn]\n"
     "Times cairn against raw write()/read() of the same bytes; see bench/README.md.\n";
@@ -582,6 +602,8 @@ static void parse(int argc, char **argv, config *c, const char **wl, const char 
             c->dir = v;
         else if (!strcmp(a, "--runs"))
             c->runs = atoi(v);
+        else if (!strcmp(a, "--settle"))
+            c->settle = atof(v);
         else if (!strcmp(a, "--open-reps"))
             c->open_reps = atoi(v);
         else if (!strcmp(a, "--only")) {
@@ -598,7 +620,7 @@ static void parse(int argc, char **argv, config *c, const char **wl, const char 
 
 int main(int argc, char **argv)
 {
-    config c = {"/tmp/cairn-bench", 5, 101, 1, 1};
+    config c = {"/tmp/cairn-bench", 5, 101, 1, 1, 3.0};
     const char *wl = "tiny", *mode = "all";
     parse(argc, argv, &c, &wl, &mode);
     int is_list = !strcmp(mode, "list");

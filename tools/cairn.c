@@ -243,6 +243,25 @@ static int cmd_unpack(int argc, char **argv)
 
 /* ------------------------------------------------------------ ls, info */
 
+/* Parses "FILE [--json]" and opens FILE. */
+static int open_file_json_args(const char *cmd, int argc, char **argv, cairn_file **f,
+                               int *as_json)
+{
+    const char *path = NULL;
+    *as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            *as_json = 1;
+        else if (!path)
+            path = argv[i];
+        else
+            return cli_usage_error("%s: unexpected argument '%s'", cmd, argv[i]);
+    }
+    if (!path)
+        return cli_usage_error("%s: needs FILE", cmd);
+    return cli_open_input(path, 0, f);
+}
+
 static const char ls_help[] =
     "usage: cairn ls FILE [--json]\n"
     "\n"
@@ -252,20 +271,9 @@ static int cmd_ls(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return fputs(ls_help, stdout), EXIT_OK;
-    int as_json = 0;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            as_json = 1;
-        else if (!path)
-            path = argv[i];
-        else
-            return cli_usage_error("ls: unexpected argument '%s'", argv[i]);
-    }
-    if (!path)
-        return cli_usage_error("%s", "ls: needs FILE");
+    int as_json;
     cairn_file *f;
-    int rc = cli_open_input(path, 0, &f);
+    int rc = open_file_json_args("ls", argc, argv, &f, &as_json);
     if (rc != EXIT_OK)
         return rc;
     json_t *list = as_json ? json_array() : NULL;
@@ -307,20 +315,9 @@ static int cmd_info(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return fputs(info_help, stdout), EXIT_OK;
-    int as_json = 0;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            as_json = 1;
-        else if (!path)
-            path = argv[i];
-        else
-            return cli_usage_error("info: unexpected argument '%s'", argv[i]);
-    }
-    if (!path)
-        return cli_usage_error("%s", "info: needs FILE");
+    int as_json;
     cairn_file *f;
-    int rc = cli_open_input(path, 0, &f);
+    int rc = open_file_json_args("info", argc, argv, &f, &as_json);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
