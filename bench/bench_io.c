@@ -620,7 +620,7 @@ static void parse(int argc, char **argv, config *c, const char **wl, const char 
 
 int main(int argc, char **argv)
 {
-    config c = {"/tmp/cairn-bench", 5, 101, 1, 1, 3.0};
+    config c = {"/tmp/cairn-bench", 5, 101, 1, 1, 2.5};
     const char *wl = "tiny", *mode = "all";
     parse(argc, argv, &c, &wl, &mode);
     int is_list = !strcmp(mode, "list");

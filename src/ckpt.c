@@ -169,7 +169,8 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
     }
     closedir(d);
     CAIRN_TRY(st);
-    qsort(m->entries, m->count, sizeof *m->entries, entry_cmp);
+    if (m->count > 1)
+        qsort(m->entries, m->count, sizeof *m->entries, entry_cmp);
     for (size_t i = 0; i < m->count; i++) {
         ckpt_entry *e = &m->entries[i];
         read_entry(m, e);

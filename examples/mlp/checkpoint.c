@@ -281,7 +281,7 @@ static cairn_status read_config(const char *path, const cairn_value *meta, train
                                 cairn_error *err)
 {
     part p;
-    int64_t units, batch, seed;
+    int64_t units = 0, batch = 0, seed = 0;
     const char *kind;
     cairn_status st = open_part(path, meta, "config", &p, err);
     if (st == CAIRN_OK)
@@ -323,7 +323,7 @@ static cairn_status read_momentum(const char *path, const cairn_value *meta, tra
 static cairn_status check_schema(const char *path, const cairn_value *meta, cairn_error *err)
 {
     part p;
-    int64_t version;
+    int64_t version = 0;
     cairn_status st = open_part(path, meta, "type_tag", &p, err);
     if (st == CAIRN_OK)
         st = read_int(&p, "schema_version", 1, INT64_MAX, &version);

@@ -114,19 +114,26 @@ static const struct {
     opt_id id;
     int takes_value;
 } option_table[] = {
-    {"--epochs", OPT_EPOCHS, 1},       {"--lr", OPT_LR, 1},
-    {"--optimizer", OPT_OPTIMIZER, 1}, {"--momentum", OPT_MOMENTUM, 1},
-    {"--num-units", OPT_NUM_UNITS, 1}, {"--batch-size", OPT_BATCH_SIZE, 1},
-    {"--seed", OPT_SEED, 1},           {"--save", OPT_SAVE, 1},
-    {"--load", OPT_LOAD, 1},           {"--save-params", OPT_SAVE_PARAMS, 1},
-    {"--load-params", OPT_LOAD_PARAMS, 1}, {"--predict", OPT_PREDICT, 0},
-    {"--help", OPT_HELP, 0},           {"-h", OPT_HELP, 0},
+    {"--epochs", OPT_EPOCHS, 1},
+    {"--lr", OPT_LR, 1},
+    {"--optimizer", OPT_OPTIMIZER, 1},
+    {"--momentum", OPT_MOMENTUM, 1},
+    {"--num-units", OPT_NUM_UNITS, 1},
+    {"--batch-size", OPT_BATCH_SIZE, 1},
+    {"--seed", OPT_SEED, 1},
+    {"--save", OPT_SAVE, 1},
+    {"--load", OPT_LOAD, 1},
+    {"--save-params", OPT_SAVE_PARAMS, 1},
+    {"--load-params", OPT_LOAD_PARAMS, 1},
+    {"--predict", OPT_PREDICT, 0},
+    {"--help", OPT_HELP, 0},
+    {"-h", OPT_HELP, 0},
 };
 
 /* Applies one option; returns -1 to go on, or an exit code. */
 static int apply(options *o, opt_id id, const char *name, const char *value)
 {
-    int64_t n;
+    int64_t n = 0;
     int rc = EXIT_OK;
     switch (id) {
     case OPT_EPOCHS:
@@ -134,7 +141,10 @@ static int apply(options *o, opt_id id, const char *name, const char *value)
         o->epochs = (int)n;
         o->epochs_given = 1;
         break;
-    case OPT_LR: rc = parse_real(name, value, &o->cfg.lr); o->given |= GIVEN_LR; break;
+    case OPT_LR:
+        rc = parse_real(name, value, &o->cfg.lr);
+        o->given |= GIVEN_LR;
+        break;
     case OPT_MOMENTUM:
         rc = parse_real(name, value, &o->cfg.momentum);
         o->given |= GIVEN_MOMENTUM;
@@ -257,14 +267,18 @@ static void print_predictions(trainer *t, int rows)
     trainer_validate(t, &loss, &acc);
     printf("valid_acc %.4f  valid_loss %.9g  (%d validation rows, eval mode)\n", acc, loss,
            DATA_ROWS - DATA_TRAIN_ROWS);
-    if (!rows)
-        return;
-    mlp_forward(&t->net, t->data.x[DATA_TRAIN_ROWS], rows, NULL);
-    printf("  row  label  pred  p(0)            p(1)            p(0) exact       p(1) exact\n");
-    for (int r = 0; r < rows; r++) {
-        const float *p = t->net.proba + (size_t)r * MLP_OUT;
-        printf("%5d  %5d  %4d  %-14.9g  %-14.9g  %-15a  %a\n", r, t->data.y[DATA_TRAIN_ROWS + r],
-               mlp_predicted_class(&t->net, r), p[0], p[1], p[0], p[1]);
+    if (rows > 0)
+        printf("  row  label  pred  p(0)            p(1)            p(0) exact       p(1) exact\n");
+    /* In pieces of at most one batch: the network holds that many rows. */
+    for (int first = 0; first < rows; first += t->net.capacity) {
+        int n = rows - first < t->net.capacity ? rows - first : t->net.capacity;
+        mlp_forward(&t->net, t->data.x[DATA_TRAIN_ROWS + first], n, NULL);
+        for (int r = 0; r < n; r++) {
+            const float *p = t->net.proba + (size_t)r * MLP_OUT;
+            printf("%5d  %5d  %4d  %-14.9g  %-14.9g  %-15a  %a\n", first + r,
+                   t->data.y[DATA_TRAIN_ROWS + first + r], mlp_predicted_class(&t->net, r),
+                   (double)p[0], (double)p[1], (double)p[0], (double)p[1]);
+        }
     }
 }
 

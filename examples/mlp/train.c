@@ -45,7 +45,7 @@ static cairn_status out_of_memory(cairn_error *err)
     return fail(err, CAIRN_E_NOMEM, "out of memory setting up the training run");
 }
 
-/* Everything but the network and optimizer, which need the generators. */
+/* The run's own buffers; the network and the optimizer allocate theirs. */
 static cairn_status alloc_buffers(trainer *t, cairn_error *err)
 {
     size_t batch = (size_t)t->cfg.batch_size;
