@@ -9,7 +9,7 @@ BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
 # Debian packages the build, tests and benchmarks need.
-DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev \
+DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev zlib1g-dev \
         clang libclang-rt-14-dev python3-numpy hyperfine time
 
 .PHONY: all deps build demo test test-unit test-fuzz bench install clean

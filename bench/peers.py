@@ -31,19 +31,21 @@ def make_arrays(shapes):
     return {name: rng.random(shape, dtype=np.float32) for name, shape in shapes}
 
 
-def scratch(directory, nbytes):
-    """Writes and deletes a file as large as the payload, untimed, before every
-    save: on this VM page cache built on memory the hypervisor just took back
-    fills ~10x slower (same trick as bench_io.c)."""
+def before_save(directory, nbytes, settle):
+    """Untimed, before every save, as bench_io.c does (see bench/README.md):
+    sync, wait for the balloon driver to hand freed memory back to the host,
+    then write and delete a scratch file twice the payload, so the save
+    reuses host-backed pages instead of pages the host must fault back in."""
+    os.sync()
+    time.sleep(settle)
     path = os.path.join(directory, "scratch.tmp")
     with open(path, "wb", buffering=0) as f:
-        left = nbytes
+        left = 2 * nbytes
         while left > 0:
             n = min(left, len(SCRATCH_BLOCK))
             write_all(f, SCRATCH_BLOCK[:n])
             left -= n
     os.unlink(path)
-    os.sync()
 
 
 def write_all(f, buf):
@@ -139,6 +141,7 @@ def main():
     ap.add_argument("--shapes", required=True, help="output of bench_io --mode list --workload big")
     ap.add_argument("--dir", default="/tmp/cairn-bench")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=2.5, help="seconds to wait before each scratch write")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     arrays = make_arrays(load_shapes(args.shapes))
@@ -152,7 +155,7 @@ def main():
     for _ in range(args.runs):
         for name, ext, save, load in who:  # alternate contenders within each run
             path = os.path.join(args.dir, "peer" + ext)
-            scratch(args.dir, nbytes)
+            before_save(args.dir, nbytes, args.settle)
             t0 = time.perf_counter()
             save(path, arrays)
             saves[name].append(time.perf_counter() - t0)

@@ -67,9 +67,25 @@ def cmd_summary(path):
             print(f"{what:44s} {'<= %g %s' % (limit, unit):>14s} {'-':>10s} {'':>8s}  not run")
             continue
         value = float(r[field])
-        paired = r.get("paired_ratio", "")
+        paired = "%.3f" % float(r["paired_ratio"]) if "paired_ratio" in r else ""
         verdict = "met" if value <= limit else f"MISSED by {(value / limit - 1) * 100:.0f}%"
         print(f"{what:44s} {'<= %g %s' % (limit, unit):>14s} {value:10.3f} {paired:>8s}  {verdict}")
+    harness, cairn = find(rows, "big", "rss", "harness"), find(rows, "big", "rss", "cairn")
+    if harness and cairn:
+        print(f"  (peak RSS: harness alone {float(harness['overhead_mib']):.1f} MiB over the payload, "
+              f"so cairn's own share is {float(cairn['maxrss_mib']) - float(harness['maxrss_mib']):.1f} MiB)")
+    timed = [r for r in rows if r.get("contender", "").startswith("cairn") and "median_s" in r
+             and r.get("workload") != "pack"]
+    if timed:
+        print("\nall cairn timings (ratio = cairn / raw, same process):")
+        for r in timed:
+            print(f"  {r['workload']:5s} {r['op']:12s} {r['contender']:13s} median "
+                  f"{float(r['median_s']):10.6f} s  ratio {float(r['ratio']):6.3f}  "
+                  f"paired {float(r['paired_ratio']):6.3f}")
+    opens = [r for r in rows if r.get("op") == "open"]
+    for r in opens:
+        print(f"  {r['workload']:5s} open + find   {r['tensors']:>6s} tensors  median "
+              f"{float(r['median_us']):9.1f} us  (min {float(r['min_us']):.1f}, max {float(r['max_us']):.1f})")
     peers = [r for r in rows if r.get("op", "").startswith("peer-")]
     if peers:
         print("\npeers ('big', Python, ratio to raw write/read in the same run):")

@@ -2,9 +2,10 @@
 # run.sh -- runs every cairn benchmark in a scratch directory and prints a summary against the targets.
 #
 # usage: bash bench/run.sh BUILD_DIR      (BUILD_DIR configured with -DCAIRN_BENCH=ON and built)
-# env:   CAIRN_BENCH_DIR            scratch directory (default /tmp/cairn-bench; needs ~4 GiB free)
+# env:   CAIRN_BENCH_DIR            scratch directory (default /tmp/cairn-bench; needs ~5 GiB free)
 #        CAIRN_BENCH_RUNS           timed runs per contender (default 5)
 #        CAIRN_BENCH_TINY_RUNS      runs for the 10x10 workload (default 101; each is microseconds)
+#        CAIRN_BENCH_SETTLE         seconds to wait before each scratch write (default 2.5; README)
 #        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers (default: all)
 #        CAIRN_BENCH_INSTALL_PEERS  0 = never apt-get install python3-h5py / python3-torch
 set -euo pipefail
@@ -14,6 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=${CAIRN_BENCH_DIR:-/tmp/cairn-bench}
 RUNS=${CAIRN_BENCH_RUNS:-5}
 TINY_RUNS=${CAIRN_BENCH_TINY_RUNS:-101}
+SETTLE=${CAIRN_BENCH_SETTLE:-2.5}
 PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers}
 PY=/usr/bin/python3
 BENCH=$BUILD/bench/bench_io
@@ -44,8 +46,8 @@ check_space() {
   avail_kib=$(df -Pk "$DIR" | awk 'NR == 2 { print $4 }')
   mem_kib=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
   say "scratch dir $DIR: $((avail_kib / 1024)) MiB free on $(df -PT "$DIR" | awk 'NR == 2 { print $2 }'); memory available $((mem_kib / 1024)) MiB"
-  if [ "$avail_kib" -lt $((4 * 1024 * 1024)) ]; then
-    say "run.sh: need about 4 GiB free in $DIR (1 GiB payload + 1 GiB output + 1 GiB scratch + 1 GiB .npy inputs); set CAIRN_BENCH_DIR"
+  if [ "$avail_kib" -lt $((5 * 1024 * 1024)) ]; then
+    say "run.sh: need about 5 GiB free in $DIR (1 GiB .npy inputs + 1 GiB output + 2 GiB scratch, with margin); set CAIRN_BENCH_DIR"
     exit 1
   fi
   if [ "$mem_kib" -lt $((6 * 1024 * 1024)) ]; then
@@ -61,7 +63,7 @@ machine() {
 
 # ------------------------------------------------------------- bench_io
 run_io() { # WORKLOAD RUNS
-  "$BENCH" --workload "$1" --runs "$2" --dir "$DIR" --mode all | tee -a "$LOG"
+  "$BENCH" --workload "$1" --runs "$2" --dir "$DIR" --settle "$SETTLE" --mode all | tee -a "$LOG"
   rm -f "$DIR/$1.raw" "$DIR/$1.cairn"
 }
 
@@ -86,8 +88,9 @@ run_rss() {
 
 # ----------------------------------------------------------------- pack
 # hyperfine alternates the two commands, one run each per invocation; the
-# prepare step (before every run of either) writes and deletes a 1 GiB
-# scratch file, removes both outputs and syncs, as bench_io does for saves.
+# prepare step (before every run of either) does what bench_io does before
+# a save: remove both outputs, sync, wait for the balloon driver to settle,
+# write and delete a scratch file twice the payload (bench/README.md).
 run_pack_variant() { # OP CAIRN_FLAG CONCAT_FLAG
   local op=$1 r
   local -a specs files
@@ -109,9 +112,10 @@ run_pack() {
   cat "$DIR"/npy/*.npy > /dev/null # inputs warm in the page cache for both
   cat > "$DIR/pack-prep.sh" <<EOF
 rm -f $DIR/pack-out.cairn $DIR/pack-out.concat $DIR/.pack-out.cairn.cairn-tmp-*
-dd if=/dev/zero of=$DIR/scratch.tmp bs=1M count=1024 status=none
-rm -f $DIR/scratch.tmp
 sync
+sleep $SETTLE
+dd if=/dev/zero of=$DIR/scratch.tmp bs=1M count=2048 status=none
+rm -f $DIR/scratch.tmp
 EOF
   if ! command -v hyperfine > /dev/null; then
     say "pack: skipped: hyperfine not installed (make deps)"
@@ -141,7 +145,7 @@ run_peers() {
   say ""
   install_peers
   "$BENCH" --workload big --mode list > "$DIR/shapes.txt"
-  $PY "$HERE/peers.py" --shapes "$DIR/shapes.txt" --dir "$DIR" --runs "$RUNS" 2>&1 | tee -a "$LOG"
+  $PY "$HERE/peers.py" --shapes "$DIR/shapes.txt" --dir "$DIR" --runs "$RUNS" --settle "$SETTLE" 2>&1 | tee -a "$LOG"
   rm -f "$DIR"/peer.* "$DIR/shapes.txt"
 }
 

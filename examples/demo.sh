@@ -1,83 +1,132 @@
 #!/usr/bin/env bash
-# demo.sh -- the end-to-end story: train skorch's documentation model in C
-# (examples/mlp), checkpoint the whole training state, resume it in another
-# process bit for bit, export the parameters, predict the same bits in a
-# fresh process, and take the parameters to NumPy and back.
+# demo.sh -- skorch's checkpoint walkthrough, end to end, in C: examples/mlp
+# trains skorch's documentation model and drives libcairn's checkpoint
+# manager. Run 1 saves whenever valid_loss improves plus a train-end
+# checkpoint; run 2 resumes from the best one with a lower learning rate;
+# run 3 resumes from the train-end one into a new prefix; run 4 loads the
+# best and predicts. Then: an export to safetensors read by plain Python,
+# resuming bit for bit, a fresh process predicting the same bits, and what
+# kill -9, SIGTERM and a flipped byte do to a checkpoint directory.
 # Usage: examples/demo.sh PATH/TO/cairn   (the mlp program sits next to it)
 set -euo pipefail
 CLI=$(realpath "${1:-build/cairn}")
 MLP=$(dirname "$CLI")/mlp
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/cairn-demo.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+pid=
+# If a step fails while a background run is still going, stop it too.
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$WORK"' EXIT
 cd "$WORK"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Shows a command (on stderr, so that redirecting its output keeps the file clean), then runs it.
-run() { printf '$ %s\n' "$*" | sed "s|$MLP|mlp|g; s|$CLI|cairn|g" >&2; "$@"; }
+show() { printf '$ %s\n' "$*" | sed "s|$MLP|mlp|g; s|$CLI|cairn|g" >&2; }
+run() { show "$@"; "$@"; }
+# Waits (at most ~30 s) until FILE shows the table row of epoch N.
+wait_row() {
+    for _ in $(seq 600); do grep -q "^ *$2 " "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "no epoch $2 in $1" >&2; return 1
+}
 
-say "1. train for 2 epochs in C, then save the whole training state"
+say "run 1: 10 epochs; checkpoint when valid_loss improves (cp '+'), and one at train end"
 echo "   Linear(10, 10) ReLU Dropout(0.2) Linear(10, 10) Linear(10, 2) Softmax, NLL loss,"
 echo "   SGD with momentum, on a make_classification-like data set (800 train / 200 valid)"
-run "$MLP" --epochs 2 --save half.cairn
+run "$MLP" --ckpt-dir exp1 --epochs 10 --lr 0.3 --seed 1
+run "$CLI" ckpt ls exp1
 
-say "2. what the checkpoint holds: tensors and a typed metadata tree"
-run "$CLI" ls half.cairn
-"$CLI" meta half.cairn | "$PY" -c '
+say "what one checkpoint holds: the whole training state and the manager's record"
+best=$("$CLI" ckpt best exp1)
+run "$CLI" ls "$best"
+"$CLI" meta "$best" | "$PY" -c '
 import json, sys
 m = json.load(sys.stdin)
-short = lambda v: json.dumps(v)[:96]
-for key in ("type_tag", "config", "optimizer", "rng", "data_position"):
+short = lambda v: json.dumps(v)[:92]
+for key in ("type_tag", "optimizer", "rng", "data_position", "checkpoint"):
     print(f"  {key:14s}", short(m[key]))
 print("  history       ", len(m["history"]), "epochs, the last:", short(m["history"][-1]))'
 
-say "3. resume in a new process: the epochs go on at 3"
-run "$MLP" --load half.cairn --epochs 2 --save resumed.cairn
+say "run 2: resume from the best checkpoint with a lower learning rate: the epochs go on"
+run "$MLP" --ckpt-dir exp1 --resume-from best --lr 0.1 --epochs 5 --no-train-end
+echo "   (a '+' now means better than every checkpoint in exp1, run 1's included;"
+echo "    --no-train-end keeps run 1's train-end checkpoint the newest one for run 3)"
 
-say "4. the same 4 epochs without stopping, and the comparison"
-run "$MLP" --epochs 4 --save straight.cairn
-run "$CLI" diff --tensors-only straight.cairn resumed.cairn
-echo "   the metadata differs in the epoch timings only:"
-run "$CLI" diff straight.cairn resumed.cairn || true
+say "run 3: resume from the train-end checkpoint (epoch 10) into a new prefix"
+run "$MLP" --ckpt-dir exp1 --resume --resume-prefix train_end_ --prefix run3_ --epochs 3 --no-train-end
+run ls exp1
 
-say "5. the same with Adam (moments and step count are part of the state)"
-"$MLP" --optimizer adam --epochs 4 --save adam-straight.cairn >/dev/null 2>&1
-"$MLP" --optimizer adam --epochs 2 --save adam-half.cairn >/dev/null 2>&1
-"$MLP" --load adam-half.cairn --epochs 2 --save adam-resumed.cairn >/dev/null 2>&1
-run "$CLI" diff --tensors-only adam-straight.cairn adam-resumed.cairn
-
-say "6. train on to epoch 10, export the parameters only (skorch's f_params), predict"
-run "$MLP" --load resumed.cairn --epochs 6 --save-params params.cairn --predict | tee trained.txt
-run "$CLI" ls params.cairn
-
-say "7. a fresh process builds a new model, loads the parameters and predicts"
-run "$MLP" --load-params params.cairn --predict > fresh.txt
-head -4 fresh.txt
+say "run 4: load the best checkpoint into a fresh model and predict"
+run "$MLP" --ckpt-dir exp1 --load-best --predict --save-params params.cairn > best.txt
+head -5 best.txt
 echo "   ..."
-sed -n '/^valid_acc/,$p' trained.txt > trained-predictions.txt
-run cmp trained-predictions.txt fresh.txt
-echo "   identical: all 20 rows of probabilities, bit for bit"
 
-say "8. a checkpoint of another kind, or for another network, is refused"
-if run "$MLP" --load params.cairn; then echo "loaded a params file as a checkpoint" >&2; exit 1; fi
-if run "$MLP" --load resumed.cairn --num-units 20; then echo "ignored --num-units" >&2; exit 1; fi
+say "a fresh process loads the parameters alone (skorch's f_params) and predicts the same bits"
+run "$MLP" --load-params params.cairn --predict > fresh.txt
+run cmp best.txt fresh.txt
+echo "   identical: the score and all 20 rows of probabilities, bit for bit"
 
-say "9. to NumPy and back: unpack to .npy (PyTorch layout, weight [out, in]), pack again"
-run "$CLI" unpack params.cairn npy
-"$PY" - <<'PY'
+say "export the best parameters to safetensors, and read them back with plain Python"
+if "$MLP" --help | grep -q -- "--export"; then
+    run "$MLP" --ckpt-dir exp1 --load-best --export best.safetensors
+    for n in 0.weight 0.bias 3.weight 3.bias 4.weight 4.bias; do
+        "$CLI" cat params.cairn "$n" > "$n.bin"
+    done
+    "$PY" - <<'PY'
+import json, struct
 import numpy as np
-for name in ("0.weight", "0.bias", "3.weight", "3.bias", "4.weight", "4.bias"):
-    a = np.load(f"npy/{name}.npy")
-    print(f"  {name:9s} {str(a.dtype):8s} {str(a.shape):9s} mean {a.mean():+.6f}")
+raw = open("best.safetensors", "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])              # u64 little-endian header length
+header = json.loads(raw[8:8 + n])
+print("  __metadata__", json.dumps(header.pop("__metadata__"))[:90], "...")
+data = raw[8 + n:]
+for name, t in header.items():
+    b, e = t["data_offsets"]
+    a = np.frombuffer(data[b:e], dtype=np.float32).reshape(t["shape"])
+    same = data[b:e] == open(f"{name}.bin", "rb").read()
+    print(f"  {name:9s} {t['dtype']} {str(t['shape']):9s} mean {a.mean():+.6f}",
+          "== params.cairn" if same else "DIFFERS")
+    assert same
 PY
-run "$CLI" pack repacked.cairn 0.weight=npy/0.weight.npy 0.bias=npy/0.bias.npy \
-    3.weight=npy/3.weight.npy 3.bias=npy/3.bias.npy 4.weight=npy/4.weight.npy 4.bias=npy/4.bias.npy
-run "$CLI" diff --tensors-only params.cairn repacked.cairn
+else
+    echo "   (skipped: this build of mlp has no --export, the library no safetensors writer)"
+fi
 
-say "10. flip one byte of the checkpoint: verify names the tensor, resuming refuses"
-cp resumed.cairn damaged.cairn
-off=$("$CLI" ls resumed.cairn --json | "$PY" -c "import json,sys; print([t for t in json.load(sys.stdin) if t['name']=='params/0.weight'][0]['offset'] + 17)")
-printf '\x5a' | dd of=damaged.cairn bs=1 seek="$off" conv=notrunc status=none
-if run "$CLI" verify damaged.cairn; then echo "corruption went unnoticed" >&2; exit 1; fi
-if run "$MLP" --load damaged.cairn; then echo "resumed from a damaged file" >&2; exit 1; fi
+say "resume is exact: 3 epochs + --resume for 3 more == 6 epochs straight"
+run "$MLP" --ckpt-dir exp2 --monitor none --epochs 3 > /dev/null
+run "$MLP" --ckpt-dir exp2 --monitor none --resume --epochs 3
+run "$MLP" --epochs 6 --save straight.cairn > /dev/null
+run "$CLI" diff --tensors-only straight.cairn exp2/ckpt-00000006.cairn
 
-say "demo complete: resumed == uninterrupted, and a fresh process predicts the same bits"
+say "kill -9 in the middle of training: the directory verifies, and --resume goes on"
+# (in the background, so that $! is mlp itself, not a shell running it)
+show "$MLP" --ckpt-dir exp3 --monitor none --keep-last 3 --epochs 100000 --sleep-per-epoch 20 "&"
+"$MLP" --ckpt-dir exp3 --monitor none --keep-last 3 --epochs 100000 --sleep-per-epoch 20 \
+    > crash.txt 2>&1 &
+pid=$!
+wait_row crash.txt 5
+show kill -9 $pid
+{ kill -9 $pid; wait $pid; } 2>/dev/null || echo "   (killed: exit status $?)"
+pid=
+tail -2 crash.txt
+run "$CLI" ckpt verify exp3
+run "$MLP" --ckpt-dir exp3 --monitor none --keep-last 3 --resume --epochs 2
+
+say "SIGTERM (a scheduler preempting the job): save at the end of this epoch, stop, exit 0"
+show "$MLP" --ckpt-dir exp4 --epochs 100000 --sleep-per-epoch 100 "&"
+"$MLP" --ckpt-dir exp4 --epochs 100000 --sleep-per-epoch 100 > term.txt 2> term.err &
+pid=$!
+wait_row term.txt 2
+run kill -TERM $pid
+wait $pid
+echo "   exit status 0"
+pid=
+tail -1 term.txt
+head -1 term.err
+run "$CLI" ckpt ls exp4
+
+say "flip one byte of the newest checkpoint: verify names it, --resume falls back past it"
+newest=exp2/ckpt-00000006.cairn
+off=$("$CLI" ls "$newest" --json | "$PY" -c "import json,sys; print([t for t in json.load(sys.stdin) if t['name']=='params/0.weight'][0]['offset'] + 17)")
+printf '\x5a' | dd of="$newest" bs=1 seek="$off" conv=notrunc status=none
+if run "$CLI" ckpt verify exp2; then echo "corruption went unnoticed" >&2; exit 1; fi
+run "$MLP" --ckpt-dir exp2 --monitor none --resume --epochs 1
+
+say "demo complete: skorch's checkpoint workflow, exact resumes, and crashes that lose nothing committed"

@@ -38,7 +38,7 @@ static int exercise(const uint8_t *data, size_t size)
 {
     cairn_file *f;
     cairn_error err;
-    cairn_open_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NATIVE};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = 0, .format = CAIRN_FORMAT_NATIVE};
     if (cairn_file_open_memory(data, size, &opts, &f, &err) != CAIRN_OK) {
         if (!err.message[0])
             __builtin_trap(); /* every failure must explain itself */

@@ -39,7 +39,7 @@ static void read_tensor(cairn_file *f, uint64_t i)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cairn_open_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NPY};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = 0, .format = CAIRN_FORMAT_NPY};
     cairn_file *f = NULL;
     cairn_error err;
     if (cairn_file_open_memory(data, size, &opts, &f, &err) != CAIRN_OK)

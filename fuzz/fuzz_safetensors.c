@@ -1,8 +1,11 @@
 /* fuzz_safetensors.c -- libFuzzer target: opens arbitrary bytes in memory as
  * safetensors, reads everything a caller could ask for, and writes what
- * opened back through the safetensors writer, which must reproduce it. */
+ * opened back through the safetensors writer, which must reproduce it.
+ * Inputs starting with 'J' are instead the text of a "cairn.meta" entry,
+ * wrapped into a file, so the tagged-JSON parser sees structured input. */
 #include <cairn.h>
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +48,7 @@ static uint8_t *read_tensor(cairn_file *f, uint64_t i, cairn_tensor_info *info)
 /* What opened must survive a save and a reopen with the same tensors. */
 static void rewrite(cairn_file *f, uint8_t **bytes, const cairn_value *meta)
 {
-    cairn_write_opts wo = {sizeof wo, 0, CAIRN_FORMAT_SAFETENSORS, 0};
+    cairn_write_opts wo = {.struct_size = sizeof wo, .format = CAIRN_FORMAT_SAFETENSORS};
     cairn_writer *w = NULL;
     void *out = NULL;
     size_t out_len = 0;
@@ -65,7 +68,7 @@ static void rewrite(cairn_file *f, uint8_t **bytes, const cairn_value *meta)
         cairn_writer_set_metadata(w, meta, NULL);
     if (cairn_writer_commit_memory(w, &out, &out_len, NULL) != CAIRN_OK)
         return; /* e.g. metadata the JSON view cannot carry back */
-    cairn_open_opts oo = {sizeof oo, 0, CAIRN_FORMAT_AUTO};
+    cairn_open_opts oo = {.struct_size = sizeof oo};
     cairn_file *g = NULL;
     if (cairn_file_open_memory(out, out_len, &oo, &g, NULL) != CAIRN_OK || cairn_file_count(g) != n)
         __builtin_trap();
@@ -96,14 +99,58 @@ static void rewrite(cairn_file *f, uint8_t **bytes, const cairn_value *meta)
     cairn_free(out);
 }
 
+static void fuzz_file(const uint8_t *data, size_t size);
+
+/* {"__metadata__":{"cairn.meta":"<text>"},"w":{...one byte...}} around `text`. */
+static void fuzz_tree_text(const uint8_t *text, size_t len)
+{
+    json_t *root = json_object(), *meta = json_object(), *w = json_object();
+    json_t *str = json_stringn((const char *)text, len);
+    if (!str) /* not UTF-8: nothing a JSON header could hold */
+        goto done;
+    json_object_set_new(meta, "cairn.meta", str);
+    json_object_set_new(root, "__metadata__", meta);
+    meta = NULL;
+    json_object_set_new(w, "dtype", json_string("U8"));
+    json_object_set_new(w, "shape", json_pack("[i]", 1));
+    json_object_set_new(w, "data_offsets", json_pack("[i,i]", 0, 1));
+    json_object_set_new(root, "w", w);
+    w = NULL;
+    char *header = json_dumps(root, JSON_COMPACT);
+    size_t n = header ? strlen(header) : 0;
+    uint8_t *file = header ? malloc(8 + n + 1) : NULL;
+    if (file) {
+        for (int i = 0; i < 8; i++)
+            file[i] = (uint8_t)((uint64_t)n >> (8 * i));
+        memcpy(file + 8, header, n);
+        file[8 + n] = 7;
+        fuzz_file(file, 8 + n + 1);
+    }
+    free(file);
+    free(header);
+done:
+    json_decref(root);
+    json_decref(meta);
+    json_decref(w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 0 && data[0] == 'J')
+        fuzz_tree_text(data + 1, size - 1);
+    else
+        fuzz_file(data, size);
+    return 0;
+}
+
+static void fuzz_file(const uint8_t *data, size_t size)
 {
     /* Odd sizes name the format; even ones go through detection. */
     cairn_format format = size % 2 ? CAIRN_FORMAT_SAFETENSORS : CAIRN_FORMAT_AUTO;
-    cairn_open_opts opts = {sizeof opts, 0, format};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .format = format};
     cairn_file *f = NULL;
     if (cairn_file_open_memory(data, size, &opts, &f, NULL) != CAIRN_OK)
-        return 0;
+        return;
     cairn_file_info fi;
     cairn_file_get_info(f, &fi, NULL);
     uint64_t n = cairn_file_count(f);
@@ -127,5 +174,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(bytes[i]);
     free(bytes);
     cairn_file_close(f);
-    return 0;
 }

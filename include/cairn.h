@@ -224,12 +224,17 @@ typedef enum cairn_format {
     CAIRN_FORMAT_AUTO = 0,   /* reading: detect by content; writing: by file extension */
     CAIRN_FORMAT_NATIVE = 1, /* .cairn, docs/FORMAT.md */
     CAIRN_FORMAT_NPY = 2,    /* NumPy .npy: exactly one tensor */
-    CAIRN_FORMAT_SAFETENSORS = 3 /* .safetensors (docs/FORMAT.md §11): no checksums, no
-                                    aliases, no C128; a save spools payloads and copies
-                                    them once more behind the header at commit */
+    CAIRN_FORMAT_SAFETENSORS = 3, /* .safetensors (docs/FORMAT.md §11): no checksums, no
+                                     aliases, no C128; a save spools payloads and copies
+                                     them once more behind the header at commit */
+    CAIRN_FORMAT_NPZ = 4,    /* NumPy .npz (docs/FORMAT.md §12): a ZIP of .npy members; CRC-32
+                                checksums; no metadata, no aliases, no BF16/FP8 */
+    CAIRN_FORMAT_GGUF = 5,   /* GGUF v2/v3 (docs/FORMAT.md, "GGUF"): dims reversed from
+                                ggml's ne; block-quantized types read as U8 rows; typed
+                                key-value metadata under the tree's "gguf" key */
 } cairn_format;
 
-/* "cairn", "npy", "safetensors"; NULL if unknown. */
+/* "cairn", "npy", "safetensors", "npz", "gguf"; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
 
 /* ---------------------------------------------------------------- reading */
@@ -244,7 +249,17 @@ typedef struct cairn_open_opts {
     size_t struct_size; /* sizeof(cairn_open_opts): lets fields be added later */
     unsigned flags;
     cairn_format format; /* CAIRN_FORMAT_AUTO to detect */
+    /* Compressed members (.npz deflate, docs/FORMAT.md §12.3): a member may
+     * declare at most max(max_inflate, 100 x its compressed size) bytes once
+     * inflated; a larger one fails the open with CAIRN_E_LIMIT, naming it,
+     * before anything is inflated or allocated. So small archives of any
+     * ratio and large ones of real data open, while a zip bomb (100 MiB of
+     * zeros in 100 KB) is refused. 0 = CAIRN_MAX_INFLATE_DEFAULT; UINT64_MAX
+     * = no limit (deflate's own 1032:1 bound still applies). */
+    uint64_t max_inflate;
 } cairn_open_opts;
+
+#define CAIRN_MAX_INFLATE_DEFAULT (UINT64_C(64) << 20) /* 64 MiB */
 
 /* Opens a file. For the native format this reads and checks the trailer and
  * the index (every record's bounds, names, sort order) and nothing else: the
@@ -341,13 +356,18 @@ typedef struct cairn_writer cairn_writer;
 /* Flags for cairn_write_opts.flags. */
 #define CAIRN_WRITE_NO_SYNC 0x1u /* skip fsync (faster; a crash may lose the new file,
                                     never the old one: the rename is still atomic) */
+#define CAIRN_WRITE_COMPRESS 0x2u /* compress where the format can: .npz members are
+                                     deflated (np.savez_compressed); formats without
+                                     compression ignore the flag */
 
 typedef struct cairn_write_opts {
     size_t struct_size;  /* sizeof(cairn_write_opts) */
     unsigned flags;
     cairn_format format; /* CAIRN_FORMAT_AUTO: from the extension (.npy -> NPY,
-                            .safetensors -> SAFETENSORS, else NATIVE) */
-    uint64_t alignment;  /* payload alignment: a power of two in [8, 65536]; 0 = 64 */
+                            .safetensors -> SAFETENSORS, .npz -> NPZ, .gguf -> GGUF,
+                            else NATIVE) */
+    uint64_t alignment;  /* payload alignment: a power of two in [8, 65536]; 0 = 64
+                            (32 for GGUF, its general.alignment default) */
 } cairn_write_opts;
 
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go
@@ -376,7 +396,10 @@ CAIRN_API cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name,
                                               const char *existing, cairn_error *err);
 /* Sets the metadata tree (a map). The tree is copied; the caller keeps
  * ownership of `tree`. Every tensor reference must name a tensor of the
- * archive by commit time. Replaces any tree set before. */
+ * archive by commit time. Replaces any tree set before. A format that cannot
+ * hold the tree (.npy holds none) returns CAIRN_E_UNSUPPORTED and leaves the
+ * writer usable, so a caller may go on without metadata; any other failure
+ * puts the writer in its failed state. */
 CAIRN_API cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
                                                  cairn_error *err);
 /* Finishes a path writer: writes the index and trailer and commits

@@ -20,6 +20,8 @@ typedef struct cairn__tensor {
     cairn_tensor_info info;
     int big_endian;    /* stored bytes need a byte swap (npy '>') */
     int fortran_order; /* stored column-major (npy fortran_order) */
+    int via_load;      /* the bytes are not [info.offset, +stored_size) of the input
+                          (a deflated .npz member): read.c gets them from ops->load */
 } cairn__tensor;
 
 typedef struct cairn__reader_ops {
@@ -39,6 +41,15 @@ typedef struct cairn__reader_ops {
     cairn_status (*verify_structure)(const cairn_file *f, cairn_error *err);
     /* Decodes the metadata tree; NULL means "always an empty map". */
     cairn_status (*read_metadata)(const cairn_file *f, cairn_value **out, cairn_error *err);
+    /* Optional (NULL for formats whose tensors are plain byte ranges checked
+     * by XXH3 info.checksum). For tensors marked via_load: copies the stored
+     * elements (info.raw_size bytes, byte order and layout as stored) into
+     * dst, checking the format's own checksum if it has one. Thread-safe. */
+    cairn_status (*load)(const cairn_file *f, uint64_t index, void *dst, cairn_error *err);
+    /* Optional: the format's own checksum (ZIP CRC-32) of tensor `index`.
+     * When set, cairn_tensor_verify, cairn_file_verify and CAIRN_READ_VERIFY
+     * call it instead of checking info.checksum. */
+    cairn_status (*verify_tensor)(const cairn_file *f, uint64_t index, cairn_error *err);
 } cairn__reader_ops;
 
 /* The bytes of an input: a read-only mapping, a caller's memory buffer, or
@@ -54,6 +65,7 @@ struct cairn_file {
     const cairn__reader_ops *ops;
     char *path;  /* for messages; "<memory>" for memory inputs */
     unsigned flags;
+    uint64_t max_inflate; /* cairn_open_opts.max_inflate with its default applied */
     cairn__source src;
     void *state; /* the format's own */
 };
@@ -70,6 +82,8 @@ const uint8_t *cairn__source_ptr(const cairn_file *f, uint64_t offset, uint64_t 
 extern const cairn__reader_ops cairn__native_reader;
 extern const cairn__reader_ops cairn__npy_reader;
 extern const cairn__reader_ops cairn__safetensors_reader;
+extern const cairn__reader_ops cairn__npz_reader;
+extern const cairn__reader_ops cairn__gguf_reader;
 
 /* ------------------------------------------------------------ writing side */
 
@@ -113,5 +127,7 @@ cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *e
 extern const cairn__writer_ops cairn__native_writer;
 extern const cairn__writer_ops cairn__npy_writer;
 extern const cairn__writer_ops cairn__safetensors_writer;
+extern const cairn__writer_ops cairn__npz_writer;
+extern const cairn__writer_ops cairn__gguf_writer;
 
 #endif /* CAIRN_ARCHIVE_H */

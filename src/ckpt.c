@@ -176,7 +176,8 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
         read_entry(m, e);
         if (e->seq >= m->next_seq)
             m->next_seq = e->seq + 1;
-        if (e->has_metric && !isnan(e->metric) && (!m->has_best || better(m, e->metric, m->best_metric))) {
+        if (e->valid && e->has_metric && !isnan(e->metric) &&
+            (!m->has_best || better(m, e->metric, m->best_metric))) {
             m->has_best = 1;
             m->best_metric = e->metric;
         }
@@ -341,7 +342,7 @@ static cairn_status reasons_for(cairn_ckpt *m, uint64_t epoch, uint64_t step,
         ADD("every_steps");
     if (m->every_seconds > 0 && now() - m->last_time >= m->every_seconds)
         ADD("every_seconds");
-    if (!any_trigger)
+    if (!any_trigger && !(flags & CAIRN_STEP_FORCE))
         ADD("every_time");
 #undef ADD
     return CAIRN_OK;
@@ -617,7 +618,7 @@ static cairn_status load_verified(cairn_ckpt *m, size_t index, const cairn_model
                                   cairn_error *err)
 {
     cairn_file *f;
-    cairn_open_opts oo = {sizeof oo, CAIRN_OPEN_VERIFY, CAIRN_FORMAT_NATIVE};
+    cairn_open_opts oo = {.struct_size = sizeof oo, .flags = CAIRN_OPEN_VERIFY, .format = CAIRN_FORMAT_NATIVE};
     CAIRN_TRY(cairn_file_open(m->entries[index].path, &oo, &f, err));
     cairn_status st = cairn_model_load(f, parts, opts, meta, err);
     cairn_file_close(f);

@@ -37,7 +37,7 @@ struct cairn_ckpt {
     size_t count, cap;
     uint64_t next_seq;
     int has_best;
-    double best_metric;  /* best of every checkpoint saved so far, valid or not */
+    double best_metric;  /* best metric among valid checkpoints */
     double last_time;    /* of the newest checkpoint */
     uint64_t last_step;
 

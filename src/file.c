@@ -2,6 +2,7 @@
  * format-independent query functions of cairn_file. */
 #include "archive.h"
 #include "format/safetensors.h"
+#include "zip.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,8 @@ const char *cairn_format_name(cairn_format format)
     case CAIRN_FORMAT_NATIVE: return "cairn";
     case CAIRN_FORMAT_NPY: return "npy";
     case CAIRN_FORMAT_SAFETENSORS: return "safetensors";
+    case CAIRN_FORMAT_NPZ: return "npz";
+    case CAIRN_FORMAT_GGUF: return "gguf";
     case CAIRN_FORMAT_AUTO: return "auto";
     }
     return NULL;
@@ -30,6 +33,8 @@ static const cairn__reader_ops *ops_for(cairn_format format)
     case CAIRN_FORMAT_NATIVE: return &cairn__native_reader;
     case CAIRN_FORMAT_NPY: return &cairn__npy_reader;
     case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_reader;
+    case CAIRN_FORMAT_NPZ: return &cairn__npz_reader;
+    case CAIRN_FORMAT_GGUF: return &cairn__gguf_reader;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -75,6 +80,22 @@ const uint8_t *cairn__source_ptr(const cairn_file *f, uint64_t offset, uint64_t 
     return f->src.base ? f->src.base + offset : NULL;
 }
 
+/* A ZIP archive is an .npz when its member names say so (cairn__zip_sniff:
+ * any NAME.npy, or no members, and no data.pkl); other ZIP archives are
+ * refused here. A malformed archive gives the ZIP reader's error. */
+static cairn_status detect_zip(cairn_file *f, cairn_error *err)
+{
+    cairn__zip_kind kind;
+    CAIRN_TRY(cairn__zip_sniff(f, &kind, err));
+    if (kind == CAIRN__ZIP_NPZ) {
+        f->ops = &cairn__npz_reader;
+        return CAIRN_OK;
+    }
+    return cairn__fail(err, CAIRN_E_FORMAT, "%s: ZIP archive that is not an .npz (%s)", f->path,
+                       kind == CAIRN__ZIP_TORCH ? "it holds a data.pkl: a PyTorch file"
+                                                : "no member ends in .npy");
+}
+
 static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
 {
     if (wanted != CAIRN_FORMAT_AUTO) {
@@ -90,22 +111,27 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__native_reader;
     else if (n >= sizeof npy_magic && memcmp(head, npy_magic, sizeof npy_magic) == 0)
         f->ops = &cairn__npy_reader;
+    else if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
+        f->ops = &cairn__gguf_reader;
+    else if (cairn__zip_magic(head, n))
+        return detect_zip(f, err);
     else if (cairn__safetensors_sniff(f)) /* no magic: only after every magic failed */
         f->ops = &cairn__safetensors_reader;
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
     else
-        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy or safetensors file "
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy, .npz, safetensors or GGUF file "
                            "(first bytes %02x %02x %02x %02x)", f->path, head[0], head[1],
                            head[2], head[3]);
     return CAIRN_OK;
 }
 
 static cairn_status read_opts(const cairn_open_opts *opts, unsigned *flags, cairn_format *format,
-                              cairn_error *err)
+                              uint64_t *max_inflate, cairn_error *err)
 {
     *flags = 0;
     *format = CAIRN_FORMAT_AUTO;
+    *max_inflate = CAIRN_MAX_INFLATE_DEFAULT;
     if (!opts)
         return CAIRN_OK;
     if (opts->struct_size < sizeof(size_t) + sizeof(unsigned))
@@ -114,6 +140,9 @@ static cairn_status read_opts(const cairn_open_opts *opts, unsigned *flags, cair
     *flags = opts->flags;
     if (opts->struct_size >= offsetof(cairn_open_opts, format) + sizeof opts->format)
         *format = opts->format;
+    if (opts->struct_size >= offsetof(cairn_open_opts, max_inflate) + sizeof opts->max_inflate &&
+        opts->max_inflate != 0)
+        *max_inflate = opts->max_inflate;
     return CAIRN_OK;
 }
 
@@ -152,11 +181,12 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
 {
     unsigned flags;
     cairn_format format;
+    uint64_t max_inflate;
     if (out)
         *out = NULL;
     if (!path || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open: path and out must not be NULL");
-    CAIRN_TRY(read_opts(opts, &flags, &format, err));
+    CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -177,6 +207,7 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
     }
     f->flags = flags;
+    f->max_inflate = max_inflate;
     f->src.fd = fd;
     f->src.size = (uint64_t)st.st_size;
     if (!(flags & CAIRN_OPEN_NO_MMAP) && st.st_size > 0) {
@@ -194,16 +225,18 @@ cairn_status cairn_file_open_memory(const void *data, size_t size, const cairn_o
 {
     unsigned flags;
     cairn_format format;
+    uint64_t max_inflate;
     if (out)
         *out = NULL;
     if ((!data && size > 0) || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open_memory: data and out must not be NULL");
-    CAIRN_TRY(read_opts(opts, &flags, &format, err));
+    CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
     cairn_file *f = file_new("<memory>");
     if (!f)
         return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: out of memory");
     static const uint8_t empty[1] = {0};
     f->flags = flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
+    f->max_inflate = max_inflate;
     f->src.base = data ? data : empty;
     f->src.size = size;
     return finish_open(f, format, out, err);

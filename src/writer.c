@@ -83,11 +83,15 @@ static const cairn__writer_ops *writer_ops(cairn_format format, const char *path
     if (format == CAIRN_FORMAT_AUTO)
         format = path && ends_with(path, ".npy")           ? CAIRN_FORMAT_NPY
                  : path && ends_with(path, ".safetensors") ? CAIRN_FORMAT_SAFETENSORS
+                 : path && ends_with(path, ".gguf")        ? CAIRN_FORMAT_GGUF
+                 : path && ends_with(path, ".npz")         ? CAIRN_FORMAT_NPZ
                                                            : CAIRN_FORMAT_NATIVE;
     switch (format) {
     case CAIRN_FORMAT_NATIVE: return &cairn__native_writer;
     case CAIRN_FORMAT_NPY: return &cairn__npy_writer;
     case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_writer;
+    case CAIRN_FORMAT_NPZ: return &cairn__npz_writer;
+    case CAIRN_FORMAT_GGUF: return &cairn__gguf_writer;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -107,12 +111,12 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
         format = opts->format;
         alignment = opts->alignment;
     }
-    if (alignment == 0)
-        alignment = 64;
+    const cairn__writer_ops *ops = writer_ops(format, path);
+    if (alignment == 0) /* GGUF's own default (general.alignment absent) is 32 */
+        alignment = ops == &cairn__gguf_writer ? 32 : 64;
     if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
         return cairn__fail(err, CAIRN_E_ARG, "%s: alignment %llu is not a power of two in "
                            "[8, 65536]", path ? path : "<memory>", (unsigned long long)alignment);
-    const cairn__writer_ops *ops = writer_ops(format, path);
     if (!ops)
         return cairn__fail(err, CAIRN_E_ARG, "%s: cannot write format code %d",
                            path ? path : "<memory>", (int)format);
@@ -293,7 +297,9 @@ cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
         cairn_value_free(copy);
     if (st != CAIRN_OK) {
         cairn_value_free(mine);
-        return writer_failed(w, st, err);
+        /* A format that cannot hold the tree refuses it without having
+         * written anything, so the save can go on without metadata. */
+        return st == CAIRN_E_UNSUPPORTED ? st : writer_failed(w, st, err);
     }
     cairn_value_free(w->meta);
     w->meta = mine;

@@ -132,6 +132,25 @@ static void test_monitor_and_retention(void)
     CHECK(strstr(err.message, "valid_loss") != NULL);
     cairn_value_free(empty);
     CHECK_OK(cairn_ckpt_close(m, &err));
+
+    /* an invalid checkpoint (its record disagrees with its name) with a
+     * much better metric must not stop real improvements from saving */
+    const char *other = dir_named("monitor-other");
+    m = open_mgr(other, "valid_loss", 0, 0, 0, 0);
+    mt = metrics(0.01);
+    CHECK_OK(cairn_ckpt_step(m, 1, 1, mt, &r.parts, 0, &saved, &err));
+    cairn_value_free(mt);
+    CHECK_OK(cairn_ckpt_close(m, &err));
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s/ckpt-00000001.cairn' '%s/ckpt-00000099.cairn'", other, dir);
+    CHECK(system(cmd) == 0);
+    m = open_mgr(dir, "valid_loss", 0, 2, 0, 0);
+    CHECK(strcmp(epochs_of(m), "4,6,1!") == 0); /* readable, but seq 1 != 99 */
+    mt = metrics(0.5);
+    CHECK_OK(cairn_ckpt_step(m, 7, 70, mt, &r.parts, 0, &saved, &err));
+    CHECK(saved == CAIRN_SAVED_YES); /* 0.5 beats 0.6, the best valid one */
+    cairn_value_free(mt);
+    CHECK_OK(cairn_ckpt_close(m, &err));
     cairn_params_free(r.p);
 }
 

@@ -316,7 +316,7 @@ static void test_values_slices(void)
     CHECK_OK(cairn_writer_open_path(path, NULL, &w, NULL));
     CHECK_OK(cairn_writer_add(w, "t", CAIRN_F32, 1, &n, a, NULL));
     CHECK_OK(cairn_writer_commit(w, NULL));
-    cairn_open_opts opts = {sizeof opts, CAIRN_OPEN_NO_MMAP, CAIRN_FORMAT_AUTO};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = CAIRN_OPEN_NO_MMAP, .format = CAIRN_FORMAT_AUTO};
     cairn_file *fa = NULL;
     cairn_tensor_info ta;
     CHECK_OK(cairn_file_open(path, &opts, &fa, NULL));

@@ -54,7 +54,7 @@ static int generation_of(const char *path)
 {
     cairn_file *f;
     cairn_error err;
-    cairn_open_opts opts = {sizeof opts, CAIRN_OPEN_VERIFY, CAIRN_FORMAT_AUTO};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = CAIRN_OPEN_VERIFY, .format = CAIRN_FORMAT_AUTO};
     if (cairn_file_open(path, &opts, &f, &err) != CAIRN_OK) {
         fprintf(stderr, "%s\n", err.message);
         return -1;

@@ -41,7 +41,7 @@ static cairn_status exercise(const void *data, size_t size, unsigned open_flags)
 {
     cairn_file *f;
     cairn_error err;
-    cairn_open_opts opts = {sizeof opts, open_flags, CAIRN_FORMAT_AUTO};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = open_flags, .format = CAIRN_FORMAT_AUTO};
     cairn_status st = cairn_file_open_memory(data, size, &opts, &f, &err);
     if (st != CAIRN_OK) {
         if (err.message[0] == '\0')

@@ -87,7 +87,7 @@ static void round_trip(const spec *specs, size_t n, const char *file)
 
     for (int backend = 0; backend < 3; backend++) {
         cairn_file *f = NULL;
-        cairn_open_opts opts = {sizeof opts, CAIRN_OPEN_VERIFY, CAIRN_FORMAT_AUTO};
+        cairn_open_opts opts = {.struct_size = sizeof opts, .flags = CAIRN_OPEN_VERIFY, .format = CAIRN_FORMAT_AUTO};
         if (backend == 2)
             opts.flags |= CAIRN_OPEN_NO_MMAP;
         if (backend == 1)
@@ -382,7 +382,7 @@ static void test_concurrent_reads(void)
     }
     CHECK_OK(cairn_writer_commit(w, &err));
     for (int mode = 0; mode < 2; mode++) {
-        cairn_open_opts opts = {sizeof opts, mode ? CAIRN_OPEN_NO_MMAP : 0, CAIRN_FORMAT_AUTO};
+        cairn_open_opts opts = {.struct_size = sizeof opts, .flags = mode ? CAIRN_OPEN_NO_MMAP : 0, .format = CAIRN_FORMAT_AUTO};
         CHECK_OK(cairn_file_open(path_of("threads.cairn"), &opts, &shared_file, &err));
         pthread_t th[4];
         for (int i = 0; i < 4; i++)

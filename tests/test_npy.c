@@ -20,7 +20,7 @@ static const cairn_write_opts no_sync = {sizeof(cairn_write_opts), CAIRN_WRITE_N
                                          CAIRN_FORMAT_AUTO, 0};
 static const cairn_write_opts npy_mem = {sizeof(cairn_write_opts), 0, CAIRN_FORMAT_NPY, 0};
 static const cairn_open_opts no_mmap = {sizeof(cairn_open_opts), CAIRN_OPEN_NO_MMAP,
-                                        CAIRN_FORMAT_AUTO};
+                                        CAIRN_FORMAT_AUTO, 0};
 
 static int write_file(const char *path, const void *data, size_t n)
 {
@@ -863,7 +863,7 @@ static void test_preamble(void)
     CHECK_ST(try_memory(tiny1, 8, &err), CAIRN_E_CORRUPT);
     CHECK_ST(try_memory(tiny2, 10, &err), CAIRN_E_CORRUPT);
     CHECK_ST(try_memory("\x93NUMPX\x01\x00\x00\x00", 10, &err), CAIRN_E_FORMAT);
-    cairn_open_opts forced = {sizeof forced, 0, CAIRN_FORMAT_NPY};
+    cairn_open_opts forced = {.struct_size = sizeof forced, .flags = 0, .format = CAIRN_FORMAT_NPY};
     cairn_file *f = NULL;
     CHECK_ST(cairn_file_open_memory("\x89\x43\x41IRN\r\n\0\0\0\0", 12, &forced, &f, &err),
              CAIRN_E_FORMAT);

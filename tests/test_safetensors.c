@@ -19,13 +19,14 @@ static const cairn_dtype st_dtypes[] = {
 #define N_DTYPES (sizeof st_dtypes / sizeof st_dtypes[0])
 
 static const char *tmp;
-static const cairn_write_opts no_sync = {sizeof(cairn_write_opts), CAIRN_WRITE_NO_SYNC,
-                                         CAIRN_FORMAT_AUTO, 0};
-static const cairn_write_opts st_mem = {sizeof(cairn_write_opts), 0, CAIRN_FORMAT_SAFETENSORS,
-                                        0};
-static const cairn_open_opts no_mmap = {sizeof(cairn_open_opts), CAIRN_OPEN_NO_MMAP,
-                                        CAIRN_FORMAT_AUTO};
-static const cairn_open_opts forced = {sizeof(cairn_open_opts), 0, CAIRN_FORMAT_SAFETENSORS};
+static const cairn_write_opts no_sync = {.struct_size = sizeof(cairn_write_opts),
+                                         .flags = CAIRN_WRITE_NO_SYNC};
+static const cairn_write_opts st_mem = {.struct_size = sizeof(cairn_write_opts),
+                                        .format = CAIRN_FORMAT_SAFETENSORS};
+static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
+                                        .flags = CAIRN_OPEN_NO_MMAP};
+static const cairn_open_opts forced = {.struct_size = sizeof(cairn_open_opts),
+                                       .format = CAIRN_FORMAT_SAFETENSORS};
 
 static int write_file(const char *path, const void *data, size_t n)
 {
@@ -424,6 +425,12 @@ static void test_writer_refusals(void)
     CHECK_OK(cairn_writer_open_memory(&st_mem, &w, &err));
     CHECK_OK(cairn_writer_add(w, "x", CAIRN_F64, 1, dims, two, &err));
     CHECK_ST(cairn_writer_add(w, "x", CAIRN_F64, 1, dims, two, &err), CAIRN_E_EXISTS);
+    cairn_writer_abort(w);
+
+    CHECK_OK(cairn_writer_open_memory(&st_mem, &w, &err));
+    CHECK_ST(cairn_writer_add(w, "__metadata__", CAIRN_F64, 1, dims, two, &err),
+             CAIRN_E_UNSUPPORTED);
+    CHECK(strstr(err.message, "reserved") != NULL);
     cairn_writer_abort(w);
 
     CHECK_OK(cairn_writer_open_memory(&st_mem, &w, &err));

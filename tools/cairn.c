@@ -31,6 +31,7 @@ static const char main_help[] =
     "  diff A B [--json]      compare tensors (names, dtypes, shapes, values) and metadata;\n"
     "                         exit 0 when identical, 1 when different\n"
     "  ckpt ls|best|verify|prune DIR   inspect and prune a checkpoint directory\n"
+    "  convert IN OUT [--to FORMAT]    between cairn, npy, safetensors, npz, gguf\n"
     "\n"
     "Run 'cairn COMMAND --help' for a command's options.\n"
     "\n"
@@ -617,6 +618,7 @@ static const command commands[] = {
     {"meta", cmd_meta}, {"verify", cmd_verify}, {"cat", cmd_cat}, {"show", cmd_show},
     {"diff", cmd_diff},
     {"ckpt", cmd_ckpt},
+    {"convert", cmd_convert},
 };
 
 int main(int argc, char **argv)

@@ -48,7 +48,7 @@ int cli_wants_help(int argc, char **argv)
 int cli_open_input(const char *path, unsigned flags, cairn_file **f)
 {
     cairn_error err = {0};
-    cairn_open_opts opts = {sizeof opts, flags, CAIRN_FORMAT_AUTO};
+    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = flags, .format = CAIRN_FORMAT_AUTO};
     cairn_status st = cairn_file_open(path, &opts, f, &err);
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
 }

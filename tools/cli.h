@@ -32,5 +32,6 @@ const char *cli_codec_name(uint32_t codec);
 /* Commands that live in their own files. */
 int cmd_diff(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -94,14 +94,20 @@ static cairn_value *data_value(const dataset *d)
     return with(m, "fingerprint", cairn_value_string(fingerprint));
 }
 
+/* The network as PyTorch would print it. */
+static void module_text(const train_config *c, char *buf, size_t size)
+{
+    snprintf(buf, size,
+             "Sequential(Linear(%d, %d), ReLU(), Dropout(p=%g), Linear(%d, %d), Linear(%d, %d), "
+             "Softmax(dim=-1))",
+             MLP_IN, c->num_units, c->dropout, c->num_units, MLP_MID, MLP_MID, MLP_OUT);
+}
+
 static cairn_value *config_value(const trainer *t)
 {
     const train_config *c = &t->cfg;
     char module[160];
-    snprintf(module, sizeof module,
-             "Sequential(Linear(%d, %d), ReLU(), Dropout(p=%g), Linear(%d, %d), Linear(%d, %d), "
-             "Softmax(dim=-1))",
-             MLP_IN, c->num_units, c->dropout, c->num_units, MLP_MID, MLP_MID, MLP_OUT);
+    module_text(c, module, sizeof module);
     cairn_value *m = cairn_value_map();
     m = with(m, "module", cairn_value_string(module));
     m = with(m, "num_units", cairn_value_int(c->num_units));
@@ -163,32 +169,45 @@ cairn_status history_append(cairn_value *history, const epoch_stats *s, cairn_er
     return st;
 }
 
+cairn_status checkpoint_parts_make(const trainer *t, checkpoint_parts *out, cairn_error *err)
+{
+    *out = (checkpoint_parts){.config = config_value(t), .optimizer = optimizer_value(&t->opt),
+                              .rng = rng_value(t), .position = position_value(t)};
+    if (!out->config || !out->optimizer || !out->rng || !out->position) {
+        checkpoint_parts_free(out);
+        return fail(err, CAIRN_E_NOMEM, "out of memory building the checkpoint metadata");
+    }
+    out->parts = (cairn_model_parts){
+        .struct_size = sizeof out->parts,
+        .kind = MLP_KIND,
+        .schema_version = MLP_SCHEMA_VERSION,
+        .params = t->params,
+        .optimizer_tensors = t->optim_state,
+        .config = out->config,
+        .optimizer = out->optimizer,
+        .history = t->history,
+        .rng = out->rng,
+        .data_position = out->position,
+    };
+    return CAIRN_OK;
+}
+
+void checkpoint_parts_free(checkpoint_parts *cp)
+{
+    cairn_value_free(cp->config);
+    cairn_value_free(cp->optimizer);
+    cairn_value_free(cp->rng);
+    cairn_value_free(cp->position);
+    *cp = (checkpoint_parts){0};
+}
+
 cairn_status checkpoint_save(const trainer *t, const char *path, cairn_error *err)
 {
-    cairn_value *config = config_value(t), *optimizer = optimizer_value(&t->opt);
-    cairn_value *rngs = rng_value(t), *position = position_value(t);
-    cairn_status st;
-    if (!config || !optimizer || !rngs || !position) {
-        st = fail(err, CAIRN_E_NOMEM, "%s: out of memory building the metadata", path);
-    } else {
-        cairn_model_parts parts = {
-            .struct_size = sizeof parts,
-            .kind = MLP_KIND,
-            .schema_version = MLP_SCHEMA_VERSION,
-            .params = t->params,
-            .optimizer_tensors = t->optim_state,
-            .config = config,
-            .optimizer = optimizer,
-            .history = t->history,
-            .rng = rngs,
-            .data_position = position,
-        };
-        st = cairn_model_save(path, &parts, err);
-    }
-    cairn_value_free(config);
-    cairn_value_free(optimizer);
-    cairn_value_free(rngs);
-    cairn_value_free(position);
+    checkpoint_parts cp;
+    cairn_status st = checkpoint_parts_make(t, &cp, err);
+    if (st == CAIRN_OK)
+        st = cairn_model_save(path, &cp.parts, err);
+    checkpoint_parts_free(&cp);
     return st;
 }
 
@@ -197,6 +216,25 @@ cairn_status params_save(const trainer *t, const char *path, cairn_error *err)
     /* Tensors under their bare PyTorch names, like a torch state_dict file;
      * the config rides along so that `cairn meta` tells which network fits. */
     cairn_value *meta = with(cairn_value_map(), "config", config_value(t));
+    if (!meta)
+        return fail(err, CAIRN_E_NOMEM, "%s: out of memory building the metadata", path);
+    cairn_status st = cairn_params_save(t->params, path, meta, err);
+    cairn_value_free(meta);
+    return st;
+}
+
+cairn_status params_export(const trainer *t, const char *path, cairn_error *err)
+{
+    /* Other tools read safetensors metadata as a flat map of strings: give
+     * them strings only (a nested tree would go into one "cairn.meta" JSON
+     * entry that only cairn reads back, docs/FORMAT.md section 11.4). */
+    char module[160], units[16];
+    module_text(&t->cfg, module, sizeof module);
+    snprintf(units, sizeof units, "%d", t->cfg.num_units);
+    cairn_value *meta = cairn_value_map();
+    meta = with(meta, "format", cairn_value_string("pt"));
+    meta = with(meta, "module", cairn_value_string(module));
+    meta = with(meta, "num_units", cairn_value_string(units));
     if (!meta)
         return fail(err, CAIRN_E_NOMEM, "%s: out of memory building the metadata", path);
     cairn_status st = cairn_params_save(t->params, path, meta, err);
@@ -282,7 +320,7 @@ static cairn_status read_config(const char *path, const cairn_value *meta, train
 {
     part p;
     int64_t units = 0, batch = 0, seed = 0;
-    const char *kind;
+    const char *kind = NULL;
     cairn_status st = open_part(path, meta, "config", &p, err);
     if (st == CAIRN_OK)
         st = read_int(&p, "num_units", 1, MLP_MAX_UNITS, &units);
@@ -402,7 +440,7 @@ static cairn_status check_data(const char *path, const cairn_value *meta, const 
                                cairn_error *err)
 {
     part config, data;
-    const char *have;
+    const char *have = NULL;
     char want[32];
     snprintf(want, sizeof want, "fnv1a64:%016" PRIx64, t->data.fingerprint);
     cairn_status st = open_part(path, meta, "config", &config, err);
@@ -423,7 +461,7 @@ static cairn_status restore_optimizer(const char *path, const cairn_value *meta,
                                       cairn_error *err)
 {
     part p;
-    const char *kind;
+    const char *kind = NULL;
     cairn_status st = open_part(path, meta, "optimizer", &p, err);
     if (st == CAIRN_OK)
         st = read_string(&p, "kind", &kind);
@@ -477,8 +515,8 @@ static cairn_status restore_history(const char *path, const cairn_value *meta, t
 }
 
 /* Everything but the tensors, from the metadata of a loaded checkpoint. */
-static cairn_status restore_state(const char *path, const cairn_value *meta, trainer *t,
-                                  cairn_error *err)
+cairn_status checkpoint_restore(const char *path, const cairn_value *meta, trainer *t,
+                                cairn_error *err)
 {
     part rngs, position;
     int64_t batch;
@@ -516,40 +554,68 @@ static cairn_status checkpoint_config(const char *path, const cairn_value *meta,
     return st;
 }
 
+cairn_status checkpoint_prepare(const char *path, const cairn_value *meta,
+                                const train_config *want, unsigned given, trainer **out,
+                                cairn_error *err)
+{
+    train_config cfg;
+    trainer *t = NULL;
+    *out = NULL;
+    cairn_status st = checkpoint_config(path, meta, want, given, &cfg, err);
+    if (st == CAIRN_OK)
+        st = trainer_new(&cfg, &t, err);
+    if (st == CAIRN_OK)
+        st = check_data(path, meta, t, err);
+    if (st != CAIRN_OK) {
+        trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return CAIRN_OK;
+}
+
+cairn_model_parts checkpoint_tensor_parts(trainer *t)
+{
+    /* Passing the kind makes the library refuse an archive of another kind
+     * (or none) right away. */
+    cairn_model_parts parts = {.struct_size = sizeof parts, .kind = MLP_KIND};
+    if (t) {
+        parts.params = t->params;
+        parts.optimizer_tensors = t->optim_state;
+    }
+    return parts;
+}
+
+cairn_load_opts checkpoint_load_opts(void)
+{
+    /* Strict, so a missing or misshapen tensor fails the whole load, and
+     * verified, so a damaged payload is caught before any buffer is written. */
+    return (cairn_load_opts){.struct_size = sizeof(cairn_load_opts),
+                             .flags = CAIRN_LOAD_STRICT | CAIRN_LOAD_VERIFY};
+}
+
 cairn_status checkpoint_load(const char *path, const train_config *want, unsigned given,
                              trainer **out, cairn_error *err)
 {
     cairn_file *f = NULL;
     cairn_value *meta = NULL;
     trainer *t = NULL;
-    train_config cfg;
     *out = NULL;
     cairn_status st = cairn_file_open(path, NULL, &f, err);
     /* First the metadata alone, because the buffers cannot be allocated
-     * before the config says how big the network is. Passing the kind makes
-     * the library refuse an archive of another kind (or none) right away. */
-    cairn_model_parts peek = {.struct_size = sizeof peek, .kind = MLP_KIND};
+     * before the config says how big the network is ... */
+    cairn_model_parts peek = checkpoint_tensor_parts(NULL);
     if (st == CAIRN_OK)
         st = cairn_model_load(f, &peek, NULL, &meta, err);
     if (st == CAIRN_OK)
-        st = checkpoint_config(path, meta, want, given, &cfg, err);
+        st = checkpoint_prepare(path, meta, want, given, &t, err);
+    /* ... then the tensors, into the fresh buffers, then the rest. */
+    cairn_model_parts parts = checkpoint_tensor_parts(t);
+    cairn_load_opts opts = checkpoint_load_opts();
     if (st == CAIRN_OK)
-        st = trainer_new(&cfg, &t, err);
-    if (st == CAIRN_OK)
-        st = check_data(path, meta, t, err);
-    /* Then the tensors, into the fresh buffers: strict, so a missing or
-     * misshapen tensor fails the whole load, and verified, so a damaged
-     * payload is caught before any buffer is written. */
-    cairn_model_parts parts = {.struct_size = sizeof parts, .kind = MLP_KIND};
-    cairn_load_opts opts = {.struct_size = sizeof opts,
-                            .flags = CAIRN_LOAD_STRICT | CAIRN_LOAD_VERIFY};
-    if (st == CAIRN_OK) {
-        parts.params = t->params;
-        parts.optimizer_tensors = t->optim_state;
         st = cairn_model_load(f, &parts, &opts, NULL, err);
-    }
     if (st == CAIRN_OK)
-        st = restore_state(path, meta, t, err);
+        st = checkpoint_restore(path, meta, t, err);
     cairn_value_free(meta);
     cairn_file_close(f);
     if (st != CAIRN_OK) {

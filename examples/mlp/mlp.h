@@ -14,6 +14,9 @@
  *   optim.c       SGD with momentum and Adam, with their state dicts
  *   train.c       a trainer: everything that changes while training, one epoch
  *   checkpoint.c  the whole training state to and from a cairn archive
+ *   manager.c     the same state through libcairn's checkpoint manager: a
+ *                 directory of checkpoints, saved when a metric improves,
+ *                 resumed from the newest one that verifies
  *   mlp.c         the command line
  *
  * Errors travel as cairn_error all the way up, also for failures that are not
@@ -248,16 +251,99 @@ enum {
     GIVEN_SEED = 1u << 5
 };
 
-/* The whole training state, kind "mlp", schema_version 1. */
+/* The whole training state as the parts of one archive, kind "mlp",
+ * schema_version 1: what --save writes and what every checkpoint of the
+ * manager holds. The parts borrow t's buffers and history and the metadata
+ * values below, which checkpoint_parts_free frees. */
+typedef struct checkpoint_parts {
+    cairn_model_parts parts;
+    cairn_value *config, *optimizer, *rng, *position;
+} checkpoint_parts;
+
+cairn_status checkpoint_parts_make(const trainer *t, checkpoint_parts *out, cairn_error *err);
+void checkpoint_parts_free(checkpoint_parts *cp);
+/* The whole training state to `path`. */
 cairn_status checkpoint_save(const trainer *t, const char *path, cairn_error *err);
 /* Rebuilds a trainer from a checkpoint. `want` holds the options of this
  * run; those flagged in `given` must match the checkpoint's config. */
 cairn_status checkpoint_load(const char *path, const train_config *want, unsigned given,
                              trainer **out, cairn_error *err);
+
+/* checkpoint_load in its three steps, for checkpoints that come from
+ * elsewhere (the checkpoint manager). The buffers cannot be allocated before
+ * the config says how big the network is, so:
+ *   1. load the metadata alone, with checkpoint_tensor_parts(NULL) (the kind
+ *      only, which the library checks), then checkpoint_prepare: a fresh
+ *      trainer of the checkpoint's config;
+ *   2. load the tensors with checkpoint_tensor_parts(t) and
+ *      checkpoint_load_opts() (strict and verified);
+ *   3. checkpoint_restore: generators, optimizer scalars, epoch, history.
+ * `path` only names the checkpoint in messages. */
+cairn_status checkpoint_prepare(const char *path, const cairn_value *meta,
+                                const train_config *want, unsigned given, trainer **out,
+                                cairn_error *err);
+cairn_model_parts checkpoint_tensor_parts(trainer *t);
+cairn_load_opts checkpoint_load_opts(void);
+cairn_status checkpoint_restore(const char *path, const cairn_value *meta, trainer *t,
+                                cairn_error *err);
+
 /* The parameters only (skorch's f_params), with the config as metadata. */
 cairn_status params_save(const trainer *t, const char *path, cairn_error *err);
+/* The parameters only, for other tools: the format follows the extension
+ * (.safetensors), with flat string metadata {format: pt, module, num_units}. */
+cairn_status params_export(const trainer *t, const char *path, cairn_error *err);
 /* Loads parameters into t's network: from a params file, or the params part
  * of a whole checkpoint. Strict: every tensor must be there with its shape. */
 cairn_status params_load(trainer *t, const char *path, cairn_error *err);
+
+/* --------------------------------------------------------------- manager.c */
+
+/* Where to resume from in a checkpoint directory. */
+typedef enum resume_from { RESUME_NONE, RESUME_LATEST, RESUME_BEST } resume_from;
+
+/* The checkpoint options of one run (--ckpt-dir and the rest). */
+typedef struct ckpt_config {
+    const char *dir;              /* NULL: no checkpoint manager */
+    const char *prefix;           /* the monitored checkpoints' fn_prefix ("" by default) */
+    const char *resume_prefix;    /* where --resume and --load-best look (default: prefix) */
+    const char *train_end_prefix; /* the train-end checkpoints' fn_prefix; NULL: none */
+    const char *monitor;          /* train_loss, valid_loss, valid_acc; NULL: none */
+    uint32_t keep_best, keep_last, every;
+    int async;
+    resume_from resume;
+} ckpt_config;
+
+/* 1 for a metric that improves upwards (valid_acc). */
+int monitor_is_max(const char *monitor);
+
+/* The managers a training run writes to: the monitored one and the
+ * train-end one (either may be NULL). */
+typedef struct run_ckpts {
+    cairn_ckpt *main, *train_end;
+    const char *dir;
+    size_t saved; /* checkpoints the main manager saved in this run */
+} run_ckpts;
+
+/* Opens the managers that c asks for (none without c->dir). */
+cairn_status ckpts_open(const ckpt_config *c, run_ckpts *out, cairn_error *err);
+/* At the end of an epoch: offers the whole state to the monitored manager.
+ * *saved is CAIRN_SAVED_NO, _YES or _SIGNAL (a signal arrived: stop). */
+cairn_status ckpts_epoch_end(run_ckpts *r, const trainer *t, const epoch_stats *s, int *saved,
+                             cairn_error *err);
+/* At the end of training: the train-end checkpoint (forced). */
+cairn_status ckpts_train_end(run_ckpts *r, const trainer *t, cairn_error *err);
+/* Closes both managers, waiting for background saves; the first error wins. */
+cairn_status ckpts_close(run_ckpts *r, cairn_error *err);
+
+/* --resume: restores the newest checkpoint of c->resume_prefix that verifies
+ * (or the best, with RESUME_BEST) as checkpoint_load does, and says which on
+ * stderr. *out is NULL when the directory holds no checkpoint of that prefix
+ * at all: the caller starts fresh. */
+cairn_status ckpt_resume(const ckpt_config *c, const train_config *want, unsigned given,
+                         trainer **out, cairn_error *err);
+/* --load-best: the best checkpoint of c->resume_prefix by c->monitor, restored
+ * the same way (CAIRN_E_NOT_FOUND when there is none). */
+cairn_status ckpt_load_best(const ckpt_config *c, const train_config *want, unsigned given,
+                            trainer **out, cairn_error *err);
 
 #endif /* MLP_H */

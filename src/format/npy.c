@@ -1,11 +1,12 @@
 /* npy.c -- NumPy .npy files (docs/FORMAT.md §10): a one-tensor reader and writer. */
 #include "archive.h"
+#include "npy_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#define NPY_MAGIC_LEN 6
-#define NPY_PREAMBLE_MAX 12          /* magic, version, u32 header length */
+#define NPY_MAGIC_LEN CAIRN__NPY_MAGIC_LEN
+#define NPY_PREAMBLE_MAX CAIRN__NPY_PREAMBLE_MAX
 #define NPY_V2_HEADER_MAX (1u << 20) /* our bound on a v2/v3 header */
 #define NPY_ALIGN 64                 /* numpy's ARRAY_ALIGN */
 #define NPY_GROWTH_DIGITS 21         /* numpy's GROWTH_AXIS_MAX_DIGITS */
@@ -68,15 +69,7 @@ static int shape_size(uint32_t rank, const uint64_t *dims, uint64_t esize, uint6
 
 /* ------------------------------------------------------------------ header */
 
-/* What the header dict says, once parsed and checked. */
-typedef struct npy_header {
-    cairn_dtype dtype;
-    int big_endian;
-    int fortran_order;
-    uint32_t rank;
-    uint64_t dims[CAIRN_MAX_RANK];
-    char descr[16]; /* as written, for messages */
-} npy_header;
+typedef cairn__npy_header npy_header;
 
 /* A cursor over the header text. `base` is the file offset of text[0], so
  * every message can point at the offending byte. */
@@ -84,7 +77,7 @@ typedef struct parser {
     const char *text;
     size_t len, pos;
     uint64_t base;
-    const char *path;
+    const char *path; /* cairn__npy_origin.where */
     int allow_long; /* Python 2 'L' suffixes (v1/v2 only, as numpy) */
     cairn_error *err;
 } parser;
@@ -375,6 +368,87 @@ static cairn_status parse_dict(parser *ps, npy_header *h)
     return CAIRN_OK;
 }
 
+/* ------------------------------------------------- shared codec (npy_internal.h) */
+
+int cairn__npy_is_magic(const uint8_t *b) { return memcmp(b, npy_magic, NPY_MAGIC_LEN) == 0; }
+
+cairn_status cairn__npy_preamble(const uint8_t *b, uint64_t size, const cairn__npy_origin *o,
+                                 cairn__npy_header *h, cairn_error *err)
+{
+    const char *path = o->where;
+    unsigned long long base = o->base;
+    memset(h, 0, sizeof *h);
+    if (size < 10)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: npy file is %llu bytes, shorter "
+                           "than the 10-byte preamble", path, base, (unsigned long long)size);
+    if (!cairn__npy_is_magic(b))
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: offset %llu: not an npy file (bad magic)",
+                           path, base);
+    h->major = b[6];
+    h->minor = b[7];
+    if (h->major < 1 || h->major > 3 || h->minor != 0)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: offset %llu: npy format version %u.%u "
+                           "is not supported (1.0, 2.0 and 3.0 are)", path, base + 6, h->major,
+                           h->minor);
+    if (h->major == 1) {
+        h->header_len = cairn__le16(b + 8);
+        h->header_at = 10;
+    } else {
+        if (size < 12)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: npy %u.0 file is %llu bytes, "
+                               "shorter than the 12-byte preamble", path, base, h->major,
+                               (unsigned long long)size);
+        h->header_len = cairn__le32(b + 8);
+        h->header_at = 12;
+        if (h->header_len > NPY_V2_HEADER_MAX)
+            return cairn__fail(err, CAIRN_E_LIMIT, "%s: offset %llu: npy header length %llu "
+                               "exceeds the limit of %u bytes", path, base + 8,
+                               (unsigned long long)h->header_len, NPY_V2_HEADER_MAX);
+    }
+    if (h->header_len > size - h->header_at)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: npy header length %llu runs "
+                           "past the end of the file (%llu bytes)", path, base + 8,
+                           (unsigned long long)h->header_len, (unsigned long long)size);
+    return CAIRN_OK;
+}
+
+cairn_status cairn__npy_parse_header(const char *text, const cairn__npy_origin *o,
+                                     cairn__npy_header *h, cairn_error *err)
+{
+    parser ps = {text, (size_t)h->header_len, 0, o->base + h->header_at, o->where,
+                 h->major <= 2, err};
+    if (h->major == 3 && !cairn__utf8_valid(text, (size_t)h->header_len))
+        return perr(&ps, 0, CAIRN_E_CORRUPT, "npy 3.0 header is not valid UTF-8");
+    return parse_dict(&ps, h);
+}
+
+cairn_status cairn__npy_payload(const cairn__npy_header *h, uint64_t size,
+                                const cairn__npy_origin *o, uint64_t *count, uint64_t *bytes,
+                                cairn_error *err)
+{
+    uint64_t data_at = h->header_at + h->header_len;
+    uint64_t payload = size - data_at;
+    if (shape_size(h->rank, h->dims, cairn_dtype_size(h->dtype), count, bytes))
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: npy header at offset %llu: shape times "
+                           "item size (%s) overflows 64 bits; the payload is %llu bytes", o->where,
+                           (unsigned long long)(o->base + h->header_at), h->descr,
+                           (unsigned long long)payload);
+    if (payload < *bytes)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: npy payload is %llu bytes, the "
+                           "header says %llu", o->where, (unsigned long long)(o->base + data_at),
+                           (unsigned long long)payload, (unsigned long long)*bytes);
+    return CAIRN_OK;
+}
+
+/* Fortran and C order lay out the same bytes when at most one dim exceeds 1. */
+int cairn__npy_fortran_matters(const cairn__npy_header *h)
+{
+    int big = 0;
+    for (uint32_t d = 0; d < h->rank; d++)
+        big += h->dims[d] > 1;
+    return h->fortran_order && big > 1;
+}
+
 /* ------------------------------------------------------------------ reader */
 
 typedef struct npy_state {
@@ -382,85 +456,31 @@ typedef struct npy_state {
     uint32_t major, minor;
 } npy_state;
 
-/* Magic, version and header length: where the header text is. */
-typedef struct npy_preamble {
-    uint32_t major, minor;
-    uint64_t header_at, header_len;
-} npy_preamble;
-
-static cairn_status read_preamble(const cairn_file *f, npy_preamble *pre, cairn_error *err)
+static cairn_status read_preamble(const cairn_file *f, npy_header *h, cairn_error *err)
 {
-    uint8_t b[NPY_PREAMBLE_MAX];
+    uint8_t b[NPY_PREAMBLE_MAX] = {0};
     uint64_t size = f->src.size;
-    if (size < 10)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: npy file is %llu bytes, shorter than the "
-                           "10-byte preamble", f->path, (unsigned long long)size);
-    CAIRN_TRY(cairn__source_read(f, 0, b, size < sizeof b ? (size_t)size : sizeof b, err));
-    if (memcmp(b, npy_magic, NPY_MAGIC_LEN) != 0)
-        return cairn__fail(err, CAIRN_E_FORMAT, "%s: offset 0: not an npy file (bad magic)",
-                           f->path);
-    pre->major = b[6];
-    pre->minor = b[7];
-    if (pre->major < 1 || pre->major > 3 || pre->minor != 0)
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: offset 6: npy format version %u.%u is "
-                           "not supported (1.0, 2.0 and 3.0 are)", f->path, pre->major,
-                           pre->minor);
-    if (pre->major == 1) {
-        pre->header_len = cairn__le16(b + 8);
-        pre->header_at = 10;
-    } else {
-        if (size < 12)
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: npy %u.0 file is %llu bytes, shorter "
-                               "than the 12-byte preamble", f->path, pre->major,
-                               (unsigned long long)size);
-        pre->header_len = cairn__le32(b + 8);
-        pre->header_at = 12;
-        if (pre->header_len > NPY_V2_HEADER_MAX)
-            return cairn__fail(err, CAIRN_E_LIMIT, "%s: offset 8: npy header length %llu exceeds "
-                               "the limit of %u bytes", f->path,
-                               (unsigned long long)pre->header_len, NPY_V2_HEADER_MAX);
-    }
-    if (pre->header_len > size - pre->header_at)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset 8: npy header length %llu runs past "
-                           "the end of the file (%llu bytes)", f->path,
-                           (unsigned long long)pre->header_len, (unsigned long long)size);
-    return CAIRN_OK;
-}
-
-static cairn_status parse_header_text(const cairn_file *f, const npy_preamble *pre,
-                                      const char *text, npy_header *h, cairn_error *err)
-{
-    parser ps = {text, (size_t)pre->header_len, 0, pre->header_at, f->path, pre->major <= 2, err};
-    memset(h, 0, sizeof *h);
-    if (pre->major == 3 && !cairn__utf8_valid(text, (size_t)pre->header_len))
-        return perr(&ps, 0, CAIRN_E_CORRUPT, "npy 3.0 header is not valid UTF-8");
-    return parse_dict(&ps, h);
+    cairn__npy_origin o = {f->path, 0};
+    if (size >= 10)
+        CAIRN_TRY(cairn__source_read(f, 0, b, size < sizeof b ? (size_t)size : sizeof b, err));
+    return cairn__npy_preamble(b, size, &o, h, err);
 }
 
 /* Reads the header text (from the mapping when there is one) and parses it. */
-static cairn_status read_header(const cairn_file *f, const npy_preamble *pre, npy_header *h,
-                                cairn_error *err)
+static cairn_status read_header(const cairn_file *f, npy_header *h, cairn_error *err)
 {
-    const char *text = (const char *)cairn__source_ptr(f, pre->header_at, pre->header_len);
+    cairn__npy_origin o = {f->path, 0};
+    const char *text = (const char *)cairn__source_ptr(f, h->header_at, h->header_len);
     if (text)
-        return parse_header_text(f, pre, text, h, err);
-    char *buf = malloc(pre->header_len ? (size_t)pre->header_len : 1);
+        return cairn__npy_parse_header(text, &o, h, err);
+    char *buf = malloc(h->header_len ? (size_t)h->header_len : 1);
     if (!buf)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the npy header", f->path);
-    cairn_status st = cairn__source_read(f, pre->header_at, buf, (size_t)pre->header_len, err);
+    cairn_status st = cairn__source_read(f, h->header_at, buf, (size_t)h->header_len, err);
     if (st == CAIRN_OK)
-        st = parse_header_text(f, pre, buf, h, err);
+        st = cairn__npy_parse_header(buf, &o, h, err);
     free(buf);
     return st;
-}
-
-/* Fortran and C order lay out the same bytes when at most one dim exceeds 1. */
-static int layout_is_trivial(const npy_header *h)
-{
-    int big = 0;
-    for (uint32_t d = 0; d < h->rank; d++)
-        big += h->dims[d] > 1;
-    return big <= 1;
 }
 
 static uint64_t offset_alignment(uint64_t off)
@@ -470,24 +490,15 @@ static uint64_t offset_alignment(uint64_t off)
 }
 
 /* Turns a parsed header into the tensor table entry, checking the payload. */
-static cairn_status build_tensor(const cairn_file *f, const npy_preamble *pre,
-                                 const npy_header *h, cairn__tensor *t, cairn_error *err)
+static cairn_status build_tensor(const cairn_file *f, const npy_header *h, cairn__tensor *t,
+                                 cairn_error *err)
 {
     cairn_tensor_info *in = &t->info;
+    cairn__npy_origin o = {f->path, 0};
     memset(t, 0, sizeof *t);
-    uint64_t data_at = pre->header_at + pre->header_len;
+    uint64_t data_at = h->header_at + h->header_len;
     uint64_t count, bytes;
-    int overflow = shape_size(h->rank, h->dims, cairn_dtype_size(h->dtype), &count, &bytes);
-    uint64_t payload = f->src.size - data_at;
-    if (overflow)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: npy header at offset %llu: shape times "
-                           "item size (%s) overflows 64 bits; the payload is %llu bytes", f->path,
-                           (unsigned long long)pre->header_at, h->descr,
-                           (unsigned long long)payload);
-    if (payload < bytes)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: npy payload is %llu bytes, the "
-                           "header says %llu", f->path, (unsigned long long)data_at,
-                           (unsigned long long)payload, (unsigned long long)bytes);
+    CAIRN_TRY(cairn__npy_payload(h, f->src.size, &o, &count, &bytes, err));
     in->name = NPY_NAME;
     in->name_len = sizeof NPY_NAME - 1;
     in->dtype = h->dtype;
@@ -500,7 +511,7 @@ static cairn_status build_tensor(const cairn_file *f, const npy_preamble *pre,
     in->alignment = offset_alignment(data_at);
     in->codec = CAIRN_CODEC_NONE;
     t->big_endian = h->big_endian;
-    t->fortran_order = h->fortran_order && !layout_is_trivial(h);
+    t->fortran_order = cairn__npy_fortran_matters(h);
     in->zero_copy = !t->big_endian && !t->fortran_order &&
                     cairn__source_ptr(f, data_at, bytes) != NULL;
     return CAIRN_OK;
@@ -508,13 +519,12 @@ static cairn_status build_tensor(const cairn_file *f, const npy_preamble *pre,
 
 static cairn_status parse_file(const cairn_file *f, npy_state *s, cairn_error *err)
 {
-    npy_preamble pre;
     npy_header h;
-    CAIRN_TRY(read_preamble(f, &pre, err));
-    CAIRN_TRY(read_header(f, &pre, &h, err));
-    CAIRN_TRY(build_tensor(f, &pre, &h, &s->tensor, err));
-    s->major = pre.major;
-    s->minor = pre.minor;
+    CAIRN_TRY(read_preamble(f, &h, err));
+    CAIRN_TRY(read_header(f, &h, err));
+    CAIRN_TRY(build_tensor(f, &h, &s->tensor, err));
+    s->major = h.major;
+    s->minor = h.minor;
     return CAIRN_OK;
 }
 
@@ -645,10 +655,8 @@ static size_t header_dict(char *buf, size_t size, const npy_kind *k, uint32_t ra
 
 /* Version, length field and padding as numpy's _wrap_header: the smallest
  * version whose length field holds the padded header. */
-static cairn_status write_header(cairn_writer *w, const npy_kind *k, uint32_t rank,
-                                 const uint64_t *dims, cairn_error *err)
+static size_t wrap_header(uint8_t *buf, const npy_kind *k, uint32_t rank, const uint64_t *dims)
 {
-    /* 8 dims of 20 digits and the fixed text stay far below this. */
     char text[512 + NPY_ALIGN];
     size_t dict = header_dict(text, sizeof text, k, rank, dims);
     size_t hlen = dict + 1; /* the final '\n' */
@@ -661,16 +669,23 @@ static cairn_status write_header(cairn_writer *w, const npy_kind *k, uint32_t ra
     }
     memset(text + dict, ' ', pad);
     text[dict + pad] = '\n';
-    uint8_t pre[NPY_PREAMBLE_MAX];
-    memcpy(pre, npy_magic, NPY_MAGIC_LEN);
-    pre[6] = v2 ? 2 : 1;
-    pre[7] = 0;
+    memcpy(buf, npy_magic, NPY_MAGIC_LEN);
+    buf[6] = v2 ? 2 : 1;
+    buf[7] = 0;
     if (v2)
-        cairn__put32(pre + 8, (uint32_t)(hlen + pad));
+        cairn__put32(buf + 8, (uint32_t)(hlen + pad));
     else
-        cairn__put16(pre + 8, (uint16_t)(hlen + pad));
-    CAIRN_TRY(cairn__sink_write(w, pre, prefix, err));
-    return cairn__sink_write(w, text, hlen + pad, err);
+        cairn__put16(buf + 8, (uint16_t)(hlen + pad));
+    memcpy(buf + prefix, text, hlen + pad);
+    return prefix + hlen + pad;
+}
+
+int cairn__npy_has_descr(cairn_dtype dtype) { return kind_of(dtype) != NULL; }
+
+size_t cairn__npy_header_write(uint8_t *buf, cairn_dtype dtype, uint32_t rank,
+                               const uint64_t *dims)
+{
+    return wrap_header(buf, kind_of(dtype), rank, dims);
 }
 
 static cairn_status npy_begin(cairn_writer *w, cairn_error *err)
@@ -705,7 +720,9 @@ static cairn_status npy_add(cairn_writer *w, const char *name, cairn_dtype dtype
     if (bytes > 0 && !data)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data", w->path, name);
     s->added = 1;
-    CAIRN_TRY(write_header(w, k, rank, dims, err));
+    uint8_t header[CAIRN__NPY_HEADER_BUF];
+    size_t hlen = wrap_header(header, k, rank, dims);
+    CAIRN_TRY(cairn__sink_write(w, header, hlen, err));
     return bytes ? cairn__sink_write(w, data, (size_t)bytes, err) : CAIRN_OK;
 }
 

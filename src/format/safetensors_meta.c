@@ -175,7 +175,7 @@ cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, st_
 
 /* ----------------------------------------------------------------- reading */
 
-static const char *json_kind(const json_t *v)
+const char *cairn__stmeta_json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -199,7 +199,7 @@ cairn_status cairn__stmeta_check(const json_t *meta, const char *path, uint64_t 
     if (!json_is_object(meta))
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: "
                            "\"" ST_METADATA_KEY "\" is %s, not an object of strings", path,
-                           (unsigned long long)header_at, json_kind(meta));
+                           (unsigned long long)header_at, cairn__stmeta_json_kind(meta));
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)meta, key, v) {
@@ -208,7 +208,7 @@ cairn_status cairn__stmeta_check(const json_t *meta, const char *path, uint64_t 
                                "\"" ST_METADATA_KEY "\" key '%s' holds %s; safetensors metadata "
                                "values are strings only", path, (unsigned long long)header_at,
                                cairn__printable(key, strlen(key), shown, sizeof shown),
-                               json_kind(v));
+                               cairn__stmeta_json_kind(v));
     }
     return CAIRN_OK;
 }
@@ -235,8 +235,9 @@ static cairn_status plain_map(const json_t *meta, const char *path, cairn_value 
     json_object_foreach((json_t *)meta, key, v) {
         if (!*key) {
             cairn_value_free(map);
-            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata: key '' is empty; cairn "
-                               "map keys are 1 byte or more", path);
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: safetensors header at offset 8: "
+                               "\"" ST_METADATA_KEY "\" has an empty key; cairn map keys are "
+                               "1 byte or more", path);
         }
         if (!push(map, key, cairn_value_string_n(json_string_value(v), json_string_length(v)))) {
             cairn_value_free(map);

@@ -51,4 +51,7 @@ cairn_status cairn__stmeta_decode(const json_t *meta, const char *path,
                                   cairn__tensor_exists_fn exists, void *ctx, cairn_value **out,
                                   cairn_error *err);
 
+/* "an object", "a string", ... for messages about a JSON value. */
+const char *cairn__stmeta_json_kind(const json_t *v);
+
 #endif /* CAIRN_SAFETENSORS_META_H */

@@ -16,7 +16,7 @@ typedef struct st_reader {
     json_t *meta;           /* the "__metadata__" object (checked), or NULL */
 } st_reader;
 
-/* Where the parser is, for messages: the header text and its file offset. */
+/* What messages need: the file, and the header text (at file offset 8). */
 typedef struct st_parse {
     const cairn_file *f;
     const char *text;
@@ -68,20 +68,7 @@ static cairn_status terr(const st_parse *ps, const char *name, cairn_status st, 
                        cairn__printable(name, strlen(name), shown, sizeof shown), msg);
 }
 
-static const char *kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "a value";
-}
+static const char *kind(const json_t *v) { return cairn__stmeta_json_kind(v); }
 
 /* ------------------------------------------------------------ tensor entry */
 
@@ -183,8 +170,6 @@ static cairn_status check_size(const st_parse *ps, const char *name, cairn_tenso
     in->raw_size = in->stored_size = bytes;
     return CAIRN_OK;
 }
-
-enum { KEY_DTYPE = 1, KEY_SHAPE = 2, KEY_OFFSETS = 4 };
 
 /* {"dtype": str, "shape": [uint...], "data_offsets": [begin, end]}, no other key. */
 static cairn_status parse_entry(const st_parse *ps, const char *name, const json_t *v,

@@ -269,6 +269,9 @@ static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     const st_dtype *d = st_dtype_by_code(dtype);
     if (lookup(s, name, len) >= 0)
         return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
+    if (strcmp(name, ST_METADATA_KEY) == 0)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': the name is reserved for "
+                           "safetensors metadata", w->path, name);
     if (!d)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': safetensors has no dtype "
                            "for %s (save it in the native format, or as F64 with a trailing "

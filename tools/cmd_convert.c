@@ -1,0 +1,194 @@
+/* cmd_convert.c -- `cairn convert IN OUT [--to FORMAT]`: any format the
+ * library reads into any format it writes, tensors byte for byte, metadata
+ * where the target can hold it (with a warning naming what it cannot). */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static const char convert_help[] =
+    "usage: cairn convert IN OUT [--to FORMAT] [--align N] [--no-sync] [--no-progress]\n"
+    "\n"
+    "Converts between the formats cairn reads and writes. The output format\n"
+    "comes from --to (cairn, npy, safetensors, npz, gguf) or OUT's extension\n"
+    "(.npy, .safetensors, .npz, .gguf; anything else: cairn). Tensors are\n"
+    "copied byte for byte (checksums verified on the way when IN has them).\n"
+    "Metadata is carried where the target can hold it; otherwise a warning\n"
+    "says what was left out. A tensor the target cannot hold (a dtype it has\n"
+    "no name for, a second tensor in an .npy) stops the conversion with an\n"
+    "error, and OUT is left untouched: the output appears only when complete.\n"
+    "A progress bar is drawn on stderr when it is a terminal and IN holds more\n"
+    "than 64 MiB.\n";
+
+typedef struct convert_args {
+    const char *in, *out;
+    cairn_format to;
+    uint64_t align;
+    int no_sync, no_progress;
+} convert_args;
+
+static int format_from_name(const char *name, cairn_format *out)
+{
+    for (int f = 1; f < 16; f++) {
+        const char *n = cairn_format_name((cairn_format)f);
+        if (n && !strcasecmp(n, name)) {
+            *out = (cairn_format)f;
+            return EXIT_OK;
+        }
+    }
+    if (!strcasecmp(name, "native")) {
+        *out = CAIRN_FORMAT_NATIVE;
+        return EXIT_OK;
+    }
+    return cli_usage_error("convert: unknown format '%s'", name);
+}
+
+static int parse_args(int argc, char **argv, convert_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        int rc = EXIT_OK;
+        if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+            rc = format_from_name(argv[++i], &a->to);
+        } else if (!strcmp(argv[i], "--align") && i + 1 < argc) {
+            char *end;
+            a->align = strtoull(argv[++i], &end, 10);
+            if (*end || !a->align)
+                rc = cli_usage_error("--align wants a number, got '%s'", argv[i]);
+        } else if (!strcmp(argv[i], "--no-sync")) {
+            a->no_sync = 1;
+        } else if (!strcmp(argv[i], "--no-progress")) {
+            a->no_progress = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            rc = cli_usage_error("convert: unknown option '%s'", argv[i]);
+        } else if (!a->in) {
+            a->in = argv[i];
+        } else if (!a->out) {
+            a->out = argv[i];
+        } else {
+            rc = cli_usage_error("convert: unexpected argument '%s'", argv[i]);
+        }
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (!a->in || !a->out)
+        return cli_usage_error("%s", "convert: needs IN and OUT");
+    return EXIT_OK;
+}
+
+typedef struct progress {
+    int on;
+    uint64_t total, done;
+    int last_percent;
+} progress;
+
+static void progress_update(progress *p, uint64_t bytes)
+{
+    p->done += bytes;
+    if (!p->on)
+        return;
+    int percent = p->total ? (int)(p->done * 100 / p->total) : 100;
+    if (percent == p->last_percent)
+        return;
+    p->last_percent = percent;
+    int bar = percent / 4;
+    fprintf(stderr, "\r[%.*s%*s] %3d%%  %" PRIu64 " MiB", bar,
+            "=========================", 25 - bar, "", percent, p->done >> 20);
+    if (percent == 100)
+        fputc('\n', stderr);
+}
+
+/* Copies one tensor: straight from the mapping when it can, else through a
+ * buffer (byte-swapped / reordered / decompressed by the reader). */
+static int copy_tensor(cairn_file *in, uint64_t i, cairn_writer *w, cairn_error *err)
+{
+    cairn_tensor_info t;
+    cairn_status st = cairn_tensor_info_at(in, i, &t, err);
+    if (st != CAIRN_OK)
+        return cli_report(st, err);
+    const void *data = NULL;
+    void *owned = NULL;
+    if (t.zero_copy) {
+        st = cairn_tensor_verify(in, i, err);
+        if (st == CAIRN_OK)
+            st = cairn_tensor_data(in, i, &data, err);
+    } else {
+        owned = malloc(t.raw_size ? (size_t)t.raw_size : 1);
+        if (!owned)
+            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog, t.name), EXIT_IO;
+        st = cairn_tensor_read(in, i, t.dtype, owned, (size_t)t.raw_size, CAIRN_READ_VERIFY, err);
+        data = owned;
+    }
+    if (st == CAIRN_OK)
+        st = cairn_writer_add(w, t.name, t.dtype, t.rank, t.dims, data, err);
+    free(owned);
+    return st == CAIRN_OK ? EXIT_OK : cli_report(st, err);
+}
+
+/* Carries the metadata; a target that cannot hold it gets a warning. */
+static int copy_metadata(cairn_file *in, cairn_writer *w, const char *out)
+{
+    cairn_error err = {0};
+    cairn_value *meta = NULL;
+    cairn_status st = cairn_file_read_metadata(in, &meta, &err);
+    if (st != CAIRN_OK)
+        return cli_report(st, &err);
+    size_t n = cairn_value_count(meta);
+    if (n)
+        st = cairn_writer_set_metadata(w, meta, &err);
+    if (st == CAIRN_E_UNSUPPORTED) {
+        fprintf(stderr, "%s: warning: %s cannot hold metadata; left out %zu key%s:", cli_prog, out,
+                n, n == 1 ? "" : "s");
+        for (size_t k = 0; k < n && k < 20; k++)
+            fprintf(stderr, " %s", cairn_value_key_at(meta, k));
+        fprintf(stderr, "%s\n", n > 20 ? " ..." : "");
+        st = CAIRN_OK;
+    }
+    cairn_value_free(meta);
+    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv))
+        return fputs(convert_help, stdout), EXIT_OK;
+    convert_args a;
+    int rc = parse_args(argc, argv, &a);
+    cairn_file *in = NULL;
+    if (rc == EXIT_OK)
+        rc = cli_open_input(a.in, 0, &in);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_error err = {0};
+    cairn_write_opts wo = {sizeof wo, a.no_sync ? CAIRN_WRITE_NO_SYNC : 0, a.to, a.align};
+    cairn_writer *w = NULL;
+    cairn_status st = cairn_writer_open_path(a.out, &wo, &w, &err);
+    if (st != CAIRN_OK) {
+        cairn_file_close(in);
+        return cli_report(st, &err);
+    }
+    cairn_file_info fi;
+    progress p = {0};
+    if (cairn_file_get_info(in, &fi, &err) == CAIRN_OK)
+        p.total = fi.payload_bytes;
+    p.on = !a.no_progress && isatty(STDERR_FILENO) && p.total > (64u << 20);
+    p.last_percent = -1;
+    rc = copy_metadata(in, w, a.out);
+    for (uint64_t i = 0; rc == EXIT_OK && i < cairn_file_count(in); i++) {
+        cairn_tensor_info t;
+        rc = copy_tensor(in, i, w, &err);
+        if (rc == EXIT_OK && cairn_tensor_info_at(in, i, &t, &err) == CAIRN_OK)
+            progress_update(&p, t.stored_size);
+    }
+    cairn_file_close(in);
+    if (rc != EXIT_OK) {
+        cairn_writer_abort(w);
+        return rc;
+    }
+    st = cairn_writer_commit(w, &err);
+    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+}
