@@ -154,12 +154,20 @@ start=$(date +%s)
 clean
 check_space
 machine
-want tiny && run_io tiny "$TINY_RUNS"
-want many && run_io many "$RUNS"
-want big && run_io big "$RUNS"
-want rss && run_rss
-want pack && run_pack
-want peers && run_peers
+phase() { # NAME COMMAND...: runs a phase if wanted, and says how long it took
+  local name=$1 t0
+  shift
+  want "$name" || return 0
+  t0=$(date +%s)
+  "$@"
+  say "[phase $name: $(( $(date +%s) - t0 )) s]"
+}
+phase tiny run_io tiny "$TINY_RUNS"
+phase many run_io many "$RUNS"
+phase big run_io big "$RUNS"
+phase rss run_rss
+phase pack run_pack
+phase peers run_peers
 clean
 grep '^RESULT ' "$LOG" > "$RESULTS" || true
 $PY "$HERE/report.py" summary "$RESULTS" | tee -a "$LOG"

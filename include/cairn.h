@@ -229,7 +229,7 @@ typedef enum cairn_format {
                                      them once more behind the header at commit */
     CAIRN_FORMAT_NPZ = 4,    /* NumPy .npz (docs/FORMAT.md §12): a ZIP of .npy members; CRC-32
                                 checksums; no metadata, no aliases, no BF16/FP8 */
-    CAIRN_FORMAT_GGUF = 5,   /* GGUF v2/v3 (docs/FORMAT.md, "GGUF"): dims reversed from
+    CAIRN_FORMAT_GGUF = 5,   /* GGUF v2/v3 (docs/FORMAT.md §13): dims reversed from
                                 ggml's ne; block-quantized types read as U8 rows; typed
                                 key-value metadata under the tree's "gguf" key */
 } cairn_format;

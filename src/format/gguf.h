@@ -1,5 +1,5 @@
 /*
- * gguf.h -- the GGUF layout (docs/FORMAT.md, section "GGUF"), restated for
+ * gguf.h -- the GGUF layout (docs/FORMAT.md §13), restated for
  * the code that reads and writes it, with the pinned tables of value types
  * and ggml tensor types. The document is normative; this is a summary.
  *
@@ -36,7 +36,7 @@
 #define GGUF_WRITE_MAX_ALIGNMENT 65536
 #define GGUF_MAX_TENSOR_BYTES (1ull << 62)  /* cairn_writer_add's limit */
 
-/* The reserved metadata key and its members (docs/FORMAT.md, "GGUF"). */
+/* The reserved metadata key and its members (docs/FORMAT.md §13). */
 #define GGUF_TREE_KEY "gguf"
 
 /* ------------------------------------------------------------ value types */
@@ -158,7 +158,7 @@ static inline int64_t gguf_ttype_for_dtype(cairn_dtype dtype)
     return -1;
 }
 
-/* How a GGUF tensor is seen in cairn (docs/FORMAT.md, "GGUF"): a type with a
+/* How a GGUF tensor is seen in cairn (docs/FORMAT.md §13): a type with a
  * cairn dtype keeps it and dims = reverse(ne); an opaque block type is a U8
  * tensor of dims [ne[n-1], ..., ne[1], ne[0] / block * size]. Fails (returns
  * a static reason) when ne[0] is not a multiple of the block or a size

@@ -1,4 +1,4 @@
-/* gguf_read.c -- opens GGUF files, versions 2 and 3 (docs/FORMAT.md, "GGUF"):
+/* gguf_read.c -- opens GGUF files, versions 2 and 3 (docs/FORMAT.md §13):
  * bounds every count, length and offset against the bytes that are really
  * there, keeps the tensor table in file order, and decodes the key-value
  * metadata into the cairn tree on demand. */

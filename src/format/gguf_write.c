@@ -1,4 +1,4 @@
-/* gguf_write.c -- writes GGUF version 3 (docs/FORMAT.md, "GGUF"). The
+/* gguf_write.c -- writes GGUF version 3 (docs/FORMAT.md §13). The
  * header lists every tensor's offset, so payloads are spooled as they
  * arrive (spool.h) and copied behind the header at commit; the metadata
  * tree becomes typed key-value pairs, exactly when it came from a GGUF. */
@@ -489,7 +489,7 @@ static cairn_status parse_desc(const gw_emit *x, const cairn_value *desc, gw_des
                 "\"ARRAY[FLOAT32]\", or a list of array records)");
 }
 
-/* One scalar of type t from v (coerced as docs/FORMAT.md says). */
+/* One scalar of type t from v (coerced as docs/FORMAT.md §13.4 says). */
 static cairn_status emit_scalar(const gw_emit *x, uint32_t t, const cairn_value *v)
 {
     static const int64_t lo[] = {0, INT8_MIN, 0, INT16_MIN, 0, INT32_MIN};
@@ -549,7 +549,7 @@ static cairn_status emit_scalar(const gw_emit *x, uint32_t t, const cairn_value 
                 gguf_value_type_name(t));
 }
 
-/* The natural GGUF type of a value (docs/FORMAT.md, "GGUF"): ARRAY for
+/* The natural GGUF type of a value (docs/FORMAT.md §13): ARRAY for
  * lists and bytes; -1 with a message for what GGUF cannot hold. */
 static int64_t natural_type(const gw_emit *x, const cairn_value *v, cairn_status *st)
 {

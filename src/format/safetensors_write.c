@@ -5,15 +5,12 @@
 #include "safetensors.h"
 #include "safetensors_meta.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
+#include "../nameset.h"
+#include "../spool.h"
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
-#include <xxhash.h>
 
-#define COPY_CHUNK (1u << 20)
 /* The shortest header entry, `"N":{"dtype":"U8","shape":[],"data_offsets":[0,0]},`
  * minus its name, so add() can refuse early what can never fit. */
 #define ENTRY_MIN_BYTES 48
@@ -31,196 +28,22 @@ typedef struct st_entry {
 typedef struct st_writer {
     st_entry *entries;
     size_t count, cap;
-    /* Open-addressing set of entry indexes + 1 (0 = empty), keyed by name,
-     * so duplicate checks stay O(1) at 100,000+ tensors. */
-    uint32_t *slots;
-    size_t slot_count;
-    uint64_t header_min; /* a lower bound on the header length so far */
+    cairn__nameset names; /* entry indexes by name: O(1) duplicate checks */
+    uint64_t header_min;  /* a lower bound on the header length so far */
     cairn_value *meta;
-    /* the spool: a file (path writers) or a buffer (memory writers) */
-    int spool_fd;
-    uint8_t *spool;
-    size_t spool_cap;
-    uint64_t spool_len;
+    cairn__spool spool;
 } st_writer;
 
-/* --------------------------------------------------------------- name set */
-
-static uint64_t name_hash(const char *name, size_t len) { return XXH3_64bits(name, len); }
+static const char *entry_name(const void *ctx, uint32_t index, size_t *len)
+{
+    const st_writer *s = ctx;
+    *len = s->entries[index].name_len;
+    return s->entries[index].name;
+}
 
 static int64_t lookup(const st_writer *s, const char *name, size_t len)
 {
-    if (!s->slot_count)
-        return -1;
-    size_t mask = s->slot_count - 1;
-    for (size_t i = name_hash(name, len) & mask;; i = (i + 1) & mask) {
-        uint32_t v = s->slots[i];
-        if (!v)
-            return -1;
-        const st_entry *e = &s->entries[v - 1];
-        if (e->name_len == len && memcmp(e->name, name, len) == 0)
-            return v - 1;
-    }
-}
-
-static void slot_insert(uint32_t *slots, size_t slot_count, const st_entry *e, uint32_t value)
-{
-    size_t mask = slot_count - 1;
-    size_t i = name_hash(e->name, e->name_len) & mask;
-    while (slots[i])
-        i = (i + 1) & mask;
-    slots[i] = value;
-}
-
-/* Keeps the set at most half full. */
-static cairn_status grow_slots(st_writer *s, const char *path, cairn_error *err)
-{
-    if ((s->count + 1) * 2 <= s->slot_count)
-        return CAIRN_OK;
-    size_t n = s->slot_count ? s->slot_count * 2 : 64;
-    uint32_t *slots = calloc(n, sizeof *slots);
-    if (!slots)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table", path);
-    for (size_t i = 0; i < s->count; i++)
-        slot_insert(slots, n, &s->entries[i], (uint32_t)(i + 1));
-    free(s->slots);
-    s->slots = slots;
-    s->slot_count = n;
-    return CAIRN_OK;
-}
-
-/* ------------------------------------------------------------------ spool */
-
-/* An unlinked file in the target's directory: same file system as the
- * target, so copy_file_range can share extents, and nothing to clean up
- * after a crash. O_TMPFILE first; mkstemp + unlink where it is missing. */
-static cairn_status spool_open(cairn_writer *w, st_writer *s, cairn_error *err)
-{
-    char *copy = strdup(w->path);
-    if (!copy)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    const char *dir = dirname(copy);
-    s->spool_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (s->spool_fd < 0) {
-        size_t size = strlen(dir) + 32;
-        char *name = malloc(size);
-        if (name) {
-            snprintf(name, size, "%s/.cairn-spool-XXXXXX", dir);
-            s->spool_fd = mkostemp(name, O_CLOEXEC);
-            if (s->spool_fd >= 0)
-                unlink(name);
-            free(name);
-        }
-    }
-    cairn_status st = CAIRN_OK;
-    if (s->spool_fd < 0)
-        st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create a payload spool file in %s: %s",
-                         w->path, dir, strerror(errno));
-    free(copy);
-    return st;
-}
-
-static cairn_status spool_grow(cairn_writer *w, st_writer *s, size_t len, const char *name,
-                               cairn_error *err)
-{
-    size_t cap = s->spool_cap ? s->spool_cap : 4096;
-    while (cap - s->spool_len < len) {
-        if (cap > SIZE_MAX / 2)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': the payloads would exceed "
-                               "the address space", w->path, name);
-        cap *= 2;
-    }
-    uint8_t *p = realloc(s->spool, cap);
-    if (!p)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': cannot grow the payload buffer "
-                           "to %zu bytes", w->path, name, cap);
-    s->spool = p;
-    s->spool_cap = cap;
-    return CAIRN_OK;
-}
-
-static cairn_status spool_write(cairn_writer *w, st_writer *s, const void *data, size_t len,
-                                const char *name, cairn_error *err)
-{
-    if (s->spool_fd < 0) {
-        if (len > s->spool_cap - s->spool_len)
-            CAIRN_TRY(spool_grow(w, s, len, name, err));
-        memcpy(s->spool + s->spool_len, data, len);
-        s->spool_len += len;
-        return CAIRN_OK;
-    }
-    const uint8_t *p = data;
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = write(s->spool_fd, p, chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: tensor '%s': write to the payload spool at "
-                               "offset %llu failed: %s", w->path, name,
-                               (unsigned long long)s->spool_len, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-        s->spool_len += (uint64_t)n;
-    }
-    return CAIRN_OK;
-}
-
-/* Copies spool bytes [at, at+len) to the sink with read/write: the fallback
- * where copy_file_range cannot serve. */
-static cairn_status copy_by_read(cairn_writer *w, st_writer *s, uint64_t at, uint64_t len,
-                                 cairn_error *err)
-{
-    uint8_t *buf = malloc(COPY_CHUNK);
-    if (!buf)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    cairn_status st = CAIRN_OK;
-    while (len > 0 && st == CAIRN_OK) {
-        size_t want = len > COPY_CHUNK ? COPY_CHUNK : (size_t)len;
-        ssize_t n = pread(s->spool_fd, buf, want, (off_t)at);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            st = cairn__fail(err, CAIRN_E_IO, "%s: read of the payload spool at offset %llu "
-                             "failed: %s", w->path, (unsigned long long)at,
-                             n < 0 ? strerror(errno) : "unexpected end");
-            break;
-        }
-        st = cairn__sink_write(w, buf, (size_t)n, err);
-        at += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
-    free(buf);
-    return st;
-}
-
-/* Copies spool bytes [at, at+len) to the end of the sink: in the kernel
- * when it can (no pass through user memory), else by read/write. */
-static cairn_status spool_copy(cairn_writer *w, st_writer *s, uint64_t at, uint64_t len,
-                               cairn_error *err)
-{
-    if (s->spool_fd < 0)
-        return cairn__sink_write(w, s->spool + at, (size_t)len, err);
-    while (len > 0) {
-        loff_t in = (loff_t)at;
-        size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t n = copy_file_range(s->spool_fd, &in, w->fd, NULL, want, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-                      errno == EOPNOTSUPP || errno == EBADF || errno == EPERM))
-            return copy_by_read(w, s, at, len, err);
-        if (n < 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: copy of the payload spool at offset %llu "
-                               "to offset %llu failed: %s", w->path, (unsigned long long)at,
-                               (unsigned long long)w->pos, strerror(errno));
-        if (n == 0)
-            return copy_by_read(w, s, at, len, err);
-        at += (uint64_t)n;
-        len -= (uint64_t)n;
-        w->pos += (uint64_t)n;
-    }
-    return CAIRN_OK;
+    return cairn__nameset_find(&s->names, name, len, entry_name, s);
 }
 
 /* -------------------------------------------------------------------- ops */
@@ -230,18 +53,18 @@ static cairn_status sw_begin(cairn_writer *w, cairn_error *err)
     st_writer *s = calloc(1, sizeof *s);
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    s->spool_fd = -1;
+    s->spool.fd = -1;
     s->header_min = 2; /* "{}" */
     w->state = s;
-    return w->fd >= 0 ? spool_open(w, s, err) : CAIRN_OK;
+    return cairn__spool_open(&s->spool, w, err);
 }
 
+/* Appends a new entry (name copied) and indexes it. */
 static cairn_status push_entry(cairn_writer *w, st_writer *s, const st_entry *proto,
                                const char *name, cairn_error *err)
 {
     if (s->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
-    CAIRN_TRY(grow_slots(s, w->path, err));
     if (s->count == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
         st_entry *e = realloc(s->entries, cap * sizeof *e);
@@ -256,7 +79,11 @@ static cairn_status push_entry(cairn_writer *w, st_writer *s, const st_entry *pr
     e->name = strdup(name);
     if (!e->name)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    slot_insert(s->slots, s->slot_count, e, (uint32_t)(s->count + 1));
+    cairn_status st = cairn__nameset_insert(&s->names, (uint32_t)s->count, entry_name, s, err);
+    if (st != CAIRN_OK) {
+        free(e->name);
+        return st;
+    }
     s->count++;
     return CAIRN_OK;
 }
@@ -289,12 +116,12 @@ static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
         e.dims[k] = dims[k];
         e.size *= dims[k]; /* overflow was ruled out by cairn_writer_add */
     }
-    e.spool_at = s->spool_len;
+    e.spool_at = s->spool.len;
     if (e.size > SIZE_MAX)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes do not fit in memory",
                            w->path, name, (unsigned long long)e.size);
     if (e.size)
-        CAIRN_TRY(spool_write(w, s, data, (size_t)e.size, name, err));
+        CAIRN_TRY(cairn__spool_write(&s->spool, w, data, (size_t)e.size, name, err));
     return push_entry(w, s, &e, name, err);
 }
 
@@ -402,7 +229,7 @@ static cairn_status write_all(cairn_writer *w, st_entry *const *order, size_t co
         for (i++; i < count && order[i]->spool_at == at + n; i++)
             n += order[i]->size;
         if (n)
-            CAIRN_TRY(spool_copy(w, s, at, n, err));
+            CAIRN_TRY(cairn__spool_copy(&s->spool, w, at, n, err));
     }
     return CAIRN_OK;
 }
@@ -443,11 +270,9 @@ static void sw_destroy(cairn_writer *w)
     for (size_t i = 0; i < s->count; i++)
         free(s->entries[i].name);
     free(s->entries);
-    free(s->slots);
+    cairn__nameset_free(&s->names);
     cairn_value_free(s->meta);
-    if (s->spool_fd >= 0)
-        close(s->spool_fd);
-    free(s->spool);
+    cairn__spool_close(&s->spool);
     free(s);
     w->state = NULL;
 }
