@@ -382,6 +382,7 @@ typedef struct config {
     int open_reps;
     int do_raw, do_cairn; /* --only */
     double settle;        /* seconds to wait before each scratch write */
+    int read_runs;        /* reads are cheap and need no settling: more runs */
 } config;
 
 static void out_paths(const config *c, const workload *w, char *raw, char *cairn, size_t size)
@@ -471,10 +472,11 @@ static void bench_read(const config *c, workload *w, unsigned flags)
     char raw[4096], cpath[4096];
     out_paths(c, w, raw, cpath, sizeof raw);
     prepare_read(c, w, raw, cpath);
-    size_t n = (size_t)c->runs;
+    int runs = c->read_runs;
+    size_t n = (size_t)runs;
     double *tr = xalloc(n * sizeof *tr), *tc = xalloc(n * sizeof *tc), *tp = xalloc(n * sizeof *tp);
     const char *op = flags & CAIRN_READ_VERIFY ? "read-verify" : "read";
-    for (int r = 0; r < c->runs; r++) {
+    for (int r = 0; r < runs; r++) {
         double t0 = now();
         raw_read(w, raw);
         tr[r] = now() - t0;
@@ -490,9 +492,9 @@ static void bench_read(const config *c, workload *w, unsigned flags)
                    "cairn_tensor_read(CAIRN_READ_VERIFY) per tensor"
                  : "warm page cache; raw = open + read() per tensor; cairn = open + "
                    "cairn_tensor_read per tensor");
-    report(w->name, op, "raw", tr, c->runs, w->total, NULL);
-    report(w->name, op, "cairn", tc, c->runs, w->total, tr);
-    report(w->name, op, "cairn-nommap", tp, c->runs, w->total, tr);
+    report(w->name, op, "raw", tr, runs, w->total, NULL);
+    report(w->name, op, "cairn", tc, runs, w->total, tr);
+    report(w->name, op, "cairn-nommap", tp, runs, w->total, tr);
     free(tr);
     free(tc);
     free(tp);
@@ -589,7 +591,8 @@ static void print_rss(const char *wl, const char *mode, uint64_t payload)
 /* ---------------------------------------------------------------- main */
 
 static const char usage[] =
-    "usage: bench_io --workload big|many|tiny [--runs N] [--dir DIR] [--open-reps N] [--settle S]\n"
+    "usage: bench_io --workload big|many|tiny [--runs N] [--read-runs N (3 x runs)] [--dir DIR]\n"
+    "                [--open-reps N] [--settle S (2.5)]\n"
     "                [--mode save|save-sync|read|read-verify|open|all|gen|gen-npy|list]\n"
     "                [--only raw|cairn]\n"
     "Times cairn against raw write()/read() of the same bytes; see bench/README.md.\n";
@@ -613,6 +616,8 @@ static void parse(int argc, char **argv, config *c, const char **wl, const char 
             c->dir = v;
         else if (!strcmp(a, "--runs"))
             c->runs = atoi(v);
+        else if (!strcmp(a, "--read-runs"))
+            c->read_runs = atoi(v);
         else if (!strcmp(a, "--settle"))
             c->settle = atof(v);
         else if (!strcmp(a, "--open-reps"))
@@ -625,13 +630,15 @@ static void parse(int argc, char **argv, config *c, const char **wl, const char 
         } else
             die("unknown option '%s'\n%s", a, usage);
     }
-    if (c->runs < 1 || c->open_reps < 1)
-        die("--runs and --open-reps must be at least 1");
+    if (c->read_runs == 0)
+        c->read_runs = 3 * c->runs;
+    if (c->runs < 1 || c->open_reps < 1 || c->read_runs < 1)
+        die("--runs, --read-runs and --open-reps must be at least 1");
 }
 
 int main(int argc, char **argv)
 {
-    config c = {"/tmp/cairn-bench", 5, 101, 1, 1, 2.5};
+    config c = {"/tmp/cairn-bench", 5, 101, 1, 1, 2.5, 0};
     const char *wl = "tiny", *mode = "all";
     parse(argc, argv, &c, &wl, &mode);
     int is_list = !strcmp(mode, "list");

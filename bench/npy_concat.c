@@ -28,9 +28,17 @@ static void write_all(int fd, const char *p, size_t len, const char *path)
     }
 }
 
+/* Bytes per write() by default. One write() of a whole fresh mapping (tens
+ * of MiB) measured 2x slower here than the same bytes in 1 MiB pieces (sys
+ * time 0.6 s vs 0.3 s per GiB): the kernel copies out of the not yet faulted
+ * mapping while it holds the page-cache folio, fails, faults and retries in
+ * smaller steps. `cairn pack` writes 1 MiB pieces too, so the baseline does
+ * the same; --whole keeps the naive one-call version for comparison. */
+#define PIECE ((size_t)1 << 20)
+
 /* The same access pattern as `cairn pack` (which maps each .npy and hands
  * the mapped payload to the writer), minus parsing, hashing and the index. */
-static void append_file(int out, const char *out_path, const char *in_path)
+static void append_file(int out, const char *out_path, const char *in_path, int whole)
 {
     int fd = open(in_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -40,7 +48,10 @@ static void append_file(int out, const char *out_path, const char *in_path)
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED)
             die("mmap", in_path);
-        write_all(out, m, (size_t)st.st_size, out_path);
+        size_t size = (size_t)st.st_size, step = whole ? size : PIECE;
+        for (size_t done = 0; done < size; done += step)
+            write_all(out, (const char *)m + done, size - done < step ? size - done : step,
+                      out_path);
         munmap(m, (size_t)st.st_size);
     }
     close(fd);
@@ -48,12 +59,19 @@ static void append_file(int out, const char *out_path, const char *in_path)
 
 int main(int argc, char **argv)
 {
-    int sync = 0, first = 1;
-    if (argc > 1 && !strcmp(argv[1], "--sync"))
-        sync = 1, first = 2;
+    int sync = 0, whole = 0, first = 1;
+    for (; first < argc && argv[first][0] == '-'; first++) {
+        if (!strcmp(argv[first], "--sync"))
+            sync = 1;
+        else if (!strcmp(argv[first], "--whole"))
+            whole = 1;
+        else
+            break;
+    }
     if (argc - first < 2) {
-        fputs("usage: npy_concat [--sync] OUT IN [IN ...]\n"
-              "  --sync   fsync OUT before exiting (compare with `cairn pack` without --no-sync)\n",
+        fputs("usage: npy_concat [--sync] [--whole] OUT IN [IN ...]\n"
+              "  --sync    fsync OUT before exiting (compare with `cairn pack` without --no-sync)\n"
+              "  --whole   one write() per input instead of 1 MiB pieces\n",
               stderr);
         return 2;
     }
@@ -62,7 +80,7 @@ int main(int argc, char **argv)
     if (out < 0)
         die("create", out_path);
     for (int i = first + 1; i < argc; i++)
-        append_file(out, out_path, argv[i]);
+        append_file(out, out_path, argv[i], whole);
     if (sync && fsync(out) != 0)
         die("fsync", out_path);
     if (close(out) != 0)

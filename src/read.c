@@ -134,7 +134,8 @@ static cairn_status read_staged(const cairn_file *f, uint64_t index, const cairn
     size_t size = (size_t)t->info.raw_size; /* == stored_size unless via_load */
     int need_scratch = t->fortran_order && t->info.rank > 1 && t->info.count > 1;
     int direct = dtype == t->info.dtype; /* stage straight into dst */
-    uint8_t *raw = direct ? dst : malloc(size ? size : 1);
+    uint8_t none[1]; /* an empty tensor may come with a NULL dst */
+    uint8_t *raw = direct ? (dst ? (uint8_t *)dst : none) : malloc(size ? size : 1);
     uint8_t *scratch = need_scratch ? malloc(size ? size : 1) : NULL;
     cairn_status st = CAIRN_OK;
     if (!raw || (need_scratch && !scratch)) {
@@ -148,7 +149,7 @@ static cairn_status read_staged(const cairn_file *f, uint64_t index, const cairn
         goto done;
     uint8_t *elems = normalize(t, raw, scratch);
     if (direct) {
-        if (elems != dst)
+        if (elems != dst && size > 0)
             memcpy(dst, elems, size);
     } else {
         st = cairn_convert(t->info.dtype, elems, dtype, dst, (size_t)t->info.count, err);

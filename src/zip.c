@@ -1,6 +1,5 @@
-/* zip.c -- ZIP archives: a reader that trusts nothing (end records, central
- * directory, local headers, inflate to exact sizes, CRC-32) and a streaming
- * writer. The rules are docs/FORMAT.md §12.2 and §12.5. */
+/* zip.c -- ZIP archives: a reader that trusts nothing and a streaming writer
+ * (docs/FORMAT.md §12.2, §12.3, §12.5). */
 #include "zip.h"
 
 #include <stdio.h>
@@ -185,7 +184,7 @@ static cairn_status read_end64(const cairn_file *f, end_info *e, const uint8_t r
 
 static cairn_status read_end(const cairn_file *f, end_info *e, cairn_error *err)
 {
-    uint8_t rec[END_SIZE];
+    uint8_t rec[END_SIZE] = {0};
     memset(e, 0, sizeof *e);
     CAIRN_TRY(find_end(f, e, rec, err));
     unsigned disk = cairn__le16(rec + 4), cd_disk = cairn__le16(rec + 6);
@@ -1052,7 +1051,7 @@ cairn_status cairn__zipw_add(cairn__zip_writer *zw, const char *name, size_t nam
     if (align > 4096 || (align & (align - 1)))
         return cairn__fail(err, CAIRN_E_ARG, "%s: member alignment %llu is not a power of two "
                            "up to 4096", zw->w->path, (unsigned long long)align);
-    cairn__zip_entry *e;
+    cairn__zip_entry *e = NULL;
     CAIRN_TRY(new_entry(zw, name, name_len, &e, err));
     for (size_t i = 0; i < n; i++)
         e->size += pieces[i].len;

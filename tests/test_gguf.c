@@ -1772,6 +1772,65 @@ static void test_hostile(void)
     byte_flips();
 }
 
+/* Metadata larger than the pread window (128 KiB) and a 65535-byte key:
+ * reading with pread gives the same tree and tensors as the mapping. */
+static void test_pread_window(void)
+{
+    gb b = {0};
+    char tok[32];
+    gb_header(&b, 3, 1, 3);
+    gb_str(&b, "tokenizer.ggml.tokens");
+    gb_u32(&b, 9), gb_u32(&b, 8), gb_u64(&b, 40000);
+    for (int i = 0; i < 40000; i++) {
+        snprintf(tok, sizeof tok, "tok%d", i);
+        gb_str(&b, tok);
+    }
+    char *key = malloc(65536);
+    memset(key, 'k', 65535);
+    key[65535] = '\0';
+    kv_u32(&b, key, 4, 7);
+    free(key);
+    gb_str(&b, "tokenizer.ggml.scores");
+    gb_u32(&b, 9), gb_u32(&b, 6), gb_u64(&b, 40000);
+    for (int i = 0; i < 40000; i++) {
+        float f = (float)i / 8;
+        gb_put(&b, &f, 4);
+    }
+    uint8_t q[2 * 34];
+    fill(q, sizeof q, 9);
+    uint8_t *data[1] = {q};
+    gt t[1] = {{"q", 8, 2, {32, 2}, sizeof q}};
+    gb_tensors(&b, t, 1, 32, data);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/window.gguf", tmp);
+    CHECK(write_file(path, b.p, b.len) == 0);
+    char *json[2] = {NULL, NULL};
+    for (int pass = 0; pass < 2; pass++) {
+        cairn_error err = {0};
+        cairn_file *f = NULL;
+        cairn_value *m = NULL;
+        CHECK_OK(cairn_file_open(path, pass ? &no_mmap : NULL, &f, &err));
+        if (!f) {
+            fprintf(stderr, "  %s\n", err.message);
+            continue;
+        }
+        uint64_t dims[2] = {2, 34};
+        check_tensor(f, 0, "q", CAIRN_U8, 2, dims, q, sizeof q, 32);
+        CHECK_OK(cairn_file_read_metadata(f, &m, &err));
+        const cairn_value *toks = gget(m, "kv", "tokenizer.ggml.tokens");
+        CHECK(cairn_value_count(toks) == 40000 && str_is(cairn_value_at(toks, 39999), "tok39999"));
+        CHECK(cairn_value_count(gget(m, "kv", NULL)) == 3);
+        CHECK_OK(cairn_value_to_json(m, 0, &json[pass], &err));
+        CHECK_OK(cairn_file_verify(f, &err));
+        cairn_value_free(m);
+        cairn_file_close(f);
+    }
+    CHECK(json[0] && json[1] && strcmp(json[0], json[1]) == 0);
+    cairn_free(json[0]);
+    cairn_free(json[1]);
+    free(b.p);
+}
+
 /* Metadata too large for a tree: the file opens and the tensors read. */
 static void test_value_limit(void)
 {
@@ -1810,6 +1869,7 @@ int main(void)
     test_python();
     test_huggingface_js();
     test_hostile();
+    test_pread_window();
     test_value_limit();
     TEST_MAIN_END();
 }

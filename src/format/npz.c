@@ -1,6 +1,5 @@
-/* npz.c -- NumPy .npz files (docs/FORMAT.md §12): a ZIP archive (zip.c) of
- * .npy members (npy_internal.h), read as named tensors and written as
- * np.savez / np.savez_compressed do. */
+/* npz.c -- NumPy .npz files (docs/FORMAT.md §12): ZIP archives (zip.c) of
+ * .npy members (npy_internal.h), one tensor each. */
 #include "../nameset.h"
 #include "../zip.h"
 #include "npy_internal.h"
