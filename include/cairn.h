@@ -3,7 +3,7 @@
  *
  * cairn saves, loads and checkpoints machine-learning models: named tensors
  * plus a typed metadata tree, in a documented format (docs/FORMAT.md) and in
- * the formats people already have (NumPy .npy today).
+ * the formats people already have (NumPy .npy and .npz, safetensors, GGUF).
  *
  * Conventions that hold for every function below:
  *   - Every fallible function returns a cairn_status. CAIRN_OK is 0.

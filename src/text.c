@@ -42,6 +42,9 @@ const char *cairn__printable(const char *name, size_t len, char *buf, size_t buf
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
+    /* Valid UTF-8 prints as itself; otherwise every high byte is escaped, so
+     * a hostile name never puts broken sequences into a message. */
+    int escape_high = !cairn__utf8_valid(name, len);
     if (buf_size < 8) {
         if (buf_size)
             buf[0] = '\0';
@@ -54,7 +57,7 @@ const char *cairn__printable(const char *name, size_t len, char *buf, size_t buf
             o += 3;
             break;
         }
-        if (c < 0x20 || c == 0x7F || c == '\'' || c == '\\') {
+        if (c < 0x20 || c == 0x7F || c == '\'' || c == '\\' || (escape_high && c >= 0x80)) {
             buf[o++] = '\\';
             buf[o++] = 'x';
             buf[o++] = hex[c >> 4];

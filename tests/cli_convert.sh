@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# cli_convert.sh -- `cairn convert IN OUT [--to FORMAT]` between every pair of
+# formats: tensors byte-identical after a round trip, metadata carried where
+# the target holds it (a warning naming what it cannot), refusals that leave
+# no output behind.
+set -u
+CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
+PY=${CAIRN_PYTHON:-/usr/bin/python3}
+T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_convert.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+pass=0 fail=0
+check() { # check DESCRIPTION EXPECTED_RC COMMAND...
+    local what=$1 want=$2; shift 2
+    "$@" >out.txt 2>err.txt; local rc=$?
+    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
+        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
+}
+expect_grep() {
+    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
+        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
+}
+if ! "$PY" -c 'import numpy' 2>/dev/null; then echo "numpy missing: skipped"; exit 77; fi
+"$PY" - <<'PY'
+import numpy as np
+rng = np.random.default_rng(3)
+np.save('w.npy', rng.standard_normal((16, 8)).astype(np.float32))
+np.save('h.npy', rng.standard_normal((3, 5)).astype(np.float16))
+np.save('i.npy', np.arange(-5, 5, dtype=np.int64))
+np.save('s.npy', np.array(2.5))
+np.save('u.npy', np.arange(6, dtype=np.uint8).reshape(2, 3))
+PY
+check "pack" 0 "$CLI" pack m.cairn w=w.npy h=h.npy i=i.npy s=s.npy u=u.npy
+
+# native -> X -> native: tensors identical, for every format that holds them all
+for fmt in safetensors cairn npz; do
+    if ! "$CLI" convert --help | grep -q "$fmt"; then continue; fi
+    check "to $fmt" 0 "$CLI" convert m.cairn "m.$fmt" --to "$fmt"
+    check "ls $fmt" 0 "$CLI" ls "m.$fmt"
+    check "back from $fmt" 0 "$CLI" convert "m.$fmt" "back_$fmt.cairn"
+    check "identical after $fmt" 0 "$CLI" diff --tensors-only m.cairn "back_$fmt.cairn"
+done
+# GGUF holds no U8 plain tensors: the refusal names the tensor and leaves nothing behind
+check "gguf refuses U8" 1 "$CLI" convert m.cairn m.gguf
+expect_grep "names the tensor" "'u'" err.txt
+test ! -e m.gguf && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: a refused convert left m.gguf"; }
+check "pack for gguf" 0 "$CLI" pack g.cairn w=w.npy h=h.npy i=i.npy s=s.npy
+check "to gguf" 0 "$CLI" convert g.cairn g.gguf
+check "gguf back" 0 "$CLI" convert g.gguf g_back.cairn
+check "gguf identical" 0 "$CLI" diff --tensors-only g.cairn g_back.cairn
+# safetensors <-> gguf directly
+check "gguf to safetensors" 0 "$CLI" convert g.gguf g.safetensors
+check "safetensors to gguf" 0 "$CLI" convert g.safetensors g2.gguf
+check "through both" 0 "$CLI" diff --tensors-only g.cairn g2.gguf
+# npy holds one tensor; the extension picks the format
+check "npy refuses two tensors" 1 "$CLI" convert m.cairn two.npy
+test ! -e two.npy && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: two.npy left behind"; }
+check "one tensor to npy" 0 "$CLI" convert w.npy w2.npy
+cmp -s w.npy w2.npy && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: npy -> npy not byte-identical"; }
+check "npy to safetensors" 0 "$CLI" convert w.npy w.safetensors
+"$PY" - <<'PY' && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: safetensors bytes"; }
+import json, struct, numpy as np
+b = open('w.safetensors', 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+t = h['array']
+a = np.frombuffer(b[8 + n + t['data_offsets'][0]: 8 + n + t['data_offsets'][1]], '<f4').reshape(t['shape'])
+assert t['dtype'] == 'F32' and np.array_equal(a, np.load('w.npy'))
+PY
+# metadata: carried to safetensors, warned about for npy
+"$PY" - <<'PY'
+import json, struct
+hdr = {"__metadata__": {"epoch": "7", "note": "hi"}, "x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+j = json.dumps(hdr).encode(); j += b' ' * (-len(j) % 8)
+open('meta.safetensors', 'wb').write(struct.pack('<Q', len(j)) + j + struct.pack('<2f', 1, 2))
+PY
+check "safetensors to cairn keeps metadata" 0 "$CLI" convert meta.safetensors meta.cairn
+check "meta" 0 "$CLI" meta meta.cairn
+expect_grep "metadata carried" '"epoch": "7"' out.txt
+check "to npy warns" 0 "$CLI" convert meta.cairn meta.npy
+expect_grep "warning names the keys" "left out 2 keys: epoch note" err.txt
+# usage and I/O errors
+check "no args" 2 "$CLI" convert
+check "unknown --to" 2 "$CLI" convert m.cairn x.bin --to tarball
+check "missing input" 3 "$CLI" convert nope.cairn x.cairn
+check "unwritable output" 3 "$CLI" convert m.cairn /nonexistent/dir/x.cairn
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
