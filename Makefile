@@ -10,9 +10,16 @@ FUZZ_SECONDS ?= 20
 
 # Debian packages the build, tests and benchmarks need.
 DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev zlib1g-dev \
+        libzstd-dev liblz4-dev libbz2-dev libsodium-dev \
         clang libclang-rt-14-dev python3-numpy hyperfine time
 
-.PHONY: all deps build demo test test-unit test-fuzz bench install clean
+# Debian packages only `make demo` installs, for its PyTorch step (skorch
+# trains, the C model predicts, and back). The step is skipped, with a
+# message, when they cannot be installed or imported; `make test` does not
+# need them (the PyTorch cross-checks skip themselves without torch).
+DEMO_DEPS := python3-torch python3-skorch
+
+.PHONY: all deps demo-deps build demo test test-unit test-fuzz bench install clean
 
 all: build
 
@@ -31,7 +38,21 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCAIRN_TESTS=OFF >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+demo-deps:
+	@missing=""; for p in $(DEMO_DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "demo: not root, cannot install$$missing: its PyTorch step will be skipped" >&2; \
+	  else \
+	    echo "installing:$$missing"; export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } || \
+	      echo "demo: could not install$$missing: its PyTorch step will be skipped" >&2; \
+	  fi; \
+	fi
+
+demo: build demo-deps
 	bash examples/demo.sh $(BUILD)/cairn
 
 test: deps test-unit test-fuzz

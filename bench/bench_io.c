@@ -391,16 +391,6 @@ static void out_paths(const config *c, const workload *w, char *raw, char *cairn
     snprintf(cairn, size, "%s/%s.cairn", c->dir, w->name);
 }
 
-/* Untimed preparation before every timed save, the same for both
- * contenders: remove old outputs (so neither pays to free a previous file);
- * sync (so no earlier dirty data is flushed in the timed region); wait until
- * the balloon driver has handed the freed memory back to the host (it does
- * so ~2 s after a large free, and a pass that lands inside the timed region
- * makes it ~5x slower); then write and delete a scratch file twice the
- * payload, so the save reuses host-backed pages. Measured on this VM with
- * 1 GiB writes: with neither, every run is ~5x slow; with the scratch file
- * alone, 1-2 runs in 10 are still 3-6x slow; with both, 2 in 20 were up to
- * 3x slow. Medians absorb what is left. */
 static void pause_s(double seconds)
 {
     if (seconds <= 0)
@@ -410,6 +400,14 @@ static void pause_s(double seconds)
         ;
 }
 
+/* Untimed preparation before every timed save, the same for both
+ * contenders: remove old outputs (so neither pays to free a previous file);
+ * sync (so no earlier dirty data is flushed in the timed region); wait until
+ * the balloon driver has handed the freed memory back to the host (it does
+ * so ~2 s after a large free, and a pass that lands inside the timed region
+ * makes the save up to ~5x slower); then write and delete a scratch file
+ * twice the payload, so the save reuses pages the host still backs. The
+ * measurements behind this are in bench/README.md ("Traps"). */
 static void before_save(const config *c, const workload *w, const char *raw, const char *cairn)
 {
     unlink(raw);

@@ -5,13 +5,17 @@
 # checkpoint; run 2 resumes from the best one with a lower learning rate;
 # run 3 resumes from the train-end one into a new prefix; run 4 loads the
 # best and predicts. Then: an export to safetensors read by plain Python,
-# resuming bit for bit, a fresh process predicting the same bits, and what
-# kill -9, SIGTERM and a flipped byte do to a checkpoint directory.
+# resuming bit for bit, a fresh process predicting the same bits, PyTorch
+# (skorch trains, the C model loads its params.pt and predicts the same
+# probabilities; and back: torch loads the C model's export with
+# weights_only=True), and what kill -9, SIGTERM and a flipped byte do to a
+# checkpoint directory.
 # Usage: examples/demo.sh PATH/TO/cairn   (the mlp program sits next to it)
 set -euo pipefail
 CLI=$(realpath "${1:-build/cairn}")
 MLP=$(dirname "$CLI")/mlp
 PY=/usr/bin/python3
+SKORCH_TRAIN=$(dirname "$(realpath "$0")")/skorch_train.py
 WORK=$(mktemp -d /tmp/cairn-demo.XXXXXX)
 pid=
 # If a step fails while a background run is still going, stop it too.
@@ -19,7 +23,10 @@ trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$WORK"' EXIT
 cd "$WORK"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Shows a command (on stderr, so that redirecting its output keeps the file clean), then runs it.
-show() { printf '$ %s\n' "$*" | sed "s|$MLP|mlp|g; s|$CLI|cairn|g" >&2; }
+show() {
+    printf '$ %s\n' "$*" |
+        sed "s|$MLP|mlp|g; s|$CLI|cairn|g; s|$SKORCH_TRAIN|examples/skorch_train.py|g" >&2
+}
 run() { show "$@"; "$@"; }
 # Waits (at most ~30 s) until FILE shows the table row of epoch N.
 wait_row() {
@@ -87,6 +94,42 @@ for name, t in header.items():
 PY
 else
     echo "   (skipped: this build of mlp has no --export, the library no safetensors writer)"
+fi
+
+# Compares two files of probability rows: same shape, max |a - b| <= 1e-5.
+same_proba() {
+    "$PY" - "$1" "$2" <<'PY'
+import sys
+import numpy as np
+a, b = (np.loadtxt(f, ndmin=2) for f in sys.argv[1:3])
+d = np.abs(a - b).max() if a.shape == b.shape else float("inf")
+print(f"   {a.shape[0]} rows x {a.shape[1]} classes: max |difference| {d:.1e} (tolerance 1e-5)")
+sys.exit(0 if d <= 1e-5 else 1)
+PY
+}
+
+say "PyTorch: skorch trains the same model, and the C program predicts with its params.pt"
+if "$PY" -c 'import torch, skorch' 2>/dev/null; then
+    echo "   skorch's documentation example: NeuralNetClassifier(MyModule, max_epochs=5, lr=0.1,"
+    echo "   iterator_train__shuffle=True, optimizer__momentum=0.9) with Checkpoint(dirname='sk/exp')"
+    run "$PY" "$SKORCH_TRAIN" train sk
+    run "$CLI" ls sk/exp/params.pt
+    echo "   (read by cairn's restricted pickle reader: nothing in the file runs)"
+    run "$MLP" --load-torch sk/exp/params.pt --predict-npy sk/X_first20.npy > c_proba.txt
+    paste -d'|' c_proba.txt sk/skorch_proba.txt | head -3 | sed 's/|/   skorch: /; s/^/   C: /'
+    echo "   ..."
+    same_proba c_proba.txt sk/skorch_proba.txt
+
+    say "and back: the C-trained model exported to .pt, loaded by torch with weights_only=True"
+    run "$MLP" --load-params params.cairn --export c_params.pt --predict-npy sk/X_first20.npy \
+        > c_own.txt
+    "$PY" -c 'import torch; sd = torch.load("c_params.pt", weights_only=True);
+print("  ", type(sd).__name__, {k: tuple(v.shape) for k, v in sd.items()})'
+    run "$PY" "$SKORCH_TRAIN" predict c_params.pt sk/X_first20.npy > torch_own.txt
+    same_proba c_own.txt torch_own.txt
+else
+    echo "   (skipped: $PY cannot import torch and skorch; as root, 'make demo' installs"
+    echo "    python3-torch and python3-skorch)"
 fi
 
 say "resume is exact: 3 epochs + --resume for 3 more == 6 epochs straight"

@@ -22,6 +22,10 @@
  * Thread safety: a cairn_file may be read from any number of threads at once
  * (all read functions take a const handle and use pread / the mapping). A
  * cairn_writer and a cairn_value tree belong to one thread at a time.
+ * Compression and decompression of chunked tensors use worker threads that a
+ * call starts and joins before it returns (cairn_write_opts.threads,
+ * cairn_open_opts.threads): no thread outlives the call that made it, and no
+ * pool or context is shared between calls.
  */
 #ifndef CAIRN_H
 #define CAIRN_H
@@ -48,10 +52,13 @@ extern "C" {
 #define CAIRN_VERSION_PATCH 0
 #define CAIRN_VERSION_STRING "0.1.0"
 
-/* The native format version this library writes (docs/FORMAT.md). It reads
- * every minor version of this major and refuses a newer major. */
+/* The newest native format version this library writes (docs/FORMAT.md). It
+ * reads every minor version of this major and refuses a newer major. Files
+ * without compressed tensors or a signature are written as 1.0, byte for
+ * byte as before 1.1 existed; a compressed tensor or a signature block makes
+ * a file 1.1. */
 #define CAIRN_FORMAT_MAJOR 1
-#define CAIRN_FORMAT_MINOR 0
+#define CAIRN_FORMAT_MINOR 1
 
 /* The library version as "MAJOR.MINOR.PATCH"; compare with CAIRN_VERSION_STRING
  * to detect a header/library mismatch. */
@@ -76,7 +83,10 @@ typedef enum cairn_status {
     CAIRN_E_STATE = 11,      /* the handle is in the wrong state (writer committed or failed) */
     CAIRN_E_FORMAT = 12,     /* the input is not in any format cairn knows */
     CAIRN_E_SIZE = 13,       /* a caller buffer has the wrong size */
-    CAIRN_E_MISMATCH = 14    /* a strict load found missing, unexpected or mismatched tensors */
+    CAIRN_E_MISMATCH = 14,   /* a strict load found missing, unexpected or mismatched tensors */
+    CAIRN_E_SIGNATURE = 15,  /* a signature does not verify: a wrong key, or bytes changed
+                                since signing (the message says which) */
+    CAIRN_E_UNSIGNED = 16    /* a signature was asked for and the input carries none */
 } cairn_status;
 
 #define CAIRN_ERROR_MESSAGE_MAX 512
@@ -226,15 +236,32 @@ typedef enum cairn_format {
     CAIRN_FORMAT_NPY = 2,    /* NumPy .npy: exactly one tensor */
     CAIRN_FORMAT_SAFETENSORS = 3, /* .safetensors (docs/FORMAT.md §11): no checksums, no
                                      aliases, no C128; a save spools payloads and copies
-                                     them once more behind the header at commit */
+                                     them once more behind the header at commit. Opening a
+                                     model.safetensors.index.json (detection only) reads a
+                                     sharded model as one archive (§11.6; not writable) */
     CAIRN_FORMAT_NPZ = 4,    /* NumPy .npz (docs/FORMAT.md §12): a ZIP of .npy members; CRC-32
                                 checksums; no metadata, no aliases, no BF16/FP8 */
     CAIRN_FORMAT_GGUF = 5,   /* GGUF v2/v3 (docs/FORMAT.md §13): dims reversed from
                                 ggml's ne; block-quantized types read as U8 rows; typed
                                 key-value metadata under the tree's "gguf" key */
+    CAIRN_FORMAT_TORCH = 6,  /* PyTorch .pt/.pth (torch.save's ZIP + pickle): writing, see
+                                docs/FORMAT.md "PyTorch .pt (write)": without metadata an
+                                OrderedDict state_dict {name: tensor} in insertion order;
+                                with a metadata tree, the tree as nested dicts/lists with
+                                tensor references resolved to tensors, and tensors the tree
+                                does not reference under a top-level "tensors" OrderedDict.
+                                Aliases share one storage. No FP8, U16, U32, U64.
+                                Reading (docs/FORMAT.md "PyTorch .pt (read)"): ZIP and
+                                legacy files through a restricted pickle reader that runs
+                                nothing (only tensors, storages, plain containers and a
+                                fixed list of torch globals; anything else is refused,
+                                naming it); tensors are named by their path in the saved
+                                object ("model.0.weight", "optimizer.state.0.exp_avg"),
+                                and the object is the metadata tree with tensor references.
+                                A skorch checkpoint directory opens as one archive */
 } cairn_format;
 
-/* "cairn", "npy", "safetensors", "npz", "gguf"; NULL if unknown. */
+/* "cairn", "npy", "safetensors", "npz", "gguf", "torch"; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
 
 /* ---------------------------------------------------------------- reading */
@@ -255,8 +282,23 @@ typedef struct cairn_open_opts {
      * before anything is inflated or allocated. So small archives of any
      * ratio and large ones of real data open, while a zip bomb (100 MiB of
      * zeros in 100 KB) is refused. 0 = CAIRN_MAX_INFLATE_DEFAULT; UINT64_MAX
-     * = no limit (deflate's own 1032:1 bound still applies). */
+     * = no limit (deflate's own 1032:1 bound still applies). Compressed
+     * tensors of the native format are not subject to it: every chunk
+     * declares its raw size (at most 16 MiB) and decodes into exactly that
+     * much memory (docs/FORMAT.md §4.2). */
     uint64_t max_inflate;
+    /* Worker threads that decompress the chunks of one read of a compressed
+     * native tensor: 0 = one per online CPU, 1 = none (the calling thread
+     * does all the work). Each read starts and joins its own workers, so
+     * reads of one cairn_file from many threads stay independent. */
+    unsigned threads;
+    /* An ed25519 public key (CAIRN_PUBLIC_KEY_BYTES bytes, copied), or NULL.
+     * When set, open verifies the file's signature (docs/FORMAT.md §8,
+     * cairn_file_verify_signature) and fails with CAIRN_E_UNSIGNED when the
+     * file carries none, CAIRN_E_SIGNATURE when it does not verify. Only
+     * the native format is signed: other formats fail with
+     * CAIRN_E_UNSUPPORTED. */
+    const uint8_t *public_key;
 } cairn_open_opts;
 
 #define CAIRN_MAX_INFLATE_DEFAULT (UINT64_C(64) << 20) /* 64 MiB */
@@ -269,7 +311,16 @@ typedef struct cairn_open_opts {
  * As with any mapping, if another process truncates the file while it is
  * open, touching a zero-copy view raises SIGBUS; cairn's own saves never do
  * that (they replace files by rename), but for files that others may shrink
- * in place, open with CAIRN_OPEN_NO_MMAP. */
+ * in place, open with CAIRN_OPEN_NO_MMAP.
+ *
+ * `path` may also be a directory holding a skorch checkpoint (params.pt, and
+ * optimizer.pt, criterion.pt, history.json as skorch's Checkpoint writes
+ * them, with one common file name prefix such as "train_end_"): it opens as
+ * one CAIRN_FORMAT_TORCH archive whose tensors are named "params.NAME",
+ * "optimizer.NAME", "criterion.NAME" and whose metadata tree holds each
+ * file's tree under "params", "optimizer", "criterion" and history.json
+ * under "history" (docs/FORMAT.md "PyTorch .pt (read)"). Its tensors have no
+ * zero-copy view. Any other directory is CAIRN_E_IO ("not a regular file"). */
 CAIRN_API cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts,
                                        cairn_file **out, cairn_error *err);
 /* Opens bytes in memory. The buffer is borrowed until cairn_file_close and
@@ -287,6 +338,10 @@ typedef struct cairn_file_info {
     uint64_t payload_bytes; /* sum of stored sizes, each shared payload counted once */
     uint64_t alignment;     /* largest tensor alignment in the file (1 if none) */
     int has_metadata;
+    uint64_t raw_bytes;          /* sum of raw sizes, each shared payload counted once */
+    uint64_t compressed_tensors; /* records with a codec (aliases included) */
+    int is_signed;               /* a native file with a signature block (not yet verified) */
+    uint8_t key_id[8];           /* the signing key's id (CAIRN_KEY_ID_BYTES), if is_signed */
 } cairn_file_info;
 
 CAIRN_API cairn_status cairn_file_get_info(const cairn_file *f, cairn_file_info *out,
@@ -295,7 +350,25 @@ CAIRN_API uint64_t cairn_file_count(const cairn_file *f);
 /* The path given to open, or "<memory>". Borrowed. */
 CAIRN_API const char *cairn_file_path(const cairn_file *f);
 
+/* Codecs of compressed native tensors (docs/FORMAT.md §4.1); values are the
+ * on-disk codes and are pinned. */
 #define CAIRN_CODEC_NONE 0
+#define CAIRN_CODEC_ZSTD 1 /* levels 1..19, default 3 */
+#define CAIRN_CODEC_LZ4 2  /* level 1 = fast; 2..12 = LZ4 HC at that level; default 1 */
+#define CAIRN_CODEC_ZLIB 3 /* deflate in a zlib stream; levels 1..9, default 6 */
+#define CAIRN_CODEC_BZ2 4  /* bzip2; levels 1..9 (block size x 100 kB), default 9 */
+/* Filters applied to each chunk before the codec. */
+#define CAIRN_FILTER_NONE 0
+#define CAIRN_FILTER_SHUFFLE 1 /* byte shuffle: byte k of every element, then byte k+1 ... */
+
+/* "none", "zstd", "lz4", "zlib", "bz2"; NULL for an unknown code. */
+CAIRN_API const char *cairn_codec_name(uint32_t codec);
+/* Parses "CODEC[:LEVEL]" ("zstd", "zstd:19", "lz4", "lz4hc" = "lz4:9", "zlib:1",
+ * "bz2", "none"), checking the level against the codec's range. *level is 0
+ * when no level is given (the codec's default). CAIRN_E_ARG with a message
+ * naming the codecs and ranges otherwise. */
+CAIRN_API cairn_status cairn_codec_parse(const char *spec, uint32_t *codec, int32_t *level,
+                                         cairn_error *err);
 
 typedef struct cairn_tensor_info {
     const char *name;    /* borrowed until close; UTF-8; NUL-terminated */
@@ -306,12 +379,18 @@ typedef struct cairn_tensor_info {
     uint64_t count;                /* elements: product of dims (1 for rank 0) */
     uint64_t raw_size;             /* count * dtype size */
     uint64_t stored_size;          /* bytes in the file */
-    uint64_t offset;               /* file offset of the stored bytes */
+    uint64_t offset;               /* file offset of the stored bytes (in the shard
+                                      that holds them, for a sharded index) */
     uint64_t alignment;            /* of `offset`, as recorded */
-    uint32_t codec;                /* CAIRN_CODEC_NONE */
+    uint32_t codec;                /* CAIRN_CODEC_*; NONE for every format but native 1.1 */
     int has_checksum;
     uint64_t checksum;             /* xxh3-64 of the stored bytes, if has_checksum */
     int zero_copy;                 /* cairn_tensor_data works for this tensor */
+    /* Compressed native tensors (codec != NONE); all 0 otherwise. */
+    uint32_t filter;               /* CAIRN_FILTER_* */
+    int32_t level;                 /* the level it was written with (informational) */
+    uint64_t chunk_size;           /* raw bytes per chunk (the last may be shorter) */
+    uint64_t chunk_count;
 } cairn_tensor_info;
 
 /* Tensors are indexed 0..count-1; in the native format, in name order. */
@@ -337,6 +416,28 @@ CAIRN_API cairn_status cairn_tensor_data(const cairn_file *f, uint64_t index, co
 CAIRN_API cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, cairn_dtype dtype,
                                          void *dst, size_t dst_size, unsigned flags,
                                          cairn_error *err);
+/* Copies `count` elements of tensor `index`, starting at element `first`, in
+ * C (row-major) order, into `dst` as `dtype` (converting as cairn_tensor_read
+ * does): element i of the flattened tensor is dst element i - first. A row of
+ * a matrix [R, C] is first = r * C, count = C; rows r0..r1 are first = r0 * C,
+ * count = (r1 - r0) * C. `first + count` must not exceed the tensor's element
+ * count (CAIRN_E_ARG) and `dst_size` must equal count * size of `dtype`
+ * (CAIRN_E_SIZE); count 0 is a no-op that still checks its arguments.
+ * Works for every format and reads no more than it must:
+ *   - uncompressed, little-endian, C-order bytes (native, safetensors, GGUF,
+ *     .npy, stored .npz members): only the range's bytes;
+ *   - compressed native tensors: only the chunks that hold the range, each
+ *     checked against its own checksum and decoded in parallel;
+ *   - big-endian .npy: the range, swapped;
+ *   - Fortran-order .npy and deflated .npz members, which have no C-order
+ *     byte range: the whole tensor, staged in a temporary buffer.
+ * CAIRN_READ_VERIFY checks the tensor's checksum over all its stored bytes
+ * for uncompressed tensors (so it reads the whole tensor), and is implied
+ * for compressed ones, whose every chunk is checked before it is decoded. */
+CAIRN_API cairn_status cairn_tensor_read_range(const cairn_file *f, uint64_t index,
+                                               uint64_t first, uint64_t count,
+                                               cairn_dtype dtype, void *dst, size_t dst_size,
+                                               unsigned flags, cairn_error *err);
 /* Checks one tensor's stored bytes against its checksum. */
 CAIRN_API cairn_status cairn_tensor_verify(const cairn_file *f, uint64_t index, cairn_error *err);
 /* Checks every byte of the file: header, trailer, index, every payload's
@@ -365,9 +466,22 @@ typedef struct cairn_write_opts {
     unsigned flags;
     cairn_format format; /* CAIRN_FORMAT_AUTO: from the extension (.npy -> NPY,
                             .safetensors -> SAFETENSORS, .npz -> NPZ, .gguf -> GGUF,
-                            else NATIVE) */
+                            .pt or .pth -> TORCH, else NATIVE) */
     uint64_t alignment;  /* payload alignment: a power of two in [8, 65536]; 0 = 64
                             (32 for GGUF, its general.alignment default) */
+    /* Fields below were added with format 1.1; a caller whose struct_size
+     * ends before them gets the defaults (no compression). */
+    /* Compression of every tensor of a native save (cairn_writer_add_ex
+     * overrides it per tensor). CAIRN_CODEC_NONE writes 1.0 files exactly as
+     * before. Other formats refuse a codec (CAIRN_E_UNSUPPORTED). */
+    uint32_t codec;
+    int32_t level;       /* 0 = the codec's default; else its range (cairn_codec_parse) */
+    uint32_t filter;     /* CAIRN_FILTER_NONE or CAIRN_FILTER_SHUFFLE (multi-byte dtypes
+                            only; ignored for one-byte dtypes) */
+    uint64_t chunk_size; /* raw bytes per chunk: a power of two in [64 KiB, 16 MiB];
+                            0 = 1 MiB (docs/FORMAT.md §4.2) */
+    unsigned threads;    /* compression workers: 0 = one per online CPU, 1 = none.
+                            Started and joined within each cairn_writer_add */
 } cairn_write_opts;
 
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go
@@ -390,6 +504,25 @@ CAIRN_API cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, ca
 CAIRN_API cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype,
                                         uint32_t rank, const uint64_t *dims, const void *data,
                                         cairn_error *err);
+/* Per-tensor compression for cairn_writer_add_ex. */
+typedef struct cairn_tensor_opts {
+    size_t struct_size; /* sizeof(cairn_tensor_opts) */
+    uint32_t codec;     /* CAIRN_CODEC_*: NONE stores this tensor raw whatever the save says */
+    int32_t level;      /* 0 = the codec's default */
+    uint32_t filter;    /* CAIRN_FILTER_* */
+} cairn_tensor_opts;
+
+/* cairn_writer_add with this tensor's own codec, level and filter instead of
+ * the save's (cairn_write_opts); `opts` NULL means the save's. A compressed
+ * tensor is split into chunks (cairn_write_opts.chunk_size) that are filtered
+ * and compressed in parallel; a chunk that does not get smaller is stored
+ * raw, and a tensor none of whose chunks got smaller (or whose table would
+ * cost more than compression saved) is stored uncompressed. Only the native
+ * format compresses: other formats refuse a codec with CAIRN_E_UNSUPPORTED. */
+CAIRN_API cairn_status cairn_writer_add_ex(cairn_writer *w, const char *name, cairn_dtype dtype,
+                                           uint32_t rank, const uint64_t *dims,
+                                           const void *data, const cairn_tensor_opts *opts,
+                                           cairn_error *err);
 /* Adds `name` as a second name for the already added tensor `existing`
  * (tied weights): same dtype, shape and stored bytes, stored once. */
 CAIRN_API cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name,
@@ -412,6 +545,71 @@ CAIRN_API cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_da
                                                   size_t *out_size, cairn_error *err);
 /* Discards everything: removes the temporary file, frees the writer. NULL is a no-op. */
 CAIRN_API void cairn_writer_abort(cairn_writer *w);
+
+/* ------------------------------------------------------------ signatures */
+
+/* ed25519 signatures (libsodium) over native files and checkpoint
+ * directories (docs/FORMAT.md §8). A signature covers every byte of the file
+ * before its signature block through a BLAKE2b-256 digest, so it stays
+ * sound even though the per-tensor checksums (XXH3) are not cryptographic. */
+#define CAIRN_PUBLIC_KEY_BYTES 32
+#define CAIRN_SECRET_KEY_BYTES 64 /* libsodium's layout: 32-byte seed, then the public key */
+#define CAIRN_KEY_ID_BYTES 8      /* first 8 bytes of BLAKE2b-256 of the public key */
+
+/* Creates a new key pair: `secret_path` (mode 0600) and `public_path`, in the
+ * text formats of docs/FORMAT.md §8.3. Both are created with O_EXCL: an
+ * existing file is never overwritten (CAIRN_E_EXISTS naming it, and nothing
+ * is left behind). */
+CAIRN_API cairn_status cairn_keygen(const char *secret_path, const char *public_path,
+                                    cairn_error *err);
+/* Reads a key file (CAIRN_E_CORRUPT naming the file and line when malformed;
+ * a secret key whose public half does not match its seed is corrupt). */
+CAIRN_API cairn_status cairn_key_load_secret(const char *path,
+                                             uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
+                                             cairn_error *err);
+CAIRN_API cairn_status cairn_key_load_public(const char *path,
+                                             uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
+                                             cairn_error *err);
+/* The key id of a public key. */
+CAIRN_API void cairn_key_id(const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
+                            uint8_t id[CAIRN_KEY_ID_BYTES]);
+
+/* Signs a native file: checks every byte of it first (cairn_file_verify),
+ * then writes it again through the commit protocol of docs/FORMAT.md §9 (a
+ * temporary file, fsync, rename, fsync of the directory; never in place)
+ * with a signature block and a new trailer appended. Tensors, index and
+ * metadata keep their bytes; the header and trailer say 1.1. An existing
+ * signature is replaced. `flags`: CAIRN_WRITE_NO_SYNC or 0. */
+CAIRN_API cairn_status cairn_sign_file(const char *path,
+                                       const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
+                                       unsigned flags, cairn_error *err);
+/* Verifies an open native file's signature against `public_key`: recomputes
+ * the digest over every byte before the signature block and checks the
+ * ed25519 signature. CAIRN_E_UNSIGNED: no signature block. CAIRN_E_SIGNATURE
+ * with a message saying which: signed by another key (both key ids named),
+ * bytes changed since signing (and, where the damage can be located, which
+ * tensor or structure), the layout in the trailer changed, or the signature
+ * block itself was altered. Other formats: CAIRN_E_UNSUPPORTED. */
+CAIRN_API cairn_status cairn_file_verify_signature(const cairn_file *f,
+                                                   const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
+                                                   cairn_error *err);
+/* Signs a directory (a checkpoint directory, docs/CHECKPOINTS.md) through one
+ * manifest, DIR/MANIFEST.cairn-sig: every regular file's name, size and
+ * SHA-256, signed with ed25519 (docs/FORMAT.md §8.4), written atomically.
+ * Hidden temporary files of unfinished saves (".*.cairn-tmp-*") are left
+ * out; a file name with control bytes, a symbolic link or another special
+ * file in DIR is refused (CAIRN_E_UNSUPPORTED naming it). */
+CAIRN_API cairn_status cairn_sign_dir(const char *dir,
+                                      const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
+                                      unsigned flags, cairn_error *err);
+/* Verifies DIR against its manifest: the manifest's signature, then every
+ * listed file (size and SHA-256), then that no file is there that the
+ * manifest does not list. CAIRN_E_UNSIGNED without a manifest;
+ * CAIRN_E_SIGNATURE naming a missing, extra or changed file (up to a few,
+ * with the total count) or a wrong key. */
+CAIRN_API cairn_status cairn_verify_dir(const char *dir,
+                                        const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
+                                        cairn_error *err);
 
 /* --------------------------------------------------------- parameter sets */
 

@@ -21,7 +21,8 @@ typedef struct cairn__tensor {
     int big_endian;    /* stored bytes need a byte swap (npy '>') */
     int fortran_order; /* stored column-major (npy fortran_order) */
     int via_load;      /* the bytes are not [info.offset, +stored_size) of the input
-                          (a deflated .npz member): read.c gets them from ops->load */
+                          (a deflated .npz member, a compressed native tensor):
+                          read.c gets them from ops->load_range or ops->load */
 } cairn__tensor;
 
 typedef struct cairn__reader_ops {
@@ -46,10 +47,22 @@ typedef struct cairn__reader_ops {
      * elements (info.raw_size bytes, byte order and layout as stored) into
      * dst, checking the format's own checksum if it has one. Thread-safe. */
     cairn_status (*load)(const cairn_file *f, uint64_t index, void *dst, cairn_error *err);
+    /* Optional, for via_load tensors stored little-endian in C order whose
+     * bytes can be had in pieces (compressed native tensors): copies raw
+     * bytes [lo, hi) of tensor `index` into dst, decoding only what holds
+     * them. When set, read.c uses it instead of `load`. Thread-safe. */
+    cairn_status (*load_range)(const cairn_file *f, uint64_t index, uint64_t lo, uint64_t hi,
+                               void *dst, cairn_error *err);
     /* Optional: the format's own checksum (ZIP CRC-32) of tensor `index`.
      * When set, cairn_tensor_verify, cairn_file_verify and CAIRN_READ_VERIFY
      * call it instead of checking info.checksum. */
     cairn_status (*verify_tensor)(const cairn_file *f, uint64_t index, cairn_error *err);
+    /* Optional: for archives whose tensors live in other cairn_files (the
+     * shards of a sharded safetensors index). Returns the file holding tensor
+     * `index` (in range) and its index there; cairn_tensor_data, _read and
+     * _verify then act on that file, so views, reads, checks and their
+     * messages are the owner's. f->src then holds no tensor bytes. */
+    const cairn_file *(*owner)(const cairn_file *f, uint64_t index, uint64_t *owner_index);
 } cairn__reader_ops;
 
 /* The bytes of an input: a read-only mapping, a caller's memory buffer, or
@@ -66,6 +79,9 @@ struct cairn_file {
     char *path;  /* for messages; "<memory>" for memory inputs */
     unsigned flags;
     uint64_t max_inflate; /* cairn_open_opts.max_inflate with its default applied */
+    unsigned threads;     /* cairn_open_opts.threads: decoding workers per read (0 = CPUs) */
+    int has_public_key;   /* cairn_open_opts.public_key was given: verify on open */
+    uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES];
     cairn__source src;
     void *state; /* the format's own */
 };
@@ -84,6 +100,14 @@ extern const cairn__reader_ops cairn__npy_reader;
 extern const cairn__reader_ops cairn__safetensors_reader;
 extern const cairn__reader_ops cairn__npz_reader;
 extern const cairn__reader_ops cairn__gguf_reader;
+extern const cairn__reader_ops cairn__safetensors_index_reader;
+extern const cairn__reader_ops cairn__torch_reader;  /* torch.save ZIP and legacy files */
+extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint directory */
+/* 1 when the input starts with torch's legacy magic-number pickle. */
+int cairn__torch_legacy_sniff(const cairn_file *f);
+/* 1 when `dir` holds a skorch checkpoint (params.pt, or one PREFIX with both
+ * PREFIXparams.pt and PREFIXhistory.json). */
+int cairn__skorch_sniff(const char *dir);
 
 /* ------------------------------------------------------------ writing side */
 
@@ -93,6 +117,11 @@ typedef struct cairn__writer_ops {
     cairn_status (*begin)(cairn_writer *w, cairn_error *err);
     cairn_status (*add)(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
                         const uint64_t *dims, const void *data, cairn_error *err);
+    /* Optional (formats that compress): `add` with a codec, level and filter
+     * already checked by writer.c. Formats without it refuse codecs. */
+    cairn_status (*add_coded)(cairn_writer *w, const char *name, cairn_dtype dtype,
+                              uint32_t rank, const uint64_t *dims, const void *data,
+                              uint32_t codec, int32_t level, uint32_t filter, cairn_error *err);
     cairn_status (*add_alias)(cairn_writer *w, const char *name, const char *existing,
                               cairn_error *err);
     /* Takes ownership of `tree` (a deep copy made by the caller of the op). */
@@ -106,6 +135,11 @@ struct cairn_writer {
     const cairn__writer_ops *ops;
     unsigned flags;
     uint64_t alignment; /* default payload alignment */
+    /* compression defaults of the save (cairn_write_opts, checked) */
+    uint32_t codec, filter;
+    int32_t level;
+    uint64_t chunk_size;
+    unsigned threads;
     int failed;         /* any error makes the writer unusable */
     /* sink */
     int fd;             /* -1 for memory */
@@ -123,11 +157,23 @@ struct cairn_writer {
 cairn_status cairn__sink_write(cairn_writer *w, const void *data, size_t len, cairn_error *err);
 /* Appends zero bytes until pos is a multiple of `alignment` (a power of two). */
 cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *err);
+/* Overwrites bytes already written at [offset, offset + len) (a header field
+ * whose value is known only at the end). */
+cairn_status cairn__sink_patch(cairn_writer *w, uint64_t offset, const void *data, size_t len,
+                               cairn_error *err);
+/* A writer to `path` with no format: the caller appends bytes with
+ * cairn__sink_write and finishes with cairn_writer_commit, getting the same
+ * temporary file, fsync, rename and directory fsync as every save (signing
+ * rewrites files and writes manifests through it). `flags`:
+ * CAIRN_WRITE_NO_SYNC or 0. */
+cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writer **out,
+                                    cairn_error *err);
 
 extern const cairn__writer_ops cairn__native_writer;
 extern const cairn__writer_ops cairn__npy_writer;
 extern const cairn__writer_ops cairn__safetensors_writer;
 extern const cairn__writer_ops cairn__npz_writer;
 extern const cairn__writer_ops cairn__gguf_writer;
+extern const cairn__writer_ops cairn__torch_writer;
 
 #endif /* CAIRN_ARCHIVE_H */

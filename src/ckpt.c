@@ -301,8 +301,9 @@ cairn_status cairn__ckpt_write(const cairn_ckpt *m, const char *path,
                                const cairn_model_parts *parts, const cairn_value *record,
                                cairn_error *err)
 {
-    cairn_write_opts wo = {sizeof wo, (m->flags & CAIRN_CKPT_NO_SYNC) ? CAIRN_WRITE_NO_SYNC : 0,
-                           CAIRN_FORMAT_NATIVE, 0};
+    cairn_write_opts wo = {.struct_size = sizeof wo,
+                           .flags = (m->flags & CAIRN_CKPT_NO_SYNC) ? CAIRN_WRITE_NO_SYNC : 0,
+                           .format = CAIRN_FORMAT_NATIVE};
     cairn_writer *w;
     CAIRN_TRY(cairn_writer_open_path(path, &wo, &w, err));
     cairn_status st = cairn__model_write_tagged(w, parts, "checkpoint", record, err);

@@ -24,6 +24,8 @@ const char *cairn_strerror(cairn_status status)
     case CAIRN_E_FORMAT: return "unknown file format";
     case CAIRN_E_SIZE: return "buffer size mismatch";
     case CAIRN_E_MISMATCH: return "tensors do not match the model";
+    case CAIRN_E_SIGNATURE: return "signature does not verify";
+    case CAIRN_E_UNSIGNED: return "not signed";
     }
     return "unknown status";
 }

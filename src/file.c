@@ -2,6 +2,7 @@
  * format-independent query functions of cairn_file. */
 #include "archive.h"
 #include "format/safetensors.h"
+#include "format/safetensors_index.h"
 #include "zip.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@ const char *cairn_format_name(cairn_format format)
     case CAIRN_FORMAT_SAFETENSORS: return "safetensors";
     case CAIRN_FORMAT_NPZ: return "npz";
     case CAIRN_FORMAT_GGUF: return "gguf";
+    case CAIRN_FORMAT_TORCH: return "torch";
     case CAIRN_FORMAT_AUTO: return "auto";
     }
     return NULL;
@@ -35,6 +37,7 @@ static const cairn__reader_ops *ops_for(cairn_format format)
     case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_reader;
     case CAIRN_FORMAT_NPZ: return &cairn__npz_reader;
     case CAIRN_FORMAT_GGUF: return &cairn__gguf_reader;
+    case CAIRN_FORMAT_TORCH: return &cairn__torch_reader;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -82,20 +85,20 @@ const uint8_t *cairn__source_ptr(const cairn_file *f, uint64_t offset, uint64_t 
     return f->src.base ? f->src.base + offset : NULL;
 }
 
-/* A ZIP archive is an .npz when its member names say so (cairn__zip_sniff:
- * any NAME.npy, or no members, and no data.pkl); other ZIP archives are
- * refused here. A malformed archive gives the ZIP reader's error. */
+/* A ZIP archive is a PyTorch file when it holds a data.pkl, else an .npz
+ * when its member names say so (cairn__zip_sniff: any NAME.npy, or no
+ * members); other ZIP archives are refused here. A malformed archive gives
+ * the ZIP reader's error. */
 static cairn_status detect_zip(cairn_file *f, cairn_error *err)
 {
     cairn__zip_kind kind;
     CAIRN_TRY(cairn__zip_sniff(f, &kind, err));
-    if (kind == CAIRN__ZIP_NPZ) {
-        f->ops = &cairn__npz_reader;
+    if (kind == CAIRN__ZIP_NPZ || kind == CAIRN__ZIP_TORCH) {
+        f->ops = kind == CAIRN__ZIP_NPZ ? &cairn__npz_reader : &cairn__torch_reader;
         return CAIRN_OK;
     }
-    return cairn__fail(err, CAIRN_E_FORMAT, "%s: ZIP archive that is not an .npz (%s)", f->path,
-                       kind == CAIRN__ZIP_TORCH ? "it holds a data.pkl: a PyTorch file"
-                                                : "no member ends in .npy");
+    return cairn__fail(err, CAIRN_E_FORMAT, "%s: ZIP archive that is not an .npz or a PyTorch "
+                       "file (no member ends in .npy or is data.pkl)", f->path);
 }
 
 static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
@@ -117,12 +120,16 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__gguf_reader;
     else if (cairn__zip_magic(head, n))
         return detect_zip(f, err);
+    else if (cairn__torch_legacy_sniff(f)) /* a pickle of torch's magic number */
+        f->ops = &cairn__torch_reader;
     else if (cairn__safetensors_sniff(f)) /* no magic: only after every magic failed */
         f->ops = &cairn__safetensors_reader;
+    else if (cairn__stindex_sniff(f)) /* JSON text: a sharded safetensors index, or nothing */
+        return cairn__stindex_detect(f, err);
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
     else
-        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy, .npz, safetensors or GGUF file "
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy, .npz, safetensors, GGUF or PyTorch file "
                            "(first bytes %02x %02x %02x %02x)", f->path, head[0], head[1],
                            head[2], head[3]);
     return CAIRN_OK;
@@ -148,12 +155,34 @@ static cairn_status read_opts(const cairn_open_opts *opts, unsigned *flags, cair
     return CAIRN_OK;
 }
 
+/* Fields added with format 1.1 (threads, public_key), when the caller's
+ * struct has them. */
+static const uint8_t *opts_public_key(const cairn_open_opts *opts)
+{
+    if (!opts || opts->struct_size < offsetof(cairn_open_opts, public_key) + sizeof opts->public_key)
+        return NULL;
+    return opts->public_key;
+}
+
+static void read_extra_opts(cairn_file *f, const cairn_open_opts *opts)
+{
+    if (opts && opts->struct_size >= offsetof(cairn_open_opts, threads) + sizeof opts->threads)
+        f->threads = opts->threads;
+    const uint8_t *pk = opts_public_key(opts);
+    if (pk) {
+        memcpy(f->public_key, pk, CAIRN_PUBLIC_KEY_BYTES);
+        f->has_public_key = 1;
+    }
+}
+
 static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file **out,
                                 cairn_error *err)
 {
     cairn_status st = detect(f, format, err);
     if (st == CAIRN_OK)
         st = f->ops->open(f, err);
+    if (st == CAIRN_OK && f->has_public_key)
+        st = cairn_file_verify_signature(f, f->public_key, err);
     if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
         st = cairn_file_verify(f, err);
     if (st != CAIRN_OK) {
@@ -178,6 +207,27 @@ static cairn_file *file_new(const char *path)
     return f;
 }
 
+/* A skorch checkpoint directory: one archive of its files (skorch.c). */
+static cairn_status open_skorch_dir(const char *path, unsigned flags, uint64_t max_inflate,
+                                    cairn_file **out, cairn_error *err)
+{
+    cairn_file *f = file_new(path);
+    if (!f)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
+    f->flags = flags;
+    f->max_inflate = max_inflate;
+    f->ops = &cairn__skorch_reader;
+    cairn_status st = f->ops->open(f, err);
+    if (st == CAIRN_OK && (flags & CAIRN_OPEN_VERIFY))
+        st = cairn_file_verify(f, err);
+    if (st != CAIRN_OK) {
+        cairn_file_close(f);
+        return st;
+    }
+    *out = f;
+    return CAIRN_OK;
+}
+
 cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cairn_file **out,
                              cairn_error *err)
 {
@@ -199,9 +249,18 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
         close(fd);
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot stat: %s", path, strerror(e));
     }
+    if (S_ISDIR(st.st_mode) && (format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
+        cairn__skorch_sniff(path)) {
+        close(fd);
+        if (opts_public_key(opts))
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a skorch directory carries no "
+                               "signature (sign it with cairn_sign_dir)", path);
+        return open_skorch_dir(path, flags, max_inflate, out, err);
+    }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file", path);
+        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file%s", path,
+                           S_ISDIR(st.st_mode) ? " (a directory, but no skorch checkpoint)" : "");
     }
     cairn_file *f = file_new(path);
     if (!f) {
@@ -210,6 +269,7 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
     }
     f->flags = flags;
     f->max_inflate = max_inflate;
+    read_extra_opts(f, opts);
     f->src.fd = fd;
     f->src.size = (uint64_t)st.st_size;
     if (!(flags & CAIRN_OPEN_NO_MMAP) && st.st_size > 0) {
@@ -239,6 +299,7 @@ cairn_status cairn_file_open_memory(const void *data, size_t size, const cairn_o
     static const uint8_t empty[1] = {0};
     f->flags = flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
     f->max_inflate = max_inflate;
+    read_extra_opts(f, opts);
     f->src.base = data ? data : empty;
     f->src.size = size;
     return finish_open(f, format, out, err);

@@ -20,16 +20,29 @@ static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu tensors)",
                            f->path, (unsigned long long)index, (unsigned long long)n);
     CAIRN_TRY(f->ops->tensor_at(f, index, t, err));
-    if (t->info.codec != CAIRN_CODEC_NONE)
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u is not supported "
-                           "by this library", f->path, t->info.name, t->info.codec);
+    /* A compressed tensor the format can decode is marked via_load. */
+    if (t->info.codec != CAIRN_CODEC_NONE && !t->via_load)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u with filter %u is "
+                           "not supported by this library (it knows codecs 0-4, filters 0-1)",
+                           f->path, t->info.name, t->info.codec, t->info.filter);
     return CAIRN_OK;
+}
+
+/* The file that holds tensor `index` (updated to its index there): f itself,
+ * or for a sharded archive the shard (archive.h, ops->owner). An index out
+ * of range stays with f, which reports it. */
+static const cairn_file *owner_of(const cairn_file *f, uint64_t *index)
+{
+    if (f && f->ops->owner && *index < f->ops->count(f))
+        return f->ops->owner(f, *index, index);
+    return f;
 }
 
 cairn_status cairn_tensor_data(const cairn_file *f, uint64_t index, const void **data,
                                cairn_error *err)
 {
     cairn__tensor t;
+    f = owner_of(f, &index);
     if (data)
         *data = NULL;
     if (!data)
@@ -202,10 +215,45 @@ done:
     return st;
 }
 
+/* Decoded reads (compressed native tensors, ops->load_range) convert in
+ * windows this large, aligned to multiples of it: every chunk size divides
+ * it, so each chunk is decoded once, and memory stays bounded. */
+#define DECODE_WINDOW (UINT64_C(16) << 20)
+
+/* Elements [first, first + count) of a tensor whose format decodes byte
+ * ranges (ops->load_range), into dst as `dtype`. */
+static cairn_status read_decoded(const cairn_file *f, uint64_t index, const cairn__tensor *t,
+                                 uint64_t first, uint64_t count, cairn_dtype dtype, uint8_t *dst,
+                                 cairn_error *err)
+{
+    size_t in = cairn_dtype_size(t->info.dtype), out = cairn_dtype_size(dtype);
+    uint64_t lo = first * in, hi = (first + count) * in;
+    if (dtype == t->info.dtype)
+        return f->ops->load_range(f, index, lo, hi, dst, err);
+    uint8_t *buf = malloc((size_t)(hi - lo < DECODE_WINDOW ? hi - lo : DECODE_WINDOW));
+    if (!buf)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory", f->path,
+                           t->info.name);
+    cairn_status st = CAIRN_OK;
+    for (uint64_t pos = lo; pos < hi && st == CAIRN_OK;) {
+        uint64_t end = (pos / DECODE_WINDOW + 1) * DECODE_WINDOW;
+        if (end > hi)
+            end = hi;
+        st = f->ops->load_range(f, index, pos, end, buf, err);
+        if (st == CAIRN_OK)
+            st = cairn_convert(t->info.dtype, buf, dtype, dst + (pos - lo) / in * out,
+                               (size_t)((end - pos) / in), err);
+        pos = end;
+    }
+    free(buf);
+    return st;
+}
+
 cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, cairn_dtype dtype, void *dst,
                                size_t dst_size, unsigned flags, cairn_error *err)
 {
     cairn__tensor t;
+    f = owner_of(f, &index);
     CAIRN_TRY(tensor_get(f, index, &t, err));
     size_t out_elem = cairn_dtype_size(dtype);
     if (out_elem == 0)
@@ -224,6 +272,8 @@ cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, cairn_dtype 
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL destination", f->path,
                            t.info.name);
     int verify = (flags & CAIRN_READ_VERIFY) && t.info.has_checksum;
+    if (t.via_load && f->ops->load_range) /* checks each chunk's checksum itself */
+        return read_decoded(f, index, &t, 0, t.info.count, dtype, dst, err);
     if (t.via_load) /* the load op checks the format's checksum itself */
         return read_staged(f, index, &t, dtype, dst, 0, err);
     if ((flags & CAIRN_READ_VERIFY) && f->ops->verify_tensor)
@@ -271,6 +321,7 @@ static cairn_status verify_tensor(const cairn_file *f, const cairn__tensor *t, c
 cairn_status cairn_tensor_verify(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     cairn__tensor t;
+    f = owner_of(f, &index);
     if (!f)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
     if (index >= f->ops->count(f))
@@ -299,4 +350,99 @@ cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
         CAIRN_TRY(verify_tensor(f, &t, err));
     }
     return CAIRN_OK;
+}
+
+/* A range of a tensor that has no C-order byte range (Fortran order, or
+ * bytes only its format's load op can produce): stage it whole. */
+static cairn_status range_staged(const cairn_file *f, uint64_t index, const cairn__tensor *t,
+                                 uint64_t first, uint64_t count, cairn_dtype dtype, uint8_t *dst,
+                                 int verify, cairn_error *err)
+{
+    size_t in = cairn_dtype_size(t->info.dtype);
+    uint8_t *all = malloc(t->info.raw_size ? (size_t)t->info.raw_size : 1);
+    if (!all)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': cannot allocate %llu bytes to "
+                           "stage it", f->path, t->info.name, (unsigned long long)t->info.raw_size);
+    cairn_status st = read_staged(f, index, t, t->info.dtype, all, verify, err);
+    if (st == CAIRN_OK && dtype == t->info.dtype)
+        memcpy(dst, all + first * in, (size_t)(count * in));
+    else if (st == CAIRN_OK)
+        st = cairn_convert(t->info.dtype, all + first * in, dtype, dst, (size_t)count, err);
+    free(all);
+    return st;
+}
+
+/* A range of contiguous C-order elements, possibly big-endian, read and
+ * converted a piece at a time. */
+static cairn_status range_direct(const cairn_file *f, const cairn__tensor *t, uint64_t first,
+                                 uint64_t count, cairn_dtype dtype, uint8_t *dst, cairn_error *err)
+{
+    size_t in = cairn_dtype_size(t->info.dtype), out = cairn_dtype_size(dtype);
+    uint64_t at = t->info.offset + first * in;
+    if (!t->big_endian && dtype == t->info.dtype)
+        return cairn__source_read(f, at, dst, (size_t)(count * in), err);
+    size_t per = CHUNK / in;
+    uint8_t *buf = malloc(per * in);
+    if (!buf)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory", f->path,
+                           t->info.name);
+    int complex = t->info.dtype == CAIRN_C64 || t->info.dtype == CAIRN_C128;
+    cairn_status st = CAIRN_OK;
+    for (uint64_t i = 0; i < count && st == CAIRN_OK;) {
+        size_t n = count - i < per ? (size_t)(count - i) : per;
+        st = cairn__source_read(f, at + i * in, buf, n * in, err);
+        if (st == CAIRN_OK && t->big_endian && in > 1)
+            cairn__byteswap(buf, complex ? 2 * n : n, complex ? in / 2 : in);
+        if (st == CAIRN_OK && dtype == t->info.dtype)
+            memcpy(dst + i * out, buf, n * in);
+        else if (st == CAIRN_OK)
+            st = cairn_convert(t->info.dtype, buf, dtype, dst + i * out, n, err);
+        i += n;
+    }
+    free(buf);
+    return st;
+}
+
+cairn_status cairn_tensor_read_range(const cairn_file *f, uint64_t index, uint64_t first,
+                                     uint64_t count, cairn_dtype dtype, void *dst, size_t dst_size,
+                                     unsigned flags, cairn_error *err)
+{
+    cairn__tensor t;
+    f = owner_of(f, &index);
+    CAIRN_TRY(tensor_get(f, index, &t, err));
+    size_t out_elem = cairn_dtype_size(dtype);
+    if (out_elem == 0)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid target dtype %d", f->path,
+                           t.info.name, (int)dtype);
+    if (!cairn_dtype_can_convert(t.info.dtype, dtype))
+        return cairn__fail(err, CAIRN_E_DTYPE, "%s: tensor '%s': cannot convert %s to %s", f->path,
+                           t.info.name, cairn_dtype_name(t.info.dtype), cairn_dtype_name(dtype));
+    uint64_t end, need;
+    if (cairn__add_overflow(first, count, &end) || end > t.info.count)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': elements [%llu, %llu + %llu) are "
+                           "outside its %llu elements", f->path, t.info.name,
+                           (unsigned long long)first, (unsigned long long)first,
+                           (unsigned long long)count, (unsigned long long)t.info.count);
+    if (cairn__mul_overflow(count, out_elem, &need) || need != dst_size)
+        return cairn__fail(err, CAIRN_E_SIZE, "%s: tensor '%s': buffer of %zu bytes, need %llu "
+                           "(%llu x %s)", f->path, t.info.name, dst_size,
+                           (unsigned long long)need, (unsigned long long)count,
+                           cairn_dtype_name(dtype));
+    if (!dst && dst_size > 0)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL destination", f->path,
+                           t.info.name);
+    if (count == 0)
+        return CAIRN_OK;
+    if (t.via_load && f->ops->load_range)
+        return read_decoded(f, index, &t, first, count, dtype, dst, err);
+    if (t.via_load) /* the load op checks the format's checksum itself */
+        return range_staged(f, index, &t, first, count, dtype, dst, 0, err);
+    int verify = (flags & CAIRN_READ_VERIFY) && t.info.has_checksum && !f->ops->verify_tensor;
+    if ((flags & CAIRN_READ_VERIFY) && f->ops->verify_tensor)
+        CAIRN_TRY(f->ops->verify_tensor(f, index, err));
+    if (t.fortran_order && t.info.rank > 1 && t.info.count > 1)
+        return range_staged(f, index, &t, first, count, dtype, dst, verify, err);
+    if (verify)
+        CAIRN_TRY(verify_tensor(f, &t, err));
+    return range_direct(f, &t, first, count, dtype, dst, err);
 }

@@ -2,6 +2,8 @@
  * file and memory sinks, and the all-or-nothing commit protocol
  * (docs/FORMAT.md §9). */
 #include "archive.h"
+#include "codec.h"
+#include "format/native.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +74,32 @@ cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *e
     return CAIRN_OK;
 }
 
+cairn_status cairn__sink_patch(cairn_writer *w, uint64_t offset, const void *data, size_t len,
+                               cairn_error *err)
+{
+    if (offset > w->pos || len > w->pos - offset)
+        return cairn__fail(err, CAIRN_E_STATE, "%s: patch of %zu bytes at offset %llu is past the "
+                           "%llu bytes written", w->path, len, (unsigned long long)offset,
+                           (unsigned long long)w->pos);
+    if (w->fd < 0) {
+        memcpy(w->mem + offset, data, len);
+        return CAIRN_OK;
+    }
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = pwrite(w->fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: write at offset %llu failed: %s", w->path,
+                               (unsigned long long)offset, n < 0 ? strerror(errno) : "no progress");
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return CAIRN_OK;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -85,13 +113,16 @@ static const cairn__writer_ops *writer_ops(cairn_format format, const char *path
                  : path && ends_with(path, ".safetensors") ? CAIRN_FORMAT_SAFETENSORS
                  : path && ends_with(path, ".gguf")        ? CAIRN_FORMAT_GGUF
                  : path && ends_with(path, ".npz")         ? CAIRN_FORMAT_NPZ
-                                                           : CAIRN_FORMAT_NATIVE;
+                 : path && (ends_with(path, ".pt") || ends_with(path, ".pth"))
+                     ? CAIRN_FORMAT_TORCH
+                     : CAIRN_FORMAT_NATIVE;
     switch (format) {
     case CAIRN_FORMAT_NATIVE: return &cairn__native_writer;
     case CAIRN_FORMAT_NPY: return &cairn__npy_writer;
     case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_writer;
     case CAIRN_FORMAT_NPZ: return &cairn__npz_writer;
     case CAIRN_FORMAT_GGUF: return &cairn__gguf_writer;
+    case CAIRN_FORMAT_TORCH: return &cairn__torch_writer;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -103,14 +134,24 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     unsigned flags = 0;
     cairn_format format = CAIRN_FORMAT_AUTO;
     uint64_t alignment = 0;
+    /* Callers built before format 1.1 pass a struct that ends at alignment. */
+    cairn_write_opts o = {0};
     if (opts) {
-        if (opts->struct_size < sizeof(cairn_write_opts))
+        size_t v10 = offsetof(cairn_write_opts, alignment) + sizeof opts->alignment;
+        if (opts->struct_size < v10)
             return cairn__fail(err, CAIRN_E_ARG, "cairn_write_opts.struct_size %zu is too small",
                                opts->struct_size);
+        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
         flags = opts->flags;
         format = opts->format;
         alignment = opts->alignment;
     }
+    /* Reading sharded safetensors is supported, writing is not: refuse the
+     * index's name rather than write a native file called *.index.json. */
+    if (format == CAIRN_FORMAT_AUTO && path && ends_with(path, ".safetensors.index.json"))
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: writing a sharded safetensors model "
+                           "(an index and its shards) is not supported; write one .safetensors "
+                           "file, which has no size limit", path);
     const cairn__writer_ops *ops = writer_ops(format, path);
     if (alignment == 0) /* GGUF's own default (general.alignment absent) is 32 */
         alignment = ops == &cairn__gguf_writer ? 32 : 64;
@@ -120,6 +161,15 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     if (!ops)
         return cairn__fail(err, CAIRN_E_ARG, "%s: cannot write format code %d",
                            path ? path : "<memory>", (int)format);
+    CAIRN_TRY(cairn__codec_check(path ? path : "<memory>", o.codec, o.level, o.filter, err));
+    if (o.codec != CAIRN_CODEC_NONE && !ops->add_coded)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: %s files cannot hold compressed tensors "
+                           "(only the native format compresses)", path ? path : "<memory>",
+                           cairn_format_name(ops->format));
+    uint64_t chunk = o.chunk_size ? o.chunk_size : NATIVE_DEFAULT_CHUNK;
+    if (chunk < NATIVE_MIN_CHUNK || chunk > NATIVE_MAX_CHUNK || (chunk & (chunk - 1)))
+        return cairn__fail(err, CAIRN_E_ARG, "%s: chunk size %llu is not a power of two from 64 KiB "
+                           "to 16 MiB", path ? path : "<memory>", (unsigned long long)chunk);
     cairn_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path ? path : "<memory>"))) {
         free(w);
@@ -128,6 +178,11 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     w->ops = ops;
     w->flags = flags;
     w->alignment = alignment;
+    w->codec = o.codec;
+    w->level = o.level;
+    w->filter = o.filter;
+    w->chunk_size = chunk;
+    w->threads = o.threads;
     w->fd = -1;
     *out = w;
     return CAIRN_OK;
@@ -233,10 +288,12 @@ static cairn_status usable(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
-cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
-                              const uint64_t *dims, const void *data, cairn_error *err)
+/* cairn_writer_add and cairn_writer_add_ex: the checks every format
+ * relies on, then the format's add (or add_coded for a codec). */
+static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                               const uint64_t *dims, const void *data, uint32_t codec,
+                               int32_t level, uint32_t filter, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
     if (!name)
         return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL tensor name", w->path), err);
     char what[256];
@@ -261,8 +318,41 @@ cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dty
     if (!data && bytes > 0)
         return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
                                             w->path, name), err);
-    st = w->ops->add(w, name, dtype, rank, dims, data, err);
+    if (codec != CAIRN_CODEC_NONE && !w->ops->add_coded)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
+                                            "cannot hold compressed tensors", w->path, name,
+                                            cairn_format_name(w->ops->format)), err);
+    if (w->ops->add_coded)
+        st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
+    else
+        st = w->ops->add(w, name, dtype, rank, dims, data, err);
     return st == CAIRN_OK ? st : writer_failed(w, st, err);
+}
+
+cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                              const uint64_t *dims, const void *data, cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
+}
+
+cairn_status cairn_writer_add_ex(cairn_writer *w, const char *name, cairn_dtype dtype,
+                                 uint32_t rank, const uint64_t *dims, const void *data,
+                                 const cairn_tensor_opts *opts, cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    if (!opts)
+        return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
+    if (opts->struct_size < sizeof *opts)
+        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: cairn_tensor_opts.struct_size "
+                                            "%zu is too small", w->path, opts->struct_size), err);
+    char what[CAIRN_NAME_MAX + 64];
+    snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
+    cairn_status st = cairn__codec_check(what, opts->codec, opts->level, opts->filter, err);
+    if (st != CAIRN_OK)
+        return writer_failed(w, st, err);
+    return add_tensor(w, name, dtype, rank, dims, data, opts->codec, opts->level, opts->filter,
+                      err);
 }
 
 cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const char *existing,
@@ -447,6 +537,53 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
     if (w)
         writer_free(w);
     return st;
+}
+
+/* The raw writer: no format, the caller writes every byte. */
+static cairn_status raw_begin(cairn_writer *w, cairn_error *err) { return CAIRN_OK; }
+static cairn_status raw_finish(cairn_writer *w, cairn_error *err) { return CAIRN_OK; }
+static void raw_destroy(cairn_writer *w) {}
+static cairn_status raw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
+{
+    cairn_value_free(tree);
+    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no metadata", w->path);
+}
+static cairn_status raw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                            const uint64_t *dims, const void *data, cairn_error *err)
+{
+    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no tensors", w->path);
+}
+static cairn_status raw_add_alias(cairn_writer *w, const char *name, const char *existing,
+                                  cairn_error *err)
+{
+    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no tensors", w->path);
+}
+
+static const cairn__writer_ops raw_writer = {
+    .format = CAIRN_FORMAT_AUTO,
+    .begin = raw_begin,
+    .add = raw_add,
+    .add_alias = raw_add_alias,
+    .set_metadata = raw_set_metadata,
+    .finish = raw_finish,
+    .destroy = raw_destroy,
+};
+
+cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writer **out,
+                                    cairn_error *err)
+{
+    cairn_write_opts o = {.struct_size = sizeof o, .flags = flags, .format = CAIRN_FORMAT_NATIVE};
+    cairn_writer *w;
+    *out = NULL;
+    CAIRN_TRY(writer_new(&o, path, &w, err));
+    w->ops = &raw_writer;
+    cairn_status st = create_temp(w, err);
+    if (st != CAIRN_OK) {
+        writer_free(w);
+        return st;
+    }
+    *out = w;
+    return CAIRN_OK;
 }
 
 void cairn_writer_abort(cairn_writer *w)

@@ -79,6 +79,47 @@ check "meta" 0 "$CLI" meta meta.cairn
 expect_grep "metadata carried" '"epoch": "7"' out.txt
 check "to npy warns" 0 "$CLI" convert meta.cairn meta.npy
 expect_grep "warning names the keys" "left out 2 keys: epoch note" err.txt
+# PyTorch .pt: native -> .pt -> native identical, read by cairn's own reader
+check "to pt" 0 "$CLI" convert m.cairn m.pt
+check "ls pt" 0 "$CLI" ls m.pt
+check "back from pt" 0 "$CLI" convert m.pt back_pt.cairn
+check "identical after pt" 0 "$CLI" diff --tensors-only m.cairn back_pt.cairn
+"$PY" -c 'import numpy as np; np.save("u16.npy", np.arange(4, dtype=np.uint16))'
+check "pt refuses U16" 1 "$CLI" convert u16.npy u16.pt
+expect_grep "names the tensor and dtype" "'array'.*U16" err.txt
+test ! -e u16.pt && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: a refused convert left u16.pt"; }
+if "$PY" -c 'import torch' 2>/dev/null; then
+    # torch loads what cairn wrote (weights_only), and a file torch wrote
+    # survives .pt -> cairn -> .pt: the same tensors and containers.
+    "$PY" - <<'PY' && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: torch reads m.pt"; }
+import collections, numpy as np, torch
+sd = torch.load("m.pt", weights_only=True)
+assert type(sd) is collections.OrderedDict and list(sd) == ["h", "i", "s", "u", "w"], list(sd)
+for k in sd:
+    assert np.array_equal(sd[k].numpy(), np.load(f"{k}.npy")), k
+w = torch.arange(12.0).reshape(3, 4)
+obj = {"model": collections.OrderedDict([("fc.weight", w), ("fc.bias", torch.ones(3, dtype=torch.float64))]),
+       "epoch": 7, "names": ["a", "b"], "tied": w, "mask": torch.tensor([True, False])}
+torch.save(obj, "t.pt")
+PY
+    check "torch file to cairn" 0 "$CLI" convert t.pt t.cairn
+    check "and back to pt" 0 "$CLI" convert t.cairn t2.pt
+    "$PY" - <<'PY' && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: t.pt -> cairn -> t2.pt"; }
+import torch
+a, b = torch.load("t.pt", weights_only=True), torch.load("t2.pt", weights_only=True)
+def same(x, y):
+    if isinstance(x, torch.Tensor):
+        return type(y) is torch.Tensor and x.dtype == y.dtype and torch.equal(x, y)
+    if isinstance(x, dict):
+        return isinstance(y, dict) and list(x) == list(y) and all(same(x[k], y[k]) for k in x)
+    if isinstance(x, list):
+        return type(y) is list and len(x) == len(y) and all(map(same, x, y))
+    return type(x) is type(y) and x == y
+assert same(a, b), (a, b)
+PY
+else
+    echo "torch not importable: torch.load checks of .pt conversions skipped"
+fi
 # usage and I/O errors
 check "no args" 2 "$CLI" convert
 check "unknown --to" 2 "$CLI" convert m.cairn x.bin --to tarball

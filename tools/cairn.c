@@ -20,18 +20,23 @@ static const char main_help[] =
     "Save, inspect and convert machine-learning tensor archives (.cairn, .npy).\n"
     "\n"
     "commands:\n"
-    "  pack OUT.cairn NAME=FILE.npy [NAME=FILE.npy ...]   pack .npy files into one archive\n"
+    "  pack OUT.cairn NAME=FILE.npy [NAME=FILE.npy ...] [--compress CODEC[:LEVEL]] [--shuffle]\n"
+    "                         pack .npy files into one archive, optionally compressed\n"
     "  unpack IN DIR          write every tensor of IN as DIR/NAME.npy\n"
-    "  ls FILE [--json]       list tensors: name, dtype, shape, bytes, codec\n"
-    "  info FILE [--json]     format, version, tensor count, total bytes, alignment\n"
+    "  ls FILE [--json]       list tensors: name, dtype, shape, stored bytes, codec, raw bytes, ratio\n"
+    "  info FILE [--json]     format, version, tensor count, raw and stored bytes, signature\n"
     "  meta FILE              print the metadata tree as JSON\n"
-    "  verify FILE            check every byte (checksums, structure)\n"
+    "  verify FILE|DIR [--pubkey PUB]  check every byte (checksums, structure), and with\n"
+    "                         --pubkey the ed25519 signature of a file or a signed directory\n"
+    "  keygen SECRET PUBLIC   create an ed25519 key pair (the secret file mode 0600)\n"
+    "  sign FILE|DIR --key SECRET      sign an archive, or a directory through a manifest\n"
     "  cat FILE NAME          write one tensor's bytes (little-endian, C order) to stdout\n"
     "  show FILE NAME         dtype, shape, min/max/mean, NaN/Inf counts, first values\n"
     "  diff A B [--json]      compare tensors (names, dtypes, shapes, values) and metadata;\n"
     "                         exit 0 when identical, 1 when different\n"
     "  ckpt ls|best|verify|prune DIR   inspect and prune a checkpoint directory\n"
-    "  convert IN OUT [--to FORMAT]    between cairn, npy, safetensors, npz, gguf\n"
+    "  convert IN OUT [--to FORMAT] [--compress CODEC[:LEVEL]] [--shuffle]\n"
+    "                         between cairn, npy, safetensors, npz, gguf\n"
     "\n"
     "Run 'cairn COMMAND --help' for a command's options.\n"
     "\n"
@@ -46,11 +51,20 @@ static const char main_help[] =
 
 static const char pack_help[] =
     "usage: cairn pack OUT.cairn NAME=FILE.npy [NAME=FILE.npy ...] [--align N] [--no-sync]\n"
+    "                  [--compress CODEC[:LEVEL]] [--shuffle] [--chunk-size N] [--threads N]\n"
     "\n"
     "Packs .npy files into one archive, each under NAME. The archive appears\n"
     "atomically: nothing is at OUT until every tensor is written and synced.\n"
-    "  --align N   payload alignment in bytes (power of two, 8..65536; default 64)\n"
-    "  --no-sync   skip fsync (faster; the rename is still atomic)\n";
+    "  --align N        payload alignment in bytes (power of two, 8..65536; default 64)\n"
+    "  --no-sync        skip fsync (faster; the rename is still atomic)\n"
+    "  --compress C[:L] compress every tensor: zstd[:1-19] (default 3), lz4[:1-12]\n"
+    "                   (1 fast, 2-12 HC), lz4hc, zlib[:1-9], bz2[:1-9], none. Tensors\n"
+    "                   that do not get smaller are stored raw\n"
+    "  --shuffle        byte-shuffle multi-byte elements before compressing (helps\n"
+    "                   float weights: sign/exponent bytes are grouped)\n"
+    "  --chunk-size N   raw bytes per independently compressed chunk (power of two,\n"
+    "                   64K..16M; default 1M); reads decode only the chunks they need\n"
+    "  --threads N      compression threads (default: one per CPU)\n";
 
 static int add_npy(cairn_writer *w, const char *spec)
 {
@@ -100,9 +114,9 @@ static int cmd_pack(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return fputs(pack_help, stdout), EXIT_OK;
-    cairn_write_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NATIVE, 0};
+    cairn_write_opts opts = {.struct_size = sizeof opts, .format = CAIRN_FORMAT_NATIVE};
     const char *out = NULL;
-    int first_spec = 0, nspecs = 0;
+    int first_spec = 0, nspecs = 0, rc;
     char **specs = calloc((size_t)argc, sizeof *specs);
     if (!specs)
         return EXIT_IO;
@@ -116,6 +130,11 @@ static int cmd_pack(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--no-sync")) {
             opts.flags |= CAIRN_WRITE_NO_SYNC;
+        } else if ((rc = cli_compress_option(argc, argv, &i, &opts)) != 0) {
+            if (rc < 0) {
+                free(specs);
+                return -1 - rc;
+            }
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             free(specs);
             return cli_usage_error("pack: unknown option '%s'", argv[i]);
@@ -137,7 +156,7 @@ static int cmd_pack(int argc, char **argv)
         free(specs);
         return cli_report(st, &err);
     }
-    int rc = EXIT_OK;
+    rc = EXIT_OK;
     for (int i = 0; i < nspecs && rc == EXIT_OK; i++)
         rc = add_npy(w, specs[i]);
     free(specs);
@@ -210,7 +229,7 @@ static int unpack_one(cairn_file *in, uint64_t i, const char *dir)
     /* Same-width reinterpretation for BF16/FP8: read the stored bits as is. */
     st = cairn_tensor_read(in, i, t.dtype, buf, (size_t)t.raw_size, CAIRN_READ_VERIFY, &err);
     cairn_writer *w = NULL;
-    cairn_write_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NPY, 0};
+    cairn_write_opts opts = {.struct_size = sizeof opts, .format = CAIRN_FORMAT_NPY};
     if (st == CAIRN_OK)
         st = cairn_writer_open_path(path, &opts, &w, &err);
     if (st == CAIRN_OK)
@@ -266,7 +285,9 @@ static int open_file_json_args(const char *cmd, int argc, char **argv, cairn_fil
 static const char ls_help[] =
     "usage: cairn ls FILE [--json]\n"
     "\n"
-    "Lists every tensor: name, dtype, shape, stored bytes, codec.\n";
+    "Lists every tensor: name, dtype, shape, stored bytes, codec (CODEC:LEVEL and\n"
+    "+shuffle for compressed tensors, else none), raw bytes and the ratio raw /\n"
+    "stored.\n";
 
 static int cmd_ls(int argc, char **argv)
 {
@@ -288,18 +309,28 @@ static int cmd_ls(int argc, char **argv)
             return cli_report(st, &err);
         }
         if (as_json) {
-            json_array_append_new(list, json_pack("{s:s%, s:s, s:o, s:I, s:I, s:s, s:I}",
-                                                  "name", t.name, t.name_len, "dtype",
-                                                  cairn_dtype_name(t.dtype), "shape", cli_shape_json(&t),
-                                                  "bytes", (json_int_t)t.raw_size, "stored_bytes",
-                                                  (json_int_t)t.stored_size, "codec",
-                                                  cli_codec_name(t.codec), "offset",
-                                                  (json_int_t)t.offset));
+            json_t *o = json_pack("{s:s%, s:s, s:o, s:I, s:I, s:s, s:I}", "name", t.name,
+                                  t.name_len, "dtype", cairn_dtype_name(t.dtype), "shape",
+                                  cli_shape_json(&t), "bytes", (json_int_t)t.raw_size,
+                                  "stored_bytes", (json_int_t)t.stored_size, "codec",
+                                  cli_codec_name(t.codec), "offset", (json_int_t)t.offset);
+            json_object_set_new(o, "raw_bytes", json_integer((json_int_t)t.raw_size));
+            json_object_set_new(o, "ratio", json_real(cli_ratio(t.raw_size, t.stored_size)));
+            if (t.codec != CAIRN_CODEC_NONE) {
+                json_object_set_new(o, "level", json_integer(t.level));
+                json_object_set_new(o, "filter", json_string(t.filter == CAIRN_FILTER_SHUFFLE
+                                                                 ? "shuffle" : "none"));
+                json_object_set_new(o, "chunk_size", json_integer((json_int_t)t.chunk_size));
+                json_object_set_new(o, "chunks", json_integer((json_int_t)t.chunk_count));
+            }
+            json_array_append_new(list, o);
         } else {
-            char shape[256];
+            char shape[256], codec[48];
             cli_shape_text(&t, shape, sizeof shape);
-            printf("%-40s %-8s %-24s %14" PRIu64 "  %s\n", t.name, cairn_dtype_name(t.dtype), shape,
-                   t.stored_size, cli_codec_name(t.codec));
+            cli_codec_text(&t, codec, sizeof codec);
+            printf("%-40s %-8s %-24s %14" PRIu64 "  %-16s %14" PRIu64 "  %6.2fx\n", t.name,
+                   cairn_dtype_name(t.dtype), shape, t.stored_size, codec, t.raw_size,
+                   cli_ratio(t.raw_size, t.stored_size));
         }
     }
     cairn_file_close(f);
@@ -309,8 +340,10 @@ static int cmd_ls(int argc, char **argv)
 static const char info_help[] =
     "usage: cairn info FILE [--json]\n"
     "\n"
-    "Prints the format, its version, the tensor count, total payload bytes and\n"
-    "the largest tensor alignment.\n";
+    "Prints the format, its version, the tensor count, total stored (payload)\n"
+    "and raw bytes with their ratio, how many tensors are compressed, the\n"
+    "largest tensor alignment, and whether the file is signed (by which key id;\n"
+    "'cairn verify FILE --pubkey PUB' checks the signature).\n";
 
 static int cmd_info(int argc, char **argv)
 {
@@ -327,19 +360,36 @@ static int cmd_info(int argc, char **argv)
     cairn_file_close(f);
     if (st != CAIRN_OK)
         return cli_report(st, &err);
-    char version[32];
+    char version[32], key_id[2 * CAIRN_KEY_ID_BYTES + 1] = "";
     snprintf(version, sizeof version, "%u.%u", fi.version_major, fi.version_minor);
-    if (as_json)
-        return cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "format",
-                                    cairn_format_name(fi.format), "version", version, "tensors",
-                                    (json_int_t)fi.tensor_count, "total_bytes",
-                                    (json_int_t)fi.payload_bytes, "file_bytes",
-                                    (json_int_t)fi.file_size, "alignment",
-                                    (json_int_t)fi.alignment, "metadata", fi.has_metadata));
+    for (int k = 0; fi.is_signed && k < CAIRN_KEY_ID_BYTES; k++)
+        snprintf(key_id + 2 * k, 3, "%02x", fi.key_id[k]);
+    /* Formats without compression report no raw total: it is the stored one. */
+    uint64_t raw = fi.raw_bytes ? fi.raw_bytes : fi.payload_bytes;
+    double ratio = cli_ratio(raw, fi.payload_bytes);
+    if (as_json) {
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "format",
+                              cairn_format_name(fi.format), "version", version, "tensors",
+                              (json_int_t)fi.tensor_count, "total_bytes",
+                              (json_int_t)fi.payload_bytes, "file_bytes", (json_int_t)fi.file_size,
+                              "alignment", (json_int_t)fi.alignment, "metadata", fi.has_metadata);
+        json_object_set_new(o, "stored_bytes", json_integer((json_int_t)fi.payload_bytes));
+        json_object_set_new(o, "raw_bytes", json_integer((json_int_t)raw));
+        json_object_set_new(o, "ratio", json_real(ratio));
+        json_object_set_new(o, "compressed_tensors", json_integer((json_int_t)fi.compressed_tensors));
+        json_object_set_new(o, "signed", json_boolean(fi.is_signed));
+        if (fi.is_signed)
+            json_object_set_new(o, "key_id", json_string(key_id));
+        return cli_print_json(o);
+    }
     printf("format:      %s\nversion:     %s\ntensors:     %" PRIu64 "\ntotal bytes: %" PRIu64
            "\nfile bytes:  %" PRIu64 "\nalignment:   %" PRIu64 "\nmetadata:    %s\n",
            cairn_format_name(fi.format), version, fi.tensor_count, fi.payload_bytes, fi.file_size,
            fi.alignment, fi.has_metadata ? "yes" : "no");
+    printf("raw bytes:   %" PRIu64 "\nratio:       %.2fx (raw / total)\ncompressed:  %" PRIu64
+           " of %" PRIu64 " tensors\nsigned:      %s%s%s\n", raw, ratio, fi.compressed_tensors,
+           fi.tensor_count, fi.is_signed ? "yes, key id " : "no", key_id,
+           fi.is_signed ? " (not checked here: use verify --pubkey)" : "");
     return EXIT_OK;
 }
 
@@ -376,18 +426,38 @@ static int cmd_meta(int argc, char **argv)
 }
 
 static const char verify_help[] =
-    "usage: cairn verify FILE\n"
+    "usage: cairn verify FILE [--pubkey PUBLIC_KEY_FILE]\n"
+    "       cairn verify DIR --pubkey PUBLIC_KEY_FILE\n"
     "\n"
-    "Checks every byte: header, trailer, index, each tensor's checksum, payload\n"
-    "overlaps and the metadata encoding. Exit 0 when sound; 1 with a message\n"
-    "naming the first bad tensor or structure.\n";
+    "Checks every byte: header, trailer, index, each tensor's checksum (each\n"
+    "chunk of a compressed tensor decoded), payload overlaps and the metadata\n"
+    "encoding. Exit 0 when sound; 1 with a message naming the first bad tensor\n"
+    "or structure.\n"
+    "With --pubkey, first checks the file's ed25519 signature (cairn sign): the\n"
+    "message says whether the file is not signed, signed by another key, or\n"
+    "changed since signing (and where). For a directory signed with 'cairn sign\n"
+    "DIR', checks its manifest and names any missing, extra or changed file.\n";
 
 static int cmd_verify(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return fputs(verify_help, stdout), EXIT_OK;
-    if (argc != 2)
+    const char *path = NULL, *pubkey = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--pubkey") && i + 1 < argc)
+            pubkey = argv[++i];
+        else if (argv[i][0] == '-' && argv[i][1] == '-')
+            return cli_usage_error("verify: unknown option '%s'", argv[i]);
+        else if (!path)
+            path = argv[i];
+        else
+            return cli_usage_error("verify: unexpected argument '%s'", argv[i]);
+    }
+    if (!path)
         return cli_usage_error("%s", "verify: needs FILE");
+    if (pubkey)
+        return cmd_verify_signed(path, pubkey);
+    argv[1] = (char *)path;
     cairn_file *f;
     int rc = cli_open_input(argv[1], 0, &f);
     if (rc != EXIT_OK)
@@ -619,6 +689,8 @@ static const command commands[] = {
     {"diff", cmd_diff},
     {"ckpt", cmd_ckpt},
     {"convert", cmd_convert},
+    {"keygen", cmd_keygen},
+    {"sign", cmd_sign},
 };
 
 int main(int argc, char **argv)

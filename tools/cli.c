@@ -81,4 +81,77 @@ int cli_print_json(json_t *j)
     return EXIT_OK;
 }
 
-const char *cli_codec_name(uint32_t codec) { return codec == CAIRN_CODEC_NONE ? "none" : "?"; }
+const char *cli_codec_name(uint32_t codec)
+{
+    const char *n = cairn_codec_name(codec);
+    return n ? n : "unknown";
+}
+
+void cli_codec_text(const cairn_tensor_info *t, char *buf, size_t size)
+{
+    if (t->codec == CAIRN_CODEC_NONE)
+        snprintf(buf, size, "none");
+    else if (!cairn_codec_name(t->codec))
+        snprintf(buf, size, "codec%u", t->codec);
+    else
+        snprintf(buf, size, "%s:%d%s", cairn_codec_name(t->codec), t->level,
+                 t->filter == CAIRN_FILTER_SHUFFLE ? "+shuffle" : "");
+}
+
+double cli_ratio(uint64_t raw, uint64_t stored)
+{
+    return stored ? (double)raw / (double)stored : 1.0;
+}
+
+int cli_parse_compress(const char *spec, cairn_write_opts *o)
+{
+    cairn_error err = {0};
+    uint32_t codec;
+    int32_t level;
+    if (cairn_codec_parse(spec, &codec, &level, &err) != CAIRN_OK)
+        return cli_usage_error("--compress: %s", err.message);
+    o->codec = codec;
+    o->level = level;
+    return EXIT_OK;
+}
+
+int cli_parse_size(const char *opt, const char *text, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text)
+        return cli_usage_error("%s wants a size, got '%s'", opt, text);
+    if (!strcmp(end, "K") || !strcmp(end, "k") || !strcmp(end, "KiB"))
+        v <<= 10;
+    else if (!strcmp(end, "M") || !strcmp(end, "MiB"))
+        v <<= 20;
+    else if (*end)
+        return cli_usage_error("%s wants a size (bytes, or with K or M), got '%s'", opt, text);
+    *out = v;
+    return EXIT_OK;
+}
+
+/* Options shared by pack and convert: --compress, --shuffle, --chunk-size,
+ * --threads. Returns 1 when argv[*i] was one of them (advancing *i past its
+ * value), 0 when not, or -1 - exit code on a usage error. */
+int cli_compress_option(int argc, char **argv, int *i, cairn_write_opts *o)
+{
+    const char *a = argv[*i];
+    int rc = EXIT_OK;
+    if (!strcmp(a, "--compress") && *i + 1 < argc) {
+        rc = cli_parse_compress(argv[++*i], o);
+    } else if (!strcmp(a, "--shuffle")) {
+        o->filter = CAIRN_FILTER_SHUFFLE;
+    } else if (!strcmp(a, "--chunk-size") && *i + 1 < argc) {
+        rc = cli_parse_size("--chunk-size", argv[++*i], &o->chunk_size);
+    } else if (!strcmp(a, "--threads") && *i + 1 < argc) {
+        char *end;
+        unsigned long v = strtoul(argv[++*i], &end, 10);
+        if (*end || v > 64)
+            rc = cli_usage_error("--threads wants 0 to 64, got '%s'", argv[*i]);
+        o->threads = (unsigned)v;
+    } else {
+        return 0;
+    }
+    return rc == EXIT_OK ? 1 : -1 - rc;
+}

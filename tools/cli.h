@@ -28,10 +28,26 @@ json_t *cli_shape_json(const cairn_tensor_info *t);
 /* Prints and frees a JSON value; returns the exit code. */
 int cli_print_json(json_t *j);
 const char *cli_codec_name(uint32_t codec);
+/* "none", or "zstd:3+shuffle": codec, level and filter of a tensor. */
+void cli_codec_text(const cairn_tensor_info *t, char *buf, size_t size);
+/* raw / stored (1 for empty tensors). */
+double cli_ratio(uint64_t raw, uint64_t stored);
+/* --compress CODEC[:LEVEL] into o->codec and o->level; a usage error otherwise. */
+int cli_parse_compress(const char *spec, cairn_write_opts *o);
+/* A byte count with an optional K or M suffix. */
+int cli_parse_size(const char *opt, const char *text, uint64_t *out);
+/* Options shared by pack and convert: --compress, --shuffle, --chunk-size,
+ * --threads. Returns 1 when argv[*i] was one of them (advancing *i past its
+ * value), 0 when not, or -1 - exit code on a usage error. */
+int cli_compress_option(int argc, char **argv, int *i, cairn_write_opts *o);
 
 /* Commands that live in their own files. */
 int cmd_diff(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_sign(int argc, char **argv);
+/* `cairn verify FILE|DIR --pubkey PUB`: the signature, then every byte. */
+int cmd_verify_signed(const char *path, const char *pubkey_path);
 
 #endif

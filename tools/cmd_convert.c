@@ -12,23 +12,29 @@
 
 static const char convert_help[] =
     "usage: cairn convert IN OUT [--to FORMAT] [--align N] [--no-sync] [--no-progress]\n"
+    "                     [--compress CODEC[:LEVEL]] [--shuffle] [--chunk-size N] [--threads N]\n"
     "\n"
     "Converts between the formats cairn reads and writes. The output format\n"
-    "comes from --to (cairn, npy, safetensors, npz, gguf) or OUT's extension\n"
-    "(.npy, .safetensors, .npz, .gguf; anything else: cairn). Tensors are\n"
+    "comes from --to (cairn, npy, safetensors, npz, gguf, torch) or OUT's\n"
+    "extension (.npy, .safetensors, .npz, .gguf, .pt or .pth; anything else:\n"
+    "cairn). Tensors are\n"
     "copied byte for byte (checksums verified on the way when IN has them).\n"
     "Metadata is carried where the target can hold it; otherwise a warning\n"
     "says what was left out. A tensor the target cannot hold (a dtype it has\n"
     "no name for, a second tensor in an .npy) stops the conversion with an\n"
     "error, and OUT is left untouched: the output appears only when complete.\n"
     "A progress bar is drawn on stderr when it is a terminal and IN holds more\n"
-    "than 64 MiB.\n";
+    "than 64 MiB.\n"
+    "--compress, --shuffle, --chunk-size and --threads compress the tensors of a\n"
+    "cairn output as 'cairn pack' does (see its help); other formats refuse them.\n"
+    "Without --compress a cairn output is uncompressed, whatever IN was.\n";
 
 typedef struct convert_args {
     const char *in, *out;
     cairn_format to;
     uint64_t align;
     int no_sync, no_progress;
+    cairn_write_opts compress; /* codec, level, filter, chunk_size, threads */
 } convert_args;
 
 static int format_from_name(const char *name, cairn_format *out)
@@ -63,6 +69,8 @@ static int parse_args(int argc, char **argv, convert_args *a)
             a->no_sync = 1;
         } else if (!strcmp(argv[i], "--no-progress")) {
             a->no_progress = 1;
+        } else if ((rc = cli_compress_option(argc, argv, &i, &a->compress)) != 0) {
+            rc = rc < 0 ? -1 - rc : EXIT_OK;
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             rc = cli_usage_error("convert: unknown option '%s'", argv[i]);
         } else if (!a->in) {
@@ -164,7 +172,11 @@ int cmd_convert(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
-    cairn_write_opts wo = {sizeof wo, a.no_sync ? CAIRN_WRITE_NO_SYNC : 0, a.to, a.align};
+    cairn_write_opts wo = a.compress;
+    wo.struct_size = sizeof wo;
+    wo.flags = a.no_sync ? CAIRN_WRITE_NO_SYNC : 0;
+    wo.format = a.to;
+    wo.alignment = a.align;
     cairn_writer *w = NULL;
     cairn_status st = cairn_writer_open_path(a.out, &wo, &w, &err);
     if (st != CAIRN_OK) {

@@ -225,6 +225,11 @@ cairn_status params_save(const trainer *t, const char *path, cairn_error *err)
 
 cairn_status params_export(const trainer *t, const char *path, cairn_error *err)
 {
+    /* A .pt with metadata would be a dict around the state_dict (and floats
+     * in it need torch >= 2.0 under weights_only): write the state_dict alone. */
+    size_t n = strlen(path);
+    if ((n > 3 && !strcmp(path + n - 3, ".pt")) || (n > 4 && !strcmp(path + n - 4, ".pth")))
+        return cairn_params_save(t->params, path, NULL, err);
     /* Other tools read safetensors metadata as a flat map of strings: give
      * them strings only (a nested tree would go into one "cairn.meta" JSON
      * entry that only cairn reads back, docs/FORMAT.md section 11.4). */

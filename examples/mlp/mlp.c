@@ -11,6 +11,9 @@
  *   mlp --ckpt-dir exp --resume --epochs 5           epochs 11..15, from the newest valid one
  *   mlp --ckpt-dir exp --load-best --predict         the best checkpoint predicts
  *
+ *   mlp --load-torch params.pt --predict-npy X.npy   a skorch/PyTorch state_dict predicts
+ *   mlp --load-params p.cairn --export p.pt          the parameters for torch.load
+ *
  * Results go to stdout (the epoch table, predictions); what the program did
  * with files goes to stderr. Exit status: 0 ok, 1 bad input (a checkpoint
  * that is corrupt, of another kind, or incompatible with the options),
@@ -33,8 +36,8 @@ enum { PREDICT_ROWS = 20 };
 static const char synopsis[] =
     "usage: mlp [--epochs N] [--lr X] [--optimizer sgd|adam] [--momentum X] [--num-units N]\n"
     "           [--batch-size N] [--seed S] [--save PATH] [--load PATH]\n"
-    "           [--save-params PATH] [--load-params PATH] [--export PATH.safetensors]\n"
-    "           [--predict]\n"
+    "           [--save-params PATH] [--load-params PATH] [--load-torch PATH.pt]\n"
+    "           [--export PATH.safetensors|PATH.pt] [--predict] [--predict-npy X.npy]\n"
     "           [--ckpt-dir DIR [--prefix P] [--monitor NAME|none] [--every N]\n"
     "            [--keep-best K] [--keep-last N] [--async]\n"
     "            [--train-end-prefix P | --no-train-end]\n"
@@ -64,9 +67,14 @@ static const char help[] =
     "  --save-params PATH  after training, save the parameters only (skorch's f_params)\n"
     "  --load-params PATH  load parameters (from either kind of file) into a fresh model\n"
     "                      and evaluate it; no training\n"
-    "  --export PATH       after training or loading, save the parameters only as\n"
-    "                      safetensors for other tools (PATH ends in .safetensors; the\n"
-    "                      metadata is plain strings: format pt, module, num_units)\n"
+    "  --load-torch PATH   load a PyTorch state_dict (torch.save of module.state_dict(),\n"
+    "                      skorch's save_params f_params) into a fresh model and evaluate\n"
+    "                      it; no training. The hidden width comes from 0.weight's shape;\n"
+    "                      nothing in the file is executed (cairn's restricted reader)\n"
+    "  --export PATH       after training or loading, save the parameters only for other\n"
+    "                      tools: PATH.safetensors (metadata: plain strings format pt,\n"
+    "                      module, num_units) or PATH.pt / PATH.pth (the bare state_dict,\n"
+    "                      for torch.load(PATH, weights_only=True) and load_state_dict)\n"
     "\n"
     "a checkpoint directory (libcairn's checkpoint manager, docs/CHECKPOINTS.md):\n"
     "  --ckpt-dir DIR      keep checkpoints of the whole training state (what --save writes)\n"
@@ -105,6 +113,9 @@ static const char help[] =
     "output:\n"
     "  --predict           print the validation score and the class probabilities of the\n"
     "                      first 20 validation rows, as %.9g and as exact hex floats\n"
+    "  --predict-npy X.npy print the class probabilities of each row of X ([rows, 10]\n"
+    "                      float array) in eval mode: one line per row, space-separated,\n"
+    "                      %.9g (what skorch's predict_proba(X) gives)\n"
     "  -h, --help          this text\n"
     "\n"
     "exit status: 0 ok (also after a signal stopped training), 1 bad input (corrupt,\n"
@@ -116,6 +127,7 @@ typedef struct options {
     unsigned given; /* GIVEN_* */
     int epochs, epochs_given;
     const char *save, *load, *save_params, *load_params, *export_path;
+    const char *load_torch, *predict_npy;
     int predict;
     ckpt_config ck;
     int load_best, no_train_end;
@@ -162,6 +174,7 @@ static int parse_real(const char *option, const char *text, double *out)
 typedef enum opt_id {
     OPT_EPOCHS, OPT_LR, OPT_OPTIMIZER, OPT_MOMENTUM, OPT_NUM_UNITS, OPT_BATCH_SIZE, OPT_SEED,
     OPT_SAVE, OPT_LOAD, OPT_SAVE_PARAMS, OPT_LOAD_PARAMS, OPT_EXPORT, OPT_PREDICT, OPT_HELP,
+    OPT_LOAD_TORCH, OPT_PREDICT_NPY,
     OPT_CKPT_DIR, OPT_PREFIX, OPT_MONITOR, OPT_EVERY, OPT_KEEP_BEST, OPT_KEEP_LAST, OPT_ASYNC,
     OPT_TRAIN_END_PREFIX, OPT_NO_TRAIN_END, OPT_RESUME, OPT_RESUME_FROM, OPT_RESUME_PREFIX,
     OPT_LOAD_BEST, OPT_SLEEP
@@ -185,6 +198,8 @@ static const struct {
     {"--load-params", OPT_LOAD_PARAMS, 1},
     {"--export", OPT_EXPORT, 1},
     {"--predict", OPT_PREDICT, 0},
+    {"--load-torch", OPT_LOAD_TORCH, 1},
+    {"--predict-npy", OPT_PREDICT_NPY, 1},
     {"--help", OPT_HELP, 0},
     {"-h", OPT_HELP, 0},
     {"--ckpt-dir", OPT_CKPT_DIR, 1},
@@ -300,6 +315,8 @@ static int apply(options *o, opt_id id, const char *name, const char *value)
     case OPT_LOAD_PARAMS: o->load_params = value; break;
     case OPT_EXPORT: o->export_path = value; break;
     case OPT_PREDICT: o->predict = 1; break;
+    case OPT_LOAD_TORCH: o->load_torch = value; break;
+    case OPT_PREDICT_NPY: o->predict_npy = value; break;
     case OPT_HELP: printf("%s%s", synopsis, help); return EXIT_OK;
     default: return apply_ckpt(o, id, name, value);
     }
@@ -334,9 +351,10 @@ static int finish_ckpt_options(options *o)
     if (c->train_end_prefix && strcmp(c->train_end_prefix, c->prefix) == 0)
         return usage_error("the train-end checkpoints need a prefix of their own, not '%s'",
                            c->prefix);
-    if (o->load_params)
-        return usage_error("--load-params evaluates one file: not with --ckpt-dir (to evaluate "
-                           "the best checkpoint, use --load-best)");
+    if (o->load_params || o->load_torch)
+        return usage_error("%s evaluates one file: not with --ckpt-dir (to evaluate the best "
+                           "checkpoint, use --load-best)",
+                           o->load_params ? "--load-params" : "--load-torch");
     if (c->resume && o->load)
         return usage_error("--resume restores from --ckpt-dir: not with --load");
     if (o->load_best && (c->resume || o->load || o->load_params || o->epochs_given || o->save))
@@ -358,12 +376,17 @@ static int finish_options(options *o)
     }
     if (o->load && o->load_params)
         return usage_error("--load and --load-params exclude each other");
-    if (o->load_params && (o->epochs_given || o->save))
-        return usage_error("--load-params loads a model to evaluate, not to train; "
-                           "resume training with --load");
-    if (o->export_path && !ends_with(o->export_path, ".safetensors"))
-        return usage_error("--export writes safetensors: the path must end in .safetensors "
-                           "(--save-params writes a cairn file)");
+    if (o->load_torch && (o->load || o->load_params))
+        return usage_error("--load-torch and %s exclude each other",
+                           o->load ? "--load" : "--load-params");
+    if ((o->load_params || o->load_torch) && (o->epochs_given || o->save))
+        return usage_error("%s loads a model to evaluate, not to train; resume training "
+                           "with --load", o->load_params ? "--load-params" : "--load-torch");
+    if (o->export_path && !ends_with(o->export_path, ".safetensors") &&
+        !ends_with(o->export_path, ".pt") && !ends_with(o->export_path, ".pth"))
+        return usage_error("--export writes safetensors or a PyTorch state_dict: the path must "
+                           "end in .safetensors, .pt or .pth (--save-params writes a cairn "
+                           "file)");
     const char *problem = train_config_problem(&o->cfg);
     if (problem)
         return usage_error("%s", problem);
@@ -529,6 +552,13 @@ static cairn_status start(const options *o, trainer **t, cairn_error *err)
         return start_resumed(o, t, err);
     if (o->load_best)
         return ckpt_load_best(&o->ck, &o->cfg, o->given & ~GIVEN_LR, t, err);
+    if (o->load_torch) {
+        cairn_status st = torch_load(&o->cfg, o->load_torch, t, err);
+        if (st == CAIRN_OK)
+            fprintf(stderr, "mlp: loaded the PyTorch state_dict %s (%d hidden units) into a "
+                    "fresh model\n", o->load_torch, (*t)->cfg.num_units);
+        return st;
+    }
     cairn_status st = trainer_new(&o->cfg, t, err);
     if (st == CAIRN_OK && o->load_params) {
         st = params_load(*t, o->load_params, err);
@@ -558,8 +588,12 @@ static cairn_status finish(const options *o, trainer *t, cairn_error *err)
         if (st == CAIRN_OK)
             fprintf(stderr, "mlp: exported the parameters to %s\n", o->export_path);
     }
-    if (st == CAIRN_OK && (o->predict || o->load_params || o->load_best))
+    /* --predict-npy alone keeps stdout to its rows, for other programs. */
+    int evaluates = o->load_params || o->load_best || o->load_torch;
+    if (st == CAIRN_OK && (o->predict || (evaluates && !o->predict_npy)))
         print_predictions(t, o->predict ? PREDICT_ROWS : 0);
+    if (st == CAIRN_OK && o->predict_npy)
+        st = predict_npy(t, o->predict_npy, err);
     return st;
 }
 
@@ -569,7 +603,7 @@ static int run(const options *o)
     cairn_error err = {0}, close_err = {0};
     trainer *t = NULL;
     run_ckpts ck = {0};
-    int trains = !o->load_params && !o->load_best;
+    int trains = !o->load_params && !o->load_best && !o->load_torch;
     cairn_status st = start(o, &t, &err);
     if (st == CAIRN_OK && trains)
         st = ckpts_open(&o->ck, &ck, &err);

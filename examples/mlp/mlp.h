@@ -17,6 +17,8 @@
  *   manager.c     the same state through libcairn's checkpoint manager: a
  *                 directory of checkpoints, saved when a metric improves,
  *                 resumed from the newest one that verifies
+ *   torch_import.c  a PyTorch/skorch state_dict (.pt) into the network, and
+ *                 predictions for the rows of an .npy file
  *   mlp.c         the command line
  *
  * Errors travel as cairn_error all the way up, also for failures that are not
@@ -289,12 +291,27 @@ cairn_status checkpoint_restore(const char *path, const cairn_value *meta, train
 
 /* The parameters only (skorch's f_params), with the config as metadata. */
 cairn_status params_save(const trainer *t, const char *path, cairn_error *err);
-/* The parameters only, for other tools: the format follows the extension
- * (.safetensors), with flat string metadata {format: pt, module, num_units}. */
+/* The parameters only, for other tools: the format follows the extension.
+ * .safetensors gets flat string metadata {format: pt, module, num_units};
+ * .pt/.pth gets none, so torch.load gives the plain state_dict that
+ * module.load_state_dict takes. */
 cairn_status params_export(const trainer *t, const char *path, cairn_error *err);
 /* Loads parameters into t's network: from a params file, or the params part
  * of a whole checkpoint. Strict: every tensor must be there with its shape. */
 cairn_status params_load(trainer *t, const char *path, cairn_error *err);
+
+/* ---------------------------------------------------------- torch_import.c */
+
+/* A fresh trainer of `cfg` whose network has the hidden width of the
+ * state_dict in `path` (a .pt from torch.save or skorch's save_params; any
+ * file cairn reads will do) and its parameters: all six, strictly, converted
+ * to float32 if stored otherwise. */
+cairn_status torch_load(const train_config *cfg, const char *path, trainer **out,
+                        cairn_error *err);
+/* Prints one line per row of the [rows, 10] array in `path` (.npy or any
+ * one-tensor file): the class probabilities in eval mode, space-separated,
+ * as %.9g. */
+cairn_status predict_npy(trainer *t, const char *path, cairn_error *err);
 
 /* --------------------------------------------------------------- manager.c */
 

@@ -6,8 +6,9 @@
  *   payloads        each aligned to its record's 1 << align_log2
  *   records         tensor_count x record_size, sorted by name (memcmp order)
  *   strings         names, no terminators
+ *   chunk tables    1.1: one per compressed tensor, between strings and metadata
  *   metadata        one encoded map (value_internal.h)
- *   [signature]     optional, later minor version
+ *   [signature]     1.1: optional signature block (SG_* offsets below)
  *   trailer (128 B) see TR_* offsets below
  */
 #ifndef CAIRN_NATIVE_H
@@ -45,6 +46,34 @@ enum {
 };
 
 #define RC_FLAG_ALIAS 0x1u
+
+/* Minor versions this library writes: 0 for files with neither compressed
+ * tensors nor a signature (byte-identical to 1.0 writers), else 1. */
+#define NATIVE_MINOR_PLAIN 0
+#define NATIVE_MINOR_EXTENDED 1
+
+/* 1.1 header: flags bit 0 says a signature binds the trailer's layout, and
+ * HD_LAYOUT_HASH then holds BLAKE2b-256 of trailer bytes [0, TR_SIG_OFFSET). */
+#define HD_FLAG_SIGNED 0x1u
+enum { HD_LAYOUT_HASH = 24, HD_LAYOUT_HASH_SIZE = 32 };
+
+/* chunk table of a compressed tensor (docs/FORMAT.md §4.2): a header, then
+ * one entry per chunk */
+enum { CT_CHUNK_SIZE = 0, CT_CHUNK_COUNT = 8, CT_LEVEL = 16, CT_HEADER_SIZE = 32 };
+enum { CE_OFFSET = 0, CE_STORED = 8, CE_RAW = 12, CE_CHECKSUM = 16, CE_SIZE = 24 };
+#define NATIVE_MIN_CHUNK (UINT64_C(1) << 16)
+#define NATIVE_MAX_CHUNK (UINT64_C(1) << 24)
+#define NATIVE_DEFAULT_CHUNK (UINT64_C(1) << 20)
+#define NATIVE_MAX_CHUNKS (UINT64_C(1) << 24)
+
+/* signature block (docs/FORMAT.md §8) */
+enum {
+    SG_MAGIC = 0, SG_VERSION = 8, SG_ALGORITHM = 10, SG_BLOCK_SIZE = 12, SG_KEY_ID = 16,
+    SG_DIGEST = 24, SG_INDEX_HASH = 56, SG_SIGNATURE = 64, SG_SIZE = 128
+};
+static const uint8_t native_sig_magic[8] = {'C', 'A', 'I', 'R', 'N', 'S', 'I', 'G'};
+#define NATIVE_SIG_VERSION 1
+#define NATIVE_SIG_ED25519 1
 
 /* normative limits, docs/FORMAT.md §7 */
 #define NATIVE_MAX_TENSORS (UINT64_C(1) << 22)

@@ -1,7 +1,11 @@
 /* native_read.c -- opens a .cairn file: checks the header, the trailer and
- * every index record (docs/FORMAT.md §2-4, §7), then answers queries by
- * binary search over the mapped records. */
+ * every index record with its chunk table (docs/FORMAT.md §2-4, §7), then
+ * answers queries by binary search over the mapped records. Compressed
+ * tensors are decoded by chunks.c; signatures are checked by sign.c. */
 #include "../archive.h"
+#include "../chunks.h"
+#include "../codec.h"
+#include "../sign_internal.h"
 #include "../value_internal.h"
 #include "native.h"
 
@@ -16,6 +20,8 @@ typedef struct native_reader {
     const uint8_t *index;   /* [index_offset, meta_offset + meta_size) */
     uint8_t *index_heap;    /* owns `index` when the file is not mapped */
     uint64_t payload_bytes; /* stored bytes, aliases counted once */
+    uint64_t raw_bytes;     /* raw bytes, aliases counted once */
+    uint64_t compressed;    /* records with a codec */
     uint64_t max_align;
 } native_reader;
 
@@ -128,6 +134,53 @@ static cairn_status check_trailer(cairn_file *f, native_reader *nr, const uint8_
     return CAIRN_OK;
 }
 
+/* The chunked view of record r (a known codec). The table's position must
+ * have been checked; its contents are read only when `checked` (open has
+ * run cairn__chunks_check on it). */
+static void record_chunked(const cairn_file *f, const native_reader *nr, const uint8_t *r,
+                           const char *name, int checked, cairn__chunked *c)
+{
+    memset(c, 0, sizeof *c);
+    c->path = f->path;
+    c->name = name;
+    c->codec = r[RC_CODEC];
+    c->filter = r[RC_FILTER];
+    c->esize = cairn_dtype_size((cairn_dtype)cairn__le16(r + RC_DTYPE));
+    c->data_offset = cairn__le64(r + RC_DATA_OFFSET);
+    c->stored_size = cairn__le64(r + RC_STORED_SIZE);
+    c->raw_size = cairn__le64(r + RC_RAW_SIZE);
+    c->table_offset = cairn__le64(r + RC_CODEC_TABLE_OFFSET);
+    c->table = nr->index + (c->table_offset - nr->index_offset);
+    if (checked) {
+        c->chunk_size = cairn__le64(c->table + CT_CHUNK_SIZE);
+        c->chunk_count = cairn__le64(c->table + CT_CHUNK_COUNT);
+        c->level = (int8_t)c->table[CT_LEVEL];
+    }
+}
+
+/* docs/FORMAT.md §4 rule 7 and §4.2: a compressed tensor's table lies in the
+ * index between the string table and the metadata, and describes chunks
+ * that tile the stored bytes exactly. */
+static cairn_status check_coded(cairn_file *f, native_reader *nr, const uint8_t *r, uint64_t at,
+                                const char *shown, cairn_error *err)
+{
+    uint64_t raw = cairn__le64(r + RC_RAW_SIZE);
+    uint64_t toff = cairn__le64(r + RC_CODEC_TABLE_OFFSET), tsize = cairn__le64(r + RC_CODEC_TABLE_SIZE);
+    uint64_t area = nr->strings_offset + nr->strings_size, tend;
+    if (raw == 0)
+        return FAIL(f, "tensor '%s' (record at offset %llu): an empty tensor cannot be compressed "
+                    "(codec %u)", shown, (unsigned long long)at, r[RC_CODEC]);
+    if (toff % 8 || toff < area || cairn__add_overflow(toff, tsize, &tend) || tend > nr->meta_offset)
+        return FAIL(f, "tensor '%s' (record at offset %llu): chunk table %llu+%llu is not 8-aligned "
+                    "inside [%llu, %llu), between the string table and the metadata", shown,
+                    (unsigned long long)(at + RC_CODEC_TABLE_OFFSET), (unsigned long long)toff,
+                    (unsigned long long)tsize, (unsigned long long)area,
+                    (unsigned long long)nr->meta_offset);
+    cairn__chunked c;
+    record_chunked(f, nr, r, shown, 0, &c);
+    return cairn__chunks_check(&c, tsize, err);
+}
+
 static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     int c = memcmp(a, b, alen < blen ? alen : blen);
@@ -192,6 +245,8 @@ static cairn_status check_record(cairn_file *f, native_reader *nr, uint64_t i, c
         return FAIL(f, "tensor '%s' (record at offset %llu): uncompressed, but stored size %llu != "
                     "raw size %llu or filter/codec table set", shown, (unsigned long long)at,
                     (unsigned long long)stored, (unsigned long long)raw);
+    if (cairn__codec_known(codec))
+        CAIRN_TRY(check_coded(f, nr, r, at, shown, err));
     uint64_t off = cairn__le64(r + RC_DATA_OFFSET), end;
     if (align_log2 > NATIVE_MAX_ALIGN_LOG2)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s' (record at offset %llu): alignment "
@@ -203,8 +258,11 @@ static cairn_status check_record(cairn_file *f, native_reader *nr, uint64_t i, c
                     "outside the payload area [64, %llu)", shown, (unsigned long long)at,
                     (unsigned long long)off, (unsigned long long)stored,
                     (unsigned long long)nr->index_offset);
-    if (!(cairn__le16(r + RC_FLAGS) & RC_FLAG_ALIAS))
+    if (!(cairn__le16(r + RC_FLAGS) & RC_FLAG_ALIAS)) {
         nr->payload_bytes += stored;
+        nr->raw_bytes += raw;
+    }
+    nr->compressed += codec != CAIRN_CODEC_NONE;
     if ((UINT64_C(1) << align_log2) > nr->max_align)
         nr->max_align = UINT64_C(1) << align_log2;
     return CAIRN_OK;
@@ -289,7 +347,34 @@ static cairn_status nr_tensor_at(const cairn_file *f, uint64_t i, cairn__tensor 
     t->has_checksum = 1;
     t->checksum = cairn__le64(r + RC_CHECKSUM);
     t->zero_copy = f->src.base != NULL && t->codec == CAIRN_CODEC_NONE;
+    t->filter = r[RC_FILTER];
+    if (cairn__codec_known(t->codec)) {
+        cairn__chunked c;
+        record_chunked(f, nr, r, t->name, 1, &c);
+        t->level = c.level;
+        t->chunk_size = c.chunk_size;
+        t->chunk_count = c.chunk_count;
+        /* an unknown filter leaves the tensor unreadable (read.c says so) */
+        out->via_load = c.filter <= CAIRN_FILTER_SHUFFLE;
+    }
     return CAIRN_OK;
+}
+
+static cairn_status nr_load_range(const cairn_file *f, uint64_t index, uint64_t lo, uint64_t hi,
+                                  void *dst, cairn_error *err)
+{
+    const native_reader *nr = f->state;
+    const uint8_t *r = record(nr, index);
+    size_t len;
+    cairn__chunked c;
+    record_chunked(f, nr, r, record_name(nr, r, &len), 1, &c);
+    return cairn__chunks_read(f, &c, lo, hi, dst, f->threads, err);
+}
+
+static cairn_status nr_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
+{
+    const native_reader *nr = f->state;
+    return nr_load_range(f, index, 0, cairn__le64(record(nr, index) + RC_RAW_SIZE), dst, err);
 }
 
 static cairn_status nr_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
@@ -327,6 +412,12 @@ static cairn_status nr_file_info(const cairn_file *f, cairn_file_info *out, cair
     out->payload_bytes = nr->payload_bytes;
     out->alignment = nr->max_align;
     out->has_metadata = nr->meta_size > 0;
+    out->raw_bytes = nr->raw_bytes;
+    out->compressed_tensors = nr->compressed;
+    out->is_signed = nr->sig_size > 0;
+    if (nr->sig_size >= SG_SIZE)
+        CAIRN_TRY(cairn__source_read(f, nr->sig_offset + SG_KEY_ID, out->key_id, sizeof out->key_id,
+                                     err));
     return CAIRN_OK;
 }
 
@@ -418,15 +509,102 @@ static cairn_status check_overlaps(const cairn_file *f, const native_reader *nr,
     return st;
 }
 
+/* 1.1 header: flags may say "signed", and then the layout hash follows;
+ * every other byte after the size is reserved. */
+static cairn_status check_header_reserved(const cairn_file *f, const native_reader *nr,
+                                          const uint8_t *h, cairn_error *err)
+{
+    if (nr->minor > CAIRN_FORMAT_MINOR)
+        return CAIRN_OK; /* a newer minor version may use them */
+    uint32_t flags = cairn__le32(h + HD_FLAGS);
+    uint32_t allowed = nr->minor >= NATIVE_MINOR_EXTENDED ? HD_FLAG_SIGNED : 0;
+    if (flags & ~allowed)
+        return FAIL(f, "header at offset %d: flags %08x has reserved bits set", HD_FLAGS, flags);
+    if ((flags & HD_FLAG_SIGNED) && nr->sig_size == 0)
+        return FAIL(f, "header at offset %d: flags say signed, but the file has no signature block",
+                    HD_FLAGS);
+    for (int i = HD_FLAGS + 4; i < NATIVE_HEADER_SIZE; i++) {
+        int layout = i >= HD_LAYOUT_HASH && i < HD_LAYOUT_HASH + HD_LAYOUT_HASH_SIZE;
+        if (h[i] != 0 && !(layout && (flags & HD_FLAG_SIGNED)))
+            return FAIL(f, "header at offset %d: reserved byte is not zero", i);
+    }
+    return CAIRN_OK;
+}
+
+typedef struct table_span {
+    uint64_t offset, size;
+} table_span;
+
+static int table_cmp(const void *a, const void *b)
+{
+    const table_span *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return (x->size > y->size) - (x->size < y->size);
+}
+
+/* Between the string table and the metadata lie the chunk tables: each
+ * either shared by aliases or disjoint from the others, and every byte
+ * around them zero. Then every chunk of every compressed tensor decodes to
+ * exactly its declared size. */
+static cairn_status check_tables(const cairn_file *f, const native_reader *nr, cairn_error *err)
+{
+    table_span *s = malloc((nr->compressed ? nr->compressed : 1) * sizeof *s);
+    if (!s)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    uint64_t n = 0;
+    cairn_status st = CAIRN_OK;
+    for (uint64_t i = 0; i < nr->count && st == CAIRN_OK; i++) {
+        const uint8_t *r = record(nr, i);
+        size_t len;
+        const char *name = record_name(nr, r, &len);
+        if (r[RC_CODEC] == CAIRN_CODEC_NONE)
+            continue;
+        if (!cairn__codec_known(r[RC_CODEC]) || r[RC_FILTER] > CAIRN_FILTER_SHUFFLE) {
+            st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u / filter %u is "
+                             "unknown to this reader, which cannot verify it", f->path, name,
+                             r[RC_CODEC], r[RC_FILTER]);
+            break;
+        }
+        s[n++] = (table_span){cairn__le64(r + RC_CODEC_TABLE_OFFSET),
+                              cairn__le64(r + RC_CODEC_TABLE_SIZE)};
+        if (cairn__le16(r + RC_FLAGS) & RC_FLAG_ALIAS)
+            continue; /* the same chunks as the tensor it aliases */
+        cairn__chunked c;
+        record_chunked(f, nr, r, name, 1, &c);
+        st = cairn__chunks_read(f, &c, 0, c.raw_size, NULL, f->threads, err);
+    }
+    if (st == CAIRN_OK)
+        qsort(s, n, sizeof *s, table_cmp);
+    uint64_t covered = nr->strings_offset + nr->strings_size;
+    const uint8_t *base = nr->index - nr->index_offset; /* file offset -> index byte */
+    for (uint64_t i = 0; i <= n && st == CAIRN_OK; i++) {
+        uint64_t next = i < n ? s[i].offset : nr->meta_offset;
+        for (uint64_t o = covered; o < next; o++)
+            if (base[o])
+                st = FAIL(f, "byte at offset %llu, between the string table and the metadata and "
+                          "in no chunk table, is not zero", (unsigned long long)o);
+        if (i == n || st != CAIRN_OK)
+            break;
+        if (i > 0 && s[i].offset < covered &&
+            !(s[i].offset == s[i - 1].offset && s[i].size == s[i - 1].size))
+            st = FAIL(f, "chunk tables at offsets %llu and %llu overlap",
+                      (unsigned long long)s[i - 1].offset, (unsigned long long)s[i].offset);
+        if (s[i].offset + s[i].size > covered)
+            covered = s[i].offset + s[i].size;
+    }
+    free(s);
+    return st;
+}
+
 static cairn_status nr_verify_structure(const cairn_file *f, cairn_error *err)
 {
     const native_reader *nr = f->state;
     uint8_t h[NATIVE_HEADER_SIZE];
     CAIRN_TRY(cairn__source_read(f, 0, h, sizeof h, err));
-    for (int i = HD_FLAGS; i < NATIVE_HEADER_SIZE; i++)
-        if (h[i] != 0 && nr->minor <= CAIRN_FORMAT_MINOR)
-            return FAIL(f, "header at offset %d: reserved byte is not zero", i);
+    CAIRN_TRY(check_header_reserved(f, nr, h, err));
     CAIRN_TRY(check_overlaps(f, nr, err));
+    CAIRN_TRY(check_tables(f, nr, err));
     uint64_t meta_end = nr->meta_offset + nr->meta_size, tpos = f->src.size - NATIVE_TRAILER_SIZE;
     if (nr->sig_size == 0)
         CAIRN_TRY(check_zero(f, meta_end, tpos, err));
@@ -436,6 +614,8 @@ static cairn_status nr_verify_structure(const cairn_file *f, cairn_error *err)
         if (t[i] != 0 && nr->minor <= CAIRN_FORMAT_MINOR)
             return FAIL(f, "trailer at offset %llu: reserved byte %d is not zero",
                         (unsigned long long)tpos, i);
+    if (nr->sig_size && nr->minor <= CAIRN_FORMAT_MINOR)
+        CAIRN_TRY(cairn__sig_check_structure(f, h, t, err));
     cairn_value *meta = NULL;
     CAIRN_TRY(nr_read_metadata(f, &meta, err));
     cairn_value_free(meta);
@@ -452,4 +632,6 @@ const cairn__reader_ops cairn__native_reader = {
     .file_info = nr_file_info,
     .verify_structure = nr_verify_structure,
     .read_metadata = nr_read_metadata,
+    .load = nr_load,
+    .load_range = nr_load_range,
 };

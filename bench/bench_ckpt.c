@@ -1,0 +1,186 @@
+/* bench_ckpt.c -- what an async checkpoint costs the training loop.
+ *
+ * Same bytes, same run, medians of --runs:
+ *   memcpy     copying the checkpoint's tensors once (the floor for any save
+ *              that lets the caller reuse its buffers at once)
+ *   blocking   cairn_ckpt_step, synchronous and durable (write + fsync + rename)
+ *   async      the time cairn_ckpt_step blocks with CAIRN_CKPT_ASYNC (the stall)
+ * and the step-time inflation of a compute loop while a background save runs.
+ *
+ * usage: bench_ckpt [--mib N] [--runs N] [--dir DIR] */
+#include <cairn.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TENSORS = 64 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Writes and deletes a scratch file of `bytes`, untimed, before each timed
+ * save: page cache built on memory the VM just gave back fills far slower,
+ * and every contender gets the same treatment. */
+static void warm_page_cache(const char *dir, size_t bytes, const void *src)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/scratch.bin", dir);
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return;
+    for (size_t done = 0; done < bytes;) {
+        size_t n = bytes - done < (64u << 20) ? bytes - done : (64u << 20);
+        fwrite(src, 1, n, fp);
+        done += n;
+    }
+    fclose(fp);
+    unlink(path);
+}
+
+static void die(const char *what, const cairn_error *err)
+{
+    fprintf(stderr, "bench_ckpt: %s: %s\n", what, err->message);
+    exit(1);
+}
+
+/* A compute loop standing in for training steps: a few passes of
+ * multiply-adds over a 32 MiB working set. Returns seconds per step. */
+static double compute_step(float *work, size_t n)
+{
+    double t0 = now();
+    for (int pass = 0; pass < 4; pass++)
+        for (size_t i = 0; i < n; i++)
+            work[i] = work[i] * 0.999f + 0.001f;
+    return now() - t0;
+}
+
+int main(int argc, char **argv)
+{
+    size_t mib = 1024;
+    int runs = 5;
+    const char *dir = "/tmp/cairn-bench-ckpt";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--mib"))
+            mib = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--runs"))
+            runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+    }
+    if (runs < 1 || runs > 100 || mib < TENSORS / 16) {
+        fprintf(stderr, "usage: bench_ckpt [--mib N>=4] [--runs 1..100] [--dir DIR]\n");
+        return 2;
+    }
+    size_t total = mib << 20, each = total / TENSORS, elems = each / sizeof(float);
+    float **t = malloc(TENSORS * sizeof *t);
+    float *copy = malloc(total);
+    cairn_params *p = cairn_params_new();
+    cairn_error err;
+    for (int k = 0; k < TENSORS; k++) {
+        t[k] = malloc(each);
+        for (size_t i = 0; i < elems; i++)
+            t[k][i] = (float)((i * 2654435761u + (size_t)k) % 1000) * 0.001f;
+        char name[32];
+        uint64_t d = elems;
+        snprintf(name, sizeof name, "layer%02d.weight", k);
+        if (cairn_params_add(p, name, CAIRN_F32, 1, &d, t[k], &err) != CAIRN_OK)
+            die("params", &err);
+    }
+    memset(copy, 1, total); /* fault the destination in: memcpy's floor, not page faults */
+    cairn_model_parts parts = {.struct_size = sizeof parts, .kind = "bench", .params = p};
+    char sync_dir[4096], async_dir[4096], cmd[9000];
+    snprintf(sync_dir, sizeof sync_dir, "%s/sync", dir);
+    snprintf(async_dir, sizeof async_dir, "%s/async", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    if (system(cmd) != 0)
+        return 3;
+    cairn_ckpt_opts so = {.struct_size = sizeof so, .dirname = sync_dir, .keep_last = 1};
+    cairn_ckpt_opts ao = {.struct_size = sizeof ao, .dirname = async_dir, .keep_last = 1,
+                          .flags = CAIRN_CKPT_ASYNC};
+    cairn_ckpt *ms, *ma;
+    if (cairn_ckpt_open(&so, &ms, &err) || cairn_ckpt_open(&ao, &ma, &err))
+        die("open", &err);
+    /* warm-up: the async manager allocates its staging memory once */
+    if (cairn_ckpt_step(ma, 0, 0, NULL, &parts, 0, NULL, &err) || cairn_ckpt_wait(ma, &err))
+        die("warm-up", &err);
+
+    double *m_copy = calloc((size_t)runs, sizeof(double)), *m_block = calloc((size_t)runs, sizeof(double));
+    double *m_stall = calloc((size_t)runs, sizeof(double)), *m_async_total = calloc((size_t)runs, sizeof(double));
+    for (int r = 0; r < runs; r++) {
+        double t0 = now();
+        for (int k = 0; k < TENSORS; k++)
+            memcpy((char *)copy + (size_t)k * each, t[k], each);
+        m_copy[r] = now() - t0;
+
+        warm_page_cache(dir, total, copy);
+        t0 = now();
+        if (cairn_ckpt_step(ms, (uint64_t)r + 1, 0, NULL, &parts, 0, NULL, &err))
+            die("blocking save", &err);
+        m_block[r] = now() - t0;
+
+        warm_page_cache(dir, total, copy);
+        t0 = now();
+        if (cairn_ckpt_step(ma, (uint64_t)r + 1, 0, NULL, &parts, 0, NULL, &err))
+            die("async save", &err);
+        m_stall[r] = now() - t0;
+        if (cairn_ckpt_wait(ma, &err))
+            die("async wait", &err);
+        m_async_total[r] = now() - t0;
+    }
+
+    /* step-time inflation: the same compute step alone, then while a
+     * background save of the whole checkpoint is in flight */
+    size_t wn = (32u << 20) / sizeof(float);
+    float *work = calloc(wn, sizeof(float));
+    double alone[21], during[21];
+    for (int i = 0; i < 21; i++)
+        alone[i] = compute_step(work, wn);
+    warm_page_cache(dir, total, copy);
+    if (cairn_ckpt_step(ma, 1000, 0, NULL, &parts, 0, NULL, &err))
+        die("async save", &err);
+    int nd = 0;
+    for (; nd < 21; nd++)
+        during[nd] = compute_step(work, wn);
+    if (cairn_ckpt_wait(ma, &err))
+        die("async wait", &err);
+
+    double c = median(m_copy, runs), b = median(m_block, runs), s = median(m_stall, runs);
+    double at = median(m_async_total, runs), sa = median(alone, 21), sd = median(during, nd);
+    double gib = (double)total / (1u << 30);
+    printf("checkpoint of %zu MiB in %d tensors, medians of %d runs\n", mib, TENSORS, runs);
+    printf("  memcpy of the tensors          %8.3f s  %6.2f GiB/s\n", c, gib / c);
+    printf("  blocking save (durable)        %8.3f s  %6.2f GiB/s\n", b, gib / b);
+    printf("  async save: loop stalls for    %8.3f s  (background write done after %.3f s)\n", s, at);
+    printf("  stall / memcpy                 %8.2f x  (target <= 1.2)\n", s / c);
+    printf("  stall / blocking save          %8.2f x  (target <= 0.25)\n", s / b);
+    printf("  compute step alone             %8.4f s\n", sa);
+    printf("  compute step during a save     %8.4f s  (inflation %.2f x)\n", sd, sd / sa);
+    printf("RESULT bench=ckpt mib=%zu memcpy_s=%.4f blocking_s=%.4f stall_s=%.4f "
+           "stall_over_memcpy=%.3f stall_over_blocking=%.3f step_inflation=%.3f\n",
+           mib, c, b, s, s / c, s / b, sd / sa);
+    cairn_ckpt_close(ms, &err);
+    cairn_ckpt_close(ma, &err);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_ckpt: could not remove %s\n", dir);
+    return 0;
+}
