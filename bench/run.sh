@@ -173,3 +173,18 @@ grep '^RESULT ' "$LOG" > "$RESULTS" || true
 $PY "$HERE/report.py" summary "$RESULTS" | tee -a "$LOG"
 say ""
 say "total $(( $(date +%s) - start )) s; full log $LOG, RESULT lines $RESULTS"
+
+# ------------------------------------------------------------- compress
+# Compressed native tensors (bench_compress.c): ratio, save and read speed per
+# codec on N(0, 0.02) float32 weights and on float32 holding bf16 values, and
+# the bytes one tensor read pulls from a compressed 1 GiB file (pread-counted
+# via /proc/self/io). It prints its own summary against the compression
+# targets; CAIRN_BENCH_COMPRESS=0 skips it. Needs about 1.3 GiB in $DIR.
+COMPRESS=$BUILD/bench/bench_compress
+if [ "${CAIRN_BENCH_COMPRESS:-1}" != 0 ] && [ -x "$COMPRESS" ]; then
+  say ""
+  t0=$(date +%s)
+  "$COMPRESS" --dir "$DIR" --runs 3 --threads "$(nproc)" | tee -a "$LOG"
+  grep '^RESULT workload=compress' "$LOG" >> "$RESULTS" || true
+  say "[phase compress: $(( $(date +%s) - t0 )) s]"
+fi

@@ -375,7 +375,8 @@ static cairn_status make_size(const call_ctx *c, uint32_t *out)
     CAIRN_TRY(want_dims(c, 0, "the size", dims, &rank));
     const cairn__pk_seq *s = cairn__pk_seq_of(c->vm, c->args[0]);
     uint32_t items[CAIRN_MAX_RANK];
-    memcpy(items, s->items, (size_t)rank * sizeof *items);
+    if (rank) /* an empty tuple has no item array */
+        memcpy(items, s->items, (size_t)rank * sizeof *items);
     return new_seq_from(c, CAIRN__PK_TUPLE, items, rank, out);
 }
 

@@ -403,9 +403,16 @@ cairn_status cairn_verify_dir(const char *dir, const uint8_t public_key[CAIRN_PU
     size_t len, body = 0, n;
     CAIRN_TRY(read_manifest(dir, &m, &len, err));
     uint8_t id[8], sig[64], want[8];
-    listed *v;
-    cairn_status st = parse_manifest(dir, m, len, id, sig, &body, &v, &n, err);
+    listed *v = NULL;
+    /* the parser cuts its copy into lines; the signature is over `m` as written */
+    char *lines = malloc(len + 1);
+    cairn_status st = lines ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", dir);
+    if (st == CAIRN_OK) {
+        memcpy(lines, m, len + 1);
+        st = parse_manifest(dir, lines, len, id, sig, &body, &v, &n, err);
+    }
     if (st != CAIRN_OK) {
+        free(lines);
         free(m);
         return st;
     }
@@ -413,11 +420,6 @@ cairn_status cairn_verify_dir(const char *dir, const uint8_t public_key[CAIRN_PU
     char got_hex[17], want_hex[17];
     cairn__hex(id, 8, got_hex);
     cairn__hex(want, 8, want_hex);
-    /* The parser wrote NULs over the newlines: restore them for the
-     * signature, which is over the text as written. */
-    for (size_t i = 0; i < body; i++)
-        if (m[i] == '\0')
-            m[i] = '\n';
     if (memcmp(id, want, 8) != 0)
         st = cairn__fail(err, CAIRN_E_SIGNATURE, "%s: wrong key: the manifest is signed with key id "
                          "%s, but the public key given has key id %s", dir, got_hex, want_hex);
@@ -452,6 +454,7 @@ cairn_status cairn_verify_dir(const char *dir, const uint8_t public_key[CAIRN_PU
                          "%s%s", dir, p.n, p.n == 1 ? "" : "s", p.n == 1 ? "s" : "", p.text,
                          p.n > 4 ? "; ..." : "");
     free(v);
+    free(lines);
     free(m);
     return st;
 }

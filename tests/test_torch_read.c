@@ -494,6 +494,10 @@ static void test_names(void)
     op(&b, 0x80), op(&b, 2), op(&b, '('), pstr(&b, "storage"), pglobal(&b, "torch", "FloatStorage");
     pstr(&b, "0"), pstr(&b, "cpu"), pint(&b, 2), op(&b, 't'), op(&b, 'Q'), op(&b, '.');
     expect_run(&b, CAIRN_E_UNSUPPORTED, "a storage outside any tensor", NULL, "bare storage");
+    /* torch.Size(()) is the empty tuple (a fuzzer found its NULL item array). */
+    op(&b, 0x80), op(&b, 2), pglobal(&b, "torch", "Size"), op(&b, ')'), op(&b, 0x85), op(&b, 'R');
+    op(&b, '.');
+    expect_run(&b, CAIRN_OK, NULL, NULL, "empty torch.Size");
     op(&b, 0x80), op(&b, 2), pglobal(&b, "_codecs", "encode"), pstr(&b, "\xc4\x80");
     pstr(&b, "latin1"), op(&b, 0x86), op(&b, 'R'), op(&b, '.');
     expect_run(&b, CAIRN_E_CORRUPT, "above U+00FF", NULL, "latin1 overflow");

@@ -502,7 +502,8 @@ static cairn_status open_beside(void *ctx, const cairn_file *index, const char *
     cairn_open_opts o = {.struct_size = sizeof o,
                          .flags = index->flags & CAIRN_OPEN_NO_MMAP,
                          .format = CAIRN_FORMAT_SAFETENSORS,
-                         .max_inflate = index->max_inflate};
+                         .max_inflate = index->max_inflate,
+                         .threads = index->threads};
     cairn_status st = cairn_file_open(path, &o, out, err);
     free(path);
     return st;

@@ -462,8 +462,42 @@ static cairn_status legacy_header(torch_state *s, legacy_cur *c, cairn_error *er
     return st;
 }
 
-/* The sorted key list, then per key an int64 element count and the bytes
- * (always little-endian: torch converts on big-endian hosts). */
+/* Key list entry i (node k): its int64 element count and bytes at *at. */
+static cairn_status place_one(torch_state *s, const cairn__pickle *vm, uint32_t k, uint32_t i,
+                              uint64_t *at, cairn_error *err)
+{
+    const cairn__pk_blob *b = vm->nodes[k].type == CAIRN__PK_STR ? cairn__pk_blob_of(vm, k) : NULL;
+    int64_t idx = b ? cairn__nameset_find(&s->keys, (const char *)b->p, b->len, key_at, s) : -1;
+    char shown[96] = "?";
+    if (b)
+        cairn__printable((const char *)b->p, b->len, shown, sizeof shown);
+    if (idx < 0 || s->storages[idx].placed)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage key list entry %u "
+                           "('%s') is %s", s->f->path, (unsigned long long)*at, (unsigned)i,
+                           shown, idx < 0 ? "not a storage of the object" : "listed twice");
+    torch_storage *sto = &s->storages[idx];
+    uint8_t count[8];
+    uint64_t end;
+    CAIRN_TRY(cairn__source_read(s->f, *at, count, 8, err));
+    if (cairn__le64(count) != sto->numel)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' holds %llu "
+                           "elements, its id declared %llu", s->f->path, (unsigned long long)*at,
+                           shown, (unsigned long long)cairn__le64(count),
+                           (unsigned long long)sto->numel);
+    if (cairn__add_overflow(*at + 8, sto->size, &end) || end > s->f->src.size)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' of %llu bytes "
+                           "runs past the end of the file (%llu bytes)", s->f->path,
+                           (unsigned long long)(*at + 8), shown, (unsigned long long)sto->size,
+                           (unsigned long long)s->f->src.size);
+    sto->offset = *at + 8;
+    sto->placed = 1;
+    s->payload_bytes += sto->size;
+    *at = end;
+    return CAIRN_OK;
+}
+
+/* The key list, then per key an int64 element count and the bytes (always
+ * little-endian: torch converts on big-endian hosts). */
 static cairn_status place_storages(torch_state *s, legacy_cur *c, cairn_error *err)
 {
     cairn__pickle vm;
@@ -475,48 +509,16 @@ static cairn_status place_storages(torch_state *s, legacy_cur *c, cairn_error *e
                          s->f->path, cairn__pk_type_name(root->type));
     uint64_t at = c->pos;
     const cairn__pk_seq *keys = st == CAIRN_OK ? cairn__pk_seq_of(&vm, vm.root) : NULL;
-    for (uint32_t i = 0; st == CAIRN_OK && i < keys->count; i++) {
-        uint32_t k = keys->items[i];
-        const cairn__pk_blob *b = vm.nodes[k].type == CAIRN__PK_STR ? cairn__pk_blob_of(&vm, k)
-                                                                   : NULL;
-        int64_t idx = b ? cairn__nameset_find(&s->keys, (const char *)b->p, b->len, key_at, s)
-                        : -1;
-        char shown[96] = "?";
-        if (b)
-            cairn__printable((const char *)b->p, b->len, shown, sizeof shown);
-        if (idx < 0 || s->storages[idx].placed) {
-            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage key list entry %u "
-                             "('%s') is %s", s->f->path, (unsigned long long)at, (unsigned)i,
-                             shown, idx < 0 ? "not a storage of the object" : "listed twice");
-            break;
-        }
-        torch_storage *sto = &s->storages[idx];
-        uint8_t count[8];
-        uint64_t end;
-        st = cairn__source_read(s->f, at, count, 8, err);
-        if (st == CAIRN_OK && cairn__le64(count) != sto->numel)
-            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' holds %llu "
-                             "elements, its id declared %llu", s->f->path, (unsigned long long)at,
-                             shown, (unsigned long long)cairn__le64(count),
-                             (unsigned long long)sto->numel);
-        if (st == CAIRN_OK &&
-            (cairn__add_overflow(at + 8, sto->size, &end) || end > s->f->src.size))
-            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' of %llu bytes "
-                             "runs past the end of the file (%llu bytes)", s->f->path,
-                             (unsigned long long)(at + 8), shown, (unsigned long long)sto->size,
-                             (unsigned long long)s->f->src.size);
-        if (st == CAIRN_OK) {
-            sto->offset = at + 8;
-            sto->placed = 1;
-            s->payload_bytes += sto->size;
-            at = end;
-        }
-    }
-    for (uint32_t i = 0; st == CAIRN_OK && i < s->storage_count; i++)
+    for (uint32_t i = 0; st == CAIRN_OK && i < keys->count; i++)
+        st = place_one(s, &vm, keys->items[i], i, &at, err);
+    for (uint32_t i = 0; st == CAIRN_OK && i < s->storage_count; i++) {
+        char shown[96];
         if (!s->storages[i].placed)
             st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: storage '%s' is used by a tensor but its "
                              "bytes are not in the file (not in the key list)", s->f->path,
-                             s->storages[i].key);
+                             cairn__printable(s->storages[i].key, s->storages[i].key_len, shown,
+                                              sizeof shown));
+    }
     cairn__pickle_free(&vm);
     return st;
 }
