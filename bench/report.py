@@ -68,7 +68,7 @@ def cmd_summary(path):
             continue
         value = float(r[field])
         paired = "%.3f" % float(r["paired_ratio"]) if "paired_ratio" in r else ""
-        verdict = "met" if value <= limit else f"MISSED by {(value / limit - 1) * 100:.0f}%"
+        verdict = "met" if value <= limit else f"MISSED by {(value / limit - 1) * 100:.1f}%"
         print(f"{what:44s} {'<= %g %s' % (limit, unit):>14s} {value:10.3f} {paired:>8s}  {verdict}")
     harness, cairn = find(rows, "big", "rss", "harness"), find(rows, "big", "rss", "cairn")
     if harness and cairn:

@@ -259,9 +259,26 @@ typedef enum cairn_format {
                                 object ("model.0.weight", "optimizer.state.0.exp_avg"),
                                 and the object is the metadata tree with tensor references.
                                 A skorch checkpoint directory opens as one archive */
+    CAIRN_FORMAT_MXNET = 7,  /* MXNet nd.save .params (docs/FORMAT.md §16):
+                                list and dict forms, V1/V2/V3 records, every dense dtype;
+                                a list's arrays are named "0", "1", ...; a sparse array
+                                reads as NAME.data plus NAME.indices (row_sparse) or
+                                NAME.indptr and NAME.indices (csr). No metadata, aliases,
+                                FP8 or complex */
+    CAIRN_FORMAT_HDF5 = 8    /* HDF5 through libhdf5 (docs/FORMAT.md §17): every dataset
+                                of a cairn dtype is a tensor named by its path ("g/w");
+                                attributes are the tree's "GROUPPATH@ATTR" keys; Keras
+                                legacy weights come in Keras' order; a Keras 3 .keras
+                                archive opens as one archive with "config" and
+                                "metadata" in the tree. No zero-copy views; external
+                                links, external storage and virtual datasets are
+                                refused. libhdf5 is not thread-safe: cairn serializes
+                                its own calls, and other libhdf5 users of the process
+                                must not run at the same time */
 } cairn_format;
 
-/* "cairn", "npy", "safetensors", "npz", "gguf", "torch"; NULL if unknown. */
+/* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5"; NULL if
+ * unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
 
 /* ---------------------------------------------------------------- reading */
@@ -466,7 +483,8 @@ typedef struct cairn_write_opts {
     unsigned flags;
     cairn_format format; /* CAIRN_FORMAT_AUTO: from the extension (.npy -> NPY,
                             .safetensors -> SAFETENSORS, .npz -> NPZ, .gguf -> GGUF,
-                            .pt or .pth -> TORCH, else NATIVE) */
+                            .pt or .pth -> TORCH, .params -> MXNET,
+                            .h5 or .hdf5 -> HDF5, else NATIVE) */
     uint64_t alignment;  /* payload alignment: a power of two in [8, 65536]; 0 = 64
                             (32 for GGUF, its general.alignment default) */
     /* Fields below were added with format 1.1; a caller whose struct_size
@@ -480,8 +498,10 @@ typedef struct cairn_write_opts {
                             only; ignored for one-byte dtypes) */
     uint64_t chunk_size; /* raw bytes per chunk: a power of two in [64 KiB, 16 MiB];
                             0 = 1 MiB (docs/FORMAT.md §4.2) */
-    unsigned threads;    /* compression workers: 0 = one per online CPU, 1 = none.
-                            Started and joined within each cairn_writer_add */
+    unsigned threads;    /* compression workers: 0 = one per online CPU, 1 = none (the
+                            calling thread compresses). With 2 or more, the calling
+                            thread writes one batch of chunks while the workers
+                            compress the next. Started and joined within each add */
 } cairn_write_opts;
 
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go

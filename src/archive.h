@@ -103,6 +103,10 @@ extern const cairn__reader_ops cairn__gguf_reader;
 extern const cairn__reader_ops cairn__safetensors_index_reader;
 extern const cairn__reader_ops cairn__torch_reader;  /* torch.save ZIP and legacy files */
 extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint directory */
+extern const cairn__reader_ops cairn__mxnet_reader;
+extern const cairn__reader_ops cairn__hdf5_reader;
+/* 1 when a ZIP input holds model.weights.h5 (a Keras 3 .keras archive). */
+int cairn__keras_sniff(const cairn_file *f);
 /* 1 when the input starts with torch's legacy magic-number pickle. */
 int cairn__torch_legacy_sniff(const cairn_file *f);
 /* 1 when `dir` holds a skorch checkpoint (params.pt, or one PREFIX with both
@@ -175,5 +179,7 @@ extern const cairn__writer_ops cairn__safetensors_writer;
 extern const cairn__writer_ops cairn__npz_writer;
 extern const cairn__writer_ops cairn__gguf_writer;
 extern const cairn__writer_ops cairn__torch_writer;
+extern const cairn__writer_ops cairn__mxnet_writer;
+extern const cairn__writer_ops cairn__hdf5_writer;
 
 #endif /* CAIRN_ARCHIVE_H */

@@ -293,6 +293,7 @@ typedef struct enc_job {
     const char *what;
     first_error fe;
     cairn__pool_job pool;
+    int sync; /* one worker: the batch ran on the calling thread */
 } enc_job;
 
 static void encode_task(void *ctx, unsigned worker, size_t task)
@@ -391,13 +392,20 @@ static void start_batch(encoder *en, int b, uint64_t first, const char *what)
     j->what = what;
     first_error_init(&j->fe);
     uint64_t count = en->n - first < en->batch ? en->n - first : en->batch;
-    cairn__pool_start(&j->pool, en->workers, (size_t)count, encode_task, j);
+    /* One worker means no thread at all (cairn_write_opts.threads = 1);
+     * more overlap the batch's compression with writing the previous one. */
+    j->sync = en->workers == 1;
+    if (j->sync)
+        cairn__pool_run(1, (size_t)count, encode_task, j);
+    else
+        cairn__pool_start(&j->pool, en->workers, (size_t)count, encode_task, j);
 }
 
 static cairn_status join_batch(encoder *en, int b, cairn_error *err)
 {
     enc_job *j = &en->job[b];
-    cairn__pool_join(&j->pool);
+    if (!j->sync)
+        cairn__pool_join(&j->pool);
     return first_error_done(&j->fe, err);
 }
 

@@ -14,6 +14,7 @@
 
 static const char native_magic[8] = {'\x89', 'C', 'A', 'I', 'R', 'N', '\r', '\n'};
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+static const char hdf5_magic[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
 
 const char *cairn_format_name(cairn_format format)
 {
@@ -24,6 +25,8 @@ const char *cairn_format_name(cairn_format format)
     case CAIRN_FORMAT_NPZ: return "npz";
     case CAIRN_FORMAT_GGUF: return "gguf";
     case CAIRN_FORMAT_TORCH: return "torch";
+    case CAIRN_FORMAT_MXNET: return "mxnet";
+    case CAIRN_FORMAT_HDF5: return "hdf5";
     case CAIRN_FORMAT_AUTO: return "auto";
     }
     return NULL;
@@ -38,6 +41,8 @@ static const cairn__reader_ops *ops_for(cairn_format format)
     case CAIRN_FORMAT_NPZ: return &cairn__npz_reader;
     case CAIRN_FORMAT_GGUF: return &cairn__gguf_reader;
     case CAIRN_FORMAT_TORCH: return &cairn__torch_reader;
+    case CAIRN_FORMAT_MXNET: return &cairn__mxnet_reader;
+    case CAIRN_FORMAT_HDF5: return &cairn__hdf5_reader;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -97,8 +102,13 @@ static cairn_status detect_zip(cairn_file *f, cairn_error *err)
         f->ops = kind == CAIRN__ZIP_NPZ ? &cairn__npz_reader : &cairn__torch_reader;
         return CAIRN_OK;
     }
-    return cairn__fail(err, CAIRN_E_FORMAT, "%s: ZIP archive that is not an .npz or a PyTorch "
-                       "file (no member ends in .npy or is data.pkl)", f->path);
+    if (cairn__keras_sniff(f)) { /* a Keras 3 .keras archive: its weights are HDF5 */
+        f->ops = &cairn__hdf5_reader;
+        return CAIRN_OK;
+    }
+    return cairn__fail(err, CAIRN_E_FORMAT, "%s: ZIP archive that is not an .npz, a PyTorch "
+                       "file or a .keras archive (no member ends in .npy or is data.pkl or "
+                       "model.weights.h5)", f->path);
 }
 
 static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
@@ -118,6 +128,10 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__npy_reader;
     else if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
         f->ops = &cairn__gguf_reader;
+    else if (n == 8 && cairn__le64(head) == 0x112) /* MXNet nd.save's list magic */
+        f->ops = &cairn__mxnet_reader;
+    else if (n == 8 && memcmp(head, hdf5_magic, sizeof hdf5_magic) == 0)
+        f->ops = &cairn__hdf5_reader; /* a superblock at 512, 1024, ... (a user block) is not sought */
     else if (cairn__zip_magic(head, n))
         return detect_zip(f, err);
     else if (cairn__torch_legacy_sniff(f)) /* a pickle of torch's magic number */
@@ -129,7 +143,7 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
     else
-        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy, .npz, safetensors, GGUF or PyTorch file "
+        return cairn__fail(err, CAIRN_E_FORMAT, "%s: not a cairn, .npy, .npz, safetensors, GGUF, PyTorch, MXNet or HDF5 file "
                            "(first bytes %02x %02x %02x %02x)", f->path, head[0], head[1],
                            head[2], head[3]);
     return CAIRN_OK;

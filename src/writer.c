@@ -115,6 +115,9 @@ static const cairn__writer_ops *writer_ops(cairn_format format, const char *path
                  : path && ends_with(path, ".npz")         ? CAIRN_FORMAT_NPZ
                  : path && (ends_with(path, ".pt") || ends_with(path, ".pth"))
                      ? CAIRN_FORMAT_TORCH
+                 : path && ends_with(path, ".params") ? CAIRN_FORMAT_MXNET
+                 : path && (ends_with(path, ".h5") || ends_with(path, ".hdf5"))
+                     ? CAIRN_FORMAT_HDF5
                      : CAIRN_FORMAT_NATIVE;
     switch (format) {
     case CAIRN_FORMAT_NATIVE: return &cairn__native_writer;
@@ -123,6 +126,8 @@ static const cairn__writer_ops *writer_ops(cairn_format format, const char *path
     case CAIRN_FORMAT_NPZ: return &cairn__npz_writer;
     case CAIRN_FORMAT_GGUF: return &cairn__gguf_writer;
     case CAIRN_FORMAT_TORCH: return &cairn__torch_writer;
+    case CAIRN_FORMAT_MXNET: return &cairn__mxnet_writer;
+    case CAIRN_FORMAT_HDF5: return &cairn__hdf5_writer;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
