@@ -15,8 +15,8 @@ DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev zlib1g-dev
 
 # Debian packages only `make demo` installs, for its PyTorch step (skorch
 # trains, the C model predicts, and back). The step is skipped, with a
-# message, when they cannot be installed or imported; `make test` does not
-# need them (the PyTorch cross-checks skip themselves without torch).
+# message, when they cannot be installed or imported. `make test` installs
+# python3-torch itself (DEPS): the .pt tests cross-check against real torch.
 DEMO_DEPS := python3-torch python3-skorch
 
 .PHONY: all deps demo-deps build demo test test-unit test-fuzz bench install clean

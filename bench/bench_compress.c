@@ -315,8 +315,9 @@ int main(int argc, char **argv)
     verdict("read, zstd:3+shuffle (GB/s of raw bytes)", ">= 2 GB/s", normal[4].read_gbs,
             normal[4].read_gbs >= 2.0);
     double touched = (double)a.tensor_read / (double)a.tensor_stored;
+    /* a few bytes of slack: the text of /proc/self/io itself grows a digit now and then */
     verdict("one 4 MiB tensor of a 1 GiB file: bytes read / its stored", "<= 1.0", touched,
-            a.tensor_read <= a.tensor_stored);
+            a.tensor_read <= a.tensor_stored + 16);
     verdict("1000 elements: bytes read (MiB; one 1 MiB chunk at most)", "<= 1 MiB",
             (double)a.range_read / 1048576, a.range_read <= (1u << 20));
     free(w);

@@ -17,7 +17,9 @@
  *     pointer stays valid until the named handle is closed; "copied" means
  *     cairn keeps its own copy and the caller may reuse its memory at once.
  *   - Nothing in the library calls exit() or abort(), prints, or keeps global
- *     mutable state.
+ *     mutable state, except one process-wide mutex that serializes cairn's
+ *     calls into libhdf5, whose own state is process-wide (docs/FORMAT.md
+ *     §17.5).
  *
  * Thread safety: a cairn_file may be read from any number of threads at once
  * (all read functions take a const handle and use pread / the mapping). A
@@ -355,6 +357,8 @@ typedef struct cairn_file_info {
     uint64_t payload_bytes; /* sum of stored sizes, each shared payload counted once */
     uint64_t alignment;     /* largest tensor alignment in the file (1 if none) */
     int has_metadata;
+    /* Fields below are filled by the native reader (other formats leave them
+     * 0: their raw bytes are their payload bytes). */
     uint64_t raw_bytes;          /* sum of raw sizes, each shared payload counted once */
     uint64_t compressed_tensors; /* records with a codec (aliases included) */
     int is_signed;               /* a native file with a signature block (not yet verified) */
@@ -474,9 +478,9 @@ typedef struct cairn_writer cairn_writer;
 /* Flags for cairn_write_opts.flags. */
 #define CAIRN_WRITE_NO_SYNC 0x1u /* skip fsync (faster; a crash may lose the new file,
                                     never the old one: the rename is still atomic) */
-#define CAIRN_WRITE_COMPRESS 0x2u /* compress where the format can: .npz members are
-                                     deflated (np.savez_compressed); formats without
-                                     compression ignore the flag */
+#define CAIRN_WRITE_COMPRESS 0x2u /* .npz members are deflated (np.savez_compressed);
+                                     other formats ignore the flag (the native format's
+                                     compression is cairn_write_opts.codec) */
 
 typedef struct cairn_write_opts {
     size_t struct_size;  /* sizeof(cairn_write_opts) */

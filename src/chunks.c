@@ -273,7 +273,7 @@ cairn_status cairn__chunks_read(const cairn_file *f, const cairn__chunked *c, ui
 #define BATCH_BYTES (UINT64_C(32) << 20)
 
 typedef struct enc_slot {
-    uint8_t *buf;      /* compressed bytes (cap: the chunk's raw size) */
+    uint8_t *buf;      /* compressed bytes (cap: the codec's bound for a chunk) */
     size_t len;        /* compressed length, or 0 when stored raw */
     uint64_t checksum; /* of the stored bytes */
 } enc_slot;
@@ -311,11 +311,12 @@ static void encode_task(void *ctx, unsigned worker, size_t task)
         cairn__shuffle(src, w->shuffled, raw, j->p->esize);
         src = w->shuffled;
     }
-    if (!grow(&s->buf, j->p->chunk_size))
+    size_t cap = cairn__codec_bound(j->p->codec, (size_t)j->p->chunk_size);
+    if (!grow(&s->buf, cap))
         goto nomem;
     size_t len = 0;
     cairn__codec_result r = cairn__codec_compress(&w->coder, j->p->codec, j->p->level, src, raw,
-                                                  s->buf, raw, &len);
+                                                  s->buf, cap, &len);
     if (r == CAIRN__CODEC_NOMEM)
         goto nomem;
     s->len = r == CAIRN__CODEC_OK ? len : 0;

@@ -167,6 +167,17 @@ static cairn__codec_result bz2_compress(int level, const uint8_t *src, size_t n,
     return CAIRN__CODEC_OK;
 }
 
+size_t cairn__codec_bound(uint32_t codec, size_t n)
+{
+    switch (codec) {
+    case CAIRN_CODEC_ZSTD: return ZSTD_compressBound(n);
+    case CAIRN_CODEC_LZ4: return (size_t)LZ4_compressBound(n > INT_MAX ? INT_MAX : (int)n);
+    case CAIRN_CODEC_ZLIB: return compressBound((uLong)n);
+    case CAIRN_CODEC_BZ2: return n + n / 100 + 600; /* bzip2's documented bound */
+    default: return n;
+    }
+}
+
 cairn__codec_result cairn__codec_compress(cairn__coder *c, uint32_t codec, int32_t level,
                                           const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
                                           size_t *out_len)
@@ -185,7 +196,7 @@ cairn__codec_result cairn__codec_compress(cairn__coder *c, uint32_t codec, int32
     case CAIRN_CODEC_BZ2: r = bz2_compress(lvl, src, n, dst, cap, &out); break;
     default: break;
     }
-    if (r == CAIRN__CODEC_OK && out >= cap)
+    if (r == CAIRN__CODEC_OK && out >= n)
         r = CAIRN__CODEC_NO_GAIN;
     *out_len = r == CAIRN__CODEC_OK ? out : 0;
     return r;

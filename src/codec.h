@@ -43,9 +43,13 @@ void cairn__codec_levels(uint32_t codec, int32_t *min, int32_t *max, int32_t *de
 cairn_status cairn__codec_check(const char *what, uint32_t codec, int32_t level, uint32_t filter,
                                 cairn_error *err);
 
-/* Compresses n bytes into dst (cap bytes). NO_GAIN when the result would
- * need cap bytes or more: callers pass cap = n to learn whether compression
- * pays. `level` must be in range (0 = default). */
+/* The most bytes compressing n bytes can take (the codec's own bound). */
+size_t cairn__codec_bound(uint32_t codec, size_t n);
+
+/* Compresses n bytes into dst (cap bytes, at least cairn__codec_bound: with
+ * less, zstd and deflate take slower, bounds-checked paths). NO_GAIN when
+ * the result is not smaller than n, so the chunk is better stored raw.
+ * `level` must be in range (0 = default). */
 cairn__codec_result cairn__codec_compress(cairn__coder *c, uint32_t codec, int32_t level,
                                           const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
                                           size_t *out_len);

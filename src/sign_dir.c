@@ -399,8 +399,8 @@ cairn_status cairn_verify_dir(const char *dir, const uint8_t public_key[CAIRN_PU
     if (!dir || !public_key)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_verify_dir: NULL argument");
     CAIRN_TRY(cairn__sodium_ready(dir, err));
-    char *m;
-    size_t len, body = 0, n;
+    char *m = NULL;
+    size_t len = 0, body = 0, n = 0;
     CAIRN_TRY(read_manifest(dir, &m, &len, err));
     uint8_t id[8], sig[64], want[8];
     listed *v = NULL;

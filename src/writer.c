@@ -273,7 +273,7 @@ cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer
         *out = NULL;
     if (!out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_memory: out must not be NULL");
-    cairn_writer *w;
+    cairn_writer *w = NULL;
     CAIRN_TRY(writer_new(opts, NULL, &w, err));
     cairn_status st = w->ops->begin(w, err);
     if (st != CAIRN_OK) {

@@ -30,9 +30,10 @@ C
 SAN=""
 [ "${CAIRN_SANITIZE:-0}" = 1 ] && SAN="-fsanitize=address,undefined"
 export PKG_CONFIG_PATH="$LIBDIR/pkgconfig"
-# pkg-config, static link (the shared library is exercised by the CMake consumer)
+# pkg-config, static link (the shared library is exercised by the CMake consumer);
+# --libs, not --libs-only-l: libhdf5 lives in a -L directory of its own
 cc $SAN "$T/consumer.c" -o "$T/pc_static" $(pkg-config --cflags cairn) \
-    "$LIBDIR/libcairn.a" $(pkg-config --libs-only-l --static cairn | sed 's/-lcairn//')
+    "$LIBDIR/libcairn.a" $(pkg-config --libs --static cairn | sed 's/-lcairn//')
 "$T/pc_static"
 # find_package(cairn) with the shared library
 mkdir -p "$T/cm"

@@ -59,6 +59,13 @@ static const char *gen_script =
     "    f['x'] = np.ones(3)\n"
     "with h5py.File(d + '/extlink.h5', 'w') as f:\n"
     "    f['ext'] = h5py.ExternalLink('other.h5', '/x')\n"
+    "open(d + '/raw.bin', 'wb').write(bytes(16))\n"
+    "with h5py.File(d + '/extstore.h5', 'w') as f:\n"
+    "    f.create_dataset('ext', shape=(4,), dtype='f4', external=[('raw.bin', 0, 16)])\n"
+    "layout = h5py.VirtualLayout(shape=(3,), dtype='f8')\n"
+    "layout[:] = h5py.VirtualSource('other.h5', 'x', shape=(3,))\n"
+    "with h5py.File(d + '/virtual.h5', 'w') as f:\n"
+    "    f.create_virtual_dataset('vds', layout)\n"
     "import zipfile, io, json\n"
     "bio = io.BytesIO()\n"
     "with h5py.File(bio, 'w') as f:\n"
@@ -212,6 +219,13 @@ static void test_h5py_files(void)
     snprintf(path, sizeof path, "%s/extlink.h5", dir);
     CHECK_ST(cairn_file_open(path, NULL, &f, &err), CAIRN_E_UNSUPPORTED);
     CHECK(strstr(err.message, "ext") != NULL);
+    /* so are external storage and virtual datasets, naming the dataset */
+    snprintf(path, sizeof path, "%s/extstore.h5", dir);
+    CHECK_ST(cairn_file_open(path, NULL, &f, &err), CAIRN_E_UNSUPPORTED);
+    CHECK(strstr(err.message, "'ext'") != NULL && strstr(err.message, "external storage"));
+    snprintf(path, sizeof path, "%s/virtual.h5", dir);
+    CHECK_ST(cairn_file_open(path, NULL, &f, &err), CAIRN_E_UNSUPPORTED);
+    CHECK(strstr(err.message, "'vds'") != NULL && strstr(err.message, "virtual"));
     /* garbage after the signature */
     memcpy(bytes, "\x89HDF\r\n\x1a\n", 8);
     memset(bytes + 8, 0xAB, 200);
@@ -397,11 +411,18 @@ static void test_write(void)
     cairn_value_free(m);
     CHECK_OK(cairn_writer_commit(w, &err));
     CHECK(run_py(check_script, path) == 0);
-    /* and cairn reads its own file back */
+    /* and cairn reads its own file back, in insertion order */
     cairn_file *f;
     CHECK_OK(cairn_file_open(path, NULL, &f, &err));
     if (f) {
         CHECK(cairn_file_count(f) == 14);
+        cairn_tensor_info ti;
+        CHECK_OK(cairn_tensor_info_at(f, 0, &ti, &err));
+        CHECK(strcmp(ti.name, "w/i1") == 0);
+        CHECK_OK(cairn_tensor_info_at(f, 8, &ti, &err));
+        CHECK(strcmp(ti.name, "w/f2") == 0);
+        CHECK_OK(cairn_tensor_info_at(f, 13, &ti, &err));
+        CHECK(strcmp(ti.name, "s") == 0);
         cairn_value *meta;
         CHECK_OK(cairn_file_read_metadata(f, &meta, &err));
         int64_t q = 0;
@@ -410,6 +431,23 @@ static void test_write(void)
         cairn_value_free(meta);
         cairn_file_close(f);
     }
+    /* a memory save opens from memory */
+    CHECK_OK(cairn_writer_open_memory(&(cairn_write_opts){.struct_size = sizeof(cairn_write_opts),
+                                                          .format = CAIRN_FORMAT_HDF5},
+                                      &w, &err));
+    uint16_t hv[6] = {1, 2, 3, 4, 5, 6};
+    CHECK_OK(cairn_writer_add(w, "block.0.w", CAIRN_BF16, 2, dims, hv, &err));
+    void *mem = NULL;
+    size_t mlen = 0;
+    CHECK_OK(cairn_writer_commit_memory(w, &mem, &mlen, &err));
+    CHECK_OK(cairn_file_open_memory(mem, mlen, NULL, &f, &err));
+    if (f) {
+        uint16_t back[6] = {0};
+        CHECK_OK(cairn_tensor_read(f, 0, CAIRN_BF16, back, sizeof back, 0, &err));
+        CHECK(memcmp(back, hv, sizeof hv) == 0);
+        cairn_file_close(f);
+    }
+    cairn_free(mem);
     /* FP8 is refused */
     CHECK_OK(cairn_writer_open_memory(&(cairn_write_opts){.struct_size = sizeof(cairn_write_opts),
                                                           .format = CAIRN_FORMAT_HDF5},

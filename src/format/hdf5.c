@@ -913,6 +913,21 @@ static cairn_status index_tensors(h5_reader *r)
     return CAIRN_OK;
 }
 
+/* Drops what a walk collected, for a walk in another order. */
+static void forget_walk(h5_reader *r)
+{
+    for (uint64_t i = 0; i < r->count; i++)
+        free((char *)r->tensors[i].info.name);
+    for (size_t i = 0; i < r->nobjects; i++)
+        free(r->objects[i]);
+    for (size_t i = 0; i < r->nskipped; i++)
+        free(r->skipped[i].path);
+    r->count = 0;
+    r->nobjects = 0;
+    r->nskipped = 0;
+    r->payload = 0;
+}
+
 static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
 {
     uint8_t head[4] = {0};
@@ -926,7 +941,13 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
             return cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot open it as an HDF5 "
                                "file (damaged superblock or structure)", f->path);
     }
-    herr_t e = H5Lvisit(r->file, H5_INDEX_NAME, H5_ITER_INC, visit_link, r);
+    /* Creation order where every group tracks it (files cairn writes: the
+     * tensors' insertion order), else name order. */
+    herr_t e = H5Lvisit(r->file, H5_INDEX_CRT_ORDER, H5_ITER_INC, visit_link, r);
+    if (e < 0 && r->st == CAIRN_OK) {
+        forget_walk(r);
+        e = H5Lvisit(r->file, H5_INDEX_NAME, H5_ITER_INC, visit_link, r);
+    }
     if (r->st != CAIRN_OK)
         return r->st;
     if (e < 0)
@@ -1119,8 +1140,31 @@ const cairn__reader_ops cairn__hdf5_reader = {
  * and rename protocol and work for memory writers. */
 typedef struct h5_writer {
     hid_t file;
+    hid_t gcpl;      /* file creation properties: the root tracks creation order */
+    hid_t group_cpl; /* group creation properties: likewise every group */
     cairn_value *meta;
 } h5_writer;
+
+/* Creates the missing groups of path's parent, each tracking creation
+ * order (the intermediate groups libhdf5 would make do not). */
+static herr_t make_parents(h5_writer *s, const char *path)
+{
+    char *p = strdup(path);
+    if (!p)
+        return -1;
+    herr_t e = 0;
+    for (char *slash = strchr(p + (p[0] == '/'), '/'); e >= 0 && slash;
+         slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (p[0] && H5Lexists(s->file, p, H5P_DEFAULT) <= 0) {
+            hid_t g = H5Gcreate2(s->file, p, H5P_DEFAULT, s->group_cpl, H5P_DEFAULT);
+            e = g < 0 ? -1 : H5Gclose(g);
+        }
+        *slash = '/';
+    }
+    free(p);
+    return e;
+}
 
 /* The file type of a dtype (little-endian), or -1; *owned as map_type. */
 static hid_t file_type(cairn_dtype d, int *owned)
@@ -1173,19 +1217,30 @@ static cairn_status hw_begin(cairn_writer *w, cairn_error *err)
     h5_writer *s = calloc(1, sizeof *s);
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    s->file = -1;
+    s->file = s->gcpl = s->group_cpl = -1;
     w->state = s;
     h5_guard g;
     h5_enter(&g);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     char name[64];
     snprintf(name, sizeof name, "cairn-writer-%p", (void *)w);
+    /* Groups (the root included) track link creation order, so readers
+     * that ask for it (cairn, h5py's track_order) get the insertion order. */
+    s->gcpl = H5Pcreate(H5P_FILE_CREATE);
+    s->group_cpl = H5Pcreate(H5P_GROUP_CREATE);
+    unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+    if (s->gcpl < 0 || s->group_cpl < 0 || H5Pset_link_creation_order(s->gcpl, order) < 0 ||
+        H5Pset_link_creation_order(s->group_cpl, order) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        fapl = -1;
+    }
     /* The earliest file format (libhdf5's default): the superblock of the
      * 1.8+ formats comes out of H5Fget_file_image with a stale checksum in
      * libhdf5 1.10, which h5py then refuses. Its cost: no attribute above
      * 64 KiB (refused at commit, naming the key). */
     if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0)
-        s->file = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        s->file = H5Fcreate(name, H5F_ACC_TRUNC, s->gcpl, fapl);
     if (fapl >= 0)
         H5Pclose(fapl);
     h5_leave(&g);
@@ -1214,7 +1269,7 @@ static cairn_status add_locked(cairn_writer *w, const char *name, cairn_dtype dt
     hid_t sp = rank ? H5Screate_simple((int)rank, hd, NULL) : H5Screate(H5S_SCALAR);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     hid_t ds = -1;
-    if (sp >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0)
+    if (sp >= 0 && lcpl >= 0 && make_parents(s, name) >= 0)
         ds = H5Dcreate2(s->file, name, ft, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = ds < 0 ? -1 : 0;
     uint64_t count = 1;
@@ -1394,19 +1449,15 @@ static herr_t write_value(hid_t obj, const char *name, const cairn_value *v)
 }
 
 /* The object at `path` ("" = root), made a group if it does not exist. */
-static hid_t object_for(hid_t file, const char *path)
+static hid_t object_for(h5_writer *s, hid_t file, const char *path)
 {
     if (!path[0])
         return H5Oopen(file, "/", H5P_DEFAULT);
     if (H5Lexists(file, path, H5P_DEFAULT) > 0)
         return H5Oopen(file, path, H5P_DEFAULT);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    hid_t g = -1;
-    if (lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0)
-        g = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (lcpl >= 0)
-        H5Pclose(lcpl);
-    return g;
+    if (make_parents(s, path) < 0)
+        return -1;
+    return H5Gcreate2(file, path, H5P_DEFAULT, s->group_cpl, H5P_DEFAULT);
 }
 
 /* Key "PATH@ATTR" is attribute ATTR of object PATH; a key without '@' is a
@@ -1428,7 +1479,7 @@ static cairn_status write_meta(cairn_writer *w, cairn_error *err)
         } else {
             path[0] = '\0';
         }
-        hid_t obj = attr[0] ? object_for(s->file, path) : -1;
+        hid_t obj = attr[0] ? object_for(s, s->file, path) : -1;
         herr_t e = obj >= 0 ? write_value(obj, attr, cairn_value_at(s->meta, i)) : -1;
         if (obj >= 0)
             H5Oclose(obj);
@@ -1484,6 +1535,10 @@ static void hw_destroy(cairn_writer *w)
     h5_enter(&g);
     if (s->file >= 0)
         H5Fclose(s->file);
+    if (s->gcpl >= 0)
+        H5Pclose(s->gcpl);
+    if (s->group_cpl >= 0)
+        H5Pclose(s->group_cpl);
     h5_leave(&g);
     cairn_value_free(s->meta);
     free(s);
