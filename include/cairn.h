@@ -276,7 +276,10 @@ typedef enum cairn_format {
                                 links, external storage and virtual datasets are
                                 refused. libhdf5 is not thread-safe: cairn serializes
                                 its own calls, and other libhdf5 users of the process
-                                must not run at the same time */
+                                must not run at the same time */,
+    CAIRN_FORMAT_PICKLE = 9  /* a plain pickle or joblib file (docs/FORMAT.md, "Pickle and
+                                joblib as inert data"): read only with CAIRN_OPEN_INERT;
+                                reading only, no tensors (arrays stay bytes in the tree) */
 } cairn_format;
 
 /* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5"; NULL if
@@ -290,6 +293,11 @@ typedef struct cairn_file cairn_file;
 /* Flags for cairn_open_opts.flags. */
 #define CAIRN_OPEN_VERIFY 0x1u  /* verify every tensor's checksum during open */
 #define CAIRN_OPEN_NO_MMAP 0x2u /* read with pread only; zero-copy views unavailable */
+/* pickle/joblib files are read as inert data: every global, REDUCE, NEWOBJ
+ * and BUILD becomes a plain {"$class", "args", "state"} node of the metadata
+ * tree and nothing is ever called. Without it such files are refused, naming
+ * the first global cairn does not know. */
+#define CAIRN_OPEN_INERT 0x4u
 
 typedef struct cairn_open_opts {
     size_t struct_size; /* sizeof(cairn_open_opts): lets fields be added later */

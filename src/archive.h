@@ -105,6 +105,9 @@ extern const cairn__reader_ops cairn__torch_reader;  /* torch.save ZIP and legac
 extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint directory */
 extern const cairn__reader_ops cairn__mxnet_reader;
 extern const cairn__reader_ops cairn__hdf5_reader;
+extern const cairn__reader_ops cairn__pickle_reader; /* plain pickle / joblib (inert mode) */
+/* 1 when the input starts with PROTO 2..5 or a zlib/gzip header (joblib). */
+int cairn__pickle_sniff(const cairn_file *f);
 /* 1 when a ZIP input holds model.weights.h5 (a Keras 3 .keras archive). */
 int cairn__keras_sniff(const cairn_file *f);
 /* 1 when the input starts with torch's legacy magic-number pickle. */
@@ -151,7 +154,8 @@ struct cairn_writer {
     char *tmp_path;     /* temporary file being written */
     uint8_t *mem;       /* memory sink */
     size_t mem_len, mem_cap;
-    uint64_t pos;       /* bytes written so far */
+    uint64_t pos;       /* bytes written so far, counting pending_pad */
+    uint64_t pending_pad; /* zero bytes not yet written: sent with the next write (file sink) */
     cairn_value *meta;  /* set by cairn_writer_set_metadata; handed to the format at commit */
     cairn_value *objects; /* cairn_writer_append_object's list, merged into meta at commit */
     void *state;        /* the format's own */
@@ -159,7 +163,12 @@ struct cairn_writer {
 
 /* Appends bytes to the sink (write loop with EINTR handling, or memory growth). */
 cairn_status cairn__sink_write(cairn_writer *w, const void *data, size_t len, cairn_error *err);
-/* Appends zero bytes until pos is a multiple of `alignment` (a power of two). */
+/* Writes any padding held back by cairn__sink_pad. Call before touching
+ * w->fd directly (copy_file_range, fchmod is fine). */
+cairn_status cairn__sink_flush(cairn_writer *w, cairn_error *err);
+/* Appends zero bytes until pos is a multiple of `alignment` (a power of two).
+ * For file sinks small padding is held back and written together with the
+ * next bytes. */
 cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *err);
 /* Overwrites bytes already written at [offset, offset + len) (a header field
  * whose value is known only at the end). */

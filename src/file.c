@@ -27,6 +27,7 @@ const char *cairn_format_name(cairn_format format)
     case CAIRN_FORMAT_TORCH: return "torch";
     case CAIRN_FORMAT_MXNET: return "mxnet";
     case CAIRN_FORMAT_HDF5: return "hdf5";
+    case CAIRN_FORMAT_PICKLE: return "pickle";
     case CAIRN_FORMAT_AUTO: return "auto";
     }
     return NULL;
@@ -43,6 +44,7 @@ static const cairn__reader_ops *ops_for(cairn_format format)
     case CAIRN_FORMAT_TORCH: return &cairn__torch_reader;
     case CAIRN_FORMAT_MXNET: return &cairn__mxnet_reader;
     case CAIRN_FORMAT_HDF5: return &cairn__hdf5_reader;
+    case CAIRN_FORMAT_PICKLE: return &cairn__pickle_reader;
     case CAIRN_FORMAT_AUTO: break;
     }
     return NULL;
@@ -140,6 +142,8 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__safetensors_reader;
     else if (cairn__stindex_sniff(f)) /* JSON text: a sharded safetensors index, or nothing */
         return cairn__stindex_detect(f, err);
+    else if (cairn__pickle_sniff(f)) /* a plain pickle or a zlib/gzip joblib file: last */
+        f->ops = &cairn__pickle_reader;
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
     else

@@ -423,6 +423,27 @@ static cairn_status take_line(op_ctx *c, const char **s, size_t *len)
     return CAIRN_OK;
 }
 
+/* Inert mode: the global's name as data, "module.name" (see pickle.h). */
+static cairn_status push_class(op_ctx *c, const char *mod, size_t mod_len, const char *name,
+                               size_t name_len)
+{
+    cairn__pickle *vm = c->vm;
+    if (mod_len > CAIRN__PICKLE_MAX_GLOBAL || name_len > CAIRN__PICKLE_MAX_GLOBAL)
+        return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_LIMIT, "%s: a global's module or name "
+                              "is longer than %d bytes", op_name(c->op), CAIRN__PICKLE_MAX_GLOBAL);
+    char *text = malloc(mod_len + name_len + 2);
+    if (!text)
+        return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_NOMEM, "out of memory");
+    memcpy(text, mod, mod_len);
+    text[mod_len] = '.';
+    memcpy(text + mod_len + 1, name, name_len);
+    uint32_t node;
+    CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_STR, (const uint8_t *)text, mod_len + name_len + 1,
+                                 1, c->at, &node, c->err));
+    vm->nodes[node].flags |= CAIRN__PKF_CLASS;
+    return push(c, node);
+}
+
 static cairn_status push_global(op_ctx *c, const char *mod, size_t mod_len, const char *name,
                                 size_t name_len)
 {
@@ -430,6 +451,8 @@ static cairn_status push_global(op_ctx *c, const char *mod, size_t mod_len, cons
     const cairn__pk_global *g = NULL;
     if (mod_len <= CAIRN__PICKLE_MAX_GLOBAL && name_len <= CAIRN__PICKLE_MAX_GLOBAL)
         g = vm->host->resolve(vm->host->ctx, mod, mod_len, name, name_len);
+    if (!g && vm->host->inert)
+        return push_class(c, mod, mod_len, name, name_len);
     if (!g) {
         char m[80], n[80];
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_UNSUPPORTED, "%s: global %s.%s is not "
@@ -476,6 +499,19 @@ static cairn_status op_reduce(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &callable));
     CAIRN_TRY(cairn__pk_reduce(c->vm, callable, args, c->at, &out, c->err));
+    return push(c, out);
+}
+
+static cairn_status refuse(op_ctx *c);
+
+static cairn_status op_newobj(op_ctx *c)
+{
+    if (!c->vm->host->inert)
+        return refuse(c);
+    uint32_t args, cls, out;
+    CAIRN_TRY(pop(c, &args));
+    CAIRN_TRY(pop(c, &cls));
+    CAIRN_TRY(cairn__pk_newobj(c->vm, cls, args, c->at, &out, c->err));
     return push(c, out);
 }
 
@@ -587,6 +623,9 @@ static cairn_status step(op_ctx *c)
     case OP_STACK_GLOBAL: return op_stack_global(c);
     case OP_REDUCE: return op_reduce(c);
     case OP_BUILD: return op_build(c);
+    case OP_NEWOBJ: return op_newobj(c);
+    case OP_BYTEARRAY8: /* protocol 5 NumPy arrays: plain bytes, read only as inert data */
+        return c->vm->host->inert ? op_blob(c, 8, CAIRN__PK_BYTES, 0) : refuse(c);
     case OP_BINPERSID: return op_persid(c);
     default: return refuse(c);
     }

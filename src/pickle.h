@@ -80,6 +80,8 @@ typedef struct cairn__pk_global {
 /* Node flags. */
 #define CAIRN__PKF_ORDERED 0x1u /* a dict made by OrderedDict() (BUILD may set its attributes) */
 #define CAIRN__PKF_ONPATH 0x2u  /* the walker is inside this container (cycle check) */
+#define CAIRN__PKF_CLASS 0x4u   /* inert mode: a STR naming a global nothing resolves */
+#define CAIRN__PKF_INERT 0x8u   /* inert mode: a DICT standing for a made object */
 
 typedef struct cairn__pk_node {
     uint8_t type;  /* cairn__pk_type */
@@ -137,6 +139,11 @@ typedef struct cairn__pickle_host {
     cairn_status (*storage)(void *ctx, const char *key, size_t key_len, cairn_dtype dtype,
                             uint64_t numel, uint64_t nbytes, uint64_t at, uint32_t *index,
                             cairn_error *err);
+    /* Inert data mode (CAIRN_OPEN_INERT): a global `resolve` refuses becomes
+     * a STR "module.name" flagged CAIRN__PKF_CLASS, and REDUCE / NEWOBJ /
+     * BUILD on it make plain dict nodes {"$class", "args", "state"} --
+     * nothing is ever called, the graph only records what the pickle said. */
+    int inert;
 } cairn__pickle_host;
 
 typedef struct cairn__pickle {
@@ -231,6 +238,9 @@ cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t arg
  * what is allowed). */
 cairn_status cairn__pk_build(cairn__pickle *vm, uint32_t target, uint32_t state, size_t at,
                              cairn_error *err);
+/* Inert mode: NEWOBJ `cls(*args)` recorded as a node (refused otherwise). */
+cairn_status cairn__pk_newobj(cairn__pickle *vm, uint32_t cls, uint32_t args, size_t at,
+                              uint32_t *out, cairn_error *err);
 /* BINPERSID: resolves a persistent id through the host. */
 cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, uint32_t *out,
                                   cairn_error *err);

@@ -417,9 +417,49 @@ static cairn_status make_bytes(const call_ctx *c, uint32_t *out)
 
 /* ------------------------------------------------------------------ REDUCE */
 
+/* ------------------------------------------------------------ inert mode */
+
+static int is_class(const cairn__pickle *vm, uint32_t node)
+{
+    return vm->nodes[node].type == CAIRN__PK_STR && (vm->nodes[node].flags & CAIRN__PKF_CLASS);
+}
+
+/* Appends key `lit` (a new STR) and `value` to the inert node `obj`. */
+static cairn_status inert_put(cairn__pickle *vm, uint32_t obj, const char *lit, uint32_t value,
+                              size_t at, cairn_error *err)
+{
+    uint32_t pair[2];
+    CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_STR, (const uint8_t *)lit, strlen(lit), 0, at,
+                                 &pair[0], err));
+    pair[1] = value;
+    return cairn__pk_extend(vm, obj, pair, 2, err);
+}
+
+/* `cls(*args)` as data: a dict {"$class": "module.name", "args": args}. */
+static cairn_status inert_object(cairn__pickle *vm, uint32_t cls, uint32_t args, size_t at,
+                                 uint32_t *out, cairn_error *err)
+{
+    CAIRN_TRY(cairn__pk_new_seq(vm, CAIRN__PK_DICT, at, out, err));
+    vm->nodes[*out].flags |= CAIRN__PKF_INERT;
+    CAIRN_TRY(inert_put(vm, *out, "$class", cls, at, err));
+    return inert_put(vm, *out, "args", args, at, err);
+}
+
+cairn_status cairn__pk_newobj(cairn__pickle *vm, uint32_t cls, uint32_t args, size_t at,
+                              uint32_t *out, cairn_error *err)
+{
+    if (!is_class(vm, cls))
+        return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "NEWOBJ on %s: only a class "
+                              "named by a global may be instantiated (as data)",
+                              cairn__pk_type_name(vm->nodes[cls].type));
+    return inert_object(vm, cls, args, at, out, err);
+}
+
 cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t args, size_t at,
                               uint32_t *out, cairn_error *err)
 {
+    if (is_class(vm, callable))
+        return inert_object(vm, callable, args, at, out, err);
     const cairn__pk_node *f = &vm->nodes[callable];
     if (f->type != CAIRN__PK_GLOBAL)
         return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "REDUCE on %s: only allowed "
@@ -453,6 +493,43 @@ cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t arg
 
 /* ------------------------------------------------------------------- BUILD */
 
+/* joblib's NumpyArrayWrapper: the array's bytes follow its BUILD in the
+ * stream (one byte of padding length, that many padding bytes, then the
+ * elements), outside any opcode; the wrapper's state says how many. */
+static cairn_status joblib_elements(cairn__pickle *vm, uint32_t state, size_t at,
+                                    uint64_t *nbytes, cairn_error *err);
+
+static int class_is(const cairn__pickle *vm, uint32_t obj, const char *name)
+{
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, obj);
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, q->items[1]);
+    return b->len == strlen(name) && memcmp(b->p, name, b->len) == 0;
+}
+
+static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state, size_t at,
+                                cairn_error *err)
+{
+    CAIRN_TRY(inert_put(vm, obj, "state", state, at, err));
+    if (!class_is(vm, obj, "joblib.numpy_pickle.NumpyArrayWrapper"))
+        return CAIRN_OK;
+    uint64_t nbytes;
+    CAIRN_TRY(joblib_elements(vm, state, at, &nbytes, err));
+    if (vm->pos >= vm->len)
+        return cairn__pk_fail(vm, err, vm->pos, CAIRN_E_CORRUPT, "NumpyArrayWrapper: the file "
+                              "ends before the array's padding byte");
+    size_t pad = vm->p[vm->pos];
+    if (pad > vm->len - vm->pos - 1 || nbytes > vm->len - vm->pos - 1 - pad)
+        return cairn__pk_fail(vm, err, vm->pos, CAIRN_E_CORRUPT, "NumpyArrayWrapper: %llu bytes "
+                              "of array (after %zu of padding) run past the end of the pickle",
+                              (unsigned long long)nbytes, pad);
+    size_t from = vm->pos + 1 + pad;
+    uint32_t data;
+    CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_BYTES, vm->p + from, (size_t)nbytes, 0, from, &data,
+                                 err));
+    vm->pos = from + (size_t)nbytes;
+    return inert_put(vm, obj, "data", data, at, err);
+}
+
 /* BUILD sets Python attributes. Allowed: an OrderedDict's (a state_dict's
  * _metadata) and a tensor's, from a dict (or None); both are dropped, as
  * they say nothing about the data. Anything else would need a class. */
@@ -460,6 +537,8 @@ cairn_status cairn__pk_build(cairn__pickle *vm, uint32_t target, uint32_t state,
                              cairn_error *err)
 {
     const cairn__pk_node *t = &vm->nodes[target], *s = &vm->nodes[state];
+    if (t->type == CAIRN__PK_DICT && (t->flags & CAIRN__PKF_INERT))
+        return inert_build(vm, target, state, at, err);
     int ordered = t->type == CAIRN__PK_DICT && (t->flags & CAIRN__PKF_ORDERED);
     if (!ordered && t->type != CAIRN__PK_TENSOR)
         return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD on %s is not allowed "
@@ -534,4 +613,67 @@ cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, ui
     CAIRN_TRY(vm->host->storage(vm->host->ctx, (const char *)key->p, key->len, s.dtype,
                                 (uint64_t)numel, nbytes, vm->base + at, &s.index, err));
     return cairn__pk_add_storage(vm, &s, at, out, err);
+}
+
+/* ------------------------------------------------ joblib's array wrapper */
+
+/* The value of str key `key` in dict `dict`, or UINT32_MAX. */
+static uint32_t dict_get(const cairn__pickle *vm, uint32_t dict, const char *key)
+{
+    if (vm->nodes[dict].type != CAIRN__PK_DICT)
+        return UINT32_MAX;
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, dict);
+    for (uint32_t i = 0; i + 1 < q->count; i += 2) {
+        const cairn__pk_node *k = &vm->nodes[q->items[i]];
+        if (k->type != CAIRN__PK_STR)
+            continue;
+        const cairn__pk_blob *b = cairn__pk_blob_of(vm, q->items[i]);
+        if (b->len == strlen(key) && memcmp(b->p, key, b->len) == 0)
+            return q->items[i + 1];
+    }
+    return UINT32_MAX;
+}
+
+/* numpy.dtype('f4', False, True) as an inert node: the element size its
+ * first argument spells ("f4", "<i8", "c16", "b1"), or 0. */
+static uint64_t dtype_size(const cairn__pickle *vm, uint32_t dt)
+{
+    uint32_t args = dict_get(vm, dt, "args");
+    if (args == UINT32_MAX || vm->nodes[args].type != CAIRN__PK_TUPLE)
+        return 0;
+    const cairn__pk_seq *a = cairn__pk_seq_of(vm, args);
+    if (a->count == 0 || vm->nodes[a->items[0]].type != CAIRN__PK_STR)
+        return 0;
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, a->items[0]);
+    size_t i = 0;
+    while (i < b->len && !(b->p[i] >= '0' && b->p[i] <= '9'))
+        i++;
+    uint64_t size = 0;
+    for (; i < b->len && b->p[i] >= '0' && b->p[i] <= '9' && size < 4096; i++)
+        size = size * 10 + (uint64_t)(b->p[i] - '0');
+    return i == b->len ? size : 0;
+}
+
+static cairn_status joblib_elements(cairn__pickle *vm, uint32_t state, size_t at,
+                                    uint64_t *nbytes, cairn_error *err)
+{
+    uint32_t shape = dict_get(vm, state, "shape"), dt = dict_get(vm, state, "dtype");
+    uint64_t size = dt == UINT32_MAX ? 0 : dtype_size(vm, dt);
+    if (shape == UINT32_MAX || vm->nodes[shape].type != CAIRN__PK_TUPLE || size == 0)
+        return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD of joblib.numpy_pickle."
+                              "NumpyArrayWrapper: its state has no shape tuple or no dtype with "
+                              "an element size cairn knows");
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, shape);
+    uint64_t n = size;
+    for (uint32_t i = 0; i < q->count; i++) {
+        const cairn__pk_node *d = &vm->nodes[q->items[i]];
+        if (d->type != CAIRN__PK_INT || d->u.i < 0 ||
+            (d->u.i > 0 && n > CAIRN__PICKLE_MAX_BYTES / (uint64_t)d->u.i))
+            return cairn__pk_fail(vm, err, at, CAIRN_E_CORRUPT, "BUILD of joblib.numpy_pickle."
+                                  "NumpyArrayWrapper: dimension %u of its shape is not a size "
+                                  "below 64 MiB of bytes", (unsigned)i);
+        n *= (uint64_t)d->u.i;
+    }
+    *nbytes = n;
+    return CAIRN_OK;
 }

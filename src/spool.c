@@ -119,6 +119,7 @@ cairn_status cairn__spool_copy(const cairn__spool *s, cairn_writer *w, uint64_t 
 {
     if (s->fd < 0)
         return len ? cairn__sink_write(w, s->mem + at, (size_t)len, err) : CAIRN_OK;
+    CAIRN_TRY(cairn__sink_flush(w, err)); /* padding first: copy_file_range writes w->fd itself */
     while (len > 0) {
         loff_t in = (loff_t)at;
         size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;

@@ -264,15 +264,18 @@ static int cmd_unpack(int argc, char **argv)
 
 /* ------------------------------------------------------------ ls, info */
 
-/* Parses "FILE [--json]" and opens FILE. */
+/* Parses "FILE [--json] [--inert]" and opens FILE (--inert: pickles as data). */
 static int open_file_json_args(const char *cmd, int argc, char **argv, cairn_file **f,
                                int *as_json)
 {
     const char *path = NULL;
+    unsigned flags = 0;
     *as_json = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             *as_json = 1;
+        else if (!strcmp(argv[i], "--inert"))
+            flags |= CAIRN_OPEN_INERT;
         else if (!path)
             path = argv[i];
         else
@@ -280,12 +283,13 @@ static int open_file_json_args(const char *cmd, int argc, char **argv, cairn_fil
     }
     if (!path)
         return cli_usage_error("%s: needs FILE", cmd);
-    return cli_open_input(path, 0, f);
+    return cli_open_input(path, flags, f);
 }
 
 static const char ls_help[] =
-    "usage: cairn ls FILE [--json]\n"
+    "usage: cairn ls FILE [--json] [--inert]\n"
     "\n"
+    "--inert reads a pickle or joblib file as inert data (nothing in it is run).\n"
     "Lists every tensor: name, dtype, shape, stored bytes, codec (CODEC:LEVEL and\n"
     "+shuffle for compressed tensors, else none), raw bytes and the ratio raw /\n"
     "stored.\n";
@@ -397,8 +401,10 @@ static int cmd_info(int argc, char **argv)
 /* ------------------------------------------------------ meta, verify */
 
 static const char meta_help[] =
-    "usage: cairn meta FILE\n"
+    "usage: cairn meta FILE [--inert]\n"
     "\n"
+    "--inert reads a pickle or joblib file as inert data: objects become\n"
+    "{\"$class\": \"module.name\", \"args\": [...], \"state\": ...}; nothing is run.\n"
     "Prints the metadata tree as JSON. Values JSON cannot hold are tagged:\n"
     "{\"$float\": \"nan\"|\"inf\"|\"-inf\"|\"-0\"}, {\"$bytes\": BASE64}, {\"$tensor\": NAME}.\n";
 
@@ -406,10 +412,11 @@ static int cmd_meta(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return fputs(meta_help, stdout), EXIT_OK;
-    if (argc != 2)
-        return cli_usage_error("%s", "meta: needs FILE");
+    unsigned flags = argc == 3 && !strcmp(argv[2], "--inert") ? CAIRN_OPEN_INERT : 0;
+    if (argc != 2 && !flags)
+        return cli_usage_error("%s", "meta: needs FILE [--inert]");
     cairn_file *f;
-    int rc = cli_open_input(argv[1], 0, &f);
+    int rc = cli_open_input(argv[1], flags, &f);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
@@ -498,13 +505,13 @@ static int write_all(int fd, const void *data, size_t len)
 
 /* Finds NAME in FILE and returns its bytes in its own dtype, zero-copy when
  * possible (*owned is then NULL). */
-static int load_tensor(const char *path, const char *name, cairn_file **f, cairn_tensor_info *t,
-                       const void **data, void **owned)
+static int load_tensor(const char *path, const char *name, unsigned flags, cairn_file **f,
+                       cairn_tensor_info *t, const void **data, void **owned)
 {
     cairn_error err = {0};
     uint64_t index;
     *owned = NULL;
-    int rc = cli_open_input(path, 0, f);
+    int rc = cli_open_input(path, flags, f);
     if (rc != EXIT_OK)
         return rc;
     cairn_status st = cairn_tensor_find(*f, name, &index, t, &err);
@@ -527,13 +534,14 @@ static int cmd_cat(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return fputs(cat_help, stdout), EXIT_OK;
-    if (argc != 3)
-        return cli_usage_error("%s", "cat: needs FILE and NAME");
+    unsigned flags = argc == 4 && !strcmp(argv[3], "--inert") ? CAIRN_OPEN_INERT : 0;
+    if (argc != 3 && !flags)
+        return cli_usage_error("%s", "cat: needs FILE and NAME [--inert]");
     cairn_file *f = NULL;
     cairn_tensor_info t;
     const void *data = NULL;
     void *owned = NULL;
-    int rc = load_tensor(argv[1], argv[2], &f, &t, &data, &owned);
+    int rc = load_tensor(argv[1], argv[2], flags, &f, &t, &data, &owned);
     if (rc == EXIT_OK && write_all(STDOUT_FILENO, data, (size_t)t.raw_size) != 0) {
         fprintf(stderr, "%s: writing to stdout: %s\n", cli_prog, strerror(errno));
         rc = EXIT_IO;
@@ -589,8 +597,11 @@ static int cmd_show(int argc, char **argv)
     long shown = 10;
     const char *pos[2] = {0};
     int npos = 0;
+    unsigned flags = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--inert")) {
+            flags |= CAIRN_OPEN_INERT;
+        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             char *end;
             shown = strtol(argv[++i], &end, 10);
             if (*end || shown < 0)
@@ -607,7 +618,7 @@ static int cmd_show(int argc, char **argv)
     cairn_tensor_info t;
     const void *data = NULL;
     void *owned = NULL;
-    int rc = load_tensor(pos[0], pos[1], &f, &t, &data, &owned);
+    int rc = load_tensor(pos[0], pos[1], flags, &f, &t, &data, &owned);
     if (rc != EXIT_OK) {
         cairn_file_close(f);
         return rc;

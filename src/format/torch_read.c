@@ -337,7 +337,7 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
         s->storage_of[i] = UINT32_MAX;
     if (st == CAIRN_OK)
         st = cairn__zip_read(f, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
-    cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage};
+    cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     if (st == CAIRN_OK)
@@ -426,7 +426,7 @@ typedef struct legacy_cur {
 static cairn_status legacy_pickle(torch_state *s, legacy_cur *c, cairn__pickle *vm,
                                   const char *what, cairn_error *err)
 {
-    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL};
+    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL, 0};
     size_t used;
     cairn__pickle_init(vm, &plain, s->where, c->pos);
     cairn_status st = cairn__pickle_run(vm, c->p + c->pos, c->n - c->pos, &used, err);
@@ -551,7 +551,7 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
                          "ZIP archive nor the legacy magic number pickle)", f->path);
     if (st == CAIRN_OK)
         st = legacy_header(s, &c, err);
-    cairn__pickle_host host = {s, cairn__pickle_torch_global, legacy_storage};
+    cairn__pickle_host host = {s, cairn__pickle_torch_global, legacy_storage, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, c.pos);
     size_t used = 0;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# cli_inert.sh -- `cairn meta FILE --inert` and `cairn ls FILE --inert` on real
+# pickle.dumps and joblib.dump output (uncompressed and zlib): objects become
+# {"$class", "args", "state"} nodes, joblib's array bytes are read from the
+# stream, nothing is run, and without --inert the file is refused naming the
+# global. Skipped when $CAIRN_PYTHON lacks numpy or joblib.
+set -u
+CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
+PY=${CAIRN_PYTHON:-/usr/bin/python3}
+"$PY" -c "import numpy, joblib" 2>/dev/null || { echo "numpy/joblib absent: skipped"; exit 77; }
+T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_inert.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+pass=0 fail=0
+check() { # check DESCRIPTION EXPECTED_RC COMMAND...
+    local what=$1 want=$2; shift 2
+    "$@" >out.txt 2>err.txt; local rc=$?
+    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
+        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
+}
+cat_to() { "$CLI" cat "$@" >got.bin; } # got.bin: check itself writes out.txt
+expect_grep() {
+    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
+        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
+}
+
+"$PY" - <<'PYEOF'
+import base64, os, pickle, joblib, numpy as np
+arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([1.5, -2.0])}
+for proto in (2, 3, 4, 5):
+    with open("nested%d.pkl" % proto, "wb") as f:
+        pickle.dump({"a": [1, 2, (3, "x")], "b": {"c": 1.5}, "s": b"\x00\x01",
+                     "w": arrays["w"], "l": [np.array([7, 8], dtype=np.int64)]}, f, protocol=proto)
+arrays["w"].tofile("w.raw")
+np.array([7, 8], dtype=np.int64).tofile("l.raw")
+joblib.dump(arrays, "arrays.joblib")
+joblib.dump(arrays, "arrays_z.joblib", compress=3)
+joblib.dump(arrays, "arrays_gz.joblib", compress=("gzip", 3))
+with open("w.b64", "w") as f:
+    f.write(base64.b64encode(arrays["w"].tobytes()).decode())
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+with open("evil.pkl", "wb") as f:
+    pickle.dump(Evil(), f)
+try:
+    from sklearn.linear_model import LinearRegression
+    m = LinearRegression().fit(np.array([[1., 2], [2, 1], [3, 5], [4, 4]]), np.array([1., 2, 3, 5]))
+    joblib.dump(m, "model.joblib")
+    with open("model.pkl", "wb") as f:
+        pickle.dump(m, f, protocol=4)
+    m.coef_.tofile("coef.raw")
+    np.float64(m.intercept_).tofile("intercept.raw")
+    with open("coef.b64", "w") as f:
+        f.write(base64.b64encode(m.coef_.tobytes()).decode())
+except ImportError:
+    pass
+PYEOF
+
+for p in 2 3 4 5; do
+    check "plain pickle protocol $p" 0 "$CLI" meta nested$p.pkl
+    expect_grep "protocol $p containers" '"c": 1.5' out.txt
+    check "protocol $p arrays need --inert" 1 "$CLI" ls nested$p.pkl
+    check "protocol $p ls" 0 "$CLI" ls nested$p.pkl --inert
+    expect_grep "protocol $p array w" "^w .*F32 .*\[2, 3\]" out.txt
+    expect_grep "protocol $p array in a list" "^l.0 .*I64" out.txt
+    check "protocol $p cat w" 0 cat_to nested$p.pkl w --inert
+    check "protocol $p w bytes" 0 cmp got.bin w.raw
+    check "protocol $p cat l.0" 0 cat_to nested$p.pkl l.0 --inert
+    check "protocol $p l.0 bytes" 0 cmp got.bin l.raw
+done
+for j in arrays arrays_z arrays_gz; do
+    check "$j refused without --inert" 1 "$CLI" meta $j.joblib
+    expect_grep "$j names the global" "joblib.numpy_pickle.NumpyArrayWrapper is not allowed" err.txt
+    expect_grep "$j suggests --inert" "--inert" err.txt
+    check "$j as inert data" 0 "$CLI" meta $j.joblib --inert
+    expect_grep "$j wrapper node" '"\$class": "joblib.numpy_pickle.NumpyArrayWrapper"' out.txt
+    expect_grep "$j array bytes" "$(cat w.b64)" out.txt
+    check "ls $j --inert" 0 "$CLI" ls $j.joblib --inert
+    expect_grep "$j lists w" "^w .*F32 .*\[2, 3\]" out.txt
+    check "cat $j w" 0 cat_to $j.joblib w --inert
+    check "$j w bytes" 0 cmp got.bin w.raw
+done
+check "evil refused" 1 "$CLI" meta evil.pkl
+expect_grep "evil names the global" "system is not allowed" err.txt
+check "evil as inert data" 0 "$CLI" meta evil.pkl --inert
+expect_grep "evil class" '"\$class": "posix.system"' out.txt
+expect_grep "evil args" "touch pwned" out.txt
+if [ -e pwned ]; then fail=$((fail+1)); echo "FAIL: something ran the pickle"; else pass=$((pass+1)); fi
+if [ -f model.joblib ]; then
+    check "model refused" 1 "$CLI" meta model.joblib
+    expect_grep "model names the class" "sklearn.linear_model._base.LinearRegression is not allowed" err.txt
+    check "model inert" 0 "$CLI" meta model.joblib --inert
+    expect_grep "model class" '"\$class": "sklearn.linear_model._base.LinearRegression"' out.txt
+    expect_grep "coef_ bytes" "$(cat coef.b64)" out.txt
+    check "ls model --inert" 0 "$CLI" ls model.joblib --inert
+    expect_grep "model lists coef_" "^state.coef_ .*F64" out.txt
+    for file in model.joblib model.pkl; do
+        check "cat $file coef_" 0 cat_to $file state.coef_ --inert
+        check "$file coef_ equals numpy's" 0 cmp got.bin coef.raw
+        check "cat $file intercept_" 0 cat_to $file state.intercept_ --inert
+        check "$file intercept_ equals numpy's" 0 cmp got.bin intercept.raw
+    done
+    check "model.pkl inert" 0 "$CLI" meta model.pkl --inert
+    expect_grep "model.pkl reconstruct" "numpy.core.multiarray._reconstruct" out.txt
+    expect_grep "model.pkl coef_ bytes" "$(cat coef.b64)" out.txt
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
