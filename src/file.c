@@ -142,7 +142,7 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__safetensors_reader;
     else if (cairn__stindex_sniff(f)) /* JSON text: a sharded safetensors index, or nothing */
         return cairn__stindex_detect(f, err);
-    else if (cairn__pickle_sniff(f)) /* a plain pickle or a zlib/gzip joblib file: last */
+    else if (cairn__pickle_sniff(f)) /* a plain pickle or a compressed joblib file: last */
         f->ops = &cairn__pickle_reader;
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);

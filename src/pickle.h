@@ -128,8 +128,8 @@ typedef struct cairn__pk_tensor {
 typedef struct cairn__pickle_host {
     void *ctx;
     /* GLOBAL / STACK_GLOBAL: the allowed global of that name, or NULL to
-     * refuse it. Names are as pickled (not NUL-terminated). A later "inert
-     * data" mode plugs in here. */
+     * refuse it. Names are as pickled (not NUL-terminated). In inert mode
+     * (`inert` below) a refused name becomes data instead. */
     const cairn__pk_global *(*resolve)(void *ctx, const char *module, size_t module_len,
                                        const char *name, size_t name_len);
     /* BINPERSID ('storage', type, key, location, numel[, None]): the host finds

@@ -36,6 +36,7 @@ np.array([7, 8], dtype=np.int64).tofile("l.raw")
 joblib.dump(arrays, "arrays.joblib")
 joblib.dump(arrays, "arrays_z.joblib", compress=3)
 joblib.dump(arrays, "arrays_gz.joblib", compress=("gzip", 3))
+joblib.dump(arrays, "arrays_bz2.joblib", compress=("bz2", 3))
 with open("w.b64", "w") as f:
     f.write(base64.b64encode(arrays["w"].tobytes()).decode())
 class Evil:
@@ -58,7 +59,7 @@ except ImportError:
 PYEOF
 
 for p in 2 3 4 5; do
-    check "plain pickle protocol $p" 0 "$CLI" meta nested$p.pkl
+    check "plain pickle protocol $p" 0 "$CLI" meta nested$p.pkl --inert
     expect_grep "protocol $p containers" '"c": 1.5' out.txt
     check "protocol $p arrays need --inert" 1 "$CLI" ls nested$p.pkl
     check "protocol $p ls" 0 "$CLI" ls nested$p.pkl --inert
@@ -69,7 +70,7 @@ for p in 2 3 4 5; do
     check "protocol $p cat l.0" 0 cat_to nested$p.pkl l.0 --inert
     check "protocol $p l.0 bytes" 0 cmp got.bin l.raw
 done
-for j in arrays arrays_z arrays_gz; do
+for j in arrays arrays_z arrays_gz arrays_bz2; do
     check "$j refused without --inert" 1 "$CLI" meta $j.joblib
     expect_grep "$j names the global" "joblib.numpy_pickle.NumpyArrayWrapper is not allowed" err.txt
     expect_grep "$j suggests --inert" "--inert" err.txt

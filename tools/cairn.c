@@ -483,10 +483,11 @@ static int cmd_verify(int argc, char **argv)
 /* ---------------------------------------------------------- cat, show */
 
 static const char cat_help[] =
-    "usage: cairn cat FILE NAME\n"
+    "usage: cairn cat FILE NAME [--inert]\n"
     "\n"
     "Writes tensor NAME's elements to stdout: little-endian, C order, in its own\n"
-    "dtype. Checksums are verified on the way.\n";
+    "dtype. Checksums are verified on the way. --inert reads a pickle or joblib\n"
+    "file as inert data (NAME is a path such as state.coef_; nothing is run).\n";
 
 static int write_all(int fd, const void *data, size_t len)
 {
@@ -552,7 +553,7 @@ static int cmd_cat(int argc, char **argv)
 }
 
 static const char show_help[] =
-    "usage: cairn show FILE NAME [--count N]\n"
+    "usage: cairn show FILE NAME [--count N] [--inert]\n"
     "\n"
     "Prints tensor NAME's dtype, shape, min/max/mean (over finite values),\n"
     "NaN and Inf counts, and its first N values (default 10). Complex tensors\n"

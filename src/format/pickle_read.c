@@ -3,13 +3,15 @@
  * by default it is refused, naming the first global cairn does not know. With
  * CAIRN_OPEN_INERT the restricted machine (pickle.h) records every global,
  * REDUCE, NEWOBJ and BUILD as a plain node and the object becomes the
- * metadata tree; nothing is ever called. joblib's zlib and gzip files are
- * inflated first (bounded by max_inflate and the machine's 64 MiB). */
+ * metadata tree, and the NumPy arrays in it are also tensors named by their
+ * path; nothing is ever called. joblib's zlib, gzip and bzip2 files are
+ * decompressed first (bounded by max_inflate and the machine's 64 MiB). */
 #include "../archive.h"
 #include "../pickle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <bzlib.h>
 #include <zlib.h>
 
 #define PICKLE_WHERE_MAX 512
@@ -38,14 +40,19 @@ static int is_zlib(const uint8_t *h, size_t n)
                       (h[0] == 0x78 && ((h[0] << 8) | h[1]) % 31 == 0));
 }
 
+static int is_bz2(const uint8_t *h, size_t n)
+{
+    return n >= 3 && h[0] == 'B' && h[1] == 'Z' && h[2] == 'h';
+}
+
 /* 1 when the input looks like a plain pickle (PROTO 2..5) or a joblib file
- * compressed with zlib or gzip (checked only after every other format). */
+ * compressed with zlib, gzip or bzip2 (checked only after every other format). */
 int cairn__pickle_sniff(const cairn_file *f)
 {
-    uint8_t h[2] = {0};
-    if (f->src.size < 2 || cairn__source_read(f, 0, h, 2, NULL) != CAIRN_OK)
+    uint8_t h[3] = {0};
+    if (f->src.size < 3 || cairn__source_read(f, 0, h, 3, NULL) != CAIRN_OK)
         return 0;
-    return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || is_zlib(h, 2);
+    return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || is_zlib(h, 3) || is_bz2(h, 3);
 }
 
 static cairn_status inflate_all(const cairn_file *f, pickle_state *s, const uint8_t *in,
@@ -92,6 +99,55 @@ static cairn_status inflate_all(const cairn_file *f, pickle_state *s, const uint
     return CAIRN_OK;
 }
 
+/* joblib compress=('bz2', N): one bzip2 stream, bounded like inflate_all. */
+static cairn_status unbzip_all(const cairn_file *f, pickle_state *s, const uint8_t *in,
+                               size_t in_len, cairn_error *err)
+{
+    uint64_t limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
+                                                              : CAIRN__PICKLE_MAX_BYTES;
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *out = malloc(cap);
+    bz_stream z;
+    memset(&z, 0, sizeof z);
+    if (!out || BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) {
+        free(out);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    }
+    z.next_in = (char *)in;
+    z.avail_in = (unsigned)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
+    int zr = BZ_OK;
+    while (zr == BZ_OK) {
+        if (len == cap) {
+            uint8_t *bigger = cap * 2 <= limit + 1 ? realloc(out, cap * 2) : NULL;
+            if (!bigger)
+                break;
+            out = bigger;
+            cap *= 2;
+        }
+        z.next_out = (char *)out + len;
+        z.avail_out = (unsigned)(cap - len);
+        zr = BZ2_bzDecompress(&z);
+        len = cap - z.avail_out;
+        if (zr == BZ_OK && z.avail_in == 0 && len < cap)
+            zr = BZ_UNEXPECTED_EOF; /* input used up, output room left, no stream end */
+    }
+    uint64_t at = ((uint64_t)z.total_in_hi32 << 32) | z.total_in_lo32;
+    BZ2_bzDecompressEnd(&z);
+    if (zr != BZ_STREAM_END) {
+        free(out);
+        return cairn__fail(err, zr == BZ_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT, "%s: offset %llu: "
+                           "the bzip2 joblib stream %s", f->path, (unsigned long long)at,
+                           zr == BZ_OK ? "decompresses past the limit (max_inflate, at most "
+                                         "64 MiB)"
+                                       : "is corrupt or truncated");
+    }
+    s->owned = out;
+    s->p = out;
+    s->len = len;
+    s->inflated = 1;
+    return CAIRN_OK;
+}
+
 static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error *err)
 {
     if (f->src.size > CAIRN__PICKLE_MAX_BYTES)
@@ -110,6 +166,11 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
             return st;
         }
         p = copy;
+    }
+    if (is_bz2(p, n)) {
+        cairn_status st = unbzip_all(f, s, p, n, err);
+        free(copy);
+        return st;
     }
     if (!is_zlib(p, n)) {
         s->owned = copy;
