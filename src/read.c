@@ -4,7 +4,7 @@
 #include "archive.h"
 
 #include <stdlib.h>
-#include <xxhash.h>
+#include "hash.h"
 
 /* Reads and hashes in pieces this large, so each piece is hashed while it is
  * still in cache right after it was copied. */
@@ -76,20 +76,19 @@ static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uin
     uint64_t size = t->info.stored_size;
     if (!hash)
         return cairn__source_read(f, t->info.offset, dst, (size_t)size, err);
-    XXH3_state_t *state = XXH3_createState();
+    cairn__hasher *state = cairn__hasher_new();
     if (!state)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    XXH3_64bits_reset(state);
     cairn_status st = CAIRN_OK;
     for (uint64_t done = 0; done < size && st == CAIRN_OK;) {
         size_t n = size - done < CHUNK ? (size_t)(size - done) : CHUNK;
         st = cairn__source_read(f, t->info.offset + done, dst + done, n, err);
         if (st == CAIRN_OK)
-            XXH3_64bits_update(state, dst + done, n);
+            cairn__hasher_update(state, dst + done, n);
         done += n;
     }
-    uint64_t got = XXH3_64bits_digest(state);
-    XXH3_freeState(state);
+    uint64_t got = cairn__hasher_digest(state);
+    cairn__hasher_free(state);
     if (st == CAIRN_OK && got != t->info.checksum)
         st = checksum_mismatch(f, t, got, err);
     return st;
@@ -182,14 +181,12 @@ static cairn_status read_converting(const cairn_file *f, const cairn__tensor *t,
     size_t in_size = cairn_dtype_size(t->info.dtype), out_size = cairn_dtype_size(dtype);
     size_t per_chunk = CHUNK / in_size;
     uint8_t *buf = malloc(per_chunk * in_size);
-    XXH3_state_t *state = verify ? XXH3_createState() : NULL;
+    cairn__hasher *state = verify ? cairn__hasher_new() : NULL;
     cairn_status st = CAIRN_OK;
     if (!buf || (verify && !state)) {
         st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
         goto done;
     }
-    if (state)
-        XXH3_64bits_reset(state);
     for (uint64_t i = 0; i < t->info.count && st == CAIRN_OK;) {
         uint64_t left = t->info.count - i;
         size_t n = left < per_chunk ? (size_t)left : per_chunk;
@@ -199,19 +196,19 @@ static cairn_status read_converting(const cairn_file *f, const cairn__tensor *t,
             src = buf;
         }
         if (st == CAIRN_OK && state)
-            XXH3_64bits_update(state, src, n * in_size);
+            cairn__hasher_update(state, src, n * in_size);
         if (st == CAIRN_OK)
             st = cairn_convert(t->info.dtype, src, dtype, dst + i * out_size, n, err);
         i += n;
     }
     if (st == CAIRN_OK && state) {
-        uint64_t got = XXH3_64bits_digest(state);
+        uint64_t got = cairn__hasher_digest(state);
         if (got != t->info.checksum)
             st = checksum_mismatch(f, t, got, err);
     }
 done:
     free(buf);
-    XXH3_freeState(state);
+    cairn__hasher_free(state);
     return st;
 }
 
@@ -293,26 +290,24 @@ static cairn_status verify_tensor(const cairn_file *f, const cairn__tensor *t, c
     const uint8_t *p = cairn__source_ptr(f, t->info.offset, t->info.stored_size);
     uint64_t got;
     if (p) {
-        got = XXH3_64bits(p, (size_t)t->info.stored_size);
+        got = cairn__hash(p, (size_t)t->info.stored_size);
     } else {
         uint8_t *buf = malloc(CHUNK);
-        XXH3_state_t *state = XXH3_createState();
+        cairn__hasher *state = cairn__hasher_new();
         cairn_status st = CAIRN_OK;
         if (!buf || !state)
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-        else
-            XXH3_64bits_reset(state);
         for (uint64_t done = 0; st == CAIRN_OK && done < t->info.stored_size;) {
             uint64_t left = t->info.stored_size - done;
             size_t n = left < CHUNK ? (size_t)left : CHUNK;
             st = cairn__source_read(f, t->info.offset + done, buf, n, err);
             if (st == CAIRN_OK)
-                XXH3_64bits_update(state, buf, n);
+                cairn__hasher_update(state, buf, n);
             done += n;
         }
-        got = st == CAIRN_OK ? XXH3_64bits_digest(state) : 0;
+        got = st == CAIRN_OK ? cairn__hasher_digest(state) : 0;
         free(buf);
-        XXH3_freeState(state);
+        cairn__hasher_free(state);
         CAIRN_TRY(st);
     }
     return got == t->info.checksum ? CAIRN_OK : checksum_mismatch(f, t, got, err);

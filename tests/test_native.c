@@ -402,7 +402,7 @@ static void test_bad_arguments(void)
     cairn_error err;
     float x = 0;
     uint64_t dims[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
-    cairn_write_opts opts = {sizeof opts, 0, CAIRN_FORMAT_NATIVE, 48};
+    cairn_write_opts opts = {.struct_size = sizeof opts, .format = CAIRN_FORMAT_NATIVE, .alignment = 48};
     CHECK_ST(cairn_writer_open_memory(&opts, &w, &err), CAIRN_E_ARG);
     CHECK(w == NULL);
     opts.alignment = 4096;

@@ -16,11 +16,12 @@ static const cairn_dtype npy_dtypes[] = {
 #define N_DTYPES (sizeof npy_dtypes / sizeof npy_dtypes[0])
 
 static const char *tmp;
-static const cairn_write_opts no_sync = {sizeof(cairn_write_opts), CAIRN_WRITE_NO_SYNC,
-                                         CAIRN_FORMAT_AUTO, 0};
-static const cairn_write_opts npy_mem = {sizeof(cairn_write_opts), 0, CAIRN_FORMAT_NPY, 0};
-static const cairn_open_opts no_mmap = {sizeof(cairn_open_opts), CAIRN_OPEN_NO_MMAP,
-                                        CAIRN_FORMAT_AUTO, 0};
+static const cairn_write_opts no_sync = {.struct_size = sizeof(cairn_write_opts),
+                                         .flags = CAIRN_WRITE_NO_SYNC};
+static const cairn_write_opts npy_mem = {.struct_size = sizeof(cairn_write_opts),
+                                         .format = CAIRN_FORMAT_NPY};
+static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
+                                        .flags = CAIRN_OPEN_NO_MMAP};
 
 static int write_file(const char *path, const void *data, size_t n)
 {

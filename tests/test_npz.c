@@ -31,12 +31,13 @@ static const char *tmp;
 
 static cairn_write_opts wopts(unsigned flags, cairn_format format, uint64_t alignment)
 {
-    cairn_write_opts o = {sizeof o, flags | CAIRN_WRITE_NO_SYNC, format, alignment};
+    cairn_write_opts o = {.struct_size = sizeof o, .flags = flags | CAIRN_WRITE_NO_SYNC,
+                          .format = format, .alignment = alignment};
     return o;
 }
 
-static const cairn_open_opts no_mmap = {sizeof(cairn_open_opts), CAIRN_OPEN_NO_MMAP,
-                                        CAIRN_FORMAT_AUTO, 0};
+static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
+                                        .flags = CAIRN_OPEN_NO_MMAP};
 
 static int write_file(const char *path, const void *data, size_t n)
 {
@@ -307,7 +308,7 @@ static void round_trip(int compressed, uint64_t align)
         align = 64;
 
     cairn_file *f = NULL;
-    static const cairn_open_opts verify = {sizeof verify, CAIRN_OPEN_VERIFY, CAIRN_FORMAT_AUTO, 0};
+    static const cairn_open_opts verify = {.struct_size = sizeof verify, .flags = CAIRN_OPEN_VERIFY};
     CHECK_OK(cairn_file_open(path, &verify, &f, &err));
     if (f)
         check_archive(f, compressed, 1, align);
@@ -731,7 +732,8 @@ static void check_bomb(const char *path)
     free(b);
     /* With a limit raised on purpose it opens and verifies (inflating as a
      * stream: nothing of the declared size is allocated). */
-    cairn_open_opts big = {sizeof big, CAIRN_OPEN_VERIFY, CAIRN_FORMAT_AUTO, 128u << 20};
+    cairn_open_opts big = {.struct_size = sizeof big, .flags = CAIRN_OPEN_VERIFY,
+                           .max_inflate = 128u << 20};
     CHECK_OK(cairn_file_open(path, &big, &f, &err));
     cairn_tensor_info in;
     CHECK(f && cairn_tensor_info_at(f, 0, &in, &err) == CAIRN_OK && in.raw_size == 100u << 20);
@@ -859,7 +861,7 @@ static void test_members(void)
     b = build_zip(notes, 1, &n);
     CHECK_ST(cairn_file_open_memory(b, n, NULL, &f, &err), CAIRN_E_FORMAT);
     CHECK(strstr(err.message, "not an .npz") != NULL);
-    cairn_open_opts forced = {sizeof forced, 0, CAIRN_FORMAT_NPZ, 0};
+    cairn_open_opts forced = {.struct_size = sizeof forced, .format = CAIRN_FORMAT_NPZ};
     CHECK_ST(cairn_file_open_memory(b, n, &forced, &f, &err), CAIRN_E_UNSUPPORTED);
     free(b);
     /* A data.pkl makes it a PyTorch file, whatever else it holds (an empty dict here). */
@@ -973,7 +975,7 @@ static void test_checksums(void)
     CHECK_ST(cairn_tensor_verify(f, 0, &err), CAIRN_E_CHECKSUM);
     CHECK_ST(cairn_file_verify(f, &err), CAIRN_E_CHECKSUM);
     cairn_file_close(f);
-    static const cairn_open_opts verify = {sizeof verify, CAIRN_OPEN_VERIFY, CAIRN_FORMAT_AUTO, 0};
+    static const cairn_open_opts verify = {.struct_size = sizeof verify, .flags = CAIRN_OPEN_VERIFY};
     CHECK_ST(cairn_file_open_memory(mem, n, &verify, &f, &err), CAIRN_E_CHECKSUM);
     cairn_free(mem);
 }

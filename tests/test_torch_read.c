@@ -1045,22 +1045,22 @@ static void corpus_reject(const char *path, json_t *root)
     json_t *check = json_object_get(root, "check");
     const char *kind = json_string_value(json_object_get(check, "kind"));
     const char *need = NULL;
-    char buf[128];
+    char need_buf[128];
     if (kind && !strcmp(kind, "pickle_forbidden_global")) {
         const char *g = json_string_value(json_array_get(json_object_get(check, "globals"), 0));
-        snprintf(buf, sizeof buf, "global %s is not allowed", g);
-        char *sp = strchr(buf + 7, ' ');
+        snprintf(need_buf, sizeof need_buf, "global %s is not allowed", g);
+        char *sp = strchr(need_buf + 7, ' ');
         if (sp)
             *sp = '.';
-        need = buf;
+        need = need_buf;
     } else if (kind && !strcmp(kind, "torch_missing_record")) {
-        snprintf(buf, sizeof buf, "%s",
+        snprintf(need_buf, sizeof need_buf, "%s",
                  json_string_value(json_object_get(check, "record")));
-        need = buf;
+        need = need_buf;
     } else if (kind && !strcmp(kind, "torch_out_of_bounds")) {
-        snprintf(buf, sizeof buf, "reaches byte %lld",
+        snprintf(need_buf, sizeof need_buf, "reaches byte %lld",
                  (long long)json_integer_value(json_object_get(check, "needed_bytes")));
-        need = buf;
+        need = need_buf;
     }
     CHECK(need && strstr(err.message, need) && strstr(err.message, "offset"));
     fprintf(stderr, "  rejected as expected: %s\n", err.message);

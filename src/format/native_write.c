@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include <stdlib.h>
-#include <xxhash.h>
+#include "../hash.h"
 
 typedef struct entry {
     char *name;
@@ -112,22 +112,21 @@ static cairn_status write_hashed(cairn_writer *w, const uint8_t *data, uint64_t 
 {
     enum { PIECE = 1u << 20 };
     if (size <= PIECE) {
-        *checksum = XXH3_64bits(data, (size_t)size);
+        *checksum = cairn__hash(data, (size_t)size);
         return cairn__sink_write(w, data, (size_t)size, err);
     }
-    XXH3_state_t *state = XXH3_createState();
+    cairn__hasher *state = cairn__hasher_new();
     if (!state)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    XXH3_64bits_reset(state);
     cairn_status st = CAIRN_OK;
     for (uint64_t done = 0; done < size && st == CAIRN_OK;) {
         size_t n = size - done < PIECE ? (size_t)(size - done) : PIECE;
-        XXH3_64bits_update(state, data + done, n);
+        cairn__hasher_update(state, data + done, n);
         st = cairn__sink_write(w, data + done, n, err);
         done += n;
     }
-    *checksum = XXH3_64bits_digest(state);
-    XXH3_freeState(state);
+    *checksum = cairn__hasher_digest(state);
+    cairn__hasher_free(state);
     return st;
 }
 
@@ -333,8 +332,8 @@ static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
     cairn__put64(t + TR_STRINGS_SIZE, nw->strings_size);
     cairn__put64(t + TR_META_OFFSET, index_offset + meta_rel);
     cairn__put64(t + TR_META_SIZE, meta_size);
-    cairn__put64(t + TR_INDEX_HASH, XXH3_64bits(index, (size_t)total));
-    cairn__put64(t + TR_HASH, XXH3_64bits(t, TR_HASH));
+    cairn__put64(t + TR_INDEX_HASH, cairn__hash(index, (size_t)total));
+    cairn__put64(t + TR_HASH, cairn__hash(t, TR_HASH));
     memcpy(t + TR_END_MAGIC, native_end_magic, 8);
     free(index);
     if (st == CAIRN_OK)
