@@ -1,0 +1,130 @@
+/* bench_formats.c -- the interop targets, measured against cairn's own
+ * native format and the raw limit in the same run:
+ *   open + find one tensor: safetensors (JSON header) vs native (fixed index)
+ *   read every tensor of a file: any format, into caller buffers
+ *   copy the payload the way `cairn convert` does vs mmap + write() of the
+ *   same bytes (the convert baseline)
+ *
+ * usage: bench_formats open FILE NAME [REPS]
+ *        bench_formats readall FILE [RUNS]
+ *        bench_formats mmapwrite IN OUT      (the raw baseline for convert) */
+#include <cairn.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_open(const char *path, const char *name, int reps)
+{
+    double *t = malloc((size_t)reps * sizeof *t);
+    cairn_error err;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        cairn_file *f;
+        cairn_tensor_info info;
+        if (cairn_file_open(path, NULL, &f, &err) != CAIRN_OK ||
+            cairn_tensor_find(f, name, NULL, &info, &err) != CAIRN_OK) {
+            fprintf(stderr, "bench_formats: %s\n", err.message);
+            return 1;
+        }
+        cairn_file_close(f);
+        t[r] = now() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    printf("RESULT bench=open file=%s reps=%d median_us=%.1f min_us=%.1f\n", path, reps,
+           t[reps / 2] * 1e6, t[0] * 1e6);
+    free(t);
+    return 0;
+}
+
+static int bench_readall(const char *path, int runs)
+{
+    double *t = malloc((size_t)runs * sizeof *t);
+    cairn_error err;
+    uint64_t bytes = 0;
+    for (int r = 0; r < runs; r++) {
+        double t0 = now();
+        cairn_file *f;
+        if (cairn_file_open(path, NULL, &f, &err) != CAIRN_OK) {
+            fprintf(stderr, "bench_formats: %s\n", err.message);
+            return 1;
+        }
+        bytes = 0;
+        for (uint64_t i = 0; i < cairn_file_count(f); i++) {
+            cairn_tensor_info info;
+            cairn_tensor_info_at(f, i, &info, &err);
+            void *buf = malloc(info.raw_size ? (size_t)info.raw_size : 1);
+            if (cairn_tensor_read(f, i, info.dtype, buf, (size_t)info.raw_size, 0, &err) !=
+                CAIRN_OK) {
+                fprintf(stderr, "bench_formats: %s\n", err.message);
+                return 1;
+            }
+            bytes += info.raw_size;
+            free(buf);
+        }
+        cairn_file_close(f);
+        t[r] = now() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    printf("RESULT bench=readall file=%s runs=%d bytes=%llu median_s=%.4f min_s=%.4f\n", path,
+           runs, (unsigned long long)bytes, t[runs / 2], t[0]);
+    free(t);
+    return 0;
+}
+
+/* The convert baseline: map the input, write() its bytes to a new file in
+ * 1 MiB pieces, fsync, as a plain C program would. */
+static int mmap_write(const char *in, const char *out)
+{
+    int fd = open(in, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return perror(in), 1;
+    const char *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (p == MAP_FAILED || o < 0)
+        return perror(out), 1;
+    for (off_t done = 0; done < st.st_size;) {
+        size_t n = st.st_size - done < (1 << 20) ? (size_t)(st.st_size - done) : (1 << 20);
+        ssize_t w = write(o, p + done, n);
+        if (w <= 0)
+            return perror(out), 1;
+        done += w;
+    }
+    fsync(o);
+    close(o);
+    munmap((void *)p, (size_t)st.st_size);
+    close(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && !strcmp(argv[1], "open"))
+        return bench_open(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 101);
+    if (argc >= 3 && !strcmp(argv[1], "readall"))
+        return bench_readall(argv[2], argc > 3 ? atoi(argv[3]) : 5);
+    if (argc == 4 && !strcmp(argv[1], "mmapwrite"))
+        return mmap_write(argv[2], argv[3]);
+    fprintf(stderr, "usage: bench_formats open FILE NAME [REPS] | readall FILE [RUNS] | "
+                    "mmapwrite IN OUT\n");
+    return 2;
+}
