@@ -8,6 +8,7 @@
  * and the step-time inflation of a compute loop while a background save runs.
  *
  * usage: bench_ckpt [--mib N] [--runs N] [--dir DIR] */
+#define _GNU_SOURCE
 #include <cairn.h>
 
 #include <stdio.h>

@@ -8,6 +8,7 @@
  * usage: bench_formats open FILE NAME [REPS]
  *        bench_formats readall FILE [RUNS]
  *        bench_formats mmapwrite IN OUT      (the raw baseline for convert) */
+#define _GNU_SOURCE
 #include <cairn.h>
 
 #include <fcntl.h>
@@ -67,21 +68,26 @@ static int bench_readall(const char *path, int runs)
             fprintf(stderr, "bench_formats: %s\n", err.message);
             return 1;
         }
+        /* Every tensor ends up in memory at once, as torch.load leaves them. */
+        uint64_t n = cairn_file_count(f);
+        void **bufs = calloc(n ? n : 1, sizeof *bufs);
         bytes = 0;
-        for (uint64_t i = 0; i < cairn_file_count(f); i++) {
+        for (uint64_t i = 0; i < n; i++) {
             cairn_tensor_info info;
             cairn_tensor_info_at(f, i, &info, &err);
-            void *buf = malloc(info.raw_size ? (size_t)info.raw_size : 1);
-            if (cairn_tensor_read(f, i, info.dtype, buf, (size_t)info.raw_size, 0, &err) !=
+            bufs[i] = malloc(info.raw_size ? (size_t)info.raw_size : 1);
+            if (cairn_tensor_read(f, i, info.dtype, bufs[i], (size_t)info.raw_size, 0, &err) !=
                 CAIRN_OK) {
                 fprintf(stderr, "bench_formats: %s\n", err.message);
                 return 1;
             }
             bytes += info.raw_size;
-            free(buf);
         }
         cairn_file_close(f);
         t[r] = now() - t0;
+        for (uint64_t i = 0; i < n; i++)
+            free(bufs[i]);
+        free(bufs);
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     printf("RESULT bench=readall file=%s runs=%d bytes=%llu median_s=%.4f min_s=%.4f\n", path,

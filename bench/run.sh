@@ -188,3 +188,46 @@ if [ "${CAIRN_BENCH_COMPRESS:-1}" != 0 ] && [ -x "$COMPRESS" ]; then
   grep '^RESULT workload=compress' "$LOG" >> "$RESULTS" || true
   say "[phase compress: $(( $(date +%s) - t0 )) s]"
 fi
+
+# ------------------------------------------------------------ checkpoints
+# bench_ckpt.c: what an async checkpoint of 1 GiB costs the training loop
+# (stall vs memcpy and vs a blocking save) and the step-time inflation of a
+# compute loop while the background write runs. CAIRN_BENCH_CKPT=0 skips it.
+if [ "${CAIRN_BENCH_CKPT:-1}" != 0 ] && [ -x "$BUILD/bench/bench_ckpt" ]; then
+  say ""
+  t0=$(date +%s)
+  "$BUILD/bench/bench_ckpt" --mib 1024 --runs "$RUNS" --dir "$DIR/ckpt" | tee -a "$LOG"
+  grep '^RESULT bench=ckpt' "$LOG" >> "$RESULTS" || true
+  say "[phase ckpt: $(( $(date +%s) - t0 )) s]"
+fi
+
+# ----------------------------------------------------------------- formats
+# bench_formats.c with real torch: a 1 GiB state_dict (256 x 1024x1024 F32)
+# saved by torch.save; read every tensor with cairn vs torch.load (each in a
+# fresh process, alternated); open + find one tensor in the same tensors as
+# native and as safetensors; `cairn convert` native -> safetensors vs a plain
+# mmap + write() of the same bytes. CAIRN_BENCH_FORMATS=0 skips it.
+if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &&
+   "$PY" -c 'import torch' 2>/dev/null; then
+  say ""
+  t0=$(date +%s)
+  F=$BUILD/bench/bench_formats
+  mkdir -p "$DIR/formats"
+  ( cd "$DIR/formats" &&
+    "$PY" -c "import torch; torch.save({f'layer{i:03d}.weight': torch.randn(1024, 1024) for i in range(256)}, 'big.pt')" &&
+    for i in 1 2 3; do
+      "$F" readall big.pt 1
+      "$PY" -c "import torch, time; t0 = time.perf_counter(); x = torch.load('big.pt'); print('RESULT bench=torch.load median_s=%.4f' % (time.perf_counter() - t0))"
+    done
+    "$BUILD/cairn" convert big.pt big.cairn --no-progress --no-sync &&
+    "$BUILD/cairn" convert big.cairn big.safetensors --no-progress --no-sync &&
+    "$F" open big.cairn layer100.weight 101 && "$F" open big.safetensors layer100.weight 101 &&
+    for i in 1 2 3; do
+      rm -f out.bin out.safetensors
+      /usr/bin/time -f 'RESULT bench=convert contender=mmapwrite wall_s=%e' "$F" mmapwrite big.cairn out.bin
+      /usr/bin/time -f 'RESULT bench=convert contender=cairn wall_s=%e' "$BUILD/cairn" convert big.cairn out.safetensors --no-progress
+    done ) 2>&1 | tee -a "$LOG"
+  rm -rf "$DIR/formats"
+  grep -E '^RESULT bench=(readall|torch.load|open|convert)' "$LOG" >> "$RESULTS" || true
+  say "[phase formats: $(( $(date +%s) - t0 )) s]"
+fi
