@@ -17,34 +17,6 @@ static const cairn_write_opts gguf_mem = {.struct_size = sizeof(cairn_write_opts
 static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
                                         .flags = CAIRN_OPEN_NO_MMAP};
 
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, fp) : 0;
-    return (fclose(fp) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    *n = 0;
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (buf && len > 0 && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *n = buf ? (size_t)len : 0;
-    return buf;
-}
-
 static void fill(uint8_t *p, size_t n, uint64_t seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -305,7 +277,7 @@ static void test_dtype_round_trips(void)
     void *mem = NULL;
     size_t mem_len = 0, file_len = 0;
     CHECK_OK(cairn_writer_commit_memory(wm, &mem, &mem_len, &err));
-    uint8_t *file = read_whole(path, &file_len);
+    uint8_t *file = tu_read_whole(path, &file_len);
     CHECK(file && mem_len == file_len && memcmp(file, mem, file_len) == 0);
     CHECK(file_len % 32 == 0);
     free(file);
@@ -1052,7 +1024,7 @@ static void test_writer_refusals(void)
     CHECK_OK(cairn_writer_open_path(path, &no_sync, &w, &err));
     CHECK_OK(cairn_writer_commit(w, &err));
     size_t n = 0;
-    uint8_t *file = read_whole(path, &n);
+    uint8_t *file = tu_read_whole(path, &n);
     CHECK(file && n == 32 && memcmp(file, "GGUF\x03\0\0\0", 8) == 0);
     free(file);
     cairn_file *f = NULL;
@@ -1291,7 +1263,7 @@ static void cairn_reads_python(const char *script)
             fv[i] = (float)i;
         check_tensor(f, 0, "f", CAIRN_F32, 3, fd, (const uint8_t *)fv, sizeof fv, 16);
         size_t qn = 0;
-        uint8_t *qb = read_whole(qpath, &qn);
+        uint8_t *qb = tu_read_whole(qpath, &qn);
         uint64_t qd[2] = {3, 68};
         CHECK(qn == 3 * 68);
         if (qb)
@@ -1312,7 +1284,7 @@ static void cairn_reads_python(const char *script)
         CHECK_OK(cairn_file_verify(f, &err));
         /* Rewritten by cairn: the same file, apart from the version field. */
         size_t n = 0;
-        uint8_t *orig = read_whole(path, &n);
+        uint8_t *orig = tu_read_whole(path, &n);
         void *out = NULL;
         size_t out_len = 0;
         cairn_file_close(f);
@@ -1339,8 +1311,8 @@ static void test_python(void)
     }
     snprintf(check, sizeof check, "%s/check_gguf.py", tmp);
     snprintf(writer, sizeof writer, "%s/write_gguf.py", tmp);
-    CHECK(write_file(check, py_check, sizeof py_check - 1) == 0);
-    CHECK(write_file(writer, py_write, sizeof py_write - 1) == 0);
+    CHECK(tu_write_file(check, py_check, sizeof py_check - 1) == 0);
+    CHECK(tu_write_file(writer, py_write, sizeof py_write - 1) == 0);
     python_reads_cairn(check);
     cairn_reads_python(writer);
 }
@@ -1400,7 +1372,7 @@ static void test_huggingface_js(void)
         }
     }
     snprintf(script, sizeof script, "%s/check_gguf.mjs", dir);
-    CHECK(write_file(script, js_check, sizeof js_check - 1) == 0);
+    CHECK(tu_write_file(script, js_check, sizeof js_check - 1) == 0);
     write_cross_file(path, sizeof path);
     snprintf(cmd, sizeof cmd, "node '%s' '%s'", script, path);
     int rc = system(cmd);
@@ -1468,7 +1440,7 @@ static void truncations(void)
     char path[4200];
     snprintf(path, sizeof path, "%s/trunc.gguf", tmp);
     for (size_t n = 24; n < data_end; n += 7) {
-        write_file(path, b.p, n);
+        tu_write_file(path, b.p, n);
         cairn_file *f = NULL;
         CHECK(cairn_file_open(path, &no_mmap, &f, &err) != CAIRN_OK);
         CHECK(strstr(err.message, "trunc.gguf") != NULL);
@@ -1750,7 +1722,7 @@ static void test_hostile(void)
                 st = try_all(b.p, b.len, NULL, &err);
             } else {
                 cairn_file *f = NULL;
-                write_file(path, b.p, b.len);
+                tu_write_file(path, b.p, b.len);
                 st = cairn_file_open(path, &no_mmap, &f, &err);
                 if (st == CAIRN_OK)
                     st = try_all(b.p, b.len, NULL, &err);
@@ -1803,7 +1775,7 @@ static void test_pread_window(void)
     gb_tensors(&b, t, 1, 32, data);
     char path[4200];
     snprintf(path, sizeof path, "%s/window.gguf", tmp);
-    CHECK(write_file(path, b.p, b.len) == 0);
+    CHECK(tu_write_file(path, b.p, b.len) == 0);
     char *json[2] = {NULL, NULL};
     for (int pass = 0; pass < 2; pass++) {
         cairn_error err = {0};

@@ -23,51 +23,6 @@ static const cairn_write_opts npy_mem = {.struct_size = sizeof(cairn_write_opts)
 static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
                                         .flags = CAIRN_OPEN_NO_MMAP};
 
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, fp) : 0;
-    return (fclose(fp) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    *n = 0;
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (buf && len > 0 && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *n = buf ? (size_t)len : 0;
-    return buf;
-}
-
-static uint64_t elem_count(uint32_t rank, const uint64_t *dims)
-{
-    uint64_t c = 1;
-    for (uint32_t d = 0; d < rank; d++)
-        c *= dims[d];
-    return c;
-}
-
-static void fill(uint8_t *p, size_t n, cairn_dtype dtype, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)tu_rand(&seed);
-    if (dtype == CAIRN_BOOL)
-        for (size_t i = 0; i < n; i++)
-            p[i] &= 1;
-}
-
 /* Opens f's only tensor and reads it as stored into a new buffer. */
 static cairn_status read_only_tensor(cairn_file *f, cairn_tensor_info *info, uint8_t **out,
                                      cairn_error *err)
@@ -114,7 +69,7 @@ static void check_info(const cairn_tensor_info *in, cairn_dtype dtype, uint32_t 
     CHECK(in->rank == rank);
     for (uint32_t d = 0; d < CAIRN_MAX_RANK; d++)
         CHECK(in->dims[d] == (d < rank ? dims[d] : 0));
-    CHECK(in->count == elem_count(rank, dims));
+    CHECK(in->count == tu_elem_count(rank, dims));
     CHECK(in->raw_size == in->count * cairn_dtype_size(dtype));
     CHECK(in->stored_size == in->raw_size);
     CHECK(in->offset % 64 == 0 && in->alignment == (in->offset & (~in->offset + 1)));
@@ -172,9 +127,9 @@ static void round_trip(cairn_dtype dtype, uint32_t rank, const uint64_t *dims, u
 {
     char path[4200];
     cairn_error err = {0};
-    size_t bytes = (size_t)(elem_count(rank, dims) * cairn_dtype_size(dtype));
+    size_t bytes = (size_t)(tu_elem_count(rank, dims) * cairn_dtype_size(dtype));
     uint8_t *data = malloc(bytes ? bytes : 1);
-    fill(data, bytes, dtype, seed);
+    tu_fill(data, bytes, dtype, seed);
     snprintf(path, sizeof path, "%s/rt_%s_%u.npy", tmp, cairn_dtype_name(dtype), rank);
 
     cairn_writer *w = NULL;
@@ -189,7 +144,7 @@ static void round_trip(cairn_dtype dtype, uint32_t rank, const uint64_t *dims, u
     CHECK_OK(cairn_writer_open_memory(&npy_mem, &w, &err));
     CHECK_OK(cairn_writer_add(w, "weights", dtype, rank, dims, data, &err));
     CHECK_OK(cairn_writer_commit_memory(w, &mem, &mem_len, &err));
-    uint8_t *file = read_whole(path, &file_len);
+    uint8_t *file = tu_read_whole(path, &file_len);
     CHECK(file && mem && mem_len == file_len && memcmp(mem, file, mem_len) == 0);
     free(file);
     cairn_free(mem);
@@ -384,7 +339,7 @@ static void check_numpy_file(const char *dir, const char *line)
     }
     size_t want_len = 0;
     snprintf(path, sizeof path, "%s/%s.bin", dir, name);
-    uint8_t *want = read_whole(path, &want_len);
+    uint8_t *want = tu_read_whole(path, &want_len);
     snprintf(path, sizeof path, "%s/%s.npy", dir, name);
     cairn_error err = {0};
     for (int pass = 0; pass < 2; pass++) {
@@ -435,12 +390,12 @@ static void numpy_reads_cairn(const char *dir, const char *check_path)
         for (size_t s = 0; s < sizeof ranks / sizeof ranks[0]; s++) {
             cairn_error err = {0};
             cairn_writer *w = NULL;
-            size_t bytes = (size_t)(elem_count(ranks[s], shapes[s]) *
+            size_t bytes = (size_t)(tu_elem_count(ranks[s], shapes[s]) *
                                     cairn_dtype_size(cases[c].dtype));
             uint8_t *data = malloc(bytes ? bytes : 1);
-            fill(data, bytes, cases[c].dtype, seed++);
+            tu_fill(data, bytes, cases[c].dtype, seed++);
             snprintf(path, sizeof path, "%s/cw_%s_%zu.bin", dir, cairn_dtype_name(cases[c].dtype), s);
-            write_file(path, data, bytes);
+            tu_write_file(path, data, bytes);
             snprintf(path, sizeof path, "%s/cw_%s_%zu.npy", dir, cairn_dtype_name(cases[c].dtype), s);
             CHECK_OK(cairn_writer_open_path(path, &no_sync, &w, &err));
             CHECK_OK(cairn_writer_add(w, "t", cases[c].dtype, ranks[s], shapes[s], data, &err));
@@ -469,8 +424,8 @@ static void test_numpy(void)
     mkdir(dir, 0777);
     snprintf(gen, sizeof gen, "%s/gen.py", dir);
     snprintf(chk, sizeof chk, "%s/check.py", dir);
-    CHECK(write_file(gen, gen_py, sizeof gen_py - 1) == 0);
-    CHECK(write_file(chk, check_py, sizeof check_py - 1) == 0);
+    CHECK(tu_write_file(gen, gen_py, sizeof gen_py - 1) == 0);
+    CHECK(tu_write_file(chk, check_py, sizeof check_py - 1) == 0);
     CHECK(run_python(gen, dir) == 0);
 
     char path[4400], line[512];
@@ -495,7 +450,7 @@ static int sha256_hex(const uint8_t *data, size_t n, char out[65])
 {
     char path[4200], cmd[4400];
     snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (write_file(path, data, n) != 0)
+    if (tu_write_file(path, data, n) != 0)
         return -1;
     snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
     FILE *p = popen(cmd, "r");
@@ -549,7 +504,7 @@ static void check_corpus_reject(const char *npy_path, json_t *root)
     cairn_status want = kind && strcmp(kind, "npy_object") == 0 ? CAIRN_E_UNSUPPORTED
                                                                 : CAIRN_E_CORRUPT;
     size_t n = 0;
-    uint8_t *buf = read_whole(npy_path, &n);
+    uint8_t *buf = tu_read_whole(npy_path, &n);
     cairn_error err = {0};
     cairn_file *f = NULL;
     cairn_tensor_info in;
@@ -928,14 +883,14 @@ static void test_pread_hostile(void)
     size_t n;
     uint8_t *b = make_npy(1, D("'<f4'", "False", "(1099511627776,)"), 16, &n);
     snprintf(path, sizeof path, "%s/huge.npy", tmp);
-    CHECK(write_file(path, b, n) == 0);
+    CHECK(tu_write_file(path, b, n) == 0);
     cairn_file *f = NULL;
     CHECK_ST(cairn_file_open(path, &no_mmap, &f, &err), CAIRN_E_CORRUPT);
     CHECK(strstr(err.message, "payload is 16 bytes, the header says 4398046511104") != NULL);
     CHECK(strstr(err.message, path) != NULL);
     free(b);
     b = make_npy(2, D("'|O'", "False", "(2,)"), 16, &n);
-    CHECK(write_file(path, b, n) == 0);
+    CHECK(tu_write_file(path, b, n) == 0);
     CHECK_ST(cairn_file_open(path, &no_mmap, &f, &err), CAIRN_E_UNSUPPORTED);
     CHECK(strstr(err.message, "pickles") != NULL);
     free(b);

@@ -39,51 +39,6 @@ static cairn_write_opts wopts(unsigned flags, cairn_format format, uint64_t alig
 static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
                                         .flags = CAIRN_OPEN_NO_MMAP};
 
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, fp) : 0;
-    return (fclose(fp) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    *n = 0;
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (buf && len > 0 && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *n = buf ? (size_t)len : 0;
-    return buf;
-}
-
-static uint64_t elem_count(uint32_t rank, const uint64_t *dims)
-{
-    uint64_t c = 1;
-    for (uint32_t d = 0; d < rank; d++)
-        c *= dims[d];
-    return c;
-}
-
-static void fill(uint8_t *p, size_t n, cairn_dtype dtype, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)tu_rand(&seed);
-    if (dtype == CAIRN_BOOL)
-        for (size_t i = 0; i < n; i++)
-            p[i] &= 1;
-}
-
 /* Reads tensor i as stored into a new buffer. */
 static cairn_status read_tensor(const cairn_file *f, uint64_t i, unsigned flags,
                                 cairn_tensor_info *in, uint8_t **out, cairn_error *err)
@@ -197,9 +152,9 @@ static void make_tensors(void)
             t->dtype = npy_dtypes[d];
             t->rank = ranks[s];
             t->dims = shapes[s];
-            t->bytes = (size_t)(elem_count(t->rank, t->dims) * cairn_dtype_size(t->dtype));
+            t->bytes = (size_t)(tu_elem_count(t->rank, t->dims) * cairn_dtype_size(t->dtype));
             t->data = malloc(t->bytes ? t->bytes : 1);
-            fill(t->data, t->bytes, t->dtype, seed++);
+            tu_fill(t->data, t->bytes, t->dtype, seed++);
         }
     }
 }
@@ -226,7 +181,7 @@ static void check_tensor(const cairn_file *f, const rt_tensor *t, int compressed
     CHECK(in.dtype == t->dtype && in.rank == t->rank);
     for (uint32_t d = 0; d < CAIRN_MAX_RANK; d++)
         CHECK(in.dims[d] == (d < t->rank ? t->dims[d] : 0));
-    CHECK(in.count == elem_count(t->rank, t->dims) && in.raw_size == t->bytes);
+    CHECK(in.count == tu_elem_count(t->rank, t->dims) && in.raw_size == t->bytes);
     CHECK(in.codec == CAIRN_CODEC_NONE && !in.has_checksum);
     CHECK(in.zero_copy == (!compressed && mapped));
     if (!compressed)
@@ -301,7 +256,7 @@ static void round_trip(int compressed, uint64_t align)
     CHECK_OK(cairn_writer_open_memory(&mo, &w, &err));
     CHECK_OK(write_all(w, &err));
     CHECK_OK(cairn_writer_commit_memory(w, &mem, &mem_len, &err));
-    uint8_t *file = read_whole(path, &file_len);
+    uint8_t *file = tu_read_whole(path, &file_len);
     CHECK(file && mem && file_len == mem_len && memcmp(file, mem, mem_len) == 0);
     free(file);
     if (align == 0)
@@ -437,7 +392,7 @@ static int run_python(const char *script, const char *arg)
 {
     char path[4300], cmd[9000];
     snprintf(path, sizeof path, "%s/script.py", tmp);
-    if (write_file(path, script, strlen(script)) != 0)
+    if (tu_write_file(path, script, strlen(script)) != 0)
         return -1;
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", python(), path, arg);
     int rc = system(cmd);
@@ -534,7 +489,7 @@ static void check_numpy_line(const char *dir, const char *line)
     }
     size_t want_len;
     snprintf(path, sizeof path, "%s/%u.bin", dir, id);
-    uint8_t *want = read_whole(path, &want_len);
+    uint8_t *want = tu_read_whole(path, &want_len);
     snprintf(path, sizeof path, "%s/%s", dir, file);
     for (int pass = 0; pass < 2; pass++) {
         cairn_error err = {0};
@@ -606,7 +561,7 @@ static void numpy_reads_cairn(const char *dir)
                 snprintf(name, sizeof name, "t%zu_%zu", d, s); /* numpy keys: no '/' needed */
                 snprintf(binf, sizeof binf, "cw_%s.bin", name);
                 snprintf(path, sizeof path, "%s/%s", dir, binf);
-                write_file(path, t->data, t->bytes);
+                tu_write_file(path, t->data, t->bytes);
                 CHECK_OK(cairn_writer_add(w, name, t->dtype, t->rank, t->dims, t->data, &err));
                 fprintf(man, "cw_%d.npz %s %s %s", compressed, name, binf, npy_descrs[d]);
                 for (uint32_t k = 0; k < t->rank; k++)
@@ -654,7 +609,7 @@ static int sha256_hex(const uint8_t *data, size_t n, char out[65])
 {
     char path[4200], cmd[4400];
     snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (write_file(path, data, n) != 0)
+    if (tu_write_file(path, data, n) != 0)
         return -1;
     snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
     FILE *p = popen(cmd, "r");
@@ -727,7 +682,7 @@ static void check_bomb(const char *path)
     CHECK(f == NULL && strstr(err.message, "member 'zeros.npy'") && strstr(err.message, "offset"));
     fprintf(stderr, "  rejected as expected: %s\n", err.message);
     size_t n;
-    uint8_t *b = read_whole(path, &n);
+    uint8_t *b = tu_read_whole(path, &n);
     CHECK_ST(try_memory(b, n, &err), CAIRN_E_LIMIT);
     free(b);
     /* With a limit raised on purpose it opens and verifies (inflating as a

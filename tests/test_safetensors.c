@@ -28,51 +28,6 @@ static const cairn_open_opts no_mmap = {.struct_size = sizeof(cairn_open_opts),
 static const cairn_open_opts forced = {.struct_size = sizeof(cairn_open_opts),
                                        .format = CAIRN_FORMAT_SAFETENSORS};
 
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, fp) : 0;
-    return (fclose(fp) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    *n = 0;
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (buf && len > 0 && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *n = buf ? (size_t)len : 0;
-    return buf;
-}
-
-static uint64_t elem_count(uint32_t rank, const uint64_t *dims)
-{
-    uint64_t c = 1;
-    for (uint32_t d = 0; d < rank; d++)
-        c *= dims[d];
-    return c;
-}
-
-static void fill(uint8_t *p, size_t n, cairn_dtype dtype, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)tu_rand(&seed);
-    if (dtype == CAIRN_BOOL)
-        for (size_t i = 0; i < n; i++)
-            p[i] &= 1;
-}
-
 /* Reads tensor i as stored into a new buffer. */
 static uint8_t *read_tensor(cairn_file *f, uint64_t i, cairn_tensor_info *info, cairn_error *err)
 {
@@ -169,7 +124,7 @@ static void check_read_back(const char *path, const char *name, cairn_dtype dtyp
     CHECK(in.dtype == dtype && in.rank == rank);
     for (uint32_t d = 0; d < CAIRN_MAX_RANK; d++)
         CHECK(in.dims[d] == (d < rank ? dims[d] : 0));
-    CHECK(in.count == elem_count(rank, dims) && in.raw_size == bytes);
+    CHECK(in.count == tu_elem_count(rank, dims) && in.raw_size == bytes);
     CHECK(in.stored_size == bytes && in.codec == CAIRN_CODEC_NONE && !in.has_checksum);
     CHECK(in.offset % 8 == 0 && in.alignment == (in.offset & (~in.offset + 1)));
     CHECK(in.zero_copy);
@@ -207,9 +162,9 @@ static void round_trip(cairn_dtype dtype, uint32_t rank, const uint64_t *dims, u
 {
     char path[4200];
     cairn_error err = {0};
-    size_t bytes = (size_t)(elem_count(rank, dims) * cairn_dtype_size(dtype));
+    size_t bytes = (size_t)(tu_elem_count(rank, dims) * cairn_dtype_size(dtype));
     uint8_t *data = malloc(bytes ? bytes : 1);
-    fill(data, bytes, dtype, seed);
+    tu_fill(data, bytes, dtype, seed);
     snprintf(path, sizeof path, "%s/rt_%s_%u.safetensors", tmp, cairn_dtype_name(dtype), rank);
 
     cairn_writer *w = NULL;
@@ -223,7 +178,7 @@ static void round_trip(cairn_dtype dtype, uint32_t rank, const uint64_t *dims, u
     CHECK_OK(cairn_writer_open_memory(&st_mem, &w, &err));
     CHECK_OK(cairn_writer_add(w, "weights", dtype, rank, dims, data, &err));
     CHECK_OK(cairn_writer_commit_memory(w, &mem, &mem_len, &err));
-    uint8_t *file = read_whole(path, &file_len);
+    uint8_t *file = tu_read_whole(path, &file_len);
     CHECK(file && mem && mem_len == file_len && memcmp(mem, file, mem_len) == 0);
     CHECK_OK(try_memory_opts(mem, mem_len, NULL, &err));
     free(file);
@@ -264,7 +219,7 @@ static void test_many_tensors(void)
         dims[i][1] = (uint64_t)(i % 3 == 0 ? 40000 : i % 7 + 1);
         bytes[i] = (size_t)(dims[i][0] * dims[i][1] * cairn_dtype_size(dt));
         data[i] = malloc(bytes[i] ? bytes[i] : 1);
-        fill(data[i], bytes[i], dt, seed++);
+        tu_fill(data[i], bytes[i], dt, seed++);
         snprintf(name, sizeof name, "layer.%03d.%s", N - i, cairn_dtype_name(dt));
         CHECK_OK(cairn_writer_add(fw, name, dt, 2, dims[i], data[i], &err));
         CHECK_OK(cairn_writer_add(mw, name, dt, 2, dims[i], data[i], &err));
@@ -273,7 +228,7 @@ static void test_many_tensors(void)
     size_t mem_len = 0, file_len = 0;
     CHECK_OK(cairn_writer_commit(fw, &err));
     CHECK_OK(cairn_writer_commit_memory(mw, &mem, &mem_len, &err));
-    uint8_t *file = read_whole(path, &file_len);
+    uint8_t *file = tu_read_whole(path, &file_len);
     CHECK(file && mem_len == file_len && memcmp(mem, file, mem_len) == 0);
     free(file);
     cairn_free(mem);
@@ -335,7 +290,7 @@ static void test_big_payloads(void)
         dims[i][0] = (3u << 20) / cairn_dtype_size(dts[i]) + (uint64_t)i;
         size_t n = (size_t)(dims[i][0] * cairn_dtype_size(dts[i]));
         data[i] = malloc(n);
-        fill(data[i], n, dts[i], (uint64_t)i + 500);
+        tu_fill(data[i], n, dts[i], (uint64_t)i + 500);
         CHECK_OK(cairn_writer_add(w, names[i], dts[i], 1, dims[i], data[i], &err));
     }
     CHECK_OK(cairn_writer_commit(w, &err));
@@ -749,9 +704,9 @@ static void test_native_conversion(void)
     for (size_t d = 0; d < N_DTYPES; d++) {
         uint64_t dims[3] = {d % 3, 5, d + 1};
         uint32_t rank = d % 4 == 3 ? 0 : 3;
-        size_t bytes = (size_t)(elem_count(rank, dims) * cairn_dtype_size(st_dtypes[d]));
+        size_t bytes = (size_t)(tu_elem_count(rank, dims) * cairn_dtype_size(st_dtypes[d]));
         uint8_t *data = malloc(bytes ? bytes : 1);
-        fill(data, bytes, st_dtypes[d], seed++);
+        tu_fill(data, bytes, st_dtypes[d], seed++);
         snprintf(name, sizeof name, "model.%s.weight", cairn_dtype_name(st_dtypes[d]));
         CHECK_OK(cairn_writer_add(w, name, st_dtypes[d], rank, dims, data, &err));
         free(data);
@@ -779,7 +734,7 @@ static void test_native_conversion(void)
      * tensors in the same (index) order with the same tree: identical bytes. */
     convert(native1, native1b);
     size_t n1 = 0, n2 = 0;
-    uint8_t *a = read_whole(native1b, &n1), *b = read_whole(native2, &n2);
+    uint8_t *a = tu_read_whole(native1b, &n1), *b = tu_read_whole(native2, &n2);
     CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0);
     free(a);
     free(b);
@@ -990,7 +945,7 @@ static void check_python_file(const char *dir, const char *line)
     }
     size_t want_len = 0;
     snprintf(path, sizeof path, "%s/%s.%s.bin", dir, file, name);
-    uint8_t *want = read_whole(path, &want_len);
+    uint8_t *want = tu_read_whole(path, &want_len);
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, file);
     cairn_error err = {0};
     for (int pass = 0; pass < 2; pass++) {
@@ -1014,7 +969,7 @@ static void check_python_file(const char *dir, const char *line)
         if (in.dtype == CAIRN_BF16) { /* BF16 -> F32 matches numpy's reading of the bits */
             size_t fl = 0;
             snprintf(path, sizeof path, "%s/bf16_as_f32.bin", dir);
-            uint8_t *f32 = read_whole(path, &fl);
+            uint8_t *f32 = tu_read_whole(path, &fl);
             float conv[6];
             CHECK(fl == sizeof conv);
             CHECK_OK(cairn_tensor_read(f, idx, CAIRN_F32, conv, sizeof conv, 0, &err));
@@ -1066,8 +1021,8 @@ static void test_python(void)
     mkdir(dir, 0777);
     snprintf(gen, sizeof gen, "%s/gen.py", dir);
     snprintf(chk, sizeof chk, "%s/check.py", dir);
-    CHECK(write_file(gen, gen_py, sizeof gen_py - 1) == 0);
-    CHECK(write_file(chk, check_py, sizeof check_py - 1) == 0);
+    CHECK(tu_write_file(gen, gen_py, sizeof gen_py - 1) == 0);
+    CHECK(tu_write_file(chk, check_py, sizeof check_py - 1) == 0);
 
     snprintf(path, sizeof path, "%s/known.safetensors", dir);
     write_known(path);
@@ -1095,7 +1050,7 @@ static int sha256_hex(const uint8_t *data, size_t n, char out[65])
 {
     char path[4200], cmd[4400];
     snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (write_file(path, data, n) != 0)
+    if (tu_write_file(path, data, n) != 0)
         return -1;
     snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
     FILE *p = popen(cmd, "r");
@@ -1401,7 +1356,7 @@ static uint8_t *small_file(size_t *len)
     cairn_writer *w = NULL;
     uint64_t d2[2] = {2, 3}, d1[1] = {3};
     uint8_t bytes[48];
-    fill(bytes, sizeof bytes, CAIRN_U8, 5);
+    tu_fill(bytes, sizeof bytes, CAIRN_U8, 5);
     cairn_value *tree = cairn_value_map();
     cairn_value_set(tree, "format", cairn_value_string("pt"), NULL);
     cairn_value_set(tree, "n", cairn_value_int(3), NULL);
@@ -1477,13 +1432,13 @@ static void test_pread_hostile(void)
     uint8_t *b = make_st("{\"a\":" T("F32", "[2]", "0", "8") ",\"b\":" T("F32", "[2]", "12", "20")
                          "}", 20, &n);
     snprintf(path, sizeof path, "%s/gap.bin", tmp);
-    CHECK(write_file(path, b, n) == 0);
+    CHECK(tu_write_file(path, b, n) == 0);
     cairn_file *f = NULL;
     CHECK_ST(cairn_file_open(path, &no_mmap, &f, &err), CAIRN_E_CORRUPT);
     CHECK(strstr(err.message, path) != NULL && strstr(err.message, "gap") != NULL);
     free(b);
     b = make_st("  {\"a\":" T("I16", "[2]", "0", "4") "}", 4, &n);
-    CHECK(write_file(path, b, n) == 0);
+    CHECK(tu_write_file(path, b, n) == 0);
     CHECK_OK(cairn_file_open(path, &no_mmap, &f, &err));
     int16_t two[2];
     CHECK_OK(cairn_tensor_read(f, 0, CAIRN_I16, two, sizeof two, CAIRN_READ_VERIFY, &err));
@@ -1493,7 +1448,7 @@ static void test_pread_hostile(void)
     /* The file changes after open: verify notices. */
     CHECK_OK(cairn_file_open(path, &no_mmap, &f, &err));
     b[8 + 4] = 'b'; /* rename the tensor */
-    CHECK(write_file(path, b, n) == 0);
+    CHECK(tu_write_file(path, b, n) == 0);
     CHECK_ST(cairn_file_verify(f, &err), CAIRN_E_CORRUPT);
     CHECK(strstr(err.message, "changed since") != NULL);
     cairn_file_close(f);

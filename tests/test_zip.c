@@ -28,34 +28,6 @@ static uint8_t *pattern_new(size_t n, unsigned seed)
     return p;
 }
 
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, fp) : 0;
-    return (fclose(fp) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    *n = 0;
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (buf && len > 0 && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *n = buf ? (size_t)len : 0;
-    return buf;
-}
-
 /* A writer whose sink is memory, without any format on top. */
 typedef struct mem_zip {
     cairn_writer w;
@@ -108,7 +80,7 @@ static int pread_input(cairn_file *f, const uint8_t *b, size_t n, const char *na
 {
     static char path[4200];
     snprintf(path, sizeof path, "%s/%s", tmp, name);
-    if (write_file(path, b, n) != 0)
+    if (tu_write_file(path, b, n) != 0)
         return -1;
     memset(f, 0, sizeof *f);
     f->path = path;
@@ -322,7 +294,7 @@ static int run_python(const char *script, const char *arg)
 {
     char path[4300], cmd[9000];
     snprintf(path, sizeof path, "%s/script.py", tmp);
-    if (write_file(path, script, strlen(script)) != 0)
+    if (tu_write_file(path, script, strlen(script)) != 0)
         return -1;
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", python(), path, arg);
     int rc = system(cmd);
@@ -380,7 +352,7 @@ static void check_python_file(const char *dir, const char *file, const char *hex
     char path[4400];
     snprintf(path, sizeof path, "%s/%s.zip", dir, file);
     size_t n;
-    uint8_t *b = read_whole(path, &n);
+    uint8_t *b = tu_read_whole(path, &n);
     CHECK(b != NULL);
     cairn_error err = {0};
     cairn_file f;
@@ -437,7 +409,7 @@ static void python_reads_cairn(const char *dir)
         size_t n;
         uint8_t *b = write_specs(zip64, 64, &n);
         snprintf(path, sizeof path, "%s/cairn%d.zip", dir, zip64);
-        CHECK(write_file(path, b, n) == 0);
+        CHECK(tu_write_file(path, b, n) == 0);
         for (size_t i = 0; i < N_SPECS; i++) {
             fprintf(man, "cairn%d.zip\t", zip64);
             for (const char *p = specs[i].name; *p; p++)

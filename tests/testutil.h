@@ -6,6 +6,7 @@
 #ifndef CAIRN_TESTUTIL_H
 #define CAIRN_TESTUTIL_H
 
+#include <cairn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,6 +70,53 @@ static inline uint64_t tu_rand(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* Small file and data helpers shared by the format tests. */
+
+static inline int tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return -1;
+    size_t w = n ? fwrite(data, 1, n, fp) : 0;
+    return (fclose(fp) == 0 && w == n) ? 0 : -1;
+}
+
+static inline uint8_t *tu_read_whole(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    *n = 0;
+    if (!fp)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
+    if (buf && len > 0 && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(fp);
+    *n = buf ? (size_t)len : 0;
+    return buf;
+}
+
+static inline uint64_t tu_elem_count(uint32_t rank, const uint64_t *dims)
+{
+    uint64_t c = 1;
+    for (uint32_t d = 0; d < rank; d++)
+        c *= dims[d];
+    return c;
+}
+
+static inline void tu_fill(uint8_t *p, size_t n, cairn_dtype dtype, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)tu_rand(&seed);
+    if (dtype == CAIRN_BOOL)
+        for (size_t i = 0; i < n; i++)
+            p[i] &= 1;
 }
 
 #endif
