@@ -1,58 +1,10 @@
 /* fuzz_npy.c -- libFuzzer target: opens arbitrary bytes in memory and reads
  * everything a caller could ask for, as a .npy file. */
-#include <cairn.h>
-
-#include <stdint.h>
-#include <stdlib.h>
-
-#define READ_LIMIT (64u << 20) /* skip tensors larger than this: the input is small */
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Reads tensor i as stored, and once more widened when a wider type exists,
- * so the byte-swap, Fortran-order and conversion paths all run. */
-static void read_tensor(cairn_file *f, uint64_t i)
-{
-    cairn_tensor_info info;
-    if (cairn_tensor_info_at(f, i, &info, NULL) != CAIRN_OK || info.raw_size > READ_LIMIT)
-        return;
-    void *buf = malloc(info.raw_size ? (size_t)info.raw_size : 1);
-    if (buf) {
-        cairn_tensor_read(f, i, info.dtype, buf, (size_t)info.raw_size, CAIRN_READ_VERIFY, NULL);
-        free(buf);
-    }
-    cairn_dtype wide = info.dtype == CAIRN_C64 || info.dtype == CAIRN_C128 ? CAIRN_C128 : CAIRN_F64;
-    if (cairn_dtype_can_convert(info.dtype, wide) && info.count <= READ_LIMIT / 16) {
-        size_t n = (size_t)info.count * cairn_dtype_size(wide);
-        buf = malloc(n ? n : 1);
-        if (buf) {
-            cairn_tensor_read(f, i, wide, buf, n, 0, NULL);
-            free(buf);
-        }
-    }
-    const void *view;
-    if (cairn_tensor_data(f, i, &view, NULL) == CAIRN_OK && info.raw_size > 0) {
-        volatile uint8_t sink = ((const uint8_t *)view)[info.raw_size - 1];
-        (void)sink;
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cairn_open_opts opts = {.struct_size = sizeof opts, .flags = 0, .format = CAIRN_FORMAT_NPY};
-    cairn_file *f = NULL;
-    cairn_error err;
-    if (cairn_file_open_memory(data, size, &opts, &f, &err) != CAIRN_OK)
-        return 0;
-    cairn_file_info fi;
-    cairn_file_get_info(f, &fi, NULL);
-    for (uint64_t i = 0; i < cairn_file_count(f); i++)
-        read_tensor(f, i);
-    cairn_tensor_find(f, "array", NULL, NULL, NULL);
-    cairn_value *meta = NULL;
-    if (cairn_file_read_metadata(f, &meta, NULL) == CAIRN_OK)
-        cairn_value_free(meta);
-    cairn_file_verify(f, NULL);
-    cairn_file_close(f);
-    return 0;
+    return fuzz_exercise(data, size, CAIRN_FORMAT_NPY, "array");
 }

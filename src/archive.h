@@ -10,6 +10,7 @@
 #define CAIRN_ARCHIVE_H
 
 #include "internal.h"
+#include "nameset.h"
 
 /* ------------------------------------------------------------ reading side */
 
@@ -31,6 +32,8 @@ typedef struct cairn__reader_ops {
     cairn_status (*open)(cairn_file *f, cairn_error *err);
     void (*close)(cairn_file *f);
     uint64_t (*count)(const cairn_file *f);
+    /* Only ever called with index < count(f): cairn__tensor_get checks it once
+     * for every caller, so formats do not repeat the check. */
     cairn_status (*tensor_at)(const cairn_file *f, uint64_t index, cairn__tensor *out,
                               cairn_error *err);
     /* Binary search or table lookup; CAIRN_E_NOT_FOUND (with a message) if absent. */
@@ -85,6 +88,17 @@ struct cairn_file {
     cairn__source src;
     void *state; /* the format's own */
 };
+
+/* The one range check in front of ops->tensor_at: CAIRN_E_NOT_FOUND (naming
+ * the file, the index and the count) when index >= count. */
+cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                               cairn_error *err);
+
+/* ops->find for formats that index their tensors with a cairn__nameset:
+ * *index on success, else CAIRN_E_NOT_FOUND naming the file and the name. */
+cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,
+                                 cairn__name_fn name_at, const void *ctx, const char *name,
+                                 size_t len, uint64_t *index, cairn_error *err);
 
 /* Copies [offset, offset+len) of the input into dst. The range must have been
  * checked against src.size by the caller; a short read (file shrank) gives

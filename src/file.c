@@ -355,13 +355,35 @@ cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_ten
     if (!f || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_info_at: NULL argument");
     memset(out, 0, sizeof *out);
-    if (index >= f->ops->count(f))
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu tensors)",
-                           f->path, (unsigned long long)index, (unsigned long long)f->ops->count(f));
     cairn__tensor t;
-    CAIRN_TRY(f->ops->tensor_at(f, index, &t, err));
+    CAIRN_TRY(cairn__tensor_get(f, index, &t, err));
     *out = t.info;
     return CAIRN_OK;
+}
+
+cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,
+                                 cairn__name_fn name_at, const void *ctx, const char *name,
+                                 size_t len, uint64_t *index, cairn_error *err)
+{
+    char shown[96];
+    int64_t i = cairn__nameset_find(names, name, len, name_at, ctx);
+    if (i >= 0) {
+        *index = (uint64_t)i;
+        return CAIRN_OK;
+    }
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
+                       cairn__printable(name, len, shown, sizeof shown));
+}
+
+cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                               cairn_error *err)
+{
+    uint64_t n = f->ops->count(f);
+    if (index >= n)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
+                           "tensors)", f->path, (unsigned long long)index,
+                           (unsigned long long)n);
+    return f->ops->tensor_at(f, index, out, err);
 }
 
 cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *index,

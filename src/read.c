@@ -15,11 +15,7 @@ static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
 {
     if (!f)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
-    uint64_t n = f->ops->count(f);
-    if (index >= n)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu tensors)",
-                           f->path, (unsigned long long)index, (unsigned long long)n);
-    CAIRN_TRY(f->ops->tensor_at(f, index, t, err));
+    CAIRN_TRY(cairn__tensor_get(f, index, t, err));
     /* A compressed tensor the format can decode is marked via_load. */
     if (t->info.codec != CAIRN_CODEC_NONE && !t->via_load)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u with filter %u is "
@@ -319,12 +315,9 @@ cairn_status cairn_tensor_verify(const cairn_file *f, uint64_t index, cairn_erro
     f = owner_of(f, &index);
     if (!f)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
-    if (index >= f->ops->count(f))
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
-                           (unsigned long long)index);
+    CAIRN_TRY(cairn__tensor_get(f, index, &t, err));
     if (f->ops->verify_tensor)
         return f->ops->verify_tensor(f, index, err);
-    CAIRN_TRY(f->ops->tensor_at(f, index, &t, err));
     return verify_tensor(f, &t, err);
 }
 

@@ -785,10 +785,6 @@ static cairn_status gguf_tensor_at(const cairn_file *f, uint64_t index, cairn__t
                                    cairn_error *err)
 {
     const gguf_reader *r = f->state;
-    if (index >= r->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
-                           "tensors)", f->path, (unsigned long long)index,
-                           (unsigned long long)r->count);
     *out = r->tensors[index];
     return CAIRN_OK;
 }
@@ -797,14 +793,7 @@ static cairn_status gguf_find(const cairn_file *f, const char *name, size_t len,
                               cairn_error *err)
 {
     const gguf_reader *r = f->state;
-    char shown[96];
-    int64_t i = cairn__nameset_find(&r->index, name, len, tensor_name_at, r);
-    if (i >= 0) {
-        *index = (uint64_t)i;
-        return CAIRN_OK;
-    }
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
-                       cairn__printable(name, len, shown, sizeof shown));
+    return cairn__find_by_name(f, &r->index, tensor_name_at, r, name, len, index, err);
 }
 
 static cairn_status gguf_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)

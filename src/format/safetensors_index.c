@@ -531,10 +531,6 @@ static cairn_status stx_tensor_at(const cairn_file *f, uint64_t index, cairn__te
                                   cairn_error *err)
 {
     const stx_reader *r = f->state;
-    if (index >= r->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
-                           "tensors)", f->path, (unsigned long long)index,
-                           (unsigned long long)r->count);
     const stx_tensor *t = &r->tensors[index];
     const cairn_file *shard = r->shards[t->shard];
     return shard->ops->tensor_at(shard, t->local, out, err);
