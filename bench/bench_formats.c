@@ -1,17 +1,19 @@
 /* bench_formats.c -- the interop targets, measured against cairn's own
  * native format and the raw limit in the same run:
  *   open + find one tensor: safetensors (JSON header) vs native (fixed index)
- *   read every tensor of a file: any format, into caller buffers
+ *   read every tensor of a file: any format, into private buffers (one or
+ *   two threads) or as zero-copy views with every page touched
  *   copy the payload the way `cairn convert` does vs mmap + write() of the
  *   same bytes (the convert baseline)
  *
  * usage: bench_formats open FILE NAME [REPS]
- *        bench_formats readall FILE [RUNS]
+ *        bench_formats readall FILE [RUNS] [copy|views|copy2]
  *        bench_formats mmapwrite IN OUT      (the raw baseline for convert) */
 #define _GNU_SOURCE
 #include <cairn.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +58,87 @@ static int bench_open(const char *path, const char *name, int reps)
     return 0;
 }
 
-static int bench_readall(const char *path, int runs)
+/* How readall leaves the tensors in memory:
+ *   copy   - private buffers, one cairn_tensor_read each (what torch.load
+ *            does: every storage copied into fresh memory);
+ *   views  - zero-copy cairn_tensor_data pointers into the mapped file, every
+ *            page touched so the bytes are resident and mapped, nothing
+ *            copied (read-only; what cairn offers when the bytes allow);
+ *   copy2  - like copy, the tensors split between two threads (reads are
+ *            thread-safe; the page faults of fresh memory run in parallel). */
+enum readall_mode { READ_COPY, READ_VIEWS, READ_COPY2 };
+
+typedef struct readall_job {
+    const cairn_file *f;
+    void **bufs;
+    uint64_t first, step, n;
+    int failed;
+    cairn_error err;
+} readall_job;
+
+static void *read_some(void *arg)
 {
+    readall_job *j = arg;
+    for (uint64_t i = j->first; i < j->n && !j->failed; i += j->step) {
+        cairn_tensor_info info;
+        if (cairn_tensor_info_at(j->f, i, &info, &j->err) != CAIRN_OK) {
+            j->failed = 1;
+            break;
+        }
+        j->bufs[i] = malloc(info.raw_size ? (size_t)info.raw_size : 1);
+        j->failed = !j->bufs[i] || cairn_tensor_read(j->f, i, info.dtype, j->bufs[i],
+                                                     (size_t)info.raw_size, 0, &j->err) != CAIRN_OK;
+    }
+    return NULL;
+}
+
+/* Every page of every tensor is read once; the sum keeps the loads alive. */
+static int touch_views(const cairn_file *f, uint64_t n, uint64_t *sum, cairn_error *err)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        const void *data;
+        cairn_tensor_info info;
+        if (cairn_tensor_info_at(f, i, &info, err) != CAIRN_OK ||
+            cairn_tensor_data(f, i, &data, err) != CAIRN_OK)
+            return 1;
+        const volatile uint8_t *p = data;
+        for (uint64_t at = 0; at < info.stored_size; at += 4096)
+            *sum += p[at];
+    }
+    return 0;
+}
+
+static int read_tensors(const cairn_file *f, enum readall_mode mode, void **bufs, uint64_t n,
+                        uint64_t *sum, cairn_error *err)
+{
+    if (mode == READ_VIEWS)
+        return touch_views(f, n, sum, err);
+    readall_job jobs[2];
+    int threads = mode == READ_COPY2 ? 2 : 1;
+    pthread_t tid[2];
+    for (int k = 0; k < threads; k++) {
+        jobs[k] = (readall_job){.f = f, .bufs = bufs, .first = (uint64_t)k,
+                                .step = (uint64_t)threads, .n = n};
+        if (k > 0 && pthread_create(&tid[k], NULL, read_some, &jobs[k]) != 0)
+            return 1;
+    }
+    read_some(&jobs[0]);
+    for (int k = 1; k < threads; k++)
+        pthread_join(tid[k], NULL);
+    for (int k = 0; k < threads; k++)
+        if (jobs[k].failed) {
+            *err = jobs[k].err;
+            return 1;
+        }
+    return 0;
+}
+
+static int bench_readall(const char *path, int runs, enum readall_mode mode)
+{
+    static const char *const names[] = {"copy", "views", "copy2"};
     double *t = malloc((size_t)runs * sizeof *t);
     cairn_error err;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, sum = 0;
     for (int r = 0; r < runs; r++) {
         double t0 = now();
         cairn_file *f;
@@ -71,27 +149,25 @@ static int bench_readall(const char *path, int runs)
         /* Every tensor ends up in memory at once, as torch.load leaves them. */
         uint64_t n = cairn_file_count(f);
         void **bufs = calloc(n ? n : 1, sizeof *bufs);
+        if (!bufs || read_tensors(f, mode, bufs, n, &sum, &err)) {
+            fprintf(stderr, "bench_formats: %s\n", bufs ? err.message : "out of memory");
+            return 1;
+        }
+        t[r] = now() - t0;
         bytes = 0;
         for (uint64_t i = 0; i < n; i++) {
             cairn_tensor_info info;
             cairn_tensor_info_at(f, i, &info, &err);
-            bufs[i] = malloc(info.raw_size ? (size_t)info.raw_size : 1);
-            if (cairn_tensor_read(f, i, info.dtype, bufs[i], (size_t)info.raw_size, 0, &err) !=
-                CAIRN_OK) {
-                fprintf(stderr, "bench_formats: %s\n", err.message);
-                return 1;
-            }
             bytes += info.raw_size;
+            free(bufs[i]);
         }
         cairn_file_close(f);
-        t[r] = now() - t0;
-        for (uint64_t i = 0; i < n; i++)
-            free(bufs[i]);
         free(bufs);
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    printf("RESULT bench=readall file=%s runs=%d bytes=%llu median_s=%.4f min_s=%.4f\n", path,
-           runs, (unsigned long long)bytes, t[runs / 2], t[0]);
+    printf("RESULT bench=readall mode=%s file=%s runs=%d bytes=%llu median_s=%.4f min_s=%.4f "
+           "(check %llu)\n", names[mode], path, runs, (unsigned long long)bytes, t[runs / 2],
+           t[0], (unsigned long long)(sum & 1));
     free(t);
     return 0;
 }
@@ -126,11 +202,19 @@ int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "open"))
         return bench_open(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 101);
-    if (argc >= 3 && !strcmp(argv[1], "readall"))
-        return bench_readall(argv[2], argc > 3 ? atoi(argv[3]) : 5);
+    if (argc >= 3 && !strcmp(argv[1], "readall")) {
+        enum readall_mode mode = READ_COPY;
+        if (argc > 4 && !strcmp(argv[4], "views"))
+            mode = READ_VIEWS;
+        else if (argc > 4 && !strcmp(argv[4], "copy2"))
+            mode = READ_COPY2;
+        else if (argc > 4 && strcmp(argv[4], "copy"))
+            return fprintf(stderr, "bench_formats: readall mode is copy, views or copy2\n"), 2;
+        return bench_readall(argv[2], argc > 3 ? atoi(argv[3]) : 5, mode);
+    }
     if (argc == 4 && !strcmp(argv[1], "mmapwrite"))
         return mmap_write(argv[2], argv[3]);
-    fprintf(stderr, "usage: bench_formats open FILE NAME [REPS] | readall FILE [RUNS] | "
+    fprintf(stderr, "usage: bench_formats open FILE NAME [REPS] | readall FILE [RUNS] [copy|views|copy2] | "
                     "mmapwrite IN OUT\n");
     return 2;
 }

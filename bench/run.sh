@@ -203,8 +203,9 @@ fi
 
 # ----------------------------------------------------------------- formats
 # bench_formats.c with real torch: a 1 GiB state_dict (256 x 1024x1024 F32)
-# saved by torch.save; read every tensor with cairn vs torch.load (each in a
-# fresh process, alternated); open + find one tensor in the same tensors as
+# saved by torch.save; read every tensor with cairn (into private buffers,
+# and as zero-copy views with every page touched) vs torch.load, each in a
+# fresh process, alternated, with peak RSS; open + find one tensor in the same tensors as
 # native and as safetensors; `cairn convert` native -> safetensors vs a plain
 # mmap + write() of the same bytes. CAIRN_BENCH_FORMATS=0 skips it.
 if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &&
@@ -216,8 +217,11 @@ if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &
   ( cd "$DIR/formats" &&
     "$PY" -c "import torch; torch.save({f'layer{i:03d}.weight': torch.randn(1024, 1024) for i in range(256)}, 'big.pt')" &&
     for i in 1 2 3; do
-      "$F" readall big.pt 1
-      "$PY" -c "import torch, time; t0 = time.perf_counter(); x = torch.load('big.pt'); print('RESULT bench=torch.load median_s=%.4f' % (time.perf_counter() - t0))"
+      for mode in copy views; do
+        /usr/bin/time -f "RESULT bench=readall_rss mode=$mode max_rss_kib=%M" "$F" readall big.pt 1 $mode
+      done
+      /usr/bin/time -f 'RESULT bench=torch.load_rss max_rss_kib=%M' \
+        "$PY" -c "import torch, time; t0 = time.perf_counter(); x = torch.load('big.pt'); print('RESULT bench=torch.load median_s=%.4f' % (time.perf_counter() - t0))"
     done
     "$BUILD/cairn" convert big.pt big.cairn --no-progress --no-sync &&
     "$BUILD/cairn" convert big.cairn big.safetensors --no-progress --no-sync &&
