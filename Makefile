@@ -9,7 +9,7 @@ BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 20
 
 # Debian packages the build, tests and benchmarks need.
-DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev zlib1g-dev \
+DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev libsimdjson-dev zlib1g-dev \
         libzstd-dev liblz4-dev libbz2-dev libsodium-dev libhdf5-dev python3-h5py \
         clang libclang-rt-14-dev python3-numpy python3-torch hyperfine time
 
@@ -65,7 +65,7 @@ test-unit:
 	  ctest --output-on-failure -j $(JOBS)
 
 test-fuzz:
-	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE=ON \
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE=ON \
 	  -DCAIRN_FUZZ=ON -DCAIRN_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	cmake --build $(BUILD_FUZZ) -j $(JOBS)
 	cd $(BUILD_FUZZ) && ctest --output-on-failure -L fuzz -j $(JOBS)

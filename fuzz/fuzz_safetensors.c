@@ -40,6 +40,8 @@ static uint8_t *read_tensor(cairn_file *f, uint64_t i, cairn_tensor_info *info)
         (void)sink;
     }
     uint64_t idx;
+    if (strlen(info->name) != info->name_len || info->name_len == 0)
+        __builtin_trap(); /* names are non-empty C strings: "\u0000" in a key is refused */
     if (cairn_tensor_find(f, info->name, &idx, NULL, NULL) != CAIRN_OK || idx != i)
         __builtin_trap(); /* every listed name must be found at its index */
     return buf;

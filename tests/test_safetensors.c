@@ -1250,6 +1250,51 @@ static const header_case header_cases[] = {
     {"{\"__metadata__\":null}", 0, CAIRN_E_CORRUPT},
     {"{\"__metadata__\":[]}", 0, CAIRN_E_CORRUPT},
     {"{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}", 0, CAIRN_E_CORRUPT},
+    /* rules the JSON parser (simdjson) leaves to the reader */
+    {"{\"a\\u0000\":" T("U8", "[1]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"\\u0000\":" T("U8", "[1]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+     CAIRN_E_CORRUPT},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"data_offsets\":[0,1]}}",
+     1, CAIRN_E_CORRUPT},
+    {"{\"__metadata__\":{\"k\":\"v\",\"j\":\"x\",\"k\":\"v\"},\"a\":" T("U8", "[1]", "0", "1")
+     "}", 1, CAIRN_E_CORRUPT},
+    {"{\"__metadata__\":{},\"__metadata__\":{}}", 0, CAIRN_E_CORRUPT},
+    {"{\"__metadata__\":{\"k\\u0000\":\"v\"}}", 0, CAIRN_E_CORRUPT},
+    {"{\"b\":" T("U8", "[1]", "0", "1") ",\"a\":" T("U8", "[0]", "1", "1") ",\"b\":"
+     T("U8", "[0]", "1", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1.0]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1e3]", "0", "1000") "}", 1000, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1E0]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[-0]", "0", "0") "}", 0, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[0]", "-0", "0") "}", 0, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1]", "0", "1.0") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1]", "0", "1e0") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[18446744073709551616]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[9223372036854775808]", "0", "0") "}", 0, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[0]", "0", "9223372036854775808") "}", 0, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1]", "0", "100000000000000000000000") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\xc3\x28\":" T("U8", "[1]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\xed\xa0\x80\":" T("U8", "[1]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"__metadata__\":{\"k\":\"\xf8\x88\x80\x80\x80\"}}", 0, CAIRN_E_CORRUPT},
+    {"{\"a\\ud800\":" T("U8", "[1]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":" T("U8", "[1]", "0", "1") "}\x0b", 1, CAIRN_E_CORRUPT},
+    {"\xef\xbb\xbf{\"a\":" T("U8", "[1]", "0", "1") "}", 1, CAIRN_E_CORRUPT},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]],\"data_offsets\":[0,1]}}", 1,
+     CAIRN_E_CORRUPT},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[{\"x\":[1]}],\"data_offsets\":[0,1]}}", 1,
+     CAIRN_E_CORRUPT},
+    {"{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"x\":{\"y\":[[[{}]]]}}}", 1,
+     CAIRN_E_CORRUPT},
+    {"5", 0, CAIRN_E_CORRUPT},
+    {"\"{}\"", 0, CAIRN_E_CORRUPT},
+    {"null", 0, CAIRN_E_CORRUPT},
+    /* ... and the values they leave alone */
+    {"{\"a-0\":" T("U8", "[1]", "0", "1") ",\"__metadata__\":{\"-0\":\"-0 \\\"-0\\\" \\\\\"}}", 1,
+     CAIRN_OK},
+    {"{\"a\":" T("U8", "[0]", "0", "0") ",\"b\":" T("I8", "[1]", "0", "1") "}", 1, CAIRN_OK},
+    {"{\"a\":" T("U8", "[9223372036854775807]", "0", "9223372036854775807") "}", 0,
+     CAIRN_E_CORRUPT},
 };
 
 static void test_header_cases(void)
@@ -1267,6 +1312,18 @@ static void test_header_cases(void)
             CHECK(strncmp(err.message, "<memory>: ", 10) == 0 && strstr(err.message, "offset"));
         free(b);
     }
+}
+
+/* A NUL byte after the object (make_st's strings cannot hold one). */
+static void test_nul_after_object(void)
+{
+    size_t n;
+    uint8_t *b = make_st("{\"a\":" T("U8", "[1]", "0", "1") "} ", 1, &n);
+    b[n - 2] = 0; /* the space after the object */
+    cairn_error err = {0};
+    CHECK_ST(try_memory(b, n, &err), CAIRN_E_CORRUPT);
+    CHECK(strstr(err.message, "invalid JSON") != NULL);
+    free(b);
 }
 
 /* The messages name what is wrong and where. */
@@ -1290,6 +1347,20 @@ static void test_messages(void)
          "duplicate object key"},
         {"{\"__metadata__\":{\"epoch\":7}}", 0, "key 'epoch' holds an integer; safetensors "
          "metadata values are strings only"},
+        {"{\"a\\u0000b\":" T("U8", "[1]", "0", "1") "}", 1, "tensor 'a\\x00b': the name holds a "
+         "NUL byte"},
+        {"{\"a\":{\"dtype\":\"U8\",\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+         "offset 9: tensor 'a': invalid JSON: duplicate object key \"dtype\""},
+        {"{\"__metadata__\":{\"k\":\"v\",\"k\":\"w\"}}", 0, "duplicate object key 'k' in "
+         "\"__metadata__\""},
+        {"{\"a\":" T("F32", "[2.0]", "0", "8") "}", 8, "\"shape\"[0] is a real number, not an "
+         "integer"},
+        {"{\"a\":" T("U8", "[0]", "0", "-0") "}", 0, "offset 57: -0 is a real number"},
+        {"{\"a\":" T("U8", "[0]", "0", "9223372036854775808") "}", 0, "\"data_offsets\"[1] is "
+         "9223372036854775808, past the limit of 2^63 - 1"},
+        {"{\"a\":" T("U8", "[18446744073709551616]", "0", "1") "}", 1, "offset 8: invalid JSON: "},
+        {"{\"a\xff\":" T("U8", "[1]", "0", "1") "}", 1, "invalid JSON: The input is not valid UTF-8"},
+        {"[]", 0, "the header is an array, not an object"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n;
@@ -1467,6 +1538,7 @@ int main(void)
     test_metadata_reading();
     test_native_conversion();
     test_header_cases();
+    test_nul_after_object();
     test_messages();
     test_length_field();
     test_mutations();

@@ -2,6 +2,7 @@
  * the header length, parses the JSON header, enforces the reference
  * reader's layout rules and keeps a name-sorted tensor table. */
 #include "safetensors.h"
+#include "safetensors_json.h"
 #include "safetensors_meta.h"
 
 #include <stdio.h>
@@ -15,6 +16,8 @@ typedef struct st_reader {
     uint64_t max_align;
     json_t *meta;           /* the "__metadata__" object (checked), or NULL */
 } st_reader;
+
+typedef cairn__stj_node st_node;
 
 /* What messages need: the file, and the header text (at file offset 8). */
 typedef struct st_parse {
@@ -31,32 +34,55 @@ typedef struct st_span {
     uint64_t index;   /* into the tensor table as parsed */
 } st_span;
 
+/* A top-level key, for the duplicate check and the name order. */
+typedef struct st_key {
+    const char *key;
+    size_t len;
+    uint64_t member; /* position among the top-level keys */
+    uint64_t tensor; /* into the tensor table as parsed; UINT64_MAX: "__metadata__" */
+} st_key;
+
+/* What the header's parse flattens: the root, its members, their fields,
+ * and the fields' items -- CAIRN_MAX_RANK + 1 of them at most, enough to
+ * tell that a shape has too many dimensions (the count stays exact). */
+static const cairn__stj_limits st_limits = {3, CAIRN_MAX_RANK + 1};
+
 /* Safetensors dtypes cairn has no type for, to say so precisely. */
 static const char *const foreign_dtypes[] = {"F4", "F6_E2M3", "F6_E3M2", "F8_E8M0",
                                              "F8_E4M3FNUZ", "F8_E5M2FNUZ"};
 
 /* ---------------------------------------------------------------- messages */
 
-/* File offset of the key `"name"` in the header text, best effort (a name
- * written with JSON escapes is not found): the start of the header then. */
-static uint64_t key_offset(const st_parse *ps, const char *name)
+/* File offset of the `nth` (from 0) key `"name"` -- the quoted name with a
+ * ':' after it -- in the header text, best effort (a name written with JSON
+ * escapes is not found): the start of the header then. */
+static uint64_t key_offset_nth(const st_parse *ps, const char *name, size_t n, unsigned nth)
 {
-    size_t n = strlen(name);
     for (const char *p = ps->text, *end = ps->text + ps->len; p + n + 2 <= end; p++) {
         p = memchr(p, '"', (size_t)(end - p));
         if (!p || p + n + 2 > end)
             break;
-        if (memcmp(p + 1, name, n) == 0 && p[n + 1] == '"')
+        if (memcmp(p + 1, name, n) != 0 || p[n + 1] != '"')
+            continue;
+        const char *q = p + n + 2;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        if (q < end && *q == ':' && nth-- == 0)
             return 8 + (uint64_t)(p - ps->text);
     }
     return 8;
 }
 
+static uint64_t key_offset(const st_parse *ps, const char *name, size_t n)
+{
+    return key_offset_nth(ps, name, n, 0);
+}
+
 #if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
+__attribute__((format(printf, 5, 6)))
 #endif
-static cairn_status terr(const st_parse *ps, const char *name, cairn_status st, const char *fmt,
-                         ...)
+static cairn_status terr(const st_parse *ps, const char *name, size_t name_len, cairn_status st,
+                         const char *fmt, ...)
 {
     char msg[320], shown[96];
     va_list ap;
@@ -64,79 +90,111 @@ static cairn_status terr(const st_parse *ps, const char *name, cairn_status st, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return cairn__fail(ps->err, st, "%s: safetensors header at offset %llu: tensor '%s': %s",
-                       ps->f->path, (unsigned long long)key_offset(ps, name),
-                       cairn__printable(name, strlen(name), shown, sizeof shown), msg);
+                       ps->f->path, (unsigned long long)key_offset(ps, name, name_len),
+                       cairn__printable(name, name_len, shown, sizeof shown), msg);
 }
 
-static const char *kind(const json_t *v) { return cairn__stmeta_json_kind(v); }
+/* "an object", "a string", ... as cairn__stmeta_json_kind says them. */
+static const char *kind(const st_node *v)
+{
+    switch (v->kind) {
+    case CAIRN__STJ_OBJECT: return "an object";
+    case CAIRN__STJ_ARRAY: return "an array";
+    case CAIRN__STJ_STRING: return "a string";
+    case CAIRN__STJ_INT:
+    case CAIRN__STJ_UINT: return "an integer";
+    case CAIRN__STJ_REAL: return "a real number";
+    case CAIRN__STJ_BOOL: return "a boolean";
+    case CAIRN__STJ_NULL: return "null";
+    }
+    return "a value";
+}
+
+/* The node after `v` and everything emitted below it. */
+static const st_node *next_sibling(const st_node *v) { return v + 1 + v->skip; }
+
+static int key_is(const st_node *v, const char *key)
+{
+    size_t n = strlen(key);
+    return v->key_len == n && memcmp(v->key, key, n) == 0;
+}
 
 /* ------------------------------------------------------------ tensor entry */
 
-static cairn_status parse_dtype(const st_parse *ps, const char *name, const json_t *v,
+/* The tensor being parsed, for messages. */
+typedef struct st_name {
+    const char *s;
+    size_t len;
+} st_name;
+
+static cairn_status parse_dtype(const st_parse *ps, st_name nm, const st_node *v,
                                 cairn_dtype *out)
 {
     char shown[64];
-    if (!json_is_string(v))
-        return terr(ps, name, CAIRN_E_CORRUPT, "\"dtype\" is %s, not a string", kind(v));
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    const st_dtype *d = st_dtype_by_name(s, len);
+    if (v->kind != CAIRN__STJ_STRING)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"dtype\" is %s, not a string", kind(v));
+    const st_dtype *d = st_dtype_by_name(v->str, v->len);
     if (d) {
         *out = d->dtype;
         return CAIRN_OK;
     }
-    cairn__printable(s, len, shown, sizeof shown);
+    cairn__printable(v->str, v->len, shown, sizeof shown);
     for (size_t i = 0; i < sizeof foreign_dtypes / sizeof foreign_dtypes[0]; i++)
-        if (strlen(foreign_dtypes[i]) == len && memcmp(foreign_dtypes[i], s, len) == 0)
-            return terr(ps, name, CAIRN_E_UNSUPPORTED, "safetensors dtype '%s' has no cairn "
-                        "dtype", shown);
-    return terr(ps, name, CAIRN_E_UNSUPPORTED, "unknown dtype '%s'", shown);
+        if (strlen(foreign_dtypes[i]) == v->len && memcmp(foreign_dtypes[i], v->str, v->len) == 0)
+            return terr(ps, nm.s, nm.len, CAIRN_E_UNSUPPORTED, "safetensors dtype '%s' has no "
+                        "cairn dtype", shown);
+    return terr(ps, nm.s, nm.len, CAIRN_E_UNSUPPORTED, "unknown dtype '%s'", shown);
 }
 
-/* A JSON integer >= 0 (jansson already refused integers past 2^63 - 1). */
-static cairn_status parse_uint(const st_parse *ps, const char *name, const char *field,
-                               size_t i, const json_t *v, uint64_t *out)
+/* A JSON integer, >= 0 and below 2^63 (the limit jansson, the parser before
+ * simdjson, had; sizes and offsets past it cannot fit a file anyway). */
+static cairn_status parse_uint(const st_parse *ps, st_name nm, const char *field, size_t i,
+                               const st_node *v, uint64_t *out)
 {
-    if (!json_is_integer(v))
-        return terr(ps, name, CAIRN_E_CORRUPT, "\"%s\"[%zu] is %s, not an integer", field, i,
-                    kind(v));
-    if (json_integer_value(v) < 0)
-        return terr(ps, name, CAIRN_E_CORRUPT, "\"%s\"[%zu] is negative (%lld)", field, i,
-                    (long long)json_integer_value(v));
-    *out = (uint64_t)json_integer_value(v);
+    if (v->kind == CAIRN__STJ_UINT)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"%s\"[%zu] is %llu, past the limit of "
+                    "2^63 - 1", field, i, (unsigned long long)v->u);
+    if (v->kind != CAIRN__STJ_INT)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"%s\"[%zu] is %s, not an integer",
+                    field, i, kind(v));
+    if (v->i < 0)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"%s\"[%zu] is negative (%lld)", field, i,
+                    (long long)v->i);
+    *out = (uint64_t)v->i;
     return CAIRN_OK;
 }
 
-static cairn_status parse_shape(const st_parse *ps, const char *name, const json_t *v,
+static cairn_status parse_shape(const st_parse *ps, st_name nm, const st_node *v,
                                 cairn_tensor_info *in)
 {
-    if (!json_is_array(v))
-        return terr(ps, name, CAIRN_E_CORRUPT, "\"shape\" is %s, not an array", kind(v));
-    size_t rank = json_array_size(v);
+    if (v->kind != CAIRN__STJ_ARRAY)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"shape\" is %s, not an array", kind(v));
+    size_t rank = v->len;
     if (rank > CAIRN_MAX_RANK)
-        return terr(ps, name, CAIRN_E_LIMIT, "shape has %zu dimensions; cairn's rank limit is %d",
-                    rank, CAIRN_MAX_RANK);
+        return terr(ps, nm.s, nm.len, CAIRN_E_LIMIT, "shape has %zu dimensions; cairn's rank "
+                    "limit is %d", rank, CAIRN_MAX_RANK);
     in->rank = (uint32_t)rank;
-    for (size_t d = 0; d < rank; d++)
-        CAIRN_TRY(parse_uint(ps, name, "shape", d, json_array_get(v, d), &in->dims[d]));
+    const st_node *item = v + 1; /* rank <= st_limits.items: all emitted */
+    for (size_t d = 0; d < rank; d++, item = next_sibling(item))
+        CAIRN_TRY(parse_uint(ps, nm, "shape", d, item, &in->dims[d]));
     return CAIRN_OK;
 }
 
-static cairn_status parse_offsets(const st_parse *ps, const char *name, const json_t *v,
+static cairn_status parse_offsets(const st_parse *ps, st_name nm, const st_node *v,
                                   st_span *span)
 {
-    if (!json_is_array(v) || json_array_size(v) != 2)
-        return terr(ps, name, CAIRN_E_CORRUPT, "\"data_offsets\" is %s, not an array of two "
-                    "integers [begin, end]", json_is_array(v) ? "an array of another length"
-                                                              : kind(v));
-    CAIRN_TRY(parse_uint(ps, name, "data_offsets", 0, json_array_get(v, 0), &span->begin));
-    CAIRN_TRY(parse_uint(ps, name, "data_offsets", 1, json_array_get(v, 1), &span->end));
+    if (v->kind != CAIRN__STJ_ARRAY || v->len != 2)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"data_offsets\" is %s, not an array of "
+                    "two integers [begin, end]", v->kind == CAIRN__STJ_ARRAY
+                                                     ? "an array of another length" : kind(v));
+    CAIRN_TRY(parse_uint(ps, nm, "data_offsets", 0, v + 1, &span->begin));
+    CAIRN_TRY(parse_uint(ps, nm, "data_offsets", 1, next_sibling(v + 1), &span->end));
     if (span->end < span->begin)
-        return terr(ps, name, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] end before they begin",
-                    (unsigned long long)span->begin, (unsigned long long)span->end);
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] end before "
+                    "they begin", (unsigned long long)span->begin, (unsigned long long)span->end);
     if (span->end > ps->data_len)
-        return terr(ps, name, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] run past the end of "
-                    "the file: the data section at offset %llu holds %llu bytes",
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] run past the "
+                    "end of the file: the data section at offset %llu holds %llu bytes",
                     (unsigned long long)span->begin, (unsigned long long)span->end,
                     (unsigned long long)(ps->f->src.size - ps->data_len),
                     (unsigned long long)ps->data_len);
@@ -145,7 +203,7 @@ static cairn_status parse_offsets(const st_parse *ps, const char *name, const js
 
 /* Element count and bytes of the shape; a zero dimension makes both 0
  * whatever the others are. */
-static cairn_status check_size(const st_parse *ps, const char *name, cairn_tensor_info *in,
+static cairn_status check_size(const st_parse *ps, st_name nm, cairn_tensor_info *in,
                                const st_span *span)
 {
     uint64_t count = 1, bytes = 0;
@@ -158,11 +216,11 @@ static cairn_status check_size(const st_parse *ps, const char *name, cairn_tenso
         count = 0;
     overflow = overflow || cairn__mul_overflow(count, cairn_dtype_size(in->dtype), &bytes);
     if (overflow)
-        return terr(ps, name, CAIRN_E_CORRUPT, "shape times the %s element size overflows 64 bits",
-                    cairn_dtype_name(in->dtype));
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "shape times the %s element size "
+                    "overflows 64 bits", cairn_dtype_name(in->dtype));
     if (span->end - span->begin != bytes)
-        return terr(ps, name, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] hold %llu bytes; %s "
-                    "with %llu elements needs %llu", (unsigned long long)span->begin,
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] hold %llu "
+                    "bytes; %s with %llu elements needs %llu", (unsigned long long)span->begin,
                     (unsigned long long)span->end, (unsigned long long)(span->end - span->begin),
                     cairn_dtype_name(in->dtype), (unsigned long long)count,
                     (unsigned long long)bytes);
@@ -171,42 +229,53 @@ static cairn_status check_size(const st_parse *ps, const char *name, cairn_tenso
     return CAIRN_OK;
 }
 
-/* {"dtype": str, "shape": [uint...], "data_offsets": [begin, end]}, no other key. */
-static cairn_status parse_entry(const st_parse *ps, const char *name, const json_t *v,
+/* The name rules: 1 to CAIRN_NAME_MAX bytes, no NUL (a cairn name is a C
+ * string; JSON can spell one as \u0000). */
+static cairn_status check_name(const st_parse *ps, st_name nm)
+{
+    if (nm.len == 0)
+        return terr(ps, nm.s, nm.len, CAIRN_E_UNSUPPORTED, "empty tensor name; cairn names are 1 "
+                    "to %d bytes", CAIRN_NAME_MAX);
+    if (nm.len > CAIRN_NAME_MAX)
+        return terr(ps, nm.s, nm.len, CAIRN_E_LIMIT, "name of %zu bytes is longer than %d bytes",
+                    nm.len, CAIRN_NAME_MAX);
+    if (memchr(nm.s, 0, nm.len))
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "the name holds a NUL byte (\\u0000); "
+                    "cairn names cannot");
+    return CAIRN_OK;
+}
+
+/* {"dtype": str, "shape": [uint...], "data_offsets": [begin, end]}, each key
+ * once, no other key. */
+static cairn_status parse_entry(const st_parse *ps, st_name nm, const st_node *v,
                                 cairn_tensor_info *in, st_span *span)
 {
     char shown[64];
-    size_t len = strlen(name); /* jansson refuses NUL bytes in keys */
-    if (len == 0)
-        return terr(ps, name, CAIRN_E_UNSUPPORTED, "empty tensor name; cairn names are 1 to %d "
-                    "bytes", CAIRN_NAME_MAX);
-    if (len > CAIRN_NAME_MAX)
-        return terr(ps, name, CAIRN_E_LIMIT, "name of %zu bytes is longer than %d bytes", len,
-                    CAIRN_NAME_MAX);
-    if (!json_is_object(v))
-        return terr(ps, name, CAIRN_E_CORRUPT, "entry is %s, not an object", kind(v));
-    const char *key;
-    const json_t *field;
-    const json_t *dtype = NULL, *shape = NULL, *offsets = NULL;
-    json_object_foreach((json_t *)v, key, field) {
-        if (strcmp(key, "dtype") == 0)
-            dtype = field;
-        else if (strcmp(key, "shape") == 0)
-            shape = field;
-        else if (strcmp(key, "data_offsets") == 0)
-            offsets = field;
-        else
-            return terr(ps, name, CAIRN_E_CORRUPT, "unexpected key '%s' (an entry has exactly "
-                        "\"dtype\", \"shape\" and \"data_offsets\")",
-                        cairn__printable(key, strlen(key), shown, sizeof shown));
+    CAIRN_TRY(check_name(ps, nm));
+    if (v->kind != CAIRN__STJ_OBJECT)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "entry is %s, not an object", kind(v));
+    const st_node *dtype = NULL, *shape = NULL, *offsets = NULL;
+    const st_node *field = v + 1; /* the members of a top-level value: all emitted */
+    for (size_t k = 0; k < v->len; k++, field = next_sibling(field)) {
+        const st_node **slot = key_is(field, "dtype") ? &dtype
+                             : key_is(field, "shape") ? &shape
+                             : key_is(field, "data_offsets") ? &offsets : NULL;
+        if (!slot)
+            return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "unexpected key '%s' (an entry has "
+                        "exactly \"dtype\", \"shape\" and \"data_offsets\")",
+                        cairn__printable(field->key, field->key_len, shown, sizeof shown));
+        if (*slot)
+            return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "invalid JSON: duplicate object key "
+                        "\"%.*s\" in the entry", (int)field->key_len, field->key);
+        *slot = field;
     }
     if (!dtype || !shape || !offsets)
-        return terr(ps, name, CAIRN_E_CORRUPT, "missing key \"%s\"",
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "missing key \"%s\"",
                     !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
-    CAIRN_TRY(parse_dtype(ps, name, dtype, &in->dtype));
-    CAIRN_TRY(parse_shape(ps, name, shape, in));
-    CAIRN_TRY(parse_offsets(ps, name, offsets, span));
-    return check_size(ps, name, in, span);
+    CAIRN_TRY(parse_dtype(ps, nm, dtype, &in->dtype));
+    CAIRN_TRY(parse_shape(ps, nm, shape, in));
+    CAIRN_TRY(parse_offsets(ps, nm, offsets, span));
+    return check_size(ps, nm, in, span);
 }
 
 /* ------------------------------------------------------------------ layout */
@@ -225,21 +294,25 @@ static int span_cmp(const void *a, const void *b)
 static cairn_status check_layout(const st_parse *ps, const cairn__tensor *t, st_span *spans,
                                  uint64_t count)
 {
-    if (count > 1)
+    uint64_t sorted = 1; /* writers usually list tensors in offset order */
+    while (sorted < count && span_cmp(&spans[sorted - 1], &spans[sorted]) <= 0)
+        sorted++;
+    if (sorted < count)
         qsort(spans, (size_t)count, sizeof *spans, span_cmp);
     uint64_t at = 0;
     for (uint64_t i = 0; i < count; i++) {
         const st_span *s = &spans[i];
-        const char *name = t[s->index].info.name;
+        const cairn_tensor_info *in = &t[s->index].info;
         if (s->begin < at)
-            return terr(ps, name, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] overlap the "
-                        "previous tensor '%s', which ends at %llu", (unsigned long long)s->begin,
-                        (unsigned long long)s->end, t[spans[i - 1].index].info.name,
+            return terr(ps, in->name, in->name_len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] "
+                        "overlap the previous tensor '%.*s', which ends at %llu",
+                        (unsigned long long)s->begin, (unsigned long long)s->end,
+                        (int)t[spans[i - 1].index].info.name_len, t[spans[i - 1].index].info.name,
                         (unsigned long long)at);
         if (s->begin > at)
-            return terr(ps, name, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] leave a gap of "
-                        "%llu unindexed bytes after offset %llu of the data section",
-                        (unsigned long long)s->begin, (unsigned long long)s->end,
+            return terr(ps, in->name, in->name_len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] "
+                        "leave a gap of %llu unindexed bytes after offset %llu of the data "
+                        "section", (unsigned long long)s->begin, (unsigned long long)s->end,
                         (unsigned long long)(s->begin - at), (unsigned long long)at);
         at = s->end;
     }
@@ -261,11 +334,12 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return c ? c : (alen > blen) - (alen < blen);
 }
 
-static int tensor_cmp(const void *a, const void *b)
+/* Name order, then document order, so a repeated key sorts after its first. */
+static int key_cmp(const void *a, const void *b)
 {
-    const cairn_tensor_info *x = &((const cairn__tensor *)a)->info;
-    const cairn_tensor_info *y = &((const cairn__tensor *)b)->info;
-    return name_cmp(x->name, x->name_len, y->name, y->name_len);
+    const st_key *x = a, *y = b;
+    int c = name_cmp(x->key, x->len, y->key, y->len);
+    return c ? c : (x->member > y->member) - (x->member < y->member);
 }
 
 static uint64_t offset_alignment(uint64_t off)
@@ -274,28 +348,23 @@ static uint64_t offset_alignment(uint64_t off)
     return a == 0 || a > ST_ALIGN_CAP ? ST_ALIGN_CAP : a;
 }
 
-/* Copies every name into one block so the table can outlive the JSON. */
-static cairn_status copy_names(const st_parse *ps, const json_t *root, st_reader *r)
+/* Copies every name into one block so the table can outlive the parse. */
+static cairn_status copy_names(const st_parse *ps, st_reader *r)
 {
     size_t total = 1;
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)root, key, v)
-        total += strlen(key) + 1;
+    for (uint64_t i = 0; i < r->count; i++)
+        total += r->tensors[i].info.name_len + 1;
     r->names = malloc(total);
     if (!r->names)
         return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu bytes of names",
                            ps->f->path, total);
     size_t at = 0;
-    uint64_t i = 0;
-    json_object_foreach((json_t *)root, key, v) {
-        if (strcmp(key, ST_METADATA_KEY) == 0)
-            continue;
-        size_t n = strlen(key);
-        memcpy(r->names + at, key, n + 1);
-        r->tensors[i].info.name = r->names + at;
-        r->tensors[i++].info.name_len = n;
-        at += n + 1;
+    for (uint64_t i = 0; i < r->count; i++) {
+        cairn_tensor_info *in = &r->tensors[i].info;
+        memcpy(r->names + at, in->name, in->name_len);
+        r->names[at + in->name_len] = '\0';
+        in->name = r->names + at;
+        at += in->name_len + 1;
     }
     return CAIRN_OK;
 }
@@ -303,15 +372,14 @@ static cairn_status copy_names(const st_parse *ps, const json_t *root, st_reader
 /* Parses every entry into a table that grows as entries pass their checks,
  * so a header of a million bogus keys fails at the first one instead of
  * allocating a table for all of them first. */
-static cairn_status parse_entries(const st_parse *ps, const json_t *root, st_reader *r,
+static cairn_status parse_entries(const st_parse *ps, const st_node *root, st_reader *r,
                                   st_span **spans)
 {
     size_t cap = 0;
-    const char *key;
-    const json_t *v;
     uint64_t i = 0;
-    json_object_foreach((json_t *)root, key, v) {
-        if (strcmp(key, ST_METADATA_KEY) == 0)
+    const st_node *v = root + 1;
+    for (size_t k = 0; k < root->len; k++, v = next_sibling(v)) {
+        if (key_is(v, ST_METADATA_KEY))
             continue;
         if (i == cap) {
             cap = cap ? cap * 2 : 16;
@@ -326,22 +394,45 @@ static cairn_status parse_entries(const st_parse *ps, const json_t *root, st_rea
         }
         memset(&r->tensors[i], 0, sizeof r->tensors[i]);
         (*spans)[i].index = i;
-        r->tensors[i].info.name = key; /* for messages until copy_names */
-        CAIRN_TRY(parse_entry(ps, key, v, &r->tensors[i].info, &(*spans)[i]));
+        cairn_tensor_info *in = &r->tensors[i].info;
+        in->name = v->key; /* into the parse, for messages until copy_names */
+        in->name_len = v->key_len;
+        CAIRN_TRY(parse_entry(ps, (st_name){v->key, v->key_len}, v, in, &(*spans)[i]));
         i++;
     }
     return CAIRN_OK;
 }
 
+/* Puts the table in name order: the order of `keys`, already sorted for
+ * the duplicate check; NULL when the header listed the names in order. */
+static cairn_status sort_table(const st_parse *ps, st_reader *r, const st_key *keys,
+                               size_t nkeys)
+{
+    if (!keys || r->count < 2)
+        return CAIRN_OK;
+    cairn__tensor *sorted = malloc((size_t)r->count * sizeof *sorted);
+    if (!sorted)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors",
+                           ps->f->path, (unsigned long long)r->count);
+    uint64_t j = 0;
+    for (size_t k = 0; k < nkeys; k++)
+        if (keys[k].tensor != UINT64_MAX)
+            sorted[j++] = r->tensors[keys[k].tensor];
+    free(r->tensors);
+    r->tensors = sorted;
+    return CAIRN_OK;
+}
+
 /* Parses every tensor entry, checks the layout, fills r->tensors. */
-static cairn_status build_table(const st_parse *ps, const json_t *root, st_reader *r)
+static cairn_status build_table(const st_parse *ps, const st_node *root, const st_key *keys,
+                                st_reader *r)
 {
     st_span *spans = NULL;
     cairn_status st = parse_entries(ps, root, r, &spans);
     if (st == CAIRN_OK)
         st = check_layout(ps, r->tensors, spans, r->count);
     if (st == CAIRN_OK)
-        st = copy_names(ps, root, r);
+        st = copy_names(ps, r);
     for (uint64_t k = 0; st == CAIRN_OK && k < r->count; k++) {
         cairn_tensor_info *in = &r->tensors[spans[k].index].info;
         in->offset = r->data_at + spans[k].begin;
@@ -352,9 +443,55 @@ static cairn_status build_table(const st_parse *ps, const json_t *root, st_reade
             r->max_align = in->alignment;
     }
     free(spans);
-    if (st == CAIRN_OK && r->count > 1)
-        qsort(r->tensors, (size_t)r->count, sizeof *r->tensors, tensor_cmp);
+    if (st == CAIRN_OK)
+        st = sort_table(ps, r, keys, (size_t)root->len);
     return st;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+/* Copies "__metadata__" into a jansson object for safetensors_meta.c, with
+ * the checks cairn__stmeta_check makes (same messages) and the ones the
+ * parser no longer does: duplicate keys, and NUL bytes in keys (jansson's
+ * keys are C strings). The values stay unparsed: "cairn.meta" is read as
+ * JSON only when the metadata is asked for. */
+static cairn_status build_meta(const st_parse *ps, const st_node *m, json_t **out)
+{
+    char shown[96];
+    const char *path = ps->f->path;
+    if (m->kind != CAIRN__STJ_OBJECT)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "\"" ST_METADATA_KEY "\" is %s, not an object of strings", path,
+                           kind(m));
+    json_t *meta = json_object();
+    if (!meta)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", path);
+    cairn_status st = CAIRN_OK;
+    const st_node *v = m + 1; /* the members of a top-level value: all emitted */
+    for (size_t k = 0; st == CAIRN_OK && k < m->len; k++, v = next_sibling(v)) {
+        cairn__printable(v->key, v->key_len, shown, sizeof shown);
+        if (v->kind != CAIRN__STJ_STRING)
+            st = cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                             "\"" ST_METADATA_KEY "\" key '%s' holds %s; safetensors metadata "
+                             "values are strings only", path, shown, kind(v));
+        else if (memchr(v->key, 0, v->key_len))
+            st = cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                             "\"" ST_METADATA_KEY "\" key '%s' holds a NUL byte (\\u0000)",
+                             path, shown);
+        else if (json_object_getn(meta, v->key, v->key_len))
+            st = cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                             "invalid JSON: duplicate object key '%s' in \"" ST_METADATA_KEY
+                             "\"", path, shown);
+        else if (json_object_setn_new_nocheck(meta, v->key, v->key_len,
+                                              json_stringn_nocheck(v->str, v->len)) != 0)
+            st = cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", path);
+    }
+    if (st != CAIRN_OK) {
+        json_decref(meta);
+        return st;
+    }
+    *out = meta;
+    return CAIRN_OK;
 }
 
 /* ------------------------------------------------------------------ header */
@@ -383,29 +520,126 @@ static cairn_status read_length(const cairn_file *f, st_reader *r, cairn_error *
     return CAIRN_OK;
 }
 
-/* Parses the JSON: duplicate keys are refused; whitespace (the reference
- * writer pads with spaces; PR #686 readers also accept it in front) is the
- * only thing allowed around the object. */
-static cairn_status parse_json(const cairn_file *f, const char *text, size_t len,
-                               json_t **root, cairn_error *err)
+/* The first number written "-0" in the (valid JSON) text, or NULL. simdjson
+ * reads it as the integer 0; serde_json, the reference reader's parser,
+ * reads a float and refuses it as a size or offset, and so does cairn. In a
+ * header that is otherwise valid, numbers stand only in shapes and
+ * data_offsets, so finding one anywhere is enough. */
+static const char *find_negative_zero(const char *p, const char *end)
 {
-    json_error_t jerr;
-    *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (!*root) {
-        /* jansson quotes the offending token: keep hostile bytes out of messages. */
-        for (char *c = jerr.text; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
-        return cairn__fail(err, json_error_code(&jerr) == json_error_out_of_memory
-                                    ? CAIRN_E_NOMEM : CAIRN_E_CORRUPT,
-                           "%s: safetensors header at offset %llu: invalid JSON: %s", f->path,
-                           (unsigned long long)(8 + (uint64_t)jerr.position), jerr.text);
+    if (!memchr(p, '-', (size_t)(end - p)))
+        return NULL; /* the usual case: one memchr */
+    while (p < end) {
+        if (*p == '"') { /* skip the string: to the first quote not escaped */
+            const char *q = p + 1;
+            for (;;) {
+                q = memchr(q, '"', (size_t)(end - q));
+                if (!q)
+                    return NULL;
+                size_t slashes = 0;
+                while (q - slashes > p + 1 && q[-1 - (ptrdiff_t)slashes] == '\\')
+                    slashes++;
+                if (slashes % 2 == 0)
+                    break;
+                q++;
+            }
+            p = q + 1;
+            continue;
+        }
+        if (*p == '-' && end - p >= 2 && p[1] == '0' &&
+            (end - p == 2 || !((p[2] >= '0' && p[2] <= '9') || p[2] == '.' || p[2] == 'e' ||
+                               p[2] == 'E')))
+            return p;
+        p++;
     }
-    if (!json_is_object(*root)) {
-        json_decref(*root);
-        *root = NULL;
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: the "
-                           "header is a JSON array, not an object", f->path);
+    return NULL;
+}
+
+/* Parses the JSON (syntax and UTF-8 of the whole text; whitespace -- the
+ * reference writer pads with spaces, PR #686 readers also accept it in
+ * front -- is the only thing allowed around the value) and insists on an
+ * object. simdjson does not say where the text goes wrong: the message
+ * points at the header. */
+static cairn_status parse_json(const st_parse *ps, cairn__stj_doc **doc, const st_node **root)
+{
+    const char *why;
+    size_t count;
+    /* simdjson skips a UTF-8 byte-order mark; JSON (RFC 8259 §8.1) and
+     * serde_json do not. */
+    if (ps->len >= 3 && memcmp(ps->text, "\xEF\xBB\xBF", 3) == 0)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "invalid JSON: a UTF-8 byte-order mark before the object", ps->f->path);
+    cairn__stj_status s = cairn__stj_parse(ps->text, ps->len, &st_limits, doc, &why);
+    if (s == CAIRN__STJ_NOMEM)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory parsing a %zu-byte "
+                           "safetensors header", ps->f->path, ps->len);
+    if (s != CAIRN__STJ_OK)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "invalid JSON: %s", ps->f->path, why);
+    *root = cairn__stj_nodes(*doc, &count);
+    if ((*root)->kind != CAIRN__STJ_OBJECT)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: the "
+                           "header is %s, not an object", ps->f->path, kind(*root));
+    const char *nz = find_negative_zero(ps->text, ps->text + ps->len);
+    if (nz)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: "
+                           "-0 is a real number, not an integer (shapes and data_offsets hold "
+                           "integers >= 0)", ps->f->path,
+                           (unsigned long long)(8 + (uint64_t)(nz - ps->text)));
+    return CAIRN_OK;
+}
+
+/* Whether the keys, in document order, are in strictly increasing name
+ * order: then no key repeats and the table needs no sort. Writers that lay
+ * tensors out by name (cairn's, and the reference's for one dtype) pass. */
+static int in_order(const st_key *keys, size_t n)
+{
+    for (size_t k = 1; k < n; k++)
+        if (name_cmp(keys[k - 1].key, keys[k - 1].len, keys[k].key, keys[k].len) >= 0)
+            return 0;
+    return 1;
+}
+
+/* Lists the top-level keys in name order and refuses a repeated one (the
+ * parser keeps both), before any entry is looked at, as a parser that
+ * refuses duplicates would. Finds "__metadata__" on the way. *out is NULL
+ * when the keys came in order. */
+static cairn_status index_keys(const st_parse *ps, const st_node *root, st_key **out,
+                               const st_node **meta)
+{
+    char shown[96];
+    size_t n = root->len;
+    st_key *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu header keys",
+                           ps->f->path, n);
+    *out = keys;
+    *meta = NULL;
+    uint64_t tensor = 0;
+    const st_node *v = root + 1;
+    for (size_t k = 0; k < n; k++, v = next_sibling(v)) {
+        int is_meta = key_is(v, ST_METADATA_KEY);
+        keys[k] = (st_key){v->key, v->key_len, k, is_meta ? UINT64_MAX : tensor++};
+        if (is_meta)
+            *meta = v;
+    }
+    if (in_order(keys, n)) {
+        free(keys);
+        *out = NULL;
+        return CAIRN_OK;
+    }
+    qsort(keys, n, sizeof *keys, key_cmp);
+    for (size_t k = 1; k < n; k++) {
+        const st_key *a = &keys[k - 1], *b = &keys[k];
+        if (a->len != b->len || memcmp(a->key, b->key, a->len) != 0)
+            continue;
+        /* The offset just past the repeated key, where a streaming parser
+         * notices it (and jansson, the parser before simdjson, pointed). */
+        uint64_t at = key_offset_nth(ps, b->key, b->len, 1);
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: "
+                           "invalid JSON: duplicate object key '%s'", ps->f->path,
+                           (unsigned long long)(at == 8 ? 8 : at + b->len + 2),
+                           cairn__printable(b->key, b->len, shown, sizeof shown));
     }
     return CAIRN_OK;
 }
@@ -413,20 +647,23 @@ static cairn_status parse_json(const cairn_file *f, const char *text, size_t len
 static cairn_status parse_header(const cairn_file *f, const char *text, st_reader *r,
                                  cairn_error *err)
 {
-    json_t *root;
+    cairn__stj_doc *doc = NULL;
+    const st_node *root = NULL, *meta = NULL;
+    st_key *keys = NULL;
     st_parse ps = {f, text, (size_t)r->header_len, r->data_len, err};
-    CAIRN_TRY(parse_json(f, text, (size_t)r->header_len, &root, err));
-    json_t *meta = json_object_get(root, ST_METADATA_KEY);
-    cairn_status st = cairn__stmeta_check(meta, f->path, 8, err);
-    r->count = json_object_size(root) - (meta ? 1 : 0);
+    cairn_status st = parse_json(&ps, &doc, &root);
     if (st == CAIRN_OK)
-        st = build_table(&ps, root, r);
+        st = index_keys(&ps, root, &keys, &meta);
     if (st == CAIRN_OK && meta)
-        r->meta = json_incref(meta);
-    json_decref(root);
+        st = build_meta(&ps, meta, &r->meta);
+    if (st == CAIRN_OK) {
+        r->count = root->len - (meta ? 1 : 0);
+        st = build_table(&ps, root, keys, r);
+    }
+    free(keys);
+    cairn__stj_free(doc);
     return st;
 }
-
 static void reader_free(st_reader *r)
 {
     if (!r)
