@@ -238,9 +238,11 @@ typedef enum cairn_format {
     CAIRN_FORMAT_NPY = 2,    /* NumPy .npy: exactly one tensor */
     CAIRN_FORMAT_SAFETENSORS = 3, /* .safetensors (docs/FORMAT.md §11): no checksums, no
                                      aliases, no C128; a save spools payloads and copies
-                                     them once more behind the header at commit. Opening a
-                                     model.safetensors.index.json (detection only) reads a
-                                     sharded model as one archive (§11.6; not writable) */
+                                     them once more behind the header at commit, unless
+                                     the tensors were declared (cairn_writer_declare).
+                                     Opening a model.safetensors.index.json (detection
+                                     only) reads a sharded model as one archive (§11.6;
+                                     not writable) */
     CAIRN_FORMAT_NPZ = 4,    /* NumPy .npz (docs/FORMAT.md §12): a ZIP of .npy members; CRC-32
                                 checksums; no metadata, no aliases, no BF16/FP8 */
     CAIRN_FORMAT_GGUF = 5,   /* GGUF v2/v3 (docs/FORMAT.md §13): dims reversed from
@@ -314,10 +316,13 @@ typedef struct cairn_open_opts {
      * declares its raw size (at most 16 MiB) and decodes into exactly that
      * much memory (docs/FORMAT.md §4.2). */
     uint64_t max_inflate;
-    /* Worker threads that decompress the chunks of one read of a compressed
-     * native tensor: 0 = one per online CPU, 1 = none (the calling thread
-     * does all the work). Each read starts and joins its own workers, so
-     * reads of one cairn_file from many threads stay independent. */
+    /* Worker threads for one read: they decompress the chunks of a
+     * compressed native tensor, and share plain copies of 4 MiB or more
+     * (cairn_tensor_read into the caller's buffer, 1 MiB slices: on a warm
+     * cache the kernel's copy and the faults of fresh memory scale with
+     * cores). 0 = one per online CPU, 1 = none (the calling thread does all
+     * the work). Each read starts and joins its own workers, so reads of one
+     * cairn_file from many threads stay independent. */
     unsigned threads;
     /* An ed25519 public key (CAIRN_PUBLIC_KEY_BYTES bytes, copied), or NULL.
      * When set, open verifies the file's signature (docs/FORMAT.md §8,
@@ -526,6 +531,41 @@ CAIRN_API cairn_status cairn_writer_open_path(const char *path, const cairn_writ
  * identical to what a file save with the same calls produces. */
 CAIRN_API cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer **out,
                                                 cairn_error *err);
+
+/* One tensor a save will hold, announced before its bytes (cairn_writer_declare). */
+typedef struct cairn_tensor_decl {
+    const char *name;      /* copied */
+    cairn_dtype dtype;
+    uint32_t rank;
+    const uint64_t *dims;  /* `rank` entries, copied; may be NULL when rank is 0 */
+} cairn_tensor_decl;
+
+/* Optional: announces every tensor of the save before the first add, in any
+ * format. Names, dtypes, ranks and sizes are checked here as cairn_writer_add
+ * would (a name twice is CAIRN_E_EXISTS), and safetensors and GGUF also check
+ * their own rules (dtypes they have no name for, GGUF's 4 dimensions, the
+ * metadata, gguf.tensor_types) and lay the file out now: the header is
+ * written at once and every later add writes its payload straight to its
+ * final place, in any order, so a save writes each byte once instead of
+ * spooling it and copying it behind the header at commit. Their bytes are
+ * those of an undeclared save that adds the same tensors in declaration
+ * order (safetensors sorts its layout, so there any add order gives the
+ * same file). Other formats record the plan and check adds against it,
+ * writing exactly what the same adds write undeclared.
+ *
+ * Rules: call it at most once, before any cairn_writer_add, _add_ex,
+ * _add_alias or _append_object, and after cairn_writer_set_metadata (the
+ * header holds the metadata): each of those calls in the wrong order is
+ * CAIRN_E_STATE. Afterwards each add must name a declared tensor with its
+ * declared dtype and dims, else CAIRN_E_MISMATCH (an undeclared name, or a
+ * dtype or shape that differs); a second add of a name is CAIRN_E_EXISTS.
+ * A declared name may also be filled by cairn_writer_add_alias of a tensor
+ * with the same dtype and dims, where the format has aliases. Commit fails
+ * with CAIRN_E_STATE naming the first declared tensor never added. Any
+ * failure puts the writer in its failed state. `decls` may be NULL when
+ * count is 0 (a save with no tensors). */
+CAIRN_API cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decls,
+                                            size_t count, cairn_error *err);
 
 /* Adds one tensor. `data` holds count * dtype size bytes, little-endian, C
  * order; it is written out (file) or copied (memory) before this returns, so

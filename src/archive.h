@@ -145,6 +145,15 @@ typedef struct cairn__writer_ops {
                               uint32_t codec, int32_t level, uint32_t filter, cairn_error *err);
     cairn_status (*add_alias)(cairn_writer *w, const char *name, const char *existing,
                               cairn_error *err);
+    /* Optional (formats whose header depends on every tensor): called once by
+     * cairn_writer_declare, before any add and after any metadata, with decls
+     * writer.c has checked (names valid and unique, dtypes valid, ranks and
+     * sizes in range). The format checks its own rules, lays the file out and
+     * may write its header; every later add is of a declared tensor with its
+     * declared dtype and dims, at most once (writer.c checks), and metadata
+     * no longer changes. Formats without it just have their adds checked. */
+    cairn_status (*declare)(cairn_writer *w, const cairn_tensor_decl *decls, size_t count,
+                            cairn_error *err);
     /* Takes ownership of `tree` (a deep copy made by the caller of the op). */
     cairn_status (*set_metadata)(cairn_writer *w, cairn_value *tree, cairn_error *err);
     /* Writes whatever follows the payloads (index, trailer). */
@@ -173,6 +182,8 @@ struct cairn_writer {
     cairn_value *meta;  /* set by cairn_writer_set_metadata; handed to the format at commit */
     cairn_value *objects; /* cairn_writer_append_object's list, merged into meta at commit */
     void *state;        /* the format's own */
+    int started;        /* a tensor or alias was added: too late for cairn_writer_declare */
+    struct cairn__plan *plan; /* cairn_writer_declare's tensors (writer.c), or NULL */
 };
 
 /* Appends bytes to the sink (write loop with EINTR handling, or memory growth). */
@@ -188,6 +199,15 @@ cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *e
  * whose value is known only at the end). */
 cairn_status cairn__sink_patch(cairn_writer *w, uint64_t offset, const void *data, size_t len,
                                cairn_error *err);
+/* Makes the output exactly `size` bytes (>= pos): zeros after what was
+ * written (a hole in a file sink). For laid-out saves (ops->declare): the
+ * header is written, the sink is extended to the final size, and payloads
+ * go to their places with cairn__sink_place; nothing is appended after. */
+cairn_status cairn__sink_extend(cairn_writer *w, uint64_t size, cairn_error *err);
+/* Writes tensor `name`'s bytes at [offset, offset + len), inside the size
+ * set by cairn__sink_extend (pwrite, or a copy into the memory sink). */
+cairn_status cairn__sink_place(cairn_writer *w, uint64_t offset, const void *data, size_t len,
+                               const char *name, cairn_error *err);
 /* A writer to `path` with no format: the caller appends bytes with
  * cairn__sink_write and finishes with cairn_writer_commit, getting the same
  * temporary file, fsync, rename and directory fsync as every save (signing

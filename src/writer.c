@@ -56,24 +56,31 @@ cairn_status cairn__sink_flush(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
+/* Makes room for `len` more bytes in the memory sink (doubling). */
+static cairn_status mem_reserve(cairn_writer *w, size_t len, cairn_error *err)
+{
+    if (len <= w->mem_cap - w->mem_len)
+        return CAIRN_OK;
+    size_t cap = w->mem_cap ? w->mem_cap : 4096;
+    while (cap - w->mem_len < len) {
+        if (cap > SIZE_MAX / 2)
+            return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: buffer would exceed the "
+                               "address space");
+        cap *= 2;
+    }
+    uint8_t *m = realloc(w->mem, cap);
+    if (!m)
+        return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: cannot grow the output buffer "
+                           "to %zu bytes", cap);
+    w->mem = m;
+    w->mem_cap = cap;
+    return CAIRN_OK;
+}
+
 cairn_status cairn__sink_write(cairn_writer *w, const void *data, size_t len, cairn_error *err)
 {
     if (w->fd < 0) {
-        if (len > w->mem_cap - w->mem_len) {
-            size_t cap = w->mem_cap ? w->mem_cap : 4096;
-            while (cap - w->mem_len < len) {
-                if (cap > SIZE_MAX / 2)
-                    return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: buffer would exceed the "
-                                       "address space");
-                cap *= 2;
-            }
-            uint8_t *m = realloc(w->mem, cap);
-            if (!m)
-                return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: cannot grow the output buffer "
-                                   "to %zu bytes", cap);
-            w->mem = m;
-            w->mem_cap = cap;
-        }
+        CAIRN_TRY(mem_reserve(w, len, err));
         if (len)
             memcpy(w->mem + w->mem_len, data, len);
         w->mem_len += len;
@@ -117,6 +124,27 @@ cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *e
     return CAIRN_OK;
 }
 
+/* pwrite() until everything is out; `what` ("", or " (tensor 'x')") names
+ * the bytes in messages. */
+static cairn_status pwrite_all(cairn_writer *w, uint64_t offset, const uint8_t *p, size_t len,
+                               const char *what, cairn_error *err)
+{
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pwrite(w->fd, p, chunk, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: write at offset %llu%s failed: %s", w->path,
+                               (unsigned long long)offset, what,
+                               n < 0 ? strerror(errno) : "no progress");
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return CAIRN_OK;
+}
+
 cairn_status cairn__sink_patch(cairn_writer *w, uint64_t offset, const void *data, size_t len,
                                cairn_error *err)
 {
@@ -128,19 +156,62 @@ cairn_status cairn__sink_patch(cairn_writer *w, uint64_t offset, const void *dat
         memcpy(w->mem + offset, data, len);
         return CAIRN_OK;
     }
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t n = pwrite(w->fd, p, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: write at offset %llu failed: %s", w->path,
-                               (unsigned long long)offset, n < 0 ? strerror(errno) : "no progress");
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
+    return pwrite_all(w, offset, data, len, "", err);
+}
+
+cairn_status cairn__sink_extend(cairn_writer *w, uint64_t size, cairn_error *err)
+{
+    if (size < w->pos)
+        return cairn__fail(err, CAIRN_E_STATE, "%s: cannot shrink the output from %llu to %llu "
+                           "bytes", w->path, (unsigned long long)w->pos,
+                           (unsigned long long)size);
+    if (w->fd < 0) {
+        if (size > SIZE_MAX)
+            return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: %llu bytes do not fit in memory",
+                               (unsigned long long)size);
+        size_t more = (size_t)(size - w->pos);
+        if (more > w->mem_cap - w->mem_len) { /* exactly: the size is final */
+            uint8_t *m = realloc(w->mem, w->mem_len + more);
+            if (!m)
+                return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: cannot grow the output buffer "
+                                   "to %llu bytes", (unsigned long long)size);
+            w->mem = m;
+            w->mem_cap = w->mem_len + more;
+        }
+        memset(w->mem + w->mem_len, 0, more);
+        w->mem_len += more;
+        w->pos = size;
+        return CAIRN_OK;
     }
-    return CAIRN_OK;
+    /* A hole reads as zeros and costs no writes: the payloads fill it. */
+    CAIRN_TRY(cairn__sink_flush(w, err));
+    if (size > (uint64_t)INT64_MAX)
+        errno = EFBIG;
+    else if (ftruncate(w->fd, (off_t)size) == 0 && lseek(w->fd, (off_t)size, SEEK_SET) >= 0) {
+        w->pos = size;
+        return CAIRN_OK;
+    }
+    return cairn__fail(err, CAIRN_E_IO, "%s: cannot extend temporary file %s to %llu bytes: %s",
+                       w->path, w->tmp_path ? w->tmp_path : "", (unsigned long long)size,
+                       strerror(errno));
+}
+
+cairn_status cairn__sink_place(cairn_writer *w, uint64_t offset, const void *data, size_t len,
+                               const char *name, cairn_error *err)
+{
+    if (offset > w->pos || len > w->pos - offset)
+        return cairn__fail(err, CAIRN_E_STATE, "%s: tensor '%s': %zu bytes at offset %llu fall "
+                           "outside the %llu bytes laid out", w->path, name, len,
+                           (unsigned long long)offset, (unsigned long long)w->pos);
+    if (w->fd < 0) {
+        if (len)
+            memcpy(w->mem + offset, data, len);
+        return CAIRN_OK;
+    }
+    char what[96], shown[64];
+    snprintf(what, sizeof what, " (tensor '%s')",
+             cairn__printable(name, strlen(name), shown, sizeof shown));
+    return pwrite_all(w, offset, data, len, what, err);
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -237,8 +308,52 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     return CAIRN_OK;
 }
 
+/* ------------------------------------------------------------- the plan */
+
+/* One tensor announced by cairn_writer_declare. */
+typedef struct plan_entry {
+    char *name;
+    size_t name_len;
+    cairn_dtype dtype;
+    uint32_t rank;
+    uint64_t dims[CAIRN_MAX_RANK];
+    int added;
+} plan_entry;
+
+/* What cairn_writer_declare announced: every add is checked against it and
+ * commit checks that nothing is missing, whatever the format. */
+struct cairn__plan {
+    plan_entry *entries; /* in declaration order */
+    size_t count, added;
+    cairn__nameset names;
+};
+
+static const char *plan_name(const void *ctx, uint32_t index, size_t *len)
+{
+    const struct cairn__plan *p = ctx;
+    *len = p->entries[index].name_len;
+    return p->entries[index].name;
+}
+
+static int64_t plan_find(const struct cairn__plan *p, const char *name)
+{
+    return cairn__nameset_find(&p->names, name, strlen(name), plan_name, p);
+}
+
+static void plan_free(struct cairn__plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->count; i++)
+        free(p->entries[i].name);
+    free(p->entries);
+    cairn__nameset_free(&p->names);
+    free(p);
+}
+
 static void writer_free(cairn_writer *w)
 {
+    plan_free(w->plan);
     cairn_value_free(w->meta);
     cairn_value_free(w->objects);
     if (w->state)
@@ -337,33 +452,193 @@ static cairn_status usable(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
+/* The checks every format relies on for a tensor's name, dtype, rank and
+ * dims (cairn_writer_add and cairn_writer_declare); *bytes gets its size. */
+static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_dtype dtype,
+                                 uint32_t rank, const uint64_t *dims, uint64_t *bytes,
+                                 cairn_error *err)
+{
+    if (!name)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: NULL tensor name", w->path);
+    char what[256];
+    snprintf(what, sizeof what, "%s: tensor", w->path);
+    CAIRN_TRY(cairn__name_check(name, strlen(name), what, err));
+    if (cairn_dtype_size(dtype) == 0)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid dtype %d", w->path, name,
+                           (int)dtype);
+    if (rank > CAIRN_MAX_RANK)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': rank %u exceeds %d", w->path,
+                           name, rank, CAIRN_MAX_RANK);
+    if (rank > 0 && !dims)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for rank %u", w->path,
+                           name, rank);
+    *bytes = cairn_dtype_size(dtype);
+    for (uint32_t d = 0; d < rank; d++)
+        if (cairn__mul_overflow(*bytes, dims[d], bytes) || *bytes > (UINT64_C(1) << 62))
+            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows", w->path,
+                               name);
+    return CAIRN_OK;
+}
+
+/* "F32 [2, 3]" for messages. */
+static const char *shape_text(char *buf, size_t size, cairn_dtype dtype, uint32_t rank,
+                              const uint64_t *dims)
+{
+    size_t n = (size_t)snprintf(buf, size, "%s [", cairn_dtype_name(dtype));
+    for (uint32_t k = 0; k < rank && n < size; k++)
+        n += (size_t)snprintf(buf + n, size - n, k ? ", %llu" : "%llu",
+                              (unsigned long long)dims[k]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+static int same_shape(const plan_entry *e, cairn_dtype dtype, uint32_t rank, const uint64_t *dims)
+{
+    return e->dtype == dtype && e->rank == rank &&
+           (rank == 0 || memcmp(e->dims, dims, rank * sizeof *dims) == 0);
+}
+
+/* An add in a declared save: `name` must be declared with this dtype and
+ * dims and not added yet; *index gets its plan entry. */
+static cairn_status plan_check_add(const cairn_writer *w, const char *name, cairn_dtype dtype,
+                                   uint32_t rank, const uint64_t *dims, size_t *index,
+                                   cairn_error *err)
+{
+    const struct cairn__plan *p = w->plan;
+    int64_t at = plan_find(p, name);
+    if (at < 0)
+        return cairn__fail(err, CAIRN_E_MISMATCH, "%s: tensor '%s' was not declared "
+                           "(cairn_writer_declare announced %zu other tensors)", w->path, name,
+                           p->count);
+    const plan_entry *e = &p->entries[at];
+    if (e->added)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
+                           name);
+    if (!same_shape(e, dtype, rank, dims)) {
+        char have[160], want[160];
+        return cairn__fail(err, CAIRN_E_MISMATCH, "%s: tensor '%s' is %s, but was declared %s",
+                           w->path, name, shape_text(have, sizeof have, dtype, rank, dims),
+                           shape_text(want, sizeof want, e->dtype, e->rank, e->dims));
+    }
+    *index = (size_t)at;
+    return CAIRN_OK;
+}
+
+/* An alias in a declared save: its name must be declared with the dtype
+ * and dims of `existing`, itself declared. */
+static cairn_status plan_check_alias(const cairn_writer *w, const char *name,
+                                     const char *existing, size_t *index, cairn_error *err)
+{
+    int64_t of = plan_find(w->plan, existing), at = plan_find(w->plan, name);
+    if (of < 0)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: alias '%s' of '%s': '%s' was not "
+                           "declared", w->path, name, existing, existing);
+    const plan_entry *e = &w->plan->entries[of], *a = at >= 0 ? &w->plan->entries[at] : NULL;
+    if (a && !a->added && !same_shape(a, e->dtype, e->rank, e->dims)) {
+        char have[160], want[160];
+        return cairn__fail(err, CAIRN_E_MISMATCH, "%s: alias '%s' was declared %s, but '%s' is "
+                           "%s", w->path, name,
+                           shape_text(want, sizeof want, a->dtype, a->rank, a->dims), existing,
+                           shape_text(have, sizeof have, e->dtype, e->rank, e->dims));
+    }
+    return plan_check_add(w, name, e->dtype, e->rank, e->dims, index, err);
+}
+
+static void plan_mark(struct cairn__plan *p, size_t index)
+{
+    p->entries[index].added = 1;
+    p->added++;
+}
+
+/* At commit: every declared tensor was added. */
+static cairn_status plan_complete(const cairn_writer *w, cairn_error *err)
+{
+    const struct cairn__plan *p = w->plan;
+    if (!p || p->added == p->count)
+        return CAIRN_OK;
+    size_t i = 0;
+    while (p->entries[i].added)
+        i++;
+    return cairn__fail(err, CAIRN_E_STATE, "%s: tensor '%s' was declared but never added (%zu "
+                       "of %zu declared tensors are missing)", w->path, p->entries[i].name,
+                       p->count - p->added, p->count);
+}
+
+/* Copies and indexes the declarations (checked as adds are). */
+static cairn_status plan_build(const cairn_writer *w, const cairn_tensor_decl *decls,
+                               size_t count, struct cairn__plan **out, cairn_error *err)
+{
+    struct cairn__plan *p = calloc(1, sizeof *p);
+    if (!p || !(p->entries = calloc(count ? count : 1, sizeof *p->entries))) {
+        free(p);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %zu declared tensors",
+                           w->path, count);
+    }
+    *out = p;
+    for (size_t i = 0; i < count; i++) {
+        const cairn_tensor_decl *d = &decls[i];
+        uint64_t bytes;
+        CAIRN_TRY(check_tensor(w, d->name, d->dtype, d->rank, d->dims, &bytes, err));
+        if (plan_find(p, d->name) >= 0)
+            return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' is declared twice", w->path,
+                               d->name);
+        plan_entry *e = &p->entries[p->count];
+        e->name_len = strlen(d->name);
+        e->dtype = d->dtype;
+        e->rank = d->rank;
+        if (d->rank)
+            memcpy(e->dims, d->dims, d->rank * sizeof *d->dims);
+        if (!(e->name = strdup(d->name)))
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+        p->count++;
+        CAIRN_TRY(cairn__nameset_insert(&p->names, (uint32_t)i, plan_name, p, err));
+    }
+    return CAIRN_OK;
+}
+
+cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decls, size_t count,
+                                  cairn_error *err)
+{
+    CAIRN_TRY(usable(w, err));
+    cairn_status st = CAIRN_OK;
+    if (w->plan)
+        st = cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_declare was already called (it "
+                         "announces every tensor at once)", w->path);
+    else if (w->started || w->objects)
+        st = cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_declare must come before the "
+                         "first tensor is added", w->path);
+    else if (!decls && count)
+        st = cairn__fail(err, CAIRN_E_ARG, "%s: cairn_writer_declare: NULL decls for %zu tensors",
+                         w->path, count);
+    else if (count > NATIVE_MAX_TENSORS)
+        st = cairn__fail(err, CAIRN_E_LIMIT, "%s: %zu tensors declared; a save holds at most "
+                         "%llu", w->path, count, (unsigned long long)NATIVE_MAX_TENSORS);
+    struct cairn__plan *p = NULL;
+    if (st == CAIRN_OK)
+        st = plan_build(w, decls, count, &p, err);
+    if (st == CAIRN_OK && w->ops->declare)
+        st = w->ops->declare(w, decls, count, err);
+    if (st != CAIRN_OK) {
+        plan_free(p);
+        return writer_failed(w, st, err);
+    }
+    w->plan = p;
+    return CAIRN_OK;
+}
+
 /* cairn_writer_add and cairn_writer_add_ex: the checks every format
  * relies on, then the format's add (or add_coded for a codec). */
 static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
                                const uint64_t *dims, const void *data, uint32_t codec,
                                int32_t level, uint32_t filter, cairn_error *err)
 {
-    if (!name)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL tensor name", w->path), err);
-    char what[256];
-    snprintf(what, sizeof what, "%s: tensor", w->path);
-    cairn_status st = cairn__name_check(name, strlen(name), what, err);
+    uint64_t bytes = 0;
+    size_t planned = 0;
+    w->started = 1;
+    cairn_status st = check_tensor(w, name, dtype, rank, dims, &bytes, err);
     if (st != CAIRN_OK)
         return writer_failed(w, st, err);
-    if (cairn_dtype_size(dtype) == 0)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid dtype %d",
-                                            w->path, name, (int)dtype), err);
-    if (rank > CAIRN_MAX_RANK)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': rank %u exceeds "
-                                            "%d", w->path, name, rank, CAIRN_MAX_RANK), err);
-    if (rank > 0 && !dims)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for "
-                                            "rank %u", w->path, name, rank), err);
-    uint64_t bytes = cairn_dtype_size(dtype);
-    for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(bytes, dims[d], &bytes) || bytes > (UINT64_C(1) << 62))
-            return writer_failed(w, cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size "
-                                                "overflows", w->path, name), err);
     if (!data && bytes > 0)
         return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
                                             w->path, name), err);
@@ -371,11 +646,17 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
         return writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
                                             "cannot hold compressed tensors", w->path, name,
                                             cairn_format_name(w->ops->format)), err);
+    if (w->plan && (st = plan_check_add(w, name, dtype, rank, dims, &planned, err)) != CAIRN_OK)
+        return writer_failed(w, st, err);
     if (w->ops->add_coded)
         st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
     else
         st = w->ops->add(w, name, dtype, rank, dims, data, err);
-    return st == CAIRN_OK ? st : writer_failed(w, st, err);
+    if (st != CAIRN_OK)
+        return writer_failed(w, st, err);
+    if (w->plan)
+        plan_mark(w->plan, planned);
+    return CAIRN_OK;
 }
 
 cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -410,12 +691,20 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
     CAIRN_TRY(usable(w, err));
     if (!name || !existing)
         return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL alias name", w->path), err);
+    w->started = 1;
     char what[256];
+    size_t planned = 0;
     snprintf(what, sizeof what, "%s: alias", w->path);
     cairn_status st = cairn__name_check(name, strlen(name), what, err);
+    if (st == CAIRN_OK && w->plan)
+        st = plan_check_alias(w, name, existing, &planned, err);
     if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
-    return st == CAIRN_OK ? st : writer_failed(w, st, err);
+    if (st != CAIRN_OK)
+        return writer_failed(w, st, err);
+    if (w->plan)
+        plan_mark(w->plan, planned);
+    return CAIRN_OK;
 }
 
 cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)
@@ -423,6 +712,9 @@ cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
     CAIRN_TRY(usable(w, err));
     if (!tree || cairn_value_get_type(tree) != CAIRN_VALUE_MAP)
         return cairn__fail(err, CAIRN_E_ARG, "%s: metadata must be a map", w->path);
+    if (w->plan) /* the declared layout holds the metadata (safetensors, GGUF headers) */
+        return writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: the metadata must be set "
+                                            "before cairn_writer_declare", w->path), err);
     cairn_value *copy = cairn_value_clone(tree);
     if (!copy)
         return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
@@ -452,6 +744,10 @@ cairn_status cairn_writer_append_object(cairn_writer *w, const char *kind,
     CAIRN_TRY(usable(w, err));
     if (!kind || !cairn__utf8_valid(kind, strlen(kind)))
         return cairn__fail(err, CAIRN_E_ARG, "%s: an object needs a UTF-8 kind", w->path);
+    if (w->plan) /* it adds tensors and metadata the declaration could not know */
+        return writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_append_object "
+                                            "cannot follow cairn_writer_declare; declare its "
+                                            "tensors and set its metadata instead", w->path), err);
     if (!w->objects && !(w->objects = cairn_value_list()))
         return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path), err);
     char prefix[48];
@@ -549,6 +845,8 @@ cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
     if (w && st == CAIRN_OK && w->fd < 0)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
+        st = plan_complete(w, err);
+    if (st == CAIRN_OK)
         st = flush_metadata(w, err);
     if (st == CAIRN_OK)
         st = w->ops->finish(w, err);
@@ -572,6 +870,8 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
     if (st == CAIRN_OK && w->fd >= 0)
         st = cairn__fail(err, CAIRN_E_STATE, "%s: use cairn_writer_commit for a path writer",
                          w->path);
+    if (st == CAIRN_OK)
+        st = plan_complete(w, err);
     if (st == CAIRN_OK)
         st = flush_metadata(w, err);
     if (st == CAIRN_OK)

@@ -78,7 +78,22 @@ check "safetensors to cairn keeps metadata" 0 "$CLI" convert meta.safetensors me
 check "meta" 0 "$CLI" meta meta.cairn
 expect_grep "metadata carried" '"epoch": "7"' out.txt
 check "to npy warns" 0 "$CLI" convert meta.cairn meta.npy
-expect_grep "warning names the keys" "left out 2 keys: epoch note" err.txt
+expect_grep "warning names the keys" "cannot hold 2 metadata keys, left out: epoch note" err.txt
+# GGUF holds typed values but not tensor references: those keys alone are
+# left out (named, with the reason), the rest is carried
+"$PY" - <<'PY'
+import json, struct
+tree = {"note": "hi", "epoch": 7, "ref": {"$tensor": "x"}}
+hdr = {"__metadata__": {"note": "hi", "cairn.meta": json.dumps(tree)}, "x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+j = json.dumps(hdr).encode(); j += b' ' * (-len(j) % 8)
+open('ref.safetensors', 'wb').write(struct.pack('<Q', len(j)) + j + struct.pack('<2f', 1, 2))
+PY
+check "tree with a tensor reference to gguf" 0 "$CLI" convert ref.safetensors ref.gguf
+expect_grep "only the reference is left out" "cannot hold 1 metadata key, left out: ref (.*tensor reference" err.txt
+check "meta gguf" 0 "$CLI" meta ref.gguf
+expect_grep "typed values carried" '"epoch": 7' out.txt
+expect_grep "strings carried" '"note": "hi"' out.txt
+check "gguf tensors" 0 "$CLI" diff --tensors-only ref.safetensors ref.gguf
 # PyTorch .pt: native -> .pt -> native identical, read by cairn's own reader
 check "to pt" 0 "$CLI" convert m.cairn m.pt
 check "ls pt" 0 "$CLI" ls m.pt

@@ -893,8 +893,14 @@ static void test_plain_tree(void)
         cairn_value_free(m);
         CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
         CHECK_OK(cairn_writer_add(w, "x", CAIRN_F32, 0, NULL, &x, &err));
-        CHECK_OK(cairn_writer_set_metadata(w, r, &err));
-        CHECK_ST(cairn_writer_commit_memory(w, &mem, &len, &err), bad[i].want);
+        /* Values are typed when the tree is set, so most refusals come
+         * from set_metadata; the alignment is settled at commit. */
+        cairn_status st = cairn_writer_set_metadata(w, r, &err);
+        if (st == CAIRN_OK)
+            st = cairn_writer_commit_memory(w, &mem, &len, &err);
+        else
+            cairn_writer_abort(w);
+        CHECK_ST(st, bad[i].want);
         CHECK(strstr(err.message, i == 6 ? "general.alignment" : i == 7 ? "gguf" : key) != NULL);
         cairn_value_free(r);
     }
@@ -940,8 +946,12 @@ static void test_typed_writes(void)
         void *mem = NULL;
         size_t len = 0;
         CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
-        CHECK_OK(cairn_writer_set_metadata(w, root, &err));
-        CHECK_ST(cairn_writer_commit_memory(w, &mem, &len, &err), cases[i].want);
+        cairn_status st = cairn_writer_set_metadata(w, root, &err);
+        if (st == CAIRN_OK)
+            st = cairn_writer_commit_memory(w, &mem, &len, &err);
+        else
+            cairn_writer_abort(w);
+        CHECK_ST(st, cases[i].want);
         if (cases[i].want != CAIRN_OK)
             CHECK(strstr(err.message, "'k.v'") != NULL);
         else {
@@ -980,9 +990,10 @@ static void test_typed_writes(void)
         void *mem = NULL;
         size_t len = 0;
         CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
-        CHECK_OK(cairn_writer_set_metadata(w, root, &err));
-        CHECK_ST(cairn_writer_commit_memory(w, &mem, &len, &err), CAIRN_E_ARG);
+        /* refused when the tree is set; the failed writer refuses commit */
+        CHECK_ST(cairn_writer_set_metadata(w, root, &err), CAIRN_E_ARG);
         CHECK(strstr(err.message, c ? "'k.v'" : "orphan") != NULL);
+        CHECK_ST(cairn_writer_commit_memory(w, &mem, &len, &err), CAIRN_E_STATE);
         cairn_value_free(root);
     }
 }

@@ -137,25 +137,109 @@ static int copy_tensor(cairn_file *in, uint64_t i, cairn_writer *w, cairn_error 
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, err);
 }
 
-/* Carries the metadata; a target that cannot hold it gets a warning. */
+/* Announces every tensor of IN before the first add (after the metadata),
+ * so a header-first target (safetensors, GGUF) lays itself out now and
+ * writes each payload once, in place, instead of spooling it and copying it
+ * behind the header at commit; every target checks its rules up front. */
+static int declare_all(cairn_file *in, cairn_writer *w, cairn_error *err)
+{
+    uint64_t n = cairn_file_count(in), total_rank = 0;
+    cairn_tensor_info t;
+    cairn_status st = CAIRN_OK;
+    for (uint64_t i = 0; st == CAIRN_OK && i < n; i++)
+        if ((st = cairn_tensor_info_at(in, i, &t, err)) == CAIRN_OK)
+            total_rank += t.rank;
+    if (st != CAIRN_OK)
+        return cli_report(st, err);
+    if (n > SIZE_MAX / sizeof(cairn_tensor_decl) || total_rank > SIZE_MAX / sizeof(uint64_t))
+        return fprintf(stderr, "%s: %" PRIu64 " tensors: out of memory\n", cli_prog, n), EXIT_IO;
+    cairn_tensor_decl *decls = malloc(n ? (size_t)n * sizeof *decls : 1);
+    uint64_t *dims = malloc(total_rank ? (size_t)total_rank * sizeof *dims : 1);
+    if (!decls || !dims) {
+        free(decls);
+        free(dims);
+        return fprintf(stderr, "%s: %" PRIu64 " tensors: out of memory\n", cli_prog, n), EXIT_IO;
+    }
+    uint64_t *next = dims;
+    for (uint64_t i = 0; st == CAIRN_OK && i < n; i++) {
+        if ((st = cairn_tensor_info_at(in, i, &t, err)) != CAIRN_OK)
+            break;
+        memcpy(next, t.dims, t.rank * sizeof *next);
+        decls[i] = (cairn_tensor_decl){t.name, t.dtype, t.rank, next}; /* names live until close */
+        next += t.rank;
+    }
+    if (st == CAIRN_OK)
+        st = cairn_writer_declare(w, decls, (size_t)n, err);
+    free(decls);
+    free(dims);
+    return st == CAIRN_OK ? EXIT_OK : cli_report(st, err);
+}
+
+/* The top-level keys of `meta` the writer accepts one by one; the others
+ * are listed in `left` (a list of their names) for the warning. */
+static cairn_value *holdable_keys(cairn_writer *w, const cairn_value *meta, cairn_value *left,
+                                  cairn_error *why)
+{
+    cairn_value *kept = cairn_value_map();
+    for (size_t k = 0; kept && k < cairn_value_count(meta); k++) {
+        const char *key = cairn_value_key_at(meta, k);
+        cairn_error err = {0};
+        cairn_value *one = cairn_value_map(), *child = cairn_value_clone(cairn_value_at(meta, k));
+        cairn_status st = CAIRN_E_NOMEM;
+        if (one && child && (st = cairn_value_set(one, key, child, &err)) == CAIRN_OK)
+            child = NULL; /* one owns it */
+        cairn_value_free(child);
+        if (st == CAIRN_OK && (st = cairn_writer_set_metadata(w, one, &err)) == CAIRN_OK) {
+            child = cairn_value_clone(cairn_value_at(meta, k));
+            if (!child || cairn_value_set(kept, key, child, &err) != CAIRN_OK) {
+                cairn_value_free(child);
+                cairn_value_free(kept);
+                kept = NULL;
+            }
+        } else {
+            cairn_value *name = cairn_value_string(key);
+            if (name && cairn_value_append(left, name, &err) != CAIRN_OK)
+                cairn_value_free(name);
+            if (cairn_value_count(left) == 1)
+                *why = err;
+        }
+        cairn_value_free(one);
+    }
+    return kept;
+}
+
+/* Carries the metadata; what the target cannot hold is left out, key by
+ * key, with a warning naming the keys and the first reason. */
 static int copy_metadata(cairn_file *in, cairn_writer *w, const char *out)
 {
-    cairn_error err = {0};
-    cairn_value *meta = NULL;
+    cairn_error err = {0}, why = {0};
+    cairn_value *meta = NULL, *left = cairn_value_list(), *kept = NULL;
     cairn_status st = cairn_file_read_metadata(in, &meta, &err);
-    if (st != CAIRN_OK)
-        return cli_report(st, &err);
-    size_t n = cairn_value_count(meta);
-    if (n)
+    if (st != CAIRN_OK || !left) {
+        cairn_value_free(left);
+        return cli_report(st != CAIRN_OK ? st : CAIRN_E_NOMEM, &err);
+    }
+    if (cairn_value_count(meta))
         st = cairn_writer_set_metadata(w, meta, &err);
     if (st == CAIRN_E_UNSUPPORTED) {
-        fprintf(stderr, "%s: warning: %s cannot hold metadata; left out %zu key%s:", cli_prog, out,
-                n, n == 1 ? "" : "s");
-        for (size_t k = 0; k < n && k < 20; k++)
-            fprintf(stderr, " %s", cairn_value_key_at(meta, k));
-        fprintf(stderr, "%s\n", n > 20 ? " ..." : "");
-        st = CAIRN_OK;
+        why = err;
+        kept = holdable_keys(w, meta, left, &why);
+        st = kept ? cairn_writer_set_metadata(w, kept, &err) : CAIRN_E_NOMEM;
     }
+    size_t n = cairn_value_count(left);
+    if (n) {
+        fprintf(stderr, "%s: warning: %s cannot hold %zu metadata key%s, left out:", cli_prog,
+                out, n, n == 1 ? "" : "s");
+        for (size_t k = 0; k < n && k < 20; k++) {
+            const char *name = NULL;
+            size_t len = 0;
+            cairn_value_get_data(cairn_value_at(left, k), (const void **)&name, &len);
+            fprintf(stderr, " %.*s", (int)len, name);
+        }
+        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "", why.message);
+    }
+    cairn_value_free(kept);
+    cairn_value_free(left);
     cairn_value_free(meta);
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
 }
@@ -190,6 +274,8 @@ int cmd_convert(int argc, char **argv)
     p.on = !a.no_progress && isatty(STDERR_FILENO) && p.total > (64u << 20);
     p.last_percent = -1;
     rc = copy_metadata(in, w, a.out);
+    if (rc == EXIT_OK)
+        rc = declare_all(in, w, &err);
     for (uint64_t i = 0; rc == EXIT_OK && i < cairn_file_count(in); i++) {
         cairn_tensor_info t;
         rc = copy_tensor(in, i, w, &err);

@@ -1,7 +1,9 @@
 /* gguf_write.c -- writes GGUF version 3 (docs/FORMAT.md §13). The
- * header lists every tensor's offset, so payloads are spooled as they
- * arrive (spool.h) and copied behind the header at commit; the metadata
- * tree becomes typed key-value pairs, exactly when it came from a GGUF. */
+ * header lists every tensor's offset: when the tensors were declared
+ * (cairn_writer_declare) it is written at once and each payload goes
+ * straight to its place; otherwise payloads are spooled as they arrive
+ * (spool.h) and copied behind the header at commit. The metadata tree
+ * becomes typed key-value pairs, exactly when it came from a GGUF. */
 #include "gguf.h"
 #include "../nameset.h"
 #include "../spool.h"
@@ -31,6 +33,9 @@ typedef struct gw_writer {
     cairn__nameset names;
     cairn_value *meta;
     cairn__spool spool;
+    uint64_t data_size;  /* the data section's bytes, padding included, once laid out */
+    int planned;         /* laid out by gw_declare: payloads go to data_start + rel */
+    uint64_t data_start;
 } gw_writer;
 
 /* A growable byte buffer that remembers running out of memory, so the
@@ -153,14 +158,11 @@ static cairn_status gw_begin(cairn_writer *w, cairn_error *err)
     return cairn__spool_open(&s->spool, w, err);
 }
 
-static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
-                           const uint64_t *dims, const void *data, cairn_error *err)
+/* GGUF's own rules for a new tensor; *size gets its bytes. */
+static cairn_status check_entry(const cairn_writer *w, const gw_writer *s, const char *name,
+                                cairn_dtype dtype, uint32_t rank, const uint64_t *dims,
+                                uint64_t *size, cairn_error *err)
 {
-    gw_writer *s = w->state;
-    size_t len = strlen(name);
-    if (cairn__nameset_find(&s->names, name, len, entry_name, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (gguf_ttype_for_dtype(dtype) < 0 && dtype != CAIRN_U8)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': GGUF has no type for %s "
                            "(its types are F32 F16 BF16 F64 I8 I16 I32 I64 and block types)",
@@ -171,6 +173,20 @@ static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     if (s->count >= GGUF_MAX_TENSORS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': more than %llu tensors",
                            w->path, name, (unsigned long long)GGUF_MAX_TENSORS);
+    *size = cairn_dtype_size(dtype);
+    for (uint32_t k = 0; k < rank; k++)
+        *size *= dims[k]; /* overflow was ruled out by cairn_writer_add / _declare */
+    if (*size > SIZE_MAX || *size > (uint64_t)INT64_MAX)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes are too many",
+                           w->path, name, (unsigned long long)*size);
+    return CAIRN_OK;
+}
+
+/* Appends a checked tensor's entry (name copied) and indexes it. */
+static cairn_status push_entry(cairn_writer *w, gw_writer *s, const char *name,
+                               cairn_dtype dtype, uint32_t rank, const uint64_t *dims,
+                               uint64_t size, uint64_t spool_at, cairn_error *err)
+{
     if (s->count == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
         gw_entry *e = realloc(s->entries, cap * sizeof *e);
@@ -182,29 +198,40 @@ static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     }
     gw_entry *e = &s->entries[s->count];
     memset(e, 0, sizeof *e);
-    e->name_len = len;
+    e->name_len = strlen(name);
     e->dtype = dtype;
     e->rank = rank;
-    e->size = cairn_dtype_size(dtype);
-    for (uint32_t k = 0; k < rank; k++) {
+    for (uint32_t k = 0; k < rank; k++)
         e->dims[k] = dims[k];
-        e->size *= dims[k]; /* overflow was ruled out by cairn_writer_add */
-    }
-    if (e->size > SIZE_MAX || e->size > (uint64_t)INT64_MAX)
-        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes are too many",
-                           w->path, name, (unsigned long long)e->size);
-    e->spool_at = s->spool.len;
+    e->size = size;
+    e->spool_at = spool_at;
     if (!(e->name = strdup(name)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    cairn_status st = cairn__spool_write(&s->spool, w, data, (size_t)e->size, name, err);
-    if (st == CAIRN_OK)
-        st = cairn__nameset_insert(&s->names, (uint32_t)s->count, entry_name, s, err);
+    cairn_status st = cairn__nameset_insert(&s->names, (uint32_t)s->count, entry_name, s, err);
     if (st != CAIRN_OK) {
         free(e->name);
         return st;
     }
     s->count++;
     return CAIRN_OK;
+}
+
+static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                           const uint64_t *dims, const void *data, cairn_error *err)
+{
+    gw_writer *s = w->state;
+    int64_t at = cairn__nameset_find(&s->names, name, strlen(name), entry_name, s);
+    if (s->planned) { /* declared (writer.c checked): straight to its place */
+        const gw_entry *e = &s->entries[at];
+        return cairn__sink_place(w, s->data_start + e->rel, data, (size_t)e->size, name, err);
+    }
+    if (at >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
+                           name);
+    uint64_t size, spool_at = s->spool.len;
+    CAIRN_TRY(check_entry(w, s, name, dtype, rank, dims, &size, err));
+    CAIRN_TRY(cairn__spool_write(&s->spool, w, data, (size_t)size, name, err));
+    return push_entry(w, s, name, dtype, rank, dims, size, spool_at, err);
 }
 
 static cairn_status gw_add_alias(cairn_writer *w, const char *name, const char *existing,
@@ -215,9 +242,30 @@ static cairn_status gw_add_alias(cairn_writer *w, const char *name, const char *
                        "the new name to store a copy", w->path, name, existing);
 }
 
+static cairn_status collect(gw_kvs *k, const cairn_value *meta, const cairn_value **tt);
+static cairn_status emit_kv(gw_buf *b, const gw_kvs *k, const gw_kv *kv);
+static void kvs_free(gw_kvs *k);
+
+/* Every value is typed now, into a scratch buffer, so what GGUF cannot hold
+ * (a tensor reference, bytes, null, a map inside a list) is refused with
+ * CAIRN_E_UNSUPPORTED before anything is written: the writer stays usable
+ * and a caller such as `cairn convert` can leave those keys out. */
 static cairn_status gw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
 {
     gw_writer *s = w->state;
+    gw_kvs k = {.path = w->path, .err = err};
+    gw_buf b = {0};
+    const cairn_value *tt;
+    cairn_status st = collect(&k, tree, &tt);
+    for (size_t i = 0; st == CAIRN_OK && i < k.count; i++)
+        if (!k.items[i].is_alignment) /* its value is settled at layout */
+            st = emit_kv(&b, &k, &k.items[i]);
+    kvs_free(&k);
+    free(b.p);
+    if (st != CAIRN_OK) {
+        cairn_value_free(tree);
+        return st;
+    }
     cairn_value_free(s->meta);
     s->meta = tree;
     return CAIRN_OK;
@@ -761,7 +809,8 @@ static cairn_status resolve_tensors(const cairn_writer *w, gw_writer *s, const c
         int64_t at = cairn__nameset_find(&s->names, name, strlen(name), entry_name, s);
         if (at < 0)
             return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: metadata: gguf.tensor_types names "
-                               "tensor '%s', which was not added", w->path, name);
+                               "tensor '%s', which was not %s", w->path, name,
+                               s->planned ? "declared" : "added");
         s->entries[at].tt = cairn_value_at(tt, i);
     }
     for (size_t i = 0; i < s->count; i++)
@@ -789,6 +838,7 @@ static cairn_status build_header(cairn_writer *w, gw_writer *s, const gw_kvs *k,
         gw_entry *e = &s->entries[i];
         e->rel = at;
         at = pad_to(at + e->size, k->alignment);
+        s->data_size = at;
         put_str(b, e->name, e->name_len);
         put_u32(b, e->n_dims);
         for (uint32_t d = 0; d < e->n_dims; d++)
@@ -820,37 +870,79 @@ static cairn_status write_all(cairn_writer *w, gw_writer *s, uint64_t alignment,
     return CAIRN_OK;
 }
 
-static cairn_status gw_finish(cairn_writer *w, cairn_error *err)
+static void kvs_free(gw_kvs *k)
 {
-    gw_writer *s = w->state;
-    gw_kvs k;
-    gw_buf b = {0};
+    for (size_t i = 0; i < k->count; i++)
+        free(k->items[i].key);
+    free(k->items);
+    cairn__nameset_free(&k->set);
+}
+
+/* Checks the metadata, turns it into pairs (k, caller frees with
+ * kvs_free), settles the alignment and every tensor's type and builds the
+ * header into b (caller frees b->p), which sets every rel and data_size. */
+static cairn_status lay_out(cairn_writer *w, gw_writer *s, gw_kvs *k, gw_buf *b,
+                            cairn_error *err)
+{
     const cairn_value *tt = NULL;
-    memset(&k, 0, sizeof k);
-    k.path = w->path;
-    k.err = err;
-    cairn_status st = CAIRN_OK;
+    memset(k, 0, sizeof *k);
+    k->path = w->path;
+    k->err = err;
     if (s->meta && cairn_value_count(s->meta) > 0) {
         /* The tree's own rules: limits, and tensor references naming tensors. */
         uint8_t *enc = NULL;
         size_t enc_len = 0;
-        st = cairn__meta_encode(s->meta, entry_exists, s, &enc, &enc_len, err);
+        CAIRN_TRY(cairn__meta_encode(s->meta, entry_exists, s, &enc, &enc_len, err));
         free(enc);
     }
+    CAIRN_TRY(collect(k, s->meta, &tt));
+    CAIRN_TRY(settle_alignment(k, w->alignment));
+    CAIRN_TRY(resolve_tensors(w, s, tt, err));
+    return build_header(w, s, k, b, err);
+}
+
+/* Every tensor is known (and the metadata, set before): write the header
+ * and its padding and make the file its final size, so each add writes its
+ * payload in place (no spool). */
+static cairn_status gw_declare(cairn_writer *w, const cairn_tensor_decl *decls, size_t count,
+                               cairn_error *err)
+{
+    gw_writer *s = w->state;
+    for (size_t i = 0; i < count; i++) {
+        const cairn_tensor_decl *d = &decls[i];
+        uint64_t size;
+        CAIRN_TRY(check_entry(w, s, d->name, d->dtype, d->rank, d->dims, &size, err));
+        CAIRN_TRY(push_entry(w, s, d->name, d->dtype, d->rank, d->dims, size, 0, err));
+    }
+    s->planned = 1; /* for messages; the writer fails with any error below */
+    gw_kvs k;
+    gw_buf b = {0};
+    cairn_status st = lay_out(w, s, &k, &b, err);
     if (st == CAIRN_OK)
-        st = collect(&k, s->meta, &tt);
+        st = cairn__sink_write(w, b.p, b.len, err);
     if (st == CAIRN_OK)
-        st = settle_alignment(&k, w->alignment);
+        st = cairn__sink_pad(w, k.alignment, err);
+    s->data_start = w->pos;
     if (st == CAIRN_OK)
-        st = resolve_tensors(w, s, tt, err);
+        st = cairn__sink_extend(w, s->data_start + s->data_size, err);
+    kvs_free(&k);
+    free(b.p);
     if (st == CAIRN_OK)
-        st = build_header(w, s, &k, &b, err);
+        cairn__spool_close(&s->spool); /* never needed now */
+    return st;
+}
+
+static cairn_status gw_finish(cairn_writer *w, cairn_error *err)
+{
+    gw_writer *s = w->state;
+    if (s->planned) /* header written at declare, payloads in place */
+        return CAIRN_OK;
+    gw_kvs k;
+    gw_buf b = {0};
+    cairn_status st = lay_out(w, s, &k, &b, err);
     if (st == CAIRN_OK)
         st = write_all(w, s, k.alignment, &b, err);
-    for (size_t i = 0; i < k.count; i++)
-        free(k.items[i].key);
-    free(k.items);
-    cairn__nameset_free(&k.set);
+    kvs_free(&k);
     free(b.p);
     return st;
 }
@@ -873,6 +965,7 @@ const cairn__writer_ops cairn__gguf_writer = {
     .begin = gw_begin,
     .add = gw_add,
     .add_alias = gw_add_alias,
+    .declare = gw_declare,
     .set_metadata = gw_set_metadata,
     .finish = gw_finish,
     .destroy = gw_destroy,

@@ -1,7 +1,10 @@
 /* safetensors_write.c -- writes safetensors (docs/FORMAT.md §11). The header
- * must come first but depends on every tensor, so payloads are spooled as
- * they arrive (an unlinked temporary file next to the target, or memory for
- * memory writers) and copied behind the header at commit. */
+ * must come first but depends on every tensor. When the tensors were
+ * declared (cairn_writer_declare) the layout is known up front: the header
+ * is written then and each payload goes straight to its place. Otherwise
+ * payloads are spooled as they arrive (an unlinked temporary file next to
+ * the target, or memory for memory writers) and copied behind the header at
+ * commit. */
 #include "safetensors.h"
 #include "safetensors_meta.h"
 
@@ -22,7 +25,7 @@ typedef struct st_entry {
     uint32_t rank;
     uint64_t dims[CAIRN_MAX_RANK];
     uint64_t spool_at, size; /* where the bytes are in the spool */
-    uint64_t begin;          /* data_offsets[0], set at finish */
+    uint64_t begin;          /* data_offsets[0], set when laid out */
 } st_entry;
 
 typedef struct st_writer {
@@ -32,6 +35,8 @@ typedef struct st_writer {
     uint64_t header_min;  /* a lower bound on the header length so far */
     cairn_value *meta;
     cairn__spool spool;
+    int planned;         /* laid out by sw_declare: payloads go to data_start + begin */
+    uint64_t data_start; /* 8 + the header length, once laid out */
 } st_writer;
 
 static const char *entry_name(const void *ctx, uint32_t index, size_t *len)
@@ -88,14 +93,13 @@ static cairn_status push_entry(cairn_writer *w, st_writer *s, const st_entry *pr
     return CAIRN_OK;
 }
 
-static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
-                           const uint64_t *dims, const void *data, cairn_error *err)
+/* safetensors' own rules for a new tensor; *e gets everything but the
+ * name and where its bytes are. */
+static cairn_status new_entry(cairn_writer *w, st_writer *s, const char *name, cairn_dtype dtype,
+                              uint32_t rank, const uint64_t *dims, st_entry *e, cairn_error *err)
 {
-    st_writer *s = w->state;
     size_t len = strlen(name);
     const st_dtype *d = st_dtype_by_code(dtype);
-    if (lookup(s, name, len) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
     if (strcmp(name, ST_METADATA_KEY) == 0)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': the name is reserved for "
                            "safetensors metadata", w->path, name);
@@ -107,19 +111,41 @@ static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     if (s->header_min > ST_MAX_HEADER)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': the safetensors header would "
                            "exceed its limit of %u bytes", w->path, name, ST_MAX_HEADER);
-    st_entry e = {0};
-    e.name_len = len;
-    e.dtype = dtype;
-    e.rank = rank;
-    e.size = cairn_dtype_size(dtype);
+    memset(e, 0, sizeof *e);
+    e->name_len = len;
+    e->dtype = dtype;
+    e->rank = rank;
+    e->size = cairn_dtype_size(dtype);
     for (uint32_t k = 0; k < rank; k++) {
-        e.dims[k] = dims[k];
-        e.size *= dims[k]; /* overflow was ruled out by cairn_writer_add */
+        e->dims[k] = dims[k];
+        e->size *= dims[k]; /* overflow was ruled out by cairn_writer_add / _declare */
     }
-    e.spool_at = s->spool.len;
-    if (e.size > SIZE_MAX)
+    if (e->size > SIZE_MAX)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes do not fit in memory",
-                           w->path, name, (unsigned long long)e.size);
+                           w->path, name, (unsigned long long)e->size);
+    return CAIRN_OK;
+}
+
+/* A declared tensor: its bytes go straight to their place in the file. */
+static cairn_status add_planned(cairn_writer *w, st_writer *s, const char *name,
+                                const void *data, cairn_error *err)
+{
+    int64_t at = lookup(s, name, strlen(name)); /* writer.c checked it is declared */
+    const st_entry *e = &s->entries[at];
+    return cairn__sink_place(w, s->data_start + e->begin, data, (size_t)e->size, name, err);
+}
+
+static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                           const uint64_t *dims, const void *data, cairn_error *err)
+{
+    st_writer *s = w->state;
+    if (s->planned)
+        return add_planned(w, s, name, data, err);
+    if (lookup(s, name, strlen(name)) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
+    st_entry e;
+    CAIRN_TRY(new_entry(w, s, name, dtype, rank, dims, &e, err));
+    e.spool_at = s->spool.len;
     if (e.size)
         CAIRN_TRY(cairn__spool_write(&s->spool, w, data, (size_t)e.size, name, err));
     return push_entry(w, s, &e, name, err);
@@ -234,9 +260,14 @@ static cairn_status write_all(cairn_writer *w, st_entry *const *order, size_t co
     return CAIRN_OK;
 }
 
-static cairn_status sw_finish(cairn_writer *w, cairn_error *err)
+/* Checks the metadata, orders the tensors (*order, caller frees), sets
+ * every begin, builds the header into t (caller frees t->p) and gives the
+ * data section's size. */
+static cairn_status lay_out(cairn_writer *w, st_entry ***order, st_text *t, uint64_t *data_size,
+                            cairn_error *err)
 {
     st_writer *s = w->state;
+    *order = NULL;
     if (s->meta && cairn_value_count(s->meta) > 0) {
         /* Checks limits and that every tensor reference names a tensor. */
         uint8_t *enc = NULL;
@@ -244,19 +275,66 @@ static cairn_status sw_finish(cairn_writer *w, cairn_error *err)
         CAIRN_TRY(cairn__meta_encode(s->meta, entry_exists, s, &enc, &enc_len, err));
         free(enc);
     }
-    st_entry **order = malloc((s->count ? s->count : 1) * sizeof *order);
-    if (!order)
+    st_entry **o = malloc((s->count ? s->count : 1) * sizeof *o);
+    if (!o)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     for (size_t i = 0; i < s->count; i++)
-        order[i] = &s->entries[i];
-    qsort(order, s->count, sizeof *order, layout_cmp);
+        o[i] = &s->entries[i];
+    qsort(o, s->count, sizeof *o, layout_cmp);
     uint64_t at = 0;
     for (size_t i = 0; i < s->count; i++) {
-        order[i]->begin = at;
-        at += order[i]->size;
+        o[i]->begin = at;
+        at += o[i]->size;
     }
+    *order = o;
+    *data_size = at;
+    return build_header(w, o, s->count, t, err);
+}
+
+/* Every tensor is known: lay the file out, write the header and make the
+ * file its final size, so each add writes its payload in place (no spool). */
+static cairn_status sw_declare(cairn_writer *w, const cairn_tensor_decl *decls, size_t count,
+                               cairn_error *err)
+{
+    st_writer *s = w->state;
+    for (size_t i = 0; i < count; i++) {
+        st_entry e;
+        CAIRN_TRY(new_entry(w, s, decls[i].name, decls[i].dtype, decls[i].rank, decls[i].dims,
+                            &e, err));
+        CAIRN_TRY(push_entry(w, s, &e, decls[i].name, err));
+    }
+    st_entry **order = NULL;
     st_text t = {0};
-    cairn_status st = build_header(w, order, s->count, &t, err);
+    uint64_t data_size = 0;
+    uint8_t len[8];
+    cairn_status st = lay_out(w, &order, &t, &data_size, err);
+    free(order);
+    if (st == CAIRN_OK) {
+        cairn__put64(len, t.len);
+        st = cairn__sink_write(w, len, 8, err);
+    }
+    if (st == CAIRN_OK)
+        st = cairn__sink_write(w, t.p, t.len, err);
+    s->data_start = 8 + (uint64_t)t.len;
+    free(t.p);
+    if (st == CAIRN_OK)
+        st = cairn__sink_extend(w, s->data_start + data_size, err);
+    if (st != CAIRN_OK)
+        return st;
+    cairn__spool_close(&s->spool); /* never needed now */
+    s->planned = 1;
+    return CAIRN_OK;
+}
+
+static cairn_status sw_finish(cairn_writer *w, cairn_error *err)
+{
+    st_writer *s = w->state;
+    if (s->planned) /* header written at declare, payloads in place */
+        return CAIRN_OK;
+    st_entry **order = NULL;
+    st_text t = {0};
+    uint64_t data_size = 0;
+    cairn_status st = lay_out(w, &order, &t, &data_size, err);
     if (st == CAIRN_OK)
         st = write_all(w, order, s->count, &t, err);
     free(t.p);
@@ -282,6 +360,7 @@ const cairn__writer_ops cairn__safetensors_writer = {
     .begin = sw_begin,
     .add = sw_add,
     .add_alias = sw_add_alias,
+    .declare = sw_declare,
     .set_metadata = sw_set_metadata,
     .finish = sw_finish,
     .destroy = sw_destroy,
