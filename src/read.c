@@ -3,21 +3,13 @@
  * checksum verification. */
 #include "archive.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
+#include "copy.h"
 #include "hash.h"
-#include "pool.h"
 
 /* Reads and hashes in pieces this large, so each piece is hashed while it is
  * still in cache right after it was copied. */
 #define CHUNK (1u << 20)
-
-/* Plain copies at least this large are split into CHUNK slices that worker
- * threads read at once (cairn_open_opts.threads). From a warm page cache the
- * time goes to the kernel's copy and to faulting in the caller's fresh pages,
- * and both scale with cores (1 GiB .pt into new buffers, 2 cores: 0.75 s on
- * one thread, 0.33 s on two); below this a thread costs more than it saves. */
-#define PARALLEL_MIN (4u << 20)
 
 static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *t,
                                cairn_error *err)
@@ -73,48 +65,6 @@ static cairn_status checksum_mismatch(const cairn_file *f, const cairn__tensor *
                        (unsigned long long)t->info.offset);
 }
 
-/* One parallel copy: slices of CHUNK bytes; the first failure is kept. */
-typedef struct slice_copy {
-    const cairn_file *f;
-    uint64_t offset, size;
-    uint8_t *dst;
-    atomic_int failed;
-    cairn_status status;
-    cairn_error err;
-} slice_copy;
-
-static void copy_slice(void *ctx, unsigned worker, size_t task)
-{
-    slice_copy *c = ctx;
-    (void)worker;
-    if (atomic_load(&c->failed))
-        return;
-    uint64_t at = (uint64_t)task * CHUNK;
-    size_t n = c->size - at < CHUNK ? (size_t)(c->size - at) : CHUNK;
-    cairn_error err;
-    cairn_status st = cairn__source_read(c->f, c->offset + at, c->dst + at, n, &err);
-    int expected = 0;
-    if (st != CAIRN_OK && atomic_compare_exchange_strong(&c->failed, &expected, 1)) {
-        c->status = st;
-        c->err = err;
-    }
-}
-
-static cairn_status copy_parallel(const cairn_file *f, uint64_t offset, uint8_t *dst,
-                                  uint64_t size, cairn_error *err)
-{
-    size_t slices = (size_t)((size + CHUNK - 1) / CHUNK);
-    unsigned workers = cairn__pool_workers(f->threads, slices);
-    if (size < PARALLEL_MIN || workers < 2)
-        return cairn__source_read(f, offset, dst, (size_t)size, err);
-    slice_copy c = {.f = f, .offset = offset, .size = size, .dst = dst, .status = CAIRN_OK};
-    atomic_init(&c.failed, 0);
-    cairn__pool_run(workers, slices, copy_slice, &c);
-    if (c.status != CAIRN_OK && err)
-        *err = c.err;
-    return c.status;
-}
-
 /* Copies the stored bytes into dst (exactly stored_size bytes), hashing them
  * on the way when `hash` is set. */
 static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uint8_t *dst,
@@ -122,18 +72,11 @@ static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uin
 {
     uint64_t size = t->info.stored_size;
     if (!hash)
-        return copy_parallel(f, t->info.offset, dst, size, err);
+        return cairn__copy_out(f, t->info.offset, dst, size, err);
     cairn__hasher *state = cairn__hasher_new();
     if (!state)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    cairn_status st = CAIRN_OK;
-    for (uint64_t done = 0; done < size && st == CAIRN_OK;) {
-        size_t n = size - done < CHUNK ? (size_t)(size - done) : CHUNK;
-        st = cairn__source_read(f, t->info.offset + done, dst + done, n, err);
-        if (st == CAIRN_OK)
-            cairn__hasher_update(state, dst + done, n);
-        done += n;
-    }
+    cairn_status st = cairn__copy_out_hashed(f, t->info.offset, dst, size, state, err);
     uint64_t got = cairn__hasher_digest(state);
     cairn__hasher_free(state);
     if (st == CAIRN_OK && got != t->info.checksum)
