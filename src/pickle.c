@@ -116,6 +116,7 @@ typedef struct op_ctx {
 /* The next n argument bytes, or an error when the pickle ends first. */
 static cairn_status take(op_ctx *c, uint64_t n, const uint8_t **out)
 {
+    *out = NULL; /* set on every path: callers' compilers cannot tell a failure is nonzero */
     cairn__pickle *vm = c->vm;
     if (n > vm->len - vm->pos)
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_CORRUPT, "%s needs %llu argument bytes, "
@@ -170,6 +171,7 @@ static cairn_status underflow(op_ctx *c)
 static cairn_status pop(op_ctx *c, uint32_t *node)
 {
     cairn__pickle *vm = c->vm;
+    *node = 0;
     if (vm->stack_count <= floor_of(vm))
         return underflow(c);
     *node = vm->stack[--vm->stack_count];
@@ -179,6 +181,7 @@ static cairn_status pop(op_ctx *c, uint32_t *node)
 static cairn_status top(op_ctx *c, uint32_t *node)
 {
     cairn__pickle *vm = c->vm;
+    *node = 0;
     if (vm->stack_count <= floor_of(vm))
         return underflow(c);
     *node = vm->stack[vm->stack_count - 1];
@@ -190,6 +193,7 @@ static cairn_status top(op_ctx *c, uint32_t *node)
 static cairn_status pop_mark(op_ctx *c, uint32_t *start, uint32_t *n)
 {
     cairn__pickle *vm = c->vm;
+    *start = *n = 0;
     if (!vm->mark_count)
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_CORRUPT, "%s without a MARK",
                               op_name(c->op));
@@ -409,6 +413,8 @@ static cairn_status op_append_many(op_ctx *c, uint8_t want, const char *name)
 static cairn_status take_line(op_ctx *c, const char **s, size_t *len)
 {
     cairn__pickle *vm = c->vm;
+    *s = NULL;
+    *len = 0;
     size_t left = vm->len - vm->pos;
     size_t limit = left < CAIRN__PICKLE_MAX_GLOBAL + 1 ? left : CAIRN__PICKLE_MAX_GLOBAL + 1;
     const uint8_t *p = vm->p + vm->pos;

@@ -291,7 +291,7 @@ static cairn_status rebuild_tensor(const call_ctx *c, cairn__pk_kind kind, uint3
 static cairn_status rebuild_parameter(const call_ctx *c, cairn__pk_kind kind, uint32_t *out)
 {
     uint32_t n = kind == CAIRN__PG_PARAMETER ? 3 : 4;
-    int grad;
+    int grad = 0;
     CAIRN_TRY(want_count(c, n, n));
     CAIRN_TRY(want_type(c, 0, CAIRN__PK_TENSOR));
     CAIRN_TRY(want_flag(c, 1, &grad));
@@ -512,7 +512,7 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
     CAIRN_TRY(inert_put(vm, obj, "state", state, at, err));
     if (!class_is(vm, obj, "joblib.numpy_pickle.NumpyArrayWrapper"))
         return CAIRN_OK;
-    uint64_t nbytes;
+    uint64_t nbytes = 0;
     CAIRN_TRY(joblib_elements(vm, state, at, &nbytes, err));
     if (vm->pos >= vm->len)
         return cairn__pk_fail(vm, err, vm->pos, CAIRN_E_CORRUPT, "NumpyArrayWrapper: the file "

@@ -227,6 +227,7 @@ static size_t left(const decoder *d) { return d->len - d->pos; }
 
 static cairn_status read_u32(decoder *d, const char *what, uint32_t *out)
 {
+    *out = 0; /* on every path: callers' compilers cannot tell a failure is nonzero */
     if (left(d) < 4)
         return bad(d, CAIRN_E_CORRUPT, d->pos, "%s runs past the end of the section (%zu bytes left)",
                    what, left(d));
@@ -240,6 +241,7 @@ static cairn_status read_u32(decoder *d, const char *what, uint32_t *out)
 static cairn_status read_span(decoder *d, const char *what, uint32_t *len, size_t *at)
 {
     size_t field = d->pos;
+    *at = 0;
     char name[64];
     snprintf(name, sizeof name, "%s length", what);
     CAIRN_TRY(read_u32(d, name, len));

@@ -420,8 +420,8 @@ static cairn_status check_alignment(kv_walk *w, uint32_t type, uint64_t at)
 static cairn_status walk_kv(kv_walk *w, uint64_t index, cairn_value *kv, cairn_value *types)
 {
     gguf_cur *c = &w->c;
-    const char *key;
-    size_t key_len;
+    const char *key = NULL;
+    size_t key_len = 0;
     uint32_t type;
     snprintf(c->ctx, sizeof c->ctx, "kv #%llu", (unsigned long long)index);
     CAIRN_TRY(walk_key(w, index, &key, &key_len));

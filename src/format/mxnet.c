@@ -253,7 +253,7 @@ static cairn_status read_record(mx_cur *c, mx_reader *r, uint32_t magic, uint32_
                      "to read");
     uint8_t context[8]; /* dev_type, dev_id: where it lived, not needed to read it */
     CAIRN_TRY(get(c, context, sizeof context, "context"));
-    cairn_dtype dtype;
+    cairn_dtype dtype = CAIRN_DTYPE_INVALID;
     CAIRN_TRY(get_dtype(c, "type_flag", &dtype));
     if (stype == 0) {
         *parts = 1;
