@@ -85,6 +85,23 @@ cairn_status cairn__name_check(const char *name, size_t len, const char *what, c
  * buf (for error messages): control bytes are escaped, long names cut. */
 const char *cairn__printable(const char *name, size_t len, char *buf, size_t buf_size);
 
+/* The one name order (tensor tables, ZIP members, look-ups): unsigned bytes,
+ * then the shorter name first. */
+static inline int cairn__name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0;
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* The name at position `pos` of a table sorted by cairn__name_cmp. */
+typedef const char *(*cairn__sorted_name_fn)(const void *ctx, uint64_t pos, size_t *len);
+
+/* Binary search for name[0..len) among `count` sorted names: 1 and its
+ * position in *pos when present, else 0. */
+int cairn__name_search(uint64_t count, cairn__sorted_name_fn name_at, const void *ctx,
+                       const char *name, size_t len, uint64_t *pos);
+
 /* Byte-swaps `count` elements of `elem_size` bytes in place (elem_size 1, 2,
  * 4 or 8; complex types swap each half, so pass the component size). */
 void cairn__byteswap(void *buf, size_t count, size_t elem_size);

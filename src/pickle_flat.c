@@ -331,9 +331,7 @@ static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out
 
 static int name_cmp_flat(const cairn__pk_named *x, const cairn__pk_named *y)
 {
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
+    return cairn__name_cmp(x->name, x->len, y->name, y->len);
 }
 
 typedef struct name_ref {

@@ -236,19 +236,29 @@ static cairn_status read_decoded(const cairn_file *f, uint64_t index, const cair
     return st;
 }
 
+/* The dtype a read asks for must exist and be reachable from the stored one;
+ * *out_elem is its element size. */
+static cairn_status target_check(const cairn_file *f, const cairn__tensor *t, cairn_dtype dtype,
+                                 size_t *out_elem, cairn_error *err)
+{
+    *out_elem = cairn_dtype_size(dtype);
+    if (*out_elem == 0)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid target dtype %d", f->path,
+                           t->info.name, (int)dtype);
+    if (!cairn_dtype_can_convert(t->info.dtype, dtype))
+        return cairn__fail(err, CAIRN_E_DTYPE, "%s: tensor '%s': cannot convert %s to %s", f->path,
+                           t->info.name, cairn_dtype_name(t->info.dtype), cairn_dtype_name(dtype));
+    return CAIRN_OK;
+}
+
 cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, cairn_dtype dtype, void *dst,
                                size_t dst_size, unsigned flags, cairn_error *err)
 {
     cairn__tensor t;
     f = owner_of(f, &index);
     CAIRN_TRY(tensor_get(f, index, &t, err));
-    size_t out_elem = cairn_dtype_size(dtype);
-    if (out_elem == 0)
-        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid target dtype %d", f->path,
-                           t.info.name, (int)dtype);
-    if (!cairn_dtype_can_convert(t.info.dtype, dtype))
-        return cairn__fail(err, CAIRN_E_DTYPE, "%s: tensor '%s': cannot convert %s to %s", f->path,
-                           t.info.name, cairn_dtype_name(t.info.dtype), cairn_dtype_name(dtype));
+    size_t out_elem;
+    CAIRN_TRY(target_check(f, &t, dtype, &out_elem, err));
     uint64_t need;
     if (cairn__mul_overflow(t.info.count, out_elem, &need) || need != dst_size)
         return cairn__fail(err, CAIRN_E_SIZE, "%s: tensor '%s': buffer of %zu bytes, need %llu "
@@ -392,13 +402,8 @@ cairn_status cairn_tensor_read_range(const cairn_file *f, uint64_t index, uint64
     cairn__tensor t;
     f = owner_of(f, &index);
     CAIRN_TRY(tensor_get(f, index, &t, err));
-    size_t out_elem = cairn_dtype_size(dtype);
-    if (out_elem == 0)
-        return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid target dtype %d", f->path,
-                           t.info.name, (int)dtype);
-    if (!cairn_dtype_can_convert(t.info.dtype, dtype))
-        return cairn__fail(err, CAIRN_E_DTYPE, "%s: tensor '%s': cannot convert %s to %s", f->path,
-                           t.info.name, cairn_dtype_name(t.info.dtype), cairn_dtype_name(dtype));
+    size_t out_elem;
+    CAIRN_TRY(target_check(f, &t, dtype, &out_elem, err));
     uint64_t end, need;
     if (cairn__add_overflow(first, count, &end) || end > t.info.count)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': elements [%llu, %llu + %llu) are "

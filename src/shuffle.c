@@ -119,7 +119,9 @@ static size_t unshuffle_sse2(const uint8_t *src, uint8_t *dst, size_t n, unsigne
 }
 #endif
 
-void cairn__shuffle(const uint8_t *src, uint8_t *dst, size_t size, size_t typesize)
+/* Both directions: SSE2 blocks where they apply, loops for the rest, and the
+ * bytes past the last whole element copied as they are. */
+static void reorder(const uint8_t *src, uint8_t *dst, size_t size, size_t typesize, int inverse)
 {
     if (typesize <= 1 || size < typesize) {
         memcpy(dst, src, size);
@@ -128,23 +130,22 @@ void cairn__shuffle(const uint8_t *src, uint8_t *dst, size_t size, size_t typesi
     size_t n = size / typesize, done = 0;
 #if HAVE_SSE2
     if (typesize == 2 || typesize == 4 || typesize == 8)
-        done = shuffle_sse2(src, dst, n, (unsigned)typesize);
+        done = inverse ? unshuffle_sse2(src, dst, n, (unsigned)typesize)
+                       : shuffle_sse2(src, dst, n, (unsigned)typesize);
 #endif
-    shuffle_scalar(src, dst, n, typesize, done);
+    if (inverse)
+        unshuffle_scalar(src, dst, n, typesize, done);
+    else
+        shuffle_scalar(src, dst, n, typesize, done);
     memcpy(dst + n * typesize, src + n * typesize, size - n * typesize);
+}
+
+void cairn__shuffle(const uint8_t *src, uint8_t *dst, size_t size, size_t typesize)
+{
+    reorder(src, dst, size, typesize, 0);
 }
 
 void cairn__unshuffle(const uint8_t *src, uint8_t *dst, size_t size, size_t typesize)
 {
-    if (typesize <= 1 || size < typesize) {
-        memcpy(dst, src, size);
-        return;
-    }
-    size_t n = size / typesize, done = 0;
-#if HAVE_SSE2
-    if (typesize == 2 || typesize == 4 || typesize == 8)
-        done = unshuffle_sse2(src, dst, n, (unsigned)typesize);
-#endif
-    unshuffle_scalar(src, dst, n, typesize, done);
-    memcpy(dst + n * typesize, src + n * typesize, size - n * typesize);
+    reorder(src, dst, size, typesize, 1);
 }

@@ -10,6 +10,7 @@
  * the list itself (names, sizes, digests, key id) cannot change unnoticed;
  * the first line keeps it apart from a file signature's message. */
 #include "format/native.h"
+#include "buf.h"
 #include "sign_internal.h"
 
 #include <dirent.h>
@@ -157,36 +158,8 @@ static cairn_status hash_file(const char *dir, const char *name, uint8_t sha[32]
     return st;
 }
 
-/* A growable text buffer. */
-typedef struct text {
-    char *p;
-    size_t len, cap;
-    int oom;
-} text;
-
-static void append(text *t, const char *s, size_t n)
-{
-    if (t->oom)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p) {
-            t->oom = 1;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void appendf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void appendf(text *t, const char *fmt, ...)
+static void appendf(cairn__buf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(cairn__buf *t, const char *fmt, ...)
 {
     char line[600];
     va_list ap;
@@ -194,7 +167,7 @@ static void appendf(text *t, const char *fmt, ...)
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n > 0)
-        append(t, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        cairn__buf_put(t, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
@@ -205,12 +178,12 @@ cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECR
     CAIRN_TRY(cairn__sodium_ready(dir, err));
     names files;
     CAIRN_TRY(list_dir(dir, 1, &files, err));
-    text t = {0};
+    cairn__buf t = {0};
     uint8_t id[CAIRN_KEY_ID_BYTES], sha[32], sig[crypto_sign_BYTES];
     char hex[2 * crypto_sign_BYTES + 1];
     cairn_key_id(secret_key + 32, id);
     cairn__hex(id, sizeof id, hex);
-    append(&t, manifest_magic, sizeof manifest_magic - 1);
+    cairn__buf_put(&t, manifest_magic, sizeof manifest_magic - 1);
     appendf(&t, "key-id %s\n", hex);
     cairn_status st = CAIRN_OK;
     for (size_t i = 0; i < files.n && st == CAIRN_OK; i++) {
@@ -219,8 +192,8 @@ cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECR
         cairn__hex(sha, sizeof sha, hex);
         if (st == CAIRN_OK) {
             appendf(&t, "file %s %llu ", hex, (unsigned long long)size);
-            append(&t, files.v[i], strlen(files.v[i]));
-            append(&t, "\n", 1);
+            cairn__buf_put(&t, files.v[i], strlen(files.v[i]));
+            cairn__buf_put(&t, "\n", 1);
         }
     }
     names_free(&files);

@@ -1,4 +1,4 @@
-/* text.c -- UTF-8 validation and safe rendering of names from files. */
+/* text.c -- UTF-8 validation, safe rendering and look-up of names from files. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -85,4 +85,25 @@ cairn_status cairn__name_check(const char *name, size_t len, const char *what, c
         return cairn__fail(err, CAIRN_E_ARG, "%s: name '%s' is not valid UTF-8", what,
                            cairn__printable(name, len, shown, sizeof shown));
     return CAIRN_OK;
+}
+
+int cairn__name_search(uint64_t count, cairn__sorted_name_fn name_at, const void *ctx,
+                       const char *name, size_t len, uint64_t *pos)
+{
+    uint64_t lo = 0, hi = count;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        size_t mlen;
+        const char *mname = name_at(ctx, mid, &mlen);
+        int c = cairn__name_cmp(name, len, mname, mlen);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
 }

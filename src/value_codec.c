@@ -191,6 +191,18 @@ cairn_status cairn__meta_encode(const cairn_value *tree, cairn__tensor_exists_fn
     return CAIRN_OK;
 }
 
+cairn_status cairn__meta_check(const cairn_value *tree, cairn__tensor_exists_fn exists, void *ctx,
+                               cairn_error *err)
+{
+    if (!tree || cairn_value_count(tree) == 0)
+        return CAIRN_OK;
+    uint8_t *enc = NULL;
+    size_t enc_len = 0;
+    CAIRN_TRY(cairn__meta_encode(tree, exists, ctx, &enc, &enc_len, err));
+    free(enc);
+    return CAIRN_OK;
+}
+
 /* ================================================================ decoding */
 
 typedef struct decoder {

@@ -21,6 +21,12 @@ typedef int (*cairn__tensor_exists_fn)(void *ctx, const char *name, size_t len);
 cairn_status cairn__meta_encode(const cairn_value *tree, cairn__tensor_exists_fn exists, void *ctx,
                                 uint8_t **out, size_t *out_len, cairn_error *err);
 
+/* For writers whose format stores the tree its own way: the checks of
+ * cairn__meta_encode (limits, tensor references through `exists`) with the
+ * encoding dropped. A NULL or empty tree passes. */
+cairn_status cairn__meta_check(const cairn_value *tree, cairn__tensor_exists_fn exists, void *ctx,
+                               cairn_error *err);
+
 /* Decodes [p, p+len) (hostile input). `file` and `base_offset` (the file
  * offset of p[0]) are for messages: "model.cairn: metadata at offset 1234:
  * string length 99999 runs past the end of the section". `exists` may be NULL. */

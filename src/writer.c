@@ -839,17 +839,22 @@ static cairn_status commit_file(cairn_writer *w, cairn_error *err)
     return sync ? sync_dir(w->path, err) : CAIRN_OK;
 }
 
+/* What both commits do before handing the bytes over: every declared
+ * tensor added, the metadata given to the format, the format's tail written. */
+static cairn_status finish_format(cairn_writer *w, cairn_error *err)
+{
+    CAIRN_TRY(plan_complete(w, err));
+    CAIRN_TRY(flush_metadata(w, err));
+    return w->ops->finish(w, err);
+}
+
 cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
 {
     cairn_status st = usable(w, err);
     if (w && st == CAIRN_OK && w->fd < 0)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
-        st = plan_complete(w, err);
-    if (st == CAIRN_OK)
-        st = flush_metadata(w, err);
-    if (st == CAIRN_OK)
-        st = w->ops->finish(w, err);
+        st = finish_format(w, err);
     if (st == CAIRN_OK)
         st = commit_file(w, err);
     if (w)
@@ -871,11 +876,7 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
         st = cairn__fail(err, CAIRN_E_STATE, "%s: use cairn_writer_commit for a path writer",
                          w->path);
     if (st == CAIRN_OK)
-        st = plan_complete(w, err);
-    if (st == CAIRN_OK)
-        st = flush_metadata(w, err);
-    if (st == CAIRN_OK)
-        st = w->ops->finish(w, err);
+        st = finish_format(w, err);
     if (st == CAIRN_OK) {
         /* Hand over at least one byte so callers never get NULL with success. */
         *out_data = w->mem ? w->mem : malloc(1);

@@ -422,9 +422,7 @@ static int by_name(const void *a, const void *b)
 {
     const cairn__zip_member *x = *(const cairn__zip_member *const *)a;
     const cairn__zip_member *y = *(const cairn__zip_member *const *)b;
-    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 static int by_offset(const void *a, const void *b)
@@ -548,24 +546,17 @@ cairn_status cairn__zip_open(const cairn_file *f, uint64_t max_inflate, cairn__z
     return st;
 }
 
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const cairn__zip_member *m = ((const cairn__zip *)ctx)->by_name[pos];
+    *len = m->name_len;
+    return m->name;
+}
+
 const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, size_t len)
 {
-    cairn__zip_member key = {0};
-    key.name = name;
-    key.name_len = len;
-    const cairn__zip_member *k = &key;
-    uint64_t lo = 0, hi = z->count;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        int c = by_name(&k, &z->by_name[mid]);
-        if (c == 0)
-            return z->by_name[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    uint64_t pos;
+    return cairn__name_search(z->count, sorted_name, z, name, len, &pos) ? z->by_name[pos] : NULL;
 }
 
 /* ----------------------------------------------------------------- inflate */

@@ -5,6 +5,7 @@
  * (spool.h) and copied behind the header at commit. The metadata tree
  * becomes typed key-value pairs, exactly when it came from a GGUF. */
 #include "gguf.h"
+#include "../buf.h"
 #include "../nameset.h"
 #include "../spool.h"
 #include "../value_internal.h"
@@ -38,14 +39,6 @@ typedef struct gw_writer {
     uint64_t data_start;
 } gw_writer;
 
-/* A growable byte buffer that remembers running out of memory, so the
- * header is built without a check after every field. */
-typedef struct gw_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} gw_buf;
-
 /* One key-value pair to write: the value and its type record are borrowed
  * from the tree; `desc` NULL means the natural mapping. */
 typedef struct gw_kv {
@@ -66,58 +59,33 @@ typedef struct gw_kvs {
 
 /* --------------------------------------------------------------- buffer */
 
-static void put(gw_buf *b, const void *data, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-}
+static void put_u8(cairn__buf *b, uint8_t v) { cairn__buf_put(b, &v, 1); }
 
-static void put_u8(gw_buf *b, uint8_t v) { put(b, &v, 1); }
-
-static void put_u16(gw_buf *b, uint16_t v)
+static void put_u16(cairn__buf *b, uint16_t v)
 {
     uint8_t x[2];
     cairn__put16(x, v);
-    put(b, x, 2);
+    cairn__buf_put(b, x, 2);
 }
 
-static void put_u32(gw_buf *b, uint32_t v)
+static void put_u32(cairn__buf *b, uint32_t v)
 {
     uint8_t x[4];
     cairn__put32(x, v);
-    put(b, x, 4);
+    cairn__buf_put(b, x, 4);
 }
 
-static void put_u64(gw_buf *b, uint64_t v)
+static void put_u64(cairn__buf *b, uint64_t v)
 {
     uint8_t x[8];
     cairn__put64(x, v);
-    put(b, x, 8);
+    cairn__buf_put(b, x, 8);
 }
 
-static void put_str(gw_buf *b, const void *s, size_t len)
+static void put_str(cairn__buf *b, const void *s, size_t len)
 {
     put_u64(b, len);
-    put(b, s, len);
+    cairn__buf_put(b, s, len);
 }
 
 /* A double to binary32 bits: the nearest float, or for a NaN the same sign
@@ -243,7 +211,7 @@ static cairn_status gw_add_alias(cairn_writer *w, const char *name, const char *
 }
 
 static cairn_status collect(gw_kvs *k, const cairn_value *meta, const cairn_value **tt);
-static cairn_status emit_kv(gw_buf *b, const gw_kvs *k, const gw_kv *kv);
+static cairn_status emit_kv(cairn__buf *b, const gw_kvs *k, const gw_kv *kv);
 static void kvs_free(gw_kvs *k);
 
 /* Every value is typed now, into a scratch buffer, so what GGUF cannot hold
@@ -254,7 +222,7 @@ static cairn_status gw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_er
 {
     gw_writer *s = w->state;
     gw_kvs k = {.path = w->path, .err = err};
-    gw_buf b = {0};
+    cairn__buf b = {0};
     const cairn_value *tt;
     cairn_status st = collect(&k, tree, &tt);
     for (size_t i = 0; st == CAIRN_OK && i < k.count; i++)
@@ -467,7 +435,7 @@ static cairn_status settle_alignment(gw_kvs *k, uint64_t option)
 
 /* Where a value is being written, for messages. */
 typedef struct gw_emit {
-    gw_buf *b;
+    cairn__buf *b;
     const gw_kvs *k;
     const char *key;
 } gw_emit;
@@ -686,7 +654,7 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
     return CAIRN_OK;
 }
 
-static cairn_status emit_kv(gw_buf *b, const gw_kvs *k, const gw_kv *kv)
+static cairn_status emit_kv(cairn__buf *b, const gw_kvs *k, const gw_kv *kv)
 {
     gw_emit x = {b, k, kv->key};
     cairn_status st = CAIRN_OK;
@@ -824,10 +792,10 @@ static uint64_t pad_to(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
 /* Header: magic, version, counts, the pairs, the tensor infos with their
  * offsets in add order, each tensor padded to the alignment (as ggml). */
-static cairn_status build_header(cairn_writer *w, gw_writer *s, const gw_kvs *k, gw_buf *b,
+static cairn_status build_header(cairn_writer *w, gw_writer *s, const gw_kvs *k, cairn__buf *b,
                                  cairn_error *err)
 {
-    put(b, GGUF_MAGIC, 4);
+    cairn__buf_put(b, GGUF_MAGIC, 4);
     put_u32(b, GGUF_VERSION_WRITTEN);
     put_u64(b, s->count);
     put_u64(b, k->count);
@@ -857,8 +825,8 @@ static int entry_exists(void *ctx, const char *name, size_t len)
     return cairn__nameset_find(&s->names, name, len, entry_name, s) >= 0;
 }
 
-static cairn_status write_all(cairn_writer *w, gw_writer *s, uint64_t alignment, const gw_buf *b,
-                              cairn_error *err)
+static cairn_status write_all(cairn_writer *w, gw_writer *s, uint64_t alignment,
+                              const cairn__buf *b, cairn_error *err)
 {
     CAIRN_TRY(cairn__sink_write(w, b->p, b->len, err));
     CAIRN_TRY(cairn__sink_pad(w, alignment, err));
@@ -881,20 +849,14 @@ static void kvs_free(gw_kvs *k)
 /* Checks the metadata, turns it into pairs (k, caller frees with
  * kvs_free), settles the alignment and every tensor's type and builds the
  * header into b (caller frees b->p), which sets every rel and data_size. */
-static cairn_status lay_out(cairn_writer *w, gw_writer *s, gw_kvs *k, gw_buf *b,
+static cairn_status lay_out(cairn_writer *w, gw_writer *s, gw_kvs *k, cairn__buf *b,
                             cairn_error *err)
 {
     const cairn_value *tt = NULL;
     memset(k, 0, sizeof *k);
     k->path = w->path;
     k->err = err;
-    if (s->meta && cairn_value_count(s->meta) > 0) {
-        /* The tree's own rules: limits, and tensor references naming tensors. */
-        uint8_t *enc = NULL;
-        size_t enc_len = 0;
-        CAIRN_TRY(cairn__meta_encode(s->meta, entry_exists, s, &enc, &enc_len, err));
-        free(enc);
-    }
+    CAIRN_TRY(cairn__meta_check(s->meta, entry_exists, s, err));
     CAIRN_TRY(collect(k, s->meta, &tt));
     CAIRN_TRY(settle_alignment(k, w->alignment));
     CAIRN_TRY(resolve_tensors(w, s, tt, err));
@@ -916,7 +878,7 @@ static cairn_status gw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
     }
     s->planned = 1; /* for messages; the writer fails with any error below */
     gw_kvs k;
-    gw_buf b = {0};
+    cairn__buf b = {0};
     cairn_status st = lay_out(w, s, &k, &b, err);
     if (st == CAIRN_OK)
         st = cairn__sink_write(w, b.p, b.len, err);
@@ -938,7 +900,7 @@ static cairn_status gw_finish(cairn_writer *w, cairn_error *err)
     if (s->planned) /* header written at declare, payloads in place */
         return CAIRN_OK;
     gw_kvs k;
-    gw_buf b = {0};
+    cairn__buf b = {0};
     cairn_status st = lay_out(w, s, &k, &b, err);
     if (st == CAIRN_OK)
         st = write_all(w, s, k.alignment, &b, err);

@@ -584,22 +584,28 @@ static void move_front(h5_reader *r, const char *key, uint64_t *next)
     }
 }
 
+/* Entry j of a Keras string list as a path under `dir` ("" for the root)
+ * into buf; 0 when the entry is not a name. */
+static int list_path(const cairn_value *list, size_t j, const char *dir, char *buf, size_t size)
+{
+    const void *name;
+    size_t len;
+    if (cairn_value_get_data(cairn_value_at(list, j), &name, &len) != CAIRN_OK ||
+        len > CAIRN_NAME_MAX)
+        return 0;
+    snprintf(buf, size, "%s%s%.*s", dir, dir[0] ? "/" : "", (int)len, (const char *)name);
+    return 1;
+}
+
 /* Moves the datasets `weights` (a list of names under group `dir`) to the
  * front, in that order. */
 static void weights_front(h5_reader *r, const cairn_value *weights, const char *dir,
                           uint64_t *next)
 {
     char key[2 * CAIRN_NAME_MAX + 8];
-    for (size_t j = 0; weights && j < cairn_value_count(weights); j++) {
-        const void *wn;
-        size_t wlen;
-        if (cairn_value_get_data(cairn_value_at(weights, j), &wn, &wlen) != CAIRN_OK ||
-            wlen > CAIRN_NAME_MAX)
-            continue;
-        snprintf(key, sizeof key, "%s%s%.*s", dir, dir[0] ? "/" : "", (int)wlen,
-                 (const char *)wn);
-        move_front(r, key, next);
-    }
+    for (size_t j = 0; weights && j < cairn_value_count(weights); j++)
+        if (list_path(weights, j, dir, key, sizeof key))
+            move_front(r, key, next);
 }
 
 /* Keras' legacy order: the layers of `layer_names` (in model_weights, or at
@@ -613,13 +619,8 @@ static cairn_status keras_order(h5_reader *r, const cairn_value *tree)
     const cairn_value *layers = string_list(tree, key);
     uint64_t next = 0;
     for (size_t i = 0; layers && i < cairn_value_count(layers); i++) {
-        const void *layer;
-        size_t llen;
-        if (cairn_value_get_data(cairn_value_at(layers, i), &layer, &llen) != CAIRN_OK ||
-            llen > CAIRN_NAME_MAX)
+        if (!list_path(layers, i, base, dir, sizeof dir))
             continue;
-        snprintf(dir, sizeof dir, "%s%s%.*s", base, base[0] ? "/" : "", (int)llen,
-                 (const char *)layer);
         snprintf(key, sizeof key, "%s@weight_names", dir);
         weights_front(r, string_list(tree, key), dir, &next);
     }
@@ -680,16 +681,26 @@ static cairn_status build_tree(h5_reader *r, cairn_value **out)
     return CAIRN_OK;
 }
 
-static void reader_free(h5_reader *r)
+/* Drops what a walk collected, for a walk in another order. */
+static void forget_walk(h5_reader *r)
 {
-    if (!r)
-        return;
     for (uint64_t i = 0; i < r->count; i++)
         free((char *)r->tensors[i].info.name);
     for (size_t i = 0; i < r->nobjects; i++)
         free(r->objects[i]);
     for (size_t i = 0; i < r->nskipped; i++)
         free(r->skipped[i].path);
+    r->count = 0;
+    r->nobjects = 0;
+    r->nskipped = 0;
+    r->payload = 0;
+}
+
+static void reader_free(h5_reader *r)
+{
+    if (!r)
+        return;
+    forget_walk(r);
     free(r->tensors);
     free(r->objects);
     free(r->skipped);
@@ -911,21 +922,6 @@ static cairn_status index_tensors(h5_reader *r)
     for (uint64_t i = 0; i < r->count; i++)
         CAIRN_TRY(cairn__nameset_insert(&r->index, (uint32_t)i, tensor_name_at, r, r->err));
     return CAIRN_OK;
-}
-
-/* Drops what a walk collected, for a walk in another order. */
-static void forget_walk(h5_reader *r)
-{
-    for (uint64_t i = 0; i < r->count; i++)
-        free((char *)r->tensors[i].info.name);
-    for (size_t i = 0; i < r->nobjects; i++)
-        free(r->objects[i]);
-    for (size_t i = 0; i < r->nskipped; i++)
-        free(r->skipped[i].path);
-    r->count = 0;
-    r->nobjects = 0;
-    r->nskipped = 0;
-    r->payload = 0;
 }
 
 static cairn_status parse_locked(const cairn_file *f, h5_reader *r)

@@ -181,12 +181,6 @@ static cairn_status check_coded(cairn_file *f, native_reader *nr, const uint8_t 
     return cairn__chunks_check(&c, tsize, err);
 }
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 /* docs/FORMAT.md §4 rules 1-6 for record i; `prev` is the previous name. */
 static cairn_status check_record(cairn_file *f, native_reader *nr, uint64_t i, const char **prev,
                                  size_t *prev_len, cairn_error *err)
@@ -208,10 +202,11 @@ static cairn_status check_record(cairn_file *f, native_reader *nr, uint64_t i, c
     if (memchr(name, 0, len) || !cairn__utf8_valid(name, len))
         return FAIL(f, "tensor record %llu at offset %llu: name '%s' is not valid UTF-8 without NUL",
                     (unsigned long long)i, (unsigned long long)at, shown);
-    if (*prev && name_cmp(*prev, *prev_len, name, len) >= 0)
+    int order = *prev ? cairn__name_cmp(*prev, *prev_len, name, len) : -1;
+    if (order >= 0)
         return FAIL(f, "tensor record %llu at offset %llu: name '%s' is %s the previous one",
                     (unsigned long long)i, (unsigned long long)at, shown,
-                    name_cmp(*prev, *prev_len, name, len) ? "sorted before" : "a duplicate of");
+                    order ? "sorted before" : "a duplicate of");
     *prev = name;
     *prev_len = len;
     uint16_t dtype = cairn__le16(r + RC_DTYPE);
@@ -377,25 +372,18 @@ static cairn_status nr_load(const cairn_file *f, uint64_t index, void *dst, cair
     return nr_load_range(f, index, 0, cairn__le64(record(nr, index) + RC_RAW_SIZE), dst, err);
 }
 
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const native_reader *nr = ctx;
+    return record_name(nr, record(nr, pos), len);
+}
+
 static cairn_status nr_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
                             cairn_error *err)
 {
     const native_reader *nr = f->state;
-    uint64_t lo = 0, hi = nr->count;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        size_t mlen;
-        const char *mname = record_name(nr, record(nr, mid), &mlen);
-        int c = name_cmp(mname, mlen, name, len);
-        if (c == 0) {
-            *index = mid;
-            return CAIRN_OK;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    if (cairn__name_search(nr->count, sorted_name, nr, name, len, index))
+        return CAIRN_OK;
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor named '%s'", f->path,
                        cairn__printable(name, len, shown, sizeof shown));

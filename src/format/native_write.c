@@ -223,9 +223,7 @@ static cairn_status nw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_er
 static int entry_cmp(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
-    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 static int sorted_exists(void *ctx, const char *name, size_t len)

@@ -139,9 +139,14 @@ static int tensor_cmp(const void *a, const void *b)
 {
     const cairn_tensor_info *x = &((const npz_tensor *)a)->t.info;
     const cairn_tensor_info *y = &((const npz_tensor *)b)->t.info;
-    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-    int c = memcmp(x->name, y->name, n);
-    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const cairn_tensor_info *in = &((const npz_state *)ctx)->tensors[pos].t.info;
+    *len = in->name_len;
+    return in->name;
 }
 
 /* Names every tensor, sorts them, and refuses two members with one name
@@ -245,24 +250,9 @@ static cairn_status npz_tensor_at(const cairn_file *f, uint64_t index, cairn__te
 static cairn_status npz_find(const cairn_file *f, const char *name, size_t name_len,
                              uint64_t *index, cairn_error *err)
 {
-    const npz_state *s = f->state;
-    npz_tensor key;
-    memset(&key, 0, sizeof key);
-    key.t.info.name = name;
-    key.t.info.name_len = name_len;
-    uint64_t lo = 0, hi = s->count;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        int c = tensor_cmp(&key, &s->tensors[mid]);
-        if (c == 0) {
-            *index = mid;
-            return CAIRN_OK;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
+    if (cairn__name_search(((const npz_state *)f->state)->count, sorted_name, f->state, name,
+                           name_len, index))
+        return CAIRN_OK;
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (no member '%s.npy')", f->path,
                        cairn__printable(name, name_len, shown, sizeof shown), shown);

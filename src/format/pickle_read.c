@@ -55,97 +55,110 @@ int cairn__pickle_sniff(const cairn_file *f)
     return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || is_zlib(h, 3) || is_bz2(h, 3);
 }
 
+/* A decompressor's output: doubles when full, up to the limit. */
+typedef struct unpacked {
+    uint8_t *p;
+    size_t len, cap;
+    uint64_t limit; /* max_inflate, at most CAIRN__PICKLE_MAX_BYTES */
+} unpacked;
+
+static int unpacked_init(const cairn_file *f, unpacked *u)
+{
+    u->limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
+                                                        : CAIRN__PICKLE_MAX_BYTES;
+    u->len = 0;
+    u->cap = 1 << 16;
+    u->p = malloc(u->cap);
+    return u->p != NULL;
+}
+
+/* Room for more output: 0 when a full buffer may not grow (past the limit,
+ * or out of memory), which the caller reports as the limit. */
+static int unpacked_room(unpacked *u)
+{
+    if (u->len < u->cap)
+        return 1;
+    uint8_t *bigger = u->cap * 2 <= u->limit + 1 ? realloc(u->p, u->cap * 2) : NULL;
+    if (!bigger)
+        return 0;
+    u->p = bigger;
+    u->cap *= 2;
+    return 1;
+}
+
+/* The whole stream is out: the state owns it and reads from it. */
+static cairn_status unpacked_keep(pickle_state *s, unpacked *u)
+{
+    s->owned = u->p;
+    s->p = u->p;
+    s->len = u->len;
+    s->inflated = 1;
+    return CAIRN_OK;
+}
+
 static cairn_status inflate_all(const cairn_file *f, pickle_state *s, const uint8_t *in,
                                 size_t in_len, cairn_error *err)
 {
-    uint64_t limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
-                                                              : CAIRN__PICKLE_MAX_BYTES;
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *out = malloc(cap);
+    unpacked u;
     z_stream z = {0};
-    if (!out || inflateInit2(&z, 32 + MAX_WBITS) != Z_OK) { /* 32: zlib or gzip header */
-        free(out);
+    if (!unpacked_init(f, &u) || inflateInit2(&z, 32 + MAX_WBITS) != Z_OK) { /* 32: zlib or gzip */
+        free(u.p);
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     }
     z.next_in = (Bytef *)in;
     z.avail_in = (uInt)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
     int zr = Z_OK;
-    while (zr == Z_OK) {
-        if (len == cap) {
-            uint8_t *bigger = cap * 2 <= limit + 1 ? realloc(out, cap * 2) : NULL;
-            if (!bigger)
-                break;
-            out = bigger;
-            cap *= 2;
-        }
-        z.next_out = out + len;
-        z.avail_out = (uInt)(cap - len);
+    while (zr == Z_OK && unpacked_room(&u)) {
+        z.next_out = u.p + u.len;
+        z.avail_out = (uInt)(u.cap - u.len);
         zr = inflate(&z, Z_NO_FLUSH);
-        len = cap - z.avail_out;
+        u.len = u.cap - z.avail_out;
     }
     inflateEnd(&z);
     if (zr != Z_STREAM_END) {
-        free(out);
+        free(u.p);
         return cairn__fail(err, zr == Z_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT, "%s: offset %llu: "
                            "the compressed joblib stream %s", f->path,
                            (unsigned long long)z.total_in,
                            zr == Z_OK ? "inflates past the limit (max_inflate, at most 64 MiB)"
                                       : "is corrupt");
     }
-    s->owned = out;
-    s->p = out;
-    s->len = len;
-    s->inflated = 1;
-    return CAIRN_OK;
+    return unpacked_keep(s, &u);
 }
 
 /* joblib compress=('bz2', N): one bzip2 stream, bounded like inflate_all. */
 static cairn_status unbzip_all(const cairn_file *f, pickle_state *s, const uint8_t *in,
                                size_t in_len, cairn_error *err)
 {
-    uint64_t limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
-                                                              : CAIRN__PICKLE_MAX_BYTES;
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *out = malloc(cap);
+    unpacked u;
     bz_stream z;
     memset(&z, 0, sizeof z);
-    if (!out || BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) {
-        free(out);
+    if (!unpacked_init(f, &u) || BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) {
+        free(u.p);
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     }
     z.next_in = (char *)in;
     z.avail_in = (unsigned)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
     int zr = BZ_OK;
-    while (zr == BZ_OK) {
-        if (len == cap) {
-            uint8_t *bigger = cap * 2 <= limit + 1 ? realloc(out, cap * 2) : NULL;
-            if (!bigger)
-                break;
-            out = bigger;
-            cap *= 2;
-        }
-        z.next_out = (char *)out + len;
-        z.avail_out = (unsigned)(cap - len);
+    while (zr == BZ_OK && unpacked_room(&u)) {
+        z.next_out = (char *)u.p + u.len;
+        z.avail_out = (unsigned)(u.cap - u.len);
         zr = BZ2_bzDecompress(&z);
-        len = cap - z.avail_out;
-        if (zr == BZ_OK && z.avail_in == 0 && len < cap)
+        u.len = u.cap - z.avail_out;
+        if (zr == BZ_OK && z.avail_in == 0 && u.len < u.cap)
             zr = BZ_UNEXPECTED_EOF; /* input used up, output room left, no stream end */
     }
     uint64_t at = ((uint64_t)z.total_in_hi32 << 32) | z.total_in_lo32;
     BZ2_bzDecompressEnd(&z);
     if (zr != BZ_STREAM_END) {
-        free(out);
+        free(u.p);
         return cairn__fail(err, zr == BZ_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT, "%s: offset %llu: "
                            "the bzip2 joblib stream %s", f->path, (unsigned long long)at,
                            zr == BZ_OK ? "decompresses past the limit (max_inflate, at most "
                                          "64 MiB)"
                                        : "is corrupt or truncated");
     }
-    s->owned = out;
-    s->p = out;
-    s->len = len;
-    s->inflated = 1;
-    return CAIRN_OK;
+    return unpacked_keep(s, &u);
 }
 
 static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error *err)

@@ -75,4 +75,9 @@ static inline const st_dtype *st_dtype_by_code(cairn_dtype dtype)
  * after every format with a magic number had its turn. */
 int cairn__safetensors_sniff(const cairn_file *f);
 
+/* 1 when the first byte of the input in [at, end) that is not JSON
+ * whitespace is '{' (a JSON object starts there); 0 otherwise or on a read
+ * error. The sniffs of the safetensors header and of a sharded index. */
+int cairn__json_object_starts(const cairn_file *f, uint64_t at, uint64_t end);
+
 #endif /* CAIRN_SAFETENSORS_H */

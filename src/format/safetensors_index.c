@@ -1,5 +1,6 @@
 /* safetensors_index.c -- a sharded safetensors model (an index JSON plus the
  * shards it names, docs/FORMAT.md §11.6) opened as one archive. */
+#include "safetensors.h"
 #include "safetensors_index.h"
 #include "safetensors_meta.h"
 #include "../nameset.h"
@@ -44,8 +45,6 @@ typedef struct stx_reader {
 } stx_reader;
 
 static const char *kind(const json_t *v) { return cairn__stmeta_json_kind(v); }
-
-static int json_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 static const char *shown(const char *s, char *buf, size_t size)
 {
@@ -99,21 +98,8 @@ static cairn_status json_fail(const cairn_file *f, json_error_t *jerr, cairn_err
 
 int cairn__stindex_sniff(const cairn_file *f)
 {
-    uint8_t b[256];
     uint64_t span = f->src.size < STX_SNIFF_SPAN ? f->src.size : STX_SNIFF_SPAN;
-    for (uint64_t at = 0; at < span;) {
-        size_t len = span - at < sizeof b ? (size_t)(span - at) : sizeof b;
-        if (cairn__source_read(f, at, b, len, NULL) != CAIRN_OK)
-            return 0;
-        for (size_t i = 0; i < len; i++) {
-            if (b[i] == '{')
-                return 1;
-            if (!json_space(b[i]))
-                return 0;
-        }
-        at += len;
-    }
-    return 0;
+    return cairn__json_object_starts(f, 0, span);
 }
 
 /* Lenient on purpose (duplicates allowed): this only decides which reader
@@ -443,16 +429,10 @@ static cairn_status check_total(const cairn_file *f, const stx_plan *p, const st
     return CAIRN_OK;
 }
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 static int tensor_cmp(const void *a, const void *b)
 {
     const stx_tensor *x = a, *y = b;
-    return name_cmp(x->name, x->name_len, y->name, y->name_len);
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 cairn_status cairn__stindex_open(cairn_file *f, cairn__shard_open_fn open_shard, void *ctx,
@@ -536,22 +516,16 @@ static cairn_status stx_tensor_at(const cairn_file *f, uint64_t index, cairn__te
     return shard->ops->tensor_at(shard, t->local, out, err);
 }
 
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const stx_tensor *t = &((const stx_reader *)ctx)->tensors[pos];
+    *len = t->name_len;
+    return t->name;
+}
+
 static int lookup(const stx_reader *r, const char *name, size_t len, uint64_t *index)
 {
-    uint64_t lo = 0, hi = r->count;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        int c = name_cmp(name, len, r->tensors[mid].name, r->tensors[mid].name_len);
-        if (c == 0) {
-            *index = mid;
-            return 1;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return 0;
+    return cairn__name_search(r->count, sorted_name, r, name, len, index);
 }
 
 static cairn_status stx_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,

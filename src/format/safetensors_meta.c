@@ -17,42 +17,10 @@ cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key
 
 /* ------------------------------------------------------------ text builder */
 
-static int text_reserve(st_text *t, size_t more)
-{
-    if (t->oom)
-        return 0;
-    if (more <= t->cap - t->len)
-        return 1;
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap - t->len < more) {
-        if (cap > SIZE_MAX / 2) {
-            t->oom = 1;
-            return 0;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(t->p, cap);
-    if (!p) {
-        t->oom = 1;
-        return 0;
-    }
-    t->p = p;
-    t->cap = cap;
-    return 1;
-}
-
-void cairn__sttext_append(st_text *t, const char *s, size_t len)
-{
-    if (len && text_reserve(t, len)) {
-        memcpy(t->p + t->len, s, len);
-        t->len += len;
-    }
-}
-
-void cairn__sttext_append_string(st_text *t, const char *s, size_t len)
+void cairn__sttext_append_string(cairn__buf *t, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    cairn__sttext_append(t, "\"", 1);
+    cairn__buf_put(t, "\"", 1);
     size_t run = 0; /* bytes copied as they are, flushed before each escape */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -76,12 +44,12 @@ void cairn__sttext_append_string(st_text *t, const char *s, size_t len)
             esc[5] = hex[c & 15];
             n = 6;
         }
-        cairn__sttext_append(t, s + i - run, run);
+        cairn__buf_put(t, s + i - run, run);
         run = 0;
-        cairn__sttext_append(t, esc, n);
+        cairn__buf_put(t, esc, n);
     }
-    cairn__sttext_append(t, s + len - run, run);
-    cairn__sttext_append(t, "\"", 1);
+    cairn__buf_put(t, s + len - run, run);
+    cairn__buf_put(t, "\"", 1);
 }
 
 /* ----------------------------------------------------------------- writing */
@@ -124,18 +92,18 @@ static int needs_tree(const cairn_value *tree)
     return 0;
 }
 
-static void append_member(st_text *out, int *first, const char *key, const char *val,
+static void append_member(cairn__buf *out, int *first, const char *key, const char *val,
                           size_t len)
 {
     if (!*first)
-        cairn__sttext_append(out, ",", 1);
+        cairn__buf_put(out, ",", 1);
     *first = 0;
     cairn__sttext_append_string(out, key, strlen(key));
-    cairn__sttext_append(out, ":", 1);
+    cairn__buf_put(out, ":", 1);
     cairn__sttext_append_string(out, val, len);
 }
 
-cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, st_text *out,
+cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, cairn__buf *out,
                                   int *written, cairn_error *err)
 {
     *written = 0;
@@ -152,7 +120,7 @@ cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, st_
         CAIRN_TRY(cairn_value_to_json(tree, 0, &view, err));
     }
     int first = 1;
-    cairn__sttext_append(out, "{", 1);
+    cairn__buf_put(out, "{", 1);
     for (size_t i = 0; i < cairn_value_count(tree); i++) {
         const cairn_value *v = cairn_value_at(tree, i);
         const char *key = cairn_value_key_at(tree, i);
@@ -165,7 +133,7 @@ cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, st_
     }
     if (view)
         append_member(out, &first, ST_TREE_KEY, view, strlen(view));
-    cairn__sttext_append(out, "}", 1);
+    cairn__buf_put(out, "}", 1);
     cairn_free(view);
     if (out->oom)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", path);

@@ -11,22 +11,14 @@
 #ifndef CAIRN_SAFETENSORS_META_H
 #define CAIRN_SAFETENSORS_META_H
 
+#include "../buf.h"
 #include "../value_internal.h"
 
 #include <jansson.h>
 
-/* A growable text buffer. Appends never fail on their own: an allocation
- * failure sets `oom` and later appends do nothing, so callers check once. */
-typedef struct st_text {
-    char *p;
-    size_t len, cap;
-    int oom;
-} st_text;
-
-void cairn__sttext_append(st_text *t, const char *s, size_t len);
 /* Appends `s[0..len)` (valid UTF-8, NULs allowed) as a quoted JSON string:
  * '"', '\\' and control bytes escaped, everything else as is. */
-void cairn__sttext_append_string(st_text *t, const char *s, size_t len);
+void cairn__sttext_append_string(cairn__buf *t, const char *s, size_t len);
 
 /* Renders `tree` (a map) as the text of a "__metadata__" JSON object into
  * `out` (nothing is appended for an empty map, and *written is 0). Refuses
@@ -34,7 +26,7 @@ void cairn__sttext_append_string(st_text *t, const char *s, size_t len);
  * map whose only entry is "$float", "$bytes" or "$tensor" with a string
  * value reads back as the escape it looks like. The caller has checked the
  * tree's limits and tensor references (cairn__meta_encode). */
-cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, st_text *out,
+cairn_status cairn__stmeta_encode(const cairn_value *tree, const char *path, cairn__buf *out,
                                   int *written, cairn_error *err);
 
 /* Checks the parsed "__metadata__" value `meta` the way the reference reader

@@ -328,17 +328,11 @@ static cairn_status check_layout(const st_parse *ps, const cairn__tensor *t, st_
 
 /* ------------------------------------------------------------------- table */
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c ? c : (alen > blen) - (alen < blen);
-}
-
 /* Name order, then document order, so a repeated key sorts after its first. */
 static int key_cmp(const void *a, const void *b)
 {
     const st_key *x = a, *y = b;
-    int c = name_cmp(x->key, x->len, y->key, y->len);
+    int c = cairn__name_cmp(x->key, x->len, y->key, y->len);
     return c ? c : (x->member > y->member) - (x->member < y->member);
 }
 
@@ -595,7 +589,7 @@ static cairn_status parse_json(const st_parse *ps, cairn__stj_doc **doc, const s
 static int in_order(const st_key *keys, size_t n)
 {
     for (size_t k = 1; k < n; k++)
-        if (name_cmp(keys[k - 1].key, keys[k - 1].len, keys[k].key, keys[k].len) >= 0)
+        if (cairn__name_cmp(keys[k - 1].key, keys[k - 1].len, keys[k].key, keys[k].len) >= 0)
             return 0;
     return 1;
 }
@@ -732,23 +726,16 @@ static cairn_status st_tensor_at(const cairn_file *f, uint64_t index, cairn__ten
     return CAIRN_OK;
 }
 
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const cairn_tensor_info *in = &((const st_reader *)ctx)->tensors[pos].info;
+    *len = in->name_len;
+    return in->name;
+}
+
 static int lookup(const st_reader *r, const char *name, size_t len, uint64_t *index)
 {
-    uint64_t lo = 0, hi = r->count;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        const cairn_tensor_info *in = &r->tensors[mid].info;
-        int c = name_cmp(name, len, in->name, in->name_len);
-        if (c == 0) {
-            *index = mid;
-            return 1;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return 0;
+    return cairn__name_search(r->count, sorted_name, r, name, len, index);
 }
 
 static cairn_status st_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
@@ -832,16 +819,11 @@ const cairn__reader_ops cairn__safetensors_reader = {
 
 static int json_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-int cairn__safetensors_sniff(const cairn_file *f)
+int cairn__json_object_starts(const cairn_file *f, uint64_t at, uint64_t end)
 {
     uint8_t b[256];
-    if (f->src.size < 10 || cairn__source_read(f, 0, b, 8, NULL) != CAIRN_OK)
-        return 0;
-    uint64_t n = cairn__le64(b);
-    if (n < 2 || n > ST_MAX_HEADER || n > f->src.size - 8)
-        return 0;
-    for (uint64_t at = 8; at < 8 + n;) {
-        size_t len = 8 + n - at < sizeof b ? (size_t)(8 + n - at) : sizeof b;
+    while (at < end) {
+        size_t len = end - at < sizeof b ? (size_t)(end - at) : sizeof b;
         if (cairn__source_read(f, at, b, len, NULL) != CAIRN_OK)
             return 0;
         for (size_t i = 0; i < len; i++) {
@@ -853,4 +835,15 @@ int cairn__safetensors_sniff(const cairn_file *f)
         at += len;
     }
     return 0;
+}
+
+int cairn__safetensors_sniff(const cairn_file *f)
+{
+    uint8_t b[8];
+    if (f->src.size < 10 || cairn__source_read(f, 0, b, 8, NULL) != CAIRN_OK)
+        return 0;
+    uint64_t n = cairn__le64(b);
+    if (n < 2 || n > ST_MAX_HEADER || n > f->src.size - 8)
+        return 0;
+    return cairn__json_object_starts(f, 8, 8 + n);
 }

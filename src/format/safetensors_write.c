@@ -178,54 +178,53 @@ static int layout_cmp(const void *a, const void *b)
     int ox = st_dtype_by_code(x->dtype)->order, oy = st_dtype_by_code(y->dtype)->order;
     if (ox != oy)
         return oy - ox;
-    int c = memcmp(x->name, y->name, x->name_len < y->name_len ? x->name_len : y->name_len);
-    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 /* `"NAME":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}` */
-static void append_entry(st_text *t, const st_entry *e)
+static void append_entry(cairn__buf *t, const st_entry *e)
 {
     char num[64];
     const char *dname = st_dtype_by_code(e->dtype)->name;
     cairn__sttext_append_string(t, e->name, e->name_len);
-    cairn__sttext_append(t, ":{\"dtype\":\"", 11);
-    cairn__sttext_append(t, dname, strlen(dname));
-    cairn__sttext_append(t, "\",\"shape\":[", 11);
+    cairn__buf_put(t, ":{\"dtype\":\"", 11);
+    cairn__buf_put(t, dname, strlen(dname));
+    cairn__buf_put(t, "\",\"shape\":[", 11);
     for (uint32_t d = 0; d < e->rank; d++) {
         int n = snprintf(num, sizeof num, d ? ",%llu" : "%llu", (unsigned long long)e->dims[d]);
-        cairn__sttext_append(t, num, (size_t)n);
+        cairn__buf_put(t, num, (size_t)n);
     }
     int n = snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}",
                      (unsigned long long)e->begin, (unsigned long long)(e->begin + e->size));
-    cairn__sttext_append(t, num, (size_t)n);
+    cairn__buf_put(t, num, (size_t)n);
 }
 
 /* Compact JSON: "__metadata__" first, then the tensors in data order, padded
  * with spaces so the data section starts at a multiple of 8. */
 static cairn_status build_header(cairn_writer *w, st_entry *const *order, size_t count,
-                                 st_text *t, cairn_error *err)
+                                 cairn__buf *t, cairn_error *err)
 {
     st_writer *s = w->state;
-    st_text meta = {0};
+    cairn__buf meta = {0};
     int has_meta = 0;
     cairn_status st = CAIRN_OK;
     if (s->meta)
         st = cairn__stmeta_encode(s->meta, w->path, &meta, &has_meta, err);
-    cairn__sttext_append(t, "{", 1);
+    cairn__buf_put(t, "{", 1);
     if (has_meta) {
-        cairn__sttext_append(t, "\"" ST_METADATA_KEY "\":", sizeof ST_METADATA_KEY + 2);
-        cairn__sttext_append(t, meta.p, meta.len);
+        cairn__buf_put(t, "\"" ST_METADATA_KEY "\":", sizeof ST_METADATA_KEY + 2);
+        cairn__buf_put(t, meta.p, meta.len);
     }
     free(meta.p);
     CAIRN_TRY(st);
     for (size_t i = 0; i < count; i++) {
         if (i > 0 || has_meta)
-            cairn__sttext_append(t, ",", 1);
+            cairn__buf_put(t, ",", 1);
         append_entry(t, order[i]);
     }
-    cairn__sttext_append(t, "}", 1);
+    cairn__buf_put(t, "}", 1);
     while (!t->oom && t->len % 8)
-        cairn__sttext_append(t, " ", 1);
+        cairn__buf_put(t, " ", 1);
     if (t->oom)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the safetensors header",
                            w->path);
@@ -243,7 +242,7 @@ static int entry_exists(void *ctx, const char *name, size_t len)
 /* Writes header and payloads in `order`, merging spool runs that are
  * already adjacent so tensors added in layout order copy in one call. */
 static cairn_status write_all(cairn_writer *w, st_entry *const *order, size_t count,
-                              const st_text *t, cairn_error *err)
+                              const cairn__buf *t, cairn_error *err)
 {
     st_writer *s = w->state;
     uint8_t len[8];
@@ -263,18 +262,12 @@ static cairn_status write_all(cairn_writer *w, st_entry *const *order, size_t co
 /* Checks the metadata, orders the tensors (*order, caller frees), sets
  * every begin, builds the header into t (caller frees t->p) and gives the
  * data section's size. */
-static cairn_status lay_out(cairn_writer *w, st_entry ***order, st_text *t, uint64_t *data_size,
+static cairn_status lay_out(cairn_writer *w, st_entry ***order, cairn__buf *t, uint64_t *data_size,
                             cairn_error *err)
 {
     st_writer *s = w->state;
     *order = NULL;
-    if (s->meta && cairn_value_count(s->meta) > 0) {
-        /* Checks limits and that every tensor reference names a tensor. */
-        uint8_t *enc = NULL;
-        size_t enc_len = 0;
-        CAIRN_TRY(cairn__meta_encode(s->meta, entry_exists, s, &enc, &enc_len, err));
-        free(enc);
-    }
+    CAIRN_TRY(cairn__meta_check(s->meta, entry_exists, s, err));
     st_entry **o = malloc((s->count ? s->count : 1) * sizeof *o);
     if (!o)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
@@ -304,7 +297,7 @@ static cairn_status sw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
         CAIRN_TRY(push_entry(w, s, &e, decls[i].name, err));
     }
     st_entry **order = NULL;
-    st_text t = {0};
+    cairn__buf t = {0};
     uint64_t data_size = 0;
     uint8_t len[8];
     cairn_status st = lay_out(w, &order, &t, &data_size, err);
@@ -332,7 +325,7 @@ static cairn_status sw_finish(cairn_writer *w, cairn_error *err)
     if (s->planned) /* header written at declare, payloads in place */
         return CAIRN_OK;
     st_entry **order = NULL;
-    st_text t = {0};
+    cairn__buf t = {0};
     uint64_t data_size = 0;
     cairn_status st = lay_out(w, &order, &t, &data_size, err);
     if (st == CAIRN_OK)

@@ -308,8 +308,16 @@ static cairn_status open_part(cairn_file *f, sk_state *s, uint32_t p, cairn_erro
 static int cmp_name(const sk_tensor *x, const sk_tensor *y)
 {
     const cairn_tensor_info *a = &x->t.info, *b = &y->t.info;
-    int c = memcmp(a->name, b->name, a->name_len < b->name_len ? a->name_len : b->name_len);
-    return c ? c : (a->name_len > b->name_len) - (a->name_len < b->name_len);
+    return cairn__name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+/* Names in name order, through by_name. */
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const sk_state *s = ctx;
+    const cairn_tensor_info *in = &s->tensors[s->by_name[pos]].t.info;
+    *len = in->name_len;
+    return in->name;
 }
 
 typedef struct sk_ref {
@@ -428,22 +436,10 @@ static cairn_status sk_find(const cairn_file *f, const char *name, size_t name_l
                             uint64_t *index, cairn_error *err)
 {
     const sk_state *s = f->state;
-    sk_tensor key;
-    memset(&key, 0, sizeof key);
-    key.t.info.name = name;
-    key.t.info.name_len = name_len;
-    uint64_t lo = 0, hi = s->count;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        int c = cmp_name(&key, &s->tensors[s->by_name[mid]]);
-        if (c == 0) {
-            *index = s->by_name[mid];
-            return CAIRN_OK;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
+    uint64_t pos;
+    if (cairn__name_search(s->count, sorted_name, s, name, name_len, &pos)) {
+        *index = s->by_name[pos];
+        return CAIRN_OK;
     }
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names start with params., "

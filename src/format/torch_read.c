@@ -633,29 +633,23 @@ static cairn_status torch_tensor_at(const cairn_file *f, uint64_t index, cairn__
     return CAIRN_OK;
 }
 
-static int name_cmp(const char *a, size_t an, const char *b, size_t bn)
+/* Names in name order, through the flattened tree's by_name. */
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
 {
-    int c = memcmp(a, b, an < bn ? an : bn);
-    return c ? c : (an > bn) - (an < bn);
+    const cairn__pk_flat *flat = ctx;
+    const cairn__pk_named *t = &flat->tensors[flat->by_name[pos]];
+    *len = t->len;
+    return t->name;
 }
 
 static cairn_status torch_find(const cairn_file *f, const char *name, size_t name_len,
                                uint64_t *index, cairn_error *err)
 {
     const torch_state *s = f->state;
-    size_t lo = 0, hi = s->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const cairn__pk_named *t = &s->flat.tensors[s->flat.by_name[mid]];
-        int c = name_cmp(name, name_len, t->name, t->len);
-        if (c == 0) {
-            *index = s->flat.by_name[mid];
-            return CAIRN_OK;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
+    uint64_t pos;
+    if (cairn__name_search(s->count, sorted_name, &s->flat, name, name_len, &pos)) {
+        *index = s->flat.by_name[pos];
+        return CAIRN_OK;
     }
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names are dotted paths in "
@@ -688,8 +682,8 @@ static cairn_status torch_read_metadata(const cairn_file *f, cairn_value **out, 
 static int same_tensor(const torch_tensor *a, const torch_tensor *b)
 {
     const cairn_tensor_info *x = &a->t.info, *y = &b->t.info;
-    return name_cmp(x->name, x->name_len, y->name, y->name_len) == 0 && x->dtype == y->dtype &&
-           x->rank == y->rank && !memcmp(x->dims, y->dims, sizeof x->dims) &&
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len) == 0 &&
+           x->dtype == y->dtype && x->rank == y->rank && !memcmp(x->dims, y->dims, sizeof x->dims) &&
            x->offset == y->offset && x->stored_size == y->stored_size &&
            a->t.via_load == b->t.via_load && a->t.big_endian == b->t.big_endian &&
            !memcmp(a->strides, b->strides, sizeof a->strides) && a->span == b->span;

@@ -8,6 +8,7 @@
  * at commit. torch.load finds members through the central directory, so the
  * order of members does not matter to it. */
 #include "../archive.h"
+#include "../buf.h"
 #include "../nameset.h"
 #include "../value_internal.h"
 #include "../zip.h"
@@ -72,61 +73,31 @@ static const char *storage_class(cairn_dtype dtype)
 
 /* ----------------------------------------------------------- pickle buffer */
 
-/* A growing byte buffer whose first allocation failure sticks, so emitters
- * stay one line per opcode and the caller checks once at the end. */
-typedef struct pk_buf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} pk_buf;
+/* Emitters stay one line per opcode: the buffer's first allocation failure
+ * sticks (buf.h) and the caller checks once at the end. */
 
-static void pk_bytes(pk_buf *b, const void *data, size_t n)
+static void pk_op(cairn__buf *b, uint8_t op)
 {
-    if (b->oom)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-}
-
-static void pk_op(pk_buf *b, uint8_t op)
-{
-    pk_bytes(b, &op, 1);
+    cairn__buf_put(b, &op, 1);
 }
 
 /* An int the way CPython's pickler writes it: the shortest of BININT1,
  * BININT2, BININT (signed 32 bits) and LONG1 (minimal two's complement). */
-static void pk_int(pk_buf *b, int64_t v)
+static void pk_int(cairn__buf *b, int64_t v)
 {
     uint8_t x[9];
     if (v >= 0 && v <= 0xFF) {
         x[0] = OP_BININT1;
         x[1] = (uint8_t)v;
-        pk_bytes(b, x, 2);
+        cairn__buf_put(b, x, 2);
     } else if (v >= 0 && v <= 0xFFFF) {
         x[0] = OP_BININT2;
         cairn__put16(x + 1, (uint16_t)v);
-        pk_bytes(b, x, 3);
+        cairn__buf_put(b, x, 3);
     } else if (v >= INT32_MIN && v <= INT32_MAX) {
         x[0] = OP_BININT;
         cairn__put32(x + 1, (uint32_t)v);
-        pk_bytes(b, x, 5);
+        cairn__buf_put(b, x, 5);
     } else {
         uint8_t le[8];
         cairn__put64(le, (uint64_t)v);
@@ -136,48 +107,48 @@ static void pk_int(pk_buf *b, int64_t v)
             n--;
         x[0] = OP_LONG1;
         x[1] = (uint8_t)n;
-        pk_bytes(b, x, 2);
-        pk_bytes(b, le, n);
+        cairn__buf_put(b, x, 2);
+        cairn__buf_put(b, le, n);
     }
 }
 
 /* BINFLOAT: the IEEE bits, big-endian (so NaN payloads and -0.0 survive). */
-static void pk_float(pk_buf *b, double d)
+static void pk_float(cairn__buf *b, double d)
 {
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
     uint8_t x[9] = {OP_BINFLOAT};
     for (int i = 0; i < 8; i++)
         x[1 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    pk_bytes(b, x, sizeof x);
+    cairn__buf_put(b, x, sizeof x);
 }
 
 /* BINUNICODE: u32 length, UTF-8. The caller checked len <= UINT32_MAX. */
-static void pk_str(pk_buf *b, const char *s, size_t len)
+static void pk_str(cairn__buf *b, const char *s, size_t len)
 {
     uint8_t x[5] = {OP_BINUNICODE};
     cairn__put32(x + 1, (uint32_t)len);
-    pk_bytes(b, x, sizeof x);
-    pk_bytes(b, s, len);
+    cairn__buf_put(b, x, sizeof x);
+    cairn__buf_put(b, s, len);
 }
 
-static void pk_cstr(pk_buf *b, const char *s)
+static void pk_cstr(cairn__buf *b, const char *s)
 {
     pk_str(b, s, strlen(s));
 }
 
 /* GLOBAL "module\nname\n": protocol 2 has no STACK_GLOBAL. */
-static void pk_global(pk_buf *b, const char *module, const char *name)
+static void pk_global(cairn__buf *b, const char *module, const char *name)
 {
     pk_op(b, OP_GLOBAL);
-    pk_bytes(b, module, strlen(module));
+    cairn__buf_put(b, module, strlen(module));
     pk_op(b, '\n');
-    pk_bytes(b, name, strlen(name));
+    cairn__buf_put(b, name, strlen(name));
     pk_op(b, '\n');
 }
 
 /* A tuple of ints (a shape or a stride), with the short forms for up to 3. */
-static void pk_int_tuple(pk_buf *b, const uint64_t *v, uint32_t n)
+static void pk_int_tuple(cairn__buf *b, const uint64_t *v, uint32_t n)
 {
     static const uint8_t short_form[4] = {OP_EMPTY_TUPLE, OP_TUPLE1, OP_TUPLE2, OP_TUPLE3};
     if (n > 3)
@@ -356,14 +327,14 @@ static cairn_status tw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_er
 typedef struct emit {
     cairn_writer *w;
     tw_writer *s;
-    pk_buf *b;
+    cairn__buf *b;
     cairn_error *err;
 } emit;
 
 /* torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False,
  * OrderedDict()), with the storage as persistent id ('storage', class, key,
  * 'cpu', numel), exactly as torch.save writes a contiguous CPU tensor. */
-static void emit_tensor(pk_buf *b, const tw_tensor *t)
+static void emit_tensor(cairn__buf *b, const tw_tensor *t)
 {
     char key[16];
     snprintf(key, sizeof key, "%u", (unsigned)t->storage);
@@ -397,7 +368,7 @@ static void emit_tensor(pk_buf *b, const tw_tensor *t)
 /* OrderedDict {name: tensor} of the tensors with referenced == want_ref
  * (every tensor when want_ref < 0), in the order they were added: what
  * module.state_dict() gives. */
-static void emit_state_dict(pk_buf *b, const tw_writer *s, int want_ref)
+static void emit_state_dict(cairn__buf *b, const tw_writer *s, int want_ref)
 {
     pk_global(b, "collections", "OrderedDict");
     pk_op(b, OP_EMPTY_TUPLE);
@@ -433,13 +404,13 @@ static cairn_status emit_bytes(emit *e, const uint8_t *p, size_t len)
     uint8_t x[5] = {OP_BINUNICODE};
     cairn__put32(x + 1, (uint32_t)wide);
     pk_global(e->b, "_codecs", "encode");
-    pk_bytes(e->b, x, sizeof x);
+    cairn__buf_put(e->b, x, sizeof x);
     for (size_t i = 0; i < len; i++) {
         uint8_t u[2] = {(uint8_t)(0xC0 | (p[i] >> 6)), (uint8_t)(0x80 | (p[i] & 0x3F))};
         if (p[i] < 0x80)
-            pk_bytes(e->b, p + i, 1);
+            cairn__buf_put(e->b, p + i, 1);
         else
-            pk_bytes(e->b, u, 2);
+            cairn__buf_put(e->b, u, 2);
     }
     pk_cstr(e->b, "latin1");
     pk_op(e->b, OP_TUPLE2);
@@ -565,10 +536,10 @@ static void mark_refs(tw_writer *s, const cairn_value *v, int depth)
 
 /* The object: the flat state dict without a tree; else the tree with its
  * tensor references resolved, plus TW_TENSORS_KEY for tensors it leaves out. */
-static cairn_status build_pickle(cairn_writer *w, tw_writer *s, pk_buf *b, cairn_error *err)
+static cairn_status build_pickle(cairn_writer *w, tw_writer *s, cairn__buf *b, cairn_error *err)
 {
     uint8_t proto[2] = {OP_PROTO, 2};
-    pk_bytes(b, proto, sizeof proto);
+    cairn__buf_put(b, proto, sizeof proto);
     if (!s->meta || cairn_value_count(s->meta) == 0) {
         emit_state_dict(b, s, -1);
     } else {
@@ -593,7 +564,7 @@ static cairn_status build_pickle(cairn_writer *w, tw_writer *s, pk_buf *b, cairn
 static cairn_status tw_finish(cairn_writer *w, cairn_error *err)
 {
     tw_writer *s = w->state;
-    pk_buf b = {0};
+    cairn__buf b = {0};
     cairn_status st = build_pickle(w, s, &b, err);
     if (st == CAIRN_OK)
         st = add_member(w, s, "data.pkl", b.p, b.len, err);
