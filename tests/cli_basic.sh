@@ -1,27 +1,9 @@
 #!/usr/bin/env bash
 # cli_basic.sh -- the `cairn` command line is a contract: commands, output
 # that scripts read, and exit codes (0 ok, 1 bad input, 2 usage, 3 I/O).
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_basic.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
+. "$(dirname "$0")/lib/cli.sh"
 
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-    echo "numpy not importable by $PY: skipped"; exit 77
-fi
+skip_unless_python "import numpy" "numpy not importable by $PY"
 "$PY" - <<'PY'
 import numpy as np
 rng = np.random.default_rng(0)
@@ -111,5 +93,4 @@ check "missing file is an I/O error" 3 "$CLI" ls does-not-exist.cairn
 check "unpack into an unwritable place" 3 "$CLI" unpack m.cairn /proc/forbidden
 check "pack into a missing directory" 3 "$CLI" pack /nonexistent/dir/x.cairn w=w.npy
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -3,29 +3,10 @@
 # --compress and --shuffle, what ls/info show of compressed tensors, and
 # keygen / sign / verify --pubkey for files and checkpoint directories, with
 # their messages and exit codes (0 ok, 1 bad input, 2 usage, 3 I/O).
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_compress_sign.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat out.txt err.txt; fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib/cli.sh"
+CHECK_SHOWS="out.txt err.txt"
 
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-    echo "numpy not importable by $PY: skipped"; exit 77
-fi
+skip_unless_python "import numpy" "numpy not importable by $PY"
 "$PY" - <<'PY'
 import numpy as np
 rng = np.random.default_rng(0)
@@ -143,5 +124,4 @@ printf '\x01' | dd of=ck/ckpt-00000001.cairn bs=1 seek=77 conv=notrunc status=no
 check "changed file" 1 "$CLI" verify ck --pubkey k.pub
 expect_grep "names the changed file" "changed (SHA-256) 'ckpt-00000001.cairn'" err.txt
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

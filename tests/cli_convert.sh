@@ -3,24 +3,8 @@
 # formats: tensors byte-identical after a round trip, metadata carried where
 # the target holds it (a warning naming what it cannot), refusals that leave
 # no output behind.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_convert.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() {
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
-if ! "$PY" -c 'import numpy' 2>/dev/null; then echo "numpy missing: skipped"; exit 77; fi
+. "$(dirname "$0")/lib/cli.sh"
+skip_unless_python "import numpy" "numpy missing"
 "$PY" - <<'PY'
 import numpy as np
 rng = np.random.default_rng(3)
@@ -140,5 +124,4 @@ check "no args" 2 "$CLI" convert
 check "unknown --to" 2 "$CLI" convert m.cairn x.bin --to tarball
 check "missing input" 3 "$CLI" convert nope.cairn x.cairn
 check "unwritable output" 3 "$CLI" convert m.cairn /nonexistent/dir/x.cairn
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

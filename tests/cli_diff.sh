@@ -3,23 +3,8 @@
 # --json report, its numbers (checked against NumPy) and its exit codes
 # (0 identical, 1 different, 2 usage, 3 I/O). Metadata differences are
 # covered by tests/test_diff.c, which can write metadata.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_diff.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat out.txt err.txt; fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
+. "$(dirname "$0")/lib/cli.sh"
+CHECK_SHOWS="out.txt err.txt"
 expect_out() { # expect_out DESCRIPTION EXPECTED_STDOUT (exact, of the last check)
     if [ "$(cat out.txt)" = "$2" ]; then pass=$((pass+1)); else
         fail=$((fail+1)); echo "FAIL: $1: got:"; cat out.txt; echo "wanted:"; echo "$2"; fi
@@ -28,9 +13,7 @@ py_check() { # py_check DESCRIPTION PYTHON_CODE (out.txt holds the last stdout)
     if "$PY" -c "$2"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: $1"; fi
 }
 
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-    echo "numpy not importable by $PY: skipped"; exit 77
-fi
+skip_unless_python "import numpy" "numpy not importable by $PY"
 "$PY" - <<'PY'
 import numpy as np
 rng = np.random.default_rng(7)
@@ -276,5 +259,4 @@ printf '\x7f' | dd of=bad.cairn bs=1 seek="$off" conv=notrunc status=none
 check "diff sees changed bytes" 1 "$CLI" diff m.cairn bad.cairn
 expect_grep "the damaged tensor" "^values: w: 1 of 2048 elements differ" out.txt
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -4,25 +4,9 @@
 # {"$class", "args", "state"} nodes, joblib's array bytes are read from the
 # stream, nothing is run, and without --inert the file is refused naming the
 # global. Skipped when $CAIRN_PYTHON lacks numpy or joblib.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-"$PY" -c "import numpy, joblib" 2>/dev/null || { echo "numpy/joblib absent: skipped"; exit 77; }
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_inert.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
-}
+. "$(dirname "$0")/lib/cli.sh"
+skip_unless_python "import numpy, joblib" "numpy/joblib absent"
 cat_to() { "$CLI" cat "$@" >got.bin; } # got.bin: check itself writes out.txt
-expect_grep() {
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
 
 "$PY" - <<'PYEOF'
 import base64, os, pickle, joblib, numpy as np
@@ -106,5 +90,4 @@ if [ -f model.joblib ]; then
     expect_grep "model.pkl reconstruct" "numpy.core.multiarray._reconstruct" out.txt
     expect_grep "model.pkl coef_ bytes" "$(cat coef.b64)" out.txt
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

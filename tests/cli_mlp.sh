@@ -2,25 +2,8 @@
 # cli_mlp.sh -- examples/mlp keeps its promises: a checkpoint resumes bit for
 # bit (SGD and Adam), exported params predict the same bits in a fresh
 # process, the history survives, training learns, and errors exit 1/2/3.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
+. "$(dirname "$0")/lib/cli.sh"
 MLP=$(dirname "$CLI")/mlp
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-mkdir -p "${CAIRN_TEST_TMP:-/tmp}"
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_mlp.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-    if grep -q -- "$2" "$3"; then ok; else bad "$1: no '$2' in $3:"; cat "$3"; fi
-}
 
 [ -x "$MLP" ] || { echo "no mlp binary at $MLP"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -130,5 +113,4 @@ check "--load and --load-params" 2 "$MLP" --load a --load-params b
 check "--help" 0 "$MLP" --help
 expect_grep "help lists --load" "--load PATH" out.txt
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -5,25 +5,8 @@
 # falls back past a damaged newest checkpoint, SIGTERM saves and exits 0,
 # kill -9 leaves a directory that verifies and resumes, --load-best predicts
 # what --load-params of the best file predicts, --export writes safetensors.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
+. "$(dirname "$0")/lib/cli.sh"
 MLP=$(dirname "$CLI")/mlp
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-mkdir -p "${CAIRN_TEST_TMP:-/tmp}"
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_mlp_ckpt.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-    if grep -q -- "$2" "$3"; then ok; else bad "$1: no '$2' in $3:"; cat "$3"; fi
-}
 py() { # py DESCRIPTION [ARGS...] < script: a Python check that must exit 0
     local what=$1; shift
     if "$PY" - "$@"; then ok; else bad "$what"; fi
@@ -261,5 +244,4 @@ check "--help" 0 "$MLP" --help
 expect_grep "help lists --ckpt-dir" "--ckpt-dir DIR" out.txt
 expect_grep "help documents the default monitor" "valid_loss (the default)" out.txt
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

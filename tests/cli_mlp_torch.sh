@@ -4,27 +4,11 @@
 # skorch-trained models predict the same in C as in torch (1e-5), and the C
 # model's .pt export loads in torch with weights_only=True and predicts the
 # same. Parts skip themselves without the vectors or without torch/skorch.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-MLP=$(dirname "$CLI")/mlp
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
 SRC=${CAIRN_SOURCE_DIR:-$(dirname "$0")/..}
+. "$(dirname "$0")/lib/cli.sh"
+MLP=$(dirname "$CLI")/mlp
 VEC=${CAIRN_VECTORS:-}/skorch
-mkdir -p "${CAIRN_TEST_TMP:-/tmp}"
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_mlp_torch.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0 ran=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { # check DESCRIPTION EXPECTED_RC COMMAND... (stdout in out.txt)
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-    if grep -q -- "$2" "$3"; then ok; else bad "$1: no '$2' in $3:"; cat "$3"; fi
-}
+ran=0
 # close DESCRIPTION A B TOL: two files of probability rows agree within TOL.
 close() {
     if "$PY" - "$2" "$3" "$4" <<'PY'; then ok; else bad "$1"; fi

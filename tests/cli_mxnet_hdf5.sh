@@ -2,24 +2,8 @@
 # cli_mxnet_hdf5.sh -- `ls`, `meta`, `cat`, `verify` and `convert` on MXNet
 # .params and HDF5 files: tensors byte-identical through .npz -> .params ->
 # .h5 -> .cairn, h5py reading what cairn wrote, attributes in `meta`.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
-PY=${CAIRN_PYTHON:-/usr/bin/python3}
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_mxnet_hdf5.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() {
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
-if ! "$PY" -c 'import numpy, h5py' 2>/dev/null; then echo "numpy or h5py missing: skipped"; exit 77; fi
+. "$(dirname "$0")/lib/cli.sh"
+skip_unless_python "import numpy, h5py" "numpy or h5py missing"
 "$PY" - <<'PY'
 import numpy as np, h5py
 rng = np.random.default_rng(5)
@@ -59,5 +43,4 @@ check "h5 with metadata to params warns" 0 "$CLI" convert src.h5 s.params
 expect_grep "warning names the key" "layer@units" err.txt
 printf 'not a params file' >bad.params
 check "garbage refused" 1 "$CLI" ls bad.params
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -3,24 +3,9 @@
 # `verify` and `convert` of .pt files (zip and legacy) and of a skorch
 # checkpoint directory, and the refusal of a malicious pickle. Uses the
 # public corpus ($CAIRN_VECTORS); skipped when it is absent.
-set -u
-CLI=${CAIRN_CLI:?CAIRN_CLI must point at the cairn binary}
+. "$(dirname "$0")/lib/cli.sh"
 V=${CAIRN_VECTORS:-}
 if [ -z "$V" ] || [ ! -f "$V/torch/checkpoint.pt" ]; then echo "vectors absent: skipped"; exit 77; fi
-T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_torch_read.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-cd "$T"
-pass=0 fail=0
-check() { # check DESCRIPTION EXPECTED_RC COMMAND...
-    local what=$1 want=$2; shift 2
-    "$@" >out.txt 2>err.txt; local rc=$?
-    if [ "$rc" = "$want" ]; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $what: exit $rc, wanted $want"; cat err.txt; fi
-}
-expect_grep() {
-    if grep -q -- "$2" "$3"; then pass=$((pass+1)); else
-        fail=$((fail+1)); echo "FAIL: $1: no '$2' in $3:"; cat "$3"; fi
-}
 
 check "ls checkpoint" 0 "$CLI" ls "$V/torch/checkpoint.pt"
 expect_grep "optimizer tensors by path" "optimizer.state.0.exp_avg_sq" out.txt
@@ -70,5 +55,4 @@ expect_grep "member named" "member 'torch_os_system/data.pkl'" err.txt
 mkdir plain
 check "plain directory" 3 "$CLI" ls plain
 expect_grep "not a checkpoint" "not a regular file" err.txt
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+finish

@@ -73,26 +73,7 @@ static void fill(uint8_t *p, cairn_dtype dt, uint64_t n, uint64_t seed)
     }
 }
 
-static char *path_of(const char *name)
-{
-    static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", dir, name);
-    return buf;
-}
-
-static void *read_whole(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(n > 0 ? (size_t)n : 1);
-    *size = fread(p, 1, (size_t)n, f);
-    fclose(f);
-    return p;
-}
+static char *path_of(const char *name) { return tu_path(dir, name); }
 
 /* Every dtype x shape, saved with one codec and filter to a path and to
  * memory (identical bytes), read back whole, converted and in ranges. */
@@ -126,7 +107,7 @@ static void round_trip(const codec_case *c, uint32_t filter)
     void *mem;
     size_t mem_size, fsize;
     CHECK_OK(cairn_writer_commit_memory(wm, &mem, &mem_size, &err));
-    void *fbytes = read_whole(path_of(file), &fsize);
+    void *fbytes = tu_read_whole(path_of(file), &fsize);
     CHECK(fbytes && fsize == mem_size && memcmp(fbytes, mem, fsize) == 0);
     free(fbytes);
 

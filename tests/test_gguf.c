@@ -5,7 +5,6 @@
 
 #include <cairn.h>
 #include <math.h>
-#include <sys/wait.h>
 
 /* ------------------------------------------------------------- helpers */
 
@@ -214,6 +213,35 @@ static cairn_status rewrite(cairn_file *f, const cairn_value *meta, const cairn_
         return cairn_writer_commit_memory(w, out, out_len, err);
     cairn_writer_abort(w);
     return st;
+}
+
+/* Sets `meta` on w and commits it to memory; a writer that refuses the tree
+ * is aborted (most refusals come from set_metadata, as values are typed when
+ * the tree is set). The status of the first failure. */
+static cairn_status commit_with_meta(cairn_writer *w, const cairn_value *meta, void **mem,
+                                     size_t *len, cairn_error *err)
+{
+    cairn_status st = cairn_writer_set_metadata(w, meta, err);
+    if (st == CAIRN_OK)
+        return cairn_writer_commit_memory(w, mem, len, err);
+    cairn_writer_abort(w);
+    return st;
+}
+
+/* A new tree {"gguf": {"kv": kv, "types": types, "tensor_types": tt}}, taking
+ * the members given and leaving out the NULL ones. */
+static cairn_value *gguf_tree(cairn_value *kv, cairn_value *types, cairn_value *tt)
+{
+    cairn_error err = {0};
+    cairn_value *root = cairn_value_map(), *g = cairn_value_map();
+    if (kv)
+        cairn_value_set(g, "kv", kv, &err);
+    if (types)
+        cairn_value_set(g, "types", types, &err);
+    if (tt)
+        cairn_value_set(g, "tensor_types", tt, &err);
+    cairn_value_set(root, "gguf", g, &err);
+    return root;
 }
 
 /* ------------------------------------------------ 1. dtype round trips */
@@ -538,8 +566,7 @@ static void test_tensor_types_checks(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cairn_error err = {0};
         cairn_writer *w = NULL;
-        cairn_value *root = cairn_value_map(), *g = cairn_value_map(), *tt = cairn_value_map();
-        cairn_value *e = cairn_value_map(), *ne = cairn_value_list();
+        cairn_value *tt = cairn_value_map(), *e = cairn_value_map(), *ne = cairn_value_list();
         cairn_value_set(e, "type", cairn_value_string(cases[i].json_type), &err);
         if (cases[i].type_id >= 0)
             cairn_value_set(e, "type_id", cairn_value_int(cases[i].type_id), &err);
@@ -547,8 +574,7 @@ static void test_tensor_types_checks(void)
             cairn_value_append(ne, cairn_value_int(cases[i].ne[k]), &err);
         cairn_value_set(e, "ne", ne, &err);
         cairn_value_set(tt, "q", e, &err);
-        cairn_value_set(g, "tensor_types", tt, &err);
-        cairn_value_set(root, "gguf", g, &err);
+        cairn_value *root = gguf_tree(NULL, NULL, tt);
         void *mem = NULL;
         size_t len = 0;
         CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
@@ -572,10 +598,9 @@ static void test_tensor_types_checks(void)
     /* A record for a tensor that was never added. */
     cairn_error err = {0};
     cairn_writer *w = NULL;
-    cairn_value *root = cairn_value_map(), *g = cairn_value_map(), *tt = cairn_value_map();
+    cairn_value *tt = cairn_value_map();
     cairn_value_set(tt, "ghost", cairn_value_map(), &err);
-    cairn_value_set(g, "tensor_types", tt, &err);
-    cairn_value_set(root, "gguf", g, &err);
+    cairn_value *root = gguf_tree(NULL, NULL, tt);
     void *mem = NULL;
     size_t len = 0;
     CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
@@ -893,14 +918,8 @@ static void test_plain_tree(void)
         cairn_value_free(m);
         CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
         CHECK_OK(cairn_writer_add(w, "x", CAIRN_F32, 0, NULL, &x, &err));
-        /* Values are typed when the tree is set, so most refusals come
-         * from set_metadata; the alignment is settled at commit. */
-        cairn_status st = cairn_writer_set_metadata(w, r, &err);
-        if (st == CAIRN_OK)
-            st = cairn_writer_commit_memory(w, &mem, &len, &err);
-        else
-            cairn_writer_abort(w);
-        CHECK_ST(st, bad[i].want);
+        /* The alignment is settled at commit. */
+        CHECK_ST(commit_with_meta(w, r, &mem, &len, &err), bad[i].want);
         CHECK(strstr(err.message, i == 6 ? "general.alignment" : i == 7 ? "gguf" : key) != NULL);
         cairn_value_free(r);
     }
@@ -928,7 +947,6 @@ static void test_typed_writes(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cairn_error err = {0};
-        cairn_value *root = cairn_value_map(), *g = cairn_value_map();
         cairn_value *kv = cairn_value_map(), *ty = cairn_value_map(), *v = NULL;
         switch (cases[i].kind) {
         case 0: v = cairn_value_int(cases[i].i); break;
@@ -939,19 +957,12 @@ static void test_typed_writes(void)
         }
         cairn_value_set(kv, "k.v", v, &err);
         cairn_value_set(ty, "k.v", cairn_value_string(cases[i].type), &err);
-        cairn_value_set(g, "kv", kv, &err);
-        cairn_value_set(g, "types", ty, &err);
-        cairn_value_set(root, "gguf", g, &err);
+        cairn_value *root = gguf_tree(kv, ty, NULL);
         cairn_writer *w = NULL;
         void *mem = NULL;
         size_t len = 0;
         CHECK_OK(cairn_writer_open_memory(&gguf_mem, &w, &err));
-        cairn_status st = cairn_writer_set_metadata(w, root, &err);
-        if (st == CAIRN_OK)
-            st = cairn_writer_commit_memory(w, &mem, &len, &err);
-        else
-            cairn_writer_abort(w);
-        CHECK_ST(st, cases[i].want);
+        CHECK_ST(commit_with_meta(w, root, &mem, &len, &err), cases[i].want);
         if (cases[i].want != CAIRN_OK)
             CHECK(strstr(err.message, "'k.v'") != NULL);
         else {
@@ -973,7 +984,6 @@ static void test_typed_writes(void)
      * match the list. */
     for (int c = 0; c < 2; c++) {
         cairn_error err = {0};
-        cairn_value *root = cairn_value_map(), *g = cairn_value_map();
         cairn_value *kv = cairn_value_map(), *ty = cairn_value_map();
         if (c == 0) {
             cairn_value_set(ty, "orphan", cairn_value_string("INT32"), &err);
@@ -983,9 +993,7 @@ static void test_typed_writes(void)
             cairn_value_set(kv, "k.v", l, &err);
             cairn_value_set(ty, "k.v", d, &err); /* zero records for one element */
         }
-        cairn_value_set(g, "kv", kv, &err);
-        cairn_value_set(g, "types", ty, &err);
-        cairn_value_set(root, "gguf", g, &err);
+        cairn_value *root = gguf_tree(kv, ty, NULL);
         cairn_writer *w = NULL;
         void *mem = NULL;
         size_t len = 0;
@@ -1155,20 +1163,6 @@ static const char py_write[] =
     "open(out, 'wb').write(head + body)\n"
     "open(out + '.q8', 'wb').write(q.tobytes())\n";
 
-static const char *python(void)
-{
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
-static int run_python(const char *script, const char *a1, const char *a2)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' %s", python(), script, a1, a2 ? a2 : "");
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void bytes_pattern(uint8_t *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -1180,7 +1174,7 @@ static void bytes_pattern(uint8_t *p, size_t n, unsigned seed)
 static void write_cross_file(char *path, size_t size)
 {
     cairn_error err = {0};
-    cairn_value *root = cairn_value_map(), *g = cairn_value_map(), *kv = cairn_value_map();
+    cairn_value *kv = cairn_value_map();
     cairn_value *ty = cairn_value_map(), *tt = cairn_value_map(), *q = cairn_value_map();
     cairn_value *ne = cairn_value_list(), *toks = cairn_value_list(), *nest = cairn_value_list();
     cairn_value *n0 = cairn_value_list(), *n1 = cairn_value_list(), *nd = cairn_value_list();
@@ -1213,10 +1207,7 @@ static void write_cross_file(char *path, size_t size)
     cairn_value_append(ne, cairn_value_int(3), &err);
     cairn_value_set(q, "ne", ne, &err);
     cairn_value_set(tt, "q", q, &err);
-    cairn_value_set(g, "kv", kv, &err);
-    cairn_value_set(g, "types", ty, &err);
-    cairn_value_set(g, "tensor_types", tt, &err);
-    cairn_value_set(root, "gguf", g, &err);
+    cairn_value *root = gguf_tree(kv, ty, tt);
     cairn_value *plain = cairn_value_map();
     cairn_value_set(plain, "int", cairn_value_int(-3), &err);
     cairn_value_set(plain, "f", cairn_value_float(0.25), &err);
@@ -1245,7 +1236,7 @@ static void python_reads_cairn(const char *script)
 {
     char path[4200];
     write_cross_file(path, sizeof path);
-    CHECK(run_python(script, path, NULL) == 0);
+    CHECK(tu_run_python(script, path, NULL) == 0);
 }
 
 /* Python writes (versions 2 and 3); cairn reads. */
@@ -1256,7 +1247,7 @@ static void cairn_reads_python(const char *script)
         snprintf(path, sizeof path, "%s/py_v%d.gguf", tmp, version);
         snprintf(qpath, sizeof qpath, "%s.q8", path);
         snprintf(ver, sizeof ver, "%d", version);
-        CHECK(run_python(script, path, ver) == 0);
+        CHECK(tu_run_python(script, path, ver) == 0);
         cairn_error err = {0};
         cairn_file *f = NULL;
         CHECK_OK(cairn_file_open(path, &no_mmap, &f, &err));
@@ -1313,13 +1304,9 @@ static void cairn_reads_python(const char *script)
 
 static void test_python(void)
 {
-    char cmd[4500], check[4300], writer[4300];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", python());
-    int rc = system(cmd);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-        fprintf(stderr, "numpy unavailable (%s): Python cross-checks skipped\n", python());
+    char check[4300], writer[4300];
+    if (!tu_python_imports("numpy", "Python cross-checks"))
         return;
-    }
     snprintf(check, sizeof check, "%s/check_gguf.py", tmp);
     snprintf(writer, sizeof writer, "%s/write_gguf.py", tmp);
     CHECK(tu_write_file(check, py_check, sizeof py_check - 1) == 0);
@@ -1386,8 +1373,7 @@ static void test_huggingface_js(void)
     CHECK(tu_write_file(script, js_check, sizeof js_check - 1) == 0);
     write_cross_file(path, sizeof path);
     snprintf(cmd, sizeof cmd, "node '%s' '%s'", script, path);
-    int rc = system(cmd);
-    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    CHECK(tu_system(cmd) == 0);
 }
 
 /* ------------------------------------------------------ 6. hostile input */
@@ -1496,6 +1482,23 @@ typedef struct hostile {
     const char *needle; /* must appear in the message */
 } hostile;
 
+/* The info of a rank-1 tensor: its name, n_dims 1, ne[0], type id, offset. */
+static void gb_info1(gb *b, const char *name, uint64_t ne0, uint32_t type, uint64_t offset)
+{
+    gb_str(b, name), gb_u32(b, 1), gb_u64(b, ne0), gb_u32(b, type), gb_u64(b, offset);
+}
+
+/* A version 3 file of one rank-1 tensor "a" whose info says (ne0, type,
+ * offset), padded to 32, then 64 zero bytes of data. */
+static void one_tensor_file(gb *b, uint64_t ne0, uint32_t type, uint64_t offset)
+{
+    static const uint8_t zeros[64];
+    gb_header(b, 3, 1, 0);
+    gb_info1(b, "a", ne0, type, offset);
+    gb_pad(b, 32);
+    gb_put(b, zeros, sizeof zeros);
+}
+
 /* Builds the hostile file number `i` into b. */
 static void build_hostile(int i, gb *b)
 {
@@ -1547,40 +1550,28 @@ static void build_hostile(int i, gb *b)
     }
     case 5: { /* overlapping tensors: b starts inside a */
         gb_header(b, 3, 2, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 16), gb_u32(b, 0), gb_u64(b, 0);
-        gb_str(b, "b"), gb_u32(b, 1), gb_u64(b, 16), gb_u32(b, 0), gb_u64(b, 32);
+        gb_info1(b, "a", 16, 0, 0);
+        gb_info1(b, "b", 16, 0, 32);
         gb_pad(b, 32);
         gb_put(b, z, 128);
         break;
     }
     case 6: /* misaligned offset */
-        gb_header(b, 3, 1, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 4), gb_u32(b, 0), gb_u64(b, 8);
-        gb_pad(b, 32);
-        gb_put(b, z, 64);
+        one_tensor_file(b, 4, 0, 8);
         break;
     case 7: /* unknown type id */
-        gb_header(b, 3, 1, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 4), gb_u32(b, 43), gb_u64(b, 0);
-        gb_pad(b, 32);
-        gb_put(b, z, 64);
+        one_tensor_file(b, 4, 43, 0);
         break;
     case 8: /* removed type id */
-        gb_header(b, 3, 1, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 32), gb_u32(b, 4), gb_u64(b, 0);
-        gb_pad(b, 32);
-        gb_put(b, z, 64);
+        one_tensor_file(b, 32, 4, 0);
         break;
     case 9: /* type id that is negative as int32 */
-        gb_header(b, 3, 1, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 4), gb_u32(b, 0xFFFFFFFFu), gb_u64(b, 0);
-        gb_pad(b, 32);
-        gb_put(b, z, 64);
+        one_tensor_file(b, 4, 0xFFFFFFFFu, 0);
         break;
     case 10: /* duplicate tensor names */
         gb_header(b, 3, 2, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 4), gb_u32(b, 0), gb_u64(b, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 4), gb_u32(b, 0), gb_u64(b, 32);
+        gb_info1(b, "a", 4, 0, 0);
+        gb_info1(b, "a", 4, 0, 32);
         gb_pad(b, 32);
         gb_put(b, z, 64);
         break;
@@ -1599,10 +1590,7 @@ static void build_hostile(int i, gb *b)
         gb_header(b, 4, 0, 0);
         break;
     case 15: /* ne[0] not a multiple of the block */
-        gb_header(b, 3, 1, 0);
-        gb_str(b, "a"), gb_u32(b, 1), gb_u64(b, 33), gb_u32(b, 8), gb_u64(b, 0);
-        gb_pad(b, 32);
-        gb_put(b, z, 64);
+        one_tensor_file(b, 33, 8, 0);
         break;
     case 16: /* nesting 9 deep */
         gb_header(b, 3, 0, 1);

@@ -18,26 +18,7 @@ static void fill(void *buf, size_t bytes, uint64_t seed)
     }
 }
 
-static char *path_of(const char *name)
-{
-    static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", dir, name);
-    return buf;
-}
-
-static void *read_whole(const char *path, size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    void *buf = malloc(n ? (size_t)n : 1);
-    *size = fread(buf, 1, (size_t)n, fp);
-    fclose(fp);
-    return buf;
-}
+static char *path_of(const char *name) { return tu_path(dir, name); }
 
 typedef struct spec {
     const char *name;
@@ -81,7 +62,7 @@ static void round_trip(const spec *specs, size_t n, const char *file)
     size_t mem_size;
     CHECK_OK(cairn_writer_commit_memory(mw, &mem, &mem_size, &err));
     size_t fsize;
-    void *fbytes = read_whole(path_of(file), &fsize);
+    void *fbytes = tu_read_whole(path_of(file), &fsize);
     CHECK(fbytes && fsize == mem_size && memcmp(fbytes, mem, fsize) == 0);
     free(fbytes);
 

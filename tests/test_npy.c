@@ -1,11 +1,9 @@
 /* test_npy.c -- the .npy reader and writer: round trips, numpy cross-checks,
  * the public corpus and hostile inputs. */
+#include "corpus.h"
 #include "testutil.h"
 
 #include <cairn.h>
-#include <dirent.h>
-#include <jansson.h>
-#include <sys/wait.h>
 
 /* ------------------------------------------------------------- helpers */
 
@@ -126,27 +124,15 @@ static void check_read_back(const char *path, cairn_dtype dtype, uint32_t rank,
 static void round_trip(cairn_dtype dtype, uint32_t rank, const uint64_t *dims, uint64_t seed)
 {
     char path[4200];
-    cairn_error err = {0};
     size_t bytes = (size_t)(tu_elem_count(rank, dims) * cairn_dtype_size(dtype));
     uint8_t *data = malloc(bytes ? bytes : 1);
     tu_fill(data, bytes, dtype, seed);
     snprintf(path, sizeof path, "%s/rt_%s_%u.npy", tmp, cairn_dtype_name(dtype), rank);
 
-    cairn_writer *w = NULL;
-    CHECK_OK(cairn_writer_open_path(path, &no_sync, &w, &err));
-    CHECK_OK(cairn_writer_add(w, "weights", dtype, rank, dims, data, &err));
-    CHECK_OK(cairn_writer_commit(w, &err));
+    tu_write_weights(path, &no_sync, dtype, rank, dims, data);
     check_read_back(path, dtype, rank, dims, data, bytes);
-
-    /* A memory save gives the same bytes as the file save. */
-    void *mem = NULL;
-    size_t mem_len = 0, file_len = 0;
-    CHECK_OK(cairn_writer_open_memory(&npy_mem, &w, &err));
-    CHECK_OK(cairn_writer_add(w, "weights", dtype, rank, dims, data, &err));
-    CHECK_OK(cairn_writer_commit_memory(w, &mem, &mem_len, &err));
-    uint8_t *file = tu_read_whole(path, &file_len);
-    CHECK(file && mem && mem_len == file_len && memcmp(mem, file, mem_len) == 0);
-    free(file);
+    size_t mem_len = 0;
+    void *mem = tu_memory_save_matches(path, &npy_mem, dtype, rank, dims, data, &mem_len);
     cairn_free(mem);
     free(data);
 }
@@ -306,22 +292,10 @@ static const char check_py[] =
     "print('numpy checked %d cairn files, %d bad' % (n, bad))\n"
     "sys.exit(1 if bad else 0)\n";
 
-static const char *python(void)
+/* One line of numpy's manifest (ctx: the directory); counts the file. */
+static int check_numpy_file(void *ctx, char *line)
 {
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
-static int run_python(const char *script_path, const char *arg)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", python(), script_path, arg);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static void check_numpy_file(const char *dir, const char *line)
-{
+    const char *dir = ctx;
     char name[256], dtname[16], path[4400];
     unsigned version, fortran, rank;
     uint64_t dims[CAIRN_MAX_RANK] = {0};
@@ -329,7 +303,7 @@ static void check_numpy_file(const char *dir, const char *line)
     if (sscanf(line, "%255s %15s %u %u %u%n", name, dtname, &version, &fortran, &rank, &used) != 5 ||
         rank > CAIRN_MAX_RANK) {
         CHECK(!"bad manifest line");
-        return;
+        return 1;
     }
     const char *p = line + used;
     for (unsigned d = 0; d < rank; d++) {
@@ -370,6 +344,7 @@ static void check_numpy_file(const char *dir, const char *line)
         cairn_file_close(f);
     }
     free(want);
+    return 1;
 }
 
 static void numpy_reads_cairn(const char *dir, const char *check_path)
@@ -408,57 +383,30 @@ static void numpy_reads_cairn(const char *dir, const char *check_path)
         }
     }
     fclose(man);
-    CHECK(run_python(check_path, dir) == 0);
+    CHECK(tu_run_python(check_path, dir, NULL) == 0);
 }
 
 static void test_numpy(void)
 {
-    char dir[4200], gen[4300], chk[4300], cmd[4500];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", python());
-    int rc = system(cmd);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-        fprintf(stderr, "numpy unavailable (%s): numpy cross-checks skipped\n", python());
+    char dir[4200], gen[4300], chk[4300];
+    if (!tu_python_imports("numpy", "numpy cross-checks"))
         return;
-    }
     snprintf(dir, sizeof dir, "%s/numpy", tmp);
     mkdir(dir, 0777);
     snprintf(gen, sizeof gen, "%s/gen.py", dir);
     snprintf(chk, sizeof chk, "%s/check.py", dir);
     CHECK(tu_write_file(gen, gen_py, sizeof gen_py - 1) == 0);
     CHECK(tu_write_file(chk, check_py, sizeof check_py - 1) == 0);
-    CHECK(run_python(gen, dir) == 0);
+    CHECK(tu_run_python(gen, dir, NULL) == 0);
 
-    char path[4400], line[512];
-    snprintf(path, sizeof path, "%s/manifest.txt", dir);
-    FILE *man = fopen(path, "r");
-    CHECK(man != NULL);
-    int files = 0;
-    while (man && fgets(line, sizeof line, man)) {
-        check_numpy_file(dir, line);
-        files++;
-    }
-    if (man)
-        fclose(man);
+    int files = tu_each_line(tu_path(dir, "manifest.txt"), check_numpy_file, dir);
+    CHECK(files >= 0); /* the manifest exists */
     CHECK(files >= 70);
     fprintf(stderr, "cairn checked %d numpy files\n", files);
     numpy_reads_cairn(dir, chk);
 }
 
 /* ------------------------------------------------------- 3. the corpus */
-
-static int sha256_hex(const uint8_t *data, size_t n, char out[65])
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (tu_write_file(path, data, n) != 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    int ok = fscanf(p, "%64s", out) == 1;
-    return (pclose(p) == 0 && ok) ? 0 : -1;
-}
 
 static void check_corpus_ok(const char *npy_path, json_t *root)
 {
@@ -477,14 +425,7 @@ static void check_corpus_ok(const char *npy_path, json_t *root)
         cairn_file_close(f);
         return;
     }
-    CHECK(strcmp(cairn_dtype_name(in.dtype), json_string_value(json_object_get(t, "dtype"))) == 0);
-    json_t *shape = json_object_get(t, "shape");
-    CHECK(json_array_size(shape) == in.rank);
-    for (size_t d = 0; d < json_array_size(shape); d++)
-        CHECK((uint64_t)json_integer_value(json_array_get(shape, d)) == in.dims[d]);
-    char hex[65] = {0};
-    CHECK(sha256_hex(got, (size_t)in.raw_size, hex) == 0);
-    CHECK(strcmp(hex, json_string_value(json_object_get(t, "sha256"))) == 0);
+    tu_check_expected_tensor(tmp, npy_path, &in, got, t);
     cairn_file_info fi;
     CHECK_OK(cairn_file_get_info(f, &fi, &err));
     json_t *ver = json_object_get(vals, "npy_version");
@@ -520,59 +461,35 @@ static void check_corpus_reject(const char *npy_path, json_t *root)
     free(buf);
 }
 
-static int corpus_dir(const char *dir, const char *prefix, int *ok, int *rejected)
+/* One corpus file (ctx: the counts of files read and rejected). */
+static int check_corpus_file(void *ctx, const char *npath, json_t *root)
 {
-    DIR *dp = opendir(dir);
-    if (!dp)
-        return -1;
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        size_t len = strlen(de->d_name);
-        const char *suffix = ".npy.expect.json";
-        if (len < strlen(suffix) || strcmp(de->d_name + len - strlen(suffix), suffix) != 0 ||
-            strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-            continue;
-        char jpath[4400], npath[4400];
-        snprintf(jpath, sizeof jpath, "%s/%s", dir, de->d_name);
-        snprintf(npath, sizeof npath, "%s/%.*s", dir, (int)(len - strlen(".expect.json")),
-                 de->d_name);
-        json_error_t jerr;
-        json_t *root = json_load_file(jpath, 0, &jerr);
-        CHECK(root != NULL);
-        if (!root)
-            continue;
-        const char *expect = json_string_value(json_object_get(root, "expect"));
-        if (expect && strcmp(expect, "ok") == 0) {
-            check_corpus_ok(npath, root);
-            (*ok)++;
-        } else {
-            check_corpus_reject(npath, root);
-            (*rejected)++;
-        }
-        json_decref(root);
+    int *counts = ctx;
+    const char *expect = json_string_value(json_object_get(root, "expect"));
+    if (expect && strcmp(expect, "ok") == 0) {
+        check_corpus_ok(npath, root);
+        counts[0]++;
+    } else {
+        check_corpus_reject(npath, root);
+        counts[1]++;
     }
-    closedir(dp);
-    return 0;
+    return 1;
 }
 
 static void test_corpus(void)
 {
-    const char *vec = getenv("CAIRN_VECTORS");
     char dir[4200];
-    if (vec && *vec)
-        snprintf(dir, sizeof dir, "%s/npy", vec);
-    DIR *probe = vec && *vec ? opendir(dir) : NULL;
-    if (!probe) {
+    if (!tu_vectors_dir("npy", dir, sizeof dir)) {
         fprintf(stderr, "vectors absent: skipped\n");
         return;
     }
-    closedir(probe);
-    int ok = 0, rejected = 0;
-    corpus_dir(dir, "", &ok, &rejected);
-    snprintf(dir, sizeof dir, "%s/skorch", vec);
-    corpus_dir(dir, "", &ok, &rejected);
-    snprintf(dir, sizeof dir, "%s/malicious", vec);
-    corpus_dir(dir, "npy_", &ok, &rejected);
+    int counts[2] = {0, 0};
+    tu_each_expect(dir, "", ".npy.expect.json", check_corpus_file, counts);
+    tu_vectors_dir("skorch", dir, sizeof dir);
+    tu_each_expect(dir, "", ".npy.expect.json", check_corpus_file, counts);
+    tu_vectors_dir("malicious", dir, sizeof dir);
+    tu_each_expect(dir, "npy_", ".npy.expect.json", check_corpus_file, counts);
+    int ok = counts[0], rejected = counts[1];
     fprintf(stderr, "corpus: %d npy files read, %d rejected\n", ok, rejected);
     CHECK(ok >= 21 && rejected >= 3);
 }
@@ -909,10 +826,6 @@ int main(void)
     test_pread_hostile();
     test_corpus();
     test_numpy();
-    if (tu_failures == 0) { /* keep the evidence of a failure, drop ~40 MB otherwise */
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        CHECK(system(cmd) == 0);
-    }
+    tu_remove_tmpdir_if_passed(tmp); /* keep the evidence of a failure, drop ~40 MB otherwise */
     TEST_MAIN_END();
 }

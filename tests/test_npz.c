@@ -1,16 +1,14 @@
 /* test_npz.c -- the .npz reader and writer: round trips (stored and
  * deflated, path and memory), numpy both ways, the public corpus with its
  * zip bomb, and hostile archives. */
+#include "corpus.h"
 #include "testutil.h"
 
 #include "zip.h"
 
 #include <cairn.h>
-#include <dirent.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 
 /* ------------------------------------------------------------- helpers */
 
@@ -382,23 +380,6 @@ static void test_writer_refusals(void)
 
 /* --------------------------------------------------------- 2. numpy */
 
-static const char *python(void)
-{
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
-static int run_python(const char *script, const char *arg)
-{
-    char path[4300], cmd[9000];
-    snprintf(path, sizeof path, "%s/script.py", tmp);
-    if (tu_write_file(path, script, strlen(script)) != 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", python(), path, arg);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static const char gen_py[] =
     "import sys, io, zipfile, numpy as np\n"
     "from numpy.lib import format as fmt\n"
@@ -465,8 +446,10 @@ static const char gen_py[] =
     "np.savez_compressed(out + '/big.npz', zeros=z, noise=noise)\n"
     "record('big.npz', 'zeros', z); record('big.npz', 'noise', noise)\n";
 
-static void check_numpy_line(const char *dir, const char *line)
+/* One line of numpy's manifest (ctx: the directory); counts the tensor. */
+static int check_numpy_line(void *ctx, char *line)
 {
+    const char *dir = ctx;
     char file[64], hex[512], dtname[16], path[4400], name[256] = {0};
     unsigned id, rank;
     int used = 0;
@@ -474,7 +457,7 @@ static void check_numpy_line(const char *dir, const char *line)
     if (sscanf(line, "%63s %511s %u %15s %u%n", file, hex, &id, dtname, &rank, &used) != 5 ||
         rank > CAIRN_MAX_RANK || strlen(hex) / 2 >= sizeof name) {
         CHECK(!"bad manifest line");
-        return;
+        return 1;
     }
     for (size_t i = 0; i < strlen(hex) / 2; i++) {
         unsigned v;
@@ -518,6 +501,7 @@ static void check_numpy_line(const char *dir, const char *line)
         cairn_file_close(f);
     }
     free(want);
+    return 1;
 }
 
 static const char check_py[] =
@@ -572,52 +556,25 @@ static void numpy_reads_cairn(const char *dir)
         CHECK_OK(cairn_writer_commit(w, &err));
     }
     fclose(man);
-    CHECK(run_python(check_py, dir) == 0);
+    CHECK(tu_run_python_text(tmp, check_py, dir, NULL) == 0);
 }
 
 static void test_numpy(void)
 {
-    char dir[4200], cmd[4500];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", python());
-    int rc = system(cmd);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-        fprintf(stderr, "numpy unavailable (%s): numpy cross-checks skipped\n", python());
+    char dir[4200];
+    if (!tu_python_imports("numpy", "numpy cross-checks"))
         return;
-    }
     snprintf(dir, sizeof dir, "%s/numpy", tmp);
     mkdir(dir, 0777);
-    CHECK(run_python(gen_py, dir) == 0);
-    char path[4400], line[1024];
-    snprintf(path, sizeof path, "%s/manifest.txt", dir);
-    FILE *man = fopen(path, "r");
-    CHECK(man != NULL);
-    int tensors = 0;
-    while (man && fgets(line, sizeof line, man)) {
-        check_numpy_line(dir, line);
-        tensors++;
-    }
-    if (man)
-        fclose(man);
+    CHECK(tu_run_python_text(tmp, gen_py, dir, NULL) == 0);
+    int tensors = tu_each_line(tu_path(dir, "manifest.txt"), check_numpy_line, dir);
+    CHECK(tensors >= 0); /* the manifest exists */
     CHECK(tensors == 3 * 60 + 2 + 3 + 2);
     fprintf(stderr, "cairn checked %d tensors of numpy .npz files\n", tensors);
     numpy_reads_cairn(dir);
 }
 
 /* ------------------------------------------------------- 3. the corpus */
-
-static int sha256_hex(const uint8_t *data, size_t n, char out[65])
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (tu_write_file(path, data, n) != 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    int ok = fscanf(p, "%64s", out) == 1;
-    return (pclose(p) == 0 && ok) ? 0 : -1;
-}
 
 static void check_corpus_ok(const char *path, json_t *root)
 {
@@ -644,14 +601,7 @@ static void check_corpus_ok(const char *path, json_t *root)
             fprintf(stderr, "  %s %s: %s\n", path, key, err.message);
             continue;
         }
-        CHECK(strcmp(cairn_dtype_name(in.dtype), json_string_value(json_object_get(t, "dtype"))) == 0);
-        json_t *shape = json_object_get(t, "shape");
-        CHECK(json_array_size(shape) == in.rank);
-        for (size_t d = 0; d < json_array_size(shape); d++)
-            CHECK((uint64_t)json_integer_value(json_array_get(shape, d)) == in.dims[d]);
-        char hex[65] = {0};
-        CHECK(sha256_hex(got, (size_t)in.raw_size, hex) == 0);
-        CHECK(strcmp(hex, json_string_value(json_object_get(t, "sha256"))) == 0);
+        tu_check_expected_tensor(tmp, key, &in, got, t);
         free(got);
     }
     json_t *members = json_object_get(json_object_get(root, "values"), "members");
@@ -709,41 +659,26 @@ static void check_bomb(const char *path)
 #endif
 }
 
+/* One corpus file: those expected to read are checked and counted. */
+static int corpus_file(void *ctx, const char *npath, json_t *root)
+{
+    (void)ctx;
+    const char *expect = json_string_value(json_object_get(root, "expect"));
+    if (!expect || strcmp(expect, "ok") != 0)
+        return 0;
+    check_corpus_ok(npath, root);
+    return 1;
+}
+
 static void test_corpus(void)
 {
-    const char *vec = getenv("CAIRN_VECTORS");
     char dir[4200];
-    if (vec && *vec)
-        snprintf(dir, sizeof dir, "%s/npz", vec);
-    DIR *dp = vec && *vec ? opendir(dir) : NULL;
-    if (!dp) {
+    if (!tu_vectors_dir("npz", dir, sizeof dir)) {
         fprintf(stderr, "vectors absent: skipped\n");
         return;
     }
-    int ok = 0;
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        size_t len = strlen(de->d_name);
-        const char *suffix = ".npz.expect.json";
-        if (len < strlen(suffix) || strcmp(de->d_name + len - strlen(suffix), suffix) != 0)
-            continue;
-        char jpath[4600], npath[4600];
-        snprintf(jpath, sizeof jpath, "%s/%s", dir, de->d_name);
-        snprintf(npath, sizeof npath, "%s/%.*s", dir, (int)(len - strlen(".expect.json")),
-                 de->d_name);
-        json_error_t jerr;
-        json_t *root = json_load_file(jpath, 0, &jerr);
-        CHECK(root != NULL);
-        const char *expect = root ? json_string_value(json_object_get(root, "expect")) : NULL;
-        if (expect && strcmp(expect, "ok") == 0) {
-            check_corpus_ok(npath, root);
-            ok++;
-        }
-        json_decref(root);
-    }
-    closedir(dp);
-    snprintf(dir, sizeof dir, "%s/malicious/npz_zip_bomb.npz", vec);
-    check_bomb(dir);
+    int ok = tu_each_expect(dir, "", ".npz.expect.json", corpus_file, NULL);
+    check_bomb(tu_path(getenv("CAIRN_VECTORS"), "malicious/npz_zip_bomb.npz"));
     fprintf(stderr, "corpus: %d npz files read, the zip bomb rejected\n", ok);
     CHECK(ok >= 2);
 }
@@ -1062,10 +997,6 @@ int main(void)
     test_numpy();
     for (size_t i = 0; i < N_DTYPES * N_SHAPES; i++)
         free(rt[i].data);
-    if (tu_failures == 0) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        CHECK(system(cmd) == 0);
-    }
+    tu_remove_tmpdir_if_passed(tmp);
     TEST_MAIN_END();
 }

@@ -1,13 +1,11 @@
 /* test_safetensors.c -- the safetensors reader and writer: round trips,
  * metadata, conversion from and to native, an independent Python reader and
  * writer, the public corpus and hostile inputs. */
+#include "corpus.h"
 #include "testutil.h"
 
 #include <cairn.h>
-#include <dirent.h>
-#include <jansson.h>
 #include <math.h>
-#include <sys/wait.h>
 
 /* ------------------------------------------------------------- helpers */
 
@@ -167,21 +165,11 @@ static void round_trip(cairn_dtype dtype, uint32_t rank, const uint64_t *dims, u
     tu_fill(data, bytes, dtype, seed);
     snprintf(path, sizeof path, "%s/rt_%s_%u.safetensors", tmp, cairn_dtype_name(dtype), rank);
 
-    cairn_writer *w = NULL;
-    CHECK_OK(cairn_writer_open_path(path, &no_sync, &w, &err));
-    CHECK_OK(cairn_writer_add(w, "weights", dtype, rank, dims, data, &err));
-    CHECK_OK(cairn_writer_commit(w, &err));
+    tu_write_weights(path, &no_sync, dtype, rank, dims, data);
     check_read_back(path, "weights", dtype, rank, dims, data, bytes);
-
-    void *mem = NULL;
-    size_t mem_len = 0, file_len = 0;
-    CHECK_OK(cairn_writer_open_memory(&st_mem, &w, &err));
-    CHECK_OK(cairn_writer_add(w, "weights", dtype, rank, dims, data, &err));
-    CHECK_OK(cairn_writer_commit_memory(w, &mem, &mem_len, &err));
-    uint8_t *file = tu_read_whole(path, &file_len);
-    CHECK(file && mem && mem_len == file_len && memcmp(mem, file, mem_len) == 0);
+    size_t mem_len = 0;
+    void *mem = tu_memory_save_matches(path, &st_mem, dtype, rank, dims, data, &mem_len);
     CHECK_OK(try_memory_opts(mem, mem_len, NULL, &err));
-    free(file);
     cairn_free(mem);
     free(data);
 }
@@ -863,20 +851,6 @@ static const char gen_py[] =
     "build('py_single', {'x': ('F32', (1, 1), struct.pack('<f', 0.5))}, ['x'])\n"
     "build('py_empty', {}, [])\n";
 
-static const char *python(void)
-{
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
-static int run_python(const char *script_path, const char *arg)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", python(), script_path, arg);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* The known-value file the Python reader checks. */
 static void write_known(const char *path)
 {
@@ -926,8 +900,11 @@ static void write_known(const char *path)
     CHECK_OK(cairn_writer_commit(w, &err));
 }
 
-static void check_python_file(const char *dir, const char *line)
+/* One line of the Python writer's manifest (ctx: the directory); counts the
+ * tensor. */
+static int check_python_file(void *ctx, char *line)
 {
+    const char *dir = ctx;
     char file[128], name[128], dtname[16], path[4700];
     unsigned rank;
     uint64_t dims[CAIRN_MAX_RANK] = {0};
@@ -935,7 +912,7 @@ static void check_python_file(const char *dir, const char *line)
     if (sscanf(line, "%127s %127s %15s %u%n", file, name, dtname, &rank, &used) != 4 ||
         rank > CAIRN_MAX_RANK) {
         CHECK(!"bad manifest line");
-        return;
+        return 1;
     }
     const char *p = line + used;
     for (unsigned d = 0; d < rank; d++) {
@@ -982,6 +959,7 @@ static void check_python_file(const char *dir, const char *line)
         cairn_file_close(f);
     }
     free(want);
+    return 1;
 }
 
 static void check_python_metadata(const char *dir)
@@ -1010,13 +988,9 @@ static void check_python_metadata(const char *dir)
 
 static void test_python(void)
 {
-    char dir[4200], gen[4300], chk[4300], cmd[4500], path[4400], line[512];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", python());
-    int rc = system(cmd);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-        fprintf(stderr, "numpy unavailable (%s): Python cross-checks skipped\n", python());
+    char dir[4200], gen[4300], chk[4300], path[4400];
+    if (!tu_python_imports("numpy", "Python cross-checks"))
         return;
-    }
     snprintf(dir, sizeof dir, "%s/python", tmp);
     mkdir(dir, 0777);
     snprintf(gen, sizeof gen, "%s/gen.py", dir);
@@ -1026,39 +1000,17 @@ static void test_python(void)
 
     snprintf(path, sizeof path, "%s/known.safetensors", dir);
     write_known(path);
-    CHECK(run_python(chk, path) == 0);
+    CHECK(tu_run_python(chk, path, NULL) == 0);
 
-    CHECK(run_python(gen, dir) == 0);
-    snprintf(path, sizeof path, "%s/py_manifest.txt", dir);
-    FILE *man = fopen(path, "r");
-    CHECK(man != NULL);
-    int tensors = 0;
-    while (man && fgets(line, sizeof line, man)) {
-        check_python_file(dir, line);
-        tensors++;
-    }
-    if (man)
-        fclose(man);
+    CHECK(tu_run_python(gen, dir, NULL) == 0);
+    int tensors = tu_each_line(tu_path(dir, "py_manifest.txt"), check_python_file, dir);
+    CHECK(tensors >= 0); /* the manifest exists */
     CHECK(tensors == 15);
     fprintf(stderr, "cairn checked %d tensors of Python-built files\n", tensors);
     check_python_metadata(dir);
 }
 
 /* ------------------------------------------------------- 6. the corpus */
-
-static int sha256_hex(const uint8_t *data, size_t n, char out[65])
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (tu_write_file(path, data, n) != 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    int ok = fscanf(p, "%64s", out) == 1;
-    return (pclose(p) == 0 && ok) ? 0 : -1;
-}
 
 static void check_corpus_tensor(cairn_file *f, const char *name, json_t *t)
 {
@@ -1070,25 +1022,20 @@ static void check_corpus_tensor(cairn_file *f, const char *name, json_t *t)
     CHECK(got != NULL);
     if (!got)
         return;
-    CHECK(strcmp(cairn_dtype_name(in.dtype), json_string_value(json_object_get(t, "dtype"))) == 0);
-    json_t *shape = json_object_get(t, "shape");
-    CHECK(json_array_size(shape) == in.rank);
-    for (size_t d = 0; d < json_array_size(shape); d++)
-        CHECK((uint64_t)json_integer_value(json_array_get(shape, d)) == in.dims[d]);
-    char hex[65] = {0};
-    CHECK(sha256_hex(got, (size_t)in.raw_size, hex) == 0);
-    CHECK(strcmp(hex, json_string_value(json_object_get(t, "sha256"))) == 0);
+    tu_check_expected_tensor(tmp, name, &in, got, t);
     free(got);
 }
 
-static void check_corpus_file(const char *path, json_t *root)
+/* One corpus file and what its .expect.json says of it; counts it. */
+static int check_corpus_file(void *ctx, const char *path, json_t *root)
 {
+    (void)ctx;
     cairn_error err = {0};
     cairn_file *f = NULL;
     CHECK_OK(cairn_file_open(path, NULL, &f, &err));
     if (!f) {
         fprintf(stderr, "  %s: %s\n", path, err.message);
-        return;
+        return 1;
     }
     cairn_file_info fi;
     CHECK_OK(cairn_file_get_info(f, &fi, &err));
@@ -1115,39 +1062,17 @@ static void check_corpus_file(const char *path, json_t *root)
     cairn_value_free(meta);
     CHECK_OK(cairn_file_verify(f, &err));
     cairn_file_close(f);
+    return 1;
 }
 
 static void test_corpus(void)
 {
-    const char *vec = getenv("CAIRN_VECTORS");
     char dir[4200];
-    if (vec && *vec)
-        snprintf(dir, sizeof dir, "%s/safetensors", vec);
-    DIR *dp = vec && *vec ? opendir(dir) : NULL;
-    if (!dp) {
+    if (!tu_vectors_dir("safetensors", dir, sizeof dir)) {
         fprintf(stderr, "vectors absent: corpus skipped\n");
         return;
     }
-    int files = 0;
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        const char *suffix = ".safetensors.expect.json";
-        size_t len = strlen(de->d_name);
-        if (len < strlen(suffix) || strcmp(de->d_name + len - strlen(suffix), suffix) != 0)
-            continue;
-        char jpath[4700], spath[4700];
-        snprintf(jpath, sizeof jpath, "%s/%s", dir, de->d_name);
-        snprintf(spath, sizeof spath, "%s/%.*s", dir, (int)(len - strlen(".expect.json")),
-                 de->d_name);
-        json_error_t jerr;
-        json_t *root = json_load_file(jpath, 0, &jerr);
-        CHECK(root != NULL);
-        if (root)
-            check_corpus_file(spath, root);
-        json_decref(root);
-        files++;
-    }
-    closedir(dp);
+    int files = tu_each_expect(dir, "", ".safetensors.expect.json", check_corpus_file, NULL);
     fprintf(stderr, "corpus: %d safetensors files read\n", files);
     CHECK(files >= 6);
 }
@@ -1545,10 +1470,6 @@ int main(void)
     test_pread_hostile();
     test_corpus();
     test_python();
-    if (tu_failures == 0) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        CHECK(system(cmd) == 0);
-    }
+    tu_remove_tmpdir_if_passed(tmp);
     TEST_MAIN_END();
 }

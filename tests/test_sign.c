@@ -13,35 +13,7 @@
 
 static const char *dir;
 
-static char *path_of(const char *name)
-{
-    static char buf[4][4096];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static void *read_whole(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc(n > 0 ? (size_t)n : 1);
-    *size = fread(p, 1, (size_t)n, f);
-    fclose(f);
-    return p;
-}
-
-static void write_whole(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    fwrite(p, 1, n, f);
-    fclose(f);
-}
+static char *path_of(const char *name) { return tu_path(dir, name); }
 
 static uint8_t pk[CAIRN_PUBLIC_KEY_BYTES], sk[CAIRN_SECRET_KEY_BYTES];
 static uint8_t pk2[CAIRN_PUBLIC_KEY_BYTES], sk2[CAIRN_SECRET_KEY_BYTES];
@@ -54,13 +26,13 @@ static void test_keys(void)
     CHECK(stat(path_of("k.sec"), &sb) == 0 && (sb.st_mode & 0777) == 0600);
     /* never overwritten: neither an existing secret nor an existing public key */
     size_t n1, n2;
-    void *before = read_whole(path_of("k.sec"), &n1);
+    void *before = tu_read_whole(path_of("k.sec"), &n1);
     CHECK_ST(cairn_keygen(path_of("k.sec"), path_of("other.pub"), &err), CAIRN_E_EXISTS);
     CHECK(strstr(err.message, "refusing to overwrite") != NULL);
     CHECK(access(path_of("other.pub"), F_OK) != 0);
     CHECK_ST(cairn_keygen(path_of("new.sec"), path_of("k.pub"), &err), CAIRN_E_EXISTS);
     CHECK(access(path_of("new.sec"), F_OK) != 0); /* nothing left behind */
-    void *after = read_whole(path_of("k.sec"), &n2);
+    void *after = tu_read_whole(path_of("k.sec"), &n2);
     CHECK(n1 == n2 && memcmp(before, after, n1) == 0);
     free(before);
     free(after);
@@ -77,10 +49,10 @@ static void test_keys(void)
     /* the wrong kind of file, damaged files, an exposed secret */
     CHECK_ST(cairn_key_load_public(path_of("k.sec"), pk2, &err), CAIRN_E_CORRUPT);
     CHECK(strstr(err.message, "line 1") != NULL);
-    write_whole(path_of("bad.pub"), "cairn-ed25519-public-v1\nzz\n", 27);
+    tu_write_file(path_of("bad.pub"), "cairn-ed25519-public-v1\nzz\n", 27);
     CHECK_ST(cairn_key_load_public(path_of("bad.pub"), pk2, &err), CAIRN_E_CORRUPT);
     size_t n;
-    char *text = read_whole(path_of("k.sec"), &n);
+    char *text = (char *)tu_read_whole(path_of("k.sec"), &n);
     text[strlen("cairn-ed25519-secret-v1\n") + 70] ^= 1; /* a digit of the public half */
     if (text[strlen("cairn-ed25519-secret-v1\n") + 70] > 'f' ||
         text[strlen("cairn-ed25519-secret-v1\n") + 70] < '0')
@@ -149,7 +121,7 @@ static void test_sign_file(void)
         const char *path = path_of(compress ? "signed-z.cairn" : "signed.cairn");
         make_file(path, compress);
         size_t n0, n1;
-        uint8_t *orig = read_whole(path, &n0);
+        uint8_t *orig = tu_read_whole(path, &n0);
         chmod(path, 0640);
         /* unsigned: "not signed", not "bad signature" */
         CHECK_ST(open_signed(orig, n0, pk, &err), CAIRN_E_UNSIGNED);
@@ -157,7 +129,7 @@ static void test_sign_file(void)
         CHECK_OK(cairn_sign_file(path, sk, 0, &err));
         struct stat sb;
         CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640); /* mode kept */
-        uint8_t *s = read_whole(path, &n1);
+        uint8_t *s = tu_read_whole(path, &n1);
         const uint8_t *t = s + n1 - NATIVE_TRAILER_SIZE;
         uint64_t meta_end = cairn__le64(t + TR_META_OFFSET) + cairn__le64(t + TR_META_SIZE);
         uint64_t sig_at = cairn__le64(t + TR_SIG_OFFSET);
@@ -238,7 +210,7 @@ static void test_sign_file(void)
         /* signing again with another key replaces the signature */
         CHECK_OK(cairn_sign_file(path, sk2, CAIRN_WRITE_NO_SYNC, &err));
         size_t n2;
-        uint8_t *s2 = read_whole(path, &n2);
+        uint8_t *s2 = tu_read_whole(path, &n2);
         CHECK(n2 == n1);
         CHECK_OK(open_signed(s2, n2, pk2, &err));
         CHECK_ST(open_signed(s2, n2, pk, &err), CAIRN_E_SIGNATURE);
@@ -250,13 +222,13 @@ static void test_sign_file(void)
     const char *bad = path_of("damaged.cairn");
     make_file(bad, 1);
     size_t n;
-    uint8_t *p = read_whole(bad, &n);
+    uint8_t *p = tu_read_whole(bad, &n);
     p[64 + 10] ^= 1;
-    write_whole(bad, p, n);
+    tu_write_file(bad, p, n);
     CHECK_ST(cairn_sign_file(bad, sk, 0, &err), CAIRN_E_CHECKSUM);
     CHECK(strstr(err.message, "does not verify") != NULL);
     size_t n2;
-    uint8_t *p2 = read_whole(bad, &n2);
+    uint8_t *p2 = tu_read_whole(bad, &n2);
     CHECK(n2 == n && memcmp(p, p2, n) == 0); /* left as it was */
     free(p);
     free(p2);
@@ -318,25 +290,25 @@ static void test_sign_dir(void)
     snprintf(man, sizeof man, "%s/MANIFEST.cairn-sig", ck);
     snprintf(tmpf, sizeof tmpf, "%s/.ckpt-00000009.cairn.cairn-tmp-0123456789abcdef", ck);
     /* a leftover temporary file is not part of the signed set */
-    write_whole(tmpf, "x", 1);
+    tu_write_file(tmpf, "x", 1);
     CHECK_OK(cairn_verify_dir(ck, pk, &err));
     unlink(tmpf);
     /* changed (same size), missing, extra: each named */
     size_t n;
-    uint8_t *b1 = read_whole(f1, &n);
+    uint8_t *b1 = tu_read_whole(f1, &n);
     b1[100] ^= 1;
-    write_whole(f1, b1, n);
+    tu_write_file(f1, b1, n);
     CHECK_ST(cairn_verify_dir(ck, pk, &err), CAIRN_E_SIGNATURE);
     CHECK(strstr(err.message, "changed (SHA-256) 'ckpt-00000001.cairn'") != NULL);
     b1[100] ^= 1;
-    write_whole(f1, b1, n);
+    tu_write_file(f1, b1, n);
     CHECK_OK(cairn_verify_dir(ck, pk, &err));
-    uint8_t *b2 = read_whole(f2, &n);
+    uint8_t *b2 = tu_read_whole(f2, &n);
     unlink(f2);
     CHECK_ST(cairn_verify_dir(ck, pk, &err), CAIRN_E_SIGNATURE);
     CHECK(strstr(err.message, "missing 'ckpt-00000002.cairn'") != NULL);
-    write_whole(f2, b2, n);
-    write_whole(extra, "hello", 5);
+    tu_write_file(f2, b2, n);
+    tu_write_file(extra, "hello", 5);
     CHECK_ST(cairn_verify_dir(ck, pk, &err), CAIRN_E_SIGNATURE);
     CHECK(strstr(err.message, "extra file (not in the manifest) 'notes.txt'") != NULL);
     /* re-signing takes the new file in */
@@ -344,17 +316,17 @@ static void test_sign_dir(void)
     CHECK_OK(cairn_verify_dir(ck, pk, &err));
     /* a tampered manifest: its signature fails */
     size_t mn;
-    char *mt = read_whole(man, &mn);
+    char *mt = (char *)tu_read_whole(man, &mn);
     char *line = strstr(mt, " 5 notes.txt");
     CHECK(line != NULL);
     if (line)
         line[1] = '6';
-    write_whole(man, mt, mn);
+    tu_write_file(man, mt, mn);
     CHECK_ST(cairn_verify_dir(ck, pk, &err), CAIRN_E_SIGNATURE);
     CHECK(strstr(err.message, "altered or forged") != NULL);
     if (line)
         line[1] = 'x'; /* and a malformed one is corrupt */
-    write_whole(man, mt, mn);
+    tu_write_file(man, mt, mn);
     CHECK_ST(cairn_verify_dir(ck, pk, &err), CAIRN_E_CORRUPT);
     free(mt);
     /* special files are refused when signing */

@@ -3,41 +3,16 @@
  * says each tensor holds), the public corpus, skorch directories, and
  * hand-assembled hostile pickles that must be refused with a message naming
  * the global, the opcode or the offset. */
+#include "corpus.h"
 #include "pickle.h"
 #include "testutil.h"
 
 #include <cairn.h>
-#include <dirent.h>
-#include <jansson.h>
-#include <sys/wait.h>
 #include <zlib.h>
 
 static const char *tmp;
 
 /* --------------------------------------------------------------- helpers */
-
-static int write_file(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return -1;
-    size_t w = fwrite(data, 1, n, fp);
-    return fclose(fp) == 0 && w == n ? 0 : -1;
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long size = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *b = malloc(size > 0 ? (size_t)size : 1);
-    *n = b ? fread(b, 1, (size_t)size, fp) : 0;
-    fclose(fp);
-    return b;
-}
 
 /* A growable byte buffer for pickles and ZIP images. */
 typedef struct buf {
@@ -666,21 +641,25 @@ static void test_legacy_crafted(void)
 
 /* ------------------------------------------- 3. files real torch writes */
 
-static const char *python(void)
-{
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
 static int hexval(int c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
 
-/* One manifest line: FILE, hex(NAME), N, DTYPE, DIMS. */
-static void check_torch_line(const char *dir, char *line, unsigned open_flags)
+/* Where check_torch_line reads: the generated files' directory, and the
+ * cairn_open_opts flags to open them with. */
+typedef struct torch_gen {
+    const char *dir;
+    unsigned open_flags;
+} torch_gen;
+
+/* One manifest line: FILE, hex(NAME), N, DTYPE, DIMS (ctx: a torch_gen);
+ * counts the line. */
+static int check_torch_line(void *ctx, char *line)
 {
+    const char *dir = ((const torch_gen *)ctx)->dir;
+    unsigned open_flags = ((const torch_gen *)ctx)->open_flags;
     char *file = strtok(line, "\t"), *hex = strtok(NULL, "\t"), *num = strtok(NULL, "\t");
     char *dtype = strtok(NULL, "\t"), *dims = strtok(NULL, "\t\n");
     if (!file || !hex || !num || !dtype || !dims)
-        return;
+        return 1;
     char name[512] = {0}, path[4600];
     for (size_t i = 0; hex[2 * i] && i + 1 < sizeof name; i++)
         name[i] = (char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
@@ -693,14 +672,14 @@ static void check_torch_line(const char *dir, char *line, unsigned open_flags)
     CHECK_OK(cairn_file_open(path, &o, &f, &err));
     if (!f) {
         fprintf(stderr, "  %s: %s\n", path, err.message);
-        return;
+        return 1;
     }
     uint64_t idx;
     cairn_tensor_info in;
     CHECK_OK(cairn_tensor_find(f, name, &idx, &in, &err));
     size_t want_n = 0;
     snprintf(path, sizeof path, "%s/%s.bin", dir, num);
-    uint8_t *want = read_whole(path, &want_n);
+    uint8_t *want = tu_read_whole(path, &want_n);
     if (in.name && want) {
         CHECK(in.dtype == cairn_dtype_from_name(dtype));
         uint32_t rank = 0;
@@ -724,6 +703,7 @@ static void check_torch_line(const char *dir, char *line, unsigned open_flags)
     }
     free(want);
     cairn_file_close(f);
+    return 1;
 }
 
 static cairn_file *open_gen(const char *dir, const char *name)
@@ -826,31 +806,18 @@ static void check_torch_trees(const char *dir)
 
 static void test_real_torch(void)
 {
-    char cmd[9000], dir[4300];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", python());
-    if (system(cmd) != 0) {
-        fprintf(stderr, "torch unavailable (%s): real-torch checks skipped\n", python());
+    char dir[4300];
+    if (!tu_python_imports("torch", "real-torch checks"))
         return;
-    }
-    const char *src = getenv("CAIRN_SOURCE_DIR");
     snprintf(dir, sizeof dir, "%s/gen", tmp);
     mkdir(dir, 0777);
-    snprintf(cmd, sizeof cmd, "'%s' '%s/tests/torch_read_gen.py' '%s'", python(),
-             src && *src ? src : ".", dir);
-    int rc = system(cmd);
-    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    char path[4400], line[2048];
-    snprintf(path, sizeof path, "%s/manifest.txt", dir);
+    CHECK(tu_run_python(tu_tests_file("torch_read_gen.py"), dir, NULL) == 0);
     int lines = 0;
     for (unsigned flags = 0; flags <= CAIRN_OPEN_NO_MMAP; flags += CAIRN_OPEN_NO_MMAP) {
-        FILE *man = fopen(path, "r");
-        CHECK(man != NULL);
-        while (man && fgets(line, sizeof line, man)) {
-            check_torch_line(dir, line, flags);
-            lines++;
-        }
-        if (man)
-            fclose(man);
+        torch_gen gen = {dir, flags};
+        int n = tu_each_line(tu_path(dir, "manifest.txt"), check_torch_line, &gen);
+        CHECK(n >= 0); /* the manifest exists */
+        lines += n > 0 ? n : 0;
     }
     CHECK(lines >= 2 * 70);
     check_torch_trees(dir);
@@ -859,20 +826,6 @@ static void test_real_torch(void)
 }
 
 /* ---------------------------------------------------- 4. the public corpus */
-
-static int sha256_hex(const uint8_t *data, size_t n, char out[65])
-{
-    char path[4200], cmd[4400];
-    snprintf(path, sizeof path, "%s/sha.bin", tmp);
-    if (write_file(path, data, n) != 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    int ok = fscanf(p, "%64s", out) == 1;
-    return (pclose(p) == 0 && ok) ? 0 : -1;
-}
 
 static void check_expected_tensors(cairn_file *f, const char *prefix, json_t *tensors,
                                    const char *label)
@@ -900,7 +853,7 @@ static void check_expected_tensors(cairn_file *f, const char *prefix, json_t *te
         CHECK_OK(cairn_tensor_read(f, idx, in.dtype, got, (size_t)in.raw_size, CAIRN_READ_VERIFY,
                                    &err));
         char hex[65] = {0};
-        CHECK(sha256_hex(got, (size_t)in.raw_size, hex) == 0);
+        CHECK(tu_sha256_hex(tmp, got, (size_t)in.raw_size, hex) == 0);
         int same = !strcmp(hex, json_string_value(json_object_get(t, "sha256")));
         CHECK(same);
         if (!same)
@@ -1002,42 +955,23 @@ static void check_corpus_file(const char *path, json_t *root)
     cairn_file_close(f);
 }
 
-static int for_each_expect(const char *dir, const char *suffix, void (*fn)(const char *, json_t *))
+/* A corpus file expected to read is checked; every file counts. */
+static int corpus_ok(void *ctx, const char *path, json_t *root)
 {
-    DIR *dp = opendir(dir);
-    if (!dp)
-        return 0;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        size_t len = strlen(de->d_name), sl = strlen(suffix);
-        if (len < sl || strcmp(de->d_name + len - sl, suffix) != 0)
-            continue;
-        char jpath[4600], path[4600];
-        snprintf(jpath, sizeof jpath, "%s/%s", dir, de->d_name);
-        snprintf(path, sizeof path, "%s/%.*s", dir, (int)(len - strlen(".expect.json")),
-                 de->d_name);
-        json_t *root = json_load_file(jpath, 0, NULL);
-        CHECK(root != NULL);
-        fn(path, root);
-        json_decref(root);
-        n++;
-    }
-    closedir(dp);
-    return n;
-}
-
-static void corpus_ok(const char *path, json_t *root)
-{
+    (void)ctx;
     const char *expect = json_string_value(json_object_get(root, "expect"));
     if (expect && !strcmp(expect, "ok"))
         check_corpus_file(path, root);
+    return 1;
 }
 
-static void corpus_reject(const char *path, json_t *root)
+/* A malicious torch_ file must be refused, naming what it tried; every file
+ * of the directory counts. */
+static int corpus_reject(void *ctx, const char *path, json_t *root)
 {
+    (void)ctx;
     if (!strstr(path, "/torch_"))
-        return;
+        return 1;
     cairn_error err = {0};
     cairn_file *f = NULL;
     cairn_status st = cairn_file_open(path, NULL, &f, &err);
@@ -1064,6 +998,7 @@ static void corpus_reject(const char *path, json_t *root)
     }
     CHECK(need && strstr(err.message, need) && strstr(err.message, "offset"));
     fprintf(stderr, "  rejected as expected: %s\n", err.message);
+    return 1;
 }
 
 static void check_skorch_dir(const char *dir)
@@ -1118,15 +1053,15 @@ static void test_corpus(void)
         return;
     }
     snprintf(dir, sizeof dir, "%s/torch", vec);
-    int ok = for_each_expect(dir, ".pt.expect.json", corpus_ok);
+    int ok = tu_each_expect(dir, "", ".pt.expect.json", corpus_ok, NULL);
     if (!ok) {
         fprintf(stderr, "vectors absent: skipped\n");
         return;
     }
     snprintf(dir, sizeof dir, "%s/skorch/exp1", vec);
-    ok += for_each_expect(dir, ".pt.expect.json", corpus_ok);
+    ok += tu_each_expect(dir, "", ".pt.expect.json", corpus_ok, NULL);
     snprintf(dir, sizeof dir, "%s/malicious", vec);
-    int bad = for_each_expect(dir, ".pt.expect.json", corpus_reject);
+    int bad = tu_each_expect(dir, "", ".pt.expect.json", corpus_reject, NULL);
     snprintf(dir, sizeof dir, "%s/skorch/exp1", vec);
     check_skorch_dir(dir);
     fprintf(stderr, "corpus: %d torch files read, %d malicious ones rejected\n", ok, bad);
@@ -1145,22 +1080,22 @@ static void test_skorch_layouts(void)
     size_t n;
     uint8_t *img = torch_zip(&b, &n);
     snprintf(path, sizeof path, "%s/train_end_params.pt", dir);
-    CHECK(write_file(path, img, n) == 0);
+    CHECK(tu_write_file(path, img, n) == 0);
     cairn_error err = {0};
     cairn_file *f = NULL;
     CHECK_ST(cairn_file_open(dir, NULL, &f, &err), CAIRN_E_IO); /* no history: not skorch */
     CHECK(strstr(err.message, "not a regular file") != NULL);
     snprintf(path, sizeof path, "%s/train_end_history.json", dir);
     const char *hist = "[{\"epoch\": 1, \"batches\": [{\"loss\": 0.5}], \"v\": null}]";
-    CHECK(write_file(path, hist, strlen(hist)) == 0);
+    CHECK(tu_write_file(path, hist, strlen(hist)) == 0);
     CHECK_OK(cairn_file_open(dir, NULL, &f, &err));
     CHECK(f && cairn_file_count(f) == 1);
     CHECK_OK(cairn_tensor_find(f, "params.w", NULL, NULL, &err));
     cairn_file_close(f);
     snprintf(path, sizeof path, "%s/history.json", dir);
-    CHECK(write_file(path, "{\"a\": [1,", 9) == 0);
+    CHECK(tu_write_file(path, "{\"a\": [1,", 9) == 0);
     snprintf(path, sizeof path, "%s/params.pt", dir);
-    CHECK(write_file(path, img, n) == 0);
+    CHECK(tu_write_file(path, img, n) == 0);
     CHECK_ST(cairn_file_open(dir, NULL, &f, &err), CAIRN_E_CORRUPT); /* bad history.json */
     CHECK(strstr(err.message, "history.json") != NULL);
     free(img);

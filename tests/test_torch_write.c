@@ -8,7 +8,6 @@
 
 #include <cairn.h>
 #include <math.h>
-#include <sys/wait.h>
 
 static const char *tmp;
 static int have_torch;
@@ -24,20 +23,6 @@ static cairn_write_opts torch_opts(void)
 {
     return (cairn_write_opts){.struct_size = sizeof(cairn_write_opts),
                               .flags = CAIRN_WRITE_NO_SYNC, .format = CAIRN_FORMAT_TORCH};
-}
-
-static uint8_t *read_whole(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc(size > 0 ? (size_t)size : 1);
-    *n = p && fread(p, 1, (size_t)size, f) == (size_t)size ? (size_t)size : 0;
-    fclose(f);
-    return p;
 }
 
 /* -------------------------------------------------------- what was written */
@@ -141,28 +126,6 @@ static void write_manifest(batch *b, const char *path)
     cairn_free(json);
 }
 
-static const char *python(void)
-{
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
-static int run_torch_check(const char *pt, const char *manifest)
-{
-    /* The checker sits next to this file (CAIRN_SOURCE_DIR when ctest runs us). */
-    const char *src = getenv("CAIRN_SOURCE_DIR");
-    const char *here = __FILE__, *slash = strrchr(here, '/');
-    char cmd[16384], script[4200];
-    if (src && *src)
-        snprintf(script, sizeof script, "%s/tests/torch_check.py", src);
-    else
-        snprintf(script, sizeof script, "%.*storch_check.py",
-                 slash ? (int)(slash + 1 - here) : 0, here);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s'", python(), script, pt, manifest);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* Writes the manifest next to the .pt and lets torch load and compare. */
 static void torch_loads(batch *b, const char *pt)
 {
@@ -170,7 +133,7 @@ static void torch_loads(batch *b, const char *pt)
     snprintf(man, sizeof man, "%s.json", pt);
     write_manifest(b, man);
     if (have_torch)
-        CHECK(run_torch_check(pt, man) == 0);
+        CHECK(tu_run_python(tu_tests_file("torch_check.py"), pt, man) == 0);
 }
 
 /* --------------------------------------------------------- the ZIP layout */
@@ -302,6 +265,22 @@ static int pickle_is_weights_only(const uint8_t *p, size_t n, int floats_ok, int
 
 /* Once the .pt reader exists: cairn reads back every tensor it wrote, with
  * the same dtype, shape and bytes. Returns 0 when there is no reader yet. */
+/* The .pt file at path has the ZIP layout check_layout expects (folder
+ * `prefix`, `storages` storages) and a pickle that weights_only loads (with
+ * floats and bytes allowed or not). */
+static void check_pt_file(const char *path, const char *prefix, size_t storages, int floats_ok,
+                          int bytes_ok)
+{
+    size_t n = 0, pkl_len = 0;
+    uint8_t *p = tu_read_whole(path, &n);
+    uint8_t *pkl = p ? check_layout(p, n, prefix, storages, &pkl_len) : NULL;
+    CHECK(pkl && pickle_is_weights_only(pkl, pkl_len, floats_ok, bytes_ok));
+    if (!pkl)
+        fprintf(stderr, "  %s: no weights-only pickle\n", path);
+    free(pkl);
+    free(p);
+}
+
 static int reads_back(const uint8_t *p, size_t n, const char *const *names, size_t count,
                       const uint8_t *const *datas)
 {
@@ -519,7 +498,7 @@ static void test_aliases(void)
     add_alias(&b, "head2.weight", "head.weight", CAIRN_F32, 2, emb, e); /* alias of an alias */
     CHECK_OK(cairn_writer_commit(w, NULL));
     size_t n = 0, pkl_len = 0;
-    uint8_t *p = read_whole(path, &n);
+    uint8_t *p = tu_read_whole(path, &n);
     uint8_t *pkl = p ? check_layout(p, n, "tied", 2, &pkl_len) : NULL;
     CHECK(pkl && pickle_is_weights_only(pkl, pkl_len, 0, 0));
     static const char *const names[] = {"embed.weight", "head.bias", "head.weight",
@@ -640,12 +619,7 @@ static void test_trees(void)
     CHECK_OK(cairn_value_append(rest, cairn_value_string("step"), NULL));
     CHECK_OK(cairn_value_append(rest, cairn_value_string("step.copy"), NULL));
     CHECK_OK(cairn_value_set(b.manifest, "unreferenced", rest, NULL));
-    size_t n = 0, pkl_len = 0;
-    uint8_t *p = read_whole(path, &n);
-    uint8_t *pkl = p ? check_layout(p, n, "tree", 3, &pkl_len) : NULL;
-    CHECK(pkl && pickle_is_weights_only(pkl, pkl_len, 0, 0));
-    free(pkl);
-    free(p);
+    check_pt_file(path, "tree", 3, 0, 0);
     static const char *const basic_keys[] = {"ints", "text", "empty", "flags", "deep",
                                              "long_list", "big_map", "empty_list", "empty_map"};
     tree_reads_back(path, tree, basic_keys, COUNT(basic_keys));
@@ -665,11 +639,7 @@ static void test_trees(void)
     CHECK_OK(cairn_value_append(needs, cairn_value_string("floats"), NULL));
     CHECK_OK(cairn_value_append(needs, cairn_value_string("bytes"), NULL));
     CHECK_OK(cairn_value_set(b.manifest, "needs", needs, NULL));
-    p = read_whole(path, &n);
-    pkl = p ? check_layout(p, n, "floats", 1, &pkl_len) : NULL;
-    CHECK(pkl && pickle_is_weights_only(pkl, pkl_len, 1, 1));
-    free(pkl);
-    free(p);
+    check_pt_file(path, "floats", 1, 1, 1);
     static const char *const float_keys[] = {"floats", "lr", "bytes"};
     tree_reads_back(path, tree, float_keys, COUNT(float_keys));
     torch_loads(&b, path);
@@ -704,7 +674,7 @@ static void test_prefix(void)
         CHECK_OK(cairn_writer_add(w, "x", CAIRN_I32, 1, dims, data, NULL));
         CHECK_OK(cairn_writer_commit(w, NULL));
         size_t n = 0, pkl_len = 0;
-        uint8_t *p = read_whole(path, &n);
+        uint8_t *p = tu_read_whole(path, &n);
         free(p ? check_layout(p, n, prefixes[i], 1, &pkl_len) : NULL);
         free(p);
     }
@@ -724,7 +694,7 @@ static void test_prefix(void)
         CHECK_OK(cairn_writer_add_alias(w, "y", "x", NULL));
         if (to_path) {
             CHECK_OK(cairn_writer_commit(w, NULL));
-            bytes[1] = read_whole(path, &sizes[1]);
+            bytes[1] = tu_read_whole(path, &sizes[1]);
         } else {
             CHECK_OK(cairn_writer_commit_memory(w, (void **)&bytes[0], &sizes[0], NULL));
         }
@@ -763,12 +733,7 @@ static void test_streaming(void)
 int main(void)
 {
     tmp = tu_tmpdir("test_torch_write");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", python());
-    int rc = system(cmd);
-    have_torch = WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
-    if (!have_torch)
-        fprintf(stderr, "torch unavailable (%s): PyTorch cross-checks skipped\n", python());
+    have_torch = tu_python_imports("torch", "PyTorch cross-checks");
     test_refused();
     test_errors();
     test_prefix();

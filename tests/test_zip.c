@@ -6,7 +6,6 @@
 
 #include <cairn.h>
 #include <fcntl.h>
-#include <sys/wait.h>
 
 static const char *tmp;
 
@@ -284,23 +283,6 @@ static void test_writer_refusals(void)
 
 /* ------------------------------------------------------------ 2. Python */
 
-static const char *python(void)
-{
-    const char *py = getenv("CAIRN_PYTHON");
-    return py && *py ? py : "/usr/bin/python3";
-}
-
-static int run_python(const char *script, const char *arg)
-{
-    char path[4300], cmd[9000];
-    snprintf(path, sizeof path, "%s/script.py", tmp);
-    if (tu_write_file(path, script, strlen(script)) != 0)
-        return -1;
-    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s'", python(), path, arg);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static const char py_write[] =
     "import sys, zipfile, io\n"
     "d = sys.argv[1]\n"
@@ -346,8 +328,8 @@ static uint8_t *hex_name(const char *hex, size_t *len)
     return s;
 }
 
-static void check_python_file(const char *dir, const char *file, const char *hex, size_t size,
-                              unsigned seed)
+static void check_python_member(const char *dir, const char *file, const char *hex, size_t size,
+                                unsigned seed)
 {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s.zip", dir, file);
@@ -419,36 +401,31 @@ static void python_reads_cairn(const char *dir)
         free(b);
     }
     fclose(man);
-    CHECK(run_python(py_check, dir) == 0);
+    CHECK(tu_run_python_text(tmp, py_check, dir, NULL) == 0);
+}
+
+/* One line of the Python writer's manifest (ctx: the directory); counts the
+ * lines that parse. */
+static int check_python_file(void *ctx, char *line)
+{
+    char file[64], hex[256];
+    size_t size;
+    unsigned seed;
+    if (sscanf(line, "%63s %255s %zu %u", file, hex, &size, &seed) != 4)
+        return 0;
+    check_python_member(ctx, file, hex, size, seed);
+    return 1;
 }
 
 static void test_python(void)
 {
-    char cmd[4500], dir[4200];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import zipfile' >/dev/null 2>&1", python());
-    int rc = system(cmd);
-    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
-        fprintf(stderr, "python unavailable (%s): zipfile cross-checks skipped\n", python());
+    char dir[4200];
+    if (!tu_python_imports("zipfile", "zipfile cross-checks"))
         return;
-    }
     snprintf(dir, sizeof dir, "%s/py", tmp);
     mkdir(dir, 0777);
-    CHECK(run_python(py_write, dir) == 0);
-    char path[4400], line[512];
-    snprintf(path, sizeof path, "%s/manifest.txt", dir);
-    FILE *man = fopen(path, "r");
-    int files = 0;
-    while (man && fgets(line, sizeof line, man)) {
-        char file[64], hex[256];
-        size_t size;
-        unsigned seed;
-        if (sscanf(line, "%63s %255s %zu %u", file, hex, &size, &seed) == 4) {
-            check_python_file(dir, file, hex, size, seed);
-            files++;
-        }
-    }
-    if (man)
-        fclose(man);
+    CHECK(tu_run_python_text(tmp, py_write, dir, NULL) == 0);
+    int files = tu_each_line(tu_path(dir, "manifest.txt"), check_python_file, dir);
     CHECK(files == 22);
     fprintf(stderr, "cairn read %d members of Python's zipfile\n", files);
     python_reads_cairn(dir);
@@ -705,10 +682,6 @@ int main(void)
     test_inflate_limit();
     test_mutations();
     test_python();
-    if (tu_failures == 0) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        CHECK(system(cmd) == 0);
-    }
+    tu_remove_tmpdir_if_passed(tmp);
     TEST_MAIN_END();
 }
