@@ -453,6 +453,13 @@ static cairn_status build_meta(const st_parse *ps, const st_node *m, json_t **ou
 {
     char shown[96];
     const char *path = ps->f->path;
+    /* The reference reader holds the metadata in an Option, which serde
+     * fills with None from a JSON null: a file with "__metadata__": null is
+     * a file without metadata there, so it is one here too. */
+    if (m->kind == CAIRN__STJ_NULL) {
+        *out = NULL;
+        return CAIRN_OK;
+    }
     if (m->kind != CAIRN__STJ_OBJECT)
         return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
                            "\"" ST_METADATA_KEY "\" is %s, not an object of strings", path,
