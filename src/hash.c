@@ -1,35 +1,70 @@
-/* hash.c -- picks the AVX2 or the library build of XXH3-64 once per call. */
+/* hash.c -- picks the fastest build of XXH3-64 this CPU can run: AVX-512,
+ * AVX2, or Debian's library (baseline SSE2). */
 #include "hash.h"
 
 #include <stdlib.h>
 #include <xxhash.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+extern const cairn__xxh3_build cairn__xxh3_avx2, cairn__xxh3_avx512;
+#define CAIRN_XXH3_SIMD 1
+#endif
+
 struct cairn__hasher {
-    int avx2;
-    void *state; /* XXH3_state_t of the chosen build */
+    const cairn__xxh3_build *build;
+    void *state; /* the build's XXH3_state_t */
 };
 
-static int use_avx2(void)
+static uint64_t lib_hash(const void *data, size_t len) { return XXH3_64bits(data, len); }
+
+static void *lib_new(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    return __builtin_cpu_supports("avx2");
-#else
-    return 0;
-#endif
+    XXH3_state_t *s = XXH3_createState();
+    if (s)
+        XXH3_64bits_reset(s);
+    return s;
 }
 
-#if !defined(__x86_64__)
-/* No AVX2 build on other processors: these are never called there. */
-uint64_t cairn__hash_avx2(const void *data, size_t len) { return XXH3_64bits(data, len); }
-void *cairn__hasher_avx2_new(void) { return NULL; }
-void cairn__hasher_avx2_update(void *state, const void *data, size_t len) {}
-uint64_t cairn__hasher_avx2_digest(const void *state) { return 0; }
-void cairn__hasher_avx2_free(void *state) {}
+static void lib_update(void *state, const void *data, size_t len)
+{
+    XXH3_64bits_update(state, data, len);
+}
+
+static uint64_t lib_digest(const void *state) { return XXH3_64bits_digest(state); }
+
+static void lib_free(void *state) { XXH3_freeState(state); }
+
+static const cairn__xxh3_build library = {"libxxhash", lib_hash, lib_new, lib_update,
+                                          lib_digest, lib_free};
+
+/* Constant tables, chosen by what the CPU reports: nothing is cached, so
+ * there is no state to share between threads. */
+static const cairn__xxh3_build *const with_avx512[] = {
+#ifdef CAIRN_XXH3_SIMD
+    &cairn__xxh3_avx512, &cairn__xxh3_avx2,
 #endif
+    &library, NULL};
+static const cairn__xxh3_build *const with_avx2[] = {
+#ifdef CAIRN_XXH3_SIMD
+    &cairn__xxh3_avx2,
+#endif
+    &library, NULL};
+static const cairn__xxh3_build *const baseline[] = {&library, NULL};
+
+const cairn__xxh3_build *const *cairn__xxh3_builds(void)
+{
+#ifdef CAIRN_XXH3_SIMD
+    if (__builtin_cpu_supports("avx512f"))
+        return with_avx512;
+    if (__builtin_cpu_supports("avx2"))
+        return with_avx2;
+#endif
+    return baseline;
+}
 
 uint64_t cairn__hash(const void *data, size_t len)
 {
-    return use_avx2() ? cairn__hash_avx2(data, len) : XXH3_64bits(data, len);
+    return cairn__xxh3_builds()[0]->hash(data, len);
 }
 
 cairn__hasher *cairn__hasher_new(void)
@@ -37,14 +72,8 @@ cairn__hasher *cairn__hasher_new(void)
     cairn__hasher *h = malloc(sizeof *h);
     if (!h)
         return NULL;
-    h->avx2 = use_avx2();
-    if (h->avx2) {
-        h->state = cairn__hasher_avx2_new();
-    } else {
-        h->state = XXH3_createState();
-        if (h->state)
-            XXH3_64bits_reset(h->state);
-    }
+    h->build = cairn__xxh3_builds()[0];
+    h->state = h->build->state_new();
     if (!h->state) {
         free(h);
         return NULL;
@@ -54,24 +83,15 @@ cairn__hasher *cairn__hasher_new(void)
 
 void cairn__hasher_update(cairn__hasher *h, const void *data, size_t len)
 {
-    if (h->avx2)
-        cairn__hasher_avx2_update(h->state, data, len);
-    else
-        XXH3_64bits_update(h->state, data, len);
+    h->build->update(h->state, data, len);
 }
 
-uint64_t cairn__hasher_digest(const cairn__hasher *h)
-{
-    return h->avx2 ? cairn__hasher_avx2_digest(h->state) : XXH3_64bits_digest(h->state);
-}
+uint64_t cairn__hasher_digest(const cairn__hasher *h) { return h->build->digest(h->state); }
 
 void cairn__hasher_free(cairn__hasher *h)
 {
     if (!h)
         return;
-    if (h->avx2)
-        cairn__hasher_avx2_free(h->state);
-    else
-        XXH3_freeState(h->state);
+    h->build->state_free(h->state);
     free(h);
 }
