@@ -113,6 +113,20 @@ static cairn_status detect_zip(cairn_file *f, cairn_error *err)
                        "model.weights.h5)", f->path);
 }
 
+/* HDF5 lets a file start with a user block of 512, 1024, 2048, ... bytes
+ * (h5py's userblock_size; MATLAB's v7.3 .mat files are HDF5 behind a
+ * 512-byte one): the superblock signature is then at that offset, where
+ * libhdf5 itself looks for it. */
+static int hdf5_after_user_block(const cairn_file *f)
+{
+    uint8_t sig[sizeof hdf5_magic];
+    for (uint64_t at = 512; at <= f->src.size && f->src.size - at >= sizeof sig; at *= 2)
+        if (cairn__source_read(f, at, sig, sizeof sig, NULL) == CAIRN_OK &&
+            memcmp(sig, hdf5_magic, sizeof sig) == 0)
+            return 1;
+    return 0;
+}
+
 static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
 {
     if (wanted != CAIRN_FORMAT_AUTO) {
@@ -133,7 +147,7 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
     else if (n == 8 && cairn__le64(head) == 0x112) /* MXNet nd.save's list magic */
         f->ops = &cairn__mxnet_reader;
     else if (n == 8 && memcmp(head, hdf5_magic, sizeof hdf5_magic) == 0)
-        f->ops = &cairn__hdf5_reader; /* a superblock at 512, 1024, ... (a user block) is not sought */
+        f->ops = &cairn__hdf5_reader;
     else if (cairn__zip_magic(head, n))
         return detect_zip(f, err);
     else if (cairn__torch_legacy_sniff(f)) /* a pickle of torch's magic number */
@@ -142,8 +156,10 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
         f->ops = &cairn__safetensors_reader;
     else if (cairn__stindex_sniff(f)) /* JSON text: a sharded safetensors index, or nothing */
         return cairn__stindex_detect(f, err);
-    else if (cairn__pickle_sniff(f)) /* a plain pickle or a compressed joblib file: last */
+    else if (cairn__pickle_sniff(f)) /* a plain pickle or a compressed joblib file */
         f->ops = &cairn__pickle_reader;
+    else if (hdf5_after_user_block(f)) /* last: a user block is any bytes at all */
+        f->ops = &cairn__hdf5_reader;
     else if (f->src.size == 0)
         return cairn__fail(err, CAIRN_E_FORMAT, "%s: empty file", f->path);
     else

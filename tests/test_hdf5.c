@@ -55,6 +55,11 @@ static const char *gen_script =
     "        g[l + '/kernel:0'] = np.ones((2, 2), 'f4')\n"
     "        g[l + '/bias:0'] = np.zeros((2,), 'f4')\n"
     "    f.attrs['keras_version'] = b'2.10.0'\n"
+    "for ub in (512, 4096):\n"
+    "    with h5py.File(d + '/ub%d.h5' % ub, 'w', userblock_size=ub) as f:\n"
+    "        f['w'] = np.arange(6, dtype='<f4').reshape(2, 3)\n"
+    "    with open(d + '/ub%d.h5' % ub, 'r+b') as fp:\n"
+    "        fp.write(b'MATLAB 7.3 MAT-file: text in the user block ' + bytes(range(1, 200)))\n"
     "with h5py.File(d + '/other.h5', 'w') as f:\n"
     "    f['x'] = np.ones(3)\n"
     "with h5py.File(d + '/extlink.h5', 'w') as f:\n"
@@ -230,6 +235,42 @@ static void test_h5py_files(void)
     memcpy(bytes, "\x89HDF\r\n\x1a\n", 8);
     memset(bytes + 8, 0xAB, 200);
     CHECK(cairn_file_open_memory(bytes, 208, NULL, &f, &err) != CAIRN_OK);
+}
+
+/* A user block (any bytes, 512 * 2^k of them) in front of the superblock:
+ * found by content, from a path and from memory; the same bytes with the
+ * signature damaged are no known format. */
+static void test_user_block(void)
+{
+    static const float want[6] = {0, 1, 2, 3, 4, 5};
+    for (int ub = 512; ub <= 4096; ub *= 8) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/ub%d.h5", dir, ub);
+        size_t n;
+        uint8_t *bytes = tu_read_whole(path, &n);
+        CHECK(bytes != NULL && n > (size_t)ub + 8);
+        if (!bytes)
+            continue;
+        for (int memory = 0; memory < 2; memory++) {
+            cairn_file *f = NULL;
+            cairn_error err;
+            float got[6] = {0};
+            uint64_t idx;
+            CHECK_OK(memory ? cairn_file_open_memory(bytes, n, NULL, &f, &err)
+                            : cairn_file_open(path, NULL, &f, &err));
+            if (!f)
+                continue;
+            CHECK_OK(cairn_tensor_find(f, "w", &idx, NULL, &err));
+            CHECK_OK(cairn_tensor_read(f, idx, CAIRN_F32, got, sizeof got, 0, &err));
+            CHECK(memcmp(got, want, sizeof got) == 0);
+            cairn_file_close(f);
+        }
+        bytes[ub + 1] = 'X'; /* "\x89XDF": no signature anywhere */
+        cairn_file *f = NULL;
+        cairn_error err;
+        CHECK_ST(cairn_file_open_memory(bytes, n, NULL, &f, &err), CAIRN_E_FORMAT);
+        free(bytes);
+    }
 }
 
 static void test_keras_order(void)
@@ -562,6 +603,7 @@ int main(void)
     }
     CHECK(run_py(gen_script, NULL) == 0);
     test_h5py_files();
+    test_user_block();
     test_keras_order();
     test_keras3();
     test_threads();
