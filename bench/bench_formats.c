@@ -8,6 +8,7 @@
  *
  * usage: bench_formats open FILE NAME [REPS]
  *        bench_formats readall FILE [RUNS] [copy|views|copy2]
+ *        bench_formats rawread FILE copy|views (the raw baselines for readall)
  *        bench_formats mmapwrite IN OUT      (the raw baseline for convert) */
 #define _GNU_SOURCE
 #include <cairn.h>
@@ -198,6 +199,51 @@ static int mmap_write(const char *in, const char *out)
     return 0;
 }
 
+/* The physical limits for readall, in the same process layout: `copy`
+ * reads the whole file with read() into fresh 4 MiB malloc buffers (the
+ * same page faults of new memory a private copy pays); `views` maps it and
+ * reads one byte per page. */
+static int raw_read(const char *path, const char *mode)
+{
+    double t0 = now();
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return perror(path), 1;
+    uint64_t size = (uint64_t)st.st_size, sum = 0;
+    if (!strcmp(mode, "views")) {
+        const volatile uint8_t *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            return perror(path), 1;
+        for (uint64_t at = 0; at < size; at += 4096)
+            sum += p[at];
+        munmap((void *)p, (size_t)size);
+    } else {
+        enum { PIECE = 4 << 20 };
+        size_t pieces = (size_t)((size + PIECE - 1) / PIECE);
+        void **bufs = calloc(pieces ? pieces : 1, sizeof *bufs);
+        for (size_t i = 0; bufs && i < pieces; i++) {
+            size_t n = size - (uint64_t)i * PIECE < PIECE ? (size_t)(size - (uint64_t)i * PIECE)
+                                                          : PIECE;
+            bufs[i] = malloc(n);
+            if (!bufs[i] || read(fd, bufs[i], n) != (ssize_t)n)
+                return perror(path), 1;
+        }
+        double t = now() - t0;
+        for (size_t i = 0; bufs && i < pieces; i++)
+            free(bufs[i]);
+        free(bufs);
+        close(fd);
+        printf("RESULT bench=rawread mode=copy file=%s bytes=%llu s=%.4f\n", path,
+               (unsigned long long)size, t);
+        return 0;
+    }
+    close(fd);
+    printf("RESULT bench=rawread mode=views file=%s bytes=%llu s=%.4f (check %llu)\n", path,
+           (unsigned long long)size, now() - t0, (unsigned long long)(sum & 1));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "open"))
@@ -212,9 +258,12 @@ int main(int argc, char **argv)
             return fprintf(stderr, "bench_formats: readall mode is copy, views or copy2\n"), 2;
         return bench_readall(argv[2], argc > 3 ? atoi(argv[3]) : 5, mode);
     }
+    if (argc == 4 && !strcmp(argv[1], "rawread") &&
+        (!strcmp(argv[3], "copy") || !strcmp(argv[3], "views")))
+        return raw_read(argv[2], argv[3]);
     if (argc == 4 && !strcmp(argv[1], "mmapwrite"))
         return mmap_write(argv[2], argv[3]);
     fprintf(stderr, "usage: bench_formats open FILE NAME [REPS] | readall FILE [RUNS] [copy|views|copy2] | "
-                    "mmapwrite IN OUT\n");
+                    "rawread FILE copy|views | mmapwrite IN OUT\n");
     return 2;
 }

@@ -218,6 +218,7 @@ if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &
     "$PY" -c "import torch; torch.save({f'layer{i:03d}.weight': torch.randn(1024, 1024) for i in range(256)}, 'big.pt')" &&
     for i in 1 2 3; do
       for mode in copy views; do
+        "$F" rawread big.pt $mode
         /usr/bin/time -f "RESULT bench=readall_rss mode=$mode max_rss_kib=%M" "$F" readall big.pt 1 $mode
       done
       /usr/bin/time -f 'RESULT bench=torch.load_rss max_rss_kib=%M' \
@@ -232,6 +233,6 @@ if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &
       /usr/bin/time -f 'RESULT bench=convert contender=cairn wall_s=%e' "$BUILD/cairn" convert big.cairn out.safetensors --no-progress
     done ) 2>&1 | tee -a "$LOG"
   rm -rf "$DIR/formats"
-  grep -E '^RESULT bench=(readall|torch.load|open|convert)' "$LOG" >> "$RESULTS" || true
+  grep -E '^RESULT bench=(readall|rawread|torch.load|open|convert)' "$LOG" >> "$RESULTS" || true
   say "[phase formats: $(( $(date +%s) - t0 )) s]"
 fi
