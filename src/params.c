@@ -152,13 +152,31 @@ cairn_status cairn_params_write(const cairn_params *p, cairn_writer *w, const ch
     return st;
 }
 
+/* Announces every parameter to a fresh writer (cairn_writer_declare). */
+static cairn_status declare_all(const cairn_params *p, cairn_writer *w, cairn_error *err)
+{
+    cairn_tensor_decl *decls = calloc(p->count ? p->count : 1, sizeof *decls);
+    if (!decls)
+        return cairn__fail(err, CAIRN_E_NOMEM, "out of memory declaring %zu parameters",
+                           p->count);
+    for (size_t i = 0; i < p->count; i++)
+        decls[i] = (cairn_tensor_decl){p->items[i].name, p->items[i].dtype, p->items[i].rank,
+                                       p->items[i].dims};
+    cairn_status st = cairn_writer_declare(w, decls, p->count, err);
+    free(decls);
+    return st;
+}
+
+/* A whole save: the metadata, then every parameter declared before it is
+ * added, so the header-first formats (safetensors, GGUF) write each payload
+ * once, in place, instead of spooling it. */
 static cairn_status write_all(const cairn_params *p, cairn_writer *w, const cairn_value *meta,
                               cairn_error *err)
 {
-    cairn_status st = cairn_params_write(p, w, NULL, err);
-    if (st == CAIRN_OK && meta)
-        st = cairn_writer_set_metadata(w, meta, err);
-    return st;
+    if (meta)
+        CAIRN_TRY(cairn_writer_set_metadata(w, meta, err));
+    CAIRN_TRY(declare_all(p, w, err));
+    return cairn_params_write(p, w, NULL, err);
 }
 
 cairn_status cairn_params_save(const cairn_params *p, const char *path, const cairn_value *meta,
