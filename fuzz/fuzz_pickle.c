@@ -1,7 +1,10 @@
 /* fuzz_pickle.c -- libFuzzer target: raw bytes into the restricted pickle
  * machine (pickle.h) with a fake storage table, then the walker that names
  * tensors and builds the metadata tree, in the torch allow-list mode and in
- * the inert mode. */
+ * the inert mode; then the same bytes as a file (the pickle reader), so a
+ * compressed joblib file reaches its decoder (zlib, gzip, bzip2, lz4, xz,
+ * lzma: joblib_codec.c) and the array walker. */
+#include "fuzz_common.h"
 #include "pickle.h"
 
 #include <stdint.h>
@@ -49,5 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cairn__pk_flat_free(&flat);
     }
     cairn__pickle_free(&vm);
-    return 0;
+    /* Output bounded to 1 MiB so a bomb costs little per run. */
+    cairn_open_opts opts = {sizeof opts, CAIRN_OPEN_INERT, CAIRN_FORMAT_PICKLE, 1u << 20};
+    return fuzz_exercise_opts(data, size, &opts, "state.coef_", 1u << 20);
 }

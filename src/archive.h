@@ -120,7 +120,7 @@ extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint dire
 extern const cairn__reader_ops cairn__mxnet_reader;
 extern const cairn__reader_ops cairn__hdf5_reader;
 extern const cairn__reader_ops cairn__pickle_reader; /* plain pickle / joblib (inert mode) */
-/* 1 when the input starts with PROTO 2..5 or a zlib/gzip/bzip2 header (joblib). */
+/* 1 when the input starts with PROTO 2..5 or a compressed joblib file's magic. */
 int cairn__pickle_sniff(const cairn_file *f);
 /* 1 when a ZIP input holds model.weights.h5 (a Keras 3 .keras archive). */
 int cairn__keras_sniff(const cairn_file *f);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # cli_inert.sh -- `cairn meta FILE --inert` and `cairn ls FILE --inert` on real
-# pickle.dumps and joblib.dump output (uncompressed and zlib): objects become
+# pickle.dumps and joblib.dump output (uncompressed and every compressor
+# joblib has: zlib, gzip, bz2, xz, lzma, and lz4 when python's lz4 is there,
+# each read to the same tree and bytes as the uncompressed dump): objects become
 # {"$class", "args", "state"} nodes, joblib's array bytes are read from the
 # stream, nothing is run, and without --inert the file is refused naming the
 # global. Skipped when $CAIRN_PYTHON lacks numpy or joblib.
@@ -21,6 +23,14 @@ joblib.dump(arrays, "arrays.joblib")
 joblib.dump(arrays, "arrays_z.joblib", compress=3)
 joblib.dump(arrays, "arrays_gz.joblib", compress=("gzip", 3))
 joblib.dump(arrays, "arrays_bz2.joblib", compress=("bz2", 3))
+joblib.dump(arrays, "arrays_xz.joblib", compress=("xz", 3))
+joblib.dump(arrays, "arrays_lzma.joblib", compress=("lzma", 3))
+try:
+    import lz4.frame
+    joblib.dump(arrays, "arrays_lz4.joblib", compress=("lz4", 3))
+except ImportError:
+    pass
+arrays["b"].tofile("b.raw")
 with open("w.b64", "w") as f:
     f.write(base64.b64encode(arrays["w"].tobytes()).decode())
 class Evil:
@@ -54,7 +64,10 @@ for p in 2 3 4 5; do
     check "protocol $p cat l.0" 0 cat_to nested$p.pkl l.0 --inert
     check "protocol $p l.0 bytes" 0 cmp got.bin l.raw
 done
-for j in arrays arrays_z arrays_gz arrays_bz2; do
+compressed="arrays_z arrays_gz arrays_bz2 arrays_xz arrays_lzma"
+if [ -f arrays_lz4.joblib ]; then compressed="$compressed arrays_lz4"
+else echo "python's lz4 absent: joblib compress='lz4' skipped"; fi
+for j in arrays $compressed; do
     check "$j refused without --inert" 1 "$CLI" meta $j.joblib
     expect_grep "$j names the global" "joblib.numpy_pickle.NumpyArrayWrapper is not allowed" err.txt
     expect_grep "$j suggests --inert" "--inert" err.txt
@@ -66,6 +79,50 @@ for j in arrays arrays_z arrays_gz arrays_bz2; do
     check "cat $j w" 0 cat_to $j.joblib w --inert
     check "$j w bytes" 0 cmp got.bin w.raw
 done
+# Each compressor's file: joblib's magic, then the same tree, list and bytes
+# as the uncompressed dump.
+declare -A magic=([arrays_z]=78 [arrays_gz]=1f8b [arrays_bz2]=425a68 [arrays_xz]=fd377a585a00
+                  [arrays_lzma]=5d00 [arrays_lz4]=04224d18)
+"$CLI" meta arrays.joblib --inert >plain_meta.txt
+"$CLI" ls arrays.joblib --inert >plain_ls.txt
+for j in $compressed; do
+    m=${magic[$j]}
+    got=$(od -An -tx1 -N$((${#m} / 2)) $j.joblib | tr -d ' \n')
+    if [ "$got" = "$m" ]; then ok; else bad "$j starts with $got, not joblib's magic $m"; fi
+    check "$j meta" 0 "$CLI" meta $j.joblib --inert
+    cp out.txt meta.txt
+    check "$j meta equals the uncompressed dump's" 0 cmp meta.txt plain_meta.txt
+    "$CLI" ls $j.joblib --inert >ls.txt
+    check "$j ls equals the uncompressed dump's" 0 cmp ls.txt plain_ls.txt
+    check "$j ls" 0 "$CLI" ls $j.joblib --inert
+    expect_grep "$j lists b" "^b .*F64 .*\[2\]" out.txt
+    check "cat $j b" 0 cat_to $j.joblib b --inert
+    check "$j b bytes" 0 cmp got.bin b.raw
+done
+# Damaged compressed files fail with a message naming the file, the
+# compressor and the offset.
+corrupt() { # corrupt IN OUT OFFSET: IN with one byte flipped (negative: from the end)
+    "$PY" -c "import sys; d=bytearray(open(sys.argv[1],'rb').read()); d[int(sys.argv[3])]^=0x55; open(sys.argv[2],'wb').write(d)" "$@"
+}
+head -c -3 arrays_xz.joblib >trunc_xz.joblib
+check "truncated xz refused" 1 "$CLI" meta trunc_xz.joblib --inert
+expect_grep "truncated xz message" "trunc_xz.joblib: offset [0-9]*: the xz joblib stream is truncated" err.txt
+corrupt arrays_xz.joblib bad_xz.joblib -40
+check "corrupt xz refused" 1 "$CLI" meta bad_xz.joblib --inert
+expect_grep "corrupt xz message" "bad_xz.joblib: offset [0-9]*: the xz joblib stream is corrupt" err.txt
+head -c -9 arrays_lzma.joblib >trunc_lzma.joblib
+check "truncated lzma refused" 1 "$CLI" meta trunc_lzma.joblib --inert
+expect_grep "truncated lzma message" "trunc_lzma.joblib: offset [0-9]*: the lzma joblib stream" err.txt
+if [ -f arrays_lz4.joblib ]; then
+    head -c -1 arrays_lz4.joblib >trunc_lz4.joblib
+    check "truncated lz4 refused" 1 "$CLI" meta trunc_lz4.joblib --inert
+    expect_grep "truncated lz4 message" "trunc_lz4.joblib: offset [0-9]*: the lz4 joblib stream is truncated" err.txt
+    # lz4.frame writes no content checksum by default: damage the frame header,
+    # which has its own.
+    corrupt arrays_lz4.joblib bad_lz4.joblib 5
+    check "corrupt lz4 refused" 1 "$CLI" meta bad_lz4.joblib --inert
+    expect_grep "corrupt lz4 message" "bad_lz4.joblib: offset [0-9]*: the lz4 joblib stream is corrupt (ERROR_" err.txt
+fi
 check "evil refused" 1 "$CLI" meta evil.pkl
 expect_grep "evil names the global" "system is not allowed" err.txt
 check "evil as inert data" 0 "$CLI" meta evil.pkl --inert

@@ -4,15 +4,15 @@
  * CAIRN_OPEN_INERT the restricted machine (pickle.h) records every global,
  * REDUCE, NEWOBJ and BUILD as a plain node and the object becomes the
  * metadata tree, and the NumPy arrays in it are also tensors named by their
- * path; nothing is ever called. joblib's zlib, gzip and bzip2 files are
- * decompressed first (bounded by max_inflate and the machine's 64 MiB). */
+ * path; nothing is ever called. joblib's compressed files (zlib, gzip,
+ * bzip2, lz4, xz, lzma) are decompressed first (joblib_codec.c, bounded by
+ * max_inflate and the machine's 64 MiB). */
 #include "../archive.h"
 #include "../pickle.h"
+#include "joblib_codec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <bzlib.h>
-#include <zlib.h>
 
 #define PICKLE_WHERE_MAX 512
 
@@ -34,131 +34,15 @@ typedef struct pickle_state {
     char where[PICKLE_WHERE_MAX];
 } pickle_state;
 
-static int is_zlib(const uint8_t *h, size_t n)
-{
-    return n >= 2 && ((n >= 2 && h[0] == 0x1f && h[1] == 0x8b) ||
-                      (h[0] == 0x78 && ((h[0] << 8) | h[1]) % 31 == 0));
-}
-
-static int is_bz2(const uint8_t *h, size_t n)
-{
-    return n >= 3 && h[0] == 'B' && h[1] == 'Z' && h[2] == 'h';
-}
-
-/* 1 when the input looks like a plain pickle (PROTO 2..5) or a joblib file
- * compressed with zlib, gzip or bzip2 (checked only after every other format). */
+/* 1 when the input looks like a plain pickle (PROTO 2..5) or a compressed
+ * joblib file (joblib_codec.h; checked only after every other format). */
 int cairn__pickle_sniff(const cairn_file *f)
 {
-    uint8_t h[3] = {0};
-    if (f->src.size < 3 || cairn__source_read(f, 0, h, 3, NULL) != CAIRN_OK)
+    uint8_t h[CAIRN__JOBLIB_MAGIC_MAX] = {0};
+    size_t n = f->src.size < sizeof h ? (size_t)f->src.size : sizeof h;
+    if (n < 3 || cairn__source_read(f, 0, h, n, NULL) != CAIRN_OK)
         return 0;
-    return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || is_zlib(h, 3) || is_bz2(h, 3);
-}
-
-/* A decompressor's output: doubles when full, up to the limit. */
-typedef struct unpacked {
-    uint8_t *p;
-    size_t len, cap;
-    uint64_t limit; /* max_inflate, at most CAIRN__PICKLE_MAX_BYTES */
-} unpacked;
-
-static int unpacked_init(const cairn_file *f, unpacked *u)
-{
-    u->limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
-                                                        : CAIRN__PICKLE_MAX_BYTES;
-    u->len = 0;
-    u->cap = 1 << 16;
-    u->p = malloc(u->cap);
-    return u->p != NULL;
-}
-
-/* Room for more output: 0 when a full buffer may not grow (past the limit,
- * or out of memory), which the caller reports as the limit. */
-static int unpacked_room(unpacked *u)
-{
-    if (u->len < u->cap)
-        return 1;
-    uint8_t *bigger = u->cap * 2 <= u->limit + 1 ? realloc(u->p, u->cap * 2) : NULL;
-    if (!bigger)
-        return 0;
-    u->p = bigger;
-    u->cap *= 2;
-    return 1;
-}
-
-/* The whole stream is out: the state owns it and reads from it. */
-static cairn_status unpacked_keep(pickle_state *s, unpacked *u)
-{
-    s->owned = u->p;
-    s->p = u->p;
-    s->len = u->len;
-    s->inflated = 1;
-    return CAIRN_OK;
-}
-
-static cairn_status inflate_all(const cairn_file *f, pickle_state *s, const uint8_t *in,
-                                size_t in_len, cairn_error *err)
-{
-    unpacked u;
-    z_stream z = {0};
-    if (!unpacked_init(f, &u) || inflateInit2(&z, 32 + MAX_WBITS) != Z_OK) { /* 32: zlib or gzip */
-        free(u.p);
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
-    int zr = Z_OK;
-    while (zr == Z_OK && unpacked_room(&u)) {
-        z.next_out = u.p + u.len;
-        z.avail_out = (uInt)(u.cap - u.len);
-        zr = inflate(&z, Z_NO_FLUSH);
-        u.len = u.cap - z.avail_out;
-    }
-    inflateEnd(&z);
-    if (zr != Z_STREAM_END) {
-        free(u.p);
-        return cairn__fail(err, zr == Z_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT, "%s: offset %llu: "
-                           "the compressed joblib stream %s", f->path,
-                           (unsigned long long)z.total_in,
-                           zr == Z_OK ? "inflates past the limit (max_inflate, at most 64 MiB)"
-                                      : "is corrupt");
-    }
-    return unpacked_keep(s, &u);
-}
-
-/* joblib compress=('bz2', N): one bzip2 stream, bounded like inflate_all. */
-static cairn_status unbzip_all(const cairn_file *f, pickle_state *s, const uint8_t *in,
-                               size_t in_len, cairn_error *err)
-{
-    unpacked u;
-    bz_stream z;
-    memset(&z, 0, sizeof z);
-    if (!unpacked_init(f, &u) || BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) {
-        free(u.p);
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    }
-    z.next_in = (char *)in;
-    z.avail_in = (unsigned)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
-    int zr = BZ_OK;
-    while (zr == BZ_OK && unpacked_room(&u)) {
-        z.next_out = (char *)u.p + u.len;
-        z.avail_out = (unsigned)(u.cap - u.len);
-        zr = BZ2_bzDecompress(&z);
-        u.len = u.cap - z.avail_out;
-        if (zr == BZ_OK && z.avail_in == 0 && u.len < u.cap)
-            zr = BZ_UNEXPECTED_EOF; /* input used up, output room left, no stream end */
-    }
-    uint64_t at = ((uint64_t)z.total_in_hi32 << 32) | z.total_in_lo32;
-    BZ2_bzDecompressEnd(&z);
-    if (zr != BZ_STREAM_END) {
-        free(u.p);
-        return cairn__fail(err, zr == BZ_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT, "%s: offset %llu: "
-                           "the bzip2 joblib stream %s", f->path, (unsigned long long)at,
-                           zr == BZ_OK ? "decompresses past the limit (max_inflate, at most "
-                                         "64 MiB)"
-                                       : "is corrupt or truncated");
-    }
-    return unpacked_keep(s, &u);
+    return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || cairn__joblib_detect(h, n);
 }
 
 static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error *err)
@@ -180,19 +64,23 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
         }
         p = copy;
     }
-    if (is_bz2(p, n)) {
-        cairn_status st = unbzip_all(f, s, p, n, err);
-        free(copy);
-        return st;
-    }
-    if (!is_zlib(p, n)) {
+    cairn__joblib_codec codec = cairn__joblib_detect(p, n);
+    if (codec == CAIRN__JOBLIB_NONE) {
         s->owned = copy;
         s->p = p;
         s->len = n;
         return CAIRN_OK;
     }
-    cairn_status st = inflate_all(f, s, p, n, err);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    cairn_status st = cairn__joblib_unpack(f, codec, p, n, &out, &out_len, err);
     free(copy);
+    if (st == CAIRN_OK) { /* the whole stream is out: the state owns it and reads from it */
+        s->owned = out;
+        s->p = out;
+        s->len = out_len;
+        s->inflated = 1;
+    }
     return st;
 }
 
