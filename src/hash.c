@@ -3,39 +3,17 @@
 #include "hash.h"
 
 #include <stdlib.h>
-#include <xxhash.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 extern const cairn__xxh3_build cairn__xxh3_avx2, cairn__xxh3_avx512;
 #define CAIRN_XXH3_SIMD 1
 #endif
+extern const cairn__xxh3_build cairn__xxh3_library; /* hash_lib.c */
 
 struct cairn__hasher {
     const cairn__xxh3_build *build;
     void *state; /* the build's XXH3_state_t */
 };
-
-static uint64_t lib_hash(const void *data, size_t len) { return XXH3_64bits(data, len); }
-
-static void *lib_new(void)
-{
-    XXH3_state_t *s = XXH3_createState();
-    if (s)
-        XXH3_64bits_reset(s);
-    return s;
-}
-
-static void lib_update(void *state, const void *data, size_t len)
-{
-    XXH3_64bits_update(state, data, len);
-}
-
-static uint64_t lib_digest(const void *state) { return XXH3_64bits_digest(state); }
-
-static void lib_free(void *state) { XXH3_freeState(state); }
-
-static const cairn__xxh3_build library = {"libxxhash", lib_hash, lib_new, lib_update,
-                                          lib_digest, lib_free};
 
 /* Constant tables, chosen by what the CPU reports: nothing is cached, so
  * there is no state to share between threads. */
@@ -43,13 +21,13 @@ static const cairn__xxh3_build *const with_avx512[] = {
 #ifdef CAIRN_XXH3_SIMD
     &cairn__xxh3_avx512, &cairn__xxh3_avx2,
 #endif
-    &library, NULL};
+    &cairn__xxh3_library, NULL};
 static const cairn__xxh3_build *const with_avx2[] = {
 #ifdef CAIRN_XXH3_SIMD
     &cairn__xxh3_avx2,
 #endif
-    &library, NULL};
-static const cairn__xxh3_build *const baseline[] = {&library, NULL};
+    &cairn__xxh3_library, NULL};
+static const cairn__xxh3_build *const baseline[] = {&cairn__xxh3_library, NULL};
 
 const cairn__xxh3_build *const *cairn__xxh3_builds(void)
 {

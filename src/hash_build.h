@@ -1,11 +1,15 @@
 /*
- * hash_build.h -- the body of one inline build of Debian's xxhash.h,
- * included once by each file that compiles it for an instruction set
- * (hash_avx2.c with -mavx2, hash_avx512.c with -mavx512f). The file
- * defines XXH_VECTOR and CAIRN_XXH3_BUILD (the name of the build's table)
- * first. hash.c runs a build only on a CPU that has its instructions.
+ * hash_build.h -- the table of one build of XXH3-64, included once by each
+ * file that makes one: hash_avx2.c (-mavx2) and hash_avx512.c (-mavx512f)
+ * define XXH_VECTOR and get Debian's xxhash.h compiled inline for their
+ * instruction set; hash_lib.c defines none and gets calls into libxxhash
+ * (baseline SSE2). Each defines CAIRN_XXH3_BUILD (the table's name) and
+ * CAIRN_XXH3_NAME first. hash.c runs a build only on a CPU that has its
+ * instructions.
  */
+#ifdef XXH_VECTOR
 #define XXH_INLINE_ALL
+#endif
 #include <stdlib.h>
 #include <xxhash.h>
 
