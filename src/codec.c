@@ -15,6 +15,9 @@
 
 static const char *const names[] = {"none", "zstd", "lz4", "zlib", "bz2"};
 
+/* The largest chunk zstd levels 2-3 compress with small hash tables. */
+#define CHUNK_SMALL_TABLES (1u << 20)
+
 const char *cairn_codec_name(uint32_t codec)
 {
     return codec <= CAIRN__CODEC_MAX ? names[codec] : NULL;
@@ -113,7 +116,17 @@ static cairn__codec_result zstd_compress(cairn__coder *c, int level, const uint8
 {
     if (!c->zstd_c && !(c->zstd_c = ZSTD_createCCtx()))
         return CAIRN__CODEC_NOMEM;
-    size_t r = ZSTD_compressCCtx(c->zstd_c, dst, cap, src, n, level);
+    ZSTD_CCtx_reset(c->zstd_c, ZSTD_reset_session_and_parameters);
+    size_t r = ZSTD_CCtx_setParameter(c->zstd_c, ZSTD_c_compressionLevel, level);
+    /* Levels 2 and 3 (zstd's "dfast") size their hash table for inputs far
+     * larger than a chunk (2^17 entries at 1 MiB); 2^15 stays in the L2
+     * cache. On 1 MiB chunks of shuffled float32 weights: level 3 620 ->
+     * 750 MB/s per core, level 2 835 -> 890, ratio within 0.05%. The frame
+     * is ordinary zstd either way. */
+    if (!ZSTD_isError(r) && (level == 2 || level == 3) && n <= CHUNK_SMALL_TABLES)
+        r = ZSTD_CCtx_setParameter(c->zstd_c, ZSTD_c_hashLog, 15);
+    if (!ZSTD_isError(r))
+        r = ZSTD_compress2(c->zstd_c, dst, cap, src, n);
     if (ZSTD_isError(r))
         return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? CAIRN__CODEC_NOMEM
                                                                      : CAIRN__CODEC_NO_GAIN;
