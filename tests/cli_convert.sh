@@ -2,7 +2,7 @@
 # cli_convert.sh -- `cairn convert IN OUT [--to FORMAT]` between every pair of
 # formats: tensors byte-identical after a round trip, metadata carried where
 # the target holds it (a warning naming what it cannot), refusals that leave
-# no output behind.
+# no output behind; --shard-size writes a sharded safetensors model.
 . "$(dirname "$0")/lib/cli.sh"
 skip_unless_python "import numpy" "numpy missing"
 "$PY" - <<'PY'
@@ -119,6 +119,92 @@ PY
 else
     echo "torch not importable: torch.load checks of .pt conversions skipped"
 fi
+# sharded safetensors (--shard-size): m.cairn holds, in its (name) order,
+# h 30 bytes, i 80, s 8, u 6, w 512. With 100 bytes a shard: [h] [i s u] [w],
+# w larger than a shard sits alone.
+mkdir -p sh
+check "sharded" 0 "$CLI" convert m.cairn sh/model.safetensors --shard-size 100
+for f in model-00001-of-00003.safetensors model-00002-of-00003.safetensors \
+         model-00003-of-00003.safetensors model.safetensors.index.json; do
+    test -f "sh/$f" && ok || bad "sharded: no sh/$f"
+done
+test ! -e sh/model.safetensors && ok || bad "sharded: a plain sh/model.safetensors was written too"
+check "ls index" 0 "$CLI" ls sh/model.safetensors.index.json
+for t in h i s u w; do expect_grep "ls lists $t" "^$t " out.txt; done
+check "index identical" 0 "$CLI" diff --tensors-only m.cairn sh/model.safetensors.index.json
+"$PY" - <<'PY' && ok || bad "sharded: index or shard contents"
+import json, struct, numpy as np
+idx = json.load(open('sh/model.safetensors.index.json'))
+want = {'h': 1, 'i': 2, 's': 2, 'u': 2, 'w': 3}
+assert idx['metadata'] == {'total_size': 30 + 80 + 8 + 6 + 512}, idx['metadata']
+assert idx['weight_map'] == {t: 'model-%05d-of-00003.safetensors' % k for t, k in want.items()}, idx
+dt = {'F32': '<f4', 'F16': '<f2', 'I64': '<i8', 'F64': '<f8', 'U8': 'u1'}
+for k in (1, 2, 3):
+    b = open('sh/model-%05d-of-00003.safetensors' % k, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h.pop('__metadata__', None)
+    assert sorted(h) == sorted(t for t, s in want.items() if s == k), (k, h)
+    for t, e in h.items():
+        lo, hi = e['data_offsets']
+        a = np.frombuffer(b[8 + n + lo:8 + n + hi], dt[e['dtype']]).reshape(e['shape'])
+        assert np.array_equal(a, np.load(t + '.npy')), t
+PY
+check "sharded again replaces the files" 0 "$CLI" convert m.cairn sh/model.safetensors --shard-size 100
+check "still identical" 0 "$CLI" diff --tensors-only m.cairn sh/model.safetensors.index.json
+# everything fits: one plain file, no index, no shard names
+check "fits in one shard" 0 "$CLI" convert m.cairn fit.safetensors --shard-size 1K
+test -f fit.safetensors && ok || bad "fits: no fit.safetensors"
+test ! -e fit.safetensors.index.json && ! ls fit-0* >/dev/null 2>&1 && ok || bad "fits: an index or shard was written"
+check "fits identical" 0 "$CLI" diff --tensors-only m.cairn fit.safetensors
+# K is 1024, KB 1000 (huggingface_hub's "5GB"): x 1000 bytes + y 10 bytes
+"$PY" -c 'import numpy as np; np.save("x.npy", np.zeros(250, np.float32)); np.save("y.npy", np.ones(10, np.uint8))'
+check "pack xy" 0 "$CLI" pack xy.cairn x=x.npy y=y.npy
+check "1K fits 1010 bytes" 0 "$CLI" convert xy.cairn k.safetensors --shard-size 1K
+test -f k.safetensors && test ! -e k.safetensors.index.json && ok || bad "1K: not one plain file"
+check "1kb does not" 0 "$CLI" convert xy.cairn kb.safetensors --shard-size 1kb
+test -f kb-00001-of-00002.safetensors && test -f kb-00002-of-00002.safetensors && ok || bad "1KB: not two shards"
+check "1KB index" 0 "$CLI" diff --tensors-only xy.cairn kb.safetensors.index.json
+# metadata: every shard carries it, but keys holding tensor references
+# (a shard names only its own tensors) are left out with a warning
+"$PY" - <<'PY'
+import json, struct
+tree = {"note": "hi", "epoch": 7, "ref": {"$tensor": "x"}}
+hdr = {"__metadata__": {"note": "hi", "cairn.meta": json.dumps(tree)},
+       "x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+       "y": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}
+j = json.dumps(hdr).encode(); j += b' ' * (-len(j) % 8)
+open('ref2.safetensors', 'wb').write(struct.pack('<Q', len(j)) + j + struct.pack('<4f', 1, 2, 3, 4))
+PY
+check "sharded with a tensor reference" 0 "$CLI" convert ref2.safetensors rs.safetensors --shard-size 8
+expect_grep "reference left out, named" "leaves out metadata holding tensor references: ref (1 key)$" err.txt
+test "$(grep -c warning err.txt)" = 1 && ok || bad "the warning is printed once"
+check "meta of the index" 0 "$CLI" meta rs.safetensors.index.json
+expect_grep "typed values in the shards" '"epoch": 7' out.txt
+expect_grep "strings in the shards" '"note": "hi"' out.txt
+for k in 1 2; do
+    check "meta shard $k" 0 "$CLI" meta "rs-0000$k-of-00002.safetensors"
+    expect_grep "shard $k carries the metadata" '"epoch": 7' out.txt
+done
+check "reference tensors" 0 "$CLI" diff --tensors-only ref2.safetensors rs.safetensors.index.json
+# refusals: usage errors, nothing written
+check "shard-size needs safetensors" 2 "$CLI" convert m.cairn bad.npz --to npz --shard-size 100
+check "shard-size with --to npz" 2 "$CLI" convert m.cairn bad.safetensors --to npz --shard-size 100
+expect_grep "names the rule" "safetensors only" err.txt
+check "shard-size needs .safetensors" 2 "$CLI" convert m.cairn bad.bin --shard-size 100
+expect_grep "names OUT" "NAME.safetensors, got 'bad.bin'" err.txt
+check "shard-size with --to safetensors still needs the suffix" 2 "$CLI" convert m.cairn bad.st --to safetensors --shard-size 100
+check "hidden shard names" 2 "$CLI" convert m.cairn .safetensors --shard-size 100
+check "shard-size 0" 2 "$CLI" convert m.cairn bad.safetensors --shard-size 0
+check "shard-size 0G" 2 "$CLI" convert m.cairn bad.safetensors --shard-size 0G
+check "shard-size unparsable" 2 "$CLI" convert m.cairn bad.safetensors --shard-size lots
+check "shard-size negative" 2 "$CLI" convert m.cairn bad.safetensors --shard-size -5
+check "shard-size unknown unit" 2 "$CLI" convert m.cairn bad.safetensors --shard-size 5X
+expect_grep "names the text" "'5X'" err.txt
+check "shard-size overflow" 2 "$CLI" convert m.cairn bad.safetensors --shard-size 99999999999T
+check "shard-size without a value" 2 "$CLI" convert m.cairn bad.safetensors --shard-size
+! ls bad* .safetensors* >/dev/null 2>&1 && ok || bad "a refused --shard-size left output behind"
+check "unwritable shards" 3 "$CLI" convert m.cairn /nonexistent/dir/x.safetensors --shard-size 100
 # usage and I/O errors
 check "no args" 2 "$CLI" convert
 check "unknown --to" 2 "$CLI" convert m.cairn x.bin --to tarball

@@ -1,9 +1,13 @@
 /* cmd_convert.c -- `cairn convert IN OUT [--to FORMAT]`: any format the
  * library reads into any format it writes, tensors byte for byte, metadata
- * where the target can hold it (with a warning naming what it cannot). */
+ * where the target can hold it (with a warning naming what it cannot);
+ * with --shard-size, a sharded safetensors model (shards + index). */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 static const char convert_help[] =
     "usage: cairn convert IN OUT [--to FORMAT] [--align N] [--no-sync] [--no-progress]\n"
     "                     [--compress CODEC[:LEVEL]] [--shuffle] [--chunk-size N] [--threads N]\n"
+    "                     [--shard-size SIZE]\n"
     "\n"
     "Converts between the formats cairn reads and writes. The output format\n"
     "comes from --to (cairn, npy, safetensors, npz, gguf, torch) or OUT's\n"
@@ -27,13 +32,25 @@ static const char convert_help[] =
     "than 64 MiB.\n"
     "--compress, --shuffle, --chunk-size and --threads compress the tensors of a\n"
     "cairn output as 'cairn pack' does (see its help); other formats refuse them.\n"
-    "Without --compress a cairn output is uncompressed, whatever IN was.\n";
+    "Without --compress a cairn output is uncompressed, whatever IN was.\n"
+    "--shard-size SIZE writes a sharded safetensors model as huggingface_hub\n"
+    "does: OUT must be NAME.safetensors; the tensors, in IN's order, go into\n"
+    "NAME-00001-of-0000N.safetensors, ... (a shard is closed when the next tensor\n"
+    "would take it past SIZE; a tensor larger than SIZE gets a shard of its\n"
+    "own), then NAME.safetensors.index.json is written last, atomically. When\n"
+    "everything fits in SIZE, OUT is one plain file and no index is written.\n"
+    "SIZE is bytes, or with K, M, G, T (also KiB, MiB, GiB, TiB: powers of 1024)\n"
+    "or KB, MB, GB, TB (powers of 1000, as in huggingface_hub's \"5GB\"). Every\n"
+    "shard carries the metadata except keys holding tensor references (left\n"
+    "out, with a warning). Existing files of those names are replaced; other\n"
+    "files (shards of an earlier, longer split) are left alone.\n";
 
 typedef struct convert_args {
     const char *in, *out;
     cairn_format to;
     uint64_t align;
     int no_sync, no_progress;
+    uint64_t shard_size; /* --shard-size; 0: one output file */
     cairn_write_opts compress; /* codec, level, filter, chunk_size, threads */
 } convert_args;
 
@@ -53,6 +70,57 @@ static int format_from_name(const char *name, cairn_format *out)
     return cli_usage_error("convert: unknown format '%s'", name);
 }
 
+/* --shard-size: bytes, K/M/G/T or KiB/MiB/GiB/TiB (powers of 1024), or
+ * KB/MB/GB/TB (powers of 1000, huggingface_hub's max_shard_size="5GB"
+ * meaning); suffixes in any case. */
+static int parse_shard_size(const char *text, uint64_t *out)
+{
+    static const struct { const char *suffix; uint64_t mult; } units[] = {
+        {"", 1}, {"B", 1},
+        {"K", 1ull << 10}, {"KiB", 1ull << 10}, {"KB", 1000ull},
+        {"M", 1ull << 20}, {"MiB", 1ull << 20}, {"MB", 1000000ull},
+        {"G", 1ull << 30}, {"GiB", 1ull << 30}, {"GB", 1000000000ull},
+        {"T", 1ull << 40}, {"TiB", 1ull << 40}, {"TB", 1000000000000ull},
+    };
+    char *end;
+    errno = 0;
+    unsigned long long v = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    if (text[0] < '0' || text[0] > '9' || errno == ERANGE)
+        return cli_usage_error("--shard-size wants a size (e.g. 500M or 5GB), got '%s'", text);
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        if (strcasecmp(end, units[u].suffix))
+            continue;
+        if (!v || v > UINT64_MAX / units[u].mult)
+            return cli_usage_error("--shard-size wants a size from 1 byte to 2^64-1, got '%s'",
+                                   text);
+        *out = v * units[u].mult;
+        return EXIT_OK;
+    }
+    return cli_usage_error("--shard-size: unknown unit in '%s' (K, M, G, T or KiB... are "
+                           "powers of 1024; KB, MB, GB, TB powers of 1000)", text);
+}
+
+/* Sharded output is safetensors named NAME.safetensors, whose stem names
+ * the shards; a shard name must be one the index reader accepts (bare,
+ * not starting with '.'). */
+static int check_shard_args(const convert_args *a)
+{
+    static const char ext[] = ".safetensors";
+    size_t len = strlen(a->out), elen = sizeof ext - 1;
+    const char *slash = strrchr(a->out, '/');
+    const char *base = slash ? slash + 1 : a->out;
+    if (a->to && a->to != CAIRN_FORMAT_SAFETENSORS)
+        return cli_usage_error("convert: --shard-size writes safetensors only, not %s",
+                               cairn_format_name(a->to));
+    if (len < elen || strcmp(a->out + len - elen, ext))
+        return cli_usage_error("convert: --shard-size needs OUT named NAME.safetensors, got '%s'",
+                               a->out);
+    if (base[0] == '.')
+        return cli_usage_error("convert: --shard-size: '%s' would give shard names starting "
+                               "with '.', which an index cannot name", a->out);
+    return EXIT_OK;
+}
+
 static int parse_args(int argc, char **argv, convert_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -65,6 +133,8 @@ static int parse_args(int argc, char **argv, convert_args *a)
             a->align = strtoull(argv[++i], &end, 10);
             if (*end || !a->align)
                 rc = cli_usage_error("--align wants a number, got '%s'", argv[i]);
+        } else if (!strcmp(argv[i], "--shard-size") && i + 1 < argc) {
+            rc = parse_shard_size(argv[++i], &a->shard_size);
         } else if (!strcmp(argv[i], "--no-sync")) {
             a->no_sync = 1;
         } else if (!strcmp(argv[i], "--no-progress")) {
@@ -85,7 +155,7 @@ static int parse_args(int argc, char **argv, convert_args *a)
     }
     if (!a->in || !a->out)
         return cli_usage_error("%s", "convert: needs IN and OUT");
-    return EXIT_OK;
+    return a->shard_size ? check_shard_args(a) : EXIT_OK;
 }
 
 typedef struct progress {
@@ -137,16 +207,18 @@ static int copy_tensor(cairn_file *in, uint64_t i, cairn_writer *w, cairn_error 
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, err);
 }
 
-/* Announces every tensor of IN before the first add (after the metadata),
- * so a header-first target (safetensors, GGUF) lays itself out now and
- * writes each payload once, in place, instead of spooling it and copying it
- * behind the header at commit; every target checks its rules up front. */
-static int declare_all(cairn_file *in, cairn_writer *w, cairn_error *err)
+/* Announces tensors lo..hi-1 of IN before the first add (after the
+ * metadata), so a header-first target (safetensors, GGUF) lays itself out
+ * now and writes each payload once, in place, instead of spooling it and
+ * copying it behind the header at commit; every target checks its rules up
+ * front. */
+static int declare_range(cairn_file *in, uint64_t lo, uint64_t hi, cairn_writer *w,
+                         cairn_error *err)
 {
-    uint64_t n = cairn_file_count(in), total_rank = 0;
+    uint64_t n = hi - lo, total_rank = 0;
     cairn_tensor_info t;
     cairn_status st = CAIRN_OK;
-    for (uint64_t i = 0; st == CAIRN_OK && i < n; i++)
+    for (uint64_t i = lo; st == CAIRN_OK && i < hi; i++)
         if ((st = cairn_tensor_info_at(in, i, &t, err)) == CAIRN_OK)
             total_rank += t.rank;
     if (st != CAIRN_OK)
@@ -161,11 +233,12 @@ static int declare_all(cairn_file *in, cairn_writer *w, cairn_error *err)
         return fprintf(stderr, "%s: %" PRIu64 " tensors: out of memory\n", cli_prog, n), EXIT_IO;
     }
     uint64_t *next = dims;
-    for (uint64_t i = 0; st == CAIRN_OK && i < n; i++) {
+    for (uint64_t i = lo; st == CAIRN_OK && i < hi; i++) {
         if ((st = cairn_tensor_info_at(in, i, &t, err)) != CAIRN_OK)
             break;
         memcpy(next, t.dims, t.rank * sizeof *next);
-        decls[i] = (cairn_tensor_decl){t.name, t.dtype, t.rank, next}; /* names live until close */
+        /* names live until close */
+        decls[i - lo] = (cairn_tensor_decl){t.name, t.dtype, t.rank, next};
         next += t.rank;
     }
     if (st == CAIRN_OK)
@@ -208,18 +281,15 @@ static cairn_value *holdable_keys(cairn_writer *w, const cairn_value *meta, cair
     return kept;
 }
 
-/* Carries the metadata; what the target cannot hold is left out, key by
- * key, with a warning naming the keys and the first reason. */
-static int copy_metadata(cairn_file *in, cairn_writer *w, const char *out)
+/* Gives `meta` to the writer; what the target cannot hold is left out, key
+ * by key, with a warning naming `out`, the keys and the first reason (only
+ * when `warn`: the shards of one output would repeat it). */
+static int set_metadata(cairn_writer *w, const cairn_value *meta, const char *out, int warn)
 {
     cairn_error err = {0}, why = {0};
-    cairn_value *meta = NULL, *left = cairn_value_list(), *kept = NULL;
-    cairn_status st = cairn_file_read_metadata(in, &meta, &err);
-    if (st != CAIRN_OK || !left) {
-        cairn_value_free(left);
-        return cli_report(st != CAIRN_OK ? st : CAIRN_E_NOMEM, &err);
-    }
-    if (cairn_value_count(meta))
+    cairn_value *left = cairn_value_list(), *kept = NULL;
+    cairn_status st = left ? CAIRN_OK : CAIRN_E_NOMEM;
+    if (st == CAIRN_OK && cairn_value_count(meta))
         st = cairn_writer_set_metadata(w, meta, &err);
     if (st == CAIRN_E_UNSUPPORTED) {
         why = err;
@@ -227,7 +297,7 @@ static int copy_metadata(cairn_file *in, cairn_writer *w, const char *out)
         st = kept ? cairn_writer_set_metadata(w, kept, &err) : CAIRN_E_NOMEM;
     }
     size_t n = cairn_value_count(left);
-    if (n) {
+    if (n && warn) {
         fprintf(stderr, "%s: warning: %s cannot hold %zu metadata key%s, left out:", cli_prog,
                 out, n, n == 1 ? "" : "s");
         for (size_t k = 0; k < n && k < 20; k++) {
@@ -240,8 +310,282 @@ static int copy_metadata(cairn_file *in, cairn_writer *w, const char *out)
     }
     cairn_value_free(kept);
     cairn_value_free(left);
-    cairn_value_free(meta);
+    if (st == CAIRN_E_NOMEM && !err.message[0])
+        return fprintf(stderr, "%s: %s: metadata: out of memory\n", cli_prog, out), EXIT_IO;
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+}
+
+/* Copies tensors lo..hi-1, advancing the progress bar. */
+static int copy_range(cairn_file *in, uint64_t lo, uint64_t hi, cairn_writer *w, progress *p,
+                      cairn_error *err)
+{
+    int rc = EXIT_OK;
+    for (uint64_t i = lo; rc == EXIT_OK && i < hi; i++) {
+        cairn_tensor_info t;
+        rc = copy_tensor(in, i, w, err);
+        if (rc == EXIT_OK && cairn_tensor_info_at(in, i, &t, err) == CAIRN_OK)
+            progress_update(p, t.stored_size);
+    }
+    return rc;
+}
+
+/* Writes tensors lo..hi-1 of IN and `meta` to `path`, atomically: the file
+ * appears only when complete. */
+static int write_part(cairn_file *in, uint64_t lo, uint64_t hi, const cairn_value *meta,
+                      const char *path, const cairn_write_opts *wo, const char *out, int warn,
+                      progress *p)
+{
+    cairn_error err = {0};
+    cairn_writer *w = NULL;
+    cairn_status st = cairn_writer_open_path(path, wo, &w, &err);
+    if (st != CAIRN_OK)
+        return cli_report(st, &err);
+    int rc = set_metadata(w, meta, out, warn);
+    if (rc == EXIT_OK)
+        rc = declare_range(in, lo, hi, w, &err);
+    if (rc == EXIT_OK)
+        rc = copy_range(in, lo, hi, w, p, &err);
+    if (rc != EXIT_OK) {
+        cairn_writer_abort(w);
+        return rc;
+    }
+    st = cairn_writer_commit(w, &err);
+    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+}
+
+/* --- sharded safetensors output (docs/FORMAT.md §11.6, Writing) --- */
+
+typedef struct shard_plan {
+    uint64_t count;  /* shards */
+    uint64_t *start; /* shard k holds tensors start[k]..start[k+1]-1; count + 1 entries */
+    uint64_t total;  /* sum of the tensors' byte sizes: the index's total_size */
+} shard_plan;
+
+/* Cuts IN's tensors, in IN's order, into shards of at most `limit` bytes:
+ * a shard ends when the next tensor would take it past the limit, so a
+ * tensor larger than the limit ends up alone. */
+static int plan_shards(cairn_file *in, uint64_t limit, shard_plan *plan, cairn_error *err)
+{
+    uint64_t n = cairn_file_count(in), size = 0;
+    memset(plan, 0, sizeof *plan);
+    plan->start = n < SIZE_MAX / sizeof(uint64_t) - 1 ? malloc(((size_t)n + 1) * sizeof(uint64_t))
+                                                      : NULL;
+    if (!plan->start)
+        return fprintf(stderr, "%s: %" PRIu64 " tensors: out of memory\n", cli_prog, n), EXIT_IO;
+    for (uint64_t i = 0; i < n; i++) {
+        cairn_tensor_info t;
+        cairn_status st = cairn_tensor_info_at(in, i, &t, err);
+        if (st != CAIRN_OK)
+            return cli_report(st, err);
+        if (i == 0 || size + t.raw_size > limit) {
+            plan->start[plan->count++] = i;
+            size = 0;
+        }
+        size += t.raw_size;
+        plan->total += t.raw_size;
+    }
+    plan->start[plan->count] = n;
+    return EXIT_OK;
+}
+
+/* "dir/model.safetensors", shard k of n -> "dir/model-0000k-of-0000n.safetensors"
+ * (huggingface_hub's names); NULL when out of memory. */
+static char *shard_path(const char *out, uint64_t k, uint64_t n)
+{
+    size_t stem = strlen(out) - strlen(".safetensors"), size = stem + 64;
+    char *path = malloc(size);
+    if (path)
+        snprintf(path, size, "%.*s-%05" PRIu64 "-of-%05" PRIu64 ".safetensors", (int)stem, out,
+                 k + 1, n);
+    return path;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The index: {"metadata": {"total_size": N}, "weight_map": {tensor: shard}},
+ * keys sorted and indented as huggingface_hub writes it. */
+static char *index_text(cairn_file *in, const shard_plan *plan, const char *out)
+{
+    json_t *root = json_object(), *meta = json_object(), *map = json_object();
+    int bad = !root || !meta || !map || plan->total > (uint64_t)INT64_MAX ||
+              json_object_set_new(meta, "total_size", json_integer((json_int_t)plan->total));
+    for (uint64_t k = 0; !bad && k < plan->count; k++) {
+        char *path = shard_path(out, k, plan->count);
+        json_t *name = path ? json_string(base_name(path)) : NULL;
+        for (uint64_t i = plan->start[k]; name && !bad && i < plan->start[k + 1]; i++) {
+            cairn_tensor_info t;
+            bad = cairn_tensor_info_at(in, i, &t, NULL) != CAIRN_OK ||
+                  json_object_set(map, t.name, name);
+        }
+        bad |= !name;
+        json_decref(name);
+        free(path);
+    }
+    bad = bad || json_object_set(root, "metadata", meta) || json_object_set(root, "weight_map", map);
+    char *text = bad ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    size_t len = text ? strlen(text) : 0;
+    char *line = text ? realloc(text, len + 2) : NULL; /* end with a newline, as HF's does */
+    if (line)
+        memcpy(line + len, "\n", 2);
+    else
+        free(text);
+    text = line;
+    json_decref(map);
+    json_decref(meta);
+    json_decref(root);
+    return text;
+}
+
+static int write_all_fd(int fd, const char *text, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        text += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int sync_dir_of(const char *path)
+{
+    size_t dlen = (size_t)(base_name(path) - path);
+    char *dir = malloc(dlen + 2);
+    if (!dir)
+        return -1;
+    if (dlen)
+        snprintf(dir, dlen + 2, "%.*s", (int)dlen, path);
+    else
+        strcpy(dir, "."); /* a bare name lives in the current directory */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 || fsync(fd) != 0 ? -1 : 0;
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+/* Writes `text` to `path` as the library's writer writes a file: a
+ * temporary DIR/.BASE.cairn-tmp-* file, fsync, rename over `path`, fsync
+ * of the directory; so `path` is either absent (or old) or complete. */
+static int write_file_atomic(const char *path, const char *text, int sync)
+{
+    size_t dlen = (size_t)(base_name(path) - path), size = strlen(path) + 64;
+    char *tmp = malloc(size);
+    if (!tmp)
+        return fprintf(stderr, "%s: %s: out of memory\n", cli_prog, path), EXIT_IO;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
+        snprintf(tmp, size, "%.*s.%s.cairn-tmp-%ld-%d", (int)dlen, path, base_name(path),
+                 (long)getpid(), attempt);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s: cannot create temporary file %s: %s\n", cli_prog, path, tmp,
+                strerror(errno));
+        free(tmp);
+        return EXIT_IO;
+    }
+    int bad = write_all_fd(fd, text, strlen(text)) || (sync && fsync(fd));
+    int e = errno;
+    if (close(fd) && !bad)
+        bad = 1, e = errno;
+    if (!bad && rename(tmp, path))
+        bad = 1, e = errno;
+    if (bad) {
+        unlink(tmp); /* never leave a half-written index behind */
+        fprintf(stderr, "%s: %s: writing it through %s failed: %s\n", cli_prog, path, tmp,
+                strerror(e));
+    } else if (sync && sync_dir_of(path)) {
+        bad = 1;
+        fprintf(stderr, "%s: %s: fsync of its directory failed: %s\n", cli_prog, path,
+                strerror(errno));
+    }
+    free(tmp);
+    return bad ? EXIT_IO : EXIT_OK;
+}
+
+static int holds_tensor_ref(const cairn_value *v)
+{
+    if (cairn_value_get_type(v) == CAIRN_VALUE_TENSOR)
+        return 1;
+    for (size_t k = 0; k < cairn_value_count(v); k++)
+        if (holds_tensor_ref(cairn_value_at(v, k)))
+            return 1;
+    return 0;
+}
+
+/* The metadata every shard carries: `meta` without the top-level keys that
+ * hold tensor references (a shard can only name its own tensors, and the
+ * index reader wants every shard's copy of a key to be the same), with a
+ * warning naming them. NULL when out of memory. */
+static cairn_value *shard_metadata(const cairn_value *meta, const char *out)
+{
+    cairn_value *kept = cairn_value_map();
+    size_t left = 0;
+    for (size_t k = 0; kept && k < cairn_value_count(meta); k++) {
+        const char *key = cairn_value_key_at(meta, k);
+        if (holds_tensor_ref(cairn_value_at(meta, k))) {
+            if (!left++)
+                fprintf(stderr, "%s: warning: %s: sharded output leaves out metadata holding "
+                        "tensor references:", cli_prog, out);
+            if (left <= 20) /* as the other metadata warning: the first 20 names */
+                fprintf(stderr, " %s", key);
+            continue;
+        }
+        cairn_value *child = cairn_value_clone(cairn_value_at(meta, k));
+        if (!child || cairn_value_set(kept, key, child, NULL) != CAIRN_OK) {
+            cairn_value_free(child);
+            cairn_value_free(kept);
+            kept = NULL;
+        }
+    }
+    if (left)
+        fprintf(stderr, "%s (%zu key%s)\n", left > 20 ? " ..." : "", left, left == 1 ? "" : "s");
+    return kept;
+}
+
+/* Writes every shard (each atomically, in order), then the index last, so
+ * an interrupted conversion leaves no index or a complete one. */
+static int write_shards(cairn_file *in, const shard_plan *plan, const cairn_value *meta,
+                        const char *out, const cairn_write_opts *wo, int sync, progress *p)
+{
+    cairn_value *shard_meta = shard_metadata(meta, out);
+    size_t ilen = strlen(out) + sizeof ".index.json";
+    char *index = malloc(ilen), *text = NULL;
+    int rc = shard_meta && index ? EXIT_OK : EXIT_IO;
+    if (rc != EXIT_OK)
+        fprintf(stderr, "%s: %s: out of memory\n", cli_prog, out);
+    for (uint64_t k = 0; rc == EXIT_OK && k < plan->count; k++) {
+        char *path = shard_path(out, k, plan->count);
+        if (!path)
+            rc = (fprintf(stderr, "%s: %s: out of memory\n", cli_prog, out), EXIT_IO);
+        else
+            rc = write_part(in, plan->start[k], plan->start[k + 1], shard_meta, path, wo, out,
+                            k == 0, p);
+        free(path);
+    }
+    if (rc == EXIT_OK) {
+        snprintf(index, ilen, "%s.index.json", out);
+        if (!(text = index_text(in, plan, out)))
+            rc = (fprintf(stderr, "%s: %s: cannot build the index (out of memory)\n",
+                          cli_prog, index), EXIT_IO);
+        else
+            rc = write_file_atomic(index, text, sync);
+    }
+    free(text);
+    free(index);
+    cairn_value_free(shard_meta);
+    return rc;
 }
 
 int cmd_convert(int argc, char **argv)
@@ -259,34 +603,26 @@ int cmd_convert(int argc, char **argv)
     cairn_write_opts wo = a.compress;
     wo.struct_size = sizeof wo;
     wo.flags = a.no_sync ? CAIRN_WRITE_NO_SYNC : 0;
-    wo.format = a.to;
+    wo.format = a.shard_size ? CAIRN_FORMAT_SAFETENSORS : a.to;
     wo.alignment = a.align;
-    cairn_writer *w = NULL;
-    cairn_status st = cairn_writer_open_path(a.out, &wo, &w, &err);
-    if (st != CAIRN_OK) {
-        cairn_file_close(in);
-        return cli_report(st, &err);
-    }
     cairn_file_info fi;
     progress p = {0};
     if (cairn_file_get_info(in, &fi, &err) == CAIRN_OK)
         p.total = fi.payload_bytes;
     p.on = !a.no_progress && isatty(STDERR_FILENO) && p.total > (64u << 20);
     p.last_percent = -1;
-    rc = copy_metadata(in, w, a.out);
-    if (rc == EXIT_OK)
-        rc = declare_all(in, w, &err);
-    for (uint64_t i = 0; rc == EXIT_OK && i < cairn_file_count(in); i++) {
-        cairn_tensor_info t;
-        rc = copy_tensor(in, i, w, &err);
-        if (rc == EXIT_OK && cairn_tensor_info_at(in, i, &t, &err) == CAIRN_OK)
-            progress_update(&p, t.stored_size);
-    }
+    cairn_value *meta = NULL;
+    shard_plan plan = {0};
+    cairn_status st = cairn_file_read_metadata(in, &meta, &err);
+    rc = st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+    if (rc == EXIT_OK && a.shard_size)
+        rc = plan_shards(in, a.shard_size, &plan, &err);
+    if (rc == EXIT_OK && plan.count > 1)
+        rc = write_shards(in, &plan, meta, a.out, &wo, !a.no_sync, &p);
+    else if (rc == EXIT_OK) /* everything fits in one file: a plain one, no index */
+        rc = write_part(in, 0, cairn_file_count(in), meta, a.out, &wo, a.out, 1, &p);
+    free(plan.start);
+    cairn_value_free(meta);
     cairn_file_close(in);
-    if (rc != EXIT_OK) {
-        cairn_writer_abort(w);
-        return rc;
-    }
-    st = cairn_writer_commit(w, &err);
-    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+    return rc;
 }
