@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include <cairn.h>
 
+#include "bench_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,25 +20,6 @@
 #include <unistd.h>
 
 enum { TENSORS = 64 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Writes and deletes a scratch file of `bytes`, untimed, before each timed
  * save: page cache built on memory the VM just gave back fills far slower,
@@ -67,11 +50,11 @@ static void die(const char *what, const cairn_error *err)
  * multiply-adds over a 32 MiB working set. Returns seconds per step. */
 static double compute_step(float *work, size_t n)
 {
-    double t0 = now();
+    double t0 = bench_now();
     for (int pass = 0; pass < 4; pass++)
         for (size_t i = 0; i < n; i++)
             work[i] = work[i] * 0.999f + 0.001f;
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 int main(int argc, char **argv)
@@ -127,25 +110,25 @@ int main(int argc, char **argv)
     double *m_copy = calloc((size_t)runs, sizeof(double)), *m_block = calloc((size_t)runs, sizeof(double));
     double *m_stall = calloc((size_t)runs, sizeof(double)), *m_async_total = calloc((size_t)runs, sizeof(double));
     for (int r = 0; r < runs; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int k = 0; k < TENSORS; k++)
             memcpy((char *)copy + (size_t)k * each, t[k], each);
-        m_copy[r] = now() - t0;
+        m_copy[r] = bench_now() - t0;
 
         warm_page_cache(dir, total, copy);
-        t0 = now();
+        t0 = bench_now();
         if (cairn_ckpt_step(ms, (uint64_t)r + 1, 0, NULL, &parts, 0, NULL, &err))
             die("blocking save", &err);
-        m_block[r] = now() - t0;
+        m_block[r] = bench_now() - t0;
 
         warm_page_cache(dir, total, copy);
-        t0 = now();
+        t0 = bench_now();
         if (cairn_ckpt_step(ma, (uint64_t)r + 1, 0, NULL, &parts, 0, NULL, &err))
             die("async save", &err);
-        m_stall[r] = now() - t0;
+        m_stall[r] = bench_now() - t0;
         if (cairn_ckpt_wait(ma, &err))
             die("async wait", &err);
-        m_async_total[r] = now() - t0;
+        m_async_total[r] = bench_now() - t0;
     }
 
     /* step-time inflation: the same compute step alone, then while a
@@ -164,8 +147,8 @@ int main(int argc, char **argv)
     if (cairn_ckpt_wait(ma, &err))
         die("async wait", &err);
 
-    double c = median(m_copy, runs), b = median(m_block, runs), s = median(m_stall, runs);
-    double at = median(m_async_total, runs), sa = median(alone, 21), sd = median(during, nd);
+    double c = bench_median_sort(m_copy, runs), b = bench_median_sort(m_block, runs), s = bench_median_sort(m_stall, runs);
+    double at = bench_median_sort(m_async_total, runs), sa = bench_median_sort(alone, 21), sd = bench_median_sort(during, nd);
     double gib = (double)total / (1u << 30);
     printf("checkpoint of %zu MiB in %d tensors, medians of %d runs\n", mib, TENSORS, runs);
     printf("  memcpy of the tensors          %8.3f s  %6.2f GiB/s\n", c, gib / c);

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "cairn.h"
 
+#include "bench_util.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,13 +26,6 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* CPU seconds of the whole process (all threads): on a shared machine the
  * wall clock also counts other people's work, the CPU time does not. */
 static double cpu_now(void)
@@ -38,18 +33,6 @@ static double cpu_now(void)
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Trained-like weights: N(0, 0.02), the usual init scale of transformer
@@ -132,10 +115,10 @@ static result measure(const char *dir, const char *label, const config *c, const
         cairn_writer *wr;
         if (cairn_writer_open_path(path, &o, &wr, &err) != CAIRN_OK)
             die("%s", err.message);
-        double t0 = now(), c0 = cpu_now();
+        double t0 = bench_now(), c0 = cpu_now();
         if (cairn_writer_add(wr, "w", CAIRN_F32, 1, &n, w, &err) != CAIRN_OK)
             die("%s", err.message);
-        save[k] = now() - t0;
+        save[k] = bench_now() - t0;
         save_cpu[k] = cpu_now() - c0;
         if (cairn_writer_commit(wr, &err) != CAIRN_OK)
             die("%s", err.message);
@@ -150,10 +133,10 @@ static result measure(const char *dir, const char *label, const config *c, const
     r.ratio = (double)t.raw_size / (double)t.stored_size;
     memset(dst, 0, bytes);
     for (int k = 0; k < runs; k++) {
-        double t0 = now(), c0 = cpu_now();
+        double t0 = bench_now(), c0 = cpu_now();
         if (cairn_tensor_read(f, 0, CAIRN_F32, dst, bytes, 0, &err) != CAIRN_OK)
             die("read: %s", err.message);
-        read[k] = now() - t0;
+        read[k] = bench_now() - t0;
         read_cpu[k] = cpu_now() - c0;
     }
     if (memcmp(dst, w, bytes) != 0)
@@ -161,10 +144,10 @@ static result measure(const char *dir, const char *label, const config *c, const
     cairn_file_close(f);
     free(dst);
     unlink(path);
-    r.save_gbs = (double)bytes / median(save, runs) / 1e9;
-    r.read_gbs = (double)bytes / median(read, runs) / 1e9;
-    r.save_cpu_gbs = (double)bytes / (median(save_cpu, runs) / threads) / 1e9;
-    r.read_cpu_gbs = (double)bytes / (median(read_cpu, runs) / threads) / 1e9;
+    r.save_gbs = (double)bytes / bench_median_sort(save, runs) / 1e9;
+    r.read_gbs = (double)bytes / bench_median_sort(read, runs) / 1e9;
+    r.save_cpu_gbs = (double)bytes / (bench_median_sort(save_cpu, runs) / threads) / 1e9;
+    r.read_cpu_gbs = (double)bytes / (bench_median_sort(read_cpu, runs) / threads) / 1e9;
     printf("  %-11s %-16s %6.0f MiB  ratio %6.3f  save %6.2f GB/s (cpu %6.2f)  read %6.2f GB/s "
            "(cpu %6.2f)\n", label, c->name, (double)bytes / 1048576, r.ratio, r.save_gbs,
            r.save_cpu_gbs, r.read_gbs, r.read_cpu_gbs);
@@ -297,11 +280,11 @@ int main(int argc, char **argv)
     float *w = malloc(bytes), *b = malloc(bytes);
     if (!w || !b)
         die("out of memory for %zu MiB", 2 * mib);
-    double t0 = now();
+    double t0 = bench_now();
     gen_normal(w, bytes / 4, 42);
     to_bf16_values(w, b, bytes / 4);
     printf("== compress: %zu MiB of N(0, 0.02) float32 weights (generated in %.1f s), %u threads, "
-           "median of %d runs\n", mib, now() - t0, threads, runs);
+           "median of %d runs\n", mib, bench_now() - t0, threads, runs);
     printf("   GB/s are raw bytes per wall-clock second; (cpu ...) per CPU second divided by the\n"
            "   %u threads: what the cores would give with the machine to themselves\n", threads);
     result normal[sizeof configs / sizeof configs[0]], z3bf16 = {0}, none_bf16 = {0};

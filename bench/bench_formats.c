@@ -13,6 +13,8 @@
 #define _GNU_SOURCE
 #include <cairn.h>
 
+#include "bench_util.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,25 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int bench_open(const char *path, const char *name, int reps)
 {
     double *t = malloc((size_t)reps * sizeof *t);
     cairn_error err;
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         cairn_file *f;
         cairn_tensor_info info;
         if (cairn_file_open(path, NULL, &f, &err) != CAIRN_OK ||
@@ -50,9 +39,9 @@ static int bench_open(const char *path, const char *name, int reps)
             return 1;
         }
         cairn_file_close(f);
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    qsort(t, (size_t)reps, sizeof *t, bench_cmp_double);
     printf("RESULT bench=open file=%s reps=%d median_us=%.1f min_us=%.1f\n", path, reps,
            t[reps / 2] * 1e6, t[0] * 1e6);
     free(t);
@@ -141,7 +130,7 @@ static int bench_readall(const char *path, int runs, enum readall_mode mode)
     cairn_error err;
     uint64_t bytes = 0, sum = 0;
     for (int r = 0; r < runs; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         cairn_file *f;
         if (cairn_file_open(path, NULL, &f, &err) != CAIRN_OK) {
             fprintf(stderr, "bench_formats: %s\n", err.message);
@@ -154,7 +143,7 @@ static int bench_readall(const char *path, int runs, enum readall_mode mode)
             fprintf(stderr, "bench_formats: %s\n", bufs ? err.message : "out of memory");
             return 1;
         }
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
         bytes = 0;
         for (uint64_t i = 0; i < n; i++) {
             cairn_tensor_info info;
@@ -165,7 +154,7 @@ static int bench_readall(const char *path, int runs, enum readall_mode mode)
         cairn_file_close(f);
         free(bufs);
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
     printf("RESULT bench=readall mode=%s file=%s runs=%d bytes=%llu median_s=%.4f min_s=%.4f "
            "(check %llu)\n", names[mode], path, runs, (unsigned long long)bytes, t[runs / 2],
            t[0], (unsigned long long)(sum & 1));
@@ -205,7 +194,7 @@ static int mmap_write(const char *in, const char *out)
  * reads one byte per page. */
 static int raw_read(const char *path, const char *mode)
 {
-    double t0 = now();
+    double t0 = bench_now();
     int fd = open(path, O_RDONLY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0)
@@ -229,7 +218,7 @@ static int raw_read(const char *path, const char *mode)
             if (!bufs[i] || read(fd, bufs[i], n) != (ssize_t)n)
                 return perror(path), 1;
         }
-        double t = now() - t0;
+        double t = bench_now() - t0;
         for (size_t i = 0; bufs && i < pieces; i++)
             free(bufs[i]);
         free(bufs);
@@ -240,7 +229,7 @@ static int raw_read(const char *path, const char *mode)
     }
     close(fd);
     printf("RESULT bench=rawread mode=views file=%s bytes=%llu s=%.4f (check %llu)\n", path,
-           (unsigned long long)size, now() - t0, (unsigned long long)(sum & 1));
+           (unsigned long long)size, bench_now() - t0, (unsigned long long)(sum & 1));
     return 0;
 }
 

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "cairn.h"
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -157,13 +159,6 @@ static void alloc_dst(workload *w)
 
 /* ------------------------------------------------------------- helpers */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void write_all(int fd, const void *data, size_t len, const char *path)
 {
     const char *p = data;
@@ -312,18 +307,11 @@ static void clear_dst(const workload *w)
 
 /* ------------------------------------------------------------- reports */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(const double *v, int n)
 {
     double *s = xalloc((size_t)n * sizeof *s);
     memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    double m = bench_median_sort(s, n);
     free(s);
     return m;
 }
@@ -427,15 +415,15 @@ static void bench_save(const config *c, const workload *w, int sync_mode)
     for (int r = 0; r < c->runs; r++) {
         if (c->do_raw) { /* A */
             before_save(c, w, raw, cpath);
-            double t0 = now();
+            double t0 = bench_now();
             raw_save(w, raw, sync_mode);
-            tr[r] = now() - t0;
+            tr[r] = bench_now() - t0;
         }
         if (c->do_cairn) { /* B */
             before_save(c, w, raw, cpath);
-            double t0 = now();
+            double t0 = bench_now();
             cairn_save(w, cpath, sync_mode);
-            tc[r] = now() - t0;
+            tc[r] = bench_now() - t0;
         }
     }
     print_header(w->name, op, sync_mode ? "durable: raw = write + fsync; cairn = default commit "
@@ -475,15 +463,15 @@ static void bench_read(const config *c, workload *w, unsigned flags)
     double *tr = xalloc(n * sizeof *tr), *tc = xalloc(n * sizeof *tc), *tp = xalloc(n * sizeof *tp);
     const char *op = flags & CAIRN_READ_VERIFY ? "read-verify" : "read";
     for (int r = 0; r < runs; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         raw_read(w, raw);
-        tr[r] = now() - t0;
-        t0 = now();
+        tr[r] = bench_now() - t0;
+        t0 = bench_now();
         cairn_read(w, cpath, 0, flags);
-        tc[r] = now() - t0;
-        t0 = now();
+        tc[r] = bench_now() - t0;
+        t0 = bench_now();
         cairn_read(w, cpath, CAIRN_OPEN_NO_MMAP, flags);
-        tp[r] = now() - t0;
+        tp[r] = bench_now() - t0;
     }
     print_header(w->name, op, flags & CAIRN_READ_VERIFY
                  ? "warm page cache; raw = open + read() per tensor; cairn = open + "
@@ -513,12 +501,12 @@ static void bench_open(const config *c, const workload *w)
         cairn_error err = {0};
         cairn_file *f = NULL;
         cairn_tensor_info info;
-        double t0 = now();
+        double t0 = bench_now();
         check(cairn_file_open(cpath, NULL, &f, &err), &err);
         check(cairn_tensor_find(f, name, NULL, &info, &err), &err);
         cairn_file_close(f);
         if (r >= 0)
-            us[r] = (now() - t0) * 1e6;
+            us[r] = (bench_now() - t0) * 1e6;
     }
     printf("\n== %s / open  (warm page cache; cairn_file_open + cairn_tensor_find('%s') + close, "
            "%d reps)\n", w->name, name, c->open_reps);
