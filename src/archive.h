@@ -66,6 +66,12 @@ typedef struct cairn__reader_ops {
      * _verify then act on that file, so views, reads, checks and their
      * messages are the owner's. f->src then holds no tensor bytes. */
     const cairn_file *(*owner)(const cairn_file *f, uint64_t index, uint64_t *owner_index);
+    /* Optional: cairn_tensor_read_box for archives that assemble tensors
+     * from pieces (distributed checkpoint directories). Called with the
+     * arguments checked (box in bounds, dst of the box's size as dtype). */
+    cairn_status (*read_box)(const cairn_file *f, uint64_t index, const uint64_t *offset,
+                             const uint64_t *extent, cairn_dtype dtype, void *dst,
+                             unsigned flags, cairn_error *err);
 } cairn__reader_ops;
 
 /* The bytes of an input: a read-only mapping, a caller's memory buffer, or
@@ -120,6 +126,18 @@ extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint dire
 extern const cairn__reader_ops cairn__mxnet_reader;
 extern const cairn__reader_ops cairn__hdf5_reader;
 extern const cairn__reader_ops cairn__pickle_reader; /* plain pickle / joblib (inert mode) */
+extern const cairn__reader_ops cairn__dist_reader;   /* a distributed checkpoint directory */
+/* 1 when `dir` holds a distributed checkpoint's manifest.cairn. */
+int cairn__dist_sniff(const char *dir);
+/* Copies the intersection (ioff, iext) of tensor `index` of `src`, which
+ * holds the box (soff, sext) of some global tensor in C order, into dst,
+ * which holds the box (roff, rext) in C order as `dtype`: runs contiguous in
+ * both, each read with cairn_tensor_read_range (compressed tensors in
+ * windows, so each chunk is decoded once). Boxes are the caller's to check. */
+cairn_status cairn__box_copy(const cairn_file *src, uint64_t index, uint32_t rank,
+                             const uint64_t *soff, const uint64_t *sext, const uint64_t *roff,
+                             const uint64_t *rext, const uint64_t *ioff, const uint64_t *iext,
+                             cairn_dtype dtype, void *dst, cairn_error *err);
 /* 1 when the input starts with PROTO 2..5 or a compressed joblib file's magic. */
 int cairn__pickle_sniff(const cairn_file *f);
 /* 1 when a ZIP input holds model.weights.h5 (a Keras 3 .keras archive). */

@@ -241,16 +241,19 @@ static cairn_file *file_new(const char *path)
     return f;
 }
 
-/* A skorch checkpoint directory: one archive of its files (skorch.c). */
-static cairn_status open_skorch_dir(const char *path, unsigned flags, uint64_t max_inflate,
-                                    cairn_file **out, cairn_error *err)
+/* A directory opened as one archive of its files: a skorch checkpoint
+ * (skorch.c) or a distributed checkpoint (archive/dist_read.c). */
+static cairn_status open_dir(const char *path, const cairn__reader_ops *ops, unsigned flags,
+                             uint64_t max_inflate, unsigned threads, cairn_file **out,
+                             cairn_error *err)
 {
     cairn_file *f = file_new(path);
     if (!f)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
     f->flags = flags;
     f->max_inflate = max_inflate;
-    f->ops = &cairn__skorch_reader;
+    f->threads = threads;
+    f->ops = ops;
     cairn_status st = f->ops->open(f, err);
     if (st == CAIRN_OK && (flags & CAIRN_OPEN_VERIFY))
         st = cairn_file_verify(f, err);
@@ -283,18 +286,31 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
         close(fd);
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot stat: %s", path, strerror(e));
     }
-    if (S_ISDIR(st.st_mode) && (format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
-        cairn__skorch_sniff(path)) {
+    const cairn__reader_ops *dir_ops = NULL;
+    if (S_ISDIR(st.st_mode) && (format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_NATIVE) &&
+        cairn__dist_sniff(path))
+        dir_ops = &cairn__dist_reader;
+    else if (S_ISDIR(st.st_mode) &&
+             (format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
+             cairn__skorch_sniff(path))
+        dir_ops = &cairn__skorch_reader;
+    if (dir_ops) {
         close(fd);
         if (opts_public_key(opts))
-            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a skorch directory carries no "
-                               "signature (sign it with cairn_sign_dir)", path);
-        return open_skorch_dir(path, flags, max_inflate, out, err);
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a %s directory carries no "
+                               "signature (sign it with cairn_sign_dir)", path,
+                               dir_ops == &cairn__dist_reader ? "distributed checkpoint"
+                                                              : "skorch");
+        unsigned threads = opts && opts->struct_size >= offsetof(cairn_open_opts, threads) +
+                                                             sizeof opts->threads
+                               ? opts->threads : 0;
+        return open_dir(path, dir_ops, flags, max_inflate, threads, out, err);
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
         return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file%s", path,
-                           S_ISDIR(st.st_mode) ? " (a directory, but no skorch checkpoint)" : "");
+                           S_ISDIR(st.st_mode) ? " (a directory, but no skorch or distributed "
+                                                 "checkpoint)" : "");
     }
     cairn_file *f = file_new(path);
     if (!f) {
