@@ -93,12 +93,16 @@ static cairn_status part_open(const cairn_file *f, dist_state *s, uint64_t i, ca
         return cairn__fail(err, CAIRN_E_ARG, "%s: path too long", f->path);
     cairn_open_opts o = part_opts(f);
     cairn_file *p = NULL;
-    cairn_status st = cairn_file_open(path, &o, &p, err);
-    if (st != CAIRN_OK)
-        return st == CAIRN_E_IO ? cairn__fail(err, CAIRN_E_CORRUPT, "%s: rank file %llu of the "
-                                              "manifest is missing or unreadable: %s", path,
-                                              (unsigned long long)i, err ? err->message : "")
-                                : st;
+    cairn_error why;
+    cairn_status st = cairn_file_open(path, &o, &p, &why);
+    if (st == CAIRN_E_IO)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: rank file %llu of the manifest is missing "
+                           "or unreadable: %s", f->path, (unsigned long long)i, why.message);
+    if (st != CAIRN_OK) {
+        if (err)
+            *err = why;
+        return st;
+    }
     uint8_t hash[8];
     uint64_t size = p->src.size, want = s->m.files[2 * i], want_hash = s->m.files[2 * i + 1];
     if (size != want)
@@ -305,7 +309,13 @@ static cairn_status dist_verify_structure(const cairn_file *f, cairn_error *err)
     uint64_t *held = calloc((size_t)s->m.nfiles, sizeof *held);
     if (!held)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    cairn_status st = CAIRN_OK;
+    /* The manifest itself, every byte (its tables were checked at open). */
+    cairn_open_opts o = part_opts(f);
+    cairn_file *mf = NULL;
+    cairn_status st = cairn_file_open(s->what, &o, &mf, err);
+    if (st == CAIRN_OK)
+        st = cairn_file_verify(mf, err);
+    cairn_file_close(mf);
     for (uint64_t t = 0; st == CAIRN_OK && t < s->m.ntensors; t++) {
         const cairn__dist_tensor *d = &s->m.tensors[t];
         for (uint64_t b = 0; b < d->nbox; b++)

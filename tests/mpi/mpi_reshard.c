@@ -183,7 +183,7 @@ static int do_save(const char *dir, int zstd, int me, int size)
         check(st == CAIRN_OK, me, "add", t->name, err.message);
     }
     cairn_value *meta = cairn_value_map();
-    cairn_value_set(meta, "saved_by", cairn_value_int(size), NULL);
+    cairn_value_set(meta, "run", cairn_value_string("reshard"), NULL);
     cairn_mpi_save_set_metadata(s, meta, &err);
     cairn_value_free(meta);
     cairn_status st = cairn_mpi_save_commit(s, &err);
@@ -255,9 +255,8 @@ static void load_one(const char *dir, int me, int size)
     }
     cairn_value *meta = NULL;
     if (me == 0 && cairn_file_read_metadata(f, &meta, &err) == CAIRN_OK) {
-        int64_t by = 0;
-        const cairn_value *v = cairn_value_get(meta, "saved_by");
-        check(v && cairn_value_get_int(v, &by) == CAIRN_OK && by > 0, me, "metadata", dir, "");
+        const cairn_value *v = cairn_value_get(meta, "run");
+        check(v && cairn_value_get_type(v) == CAIRN_VALUE_STRING, me, "metadata", dir, "");
         cairn_value_free(meta);
     }
     cairn_file_close(f);
