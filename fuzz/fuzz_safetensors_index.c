@@ -3,7 +3,7 @@
  * safetensors files (a.safetensors ... e.safetensors), then everything a
  * caller could ask of the archive. The same bytes also go through format
  * detection as an in-memory input. */
-#include "format/safetensors_index.h"
+#include "archive/safetensors_index.h"
 
 #include <cairn.h>
 #include <stdint.h>

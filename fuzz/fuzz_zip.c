@@ -1,7 +1,7 @@
 /* fuzz_zip.c -- libFuzzer target: the ZIP reader (zip.h) alone: opens
  * arbitrary bytes as an archive, looks every member up by name, reads each
  * whole with its CRC checked, reads a slice from its middle, and verifies. */
-#include "zip.h"
+#include "container/zip.h"
 
 #include <stdint.h>
 #include <stdlib.h>

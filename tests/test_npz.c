@@ -4,7 +4,7 @@
 #include "corpus.h"
 #include "testutil.h"
 
-#include "zip.h"
+#include "container/zip.h"
 
 #include <cairn.h>
 #include <pthread.h>

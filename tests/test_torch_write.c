@@ -2,9 +2,9 @@
  * opcodes and globals it may use, its refusals, and real PyTorch
  * (tests/torch_check.py, via $CAIRN_PYTHON) loading every dtype, edge
  * shapes, aliases and metadata trees with weights_only=True. */
-#include "archive.h"
+#include "archive/archive.h"
 #include "testutil.h"
-#include "zip.h"
+#include "container/zip.h"
 
 #include <cairn.h>
 #include <math.h>

@@ -2,7 +2,7 @@
  * round trips, Python's zipfile both ways, and hand-damaged archives. */
 #include "testutil.h"
 
-#include "zip.h"
+#include "container/zip.h"
 
 #include <cairn.h>
 #include <fcntl.h>
