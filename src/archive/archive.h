@@ -13,13 +13,11 @@
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err);
 
-/* A writer to `path` with no format: the caller appends bytes with
- * cairn__sink_write and finishes with cairn_writer_commit, getting the same
- * temporary file, fsync, rename and directory fsync as every save (signing
- * rewrites files and writes manifests through it). `flags`:
- * CAIRN_WRITE_NO_SYNC or 0. */
-cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writer **out,
-                                    cairn_error *err);
+/* CAIRN_OK when w can take another call; else the status of the call that
+ * failed it (CAIRN_E_STATE) or CAIRN_E_ARG for NULL. */
+cairn_status cairn__writer_usable(cairn_writer *w, cairn_error *err);
+/* Marks w failed (every later call but abort refuses) and returns st. */
+cairn_status cairn__writer_failed(cairn_writer *w, cairn_status st, cairn_error *err);
 
 /* Composite archives: their tensors live in other cairn_files, opened
  * through the public open (the one accepted loop, ARCHITECTURE.md). */
