@@ -74,7 +74,10 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
     }
     uint8_t *out = NULL;
     size_t out_len = 0;
-    cairn_status st = cairn__joblib_unpack(&f->src, f->max_inflate, codec, p, n, &out, &out_len, err);
+    /* The machine reads at most CAIRN__PICKLE_MAX_BYTES: no more is unpacked. */
+    uint64_t limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
+                                                              : CAIRN__PICKLE_MAX_BYTES;
+    cairn_status st = cairn__joblib_unpack(f->path, limit, codec, p, n, &out, &out_len, err);
     free(copy);
     if (st == CAIRN_OK) { /* the whole stream is out: the state owns it and reads from it */
         s->owned = out;
