@@ -13,7 +13,7 @@
 #ifndef CAIRN_DIST_H
 #define CAIRN_DIST_H
 
-#include "../internal.h"
+#include "common/internal.h"
 
 #define CAIRN__DIST_MANIFEST "manifest.cairn"
 #define CAIRN__DIST_VERSION 1

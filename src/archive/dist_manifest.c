@@ -1,8 +1,8 @@
 /* dist_manifest.c -- the manifest of a distributed checkpoint directory
  * (docs/FORMAT.md §19.1): reading its four tables, every structural check,
  * and the planner that maps a requested box onto the saved ones. */
-#include "dist.h"
-#include "dist_boxes.h"
+#include "archive/dist.h"
+#include "archive/dist_boxes.h"
 
 #include <stdlib.h>
 #include <string.h>

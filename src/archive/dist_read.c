@@ -3,8 +3,8 @@
  * rank files are opened through the public open when a read first needs
  * one, and each global tensor is assembled from the pieces that meet what
  * is asked for (cairn__dist_plan, cairn__box_copy). */
-#include "../archive.h"
-#include "dist.h"
+#include "archive/archive.h"
+#include "archive/dist.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -110,7 +110,7 @@ static cairn_status part_open(const cairn_file *f, dist_state *s, uint64_t i, ca
                          "truncated file, or one from another save)", path,
                          (unsigned long long)size, (unsigned long long)want);
     if (st == CAIRN_OK)
-        st = cairn__source_read(p, size - 128 + 80, hash, 8, err); /* trailer index_hash */
+        st = cairn__file_read(p, size - 128 + 80, hash, 8, err); /* trailer index_hash */
     if (st == CAIRN_OK && cairn__le64(hash) != want_hash)
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: index hash %016llx, the manifest says "
                          "%016llx (a file from another save)", path,
