@@ -100,7 +100,9 @@ static cairn_status split_names(const char *what, cairn__dist_manifest *m, uint6
         if (t >= m->ntensors)
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: dist.names holds more than the %llu "
                                "names of dist.tensors", what, (unsigned long long)m->ntensors);
-        CAIRN_TRY(cairn__name_check(s, len, "dist.names", err));
+        cairn_error why;
+        if (cairn__name_check(s, len, "dist.names", &why) != CAIRN_OK)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: %s", what, why.message);
         if (t > 0) {
             const cairn__dist_tensor *p = &m->tensors[t - 1];
             if (cairn__name_cmp(p->name, p->name_len, s, len) >= 0)
