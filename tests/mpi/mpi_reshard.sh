@@ -40,4 +40,16 @@ damaged; truncate -s 100 "$WORK/bad/manifest.cairn"
 expect_fail "truncated manifest" "manifest.cairn" "$CLI" ls "$WORK/bad"
 damaged; rm "$WORK/bad/manifest.cairn"
 expect_fail "missing manifest" "no skorch or distributed checkpoint" "$CLI" ls "$WORK/bad"
+
+# libcairn_mpi.so exports only its public API.
+lib=$BUILD/libcairn_mpi.so
+if [ -f "$lib" ]; then
+    syms=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' |
+           grep -v -E '^(_init|_fini|_edata|_end|__bss_start)$')
+    for s in $syms; do
+        grep -q -E "\b$s\(" "${CAIRN_SOURCE_DIR:-$(dirname "$0")/../..}/include/cairn_mpi.h" ||
+            fail "libcairn_mpi.so exports $s, which cairn_mpi.h does not declare"
+    done
+    echo "libcairn_mpi.so: $(wc -w <<<"$syms") exported symbols, all in cairn_mpi.h"
+fi
 finish
