@@ -26,12 +26,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SAVE_RANKS 4
 #define COLS 1024
 
 static int me, size;
+
+/* CPU seconds of this process: on a shared machine, wall time also counts
+ * other people's work. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* Seconds from a common barrier until the slowest rank is done. */
 static double span(double t0)
@@ -250,10 +260,10 @@ static int do_manifest(const char *dir, uint64_t ranks, uint64_t tensors)
     snprintf(path, sizeof path, "%s/manifest.cairn", dir);
     struct stat st;
     stat(path, &st);
-    double t[5];
+    double t[5], cpu[5];
     size_t pieces = 0;
     for (int run = 0; run < 5; run++) {
-        double t0 = bench_now();
+        double t0 = bench_now(), c0 = cpu_now();
         cairn_file *mf;
         cairn__dist_manifest m;
         cairn_error err;
@@ -262,7 +272,6 @@ static int do_manifest(const char *dir, uint64_t ranks, uint64_t tensors)
             fprintf(stderr, "open: %s\n", err.message);
             return 1;
         }
-        cairn_file_close(mf);
         /* one rank of a 1,000-rank load whose rows are split 3 ways finer */
         pieces = 0;
         for (uint64_t i = 0; i < m.ntensors; i++) {
@@ -278,12 +287,14 @@ static int do_manifest(const char *dir, uint64_t ranks, uint64_t tensors)
             free(p);
         }
         cairn__dist_manifest_free(&m);
+        cairn_file_close(mf); /* the tables were views into it */
         t[run] = bench_now() - t0;
+        cpu[run] = cpu_now() - c0;
     }
     printf("RESULT bench=mpi_manifest ranks=%llu tensors=%llu manifest_mib=%.1f "
-           "open_and_plan_ms=%.1f pieces=%zu (target <= 50)\n", (unsigned long long)ranks,
-           (unsigned long long)tensors, st.st_size / 1048576.0,
-           bench_median_sort(t, 5) * 1e3, pieces);
+           "open_and_plan_ms=%.1f cpu_ms=%.1f pieces=%zu (target <= 50)\n",
+           (unsigned long long)ranks, (unsigned long long)tensors, st.st_size / 1048576.0,
+           bench_median_sort(t, 5) * 1e3, bench_median_sort(cpu, 5) * 1e3, pieces);
     unlink(path);
     rmdir(dir);
     return 0;

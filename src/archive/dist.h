@@ -33,19 +33,24 @@ typedef struct cairn__dist_tensor {
     const uint64_t *box; /* nbox records of 1 + 2 * rank words */
 } cairn__dist_tensor;
 
+/* The tables point into the manifest's mapping when it has zero-copy views
+ * (so the manifest file must stay open as long as this), else into copies
+ * held in `own`. */
 typedef struct cairn__dist_manifest {
     uint64_t nfiles;
-    uint64_t *files; /* 2 per file: size, index_hash */
-    char *names;
+    const uint64_t *files; /* 2 per file: size, index_hash */
+    const char *names;
     uint64_t ntensors;
     cairn__dist_tensor *tensors; /* in name order */
-    uint64_t *boxes;
+    const uint64_t *boxes;
     uint64_t nwords;
     cairn_value *meta; /* the caller's tree (a map) */
+    void *own[4];      /* copies of tables that had no view */
 } cairn__dist_manifest;
 
-/* Reads and checks the manifest held by `mf` (an open native file; `what`
- * names it in messages): every rule of docs/FORMAT.md §19.1 but the overlap
+/* Reads and checks the manifest held by `mf` (an open native file, which
+ * must stay open until cairn__dist_manifest_free; `what` names it in
+ * messages): every rule of docs/FORMAT.md §19.1 but the overlap
  * check, which cairn__dist_plan and cairn__dist_check_tensor do. On failure
  * *m is left empty. */
 cairn_status cairn__dist_manifest_parse(const cairn_file *mf, const char *what,

@@ -9,11 +9,12 @@
 
 /* ------------------------------------------------------------- tables */
 
-/* Reads tensor `name` of the manifest, checking dtype and rank, into a new
- * array (*out, caller frees) of *count elements. */
+/* Tensor `name` of the manifest, checked for dtype and rank and against
+ * its checksum: a view into the mapping when there is one (no copy of a
+ * table that may be tens of MiB), else a copy kept in *own. */
 static cairn_status read_table(const cairn_file *mf, const char *what, const char *name,
-                               cairn_dtype dtype, uint32_t rank, void **out, uint64_t *rows,
-                               uint64_t *cols, cairn_error *err)
+                               cairn_dtype dtype, uint32_t rank, const void **out, void **own,
+                               uint64_t *rows, uint64_t *cols, cairn_error *err)
 {
     uint64_t index;
     cairn_tensor_info info;
@@ -24,11 +25,19 @@ static cairn_status read_table(const cairn_file *mf, const char *what, const cha
     CAIRN_TRY(st);
     if (info.dtype != dtype || info.rank != rank)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: table '%s' is %s of rank %u, expected %s "
-                           "of rank %u", what, name, cairn_dtype_name(info.dtype) ? cairn_dtype_name(info.dtype) : "?",
+                           "of rank %u", what, name,
+                           cairn_dtype_name(info.dtype) ? cairn_dtype_name(info.dtype) : "?",
                            info.rank, cairn_dtype_name(dtype), rank);
     *rows = info.dims[0];
     if (cols)
         *cols = rank > 1 ? info.dims[1] : 1;
+    const void *view;
+    if (info.zero_copy && info.alignment % 8 == 0 &&
+        cairn_tensor_data(mf, index, &view, NULL) == CAIRN_OK) {
+        CAIRN_TRY(cairn_tensor_verify(mf, index, err));
+        *out = view;
+        return CAIRN_OK;
+    }
     /* The native reader bounded raw_size by the file's own bytes. */
     void *buf = malloc(info.raw_size ? (size_t)info.raw_size : 1);
     if (!buf)
@@ -39,7 +48,7 @@ static cairn_status read_table(const cairn_file *mf, const char *what, const cha
         free(buf);
         return st;
     }
-    *out = buf;
+    *out = *own = buf;
     return CAIRN_OK;
 }
 
@@ -207,15 +216,16 @@ static cairn_status parse(const cairn_file *mf, const char *what, cairn__dist_ma
 {
     CAIRN_TRY(read_tree(mf, what, m, err));
     uint64_t rows, cols, name_bytes, trows;
-    uint64_t *rowsbuf = NULL;
-    CAIRN_TRY(read_table(mf, what, "dist.files", CAIRN_U64, 2, (void **)&m->files, &rows, &cols,
-                         err));
+    const uint64_t *rowsbuf = NULL;
+    void *rows_own = NULL;
+    CAIRN_TRY(read_table(mf, what, "dist.files", CAIRN_U64, 2, (const void **)&m->files,
+                         &m->own[0], &rows, &cols, err));
     if (rows != m->nfiles || cols != 2)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: dist.files is [%llu, %llu], expected "
                            "[%llu, 2]", what, (unsigned long long)rows, (unsigned long long)cols,
                            (unsigned long long)m->nfiles);
-    CAIRN_TRY(read_table(mf, what, "dist.tensors", CAIRN_U64, 2, (void **)&rowsbuf, &trows,
-                         &cols, err));
+    CAIRN_TRY(read_table(mf, what, "dist.tensors", CAIRN_U64, 2, (const void **)&rowsbuf,
+                         &rows_own, &trows, &cols, err));
     cairn_status st = CAIRN_OK;
     if (cols != CAIRN__DIST_TENSOR_WORDS)
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: dist.tensors has %llu columns, expected %d",
@@ -230,16 +240,16 @@ static cairn_status parse(const cairn_file *mf, const char *what, cairn__dist_ma
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", what);
     }
     if (st == CAIRN_OK)
-        st = read_table(mf, what, "dist.names", CAIRN_U8, 1, (void **)&m->names, &name_bytes,
-                        NULL, err);
+        st = read_table(mf, what, "dist.names", CAIRN_U8, 1, (const void **)&m->names,
+                        &m->own[1], &name_bytes, NULL, err);
     if (st == CAIRN_OK)
         st = split_names(what, m, name_bytes, err);
     for (uint64_t t = 0; st == CAIRN_OK && t < trows; t++)
         st = tensor_row(what, &m->tensors[t], rowsbuf + t * CAIRN__DIST_TENSOR_WORDS, err);
-    free(rowsbuf);
+    free(rows_own);
     CAIRN_TRY(st);
-    CAIRN_TRY(read_table(mf, what, "dist.boxes", CAIRN_U64, 1, (void **)&m->boxes, &m->nwords,
-                         NULL, err));
+    CAIRN_TRY(read_table(mf, what, "dist.boxes", CAIRN_U64, 1, (const void **)&m->boxes,
+                         &m->own[2], &m->nwords, NULL, err));
     if (m->nwords > CAIRN__DIST_MAX_WORDS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: dist.boxes has %llu words (at most %llu)",
                            what, (unsigned long long)m->nwords,
@@ -272,10 +282,9 @@ void cairn__dist_manifest_free(cairn__dist_manifest *m)
 {
     if (!m)
         return;
-    free(m->files);
-    free(m->names);
+    for (int i = 0; i < 4; i++)
+        free(m->own[i]);
     free(m->tensors);
-    free(m->boxes);
     cairn_value_free(m->meta);
     memset(m, 0, sizeof *m);
 }
@@ -393,8 +402,8 @@ cairn_status cairn__dist_plan(const cairn__dist_manifest *m, const char *what, u
     *count = 0;
     if (want == 0)
         return CAIRN_OK;
-    cairn__dist_piece *p;
-    size_t n;
+    cairn__dist_piece *p = NULL;
+    size_t n = 0;
     CAIRN_TRY(clip(d, what, roff, rext, &p, &n, &vol, err));
     cairn_status st = check_disjoint(d, what, p, n, err);
     if (st == CAIRN_OK && vol != want) {
@@ -418,8 +427,8 @@ cairn_status cairn__dist_check_tensor(const cairn__dist_manifest *m, const char 
 {
     const cairn__dist_tensor *d = &m->tensors[t];
     uint64_t zero[CAIRN_MAX_RANK] = {0};
-    cairn__dist_piece *p;
-    size_t n;
+    cairn__dist_piece *p = NULL;
+    size_t n = 0;
     CAIRN_TRY(cairn__dist_plan(m, what, t, zero, d->dims, &p, &n, err));
     free(p);
     return CAIRN_OK;

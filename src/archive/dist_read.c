@@ -16,7 +16,8 @@
 #define RANK_FILE_FMT "%s/rank-%06llu.cairn"
 
 typedef struct dist_state {
-    cairn__dist_manifest m;
+    cairn__dist_manifest m; /* its tables may point into `mf` */
+    cairn_file *mf;
     char *what;             /* "DIR/manifest.cairn", for messages */
     uint64_t manifest_size;
     cairn_file **parts;     /* per rank file, opened on first use */
@@ -52,16 +53,11 @@ static cairn_status dist_open(cairn_file *f, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     snprintf(s->what, len, "%s/%s", f->path, CAIRN__DIST_MANIFEST);
     cairn_open_opts o = part_opts(f);
-    cairn_file *mf = NULL;
-    CAIRN_TRY(cairn_file_open(s->what, &o, &mf, err));
+    CAIRN_TRY(cairn_file_open(s->what, &o, &s->mf, err));
     cairn_file_info fi;
-    cairn_status st = cairn_file_get_info(mf, &fi, err);
-    if (st == CAIRN_OK) {
-        s->manifest_size = fi.file_size;
-        st = cairn__dist_manifest_parse(mf, s->what, &s->m, err);
-    }
-    cairn_file_close(mf);
-    CAIRN_TRY(st);
+    CAIRN_TRY(cairn_file_get_info(s->mf, &fi, err));
+    s->manifest_size = fi.file_size;
+    CAIRN_TRY(cairn__dist_manifest_parse(s->mf, s->what, &s->m, err));
     s->parts = calloc((size_t)s->m.nfiles, sizeof *s->parts);
     if (!s->parts)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
@@ -77,6 +73,7 @@ static void dist_close(cairn_file *f)
         cairn_file_close(s->parts[i]);
     free(s->parts);
     cairn__dist_manifest_free(&s->m);
+    cairn_file_close(s->mf);
     free(s->what);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -172,8 +169,8 @@ static cairn_status dist_read_box(const cairn_file *f, uint64_t index, const uin
     uint64_t zero[CAIRN_MAX_RANK] = {0};
     if (d->rank == 0)
         offset = extent = zero;
-    cairn__dist_piece *p;
-    size_t n;
+    cairn__dist_piece *p = NULL;
+    size_t n = 0;
     CAIRN_TRY(cairn__dist_plan(&s->m, s->what, index, offset, extent, &p, &n, err));
     cairn_status st = CAIRN_OK;
     for (size_t i = 0; i < n && st == CAIRN_OK; i++) {
@@ -310,12 +307,7 @@ static cairn_status dist_verify_structure(const cairn_file *f, cairn_error *err)
     if (!held)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     /* The manifest itself, every byte (its tables were checked at open). */
-    cairn_open_opts o = part_opts(f);
-    cairn_file *mf = NULL;
-    cairn_status st = cairn_file_open(s->what, &o, &mf, err);
-    if (st == CAIRN_OK)
-        st = cairn_file_verify(mf, err);
-    cairn_file_close(mf);
+    cairn_status st = cairn_file_verify(s->mf, err);
     for (uint64_t t = 0; st == CAIRN_OK && t < s->m.ntensors; t++) {
         const cairn__dist_tensor *d = &s->m.tensors[t];
         for (uint64_t b = 0; b < d->nbox; b++)

@@ -143,7 +143,7 @@ static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
     while (st == CAIRN_OK && (de = readdir(d))) {
         snprintf(p, sizeof p, "%s/%s", m->dir, de->d_name);
         if (de->d_name[0] == '.' && !strncmp(de->d_name + 1, m->prefix, pl) &&
-            strstr(de->d_name, ".cairn-tmp-")) {
+            !strncmp(de->d_name + 1 + pl, "ckpt-", 5) && strstr(de->d_name, ".cairn-tmp-")) {
             cairn__mpi_remove_dir(p); /* a save that died: we hold the lock */
             continue;
         }

@@ -241,6 +241,13 @@ static cairn_status add_piece(cairn_mpi_save *s, const char *name, cairn_dtype d
             return cairn__mpi_fail(err, CAIRN_E_ARG, "%s: tensor '%s': too large", s->path, name);
         p.count *= ext[j];
     }
+    uint64_t total = cairn_dtype_size(dtype);
+    for (uint32_t j = 0; j < rank; j++)
+        if (dims[j] && total > UINT64_MAX / dims[j])
+            return cairn__mpi_fail(err, CAIRN_E_ARG, "%s: tensor '%s': its global size "
+                                   "overflows", s->path, name);
+        else
+            total *= dims[j];
     if (p.count && !data)
         return cairn__mpi_fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data", s->path, name);
     if (s->n == s->cap) {
