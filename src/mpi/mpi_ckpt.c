@@ -167,7 +167,8 @@ static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
         e->valid = check_ckpt(p, e);
     }
     closedir(d);
-    qsort(m->e, m->n, sizeof *m->e, entry_cmp);
+    if (m->n > 1)
+        qsort(m->e, m->n, sizeof *m->e, entry_cmp);
     return st;
 }
 

@@ -517,7 +517,8 @@ static cairn_status plan_tensor(cairn_mpi_save *s, entry *e, size_t a, size_t b,
 static cairn_status plan_root(cairn_mpi_save *s, entry *e, size_t n, uint8_t *skip,
                               cairn_error *err)
 {
-    qsort(e, n, sizeof *e, entry_cmp);
+    if (n > 1)
+        qsort(e, n, sizeof *e, entry_cmp);
     size_t groups = 0;
     uint64_t names_len = 0;
     for (size_t i = 0; i < n; i++)

@@ -1,10 +1,13 @@
 /* mpi_ckpt_test.c -- the distributed checkpoint manager under crashes, a
  * full disk and a second writer.
  *
- *   run ROOT STEPS [async]  saves every step (keep_last 2): "w" F32 [64, 33]
+ *   run ROOT STEPS [async|resume]
+ *                           saves every step (keep_last 2): "w" F32 [64, 33]
  *                           split by rows, "b" I32 [9, 40] by columns, the
  *                           replicated scalar "step"; contents depend on the
  *                           step, so a mix of two saves is detectable;
+ *                           resume: first does what check does (so a kill
+ *                           trial needs one job, not two);
  *   check ROOT              opens the manager (which removes dead staging
  *                           directories), resumes from the newest valid
  *                           checkpoint on this many ranks and checks every
@@ -17,6 +20,8 @@
  *                           naming the holder's pid; after close it opens.
  */
 #include <cairn_mpi.h>
+
+#include "mpi_leak.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -57,7 +62,10 @@ static cairn_status add_state(cairn_mpi_save *s, uint64_t step, float *w, int32_
     return rc;
 }
 
-static int do_run(const char *root, uint64_t steps, int async)
+static int staging_left(const char *root);
+static int resume_check(cairn_mpi_ckpt *m, uint64_t *out_step);
+
+static int do_run(const char *root, uint64_t steps, int async, int resume)
 {
     cairn_mpi_ckpt_opts o = {.struct_size = sizeof o, .dirname = root, .keep_last = 2,
                              .flags = async ? CAIRN_CKPT_ASYNC : 0};
@@ -66,6 +74,20 @@ static int do_run(const char *root, uint64_t steps, int async)
     if (cairn_mpi_ckpt_open(MPI_COMM_WORLD, &o, &m, &err) != CAIRN_OK) {
         fprintf(stderr, "rank %d: open: %s\n", me, err.message);
         return 1;
+    }
+    if (resume) {
+        uint64_t step;
+        int bad = me == 0 && staging_left(root);
+        if (bad)
+            fprintf(stderr, "staging directories survived the manager's open\n");
+        bad += resume_check(m, &step);
+        int any = 0;
+        MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+        if (any) {
+            cairn_mpi_ckpt_close(m, &err);
+            return 1;
+        }
+        fflush(stdout);
     }
     float w[64 * 33];
     int32_t b[9 * 40];
@@ -274,7 +296,8 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int bad = 1;
     if (argc >= 4 && !strcmp(argv[1], "run"))
-        bad = do_run(argv[2], strtoull(argv[3], NULL, 10), argc > 4 && !strcmp(argv[4], "async"));
+        bad = do_run(argv[2], strtoull(argv[3], NULL, 10), argc > 4 && !strcmp(argv[4], "async"),
+                     argc > 4 && !strcmp(argv[4], "resume"));
     else if (argc >= 3 && !strcmp(argv[1], "check"))
         bad = do_check(argv[2]);
     else if (argc >= 4 && !strcmp(argv[1], "enospc"))
@@ -282,8 +305,9 @@ int main(int argc, char **argv)
     else if (argc >= 3 && !strcmp(argv[1], "lock"))
         bad = do_lock(argv[2]);
     else if (me == 0)
-        fprintf(stderr, "usage: mpi_ckpt_test run ROOT STEPS [async] | check ROOT | "
+        fprintf(stderr, "usage: mpi_ckpt_test run ROOT STEPS [async|resume] | check ROOT | "
                 "enospc ROOT BIG | lock ROOT\n");
+    bad += mpi_leaks();
     int total = 0;
     MPI_Allreduce(&bad, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     MPI_Finalize();

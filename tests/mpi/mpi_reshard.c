@@ -10,6 +10,8 @@
  * Exit 0 when every rank agrees all is well; failures are printed. */
 #include <cairn_mpi.h>
 
+#include "mpi_leak.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +281,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: mpi_reshard save DIR [zstd] | load DIR...\n");
         failures++;
     }
+    failures += mpi_leaks();
     int total = 0;
     MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (me == 0)
