@@ -26,5 +26,7 @@ extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint dire
 /* 1 when `dir` holds a skorch checkpoint (params.pt, or one PREFIX with both
  * PREFIXparams.pt and PREFIXhistory.json). */
 int cairn__skorch_sniff(const char *dir);
+/* Sharded safetensors output (compose_shards.c). */
+extern const cairn__writer_ops cairn__shards_writer;
 
 #endif /* CAIRN_ARCHIVE_H */

@@ -57,14 +57,24 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
         format = opts->format;
         alignment = opts->alignment;
     }
-    /* Reading sharded safetensors is supported, writing is not: refuse the
-     * index's name rather than write a native file called *.index.json. */
+    /* A sharded model is written by naming its first file (NAME.safetensors)
+     * with shard_size: refuse the index's name rather than write a native
+     * file called *.index.json. */
     if (format == CAIRN_FORMAT_AUTO && path && ends_with(path, ".safetensors.index.json"))
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: writing a sharded safetensors model "
-                           "(an index and its shards) is not supported; write one .safetensors "
-                           "file, which has no size limit", path);
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: write a sharded safetensors model by "
+                           "its NAME.safetensors path with cairn_write_opts.shard_size; the "
+                           "index is written beside the shards", path);
     const cairn__format_row *row = writer_row(format, path);
     const cairn__writer_ops *ops = row ? row->writer : NULL;
+    if (o.shard_size) {
+        if (!path)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "<memory>: a sharded save writes several "
+                               "files: it needs a path");
+        if (!ops || ops->format != CAIRN_FORMAT_SAFETENSORS || !ends_with(path, ".safetensors"))
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only safetensors models are "
+                               "written in shards, to a path ending in .safetensors", path);
+        ops = &cairn__shards_writer;
+    }
     if (alignment == 0)
         alignment = row ? row->alignment : 64;
     if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
@@ -95,6 +105,7 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     w->filter = o.filter;
     w->chunk_size = chunk;
     w->threads = o.threads;
+    w->shard_size = o.shard_size;
     cairn__sink_init_memory(&w->sink, w->path);
     *out = w;
     return CAIRN_OK;
@@ -164,7 +175,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
     cairn_writer *w;
     CAIRN_TRY(writer_new(opts, path, &w, err));
-    cairn_status st = cairn__sink_open_file(&w->sink, w->path, err);
+    cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
     if (st == CAIRN_OK)
         st = w->ops->begin(w, err);
     if (st != CAIRN_OK) {
@@ -524,11 +535,11 @@ static cairn_status finish_format(cairn_writer *w, cairn_error *err)
 cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
 {
     cairn_status st = cairn__writer_usable(w, err);
-    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink))
+    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink) && !w->ops->composite)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
         st = finish_format(w, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->composite)
         st = commit_file(w, err);
     if (w)
         writer_free(w);
