@@ -309,6 +309,13 @@ typedef struct cairn_file cairn_file;
  * the first global cairn does not know. */
 #define CAIRN_OPEN_INERT 0x4u
 
+/* Every options struct (cairn_open_opts, cairn_write_opts,
+ * cairn_tensor_opts, cairn_load_opts, cairn_model_parts, cairn_ckpt_opts)
+ * starts with struct_size = sizeof the struct, so fields can be appended:
+ * the library reads only the first struct_size bytes and takes the default
+ * (0 / NULL unless the field says otherwise) for every field past them, so a
+ * program built against an older header keeps working. A struct_size that
+ * does not reach the end of the first field after it is CAIRN_E_ARG. */
 typedef struct cairn_open_opts {
     size_t struct_size; /* sizeof(cairn_open_opts): lets fields be added later */
     unsigned flags;

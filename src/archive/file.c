@@ -4,6 +4,7 @@
 #include "format/safetensors/safetensors.h"
 #include "archive/safetensors_index.h"
 #include "container/zip.h"
+#include "common/opts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,42 +80,24 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
                        f->path, head[0], head[1], head[2], head[3]);
 }
 
-static cairn_status read_opts(const cairn_open_opts *opts, unsigned *flags, cairn_format *format,
-                              uint64_t *max_inflate, cairn_error *err)
+/* The caller's options as far as its struct goes (common/opts.h), the
+ * defaults beyond: no flags, detection, CAIRN_MAX_INFLATE_DEFAULT, a thread
+ * per CPU, no public key. */
+static cairn_status read_opts(const cairn_open_opts *opts, cairn_open_opts *o, cairn_error *err)
 {
-    *flags = 0;
-    *format = CAIRN_FORMAT_AUTO;
-    *max_inflate = CAIRN_MAX_INFLATE_DEFAULT;
-    if (!opts)
-        return CAIRN_OK;
-    if (opts->struct_size < sizeof(size_t) + sizeof(unsigned))
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_open_opts.struct_size %zu is too small",
-                           opts->struct_size);
-    *flags = opts->flags;
-    if (opts->struct_size >= offsetof(cairn_open_opts, format) + sizeof opts->format)
-        *format = opts->format;
-    if (opts->struct_size >= offsetof(cairn_open_opts, max_inflate) + sizeof opts->max_inflate &&
-        opts->max_inflate != 0)
-        *max_inflate = opts->max_inflate;
+    *o = (cairn_open_opts){.struct_size = sizeof *o, .format = CAIRN_FORMAT_AUTO};
+    CAIRN_TRY(CAIRN__OPTS_COPY(o, opts, cairn_open_opts, flags, err));
+    if (o->max_inflate == 0)
+        o->max_inflate = CAIRN_MAX_INFLATE_DEFAULT;
     return CAIRN_OK;
 }
 
-/* Fields added with format 1.1 (threads, public_key), when the caller's
- * struct has them. */
-static const uint8_t *opts_public_key(const cairn_open_opts *opts)
+static void apply_opts(cairn_file *f, const cairn_open_opts *o)
 {
-    if (!opts || opts->struct_size < offsetof(cairn_open_opts, public_key) + sizeof opts->public_key)
-        return NULL;
-    return opts->public_key;
-}
-
-static void read_extra_opts(cairn_file *f, const cairn_open_opts *opts)
-{
-    if (opts && opts->struct_size >= offsetof(cairn_open_opts, threads) + sizeof opts->threads)
-        f->threads = opts->threads;
-    const uint8_t *pk = opts_public_key(opts);
-    if (pk) {
-        memcpy(f->public_key, pk, CAIRN_PUBLIC_KEY_BYTES);
+    f->max_inflate = o->max_inflate;
+    f->threads = o->threads;
+    if (o->public_key) {
+        memcpy(f->public_key, o->public_key, CAIRN_PUBLIC_KEY_BYTES);
         f->has_public_key = 1;
     }
 }
@@ -176,14 +159,14 @@ static cairn_status open_skorch_dir(const char *path, unsigned flags, uint64_t m
 cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cairn_file **out,
                              cairn_error *err)
 {
-    unsigned flags;
-    cairn_format format;
-    uint64_t max_inflate;
+    cairn_open_opts o;
     if (out)
         *out = NULL;
     if (!path || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open: path and out must not be NULL");
-    CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
+    CAIRN_TRY(read_opts(opts, &o, err));
+    unsigned flags = o.flags;
+    cairn_format format = o.format;
 
     cairn__source src;
     cairn__source_kind kind;
@@ -191,10 +174,10 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
     if (kind == CAIRN__SOURCE_DIRECTORY) {
         if ((format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
             cairn__skorch_sniff(path)) {
-            if (opts_public_key(opts))
+            if (o.public_key)
                 return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a skorch directory carries no "
                                    "signature (sign it with cairn_sign_dir)", path);
-            return open_skorch_dir(path, flags, max_inflate, out, err);
+            return open_skorch_dir(path, flags, o.max_inflate, out, err);
         }
         return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (a directory, but no skorch "
                            "checkpoint)", path);
@@ -205,8 +188,7 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
     }
     f->flags = flags;
-    f->max_inflate = max_inflate;
-    read_extra_opts(f, opts);
+    apply_opts(f, &o);
     f->src = src;
     f->src.path = f->path;
     return finish_open(f, format, out, err);
@@ -215,22 +197,19 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
 cairn_status cairn_file_open_memory(const void *data, size_t size, const cairn_open_opts *opts,
                                     cairn_file **out, cairn_error *err)
 {
-    unsigned flags;
-    cairn_format format;
-    uint64_t max_inflate;
+    cairn_open_opts o;
     if (out)
         *out = NULL;
     if ((!data && size > 0) || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open_memory: data and out must not be NULL");
-    CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
+    CAIRN_TRY(read_opts(opts, &o, err));
     cairn_file *f = file_new("<memory>");
     if (!f)
         return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: out of memory");
-    f->flags = flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
-    f->max_inflate = max_inflate;
-    read_extra_opts(f, opts);
+    f->flags = o.flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
+    apply_opts(f, &o);
     cairn__source_init_memory(&f->src, f->path, data, size);
-    return finish_open(f, format, out, err);
+    return finish_open(f, o.format, out, err);
 }
 
 void cairn_file_close(cairn_file *f)

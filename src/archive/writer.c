@@ -3,6 +3,7 @@
  * the all-or-nothing commit through io/sink.h (docs/FORMAT.md §9). */
 #include "archive/archive.h"
 #include "codec/codec.h"
+#include "common/opts.h"
 #include "format/native/native.h"
 
 #include <errno.h>
@@ -42,21 +43,13 @@ static int ends_with(const char *s, const char *suffix)
 static cairn_status writer_new(const cairn_write_opts *opts, const char *path, cairn_writer **out,
                                cairn_error *err)
 {
-    unsigned flags = 0;
-    cairn_format format = CAIRN_FORMAT_AUTO;
-    uint64_t alignment = 0;
-    /* Callers built before format 1.1 pass a struct that ends at alignment. */
-    cairn_write_opts o = {0};
-    if (opts) {
-        size_t v10 = offsetof(cairn_write_opts, alignment) + sizeof opts->alignment;
-        if (opts->struct_size < v10)
-            return cairn__fail(err, CAIRN_E_ARG, "cairn_write_opts.struct_size %zu is too small",
-                               opts->struct_size);
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-        flags = opts->flags;
-        format = opts->format;
-        alignment = opts->alignment;
-    }
+    /* Callers built before format 1.1 pass a struct that ends at alignment;
+     * older ones may end sooner (common/opts.h). */
+    cairn_write_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_AUTO};
+    CAIRN_TRY(CAIRN__OPTS_COPY(&o, opts, cairn_write_opts, flags, err));
+    unsigned flags = o.flags;
+    cairn_format format = o.format;
+    uint64_t alignment = o.alignment;
     /* A sharded model is written by naming its first file (NAME.safetensors)
      * with shard_size: refuse the index's name rather than write a native
      * file called *.index.json. */
@@ -434,15 +427,16 @@ cairn_status cairn_writer_add_ex(cairn_writer *w, const char *name, cairn_dtype 
     CAIRN_TRY(cairn__writer_usable(w, err));
     if (!opts)
         return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
-    if (opts->struct_size < sizeof *opts)
-        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: cairn_tensor_opts.struct_size "
-                                            "%zu is too small", w->path, opts->struct_size), err);
-    char what[CAIRN_NAME_MAX + 64];
-    snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
-    cairn_status st = cairn__codec_check(what, opts->codec, opts->level, opts->filter, err);
+    cairn_tensor_opts o = {.struct_size = sizeof o};
+    cairn_status st = CAIRN__OPTS_COPY(&o, opts, cairn_tensor_opts, codec, err);
     if (st != CAIRN_OK)
         return cairn__writer_failed(w, st, err);
-    return add_tensor(w, name, dtype, rank, dims, data, opts->codec, opts->level, opts->filter,
+    char what[CAIRN_NAME_MAX + 64];
+    snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
+    st = cairn__codec_check(what, o.codec, o.level, o.filter, err);
+    if (st != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
+    return add_tensor(w, name, dtype, rank, dims, data, o.codec, o.level, o.filter,
                       err);
 }
 
