@@ -73,7 +73,7 @@ open(d + '/nofilter.h5', 'wb').write(bytes(raw))
 with h5py.File(d + '/strings.h5', 'w') as f:
     f['vocab'] = np.array(['<pad>', 'the', 'caf\u00e9', ''], dtype=h5py.string_dtype())
     f['classes'] = np.array([b'cat', b'dog', b'bird'], dtype='S4')
-    f['title'] = h5py.Empty if False else 'scalar title'
+    f['title'] = 'scalar title'
     f.create_dataset('grid', data=np.array([['a', 'b'], ['c', 'd']], dtype=h5py.string_dtype()))
     f['tokenizer/merges'] = np.array(['t h', 'th e'], dtype=h5py.string_dtype())
     f['record'] = np.array([(1, 2.5), (3, 4.5)], dtype=[('id', 'i4'), ('score', 'f8')])
@@ -84,4 +84,10 @@ with h5py.File(d + '/strings.h5', 'w') as f:
     ds = f.create_dataset('shared', shape=(1 << 20,), dtype=h5py.string_dtype(),
                           chunks=(1 << 16,), compression='gzip')
     ds[:64] = one
+# Refused at open: links and storage in other files.
+with h5py.File(d + '/extlink.h5', 'w') as f:
+    f['w'] = np.arange(3.0)
+    f['ext'] = h5py.ExternalLink('fill.h5', '/small')
+with h5py.File(d + '/extstore.h5', 'w') as f:
+    f.create_dataset('x', shape=(3,), dtype='f8', external=[('fill.h5', 0, 24)])
 print('missing:', ' '.join(missing))
