@@ -4,6 +4,7 @@
 #include "format/safetensors/safetensors.h"
 #include "archive/safetensors_index.h"
 #include "container/zip.h"
+#include "io/open_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -274,15 +275,9 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open: path and out must not be NULL");
     CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
+    int fd;
+    CAIRN_TRY(cairn__open_read(path, 0, CAIRN__OPEN_DIR_OK, &fd, &st, err));
     if (S_ISDIR(st.st_mode) && (format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
         cairn__skorch_sniff(path)) {
         close(fd);
@@ -291,10 +286,10 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
                                "signature (sign it with cairn_sign_dir)", path);
         return open_skorch_dir(path, flags, max_inflate, out, err);
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file%s", path,
-                           S_ISDIR(st.st_mode) ? " (a directory, but no skorch checkpoint)" : "");
+        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (a directory, but no "
+                           "skorch checkpoint)", path);
     }
     cairn_file *f = file_new(path);
     if (!f) {
