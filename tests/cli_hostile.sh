@@ -67,6 +67,33 @@ no_controls "error message" err.txt
 check "unpack" 0 "$CLI" unpack names.safetensors unpacked
 no_controls "unpack" err.txt
 
+# --- one shape rule everywhere; diff checks CRCs; show frees on read errors
+"$PY" - <<'PY'
+import numpy as np
+h = b"{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 18446744073709551615, 0), }"
+h += b' ' * (118 - len(h)) + b'\n'
+open('huge0.npy', 'wb').write(b'\x93NUMPY\x01\x00' + len(h).to_bytes(2, 'little') + h)
+np.savez('ok.npz', x=np.arange(100, dtype='f4'))
+b = bytearray(open('ok.npz', 'rb').read())
+i = b.find(b'\x00\x00\x80\x3f')
+b[i + 2] ^= 1
+open('stale.npz', 'wb').write(bytes(b))
+np.savez_compressed('z.npz', x=np.arange(4096, dtype='f4'))
+b = bytearray(open('z.npz', 'rb').read())
+b[len(b) // 2] ^= 0x55
+open('zbad.npz', 'wb').write(bytes(b))
+PY
+for cmd in ls info verify; do
+    check "$cmd npy shape over the rule" 1 "$CLI" $cmd huge0.npy
+    expect_grep "$cmd names the rule" "counting each zero dimension as 1" err.txt
+done
+check "convert npy shape over the rule" 1 "$CLI" convert huge0.npy h.safetensors
+check "diff of a stale CRC" 1 "$CLI" diff stale.npz stale.npz
+expect_grep "diff names the CRC" "CRC-32 mismatch" err.txt
+check "diff of a stale CRC against the good file" 1 "$CLI" diff ok.npz stale.npz
+check "show of a damaged deflated member (no leak under ASan)" 1 "$CLI" show zbad.npz x
+check "cat of a damaged deflated member" 1 "$CLI" cat zbad.npz x
+
 # --- HDF5: what neither the tensors nor the tree carry is named
 if "$PY" -c "import h5py" 2>/dev/null; then
     "$PY" - <<'PY'

@@ -510,7 +510,7 @@ static int write_all(int fd, const void *data, size_t len)
 }
 
 /* Finds NAME in FILE and returns its bytes in its own dtype, zero-copy when
- * possible (*owned is then NULL). */
+ * possible (*owned is then NULL). On failure *owned is NULL (freed here). */
 static int load_tensor(const char *path, const char *name, unsigned flags, cairn_file **f,
                        cairn_tensor_info *t, const void **data, void **owned)
 {
@@ -533,7 +533,11 @@ static int load_tensor(const char *path, const char *name, unsigned flags, cairn
                                &err);
         *data = *owned;
     }
-    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+    if (st == CAIRN_OK)
+        return EXIT_OK;
+    free(*owned);
+    *owned = NULL;
+    return cli_report(st, &err);
 }
 
 static int cmd_cat(int argc, char **argv)
