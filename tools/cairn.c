@@ -215,16 +215,19 @@ static int unpack_one(cairn_file *in, uint64_t i, const char *dir)
     cairn_dtype out_dtype = t.dtype;
     if (t.dtype == CAIRN_BF16 || t.dtype == CAIRN_F8_E4M3 || t.dtype == CAIRN_F8_E5M2) {
         out_dtype = t.dtype == CAIRN_BF16 ? CAIRN_U16 : CAIRN_U8;
+        char shown[CLI_SAFE_MAX];
         fprintf(stderr, "%s: warning: tensor '%s' is %s, which NumPy cannot describe; written as "
-                "%s bit patterns\n", cli_prog, t.name, cairn_dtype_name(t.dtype),
-                cairn_dtype_name(out_dtype));
+                "%s bit patterns\n", cli_prog, cli_safe(t.name, t.name_len, shown, sizeof shown),
+                cairn_dtype_name(t.dtype), cairn_dtype_name(out_dtype));
     }
     char fname[512], path[4096 + 600];
     safe_file_name(t.name, fname, sizeof fname);
     snprintf(path, sizeof path, "%s/%s.npy", dir, fname);
     void *buf = malloc(t.raw_size ? (size_t)t.raw_size : 1);
     if (!buf) {
-        fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog, t.name);
+        char shown[CLI_SAFE_MAX];
+        fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog,
+                cli_safe(t.name, t.name_len, shown, sizeof shown));
         return EXIT_IO;
     }
     /* Same-width reinterpretation for BF16/FP8: read the stored bits as is. */
@@ -305,6 +308,7 @@ static int cmd_ls(int argc, char **argv)
         return rc;
     json_t *list = as_json ? json_array() : NULL;
     cairn_error err = {0};
+    cli_warn_not_carried(f);
     for (uint64_t i = 0; i < cairn_file_count(f); i++) {
         cairn_tensor_info t;
         cairn_status st = cairn_tensor_info_at(f, i, &t, &err);
@@ -330,10 +334,11 @@ static int cmd_ls(int argc, char **argv)
             }
             json_array_append_new(list, o);
         } else {
-            char shape[256], codec[48];
+            char shape[256], codec[48], shown[CLI_SAFE_MAX];
             cli_shape_text(&t, shape, sizeof shape);
             cli_codec_text(&t, codec, sizeof codec);
-            printf("%-40s %-8s %-24s %14" PRIu64 "  %-16s %14" PRIu64 "  %6.2fx\n", t.name,
+            printf("%-40s %-8s %-24s %14" PRIu64 "  %-16s %14" PRIu64 "  %6.2fx\n",
+                   cli_safe(t.name, t.name_len, shown, sizeof shown),
                    cairn_dtype_name(t.dtype), shape, t.stored_size, codec, t.raw_size,
                    cli_ratio(t.raw_size, t.stored_size));
         }
@@ -505,7 +510,7 @@ static int write_all(int fd, const void *data, size_t len)
 }
 
 /* Finds NAME in FILE and returns its bytes in its own dtype, zero-copy when
- * possible (*owned is then NULL). */
+ * possible (*owned is then NULL). On failure *owned is NULL (freed here). */
 static int load_tensor(const char *path, const char *name, unsigned flags, cairn_file **f,
                        cairn_tensor_info *t, const void **data, void **owned)
 {
@@ -528,7 +533,11 @@ static int load_tensor(const char *path, const char *name, unsigned flags, cairn
                                &err);
         *data = *owned;
     }
-    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+    if (st == CAIRN_OK)
+        return EXIT_OK;
+    free(*owned);
+    *owned = NULL;
+    return cli_report(st, &err);
 }
 
 static int cmd_cat(int argc, char **argv)
@@ -624,10 +633,11 @@ static int cmd_show(int argc, char **argv)
         cairn_file_close(f);
         return rc;
     }
-    char shape[256];
+    char shape[256], safe_name[CLI_SAFE_MAX];
     cli_shape_text(&t, shape, sizeof shape);
-    printf("name:   %s\ndtype:  %s\nshape:  %s\ncount:  %" PRIu64 "\n", t.name,
-           cairn_dtype_name(t.dtype), shape, t.count);
+    printf("name:   %s\ndtype:  %s\nshape:  %s\ncount:  %" PRIu64 "\n",
+           cli_safe(t.name, t.name_len, safe_name, sizeof safe_name), cairn_dtype_name(t.dtype), shape,
+           t.count);
     /* Convert in slices to F64 (floats), I64 or U64 (integers): memory stays
      * bounded however large the tensor is. */
     int fl = is_float(t.dtype), uns = is_unsigned(t.dtype);

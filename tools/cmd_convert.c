@@ -188,8 +188,10 @@ static int copy_tensor(cairn_file *in, uint64_t i, cairn_writer *w, cairn_error 
             st = cairn_tensor_data(in, i, &data, err);
     } else {
         owned = malloc(t.raw_size ? (size_t)t.raw_size : 1);
+        char shown[CLI_SAFE_MAX];
         if (!owned)
-            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog, t.name), EXIT_IO;
+            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog,
+                           cli_safe(t.name, t.name_len, shown, sizeof shown)), EXIT_IO;
         st = cairn_tensor_read(in, i, t.dtype, owned, (size_t)t.raw_size, CAIRN_READ_VERIFY, err);
         data = owned;
     }
@@ -295,10 +297,13 @@ static int set_metadata(cairn_writer *w, const cairn_value *meta, const char *ou
         for (size_t k = 0; k < n && k < 20; k++) {
             const char *name = NULL;
             size_t len = 0;
+            char shown[CLI_SAFE_MAX];
             cairn_value_get_data(cairn_value_at(left, k), (const void **)&name, &len);
-            fprintf(stderr, " %.*s", (int)len, name);
+            fprintf(stderr, " %s", cli_safe(name, len, shown, sizeof shown));
         }
-        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "", why.message);
+        char shown[4 * sizeof why.message + 8];
+        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "",
+                cli_safe(why.message, strlen(why.message), shown, sizeof shown));
     }
     cairn_value_free(kept);
     cairn_value_free(left);
@@ -372,8 +377,9 @@ static cairn_value *shard_metadata(const cairn_value *meta, const char *out)
             if (!left++)
                 fprintf(stderr, "%s: warning: %s: sharded output leaves out metadata holding "
                         "tensor references:", cli_prog, out);
+            char shown[CLI_SAFE_MAX];
             if (left <= 20) /* as the other metadata warning: the first 20 names */
-                fprintf(stderr, " %s", key);
+                fprintf(stderr, " %s", cli_safe(key, strlen(key), shown, sizeof shown));
             continue;
         }
         cairn_value *child = cairn_value_clone(cairn_value_at(meta, k));
@@ -397,6 +403,8 @@ int cmd_convert(int argc, char **argv)
     cairn_file *in = NULL;
     if (rc == EXIT_OK)
         rc = cli_open_input(a.in, 0, &in);
+    if (rc == EXIT_OK)
+        cli_warn_not_carried(in);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
