@@ -1,11 +1,14 @@
 /* cli.c -- helpers shared by the commands of the `cairn` tool. */
 #include "cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 const char *const cli_prog = "cairn";
 
@@ -154,4 +157,79 @@ int cli_compress_option(int argc, char **argv, int *i, cairn_write_opts *o)
         return 0;
     }
     return rc == EXIT_OK ? 1 : -1 - rc;
+}
+
+/* Parses "FILE [--json] [--inert]" and opens FILE (--inert: pickles as data). */
+int cli_open_file_args(const char *cmd, int argc, char **argv, cairn_file **f, int *as_json)
+{
+    const char *path = NULL;
+    unsigned flags = 0;
+    *as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            *as_json = 1;
+        else if (!strcmp(argv[i], "--inert"))
+            flags |= CAIRN_OPEN_INERT;
+        else if (!path)
+            path = argv[i];
+        else
+            return cli_usage_error("%s: unexpected argument '%s'", cmd, argv[i]);
+    }
+    if (!path)
+        return cli_usage_error("%s: needs FILE", cmd);
+    return cli_open_input(path, flags, f);
+}
+
+/* Finds NAME in FILE and returns its bytes in its own dtype, zero-copy when
+ * possible (*owned is then NULL). */
+int cli_load_tensor(const char *path, const char *name, unsigned flags, cairn_file **f,
+                    cairn_tensor_info *t, const void **data, void **owned)
+{
+    cairn_error err = {0};
+    uint64_t index;
+    *owned = NULL;
+    int rc = cli_open_input(path, flags, f);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_status st = cairn_tensor_find(*f, name, &index, t, &err);
+    if (st == CAIRN_OK && t->zero_copy) {
+        st = cairn_tensor_verify(*f, index, &err);
+        if (st == CAIRN_OK)
+            st = cairn_tensor_data(*f, index, data, &err);
+    } else if (st == CAIRN_OK) {
+        *owned = malloc(t->raw_size ? (size_t)t->raw_size : 1);
+        if (!*owned)
+            return fprintf(stderr, "%s: %s: out of memory\n", cli_prog, path), EXIT_IO;
+        st = cairn_tensor_read(*f, index, t->dtype, *owned, (size_t)t->raw_size, CAIRN_READ_VERIFY,
+                               &err);
+        *data = *owned;
+    }
+    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+}
+
+int cli_is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+void cli_print_key_id(const uint8_t *id)
+{
+    for (int i = 0; i < CAIRN_KEY_ID_BYTES; i++)
+        printf("%02x", id[i]);
+}
+
+int cli_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }

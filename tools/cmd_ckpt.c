@@ -223,10 +223,8 @@ static int do_prune(cairn_ckpt *m, const ckpt_args *a)
     return EXIT_OK;
 }
 
-int cmd_ckpt(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return fputs(ckpt_help, stdout), EXIT_OK;
     ckpt_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc != EXIT_OK)
@@ -252,3 +250,10 @@ int cmd_ckpt(int argc, char **argv)
     cairn_status st = cairn_ckpt_close(m, &err);
     return rc == EXIT_OK && st != CAIRN_OK ? cli_report(st, &err) : rc;
 }
+
+const cli_command cli_cmd_ckpt = {
+    "ckpt",
+    "  ckpt ls|best|verify|prune DIR   inspect and prune a checkpoint directory\n",
+    ckpt_help,
+    run,
+};

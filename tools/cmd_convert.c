@@ -440,20 +440,6 @@ static char *index_text(cairn_file *in, const shard_plan *plan, const char *out)
     return text;
 }
 
-static int write_all_fd(int fd, const char *text, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        text += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int sync_dir_of(const char *path)
 {
     size_t dlen = (size_t)(base_name(path) - path);
@@ -495,7 +481,7 @@ static int write_file_atomic(const char *path, const char *text, int sync)
         free(tmp);
         return EXIT_IO;
     }
-    int bad = write_all_fd(fd, text, strlen(text)) || (sync && fsync(fd));
+    int bad = cli_write_all(fd, text, strlen(text)) || (sync && fsync(fd));
     int e = errno;
     if (close(fd) && !bad)
         bad = 1, e = errno;
@@ -588,10 +574,8 @@ static int write_shards(cairn_file *in, const shard_plan *plan, const cairn_valu
     return rc;
 }
 
-int cmd_convert(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return fputs(convert_help, stdout), EXIT_OK;
     convert_args a;
     int rc = parse_args(argc, argv, &a);
     cairn_file *in = NULL;
@@ -626,3 +610,12 @@ int cmd_convert(int argc, char **argv)
     cairn_file_close(in);
     return rc;
 }
+
+const cli_command cli_cmd_convert = {
+    "convert",
+    "  convert IN OUT [--to FORMAT] [--compress CODEC[:LEVEL]] [--shuffle]\n"
+    "                         between cairn, npy, safetensors, npz, gguf, torch,\n"
+    "                         mxnet, hdf5\n",
+    convert_help,
+    run,
+};

@@ -409,10 +409,8 @@ static int print_diff(const diff_opts *o, const tensor_diff *d, size_t n, cairn_
     return r ? cli_print_json(r) : (fprintf(stderr, "%s: diff: out of memory\n", cli_prog), EXIT_IO);
 }
 
-int cmd_diff(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return fputs(diff_help, stdout), EXIT_OK;
     diff_opts o = {{NULL, NULL}, {0, 0, 0}, 0, 0};
     int rc = parse_diff_args(argc, argv, &o);
     if (rc != EXIT_OK)
@@ -445,3 +443,11 @@ int cmd_diff(int argc, char **argv)
     return rc != EXIT_OK ? rc : total ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
+
+const cli_command cli_cmd_diff = {
+    "diff",
+    "  diff A B [--json]      compare tensors (names, dtypes, shapes, values) and metadata;\n"
+    "                         exit 0 when identical, 1 when different\n",
+    diff_help,
+    run,
+};
