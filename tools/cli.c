@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wchar.h>
 
 const char *const cli_prog = "cairn";
 
@@ -159,21 +161,54 @@ int cli_compress_option(int argc, char **argv, int *i, cairn_write_opts *o)
     return rc == EXIT_OK ? 1 : -1 - rc;
 }
 
+int cli_other_arg(const char *cmd, int argc, char **argv, int *i, unsigned *open_flags,
+                  const char **pos, int *npos, int max)
+{
+    const char *a = argv[*i];
+    if (open_flags && !strcmp(a, "--inert")) {
+        *open_flags |= CAIRN_OPEN_INERT;
+        return EXIT_OK;
+    }
+    int rest = !strcmp(a, "--");
+    if (!rest && a[0] == '-' && a[1] == '-')
+        return cli_usage_error("%s: unknown option '%s'", cmd, a);
+    for (int k = rest ? *i + 1 : *i; k < (rest ? argc : *i + 1); k++) {
+        if (*npos == max)
+            return cli_usage_error("%s: unexpected argument '%s'", cmd, argv[k]);
+        pos[(*npos)++] = argv[k];
+    }
+    if (rest)
+        *i = argc;
+    return EXIT_OK;
+}
+
+int cli_positional_args(const char *cmd, int argc, char **argv, unsigned *open_flags,
+                        const char **pos, int n, const char *what)
+{
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        int rc = cli_other_arg(cmd, argc, argv, &i, open_flags, pos, &npos, n);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    return npos == n ? EXIT_OK : cli_usage_error("%s: needs %s", cmd, what);
+}
+
 /* Parses "FILE [--json] [--inert]" and opens FILE (--inert: pickles as data). */
 int cli_open_file_args(const char *cmd, int argc, char **argv, cairn_file **f, int *as_json)
 {
     const char *path = NULL;
     unsigned flags = 0;
+    int npos = 0;
     *as_json = 0;
     for (int i = 1; i < argc; i++) {
+        int rc = EXIT_OK;
         if (!strcmp(argv[i], "--json"))
             *as_json = 1;
-        else if (!strcmp(argv[i], "--inert"))
-            flags |= CAIRN_OPEN_INERT;
-        else if (!path)
-            path = argv[i];
         else
-            return cli_usage_error("%s: unexpected argument '%s'", cmd, argv[i]);
+            rc = cli_other_arg(cmd, argc, argv, &i, &flags, &path, &npos, 1);
+        if (rc != EXIT_OK)
+            return rc;
     }
     if (!path)
         return cli_usage_error("%s: needs FILE", cmd);
@@ -232,4 +267,59 @@ int cli_write_all(int fd, const void *data, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* The C.UTF-8 character classes, made once (the tool is single-threaded);
+ * (locale_t)0 when the C library has none. */
+static locale_t utf8_locale(void)
+{
+    static int tried;
+    static locale_t loc;
+    if (!tried) {
+        tried = 1;
+        loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    return loc;
+}
+
+size_t cli_text_width(const char *name, size_t len)
+{
+    locale_t loc = utf8_locale();
+    size_t width = 0;
+    if (!loc) { /* no UTF-8 classes: one column per code point */
+        for (size_t i = 0; i < len; i++)
+            width += ((unsigned char)name[i] & 0xC0) != 0x80;
+        return width;
+    }
+    locale_t old = uselocale(loc);
+    mbstate_t state;
+    memset(&state, 0, sizeof state);
+    while (len > 0) {
+        wchar_t wc;
+        size_t n = mbrtowc(&wc, name, len, &state);
+        int w = 1;
+        if (n == (size_t)-1 || n == (size_t)-2) { /* not UTF-8: one byte, one column */
+            memset(&state, 0, sizeof state);
+            n = 1;
+        } else {
+            if (n == 0) /* an embedded NUL */
+                n = 1;
+            w = wcwidth(wc);
+            if (w < 0)
+                w = 1;
+        }
+        width += (size_t)w;
+        name += n;
+        len -= n;
+    }
+    uselocale(old);
+    return width;
+}
+
+void cli_print_padded(const char *name, size_t len, size_t width)
+{
+    size_t w = cli_text_width(name, len);
+    fwrite(name, 1, len, stdout);
+    for (; w < width; w++)
+        putchar(' ');
 }

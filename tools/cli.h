@@ -42,6 +42,20 @@ int cli_parse_size(const char *opt, const char *text, uint64_t *out);
  * value), 0 when not, or -1 - exit code on a usage error. */
 int cli_compress_option(int argc, char **argv, int *i, cairn_write_opts *o);
 
+/* The end of every command's option loop, so that options may come anywhere
+ * (as getopt permutes them): --inert sets CAIRN_OPEN_INERT in *open_flags
+ * (read pickle and joblib files as inert data; an unknown option when
+ * open_flags is NULL); "--" makes every later
+ * argument positional; any other "--NAME" is an unknown option; the rest
+ * goes into pos[*npos] (at most max). Advances *i past what it used; returns
+ * EXIT_OK or a usage error's exit code. */
+int cli_other_arg(const char *cmd, int argc, char **argv, int *i, unsigned *open_flags,
+                  const char **pos, int *npos, int max);
+/* A command without options of its own: exactly N positional arguments into
+ * pos[] (WHAT names them in the usage error), and --inert when open_flags is
+ * not NULL. */
+int cli_positional_args(const char *cmd, int argc, char **argv, unsigned *open_flags,
+                        const char **pos, int n, const char *what);
 /* Parses "FILE [--json] [--inert]" and opens FILE (--inert: pickles as data). */
 int cli_open_file_args(const char *cmd, int argc, char **argv, cairn_file **f, int *as_json);
 /* Finds NAME in the open file PATH and returns its bytes in its own dtype,
@@ -50,6 +64,13 @@ int cli_load_tensor(const char *path, const char *name, unsigned flags, cairn_fi
                     cairn_tensor_info *t, const void **data, void **owned);
 /* Writes all of DATA to FD (retrying short writes); 0, or -1 with errno. */
 int cli_write_all(int fd, const void *data, size_t len);
+/* The columns a terminal gives NAME (LEN bytes of UTF-8): wcwidth of each
+ * character decoded in a C.UTF-8 locale object (the process locale is left
+ * alone), wide East-Asian characters 2, combining marks 0; a byte that is
+ * not UTF-8, or a character without a width, counts 1. */
+size_t cli_text_width(const char *name, size_t len);
+/* Prints NAME then spaces up to WIDTH display columns (none when wider). */
+void cli_print_padded(const char *name, size_t len, size_t width);
 /* 1 when PATH is a directory. */
 int cli_is_dir(const char *path);
 /* A key id as hex on stdout. */

@@ -16,14 +16,16 @@ static const char cat_help[] =
 
 static int run(int argc, char **argv)
 {
-    unsigned flags = argc == 4 && !strcmp(argv[3], "--inert") ? CAIRN_OPEN_INERT : 0;
-    if (argc != 3 && !flags)
-        return cli_usage_error("%s", "cat: needs FILE and NAME [--inert]");
+    unsigned flags = 0;
+    const char *pos[2];
+    int rc = cli_positional_args("cat", argc, argv, &flags, pos, 2, "FILE and NAME [--inert]");
+    if (rc != EXIT_OK)
+        return rc;
     cairn_file *f = NULL;
     cairn_tensor_info t;
     const void *data = NULL;
     void *owned = NULL;
-    int rc = cli_load_tensor(argv[1], argv[2], flags, &f, &t, &data, &owned);
+    rc = cli_load_tensor(pos[0], pos[1], flags, &f, &t, &data, &owned);
     if (rc == EXIT_OK && cli_write_all(STDOUT_FILENO, data, (size_t)t.raw_size) != 0) {
         fprintf(stderr, "%s: writing to stdout: %s\n", cli_prog, strerror(errno));
         rc = EXIT_IO;

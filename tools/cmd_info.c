@@ -5,8 +5,10 @@
 #include <stdio.h>
 
 static const char info_help[] =
-    "usage: cairn info FILE [--json]\n"
+    "usage: cairn info FILE [--json] [--inert]\n"
     "\n"
+    "--inert reads a pickle or joblib file as inert data (nothing in it is run).\n"
+
     "Prints the format, its version, the tensor count, total stored (payload)\n"
     "and raw bytes with their ratio, how many tensors are compressed, the\n"
     "largest tensor alignment, and whether the file is signed (by which key id;\n"

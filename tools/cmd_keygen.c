@@ -13,18 +13,21 @@ static const char keygen_help[] =
 
 static int run(int argc, char **argv)
 {
-    if (argc != 3)
-        return cli_usage_error("%s", "keygen: needs SECRET_KEY_FILE and PUBLIC_KEY_FILE");
+    const char *pos[2];
+    int rc = cli_positional_args("keygen", argc, argv, NULL, pos, 2,
+                                 "SECRET_KEY_FILE and PUBLIC_KEY_FILE");
+    if (rc != EXIT_OK)
+        return rc;
     cairn_error err = {0};
-    cairn_status st = cairn_keygen(argv[1], argv[2], &err);
+    cairn_status st = cairn_keygen(pos[0], pos[1], &err);
     if (st != CAIRN_OK)
         return cli_report(st, &err);
     uint8_t pk[CAIRN_PUBLIC_KEY_BYTES], id[CAIRN_KEY_ID_BYTES];
-    st = cairn_key_load_public(argv[2], pk, &err);
+    st = cairn_key_load_public(pos[1], pk, &err);
     if (st != CAIRN_OK)
         return cli_report(st, &err);
     cairn_key_id(pk, id);
-    printf("secret key: %s (mode 0600)\npublic key: %s\nkey id:     ", argv[1], argv[2]);
+    printf("secret key: %s (mode 0600)\npublic key: %s\nkey id:     ", pos[0], pos[1]);
     cli_print_key_id(id);
     putchar('\n');
     return EXIT_OK;

@@ -49,7 +49,8 @@ static int run(int argc, char **argv)
             char shape[256], codec[48];
             cli_shape_text(&t, shape, sizeof shape);
             cli_codec_text(&t, codec, sizeof codec);
-            printf("%-40s %-8s %-24s %14" PRIu64 "  %-16s %14" PRIu64 "  %6.2fx\n", t.name,
+            cli_print_padded(t.name, t.name_len, 40);
+            printf(" %-8s %-24s %14" PRIu64 "  %-16s %14" PRIu64 "  %6.2fx\n",
                    cairn_dtype_name(t.dtype), shape, t.stored_size, codec, t.raw_size,
                    cli_ratio(t.raw_size, t.stored_size));
         }

@@ -14,11 +14,12 @@ static const char meta_help[] =
 
 static int run(int argc, char **argv)
 {
-    unsigned flags = argc == 3 && !strcmp(argv[2], "--inert") ? CAIRN_OPEN_INERT : 0;
-    if (argc != 2 && !flags)
-        return cli_usage_error("%s", "meta: needs FILE [--inert]");
+    unsigned flags = 0;
+    const char *path;
+    int rc = cli_positional_args("meta", argc, argv, &flags, &path, 1, "FILE [--inert]");
     cairn_file *f;
-    int rc = cli_open_input(argv[1], flags, &f);
+    if (rc == EXIT_OK)
+        rc = cli_open_input(path, flags, &f);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};

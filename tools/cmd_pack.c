@@ -9,9 +9,12 @@
 static const char pack_help[] =
     "usage: cairn pack OUT.cairn NAME=FILE.npy [NAME=FILE.npy ...] [--align N] [--no-sync]\n"
     "                  [--compress CODEC[:LEVEL]] [--shuffle] [--chunk-size N] [--threads N]\n"
+    "                  [--inert]\n"
     "\n"
     "Packs .npy files into one archive, each under NAME. The archive appears\n"
     "atomically: nothing is at OUT until every tensor is written and synced.\n"
+    "Each FILE may be of any format holding one tensor (--inert: a pickle or\n"
+    "joblib file read as inert data).\n"
     "  --align N        payload alignment in bytes (power of two, 8..65536; default 64)\n"
     "  --no-sync        skip fsync (faster; the rename is still atomic)\n"
     "  --compress C[:L] compress every tensor: zstd[:1-19] (default 3), lz4[:1-12]\n"
@@ -23,14 +26,14 @@ static const char pack_help[] =
     "                   64K..16M; default 1M); reads decode only the chunks they need\n"
     "  --threads N      compression threads (default: one per CPU)\n";
 
-static int add_npy(cairn_writer *w, const char *spec)
+static int add_npy(cairn_writer *w, const char *spec, unsigned open_flags)
 {
     const char *eq = strchr(spec, '=');
     if (!eq || eq == spec || !eq[1])
         return cli_usage_error("expected NAME=FILE.npy, got '%s'", spec);
     char *name = strndup(spec, (size_t)(eq - spec));
     cairn_file *in = NULL;
-    int rc = name ? cli_open_input(eq + 1, 0, &in) : EXIT_IO;
+    int rc = name ? cli_open_input(eq + 1, open_flags, &in) : EXIT_IO;
     cairn_error err = {0};
     cairn_tensor_info t;
     cairn_status st = CAIRN_OK;
@@ -70,51 +73,43 @@ static int add_npy(cairn_writer *w, const char *spec)
 static int run(int argc, char **argv)
 {
     cairn_write_opts opts = {.struct_size = sizeof opts, .format = CAIRN_FORMAT_NATIVE};
-    const char *out = NULL;
-    int first_spec = 0, nspecs = 0, rc;
-    char **specs = calloc((size_t)argc, sizeof *specs);
-    if (!specs)
+    unsigned open_flags = 0;
+    int npos = 0, rc = EXIT_OK;
+    /* pos[0] is OUT, the rest NAME=FILE specs. */
+    const char **pos = calloc((size_t)argc, sizeof *pos);
+    if (!pos)
         return EXIT_IO;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && rc == EXIT_OK; i++) {
+        int opt;
         if (!strcmp(argv[i], "--align") && i + 1 < argc) {
             char *end;
             opts.alignment = strtoull(argv[++i], &end, 10);
-            if (*end || !opts.alignment) {
-                free(specs);
-                return cli_usage_error("--align wants a number, got '%s'", argv[i]);
-            }
+            if (*end || !opts.alignment)
+                rc = cli_usage_error("--align wants a number, got '%s'", argv[i]);
         } else if (!strcmp(argv[i], "--no-sync")) {
             opts.flags |= CAIRN_WRITE_NO_SYNC;
-        } else if ((rc = cli_compress_option(argc, argv, &i, &opts)) != 0) {
-            if (rc < 0) {
-                free(specs);
-                return -1 - rc;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            free(specs);
-            return cli_usage_error("pack: unknown option '%s'", argv[i]);
-        } else if (!out) {
-            out = argv[i];
+        } else if ((opt = cli_compress_option(argc, argv, &i, &opts)) != 0) {
+            rc = opt < 0 ? -1 - opt : EXIT_OK;
         } else {
-            specs[nspecs++] = argv[i];
+            rc = cli_other_arg("pack", argc, argv, &i, &open_flags, pos, &npos, argc);
         }
     }
-    (void)first_spec;
-    if (!out || nspecs == 0) {
-        free(specs);
-        return cli_usage_error("%s", "pack: needs OUT and at least one NAME=FILE.npy");
+    if (rc == EXIT_OK && npos < 2)
+        rc = cli_usage_error("%s", "pack: needs OUT and at least one NAME=FILE.npy");
+    if (rc != EXIT_OK) {
+        free(pos);
+        return rc;
     }
     cairn_writer *w = NULL;
     cairn_error err = {0};
-    cairn_status st = cairn_writer_open_path(out, &opts, &w, &err);
+    cairn_status st = cairn_writer_open_path(pos[0], &opts, &w, &err);
     if (st != CAIRN_OK) {
-        free(specs);
+        free(pos);
         return cli_report(st, &err);
     }
-    rc = EXIT_OK;
-    for (int i = 0; i < nspecs && rc == EXIT_OK; i++)
-        rc = add_npy(w, specs[i]);
-    free(specs);
+    for (int i = 1; i < npos && rc == EXIT_OK; i++)
+        rc = add_npy(w, pos[i], open_flags);
+    free(pos);
     if (rc != EXIT_OK) {
         cairn_writer_abort(w);
         return rc;

@@ -53,17 +53,15 @@ static int run(int argc, char **argv)
     int npos = 0;
     unsigned flags = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--inert")) {
-            flags |= CAIRN_OPEN_INERT;
-        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             char *end;
             shown = strtol(argv[++i], &end, 10);
             if (*end || shown < 0)
                 return cli_usage_error("--count wants a non-negative number, got '%s'", argv[i]);
-        } else if (npos < 2) {
-            pos[npos++] = argv[i];
         } else {
-            return cli_usage_error("show: unexpected argument '%s'", argv[i]);
+            int rc = cli_other_arg("show", argc, argv, &i, &flags, pos, &npos, 2);
+            if (rc != EXIT_OK)
+                return rc;
         }
     }
     if (npos != 2)

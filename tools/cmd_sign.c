@@ -20,17 +20,17 @@ static int run(int argc, char **argv)
 {
     const char *path = NULL, *key = NULL;
     unsigned flags = 0;
+    int npos = 0;
     for (int i = 1; i < argc; i++) {
+        int rc = EXIT_OK;
         if (!strcmp(argv[i], "--key") && i + 1 < argc)
             key = argv[++i];
         else if (!strcmp(argv[i], "--no-sync"))
             flags |= CAIRN_WRITE_NO_SYNC;
-        else if (argv[i][0] == '-' && argv[i][1] == '-')
-            return cli_usage_error("sign: unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
         else
-            return cli_usage_error("sign: unexpected argument '%s'", argv[i]);
+            rc = cli_other_arg("sign", argc, argv, &i, NULL, &path, &npos, 1);
+        if (rc != EXIT_OK)
+            return rc;
     }
     if (!path || !key)
         return cli_usage_error("%s", "sign: needs FILE or DIR and --key SECRET_KEY_FILE");

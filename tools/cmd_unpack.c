@@ -9,8 +9,10 @@
 #include <xxhash.h>
 
 static const char unpack_help[] =
-    "usage: cairn unpack IN DIR\n"
+    "usage: cairn unpack IN DIR [--inert]\n"
     "\n"
+    "--inert reads a pickle or joblib file as inert data (nothing in it is run).\n"
+
     "Writes every tensor of IN as DIR/NAME.npy (DIR is created if missing).\n"
     "Bytes a file name cannot hold safely ('/', '\\\\', '%', control bytes, a\n"
     "leading '.') are written as %XX. A name too long for a file name is cut\n"
@@ -83,16 +85,19 @@ static int unpack_one(cairn_file *in, uint64_t i, const char *dir)
 
 static int run(int argc, char **argv)
 {
-    if (argc != 3)
-        return cli_usage_error("%s", "unpack: needs IN and DIR");
-    if (mkdir(argv[2], 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s: %s: cannot create directory: %s\n", cli_prog, argv[2], strerror(errno));
+    unsigned flags = 0;
+    const char *pos[2];
+    int rc = cli_positional_args("unpack", argc, argv, &flags, pos, 2, "IN and DIR");
+    if (rc != EXIT_OK)
+        return rc;
+    if (mkdir(pos[1], 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: %s: cannot create directory: %s\n", cli_prog, pos[1], strerror(errno));
         return EXIT_IO;
     }
     cairn_file *in;
-    int rc = cli_open_input(argv[1], 0, &in);
+    rc = cli_open_input(pos[0], flags, &in);
     for (uint64_t i = 0; rc == EXIT_OK && i < cairn_file_count(in); i++)
-        rc = unpack_one(in, i, argv[2]);
+        rc = unpack_one(in, i, pos[1]);
     cairn_file_close(in);
     return rc;
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char verify_help[] =
-    "usage: cairn verify FILE [--pubkey PUBLIC_KEY_FILE]\n"
+    "usage: cairn verify FILE [--pubkey PUBLIC_KEY_FILE] [--inert]\n"
     "       cairn verify DIR --pubkey PUBLIC_KEY_FILE\n"
     "\n"
     "Checks every byte: header, trailer, index, each tensor's checksum (each\n"
@@ -16,7 +16,9 @@ static const char verify_help[] =
     "With --pubkey, first checks the file's ed25519 signature (cairn sign): the\n"
     "message says whether the file is not signed, signed by another key, or\n"
     "changed since signing (and where). For a directory signed with 'cairn sign\n"
-    "DIR', checks its manifest and names any missing, extra or changed file.\n";
+    "DIR', checks its manifest and names any missing, extra or changed file.\n"
+    "--inert reads a pickle or joblib file as inert data (nothing in it is run)\n"
+    "(a pickle carries no checksums: its structure and sizes are checked).\n";
 
 /* The signature of a file or a signed directory, then every byte. */
 static int verify_signed(const char *path, const char *pubkey_path)
@@ -54,23 +56,23 @@ static int verify_signed(const char *path, const char *pubkey_path)
 static int run(int argc, char **argv)
 {
     const char *path = NULL, *pubkey = NULL;
+    unsigned flags = 0;
+    int npos = 0;
     for (int i = 1; i < argc; i++) {
+        int rc = EXIT_OK;
         if (!strcmp(argv[i], "--pubkey") && i + 1 < argc)
             pubkey = argv[++i];
-        else if (argv[i][0] == '-' && argv[i][1] == '-')
-            return cli_usage_error("verify: unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
         else
-            return cli_usage_error("verify: unexpected argument '%s'", argv[i]);
+            rc = cli_other_arg("verify", argc, argv, &i, &flags, &path, &npos, 1);
+        if (rc != EXIT_OK)
+            return rc;
     }
     if (!path)
         return cli_usage_error("%s", "verify: needs FILE");
     if (pubkey)
         return verify_signed(path, pubkey);
-    argv[1] = (char *)path;
     cairn_file *f;
-    int rc = cli_open_input(argv[1], 0, &f);
+    int rc = cli_open_input(path, flags, &f);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
@@ -79,7 +81,7 @@ static int run(int argc, char **argv)
     cairn_file_close(f);
     if (st != CAIRN_OK)
         return cli_report(st, &err);
-    printf("%s: ok (%" PRIu64 " tensors)\n", argv[1], n);
+    printf("%s: ok (%" PRIu64 " tensors)\n", path, n);
     return EXIT_OK;
 }
 

@@ -37,12 +37,17 @@ static const cli_command *const commands[] = {CLI_COMMANDS(ROW)};
 static const char help_head[] =
     "usage: cairn COMMAND [ARGS...]\n"
     "\n"
-    "Save, inspect and convert machine-learning tensor archives (.cairn, .npy).\n"
+    "Save, inspect and convert machine-learning tensor archives: .cairn, .npy,\n"
+    ".npz, .safetensors, .gguf, PyTorch .pt, MXNet .params, HDF5 and .keras;\n"
+    "pickle and joblib files read as inert data with --inert.\n"
     "\n"
     "commands:\n";
 
 static const char help_tail[] =
     "\n"
+    "Options may come anywhere on the command line; '--' ends them. Every\n"
+    "command that opens a file takes --inert: a pickle or joblib file is read\n"
+    "as inert data (nothing in it is run; without it such files are refused).\n"
     "Run 'cairn COMMAND --help' for a command's options.\n"
     "\n"
     "exit status:\n"
