@@ -50,9 +50,9 @@ typedef struct unpacked {
     uint64_t limit; /* max_inflate, at most CAIRN__PICKLE_MAX_BYTES */
 } unpacked;
 
-static int unpacked_init(const cairn_file *f, unpacked *u)
+static int unpacked_init(uint64_t max_inflate, unpacked *u)
 {
-    u->limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
+    u->limit = max_inflate < CAIRN__PICKLE_MAX_BYTES ? max_inflate
                                                         : CAIRN__PICKLE_MAX_BYTES;
     u->len = 0;
     u->cap = u->limit < (1 << 16) ? (size_t)u->limit : (size_t)1 << 16;
@@ -77,7 +77,7 @@ static int unpacked_room(unpacked *u)
 }
 
 /* Frees the partial output and reports the stream's problem at `at`. */
-static cairn_status unpacked_fail(const cairn_file *f, unpacked *u, cairn_status st,
+static cairn_status unpacked_fail(const cairn__source *f, unpacked *u, cairn_status st,
                                   cairn__joblib_codec codec, uint64_t at, const char *problem,
                                   cairn_error *err)
 {
@@ -89,7 +89,7 @@ static cairn_status unpacked_fail(const cairn_file *f, unpacked *u, cairn_status
 
 #define PAST_LIMIT "decompresses past the limit (max_inflate, at most 64 MiB)"
 
-static cairn_status inflate_all(const cairn_file *f, unpacked *u, const uint8_t *in,
+static cairn_status inflate_all(const cairn__source *f, unpacked *u, const uint8_t *in,
                                 size_t in_len, cairn_error *err)
 {
     z_stream z = {0};
@@ -116,7 +116,7 @@ static cairn_status inflate_all(const cairn_file *f, unpacked *u, const uint8_t 
 }
 
 /* joblib compress=('bz2', N): one bzip2 stream. */
-static cairn_status unbzip_all(const cairn_file *f, unpacked *u, const uint8_t *in,
+static cairn_status unbzip_all(const cairn__source *f, unpacked *u, const uint8_t *in,
                                size_t in_len, cairn_error *err)
 {
     bz_stream z;
@@ -147,7 +147,7 @@ static cairn_status unbzip_all(const cairn_file *f, unpacked *u, const uint8_t *
 /* joblib compress='lz4': one LZ4 frame (python's lz4.frame). LZ4F verifies
  * the frame's content checksum, and each block's, when the frame has them;
  * its own buffers are bounded by the frame format (blocks of at most 4 MiB). */
-static cairn_status unlz4_all(const cairn_file *f, unpacked *u, const uint8_t *in,
+static cairn_status unlz4_all(const cairn__source *f, unpacked *u, const uint8_t *in,
                               size_t in_len, cairn_error *err)
 {
     LZ4F_dctx *d = NULL;
@@ -197,7 +197,7 @@ static const char *lzma_problem(lzma_ret r)
 
 /* joblib compress='xz' (an .xz stream) or 'lzma' (the legacy .lzma format):
  * Python's lzma module, decoded by liblzma within JOBLIB_LZMA_MEMLIMIT. */
-static cairn_status unxz_all(const cairn_file *f, unpacked *u, cairn__joblib_codec codec,
+static cairn_status unxz_all(const cairn__source *f, unpacked *u, cairn__joblib_codec codec,
                              const uint8_t *in, size_t in_len, cairn_error *err)
 {
     lzma_stream z = LZMA_STREAM_INIT;
@@ -233,12 +233,13 @@ static cairn_status unxz_all(const cairn_file *f, unpacked *u, cairn__joblib_cod
     return unpacked_fail(f, u, CAIRN_E_CORRUPT, codec, at, lzma_problem(r), err);
 }
 
-cairn_status cairn__joblib_unpack(const cairn_file *f, cairn__joblib_codec codec,
+cairn_status cairn__joblib_unpack(const cairn__source *f, uint64_t max_inflate,
+                                  cairn__joblib_codec codec,
                                   const uint8_t *in, size_t in_len, uint8_t **out,
                                   size_t *out_len, cairn_error *err)
 {
     unpacked u;
-    if (!unpacked_init(f, &u))
+    if (!unpacked_init(max_inflate, &u))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     cairn_status st;
     switch (codec) {

@@ -48,8 +48,8 @@ static cairn_status digest_input(const cairn_file *f, uint64_t end, uint8_t out[
     cairn_status st = CAIRN_OK;
     for (uint64_t at = 0; at < end && st == CAIRN_OK;) {
         size_t n = end - at < PIECE ? (size_t)(end - at) : PIECE;
-        const uint8_t *p = cairn__source_ptr(f, at, n);
-        if (!p && (st = cairn__source_read(f, at, buf, n, err)) == CAIRN_OK)
+        const uint8_t *p = cairn__file_ptr(f, at, n);
+        if (!p && (st = cairn__file_read(f, at, buf, n, err)) == CAIRN_OK)
             p = buf;
         if (st == CAIRN_OK)
             crypto_generichash_update(&s, p, n);
@@ -67,12 +67,12 @@ typedef struct layout {
 
 static cairn_status read_layout(const cairn_file *f, layout *l, cairn_error *err)
 {
-    if (f->ops != &cairn__native_reader)
+    if (f->ops->format != CAIRN_FORMAT_NATIVE)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only native .cairn files carry "
                            "signatures (this is %s)", f->path, cairn_format_name(f->ops->format));
-    CAIRN_TRY(cairn__source_read(f, 0, l->header, sizeof l->header, err));
+    CAIRN_TRY(cairn__file_read(f, 0, l->header, sizeof l->header, err));
     l->trailer_at = f->src.size - NATIVE_TRAILER_SIZE; /* open checked the size */
-    CAIRN_TRY(cairn__source_read(f, l->trailer_at, l->trailer, sizeof l->trailer, err));
+    CAIRN_TRY(cairn__file_read(f, l->trailer_at, l->trailer, sizeof l->trailer, err));
     l->meta_end = cairn__le64(l->trailer + TR_META_OFFSET) + cairn__le64(l->trailer + TR_META_SIZE);
     l->sig_offset = cairn__le64(l->trailer + TR_SIG_OFFSET);
     l->sig_size = cairn__le64(l->trailer + TR_SIG_SIZE);
@@ -95,13 +95,13 @@ cairn_status cairn__sig_check_structure(const cairn_file *f, const uint8_t *head
                            "(at %llu)", f->path, (unsigned long long)at, (unsigned long long)size,
                            SG_SIZE, (unsigned long long)meta_end, (unsigned long long)tpos);
     uint8_t pad[8] = {0}, b[SG_SIZE];
-    CAIRN_TRY(cairn__source_read(f, meta_end, pad, (size_t)(at - meta_end), err));
+    CAIRN_TRY(cairn__file_read(f, meta_end, pad, (size_t)(at - meta_end), err));
     for (uint64_t i = 0; i < at - meta_end; i++)
         if (pad[i])
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: padding byte at offset %llu before the "
                                "signature block is not zero", f->path,
                                (unsigned long long)(meta_end + i));
-    CAIRN_TRY(cairn__source_read(f, at, b, sizeof b, err));
+    CAIRN_TRY(cairn__file_read(f, at, b, sizeof b, err));
     if (memcmp(b + SG_MAGIC, native_sig_magic, 8) != 0 ||
         cairn__le16(b + SG_VERSION) != NATIVE_SIG_VERSION ||
         cairn__le16(b + SG_ALGORITHM) != NATIVE_SIG_ED25519 ||
@@ -160,7 +160,7 @@ cairn_status cairn_file_verify_signature(const cairn_file *f,
         return SIGFAIL("signature block at offset %llu: %llu bytes, not %d", at,
                        (unsigned long long)l.sig_size, SG_SIZE);
     uint8_t b[SG_SIZE];
-    CAIRN_TRY(cairn__source_read(f, l.sig_offset, b, sizeof b, err));
+    CAIRN_TRY(cairn__file_read(f, l.sig_offset, b, sizeof b, err));
     if (memcmp(b + SG_MAGIC, native_sig_magic, 8) != 0 || cairn__le32(b + SG_BLOCK_SIZE) != SG_SIZE)
         return SIGFAIL("signature block at offset %llu: bad magic or size (damaged)", at);
     if (cairn__le16(b + SG_VERSION) != NATIVE_SIG_VERSION ||
@@ -217,7 +217,7 @@ static cairn_status put(cairn_writer *w, crypto_generichash_state *s, const uint
 {
     if (s)
         crypto_generichash_update(s, p, n);
-    return cairn__sink_write(w, p, n, err);
+    return cairn__sink_write(&w->sink, p, n, err);
 }
 
 /* Writes the signed copy of f to w: new header, the bytes up to the end of
@@ -246,8 +246,8 @@ static cairn_status write_signed(const cairn_file *f, const layout *l, cairn_wri
     cairn_status st = CAIRN_OK;
     for (uint64_t at = NATIVE_HEADER_SIZE; at < l->meta_end && st == CAIRN_OK;) {
         size_t n = l->meta_end - at < PIECE ? (size_t)(l->meta_end - at) : PIECE;
-        const uint8_t *p = cairn__source_ptr(f, at, n);
-        if (!p && (st = cairn__source_read(f, at, buf, n, err)) == CAIRN_OK)
+        const uint8_t *p = cairn__file_ptr(f, at, n);
+        if (!p && (st = cairn__file_read(f, at, buf, n, err)) == CAIRN_OK)
             p = buf;
         if (st == CAIRN_OK)
             st = put(w, &s, p, n, err);
@@ -298,7 +298,7 @@ cairn_status cairn_sign_file(const char *path, const uint8_t secret_key[CAIRN_SE
     struct stat sb;
     /* The signed file replaces the original: keep its permissions. */
     if (st == CAIRN_OK && f->src.fd >= 0 && fstat(f->src.fd, &sb) == 0)
-        fchmod(w->fd, sb.st_mode & 07777);
+        fchmod(cairn__sink_fd(&w->sink), sb.st_mode & 07777);
     if (st == CAIRN_OK)
         st = write_signed(f, &l, w, secret_key, err);
     cairn_file_close(f);

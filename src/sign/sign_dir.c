@@ -212,7 +212,7 @@ cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECR
     cairn_writer *w = NULL;
     if (st == CAIRN_OK)
         st = cairn__writer_open_raw(path, flags & CAIRN_WRITE_NO_SYNC, &w, err);
-    if (st == CAIRN_OK && (st = cairn__sink_write(w, t.p, t.len, err)) == CAIRN_OK) {
+    if (st == CAIRN_OK && (st = cairn__sink_write(&w->sink, t.p, t.len, err)) == CAIRN_OK) {
         st = cairn_writer_commit(w, err);
         w = NULL;
     }
