@@ -94,6 +94,11 @@ struct cairn_file {
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err);
 
+/* The invariant every reader's tensors keep (file.c says which); called by
+ * cairn__tensor_get, so a reader's mistake is CAIRN_E_CORRUPT, never a
+ * wrapped size. */
+cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, cairn_error *err);
+
 /* ops->find for formats that index their tensors with a cairn__nameset:
  * *index on success, else CAIRN_E_NOT_FOUND naming the file and the name. */
 cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,

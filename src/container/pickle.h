@@ -245,6 +245,35 @@ cairn_status cairn__pk_newobj(cairn__pickle *vm, uint32_t cls, uint32_t args, si
 cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, uint32_t *out,
                                   cairn_error *err);
 
+/* ------------------------------------------- NumPy dtypes (pickle_numpy.c) */
+
+#define CAIRN__NP_ITEM_HASOBJECT 0x01 /* NumPy's NPY_ITEM_REFCOUNT in a dtype's flags */
+
+/* What a pickled numpy.dtype(CODE, False, True) [+ BUILD state] says, as
+ * its caller found it in the graph or the tree. */
+typedef struct cairn__np_dtype_args {
+    const char *code;   /* CODE, e.g. "f8", "U10", "S5", "b1" */
+    size_t code_len;
+    int has_state;      /* a BUILD state was set */
+    int state_ok;       /* ... and it is a tuple of 7 to 9 fields: int version, str byte
+                           order, ..., int elsize, int alignment[, int flags[, metadata]] */
+    char endian;        /* state[1]: '<', '>', '|', '=' (anything else is refused) */
+    int structured;     /* state[2], [3] or [4] (subarray, names, fields) is not None */
+    int64_t elsize;     /* state[5] */
+    int64_t flags;      /* state[7], 0 when absent */
+} cairn__np_dtype_args;
+
+typedef struct cairn__np_dtype {
+    char kind;          /* the code's letter: b i u f c M m S U V */
+    uint64_t itemsize;  /* bytes per element, exactly as NumPy computes it */
+    int big_endian;     /* byte order '>' */
+    cairn_dtype dtype;  /* cairn's, or CAIRN_DTYPE_INVALID (strings, datetimes, f16...) */
+} cairn__np_dtype;
+
+/* NULL with *out filled, or why NumPy's reading of the dtype is one cairn
+ * refuses (object arrays, structured dtypes, sizes NumPy leaves odd). */
+const char *cairn__np_dtype_resolve(const cairn__np_dtype_args *a, cairn__np_dtype *out);
+
 /* ---------------------------------------------- the walker (pickle_flat.c) */
 
 typedef struct cairn__pk_named {
