@@ -402,8 +402,10 @@ cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *name
 
 /* What every reader's tensor must say of itself, whatever its format: a
  * known dtype, rank <= 8, count == product of dims and raw_size == count x
- * element size (all without wrapping), and for a plain byte range of the
- * input (not via_load) stored_size == raw_size inside the input. The read
+ * element size (all without wrapping), and for bytes read straight from the
+ * input (not via_load) a range inside it, of raw_size bytes when not
+ * encoded (a codec the library cannot decode stays not via_load: read.c
+ * refuses it by name). The read
  * paths (read.c) size their buffers and copies from these numbers, so a
  * reader that got one wrong yields CAIRN_E_CORRUPT here instead of a short
  * buffer or a wrapped size. */
@@ -426,7 +428,7 @@ cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, ca
     else if (!why && (cairn__mul_overflow(count, esize, &bytes) || bytes != in->raw_size))
         why = "its byte size is not its element count times its element size";
     else if (!why && !t->via_load && !f->ops->owner &&
-             (in->stored_size != in->raw_size ||
+             ((in->codec == CAIRN_CODEC_NONE && in->stored_size != in->raw_size) ||
               cairn__add_overflow(in->offset, in->stored_size, &end) || end > f->src.size))
         why = "its bytes are not a range of the input of its byte size";
     if (!why)

@@ -30,10 +30,10 @@
 #define CAIRN__PICKLE_MAX_GLOBAL 1024                 /* bytes of a global's module or name */
 #define CAIRN__PICKLE_MAX_TENSORS (UINT32_C(1) << 20) /* tensors rebuilt by one pickle */
 /* Memo references make some opcodes cheap to repeat (BINGET a long str, then
- * REDUCE a copy of it), so what the machine and the walker make is also
- * bounded by the pickle's size: container items and bytes the machine
- * copies at most 2 x its length + 64 KiB, bytes of names and of the tree
- * at most 16 x its length + 1 MiB. */
+ * REDUCE a copy of it), so what the machine makes is also bounded by the
+ * pickle's size: container items and bytes the machine copies at most 2 x
+ * its length + 64 KiB. (The walker's own budget is
+ * CAIRN__PICKLE_TREE_BUDGET, below.) */
 #define CAIRN__PICKLE_BUDGET(len, k, extra) ((uint64_t)(k) * (len) + (extra))
 
 typedef enum cairn__pk_type {
@@ -290,15 +290,22 @@ typedef struct cairn__pk_flat {
     cairn_value *tree;        /* a map, with tensor references */
 } cairn__pk_flat;
 
+/* What the tree made from one pickle may take (bytes of nodes, packed
+ * items, names, keys and strings, every shared reference charged in full):
+ * 16 x the bytes the file holds for that pickle (as stored: a deflated
+ * member's or a compressed joblib file's compressed size) + 16 MiB. */
+#define CAIRN__PICKLE_TREE_BUDGET(stored) (16 * (uint64_t)(stored) + (UINT64_C(16) << 20))
+
 /* Names every tensor by its path (dict keys and sequence indexes joined with
  * '.'; a tensor at the top is "tensor") and turns the object into the
  * metadata tree (a top-level dict is the root map; anything else sits under
  * the key "object"). Refuses what cannot be named or is out of bounds:
  * keys other than str and int, empty keys, two keys of one name, duplicate
  * tensor names, invalid UTF-8, reference cycles, depth beyond
- * CAIRN_META_MAX_DEPTH and sharing that expands past a multiple of the node
- * count. */
-cairn_status cairn__pickle_flatten(cairn__pickle *vm, cairn__pk_flat *out, cairn_error *err);
+ * CAIRN_META_MAX_DEPTH and sharing that expands past
+ * CAIRN__PICKLE_TREE_BUDGET(stored). */
+cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
+                                   cairn_error *err);
 void cairn__pk_flat_free(cairn__pk_flat *flat);
 
 #endif /* CAIRN_PICKLE_H */

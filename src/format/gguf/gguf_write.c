@@ -592,7 +592,8 @@ static cairn_status natural_elem(const gw_emit *x, const cairn_value *list, uint
     size_t n = cairn_value_count(list);
     *et = GGUF_INT64;
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(list, i);
+        cairn_value scratch; /* packed lists are read in place */
+        const cairn_value *item = cairn__value_item(list, i, &scratch);
         int64_t t = natural_type(x, item, &st);
         if (t < 0)
             return st;
@@ -644,7 +645,8 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
     put_u32(x->b, (uint32_t)d.elem);
     put_u64(x->b, n);
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(v, i);
+        cairn_value scratch; /* packed lists are read in place */
+        const cairn_value *item = cairn__value_item(v, i, &scratch);
         if (d.elem == GGUF_ARRAY)
             CAIRN_TRY(emit_array(x, item, per_element ? cairn_value_at(desc, i) : NULL,
                                  depth + 1));

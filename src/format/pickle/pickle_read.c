@@ -11,6 +11,7 @@
 #include "container/pickle.h"
 #include "codec/joblib_codec.h"
 #include "common/nameset.h"
+#include "common/value_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +108,7 @@ static cairn_status run(const cairn_file *f, pickle_state *s, cairn_error *err)
     cairn__pickle_init(&vm, &host, s->where, 0);
     cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);
     if (st == CAIRN_OK)
-        st = cairn__pickle_flatten(&vm, &s->flat, err);
+        st = cairn__pickle_flatten(&vm, f->src.size, &s->flat, err); /* as the file holds it */
     cairn__pickle_free(&vm);
     return st;
 }
@@ -304,8 +305,8 @@ static cairn_status find_arrays(const cairn_file *f, pickle_state *s, const cair
                                 char *path, size_t used, size_t cap, cairn_error *err)
 {
     cairn_value_type type = cairn_value_get_type(v);
-    if (type != CAIRN_VALUE_MAP && type != CAIRN_VALUE_LIST)
-        return CAIRN_OK;
+    if ((type != CAIRN_VALUE_MAP && type != CAIRN_VALUE_LIST) || v->pack)
+        return CAIRN_OK; /* a packed list holds only numbers or strings: left packed */
     array_view a;
     if (type == CAIRN_VALUE_MAP && as_array(v, &a))
         return add_array(f, s, used ? path : "array", &a, err);

@@ -243,13 +243,18 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
     return CAIRN_OK;
 }
 
+/* `stored`: the bytes the file holds for this pickle (a deflated member's
+ * compressed size), or 0 for "the bytes it ran over" (legacy files). */
 static cairn_status run_object(torch_state *s, cairn__pickle *vm, const cairn__pickle_host *host,
-                               const uint8_t *p, size_t len, uint64_t base, size_t *used,
-                               cairn_error *err)
+                               const uint8_t *p, size_t len, uint64_t base, uint64_t stored,
+                               size_t *used, cairn_error *err)
 {
+    size_t ran = 0;
     cairn__pickle_init(vm, host, s->where, base);
-    CAIRN_TRY(cairn__pickle_run(vm, p, len, used, err));
-    return cairn__pickle_flatten(vm, &s->flat, err);
+    CAIRN_TRY(cairn__pickle_run(vm, p, len, &ran, err));
+    if (used)
+        *used = ran;
+    return cairn__pickle_flatten(vm, stored ? stored : ran, &s->flat, err);
 }
 
 /* ------------------------------------------------------ tensors from the walk */
@@ -398,7 +403,8 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, NULL, err);
+        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, s->pkl->comp_size, NULL,
+                        err);
     if (st == CAIRN_OK)
         st = build_tensors(s, &vm, err);
     cairn__pickle_free(&vm);
@@ -607,7 +613,7 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
     cairn__pickle_init(&vm, &host, s->where, c.pos);
     size_t used = 0;
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, &used, err);
+        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, 0, &used, err);
     c.pos += used;
     if (st == CAIRN_OK)
         st = place_storages(s, &c, err);
