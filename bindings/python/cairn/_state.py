@@ -273,9 +273,13 @@ def save_state(path, state, *, sync=True, compress=None):
 
 
 def load_state(path, **kwargs):
-    """Reads a state file (verifying every checksum first); see restore."""
-    from ._core import open as cairn_open
+    """Reads a state file (verifying every checksum first), or an open
+    cairn.File; see restore."""
+    from ._core import File, open as cairn_open
 
+    if isinstance(path, File):
+        path.verify()
+        return restore(path, **kwargs)
     with cairn_open(path, verify=True) as f:
         return restore(f, **kwargs)
 
