@@ -2,6 +2,7 @@
 import collections
 import os
 import warnings
+import weakref
 
 import numpy as np
 
@@ -84,10 +85,9 @@ def _info_tuple(t):
 
 def _alias_key(arr, code, shape):
     """What makes two inputs the same tensor: same memory, dtype and shape."""
-    iface = arr.__array_interface__ if isinstance(arr, np.ndarray) else None
-    if iface is None or arr.size == 0:
+    if not isinstance(arr, np.ndarray) or arr.size == 0:
         return None
-    return iface["data"][0], code, shape, arr.strides
+    return arr.__array_interface__["data"][0], code, shape
 
 
 class Writer:
@@ -127,16 +127,26 @@ class Writer:
         self._seen = {}
         self._result = None
         if metadata is not None:
-            self.set_metadata(metadata)
+            try:
+                self.set_metadata(metadata)
+            except BaseException:
+                self.abort()
+                raise
 
     def add(self, name, tensor, *, compress=None, shuffle=None):
         """Writes one tensor (NumPy array, torch CPU tensor, or any buffer).
         compress/shuffle override the writer's for this tensor (.cairn)."""
-        code, shape, buf = D.as_buffer(tensor)
-        key = _alias_key(buf, code, shape) if self.format in _ALIAS_FORMATS else None
+        code, shape, buf, owner = D.as_buffer(tensor)
+        key = None
+        if self.format in _ALIAS_FORMATS and owner is not None:
+            key = _alias_key(buf, code, shape)
         if key is not None and key in self._seen:
-            self._w.add_alias(name, self._seen[key])
-            return
+            # The same memory is the same tensor only while its first owner
+            # lives (freed memory may hold the next array).
+            first, ref = self._seen[key]
+            if ref() is not None:
+                self._w.add_alias(name, first)
+                return
         if compress is None and shuffle is None:
             self._w.add(name, code, shape, buf)
         else:
@@ -144,7 +154,10 @@ class Writer:
             self._w.add(name, code, shape, buf, codec=codec, level=level,
                         filter=_FILTER_SHUFFLE if shuffle else 0)
         if key is not None:
-            self._seen[key] = name
+            try:
+                self._seen[key] = (name, weakref.ref(owner))
+            except TypeError:  # an owner without weak references: no aliasing
+                pass
 
     def add_alias(self, name, existing):
         """Adds `name` as a second name of the already added tensor `existing`."""
@@ -262,8 +275,7 @@ class Slice:
             lo = min(lo, hi)
             local = slice(None, None, step)
         part = self._file._read(self._index, self._info, lo, hi, row_elems)
-        part = part[0] if squeeze else part[local]
-        return part[rest] if rest else part
+        return part[((0,) if squeeze else (local,)) + tuple(rest)]
 
     def __repr__(self):
         return f"<cairn.Slice {self._info.name!r} {self.dtype} {list(self.shape)}>"

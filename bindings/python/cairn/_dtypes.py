@@ -60,14 +60,16 @@ def torch_dtypes(torch):
 
 
 def as_buffer(obj):
-    """(code, shape, buffer) for a NumPy array, a torch CPU tensor or any
-    object with the buffer protocol. The buffer is C-contiguous and
-    little-endian: the array itself when it already is (no copy), else one
-    converted copy of this one tensor."""
+    """(code, shape, buffer, owner) for a NumPy array, a torch CPU tensor or
+    any object with the buffer protocol. The buffer is C-contiguous and
+    little-endian: the array's own memory when it already is (no copy; then
+    `owner` is `obj`, which keeps that memory alive), else one converted
+    copy of this one tensor (owner None)."""
     if _torch_module(obj) and hasattr(obj, "detach"):
         import torch
 
         t = obj.detach()
+        ptr = t.data_ptr()
         if t.device.type != "cpu":
             t = t.cpu()
         if t.is_conj():
@@ -75,18 +77,20 @@ def as_buffer(obj):
         if t.is_neg():
             t = t.resolve_neg()
         t = t.contiguous()
+        owner = obj if t.data_ptr() == ptr else None
         if t.dtype == torch.bfloat16:
-            return BF16, tuple(t.shape), t.view(torch.int16).numpy()
+            return BF16, tuple(t.shape), t.view(torch.int16).numpy(), owner
         _, codes = torch_dtypes(torch)
         if t.dtype not in codes:
             raise TypeError(f"cairn cannot store torch dtype {t.dtype}")
-        return codes[t.dtype], tuple(t.shape), t.numpy()
+        return codes[t.dtype], tuple(t.shape), t.numpy(), owner
     arr = obj if isinstance(obj, np.ndarray) else np.asarray(obj)
+    owner = obj
     if arr.dtype.fields is not None or arr.dtype.kind in "OUSVMm":
         raise TypeError(f"cairn cannot store NumPy dtype {arr.dtype}")
     code = code_of(arr.dtype)
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not LITTLE):
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
+        arr, owner = arr.astype(arr.dtype.newbyteorder("<")), None
     if not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr)
-    return code, arr.shape, arr
+        arr, owner = np.ascontiguousarray(arr), None
+    return code, arr.shape, arr, owner

@@ -42,7 +42,7 @@ class _Tensors:
         self.torch = False
 
     def add(self, name, tensor):
-        code, shape, buf = D.as_buffer(tensor)
+        code, shape, buf, _ = D.as_buffer(tensor)
         self.torch = self.torch or D._torch_module(tensor)
         base, n = name or "_", 1
         while name in self.names or not name:
