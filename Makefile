@@ -80,7 +80,7 @@ test-unit:
 # (the sanitizer build of test-unit also runs its hostile-input and lifetime
 # tests against an ASan/UBSan build of the extension: python_asan in ctest).
 test-python: build
-	cd $(PYDIR) && $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	cd $(PYDIR) && CAIRN_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 test-fuzz:
 	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE=ON \
