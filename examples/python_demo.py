@@ -27,40 +27,25 @@ def show_checkpoint(path):
 
 
 def skorch_walkthrough(workdir):
+    """skorch's walkthrough on examples/skorch_train.py's model and data."""
     import torch
     from sklearn.datasets import make_classification
-    from skorch import NeuralNetClassifier
-    from torch import nn
+    from skorch_train import make_net
 
     from cairn.skorch import Checkpoint, LoadInitState, TrainEndCheckpoint
 
-    class MyModule(nn.Module):
-        def __init__(self, num_units=10, nonlin=nn.ReLU()):
-            super().__init__()
-            self.dense0 = nn.Linear(20, num_units)
-            self.nonlin = nonlin
-            self.dropout = nn.Dropout(0.5)
-            self.dense1 = nn.Linear(num_units, num_units)
-            self.output = nn.Linear(num_units, 2)
-            self.softmax = nn.Softmax(dim=-1)
-
-        def forward(self, X, **kwargs):
-            X = self.dropout(self.nonlin(self.dense0(X)))
-            return self.softmax(self.output(self.nonlin(self.dense1(X))))
-
     torch.manual_seed(0)
-    X, y = make_classification(1000, 20, n_informative=10, random_state=0)
+    X, y = make_classification(1000, 10, n_informative=5, random_state=0)
     X, y = X.astype(np.float32), y.astype(np.int64)
     exp = os.path.join(workdir, "exp1")
     for run in (1, 2):
         cp = Checkpoint(dirname=exp)
-        net = NeuralNetClassifier(MyModule, lr=0.5, max_epochs=5, verbose=0,
-                                  callbacks=[cp, TrainEndCheckpoint(dirname=exp),
-                                             LoadInitState(cp)])
+        net = make_net(callbacks=[cp, TrainEndCheckpoint(dirname=exp), LoadInitState(cp)],
+                       verbose=0)
         net.fit(X, y)
         marks = " ".join(f"{h['epoch']}{'+' if h['valid_loss_best'] else ''}" for h in net.history)
         print(f"   run {run}: epochs {marks}   (+ = checkpoint)")
-    net = NeuralNetClassifier(MyModule, lr=0.5, verbose=0, callbacks=[cp]).initialize()
+    net = make_net(callbacks=[cp], verbose=0).initialize()
     net.load_params(checkpoint=cp)
     print(f"   a stock NeuralNetClassifier loads the best: epoch {len(net.history)}, "
           f"valid_loss {net.history[-1, 'valid_loss']:.4f}")
