@@ -9,12 +9,10 @@ import numpy as np
 from . import _cairn
 from . import _dtypes as D
 
-# Format codes (include/cairn.h cairn_format) and the names users pass.
-FORMATS = {"auto": 0, "cairn": 1, "native": 1, "npy": 2, "safetensors": 3, "npz": 4,
-           "gguf": 5, "torch": 6, "pt": 6, "mxnet": 7, "params": 7, "hdf5": 8, "h5": 8,
-           "pickle": 9}
-_EXTENSIONS = {".npy": 2, ".safetensors": 3, ".npz": 4, ".gguf": 5, ".pt": 6, ".pth": 6,
-               ".params": 7, ".h5": 8, ".hdf5": 8}
+# Which extension writes which format (the library's table, include/cairn.h
+# cairn_format_extensions): ".pt" -> 6, ...
+_EXTENSIONS = {ext: code for code in range(1, 32)
+               for ext in (_cairn.format_extensions(code) or "").split()}
 # Formats that store a tied tensor once (cairn_writer_add_alias).
 _ALIAS_FORMATS = {1, 6}
 
@@ -60,10 +58,14 @@ def _format_code(format, path=None):
         return _EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower(), 1)
     if isinstance(format, int):
         return format
-    try:
-        return FORMATS[format.lower()]
-    except KeyError:
-        raise ValueError(f"unknown format {format!r}; one of {sorted(FORMATS)}") from None
+    code = _cairn.format_from_name(format)
+    if not code and format.lower() != "auto":
+        # Also the extension without its dot: "pt", "h5", "params".
+        code = _EXTENSIONS.get("." + format.lower().lstrip("."), 0)
+        if not code:
+            raise ValueError(f"unknown format {format!r}; one of "
+                             f"{sorted(set(_cairn.format_name(c) for c in _EXTENSIONS.values()))}")
+    return code
 
 
 def _codec(compress):
@@ -105,12 +107,14 @@ class Writer:
     compress: None, True (zstd) or 'CODEC[:LEVEL]' (zstd, lz4, lz4hc, zlib,
     bz2) for .cairn; True deflates .npz members. shuffle: byte-shuffle
     multi-byte dtypes before compressing. sync=False skips the fsyncs (still
-    atomic, not durable). Tensors that are the same memory (tied weights)
+    atomic, not durable). shard_size (bytes, .safetensors only): a sharded
+    model NAME-0000K-of-0000N.safetensors + NAME.safetensors.index.json,
+    which needs declare() first (save() does it). Tensors that are the same memory (tied weights)
     are stored once where the format has aliases (.cairn, .pt).
     """
 
     def __init__(self, path=None, *, metadata=None, format=None, compress=None, shuffle=False,
-                 sync=True, alignment=0, chunk_size=0, threads=0):
+                 sync=True, alignment=0, chunk_size=0, threads=0, shard_size=0):
         self.path = None if path is None else os.fspath(path)
         self.format = _format_code(format, self.path)
         codec, level = (0, 0) if self.format != 1 else _codec(compress)
@@ -123,7 +127,8 @@ class Writer:
         self._w = _cairn.Writer(self.path, format=self.format, flags=flags, alignment=alignment,
                                 codec=codec, level=level,
                                 filter=_FILTER_SHUFFLE if shuffle else 0,
-                                chunk_size=chunk_size, threads=threads)
+                                chunk_size=chunk_size, threads=threads,
+                                shard_size=shard_size)
         self._seen = {}
         self._result = None
         if metadata is not None:
@@ -158,6 +163,13 @@ class Writer:
                 self._seen[key] = (name, weakref.ref(owner))
             except TypeError:  # an owner without weak references: no aliasing
                 pass
+
+    def declare(self, tensors):
+        """Announces every tensor before the first add: a sequence of
+        (name, dtype, shape), dtype a cairn name ('F32') or NumPy dtype.
+        safetensors and GGUF then write each payload once, in place
+        (otherwise they spool it); a sharded save needs it."""
+        self._w.declare([(n, D.code_of(dt), tuple(shape)) for n, dt, shape in tensors])
 
     def add_alias(self, name, existing):
         """Adds `name` as a second name of the already added tensor `existing`."""
@@ -199,20 +211,27 @@ class Writer:
         return f"<cairn.Writer {where!r} {_cairn.format_name(self.format)} {state}>"
 
 
-def _write_all(w, tensors):
-    items = tensors.items() if hasattr(tensors, "items") else tensors
+def _write_all(w, tensors, declare=False):
+    items = list(tensors.items()) if hasattr(tensors, "items") else tensors
+    if declare:
+        items = [(name, D.as_buffer(t)) for name, t in items]
+        w._w.declare([(name, code, shape) for name, (code, shape, _, _) in items])
+        for name, (code, shape, buf, _) in items:
+            w._w.add(name, code, shape, buf)
+        return
     for name, t in items:
         w.add(name, t)
 
 
 def save(tensors, path, *, metadata=None, format=None, compress=None, shuffle=False, sync=True,
-         alignment=0, chunk_size=0, threads=0):
+         alignment=0, chunk_size=0, threads=0, shard_size=0):
     """Saves a mapping name -> array (NumPy, torch CPU tensor, buffer) to
     `path`, atomically, in the format of its extension (.cairn, .safetensors,
     .npz, .npy, .gguf, .pt, .h5, .params). See Writer for the options."""
     with Writer(path, metadata=metadata, format=format, compress=compress, shuffle=shuffle,
-                sync=sync, alignment=alignment, chunk_size=chunk_size, threads=threads) as w:
-        _write_all(w, tensors)
+                sync=sync, alignment=alignment, chunk_size=chunk_size, threads=threads,
+                shard_size=shard_size) as w:
+        _write_all(w, tensors, declare=bool(shard_size))
 
 
 def save_bytes(tensors, *, metadata=None, format="cairn", compress=None, shuffle=False,

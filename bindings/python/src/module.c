@@ -492,6 +492,25 @@ static PyObject *format_name(PyObject *self, PyObject *arg)
     return PyUnicode_FromString(n);
 }
 
+static PyObject *format_from_name(PyObject *self, PyObject *arg)
+{
+    const char *s = PyUnicode_AsUTF8(arg);
+    if (!s)
+        return NULL;
+    return PyLong_FromLong((long)cairn_format_from_name(s));
+}
+
+static PyObject *format_extensions(PyObject *self, PyObject *arg)
+{
+    long c = PyLong_AsLong(arg);
+    if (c == -1 && PyErr_Occurred())
+        return NULL;
+    const char *e = cairn_format_extensions((cairn_format)c);
+    if (!e)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(e);
+}
+
 static PyObject *meta_roundtrip(PyObject *self, PyObject *arg)
 {
     cairn_value *v = pycairn_value_from_py(arg);
@@ -530,6 +549,10 @@ static PyMethodDef methods[] = {
     {"codec_parse", codec_parse, METH_O, "codec_parse('zstd:3') -> (codec, level)."},
     {"codec_name", codec_name, METH_O, "codec_name(code) -> 'zstd', 'lz4', ..."},
     {"format_name", format_name, METH_O, "format_name(code) -> 'cairn', 'safetensors', ..."},
+    {"format_from_name", format_from_name, METH_O,
+     "format_from_name('safetensors') -> code (0 if no format has that name)."},
+    {"format_extensions", format_extensions, METH_O,
+     "format_extensions(code) -> '.pt .pth' (the extensions a save picks it by) or None."},
     {"_meta_roundtrip", meta_roundtrip, METH_O,
      "_meta_roundtrip(tree) -> the tree after conversion to cairn's metadata tree and back."},
     {"params_load", (PyCFunction)(void (*)(void))pycairn_params_load, METH_VARARGS | METH_KEYWORDS,

@@ -13,21 +13,23 @@ typedef struct writer {
 static int writer_init(writer *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"path", "format", "flags", "alignment", "codec", "level",
-                             "filter", "chunk_size", "threads", NULL};
+                             "filter", "chunk_size", "threads", "shard_size", NULL};
     PyObject *path = Py_None;
     int format = 0, level = 0;
     unsigned flags = 0, codec = 0, filter = 0, threads = 0;
-    unsigned long long alignment = 0, chunk_size = 0;
+    unsigned long long alignment = 0, chunk_size = 0, shard_size = 0;
     if (self->w) {
         PyErr_SetString(PyExc_RuntimeError, "Writer.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$iIKIiIKI", kwlist, &path, &format, &flags,
-                                     &alignment, &codec, &level, &filter, &chunk_size, &threads))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$iIKIiIKIK", kwlist, &path, &format, &flags,
+                                     &alignment, &codec, &level, &filter, &chunk_size, &threads,
+                                     &shard_size))
         return -1;
     cairn_write_opts o = {.struct_size = sizeof o, .flags = flags, .format = (cairn_format)format,
                           .alignment = alignment, .codec = codec, .level = level,
-                          .filter = filter, .chunk_size = chunk_size, .threads = threads};
+                          .filter = filter, .chunk_size = chunk_size, .threads = threads,
+                          .shard_size = shard_size};
     cairn_error err;
     cairn_status st;
     cairn_writer *w = NULL;
@@ -310,7 +312,7 @@ PyTypeObject pycairn_WriterType = {
     .tp_dealloc = (destructor)writer_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Writer(path=None, *, format=0, flags=0, alignment=0, codec=0, level=0, filter=0, "
-              "chunk_size=0, threads=0): a cairn_writer (use cairn.Writer).",
+              "chunk_size=0, threads=0, shard_size=0): a cairn_writer (use cairn.Writer).",
     .tp_methods = writer_methods,
     .tp_getset = writer_getset,
     .tp_init = (initproc)writer_init,

@@ -127,6 +127,18 @@ def test_every_format_through_open(tmp_path, ext):
             assert f.info("t1").stored_bytes < f.info("t1").raw_bytes + 200
 
 
+def test_sharded_safetensors(tmp_path):
+    tensors = {f"layer{i}.w": make("f4", (64, 64), seed=i) for i in range(6)}
+    path = tmp_path / "model.safetensors"
+    cairn.save(tensors, path, shard_size=40_000, metadata={"k": "v"})
+    names = sorted(os.listdir(tmp_path))
+    assert "model.safetensors.index.json" in names and len(names) > 2, names
+    with cairn.open(tmp_path / "model.safetensors.index.json") as f:
+        assert sorted(f.keys()) == sorted(tensors)
+        for k, v in tensors.items():
+            np.testing.assert_array_equal(f[k], v)
+
+
 def test_metadata_of_every_type(tmp_path):
     meta = {"none": None, "t": True, "f": False, "i": -(2**63), "big": 2**63 - 1,
             "x": 1.5, "nan": float("nan"), "inf": float("-inf"), "negzero": -0.0,
