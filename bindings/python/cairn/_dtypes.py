@@ -26,6 +26,9 @@ FROM_NUMPY = {
     ("c", 8): C64, ("c", 16): C128,
 }
 NAMES = {code: _cairn.dtype_name(code) for code in NUMPY}
+# Native little-endian NumPy dtypes -> code: the fast path of as_buffer.
+FAST = {dt: code for (kind, size), code in FROM_NUMPY.items()
+        for dt in [np.dtype(f"<{kind}{size}") if size > 1 else np.dtype(f"{kind}{size}")]}
 LITTLE = sys.byteorder == "little"
 
 
@@ -65,6 +68,10 @@ def as_buffer(obj):
     little-endian: the array's own memory when it already is (no copy; then
     `owner` is `obj`, which keeps that memory alive), else one converted
     copy of this one tensor (owner None)."""
+    if type(obj) is np.ndarray and obj.flags.c_contiguous:
+        code = FAST.get(obj.dtype)
+        if code is not None:
+            return code, obj.shape, obj, obj
     if _torch_module(obj) and hasattr(obj, "detach"):
         import torch
 
