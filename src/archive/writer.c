@@ -3,6 +3,7 @@
  * the all-or-nothing commit through io/sink.h (docs/FORMAT.md §9). */
 #include "archive/archive.h"
 #include "codec/codec.h"
+#include "common/opts.h"
 #include "format/native/native.h"
 
 #include <errno.h>
@@ -42,29 +43,31 @@ static int ends_with(const char *s, const char *suffix)
 static cairn_status writer_new(const cairn_write_opts *opts, const char *path, cairn_writer **out,
                                cairn_error *err)
 {
-    unsigned flags = 0;
-    cairn_format format = CAIRN_FORMAT_AUTO;
-    uint64_t alignment = 0;
-    /* Callers built before format 1.1 pass a struct that ends at alignment. */
-    cairn_write_opts o = {0};
-    if (opts) {
-        size_t v10 = offsetof(cairn_write_opts, alignment) + sizeof opts->alignment;
-        if (opts->struct_size < v10)
-            return cairn__fail(err, CAIRN_E_ARG, "cairn_write_opts.struct_size %zu is too small",
-                               opts->struct_size);
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-        flags = opts->flags;
-        format = opts->format;
-        alignment = opts->alignment;
-    }
-    /* Reading sharded safetensors is supported, writing is not: refuse the
-     * index's name rather than write a native file called *.index.json. */
+    /* Callers built before format 1.1 pass a struct that ends at alignment;
+     * older ones may end sooner (common/opts.h). */
+    cairn_write_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_AUTO};
+    CAIRN_TRY(CAIRN__OPTS_COPY(&o, opts, cairn_write_opts, flags, err));
+    unsigned flags = o.flags;
+    cairn_format format = o.format;
+    uint64_t alignment = o.alignment;
+    /* A sharded model is written by naming its first file (NAME.safetensors)
+     * with shard_size: refuse the index's name rather than write a native
+     * file called *.index.json. */
     if (format == CAIRN_FORMAT_AUTO && path && ends_with(path, ".safetensors.index.json"))
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: writing a sharded safetensors model "
-                           "(an index and its shards) is not supported; write one .safetensors "
-                           "file, which has no size limit", path);
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: write a sharded safetensors model by "
+                           "its NAME.safetensors path with cairn_write_opts.shard_size; the "
+                           "index is written beside the shards", path);
     const cairn__format_row *row = writer_row(format, path);
     const cairn__writer_ops *ops = row ? row->writer : NULL;
+    if (o.shard_size) {
+        if (!path)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "<memory>: a sharded save writes several "
+                               "files: it needs a path");
+        if (!ops || ops->format != CAIRN_FORMAT_SAFETENSORS || !ends_with(path, ".safetensors"))
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only safetensors models are "
+                               "written in shards, to a path ending in .safetensors", path);
+        ops = &cairn__shards_writer;
+    }
     if (alignment == 0)
         alignment = row ? row->alignment : 64;
     if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
@@ -95,6 +98,7 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     w->filter = o.filter;
     w->chunk_size = chunk;
     w->threads = o.threads;
+    w->shard_size = o.shard_size;
     cairn__sink_init_memory(&w->sink, w->path);
     *out = w;
     return CAIRN_OK;
@@ -164,7 +168,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
     cairn_writer *w;
     CAIRN_TRY(writer_new(opts, path, &w, err));
-    cairn_status st = cairn__sink_open_file(&w->sink, w->path, err);
+    cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
     if (st == CAIRN_OK)
         st = w->ops->begin(w, err);
     if (st != CAIRN_OK) {
@@ -222,11 +226,12 @@ static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_
     if (rank > 0 && !dims)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for rank %u", w->path,
                            name, rank);
+    if (cairn__shape_too_big(rank, dims, cairn_dtype_size(dtype)))
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows (counting each "
+                           "zero dimension as 1, more than 2^62 bytes)", w->path, name);
     *bytes = cairn_dtype_size(dtype);
     for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(*bytes, dims[d], bytes) || *bytes > (UINT64_C(1) << 62))
-            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows", w->path,
-                               name);
+        *bytes *= dims[d];
     return CAIRN_OK;
 }
 
@@ -423,15 +428,16 @@ cairn_status cairn_writer_add_ex(cairn_writer *w, const char *name, cairn_dtype 
     CAIRN_TRY(cairn__writer_usable(w, err));
     if (!opts)
         return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
-    if (opts->struct_size < sizeof *opts)
-        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: cairn_tensor_opts.struct_size "
-                                            "%zu is too small", w->path, opts->struct_size), err);
-    char what[CAIRN_NAME_MAX + 64];
-    snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
-    cairn_status st = cairn__codec_check(what, opts->codec, opts->level, opts->filter, err);
+    cairn_tensor_opts o = {.struct_size = sizeof o};
+    cairn_status st = CAIRN__OPTS_COPY(&o, opts, cairn_tensor_opts, codec, err);
     if (st != CAIRN_OK)
         return cairn__writer_failed(w, st, err);
-    return add_tensor(w, name, dtype, rank, dims, data, opts->codec, opts->level, opts->filter,
+    char what[CAIRN_NAME_MAX + 64];
+    snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
+    st = cairn__codec_check(what, o.codec, o.level, o.filter, err);
+    if (st != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
+    return add_tensor(w, name, dtype, rank, dims, data, o.codec, o.level, o.filter,
                       err);
 }
 
@@ -524,11 +530,11 @@ static cairn_status finish_format(cairn_writer *w, cairn_error *err)
 cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
 {
     cairn_status st = cairn__writer_usable(w, err);
-    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink))
+    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink) && !w->ops->composite)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
         st = finish_format(w, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->composite)
         st = commit_file(w, err);
     if (w)
         writer_free(w);
