@@ -287,11 +287,16 @@ static cairn_status dist_file_info(const cairn_file *f, cairn_file_info *out, ca
     out->version_major = CAIRN_FORMAT_MAJOR;
     out->version_minor = CAIRN_FORMAT_MINOR;
     out->tensor_count = s->m.ntensors;
+    /* sums of hostile numbers: saturated, never wrapped */
     out->file_size = s->manifest_size;
     for (uint64_t i = 0; i < s->m.nfiles; i++)
-        out->file_size += s->m.files[2 * i];
-    for (uint64_t t = 0; t < s->m.ntensors; t++)
-        out->raw_bytes += s->m.tensors[t].count * cairn_dtype_size(s->m.tensors[t].dtype);
+        if (cairn__add_overflow(out->file_size, s->m.files[2 * i], &out->file_size))
+            out->file_size = UINT64_MAX;
+    for (uint64_t t = 0; t < s->m.ntensors; t++) {
+        uint64_t bytes = s->m.tensors[t].count * cairn_dtype_size(s->m.tensors[t].dtype);
+        if (cairn__add_overflow(out->raw_bytes, bytes, &out->raw_bytes))
+            out->raw_bytes = UINT64_MAX;
+    }
     out->payload_bytes = out->raw_bytes;
     out->alignment = 1;
     out->has_metadata = cairn_value_count(s->m.meta) > 0;
