@@ -67,6 +67,7 @@ typedef enum cairn__pk_kind {
     CAIRN__PG_DEVICE,           /* torch.device(type[, index]) -> "type:index" */
     CAIRN__PG_SIZE,             /* torch.Size(tuple) -> tuple */
     CAIRN__PG_ENCODE,           /* _codecs.encode(str, "latin1") -> bytes (protocol 2 bytes) */
+    CAIRN__PG_BYTES,            /* builtins.bytes() -> b"" (protocol 2's empty bytes) */
     CAIRN__PG_STORAGE_TYPE,     /* torch.FloatStorage ... (dtype), torch.UntypedStorage (U8) */
     CAIRN__PG_DTYPE             /* torch.float32 ... (dtype INVALID: one cairn has not) */
 } cairn__pk_kind;

@@ -27,6 +27,8 @@ static const cairn__pk_global torch_globals[] = {
     G("torch", "device", DEVICE, 0),
     G("torch", "Size", SIZE, 0),
     G("_codecs", "encode", ENCODE, 0),
+    G("builtins", "bytes", BYTES, 0), /* bytes(): protocol 2 writes b"" so */
+    G("__builtin__", "bytes", BYTES, 0),
     ST("DoubleStorage", CAIRN_F64), ST("FloatStorage", CAIRN_F32), ST("HalfStorage", CAIRN_F16),
     ST("BFloat16Storage", CAIRN_BF16), ST("LongStorage", CAIRN_I64), ST("IntStorage", CAIRN_I32),
     ST("ShortStorage", CAIRN_I16), ST("CharStorage", CAIRN_I8), ST("ByteStorage", CAIRN_U8),
@@ -420,6 +422,16 @@ static cairn_status make_bytes(const call_ctx *c, uint32_t *out)
     return new_owned_blob(c, CAIRN__PK_BYTES, bytes, n, out);
 }
 
+/* bytes() with no argument: protocol 2's empty bytes (an empty array's data). */
+static cairn_status make_empty_bytes(const call_ctx *c, uint32_t *out)
+{
+    CAIRN_TRY(want_count(c, 0, 0));
+    char *bytes = malloc(1);
+    if (!bytes)
+        return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_NOMEM, "out of memory");
+    return new_owned_blob(c, CAIRN__PK_BYTES, bytes, 0, out);
+}
+
 /* ------------------------------------------------------------------ REDUCE */
 
 /* ------------------------------------------------------------ inert mode */
@@ -489,6 +501,7 @@ cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t arg
     case CAIRN__PG_DEVICE: return make_device(&c, out);
     case CAIRN__PG_SIZE: return make_size(&c, out);
     case CAIRN__PG_ENCODE: return make_bytes(&c, out);
+    case CAIRN__PG_BYTES: return make_empty_bytes(&c, out);
     case CAIRN__PG_STORAGE_TYPE:
     case CAIRN__PG_DTYPE: break;
     }
