@@ -210,14 +210,9 @@ cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECR
         if (t.oom)
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the manifest", dir);
     }
-    cairn_writer *w = NULL;
     if (st == CAIRN_OK)
-        st = cairn__writer_open_raw(path, flags & CAIRN_WRITE_NO_SYNC, &w, err);
-    if (st == CAIRN_OK && (st = cairn__sink_write(w, t.p, t.len, err)) == CAIRN_OK) {
-        st = cairn_writer_commit(w, err);
-        w = NULL;
-    }
-    cairn_writer_abort(w);
+        st = cairn__commit_small_file(path, t.p, t.len,
+                                      (flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0, err);
     free(path);
     free(t.p);
     return st;

@@ -22,25 +22,6 @@ static const char secret_magic[] = "cairn-ed25519-secret-v1\n";
 static const char public_magic[] = "cairn-ed25519-public-v1\n";
 #define KEY_FILE_MAX 4096
 
-cairn_status cairn__sodium_ready(const char *what, cairn_error *err)
-{
-    if (sodium_init() < 0)
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: libsodium cannot be initialised", what);
-    return CAIRN_OK;
-}
-
-void cairn__hex(const uint8_t *bytes, size_t n, char *out)
-{
-    sodium_bin2hex(out, 2 * n + 1, bytes, n);
-}
-
-void cairn_key_id(const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES], uint8_t id[CAIRN_KEY_ID_BYTES])
-{
-    uint8_t h[32];
-    crypto_generichash(h, sizeof h, public_key, CAIRN_PUBLIC_KEY_BYTES, NULL, 0);
-    memcpy(id, h, CAIRN_KEY_ID_BYTES);
-}
-
 static cairn_status write_all(int fd, const char *path, const char *data, size_t len,
                               cairn_error *err)
 {

@@ -4,6 +4,7 @@
  * straight to its place; otherwise payloads are spooled as they arrive
  * (spool.h) and copied behind the header at commit. The metadata tree
  * becomes typed key-value pairs, exactly when it came from a GGUF. */
+#include "format/format.h"
 #include "format/gguf/gguf.h"
 #include "common/buf.h"
 #include "common/nameset.h"
@@ -123,7 +124,7 @@ static cairn_status gw_begin(cairn_writer *w, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     s->spool.fd = -1;
     w->state = s;
-    return cairn__spool_open(&s->spool, w, err);
+    return cairn__spool_open(&s->spool, &w->sink, err);
 }
 
 /* GGUF's own rules for a new tensor; *size gets its bytes. */
@@ -191,14 +192,14 @@ static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     int64_t at = cairn__nameset_find(&s->names, name, strlen(name), entry_name, s);
     if (s->planned) { /* declared (writer.c checked): straight to its place */
         const gw_entry *e = &s->entries[at];
-        return cairn__sink_place(w, s->data_start + e->rel, data, (size_t)e->size, name, err);
+        return cairn__sink_place(&w->sink, s->data_start + e->rel, data, (size_t)e->size, name, err);
     }
     if (at >= 0)
         return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
                            name);
     uint64_t size, spool_at = s->spool.len;
     CAIRN_TRY(check_entry(w, s, name, dtype, rank, dims, &size, err));
-    CAIRN_TRY(cairn__spool_write(&s->spool, w, data, (size_t)size, name, err));
+    CAIRN_TRY(cairn__spool_write(&s->spool, &w->sink, data, (size_t)size, name, err));
     return push_entry(w, s, name, dtype, rank, dims, size, spool_at, err);
 }
 
@@ -828,12 +829,12 @@ static int entry_exists(void *ctx, const char *name, size_t len)
 static cairn_status write_all(cairn_writer *w, gw_writer *s, uint64_t alignment,
                               const cairn__buf *b, cairn_error *err)
 {
-    CAIRN_TRY(cairn__sink_write(w, b->p, b->len, err));
-    CAIRN_TRY(cairn__sink_pad(w, alignment, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, b->p, b->len, err));
+    CAIRN_TRY(cairn__sink_pad(&w->sink, alignment, err));
     for (size_t i = 0; i < s->count; i++) {
-        CAIRN_TRY(cairn__spool_copy(&s->spool, w, s->entries[i].spool_at, s->entries[i].size,
+        CAIRN_TRY(cairn__spool_copy(&s->spool, &w->sink, s->entries[i].spool_at, s->entries[i].size,
                                     err));
-        CAIRN_TRY(cairn__sink_pad(w, alignment, err));
+        CAIRN_TRY(cairn__sink_pad(&w->sink, alignment, err));
     }
     return CAIRN_OK;
 }
@@ -881,12 +882,12 @@ static cairn_status gw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
     cairn__buf b = {0};
     cairn_status st = lay_out(w, s, &k, &b, err);
     if (st == CAIRN_OK)
-        st = cairn__sink_write(w, b.p, b.len, err);
+        st = cairn__sink_write(&w->sink, b.p, b.len, err);
     if (st == CAIRN_OK)
-        st = cairn__sink_pad(w, k.alignment, err);
-    s->data_start = w->pos;
+        st = cairn__sink_pad(&w->sink, k.alignment, err);
+    s->data_start = w->sink.pos;
     if (st == CAIRN_OK)
-        st = cairn__sink_extend(w, s->data_start + s->data_size, err);
+        st = cairn__sink_extend(&w->sink, s->data_start + s->data_size, err);
     kvs_free(&k);
     free(b.p);
     if (st == CAIRN_OK)

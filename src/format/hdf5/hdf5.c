@@ -2,7 +2,8 @@
  * dataset of a cairn dtype is a tensor named by its path, attributes fill the
  * metadata tree as "GROUPPATH@ATTR", Keras legacy weights come in Keras'
  * order; saves build the file in memory and hand its image to the sink. */
-#include "archive/archive.h"
+#include "format/format.h"
+#include "format/registry.h"
 #include "common/nameset.h"
 #include "container/zip.h"
 
@@ -1056,7 +1057,7 @@ static cairn_status member_bytes(const cairn_file *f, const cairn__zip *z, const
     if (!b)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: .keras member '%s': out of memory", f->path,
                            name);
-    cairn_status st = cairn__zip_read(f, m, 0, b, (size_t)m->size, CAIRN__ZIP_CHECK, err);
+    cairn_status st = cairn__zip_read(&f->src, m, 0, b, (size_t)m->size, CAIRN__ZIP_CHECK, err);
     if (st != CAIRN_OK) {
         free(b);
         return st;
@@ -1101,7 +1102,7 @@ static cairn_status open_keras(const cairn_file *f, h5_reader *r)
     memset(&z, 0, sizeof z);
     uint8_t *h5 = NULL;
     size_t len = 0;
-    cairn_status st = cairn__zip_open(f, f->max_inflate, &z, r->err);
+    cairn_status st = cairn__zip_open(&f->src, f->max_inflate, &z, r->err);
     if (st == CAIRN_OK)
         st = member_bytes(f, &z, KERAS_WEIGHTS, UINT64_MAX, &h5, &len, r->err);
     if (st == CAIRN_OK && !h5)
@@ -1128,7 +1129,7 @@ int cairn__keras_sniff(const cairn_file *f)
 {
     cairn__zip z;
     memset(&z, 0, sizeof z);
-    int yes = cairn__zip_open(f, UINT64_MAX, &z, NULL) == CAIRN_OK &&
+    int yes = cairn__zip_open(&f->src, UINT64_MAX, &z, NULL) == CAIRN_OK &&
               cairn__zip_find(&z, KERAS_WEIGHTS, strlen(KERAS_WEIGHTS)) != NULL;
     cairn__zip_close(&z);
     return yes;
@@ -1183,7 +1184,7 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
     plugin_path();
     uint8_t head[4] = {0};
     if (f->src.size >= 4)
-        CAIRN_TRY(cairn__source_read(f, 0, head, 4, r->err));
+        CAIRN_TRY(cairn__file_read(f, 0, head, 4, r->err));
     if (cairn__zip_magic(head, f->src.size < 4 ? (size_t)f->src.size : 4)) {
         CAIRN_TRY(open_keras(f, r));
     } else {
@@ -1903,7 +1904,7 @@ static cairn_status finish_locked(cairn_writer *w, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %zd-byte HDF5 image",
                            w->path, size);
     cairn_status st = H5Fget_file_image(s->file, buf, (size_t)size) == size
-                          ? cairn__sink_write(w, buf, (size_t)size, err)
+                          ? cairn__sink_write(&w->sink, buf, (size_t)size, err)
                           : cairn__fail(err, CAIRN_E_IO, "%s: libhdf5 cannot copy the file "
                                         "image", w->path);
     free(buf);

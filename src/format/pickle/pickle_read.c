@@ -7,7 +7,8 @@
  * path; nothing is ever called. joblib's compressed files (zlib, gzip,
  * bzip2, lz4, xz, lzma) are decompressed first (joblib_codec.c, bounded by
  * max_inflate and the machine's 64 MiB). */
-#include "archive/archive.h"
+#include "format/format.h"
+#include "format/registry.h"
 #include "container/pickle.h"
 #include "codec/joblib_codec.h"
 
@@ -40,7 +41,7 @@ int cairn__pickle_sniff(const cairn_file *f)
 {
     uint8_t h[CAIRN__JOBLIB_MAGIC_MAX] = {0};
     size_t n = f->src.size < sizeof h ? (size_t)f->src.size : sizeof h;
-    if (n < 3 || cairn__source_read(f, 0, h, n, NULL) != CAIRN_OK)
+    if (n < 3 || cairn__file_read(f, 0, h, n, NULL) != CAIRN_OK)
         return 0;
     return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || cairn__joblib_detect(h, n);
 }
@@ -51,13 +52,13 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: a pickle of %llu bytes (at most 64 MiB)",
                            f->path, (unsigned long long)f->src.size);
     size_t n = (size_t)f->src.size;
-    const uint8_t *p = cairn__source_ptr(f, 0, n);
+    const uint8_t *p = cairn__file_ptr(f, 0, n);
     uint8_t *copy = NULL;
     if (!p) {
         copy = malloc(n ? n : 1);
         if (!copy)
             return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-        cairn_status st = cairn__source_read(f, 0, copy, n, err);
+        cairn_status st = cairn__file_read(f, 0, copy, n, err);
         if (st != CAIRN_OK) {
             free(copy);
             return st;
@@ -73,7 +74,10 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
     }
     uint8_t *out = NULL;
     size_t out_len = 0;
-    cairn_status st = cairn__joblib_unpack(f, codec, p, n, &out, &out_len, err);
+    /* The machine reads at most CAIRN__PICKLE_MAX_BYTES: no more is unpacked. */
+    uint64_t limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
+                                                              : CAIRN__PICKLE_MAX_BYTES;
+    cairn_status st = cairn__joblib_unpack(f->path, limit, codec, p, n, &out, &out_len, err);
     free(copy);
     if (st == CAIRN_OK) { /* the whole stream is out: the state owns it and reads from it */
         s->owned = out;

@@ -1,5 +1,6 @@
 /* safetensors_meta.c -- safetensors "__metadata__" <-> the cairn metadata tree
  * (docs/FORMAT.md §11.4), including a parser for cairn's tagged JSON view. */
+#include "format/format.h"
 #include "format/safetensors/safetensors_meta.h"
 
 #include "format/safetensors/safetensors.h"

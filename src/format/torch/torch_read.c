@@ -3,6 +3,8 @@
  * pickles. Pickles go through the restricted machine of pickle.h; storages
  * are ZIP members (or byte ranges of a legacy file) checked against what the
  * pickle declares; tensors are named by their path in the unpickled object. */
+#include "format/format.h"
+#include "format/registry.h"
 #include "common/nameset.h"
 #include "container/pickle.h"
 #include "container/zip.h"
@@ -101,7 +103,7 @@ static cairn_status find_pickle(torch_state *s, cairn_error *err)
             char a[TORCH_WHERE_MAX];
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
                                "member '%s' both hold a data.pkl: which one is the file?",
-                               cairn__zip_where(f, s->pkl, a, sizeof a),
+                               cairn__zip_where(&f->src, s->pkl, a, sizeof a),
                                (unsigned long long)s->pkl->header_offset, m->name);
         }
         s->pkl = m;
@@ -114,7 +116,7 @@ static cairn_status find_pickle(torch_state *s, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     memcpy(s->root, s->pkl->name, s->root_len);
     s->root[s->root_len] = '\0';
-    cairn__zip_where(f, s->pkl, s->where, sizeof s->where);
+    cairn__zip_where(&f->src, s->pkl, s->where, sizeof s->where);
     return CAIRN_OK;
 }
 
@@ -141,11 +143,11 @@ static cairn_status small_record(torch_state *s, const char *leaf, char *buf, si
     if (m->size >= TORCH_RECORD_MAX) {
         char where[TORCH_WHERE_MAX];
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu): %llu bytes "
-                           "for a record of a few characters", cairn__zip_where(s->f, m, where,
+                           "for a record of a few characters", cairn__zip_where(&s->f->src, m, where,
                                                                                sizeof where),
                            (unsigned long long)m->header_offset, (unsigned long long)m->size);
     }
-    CAIRN_TRY(cairn__zip_read(s->f, m, 0, buf, (size_t)m->size, CAIRN__ZIP_CHECK, err));
+    CAIRN_TRY(cairn__zip_read(&s->f->src, m, 0, buf, (size_t)m->size, CAIRN__ZIP_CHECK, err));
     *len = (size_t)m->size;
     while (*len > 0 && (buf[*len - 1] == '\n' || buf[*len - 1] == '\r'))
         (*len)--;
@@ -208,7 +210,7 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
                            "elements of %s (%llu bytes) but %s holds %llu bytes", s->where,
                            (unsigned long long)at, shown, (unsigned long long)numel,
                            cairn_dtype_name(dtype), (unsigned long long)nbytes,
-                           cairn__zip_where(s->f, m, where, sizeof where),
+                           cairn__zip_where(&s->f->src, m, where, sizeof where),
                            (unsigned long long)m->size);
     }
     uint64_t mi = (uint64_t)(m - s->zip.members);
@@ -295,7 +297,7 @@ static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *p
     }
     in->alignment = offset_alignment(in->offset);
     in->zero_copy = !s->big_endian && in->offset % esize == 0 &&
-                    cairn__source_ptr(s->f, in->offset, in->raw_size) != NULL;
+                    cairn__file_ptr(s->f, in->offset, in->raw_size) != NULL;
     if (in->alignment > s->alignment)
         s->alignment = in->alignment;
 }
@@ -322,7 +324,7 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
 static cairn_status read_zip(torch_state *s, cairn_error *err)
 {
     const cairn_file *f = s->f;
-    CAIRN_TRY(cairn__zip_open(f, f->max_inflate, &s->zip, err));
+    CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
     CAIRN_TRY(find_pickle(s, err));
     CAIRN_TRY(read_records(s, err));
     if (s->pkl->size > CAIRN__PICKLE_MAX_BYTES)
@@ -336,7 +338,7 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     for (uint64_t i = 0; st == CAIRN_OK && i < s->zip.count; i++)
         s->storage_of[i] = UINT32_MAX;
     if (st == CAIRN_OK)
-        st = cairn__zip_read(f, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
+        st = cairn__zip_read(&f->src, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
     cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
@@ -371,7 +373,7 @@ int cairn__torch_legacy_sniff(const cairn_file *f)
 {
     uint8_t head[32];
     size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
-    if (cairn__source_read(f, 0, head, n, NULL) != CAIRN_OK)
+    if (cairn__file_read(f, 0, head, n, NULL) != CAIRN_OK)
         return 0;
     return legacy_magic_len(head, n) != 0;
 }
@@ -478,7 +480,7 @@ static cairn_status place_one(torch_state *s, const cairn__pickle *vm, uint32_t 
     torch_storage *sto = &s->storages[idx];
     uint8_t count[8];
     uint64_t end;
-    CAIRN_TRY(cairn__source_read(s->f, *at, count, 8, err));
+    CAIRN_TRY(cairn__file_read(s->f, *at, count, 8, err));
     if (cairn__le64(count) != sto->numel)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' holds %llu "
                            "elements, its id declared %llu", s->f->path, (unsigned long long)*at,
@@ -533,12 +535,12 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
      * few bytes each); the storages after them are read in place. */
     uint64_t window = 2 * CAIRN__PICKLE_MAX_BYTES;
     uint64_t want = f->src.size < window ? f->src.size : window;
-    legacy_cur c = {cairn__source_ptr(f, 0, want), (size_t)want, 0};
+    legacy_cur c = {cairn__file_ptr(f, 0, want), (size_t)want, 0};
     uint8_t *heap = NULL;
     if (!c.p) {
         if (!(heap = malloc(want ? (size_t)want : 1)))
             return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-        cairn_status st = cairn__source_read(f, 0, heap, (size_t)want, err);
+        cairn_status st = cairn__file_read(f, 0, heap, (size_t)want, err);
         if (st != CAIRN_OK) {
             free(heap);
             return st;
@@ -594,7 +596,7 @@ static cairn_status parse(const cairn_file *f, torch_state **out, cairn_error *e
     s->f = f;
     uint8_t head[4] = {0};
     size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
-    cairn_status st = cairn__source_read(f, 0, head, n, err);
+    cairn_status st = cairn__file_read(f, 0, head, n, err);
     if (st == CAIRN_OK)
         st = cairn__zip_magic(head, n) ? read_zip(s, err) : read_legacy(s, err);
     if (st != CAIRN_OK) {
@@ -715,7 +717,7 @@ static cairn_status torch_verify_tensor(const cairn_file *f, uint64_t index, cai
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
                            (unsigned long long)index);
     const torch_storage *st = &s->storages[s->tensors[index].storage];
-    return st->m ? cairn__zip_verify(f, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
+    return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
 }
 
 /* Copies the elements of a strided view, in C order, from `src` (the
@@ -747,17 +749,17 @@ static cairn_status storage_span(const cairn_file *f, const torch_tensor *tt,
     const torch_storage *st = &s->storages[tt->storage];
     *heap = NULL;
     int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
-    if (stored && (*out = cairn__source_ptr(f, st->offset + tt->byte_offset, tt->span)))
-        return st->m ? cairn__zip_verify(f, st->m, err) : CAIRN_OK;
+    if (stored && (*out = cairn__file_ptr(f, st->offset + tt->byte_offset, tt->span)))
+        return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK;
     if (tt->span > SIZE_MAX || !(*heap = malloc(tt->span ? (size_t)tt->span : 1)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory for %llu bytes "
                            "of its storage", f->path, tt->t.info.name,
                            (unsigned long long)tt->span);
     *out = *heap;
     if (st->m)
-        return cairn__zip_read(f, st->m, tt->byte_offset, *heap, (size_t)tt->span,
+        return cairn__zip_read(&f->src, st->m, tt->byte_offset, *heap, (size_t)tt->span,
                                CAIRN__ZIP_CHECK, err);
-    return cairn__source_read(f, st->offset + tt->byte_offset, *heap, (size_t)tt->span, err);
+    return cairn__file_read(f, st->offset + tt->byte_offset, *heap, (size_t)tt->span, err);
 }
 
 /* Tensors marked via_load: strided views and deflated members. */
@@ -769,7 +771,7 @@ static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, c
     if (tt->t.info.count == 0)
         return CAIRN_OK;
     if (tt->contiguous && st->m) /* a deflated member: inflate straight into dst */
-        return cairn__zip_read(f, st->m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
+        return cairn__zip_read(&f->src, st->m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
                                CAIRN__ZIP_CHECK, err);
     const uint8_t *src;
     uint8_t *heap;
