@@ -27,8 +27,89 @@ int cli_exit_code(cairn_status st)
 
 int cli_report(cairn_status st, const cairn_error *err)
 {
-    fprintf(stderr, "%s: %s\n", cli_prog, err->message[0] ? err->message : cairn_strerror(st));
+    char shown[4 * sizeof err->message + 8];
+    const char *m = err->message[0] ? err->message : cairn_strerror(st);
+    fprintf(stderr, "%s: %s\n", cli_prog, cli_safe(m, strlen(m), shown, sizeof shown));
     return cli_exit_code(st);
+}
+
+/* The length of the UTF-8 sequence at s (at most n bytes) when it is valid
+ * and not a C1 control (U+0080..U+009F, which terminals may obey), else 0. */
+static size_t utf8_printable(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (!len || len > n || s[0] > 0xF4)
+        return 0;
+    uint32_t cp = s[0] & (0x3F >> (len - 1));
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    static const uint32_t min[5] = {0, 0, 0xA0, 0x800, 0x10000}; /* 0x80..0x9F: C1 */
+    return cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
+}
+
+const char *cli_safe(const char *s, size_t len, char *buf, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    if (size < 8)
+        return size ? (buf[0] = '\0', buf) : buf;
+    for (size_t i = 0; i < len;) {
+        size_t n = u[i] >= 0x80 ? utf8_printable(u + i, len - i) : 1;
+        int esc = u[i] < 0x20 || u[i] == 0x7F || u[i] == '\\' || n == 0;
+        size_t need = esc ? 4 : n;
+        if (o + need + 4 > size) { /* room for "..." and the NUL */
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (esc) {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[u[i] >> 4];
+            buf[o++] = hex[u[i] & 15];
+            i++;
+        } else {
+            memcpy(buf + o, u + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+void cli_warn_not_carried(const cairn_file *f)
+{
+    cairn_file_info fi;
+    cairn_error err;
+    cairn_value *tree = NULL;
+    if (cairn_file_get_info(f, &fi, &err) != CAIRN_OK || fi.format != CAIRN_FORMAT_HDF5 ||
+        cairn_file_read_metadata(f, &tree, &err) != CAIRN_OK)
+        return;
+    const cairn_value *left = cairn_value_get(tree, "hdf5.skipped");
+    size_t n = cairn_value_count(left);
+    char shown[CLI_SAFE_MAX];
+    const char *path = cairn_file_path(f);
+    if (n)
+        fprintf(stderr, "%s: warning: %s: %zu HDF5 object%s neither tensors nor metadata, left "
+                "out:", cli_prog, cli_safe(path, strlen(path), shown, sizeof shown), n,
+                n == 1 ? " is" : "s are");
+    for (size_t i = 0; i < n && i < 20; i++) {
+        const cairn_value *e = cairn_value_at(left, i);
+        const void *p = "", *why = "";
+        size_t plen = 0, wlen = 0;
+        cairn_value_get_data(cairn_value_get(e, "path"), &p, &plen);
+        cairn_value_get_data(cairn_value_get(e, "why"), &why, &wlen);
+        fprintf(stderr, "%s '%s' (%.*s)", i ? "," : "", cli_safe(p, plen, shown, sizeof shown),
+                (int)wlen, (const char *)why);
+    }
+    if (n)
+        fprintf(stderr, "%s\n", n > 20 ? ", ..." : "");
+    cairn_value_free(tree);
 }
 
 int cli_usage_error(const char *fmt, ...)
@@ -239,7 +320,11 @@ int cli_load_tensor(const char *path, const char *name, unsigned flags, cairn_fi
                                &err);
         *data = *owned;
     }
-    return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
+    if (st == CAIRN_OK)
+        return EXIT_OK;
+    free(*owned); /* on failure *owned is NULL (freed here) */
+    *owned = NULL;
+    return cli_report(st, &err);
 }
 
 int cli_is_dir(const char *path)
@@ -318,8 +403,10 @@ size_t cli_text_width(const char *name, size_t len)
 
 void cli_print_padded(const char *name, size_t len, size_t width)
 {
-    size_t w = cli_text_width(name, len);
-    fwrite(name, 1, len, stdout);
+    char shown[CLI_SAFE_MAX]; /* control characters escaped, then padded as shown */
+    const char *s = cli_safe(name, len, shown, sizeof shown);
+    size_t n = strlen(s), w = cli_text_width(s, n);
+    fwrite(s, 1, n, stdout);
     for (; w < width; w++)
         putchar(' ');
 }

@@ -17,6 +17,17 @@ extern const char *const cli_prog;
 int cli_exit_code(cairn_status st);
 /* Prints the library's message for a failed call; returns the exit code. */
 int cli_report(cairn_status st, const cairn_error *err);
+/* s (len bytes) made safe for a terminal, into buf: C0 controls, DEL, C1
+ * controls (U+0080..U+009F), backslash and bytes that are not UTF-8 become
+ * \xNN, so a name cannot move the cursor, retitle the window or forge
+ * rows; cut with "..." to fit. Returns buf. Human-readable output only:
+ * JSON output keeps names exact (with JSON's own escapes). */
+const char *cli_safe(const char *s, size_t len, char *buf, size_t size);
+/* Room for any tensor name (4096 bytes) escaped. */
+#define CLI_SAFE_MAX (4 * 4096 + 8)
+/* For an HDF5 input, a warning on stderr naming the objects it holds that
+ * are neither tensors nor metadata (the tree's "hdf5.skipped"). */
+void cli_warn_not_carried(const cairn_file *f);
 /* Prints a usage error and a hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 1 when --help or -h is among the arguments. */

@@ -155,12 +155,13 @@ static int do_ls(cairn_ckpt *m, const ckpt_args *a)
             json_array_append_new(list, o);
             continue;
         }
-        char metric[32] = "-";
+        char metric[32] = "-", path[CLI_SAFE_MAX], why[CLI_SAFE_MAX];
         if (in.has_metric)
             snprintf(metric, sizeof metric, "%.6g", in.metric);
         printf("%-6" PRIu64 " %-6" PRIu64 " %-8" PRIu64 " %-14s %12" PRIu64 "  %-5s %-10s %s%s%s\n",
                in.seq, in.epoch, in.step, metric, in.bytes, in.valid ? "yes" : "NO",
-               in.reasons[0] ? in.reasons : "-", in.path, i == latest ? "  (latest)" : "",
+               in.reasons[0] ? cli_safe(in.reasons, strlen(in.reasons), why, sizeof why) : "-",
+               cli_safe(in.path, strlen(in.path), path, sizeof path), i == latest ? "  (latest)" : "",
                i == best && best != latest ? "  (best)" : i == best ? " (best)" : "");
     }
     return a->json ? cli_print_json(list) : EXIT_OK;
@@ -196,10 +197,13 @@ static int do_verify(cairn_ckpt *m)
         if (st == CAIRN_OK && !in.valid)
             st = CAIRN_E_CORRUPT, snprintf(err.message, sizeof err.message,
                                            "%s: no checkpoint record", in.path);
+        char path[CLI_SAFE_MAX], why[4 * sizeof err.message + 8];
+        cli_safe(in.path, strlen(in.path), path, sizeof path);
         if (st == CAIRN_OK)
-            printf("ok   %s\n", in.path);
+            printf("ok   %s\n", path);
         else
-            printf("BAD  %s: %s\n", in.path, err.message), bad++;
+            printf("BAD  %s: %s\n", path, cli_safe(err.message, strlen(err.message), why,
+                                                   sizeof why)), bad++;
         if (i == n - 1)
             newest_ok = st == CAIRN_OK;
     }

@@ -21,6 +21,7 @@ static int run(int argc, char **argv)
         return rc;
     json_t *list = as_json ? json_array() : NULL;
     cairn_error err = {0};
+    cli_warn_not_carried(f);
     for (uint64_t i = 0; i < cairn_file_count(f); i++) {
         cairn_tensor_info t;
         cairn_status st = cairn_tensor_info_at(f, i, &t, &err);

@@ -75,10 +75,11 @@ static int run(int argc, char **argv)
         cairn_file_close(f);
         return rc;
     }
-    char shape[256];
+    char shape[256], safe_name[CLI_SAFE_MAX];
     cli_shape_text(&t, shape, sizeof shape);
-    printf("name:   %s\ndtype:  %s\nshape:  %s\ncount:  %" PRIu64 "\n", t.name,
-           cairn_dtype_name(t.dtype), shape, t.count);
+    printf("name:   %s\ndtype:  %s\nshape:  %s\ncount:  %" PRIu64 "\n",
+           cli_safe(t.name, t.name_len, safe_name, sizeof safe_name), cairn_dtype_name(t.dtype),
+           shape, t.count);
     /* Convert in slices to F64 (floats), I64 or U64 (integers): memory stays
      * bounded however large the tensor is. */
     int fl = is_float(t.dtype), uns = is_unsigned(t.dtype);

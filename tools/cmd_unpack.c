@@ -54,16 +54,19 @@ static int unpack_one(cairn_file *in, uint64_t i, const char *dir)
     cairn_dtype out_dtype = t.dtype;
     if (t.dtype == CAIRN_BF16 || t.dtype == CAIRN_F8_E4M3 || t.dtype == CAIRN_F8_E5M2) {
         out_dtype = t.dtype == CAIRN_BF16 ? CAIRN_U16 : CAIRN_U8;
+        char shown[CLI_SAFE_MAX];
         fprintf(stderr, "%s: warning: tensor '%s' is %s, which NumPy cannot describe; written as "
-                "%s bit patterns\n", cli_prog, t.name, cairn_dtype_name(t.dtype),
-                cairn_dtype_name(out_dtype));
+                "%s bit patterns\n", cli_prog, cli_safe(t.name, t.name_len, shown, sizeof shown),
+                cairn_dtype_name(t.dtype), cairn_dtype_name(out_dtype));
     }
     char fname[512], path[4096 + 600];
     safe_file_name(t.name, fname, sizeof fname);
     snprintf(path, sizeof path, "%s/%s.npy", dir, fname);
     void *buf = malloc(t.raw_size ? (size_t)t.raw_size : 1);
     if (!buf) {
-        fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog, t.name);
+        char shown[CLI_SAFE_MAX];
+        fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog,
+                cli_safe(t.name, t.name_len, shown, sizeof shown));
         return EXIT_IO;
     }
     /* Same-width reinterpretation for BF16/FP8: read the stored bits as is. */

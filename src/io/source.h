@@ -45,8 +45,8 @@ typedef enum cairn__source_kind {
 } cairn__source_kind;
 
 /* Opens a regular file for reading. The type is checked before anything can
- * block: the file is opened with O_NONBLOCK and fstat'ed, so a FIFO, a
- * socket or a device is refused at once instead of hanging the reader.
+ * block (io/open_read.h), so a FIFO, a socket or a device is refused at once
+ * instead of hanging the reader.
  * Maps it unless `no_mmap` (a failed mmap falls back to pread); a file of
  * at most CAIRN__SOURCE_SMALL bytes is read into memory instead, which costs
  * less than a mapping, its page faults and its unmapping (the descriptor

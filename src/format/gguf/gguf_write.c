@@ -593,7 +593,8 @@ static cairn_status natural_elem(const gw_emit *x, const cairn_value *list, uint
     size_t n = cairn_value_count(list);
     *et = GGUF_INT64;
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(list, i);
+        cairn_value scratch; /* packed lists are read in place */
+        const cairn_value *item = cairn__value_item(list, i, &scratch);
         int64_t t = natural_type(x, item, &st);
         if (t < 0)
             return st;
@@ -645,8 +646,10 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
                     kind_name(v), desc ? " (its gguf.types record says ARRAY)" : "");
     put_u32(x->b, (uint32_t)d.elem);
     put_u64(x->b, n);
-    for (size_t i = 0; i < n; i++)
-        CAIRN_TRY(emit_scalar(x, (uint32_t)d.elem, cairn_value_at(v, i)));
+    for (size_t i = 0; i < n; i++) {
+        cairn_value scratch; /* packed lists are read in place */
+        CAIRN_TRY(emit_scalar(x, (uint32_t)d.elem, cairn__value_item(v, i, &scratch)));
+    }
     return CAIRN_OK;
 }
 
