@@ -210,7 +210,7 @@ static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error
  * its dtype; `conv` holds them widened (F64 pairs for complex, I64/U64). */
 static cairn_status write_elements(cairn_writer *w, cairn_dtype dtype, const uint8_t *data,
                                    uint64_t first, size_t n, const void *conv, uint32_t rank,
-                                   const uint64_t *dims, uint64_t count, cairn_error *err)
+                                   const uint64_t *dims, cairn_error *err)
 {
     const float_kind *k = float_kind_of(dtype);
     int cplx = dtype == CAIRN_C64 || dtype == CAIRN_C128;
@@ -261,7 +261,6 @@ static cairn_status write_elements(cairn_writer *w, cairn_dtype dtype, const uin
         }
         CAIRN_TRY(out_text(w, buf, o, err));
     }
-    (void)count;
     return CAIRN_OK;
 }
 
@@ -346,7 +345,7 @@ static cairn_status jw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
         if (wide != CAIRN_BOOL)
             st = cairn_convert(dtype, src, wide, conv, n, err);
         if (st == CAIRN_OK)
-            st = write_elements(w, dtype, src, i, n, conv, rank, dims, count, err);
+            st = write_elements(w, dtype, src, i, n, conv, rank, dims, err);
     }
     free(conv);
     return st == CAIRN_OK ? out_str(w, "}", err) : st;
