@@ -283,13 +283,18 @@ typedef enum cairn_format {
                                 refused. libhdf5 is not thread-safe: cairn serializes
                                 its own calls, and other libhdf5 users of the process
                                 must not run at the same time */,
-    CAIRN_FORMAT_PICKLE = 9  /* a plain pickle or joblib file (docs/FORMAT.md, "Pickle and
+    CAIRN_FORMAT_PICKLE = 9, /* a plain pickle or joblib file (docs/FORMAT.md, "Pickle and
                                 joblib as inert data"): read only with CAIRN_OPEN_INERT;
                                 reading only, no tensors (arrays stay bytes in the tree) */
+    CAIRN_FORMAT_JSON = 10   /* .json (docs/FORMAT.md §19): one JSON document with every
+                                tensor's name, dtype, shape and values as nested lists,
+                                and the metadata tree; values round-trip bit for bit
+                                (NaN, Inf, -0, 64-bit integers, F16/BF16/FP8 included).
+                                No aliases, no zero-copy views */
 } cairn_format;
 
 /* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5",
- * "pickle"; "auto" for CAIRN_FORMAT_AUTO; NULL if unknown. */
+ * "pickle", "json"; "auto" for CAIRN_FORMAT_AUTO; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
 /* The format named `name` (as cairn_format_name gives it, or "native"),
  * in any case; CAIRN_FORMAT_AUTO when no format has that name. */

@@ -76,8 +76,9 @@ static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uin
                                 int hash, cairn_error *err)
 {
     uint64_t size = t->info.stored_size;
-    if (!hash)
-        return cairn__copy_out(&f->src, f->threads, t->info.offset, dst, size, err);
+    if (!hash) /* small copies never ask how many CPUs there are */
+        return cairn__copy_out(&f->src, size < CAIRN__COPY_PARALLEL_MIN ? 1 : cairn__file_threads(f),
+                               t->info.offset, dst, size, err);
     cairn__hasher *state = cairn__hasher_new();
     if (!state)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);

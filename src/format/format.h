@@ -16,6 +16,7 @@
 
 #include "common/internal.h"
 #include "common/nameset.h"
+#include "common/pool.h"
 #include "io/sink.h"
 #include "io/source.h"
 
@@ -93,6 +94,10 @@ struct cairn_file {
     unsigned flags;
     uint64_t max_inflate; /* cairn_open_opts.max_inflate with its default applied */
     unsigned threads;     /* cairn_open_opts.threads: decoding workers per read (0 = CPUs) */
+    /* The CPU count for threads == 0, asked of the system on the first read
+     * that can use workers and kept (0: not asked yet): sysconf reads a
+     * sysfs file, too slow to repeat on every read of a small tensor. */
+    _Atomic unsigned cpus;
     int has_public_key;   /* cairn_open_opts.public_key was given: verify on open */
     uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES];
     cairn__source src; /* io/source.h; src.path is `path` */
@@ -114,6 +119,21 @@ static inline cairn_status cairn__file_read(const cairn_file *f, uint64_t offset
 static inline const uint8_t *cairn__file_ptr(const cairn_file *f, uint64_t offset, uint64_t len)
 {
     return cairn__source_ptr(&f->src, offset, len);
+}
+
+/* The workers a read of f may use: cairn_open_opts.threads, or the CPUs
+ * (asked once per open file). Thread-safe: racing first calls store the
+ * same count. */
+static inline unsigned cairn__file_threads(const cairn_file *f)
+{
+    if (f->threads)
+        return f->threads;
+    unsigned n = atomic_load_explicit(&f->cpus, memory_order_relaxed);
+    if (!n) {
+        n = cairn__pool_workers(0, CAIRN__POOL_MAX);
+        atomic_store_explicit(&((cairn_file *)f)->cpus, n, memory_order_relaxed);
+    }
+    return n;
 }
 
 /* Each format's reader and writer ops are listed in registry.c only. */

@@ -363,7 +363,7 @@ static cairn_status nr_load_range(const cairn_file *f, uint64_t index, uint64_t 
     size_t len;
     cairn__chunked c;
     record_chunked(f, nr, r, record_name(nr, r, &len), 1, &c);
-    return cairn__chunks_read(f, &c, lo, hi, dst, f->threads, err);
+    return cairn__chunks_read(f, &c, lo, hi, dst, cairn__file_threads(f), err);
 }
 
 static cairn_status nr_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
@@ -560,7 +560,7 @@ static cairn_status check_tables(const cairn_file *f, const native_reader *nr, c
             continue; /* the same chunks as the tensor it aliases */
         cairn__chunked c;
         record_chunked(f, nr, r, name, 1, &c);
-        st = cairn__chunks_read(f, &c, 0, c.raw_size, NULL, f->threads, err);
+        st = cairn__chunks_read(f, &c, 0, c.raw_size, NULL, cairn__file_threads(f), err);
     }
     if (st == CAIRN_OK)
         qsort(s, n, sizeof *s, table_cmp);
