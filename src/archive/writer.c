@@ -818,6 +818,24 @@ static cairn_status sync_dir(const char *path, cairn_error *err)
     return st;
 }
 
+/* Renames `from` to `to` unless `to` exists (then -1 with errno EEXIST).
+ * renameat2(RENAME_NOREPLACE) where the file system has it; where it says
+ * EINVAL (NFS, older FUSE, ...), link() + unlink(), which never replaces
+ * either: link fails with EEXIST on an existing name. A failed unlink after
+ * the link leaves the temporary name as a second link to the committed
+ * file, which the next open of a checkpoint directory removes. */
+static int rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return -1;
+    if (link(from, to) != 0)
+        return -1;
+    unlink(from);
+    return 0;
+}
+
 /* fsync, close, rename over the target, fsync the directory. After the
  * rename the temporary name no longer exists, so writer_free must not
  * unlink it. */
@@ -831,9 +849,19 @@ static cairn_status commit_file(cairn_writer *w, cairn_error *err)
     w->fd = -1;
     if (close(fd) != 0)
         return cairn__fail(err, CAIRN_E_IO, "%s: close failed: %s", w->path, strerror(errno));
-    if (rename(w->tmp_path, w->path) != 0)
+    if (w->flags & CAIRN_WRITE_NO_REPLACE) {
+        if (rename_noreplace(w->tmp_path, w->path) != 0) {
+            int e = errno;
+            if (e == EEXIST)
+                return cairn__fail(err, CAIRN_E_EXISTS, "%s: already exists; not replaced "
+                                   "(the new file was discarded)", w->path);
+            return cairn__fail(err, CAIRN_E_IO, "%s: rename from %s failed: %s", w->path,
+                               w->tmp_path, strerror(e));
+        }
+    } else if (rename(w->tmp_path, w->path) != 0) {
         return cairn__fail(err, CAIRN_E_IO, "%s: rename from %s failed: %s", w->path, w->tmp_path,
                            strerror(errno));
+    }
     free(w->tmp_path);
     w->tmp_path = NULL;
     return sync ? sync_dir(w->path, err) : CAIRN_OK;
