@@ -285,9 +285,17 @@ typedef enum cairn_format {
                                 reading only, no tensors (arrays stay bytes in the tree) */
 } cairn_format;
 
-/* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5"; NULL if
- * unknown. */
+/* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5",
+ * "pickle"; "auto" for CAIRN_FORMAT_AUTO; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
+/* The format named `name` (as cairn_format_name gives it, or "native"),
+ * in any case; CAIRN_FORMAT_AUTO when no format has that name. */
+CAIRN_API cairn_format cairn_format_from_name(const char *name);
+/* The file extensions by which a path writer picks `format` with
+ * CAIRN_FORMAT_AUTO, space-separated, the usual one first (".pt .pth");
+ * NULL when cairn reads `format` but does not write it, or it is unknown.
+ * The string is static. */
+CAIRN_API const char *cairn_format_extensions(cairn_format format);
 
 /* ---------------------------------------------------------------- reading */
 
@@ -302,6 +310,13 @@ typedef struct cairn_file cairn_file;
  * the first global cairn does not know. */
 #define CAIRN_OPEN_INERT 0x4u
 
+/* Every options struct (cairn_open_opts, cairn_write_opts,
+ * cairn_tensor_opts, cairn_load_opts, cairn_model_parts, cairn_ckpt_opts)
+ * starts with struct_size = sizeof the struct, so fields can be appended:
+ * the library reads only the first struct_size bytes and takes the default
+ * (0 / NULL unless the field says otherwise) for every field past them, so a
+ * program built against an older header keeps working. A struct_size that
+ * does not reach the end of the first field after it is CAIRN_E_ARG. */
 typedef struct cairn_open_opts {
     size_t struct_size; /* sizeof(cairn_open_opts): lets fields be added later */
     unsigned flags;
@@ -523,6 +538,21 @@ typedef struct cairn_write_opts {
                             calling thread compresses). With 2 or more, the calling
                             thread writes one batch of chunks while the workers
                             compress the next. Started and joined within each add */
+    /* Added after format 1.1 (older structs: no sharding). */
+    uint64_t shard_size; /* 0: one file. Else a sharded safetensors model
+                            (docs/FORMAT.md §11.6): path NAME.safetensors,
+                            shards NAME-0000K-of-0000N.safetensors of at most
+                            this many tensor bytes each (a larger tensor alone),
+                            cut in declaration order, and the index
+                            NAME.safetensors.index.json written last. Needs
+                            cairn_writer_declare before the first add; metadata
+                            holding tensor references is refused
+                            (CAIRN_E_UNSUPPORTED). When everything fits in one
+                            shard, one plain NAME.safetensors and no index. No
+                            set of shards is ever readable as a mix of two saves:
+                            an earlier index at the path is removed before any
+                            shard is replaced, and a failure removes the shards
+                            it named. */
 } cairn_write_opts;
 
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go

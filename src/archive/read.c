@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "io/copy.h"
 #include "common/hash.h"
+#include "codec/codec.h"
 
 /* Reads and hashes in pieces this large, so each piece is hashed while it is
  * still in cache right after it was copied. */
@@ -18,10 +19,14 @@ static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
     CAIRN_TRY(cairn__tensor_get(f, index, t, err));
     /* A compressed tensor the format can decode is marked via_load. */
-    if (t->info.codec != CAIRN_CODEC_NONE && !t->via_load)
+    if (t->info.codec != CAIRN_CODEC_NONE && !t->via_load) {
+        char codecs[256];
+        cairn__codec_list(codecs, sizeof codecs);
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u with filter %u is "
-                           "not supported by this library (it knows codecs 0-4, filters 0-1)",
-                           f->path, t->info.name, t->info.codec, t->info.filter);
+                           "not supported by this library (it knows codecs %s; filters none (0) "
+                           "and shuffle (1))", f->path, t->info.name, t->info.codec,
+                           t->info.filter, codecs);
+    }
     return CAIRN_OK;
 }
 
@@ -51,7 +56,7 @@ cairn_status cairn_tensor_data(const cairn_file *f, uint64_t index, const void *
                            !f->src.base ? "file not mapped"
                            : t.big_endian ? "stored big-endian"
                            : t.fortran_order ? "stored in Fortran order" : "stored encoded");
-    *data = cairn__source_ptr(f, t.info.offset, t.info.stored_size);
+    *data = cairn__file_ptr(f, t.info.offset, t.info.stored_size);
     return CAIRN_OK;
 }
 
@@ -72,11 +77,11 @@ static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uin
 {
     uint64_t size = t->info.stored_size;
     if (!hash)
-        return cairn__copy_out(f, t->info.offset, dst, size, err);
+        return cairn__copy_out(&f->src, f->threads, t->info.offset, dst, size, err);
     cairn__hasher *state = cairn__hasher_new();
     if (!state)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    cairn_status st = cairn__copy_out_hashed(f, t->info.offset, dst, size, state, err);
+    cairn_status st = cairn__copy_out_hashed(&f->src, t->info.offset, dst, size, state, err);
     uint64_t got = cairn__hasher_digest(state);
     cairn__hasher_free(state);
     if (st == CAIRN_OK && got != t->info.checksum)
@@ -180,9 +185,9 @@ static cairn_status read_converting(const cairn_file *f, const cairn__tensor *t,
     for (uint64_t i = 0; i < t->info.count && st == CAIRN_OK;) {
         uint64_t left = t->info.count - i;
         size_t n = left < per_chunk ? (size_t)left : per_chunk;
-        const uint8_t *src = cairn__source_ptr(f, t->info.offset + i * in_size, n * in_size);
+        const uint8_t *src = cairn__file_ptr(f, t->info.offset + i * in_size, n * in_size);
         if (!src) {
-            st = cairn__source_read(f, t->info.offset + i * in_size, buf, n * in_size, err);
+            st = cairn__file_read(f, t->info.offset + i * in_size, buf, n * in_size, err);
             src = buf;
         }
         if (st == CAIRN_OK && state)
@@ -287,7 +292,7 @@ static cairn_status verify_tensor(const cairn_file *f, const cairn__tensor *t, c
 {
     if (!t->info.has_checksum)
         return CAIRN_OK;
-    const uint8_t *p = cairn__source_ptr(f, t->info.offset, t->info.stored_size);
+    const uint8_t *p = cairn__file_ptr(f, t->info.offset, t->info.stored_size);
     uint64_t got;
     if (p) {
         got = cairn__hash(p, (size_t)t->info.stored_size);
@@ -300,7 +305,7 @@ static cairn_status verify_tensor(const cairn_file *f, const cairn__tensor *t, c
         for (uint64_t done = 0; st == CAIRN_OK && done < t->info.stored_size;) {
             uint64_t left = t->info.stored_size - done;
             size_t n = left < CHUNK ? (size_t)left : CHUNK;
-            st = cairn__source_read(f, t->info.offset + done, buf, n, err);
+            st = cairn__file_read(f, t->info.offset + done, buf, n, err);
             if (st == CAIRN_OK)
                 cairn__hasher_update(state, buf, n);
             done += n;
@@ -334,12 +339,11 @@ cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
     uint64_t n = f->ops->count(f);
     for (uint64_t i = 0; i < n; i++) {
         cairn__tensor t;
-        if (f->ops->verify_tensor) {
+        CAIRN_TRY(cairn__tensor_get(f, i, &t, err)); /* every tensor keeps the invariant */
+        if (f->ops->verify_tensor)
             CAIRN_TRY(f->ops->verify_tensor(f, i, err));
-            continue;
-        }
-        CAIRN_TRY(f->ops->tensor_at(f, i, &t, err));
-        CAIRN_TRY(verify_tensor(f, &t, err));
+        else
+            CAIRN_TRY(verify_tensor(f, &t, err));
     }
     return CAIRN_OK;
 }
@@ -372,7 +376,7 @@ static cairn_status range_direct(const cairn_file *f, const cairn__tensor *t, ui
     size_t in = cairn_dtype_size(t->info.dtype), out = cairn_dtype_size(dtype);
     uint64_t at = t->info.offset + first * in;
     if (!t->big_endian && dtype == t->info.dtype)
-        return cairn__source_read(f, at, dst, (size_t)(count * in), err);
+        return cairn__file_read(f, at, dst, (size_t)(count * in), err);
     size_t per = CHUNK / in;
     uint8_t *buf = malloc(per * in);
     if (!buf)
@@ -382,7 +386,7 @@ static cairn_status range_direct(const cairn_file *f, const cairn__tensor *t, ui
     cairn_status st = CAIRN_OK;
     for (uint64_t i = 0; i < count && st == CAIRN_OK;) {
         size_t n = count - i < per ? (size_t)(count - i) : per;
-        st = cairn__source_read(f, at + i * in, buf, n * in, err);
+        st = cairn__file_read(f, at + i * in, buf, n * in, err);
         if (st == CAIRN_OK && t->big_endian && in > 1)
             cairn__byteswap(buf, complex ? 2 * n : n, complex ? in / 2 : in);
         if (st == CAIRN_OK && dtype == t->info.dtype)

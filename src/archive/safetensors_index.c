@@ -64,14 +64,14 @@ static cairn_status index_text(const cairn_file *f, const char **text, char **he
                            "safetensors index may hold at most %llu bytes (64 MiB)", f->path,
                            (unsigned long long)f->src.size, (unsigned long long)STX_MAX_INDEX);
     size_t len = (size_t)f->src.size;
-    *text = (const char *)cairn__source_ptr(f, 0, len);
+    *text = (const char *)cairn__file_ptr(f, 0, len);
     if (*text)
         return CAIRN_OK;
     *heap = malloc(len ? len : 1);
     if (!*heap)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %zu-byte index", f->path,
                            len);
-    cairn_status st = cairn__source_read(f, 0, *heap, len, err);
+    cairn_status st = cairn__file_read(f, 0, *heap, len, err);
     if (st != CAIRN_OK) {
         free(*heap);
         *heap = NULL;

@@ -1,8 +1,9 @@
 /* writer.c -- the save side shared by every format: argument checks, the
- * file and memory sinks, and the all-or-nothing commit protocol
- * (docs/FORMAT.md §9). */
+ * choice of format (format/registry.h), the plan of declared tensors, and
+ * the all-or-nothing commit through io/sink.h (docs/FORMAT.md §9). */
 #include "archive/archive.h"
 #include "codec/codec.h"
+#include "common/opts.h"
 #include "format/native/native.h"
 
 #include <errno.h>
@@ -15,203 +16,22 @@
 #include <unistd.h>
 
 /* Keeps the first failure's status and message so later calls can repeat it. */
-static cairn_status writer_failed(cairn_writer *w, cairn_status st, cairn_error *err)
+cairn_status cairn__writer_failed(cairn_writer *w, cairn_status st, cairn_error *err)
 {
     w->failed = 1;
     return st;
 }
 
-/* write() until everything is out. */
-static cairn_status write_fd(cairn_writer *w, const uint8_t *p, size_t len, cairn_error *err)
+/* The format of a save: the one asked for, else the file extension's
+ * (format/registry.h), else native. */
+static const cairn__format_row *writer_row(cairn_format format, const char *path)
 {
-    uint64_t at = w->pos - w->pending_pad; /* for messages: where these bytes go */
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = write(w->fd, p, chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: write at offset %llu failed: %s", w->path,
-                               (unsigned long long)at, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-        at += (uint64_t)n;
+    if (format == CAIRN_FORMAT_AUTO) {
+        const cairn__format_row *row = path ? cairn__format_row_for_path(path) : NULL;
+        return row ? row : cairn__format_row_of(CAIRN_FORMAT_NATIVE);
     }
-    return CAIRN_OK;
-}
-
-/* Padding is not written on its own: it is held back and sent in the same
- * write() as the start of the next bytes, which halves the system calls of
- * archives of many small tensors. */
-enum { PAD_BATCH = 65536 };
-
-cairn_status cairn__sink_flush(cairn_writer *w, cairn_error *err)
-{
-    static const uint8_t zeros[PAD_BATCH];
-    size_t pad = (size_t)w->pending_pad;
-    if (w->fd < 0 || pad == 0)
-        return CAIRN_OK;
-    CAIRN_TRY(write_fd(w, zeros, pad, err));
-    w->pending_pad = 0;
-    return CAIRN_OK;
-}
-
-/* Makes room for `len` more bytes in the memory sink (doubling). */
-static cairn_status mem_reserve(cairn_writer *w, size_t len, cairn_error *err)
-{
-    if (len <= w->mem_cap - w->mem_len)
-        return CAIRN_OK;
-    size_t cap = w->mem_cap ? w->mem_cap : 4096;
-    while (cap - w->mem_len < len) {
-        if (cap > SIZE_MAX / 2)
-            return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: buffer would exceed the "
-                               "address space");
-        cap *= 2;
-    }
-    uint8_t *m = realloc(w->mem, cap);
-    if (!m)
-        return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: cannot grow the output buffer "
-                           "to %zu bytes", cap);
-    w->mem = m;
-    w->mem_cap = cap;
-    return CAIRN_OK;
-}
-
-cairn_status cairn__sink_write(cairn_writer *w, const void *data, size_t len, cairn_error *err)
-{
-    if (w->fd < 0) {
-        CAIRN_TRY(mem_reserve(w, len, err));
-        if (len)
-            memcpy(w->mem + w->mem_len, data, len);
-        w->mem_len += len;
-        w->pos += len;
-        return CAIRN_OK;
-    }
-    const uint8_t *p = data;
-    if (w->pending_pad) {
-        uint8_t buf[PAD_BATCH];
-        size_t pad = (size_t)w->pending_pad, take = len < PAD_BATCH - pad ? len : PAD_BATCH - pad;
-        memset(buf, 0, pad);
-        if (take)
-            memcpy(buf + pad, p, take);
-        CAIRN_TRY(write_fd(w, buf, pad + take, err));
-        w->pending_pad = 0;
-        w->pos += take;
-        p += take;
-        len -= take;
-    }
-    CAIRN_TRY(write_fd(w, p, len, err));
-    w->pos += len;
-    return CAIRN_OK;
-}
-
-cairn_status cairn__sink_pad(cairn_writer *w, uint64_t alignment, cairn_error *err)
-{
-    static const uint8_t zeros[4096];
-    uint64_t rem = w->pos & (alignment - 1);
-    uint64_t pad = rem ? alignment - rem : 0;
-    if (w->fd >= 0 && w->pending_pad + pad < PAD_BATCH) {
-        w->pending_pad += pad; /* counted in pos now, written with the next bytes */
-        w->pos += pad;
-        return CAIRN_OK;
-    }
-    CAIRN_TRY(cairn__sink_flush(w, err));
-    while (pad > 0) {
-        size_t n = pad > sizeof zeros ? sizeof zeros : (size_t)pad;
-        CAIRN_TRY(cairn__sink_write(w, zeros, n, err));
-        pad -= n;
-    }
-    return CAIRN_OK;
-}
-
-/* pwrite() until everything is out; `what` ("", or " (tensor 'x')") names
- * the bytes in messages. */
-static cairn_status pwrite_all(cairn_writer *w, uint64_t offset, const uint8_t *p, size_t len,
-                               const char *what, cairn_error *err)
-{
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = pwrite(w->fd, p, chunk, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: write at offset %llu%s failed: %s", w->path,
-                               (unsigned long long)offset, what,
-                               n < 0 ? strerror(errno) : "no progress");
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return CAIRN_OK;
-}
-
-cairn_status cairn__sink_patch(cairn_writer *w, uint64_t offset, const void *data, size_t len,
-                               cairn_error *err)
-{
-    if (offset > w->pos || len > w->pos - offset)
-        return cairn__fail(err, CAIRN_E_STATE, "%s: patch of %zu bytes at offset %llu is past the "
-                           "%llu bytes written", w->path, len, (unsigned long long)offset,
-                           (unsigned long long)w->pos);
-    if (w->fd < 0) {
-        memcpy(w->mem + offset, data, len);
-        return CAIRN_OK;
-    }
-    return pwrite_all(w, offset, data, len, "", err);
-}
-
-cairn_status cairn__sink_extend(cairn_writer *w, uint64_t size, cairn_error *err)
-{
-    if (size < w->pos)
-        return cairn__fail(err, CAIRN_E_STATE, "%s: cannot shrink the output from %llu to %llu "
-                           "bytes", w->path, (unsigned long long)w->pos,
-                           (unsigned long long)size);
-    if (w->fd < 0) {
-        if (size > SIZE_MAX)
-            return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: %llu bytes do not fit in memory",
-                               (unsigned long long)size);
-        size_t more = (size_t)(size - w->pos);
-        if (more > w->mem_cap - w->mem_len) { /* exactly: the size is final */
-            uint8_t *m = realloc(w->mem, w->mem_len + more);
-            if (!m)
-                return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: cannot grow the output buffer "
-                                   "to %llu bytes", (unsigned long long)size);
-            w->mem = m;
-            w->mem_cap = w->mem_len + more;
-        }
-        memset(w->mem + w->mem_len, 0, more);
-        w->mem_len += more;
-        w->pos = size;
-        return CAIRN_OK;
-    }
-    /* A hole reads as zeros and costs no writes: the payloads fill it. */
-    CAIRN_TRY(cairn__sink_flush(w, err));
-    if (size > (uint64_t)INT64_MAX)
-        errno = EFBIG;
-    else if (ftruncate(w->fd, (off_t)size) == 0 && lseek(w->fd, (off_t)size, SEEK_SET) >= 0) {
-        w->pos = size;
-        return CAIRN_OK;
-    }
-    return cairn__fail(err, CAIRN_E_IO, "%s: cannot extend temporary file %s to %llu bytes: %s",
-                       w->path, w->tmp_path ? w->tmp_path : "", (unsigned long long)size,
-                       strerror(errno));
-}
-
-cairn_status cairn__sink_place(cairn_writer *w, uint64_t offset, const void *data, size_t len,
-                               const char *name, cairn_error *err)
-{
-    if (offset > w->pos || len > w->pos - offset)
-        return cairn__fail(err, CAIRN_E_STATE, "%s: tensor '%s': %zu bytes at offset %llu fall "
-                           "outside the %llu bytes laid out", w->path, name, len,
-                           (unsigned long long)offset, (unsigned long long)w->pos);
-    if (w->fd < 0) {
-        if (len)
-            memcpy(w->mem + offset, data, len);
-        return CAIRN_OK;
-    }
-    char what[96], shown[64];
-    snprintf(what, sizeof what, " (tensor '%s')",
-             cairn__printable(name, strlen(name), shown, sizeof shown));
-    return pwrite_all(w, offset, data, len, what, err);
+    const cairn__format_row *row = cairn__format_row_of(format);
+    return row && row->writer ? row : NULL;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -220,61 +40,36 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-static const cairn__writer_ops *writer_ops(cairn_format format, const char *path)
-{
-    if (format == CAIRN_FORMAT_AUTO)
-        format = path && ends_with(path, ".npy")           ? CAIRN_FORMAT_NPY
-                 : path && ends_with(path, ".safetensors") ? CAIRN_FORMAT_SAFETENSORS
-                 : path && ends_with(path, ".gguf")        ? CAIRN_FORMAT_GGUF
-                 : path && ends_with(path, ".npz")         ? CAIRN_FORMAT_NPZ
-                 : path && (ends_with(path, ".pt") || ends_with(path, ".pth"))
-                     ? CAIRN_FORMAT_TORCH
-                 : path && ends_with(path, ".params") ? CAIRN_FORMAT_MXNET
-                 : path && (ends_with(path, ".h5") || ends_with(path, ".hdf5"))
-                     ? CAIRN_FORMAT_HDF5
-                     : CAIRN_FORMAT_NATIVE;
-    switch (format) {
-    case CAIRN_FORMAT_NATIVE: return &cairn__native_writer;
-    case CAIRN_FORMAT_NPY: return &cairn__npy_writer;
-    case CAIRN_FORMAT_SAFETENSORS: return &cairn__safetensors_writer;
-    case CAIRN_FORMAT_NPZ: return &cairn__npz_writer;
-    case CAIRN_FORMAT_GGUF: return &cairn__gguf_writer;
-    case CAIRN_FORMAT_TORCH: return &cairn__torch_writer;
-    case CAIRN_FORMAT_MXNET: return &cairn__mxnet_writer;
-    case CAIRN_FORMAT_HDF5: return &cairn__hdf5_writer;
-    case CAIRN_FORMAT_PICKLE: /* reading only: a pickle is a program for Python */
-    case CAIRN_FORMAT_AUTO: break;
-    }
-    return NULL;
-}
-
 static cairn_status writer_new(const cairn_write_opts *opts, const char *path, cairn_writer **out,
                                cairn_error *err)
 {
-    unsigned flags = 0;
-    cairn_format format = CAIRN_FORMAT_AUTO;
-    uint64_t alignment = 0;
-    /* Callers built before format 1.1 pass a struct that ends at alignment. */
-    cairn_write_opts o = {0};
-    if (opts) {
-        size_t v10 = offsetof(cairn_write_opts, alignment) + sizeof opts->alignment;
-        if (opts->struct_size < v10)
-            return cairn__fail(err, CAIRN_E_ARG, "cairn_write_opts.struct_size %zu is too small",
-                               opts->struct_size);
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-        flags = opts->flags;
-        format = opts->format;
-        alignment = opts->alignment;
-    }
-    /* Reading sharded safetensors is supported, writing is not: refuse the
-     * index's name rather than write a native file called *.index.json. */
+    /* Callers built before format 1.1 pass a struct that ends at alignment;
+     * older ones may end sooner (common/opts.h). */
+    cairn_write_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_AUTO};
+    CAIRN_TRY(CAIRN__OPTS_COPY(&o, opts, cairn_write_opts, flags, err));
+    unsigned flags = o.flags;
+    cairn_format format = o.format;
+    uint64_t alignment = o.alignment;
+    /* A sharded model is written by naming its first file (NAME.safetensors)
+     * with shard_size: refuse the index's name rather than write a native
+     * file called *.index.json. */
     if (format == CAIRN_FORMAT_AUTO && path && ends_with(path, ".safetensors.index.json"))
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: writing a sharded safetensors model "
-                           "(an index and its shards) is not supported; write one .safetensors "
-                           "file, which has no size limit", path);
-    const cairn__writer_ops *ops = writer_ops(format, path);
-    if (alignment == 0) /* GGUF's own default (general.alignment absent) is 32 */
-        alignment = ops == &cairn__gguf_writer ? 32 : 64;
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: write a sharded safetensors model by "
+                           "its NAME.safetensors path with cairn_write_opts.shard_size; the "
+                           "index is written beside the shards", path);
+    const cairn__format_row *row = writer_row(format, path);
+    const cairn__writer_ops *ops = row ? row->writer : NULL;
+    if (o.shard_size) {
+        if (!path)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "<memory>: a sharded save writes several "
+                               "files: it needs a path");
+        if (!ops || ops->format != CAIRN_FORMAT_SAFETENSORS || !ends_with(path, ".safetensors"))
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only safetensors models are "
+                               "written in shards, to a path ending in .safetensors", path);
+        ops = &cairn__shards_writer;
+    }
+    if (alignment == 0)
+        alignment = row ? row->alignment : 64;
     if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
         return cairn__fail(err, CAIRN_E_ARG, "%s: alignment %llu is not a power of two in "
                            "[8, 65536]", path ? path : "<memory>", (unsigned long long)alignment);
@@ -303,7 +98,8 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     w->filter = o.filter;
     w->chunk_size = chunk;
     w->threads = o.threads;
-    w->fd = -1;
+    w->shard_size = o.shard_size;
+    cairn__sink_init_memory(&w->sink, w->path);
     *out = w;
     return CAIRN_OK;
 }
@@ -358,51 +154,9 @@ static void writer_free(cairn_writer *w)
     cairn_value_free(w->objects);
     if (w->state)
         w->ops->destroy(w);
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->tmp_path)
-        unlink(w->tmp_path);
-    free(w->tmp_path);
+    cairn__sink_discard(&w->sink);
     free(w->path);
-    free(w->mem);
     free(w);
-}
-
-/* Creates DIR/.BASE.cairn-tmp-<16 random hex digits> exclusively. */
-static cairn_status create_temp(cairn_writer *w, cairn_error *err)
-{
-    char *copy1 = strdup(w->path), *copy2 = strdup(w->path);
-    cairn_status st = CAIRN_OK;
-    if (!copy1 || !copy2) {
-        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        goto done;
-    }
-    const char *dir = dirname(copy1), *base = basename(copy2);
-    size_t size = strlen(dir) + strlen(base) + 40;
-    w->tmp_path = malloc(size);
-    if (!w->tmp_path) {
-        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        goto done;
-    }
-    for (int attempt = 0; attempt < 16; attempt++) {
-        uint64_t r = 0;
-        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-            r = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w ^ (uint64_t)attempt;
-        snprintf(w->tmp_path, size, "%s/.%s.cairn-tmp-%016llx", dir, base, (unsigned long long)r);
-        w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (w->fd >= 0 || errno != EEXIST)
-            break;
-    }
-    if (w->fd < 0) {
-        st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create temporary file %s: %s", w->path,
-                         w->tmp_path, strerror(errno));
-        free(w->tmp_path);
-        w->tmp_path = NULL;
-    }
-done:
-    free(copy1);
-    free(copy2);
-    return st;
 }
 
 cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *opts,
@@ -414,7 +168,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
     cairn_writer *w;
     CAIRN_TRY(writer_new(opts, path, &w, err));
-    cairn_status st = create_temp(w, err);
+    cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
     if (st == CAIRN_OK)
         st = w->ops->begin(w, err);
     if (st != CAIRN_OK) {
@@ -443,7 +197,7 @@ cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer
     return CAIRN_OK;
 }
 
-static cairn_status usable(cairn_writer *w, cairn_error *err)
+cairn_status cairn__writer_usable(cairn_writer *w, cairn_error *err)
 {
     if (!w)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_writer");
@@ -472,11 +226,12 @@ static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_
     if (rank > 0 && !dims)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for rank %u", w->path,
                            name, rank);
+    if (cairn__shape_too_big(rank, dims, cairn_dtype_size(dtype)))
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows (counting each "
+                           "zero dimension as 1, more than 2^62 bytes)", w->path, name);
     *bytes = cairn_dtype_size(dtype);
     for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(*bytes, dims[d], bytes) || *bytes > (UINT64_C(1) << 62))
-            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows", w->path,
-                               name);
+        *bytes *= dims[d];
     return CAIRN_OK;
 }
 
@@ -600,7 +355,7 @@ static cairn_status plan_build(const cairn_writer *w, const cairn_tensor_decl *d
 cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decls, size_t count,
                                   cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     cairn_status st = CAIRN_OK;
     if (w->plan)
         st = cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_declare was already called (it "
@@ -621,7 +376,7 @@ cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decl
         st = w->ops->declare(w, decls, count, err);
     if (st != CAIRN_OK) {
         plan_free(p);
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     }
     w->plan = p;
     return CAIRN_OK;
@@ -638,22 +393,22 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
     w->started = 1;
     cairn_status st = check_tensor(w, name, dtype, rank, dims, &bytes, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (!data && bytes > 0)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
                                             w->path, name), err);
     if (codec != CAIRN_CODEC_NONE && !w->ops->add_coded)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
                                             "cannot hold compressed tensors", w->path, name,
                                             cairn_format_name(w->ops->format)), err);
     if (w->plan && (st = plan_check_add(w, name, dtype, rank, dims, &planned, err)) != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (w->ops->add_coded)
         st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
     else
         st = w->ops->add(w, name, dtype, rank, dims, data, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (w->plan)
         plan_mark(w->plan, planned);
     return CAIRN_OK;
@@ -662,7 +417,7 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
 cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
                               const uint64_t *dims, const void *data, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
 }
 
@@ -670,27 +425,28 @@ cairn_status cairn_writer_add_ex(cairn_writer *w, const char *name, cairn_dtype 
                                  uint32_t rank, const uint64_t *dims, const void *data,
                                  const cairn_tensor_opts *opts, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     if (!opts)
         return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
-    if (opts->struct_size < sizeof *opts)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: cairn_tensor_opts.struct_size "
-                                            "%zu is too small", w->path, opts->struct_size), err);
+    cairn_tensor_opts o = {.struct_size = sizeof o};
+    cairn_status st = CAIRN__OPTS_COPY(&o, opts, cairn_tensor_opts, codec, err);
+    if (st != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
     char what[CAIRN_NAME_MAX + 64];
     snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
-    cairn_status st = cairn__codec_check(what, opts->codec, opts->level, opts->filter, err);
+    st = cairn__codec_check(what, o.codec, o.level, o.filter, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
-    return add_tensor(w, name, dtype, rank, dims, data, opts->codec, opts->level, opts->filter,
+        return cairn__writer_failed(w, st, err);
+    return add_tensor(w, name, dtype, rank, dims, data, o.codec, o.level, o.filter,
                       err);
 }
 
 cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const char *existing,
                                     cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     if (!name || !existing)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL alias name", w->path), err);
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL alias name", w->path), err);
     w->started = 1;
     char what[256];
     size_t planned = 0;
@@ -701,7 +457,7 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
     if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (w->plan)
         plan_mark(w->plan, planned);
     return CAIRN_OK;
@@ -709,15 +465,15 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
 
 cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     if (!tree || cairn_value_get_type(tree) != CAIRN_VALUE_MAP)
         return cairn__fail(err, CAIRN_E_ARG, "%s: metadata must be a map", w->path);
     if (w->plan) /* the declared layout holds the metadata (safetensors, GGUF headers) */
-        return writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: the metadata must be set "
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: the metadata must be set "
                                             "before cairn_writer_declare", w->path), err);
     cairn_value *copy = cairn_value_clone(tree);
     if (!copy)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
                                             "metadata", w->path), err);
     /* The format sees the tree now, so it can refuse what it cannot hold at
      * once; the writer keeps its own copy to merge objects into at commit. */
@@ -730,57 +486,11 @@ cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
         cairn_value_free(mine);
         /* A format that cannot hold the tree refuses it without having
          * written anything, so the save can go on without metadata. */
-        return st == CAIRN_E_UNSUPPORTED ? st : writer_failed(w, st, err);
+        return st == CAIRN_E_UNSUPPORTED ? st : cairn__writer_failed(w, st, err);
     }
     cairn_value_free(w->meta);
     w->meta = mine;
     return CAIRN_OK;
-}
-
-cairn_status cairn_writer_append_object(cairn_writer *w, const char *kind,
-                                        const cairn_value *value, const cairn_params *tensors,
-                                        cairn_error *err)
-{
-    CAIRN_TRY(usable(w, err));
-    if (!kind || !cairn__utf8_valid(kind, strlen(kind)))
-        return cairn__fail(err, CAIRN_E_ARG, "%s: an object needs a UTF-8 kind", w->path);
-    if (w->plan) /* it adds tensors and metadata the declaration could not know */
-        return writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_append_object "
-                                            "cannot follow cairn_writer_declare; declare its "
-                                            "tensors and set its metadata instead", w->path), err);
-    if (!w->objects && !(w->objects = cairn_value_list()))
-        return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path), err);
-    char prefix[48];
-    snprintf(prefix, sizeof prefix, "objects/%zu/", cairn_value_count(w->objects));
-    cairn_value *obj = cairn_value_map(), *names = cairn_value_list();
-    cairn_value *val = value ? cairn_value_clone(value) : cairn_value_null();
-    cairn_status st = obj && names && val ? CAIRN_OK
-                      : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    for (size_t i = 0; st == CAIRN_OK && tensors && i < cairn_params_count(tensors); i++) {
-        const char *name;
-        cairn_params_at(tensors, i, &name, NULL, NULL, NULL, NULL, NULL);
-        cairn_value *v = cairn_value_string(name);
-        st = v ? cairn_value_append(names, v, err)
-               : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        if (st != CAIRN_OK)
-            cairn_value_free(v);
-    }
-    if (st == CAIRN_OK && tensors)
-        st = cairn_params_write(tensors, w, prefix, err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(obj, "kind", cairn_value_string(kind), err);
-    if (st == CAIRN_OK && (st = cairn_value_set(obj, "value", val, err)) == CAIRN_OK)
-        val = NULL;
-    if (st == CAIRN_OK)
-        st = cairn_value_set(obj, "prefix", cairn_value_string(prefix), err);
-    if (st == CAIRN_OK && (st = cairn_value_set(obj, "tensors", names, err)) == CAIRN_OK)
-        names = NULL;
-    if (st == CAIRN_OK && (st = cairn_value_append(w->objects, obj, err)) == CAIRN_OK)
-        obj = NULL;
-    cairn_value_free(obj);
-    cairn_value_free(names);
-    cairn_value_free(val);
-    return st == CAIRN_OK ? st : writer_failed(w, st, err);
 }
 
 /* Hands the metadata tree with the objects merged in to the format (which
@@ -801,70 +511,13 @@ static cairn_status flush_metadata(cairn_writer *w, cairn_error *err)
     return w->ops->set_metadata(w, meta, err);
 }
 
-static cairn_status sync_dir(const char *path, cairn_error *err)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
-    const char *dir = dirname(copy);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    cairn_status st = CAIRN_OK;
-    if (fd < 0 || fsync(fd) != 0)
-        st = cairn__fail(err, CAIRN_E_IO, "%s: fsync of directory %s failed: %s", path, dir,
-                         strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(copy);
-    return st;
-}
-
-/* Renames `from` to `to` unless `to` exists (then -1 with errno EEXIST).
- * renameat2(RENAME_NOREPLACE) where the file system has it; where it says
- * EINVAL (NFS, older FUSE, ...), link() + unlink(), which never replaces
- * either: link fails with EEXIST on an existing name. A failed unlink after
- * the link leaves the temporary name as a second link to the committed
- * file, which the next open of a checkpoint directory removes. */
-static int rename_noreplace(const char *from, const char *to)
-{
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-        return -1;
-    if (link(from, to) != 0)
-        return -1;
-    unlink(from);
-    return 0;
-}
-
-/* fsync, close, rename over the target, fsync the directory. After the
- * rename the temporary name no longer exists, so writer_free must not
- * unlink it. */
+/* The commit protocol is io/'s (io/commit.h through the sink). */
 static cairn_status commit_file(cairn_writer *w, cairn_error *err)
 {
-    CAIRN_TRY(cairn__sink_flush(w, err));
-    int sync = !(w->flags & CAIRN_WRITE_NO_SYNC);
-    if (sync && fsync(w->fd) != 0)
-        return cairn__fail(err, CAIRN_E_IO, "%s: fsync failed: %s", w->path, strerror(errno));
-    int fd = w->fd;
-    w->fd = -1;
-    if (close(fd) != 0)
-        return cairn__fail(err, CAIRN_E_IO, "%s: close failed: %s", w->path, strerror(errno));
-    if (w->flags & CAIRN_WRITE_NO_REPLACE) {
-        if (rename_noreplace(w->tmp_path, w->path) != 0) {
-            int e = errno;
-            if (e == EEXIST)
-                return cairn__fail(err, CAIRN_E_EXISTS, "%s: already exists; not replaced "
-                                   "(the new file was discarded)", w->path);
-            return cairn__fail(err, CAIRN_E_IO, "%s: rename from %s failed: %s", w->path,
-                               w->tmp_path, strerror(e));
-        }
-    } else if (rename(w->tmp_path, w->path) != 0) {
-        return cairn__fail(err, CAIRN_E_IO, "%s: rename from %s failed: %s", w->path, w->tmp_path,
-                           strerror(errno));
-    }
-    free(w->tmp_path);
-    w->tmp_path = NULL;
-    return sync ? sync_dir(w->path, err) : CAIRN_OK;
+    unsigned flags = (w->flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0;
+    if (w->flags & CAIRN_WRITE_NO_REPLACE)
+        flags |= CAIRN__COMMIT_NO_REPLACE;
+    return cairn__sink_commit(&w->sink, flags, err);
 }
 
 /* What both commits do before handing the bytes over: every declared
@@ -878,12 +531,12 @@ static cairn_status finish_format(cairn_writer *w, cairn_error *err)
 
 cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
 {
-    cairn_status st = usable(w, err);
-    if (w && st == CAIRN_OK && w->fd < 0)
+    cairn_status st = cairn__writer_usable(w, err);
+    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink) && !w->ops->composite)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
         st = finish_format(w, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->composite)
         st = commit_file(w, err);
     if (w)
         writer_free(w);
@@ -897,72 +550,19 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
         *out_data = NULL;
     if (out_size)
         *out_size = 0;
-    cairn_status st = usable(w, err);
+    cairn_status st = cairn__writer_usable(w, err);
     if (st == CAIRN_OK && (!out_data || !out_size))
         st = cairn__fail(err, CAIRN_E_ARG, "cairn_writer_commit_memory: NULL out pointer");
-    if (st == CAIRN_OK && w->fd >= 0)
+    if (st == CAIRN_OK && !cairn__sink_is_memory(&w->sink))
         st = cairn__fail(err, CAIRN_E_STATE, "%s: use cairn_writer_commit for a path writer",
                          w->path);
     if (st == CAIRN_OK)
         st = finish_format(w, err);
-    if (st == CAIRN_OK) {
-        /* Hand over at least one byte so callers never get NULL with success. */
-        *out_data = w->mem ? w->mem : malloc(1);
-        *out_size = w->mem_len;
-        w->mem = NULL;
-        if (!*out_data)
-            st = cairn__fail(err, CAIRN_E_NOMEM, "<memory>: out of memory");
-    }
+    if (st == CAIRN_OK)
+        st = cairn__sink_take_memory(&w->sink, out_data, out_size, err);
     if (w)
         writer_free(w);
     return st;
-}
-
-/* The raw writer: no format, the caller writes every byte. */
-static cairn_status raw_begin(cairn_writer *w, cairn_error *err) { return CAIRN_OK; }
-static cairn_status raw_finish(cairn_writer *w, cairn_error *err) { return CAIRN_OK; }
-static void raw_destroy(cairn_writer *w) {}
-static cairn_status raw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
-{
-    cairn_value_free(tree);
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no metadata", w->path);
-}
-static cairn_status raw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
-                            const uint64_t *dims, const void *data, cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no tensors", w->path);
-}
-static cairn_status raw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                  cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no tensors", w->path);
-}
-
-static const cairn__writer_ops raw_writer = {
-    .format = CAIRN_FORMAT_AUTO,
-    .begin = raw_begin,
-    .add = raw_add,
-    .add_alias = raw_add_alias,
-    .set_metadata = raw_set_metadata,
-    .finish = raw_finish,
-    .destroy = raw_destroy,
-};
-
-cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writer **out,
-                                    cairn_error *err)
-{
-    cairn_write_opts o = {.struct_size = sizeof o, .flags = flags, .format = CAIRN_FORMAT_NATIVE};
-    cairn_writer *w;
-    *out = NULL;
-    CAIRN_TRY(writer_new(&o, path, &w, err));
-    w->ops = &raw_writer;
-    cairn_status st = create_temp(w, err);
-    if (st != CAIRN_OK) {
-        writer_free(w);
-        return st;
-    }
-    *out = w;
-    return CAIRN_OK;
 }
 
 void cairn_writer_abort(cairn_writer *w)

@@ -3,6 +3,7 @@
  * checkpoint is durable, and resume from the newest checkpoint that verifies
  * (docs/CHECKPOINTS.md). */
 #include "ckpt/ckpt_internal.h"
+#include "common/opts.h"
 #include "model/model_internal.h"
 
 #include <dirent.h>
@@ -297,17 +298,16 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
 {
     if (out)
         *out = NULL;
-    if (!opts || !out || !opts->dirname || !*opts->dirname)
+    cairn_ckpt_opts have = {.struct_size = sizeof have};
+    if (!opts || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
-    /* Callers built before test_no_lock existed pass a shorter struct. */
-    if (opts->struct_size < offsetof(cairn_ckpt_opts, test_no_lock))
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_opts.struct_size %zu is too small",
-                           opts->struct_size);
-    cairn_ckpt_opts o = {0};
-    memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-    int read_only = (o.flags & CAIRN_CKPT_READ_ONLY) != 0;
-    if (!read_only && mkdir(o.dirname, 0777) != 0 && errno != EEXIST)
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", o.dirname,
+    CAIRN_TRY(CAIRN__OPTS_COPY(&have, opts, cairn_ckpt_opts, dirname, err));
+    opts = &have;
+    if (!opts->dirname || !*opts->dirname)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
+    int read_only = (opts->flags & CAIRN_CKPT_READ_ONLY) != 0;
+    if (!read_only && mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", opts->dirname,
                            strerror(errno));
     cairn_ckpt *m = calloc(1, sizeof *m);
     if (!m)
@@ -315,7 +315,7 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
     m->lock_fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
-    cairn_status st = copy_opts(m, &o, err);
+    cairn_status st = copy_opts(m, opts, err);
     if (st == CAIRN_OK && !read_only && !m->no_lock)
         st = cairn__ckpt_lock(m, err); /* before listing: the table then stays true */
     if (st == CAIRN_OK)

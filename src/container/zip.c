@@ -53,7 +53,7 @@ static uint32_t crc_update(uint32_t crc, const uint8_t *p, uint64_t n)
     return crc;
 }
 
-const char *cairn__zip_where(const cairn_file *f, const cairn__zip_member *m, char *buf,
+const char *cairn__zip_where(const cairn__source *f, const cairn__zip_member *m, char *buf,
                              size_t size)
 {
     char shown[160];
@@ -64,7 +64,7 @@ const char *cairn__zip_where(const cairn_file *f, const cairn__zip_member *m, ch
 
 /* Bytes [off, off + len) of the input (range checked by the caller): a
  * pointer into the mapping, or a copy in *heap that the caller frees. */
-static cairn_status fetch(const cairn_file *f, uint64_t off, uint64_t len, const uint8_t **out,
+static cairn_status fetch(const cairn__source *f, uint64_t off, uint64_t len, const uint8_t **out,
                           uint8_t **heap, cairn_error *err)
 {
     *heap = NULL;
@@ -99,10 +99,10 @@ typedef struct end_info {
 
 /* The end record is the last "PK\5\6" whose comment length reaches exactly
  * the end of the file, within the last 22 + 65535 bytes. */
-static cairn_status find_end(const cairn_file *f, end_info *e, uint8_t rec[END_SIZE],
+static cairn_status find_end(const cairn__source *f, end_info *e, uint8_t rec[END_SIZE],
                              cairn_error *err)
 {
-    uint64_t size = f->src.size;
+    uint64_t size = f->size;
     if (size < END_SIZE)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset 0: ZIP archive of %llu bytes is "
                            "shorter than the 22-byte end of central directory record", f->path,
@@ -131,7 +131,7 @@ static cairn_status find_end(const cairn_file *f, end_info *e, uint8_t rec[END_S
 
 /* The ZIP64 end record, found through the locator right before the end
  * record; its values replace the end record's. */
-static cairn_status read_end64(const cairn_file *f, end_info *e, const uint8_t rec[END_SIZE],
+static cairn_status read_end64(const cairn__source *f, end_info *e, const uint8_t rec[END_SIZE],
                                cairn_error *err)
 {
     uint8_t loc[LOCATOR_SIZE], r[END64_SIZE];
@@ -182,7 +182,7 @@ static cairn_status read_end64(const cairn_file *f, end_info *e, const uint8_t r
     return CAIRN_OK;
 }
 
-static cairn_status read_end(const cairn_file *f, end_info *e, cairn_error *err)
+static cairn_status read_end(const cairn__source *f, end_info *e, cairn_error *err)
 {
     uint8_t rec[END_SIZE] = {0};
     memset(e, 0, sizeof *e);
@@ -285,7 +285,7 @@ static cairn_status zip64_extra(raw_entry *r, const char *where, cairn_error *er
 }
 
 /* Splits the entry at cd[*pos] into its fields, checking every length. */
-static cairn_status split_entry(const cairn_file *f, const uint8_t *cd, uint64_t cd_offset,
+static cairn_status split_entry(const cairn__source *f, const uint8_t *cd, uint64_t cd_offset,
                                 uint64_t cd_size, uint64_t *pos, uint64_t index, raw_entry *r,
                                 cairn_error *err)
 {
@@ -322,7 +322,7 @@ static cairn_status split_entry(const cairn_file *f, const uint8_t *cd, uint64_t
 }
 
 /* Turns the raw fields into a member, refusing what cairn does not read. */
-static cairn_status check_entry(const cairn_file *f, raw_entry *r, uint64_t max_inflate,
+static cairn_status check_entry(const cairn__source *f, raw_entry *r, uint64_t max_inflate,
                                 uint64_t index, cairn__zip_member *m, cairn_error *err)
 {
     char where[512], shown[160];
@@ -382,7 +382,7 @@ static cairn_status check_entry(const cairn_file *f, raw_entry *r, uint64_t max_
 
 /* The local header must be where the entry says, name the same member, and
  * leave the member's data before the central directory. */
-static cairn_status check_local(const cairn_file *f, const cairn__zip *z, cairn__zip_member *m,
+static cairn_status check_local(const cairn__source *f, const cairn__zip *z, cairn__zip_member *m,
                                 cairn_error *err)
 {
     char where[512];
@@ -434,7 +434,7 @@ static int by_offset(const void *a, const void *b)
 
 /* Unique names (sorts z->by_name) and disjoint members: two entries that
  * share bytes are how overlapping-file zip bombs multiply their output. */
-static cairn_status check_set(const cairn_file *f, cairn__zip *z, cairn_error *err)
+static cairn_status check_set(const cairn__source *f, cairn__zip *z, cairn_error *err)
 {
     char a[512], b[512];
     uint64_t n = z->count;
@@ -470,7 +470,7 @@ static cairn_status check_set(const cairn_file *f, cairn__zip *z, cairn_error *e
 }
 
 /* Parses every entry of the central directory `cd` into z. */
-static cairn_status parse_cd(const cairn_file *f, const uint8_t *cd, uint64_t max_inflate,
+static cairn_status parse_cd(const cairn__source *f, const uint8_t *cd, uint64_t max_inflate,
                              cairn__zip *z, cairn_error *err)
 {
     uint64_t pos = 0, names_len = 0;
@@ -512,7 +512,7 @@ void cairn__zip_close(cairn__zip *z)
     memset(z, 0, sizeof *z);
 }
 
-cairn_status cairn__zip_open(const cairn_file *f, uint64_t max_inflate, cairn__zip *z,
+cairn_status cairn__zip_open(const cairn__source *f, uint64_t max_inflate, cairn__zip *z,
                              cairn_error *err)
 {
     end_info e;
@@ -563,7 +563,7 @@ const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, 
 
 /* A member's deflate stream being inflated, with everything counted. */
 typedef struct inflater {
-    const cairn_file *f;
+    const cairn__source *f;
     const cairn__zip_member *m;
     z_stream zs;
     int live;         /* inflateInit2 succeeded */
@@ -575,14 +575,14 @@ typedef struct inflater {
     char where[512];
 } inflater;
 
-static cairn_status inflater_init(inflater *in, const cairn_file *f, const cairn__zip_member *m,
+static cairn_status inflater_init(inflater *in, const cairn__source *f, const cairn__zip_member *m,
                                   cairn_error *err)
 {
     memset(in, 0, sizeof *in);
     in->f = f;
     in->m = m;
     cairn__zip_where(f, m, in->where, sizeof in->where);
-    if (!f->src.base && !(in->inbuf = malloc(IO_CHUNK)))
+    if (!f->base && !(in->inbuf = malloc(IO_CHUNK)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", in->where);
     int rc = inflateInit2(&in->zs, -MAX_WBITS); /* raw deflate, as ZIP stores it */
     if (rc != Z_OK)
@@ -607,7 +607,7 @@ static cairn_status feed(inflater *in, cairn_error *err)
     if (in->zs.avail_in > 0 || in->fed == in->m->comp_size)
         return CAIRN_OK;
     uint64_t left = in->m->comp_size - in->fed, at = in->m->data_offset + in->fed;
-    if (in->f->src.base) {
+    if (in->f->base) {
         uInt n = left > ZLIB_CHUNK ? ZLIB_CHUNK : (uInt)left;
         in->zs.next_in = (Bytef *)(uintptr_t)cairn__source_ptr(in->f, at, n);
         in->zs.avail_in = n;
@@ -708,7 +708,7 @@ static cairn_status finish(inflater *in, cairn_error *err)
     return CAIRN_OK;
 }
 
-static cairn_status read_deflated(const cairn_file *f, const cairn__zip_member *m, uint64_t skip,
+static cairn_status read_deflated(const cairn__source *f, const cairn__zip_member *m, uint64_t skip,
                                   uint8_t *dst, size_t len, int check, cairn_error *err)
 {
     inflater in;
@@ -732,7 +732,7 @@ static cairn_status read_deflated(const cairn_file *f, const cairn__zip_member *
 /* ------------------------------------------------------------ member reads */
 
 /* CRC-32 of stored bytes [off, off + len) of the input, chunk by chunk. */
-static cairn_status crc_range(const cairn_file *f, uint64_t off, uint64_t len, uint32_t *crc,
+static cairn_status crc_range(const cairn__source *f, uint64_t off, uint64_t len, uint32_t *crc,
                               cairn_error *err)
 {
     const uint8_t *p = cairn__source_ptr(f, off, len);
@@ -755,7 +755,7 @@ static cairn_status crc_range(const cairn_file *f, uint64_t off, uint64_t len, u
     return st;
 }
 
-static cairn_status stored_crc_mismatch(const cairn_file *f, const cairn__zip_member *m,
+static cairn_status stored_crc_mismatch(const cairn__source *f, const cairn__zip_member *m,
                                         uint32_t got, cairn_error *err)
 {
     char where[512];
@@ -765,7 +765,7 @@ static cairn_status stored_crc_mismatch(const cairn_file *f, const cairn__zip_me
                        (unsigned long long)m->data_offset);
 }
 
-static cairn_status read_stored(const cairn_file *f, const cairn__zip_member *m, uint64_t skip,
+static cairn_status read_stored(const cairn__source *f, const cairn__zip_member *m, uint64_t skip,
                                 uint8_t *dst, size_t len, int check, cairn_error *err)
 {
     CAIRN_TRY(cairn__source_read(f, m->data_offset + skip, dst, len, err));
@@ -778,7 +778,7 @@ static cairn_status read_stored(const cairn_file *f, const cairn__zip_member *m,
     return crc == m->crc ? CAIRN_OK : stored_crc_mismatch(f, m, crc, err);
 }
 
-cairn_status cairn__zip_read(const cairn_file *f, const cairn__zip_member *m, uint64_t skip,
+cairn_status cairn__zip_read(const cairn__source *f, const cairn__zip_member *m, uint64_t skip,
                              void *dst, size_t len, unsigned flags, cairn_error *err)
 {
     char where[512];
@@ -792,7 +792,7 @@ cairn_status cairn__zip_read(const cairn_file *f, const cairn__zip_member *m, ui
     return read_deflated(f, m, skip, dst, len, check, err);
 }
 
-cairn_status cairn__zip_verify(const cairn_file *f, const cairn__zip_member *m, cairn_error *err)
+cairn_status cairn__zip_verify(const cairn__source *f, const cairn__zip_member *m, cairn_error *err)
 {
     if (m->method == CAIRN__ZIP_DEFLATED)
         return read_deflated(f, m, 0, NULL, 0, 1, err);
@@ -815,7 +815,7 @@ static int ends_with(const cairn__zip_member *m, const char *suffix)
     return m->name_len >= n && memcmp(m->name + m->name_len - n, suffix, n) == 0;
 }
 
-cairn_status cairn__zip_sniff(const cairn_file *f, cairn__zip_kind *kind, cairn_error *err)
+cairn_status cairn__zip_sniff(const cairn__source *f, cairn__zip_kind *kind, cairn_error *err)
 {
     cairn__zip z;
     *kind = CAIRN__ZIP_OTHER;
@@ -841,10 +841,10 @@ struct cairn__zip_entry {
     uint64_t comp, size, offset;
 };
 
-void cairn__zipw_init(cairn__zip_writer *zw, cairn_writer *w)
+void cairn__zipw_init(cairn__zip_writer *zw, cairn__sink *sink)
 {
     memset(zw, 0, sizeof *zw);
-    zw->w = w;
+    zw->sink = sink;
     zw->level = Z_DEFAULT_COMPRESSION;
 }
 
@@ -872,18 +872,18 @@ static cairn_status new_entry(cairn__zip_writer *zw, const char *name, size_t na
         size_t cap = zw->cap ? zw->cap * 2 : 16;
         cairn__zip_entry *e = realloc(zw->entries, cap * sizeof *e);
         if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->w->path);
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->sink->path);
         zw->entries = e;
         zw->cap = cap;
     }
     cairn__zip_entry *e = &zw->entries[zw->count];
     memset(e, 0, sizeof *e);
     if (!(e->name = malloc(name_len + 1)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->w->path);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->sink->path);
     memcpy(e->name, name, name_len);
     e->name[name_len] = '\0';
     e->name_len = name_len;
-    e->offset = zw->w->pos;
+    e->offset = zw->sink->pos;
     e->flags = ascii(name, name_len) ? 0 : FLAG_UTF8; /* as Python's zipfile */
     zw->count++;
     *out = e;
@@ -907,9 +907,9 @@ static cairn_status write_local(cairn__zip_writer *zw, const cairn__zip_entry *e
     cairn__put32(h + 22, zip64 ? U32_MAX : descriptor ? 0 : (uint32_t)e->size);
     cairn__put16(h + 26, (uint16_t)e->name_len);
     cairn__put16(h + 28, (uint16_t)extra_len);
-    CAIRN_TRY(cairn__sink_write(zw->w, h, sizeof h, err));
-    CAIRN_TRY(cairn__sink_write(zw->w, e->name, e->name_len, err));
-    return cairn__sink_write(zw->w, extra, extra_len, err);
+    CAIRN_TRY(cairn__sink_write(zw->sink, h, sizeof h, err));
+    CAIRN_TRY(cairn__sink_write(zw->sink, e->name, e->name_len, err));
+    return cairn__sink_write(zw->sink, extra, extra_len, err);
 }
 
 /* Local extra data for a stored member: ZIP64 sizes when needed, then the
@@ -949,12 +949,12 @@ static cairn_status add_stored(cairn__zip_writer *zw, cairn__zip_entry *e,
     int zip64 = zw->force_zip64 || e->size >= U32_MAX;
     uint8_t *x = malloc(20 + (size_t)align + ALIGN_EXTRA_MIN);
     if (!x)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->w->path);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->sink->path);
     size_t xlen = stored_extra(e, zip64, align, align_at, x);
     cairn_status st = write_local(zw, e, zip64, x, xlen, err);
     free(x);
     for (size_t i = 0; i < n && st == CAIRN_OK; i++)
-        st = cairn__sink_write(zw->w, pieces[i].data, (size_t)pieces[i].len, err);
+        st = cairn__sink_write(zw->sink, pieces[i].data, (size_t)pieces[i].len, err);
     return st;
 }
 
@@ -981,10 +981,10 @@ static cairn_status deflate_pieces(cairn__zip_writer *zw, cairn__zip_entry *e, z
                 rc = deflate(zs, flush);
                 if (rc == Z_STREAM_ERROR)
                     return cairn__fail(err, CAIRN_E_STATE, "%s: member '%s': deflate failed",
-                                       zw->w->path, e->name);
+                                       zw->sink->path, e->name);
                 size_t made = IO_CHUNK - zs->avail_out;
                 e->comp += made;
-                CAIRN_TRY(cairn__sink_write(zw->w, out, made, err));
+                CAIRN_TRY(cairn__sink_write(zw->sink, out, made, err));
             } while (zs->avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
             if (p)
                 p += k;
@@ -1012,7 +1012,7 @@ static cairn_status add_deflated(cairn__zip_writer *zw, cairn__zip_entry *e,
     if (rc != Z_OK) {
         free(out);
         return cairn__fail(err, rc == Z_MEM_ERROR ? CAIRN_E_NOMEM : CAIRN_E_ARG,
-                           "%s: member '%s': cannot start deflate (zlib error %d)", zw->w->path,
+                           "%s: member '%s': cannot start deflate (zlib error %d)", zw->sink->path,
                            e->name, rc);
     }
     cairn_status st = deflate_pieces(zw, e, &zs, pieces, n, out, err);
@@ -1025,11 +1025,11 @@ static cairn_status add_deflated(cairn__zip_writer *zw, cairn__zip_entry *e,
     if (zip64) {
         cairn__put64(d + 8, e->comp);
         cairn__put64(d + 16, e->size);
-        return cairn__sink_write(zw->w, d, 24, err);
+        return cairn__sink_write(zw->sink, d, 24, err);
     }
     cairn__put32(d + 8, (uint32_t)e->comp);
     cairn__put32(d + 12, (uint32_t)e->size);
-    return cairn__sink_write(zw->w, d, 16, err);
+    return cairn__sink_write(zw->sink, d, 16, err);
 }
 
 cairn_status cairn__zipw_add(cairn__zip_writer *zw, const char *name, size_t name_len,
@@ -1038,10 +1038,10 @@ cairn_status cairn__zipw_add(cairn__zip_writer *zw, const char *name, size_t nam
 {
     if (name_len == 0 || name_len > U16_MAX)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: a ZIP member name must be 1 to 65535 bytes "
-                           "(got %zu)", zw->w->path, name_len);
+                           "(got %zu)", zw->sink->path, name_len);
     if (align > 4096 || (align & (align - 1)))
         return cairn__fail(err, CAIRN_E_ARG, "%s: member alignment %llu is not a power of two "
-                           "up to 4096", zw->w->path, (unsigned long long)align);
+                           "up to 4096", zw->sink->path, (unsigned long long)align);
     cairn__zip_entry *e = NULL;
     CAIRN_TRY(new_entry(zw, name, name_len, &e, err));
     for (size_t i = 0; i < n; i++)
@@ -1090,9 +1090,9 @@ static cairn_status write_central(cairn__zip_writer *zw, const cairn__zip_entry 
     cairn__put16(h + 36, 0);
     cairn__put32(h + 38, EXTERNAL_ATTR);
     cairn__put32(h + 42, big_off ? U32_MAX : (uint32_t)e->offset);
-    CAIRN_TRY(cairn__sink_write(zw->w, h, sizeof h, err));
-    CAIRN_TRY(cairn__sink_write(zw->w, e->name, e->name_len, err));
-    return cairn__sink_write(zw->w, x, xlen, err);
+    CAIRN_TRY(cairn__sink_write(zw->sink, h, sizeof h, err));
+    CAIRN_TRY(cairn__sink_write(zw->sink, e->name, e->name_len, err));
+    return cairn__sink_write(zw->sink, x, xlen, err);
 }
 
 /* The ZIP64 end record and its locator, right before the end record. */
@@ -1100,7 +1100,7 @@ static cairn_status write_end64(cairn__zip_writer *zw, uint64_t cd_offset, uint6
                                 cairn_error *err)
 {
     uint8_t r[END64_SIZE + LOCATOR_SIZE];
-    uint64_t at = zw->w->pos;
+    uint64_t at = zw->sink->pos;
     cairn__put32(r, SIG_END64);
     cairn__put64(r + 4, END64_SIZE - 12);
     cairn__put16(r + 12, MADE_BY_UNIX | 45);
@@ -1116,15 +1116,15 @@ static cairn_status write_end64(cairn__zip_writer *zw, uint64_t cd_offset, uint6
     cairn__put32(l + 4, 0);
     cairn__put64(l + 8, at);
     cairn__put32(l + 16, 1);
-    return cairn__sink_write(zw->w, r, sizeof r, err);
+    return cairn__sink_write(zw->sink, r, sizeof r, err);
 }
 
 cairn_status cairn__zipw_finish(cairn__zip_writer *zw, cairn_error *err)
 {
-    uint64_t cd_offset = zw->w->pos;
+    uint64_t cd_offset = zw->sink->pos;
     for (size_t i = 0; i < zw->count; i++)
         CAIRN_TRY(write_central(zw, &zw->entries[i], err));
-    uint64_t cd_size = zw->w->pos - cd_offset;
+    uint64_t cd_size = zw->sink->pos - cd_offset;
     int zip64 = zw->force_zip64 || zw->count >= U16_MAX || cd_size >= U32_MAX ||
                 cd_offset >= U32_MAX;
     if (zip64)
@@ -1139,5 +1139,5 @@ cairn_status cairn__zipw_finish(cairn__zip_writer *zw, cairn_error *err)
     cairn__put32(h + 12, zip64 ? U32_MAX : (uint32_t)cd_size);
     cairn__put32(h + 16, zip64 ? U32_MAX : (uint32_t)cd_offset);
     cairn__put16(h + 20, 0);
-    return cairn__sink_write(zw->w, h, sizeof h, err);
+    return cairn__sink_write(zw->sink, h, sizeof h, err);
 }

@@ -10,7 +10,8 @@
 #ifndef CAIRN_ZIP_H
 #define CAIRN_ZIP_H
 
-#include "archive/archive.h"
+#include "io/sink.h"
+#include "io/source.h"
 
 #define CAIRN__ZIP_STORED 0
 #define CAIRN__ZIP_DEFLATED 8
@@ -54,7 +55,7 @@ typedef struct cairn__zip {
  * member's local header. `max_inflate` is cairn_open_opts.max_inflate after
  * defaults (UINT64_MAX = none). Member data is not read. On failure *z is
  * empty (cairn__zip_close is still safe). */
-cairn_status cairn__zip_open(const cairn_file *f, uint64_t max_inflate, cairn__zip *z,
+cairn_status cairn__zip_open(const cairn__source *f, uint64_t max_inflate, cairn__zip *z,
                              cairn_error *err);
 void cairn__zip_close(cairn__zip *z);
 
@@ -73,15 +74,15 @@ const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, 
  * peek). Thread-safe: no state outside the call. A CRC mismatch is
  * CAIRN_E_CHECKSUM; a stream that is not what the central directory says is
  * CAIRN_E_CORRUPT. */
-cairn_status cairn__zip_read(const cairn_file *f, const cairn__zip_member *m, uint64_t skip,
+cairn_status cairn__zip_read(const cairn__source *f, const cairn__zip_member *m, uint64_t skip,
                              void *dst, size_t len, unsigned flags, cairn_error *err);
 
 /* Checks a member's CRC-32 (and a deflated member's exact size) without
  * keeping its bytes. */
-cairn_status cairn__zip_verify(const cairn_file *f, const cairn__zip_member *m, cairn_error *err);
+cairn_status cairn__zip_verify(const cairn__source *f, const cairn__zip_member *m, cairn_error *err);
 
 /* A printable "PATH: member 'NAME'" for messages, into buf. */
-const char *cairn__zip_where(const cairn_file *f, const cairn__zip_member *m, char *buf,
+const char *cairn__zip_where(const cairn__source *f, const cairn__zip_member *m, char *buf,
                              size_t size);
 
 /* What a ZIP archive holds, by its member names (format detection). */
@@ -100,7 +101,7 @@ int cairn__zip_magic(const uint8_t *b, size_t n);
  * or ending in "/data.pkl" makes it TORCH; else no members or any member
  * ending in ".npy" makes it NPZ; else OTHER. A malformed archive gives the
  * reader's error. */
-cairn_status cairn__zip_sniff(const cairn_file *f, cairn__zip_kind *kind, cairn_error *err);
+cairn_status cairn__zip_sniff(const cairn__source *f, cairn__zip_kind *kind, cairn_error *err);
 
 /* ------------------------------------------------------------------ writer */
 
@@ -113,14 +114,14 @@ typedef struct cairn__zip_piece {
 typedef struct cairn__zip_entry cairn__zip_entry; /* what the central directory needs */
 
 typedef struct cairn__zip_writer {
-    cairn_writer *w;
+    cairn__sink *sink;
     cairn__zip_entry *entries;
     size_t count, cap;
     int force_zip64; /* ZIP64 fields everywhere (tests reach those paths with small files) */
     int level;       /* zlib level for deflated members */
 } cairn__zip_writer;
 
-void cairn__zipw_init(cairn__zip_writer *zw, cairn_writer *w);
+void cairn__zipw_init(cairn__zip_writer *zw, cairn__sink *sink);
 /* Appends one member made of `n` pieces. Stored members get a complete
  * local header (the CRC-32 is computed over the pieces first) and, when
  * `align` > 1, an extra field (id 0xD935, as Android's zipalign) that pads

@@ -14,7 +14,7 @@
 
 /* One copy in slices; the first failure is kept, later slices are skipped. */
 typedef struct slice_copy {
-    const cairn_file *f;
+    const cairn__source *f;
     uint64_t offset, size;
     uint8_t *dst;
     atomic_int failed;
@@ -52,7 +52,7 @@ static cairn_status finish(const slice_copy *c, cairn_error *err)
     return c->status;
 }
 
-static void init_copy(slice_copy *c, const cairn_file *f, uint64_t offset, uint8_t *dst,
+static void init_copy(slice_copy *c, const cairn__source *f, uint64_t offset, uint8_t *dst,
                       uint64_t size)
 {
     c->f = f;
@@ -63,11 +63,11 @@ static void init_copy(slice_copy *c, const cairn_file *f, uint64_t offset, uint8
     c->status = CAIRN_OK;
 }
 
-cairn_status cairn__copy_out(const cairn_file *f, uint64_t offset, uint8_t *dst, uint64_t size,
+cairn_status cairn__copy_out(const cairn__source *f, unsigned threads, uint64_t offset, uint8_t *dst, uint64_t size,
                              cairn_error *err)
 {
     size_t slices = (size_t)((size + SLICE - 1) / SLICE);
-    unsigned workers = cairn__pool_workers(f->threads, slices);
+    unsigned workers = cairn__pool_workers(threads, slices);
     if (size < PARALLEL_MIN || workers < 2)
         return cairn__source_read(f, offset, dst, (size_t)size, err);
     slice_copy c;
@@ -81,7 +81,7 @@ cairn_status cairn__copy_out(const cairn_file *f, uint64_t offset, uint8_t *dst,
  * thread to copy while this one hashes was measured slower (1 GiB,
  * 2 cores: 1.45x raw read() against 1.2x), the hash then reading every byte
  * back from memory. */
-cairn_status cairn__copy_out_hashed(const cairn_file *f, uint64_t offset, uint8_t *dst,
+cairn_status cairn__copy_out_hashed(const cairn__source *f, uint64_t offset, uint8_t *dst,
                                     uint64_t size, cairn__hasher *state, cairn_error *err)
 {
     for (uint64_t done = 0; done < size;) {

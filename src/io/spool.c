@@ -10,11 +10,11 @@
 
 #define COPY_CHUNK (1u << 20)
 
-cairn_status cairn__spool_open(cairn__spool *s, const cairn_writer *w, cairn_error *err)
+cairn_status cairn__spool_open(cairn__spool *s, const cairn__sink *w, cairn_error *err)
 {
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    if (w->fd < 0)
+    if (w->file.fd < 0)
         return CAIRN_OK;
     char *copy = strdup(w->path);
     if (!copy)
@@ -40,7 +40,7 @@ cairn_status cairn__spool_open(cairn__spool *s, const cairn_writer *w, cairn_err
     return st;
 }
 
-static cairn_status grow(cairn__spool *s, const cairn_writer *w, size_t len, const char *name,
+static cairn_status grow(cairn__spool *s, const cairn__sink *w, size_t len, const char *name,
                          cairn_error *err)
 {
     size_t cap = s->cap ? s->cap : 4096;
@@ -59,7 +59,7 @@ static cairn_status grow(cairn__spool *s, const cairn_writer *w, size_t len, con
     return CAIRN_OK;
 }
 
-cairn_status cairn__spool_write(cairn__spool *s, const cairn_writer *w, const void *data,
+cairn_status cairn__spool_write(cairn__spool *s, const cairn__sink *w, const void *data,
                                 size_t len, const char *name, cairn_error *err)
 {
     if (s->fd < 0) {
@@ -88,7 +88,7 @@ cairn_status cairn__spool_write(cairn__spool *s, const cairn_writer *w, const vo
 }
 
 /* The fallback where copy_file_range cannot serve. */
-static cairn_status copy_by_read(const cairn__spool *s, cairn_writer *w, uint64_t at,
+static cairn_status copy_by_read(const cairn__spool *s, cairn__sink *w, uint64_t at,
                                  uint64_t len, cairn_error *err)
 {
     uint8_t *buf = malloc(COPY_CHUNK);
@@ -114,16 +114,16 @@ static cairn_status copy_by_read(const cairn__spool *s, cairn_writer *w, uint64_
     return st;
 }
 
-cairn_status cairn__spool_copy(const cairn__spool *s, cairn_writer *w, uint64_t at, uint64_t len,
+cairn_status cairn__spool_copy(const cairn__spool *s, cairn__sink *w, uint64_t at, uint64_t len,
                                cairn_error *err)
 {
     if (s->fd < 0)
         return len ? cairn__sink_write(w, s->mem + at, (size_t)len, err) : CAIRN_OK;
-    CAIRN_TRY(cairn__sink_flush(w, err)); /* padding first: copy_file_range writes w->fd itself */
+    CAIRN_TRY(cairn__sink_flush(w, err)); /* padding first: copy_file_range writes w->file.fd itself */
     while (len > 0) {
         loff_t in = (loff_t)at;
         size_t want = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t n = copy_file_range(s->fd, &in, w->fd, NULL, want, 0);
+        ssize_t n = copy_file_range(s->fd, &in, w->file.fd, NULL, want, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||

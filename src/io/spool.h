@@ -12,7 +12,7 @@
 #ifndef CAIRN_SPOOL_H
 #define CAIRN_SPOOL_H
 
-#include "archive/archive.h"
+#include "io/sink.h"
 
 typedef struct cairn__spool {
     int fd;       /* the spool file, or -1 for a memory spool */
@@ -24,13 +24,13 @@ typedef struct cairn__spool {
 /* Prepares an empty spool for `w`: a file when w writes to a file (w->fd >=
  * 0; O_TMPFILE, else mkstemp + unlink), memory otherwise. On failure the
  * spool is still safe to close. */
-cairn_status cairn__spool_open(cairn__spool *s, const cairn_writer *w, cairn_error *err);
+cairn_status cairn__spool_open(cairn__spool *s, const cairn__sink *w, cairn_error *err);
 /* Appends `len` bytes; `name` (the tensor) is for messages. */
-cairn_status cairn__spool_write(cairn__spool *s, const cairn_writer *w, const void *data,
+cairn_status cairn__spool_write(cairn__spool *s, const cairn__sink *w, const void *data,
                                 size_t len, const char *name, cairn_error *err);
 /* Appends spool bytes [at, at+len) to w's sink: in the kernel when it can
  * (copy_file_range), else by read/write, or from memory. */
-cairn_status cairn__spool_copy(const cairn__spool *s, cairn_writer *w, uint64_t at, uint64_t len,
+cairn_status cairn__spool_copy(const cairn__spool *s, cairn__sink *w, uint64_t at, uint64_t len,
                                cairn_error *err);
 /* Releases the file or buffer. Safe after cairn__spool_open, whether or
  * not it succeeded, and on a spool whose fd is -1 (never on a merely zeroed

@@ -19,7 +19,7 @@
 #ifndef CAIRN_GGUF_H
 #define CAIRN_GGUF_H
 
-#include "archive/archive.h"
+#include "format/format.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_HEADER_SIZE 24

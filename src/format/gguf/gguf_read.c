@@ -2,6 +2,7 @@
  * bounds every count, length and offset against the bytes that are really
  * there, keeps the tensor table in file order, and decodes the key-value
  * metadata into the cairn tree on demand. */
+#include "format/format.h"
 #include "format/gguf/gguf.h"
 #include "common/nameset.h"
 #include "common/value_internal.h"
@@ -81,11 +82,11 @@ static cairn_status need(const gguf_cur *c, uint64_t n, const char *field)
  * need()) and moves past them: into the mapping, or a refilled window. */
 static cairn_status take(gguf_cur *c, size_t n, const uint8_t **p)
 {
-    const uint8_t *m = cairn__source_ptr(c->f, c->pos, n);
+    const uint8_t *m = cairn__file_ptr(c->f, c->pos, n);
     if (!m) {
         if (c->pos < c->win_at || c->pos + n > c->win_at + c->win_len) {
             uint64_t want = left(c) < WINDOW ? left(c) : WINDOW;
-            CAIRN_TRY(cairn__source_read(c->f, c->pos, c->win, (size_t)want, c->err));
+            CAIRN_TRY(cairn__file_read(c->f, c->pos, c->win, (size_t)want, c->err));
             c->win_at = c->pos;
             c->win_len = (size_t)want;
         }
@@ -177,12 +178,11 @@ static cairn_status node(const gguf_cur *c, cairn_value *v)
                                       "metadata", c->f->path);
 }
 
+/* Arrays of numbers, bools or strings become packed lists (one array, not
+ * a node per element: value_internal.h). */
 static cairn_status append(const gguf_cur *c, cairn_value *list, cairn_value *item)
 {
-    if (cairn_value_append(list, item, NULL) == CAIRN_OK)
-        return CAIRN_OK;
-    cairn_value_free(item);
-    return node(c, NULL);
+    return cairn__value_list_add(list, item) == CAIRN_OK ? CAIRN_OK : node(c, NULL);
 }
 
 static cairn_value *scalar_node(uint32_t type, const uint8_t *p)
@@ -212,14 +212,14 @@ static cairn_value *scalar_node(uint32_t type, const uint8_t *p)
  * record still says STRING, so the writer gives back the same bytes). */
 static cairn_status string_node(gguf_cur *c, uint64_t len, cairn_value **out)
 {
-    const uint8_t *p = cairn__source_ptr(c->f, c->pos, len);
+    const uint8_t *p = cairn__file_ptr(c->f, c->pos, len);
     uint8_t *heap = NULL;
     if (!p) {
         heap = malloc(len ? (size_t)len : 1);
         if (!heap)
             return cairn__fail(c->err, CAIRN_E_NOMEM, "%s: out of memory for a %llu-byte GGUF "
                                "string", c->f->path, (unsigned long long)len);
-        cairn_status st = cairn__source_read(c->f, c->pos, heap, (size_t)len, c->err);
+        cairn_status st = cairn__file_read(c->f, c->pos, heap, (size_t)len, c->err);
         if (st != CAIRN_OK) {
             free(heap);
             return st;
@@ -490,7 +490,7 @@ static cairn_status read_header(gguf_cur *c, gguf_reader *r, uint64_t *tensor_co
 {
     const uint8_t *p;
     uint64_t size = c->f->src.size;
-    if (size < 4 || cairn__source_read(c->f, 0, c->win, 4, NULL) != CAIRN_OK ||
+    if (size < 4 || cairn__file_read(c->f, 0, c->win, 4, NULL) != CAIRN_OK ||
         memcmp(c->win, GGUF_MAGIC, 4) != 0)
         return cairn__fail(c->err, CAIRN_E_FORMAT, "%s: offset 0: not a GGUF file (bad magic)",
                            c->f->path);
@@ -645,7 +645,7 @@ static cairn_status place_tensor(gguf_cur *c, gguf_reader *r, uint64_t i)
     in->offset = r->data_at + g->rel;
     in->alignment = r->alignment;
     in->codec = CAIRN_CODEC_NONE;
-    in->zero_copy = cairn__source_ptr(c->f, in->offset, bytes) != NULL;
+    in->zero_copy = cairn__file_ptr(c->f, in->offset, bytes) != NULL;
     r->payload += bytes;
     r->opaque += t->dtype == CAIRN_DTYPE_INVALID;
     return CAIRN_OK;

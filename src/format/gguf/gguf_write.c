@@ -4,6 +4,7 @@
  * straight to its place; otherwise payloads are spooled as they arrive
  * (spool.h) and copied behind the header at commit. The metadata tree
  * becomes typed key-value pairs, exactly when it came from a GGUF. */
+#include "format/format.h"
 #include "format/gguf/gguf.h"
 #include "common/buf.h"
 #include "common/nameset.h"
@@ -123,7 +124,7 @@ static cairn_status gw_begin(cairn_writer *w, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     s->spool.fd = -1;
     w->state = s;
-    return cairn__spool_open(&s->spool, w, err);
+    return cairn__spool_open(&s->spool, &w->sink, err);
 }
 
 /* GGUF's own rules for a new tensor; *size gets its bytes. */
@@ -191,14 +192,14 @@ static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     int64_t at = cairn__nameset_find(&s->names, name, strlen(name), entry_name, s);
     if (s->planned) { /* declared (writer.c checked): straight to its place */
         const gw_entry *e = &s->entries[at];
-        return cairn__sink_place(w, s->data_start + e->rel, data, (size_t)e->size, name, err);
+        return cairn__sink_place(&w->sink, s->data_start + e->rel, data, (size_t)e->size, name, err);
     }
     if (at >= 0)
         return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
                            name);
     uint64_t size, spool_at = s->spool.len;
     CAIRN_TRY(check_entry(w, s, name, dtype, rank, dims, &size, err));
-    CAIRN_TRY(cairn__spool_write(&s->spool, w, data, (size_t)size, name, err));
+    CAIRN_TRY(cairn__spool_write(&s->spool, &w->sink, data, (size_t)size, name, err));
     return push_entry(w, s, name, dtype, rank, dims, size, spool_at, err);
 }
 
@@ -592,7 +593,8 @@ static cairn_status natural_elem(const gw_emit *x, const cairn_value *list, uint
     size_t n = cairn_value_count(list);
     *et = GGUF_INT64;
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(list, i);
+        cairn_value scratch; /* packed lists are read in place */
+        const cairn_value *item = cairn__value_item(list, i, &scratch);
         int64_t t = natural_type(x, item, &st);
         if (t < 0)
             return st;
@@ -605,22 +607,25 @@ static cairn_status natural_elem(const gw_emit *x, const cairn_value *list, uint
     return CAIRN_OK;
 }
 
+/* An array of arrays is in the GGUF spec, but ggml's reader
+ * (gguf_init_from_file, so llama.cpp) refuses a whole file holding one: it
+ * is never written (docs/FORMAT.md §13.4). */
+static cairn_status refuse_nested(const gw_emit *x)
+{
+    return eerr(x, CAIRN_E_UNSUPPORTED, "a list of lists (or of bytes) would be a GGUF array "
+                "of arrays, which ggml's reader refuses");
+}
+
 /* An array's element type, count and elements (no leading type field).
- * `desc` is the record (NULL: natural). Bounded by GGUF_MAX_NESTING. */
-static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cairn_value *desc,
-                               int depth)
+ * `desc` is the record (NULL: natural). */
+static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cairn_value *desc)
 {
     gw_desc d = {GGUF_ARRAY, -1};
     const void *p;
     size_t len, n = cairn_value_count(v);
     cairn_value_type vt = cairn_value_get_type(v);
-    if (depth > GGUF_MAX_NESTING)
-        return eerr(x, CAIRN_E_LIMIT, "arrays nest more than %d deep", GGUF_MAX_NESTING);
     if (desc) {
         CAIRN_TRY(parse_desc(x, desc, &d));
-        if (d.type != GGUF_ARRAY)
-            return eerr(x, CAIRN_E_ARG, "an element of an array of arrays has the scalar type "
-                        "record %s", gguf_value_type_name(d.type));
     } else if (vt == CAIRN_VALUE_BYTES) {
         d.elem = GGUF_UINT8;
     } else if (vt == CAIRN_VALUE_LIST) {
@@ -628,6 +633,8 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
         CAIRN_TRY(natural_elem(x, v, &et));
         d.elem = et;
     }
+    if (d.elem == GGUF_ARRAY)
+        return refuse_nested(x);
     if (vt == CAIRN_VALUE_BYTES && (d.elem == GGUF_UINT8 || d.elem == GGUF_INT8)) {
         cairn_value_get_data(v, &p, &len);
         put_u32(x->b, (uint32_t)d.elem);
@@ -637,19 +644,11 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
     if (vt != CAIRN_VALUE_LIST)
         return eerr(x, CAIRN_E_ARG, "a %s value cannot be written as a GGUF array%s",
                     kind_name(v), desc ? " (its gguf.types record says ARRAY)" : "");
-    int per_element = desc && cairn_value_get_type(desc) == CAIRN_VALUE_LIST;
-    if (per_element && cairn_value_count(desc) != n)
-        return eerr(x, CAIRN_E_ARG, "the list has %zu elements but its gguf.types record lists "
-                    "%zu", n, cairn_value_count(desc));
     put_u32(x->b, (uint32_t)d.elem);
     put_u64(x->b, n);
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(v, i);
-        if (d.elem == GGUF_ARRAY)
-            CAIRN_TRY(emit_array(x, item, per_element ? cairn_value_at(desc, i) : NULL,
-                                 depth + 1));
-        else
-            CAIRN_TRY(emit_scalar(x, (uint32_t)d.elem, item));
+        cairn_value scratch; /* packed lists are read in place */
+        CAIRN_TRY(emit_scalar(x, (uint32_t)d.elem, cairn__value_item(v, i, &scratch)));
     }
     return CAIRN_OK;
 }
@@ -675,7 +674,7 @@ static cairn_status emit_kv(cairn__buf *b, const gw_kvs *k, const gw_kv *kv)
     }
     put_u32(b, d.type);
     if (d.type == GGUF_ARRAY)
-        return emit_array(&x, kv->value, kv->desc, 1);
+        return emit_array(&x, kv->value, kv->desc);
     return emit_scalar(&x, d.type, kv->value);
 }
 
@@ -828,12 +827,12 @@ static int entry_exists(void *ctx, const char *name, size_t len)
 static cairn_status write_all(cairn_writer *w, gw_writer *s, uint64_t alignment,
                               const cairn__buf *b, cairn_error *err)
 {
-    CAIRN_TRY(cairn__sink_write(w, b->p, b->len, err));
-    CAIRN_TRY(cairn__sink_pad(w, alignment, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, b->p, b->len, err));
+    CAIRN_TRY(cairn__sink_pad(&w->sink, alignment, err));
     for (size_t i = 0; i < s->count; i++) {
-        CAIRN_TRY(cairn__spool_copy(&s->spool, w, s->entries[i].spool_at, s->entries[i].size,
+        CAIRN_TRY(cairn__spool_copy(&s->spool, &w->sink, s->entries[i].spool_at, s->entries[i].size,
                                     err));
-        CAIRN_TRY(cairn__sink_pad(w, alignment, err));
+        CAIRN_TRY(cairn__sink_pad(&w->sink, alignment, err));
     }
     return CAIRN_OK;
 }
@@ -881,12 +880,12 @@ static cairn_status gw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
     cairn__buf b = {0};
     cairn_status st = lay_out(w, s, &k, &b, err);
     if (st == CAIRN_OK)
-        st = cairn__sink_write(w, b.p, b.len, err);
+        st = cairn__sink_write(&w->sink, b.p, b.len, err);
     if (st == CAIRN_OK)
-        st = cairn__sink_pad(w, k.alignment, err);
-    s->data_start = w->pos;
+        st = cairn__sink_pad(&w->sink, k.alignment, err);
+    s->data_start = w->sink.pos;
     if (st == CAIRN_OK)
-        st = cairn__sink_extend(w, s->data_start + s->data_size, err);
+        st = cairn__sink_extend(&w->sink, s->data_start + s->data_size, err);
     kvs_free(&k);
     free(b.p);
     if (st == CAIRN_OK)

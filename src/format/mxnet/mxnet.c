@@ -1,7 +1,7 @@
 /* mxnet.c -- reads and writes MXNet's nd.save files (.params, docs/FORMAT.md
  * "MXNet .params"): list and dict forms, V1/V2/V3 array records, every dense
  * dtype; sparse arrays read as their component tensors. */
-#include "archive/archive.h"
+#include "format/format.h"
 #include "common/nameset.h"
 
 #include <stdio.h>
@@ -75,7 +75,7 @@ static cairn_status need(const mx_cur *c, uint64_t n, const char *field)
 static cairn_status get(mx_cur *c, void *dst, size_t n, const char *field)
 {
     CAIRN_TRY(need(c, n, field));
-    CAIRN_TRY(cairn__source_read(c->f, c->pos, dst, n, c->err));
+    CAIRN_TRY(cairn__file_read(c->f, c->pos, dst, n, c->err));
     c->pos += n;
     return CAIRN_OK;
 }
@@ -555,7 +555,7 @@ static cairn_status mw_begin(cairn_writer *w, cairn_error *err)
     w->state = s;
     uint8_t head[MX_HEADER] = {0};
     cairn__put64(head, MX_LIST_MAGIC);
-    return cairn__sink_write(w, head, sizeof head, err); /* the count is patched at finish */
+    return cairn__sink_write(&w->sink, head, sizeof head, err); /* the count is patched at finish */
 }
 
 static cairn_status remember(cairn_writer *w, mx_writer *s, const char *name, uint64_t at,
@@ -599,7 +599,7 @@ static cairn_status mw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': MXNet has no dtype for %s "
                            "(it stores F32 F64 F16 BF16 U8 I8 I16 I32 I64 U16 U32 U64 BOOL)",
                            w->path, name, cairn_dtype_name(dtype));
-    uint64_t at = w->pos;
+    uint64_t at = w->sink.pos;
     CAIRN_TRY(remember(w, s, name, at, err));
     /* magic, stype 0 (dense), ndim, dims, context (cpu 1, id 0), type_flag */
     uint8_t rec[12 + 8 * CAIRN_MAX_RANK + 12];
@@ -621,11 +621,11 @@ static cairn_status mw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     cairn__put32(rec + n + 4, 0);
     cairn__put32(rec + n + 8, (uint32_t)flag);
     n += 12;
-    CAIRN_TRY(cairn__sink_write(w, rec, n, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, rec, n, err));
     if (size > SIZE_MAX)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes do not fit in memory",
                            w->path, name, (unsigned long long)size);
-    return cairn__sink_write(w, data, (size_t)size, err);
+    return cairn__sink_write(&w->sink, data, (size_t)size, err);
 }
 
 static cairn_status mw_add_alias(cairn_writer *w, const char *name, const char *existing,
@@ -667,17 +667,17 @@ static cairn_status mw_finish(cairn_writer *w, cairn_error *err)
     if (s->need_v3) { /* nd.load insists every record of a file has one semantics */
         cairn__put32(b, MX_V3_MAGIC);
         for (size_t i = 0; i < s->count; i++)
-            CAIRN_TRY(cairn__sink_patch(w, s->entries[i].magic_at, b, 4, err));
+            CAIRN_TRY(cairn__sink_patch(&w->sink, s->entries[i].magic_at, b, 4, err));
     }
     cairn__put64(b, s->count);
-    CAIRN_TRY(cairn__sink_patch(w, 16, b, 8, err));
+    CAIRN_TRY(cairn__sink_patch(&w->sink, 16, b, 8, err));
     int list = list_form(s);
     cairn__put64(b, list ? 0 : s->count);
-    CAIRN_TRY(cairn__sink_write(w, b, 8, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, b, 8, err));
     for (size_t i = 0; !list && i < s->count; i++) {
         cairn__put64(b, s->entries[i].name_len);
-        CAIRN_TRY(cairn__sink_write(w, b, 8, err));
-        CAIRN_TRY(cairn__sink_write(w, s->entries[i].name, s->entries[i].name_len, err));
+        CAIRN_TRY(cairn__sink_write(&w->sink, b, 8, err));
+        CAIRN_TRY(cairn__sink_write(&w->sink, s->entries[i].name, s->entries[i].name_len, err));
     }
     return CAIRN_OK;
 }

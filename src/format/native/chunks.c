@@ -1,5 +1,6 @@
 /* chunks.c -- chunk tables, and parallel chunk decoding and encoding for
  * compressed native tensors (chunks.h, docs/FORMAT.md §4.2). */
+#include "format/format.h"
 #include "format/native/chunks.h"
 #include "codec/codec.h"
 #include "format/native/native.h"
@@ -183,11 +184,11 @@ static cairn_status decode_chunk(dec_job *j, dec_worker *w, uint64_t k, cairn_er
     uint64_t start = k * c->chunk_size; /* raw offset of the chunk */
     uint64_t from = j->lo > start ? j->lo : start, to = j->hi < start + raw ? j->hi : start + raw;
     unsigned long long ck = (unsigned long long)k, fo = (unsigned long long)off;
-    const uint8_t *src = cairn__source_ptr(j->f, off, stored);
+    const uint8_t *src = cairn__file_ptr(j->f, off, stored);
     if (!src) {
         if (!grow(&w->stored, c->chunk_size))
             return TFAIL(CAIRN_E_NOMEM, c, "chunk %llu at offset %llu: out of memory", ck, fo);
-        CAIRN_TRY(cairn__source_read(j->f, off, w->stored, stored, err));
+        CAIRN_TRY(cairn__file_read(j->f, off, w->stored, stored, err));
         src = w->stored;
     }
     uint64_t sum = XXH3_64bits(src, stored);

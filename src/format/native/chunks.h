@@ -9,7 +9,7 @@
 #ifndef CAIRN_CHUNKS_H
 #define CAIRN_CHUNKS_H
 
-#include "archive/archive.h"
+#include "format/format.h"
 
 /* A compressed tensor as its record and chunk table describe it. */
 typedef struct cairn__chunked {

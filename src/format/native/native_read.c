@@ -1,11 +1,11 @@
 /* native_read.c -- opens a .cairn file: checks the header, the trailer and
  * every index record with its chunk table (docs/FORMAT.md §2-4, §7), then
  * answers queries by binary search over the mapped records. Compressed
- * tensors are decoded by chunks.c; signatures are checked by sign.c. */
-#include "archive/archive.h"
+ * tensors are decoded by chunks.c; signatures are checked by native_sig.c. */
+#include "format/format.h"
 #include "format/native/chunks.h"
 #include "codec/codec.h"
-#include "sign/sign_internal.h"
+#include "format/native/native_sig.h"
 #include "common/value_internal.h"
 #include "format/native/native.h"
 
@@ -266,13 +266,13 @@ static cairn_status check_record(cairn_file *f, native_reader *nr, uint64_t i, c
 static cairn_status load_index(cairn_file *f, native_reader *nr, cairn_error *err)
 {
     uint64_t size = nr->meta_offset + nr->meta_size - nr->index_offset;
-    const uint8_t *p = cairn__source_ptr(f, nr->index_offset, size);
+    const uint8_t *p = cairn__file_ptr(f, nr->index_offset, size);
     if (!p) {
         nr->index_heap = malloc(size ? (size_t)size : 1);
         if (!nr->index_heap)
             return cairn__fail(err, CAIRN_E_NOMEM, "%s: cannot allocate %llu bytes for the index",
                                f->path, (unsigned long long)size);
-        CAIRN_TRY(cairn__source_read(f, nr->index_offset, nr->index_heap, (size_t)size, err));
+        CAIRN_TRY(cairn__file_read(f, nr->index_offset, nr->index_heap, (size_t)size, err));
         p = nr->index_heap;
     }
     nr->index = p;
@@ -290,9 +290,9 @@ static cairn_status nr_open(cairn_file *f, cairn_error *err)
     f->state = nr;
     nr->max_align = 1;
     uint8_t h[NATIVE_HEADER_SIZE], t[NATIVE_TRAILER_SIZE];
-    CAIRN_TRY(cairn__source_read(f, 0, h, sizeof h, err));
+    CAIRN_TRY(cairn__file_read(f, 0, h, sizeof h, err));
     CAIRN_TRY(check_header(f, h, err));
-    CAIRN_TRY(cairn__source_read(f, f->src.size - sizeof t, t, sizeof t, err));
+    CAIRN_TRY(cairn__file_read(f, f->src.size - sizeof t, t, sizeof t, err));
     CAIRN_TRY(check_trailer(f, nr, t, h, err));
     CAIRN_TRY(load_index(f, nr, err));
     uint64_t size = nr->meta_offset + nr->meta_size - nr->index_offset;
@@ -404,7 +404,7 @@ static cairn_status nr_file_info(const cairn_file *f, cairn_file_info *out, cair
     out->compressed_tensors = nr->compressed;
     out->is_signed = nr->sig_size > 0;
     if (nr->sig_size >= SG_SIZE)
-        CAIRN_TRY(cairn__source_read(f, nr->sig_offset + SG_KEY_ID, out->key_id, sizeof out->key_id,
+        CAIRN_TRY(cairn__file_read(f, nr->sig_offset + SG_KEY_ID, out->key_id, sizeof out->key_id,
                                      err));
     return CAIRN_OK;
 }
@@ -449,7 +449,7 @@ static cairn_status check_zero(const cairn_file *f, uint64_t from, uint64_t to, 
     uint8_t buf[4096];
     while (from < to) {
         size_t n = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
-        CAIRN_TRY(cairn__source_read(f, from, buf, n, err));
+        CAIRN_TRY(cairn__file_read(f, from, buf, n, err));
         for (size_t i = 0; i < n; i++)
             if (buf[i])
                 return FAIL(f, "padding byte at offset %llu is not zero",
@@ -589,7 +589,7 @@ static cairn_status nr_verify_structure(const cairn_file *f, cairn_error *err)
 {
     const native_reader *nr = f->state;
     uint8_t h[NATIVE_HEADER_SIZE];
-    CAIRN_TRY(cairn__source_read(f, 0, h, sizeof h, err));
+    CAIRN_TRY(cairn__file_read(f, 0, h, sizeof h, err));
     CAIRN_TRY(check_header_reserved(f, nr, h, err));
     CAIRN_TRY(check_overlaps(f, nr, err));
     CAIRN_TRY(check_tables(f, nr, err));
@@ -597,7 +597,7 @@ static cairn_status nr_verify_structure(const cairn_file *f, cairn_error *err)
     if (nr->sig_size == 0)
         CAIRN_TRY(check_zero(f, meta_end, tpos, err));
     uint8_t t[NATIVE_TRAILER_SIZE];
-    CAIRN_TRY(cairn__source_read(f, tpos, t, sizeof t, err));
+    CAIRN_TRY(cairn__file_read(f, tpos, t, sizeof t, err));
     for (int i = TR_INDEX_HASH + 8; i < TR_HASH; i++)
         if (t[i] != 0 && nr->minor <= CAIRN_FORMAT_MINOR)
             return FAIL(f, "trailer at offset %llu: reserved byte %d is not zero",
@@ -622,4 +622,6 @@ const cairn__reader_ops cairn__native_reader = {
     .read_metadata = nr_read_metadata,
     .load = nr_load,
     .load_range = nr_load_range,
+    .verify_signature = cairn__native_verify_signature,
+    .sign = cairn__native_sign,
 };

@@ -2,7 +2,7 @@
  * only the index in memory, and writes index + metadata + trailer at the end.
  * Compressed tensors (1.1) are chunked and coded by chunks.c; their chunk
  * tables are kept in memory and laid out in the index. */
-#include "archive/archive.h"
+#include "format/format.h"
 #include "format/native/chunks.h"
 #include "common/value_internal.h"
 #include "common/nameset.h"
@@ -102,7 +102,7 @@ static cairn_status nw_begin(cairn_writer *w, cairn_error *err)
     cairn__put16(h + HD_MINOR, NATIVE_MINOR_PLAIN);
     cairn__put32(h + HD_BOM, NATIVE_BOM);
     cairn__put32(h + HD_SIZE, NATIVE_HEADER_SIZE);
-    return cairn__sink_write(w, h, sizeof h, err);
+    return cairn__sink_write(&w->sink, h, sizeof h, err);
 }
 
 /* Writes the payload in pieces, hashing each piece just before it is
@@ -113,7 +113,7 @@ static cairn_status write_hashed(cairn_writer *w, const uint8_t *data, uint64_t 
     enum { PIECE = 1u << 20 };
     if (size <= PIECE) {
         *checksum = cairn__hash(data, (size_t)size);
-        return cairn__sink_write(w, data, (size_t)size, err);
+        return cairn__sink_write(&w->sink, data, (size_t)size, err);
     }
     cairn__hasher *state = cairn__hasher_new();
     if (!state)
@@ -122,7 +122,7 @@ static cairn_status write_hashed(cairn_writer *w, const uint8_t *data, uint64_t 
     for (uint64_t done = 0; done < size && st == CAIRN_OK;) {
         size_t n = size - done < PIECE ? (size_t)(size - done) : PIECE;
         cairn__hasher_update(state, data + done, n);
-        st = cairn__sink_write(w, data + done, n, err);
+        st = cairn__sink_write(&w->sink, data + done, n, err);
         done += n;
     }
     *checksum = cairn__hasher_digest(state);
@@ -132,7 +132,7 @@ static cairn_status write_hashed(cairn_writer *w, const uint8_t *data, uint64_t 
 
 static cairn_status sink_chunk(void *ctx, const uint8_t *data, size_t len, cairn_error *err)
 {
-    return cairn__sink_write(ctx, data, len, err);
+    return cairn__sink_write(&((cairn_writer *)ctx)->sink, data, len, err);
 }
 
 /* Chunks, compresses and writes one tensor (chunks.c decides per chunk and
@@ -177,8 +177,8 @@ static cairn_status nw_add_coded(cairn_writer *w, const char *name, cairn_dtype 
         e.dims[d] = dims[d];
         size *= dims[d]; /* overflow was ruled out by cairn_writer_add */
     }
-    CAIRN_TRY(cairn__sink_pad(w, w->alignment, err));
-    e.offset = w->pos;
+    CAIRN_TRY(cairn__sink_pad(&w->sink, w->alignment, err));
+    e.offset = w->sink.pos;
     e.size = size;
     e.raw = size;
     if (codec != CAIRN_CODEC_NONE && size > 0)
@@ -302,21 +302,21 @@ static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
     if (nw->count > 1)
         qsort(nw->entries, nw->count, sizeof *nw->entries, entry_cmp);
     cairn__nameset_free(&nw->names);
-    cairn_status st = cairn__sink_pad(w, 8, err);
-    uint64_t index_offset = w->pos;
+    cairn_status st = cairn__sink_pad(&w->sink, 8, err);
+    uint64_t index_offset = w->sink.pos;
     if (st == CAIRN_OK)
         st = build_index(w, index_offset, meta, meta_size, &index, &strings_rel, &meta_rel, &total,
                          err);
     free(meta);
     if (st != CAIRN_OK)
         return st;
-    st = cairn__sink_write(w, index, (size_t)total, err);
+    st = cairn__sink_write(&w->sink, index, (size_t)total, err);
     /* Any chunk table makes the file 1.1; the header said 1.0 so far. */
     uint16_t minor = nw->tables_size ? NATIVE_MINOR_EXTENDED : NATIVE_MINOR_PLAIN;
     if (st == CAIRN_OK && minor != NATIVE_MINOR_PLAIN) {
         uint8_t m[2];
         cairn__put16(m, minor);
-        st = cairn__sink_patch(w, HD_MINOR, m, sizeof m, err);
+        st = cairn__sink_patch(&w->sink, HD_MINOR, m, sizeof m, err);
     }
     uint8_t t[NATIVE_TRAILER_SIZE] = {0};
     cairn__put16(t + TR_MAJOR, CAIRN_FORMAT_MAJOR);
@@ -335,7 +335,7 @@ static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
     memcpy(t + TR_END_MAGIC, native_end_magic, 8);
     free(index);
     if (st == CAIRN_OK)
-        st = cairn__sink_write(w, t, sizeof t, err);
+        st = cairn__sink_write(&w->sink, t, sizeof t, err);
     return st;
 }
 

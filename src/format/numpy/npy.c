@@ -1,5 +1,5 @@
 /* npy.c -- NumPy .npy files (docs/FORMAT.md §10): a one-tensor reader and writer. */
-#include "archive/archive.h"
+#include "format/format.h"
 #include "format/numpy/npy_internal.h"
 
 #include <stdio.h>
@@ -48,22 +48,19 @@ static const char *unsupported_kind(char kind)
     return NULL;
 }
 
-/* Element count and byte size of a shape; 1 when they overflow 64 bits. A
- * zero dimension makes both 0 whatever the other dimensions are. */
+/* Element count and byte size of a shape; 1 when the shape breaks the one
+ * rule (cairn__shape_too_big: counting each zero dimension as 1, at most
+ * 2^62 bytes), which writers apply too, so whatever is read converts. */
 static int shape_size(uint32_t rank, const uint64_t *dims, uint64_t esize, uint64_t *count,
                       uint64_t *bytes)
 {
-    uint64_t c = 1;
     *count = *bytes = 0;
-    for (uint32_t d = 0; d < rank; d++)
-        if (dims[d] == 0)
-            return 0;
-    for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(c, dims[d], &c))
-            return 1;
-    if (cairn__mul_overflow(c, esize, bytes))
+    if (cairn__shape_too_big(rank, dims, esize))
         return 1;
-    *count = c;
+    *count = 1;
+    for (uint32_t d = 0; d < rank; d++)
+        *count *= dims[d];
+    *bytes = *count * esize;
     return 0;
 }
 
@@ -429,8 +426,9 @@ cairn_status cairn__npy_payload(const cairn__npy_header *h, uint64_t size,
     uint64_t data_at = h->header_at + h->header_len;
     uint64_t payload = size - data_at;
     if (shape_size(h->rank, h->dims, cairn_dtype_size(h->dtype), count, bytes))
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: npy header at offset %llu: shape times "
-                           "item size (%s) overflows 64 bits; the payload is %llu bytes", o->where,
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: npy header at offset %llu: shape times "
+                           "item size (%s), counting each zero dimension as 1, is more than "
+                           "2^62 bytes; the payload is %llu bytes", o->where,
                            (unsigned long long)(o->base + h->header_at), h->descr,
                            (unsigned long long)payload);
     if (payload < *bytes)
@@ -462,7 +460,7 @@ static cairn_status read_preamble(const cairn_file *f, npy_header *h, cairn_erro
     uint64_t size = f->src.size;
     cairn__npy_origin o = {f->path, 0};
     if (size >= 10)
-        CAIRN_TRY(cairn__source_read(f, 0, b, size < sizeof b ? (size_t)size : sizeof b, err));
+        CAIRN_TRY(cairn__file_read(f, 0, b, size < sizeof b ? (size_t)size : sizeof b, err));
     return cairn__npy_preamble(b, size, &o, h, err);
 }
 
@@ -470,13 +468,13 @@ static cairn_status read_preamble(const cairn_file *f, npy_header *h, cairn_erro
 static cairn_status read_header(const cairn_file *f, npy_header *h, cairn_error *err)
 {
     cairn__npy_origin o = {f->path, 0};
-    const char *text = (const char *)cairn__source_ptr(f, h->header_at, h->header_len);
+    const char *text = (const char *)cairn__file_ptr(f, h->header_at, h->header_len);
     if (text)
         return cairn__npy_parse_header(text, &o, h, err);
     char *buf = malloc(h->header_len ? (size_t)h->header_len : 1);
     if (!buf)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the npy header", f->path);
-    cairn_status st = cairn__source_read(f, h->header_at, buf, (size_t)h->header_len, err);
+    cairn_status st = cairn__file_read(f, h->header_at, buf, (size_t)h->header_len, err);
     if (st == CAIRN_OK)
         st = cairn__npy_parse_header(buf, &o, h, err);
     free(buf);
@@ -513,7 +511,7 @@ static cairn_status build_tensor(const cairn_file *f, const npy_header *h, cairn
     t->big_endian = h->big_endian;
     t->fortran_order = cairn__npy_fortran_matters(h);
     in->zero_copy = !t->big_endian && !t->fortran_order &&
-                    cairn__source_ptr(f, data_at, bytes) != NULL;
+                    cairn__file_ptr(f, data_at, bytes) != NULL;
     return CAIRN_OK;
 }
 
@@ -722,8 +720,8 @@ static cairn_status npy_add(cairn_writer *w, const char *name, cairn_dtype dtype
     s->added = 1;
     uint8_t header[CAIRN__NPY_HEADER_BUF];
     size_t hlen = wrap_header(header, k, rank, dims);
-    CAIRN_TRY(cairn__sink_write(w, header, hlen, err));
-    return bytes ? cairn__sink_write(w, data, (size_t)bytes, err) : CAIRN_OK;
+    CAIRN_TRY(cairn__sink_write(&w->sink, header, hlen, err));
+    return bytes ? cairn__sink_write(&w->sink, data, (size_t)bytes, err) : CAIRN_OK;
 }
 
 static cairn_status npy_add_alias(cairn_writer *w, const char *name, const char *existing,

@@ -1,5 +1,6 @@
 /* npz.c -- NumPy .npz files (docs/FORMAT.md §12): ZIP archives (zip.c) of
  * .npy members (npy_internal.h), one tensor each. */
+#include "format/format.h"
 #include "common/nameset.h"
 #include "container/zip.h"
 #include "format/numpy/npy_internal.h"
@@ -48,7 +49,7 @@ static cairn_status check_name(const cairn_file *f, const cairn__zip_member *m, 
 {
     char where[NPZ_WHERE_MAX];
     cairn_error why;
-    cairn__zip_where(f, m, where, sizeof where);
+    cairn__zip_where(&f->src, m, where, sizeof where);
     if (cairn__name_check(m->name, len, "tensor", &why) == CAIRN_OK)
         return CAIRN_OK;
     return cairn__fail(err, len > CAIRN_NAME_MAX ? CAIRN_E_LIMIT : CAIRN_E_UNSUPPORTED,
@@ -61,7 +62,7 @@ static cairn_status check_name(const cairn_file *f, const cairn__zip_member *m, 
 static void member_origin(const cairn_file *f, const cairn__zip_member *m, char *where,
                           size_t size, cairn__npy_origin *o)
 {
-    cairn__zip_where(f, m, where, size);
+    cairn__zip_where(&f->src, m, where, size);
     o->where = where;
     o->base = m->data_offset;
     if (m->method == CAIRN__ZIP_DEFLATED) {
@@ -79,7 +80,7 @@ static cairn_status read_member_header(const cairn_file *f, const cairn__zip_mem
 {
     uint8_t pre[CAIRN__NPY_PREAMBLE_MAX] = {0};
     size_t n = m->size < sizeof pre ? (size_t)m->size : sizeof pre;
-    CAIRN_TRY(cairn__zip_read(f, m, 0, pre, n, 0, err));
+    CAIRN_TRY(cairn__zip_read(&f->src, m, 0, pre, n, 0, err));
     if (n < CAIRN__NPY_MAGIC_LEN || !cairn__npy_is_magic(pre))
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: offset %llu: not an .npy array (no "
                            "\\x93NUMPY magic); cairn reads only arrays from an .npz", o->where,
@@ -89,7 +90,7 @@ static cairn_status read_member_header(const cairn_file *f, const cairn__zip_mem
     char *text = malloc(end ? end : 1);
     if (!text)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the npy header", o->where);
-    cairn_status st = cairn__zip_read(f, m, 0, text, end, 0, err);
+    cairn_status st = cairn__zip_read(&f->src, m, 0, text, end, 0, err);
     if (st == CAIRN_OK)
         st = cairn__npy_parse_header(text + h->header_at, o, h, err);
     free(text);
@@ -131,7 +132,7 @@ static cairn_status parse_member(const cairn_file *f, const cairn__zip_member *m
     in->stored_size = bytes;
     in->alignment = offset_alignment(in->offset);
     in->zero_copy = !h.big_endian && !nt->t.fortran_order &&
-                    cairn__source_ptr(f, in->offset, bytes) != NULL;
+                    cairn__file_ptr(f, in->offset, bytes) != NULL;
     return CAIRN_OK;
 }
 
@@ -175,7 +176,7 @@ static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error 
             const cairn__zip_member *p = s->tensors[i - 1].m, *q = s->tensors[i].m;
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
                                "member '%s' (offset %llu) both hold tensor '%s'",
-                               cairn__zip_where(f, p, a, sizeof a),
+                               cairn__zip_where(&f->src, p, a, sizeof a),
                                (unsigned long long)p->header_offset,
                                cairn__printable(q->name, q->name_len, shown, sizeof shown),
                                (unsigned long long)q->header_offset, s->tensors[i].t.info.name);
@@ -196,7 +197,7 @@ static void state_free(npz_state *s)
 
 static cairn_status parse_archive(const cairn_file *f, npz_state *s, cairn_error *err)
 {
-    CAIRN_TRY(cairn__zip_open(f, f->max_inflate, &s->zip, err));
+    CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
     s->count = s->zip.count;
     s->tensors = calloc((size_t)(s->count ? s->count : 1), sizeof *s->tensors);
     if (!s->tensors)
@@ -313,7 +314,7 @@ static cairn_status npz_load(const cairn_file *f, uint64_t index, void *dst, cai
 {
     const npz_state *s = f->state;
     const npz_tensor *nt = &s->tensors[index];
-    return cairn__zip_read(f, nt->m, nt->data_at, dst, (size_t)nt->t.info.raw_size,
+    return cairn__zip_read(&f->src, nt->m, nt->data_at, dst, (size_t)nt->t.info.raw_size,
                            CAIRN__ZIP_CHECK, err);
 }
 
@@ -324,7 +325,7 @@ static cairn_status npz_verify_tensor(const cairn_file *f, uint64_t index, cairn
     if (index >= s->count)
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
                            (unsigned long long)index);
-    return cairn__zip_verify(f, s->tensors[index].m, err);
+    return cairn__zip_verify(&f->src, s->tensors[index].m, err);
 }
 
 const cairn__reader_ops cairn__npz_reader = {
@@ -362,7 +363,7 @@ static cairn_status npz_begin(cairn_writer *w, cairn_error *err)
     npz_writer *s = calloc(1, sizeof *s);
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    cairn__zipw_init(&s->zw, w);
+    cairn__zipw_init(&s->zw, &w->sink);
     w->state = s;
     return CAIRN_OK;
 }

@@ -13,7 +13,7 @@
 #ifndef CAIRN_SAFETENSORS_H
 #define CAIRN_SAFETENSORS_H
 
-#include "archive/archive.h"
+#include "format/format.h"
 
 /* The reference implementation's MAX_HEADER_SIZE (decimal, not MiB). */
 #define ST_MAX_HEADER 100000000u

@@ -1,6 +1,7 @@
 /* safetensors_read.c -- opens a safetensors file (docs/FORMAT.md §11): checks
  * the header length, parses the JSON header, enforces the reference
  * reader's layout rules and keeps a name-sorted tensor table. */
+#include "format/format.h"
 #include "format/safetensors/safetensors.h"
 #include "format/safetensors/safetensors_json.h"
 #include "format/safetensors/safetensors_meta.h"
@@ -432,7 +433,7 @@ static cairn_status build_table(const st_parse *ps, const st_node *root, const s
         in->offset = r->data_at + spans[k].begin;
         in->alignment = offset_alignment(in->offset);
         in->codec = CAIRN_CODEC_NONE;
-        in->zero_copy = cairn__source_ptr(ps->f, in->offset, in->stored_size) != NULL;
+        in->zero_copy = cairn__file_ptr(ps->f, in->offset, in->stored_size) != NULL;
         if (in->alignment > r->max_align)
             r->max_align = in->alignment;
     }
@@ -506,7 +507,7 @@ static cairn_status read_length(const cairn_file *f, st_reader *r, cairn_error *
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset 0: safetensors file is %llu bytes, "
                            "shorter than its 8-byte header length", f->path,
                            (unsigned long long)size);
-    CAIRN_TRY(cairn__source_read(f, 0, b, 8, err));
+    CAIRN_TRY(cairn__file_read(f, 0, b, 8, err));
     r->header_len = cairn__le64(b);
     if (r->header_len > ST_MAX_HEADER)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: offset 0: safetensors header length %llu "
@@ -683,11 +684,11 @@ static cairn_status parse_file(const cairn_file *f, st_reader **out, cairn_error
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     r->max_align = 1;
     cairn_status st = read_length(f, r, err);
-    const char *text = st == CAIRN_OK ? (const char *)cairn__source_ptr(f, 8, r->header_len) : NULL;
+    const char *text = st == CAIRN_OK ? (const char *)cairn__file_ptr(f, 8, r->header_len) : NULL;
     char *heap = NULL;
     if (st == CAIRN_OK && !text) {
         heap = malloc(r->header_len ? (size_t)r->header_len : 1);
-        st = heap ? cairn__source_read(f, 8, heap, (size_t)r->header_len, err)
+        st = heap ? cairn__file_read(f, 8, heap, (size_t)r->header_len, err)
                   : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %llu-byte "
                                 "safetensors header", f->path, (unsigned long long)r->header_len);
         text = heap;
@@ -831,7 +832,7 @@ int cairn__json_object_starts(const cairn_file *f, uint64_t at, uint64_t end)
     uint8_t b[256];
     while (at < end) {
         size_t len = end - at < sizeof b ? (size_t)(end - at) : sizeof b;
-        if (cairn__source_read(f, at, b, len, NULL) != CAIRN_OK)
+        if (cairn__file_read(f, at, b, len, NULL) != CAIRN_OK)
             return 0;
         for (size_t i = 0; i < len; i++) {
             if (b[i] == '{')
@@ -847,7 +848,7 @@ int cairn__json_object_starts(const cairn_file *f, uint64_t at, uint64_t end)
 int cairn__safetensors_sniff(const cairn_file *f)
 {
     uint8_t b[8];
-    if (f->src.size < 10 || cairn__source_read(f, 0, b, 8, NULL) != CAIRN_OK)
+    if (f->src.size < 10 || cairn__file_read(f, 0, b, 8, NULL) != CAIRN_OK)
         return 0;
     uint64_t n = cairn__le64(b);
     if (n < 2 || n > ST_MAX_HEADER || n > f->src.size - 8)

@@ -5,6 +5,7 @@
  * payloads are spooled as they arrive (an unlinked temporary file next to
  * the target, or memory for memory writers) and copied behind the header at
  * commit. */
+#include "format/format.h"
 #include "format/safetensors/safetensors.h"
 #include "format/safetensors/safetensors_meta.h"
 
@@ -61,7 +62,7 @@ static cairn_status sw_begin(cairn_writer *w, cairn_error *err)
     s->spool.fd = -1;
     s->header_min = 2; /* "{}" */
     w->state = s;
-    return cairn__spool_open(&s->spool, w, err);
+    return cairn__spool_open(&s->spool, &w->sink, err);
 }
 
 /* Appends a new entry (name copied) and indexes it. */
@@ -132,7 +133,7 @@ static cairn_status add_planned(cairn_writer *w, st_writer *s, const char *name,
 {
     int64_t at = lookup(s, name, strlen(name)); /* writer.c checked it is declared */
     const st_entry *e = &s->entries[at];
-    return cairn__sink_place(w, s->data_start + e->begin, data, (size_t)e->size, name, err);
+    return cairn__sink_place(&w->sink, s->data_start + e->begin, data, (size_t)e->size, name, err);
 }
 
 static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -147,7 +148,7 @@ static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     CAIRN_TRY(new_entry(w, s, name, dtype, rank, dims, &e, err));
     e.spool_at = s->spool.len;
     if (e.size)
-        CAIRN_TRY(cairn__spool_write(&s->spool, w, data, (size_t)e.size, name, err));
+        CAIRN_TRY(cairn__spool_write(&s->spool, &w->sink, data, (size_t)e.size, name, err));
     return push_entry(w, s, &e, name, err);
 }
 
@@ -247,14 +248,14 @@ static cairn_status write_all(cairn_writer *w, st_entry *const *order, size_t co
     st_writer *s = w->state;
     uint8_t len[8];
     cairn__put64(len, t->len);
-    CAIRN_TRY(cairn__sink_write(w, len, 8, err));
-    CAIRN_TRY(cairn__sink_write(w, t->p, t->len, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, len, 8, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, t->p, t->len, err));
     for (size_t i = 0; i < count;) {
         uint64_t at = order[i]->spool_at, n = order[i]->size;
         for (i++; i < count && order[i]->spool_at == at + n; i++)
             n += order[i]->size;
         if (n)
-            CAIRN_TRY(cairn__spool_copy(&s->spool, w, at, n, err));
+            CAIRN_TRY(cairn__spool_copy(&s->spool, &w->sink, at, n, err));
     }
     return CAIRN_OK;
 }
@@ -304,14 +305,14 @@ static cairn_status sw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
     free(order);
     if (st == CAIRN_OK) {
         cairn__put64(len, t.len);
-        st = cairn__sink_write(w, len, 8, err);
+        st = cairn__sink_write(&w->sink, len, 8, err);
     }
     if (st == CAIRN_OK)
-        st = cairn__sink_write(w, t.p, t.len, err);
+        st = cairn__sink_write(&w->sink, t.p, t.len, err);
     s->data_start = 8 + (uint64_t)t.len;
     free(t.p);
     if (st == CAIRN_OK)
-        st = cairn__sink_extend(w, s->data_start + data_size, err);
+        st = cairn__sink_extend(&w->sink, s->data_start + data_size, err);
     if (st != CAIRN_OK)
         return st;
     cairn__spool_close(&s->spool); /* never needed now */

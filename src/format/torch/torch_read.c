@@ -3,6 +3,8 @@
  * pickles. Pickles go through the restricted machine of pickle.h; storages
  * are ZIP members (or byte ranges of a legacy file) checked against what the
  * pickle declares; tensors are named by their path in the unpickled object. */
+#include "format/format.h"
+#include "format/registry.h"
 #include "common/nameset.h"
 #include "container/pickle.h"
 #include "container/zip.h"
@@ -84,6 +86,20 @@ static cairn_status add_storage(torch_state *s, const torch_storage *st, uint32_
     return CAIRN_OK;
 }
 
+/* A storage key met again must declare the class (dtype) and element count
+ * it was first declared with (docs/FORMAT.md §14.4, §14.6). */
+static cairn_status same_declaration(const torch_state *s, const torch_storage *old,
+                                     const char *shown, uint64_t at, cairn_dtype dtype,
+                                     uint64_t numel, cairn_error *err)
+{
+    if (old->dtype == dtype && old->numel == numel)
+        return CAIRN_OK;
+    return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared again as "
+                       "%llu x %s (first as %llu x %s)", s->where, (unsigned long long)at, shown,
+                       (unsigned long long)numel, cairn_dtype_name(dtype),
+                       (unsigned long long)old->numel, cairn_dtype_name(old->dtype));
+}
+
 /* ------------------------------------------------------- ZIP: the records */
 
 /* The one data.pkl at the top or in the one top folder; torch names that
@@ -101,7 +117,7 @@ static cairn_status find_pickle(torch_state *s, cairn_error *err)
             char a[TORCH_WHERE_MAX];
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
                                "member '%s' both hold a data.pkl: which one is the file?",
-                               cairn__zip_where(f, s->pkl, a, sizeof a),
+                               cairn__zip_where(&f->src, s->pkl, a, sizeof a),
                                (unsigned long long)s->pkl->header_offset, m->name);
         }
         s->pkl = m;
@@ -114,7 +130,7 @@ static cairn_status find_pickle(torch_state *s, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     memcpy(s->root, s->pkl->name, s->root_len);
     s->root[s->root_len] = '\0';
-    cairn__zip_where(f, s->pkl, s->where, sizeof s->where);
+    cairn__zip_where(&f->src, s->pkl, s->where, sizeof s->where);
     return CAIRN_OK;
 }
 
@@ -141,11 +157,11 @@ static cairn_status small_record(torch_state *s, const char *leaf, char *buf, si
     if (m->size >= TORCH_RECORD_MAX) {
         char where[TORCH_WHERE_MAX];
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu): %llu bytes "
-                           "for a record of a few characters", cairn__zip_where(s->f, m, where,
+                           "for a record of a few characters", cairn__zip_where(&s->f->src, m, where,
                                                                                sizeof where),
                            (unsigned long long)m->header_offset, (unsigned long long)m->size);
     }
-    CAIRN_TRY(cairn__zip_read(s->f, m, 0, buf, (size_t)m->size, CAIRN__ZIP_CHECK, err));
+    CAIRN_TRY(cairn__zip_read(&s->f->src, m, 0, buf, (size_t)m->size, CAIRN__ZIP_CHECK, err));
     *len = (size_t)m->size;
     while (*len > 0 && (buf[*len - 1] == '\n' || buf[*len - 1] == '\r'))
         (*len)--;
@@ -208,11 +224,16 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
                            "elements of %s (%llu bytes) but %s holds %llu bytes", s->where,
                            (unsigned long long)at, shown, (unsigned long long)numel,
                            cairn_dtype_name(dtype), (unsigned long long)nbytes,
-                           cairn__zip_where(s->f, m, where, sizeof where),
+                           cairn__zip_where(&s->f->src, m, where, sizeof where),
                            (unsigned long long)m->size);
     }
     uint64_t mi = (uint64_t)(m - s->zip.members);
     if (s->storage_of[mi] != UINT32_MAX) {
+        /* torch.load keeps the first declaration and ignores the rest: a
+         * second one that disagrees would make cairn and torch read the
+         * bytes differently, so it is refused, as in legacy files. */
+        CAIRN_TRY(same_declaration(s, &s->storages[s->storage_of[mi]], shown, at, dtype, numel,
+                                   err));
         *index = s->storage_of[mi];
         return CAIRN_OK;
     }
@@ -224,13 +245,18 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
     return CAIRN_OK;
 }
 
+/* `stored`: the bytes the file holds for this pickle (a deflated member's
+ * compressed size), or 0 for "the bytes it ran over" (legacy files). */
 static cairn_status run_object(torch_state *s, cairn__pickle *vm, const cairn__pickle_host *host,
-                               const uint8_t *p, size_t len, uint64_t base, size_t *used,
-                               cairn_error *err)
+                               const uint8_t *p, size_t len, uint64_t base, uint64_t stored,
+                               size_t *used, cairn_error *err)
 {
+    size_t ran = 0;
     cairn__pickle_init(vm, host, s->where, base);
-    CAIRN_TRY(cairn__pickle_run(vm, p, len, used, err));
-    return cairn__pickle_flatten(vm, &s->flat, err);
+    CAIRN_TRY(cairn__pickle_run(vm, p, len, &ran, err));
+    if (used)
+        *used = ran;
+    return cairn__pickle_flatten(vm, stored ? stored : ran, &s->flat, err);
 }
 
 /* ------------------------------------------------------ tensors from the walk */
@@ -248,24 +274,30 @@ static int is_contiguous(const cairn__pk_tensor *t)
     return 1;
 }
 
-/* Checked by the pickle machine against the storage; recomputed here for
- * the load op. */
-static uint64_t span_of(const cairn__pk_tensor *t, uint64_t count, uint64_t esize)
+/* The bytes from the view's first element to the end of its last (0 when
+ * empty), or 0 with *over set when that overflows. The pickle machine
+ * checked it against the storage; recomputed here for the load op. */
+static uint64_t span_of(const cairn__pk_tensor *t, uint64_t count, uint64_t esize, int *over)
 {
     if (count == 0)
         return 0;
-    uint64_t last = 0;
-    for (uint32_t d = 0; d < t->rank; d++)
-        last += (t->sizes[d] - 1) * t->strides[d];
-    return (last + 1) * esize;
+    uint64_t last = 0, step, bytes;
+    for (uint32_t d = 0; d < t->rank; d++) {
+        *over |= cairn__mul_overflow(t->sizes[d] - 1, t->strides[d], &step);
+        *over |= cairn__add_overflow(last, step, &last);
+    }
+    *over |= cairn__add_overflow(last, 1, &last);
+    *over |= cairn__mul_overflow(last, esize, &bytes);
+    return *over ? 0 : bytes;
 }
 
-static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *pk,
-                     const cairn__pk_named *named)
+static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *pk,
+                             const cairn__pk_named *named, cairn_error *err)
 {
     const torch_storage *st = &s->storages[tt->storage];
     cairn_tensor_info *in = &tt->t.info;
     uint64_t esize = cairn_dtype_size(pk->dtype);
+    int over = 0;
     in->name = named->name;
     in->name_len = named->len;
     in->dtype = pk->dtype;
@@ -273,17 +305,20 @@ static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *p
     in->count = 1;
     for (uint32_t d = 0; d < pk->rank; d++) {
         in->dims[d] = pk->sizes[d];
-        in->count *= pk->sizes[d];
+        over |= cairn__mul_overflow(in->count, pk->sizes[d], &in->count);
         tt->strides[d] = pk->strides[d];
     }
-    in->raw_size = in->count * esize;
+    over |= cairn__mul_overflow(in->count, esize, &in->raw_size);
+    over |= cairn__mul_overflow(pk->offset, esize, &tt->byte_offset);
+    tt->span = span_of(pk, in->count, esize, &over);
+    over |= cairn__add_overflow(st->offset, tt->byte_offset, &in->offset);
+    if (over)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s': its element count, byte size "
+                           "or storage span overflows 64 bits", s->where, named->name);
     in->codec = CAIRN_CODEC_NONE;
-    tt->byte_offset = pk->offset * esize;
-    tt->span = span_of(pk, in->count, esize);
     tt->contiguous = is_contiguous(pk);
     tt->t.big_endian = s->big_endian;
     int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
-    in->offset = st->offset + tt->byte_offset;
     in->stored_size = in->raw_size;
     if (!stored || !tt->contiguous) {
         /* No byte range of the file is the tensor: read.c asks torch_load. */
@@ -291,13 +326,42 @@ static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *p
         in->alignment = 1;
         if (!stored)
             in->stored_size = st->m->comp_size;
-        return;
+        return CAIRN_OK;
     }
     in->alignment = offset_alignment(in->offset);
     in->zero_copy = !s->big_endian && in->offset % esize == 0 &&
-                    cairn__source_ptr(s->f, in->offset, in->raw_size) != NULL;
+                    cairn__file_ptr(s->f, in->offset, in->raw_size) != NULL;
     if (in->alignment > s->alignment)
         s->alignment = in->alignment;
+    return CAIRN_OK;
+}
+
+/* Views that repeat elements (an expand, stride 0) read as more bytes than
+ * the storage holds: together they may make at most max(max_inflate,
+ * CAIRN__ZIP_RATIO_LIMIT x the storage bytes the file holds) bytes
+ * (docs/FORMAT.md §14.4), so a small file cannot make a reader allocate or
+ * a converter write gigabytes. */
+static cairn_status check_expansion(torch_state *s, cairn_error *err)
+{
+    uint64_t made = 0, cap, ratio_cap;
+    if (cairn__mul_overflow(s->payload_bytes, CAIRN__ZIP_RATIO_LIMIT, &ratio_cap))
+        ratio_cap = UINT64_MAX;
+    cap = s->f->max_inflate > ratio_cap ? s->f->max_inflate : ratio_cap;
+    for (uint64_t i = 0; i < s->count; i++) {
+        const torch_tensor *tt = &s->tensors[i];
+        if (tt->t.info.raw_size <= tt->span)
+            continue;
+        if (cairn__add_overflow(made, tt->t.info.raw_size, &made) || made > cap)
+            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s' repeats the elements of its "
+                               "storage (a stride-0 expand) up to %llu bytes; the file's "
+                               "expanded views may make at most %llu (max(max_inflate, %d x "
+                               "the %llu storage bytes it holds)): raise "
+                               "cairn_open_opts.max_inflate to read it", s->where,
+                               tt->t.info.name, (unsigned long long)tt->t.info.raw_size,
+                               (unsigned long long)cap, CAIRN__ZIP_RATIO_LIMIT,
+                               (unsigned long long)s->payload_bytes);
+    }
+    return CAIRN_OK;
 }
 
 static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn_error *err)
@@ -312,9 +376,9 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
         const cairn__pk_named *named = &s->flat.tensors[i];
         const cairn__pk_tensor *pk = &vm->tensors[named->tensor];
         s->tensors[i].storage = vm->storages[pk->storage].index;
-        describe(s, &s->tensors[i], pk, named);
+        CAIRN_TRY(describe(s, &s->tensors[i], pk, named, err));
     }
-    return CAIRN_OK;
+    return check_expansion(s, err);
 }
 
 /* ------------------------------------------------------------ ZIP: open */
@@ -322,7 +386,7 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
 static cairn_status read_zip(torch_state *s, cairn_error *err)
 {
     const cairn_file *f = s->f;
-    CAIRN_TRY(cairn__zip_open(f, f->max_inflate, &s->zip, err));
+    CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
     CAIRN_TRY(find_pickle(s, err));
     CAIRN_TRY(read_records(s, err));
     if (s->pkl->size > CAIRN__PICKLE_MAX_BYTES)
@@ -336,12 +400,13 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     for (uint64_t i = 0; st == CAIRN_OK && i < s->zip.count; i++)
         s->storage_of[i] = UINT32_MAX;
     if (st == CAIRN_OK)
-        st = cairn__zip_read(f, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
+        st = cairn__zip_read(&f->src, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
     cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, NULL, err);
+        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, s->pkl->comp_size, NULL,
+                        err);
     if (st == CAIRN_OK)
         st = build_tensors(s, &vm, err);
     cairn__pickle_free(&vm);
@@ -371,7 +436,7 @@ int cairn__torch_legacy_sniff(const cairn_file *f)
 {
     uint8_t head[32];
     size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
-    if (cairn__source_read(f, 0, head, n, NULL) != CAIRN_OK)
+    if (cairn__file_read(f, 0, head, n, NULL) != CAIRN_OK)
         return 0;
     return legacy_magic_len(head, n) != 0;
 }
@@ -397,13 +462,7 @@ static cairn_status legacy_storage(void *ctx, const char *key, size_t key_len, c
                            "too long", s->where, (unsigned long long)at, shown);
     int64_t found = cairn__nameset_find(&s->keys, key, key_len, key_at, s);
     if (found >= 0) {
-        const torch_storage *old = &s->storages[found];
-        if (old->dtype != dtype || old->numel != numel)
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared "
-                               "again as %llu x %s (first as %llu x %s)", s->where,
-                               (unsigned long long)at, shown, (unsigned long long)numel,
-                               cairn_dtype_name(dtype), (unsigned long long)old->numel,
-                               cairn_dtype_name(old->dtype));
+        CAIRN_TRY(same_declaration(s, &s->storages[found], shown, at, dtype, numel, err));
         *index = (uint32_t)found;
         return CAIRN_OK;
     }
@@ -478,7 +537,7 @@ static cairn_status place_one(torch_state *s, const cairn__pickle *vm, uint32_t 
     torch_storage *sto = &s->storages[idx];
     uint8_t count[8];
     uint64_t end;
-    CAIRN_TRY(cairn__source_read(s->f, *at, count, 8, err));
+    CAIRN_TRY(cairn__file_read(s->f, *at, count, 8, err));
     if (cairn__le64(count) != sto->numel)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' holds %llu "
                            "elements, its id declared %llu", s->f->path, (unsigned long long)*at,
@@ -533,12 +592,12 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
      * few bytes each); the storages after them are read in place. */
     uint64_t window = 2 * CAIRN__PICKLE_MAX_BYTES;
     uint64_t want = f->src.size < window ? f->src.size : window;
-    legacy_cur c = {cairn__source_ptr(f, 0, want), (size_t)want, 0};
+    legacy_cur c = {cairn__file_ptr(f, 0, want), (size_t)want, 0};
     uint8_t *heap = NULL;
     if (!c.p) {
         if (!(heap = malloc(want ? (size_t)want : 1)))
             return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-        cairn_status st = cairn__source_read(f, 0, heap, (size_t)want, err);
+        cairn_status st = cairn__file_read(f, 0, heap, (size_t)want, err);
         if (st != CAIRN_OK) {
             free(heap);
             return st;
@@ -556,7 +615,7 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
     cairn__pickle_init(&vm, &host, s->where, c.pos);
     size_t used = 0;
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, &used, err);
+        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, 0, &used, err);
     c.pos += used;
     if (st == CAIRN_OK)
         st = place_storages(s, &c, err);
@@ -594,7 +653,7 @@ static cairn_status parse(const cairn_file *f, torch_state **out, cairn_error *e
     s->f = f;
     uint8_t head[4] = {0};
     size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
-    cairn_status st = cairn__source_read(f, 0, head, n, err);
+    cairn_status st = cairn__file_read(f, 0, head, n, err);
     if (st == CAIRN_OK)
         st = cairn__zip_magic(head, n) ? read_zip(s, err) : read_legacy(s, err);
     if (st != CAIRN_OK) {
@@ -715,7 +774,7 @@ static cairn_status torch_verify_tensor(const cairn_file *f, uint64_t index, cai
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
                            (unsigned long long)index);
     const torch_storage *st = &s->storages[s->tensors[index].storage];
-    return st->m ? cairn__zip_verify(f, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
+    return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
 }
 
 /* Copies the elements of a strided view, in C order, from `src` (the
@@ -747,17 +806,17 @@ static cairn_status storage_span(const cairn_file *f, const torch_tensor *tt,
     const torch_storage *st = &s->storages[tt->storage];
     *heap = NULL;
     int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
-    if (stored && (*out = cairn__source_ptr(f, st->offset + tt->byte_offset, tt->span)))
-        return st->m ? cairn__zip_verify(f, st->m, err) : CAIRN_OK;
+    if (stored && (*out = cairn__file_ptr(f, st->offset + tt->byte_offset, tt->span)))
+        return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK;
     if (tt->span > SIZE_MAX || !(*heap = malloc(tt->span ? (size_t)tt->span : 1)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory for %llu bytes "
                            "of its storage", f->path, tt->t.info.name,
                            (unsigned long long)tt->span);
     *out = *heap;
     if (st->m)
-        return cairn__zip_read(f, st->m, tt->byte_offset, *heap, (size_t)tt->span,
+        return cairn__zip_read(&f->src, st->m, tt->byte_offset, *heap, (size_t)tt->span,
                                CAIRN__ZIP_CHECK, err);
-    return cairn__source_read(f, st->offset + tt->byte_offset, *heap, (size_t)tt->span, err);
+    return cairn__file_read(f, st->offset + tt->byte_offset, *heap, (size_t)tt->span, err);
 }
 
 /* Tensors marked via_load: strided views and deflated members. */
@@ -769,7 +828,7 @@ static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, c
     if (tt->t.info.count == 0)
         return CAIRN_OK;
     if (tt->contiguous && st->m) /* a deflated member: inflate straight into dst */
-        return cairn__zip_read(f, st->m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
+        return cairn__zip_read(&f->src, st->m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
                                CAIRN__ZIP_CHECK, err);
     const uint8_t *src;
     uint8_t *heap;

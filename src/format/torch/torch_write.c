@@ -7,7 +7,7 @@
  * names every storage), byteorder, version and the central directory follow
  * at commit. torch.load finds members through the central directory, so the
  * order of members does not matter to it. */
-#include "archive/archive.h"
+#include "format/format.h"
 #include "common/buf.h"
 #include "common/nameset.h"
 #include "common/value_internal.h"
@@ -198,7 +198,7 @@ static int64_t lookup(const tw_writer *s, const char *name, size_t len)
  * leaves nothing (".pt"). */
 static char *archive_prefix(const cairn_writer *w)
 {
-    if (w->fd < 0)
+    if (cairn__sink_is_memory(&w->sink))
         return strdup(TW_DEFAULT_PREFIX);
     const char *base = strrchr(w->path, '/');
     base = base ? base + 1 : w->path;
@@ -220,7 +220,7 @@ static cairn_status tw_begin(cairn_writer *w, cairn_error *err)
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     w->state = s;
-    cairn__zipw_init(&s->zw, w);
+    cairn__zipw_init(&s->zw, &w->sink);
     if (!(s->prefix = archive_prefix(w)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     return CAIRN_OK;
@@ -453,7 +453,8 @@ static cairn_status emit_list(emit *e, const cairn_value *v, int depth)
     for (size_t i = 0; i < n; i++) {
         if (i % TW_BATCH == 0)
             pk_op(e->b, OP_MARK);
-        CAIRN_TRY(emit_value(e, cairn_value_at(v, i), depth + 1));
+        cairn_value scratch; /* packed lists are read in place */
+        CAIRN_TRY(emit_value(e, cairn__value_item(v, i, &scratch), depth + 1));
         if (i % TW_BATCH == TW_BATCH - 1 || i == n - 1)
             pk_op(e->b, OP_APPENDS);
     }
@@ -530,6 +531,8 @@ static void mark_refs(tw_writer *s, const cairn_value *v, int depth)
             s->tensors[i].referenced = 1;
         return;
     }
+    if (v->pack) /* numbers or strings only */
+        return;
     for (size_t k = 0; k < cairn_value_count(v); k++)
         mark_refs(s, cairn_value_at(v, k), depth + 1);
 }

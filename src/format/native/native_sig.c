@@ -1,4 +1,7 @@
-/* sign.c -- signing and verifying native files (docs/FORMAT.md §8).
+/* native_sig.c -- the signature block of native files (docs/FORMAT.md §8):
+ * its key-less structure checks, verification with a key, and writing a
+ * signed copy. The archive face reaches it through the reader ops
+ * (verify_signature, sign); keys and directory manifests are in sign/.
  *
  * The per-tensor and index checksums are XXH3, which is fast but not
  * cryptographic: anyone can make two payloads with one XXH3. So a signature
@@ -9,12 +12,12 @@
  * bytes at a different index either. The ed25519 signature is over
  *     "cairn-sig-v1" || digest || index_hash (u64 LE) || key id. */
 #include "format/native/native.h"
-#include "sign/sign_internal.h"
+#include "format/native/native_sig.h"
+#include "common/crypto.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <xxhash.h>
 
 static const char sig_domain[12] = {'c', 'a', 'i', 'r', 'n', '-', 's', 'i', 'g', '-', 'v', '1'};
@@ -48,8 +51,8 @@ static cairn_status digest_input(const cairn_file *f, uint64_t end, uint8_t out[
     cairn_status st = CAIRN_OK;
     for (uint64_t at = 0; at < end && st == CAIRN_OK;) {
         size_t n = end - at < PIECE ? (size_t)(end - at) : PIECE;
-        const uint8_t *p = cairn__source_ptr(f, at, n);
-        if (!p && (st = cairn__source_read(f, at, buf, n, err)) == CAIRN_OK)
+        const uint8_t *p = cairn__file_ptr(f, at, n);
+        if (!p && (st = cairn__file_read(f, at, buf, n, err)) == CAIRN_OK)
             p = buf;
         if (st == CAIRN_OK)
             crypto_generichash_update(&s, p, n);
@@ -67,12 +70,12 @@ typedef struct layout {
 
 static cairn_status read_layout(const cairn_file *f, layout *l, cairn_error *err)
 {
-    if (f->ops != &cairn__native_reader)
+    if (f->ops->format != CAIRN_FORMAT_NATIVE)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only native .cairn files carry "
                            "signatures (this is %s)", f->path, cairn_format_name(f->ops->format));
-    CAIRN_TRY(cairn__source_read(f, 0, l->header, sizeof l->header, err));
+    CAIRN_TRY(cairn__file_read(f, 0, l->header, sizeof l->header, err));
     l->trailer_at = f->src.size - NATIVE_TRAILER_SIZE; /* open checked the size */
-    CAIRN_TRY(cairn__source_read(f, l->trailer_at, l->trailer, sizeof l->trailer, err));
+    CAIRN_TRY(cairn__file_read(f, l->trailer_at, l->trailer, sizeof l->trailer, err));
     l->meta_end = cairn__le64(l->trailer + TR_META_OFFSET) + cairn__le64(l->trailer + TR_META_SIZE);
     l->sig_offset = cairn__le64(l->trailer + TR_SIG_OFFSET);
     l->sig_size = cairn__le64(l->trailer + TR_SIG_SIZE);
@@ -95,13 +98,13 @@ cairn_status cairn__sig_check_structure(const cairn_file *f, const uint8_t *head
                            "(at %llu)", f->path, (unsigned long long)at, (unsigned long long)size,
                            SG_SIZE, (unsigned long long)meta_end, (unsigned long long)tpos);
     uint8_t pad[8] = {0}, b[SG_SIZE];
-    CAIRN_TRY(cairn__source_read(f, meta_end, pad, (size_t)(at - meta_end), err));
+    CAIRN_TRY(cairn__file_read(f, meta_end, pad, (size_t)(at - meta_end), err));
     for (uint64_t i = 0; i < at - meta_end; i++)
         if (pad[i])
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: padding byte at offset %llu before the "
                                "signature block is not zero", f->path,
                                (unsigned long long)(meta_end + i));
-    CAIRN_TRY(cairn__source_read(f, at, b, sizeof b, err));
+    CAIRN_TRY(cairn__file_read(f, at, b, sizeof b, err));
     if (memcmp(b + SG_MAGIC, native_sig_magic, 8) != 0 ||
         cairn__le16(b + SG_VERSION) != NATIVE_SIG_VERSION ||
         cairn__le16(b + SG_ALGORITHM) != NATIVE_SIG_ED25519 ||
@@ -126,7 +129,8 @@ cairn_status cairn__sig_check_structure(const cairn_file *f, const uint8_t *head
 #define SIGFAIL(fmt, ...) cairn__fail(err, CAIRN_E_SIGNATURE, "%s: " fmt, f->path, __VA_ARGS__)
 
 /* After a digest mismatch: the cheaper checks that say where the change is. */
-static cairn_status locate_damage(const cairn_file *f, const layout *l, cairn_error *err)
+static cairn_status locate_damage(const cairn_file *f, const layout *l,
+                                  cairn__verify_all_fn verify_all, cairn_error *err)
 {
     uint8_t lh[32];
     layout_hash(l->trailer, lh);
@@ -134,7 +138,7 @@ static cairn_status locate_damage(const cairn_file *f, const layout *l, cairn_er
         return SIGFAIL("bytes before the signature block changed since signing: the header (offset "
                        "0 to %d) or the trailer's layout fields", NATIVE_HEADER_SIZE);
     cairn_error why;
-    if (cairn_file_verify(f, &why) != CAIRN_OK)
+    if (verify_all(f, &why) != CAIRN_OK)
         return SIGFAIL("bytes before the signature block (offset 0 to %llu) changed since "
                        "signing; first damage found: %s", (unsigned long long)l->sig_offset,
                        why.message);
@@ -143,12 +147,10 @@ static cairn_status locate_damage(const cairn_file *f, const layout *l, cairn_er
                    (unsigned long long)l->sig_offset);
 }
 
-cairn_status cairn_file_verify_signature(const cairn_file *f,
-                                         const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
-                                         cairn_error *err)
+cairn_status cairn__native_verify_signature(const cairn_file *f,
+                                            const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
+                                            cairn__verify_all_fn verify_all, cairn_error *err)
 {
-    if (!f || !public_key)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_file_verify_signature: NULL argument");
     CAIRN_TRY(cairn__sodium_ready(f->path, err));
     layout l;
     CAIRN_TRY(read_layout(f, &l, err));
@@ -160,7 +162,7 @@ cairn_status cairn_file_verify_signature(const cairn_file *f,
         return SIGFAIL("signature block at offset %llu: %llu bytes, not %d", at,
                        (unsigned long long)l.sig_size, SG_SIZE);
     uint8_t b[SG_SIZE];
-    CAIRN_TRY(cairn__source_read(f, l.sig_offset, b, sizeof b, err));
+    CAIRN_TRY(cairn__file_read(f, l.sig_offset, b, sizeof b, err));
     if (memcmp(b + SG_MAGIC, native_sig_magic, 8) != 0 || cairn__le32(b + SG_BLOCK_SIZE) != SG_SIZE)
         return SIGFAIL("signature block at offset %llu: bad magic or size (damaged)", at);
     if (cairn__le16(b + SG_VERSION) != NATIVE_SIG_VERSION ||
@@ -195,7 +197,7 @@ cairn_status cairn_file_verify_signature(const cairn_file *f,
     uint8_t digest[32];
     CAIRN_TRY(digest_input(f, l.sig_offset, digest, err));
     if (sodium_memcmp(digest, b + SG_DIGEST, sizeof digest) != 0)
-        return locate_damage(f, &l, err);
+        return locate_damage(f, &l, verify_all, err);
     uint8_t lh[32];
     layout_hash(l.trailer, lh);
     if (!(cairn__le32(l.header + HD_FLAGS) & HD_FLAG_SIGNED) ||
@@ -212,7 +214,7 @@ cairn_status cairn_file_verify_signature(const cairn_file *f,
 /* --------------------------------------------------------------- sign */
 
 /* Appends bytes to the new file and to the digest. */
-static cairn_status put(cairn_writer *w, crypto_generichash_state *s, const uint8_t *p, size_t n,
+static cairn_status put(cairn__sink *w, crypto_generichash_state *s, const uint8_t *p, size_t n,
                         cairn_error *err)
 {
     if (s)
@@ -222,7 +224,7 @@ static cairn_status put(cairn_writer *w, crypto_generichash_state *s, const uint
 
 /* Writes the signed copy of f to w: new header, the bytes up to the end of
  * the metadata unchanged, padding, the block, the new trailer. */
-static cairn_status write_signed(const cairn_file *f, const layout *l, cairn_writer *w,
+static cairn_status write_signed(const cairn_file *f, const layout *l, cairn__sink *w,
                                  const uint8_t *sk, cairn_error *err)
 {
     uint64_t sig_at = align8(l->meta_end);
@@ -246,8 +248,8 @@ static cairn_status write_signed(const cairn_file *f, const layout *l, cairn_wri
     cairn_status st = CAIRN_OK;
     for (uint64_t at = NATIVE_HEADER_SIZE; at < l->meta_end && st == CAIRN_OK;) {
         size_t n = l->meta_end - at < PIECE ? (size_t)(l->meta_end - at) : PIECE;
-        const uint8_t *p = cairn__source_ptr(f, at, n);
-        if (!p && (st = cairn__source_read(f, at, buf, n, err)) == CAIRN_OK)
+        const uint8_t *p = cairn__file_ptr(f, at, n);
+        if (!p && (st = cairn__file_read(f, at, buf, n, err)) == CAIRN_OK)
             p = buf;
         if (st == CAIRN_OK)
             st = put(w, &s, p, n, err);
@@ -274,37 +276,11 @@ static cairn_status write_signed(const cairn_file *f, const layout *l, cairn_wri
     return put(w, NULL, t, sizeof t, err);
 }
 
-cairn_status cairn_sign_file(const char *path, const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
-                             unsigned flags, cairn_error *err)
+cairn_status cairn__native_sign(const cairn_file *f, const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
+                               cairn__sink *out, cairn_error *err)
 {
-    if (!path || !secret_key)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_sign_file: NULL argument");
-    CAIRN_TRY(cairn__sodium_ready(path, err));
-    cairn_open_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_NATIVE};
-    cairn_file *f;
-    CAIRN_TRY(cairn_file_open(path, &o, &f, err));
-    /* Signing vouches for the bytes: never sign a file that does not verify. */
-    cairn_error why;
-    cairn_status st = cairn_file_verify(f, &why);
-    if (st != CAIRN_OK)
-        st = cairn__fail(err, st, "%s: not signed, because the file does not verify: %s", path,
-                         why.message);
+    CAIRN_TRY(cairn__sodium_ready(f->path, err));
     layout l;
-    if (st == CAIRN_OK)
-        st = read_layout(f, &l, err);
-    cairn_writer *w = NULL;
-    if (st == CAIRN_OK)
-        st = cairn__writer_open_raw(path, flags & CAIRN_WRITE_NO_SYNC, &w, err);
-    struct stat sb;
-    /* The signed file replaces the original: keep its permissions. */
-    if (st == CAIRN_OK && f->src.fd >= 0 && fstat(f->src.fd, &sb) == 0)
-        fchmod(w->fd, sb.st_mode & 07777);
-    if (st == CAIRN_OK)
-        st = write_signed(f, &l, w, secret_key, err);
-    cairn_file_close(f);
-    if (st != CAIRN_OK) {
-        cairn_writer_abort(w);
-        return st;
-    }
-    return cairn_writer_commit(w, err);
+    CAIRN_TRY(read_layout(f, &l, err));
+    return write_signed(f, &l, out, secret_key, err);
 }
