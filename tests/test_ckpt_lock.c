@@ -163,7 +163,12 @@ static void test_second_writer_refused(void)
     toy_init(&t);
     CHECK_ST(cairn_ckpt_step(m, 1, 1, NULL, &t.parts, 0, NULL, &err), CAIRN_E_STATE);
     CHECK_OK(cairn_ckpt_close(m, &err));
-    /* the kernel drops the lock of a killed writer */
+    /* the kernel drops the lock of a killed writer (killed once it has
+     * committed a checkpoint, however slow the machine) */
+    char one[4400];
+    snprintf(one, sizeof one, "%s/ckpt-00000001.cairn", dir);
+    for (int i = 0; i < 3000 && access(one, F_OK) != 0; i++)
+        usleep(10000);
     kill(first, SIGKILL);
     waitpid(first, &status, 0);
     CHECK(WIFSIGNALED(status));
