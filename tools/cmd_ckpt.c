@@ -20,7 +20,9 @@ static const char ckpt_help[] =
     "best    prints the path of the best valid checkpoint (by the monitored metric;\n"
     "        the latest when there is none)\n"
     "verify  checks every byte of every checkpoint; exit 1 if the newest is not valid\n"
-    "prune   removes what no retention policy keeps (never the newest valid one)\n"
+    "prune   removes what no retention policy keeps (never the newest valid one);\n"
+    "        refused while a training run writes DIR (ls, best, verify and\n"
+    "        prune --dry-run only read, and never wait)\n"
     "See docs/CHECKPOINTS.md for the layout and the commit protocol.\n";
 
 typedef struct ckpt_args {
