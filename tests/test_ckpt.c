@@ -1,11 +1,16 @@
 /* test_ckpt.c -- the checkpoint manager: monitored saves, composable
  * retention (also after a restart), resume with the epoch count going on,
  * fallback past a corrupt newest checkpoint, leftover cleanup, async saves
- * (buffers reusable at once, background errors surface), signals, a full
- * disk. */
+ * (buffers reusable at once, background errors surface, the writer's low
+ * priority), signals, a full disk. */
 #include "testutil.h"
 
+#include "ckpt/ckpt_internal.h"
+
 #include <cairn.h>
+#include <linux/ioprio.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -384,6 +389,34 @@ static void test_disk_full(void)
     cairn_params_free(back.p);
 }
 
+/* Once a save is handed over, the background writer yields: SCHED_IDLE (or
+ * SCHED_BATCH where idle is a one-way door) and the lowest best-effort I/O
+ * priority; a caller waiting for a save gives it back its priorities. */
+static void test_writer_priority(void)
+{
+    cairn_ckpt *m = open_mgr(dir_named("priority"), NULL, CAIRN_CKPT_ASYNC, 0, 0, 0);
+    run r;
+    run_init(&r, 1);
+    cairn_error err;
+    pid_t tid = m->writer_tid;
+    int before = sched_getscheduler(tid);
+    CHECK(tid > 0 && before != SCHED_IDLE && before != SCHED_BATCH);
+    CHECK_OK(cairn_ckpt_step(m, 1, 0, NULL, &r.parts, 0, NULL, &err));
+    /* it lowers itself when it takes the job, and stays low while idle */
+    int policy = before;
+    for (int i = 0; i < 500 && policy == before; i++) {
+        usleep(10000);
+        policy = sched_getscheduler(tid);
+    }
+    CHECK(policy == m->low_policy && (policy == SCHED_IDLE || policy == SCHED_BATCH));
+    long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, (int)tid);
+    CHECK(io == IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, IOPRIO_NR_LEVELS - 1));
+    CHECK_OK(cairn_ckpt_wait(m, &err));
+    CHECK(cairn_ckpt_count(m) == 1);
+    CHECK_OK(cairn_ckpt_close(m, &err));
+    cairn_params_free(r.p);
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "%s", tu_tmpdir("test_ckpt"));
@@ -391,6 +424,7 @@ int main(void)
     test_composed_policies();
     test_resume_and_fallback();
     test_async();
+    test_writer_priority();
     test_signal();
     test_disk_full();
     TEST_MAIN_END();
