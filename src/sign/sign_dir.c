@@ -57,11 +57,15 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The manifest itself and leftovers of unfinished saves are not signed. */
+/* The manifest itself, leftovers of unfinished saves and a checkpoint
+ * manager's lock files (their content is the holder's PID) are not signed. */
 static int skipped(const char *name)
 {
+    static const char lock[] = ".cairn-lock";
+    size_t n = strlen(name), k = sizeof lock - 1;
     return !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, MANIFEST_NAME) ||
-           (name[0] == '.' && strstr(name, ".cairn-tmp-"));
+           (name[0] == '.' && strstr(name, ".cairn-tmp-")) ||
+           (name[0] == '.' && n > k && !strcmp(name + n - k, lock));
 }
 
 static int printable_name(const char *name)
