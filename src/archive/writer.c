@@ -136,9 +136,69 @@ static void plan_free(struct cairn__plan *p)
     free(p);
 }
 
+/* ------------------------------------------------- names added so far */
+
+/* Every tensor and alias name added: a second add of a name is refused here,
+ * once for every format (the formats keep no duplicate checks of their own). */
+struct cairn__added {
+    char **names;
+    size_t count, cap;
+    cairn__nameset set;
+};
+
+static const char *added_name(const void *ctx, uint32_t index, size_t *len)
+{
+    const struct cairn__added *a = ctx;
+    *len = strlen(a->names[index]);
+    return a->names[index];
+}
+
+static cairn_status check_new_name(const cairn_writer *w, const char *name, cairn_error *err)
+{
+    const struct cairn__added *a = w->added;
+    if (a && cairn__nameset_find(&a->set, name, strlen(name), added_name, a) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
+                           name);
+    return CAIRN_OK;
+}
+
+/* Records `name` (copied) once the format has taken it. */
+static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error *err)
+{
+    struct cairn__added *a = w->added;
+    if (!a && !(a = w->added = calloc(1, sizeof *a)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    if (a->count >= UINT32_MAX - 1)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
+    if (a->count == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        char **names = realloc(a->names, cap * sizeof *names);
+        if (!names)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+        a->names = names;
+        a->cap = cap;
+    }
+    if (!(a->names[a->count] = strdup(name)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    a->count++;
+    return cairn__nameset_insert(&a->set, (uint32_t)(a->count - 1), added_name, a, err);
+}
+
+static void added_free(struct cairn__added *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->count; i++)
+        free(a->names[i]);
+    free(a->names);
+    cairn__nameset_free(&a->set);
+    free(a);
+}
+
 static void writer_free(cairn_writer *w)
 {
     plan_free(w->plan);
+    added_free(w->added);
     cairn_value_free(w->meta);
     cairn_value_free(w->objects);
     if (w->state)
@@ -254,10 +314,7 @@ static cairn_status plan_check_add(const cairn_writer *w, const char *name, cair
         return cairn__fail(err, CAIRN_E_MISMATCH, "%s: tensor '%s' was not declared "
                            "(cairn_writer_declare announced %zu other tensors)", w->path, name,
                            p->count);
-    const plan_entry *e = &p->entries[at];
-    if (e->added)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
+    const plan_entry *e = &p->entries[at]; /* not added yet: check_new_name saw to that */
     if (!same_shape(e, dtype, rank, dims)) {
         char have[160], want[160];
         return cairn__fail(err, CAIRN_E_MISMATCH, "%s: tensor '%s' is %s, but was declared %s",
@@ -389,12 +446,16 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
         return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
                                             "cannot hold compressed tensors", w->path, name,
                                             cairn_format_name(w->ops->format)), err);
+    if ((st = check_new_name(w, name, err)) != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
     if (w->plan && (st = plan_check_add(w, name, dtype, rank, dims, &planned, err)) != CAIRN_OK)
         return cairn__writer_failed(w, st, err);
     if (w->ops->add_coded)
         st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
     else
         st = w->ops->add(w, name, dtype, rank, dims, data, err);
+    if (st == CAIRN_OK)
+        st = remember_name(w, name, err);
     if (st != CAIRN_OK)
         return cairn__writer_failed(w, st, err);
     if (w->plan)
@@ -440,10 +501,14 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
     size_t planned = 0;
     snprintf(what, sizeof what, "%s: alias", w->path);
     cairn_status st = cairn__name_check(name, strlen(name), what, err);
+    if (st == CAIRN_OK)
+        st = check_new_name(w, name, err);
     if (st == CAIRN_OK && w->plan)
         st = plan_check_alias(w, name, existing, &planned, err);
     if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
+    if (st == CAIRN_OK)
+        st = remember_name(w, name, err);
     if (st != CAIRN_OK)
         return cairn__writer_failed(w, st, err);
     if (w->plan)

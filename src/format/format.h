@@ -166,6 +166,9 @@ struct cairn_writer {
     void *state;        /* the format's own */
     int started;        /* a tensor or alias was added: too late for cairn_writer_declare */
     struct cairn__plan *plan; /* cairn_writer_declare's tensors (writer.c), or NULL */
+    /* Names of the tensors and aliases added (writer.c): every add reaching a
+     * format has a name not added before. */
+    struct cairn__added *added;
 };
 
 

@@ -194,9 +194,6 @@ static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
         const gw_entry *e = &s->entries[at];
         return cairn__sink_place(&w->sink, s->data_start + e->rel, data, (size_t)e->size, name, err);
     }
-    if (at >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     uint64_t size, spool_at = s->spool.len;
     CAIRN_TRY(check_entry(w, s, name, dtype, rank, dims, &size, err));
     CAIRN_TRY(cairn__spool_write(&s->spool, &w->sink, data, (size_t)size, name, err));

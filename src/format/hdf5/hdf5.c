@@ -1242,9 +1242,6 @@ static cairn_status add_locked(cairn_writer *w, const char *name, cairn_dtype dt
                                cairn_error *err)
 {
     h5_writer *s = w->state;
-    if (H5Lexists(s->file, name, H5P_DEFAULT) > 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     int owned;
     hid_t ft = file_type(dtype, &owned);
     if (ft < 0)

@@ -536,16 +536,8 @@ typedef struct mx_wentry {
 typedef struct mx_writer {
     mx_wentry *entries;
     size_t count, cap;
-    cairn__nameset names;
     int need_v3; /* a scalar or a zero-sized dimension: V2 cannot say it */
 } mx_writer;
-
-static const char *writer_name_at(const void *ctx, uint32_t index, size_t *len)
-{
-    const mx_writer *s = ctx;
-    *len = s->entries[index].name_len;
-    return s->entries[index].name;
-}
 
 static cairn_status mw_begin(cairn_writer *w, cairn_error *err)
 {
@@ -562,9 +554,6 @@ static cairn_status remember(cairn_writer *w, mx_writer *s, const char *name, ui
                              cairn_error *err)
 {
     size_t len = strlen(name);
-    if (cairn__nameset_find(&s->names, name, len, writer_name_at, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (s->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
     if (s->count == s->cap) {
@@ -581,11 +570,6 @@ static cairn_status remember(cairn_writer *w, mx_writer *s, const char *name, ui
     e->magic_at = at;
     if (!e->name)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    cairn_status st = cairn__nameset_insert(&s->names, (uint32_t)s->count, writer_name_at, s, err);
-    if (st != CAIRN_OK) {
-        free(e->name);
-        return st;
-    }
     s->count++;
     return CAIRN_OK;
 }
@@ -690,7 +674,6 @@ static void mw_destroy(cairn_writer *w)
     for (size_t i = 0; i < s->count; i++)
         free(s->entries[i].name);
     free(s->entries);
-    cairn__nameset_free(&s->names);
     free(s);
     w->state = NULL;
 }

@@ -62,8 +62,6 @@ static cairn_status push_entry(cairn_writer *w, const entry *proto, const char *
     if (nw->strings_size + len + 1 > NATIVE_MAX_STRINGS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor names exceed %llu bytes in total",
                            w->path, (unsigned long long)NATIVE_MAX_STRINGS);
-    if (lookup(nw, name, len) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
     if (nw->count == nw->cap) {
         size_t cap = nw->cap ? nw->cap * 2 : 64;
         entry *e = realloc(nw->entries, cap * sizeof *e);
@@ -166,8 +164,6 @@ static cairn_status nw_add_coded(cairn_writer *w, const char *name, cairn_dtype 
                                  uint32_t codec, int32_t level, uint32_t filter, cairn_error *err)
 {
     native_writer *nw = w->state;
-    if (lookup(nw, name, strlen(name)) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
     entry e = {0};
     e.dtype = (uint16_t)dtype;
     e.rank = (uint8_t)rank;

@@ -1,7 +1,6 @@
 /* npz.c -- NumPy .npz files (docs/FORMAT.md §12): ZIP archives (zip.c) of
  * .npy members (npy_internal.h), one tensor each. */
 #include "format/format.h"
-#include "common/nameset.h"
 #include "container/zip.h"
 #include "format/numpy/npy_internal.h"
 
@@ -346,17 +345,8 @@ const cairn__reader_ops cairn__npz_reader = {
 
 typedef struct npz_writer {
     cairn__zip_writer zw;
-    char **names; /* tensor names added so far, for duplicate checks */
-    size_t count, cap;
-    cairn__nameset set;
+    size_t count; /* members added so far */
 } npz_writer;
-
-static const char *writer_name_at(const void *ctx, uint32_t index, size_t *len)
-{
-    const npz_writer *s = ctx;
-    *len = strlen(s->names[index]);
-    return s->names[index];
-}
 
 static cairn_status npz_begin(cairn_writer *w, cairn_error *err)
 {
@@ -368,28 +358,14 @@ static cairn_status npz_begin(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
-static cairn_status remember_name(cairn_writer *w, npz_writer *s, const char *name,
+static cairn_status count_member(cairn_writer *w, npz_writer *s, const char *name,
                                   cairn_error *err)
 {
-    size_t len = strlen(name);
-    if (cairn__nameset_find(&s->set, name, len, writer_name_at, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (s->count == UINT32_MAX || s->count >= CAIRN__ZIP_MAX_MEMBERS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': an .npz holds at most %llu "
                            "members", w->path, name, (unsigned long long)CAIRN__ZIP_MAX_MEMBERS);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **names = realloc(s->names, cap * sizeof *names);
-        if (!names)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        s->names = names;
-        s->cap = cap;
-    }
-    if (!(s->names[s->count] = strdup(name)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     s->count++;
-    return cairn__nameset_insert(&s->set, (uint32_t)(s->count - 1), writer_name_at, s, err);
+    return CAIRN_OK;
 }
 
 static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -400,7 +376,7 @@ static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype
     if (!cairn__npy_has_descr(dtype))
         return cairn__fail(err, dname ? CAIRN_E_UNSUPPORTED : CAIRN_E_ARG, "%s: tensor '%s': "
                            "NumPy has no descr for %s", w->path, name, dname ? dname : "?");
-    CAIRN_TRY(remember_name(w, s, name, err));
+    CAIRN_TRY(count_member(w, s, name, err));
     uint64_t bytes = cairn_dtype_size(dtype); /* writer.c checked the product */
     for (uint32_t d = 0; d < rank; d++)
         bytes *= dims[d];
@@ -451,10 +427,6 @@ static void npz_destroy(cairn_writer *w)
     if (!s)
         return;
     cairn__zipw_free(&s->zw);
-    for (size_t i = 0; i < s->count; i++)
-        free(s->names[i]);
-    free(s->names);
-    cairn__nameset_free(&s->set);
     free(s);
     w->state = NULL;
 }

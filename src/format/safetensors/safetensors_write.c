@@ -142,8 +142,6 @@ static cairn_status sw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     st_writer *s = w->state;
     if (s->planned)
         return add_planned(w, s, name, data, err);
-    if (lookup(s, name, strlen(name)) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
     st_entry e;
     CAIRN_TRY(new_entry(w, s, name, dtype, rank, dims, &e, err));
     e.spool_at = s->spool.len;

@@ -231,9 +231,6 @@ static cairn_status push_tensor(cairn_writer *w, tw_writer *s, const tw_tensor *
                                 const char *name, cairn_error *err)
 {
     size_t len = strlen(name);
-    if (lookup(s, name, len) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (s->count >= TW_MAX_TENSORS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': a .pt written by cairn holds "
                            "at most %llu tensors", w->path, name,
