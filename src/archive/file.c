@@ -217,7 +217,7 @@ void cairn_file_close(cairn_file *f)
     if (!f)
         return;
     if (f->ops && f->state)
-        f->ops->close(f);
+        cairn__reader_close(f);
     cairn__source_close(&f->src);
     free(f->path);
     free(f);
@@ -225,14 +225,14 @@ void cairn_file_close(cairn_file *f)
 
 const char *cairn_file_path(const cairn_file *f) { return f ? f->path : NULL; }
 
-uint64_t cairn_file_count(const cairn_file *f) { return f ? f->ops->count(f) : 0; }
+uint64_t cairn_file_count(const cairn_file *f) { return f ? cairn__reader_count(f) : 0; }
 
 cairn_status cairn_file_get_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
 {
     if (!f || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_get_info: NULL argument");
     memset(out, 0, sizeof *out);
-    return f->ops->file_info(f, out, err);
+    return cairn__reader_file_info(f, out, err);
 }
 
 cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_tensor_info *out,
@@ -250,12 +250,12 @@ cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_ten
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err)
 {
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     if (index >= n)
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
                            "tensors)", f->path, (unsigned long long)index,
                            (unsigned long long)n);
-    return f->ops->tensor_at(f, index, out, err);
+    return cairn__reader_tensor_at(f, index, out, err);
 }
 
 cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *index,
@@ -268,7 +268,7 @@ cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *
         memset(out, 0, sizeof *out);
     if (!f || !name)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_find: NULL argument");
-    CAIRN_TRY(f->ops->find(f, name, strlen(name), &i, err));
+    CAIRN_TRY(cairn__reader_find(f, name, strlen(name), &i, err));
     if (index)
         *index = i;
     return out ? cairn_tensor_info_at(f, i, out, err) : CAIRN_OK;

@@ -35,7 +35,7 @@ static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
  * of range stays with f, which reports it. */
 static const cairn_file *owner_of(const cairn_file *f, uint64_t *index)
 {
-    if (f && f->ops->owner && *index < f->ops->count(f))
+    if (f && f->ops->owner && *index < cairn__reader_count(f))
         return f->ops->owner(f, *index, index);
     return f;
 }
@@ -336,14 +336,14 @@ cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
     if (f->ops->verify_structure)
         CAIRN_TRY(f->ops->verify_structure(f, err));
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     for (uint64_t i = 0; i < n; i++) {
         cairn__tensor t;
         if (f->ops->verify_tensor) {
             CAIRN_TRY(f->ops->verify_tensor(f, i, err));
             continue;
         }
-        CAIRN_TRY(f->ops->tensor_at(f, i, &t, err));
+        CAIRN_TRY(cairn__reader_tensor_at(f, i, &t, err));
         CAIRN_TRY(verify_tensor(f, &t, err));
     }
     return CAIRN_OK;

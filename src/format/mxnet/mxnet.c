@@ -33,6 +33,7 @@ static int mx_flag_for(cairn_dtype d)
 /* ================================================================ reading */
 
 typedef struct mx_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__tensor *tensors; /* file order; a sparse array gives 2 or 3 */
     uint64_t count, cap;
     char *names;            /* every name, NUL-terminated */
@@ -42,6 +43,7 @@ typedef struct mx_reader {
     uint32_t version;       /* highest record version seen (1, 2 or 3) */
     uint64_t payload;
 } mx_reader;
+CAIRN__TABLE_FIRST(mx_reader);
 
 typedef struct mx_cur {
     const cairn_file *f;
@@ -365,8 +367,9 @@ static cairn_status index_names(mx_cur *c, mx_reader *r)
     return CAIRN_OK;
 }
 
-static void reader_free(mx_reader *r)
+static void reader_free(void *state)
 {
+    mx_reader *r = state;
     if (!r)
         return;
     free(r->tensors);
@@ -446,48 +449,11 @@ static cairn_status mx_open(cairn_file *f, cairn_error *err)
 {
     mx_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
+    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    cairn__table_index(&r->table, &r->index, tensor_name_at, r);
+    cairn__table_info(&r->table, CAIRN_FORMAT_MXNET, r->version ? r->version : 2, r->payload,
+                      r->payload, 1, 0);
     f->state = r;
-    return CAIRN_OK;
-}
-
-static void mx_close(cairn_file *f)
-{
-    reader_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t mx_count(const cairn_file *f)
-{
-    const mx_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
-static cairn_status mx_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const mx_reader *r = f->state;
-    *out = r->tensors[index];
-    return CAIRN_OK;
-}
-
-static cairn_status mx_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                            cairn_error *err)
-{
-    const mx_reader *r = f->state;
-    return cairn__find_by_name(f, &r->index, tensor_name_at, r, name, len, index, err);
-}
-
-static cairn_status mx_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const mx_reader *r = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_MXNET;
-    out->version_major = r->version ? r->version : 2;
-    out->tensor_count = r->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = r->payload;
-    out->raw_bytes = r->payload;
-    out->alignment = 1;
     return CAIRN_OK;
 }
 
@@ -514,11 +480,6 @@ static cairn_status mx_verify_structure(const cairn_file *f, cairn_error *err)
 const cairn__reader_ops cairn__mxnet_reader = {
     .format = CAIRN_FORMAT_MXNET,
     .open = mx_open,
-    .close = mx_close,
-    .count = mx_count,
-    .tensor_at = mx_tensor_at,
-    .find = mx_find,
-    .file_info = mx_file_info,
     .verify_structure = mx_verify_structure,
     .read_metadata = NULL, /* nd.save stores names only: an empty map */
 };

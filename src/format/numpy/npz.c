@@ -21,12 +21,14 @@ typedef struct npz_tensor {
 } npz_tensor;
 
 typedef struct npz_state {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__zip zip;
     npz_tensor *tensors; /* sorted by name */
     uint64_t count;
     char *names;
     uint64_t payload_bytes, alignment;
 } npz_state;
+CAIRN__TABLE_FIRST(npz_state);
 
 static uint64_t offset_alignment(uint64_t off)
 {
@@ -142,13 +144,6 @@ static int tensor_cmp(const void *a, const void *b)
     return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
-static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
-{
-    const cairn_tensor_info *in = &((const npz_state *)ctx)->tensors[pos].t.info;
-    *len = in->name_len;
-    return in->name;
-}
-
 /* Names every tensor, sorts them, and refuses two members with one name
  * ("a" and "a.npy"). */
 static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error *err)
@@ -184,8 +179,9 @@ static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error 
     return CAIRN_OK;
 }
 
-static void state_free(npz_state *s)
+static void state_free(void *state)
 {
+    npz_state *s = state;
     if (!s)
         return;
     cairn__zip_close(&s->zip);
@@ -223,54 +219,22 @@ static cairn_status npz_open(cairn_file *f, cairn_error *err)
         state_free(s);
         return st;
     }
+    /* a ZIP archive has no format version of its own; tensors in name order */
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_info(&s->table, CAIRN_FORMAT_NPZ, 0, s->payload_bytes, 0, s->alignment, 0);
     f->state = s;
-    return CAIRN_OK;
-}
-
-static void npz_close(cairn_file *f)
-{
-    state_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t npz_count(const cairn_file *f)
-{
-    const npz_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status npz_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                  cairn_error *err)
-{
-    const npz_state *s = f->state;
-    *out = s->tensors[index].t;
     return CAIRN_OK;
 }
 
 static cairn_status npz_find(const cairn_file *f, const char *name, size_t name_len,
                              uint64_t *index, cairn_error *err)
 {
-    if (cairn__name_search(((const npz_state *)f->state)->count, sorted_name, f->state, name,
-                           name_len, index))
+    const npz_state *s = f->state;
+    if (cairn__table_lookup(&s->table, name, name_len, index))
         return CAIRN_OK;
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (no member '%s.npy')", f->path,
                        cairn__printable(name, name_len, shown, sizeof shown), shown);
-}
-
-static cairn_status npz_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const npz_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_NPZ;
-    out->version_major = 0; /* a ZIP archive has no format version of its own */
-    out->version_minor = 0;
-    out->tensor_count = s->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = s->payload_bytes;
-    out->alignment = s->alignment;
-    out->has_metadata = 0;
-    return CAIRN_OK;
 }
 
 static int same_tensor(const npz_tensor *a, const npz_tensor *b)
@@ -283,9 +247,6 @@ static int same_tensor(const npz_tensor *a, const npz_tensor *b)
            a->t.via_load == b->t.via_load && a->m->crc == b->m->crc && a->data_at == b->data_at;
 }
 
-/* Parses the archive again and insists it still says the same thing (with
- * pread inputs the file may have changed since open); the CRCs of the
- * members are checked afterwards through npz_verify_tensor. */
 static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
 {
     const npz_state *s = f->state;
@@ -330,11 +291,7 @@ static cairn_status npz_verify_tensor(const cairn_file *f, uint64_t index, cairn
 const cairn__reader_ops cairn__npz_reader = {
     .format = CAIRN_FORMAT_NPZ,
     .open = npz_open,
-    .close = npz_close,
-    .count = npz_count,
-    .tensor_at = npz_tensor_at,
     .find = npz_find,
-    .file_info = npz_file_info,
     .verify_structure = npz_verify_structure,
     .read_metadata = NULL, /* npz has no metadata: an empty map */
     .load = npz_load,
