@@ -170,15 +170,7 @@ static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     if (a->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
-    if (a->count == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        char **names = realloc(a->names, cap * sizeof *names);
-        if (!names)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        a->names = names;
-        a->cap = cap;
-    }
-    if (!(a->names[a->count] = strdup(name)))
+    if (!CAIRN__GROW(a->names, a->cap, a->count, 64) || !(a->names[a->count] = strdup(name)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     a->count++;
     return cairn__nameset_insert(&a->set, (uint32_t)(a->count - 1), added_name, a, err);
@@ -427,6 +419,20 @@ cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decl
     return CAIRN_OK;
 }
 
+/* After the format's add (status st) of `name`: the name is taken and its
+ * plan entry done, or the writer fails. */
+static cairn_status add_done(cairn_writer *w, cairn_status st, const char *name, size_t planned,
+                             cairn_error *err)
+{
+    if (st == CAIRN_OK)
+        st = remember_name(w, name, err);
+    if (st != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
+    if (w->plan)
+        plan_mark(w->plan, planned);
+    return CAIRN_OK;
+}
+
 /* cairn_writer_add and cairn_writer_add_ex: the checks every format
  * relies on, then the format's add (or add_coded for a codec). */
 static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -454,13 +460,7 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
         st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
     else
         st = w->ops->add(w, name, dtype, rank, dims, data, err);
-    if (st == CAIRN_OK)
-        st = remember_name(w, name, err);
-    if (st != CAIRN_OK)
-        return cairn__writer_failed(w, st, err);
-    if (w->plan)
-        plan_mark(w->plan, planned);
-    return CAIRN_OK;
+    return add_done(w, st, name, planned, err);
 }
 
 cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -507,13 +507,7 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
         st = plan_check_alias(w, name, existing, &planned, err);
     if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
-    if (st == CAIRN_OK)
-        st = remember_name(w, name, err);
-    if (st != CAIRN_OK)
-        return cairn__writer_failed(w, st, err);
-    if (w->plan)
-        plan_mark(w->plan, planned);
-    return CAIRN_OK;
+    return add_done(w, st, name, planned, err);
 }
 
 cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)

@@ -131,14 +131,8 @@ static int entry_cmp(const void *a, const void *b)
 
 static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *err)
 {
-    if (m->count == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        ckpt_entry *n = realloc(m->entries, cap * sizeof *n);
-        if (!n)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-        m->entries = n;
-        m->cap = cap;
-    }
+    if (!CAIRN__GROW(m->entries, m->cap, m->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
     m->entries[m->count++] = *e;
     return CAIRN_OK;
 }

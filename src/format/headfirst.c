@@ -40,15 +40,9 @@ static cairn_status push(cairn_writer *w, cairn__hf_writer *h, const char *name,
 {
     if (h->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
-    if (h->count == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        cairn__hf_entry *e = realloc(h->entries, cap * sizeof *e);
-        if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
-                               w->path);
-        h->entries = e;
-        h->cap = cap;
-    }
+    if (!CAIRN__GROW(h->entries, h->cap, h->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
+                           w->path);
     cairn__hf_entry *e = &h->entries[h->count];
     memset(e, 0, sizeof *e);
     e->name_len = strlen(name);

@@ -772,6 +772,15 @@ static cairn_status lay_out(cairn_writer *w, gw_writer *s, gw_kvs *k, cairn__buf
     return build_header(w, s, k, b, err);
 }
 
+/* Lays out (k and b as lay_out) and writes the header and its padding. */
+static cairn_status write_header(cairn_writer *w, gw_writer *s, gw_kvs *k, cairn__buf *b,
+                                 cairn_error *err)
+{
+    CAIRN_TRY(lay_out(w, s, k, b, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, b->p, b->len, err));
+    return cairn__sink_pad(&w->sink, k->alignment, err);
+}
+
 /* Every tensor is known (and the metadata, set before): write the header
  * and its padding and make the file its final size, so each add writes its
  * payload in place (no spool). */
@@ -783,11 +792,7 @@ static cairn_status gw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
     s->hf.planned = 1; /* for messages; the writer fails with any error below */
     gw_kvs k;
     cairn__buf b = {0};
-    cairn_status st = lay_out(w, s, &k, &b, err);
-    if (st == CAIRN_OK)
-        st = cairn__sink_write(&w->sink, b.p, b.len, err);
-    if (st == CAIRN_OK)
-        st = cairn__sink_pad(&w->sink, k.alignment, err);
+    cairn_status st = write_header(w, s, &k, &b, err);
     if (st == CAIRN_OK)
         st = cairn__hf_planned(w, s->data_size, err);
     kvs_free(&k);
@@ -803,11 +808,7 @@ static cairn_status gw_finish(cairn_writer *w, cairn_error *err)
         return CAIRN_OK;
     gw_kvs k;
     cairn__buf b = {0};
-    cairn_status st = lay_out(w, s, &k, &b, err);
-    if (st == CAIRN_OK)
-        st = cairn__sink_write(&w->sink, b.p, b.len, err);
-    if (st == CAIRN_OK)
-        st = cairn__sink_pad(&w->sink, k.alignment, err);
+    cairn_status st = write_header(w, s, &k, &b, err);
     if (st == CAIRN_OK)
         st = cairn__hf_copy(w, NULL, k.alignment, err);
     kvs_free(&k);

@@ -517,14 +517,8 @@ static cairn_status remember(cairn_writer *w, mx_writer *s, const char *name, ui
     size_t len = strlen(name);
     if (s->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        mx_wentry *e = realloc(s->entries, cap * sizeof *e);
-        if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        s->entries = e;
-        s->cap = cap;
-    }
+    if (!CAIRN__GROW(s->entries, s->cap, s->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     mx_wentry *e = &s->entries[s->count];
     e->name = strdup(name);
     e->name_len = len;

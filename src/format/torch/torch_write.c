@@ -235,15 +235,9 @@ static cairn_status push_tensor(cairn_writer *w, tw_writer *s, const tw_tensor *
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': a .pt written by cairn holds "
                            "at most %llu tensors", w->path, name,
                            (unsigned long long)TW_MAX_TENSORS);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        tw_tensor *t = realloc(s->tensors, cap * sizeof *t);
-        if (!t)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
-                               w->path);
-        s->tensors = t;
-        s->cap = cap;
-    }
+    if (!CAIRN__GROW(s->tensors, s->cap, s->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
+                           w->path);
     tw_tensor *t = &s->tensors[s->count];
     *t = *proto;
     if (!(t->name = strdup(name)))
