@@ -505,7 +505,11 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
         st = check_new_name(w, name, err);
     if (st == CAIRN_OK && w->plan)
         st = plan_check_alias(w, name, existing, &planned, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->add_alias)
+        st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s' of '%s': %s, so it has no "
+                         "aliases; add the tensor again under the new name to store a copy",
+                         w->path, name, existing, w->ops->no_alias);
+    else if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
     return add_done(w, st, name, planned, err);
 }

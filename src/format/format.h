@@ -221,6 +221,9 @@ typedef struct cairn__writer_ops {
                               uint32_t codec, int32_t level, uint32_t filter, cairn_error *err);
     cairn_status (*add_alias)(cairn_writer *w, const char *name, const char *existing,
                               cairn_error *err);
+    /* Formats without add_alias say why (writer.c refuses aliases with
+     * CAIRN_E_UNSUPPORTED and these words). */
+    const char *no_alias;
     /* Optional (formats whose header depends on every tensor): called once by
      * cairn_writer_declare, before any add and after any metadata, with decls
      * writer.c has checked (names valid and unique, dtypes valid, ranks and

@@ -127,14 +127,6 @@ static cairn_status gw_begin(cairn_writer *w, cairn_error *err)
     return cairn__hf_begin(w, sizeof(gw_writer), check_entry, err);
 }
 
-static cairn_status gw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s' of '%s': GGUF readers (ggml) "
-                       "require every tensor to have its own bytes; add the tensor again under "
-                       "the new name to store a copy", w->path, name, existing);
-}
-
 static cairn_status collect(gw_kvs *k, const cairn_value *meta, const cairn_value **tt);
 static cairn_status emit_kv(cairn__buf *b, const gw_kvs *k, const gw_kv *kv);
 static void kvs_free(gw_kvs *k);
@@ -826,7 +818,7 @@ const cairn__writer_ops cairn__gguf_writer = {
     .format = CAIRN_FORMAT_GGUF,
     .begin = gw_begin,
     .add = cairn__hf_add,
-    .add_alias = gw_add_alias,
+    .no_alias = "GGUF readers (ggml) require every tensor to have its own bytes",
     .declare = gw_declare,
     .set_metadata = gw_set_metadata,
     .finish = gw_finish,

@@ -1259,15 +1259,6 @@ static cairn_status hw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     return st;
 }
 
-static cairn_status hw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': cairn writes every HDF5 "
-                       "dataset separately and has no aliases; add the tensor again to store "
-                       "a copy", w->path, name);
-}
-
 static cairn_status hw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
 {
     h5_writer *s = w->state;
@@ -1500,7 +1491,7 @@ const cairn__writer_ops cairn__hdf5_writer = {
     .format = CAIRN_FORMAT_HDF5,
     .begin = hw_begin,
     .add = hw_add,
-    .add_alias = hw_add_alias,
+    .no_alias = "cairn writes every HDF5 dataset separately",
     .set_metadata = hw_set_metadata,
     .finish = hw_finish,
     .destroy = hw_destroy,

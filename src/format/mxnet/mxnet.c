@@ -567,15 +567,6 @@ static cairn_status mw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     return cairn__sink_write(&w->sink, data, (size_t)size, err);
 }
 
-static cairn_status mw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': MXNet .params files store "
-                       "every array separately and have no aliases; add the tensor again to "
-                       "store a copy", w->path, name);
-}
-
 static cairn_status mw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
 {
     int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
@@ -637,7 +628,7 @@ const cairn__writer_ops cairn__mxnet_writer = {
     .format = CAIRN_FORMAT_MXNET,
     .begin = mw_begin,
     .add = mw_add,
-    .add_alias = mw_add_alias,
+    .no_alias = "MXNet .params files store every array separately",
     .set_metadata = mw_set_metadata,
     .finish = mw_finish,
     .destroy = mw_destroy,

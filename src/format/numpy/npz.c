@@ -353,15 +353,6 @@ static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype
     return st;
 }
 
-static cairn_status npz_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                  cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': an .npz stores every array "
-                       "separately and has no aliases; add the tensor again to store a copy",
-                       w->path, name);
-}
-
 static cairn_status npz_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
 {
     int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
@@ -392,7 +383,7 @@ const cairn__writer_ops cairn__npz_writer = {
     .format = CAIRN_FORMAT_NPZ,
     .begin = npz_begin,
     .add = npz_add,
-    .add_alias = npz_add_alias,
+    .no_alias = "an .npz stores every array separately",
     .set_metadata = npz_set_metadata,
     .finish = npz_finish,
     .destroy = npz_destroy,

@@ -59,15 +59,6 @@ static cairn_status sw_begin(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
-static cairn_status sw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s' of '%s': safetensors cannot "
-                       "share bytes between tensors (every byte has exactly one owner); add the "
-                       "tensor again under the new name to store a copy", w->path, name,
-                       existing);
-}
-
 /* ----------------------------------------------------------------- finish */
 
 /* The reference writer's order: descending dtype alignment, then name. It
@@ -210,7 +201,8 @@ const cairn__writer_ops cairn__safetensors_writer = {
     .format = CAIRN_FORMAT_SAFETENSORS,
     .begin = sw_begin,
     .add = cairn__hf_add,
-    .add_alias = sw_add_alias,
+    .no_alias = "safetensors cannot share bytes between tensors (every byte has exactly "
+                "one owner)",
     .declare = sw_declare,
     .set_metadata = cairn__hf_set_metadata,
     .finish = sw_finish,
