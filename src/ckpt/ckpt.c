@@ -70,15 +70,6 @@ static int is_leftover(const cairn_ckpt *m, const char *name)
            strncmp(name + 1 + pl, "ckpt-", 5) == 0 && strstr(name, ".cairn-tmp-") != NULL;
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
 static double number_at(const cairn_value *map, const char *key, int *found)
 {
     const cairn_value *v = cairn_value_get(map, key);
@@ -147,7 +138,7 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
     cairn_status st = CAIRN_OK;
     while (st == CAIRN_OK && (de = readdir(d))) {
         if (is_leftover(m, de->d_name)) {
-            char *p = join(m->dir, de->d_name);
+            char *p = cairn__path_join(m->dir, de->d_name);
             if (p)
                 unlink(p); /* a save that died before its rename */
             free(p);
@@ -156,7 +147,7 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
         uint64_t seq = parse_name(m, de->d_name);
         if (!seq)
             continue;
-        ckpt_entry e = {.seq = seq, .path = join(m->dir, de->d_name)};
+        ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, de->d_name)};
         if (!e.path)
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
         else if ((st = push_entry(m, &e, err)) != CAIRN_OK)
@@ -401,7 +392,7 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     snprintf(name, sizeof name, "%sckpt-%08llu.cairn", m->prefix, (unsigned long long)m->next_seq);
     ckpt_entry e = {.seq = m->next_seq, .epoch = epoch, .step = step, .time = now(),
                     .has_metric = has_metric, .metric = metric, .valid = 1,
-                    .path = join(m->dir, name), .reasons = strdup(reasons)};
+                    .path = cairn__path_join(m->dir, name), .reasons = strdup(reasons)};
     cairn_value *record = e.path && e.reasons ? make_record(m, &e, metrics, err) : NULL;
     if (!record) {
         cairn__ckpt_entry_free(&e);

@@ -52,6 +52,9 @@ int cairn__grow(void *items, size_t *cap, size_t count, size_t size, size_t firs
 #define CAIRN__GROW(arr, cap, count, first) \
     cairn__grow(&(arr), &(cap), (count), sizeof *(arr), (first))
 
+/* "dir/name", malloc'd (the caller frees), or NULL when memory runs out. */
+char *cairn__path_join(const char *dir, const char *name);
+
 /* Little-endian loads and stores (the library only builds on little-endian
  * hosts today, but every on-disk field goes through these so a port needs one
  * change). */
