@@ -534,6 +534,21 @@ typedef struct cairn_write_opts {
                             calling thread compresses). With 2 or more, the calling
                             thread writes one batch of chunks while the workers
                             compress the next. Started and joined within each add */
+    /* Added after format 1.1 (older structs: no sharding). */
+    uint64_t shard_size; /* 0: one file. Else a sharded safetensors model
+                            (docs/FORMAT.md §11.6): path NAME.safetensors,
+                            shards NAME-0000K-of-0000N.safetensors of at most
+                            this many tensor bytes each (a larger tensor alone),
+                            cut in declaration order, and the index
+                            NAME.safetensors.index.json written last. Needs
+                            cairn_writer_declare before the first add; metadata
+                            holding tensor references is refused
+                            (CAIRN_E_UNSUPPORTED). When everything fits in one
+                            shard, one plain NAME.safetensors and no index. No
+                            set of shards is ever readable as a mix of two saves:
+                            an earlier index at the path is removed before any
+                            shard is replaced, and a failure removes the shards
+                            it named. */
 } cairn_write_opts;
 
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go

@@ -50,14 +50,24 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     unsigned flags = o.flags;
     cairn_format format = o.format;
     uint64_t alignment = o.alignment;
-    /* Reading sharded safetensors is supported, writing is not: refuse the
-     * index's name rather than write a native file called *.index.json. */
+    /* A sharded model is written by naming its first file (NAME.safetensors)
+     * with shard_size: refuse the index's name rather than write a native
+     * file called *.index.json. */
     if (format == CAIRN_FORMAT_AUTO && path && ends_with(path, ".safetensors.index.json"))
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: writing a sharded safetensors model "
-                           "(an index and its shards) is not supported; write one .safetensors "
-                           "file, which has no size limit", path);
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: write a sharded safetensors model by "
+                           "its NAME.safetensors path with cairn_write_opts.shard_size; the "
+                           "index is written beside the shards", path);
     const cairn__format_row *row = writer_row(format, path);
     const cairn__writer_ops *ops = row ? row->writer : NULL;
+    if (o.shard_size) {
+        if (!path)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "<memory>: a sharded save writes several "
+                               "files: it needs a path");
+        if (!ops || ops->format != CAIRN_FORMAT_SAFETENSORS || !ends_with(path, ".safetensors"))
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only safetensors models are "
+                               "written in shards, to a path ending in .safetensors", path);
+        ops = &cairn__shards_writer;
+    }
     if (alignment == 0)
         alignment = row ? row->alignment : 64;
     if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
@@ -88,6 +98,7 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     w->filter = o.filter;
     w->chunk_size = chunk;
     w->threads = o.threads;
+    w->shard_size = o.shard_size;
     cairn__sink_init_memory(&w->sink, w->path);
     *out = w;
     return CAIRN_OK;
@@ -209,7 +220,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
     cairn_writer *w;
     CAIRN_TRY(writer_new(opts, path, &w, err));
-    cairn_status st = cairn__sink_open_file(&w->sink, w->path, err);
+    cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
     if (st == CAIRN_OK)
         st = w->ops->begin(w, err);
     if (st != CAIRN_OK) {
@@ -267,11 +278,12 @@ static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_
     if (rank > 0 && !dims)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for rank %u", w->path,
                            name, rank);
+    if (cairn__shape_too_big(rank, dims, cairn_dtype_size(dtype)))
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows (counting each "
+                           "zero dimension as 1, more than 2^62 bytes)", w->path, name);
     *bytes = cairn_dtype_size(dtype);
     for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(*bytes, dims[d], bytes) || *bytes > (UINT64_C(1) << 62))
-            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows", w->path,
-                               name);
+        *bytes *= dims[d];
     return CAIRN_OK;
 }
 
@@ -581,11 +593,11 @@ static cairn_status finish_format(cairn_writer *w, cairn_error *err)
 cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
 {
     cairn_status st = cairn__writer_usable(w, err);
-    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink))
+    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink) && !w->ops->composite)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
         st = finish_format(w, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->composite)
         st = commit_file(w, err);
     if (w)
         writer_free(w);

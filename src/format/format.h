@@ -210,6 +210,9 @@ static inline const uint8_t *cairn__file_ptr(const cairn_file *f, uint64_t offse
 
 typedef struct cairn__writer_ops {
     cairn_format format;
+    /* 1 for composite writers (archive/compose_*.c) whose parts are saves of
+     * their own: they get no sink and commit in `finish`. */
+    int composite;
     /* Called once after the sink is ready; writes any header. */
     cairn_status (*begin)(cairn_writer *w, cairn_error *err);
     cairn_status (*add)(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -249,6 +252,7 @@ struct cairn_writer {
     int32_t level;
     uint64_t chunk_size;
     unsigned threads;
+    uint64_t shard_size; /* cairn_write_opts.shard_size (composite shard writer) */
     int failed;         /* any error makes the writer unusable */
     char *path;         /* target path (file), or "<memory>"; sink.path borrows it */
     cairn__sink sink;   /* io/sink.h: file (temporary until commit), memory or remote */
