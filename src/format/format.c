@@ -10,18 +10,6 @@ static cairn_status not_found(const cairn_file *f, const char *name, size_t len,
                        hint ? hint : "", hint ? ")" : "");
 }
 
-cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,
-                                 cairn__name_fn name_at, const void *ctx, const char *name,
-                                 size_t len, uint64_t *index, cairn_error *err)
-{
-    int64_t i = cairn__nameset_find(names, name, len, name_at, ctx);
-    if (i >= 0) {
-        *index = (uint64_t)i;
-        return CAIRN_OK;
-    }
-    return not_found(f, name, len, NULL, err);
-}
-
 /* ------------------------------------------------------------ tensor table */
 
 void cairn__table_init(cairn__tensor_table *t, const void *records, size_t stride,

@@ -104,12 +104,6 @@ struct cairn_file {
     void *state; /* the format's own */
 };
 
-/* ops->find for formats that index their tensors with a cairn__nameset:
- * *index on success, else CAIRN_E_NOT_FOUND naming the file and the name. */
-cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,
-                                 cairn__name_fn name_at, const void *ctx, const char *name,
-                                 size_t len, uint64_t *index, cairn_error *err);
-
 /* ------------------------------------------------- a reader's tensor table */
 
 /* The tensors most readers find, kept the same way: `count` records
