@@ -81,21 +81,12 @@ static int is_leftover(const cairn_ckpt *m, const char *name)
            strncmp(name + 1 + pl, "ckpt-", 5) == 0 && strstr(name, ".cairn-tmp-") != NULL;
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
 /* DIR/<prefix>ckpt-<seq>.cairn, or NULL when out of memory. */
 static char *seq_path(const cairn_ckpt *m, uint64_t seq)
 {
     char name[300];
     snprintf(name, sizeof name, "%sckpt-%08llu.cairn", m->prefix, (unsigned long long)seq);
-    return join(m->dir, name);
+    return cairn__path_join(m->dir, name);
 }
 
 /* The smallest sequence number above `seq` and above every checkpoint and
@@ -170,14 +161,8 @@ static int entry_cmp(const void *a, const void *b)
 
 static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *err)
 {
-    if (m->count == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        ckpt_entry *n = realloc(m->entries, cap * sizeof *n);
-        if (!n)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-        m->entries = n;
-        m->cap = cap;
-    }
+    if (!CAIRN__GROW(m->entries, m->cap, m->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
     m->entries[m->count++] = *e;
     return CAIRN_OK;
 }
@@ -194,7 +179,7 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
     cairn_status st = CAIRN_OK;
     while (st == CAIRN_OK && (de = readdir(d))) {
         if (m->lock_fd >= 0 && is_leftover(m, de->d_name)) {
-            char *p = join(m->dir, de->d_name);
+            char *p = cairn__path_join(m->dir, de->d_name);
             if (p)
                 unlink(p);
             free(p);
@@ -203,7 +188,7 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
         uint64_t seq = parse_name(m, de->d_name);
         if (!seq)
             continue;
-        ckpt_entry e = {.seq = seq, .path = join(m->dir, de->d_name)};
+        ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, de->d_name)};
         if (!e.path)
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
         else if ((st = push_entry(m, &e, err)) != CAIRN_OK)
