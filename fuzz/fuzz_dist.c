@@ -1,5 +1,5 @@
 /* fuzz_dist.c -- libFuzzer target for the distributed checkpoint manifest
- * (docs/FORMAT.md §19.1): the input drives a manifest's four tables (each
+ * (docs/FORMAT.md §20.1): the input drives a manifest's four tables (each
  * word from one input byte, 254 = 2^40 and 255 = 2^64-1, so structures the
  * checks must refuse or accept are both reachable past the native file's
  * checksums), which is written to memory, parsed, and planned against

@@ -3,7 +3,7 @@
  *
  * N ranks save one checkpoint directory, each its pieces ("boxes") of the
  * global tensors plus replicated tensors written once; M ranks (any M) load
- * any boxes of it. Layout: docs/FORMAT.md §19; protocol, crash table and
+ * any boxes of it. Layout: docs/FORMAT.md §20; protocol, crash table and
  * costs: docs/DISTRIBUTED.md. libcairn_mpi is a client of cairn.h; the
  * directory it writes is also read without MPI by cairn_file_open.
  *

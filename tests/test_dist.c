@@ -1,5 +1,5 @@
 /* test_dist.c -- distributed checkpoint directories without MPI
- * (docs/FORMAT.md §19): cairn_tensor_read_box on plain files, a directory
+ * (docs/FORMAT.md §20): cairn_tensor_read_box on plain files, a directory
  * built by hand read back whole, by box and by flat range, and every rule of
  * the manifest broken once (each refused, naming what is wrong). */
 #include "testutil.h"

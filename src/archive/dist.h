@@ -1,5 +1,5 @@
 /*
- * dist.h -- distributed checkpoint directories (docs/FORMAT.md §19): the
+ * dist.h -- distributed checkpoint directories (docs/FORMAT.md §20): the
  * manifest parser and the box planner, shared by the directory reader
  * (dist_read.c), its fuzz target and its tests.
  *
@@ -50,7 +50,7 @@ typedef struct cairn__dist_manifest {
 
 /* Reads and checks the manifest held by `mf` (an open native file, which
  * must stay open until cairn__dist_manifest_free; `what` names it in
- * messages): every rule of docs/FORMAT.md §19.1 but the overlap
+ * messages): every rule of docs/FORMAT.md §20.1 but the overlap
  * check, which cairn__dist_plan and cairn__dist_check_tensor do. On failure
  * *m is left empty. */
 cairn_status cairn__dist_manifest_parse(const cairn_file *mf, const char *what,

@@ -1,5 +1,5 @@
 /* dist_manifest.c -- the manifest of a distributed checkpoint directory
- * (docs/FORMAT.md §19.1): reading its four tables, every structural check,
+ * (docs/FORMAT.md §20.1): reading its four tables, every structural check,
  * and the planner that maps a requested box onto the saved ones. */
 #include "archive/dist.h"
 #include "archive/dist_boxes.h"

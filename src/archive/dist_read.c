@@ -1,4 +1,4 @@
-/* dist_read.c -- a distributed checkpoint directory (docs/FORMAT.md §19)
+/* dist_read.c -- a distributed checkpoint directory (docs/FORMAT.md §20)
  * opened as one archive of its global tensors. The manifest is read at open;
  * rank files are opened through the public open when a read first needs
  * one, and each global tensor is assembled from the pieces that meet what
