@@ -89,13 +89,17 @@ typedef struct cairn_mpi_ckpt_opts {
     size_t struct_size;    /* sizeof(cairn_mpi_ckpt_opts) */
     const char *dirname;   /* created if missing */
     const char *fn_prefix; /* NULL = "" */
-    unsigned flags;        /* CAIRN_CKPT_ASYNC, CAIRN_CKPT_NO_SYNC (cairn.h) */
+    unsigned flags;        /* CAIRN_CKPT_ASYNC, CAIRN_CKPT_NO_SYNC, CAIRN_CKPT_READ_ONLY
+                              (no lock, nothing created or removed, no saves),
+                              CAIRN_CKPT_PRUNE_EARLIER (retention may also remove
+                              checkpoints of earlier runs) -- cairn.h */
     /* Triggers (any that fires saves); all 0 = every step saves. */
     uint32_t every_epochs;
     uint64_t every_steps;
     double every_seconds;
-    /* Retention among the checkpoints this manager wrote in this run (the
-     * newest valid checkpoint is always kept); 0 = keep all. */
+    /* Retention among the checkpoints this manager wrote in this run (and
+     * earlier runs' with CAIRN_CKPT_PRUNE_EARLIER); the newest valid
+     * checkpoint is always kept; 0 = keep all. */
     uint32_t keep_last;
     uint32_t keep_every;   /* keep those whose epoch is a multiple of it */
     const cairn_write_opts *write; /* rank file options (codec ...), may be NULL */

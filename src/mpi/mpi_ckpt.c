@@ -144,7 +144,8 @@ static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
         snprintf(p, sizeof p, "%s/%s", m->dir, de->d_name);
         if (de->d_name[0] == '.' && !strncmp(de->d_name + 1, m->prefix, pl) &&
             !strncmp(de->d_name + 1 + pl, "ckpt-", 5) && strstr(de->d_name, ".cairn-tmp-")) {
-            cairn__mpi_remove_dir(p); /* a save that died: we hold the lock */
+            if (!(m->flags & CAIRN_CKPT_READ_ONLY))
+                cairn__mpi_remove_dir(p); /* a save that died: we hold the lock */
             continue;
         }
         uint64_t seq = name_seq(m, de->d_name);
@@ -267,9 +268,10 @@ cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
         if (o.flags & CAIRN_CKPT_NO_SYNC)
             m->wopts.flags |= CAIRN_WRITE_NO_SYNC;
     }
-    if (st == CAIRN_OK && m->me == 0 && mkdir(m->dir, 0777) != 0 && errno != EEXIST)
+    int writer = st == CAIRN_OK && !(m->flags & CAIRN_CKPT_READ_ONLY);
+    if (writer && m->me == 0 && mkdir(m->dir, 0777) != 0 && errno != EEXIST)
         st = cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot create: %s", m->dir, strerror(errno));
-    if (st == CAIRN_OK && m->me == 0)
+    if (writer && st == CAIRN_OK && m->me == 0)
         st = take_lock(m, err);
     if (st == CAIRN_OK && m->me == 0)
         st = scan(m, err);
@@ -310,12 +312,13 @@ static void retain(cairn_mpi_ckpt *m)
     int removed = 0;
     for (size_t i = m->n; i-- > 0;) {
         entry *e = &m->e[i];
-        int keep = !e->ours || !e->valid || i == newest;
+        int mine = e->ours || (m->flags & CAIRN_CKPT_PRUNE_EARLIER);
+        int keep = !mine || !e->valid || i == newest;
         if (!keep && m->keep_last && e->valid && kept_recent < m->keep_last)
             keep = 1;
         if (!keep && m->keep_every && e->epoch % m->keep_every == 0)
             keep = 1;
-        if (e->ours && e->valid)
+        if (mine && e->valid)
             kept_recent++;
         if (!keep) {
             char p[PATH_LEN];
@@ -377,6 +380,8 @@ cairn_status cairn_mpi_ckpt_begin(cairn_mpi_ckpt *m, uint64_t epoch, uint64_t st
         *save = NULL;
     if (!m || !save)
         return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_begin: NULL argument");
+    if (m->flags & CAIRN_CKPT_READ_ONLY)
+        return cairn__mpi_fail(err, CAIRN_E_STATE, "%s: opened read-only: cannot save", m->dir);
     MPI_TRY(collect(m, err));
     int due = 0;
     if (m->me == 0) {

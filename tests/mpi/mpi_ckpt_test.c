@@ -67,8 +67,10 @@ static int resume_check(cairn_mpi_ckpt *m, uint64_t *out_step);
 
 static int do_run(const char *root, uint64_t steps, int async, int resume)
 {
+    /* resume: a run going on from the checkpoints of the run before it */
     cairn_mpi_ckpt_opts o = {.struct_size = sizeof o, .dirname = root, .keep_last = 2,
-                             .flags = async ? CAIRN_CKPT_ASYNC : 0};
+                             .flags = (async ? CAIRN_CKPT_ASYNC : 0) |
+                                      (resume ? CAIRN_CKPT_PRUNE_EARLIER : 0)};
     cairn_mpi_ckpt *m;
     cairn_error err;
     if (cairn_mpi_ckpt_open(MPI_COMM_WORLD, &o, &m, &err) != CAIRN_OK) {
