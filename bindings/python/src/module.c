@@ -149,11 +149,11 @@ static cairn_value *map_from_py(PyObject *obj, int depth)
                          Py_TYPE(key)->tp_name);
             goto fail;
         }
-        const char *k = PyUnicode_AsUTF8(key);
+        Py_ssize_t klen;
+        const char *k = PyUnicode_AsUTF8AndSize(key, &klen);
         if (!k)
             goto fail;
-        if (strlen(k) != (size_t)PyUnicode_GET_LENGTH(key) &&
-            memchr(k, 0, (size_t)PyUnicode_GET_LENGTH(key))) {
+        if (memchr(k, 0, (size_t)klen)) {
             PyErr_SetString(PyExc_ValueError, "metadata map keys may not contain NUL");
             goto fail;
         }
