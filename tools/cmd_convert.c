@@ -17,12 +17,14 @@
 static const char convert_help[] =
     "usage: cairn convert IN OUT [--to FORMAT] [--align N] [--no-sync] [--no-progress]\n"
     "                     [--compress CODEC[:LEVEL]] [--shuffle] [--chunk-size N] [--threads N]\n"
-    "                     [--shard-size SIZE]\n"
+    "                     [--shard-size SIZE] [--inert]\n"
     "\n"
-    "Converts between the formats cairn reads and writes. The output format\n"
-    "comes from --to (cairn, npy, safetensors, npz, gguf, torch) or OUT's\n"
-    "extension (.npy, .safetensors, .npz, .gguf, .pt or .pth; anything else:\n"
-    "cairn). Tensors are\n"
+    "Converts between the formats cairn reads and writes. IN's format is\n"
+    "detected by content. The output format comes from --to (cairn, npy,\n"
+    "safetensors, npz, gguf, torch, mxnet, hdf5) or OUT's extension (.npy,\n"
+    ".safetensors, .npz, .gguf, .pt or .pth, .params, .h5 or .hdf5; anything\n"
+    "else: cairn). --inert reads a pickle or joblib IN (a scikit-learn model)\n"
+    "as inert data, nothing in it run, and converts its arrays. Tensors are\n"
     "copied byte for byte (checksums verified on the way when IN has them).\n"
     "Metadata is carried where the target can hold it; otherwise a warning\n"
     "says what was left out. A tensor the target cannot hold (a dtype it has\n"
@@ -50,6 +52,7 @@ typedef struct convert_args {
     cairn_format to;
     uint64_t align;
     int no_sync, no_progress;
+    unsigned open_flags; /* --inert */
     uint64_t shard_size; /* --shard-size; 0: one output file */
     cairn_write_opts compress; /* codec, level, filter, chunk_size, threads */
 } convert_args;
@@ -116,6 +119,8 @@ static int check_shard_args(const convert_args *a)
 static int parse_args(int argc, char **argv, convert_args *a)
 {
     memset(a, 0, sizeof *a);
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
     for (int i = 1; i < argc; i++) {
         int rc = EXIT_OK;
         if (!strcmp(argv[i], "--to") && i + 1 < argc) {
@@ -133,18 +138,14 @@ static int parse_args(int argc, char **argv, convert_args *a)
             a->no_progress = 1;
         } else if ((rc = cli_compress_option(argc, argv, &i, &a->compress)) != 0) {
             rc = rc < 0 ? -1 - rc : EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            rc = cli_usage_error("convert: unknown option '%s'", argv[i]);
-        } else if (!a->in) {
-            a->in = argv[i];
-        } else if (!a->out) {
-            a->out = argv[i];
         } else {
-            rc = cli_usage_error("convert: unexpected argument '%s'", argv[i]);
+            rc = cli_other_arg("convert", argc, argv, &i, &a->open_flags, pos, &npos, 2);
         }
         if (rc != EXIT_OK)
             return rc;
     }
+    a->in = pos[0];
+    a->out = pos[1];
     if (!a->in || !a->out)
         return cli_usage_error("%s", "convert: needs IN and OUT");
     return a->shard_size ? check_shard_args(a) : EXIT_OK;
@@ -188,8 +189,10 @@ static int copy_tensor(cairn_file *in, uint64_t i, cairn_writer *w, cairn_error 
             st = cairn_tensor_data(in, i, &data, err);
     } else {
         owned = malloc(t.raw_size ? (size_t)t.raw_size : 1);
+        char shown[CLI_SAFE_MAX];
         if (!owned)
-            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog, t.name), EXIT_IO;
+            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog,
+                           cli_safe(t.name, t.name_len, shown, sizeof shown)), EXIT_IO;
         st = cairn_tensor_read(in, i, t.dtype, owned, (size_t)t.raw_size, CAIRN_READ_VERIFY, err);
         data = owned;
     }
@@ -295,10 +298,13 @@ static int set_metadata(cairn_writer *w, const cairn_value *meta, const char *ou
         for (size_t k = 0; k < n && k < 20; k++) {
             const char *name = NULL;
             size_t len = 0;
+            char shown[CLI_SAFE_MAX];
             cairn_value_get_data(cairn_value_at(left, k), (const void **)&name, &len);
-            fprintf(stderr, " %.*s", (int)len, name);
+            fprintf(stderr, " %s", cli_safe(name, len, shown, sizeof shown));
         }
-        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "", why.message);
+        char shown[4 * sizeof why.message + 8];
+        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "",
+                cli_safe(why.message, strlen(why.message), shown, sizeof shown));
     }
     cairn_value_free(kept);
     cairn_value_free(left);
@@ -372,8 +378,9 @@ static cairn_value *shard_metadata(const cairn_value *meta, const char *out)
             if (!left++)
                 fprintf(stderr, "%s: warning: %s: sharded output leaves out metadata holding "
                         "tensor references:", cli_prog, out);
+            char shown[CLI_SAFE_MAX];
             if (left <= 20) /* as the other metadata warning: the first 20 names */
-                fprintf(stderr, " %s", key);
+                fprintf(stderr, " %s", cli_safe(key, strlen(key), shown, sizeof shown));
             continue;
         }
         cairn_value *child = cairn_value_clone(cairn_value_at(meta, k));
@@ -388,15 +395,15 @@ static cairn_value *shard_metadata(const cairn_value *meta, const char *out)
     return kept;
 }
 
-int cmd_convert(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return fputs(convert_help, stdout), EXIT_OK;
     convert_args a;
     int rc = parse_args(argc, argv, &a);
     cairn_file *in = NULL;
     if (rc == EXIT_OK)
-        rc = cli_open_input(a.in, 0, &in);
+        rc = cli_open_input(a.in, a.open_flags, &in);
+    if (rc == EXIT_OK)
+        cli_warn_not_carried(in);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
@@ -428,3 +435,12 @@ int cmd_convert(int argc, char **argv)
     cairn_file_close(in);
     return rc;
 }
+
+const cli_command cli_cmd_convert = {
+    "convert",
+    "  convert IN OUT [--to FORMAT] [--compress CODEC[:LEVEL]] [--shuffle]\n"
+    "                         between cairn, npy, safetensors, npz, gguf, torch,\n"
+    "                         mxnet, hdf5 (and from pickle/joblib with --inert)\n",
+    convert_help,
+    run,
+};

@@ -19,6 +19,11 @@ cairn_status cairn__writer_usable(cairn_writer *w, cairn_error *err);
 /* Marks w failed (every later call but abort refuses) and returns st. */
 cairn_status cairn__writer_failed(cairn_writer *w, cairn_status st, cairn_error *err);
 
+/* The invariant every reader's tensors keep (file.c says which); called by
+ * cairn__tensor_get, so a reader's mistake is CAIRN_E_CORRUPT, never a
+ * wrapped size. */
+cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, cairn_error *err);
+
 /* Composite archives: their tensors live in other cairn_files, opened
  * through the public open (the one accepted loop, ARCHITECTURE.md). */
 extern const cairn__reader_ops cairn__safetensors_index_reader;

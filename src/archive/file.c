@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -102,12 +103,20 @@ static void apply_opts(cairn_file *f, const cairn_open_opts *o)
     }
 }
 
+#ifdef CAIRN_CHECK_TENSORS
+static void check_all_tensors(const cairn_file *f);
+#endif
+
 static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file **out,
                                 cairn_error *err)
 {
     cairn_status st = detect(f, format, err);
     if (st == CAIRN_OK)
         st = f->ops->open(f, err);
+#ifdef CAIRN_CHECK_TENSORS
+    if (st == CAIRN_OK)
+        check_all_tensors(f);
+#endif
     if (st == CAIRN_OK && f->has_public_key)
         st = cairn_file_verify_signature(f, f->public_key, err);
     if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
@@ -247,6 +256,48 @@ cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_ten
     return CAIRN_OK;
 }
 
+/* What every reader's tensor must say of itself, whatever its format: a
+ * known dtype, rank <= 8, count == product of dims and raw_size == count x
+ * element size (all without wrapping), and for bytes read straight from the
+ * input (not via_load) a range inside it, of raw_size bytes when not
+ * encoded (a codec the library cannot decode stays not via_load: read.c
+ * refuses it by name). The read
+ * paths (read.c) size their buffers and copies from these numbers, so a
+ * reader that got one wrong yields CAIRN_E_CORRUPT here instead of a short
+ * buffer or a wrapped size. */
+cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, cairn_error *err)
+{
+    const cairn_tensor_info *in = &t->info;
+    uint64_t count = 1, bytes = 0, end = 0;
+    size_t esize = cairn_dtype_size(in->dtype);
+    const char *why = NULL;
+    char shown[96];
+    if (esize == 0)
+        why = "its dtype is not one cairn knows";
+    else if (in->rank > CAIRN_MAX_RANK)
+        why = "its rank is above 8";
+    for (uint32_t d = 0; !why && d < in->rank; d++)
+        if (cairn__mul_overflow(count, in->dims[d], &count))
+            why = "the product of its dimensions overflows 64 bits";
+    if (!why && count != in->count)
+        why = "its element count is not the product of its dimensions";
+    else if (!why && (cairn__mul_overflow(count, esize, &bytes) || bytes != in->raw_size))
+        why = "its byte size is not its element count times its element size";
+    else if (!why && !t->via_load && !f->ops->owner &&
+             ((in->codec == CAIRN_CODEC_NONE && in->stored_size != in->raw_size) ||
+              cairn__add_overflow(in->offset, in->stored_size, &end) || end > f->src.size))
+        why = "its bytes are not a range of the input of its byte size";
+    if (!why)
+        return CAIRN_OK;
+    return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s': %s (%s x %llu elements, %llu "
+                       "bytes, %llu stored at offset %llu)", f->path,
+                       in->name ? cairn__printable(in->name, in->name_len, shown, sizeof shown)
+                                : "?",
+                       why, cairn_dtype_name(in->dtype) ? cairn_dtype_name(in->dtype) : "?",
+                       (unsigned long long)in->count, (unsigned long long)in->raw_size,
+                       (unsigned long long)in->stored_size, (unsigned long long)in->offset);
+}
+
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err)
 {
@@ -255,8 +306,31 @@ cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
                            "tensors)", f->path, (unsigned long long)index,
                            (unsigned long long)n);
-    return f->ops->tensor_at(f, index, out, err);
+    CAIRN_TRY(f->ops->tensor_at(f, index, out, err));
+    return cairn__tensor_check(f, out, err);
 }
+
+#ifdef CAIRN_CHECK_TENSORS
+/* Check builds (the sanitizer and fuzz builds): every file any test or
+ * fuzz input opens has every tensor checked at open, and a reader that
+ * yields a tensor breaking cairn__tensor_check is a bug in cairn, so the
+ * process stops there, loudly, as an assert would. A tensor its reader
+ * refuses (an error from tensor_at) is the reader doing its job. */
+static void check_all_tensors(const cairn_file *f)
+{
+    uint64_t n = f->ops->count(f);
+    for (uint64_t i = 0; i < n; i++) {
+        cairn__tensor t;
+        cairn_error e;
+        if (f->ops->tensor_at(f, i, &t, NULL) != CAIRN_OK)
+            continue;
+        if (cairn__tensor_check(f, &t, &e) != CAIRN_OK) {
+            fprintf(stderr, "cairn: reader invariant broken: %s\n", e.message);
+            abort();
+        }
+    }
+}
+#endif
 
 cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *index,
                                cairn_tensor_info *out, cairn_error *err)

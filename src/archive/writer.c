@@ -226,11 +226,12 @@ static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_
     if (rank > 0 && !dims)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for rank %u", w->path,
                            name, rank);
+    if (cairn__shape_too_big(rank, dims, cairn_dtype_size(dtype)))
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows (counting each "
+                           "zero dimension as 1, more than 2^62 bytes)", w->path, name);
     *bytes = cairn_dtype_size(dtype);
     for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(*bytes, dims[d], bytes) || *bytes > (UINT64_C(1) << 62))
-            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows", w->path,
-                               name);
+        *bytes *= dims[d];
     return CAIRN_OK;
 }
 

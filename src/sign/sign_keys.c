@@ -7,6 +7,7 @@
  * The secret key is libsodium's 64 bytes: the 32-byte seed, then the public
  * key. Text, so a key can be copied through a terminal or a secret store. */
 #include "sign/sign_internal.h"
+#include "io/open_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -116,14 +117,9 @@ cairn_status cairn_keygen(const char *secret_path, const char *public_path, cair
 static cairn_status load_key(const char *path, const char *magic, uint8_t *out, size_t n,
                              int secret, cairn_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot open key file: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file", path);
-    }
+    CAIRN_TRY(cairn__open_read(path, 0, 0, &fd, &sb, err));
     if (secret && (sb.st_mode & 077)) {
         close(fd);
         return cairn__fail(err, CAIRN_E_ARG, "%s: secret key file is accessible by others (mode "
