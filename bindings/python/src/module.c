@@ -492,6 +492,18 @@ static PyObject *format_name(PyObject *self, PyObject *arg)
     return PyUnicode_FromString(n);
 }
 
+/* The address of an object's contiguous buffer (what a save would write
+ * from): cheaper than NumPy's __array_interface__ per tensor. */
+static PyObject *buffer_address(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    PyObject *out = PyLong_FromVoidPtr(view.buf);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyObject *format_from_name(PyObject *self, PyObject *arg)
 {
     const char *s = PyUnicode_AsUTF8(arg);
@@ -549,6 +561,8 @@ static PyMethodDef methods[] = {
     {"codec_parse", codec_parse, METH_O, "codec_parse('zstd:3') -> (codec, level)."},
     {"codec_name", codec_name, METH_O, "codec_name(code) -> 'zstd', 'lz4', ..."},
     {"format_name", format_name, METH_O, "format_name(code) -> 'cairn', 'safetensors', ..."},
+    {"buffer_address", buffer_address, METH_O,
+     "buffer_address(obj) -> the address of obj's C-contiguous buffer."},
     {"format_from_name", format_from_name, METH_O,
      "format_from_name('safetensors') -> code (0 if no format has that name)."},
     {"format_extensions", format_extensions, METH_O,
