@@ -281,6 +281,19 @@ int pycairn_map_from_py(PyObject *obj, cairn_value **out)
     return *out ? 0 : -1;
 }
 
+static PyObject *to_py(const cairn_value *v, int depth);
+
+/* Child i of a list or map. cairn_value_at gives the items of a compact
+ * list read from a file their nodes on first use, which may run out of
+ * memory (NULL): that is a MemoryError, not a None. */
+static PyObject *child_to_py(const cairn_value *v, size_t i, int depth)
+{
+    const cairn_value *c = cairn_value_at(v, i);
+    if (!c)
+        return PyErr_NoMemory();
+    return to_py(c, depth + 1);
+}
+
 static PyObject *to_py(const cairn_value *v, int depth)
 {
     if (depth > MAX_DEPTH) {
@@ -324,7 +337,7 @@ static PyObject *to_py(const cairn_value *v, int depth)
         if (!list)
             return NULL;
         for (size_t i = 0; i < n; i++) {
-            PyObject *child = to_py(cairn_value_at(v, i), depth + 1);
+            PyObject *child = child_to_py(v, i, depth);
             if (!child) {
                 Py_DECREF(list);
                 return NULL;
@@ -339,7 +352,7 @@ static PyObject *to_py(const cairn_value *v, int depth)
         if (!dict)
             return NULL;
         for (size_t i = 0; i < n; i++) {
-            PyObject *child = to_py(cairn_value_at(v, i), depth + 1);
+            PyObject *child = child_to_py(v, i, depth);
             if (!child || PyDict_SetItemString(dict, cairn_value_key_at(v, i), child) < 0) {
                 Py_XDECREF(child);
                 Py_DECREF(dict);
