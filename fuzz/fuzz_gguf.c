@@ -72,9 +72,15 @@ static char *member_json(const cairn_value *meta, const char *member)
     return json;
 }
 
-/* Every alignment the reader accepts the writer accepts, up to 64 KiB. */
+/* Every alignment the reader accepts the writer accepts, up to 64 KiB; an
+ * array of arrays (its type record is a list) it reads but never writes,
+ * since ggml refuses such files (docs/FORMAT.md §13.4). */
 static int writable(const cairn_value *meta)
 {
+    const cairn_value *types = cairn_value_get(cairn_value_get(meta, "gguf"), "types");
+    for (size_t i = 0; i < cairn_value_count(types); i++)
+        if (cairn_value_get_type(cairn_value_at(types, i)) == CAIRN_VALUE_LIST)
+            return 0;
     int64_t a = 32;
     const cairn_value *v = cairn_value_get(cairn_value_get(cairn_value_get(meta, "gguf"), "kv"),
                                            "general.alignment");

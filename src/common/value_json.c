@@ -58,9 +58,18 @@ static cairn_status put_json(printer *p, json_t *j)
     return p->out.oom ? CAIRN_E_NOMEM : CAIRN_OK;
 }
 
+/* Text without '"', '\\' or control bytes is printed as jansson would,
+ * between quotes as it is (trees hold valid UTF-8 only); the rest goes
+ * through jansson for its escapes. */
 static cairn_status put_string(printer *p, const char *s, size_t len)
 {
-    return put_json(p, json_stringn(s, len));
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+            return put_json(p, json_stringn(s, len));
+    put(p, "\"", 1);
+    put(p, s, len);
+    put(p, "\"", 1);
+    return p->out.oom ? CAIRN_E_NOMEM : CAIRN_OK;
 }
 
 /* A one-key object {"$tag": "text"}, the escape for what JSON cannot hold. */
