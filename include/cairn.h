@@ -88,7 +88,8 @@ typedef enum cairn_status {
     CAIRN_E_MISMATCH = 14,   /* a strict load found missing, unexpected or mismatched tensors */
     CAIRN_E_SIGNATURE = 15,  /* a signature does not verify: a wrong key, or bytes changed
                                 since signing (the message says which) */
-    CAIRN_E_UNSIGNED = 16    /* a signature was asked for and the input carries none */
+    CAIRN_E_UNSIGNED = 16,   /* a signature was asked for and the input carries none */
+    CAIRN_E_BUSY = 17        /* another process holds the lock (a checkpoint directory's writer) */
 } cairn_status;
 
 #define CAIRN_ERROR_MESSAGE_MAX 512
@@ -203,7 +204,11 @@ CAIRN_API cairn_status cairn_value_get_data(const cairn_value *v, const void **d
 
 /* Lists and maps: number of children (0 for other types). */
 CAIRN_API size_t cairn_value_count(const cairn_value *v);
-/* Lists and maps: the i-th child in order (borrowed), or NULL if out of range. */
+/* Lists and maps: the i-th child in order (borrowed), or NULL if out of range.
+ * Trees read from files keep long lists of numbers or strings compactly (one
+ * array, not a node per item); the first cairn_value_at on such a list gives
+ * each item its node, which allocates (NULL if that runs out of memory).
+ * cairn_value_to_json and saving a tree read the compact form in place. */
 CAIRN_API const cairn_value *cairn_value_at(const cairn_value *v, size_t i);
 /* Maps: the i-th key (borrowed, NUL-terminated), or NULL. */
 CAIRN_API const char *cairn_value_key_at(const cairn_value *v, size_t i);
@@ -331,7 +336,10 @@ typedef struct cairn_open_opts {
      * before anything is inflated or allocated. So small archives of any
      * ratio and large ones of real data open, while a zip bomb (100 MiB of
      * zeros in 100 KB) is refused. 0 = CAIRN_MAX_INFLATE_DEFAULT; UINT64_MAX
-     * = no limit (deflate's own 1032:1 bound still applies). Compressed
+     * = no limit (deflate's own 1032:1 bound still applies). The same
+     * limit bounds .pt views that repeat elements (torch's expand, stride
+     * 0): together they may read as max(max_inflate, 100 x the storage
+     * bytes the file holds) bytes (docs/FORMAT.md §14.4). Compressed
      * tensors of the native format are not subject to it: every chunk
      * declares its raw size (at most 16 MiB) and decodes into exactly that
      * much memory (docs/FORMAT.md §4.2). */
@@ -511,6 +519,9 @@ typedef struct cairn_writer cairn_writer;
 /* Flags for cairn_write_opts.flags. */
 #define CAIRN_WRITE_NO_SYNC 0x1u /* skip fsync (faster; a crash may lose the new file,
                                     never the old one: the rename is still atomic) */
+#define CAIRN_WRITE_NO_REPLACE 0x4u /* commit never replaces an existing file: if the
+                                       target exists, cairn_writer_commit fails with
+                                       CAIRN_E_EXISTS and the file is left as it was */
 #define CAIRN_WRITE_COMPRESS 0x2u /* .npz members are deflated (np.savez_compressed);
                                      other formats ignore the flag (the native format's
                                      compression is cairn_write_opts.codec) */
@@ -908,7 +919,23 @@ CAIRN_API cairn_status cairn_file_read_objects(const cairn_file *f, cairn_value 
  * checkpoint atomically as one whole-model archive, applies composable
  * retention only after the new checkpoint is durable, and resumes from the
  * newest checkpoint that verifies. The directory is the only state.
- * A cairn_ckpt belongs to one thread (its async writer is internal). */
+ * A cairn_ckpt belongs to one thread (its async writer is internal).
+ *
+ * Two rules keep one run from destroying another's checkpoints:
+ *  - One writer per series (directory + fn_prefix): a manager opened for
+ *    writing holds an exclusive lock on DIR/.<fn_prefix>ckpt.cairn-lock (an
+ *    open-file-description lock, or flock where those are missing) until
+ *    cairn_ckpt_close; the kernel drops it when the process dies, so a killed
+ *    run never leaves the series locked, and a lock file left behind blocks
+ *    nobody. A second writer gets CAIRN_E_BUSY naming the directory and, when
+ *    the lock file says so, the holder's PID. Readers (CAIRN_CKPT_READ_ONLY)
+ *    take no lock and are never blocked.
+ *  - Nothing is replaced, even without the lock (file systems where locks
+ *    are advisory or absent): a checkpoint is committed with a rename that
+ *    refuses to replace an existing file (CAIRN_WRITE_NO_REPLACE); if its
+ *    name was taken meanwhile, the save takes the next free sequence number.
+ *    Automatic retention removes only checkpoints this manager wrote since it
+ *    was opened, unless CAIRN_CKPT_PRUNE_EARLIER says otherwise. */
 typedef struct cairn_ckpt cairn_ckpt;
 
 /* Flags for cairn_ckpt_opts.flags. */
@@ -916,6 +943,12 @@ typedef struct cairn_ckpt cairn_ckpt;
 #define CAIRN_CKPT_ASYNC 0x2u    /* copy buffers to staging memory and write in the background */
 #define CAIRN_CKPT_NO_SYNC 0x4u  /* skip fsyncs (tests, scratch runs): still atomic, not durable */
 #define CAIRN_CKPT_SIGNALS 0x8u  /* on SIGTERM/SIGINT, the next cairn_ckpt_step saves (see below) */
+#define CAIRN_CKPT_READ_ONLY 0x10u /* list, load and resume only: no lock, nothing created or
+                                      removed; step and prune fail with CAIRN_E_STATE */
+#define CAIRN_CKPT_PRUNE_EARLIER 0x20u /* automatic retention may also remove checkpoints that
+                                          were in the directory before this manager opened it
+                                          (a resumed run's own earlier ones); without it, only
+                                          checkpoints saved through this manager are removed */
 
 typedef struct cairn_ckpt_opts {
     size_t struct_size;  /* sizeof(cairn_ckpt_opts) */
@@ -934,11 +967,18 @@ typedef struct cairn_ckpt_opts {
     uint32_t keep_best;  /* the K best by the monitor */
     uint32_t keep_last;  /* the N newest */
     uint32_t keep_every; /* those whose epoch is a multiple of M, forever */
+    /* Fields below were added later; a caller whose struct_size ends before
+     * them gets the defaults (0). */
+    /* Test switch: nonzero = take no write lock, as on a file system without
+     * locks; the no-replace rule alone then keeps writers apart. */
+    int test_no_lock;
 } cairn_ckpt_opts;
 
-/* Opens (creating if needed) a checkpoint directory: lists its checkpoints
+/* Opens (creating if needed) a checkpoint directory: takes the series' write
+ * lock (CAIRN_E_BUSY if another process holds it), lists its checkpoints
  * from the files alone, removes leftover temporary files of this prefix, and
- * checks which checkpoints are valid (committed and verifying). */
+ * checks which checkpoints are valid (committed and verifying). With
+ * CAIRN_CKPT_READ_ONLY the directory must exist and is only listed. */
 CAIRN_API cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out,
                                        cairn_error *err);
 /* Waits for a background save to be durable, then frees the manager.
@@ -1006,9 +1046,10 @@ CAIRN_API cairn_status cairn_ckpt_resume(cairn_ckpt *m, const cairn_model_parts 
                                          const cairn_load_opts *opts, cairn_value **meta,
                                          cairn_ckpt_resume_info *info, cairn_error *err);
 /* Applies retention now with the given policy (0s = keep everything), e.g.
- * for `cairn ckpt prune`. With dry_run, only reports: *removed (may be NULL)
- * counts what was (or would be) deleted. The newest valid checkpoint is
- * never removed. */
+ * for `cairn ckpt prune`, to every checkpoint of the series (an explicit
+ * policy: also to those saved by earlier runs). With dry_run, only reports
+ * (a read-only manager can do that): *removed (may be NULL) counts what was
+ * (or would be) deleted. The newest valid checkpoint is never removed. */
 CAIRN_API cairn_status cairn_ckpt_prune(cairn_ckpt *m, uint32_t keep_best, uint32_t keep_last,
                                         uint32_t keep_every, int dry_run, size_t *removed,
                                         cairn_error *err);

@@ -226,7 +226,7 @@ void cairn_file_close(cairn_file *f)
     if (!f)
         return;
     if (f->ops && f->state)
-        f->ops->close(f);
+        cairn__reader_close(f);
     cairn__source_close(&f->src);
     free(f->path);
     free(f);
@@ -234,14 +234,14 @@ void cairn_file_close(cairn_file *f)
 
 const char *cairn_file_path(const cairn_file *f) { return f ? f->path : NULL; }
 
-uint64_t cairn_file_count(const cairn_file *f) { return f ? f->ops->count(f) : 0; }
+uint64_t cairn_file_count(const cairn_file *f) { return f ? cairn__reader_count(f) : 0; }
 
 cairn_status cairn_file_get_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
 {
     if (!f || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_get_info: NULL argument");
     memset(out, 0, sizeof *out);
-    return f->ops->file_info(f, out, err);
+    return cairn__reader_file_info(f, out, err);
 }
 
 cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_tensor_info *out,
@@ -257,7 +257,8 @@ cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_ten
 }
 
 /* What every reader's tensor must say of itself, whatever its format: a
- * known dtype, rank <= 8, count == product of dims and raw_size == count x
+ * known dtype, rank <= 8, count == product of dims (0 when one is 0) and
+ * raw_size == count x
  * element size (all without wrapping), and for bytes read straight from the
  * input (not via_load) a range inside it, of raw_size bytes when not
  * encoded (a codec the library cannot decode stays not via_load: read.c
@@ -276,9 +277,14 @@ cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, ca
         why = "its dtype is not one cairn knows";
     else if (in->rank > CAIRN_MAX_RANK)
         why = "its rank is above 8";
+    int zero = 0; /* a zero dimension makes the product 0 whatever the others are */
     for (uint32_t d = 0; !why && d < in->rank; d++)
+        zero |= in->dims[d] == 0;
+    for (uint32_t d = 0; !why && !zero && d < in->rank; d++)
         if (cairn__mul_overflow(count, in->dims[d], &count))
             why = "the product of its dimensions overflows 64 bits";
+    if (zero)
+        count = 0;
     if (!why && count != in->count)
         why = "its element count is not the product of its dimensions";
     else if (!why && (cairn__mul_overflow(count, esize, &bytes) || bytes != in->raw_size))
@@ -301,12 +307,12 @@ cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, ca
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err)
 {
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     if (index >= n)
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
                            "tensors)", f->path, (unsigned long long)index,
                            (unsigned long long)n);
-    CAIRN_TRY(f->ops->tensor_at(f, index, out, err));
+    CAIRN_TRY(cairn__reader_tensor_at(f, index, out, err));
     return cairn__tensor_check(f, out, err);
 }
 
@@ -318,11 +324,11 @@ cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
  * refuses (an error from tensor_at) is the reader doing its job. */
 static void check_all_tensors(const cairn_file *f)
 {
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     for (uint64_t i = 0; i < n; i++) {
         cairn__tensor t;
         cairn_error e;
-        if (f->ops->tensor_at(f, i, &t, NULL) != CAIRN_OK)
+        if (cairn__reader_tensor_at(f, i, &t, NULL) != CAIRN_OK)
             continue;
         if (cairn__tensor_check(f, &t, &e) != CAIRN_OK) {
             fprintf(stderr, "cairn: reader invariant broken: %s\n", e.message);
@@ -342,7 +348,7 @@ cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *
         memset(out, 0, sizeof *out);
     if (!f || !name)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_find: NULL argument");
-    CAIRN_TRY(f->ops->find(f, name, strlen(name), &i, err));
+    CAIRN_TRY(cairn__reader_find(f, name, strlen(name), &i, err));
     if (index)
         *index = i;
     return out ? cairn_tensor_info_at(f, i, out, err) : CAIRN_OK;

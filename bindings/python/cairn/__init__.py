@@ -17,7 +17,7 @@ cairn.CheckpointManager (a directory of crash-proof checkpoints).
 The guide is docs/PYTHON.md.
 """
 from . import _cairn
-from ._cairn import (ArgumentError, ChecksumError, CorruptError, DtypeError, Error,
+from ._cairn import (ArgumentError, BusyError, ChecksumError, CorruptError, DtypeError, Error,
                      ExistsError, FormatError, IOError, LimitError, MismatchError,
                      NoMemoryError, NotFoundError, SignatureError, StateError,
                      UnsupportedError)
@@ -37,7 +37,7 @@ def _plain_str(self):
 NotFoundError.__str__ = _plain_str
 
 __all__ = [
-    "ArgumentError", "CheckpointInfo", "CheckpointManager", "ChecksumError", "CorruptError",
+    "ArgumentError", "BusyError", "CheckpointInfo", "CheckpointManager", "ChecksumError", "CorruptError",
     "DtypeError", "Error", "ExistsError", "File", "FormatError", "IOError", "LimitError",
     "MismatchError", "NoMemoryError", "NotFoundError", "SaveResult", "SignatureError", "Slice",
     "StateError", "TensorInfo", "TensorRef", "UnsupportedError", "Writer", "__version__",

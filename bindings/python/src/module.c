@@ -32,6 +32,8 @@ static error_class classes[] = {
                                   "`.report` lists every problem.", NULL},
     {"SignatureError", NULL, NULL, "A signature is missing or does not verify.", NULL},
     {"NoMemoryError", NULL, &PyExc_MemoryError, "An allocation failed.", NULL},
+    {"BusyError", NULL, NULL, "Another process writes this checkpoint directory (the message "
+                              "names its PID).", NULL},
 };
 #define N_CLASSES (sizeof classes / sizeof classes[0])
 
@@ -62,6 +64,7 @@ static PyObject *class_for(cairn_status st)
     case CAIRN_E_MISMATCH: return class_named("MismatchError");
     case CAIRN_E_SIGNATURE:
     case CAIRN_E_UNSIGNED: return class_named("SignatureError");
+    case CAIRN_E_BUSY: return class_named("BusyError");
     default: return pycairn_Error;
     }
 }

@@ -268,6 +268,7 @@ typedef struct h5_skip {
 } h5_skip;
 
 typedef struct h5_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     hid_t file;
     cairn__tensor *tensors;
     uint64_t count, cap;
@@ -284,6 +285,7 @@ typedef struct h5_reader {
     cairn_error *err;
     const cairn_file *f;
 } h5_reader;
+CAIRN__TABLE_FIRST(h5_reader);
 
 static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
 {
@@ -1232,6 +1234,11 @@ static cairn_status h5_open(cairn_file *f, cairn_error *err)
     if (st != CAIRN_OK)
         return st;
     r->err = NULL;
+    /* close is h5_close: libhdf5 is entered under its lock. HDF5 files
+     * carry per-structure versions, not one. */
+    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, NULL);
+    cairn__table_index(&r->table, &r->index, tensor_name_at, r);
+    cairn__table_info(&r->table, CAIRN_FORMAT_HDF5, 0, r->payload, r->payload, 1, 1);
     f->state = r;
     return CAIRN_OK;
 }
@@ -1243,42 +1250,6 @@ static void h5_close(cairn_file *f)
     reader_free(f->state);
     h5_leave(&g);
     f->state = NULL;
-}
-
-static uint64_t h5_count(const cairn_file *f)
-{
-    const h5_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
-static cairn_status h5_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const h5_reader *r = f->state;
-    *out = r->tensors[index];
-    return CAIRN_OK;
-}
-
-static cairn_status h5_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                            cairn_error *err)
-{
-    const h5_reader *r = f->state;
-    return cairn__find_by_name(f, &r->index, tensor_name_at, r, name, len, index, err);
-}
-
-static cairn_status h5_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const h5_reader *r = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_HDF5;
-    out->version_major = 0; /* HDF5 files carry per-structure versions, not one */
-    out->tensor_count = r->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = r->payload;
-    out->raw_bytes = r->payload;
-    out->alignment = 1;
-    out->has_metadata = 1;
-    return CAIRN_OK;
 }
 
 static cairn_status h5_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
@@ -1517,10 +1488,6 @@ const cairn__reader_ops cairn__hdf5_reader = {
     .format = CAIRN_FORMAT_HDF5,
     .open = h5_open,
     .close = h5_close,
-    .count = h5_count,
-    .tensor_at = h5_tensor_at,
-    .find = h5_find,
-    .file_info = h5_file_info,
     .verify_structure = h5_verify_structure,
     .read_metadata = h5_read_metadata,
     .load = h5_load,
@@ -1649,9 +1616,6 @@ static cairn_status add_locked(cairn_writer *w, const char *name, cairn_dtype dt
                                cairn_error *err)
 {
     h5_writer *s = w->state;
-    if (H5Lexists(s->file, name, H5P_DEFAULT) > 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     int owned;
     hid_t ft = file_type(dtype, &owned);
     if (ft < 0)
@@ -1700,15 +1664,6 @@ static cairn_status hw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     cairn_status st = add_locked(w, name, dtype, rank, dims, data, err);
     h5_leave(&g);
     return st;
-}
-
-static cairn_status hw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': cairn writes every HDF5 "
-                       "dataset separately and has no aliases; add the tensor again to store "
-                       "a copy", w->path, name);
 }
 
 static cairn_status hw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
@@ -1943,7 +1898,7 @@ const cairn__writer_ops cairn__hdf5_writer = {
     .format = CAIRN_FORMAT_HDF5,
     .begin = hw_begin,
     .add = hw_add,
-    .add_alias = hw_add_alias,
+    .no_alias = "cairn writes every HDF5 dataset separately",
     .set_metadata = hw_set_metadata,
     .finish = hw_finish,
     .destroy = hw_destroy,

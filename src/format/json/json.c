@@ -1059,7 +1059,14 @@ static cairn_status jr_find(const cairn_file *f, const char *name, size_t name_l
                             uint64_t *index, cairn_error *err)
 {
     const jr_state *s = f->state;
-    return cairn__find_by_name(f, &s->set, jr_name, s, name, name_len, index, err);
+    int64_t i = cairn__nameset_find(&s->set, name, name_len, jr_name, s);
+    if (i >= 0) {
+        *index = (uint64_t)i;
+        return CAIRN_OK;
+    }
+    char shown[96];
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
+                       cairn__printable(name, name_len, shown, sizeof shown));
 }
 
 static cairn_status jr_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
