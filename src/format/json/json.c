@@ -89,19 +89,9 @@ static int is_inf_bits(const float_kind *k, uint64_t b)
 
 typedef struct jw_writer {
     cairn__buf out;    /* text waiting for the sink */
-    size_t count;      /* tensors written */
-    char **names;      /* for the duplicate check */
-    size_t cap;
-    cairn__nameset set;
+    size_t count;      /* tensors written (names are unique: writer.c checks) */
     cairn_value *meta; /* the latest tree set */
 } jw_writer;
-
-static const char *jw_name(const void *ctx, uint32_t index, size_t *len)
-{
-    const jw_writer *s = ctx;
-    *len = strlen(s->names[index]);
-    return s->names[index];
-}
 
 static cairn_status out_text(cairn_writer *w, const char *text, size_t len, cairn_error *err)
 {
@@ -181,29 +171,6 @@ static cairn_status jw_begin(cairn_writer *w, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     w->state = s;
     return out_str(w, "{\"format\": \"" JSON_MAGIC "\", \"version\": 1, \"tensors\": [", err);
-}
-
-static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error *err)
-{
-    jw_writer *s = w->state;
-    if (cairn__nameset_find(&s->set, name, strlen(name), jw_name, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' added twice", w->path, name);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        char **names = realloc(s->names, cap * sizeof *names);
-        if (!names)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        s->names = names;
-        s->cap = cap;
-    }
-    if (s->count >= UINT32_MAX || !(s->names[s->count] = strdup(name)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    if (cairn__nameset_insert(&s->set, (uint32_t)s->count, jw_name, s, err) != CAIRN_OK) {
-        free(s->names[s->count]);
-        return CAIRN_E_NOMEM;
-    }
-    s->count++;
-    return CAIRN_OK;
 }
 
 /* The values of elements [first, first + n) in C order, each formatted by
@@ -316,7 +283,7 @@ static cairn_status jw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
                                name);
     if (count > 0 && !data)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data", w->path, name);
-    CAIRN_TRY(remember_name(w, name, err));
+    s->count++;
     char head[160];
     CAIRN_TRY(out_str(w, s->count > 1 ? ",\n{\"name\": " : "\n{\"name\": ", err));
     CAIRN_TRY(out_quoted(w, name, strlen(name), err));
@@ -399,10 +366,6 @@ static void jw_destroy(cairn_writer *w)
     jw_writer *s = w->state;
     if (!s)
         return;
-    for (size_t i = 0; i < s->count; i++)
-        free(s->names[i]);
-    free(s->names);
-    cairn__nameset_free(&s->set);
     free(s->out.p);
     cairn_value_free(s->meta);
     free(s);
