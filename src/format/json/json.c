@@ -390,11 +390,13 @@ typedef struct jr_tensor {
 } jr_tensor;
 
 typedef struct jr_state {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     jr_tensor *tensors;
     size_t count, cap;
     cairn__nameset set;
     cairn_value *meta;
 } jr_state;
+CAIRN__TABLE_FIRST(jr_state);
 
 /* The parser: a cursor over the whole document. */
 typedef struct jp {
@@ -888,8 +890,9 @@ static cairn_status skip_value(jp *x)
     }
 }
 
-static void jr_free(jr_state *s)
+static void jr_free(void *state)
 {
+    jr_state *s = state;
     if (!s)
         return;
     for (size_t i = 0; i < s->count; i++) {
@@ -993,59 +996,14 @@ static cairn_status jr_open(cairn_file *f, cairn_error *err)
         jr_free(s);
         return st;
     }
-    f->state = s;
-    return CAIRN_OK;
-}
-
-static void jr_close(cairn_file *f)
-{
-    jr_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t jr_count(const cairn_file *f)
-{
-    const jr_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status jr_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const jr_state *s = f->state;
-    (void)err;
-    *out = s->tensors[index].t;
-    return CAIRN_OK;
-}
-
-static cairn_status jr_find(const cairn_file *f, const char *name, size_t name_len,
-                            uint64_t *index, cairn_error *err)
-{
-    const jr_state *s = f->state;
-    int64_t i = cairn__nameset_find(&s->set, name, name_len, jr_name, s);
-    if (i >= 0) {
-        *index = (uint64_t)i;
-        return CAIRN_OK;
-    }
-    char shown[96];
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
-                       cairn__printable(name, name_len, shown, sizeof shown));
-}
-
-static cairn_status jr_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const jr_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_JSON;
-    out->version_major = JSON_VERSION;
-    out->version_minor = 0;
-    out->tensor_count = s->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = 0;
+    uint64_t payload = 0;
     for (size_t i = 0; i < s->count; i++)
-        out->payload_bytes += s->tensors[i].t.info.raw_size;
-    out->alignment = 1;
-    out->has_metadata = s->meta && cairn_value_count(s->meta) > 0;
+        payload += s->tensors[i].t.info.raw_size;
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, jr_free);
+    cairn__table_index(&s->table, &s->set, jr_name, s);
+    cairn__table_info(&s->table, CAIRN_FORMAT_JSON, JSON_VERSION, payload, 0, 1,
+                      s->meta && cairn_value_count(s->meta) > 0);
+    f->state = s;
     return CAIRN_OK;
 }
 
@@ -1068,11 +1026,6 @@ static cairn_status jr_load(const cairn_file *f, uint64_t index, void *dst, cair
 const cairn__reader_ops cairn__json_reader = {
     .format = CAIRN_FORMAT_JSON,
     .open = jr_open,
-    .close = jr_close,
-    .count = jr_count,
-    .tensor_at = jr_tensor_at,
-    .find = jr_find,
-    .file_info = jr_file_info,
     .read_metadata = jr_read_metadata,
     .load = jr_load,
 };
