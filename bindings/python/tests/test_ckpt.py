@@ -100,8 +100,10 @@ def test_one_writer_per_directory(tmp_path):
                  "    print(e)\n"
                  "    sys.exit(7)\n")
         env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(cairn.__file__)))
+        # cwd elsewhere: `python -c` puts the working directory first on
+        # sys.path, and the source tree's cairn/ may lack this build's extension
         r = subprocess.run([sys.executable, "-c", child, str(tmp_path)], capture_output=True,
-                           text=True, env=env, timeout=120)
+                           text=True, env=env, timeout=120, cwd=str(tmp_path))
         assert r.returncode == 7, r.stderr
         assert f"process {os.getpid()}" in r.stdout
         with pytest.raises(cairn.BusyError):
