@@ -11,7 +11,8 @@ FUZZ_SECONDS ?= 20
 # Debian packages the build, tests and benchmarks need.
 DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev libsimdjson-dev zlib1g-dev \
         libzstd-dev liblz4-dev liblzma-dev libbz2-dev libsodium-dev libhdf5-dev python3-h5py \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-lz4 python3-joblib hyperfine time
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-lz4 python3-joblib hyperfine time \
+        libcurl4-openssl-dev curl
 
 # Debian packages only `make demo` installs, for its PyTorch step (skorch
 # trains, the C model predicts, and back). The step is skipped, with a
