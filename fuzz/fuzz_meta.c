@@ -1,5 +1,5 @@
 /* fuzz_meta.c -- libFuzzer target: the metadata decoder on hostile bytes, plus encode/decode/JSON consistency. */
-#include "value_internal.h"
+#include "common/value_internal.h"
 
 #include <stdlib.h>
 

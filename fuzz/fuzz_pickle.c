@@ -5,7 +5,7 @@
  * compressed joblib file reaches its decoder (zlib, gzip, bzip2, lz4, xz,
  * lzma: joblib_codec.c) and the array walker. */
 #include "fuzz_common.h"
-#include "pickle.h"
+#include "container/pickle.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * safetensors files (a.safetensors ... e.safetensors), then everything a
  * caller could ask of the archive. The same bytes also go through format
  * detection as an in-memory input. */
-#include "format/safetensors_index.h"
+#include "archive/safetensors_index.h"
 
 #include <cairn.h>
 #include <stdint.h>
@@ -128,9 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cairn_file *f = calloc(1, sizeof *f);
     f->path = malloc(sizeof "<fuzz>"); /* freed by cairn_file_close (no strdup in C11) */
     memcpy(f->path, "<fuzz>", sizeof "<fuzz>");
-    f->src.fd = -1;
-    f->src.base = size ? data : (const uint8_t *)"";
-    f->src.size = size;
+    cairn__source_init_memory(&f->src, f->path, data, size);
     f->ops = &cairn__safetensors_index_reader;
     cairn_error err;
     if (cairn__stindex_open(f, open_memory_shard, NULL, &err) == CAIRN_OK)

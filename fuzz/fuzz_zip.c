@@ -1,7 +1,7 @@
 /* fuzz_zip.c -- libFuzzer target: the ZIP reader (zip.h) alone: opens
  * arbitrary bytes as an archive, looks every member up by name, reads each
  * whole with its CRC checked, reads a slice from its middle, and verifies. */
-#include "zip.h"
+#include "container/zip.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void read_member(const cairn_file *f, const cairn__zip *z, const cairn__zip_member *m)
+static void read_member(const cairn__source *f, const cairn__zip *z, const cairn__zip_member *m)
 {
     if (cairn__zip_find(z, m->name, m->name_len) != m)
         __builtin_trap(); /* names are unique: lookup finds the member itself */
@@ -31,13 +31,12 @@ static void read_member(const cairn_file *f, const cairn__zip *z, const cairn__z
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t empty[1];
-    cairn_file f;
+    cairn__source f;
     memset(&f, 0, sizeof f);
-    f.path = (char *)"<fuzz>";
-    f.src.fd = -1;
-    f.src.base = size ? data : empty;
-    f.src.size = size;
-    f.max_inflate = LIMIT;
+    f.path = "<fuzz>";
+    f.fd = -1;
+    f.base = size ? data : empty;
+    f.size = size;
     cairn__zip z;
     if (cairn__zip_open(&f, LIMIT, &z, NULL) != CAIRN_OK)
         return 0;

@@ -284,9 +284,17 @@ typedef enum cairn_format {
                                 reading only, no tensors (arrays stay bytes in the tree) */
 } cairn_format;
 
-/* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5"; NULL if
- * unknown. */
+/* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5",
+ * "pickle"; "auto" for CAIRN_FORMAT_AUTO; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
+/* The format named `name` (as cairn_format_name gives it, or "native"),
+ * in any case; CAIRN_FORMAT_AUTO when no format has that name. */
+CAIRN_API cairn_format cairn_format_from_name(const char *name);
+/* The file extensions by which a path writer picks `format` with
+ * CAIRN_FORMAT_AUTO, space-separated, the usual one first (".pt .pth");
+ * NULL when cairn reads `format` but does not write it, or it is unknown.
+ * The string is static. */
+CAIRN_API const char *cairn_format_extensions(cairn_format format);
 
 /* ---------------------------------------------------------------- reading */
 

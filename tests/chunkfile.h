@@ -13,8 +13,8 @@
 #ifndef CAIRN_CHUNKFILE_H
 #define CAIRN_CHUNKFILE_H
 
-#include "format/native.h"
-#include "internal.h"
+#include "format/native/native.h"
+#include "common/internal.h"
 #include <cairn.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,9 +4,9 @@
  * storage, per-tensor overrides, versions, threads and argument checks. */
 #include "testutil.h"
 
-#include "format/native.h"
-#include "internal.h"
-#include "shuffle.h"
+#include "format/native/native.h"
+#include "common/internal.h"
+#include "codec/shuffle.h"
 #include <cairn.h>
 #include <pthread.h>
 

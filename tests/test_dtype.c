@@ -1,6 +1,6 @@
 /* test_dtype.c -- dtype names and sizes, the conversion rules, exact float rounding. */
 #include "cairn.h"
-#include "internal.h"
+#include "common/internal.h"
 #include "testutil.h"
 
 #include <float.h>

@@ -4,7 +4,7 @@
  * internal boundaries. */
 #include "testutil.h"
 
-#include "hash.h"
+#include "common/hash.h"
 #include <xxhash.h>
 
 /* The build's streaming digest of p[0..len) fed in random pieces. */

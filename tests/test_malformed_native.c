@@ -4,8 +4,8 @@
  * never a hang or a huge allocation (ASan enforces the last two). */
 #include "testutil.h"
 
-#include "internal.h"
-#include "format/native.h"
+#include "common/internal.h"
+#include "format/native/native.h"
 #include <cairn.h>
 #include <dirent.h>
 #include <xxhash.h>

@@ -4,7 +4,7 @@
 #include "corpus.h"
 #include "testutil.h"
 
-#include "zip.h"
+#include "container/zip.h"
 
 #include <cairn.h>
 #include <pthread.h>
@@ -88,13 +88,11 @@ typedef struct raw_member {
 
 static uint8_t *build_zip(const raw_member *ms, size_t count, size_t *n)
 {
-    cairn_writer w;
+    cairn__sink sink;
     cairn__zip_writer zw;
     cairn_error err = {0};
-    memset(&w, 0, sizeof w);
-    w.fd = -1;
-    w.path = (char *)"<memory>";
-    cairn__zipw_init(&zw, &w);
+    cairn__sink_init_memory(&sink, "<memory>");
+    cairn__zipw_init(&zw, &sink);
     for (size_t i = 0; i < count; i++) {
         cairn__zip_piece p = {ms[i].data, ms[i].len};
         CHECK_OK(cairn__zipw_add(&zw, ms[i].name, strlen(ms[i].name), &p, 1, ms[i].deflate, 1, 0,
@@ -102,8 +100,8 @@ static uint8_t *build_zip(const raw_member *ms, size_t count, size_t *n)
     }
     CHECK_OK(cairn__zipw_finish(&zw, &err));
     cairn__zipw_free(&zw);
-    *n = w.mem_len;
-    return w.mem;
+    *n = sink.mem_len;
+    return sink.mem;
 }
 
 /* An .npy image of a little-endian array (as cairn's npy writer makes it),

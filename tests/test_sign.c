@@ -4,8 +4,8 @@
  * keys, unsigned files, and signed (checkpoint) directories. */
 #include "testutil.h"
 
-#include "format/native.h"
-#include "internal.h"
+#include "format/native/native.h"
+#include "common/internal.h"
 #include <cairn.h>
 #include <dirent.h>
 #include <fcntl.h>

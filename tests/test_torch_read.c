@@ -4,7 +4,7 @@
  * hand-assembled hostile pickles that must be refused with a message naming
  * the global, the opcode or the offset. */
 #include "corpus.h"
-#include "pickle.h"
+#include "container/pickle.h"
 #include "testutil.h"
 
 #include <cairn.h>

@@ -1,6 +1,6 @@
 /* test_value.c -- the metadata tree: API, binary encoding, decoding of hostile input, JSON view. */
 #include "testutil.h"
-#include "value_internal.h"
+#include "common/value_internal.h"
 
 #include <float.h>
 #include <jansson.h>

@@ -2,7 +2,7 @@
  * round trips, Python's zipfile both ways, and hand-damaged archives. */
 #include "testutil.h"
 
-#include "zip.h"
+#include "container/zip.h"
 
 #include <cairn.h>
 #include <fcntl.h>
@@ -29,16 +29,15 @@ static uint8_t *pattern_new(size_t n, unsigned seed)
 
 /* A writer whose sink is memory, without any format on top. */
 typedef struct mem_zip {
-    cairn_writer w;
+    cairn__sink sink;
     cairn__zip_writer zw;
 } mem_zip;
 
 static void mz_start(mem_zip *m)
 {
     memset(m, 0, sizeof *m);
-    m->w.fd = -1;
-    m->w.path = (char *)"<memory>";
-    cairn__zipw_init(&m->zw, &m->w);
+    cairn__sink_init_memory(&m->sink, "<memory>");
+    cairn__zipw_init(&m->zw, &m->sink);
 }
 
 static cairn_status mz_add(mem_zip *m, const char *name, const void *data, size_t n, int deflate,
@@ -59,23 +58,23 @@ static uint8_t *mz_finish(mem_zip *m, size_t *n)
     cairn_error err = {0};
     CHECK_OK(cairn__zipw_finish(&m->zw, &err));
     cairn__zipw_free(&m->zw);
-    *n = m->w.mem_len;
-    return m->w.mem;
+    *n = m->sink.mem_len;
+    return m->sink.mem;
 }
 
 /* An input over memory (no format attached): what the readers see. */
-static void mem_input(cairn_file *f, const uint8_t *b, size_t n)
+static void mem_input(cairn__source *f, const uint8_t *b, size_t n)
 {
     static const uint8_t empty[1];
     memset(f, 0, sizeof *f);
-    f->path = (char *)"<memory>";
-    f->src.fd = -1;
-    f->src.base = n ? b : empty;
-    f->src.size = n;
+    f->path = "<memory>";
+    f->fd = -1;
+    f->base = n ? b : empty;
+    f->size = n;
 }
 
 /* The same bytes through a file read with pread only. */
-static int pread_input(cairn_file *f, const uint8_t *b, size_t n, const char *name)
+static int pread_input(cairn__source *f, const uint8_t *b, size_t n, const char *name)
 {
     static char path[4200];
     snprintf(path, sizeof path, "%s/%s", tmp, name);
@@ -83,14 +82,14 @@ static int pread_input(cairn_file *f, const uint8_t *b, size_t n, const char *na
         return -1;
     memset(f, 0, sizeof *f);
     f->path = path;
-    f->src.fd = open(path, O_RDONLY);
-    f->src.size = n;
-    return f->src.fd >= 0 ? 0 : -1;
+    f->fd = open(path, O_RDONLY);
+    f->size = n;
+    return f->fd >= 0 ? 0 : -1;
 }
 
 /* Opens, reads every member whole with its checks, verifies each: the
  * first failure's status (every message names the input and an offset). */
-static cairn_status try_zip(const cairn_file *f, uint64_t max_inflate, cairn_error *err)
+static cairn_status try_zip(const cairn__source *f, uint64_t max_inflate, cairn_error *err)
 {
     cairn__zip z;
     cairn_status st = cairn__zip_open(f, max_inflate, &z, err);
@@ -117,7 +116,7 @@ static cairn_status try_zip(const cairn_file *f, uint64_t max_inflate, cairn_err
 
 static cairn_status try_mem(const uint8_t *b, size_t n, uint64_t max_inflate, cairn_error *err)
 {
-    cairn_file f;
+    cairn__source f;
     mem_input(&f, b, n);
     return try_zip(&f, max_inflate, err);
 }
@@ -152,7 +151,7 @@ static const spec specs[] = {
 };
 #define N_SPECS (sizeof specs / sizeof specs[0])
 
-static void check_members(const cairn_file *f, const cairn__zip *z, uint64_t align)
+static void check_members(const cairn__source *f, const cairn__zip *z, uint64_t align)
 {
     cairn_error err = {0};
     CHECK(z->count == N_SPECS);
@@ -206,7 +205,7 @@ static void test_round_trips(void)
             size_t n;
             uint8_t *b = write_specs(zip64, align, &n);
             for (int pass = 0; pass < 2; pass++) {
-                cairn_file f;
+                cairn__source f;
                 if (pass == 0)
                     mem_input(&f, b, n);
                 else
@@ -219,8 +218,8 @@ static void test_round_trips(void)
                 cairn__zip_kind kind;
                 CHECK_OK(cairn__zip_sniff(&f, &kind, &err));
                 CHECK(kind == CAIRN__ZIP_OTHER);
-                if (f.src.fd >= 0)
-                    close(f.src.fd);
+                if (f.fd >= 0)
+                    close(f.fd);
             }
             /* Equal calls give equal bytes. */
             size_t n2;
@@ -236,7 +235,7 @@ static void test_round_trips(void)
     size_t n;
     uint8_t *b = mz_finish(&m, &n);
     CHECK(n == 22 && cairn__zip_magic(b, n));
-    cairn_file f;
+    cairn__source f;
     mem_input(&f, b, n);
     cairn__zip z;
     CHECK_OK(cairn__zip_open(&f, DEF, &z, &err));
@@ -337,7 +336,7 @@ static void check_python_member(const char *dir, const char *file, const char *h
     uint8_t *b = tu_read_whole(path, &n);
     CHECK(b != NULL);
     cairn_error err = {0};
-    cairn_file f;
+    cairn__source f;
     mem_input(&f, b, n);
     cairn__zip z;
     CHECK_OK(cairn__zip_open(&f, DEF, &z, &err));

@@ -56,17 +56,9 @@ typedef struct convert_args {
 
 static int format_from_name(const char *name, cairn_format *out)
 {
-    for (int f = 1; f < 16; f++) {
-        const char *n = cairn_format_name((cairn_format)f);
-        if (n && !strcasecmp(n, name)) {
-            *out = (cairn_format)f;
-            return EXIT_OK;
-        }
-    }
-    if (!strcasecmp(name, "native")) {
-        *out = CAIRN_FORMAT_NATIVE;
+    *out = cairn_format_from_name(name);
+    if (*out != CAIRN_FORMAT_AUTO && cairn_format_extensions(*out))
         return EXIT_OK;
-    }
     return cli_usage_error("convert: unknown format '%s'", name);
 }
 

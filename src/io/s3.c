@@ -14,7 +14,7 @@
  * every setting lives in the handle.
  */
 #include "io/s3.h"
-#include "buf.h"
+#include "common/buf.h"
 #include "io/s3_xml.h"
 
 #include <curl/curl.h>

@@ -15,7 +15,7 @@
 #ifndef CAIRN_IO_S3_H
 #define CAIRN_IO_S3_H
 
-#include "internal.h"
+#include "common/internal.h"
 
 #include <stddef.h>
 #include <stdint.h>

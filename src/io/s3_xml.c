@@ -1,6 +1,6 @@
 /* s3_xml.c -- strict, bounded reading of S3's flat XML answers (s3_xml.h). */
 #include "io/s3_xml.h"
-#include "internal.h"
+#include "common/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

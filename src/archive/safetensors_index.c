@@ -1,0 +1,816 @@
+/* safetensors_index.c -- a sharded safetensors model (an index JSON plus the
+ * shards it names, docs/FORMAT.md §11.6) opened as one archive. */
+#include "format/safetensors/safetensors.h"
+#include "archive/safetensors_index.h"
+#include "format/safetensors/safetensors_meta.h"
+#include "common/nameset.h"
+
+#include <stdlib.h>
+
+/* One weight_map entry; the strings live in the parsed JSON. */
+typedef struct stx_entry {
+    const char *name;  /* the tensor */
+    const char *shard; /* the shard's file name */
+    uint32_t shard_at; /* into stx_plan.shards */
+} stx_entry;
+
+/* What the index says, checked, before any shard is opened. */
+typedef struct stx_plan {
+    json_t *root;
+    const json_t *weight_map;
+    const json_t *meta; /* the "metadata" object, or NULL */
+    stx_entry *entries; /* weight_map order */
+    uint64_t count;
+    const char **shards; /* distinct shard names, strcmp order */
+    uint32_t shard_count;
+    int has_total;
+    uint64_t total_size;
+} stx_plan;
+
+/* One tensor of the union, and where it lives. */
+typedef struct stx_tensor {
+    const char *name; /* borrowed from the shard's own table */
+    size_t name_len;
+    uint32_t shard;
+    uint64_t local; /* its index in that shard */
+} stx_tensor;
+
+typedef struct stx_reader {
+    cairn_file **shards; /* shard_count handles, in shard-name order, each opened once */
+    char **shard_names;
+    uint32_t shard_count;
+    stx_tensor *tensors; /* sorted by name (memcmp order, shorter first) */
+    uint64_t count;
+    json_t *meta;        /* the index's "metadata" object, or NULL */
+} stx_reader;
+
+static const char *kind(const json_t *v) { return cairn__stmeta_json_kind(v); }
+
+static const char *shown(const char *s, char *buf, size_t size)
+{
+    return cairn__printable(s, strlen(s), buf, size);
+}
+
+/* ------------------------------------------------------------ index text */
+
+/* The whole index: the mapping, or a heap copy in *heap (caller frees). */
+static cairn_status index_text(const cairn_file *f, const char **text, char **heap,
+                               cairn_error *err)
+{
+    *text = NULL;
+    *heap = NULL;
+    if (f->src.size > STX_MAX_INDEX)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: JSON text of %llu bytes; a sharded "
+                           "safetensors index may hold at most %llu bytes (64 MiB)", f->path,
+                           (unsigned long long)f->src.size, (unsigned long long)STX_MAX_INDEX);
+    size_t len = (size_t)f->src.size;
+    *text = (const char *)cairn__file_ptr(f, 0, len);
+    if (*text)
+        return CAIRN_OK;
+    *heap = malloc(len ? len : 1);
+    if (!*heap)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %zu-byte index", f->path,
+                           len);
+    cairn_status st = cairn__file_read(f, 0, *heap, len, err);
+    if (st != CAIRN_OK) {
+        free(*heap);
+        *heap = NULL;
+        return st;
+    }
+    *text = *heap;
+    return CAIRN_OK;
+}
+
+static cairn_status json_fail(const cairn_file *f, json_error_t *jerr, cairn_error *err)
+{
+    /* jansson quotes the offending token: keep hostile bytes out of messages. */
+    for (char *c = jerr->text; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return cairn__fail(err, json_error_code(jerr) == json_error_out_of_memory ? CAIRN_E_NOMEM
+                                                                           : CAIRN_E_CORRUPT,
+                       "%s: sharded safetensors index: invalid JSON at line %d, column %d "
+                       "(offset %d): %s", f->path, jerr->line, jerr->column, jerr->position,
+                       jerr->text);
+}
+
+/* ------------------------------------------------------------- detection */
+
+int cairn__stindex_sniff(const cairn_file *f)
+{
+    uint64_t span = f->src.size < STX_SNIFF_SPAN ? f->src.size : STX_SNIFF_SPAN;
+    return cairn__json_object_starts(f, 0, span);
+}
+
+/* Lenient on purpose (duplicates allowed): this only decides which reader
+ * reports on the file; the open parses strictly and says what is wrong. */
+cairn_status cairn__stindex_detect(cairn_file *f, cairn_error *err)
+{
+    const char *text;
+    char *heap;
+    CAIRN_TRY(index_text(f, &text, &heap, err));
+    json_error_t jerr;
+    size_t len = (size_t)f->src.size;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    int parsed = root != NULL;
+    int index = parsed ? json_is_object(root) && json_object_get(root, "weight_map") != NULL
+                       : memmem(text, len, "\"weight_map\"", 12) != NULL;
+    json_decref(root);
+    free(heap);
+    if (index) {
+        f->ops = &cairn__safetensors_index_reader;
+        return CAIRN_OK;
+    }
+    if (!parsed && json_error_code(&jerr) == json_error_out_of_memory)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory parsing JSON", f->path);
+    return cairn__fail(err, CAIRN_E_FORMAT, "%s: JSON text (%s), not a sharded safetensors index "
+                       "(whose top-level object has a \"weight_map\")", f->path,
+                       parsed ? "without a \"weight_map\" key" : "not even valid JSON");
+}
+
+/* ------------------------------------------------------------------ plan */
+
+static void plan_free(stx_plan *p)
+{
+    free(p->entries);
+    free(p->shards);
+    json_decref(p->root);
+    memset(p, 0, sizeof *p);
+}
+
+/* A shard is a bare file name in the index's directory: anything that could
+ * reach elsewhere (a separator, "..", an absolute or hidden name) is refused
+ * rather than interpreted. The reason, or NULL when the name is fine. */
+static const char *bad_shard_name(const char *s, size_t len)
+{
+    if (len == 0)
+        return "is empty";
+    if (strlen(s) != len)
+        return "holds a NUL byte";
+    if (s[0] == '.')
+        return "starts with '.'";
+    if (memchr(s, '/', len))
+        return "contains '/'";
+    if (memchr(s, '\\', len))
+        return "contains '\\'";
+    return NULL;
+}
+
+/* "total_size": an integer >= 0; an integral real (some tools write 1.5e10)
+ * is taken at its exact value. */
+static cairn_status parse_total(const cairn_file *f, stx_plan *p, cairn_error *err)
+{
+    const json_t *v = json_object_get(p->meta, "total_size");
+    if (!v)
+        return CAIRN_OK;
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        p->total_size = (uint64_t)json_integer_value(v);
+        p->has_total = 1;
+        return CAIRN_OK;
+    }
+    double d = json_is_real(v) ? json_real_value(v) : -1.0;
+    if (d >= 0.0 && d < 9223372036854775808.0 && (double)(uint64_t)d == d) {
+        p->total_size = (uint64_t)d;
+        p->has_total = 1;
+        return CAIRN_OK;
+    }
+    return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: "
+                       "\"metadata\".\"total_size\" is %s; it must be a byte count (an integer "
+                       ">= 0)", f->path, json_is_number(v) ? "not a whole number >= 0" : kind(v));
+}
+
+static cairn_status check_top(const cairn_file *f, stx_plan *p, cairn_error *err)
+{
+    if (!json_is_object(p->root))
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: the top level "
+                           "is %s, not an object", f->path, kind(p->root));
+    p->weight_map = json_object_get(p->root, "weight_map");
+    if (!p->weight_map)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: no "
+                           "\"weight_map\" key", f->path);
+    if (!json_is_object(p->weight_map))
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: \"weight_map\" "
+                           "is %s, not an object of tensor name -> shard file name", f->path,
+                           kind(p->weight_map));
+    if (json_object_size(p->weight_map) > STX_MAX_TENSORS)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: sharded safetensors index: \"weight_map\" "
+                           "lists %zu tensors; the limit is %llu", f->path,
+                           json_object_size(p->weight_map), (unsigned long long)STX_MAX_TENSORS);
+    p->meta = json_object_get(p->root, "metadata");
+    if (p->meta && !json_is_object(p->meta))
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: \"metadata\" "
+                           "is %s, not an object", f->path, kind(p->meta));
+    return p->meta ? parse_total(f, p, err) : CAIRN_OK;
+}
+
+static cairn_status collect_entries(const cairn_file *f, stx_plan *p, cairn_error *err)
+{
+    char a[96], b[96];
+    size_t n = json_object_size(p->weight_map);
+    p->entries = malloc((n ? n : 1) * sizeof *p->entries);
+    if (!p->entries)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensors", f->path, n);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)p->weight_map, key, v) {
+        if (!json_is_string(v))
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': the shard is "
+                               "%s, not a file name", f->path, shown(key, a, sizeof a), kind(v));
+        const char *s = json_string_value(v);
+        const char *why = bad_shard_name(s, json_string_length(v));
+        if (why)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': shard name "
+                               "'%s' %s; a shard is a bare file name in the index's directory",
+                               f->path, shown(key, a, sizeof a),
+                               cairn__printable(s, json_string_length(v), b, sizeof b), why);
+        p->entries[p->count].name = key;
+        p->entries[p->count].shard = s;
+        p->count++;
+    }
+    return CAIRN_OK;
+}
+
+static int str_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct shard names, sorted, and each entry's place among them. */
+static cairn_status collect_shards(const cairn_file *f, stx_plan *p, cairn_error *err)
+{
+    p->shards = malloc((p->count ? p->count : 1) * sizeof *p->shards);
+    if (!p->shards)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    for (uint64_t i = 0; i < p->count; i++)
+        p->shards[i] = p->entries[i].shard;
+    if (p->count > 1)
+        qsort(p->shards, (size_t)p->count, sizeof *p->shards, str_ptr_cmp);
+    uint32_t n = 0;
+    for (uint64_t i = 0; i < p->count; i++)
+        if (n == 0 || strcmp(p->shards[n - 1], p->shards[i]) != 0)
+            p->shards[n++] = p->shards[i];
+    p->shard_count = n;
+    for (uint64_t i = 0; i < p->count; i++) {
+        const char **hit = bsearch(&p->entries[i].shard, p->shards, n, sizeof *p->shards,
+                                   str_ptr_cmp);
+        p->entries[i].shard_at = (uint32_t)(hit - p->shards);
+    }
+    return CAIRN_OK;
+}
+
+/* Parses and checks the index text; no shard is touched. The caller frees
+ * the plan (also on failure). */
+static cairn_status plan_parse(const cairn_file *f, stx_plan *p, cairn_error *err)
+{
+    const char *text;
+    char *heap;
+    json_error_t jerr;
+    memset(p, 0, sizeof *p);
+    CAIRN_TRY(index_text(f, &text, &heap, err));
+    p->root = json_loadb(text, (size_t)f->src.size, JSON_REJECT_DUPLICATES, &jerr);
+    free(heap);
+    if (!p->root)
+        return json_fail(f, &jerr, err);
+    CAIRN_TRY(check_top(f, p, err));
+    CAIRN_TRY(collect_entries(f, p, err));
+    return collect_shards(f, p, err);
+}
+
+/* ---------------------------------------------------------------- reader */
+
+static void reader_free(stx_reader *r)
+{
+    if (!r)
+        return;
+    for (uint32_t s = 0; s < r->shard_count; s++) {
+        cairn_file_close(r->shards ? r->shards[s] : NULL);
+        free(r->shard_names ? r->shard_names[s] : NULL);
+    }
+    free(r->shards);
+    free(r->shard_names);
+    free(r->tensors);
+    json_decref(r->meta);
+    free(r);
+}
+
+static cairn_status reader_new(const cairn_file *f, const stx_plan *p, stx_reader **out,
+                               cairn_error *err)
+{
+    stx_reader *r = calloc(1, sizeof *r);
+    *out = r;
+    if (!r)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    r->shard_count = p->shard_count;
+    r->count = p->count;
+    r->shards = calloc(p->shard_count ? p->shard_count : 1, sizeof *r->shards);
+    r->shard_names = calloc(p->shard_count ? p->shard_count : 1, sizeof *r->shard_names);
+    r->tensors = calloc(p->count ? p->count : 1, sizeof *r->tensors);
+    int ok = r->shards && r->shard_names && r->tensors;
+    for (uint32_t s = 0; ok && s < p->shard_count; s++)
+        ok = (r->shard_names[s] = strdup(p->shards[s])) != NULL;
+    return ok ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors "
+                                       "in %u shards", f->path, (unsigned long long)p->count,
+                                       p->shard_count);
+}
+
+/* The first tensor weight_map puts in shard `s`, for messages. */
+static const char *first_tensor_of(const stx_plan *p, uint32_t s)
+{
+    for (uint64_t i = 0; i < p->count; i++)
+        if (p->entries[i].shard_at == s)
+            return p->entries[i].name;
+    return "";
+}
+
+static cairn_status open_shards(const cairn_file *f, const stx_plan *p, stx_reader *r,
+                                cairn__shard_open_fn open_shard, void *ctx, cairn_error *err)
+{
+    char a[96], b[96];
+    if (p->shard_count > 0 && !open_shard)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a sharded safetensors index read from "
+                           "memory cannot reach its shards ('%s' and %u more): they are files "
+                           "next to the index; open the index by path", f->path,
+                           shown(p->shards[0], a, sizeof a), p->shard_count - 1);
+    for (uint32_t s = 0; s < p->shard_count; s++) {
+        cairn_error inner = {0};
+        cairn_status st = open_shard(ctx, f, p->shards[s], &r->shards[s], &inner);
+        if (st != CAIRN_OK)
+            return cairn__fail(err, st, "%s: shard '%s' (weight_map puts tensor '%s' there): %s",
+                               f->path, shown(p->shards[s], a, sizeof a),
+                               shown(first_tensor_of(p, s), b, sizeof b), inner.message);
+    }
+    return CAIRN_OK;
+}
+
+/* Every weight_map tensor must be in the shard the map names. */
+static cairn_status bind_tensors(const cairn_file *f, const stx_plan *p, stx_reader *r,
+                                 cairn_error *err)
+{
+    char a[96], b[96];
+    for (uint64_t i = 0; i < p->count; i++) {
+        const stx_entry *e = &p->entries[i];
+        const cairn_file *shard = r->shards[e->shard_at];
+        cairn_tensor_info info;
+        uint64_t local;
+        cairn_status st = cairn_tensor_find(shard, e->name, &local, &info, NULL);
+        if (st == CAIRN_E_NOT_FOUND)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s' is not in its "
+                               "shard '%s' (which holds %llu tensors)", f->path,
+                               shown(e->name, a, sizeof a), shown(e->shard, b, sizeof b),
+                               (unsigned long long)cairn_file_count(shard));
+        if (st != CAIRN_OK) /* only running out of memory is left */
+            return cairn__fail(err, st, "%s: shard '%s': tensor '%s': %s", f->path,
+                               shown(e->shard, b, sizeof b), shown(e->name, a, sizeof a),
+                               cairn_strerror(st));
+        r->tensors[i] = (stx_tensor){info.name, info.name_len, e->shard_at, local};
+    }
+    return CAIRN_OK;
+}
+
+/* A shard tensor not assigned to that shard is either unlisted or a second
+ * copy of a tensor the map puts elsewhere: both are refused, so each name
+ * has exactly one owner. */
+static cairn_status extra_tensor(const cairn_file *f, const stx_plan *p, const stx_reader *r,
+                                 uint32_t s, cairn_error *err)
+{
+    char a[96], b[96], c[96];
+    const cairn_file *shard = r->shards[s];
+    for (uint64_t i = 0; i < cairn_file_count(shard); i++) {
+        cairn_tensor_info info;
+        CAIRN_TRY(cairn_tensor_info_at(shard, i, &info, err));
+        const json_t *v = json_object_get(p->weight_map, info.name);
+        if (!v)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: shard '%s' holds tensor '%s', which "
+                               "weight_map does not list", f->path,
+                               shown(r->shard_names[s], b, sizeof b), shown(info.name, a, sizeof a));
+        if (strcmp(json_string_value(v), r->shard_names[s]) != 0)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' is in shard '%s' and in "
+                               "shard '%s' (weight_map names '%s'); a tensor has one shard",
+                               f->path, shown(info.name, a, sizeof a),
+                               shown(json_string_value(v), c, sizeof c),
+                               shown(r->shard_names[s], b, sizeof b), c);
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status check_extras(const cairn_file *f, const stx_plan *p, const stx_reader *r,
+                                 cairn_error *err)
+{
+    uint64_t *held = calloc(r->shard_count ? r->shard_count : 1, sizeof *held);
+    if (!held)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    for (uint64_t i = 0; i < p->count; i++)
+        held[p->entries[i].shard_at]++;
+    cairn_status st = CAIRN_OK;
+    for (uint32_t s = 0; st == CAIRN_OK && s < r->shard_count; s++)
+        if (cairn_file_count(r->shards[s]) != held[s])
+            st = extra_tensor(f, p, r, s, err);
+    free(held);
+    return st;
+}
+
+static cairn_status check_total(const cairn_file *f, const stx_plan *p, const stx_reader *r,
+                                cairn_error *err)
+{
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < r->count; i++) {
+        cairn_tensor_info info;
+        CAIRN_TRY(cairn_tensor_info_at(r->shards[r->tensors[i].shard], r->tensors[i].local,
+                                       &info, err));
+        if (cairn__add_overflow(sum, info.raw_size, &sum))
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: the tensors' sizes overflow 64 bits",
+                               f->path);
+    }
+    if (p->has_total && sum != p->total_size)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: "
+                           "\"metadata\".\"total_size\" is %llu but the %llu tensors hold %llu "
+                           "bytes", f->path, (unsigned long long)p->total_size,
+                           (unsigned long long)r->count, (unsigned long long)sum);
+    return CAIRN_OK;
+}
+
+static int tensor_cmp(const void *a, const void *b)
+{
+    const stx_tensor *x = a, *y = b;
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
+cairn_status cairn__stindex_open(cairn_file *f, cairn__shard_open_fn open_shard, void *ctx,
+                                 cairn_error *err)
+{
+    stx_plan p;
+    stx_reader *r = NULL;
+    f->state = NULL;
+    cairn_status st = plan_parse(f, &p, err);
+    if (st == CAIRN_OK)
+        st = reader_new(f, &p, &r, err);
+    if (st == CAIRN_OK)
+        st = open_shards(f, &p, r, open_shard, ctx, err);
+    if (st == CAIRN_OK)
+        st = bind_tensors(f, &p, r, err);
+    if (st == CAIRN_OK)
+        st = check_extras(f, &p, r, err);
+    if (st == CAIRN_OK)
+        st = check_total(f, &p, r, err);
+    if (st == CAIRN_OK && p.meta)
+        r->meta = json_incref((json_t *)p.meta);
+    plan_free(&p);
+    if (st != CAIRN_OK) {
+        reader_free(r);
+        return st;
+    }
+    if (r->count > 1)
+        qsort(r->tensors, (size_t)r->count, sizeof *r->tensors, tensor_cmp);
+    f->state = r;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------ ops */
+
+/* Shards are files in the index's directory, opened as safetensors (never
+ * detected: a shard that is itself an index would otherwise recurse). */
+static cairn_status open_beside(void *ctx, const cairn_file *index, const char *name,
+                                cairn_file **out, cairn_error *err)
+{
+    const char *slash = strrchr(index->path, '/');
+    size_t dir = slash ? (size_t)(slash - index->path) + 1 : 0, n = strlen(name);
+    char *path = malloc(dir + n + 1);
+    if (!path)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", index->path);
+    memcpy(path, index->path, dir);
+    memcpy(path + dir, name, n + 1);
+    cairn_open_opts o = {.struct_size = sizeof o,
+                         .flags = index->flags & CAIRN_OPEN_NO_MMAP,
+                         .format = CAIRN_FORMAT_SAFETENSORS,
+                         .max_inflate = index->max_inflate,
+                         .threads = index->threads};
+    cairn_status st = cairn_file_open(path, &o, out, err);
+    free(path);
+    return st;
+}
+
+static cairn_status stx_open(cairn_file *f, cairn_error *err)
+{
+    /* A memory input has no directory to find shards in. */
+    return cairn__stindex_open(f, f->src.fd >= 0 ? open_beside : NULL, NULL, err);
+}
+
+static void stx_close(cairn_file *f)
+{
+    reader_free(f->state);
+    f->state = NULL;
+}
+
+static uint64_t stx_count(const cairn_file *f)
+{
+    const stx_reader *r = f->state;
+    return r ? r->count : 0;
+}
+
+static cairn_status stx_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                                  cairn_error *err)
+{
+    const stx_reader *r = f->state;
+    const stx_tensor *t = &r->tensors[index];
+    const cairn_file *shard = r->shards[t->shard];
+    return shard->ops->tensor_at(shard, t->local, out, err);
+}
+
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const stx_tensor *t = &((const stx_reader *)ctx)->tensors[pos];
+    *len = t->name_len;
+    return t->name;
+}
+
+static int lookup(const stx_reader *r, const char *name, size_t len, uint64_t *index)
+{
+    return cairn__name_search(r->count, sorted_name, r, name, len, index);
+}
+
+static cairn_status stx_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
+                             cairn_error *err)
+{
+    char buf[96];
+    if (lookup(f->state, name, len, index))
+        return CAIRN_OK;
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
+                       cairn__printable(name, len, buf, sizeof buf));
+}
+
+static const cairn_file *stx_owner(const cairn_file *f, uint64_t index, uint64_t *owner_index)
+{
+    const stx_reader *r = f->state;
+    *owner_index = r->tensors[index].local;
+    return r->shards[r->tensors[index].shard];
+}
+
+/* Sizes add up over the index and its shards; the alignment is the best
+ * any shard offers. */
+static cairn_status stx_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
+{
+    const stx_reader *r = f->state;
+    out->format = CAIRN_FORMAT_SAFETENSORS;
+    out->tensor_count = r->count;
+    out->file_size = f->src.size;
+    out->alignment = 1;
+    out->has_metadata = r->meta && json_object_size(r->meta) > 0;
+    for (uint32_t s = 0; s < r->shard_count; s++) {
+        cairn_file_info si;
+        CAIRN_TRY(cairn_file_get_info(r->shards[s], &si, err));
+        out->file_size += si.file_size;
+        out->payload_bytes += si.payload_bytes;
+        if (si.alignment > out->alignment)
+            out->alignment = si.alignment;
+        out->has_metadata |= si.has_metadata;
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status stx_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
+{
+    uint64_t local;
+    const cairn_file *shard = stx_owner(f, index, &local);
+    return cairn_tensor_verify(shard, local, err);
+}
+
+/* -------------------------------------------------------------- metadata */
+
+static cairn_status meta_nomem(const cairn_file *f, cairn_error *err)
+{
+    return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", f->path);
+}
+
+static cairn_status from_json(const cairn_file *f, const json_t *j, int depth, cairn_value **out,
+                              cairn_error *err);
+
+static cairn_status from_json_object(const cairn_file *f, const json_t *j, int depth,
+                                     cairn_value *map, cairn_error *err)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)j, key, v) {
+        cairn_value *child;
+        if (!*key)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: sharded safetensors index: "
+                               "\"metadata\" has an empty key; cairn map keys are 1 byte or "
+                               "more", f->path);
+        CAIRN_TRY(from_json(f, v, depth + 1, &child, err));
+        if (cairn__value_map_push(map, key, strlen(key), child) != CAIRN_OK) {
+            cairn_value_free(child);
+            return meta_nomem(f, err);
+        }
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status from_json_array(const cairn_file *f, const json_t *j, int depth,
+                                    cairn_value *list, cairn_error *err)
+{
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        cairn_value *child;
+        CAIRN_TRY(from_json(f, json_array_get(j, i), depth + 1, &child, err));
+        if (cairn_value_append(list, child, NULL) != CAIRN_OK) {
+            cairn_value_free(child);
+            return meta_nomem(f, err);
+        }
+    }
+    return CAIRN_OK;
+}
+
+/* The index's "metadata" as a plain tree: JSON types map one to one. */
+static cairn_status from_json(const cairn_file *f, const json_t *j, int depth, cairn_value **out,
+                              cairn_error *err)
+{
+    cairn_value *v = NULL;
+    *out = NULL;
+    if (depth > CAIRN_META_MAX_DEPTH)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: sharded safetensors index: \"metadata\" "
+                           "nests deeper than %d levels", f->path, CAIRN_META_MAX_DEPTH);
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: v = cairn_value_map(); break;
+    case JSON_ARRAY: v = cairn_value_list(); break;
+    case JSON_STRING: v = cairn_value_string_n(json_string_value(j), json_string_length(j)); break;
+    case JSON_INTEGER: v = cairn_value_int((int64_t)json_integer_value(j)); break;
+    case JSON_REAL: v = cairn_value_float(json_real_value(j)); break;
+    case JSON_TRUE: v = cairn_value_bool(1); break;
+    case JSON_FALSE: v = cairn_value_bool(0); break;
+    case JSON_NULL: v = cairn_value_null(); break;
+    }
+    if (!v)
+        return meta_nomem(f, err);
+    cairn_status st = json_is_object(j)  ? from_json_object(f, j, depth, v, err)
+                      : json_is_array(j) ? from_json_array(f, j, depth, v, err)
+                                         : CAIRN_OK;
+    if (st != CAIRN_OK) {
+        cairn_value_free(v);
+        return st;
+    }
+    *out = v;
+    return CAIRN_OK;
+}
+
+/* The merged tree and where each of its top-level keys came from. */
+typedef struct stx_merge {
+    const cairn_file *f;
+    cairn_value *tree;
+    const char **from; /* per top-level key: a shard name, or NULL for the index */
+    cairn__nameset keys;
+} stx_merge;
+
+static const char *merge_key_at(const void *ctx, uint32_t index, size_t *len)
+{
+    const char *k = cairn_value_key_at(ctx, index);
+    *len = strlen(k);
+    return k;
+}
+
+static int same_value(const cairn_value *a, const cairn_value *b)
+{
+    char *x = NULL, *y = NULL;
+    int same = cairn_value_to_json(a, 0, &x, NULL) == CAIRN_OK &&
+               cairn_value_to_json(b, 0, &y, NULL) == CAIRN_OK && strcmp(x, y) == 0;
+    cairn_free(x);
+    cairn_free(y);
+    return same;
+}
+
+/* Adds `child` (borrowed; copied) under `key`, or checks it equals the value
+ * an earlier source gave. */
+static cairn_status merge_one(stx_merge *m, const char *key, const cairn_value *child,
+                              const char *from, cairn_error *err)
+{
+    char a[96], b[96], c[96];
+    size_t len = strlen(key);
+    int64_t at = cairn__nameset_find(&m->keys, key, len, merge_key_at, m->tree);
+    if (at >= 0) {
+        if (same_value(cairn_value_at(m->tree, (size_t)at), child))
+            return CAIRN_OK;
+        const char *was = m->from[at];
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata key '%s' differs between %s%s%s "
+                           "and shard '%s'; shard metadata merges only where it agrees",
+                           m->f->path, shown(key, a, sizeof a), was ? "shard '" : "the index",
+                           was ? shown(was, b, sizeof b) : "", was ? "'" : "",
+                           shown(from, c, sizeof c));
+    }
+    size_t n = cairn_value_count(m->tree);
+    const char **grown = realloc(m->from, (n + 1) * sizeof *grown);
+    if (!grown)
+        return meta_nomem(m->f, err);
+    m->from = grown;
+    cairn_value *copy = cairn_value_clone(child);
+    if (!copy || cairn__value_map_push(m->tree, key, len, copy) != CAIRN_OK) {
+        cairn_value_free(copy);
+        return meta_nomem(m->f, err);
+    }
+    m->from[n] = from;
+    return cairn__nameset_insert(&m->keys, (uint32_t)n, merge_key_at, m->tree, err);
+}
+
+static cairn_status merge_tree(stx_merge *m, const cairn_value *src, const char *from,
+                               cairn_error *err)
+{
+    for (size_t k = 0; k < cairn_value_count(src); k++)
+        CAIRN_TRY(merge_one(m, cairn_value_key_at(src, k), cairn_value_at(src, k), from, err));
+    return CAIRN_OK;
+}
+
+static cairn_status merge_all(stx_merge *m, const stx_reader *r, cairn_error *err)
+{
+    if (r->meta) {
+        cairn_value *index;
+        CAIRN_TRY(from_json(m->f, r->meta, 1, &index, err));
+        cairn_value *wrap = cairn_value_map();
+        cairn_status st = wrap && cairn__value_map_push(wrap, "index", 5, index) == CAIRN_OK
+                              ? CAIRN_OK : meta_nomem(m->f, err);
+        if (st != CAIRN_OK)
+            cairn_value_free(index);
+        if (st == CAIRN_OK)
+            st = merge_tree(m, wrap, NULL, err);
+        cairn_value_free(wrap);
+        CAIRN_TRY(st);
+    }
+    for (uint32_t s = 0; s < r->shard_count; s++) {
+        cairn_value *meta;
+        CAIRN_TRY(cairn_file_read_metadata(r->shards[s], &meta, err));
+        cairn_status st = merge_tree(m, meta, r->shard_names[s], err);
+        cairn_value_free(meta);
+        CAIRN_TRY(st);
+    }
+    return CAIRN_OK;
+}
+
+/* {"index": the index's "metadata"} followed by the union of the shards'
+ * trees in shard-name order; a key two sources give different values is
+ * refused rather than one of them silently dropped. */
+static cairn_status stx_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
+{
+    stx_merge m = {f, cairn_value_map(), NULL, {0}};
+    cairn_status st = m.tree ? merge_all(&m, f->state, err) : meta_nomem(f, err);
+    free(m.from);
+    cairn__nameset_free(&m.keys);
+    if (st != CAIRN_OK) {
+        cairn_value_free(m.tree);
+        return st;
+    }
+    *out = m.tree;
+    return CAIRN_OK;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+/* The index read again must give the same tensors in the same shards. */
+static int same_plan(const stx_reader *r, const stx_plan *p)
+{
+    if (p->count != r->count || p->shard_count != r->shard_count)
+        return 0;
+    for (uint32_t s = 0; s < r->shard_count; s++)
+        if (strcmp(p->shards[s], r->shard_names[s]) != 0)
+            return 0;
+    for (uint64_t i = 0; i < p->count; i++) {
+        uint64_t at;
+        const stx_entry *e = &p->entries[i];
+        if (!lookup(r, e->name, strlen(e->name), &at) || r->tensors[at].shard != e->shard_at)
+            return 0;
+    }
+    if (!p->meta || !r->meta)
+        return !p->meta && !r->meta;
+    return json_equal((json_t *)p->meta, r->meta);
+}
+
+/* The index unchanged, every shard's own structure, the merged metadata;
+ * tensors are checked afterwards, each by its shard (stx_verify_tensor). */
+static cairn_status stx_verify_structure(const cairn_file *f, cairn_error *err)
+{
+    const stx_reader *r = f->state;
+    stx_plan p;
+    cairn_status st = plan_parse(f, &p, err);
+    if (st == CAIRN_OK && !same_plan(r, &p))
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index changed since it "
+                         "was opened", f->path);
+    plan_free(&p);
+    CAIRN_TRY(st);
+    for (uint32_t s = 0; s < r->shard_count; s++) {
+        const cairn_file *shard = r->shards[s];
+        if (shard->ops->verify_structure)
+            CAIRN_TRY(shard->ops->verify_structure(shard, err));
+    }
+    cairn_value *meta;
+    CAIRN_TRY(stx_read_metadata(f, &meta, err));
+    cairn_value_free(meta);
+    return CAIRN_OK;
+}
+
+const cairn__reader_ops cairn__safetensors_index_reader = {
+    .format = CAIRN_FORMAT_SAFETENSORS,
+    .open = stx_open,
+    .close = stx_close,
+    .count = stx_count,
+    .tensor_at = stx_tensor_at,
+    .find = stx_find,
+    .file_info = stx_file_info,
+    .verify_structure = stx_verify_structure,
+    .read_metadata = stx_read_metadata,
+    .verify_tensor = stx_verify_tensor,
+    .owner = stx_owner,
+};

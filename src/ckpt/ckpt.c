@@ -1,0 +1,684 @@
+/* ckpt.c -- the checkpoint manager: one directory, one whole-model archive
+ * per checkpoint, triggers, composable retention applied only after the new
+ * checkpoint is durable, and resume from the newest checkpoint that verifies
+ * (docs/CHECKPOINTS.md). */
+#include "ckpt/ckpt_internal.h"
+#include "model/model_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The one piece of process-wide state in the library: a signal handler can
+ * only talk to the program through a global. It is written only by the
+ * handler that CAIRN_CKPT_SIGNALS installs at the caller's request. */
+static volatile sig_atomic_t signal_seen;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    signal_seen = 1;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cairn__ckpt_entry_free(ckpt_entry *e)
+{
+    free(e->path);
+    free(e->reasons);
+    e->path = e->reasons = NULL;
+}
+
+static int better(const cairn_ckpt *m, double a, double b)
+{
+    return (m->flags & CAIRN_CKPT_MODE_MAX) ? a > b : a < b;
+}
+
+/* --------------------------------------------------------------- scanning */
+
+/* "<prefix>ckpt-<digits>.cairn" -> seq; 0 if the name does not match. */
+static uint64_t parse_name(const cairn_ckpt *m, const char *name)
+{
+    size_t pl = strlen(m->prefix);
+    if (strncmp(name, m->prefix, pl) != 0 || strncmp(name + pl, "ckpt-", 5) != 0)
+        return 0;
+    const char *p = name + pl + 5;
+    uint64_t seq = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
+        seq = seq * 10 + (uint64_t)(*p - '0');
+    return digits && strcmp(p, ".cairn") == 0 ? seq : 0;
+}
+
+static int is_leftover(const cairn_ckpt *m, const char *name)
+{
+    size_t pl = strlen(m->prefix);
+    return name[0] == '.' && strncmp(name + 1, m->prefix, pl) == 0 &&
+           strncmp(name + 1 + pl, "ckpt-", 5) == 0 && strstr(name, ".cairn-tmp-") != NULL;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+static double number_at(const cairn_value *map, const char *key, int *found)
+{
+    const cairn_value *v = cairn_value_get(map, key);
+    double d;
+    int64_t i;
+    *found = 1;
+    if (cairn_value_get_float(v, &d) == CAIRN_OK)
+        return d;
+    if (cairn_value_get_int(v, &i) == CAIRN_OK)
+        return (double)i;
+    *found = 0;
+    return 0;
+}
+
+/* Reads a checkpoint's own record. A file that does not open (truncated,
+ * not committed, damaged index) or lacks the record is listed as invalid. */
+static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
+{
+    cairn_file *f;
+    cairn_error err;
+    struct stat st;
+    if (stat(e->path, &st) == 0)
+        e->bytes = (uint64_t)st.st_size;
+    if (cairn_file_open(e->path, NULL, &f, &err) != CAIRN_OK)
+        return;
+    cairn_value *meta;
+    if (cairn_file_read_metadata(f, &meta, &err) == CAIRN_OK) {
+        const cairn_value *rec = cairn_value_get(meta, "checkpoint");
+        int found, has_seq;
+        double seq = number_at(rec, "seq", &has_seq);
+        e->epoch = (uint64_t)number_at(rec, "epoch", &found);
+        e->step = (uint64_t)number_at(rec, "step", &found);
+        e->time = number_at(rec, "time", &found);
+        e->metric = number_at(rec, "metric", &e->has_metric);
+        const void *r;
+        size_t n;
+        if (cairn_value_get_data(cairn_value_get(rec, "reasons"), &r, &n) == CAIRN_OK)
+            e->reasons = strndup(r, n);
+        e->valid = rec && has_seq && (uint64_t)seq == e->seq;
+        cairn_value_free(meta);
+    }
+    cairn_file_close(f);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const ckpt_entry *x = a, *y = b;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *err)
+{
+    if (m->count == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        ckpt_entry *n = realloc(m->entries, cap * sizeof *n);
+        if (!n)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+        m->entries = n;
+        m->cap = cap;
+    }
+    m->entries[m->count++] = *e;
+    return CAIRN_OK;
+}
+
+/* Rebuilds the table from the directory alone. */
+static cairn_status scan(cairn_ckpt *m, cairn_error *err)
+{
+    DIR *d = opendir(m->dir);
+    if (!d)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot list: %s", m->dir, strerror(errno));
+    struct dirent *de;
+    cairn_status st = CAIRN_OK;
+    while (st == CAIRN_OK && (de = readdir(d))) {
+        if (is_leftover(m, de->d_name)) {
+            char *p = join(m->dir, de->d_name);
+            if (p)
+                unlink(p); /* a save that died before its rename */
+            free(p);
+            continue;
+        }
+        uint64_t seq = parse_name(m, de->d_name);
+        if (!seq)
+            continue;
+        ckpt_entry e = {.seq = seq, .path = join(m->dir, de->d_name)};
+        if (!e.path)
+            st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+        else if ((st = push_entry(m, &e, err)) != CAIRN_OK)
+            free(e.path);
+    }
+    closedir(d);
+    CAIRN_TRY(st);
+    if (m->count > 1)
+        qsort(m->entries, m->count, sizeof *m->entries, entry_cmp);
+    for (size_t i = 0; i < m->count; i++) {
+        ckpt_entry *e = &m->entries[i];
+        read_entry(m, e);
+        if (e->seq >= m->next_seq)
+            m->next_seq = e->seq + 1;
+        if (e->valid && e->has_metric && !isnan(e->metric) &&
+            (!m->has_best || better(m, e->metric, m->best_metric))) {
+            m->has_best = 1;
+            m->best_metric = e->metric;
+        }
+        if (e->valid && e->time > m->last_time) {
+            m->last_time = e->time;
+            m->last_step = e->step;
+        }
+    }
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------ open, close */
+
+static cairn_status copy_opts(cairn_ckpt *m, const cairn_ckpt_opts *o, cairn_error *err)
+{
+    m->dir = strdup(o->dirname);
+    m->prefix = strdup(o->fn_prefix ? o->fn_prefix : "");
+    m->monitor = o->monitor ? strdup(o->monitor) : NULL;
+    if (!m->dir || !m->prefix || (o->monitor && !m->monitor))
+        return cairn__fail(err, CAIRN_E_NOMEM, "out of memory");
+    if (strchr(m->prefix, '/'))
+        return cairn__fail(err, CAIRN_E_ARG, "%s: fn_prefix '%s' must not contain '/'", m->dir,
+                           m->prefix);
+    m->flags = o->flags;
+    m->every_epochs = o->every_epochs;
+    m->every_steps = o->every_steps;
+    m->every_seconds = o->every_seconds;
+    m->keep_best = o->keep_best;
+    m->keep_last = o->keep_last;
+    m->keep_every = o->keep_every;
+    m->next_seq = 1;
+    if (m->keep_best && !m->monitor)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: keep_best needs a monitored metric", m->dir);
+    return CAIRN_OK;
+}
+
+static cairn_status install_signals(cairn_ckpt *m, cairn_error *err)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, &m->old_term) != 0 || sigaction(SIGINT, &sa, &m->old_int) != 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot install signal handlers: %s", m->dir,
+                           strerror(errno));
+    m->signals_installed = 1;
+    signal_seen = 0;
+    return CAIRN_OK;
+}
+
+static void free_manager(cairn_ckpt *m)
+{
+    cairn__ckpt_async_stop(m);
+    if (m->signals_installed) {
+        sigaction(SIGTERM, &m->old_term, NULL);
+        sigaction(SIGINT, &m->old_int, NULL);
+    }
+    for (size_t i = 0; i < m->count; i++)
+        cairn__ckpt_entry_free(&m->entries[i]);
+    free(m->entries);
+    free(m->staging);
+    free(m->dir);
+    free(m->prefix);
+    free(m->monitor);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->cond);
+    free(m);
+}
+
+cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cairn_error *err)
+{
+    if (out)
+        *out = NULL;
+    if (!opts || !out || !opts->dirname || !*opts->dirname)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
+    if (opts->struct_size < sizeof *opts)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_opts.struct_size %zu is too small",
+                           opts->struct_size);
+    if (mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", opts->dirname,
+                           strerror(errno));
+    cairn_ckpt *m = calloc(1, sizeof *m);
+    if (!m)
+        return cairn__fail(err, CAIRN_E_NOMEM, "out of memory");
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    cairn_status st = copy_opts(m, opts, err);
+    if (st == CAIRN_OK)
+        st = scan(m, err);
+    if (st == CAIRN_OK && (m->flags & CAIRN_CKPT_SIGNALS))
+        st = install_signals(m, err);
+    if (st == CAIRN_OK && (m->flags & CAIRN_CKPT_ASYNC))
+        st = cairn__ckpt_async_start(m, err);
+    if (st != CAIRN_OK) {
+        free_manager(m);
+        return st;
+    }
+    *out = m;
+    return CAIRN_OK;
+}
+
+cairn_status cairn_ckpt_wait(cairn_ckpt *m, cairn_error *err)
+{
+    if (!m)
+        return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_ckpt");
+    return cairn__ckpt_async_collect(m, err);
+}
+
+cairn_status cairn_ckpt_close(cairn_ckpt *m, cairn_error *err)
+{
+    if (!m)
+        return CAIRN_OK;
+    cairn_status st = cairn__ckpt_async_collect(m, err);
+    free_manager(m);
+    return st;
+}
+
+/* ---------------------------------------------------------------- saving */
+
+cairn_status cairn__ckpt_write(const cairn_ckpt *m, const char *path,
+                               const cairn_model_parts *parts, const cairn_value *record,
+                               cairn_error *err)
+{
+    cairn_write_opts wo = {.struct_size = sizeof wo,
+                           .flags = (m->flags & CAIRN_CKPT_NO_SYNC) ? CAIRN_WRITE_NO_SYNC : 0,
+                           .format = CAIRN_FORMAT_NATIVE};
+    cairn_writer *w;
+    CAIRN_TRY(cairn_writer_open_path(path, &wo, &w, err));
+    cairn_status st = cairn__model_write_tagged(w, parts, "checkpoint", record, err);
+    if (st != CAIRN_OK) {
+        cairn_writer_abort(w);
+        return st;
+    }
+    return cairn_writer_commit(w, err);
+}
+
+/* Why this step saves, as "improved,every" (empty: it does not). */
+static cairn_status reasons_for(cairn_ckpt *m, uint64_t epoch, uint64_t step,
+                                const cairn_value *metrics, unsigned flags, double *metric,
+                                int *has_metric, char *out, size_t size, cairn_error *err)
+{
+    out[0] = '\0';
+    *has_metric = 0;
+    if (m->monitor) {
+        int found;
+        *metric = number_at(metrics, m->monitor, &found);
+        if (!found)
+            return cairn__fail(err, CAIRN_E_ARG, "%s: metric '%s' is missing from this step's "
+                               "metrics", m->dir, m->monitor);
+        *has_metric = 1;
+    }
+    int any_trigger = m->monitor || m->every_epochs || m->every_steps || m->every_seconds > 0;
+#define ADD(r) snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? "," : "", r)
+    if (flags & CAIRN_STEP_FORCE)
+        ADD("forced");
+    if ((m->flags & CAIRN_CKPT_SIGNALS) && signal_seen)
+        ADD("signal");
+    if (*has_metric && !isnan(*metric) && (!m->has_best || better(m, *metric, m->best_metric)))
+        ADD("improved");
+    if (m->every_epochs && epoch % m->every_epochs == 0)
+        ADD("every_epochs");
+    if (m->every_steps && step >= m->last_step + m->every_steps)
+        ADD("every_steps");
+    if (m->every_seconds > 0 && now() - m->last_time >= m->every_seconds)
+        ADD("every_seconds");
+    if (!any_trigger && !(flags & CAIRN_STEP_FORCE))
+        ADD("every_time");
+#undef ADD
+    return CAIRN_OK;
+}
+
+static cairn_value *make_record(const cairn_ckpt *m, const ckpt_entry *e,
+                                const cairn_value *metrics, cairn_error *err)
+{
+    cairn_value *r = cairn_value_map();
+    cairn_status st = r ? CAIRN_OK : CAIRN_E_NOMEM;
+    if (st == CAIRN_OK)
+        st = cairn_value_set(r, "seq", cairn_value_int((int64_t)e->seq), err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(r, "epoch", cairn_value_int((int64_t)e->epoch), err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(r, "step", cairn_value_int((int64_t)e->step), err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(r, "time", cairn_value_float(e->time), err);
+    if (st == CAIRN_OK && e->has_metric)
+        st = cairn_value_set(r, "metric", cairn_value_float(e->metric), err);
+    if (st == CAIRN_OK && m->monitor)
+        st = cairn_value_set(r, "monitor", cairn_value_string(m->monitor), err);
+    if (st == CAIRN_OK && m->monitor)
+        st = cairn_value_set(r, "mode", cairn_value_string((m->flags & CAIRN_CKPT_MODE_MAX) ? "max"
+                                                                                          : "min"),
+                             err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(r, "reasons", cairn_value_string(e->reasons), err);
+    if (st == CAIRN_OK && metrics)
+        st = cairn_value_set(r, "metrics", cairn_value_clone(metrics), err);
+    if (st != CAIRN_OK) {
+        cairn_value_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
+                             const cairn_value *metrics, const cairn_model_parts *parts,
+                             unsigned flags, int *saved, cairn_error *err)
+{
+    if (saved)
+        *saved = CAIRN_SAVED_NO;
+    if (!m || !parts)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_step: NULL argument");
+    if (metrics && cairn_value_get_type(metrics) != CAIRN_VALUE_MAP)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: metrics must be a map", m->dir);
+    /* an earlier background save's failure is reported before anything else */
+    CAIRN_TRY(cairn__ckpt_async_collect(m, err));
+    char reasons[128];
+    double metric = 0;
+    int has_metric;
+    CAIRN_TRY(reasons_for(m, epoch, step, metrics, flags, &metric, &has_metric, reasons,
+                          sizeof reasons, err));
+    if (!reasons[0])
+        return CAIRN_OK;
+    char name[300];
+    snprintf(name, sizeof name, "%sckpt-%08llu.cairn", m->prefix, (unsigned long long)m->next_seq);
+    ckpt_entry e = {.seq = m->next_seq, .epoch = epoch, .step = step, .time = now(),
+                    .has_metric = has_metric, .metric = metric, .valid = 1,
+                    .path = join(m->dir, name), .reasons = strdup(reasons)};
+    cairn_value *record = e.path && e.reasons ? make_record(m, &e, metrics, err) : NULL;
+    if (!record) {
+        cairn__ckpt_entry_free(&e);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    }
+    int by_signal = strstr(reasons, "signal") != NULL;
+    cairn_status st;
+    if (m->flags & CAIRN_CKPT_ASYNC) {
+        st = cairn__ckpt_async_submit(m, parts, record, &e, err);
+    } else {
+        st = cairn__ckpt_write(m, e.path, parts, record, err);
+        if (st == CAIRN_OK)
+            st = cairn__ckpt_committed(m, &e, err);
+        else
+            cairn__ckpt_entry_free(&e);
+    }
+    cairn_value_free(record);
+    if (st == CAIRN_OK) {
+        m->next_seq++;
+        m->last_time = e.time;
+        m->last_step = step;
+        if (has_metric && !isnan(metric) && (!m->has_best || better(m, metric, m->best_metric))) {
+            m->has_best = 1;
+            m->best_metric = metric;
+        }
+        if (by_signal)
+            signal_seen = 0;
+        if (saved)
+            *saved = by_signal ? CAIRN_SAVED_SIGNAL : CAIRN_SAVED_YES;
+    }
+    return st;
+}
+
+/* -------------------------------------------------------------- retention */
+
+typedef struct ranked {
+    size_t index;
+    double metric;
+    int maximize;
+} ranked;
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->metric == y->metric)
+        return (x->index < y->index) - (x->index > y->index); /* newer first on ties */
+    int x_better = x->maximize ? x->metric > y->metric : x->metric < y->metric;
+    return x_better ? -1 : 1;
+}
+
+/* Marks in keep[] what the policy keeps. Invalid checkpoints are never
+ * removed by retention (they may be evidence; `cairn ckpt verify` shows
+ * them), and the newest valid checkpoint is always kept. */
+static cairn_status mark_kept(const cairn_ckpt *m, uint32_t best, uint32_t last, uint32_t every,
+                              unsigned char *keep, cairn_error *err)
+{
+    int no_policy = !best && !last && !every;
+    ranked *r = malloc((m->count ? m->count : 1) * sizeof *r);
+    if (!r)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    size_t nr = 0, newest_valid = SIZE_MAX, seen_valid = 0;
+    for (size_t i = m->count; i-- > 0;) {
+        const ckpt_entry *e = &m->entries[i];
+        keep[i] = no_policy || !e->valid;
+        if (!e->valid)
+            continue;
+        if (newest_valid == SIZE_MAX)
+            newest_valid = i;
+        if (seen_valid++ < last)
+            keep[i] = 1;
+        if (every && e->epoch % every == 0)
+            keep[i] = 1;
+        if (e->has_metric && !isnan(e->metric))
+            r[nr++] = (ranked){i, e->metric, (m->flags & CAIRN_CKPT_MODE_MAX) != 0};
+    }
+    qsort(r, nr, sizeof *r, ranked_cmp);
+    for (size_t k = 0; k < nr && k < best; k++)
+        keep[r[k].index] = 1;
+    if (newest_valid != SIZE_MAX)
+        keep[newest_valid] = 1;
+    free(r);
+    return CAIRN_OK;
+}
+
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last, uint32_t every,
+                                    int dry_run, size_t *removed, cairn_error *err)
+{
+    unsigned char *keep = calloc(m->count ? m->count : 1, 1);
+    if (!keep)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    cairn_status st = mark_kept(m, best, last, every, keep, err);
+    size_t n = 0, out = 0;
+    /* Compacts the table in place; after a failed unlink every remaining
+     * checkpoint is kept, so the table always matches the directory. */
+    for (size_t i = 0; i < m->count; i++) {
+        int drop = !keep[i] && st == CAIRN_OK;
+        if (drop)
+            n++;
+        if (drop && !dry_run && unlink(m->entries[i].path) != 0 && errno != ENOENT) {
+            st = cairn__fail(err, CAIRN_E_IO, "%s: cannot remove old checkpoint: %s",
+                             m->entries[i].path, strerror(errno));
+            drop = 0;
+        }
+        if (drop && !dry_run)
+            cairn__ckpt_entry_free(&m->entries[i]);
+        else
+            m->entries[out++] = m->entries[i];
+    }
+    m->count = out;
+    if (n && !dry_run && !(m->flags & CAIRN_CKPT_NO_SYNC))
+        sync_dir(m->dir);
+    free(keep);
+    if (removed)
+        *removed = n;
+    return st;
+}
+
+cairn_status cairn__ckpt_committed(cairn_ckpt *m, ckpt_entry *e, cairn_error *err)
+{
+    struct stat st;
+    if (stat(e->path, &st) == 0)
+        e->bytes = (uint64_t)st.st_size;
+    cairn_status s = push_entry(m, e, err);
+    if (s != CAIRN_OK) {
+        cairn__ckpt_entry_free(e);
+        return s;
+    }
+    if (!m->keep_best && !m->keep_last && !m->keep_every)
+        return CAIRN_OK;
+    return apply_retention(m, m->keep_best, m->keep_last, m->keep_every, 0, NULL, err);
+}
+
+cairn_status cairn_ckpt_prune(cairn_ckpt *m, uint32_t keep_best, uint32_t keep_last,
+                              uint32_t keep_every, int dry_run, size_t *removed, cairn_error *err)
+{
+    if (removed)
+        *removed = 0;
+    if (!m)
+        return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_ckpt");
+    if (keep_best && !m->monitor)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: keep_best needs a monitored metric", m->dir);
+    CAIRN_TRY(cairn__ckpt_async_collect(m, err));
+    if (!keep_best && !keep_last && !keep_every)
+        return CAIRN_OK;
+    return apply_retention(m, keep_best, keep_last, keep_every, dry_run, removed, err);
+}
+
+/* --------------------------------------------------------------- queries */
+
+size_t cairn_ckpt_count(const cairn_ckpt *m) { return m ? m->count : 0; }
+
+cairn_status cairn_ckpt_info_at(const cairn_ckpt *m, size_t i, cairn_ckpt_info *out,
+                                cairn_error *err)
+{
+    if (!m || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_info_at: NULL argument");
+    if (i >= m->count)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: checkpoint index %zu out of range (%zu)",
+                           m->dir, i, m->count);
+    const ckpt_entry *e = &m->entries[i];
+    *out = (cairn_ckpt_info){e->seq, e->epoch, e->step, e->time, e->has_metric, e->metric,
+                             e->bytes, e->valid, e->path, e->reasons ? e->reasons : ""};
+    return CAIRN_OK;
+}
+
+cairn_status cairn_ckpt_latest(const cairn_ckpt *m, size_t *index, cairn_error *err)
+{
+    if (!m || !index)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_latest: NULL argument");
+    for (size_t i = m->count; i-- > 0;)
+        if (m->entries[i].valid) {
+            *index = i;
+            return CAIRN_OK;
+        }
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no valid %sckpt-*.cairn checkpoint", m->dir,
+                       m->prefix);
+}
+
+cairn_status cairn_ckpt_best(const cairn_ckpt *m, size_t *index, cairn_error *err)
+{
+    if (!m || !index)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_best: NULL argument");
+    if (!m->monitor)
+        return cairn_ckpt_latest(m, index, err);
+    size_t found = SIZE_MAX;
+    for (size_t i = 0; i < m->count; i++) {
+        const ckpt_entry *e = &m->entries[i];
+        if (e->valid && e->has_metric && !isnan(e->metric) &&
+            (found == SIZE_MAX || !better(m, m->entries[found].metric, e->metric)))
+            found = i; /* ties go to the newer checkpoint */
+    }
+    if (found == SIZE_MAX)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no valid checkpoint with metric '%s'",
+                           m->dir, m->monitor);
+    *index = found;
+    return CAIRN_OK;
+}
+
+/* ---------------------------------------------------------- load, resume */
+
+static cairn_status load_verified(cairn_ckpt *m, size_t index, const cairn_model_parts *parts,
+                                  const cairn_load_opts *opts, cairn_value **meta,
+                                  cairn_error *err)
+{
+    cairn_file *f;
+    cairn_open_opts oo = {.struct_size = sizeof oo, .flags = CAIRN_OPEN_VERIFY, .format = CAIRN_FORMAT_NATIVE};
+    CAIRN_TRY(cairn_file_open(m->entries[index].path, &oo, &f, err));
+    cairn_status st = cairn_model_load(f, parts, opts, meta, err);
+    cairn_file_close(f);
+    return st;
+}
+
+cairn_status cairn_ckpt_load(cairn_ckpt *m, size_t index, const cairn_model_parts *parts,
+                             const cairn_load_opts *opts, cairn_value **meta, cairn_error *err)
+{
+    if (meta)
+        *meta = NULL;
+    if (!m || !parts)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_load: NULL argument");
+    CAIRN_TRY(cairn__ckpt_async_collect(m, err));
+    if (index >= m->count)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: checkpoint index %zu out of range (%zu)",
+                           m->dir, index, m->count);
+    return load_verified(m, index, parts, opts, meta, err);
+}
+
+cairn_status cairn_ckpt_resume(cairn_ckpt *m, const cairn_model_parts *parts,
+                               const cairn_load_opts *opts, cairn_value **meta,
+                               cairn_ckpt_resume_info *info, cairn_error *err)
+{
+    cairn_ckpt_resume_info local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    if (meta)
+        *meta = NULL;
+    if (!m || !parts)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_resume: NULL argument");
+    CAIRN_TRY(cairn__ckpt_async_collect(m, err));
+    size_t used = 0;
+    for (size_t i = m->count; i-- > 0;) {
+        ckpt_entry *e = &m->entries[i];
+        cairn_error why;
+        cairn__clear(&why);
+        cairn_status st = e->valid ? load_verified(m, i, parts, opts, meta, &why)
+                                   : cairn__fail(&why, CAIRN_E_CORRUPT, "%s: not a complete "
+                                                 "checkpoint", e->path);
+        if (st == CAIRN_OK) {
+            info->index = i;
+            info->next_epoch = e->epoch + 1;
+            info->step = e->step;
+            return CAIRN_OK;
+        }
+        /* A checkpoint that does not match the model is the caller's
+         * problem, not damage: do not silently fall back past it. */
+        if (st == CAIRN_E_MISMATCH || st == CAIRN_E_ARG || st == CAIRN_E_NOMEM)
+            return cairn__fail(err, st, "%s", why.message);
+        e->valid = 0;
+        info->skipped++;
+        used += (size_t)snprintf(info->why + used, used < sizeof info->why ? sizeof info->why - used : 0,
+                                 "%sskipped %s", used ? "; " : "", why.message);
+        if (used >= sizeof info->why)
+            used = sizeof info->why;
+    }
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no valid %sckpt-*.cairn checkpoint%s%s",
+                       m->dir, m->prefix, info->skipped ? " (" : "",
+                       info->skipped ? "all failed to verify)" : "");
+}

@@ -1,0 +1,275 @@
+/*
+ * pickle.h -- a restricted pickle machine (docs/FORMAT.md, "PyTorch .pt
+ * (read)"): reads the pickle opcodes of protocols 2 to 5 that PyTorch files
+ * use into a small tagged object graph, and nothing else. There is no Python here, so nothing
+ * in a pickle can run: a GLOBAL only names an entry of the caller's allow-list
+ * table (any other name stops the load, naming it), and REDUCE, BUILD and
+ * BINPERSID do what cairn's own code says each allowed global means.
+ *
+ * Bounds, all checked before anything is allocated from a number in the
+ * input: the pickle is at most CAIRN__PICKLE_MAX_BYTES; every length is
+ * checked against the bytes that remain; memo indexes are below the pickle's
+ * size (each memo put costs a byte); the value stack, the marks and the node
+ * count have fixed caps. The machine never recurses on its input. The graph
+ * it builds may share nodes and even hold cycles (SETITEM of a memoized dict
+ * into itself); cairn__pickle_flatten is the one walker, and it bounds its
+ * depth, detects cycles and caps how far sharing may expand.
+ *
+ * Errors read "WHERE: offset N: what" (WHERE names the file and member),
+ * naming the opcode or the global.
+ */
+#ifndef CAIRN_PICKLE_H
+#define CAIRN_PICKLE_H
+
+#include "common/internal.h"
+
+#define CAIRN__PICKLE_MAX_BYTES (UINT64_C(64) << 20) /* one pickle */
+#define CAIRN__PICKLE_MAX_NODES (UINT32_C(1) << 22)   /* objects made by one pickle */
+#define CAIRN__PICKLE_MAX_STACK (UINT32_C(1) << 20)   /* values on the stack at once */
+#define CAIRN__PICKLE_MAX_MARKS 1000                  /* open MARKs (nesting of the text) */
+#define CAIRN__PICKLE_MAX_GLOBAL 1024                 /* bytes of a global's module or name */
+#define CAIRN__PICKLE_MAX_TENSORS (UINT32_C(1) << 20) /* tensors rebuilt by one pickle */
+/* Memo references make some opcodes cheap to repeat (BINGET a long str, then
+ * REDUCE a copy of it), so what the machine and the walker make is also
+ * bounded by the pickle's size: container items and bytes the machine
+ * copies at most 2 x its length + 64 KiB, bytes of names and of the tree
+ * at most 16 x its length + 1 MiB. */
+#define CAIRN__PICKLE_BUDGET(len, k, extra) ((uint64_t)(k) * (len) + (extra))
+
+typedef enum cairn__pk_type {
+    CAIRN__PK_NONE = 0,
+    CAIRN__PK_BOOL,
+    CAIRN__PK_INT,       /* int64: longer integers are refused */
+    CAIRN__PK_FLOAT,
+    CAIRN__PK_STR,       /* bytes as pickled (UTF-8 is checked where it matters) */
+    CAIRN__PK_BYTES,
+    CAIRN__PK_TUPLE,
+    CAIRN__PK_LIST,
+    CAIRN__PK_DICT,      /* pairs in insertion order; duplicates resolved by the walker */
+    CAIRN__PK_SET,
+    CAIRN__PK_FROZENSET,
+    CAIRN__PK_GLOBAL,    /* an allowed global, as a value (a dtype, a storage type) */
+    CAIRN__PK_STORAGE,   /* what a persistent id resolved to */
+    CAIRN__PK_TENSOR
+} cairn__pk_type;
+
+/* What an allowed global means; the machine gives each its behaviour. */
+typedef enum cairn__pk_kind {
+    CAIRN__PG_ORDERED_DICT = 1, /* collections.OrderedDict() */
+    CAIRN__PG_SET,              /* builtins.set(iterable) */
+    CAIRN__PG_FROZENSET,        /* builtins.frozenset(iterable) */
+    CAIRN__PG_REBUILD_V1,       /* torch._utils._rebuild_tensor(storage, offset, size, stride) */
+    CAIRN__PG_REBUILD_V2,       /* ..._v2(storage, offset, size, stride, grad, hooks[, meta]) */
+    CAIRN__PG_REBUILD_V3,       /* ..._v3(storage, offset, size, stride, grad, hooks, dtype,
+                                   [meta]) */
+    CAIRN__PG_PARAMETER,        /* _rebuild_parameter(tensor, grad, hooks) */
+    CAIRN__PG_PARAMETER_STATE,  /* _rebuild_parameter_with_state(tensor, grad, hooks, state) */
+    CAIRN__PG_DEVICE,           /* torch.device(type[, index]) -> "type:index" */
+    CAIRN__PG_SIZE,             /* torch.Size(tuple) -> tuple */
+    CAIRN__PG_ENCODE,           /* _codecs.encode(str, "latin1") -> bytes (protocol 2 bytes) */
+    CAIRN__PG_STORAGE_TYPE,     /* torch.FloatStorage ... (dtype), torch.UntypedStorage (U8) */
+    CAIRN__PG_DTYPE             /* torch.float32 ... (dtype INVALID: one cairn has not) */
+} cairn__pk_kind;
+
+typedef struct cairn__pk_global {
+    const char *module, *name;
+    cairn__pk_kind kind;
+    cairn_dtype dtype;
+} cairn__pk_global;
+
+/* Node flags. */
+#define CAIRN__PKF_ORDERED 0x1u /* a dict made by OrderedDict() (BUILD may set its attributes) */
+#define CAIRN__PKF_ONPATH 0x2u  /* the walker is inside this container (cycle check) */
+#define CAIRN__PKF_CLASS 0x4u   /* inert mode: a STR naming a global nothing resolves */
+#define CAIRN__PKF_INERT 0x8u   /* inert mode: a DICT standing for a made object */
+
+typedef struct cairn__pk_node {
+    uint8_t type;  /* cairn__pk_type */
+    uint8_t flags;
+    uint32_t at;   /* offset of the opcode that made it, for messages */
+    union {
+        int b;
+        int64_t i;
+        double d;
+        uint32_t ref; /* STR, BYTES: blob; TUPLE..FROZENSET: seq; STORAGE; TENSOR */
+        const cairn__pk_global *g;
+    } u;
+} cairn__pk_node;
+
+typedef struct cairn__pk_seq {
+    uint32_t *items; /* node indexes; a DICT holds key, value, key, value, ... */
+    uint32_t count, cap;
+} cairn__pk_seq;
+
+typedef struct cairn__pk_blob {
+    const uint8_t *p; /* into the pickle, or owned (made by _codecs.encode / torch.device) */
+    size_t len;
+    int owned;
+} cairn__pk_blob;
+
+typedef struct cairn__pk_storage {
+    uint32_t index;     /* the host's */
+    cairn_dtype dtype;  /* the element type its storage class says (U8 when untyped) */
+    uint64_t nbytes;    /* numel x element size, as the persistent id declares */
+    uint32_t key;       /* the STR node of its key, for messages */
+} cairn__pk_storage;
+
+typedef struct cairn__pk_tensor {
+    uint32_t storage;   /* into cairn__pickle.storages */
+    cairn_dtype dtype;
+    uint32_t rank;
+    int requires_grad;
+    uint64_t offset;    /* in elements */
+    uint64_t sizes[CAIRN_MAX_RANK];
+    uint64_t strides[CAIRN_MAX_RANK]; /* in elements, never negative */
+} cairn__pk_tensor;
+
+/* What the machine asks of its host. */
+typedef struct cairn__pickle_host {
+    void *ctx;
+    /* GLOBAL / STACK_GLOBAL: the allowed global of that name, or NULL to
+     * refuse it. Names are as pickled (not NUL-terminated). In inert mode
+     * (`inert` below) a refused name becomes data instead. */
+    const cairn__pk_global *(*resolve)(void *ctx, const char *module, size_t module_len,
+                                       const char *name, size_t name_len);
+    /* BINPERSID ('storage', type, key, location, numel[, None]): the host finds
+     * storage `key`, checks that it holds `nbytes` bytes (numel x the type's
+     * element size, overflow-checked by the machine) and gives its index.
+     * `at` is the opcode's offset. NULL: persistent ids are refused. */
+    cairn_status (*storage)(void *ctx, const char *key, size_t key_len, cairn_dtype dtype,
+                            uint64_t numel, uint64_t nbytes, uint64_t at, uint32_t *index,
+                            cairn_error *err);
+    /* Inert data mode (CAIRN_OPEN_INERT): a global `resolve` refuses becomes
+     * a STR "module.name" flagged CAIRN__PKF_CLASS, and REDUCE / NEWOBJ /
+     * BUILD on it make plain dict nodes {"$class", "args", "state"} --
+     * nothing is ever called, the graph only records what the pickle said. */
+    int inert;
+} cairn__pickle_host;
+
+typedef struct cairn__pickle {
+    const cairn__pickle_host *host;
+    const char *where; /* "PATH: member 'NAME'", for messages */
+    uint64_t base;     /* file offset of pickle byte 0 (0 inside a member) */
+    const uint8_t *p;
+    size_t len, pos;
+    cairn__pk_node *nodes;
+    uint32_t node_count, node_cap;
+    cairn__pk_seq *seqs;
+    uint32_t seq_count, seq_cap;
+    cairn__pk_blob *blobs;
+    uint32_t blob_count, blob_cap;
+    cairn__pk_storage *storages;
+    uint32_t storage_count, storage_cap;
+    cairn__pk_tensor *tensors;
+    uint32_t tensor_count, tensor_cap;
+    uint32_t *stack;
+    uint32_t stack_count, stack_cap;
+    uint32_t marks[CAIRN__PICKLE_MAX_MARKS]; /* stack heights at each MARK */
+    uint32_t mark_count;
+    uint32_t *memo;     /* node + 1, 0 = empty */
+    uint32_t memo_cap, memo_used;
+    uint64_t made;      /* container items and copied bytes so far (the budget above) */
+    uint32_t root;      /* the result, after a successful run */
+} cairn__pickle;
+
+/* The allow-list of PyTorch files (docs/FORMAT.md "PyTorch .pt (read)"). */
+const cairn__pk_global *cairn__pickle_torch_global(void *ctx, const char *module,
+                                                   size_t module_len, const char *name,
+                                                   size_t name_len);
+
+void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const char *where,
+                        uint64_t base);
+/* Runs one pickle from p[0] to its STOP; *used (may be NULL) gets the bytes
+ * it took. The result is vm->root. p must outlive the machine (strings point
+ * into it). One run per machine. */
+cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, size_t *used,
+                               cairn_error *err);
+void cairn__pickle_free(cairn__pickle *vm);
+
+/* ---------------------------------------------------- the graph (pickle_obj.c) */
+
+/* A new node of `type` made by the opcode at `at`; its index in *out. */
+cairn_status cairn__pk_new(cairn__pickle *vm, uint8_t type, size_t at, uint32_t *out,
+                           cairn_error *err);
+/* A new empty container (TUPLE, LIST, DICT, SET, FROZENSET). */
+cairn_status cairn__pk_new_seq(cairn__pickle *vm, uint8_t type, size_t at, uint32_t *out,
+                               cairn_error *err);
+/* A new STR or BYTES node over p[0..len): borrowed, or taken over (`owned`). */
+cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *p, size_t len,
+                                int owned, size_t at, uint32_t *out, cairn_error *err);
+/* Appends items[0..n) to container `node`. */
+cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *items,
+                              uint32_t n, cairn_error *err);
+/* A new STORAGE / TENSOR node holding a copy of *s / *t. */
+cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s, size_t at,
+                                   uint32_t *out, cairn_error *err);
+cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, size_t at,
+                                  uint32_t *out, cairn_error *err);
+
+static inline cairn__pk_node *cairn__pk_at(const cairn__pickle *vm, uint32_t node)
+{
+    return &vm->nodes[node];
+}
+static inline const cairn__pk_seq *cairn__pk_seq_of(const cairn__pickle *vm, uint32_t node)
+{
+    return &vm->seqs[vm->nodes[node].u.ref];
+}
+static inline const cairn__pk_blob *cairn__pk_blob_of(const cairn__pickle *vm, uint32_t node)
+{
+    return &vm->blobs[vm->nodes[node].u.ref];
+}
+/* "a tuple", "an int", ... for messages. */
+const char *cairn__pk_type_name(uint8_t type);
+
+/* Fails with "WHERE: offset N: ..." (N = vm->base + at). */
+cairn_status cairn__pk_fail(const cairn__pickle *vm, cairn_error *err, size_t at, cairn_status st,
+                            const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* -------------------------------- what allowed globals do (pickle_call.c) */
+
+/* REDUCE: `callable(*args)` for an allowed callable; the result in *out. */
+cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t args, size_t at,
+                              uint32_t *out, cairn_error *err);
+/* BUILD: sets `state` on `target` (docs/FORMAT.md, "PyTorch .pt (read)", says
+ * what is allowed). */
+cairn_status cairn__pk_build(cairn__pickle *vm, uint32_t target, uint32_t state, size_t at,
+                             cairn_error *err);
+/* Inert mode: NEWOBJ `cls(*args)` recorded as a node (refused otherwise). */
+cairn_status cairn__pk_newobj(cairn__pickle *vm, uint32_t cls, uint32_t args, size_t at,
+                              uint32_t *out, cairn_error *err);
+/* BINPERSID: resolves a persistent id through the host. */
+cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, uint32_t *out,
+                                  cairn_error *err);
+
+/* ---------------------------------------------- the walker (pickle_flat.c) */
+
+typedef struct cairn__pk_named {
+    char *name;      /* NUL-terminated, a valid tensor name */
+    size_t len;
+    uint32_t tensor; /* into cairn__pickle.tensors */
+    uint32_t at;     /* offset of the opcode that made it, for messages */
+} cairn__pk_named;
+
+typedef struct cairn__pk_flat {
+    cairn__pk_named *tensors; /* in the order the walk met them */
+    size_t count, cap;
+    size_t *by_name;          /* indexes into tensors, sorted by name (bytes, shorter first) */
+    cairn_value *tree;        /* a map, with tensor references */
+} cairn__pk_flat;
+
+/* Names every tensor by its path (dict keys and sequence indexes joined with
+ * '.'; a tensor at the top is "tensor") and turns the object into the
+ * metadata tree (a top-level dict is the root map; anything else sits under
+ * the key "object"). Refuses what cannot be named or is out of bounds:
+ * keys other than str and int, empty keys, two keys of one name, duplicate
+ * tensor names, invalid UTF-8, reference cycles, depth beyond
+ * CAIRN_META_MAX_DEPTH and sharing that expands past a multiple of the node
+ * count. */
+cairn_status cairn__pickle_flatten(cairn__pickle *vm, cairn__pk_flat *out, cairn_error *err);
+void cairn__pk_flat_free(cairn__pk_flat *flat);
+
+#endif /* CAIRN_PICKLE_H */

@@ -1,0 +1,432 @@
+/* pickle_flat.c -- turns the object graph of a pickle into cairn's view of
+ * it: tensors named by their path, and the metadata tree with tensor
+ * references. The one walker over a graph that may share nodes or hold
+ * cycles: depth, cycles and expansion are all bounded. */
+#include "container/pickle.h"
+#include "common/value_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TOP_TENSOR_NAME "tensor" /* a pickle that is one tensor */
+#define TOP_OBJECT_KEY "object"  /* where a top level that is not a dict goes */
+
+typedef struct walk {
+    cairn__pickle *vm;
+    cairn__pk_flat *out;
+    cairn_error *err;
+    char path[CAIRN_NAME_MAX + 1];
+    size_t path_len;
+    int path_over;            /* the path is longer than a name may be */
+    uint64_t visits, max_visits;
+    uint64_t bytes, max_bytes; /* of names, keys and strings copied into the results */
+} walk;
+
+static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out);
+
+static cairn_status fail_at(walk *w, uint32_t node, cairn_status st, const char *what)
+{
+    char shown[160];
+    if (!w->path_len)
+        return cairn__pk_fail(w->vm, w->err, w->vm->nodes[node].at, st, "%s (at the top level)",
+                              what);
+    cairn__printable(w->path, w->path_len, shown, sizeof shown);
+    return cairn__pk_fail(w->vm, w->err, w->vm->nodes[node].at, st, "%s (at '%s%s')", what,
+                          shown, w->path_over ? "..." : "");
+}
+
+static cairn_status nomem(walk *w, uint32_t node)
+{
+    return fail_at(w, node, CAIRN_E_NOMEM, "out of memory building the metadata tree");
+}
+
+/* A memoized long string can be referenced many times for two bytes each:
+ * what the walk copies is bounded by the pickle's size too. */
+static cairn_status spend(walk *w, uint32_t node, size_t n)
+{
+    if (n > w->max_bytes || w->bytes > w->max_bytes - n)
+        return fail_at(w, node, CAIRN_E_LIMIT, "names and strings copied from shared objects "
+                                               "exceed 16 times the pickle's size");
+    w->bytes += n;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------ paths */
+
+typedef struct path_mark {
+    size_t len;
+    int over;
+} path_mark;
+
+static path_mark path_push(walk *w, const char *seg, size_t len)
+{
+    path_mark m = {w->path_len, w->path_over};
+    size_t need = len + (w->path_len ? 1 : 0);
+    if (w->path_over || need > CAIRN_NAME_MAX - w->path_len) {
+        w->path_over = 1;
+        return m;
+    }
+    if (w->path_len)
+        w->path[w->path_len++] = '.';
+    memcpy(w->path + w->path_len, seg, len);
+    w->path_len += len;
+    w->path[w->path_len] = '\0';
+    return m;
+}
+
+static void path_pop(walk *w, path_mark m)
+{
+    w->path_len = m.len;
+    w->path_over = m.over;
+    w->path[w->path_len] = '\0';
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+static cairn_status emit_tensor(walk *w, uint32_t node, cairn_value **out)
+{
+    const char *name = w->path_len ? w->path : TOP_TENSOR_NAME;
+    size_t len = w->path_len ? w->path_len : strlen(TOP_TENSOR_NAME);
+    cairn_error why;
+    if (w->path_over)
+        return fail_at(w, node, CAIRN_E_LIMIT, "a tensor name longer than 4096 bytes");
+    if (cairn__name_check(name, len, "tensor", &why) != CAIRN_OK)
+        return fail_at(w, node, CAIRN_E_UNSUPPORTED, why.message);
+    CAIRN_TRY(spend(w, node, 2 * len)); /* the name and its reference */
+    cairn__pk_flat *f = w->out;
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        cairn__pk_named *t = realloc(f->tensors, cap * sizeof *t);
+        if (!t)
+            return nomem(w, node);
+        f->tensors = t;
+        f->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    *out = cairn__value_new_blob(CAIRN_VALUE_TENSOR, name, len);
+    if (!copy || !*out) {
+        free(copy);
+        cairn_value_free(*out);
+        *out = NULL;
+        return nomem(w, node);
+    }
+    memcpy(copy, name, len + 1);
+    f->tensors[f->count].name = copy;
+    f->tensors[f->count].len = len;
+    f->tensors[f->count].tensor = w->vm->nodes[node].u.ref;
+    f->tensors[f->count].at = w->vm->nodes[node].at;
+    f->count++;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------- dicts */
+
+typedef struct key_ent {
+    const char *s;
+    size_t len;
+    char num[24];   /* an int key's decimal form */
+    uint8_t type;   /* of the key node */
+    uint32_t value; /* the node it maps to (the last one set, as in Python) */
+    int dead;       /* a later SETITEM of the same key: merged into the first */
+} key_ent;
+
+static int key_cmp(const void *a, const void *b)
+{
+    const key_ent *x = *(const key_ent *const *)a, *y = *(const key_ent *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x < y ? -1 : x > y; /* stable: insertion order within a key */
+}
+
+/* The text of one key: a str (UTF-8, not empty, no NUL) or an int. */
+static cairn_status key_text(walk *w, uint32_t knode, key_ent *e)
+{
+    const cairn__pk_node *k = &w->vm->nodes[knode];
+    e->type = k->type;
+    if (k->type == CAIRN__PK_INT) {
+        e->len = (size_t)snprintf(e->num, sizeof e->num, "%" PRId64, k->u.i);
+        e->s = e->num;
+        return CAIRN_OK;
+    }
+    if (k->type != CAIRN__PK_STR) {
+        char why[120];
+        snprintf(why, sizeof why, "a dict key is %s; only str and int keys can name things",
+                 cairn__pk_type_name(k->type));
+        return fail_at(w, knode, CAIRN_E_UNSUPPORTED, why);
+    }
+    const cairn__pk_blob *b = cairn__pk_blob_of(w->vm, knode);
+    e->s = (const char *)b->p;
+    e->len = b->len;
+    if (b->len == 0)
+        return fail_at(w, knode, CAIRN_E_UNSUPPORTED, "an empty dict key cannot name anything");
+    if (memchr(b->p, 0, b->len) || !cairn__utf8_valid(e->s, e->len))
+        return fail_at(w, knode, CAIRN_E_UNSUPPORTED, "a dict key holds a NUL byte or is not "
+                                                      "valid UTF-8");
+    return CAIRN_OK;
+}
+
+/* Python keeps one entry per key: the first position, the last value.
+ * Keys of different types with one text (1 and "1") would give one name
+ * to two things, so they are refused. */
+static cairn_status merge_keys(walk *w, uint32_t node, key_ent **order, uint32_t n)
+{
+    qsort(order, n, sizeof *order, key_cmp);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1;
+        while (j < n && order[j]->len == order[i]->len &&
+               memcmp(order[j]->s, order[i]->s, order[i]->len) == 0) {
+            if (order[j]->type != order[i]->type) {
+                char why[200], shown[80];
+                snprintf(why, sizeof why, "an int key and a str key both read '%s'",
+                         cairn__printable(order[i]->s, order[i]->len, shown, sizeof shown));
+                return fail_at(w, node, CAIRN_E_UNSUPPORTED, why);
+            }
+            order[j]->dead = 1;
+            j++;
+        }
+        order[i]->value = order[j - 1]->value;
+        i = j;
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status dict_children(walk *w, uint32_t node, int depth, key_ent *ents,
+                                  uint32_t n, cairn_value *map)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ents[i].dead)
+            continue;
+        CAIRN_TRY(spend(w, node, ents[i].len));
+        path_mark m = path_push(w, ents[i].s, ents[i].len);
+        cairn_value *child = NULL;
+        cairn_status st = convert(w, ents[i].value, depth + 1, &child);
+        path_pop(w, m);
+        CAIRN_TRY(st);
+        if (cairn__value_map_push(map, ents[i].s, ents[i].len, child) != CAIRN_OK) {
+            cairn_value_free(child);
+            return nomem(w, node);
+        }
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status convert_dict(walk *w, uint32_t node, int depth, cairn_value *map)
+{
+    const cairn__pk_seq *s = cairn__pk_seq_of(w->vm, node);
+    uint32_t n = s->count / 2;
+    key_ent *ents = calloc(n ? n : 1, sizeof *ents);
+    key_ent **order = malloc((n ? n : 1) * sizeof *order);
+    cairn_status st = ents && order ? CAIRN_OK : nomem(w, node);
+    for (uint32_t i = 0; st == CAIRN_OK && i < n; i++) {
+        ents[i].value = s->items[2 * i + 1];
+        order[i] = &ents[i];
+        st = key_text(w, s->items[2 * i], &ents[i]);
+    }
+    if (st == CAIRN_OK)
+        st = merge_keys(w, node, order, n);
+    if (st == CAIRN_OK)
+        st = dict_children(w, node, depth, ents, n, map);
+    free(ents);
+    free(order);
+    return st;
+}
+
+/* ------------------------------------------------------------------ lists */
+
+static cairn_status convert_seq(walk *w, uint32_t node, int depth, cairn_value *list)
+{
+    const cairn__pk_seq *s = cairn__pk_seq_of(w->vm, node);
+    for (uint32_t i = 0; i < s->count; i++) {
+        char idx[16];
+        int len = snprintf(idx, sizeof idx, "%u", (unsigned)i);
+        path_mark m = path_push(w, idx, (size_t)len);
+        cairn_value *child = NULL;
+        cairn_status st = convert(w, s->items[i], depth + 1, &child);
+        path_pop(w, m);
+        CAIRN_TRY(st);
+        if (cairn_value_append(list, child, NULL) != CAIRN_OK) {
+            cairn_value_free(child);
+            return nomem(w, node);
+        }
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status convert_container(walk *w, uint32_t node, int depth, cairn_value **out)
+{
+    cairn__pk_node *n = &w->vm->nodes[node];
+    if (depth > CAIRN_META_MAX_DEPTH)
+        return fail_at(w, node, CAIRN_E_LIMIT, "containers nest deeper than the metadata "
+                                               "tree's 64 levels");
+    if (n->flags & CAIRN__PKF_ONPATH)
+        return fail_at(w, node, CAIRN_E_UNSUPPORTED, "a container holds itself (a reference "
+                                                     "cycle)");
+    int is_dict = n->type == CAIRN__PK_DICT;
+    *out = is_dict ? cairn_value_map() : cairn_value_list();
+    if (!*out)
+        return nomem(w, node);
+    n->flags |= CAIRN__PKF_ONPATH;
+    cairn_status st = is_dict ? convert_dict(w, node, depth, *out)
+                              : convert_seq(w, node, depth, *out);
+    w->vm->nodes[node].flags &= (uint8_t)~CAIRN__PKF_ONPATH;
+    if (st != CAIRN_OK) {
+        cairn_value_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- scalars */
+
+static cairn_status convert_text(walk *w, uint32_t node, cairn_value **out)
+{
+    const cairn__pk_node *n = &w->vm->nodes[node];
+    if (n->type == CAIRN__PK_GLOBAL) {
+        char text[2 * CAIRN__PICKLE_MAX_GLOBAL + 2];
+        int len = snprintf(text, sizeof text, "%s.%s", n->u.g->module, n->u.g->name);
+        *out = cairn__value_new_blob(CAIRN_VALUE_STRING, text, (size_t)len);
+        return *out ? CAIRN_OK : nomem(w, node);
+    }
+    const cairn__pk_blob *b = cairn__pk_blob_of(w->vm, node);
+    CAIRN_TRY(spend(w, node, b->len));
+    if (n->type == CAIRN__PK_STR && !cairn__utf8_valid((const char *)b->p, b->len))
+        return fail_at(w, node, CAIRN_E_CORRUPT, "a str that is not valid UTF-8");
+    *out = cairn__value_new_blob(n->type == CAIRN__PK_STR ? CAIRN_VALUE_STRING : CAIRN_VALUE_BYTES,
+                                 b->p, b->len);
+    return *out ? CAIRN_OK : nomem(w, node);
+}
+
+static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out)
+{
+    *out = NULL;
+    if (++w->visits > w->max_visits)
+        return fail_at(w, node, CAIRN_E_LIMIT, "shared objects expand to too many values");
+    const cairn__pk_node *n = &w->vm->nodes[node];
+    switch ((cairn__pk_type)n->type) {
+    case CAIRN__PK_NONE: *out = cairn_value_null(); break;
+    case CAIRN__PK_BOOL: *out = cairn_value_bool(n->u.b); break;
+    case CAIRN__PK_INT: *out = cairn_value_int(n->u.i); break;
+    case CAIRN__PK_FLOAT: *out = cairn_value_float(n->u.d); break;
+    case CAIRN__PK_STR:
+    case CAIRN__PK_BYTES:
+    case CAIRN__PK_GLOBAL: return convert_text(w, node, out);
+    case CAIRN__PK_TUPLE:
+    case CAIRN__PK_LIST:
+    case CAIRN__PK_SET:
+    case CAIRN__PK_FROZENSET:
+    case CAIRN__PK_DICT: return convert_container(w, node, depth, out);
+    case CAIRN__PK_TENSOR: return emit_tensor(w, node, out);
+    case CAIRN__PK_STORAGE:
+        return fail_at(w, node, CAIRN_E_UNSUPPORTED, "a storage outside any tensor");
+    }
+    return *out ? CAIRN_OK : nomem(w, node);
+}
+
+/* ------------------------------------------------------------------- names */
+
+static int name_cmp_flat(const cairn__pk_named *x, const cairn__pk_named *y)
+{
+    return cairn__name_cmp(x->name, x->len, y->name, y->len);
+}
+
+typedef struct name_ref {
+    const cairn__pk_named *t;
+    size_t index;
+} name_ref;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    return name_cmp_flat(((const name_ref *)a)->t, ((const name_ref *)b)->t);
+}
+
+/* Sorts the names and refuses two tensors of one name ({"a.b": t, "a": {"b": u}}). */
+static cairn_status index_names(walk *w)
+{
+    cairn__pk_flat *f = w->out;
+    size_t n = f->count;
+    name_ref *refs = malloc((n ? n : 1) * sizeof *refs);
+    f->by_name = malloc((n ? n : 1) * sizeof *f->by_name);
+    if (!refs || !f->by_name) {
+        free(refs);
+        return cairn__fail(w->err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensor names",
+                           w->vm->where, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        refs[i].t = &f->tensors[i];
+        refs[i].index = i;
+    }
+    qsort(refs, n, sizeof *refs, ref_cmp);
+    cairn_status st = CAIRN_OK;
+    for (size_t i = 0; i < n; i++) {
+        f->by_name[i] = refs[i].index;
+        if (i > 0 && st == CAIRN_OK && name_cmp_flat(refs[i - 1].t, refs[i].t) == 0) {
+            char shown[160];
+            st = cairn__pk_fail(w->vm, w->err, refs[i].t->at, CAIRN_E_UNSUPPORTED, "two "
+                                "tensors are both named '%s' (a dotted key and nested dicts "
+                                "that spell the same path)",
+                                cairn__printable(refs[i].t->name, refs[i].t->len, shown,
+                                                 sizeof shown));
+        }
+    }
+    free(refs);
+    return st;
+}
+
+/* ------------------------------------------------------------------- entry */
+
+static cairn_status walk_root(walk *w, cairn__pk_flat *out)
+{
+    uint32_t root = w->vm->root;
+    if (w->vm->nodes[root].type == CAIRN__PK_DICT)
+        return convert(w, root, 1, &out->tree);
+    if (!(out->tree = cairn_value_map()))
+        return nomem(w, root);
+    cairn_value *child = NULL;
+    CAIRN_TRY(convert(w, root, 2, &child));
+    if (cairn__value_map_push(out->tree, TOP_OBJECT_KEY, strlen(TOP_OBJECT_KEY), child) !=
+        CAIRN_OK) {
+        cairn_value_free(child);
+        return nomem(w, root);
+    }
+    return CAIRN_OK;
+}
+
+cairn_status cairn__pickle_flatten(cairn__pickle *vm, cairn__pk_flat *out, cairn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    walk *w = calloc(1, sizeof *w); /* the path buffer is 4 KiB: off the stack */
+    if (!w)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", vm->where);
+    w->vm = vm;
+    w->out = out;
+    w->err = err;
+    /* Sharing is legitimate (tied weights, a memoized string used twice) but
+     * a chain of lists that each hold the previous one twice doubles at
+     * every level: every node may be met a few times, no more. */
+    w->max_visits = 4 * (uint64_t)vm->node_count + 4096;
+    w->max_bytes = CAIRN__PICKLE_BUDGET(vm->len, 16, 1u << 20);
+    cairn_status st = walk_root(w, out);
+    if (st == CAIRN_OK)
+        st = index_names(w);
+    free(w);
+    if (st != CAIRN_OK)
+        cairn__pk_flat_free(out);
+    return st;
+}
+
+void cairn__pk_flat_free(cairn__pk_flat *flat)
+{
+    if (!flat)
+        return;
+    for (size_t i = 0; i < flat->count; i++)
+        free(flat->tensors[i].name);
+    free(flat->tensors);
+    free(flat->by_name);
+    cairn_value_free(flat->tree);
+    memset(flat, 0, sizeof *flat);
+}

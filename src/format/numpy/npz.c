@@ -1,0 +1,470 @@
+/* npz.c -- NumPy .npz files (docs/FORMAT.md §12): ZIP archives (zip.c) of
+ * .npy members (npy_internal.h), one tensor each. */
+#include "format/format.h"
+#include "common/nameset.h"
+#include "container/zip.h"
+#include "format/numpy/npy_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define NPZ_SUFFIX ".npy"
+#define NPZ_SUFFIX_LEN 4
+#define NPZ_ALIGN_CAP 4096 /* reported alignment stops at a page, as for .npy */
+#define NPZ_WHERE_MAX 640
+
+/* ------------------------------------------------------------------ reader */
+
+typedef struct npz_tensor {
+    cairn__tensor t;               /* info.name points into npz_state.names */
+    const cairn__zip_member *m;
+    uint64_t data_at;              /* first payload byte, counted from the member's start */
+} npz_tensor;
+
+typedef struct npz_state {
+    cairn__zip zip;
+    npz_tensor *tensors; /* sorted by name */
+    uint64_t count;
+    char *names;
+    uint64_t payload_bytes, alignment;
+} npz_state;
+
+static uint64_t offset_alignment(uint64_t off)
+{
+    uint64_t a = off & (~off + 1);
+    return a == 0 || a > NPZ_ALIGN_CAP ? NPZ_ALIGN_CAP : a;
+}
+
+/* The tensor name of a member: its name without a final ".npy". */
+static size_t tensor_name_len(const cairn__zip_member *m)
+{
+    size_t n = m->name_len;
+    if (n >= NPZ_SUFFIX_LEN && memcmp(m->name + n - NPZ_SUFFIX_LEN, NPZ_SUFFIX, NPZ_SUFFIX_LEN) == 0)
+        return n - NPZ_SUFFIX_LEN;
+    return n;
+}
+
+static cairn_status check_name(const cairn_file *f, const cairn__zip_member *m, size_t len,
+                               cairn_error *err)
+{
+    char where[NPZ_WHERE_MAX];
+    cairn_error why;
+    cairn__zip_where(&f->src, m, where, sizeof where);
+    if (cairn__name_check(m->name, len, "tensor", &why) == CAIRN_OK)
+        return CAIRN_OK;
+    return cairn__fail(err, len > CAIRN_NAME_MAX ? CAIRN_E_LIMIT : CAIRN_E_UNSUPPORTED,
+                       "%s (local header at offset %llu): not a cairn tensor name (%s)", where,
+                       (unsigned long long)m->header_offset, why.message);
+}
+
+/* Where messages about the member's npy bytes point: file offsets for
+ * stored members, offsets into the inflated bytes for deflated ones. */
+static void member_origin(const cairn_file *f, const cairn__zip_member *m, char *where,
+                          size_t size, cairn__npy_origin *o)
+{
+    cairn__zip_where(&f->src, m, where, size);
+    o->where = where;
+    o->base = m->data_offset;
+    if (m->method == CAIRN__ZIP_DEFLATED) {
+        size_t n = strlen(where);
+        snprintf(where + n, size - n, " (deflated at offset %llu; offsets count inflated bytes)",
+                 (unsigned long long)m->data_offset);
+        o->base = 0;
+    }
+}
+
+/* Reads and parses the member's preamble and header dict into h. */
+static cairn_status read_member_header(const cairn_file *f, const cairn__zip_member *m,
+                                       const cairn__npy_origin *o, cairn__npy_header *h,
+                                       cairn_error *err)
+{
+    uint8_t pre[CAIRN__NPY_PREAMBLE_MAX] = {0};
+    size_t n = m->size < sizeof pre ? (size_t)m->size : sizeof pre;
+    CAIRN_TRY(cairn__zip_read(&f->src, m, 0, pre, n, 0, err));
+    if (n < CAIRN__NPY_MAGIC_LEN || !cairn__npy_is_magic(pre))
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: offset %llu: not an .npy array (no "
+                           "\\x93NUMPY magic); cairn reads only arrays from an .npz", o->where,
+                           (unsigned long long)o->base);
+    CAIRN_TRY(cairn__npy_preamble(pre, m->size, o, h, err));
+    size_t end = (size_t)(h->header_at + h->header_len); /* at most 12 + 1 MiB */
+    char *text = malloc(end ? end : 1);
+    if (!text)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the npy header", o->where);
+    cairn_status st = cairn__zip_read(&f->src, m, 0, text, end, 0, err);
+    if (st == CAIRN_OK)
+        st = cairn__npy_parse_header(text + h->header_at, o, h, err);
+    free(text);
+    return st;
+}
+
+/* One member -> one tensor (name not yet set). */
+static cairn_status parse_member(const cairn_file *f, const cairn__zip_member *m, npz_tensor *nt,
+                                 cairn_error *err)
+{
+    char where[NPZ_WHERE_MAX];
+    cairn__npy_origin o;
+    cairn__npy_header h;
+    uint64_t count, bytes;
+    member_origin(f, m, where, sizeof where, &o);
+    CAIRN_TRY(read_member_header(f, m, &o, &h, err));
+    CAIRN_TRY(cairn__npy_payload(&h, m->size, &o, &count, &bytes, err));
+    cairn_tensor_info *in = &nt->t.info;
+    memset(nt, 0, sizeof *nt);
+    nt->m = m;
+    nt->data_at = h.header_at + h.header_len;
+    in->dtype = h.dtype;
+    in->rank = h.rank;
+    memcpy(in->dims, h.dims, sizeof in->dims);
+    in->count = count;
+    in->raw_size = bytes;
+    in->codec = CAIRN_CODEC_NONE;
+    nt->t.big_endian = h.big_endian;
+    nt->t.fortran_order = cairn__npy_fortran_matters(&h);
+    if (m->method == CAIRN__ZIP_DEFLATED) {
+        /* No byte range of the file holds the elements: read.c asks npz_load. */
+        in->offset = m->data_offset;
+        in->stored_size = m->comp_size;
+        in->alignment = 1;
+        nt->t.via_load = 1;
+        return CAIRN_OK;
+    }
+    in->offset = m->data_offset + nt->data_at;
+    in->stored_size = bytes;
+    in->alignment = offset_alignment(in->offset);
+    in->zero_copy = !h.big_endian && !nt->t.fortran_order &&
+                    cairn__file_ptr(f, in->offset, bytes) != NULL;
+    return CAIRN_OK;
+}
+
+static int tensor_cmp(const void *a, const void *b)
+{
+    const cairn_tensor_info *x = &((const npz_tensor *)a)->t.info;
+    const cairn_tensor_info *y = &((const npz_tensor *)b)->t.info;
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const cairn_tensor_info *in = &((const npz_state *)ctx)->tensors[pos].t.info;
+    *len = in->name_len;
+    return in->name;
+}
+
+/* Names every tensor, sorts them, and refuses two members with one name
+ * ("a" and "a.npy"). */
+static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error *err)
+{
+    size_t total = 1;
+    for (uint64_t i = 0; i < s->count; i++)
+        total += s->tensors[i].m->name_len + 1;
+    if (!(s->names = malloc(total)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for tensor names", f->path);
+    for (uint64_t i = 0, at = 0; i < s->count; i++) {
+        const cairn__zip_member *m = s->tensors[i].m;
+        size_t n = tensor_name_len(m);
+        CAIRN_TRY(check_name(f, m, n, err));
+        memcpy(s->names + at, m->name, n);
+        s->names[at + n] = '\0';
+        s->tensors[i].t.info.name = s->names + at;
+        s->tensors[i].t.info.name_len = n;
+        at += n + 1;
+    }
+    qsort(s->tensors, (size_t)s->count, sizeof *s->tensors, tensor_cmp);
+    for (uint64_t i = 1; i < s->count; i++) {
+        if (tensor_cmp(&s->tensors[i - 1], &s->tensors[i]) == 0) {
+            char a[NPZ_WHERE_MAX], shown[160];
+            const cairn__zip_member *p = s->tensors[i - 1].m, *q = s->tensors[i].m;
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
+                               "member '%s' (offset %llu) both hold tensor '%s'",
+                               cairn__zip_where(&f->src, p, a, sizeof a),
+                               (unsigned long long)p->header_offset,
+                               cairn__printable(q->name, q->name_len, shown, sizeof shown),
+                               (unsigned long long)q->header_offset, s->tensors[i].t.info.name);
+        }
+    }
+    return CAIRN_OK;
+}
+
+static void state_free(npz_state *s)
+{
+    if (!s)
+        return;
+    cairn__zip_close(&s->zip);
+    free(s->tensors);
+    free(s->names);
+    free(s);
+}
+
+static cairn_status parse_archive(const cairn_file *f, npz_state *s, cairn_error *err)
+{
+    CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
+    s->count = s->zip.count;
+    s->tensors = calloc((size_t)(s->count ? s->count : 1), sizeof *s->tensors);
+    if (!s->tensors)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors", f->path,
+                           (unsigned long long)s->count);
+    s->alignment = 1;
+    for (uint64_t i = 0; i < s->count; i++) {
+        npz_tensor *nt = &s->tensors[i];
+        CAIRN_TRY(parse_member(f, &s->zip.members[i], nt, err));
+        s->payload_bytes += nt->t.info.stored_size;
+        if (!nt->t.via_load && nt->t.info.alignment > s->alignment)
+            s->alignment = nt->t.info.alignment;
+    }
+    return name_tensors(f, s, err);
+}
+
+static cairn_status npz_open(cairn_file *f, cairn_error *err)
+{
+    npz_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    cairn_status st = parse_archive(f, s, err);
+    if (st != CAIRN_OK) {
+        state_free(s);
+        return st;
+    }
+    f->state = s;
+    return CAIRN_OK;
+}
+
+static void npz_close(cairn_file *f)
+{
+    state_free(f->state);
+    f->state = NULL;
+}
+
+static uint64_t npz_count(const cairn_file *f)
+{
+    const npz_state *s = f->state;
+    return s ? s->count : 0;
+}
+
+static cairn_status npz_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                                  cairn_error *err)
+{
+    const npz_state *s = f->state;
+    *out = s->tensors[index].t;
+    return CAIRN_OK;
+}
+
+static cairn_status npz_find(const cairn_file *f, const char *name, size_t name_len,
+                             uint64_t *index, cairn_error *err)
+{
+    if (cairn__name_search(((const npz_state *)f->state)->count, sorted_name, f->state, name,
+                           name_len, index))
+        return CAIRN_OK;
+    char shown[96];
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (no member '%s.npy')", f->path,
+                       cairn__printable(name, name_len, shown, sizeof shown), shown);
+}
+
+static cairn_status npz_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
+{
+    const npz_state *s = f->state;
+    (void)err;
+    out->format = CAIRN_FORMAT_NPZ;
+    out->version_major = 0; /* a ZIP archive has no format version of its own */
+    out->version_minor = 0;
+    out->tensor_count = s->count;
+    out->file_size = f->src.size;
+    out->payload_bytes = s->payload_bytes;
+    out->alignment = s->alignment;
+    out->has_metadata = 0;
+    return CAIRN_OK;
+}
+
+static int same_tensor(const npz_tensor *a, const npz_tensor *b)
+{
+    const cairn_tensor_info *x = &a->t.info, *y = &b->t.info;
+    return x->name_len == y->name_len && memcmp(x->name, y->name, x->name_len) == 0 &&
+           x->dtype == y->dtype && x->rank == y->rank && !memcmp(x->dims, y->dims, sizeof x->dims) &&
+           x->offset == y->offset && x->stored_size == y->stored_size &&
+           a->t.big_endian == b->t.big_endian && a->t.fortran_order == b->t.fortran_order &&
+           a->t.via_load == b->t.via_load && a->m->crc == b->m->crc && a->data_at == b->data_at;
+}
+
+/* Parses the archive again and insists it still says the same thing (with
+ * pread inputs the file may have changed since open); the CRCs of the
+ * members are checked afterwards through npz_verify_tensor. */
+static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
+{
+    const npz_state *s = f->state;
+    npz_state *again = calloc(1, sizeof *again);
+    if (!again)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    cairn_status st = parse_archive(f, again, err);
+    if (st == CAIRN_OK && again->count != s->count)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: ZIP central directory at offset %llu changed "
+                         "since the file was opened", f->path,
+                         (unsigned long long)s->zip.cd_offset);
+    for (uint64_t i = 0; st == CAIRN_OK && i < s->count; i++)
+        if (!same_tensor(&s->tensors[i], &again->tensors[i]))
+            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' (member at offset %llu) "
+                             "changed since the file was opened", f->path,
+                             s->tensors[i].t.info.name,
+                             (unsigned long long)s->tensors[i].m->header_offset);
+    state_free(again);
+    return st;
+}
+
+/* The elements of a deflated member: inflated straight into dst, the rest
+ * of the member inflated too so its size and CRC-32 are checked. */
+static cairn_status npz_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
+{
+    const npz_state *s = f->state;
+    const npz_tensor *nt = &s->tensors[index];
+    return cairn__zip_read(&f->src, nt->m, nt->data_at, dst, (size_t)nt->t.info.raw_size,
+                           CAIRN__ZIP_CHECK, err);
+}
+
+/* The member's CRC-32 covers its npy header too. */
+static cairn_status npz_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
+{
+    const npz_state *s = f->state;
+    if (index >= s->count)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
+                           (unsigned long long)index);
+    return cairn__zip_verify(&f->src, s->tensors[index].m, err);
+}
+
+const cairn__reader_ops cairn__npz_reader = {
+    .format = CAIRN_FORMAT_NPZ,
+    .open = npz_open,
+    .close = npz_close,
+    .count = npz_count,
+    .tensor_at = npz_tensor_at,
+    .find = npz_find,
+    .file_info = npz_file_info,
+    .verify_structure = npz_verify_structure,
+    .read_metadata = NULL, /* npz has no metadata: an empty map */
+    .load = npz_load,
+    .verify_tensor = npz_verify_tensor,
+};
+
+/* ------------------------------------------------------------------ writer */
+
+typedef struct npz_writer {
+    cairn__zip_writer zw;
+    char **names; /* tensor names added so far, for duplicate checks */
+    size_t count, cap;
+    cairn__nameset set;
+} npz_writer;
+
+static const char *writer_name_at(const void *ctx, uint32_t index, size_t *len)
+{
+    const npz_writer *s = ctx;
+    *len = strlen(s->names[index]);
+    return s->names[index];
+}
+
+static cairn_status npz_begin(cairn_writer *w, cairn_error *err)
+{
+    npz_writer *s = calloc(1, sizeof *s);
+    if (!s)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    cairn__zipw_init(&s->zw, &w->sink);
+    w->state = s;
+    return CAIRN_OK;
+}
+
+static cairn_status remember_name(cairn_writer *w, npz_writer *s, const char *name,
+                                  cairn_error *err)
+{
+    size_t len = strlen(name);
+    if (cairn__nameset_find(&s->set, name, len, writer_name_at, s) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
+                           name);
+    if (s->count == UINT32_MAX || s->count >= CAIRN__ZIP_MAX_MEMBERS)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': an .npz holds at most %llu "
+                           "members", w->path, name, (unsigned long long)CAIRN__ZIP_MAX_MEMBERS);
+    if (s->count == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        char **names = realloc(s->names, cap * sizeof *names);
+        if (!names)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+        s->names = names;
+        s->cap = cap;
+    }
+    if (!(s->names[s->count] = strdup(name)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    s->count++;
+    return cairn__nameset_insert(&s->set, (uint32_t)(s->count - 1), writer_name_at, s, err);
+}
+
+static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
+                            const uint64_t *dims, const void *data, cairn_error *err)
+{
+    npz_writer *s = w->state;
+    const char *dname = cairn_dtype_name(dtype);
+    if (!cairn__npy_has_descr(dtype))
+        return cairn__fail(err, dname ? CAIRN_E_UNSUPPORTED : CAIRN_E_ARG, "%s: tensor '%s': "
+                           "NumPy has no descr for %s", w->path, name, dname ? dname : "?");
+    CAIRN_TRY(remember_name(w, s, name, err));
+    uint64_t bytes = cairn_dtype_size(dtype); /* writer.c checked the product */
+    for (uint32_t d = 0; d < rank; d++)
+        bytes *= dims[d];
+    size_t len = strlen(name);
+    char *member = malloc(len + NPZ_SUFFIX_LEN + 1);
+    if (!member)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    memcpy(member, name, len);
+    memcpy(member + len, NPZ_SUFFIX, NPZ_SUFFIX_LEN + 1);
+    uint8_t header[CAIRN__NPY_HEADER_BUF];
+    size_t hlen = cairn__npy_header_write(header, dtype, rank, dims);
+    cairn__zip_piece pieces[2] = {{header, hlen}, {data, bytes}};
+    uint64_t align = w->alignment < NPZ_ALIGN_CAP ? w->alignment : NPZ_ALIGN_CAP;
+    cairn_status st = cairn__zipw_add(&s->zw, member, len + NPZ_SUFFIX_LEN, pieces, 2,
+                                      (w->flags & CAIRN_WRITE_COMPRESS) != 0, align, hlen, err);
+    free(member);
+    return st;
+}
+
+static cairn_status npz_add_alias(cairn_writer *w, const char *name, const char *existing,
+                                  cairn_error *err)
+{
+    (void)existing;
+    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': an .npz stores every array "
+                       "separately and has no aliases; add the tensor again to store a copy",
+                       w->path, name);
+}
+
+static cairn_status npz_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
+{
+    int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
+    cairn_value_free(tree);
+    if (empty)
+        return CAIRN_OK;
+    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata: .npz files cannot store "
+                       "metadata", w->path);
+}
+
+static cairn_status npz_finish(cairn_writer *w, cairn_error *err)
+{
+    npz_writer *s = w->state;
+    return cairn__zipw_finish(&s->zw, err);
+}
+
+static void npz_destroy(cairn_writer *w)
+{
+    npz_writer *s = w->state;
+    if (!s)
+        return;
+    cairn__zipw_free(&s->zw);
+    for (size_t i = 0; i < s->count; i++)
+        free(s->names[i]);
+    free(s->names);
+    cairn__nameset_free(&s->set);
+    free(s);
+    w->state = NULL;
+}
+
+const cairn__writer_ops cairn__npz_writer = {
+    .format = CAIRN_FORMAT_NPZ,
+    .begin = npz_begin,
+    .add = npz_add,
+    .add_alias = npz_add_alias,
+    .set_metadata = npz_set_metadata,
+    .finish = npz_finish,
+    .destroy = npz_destroy,
+};

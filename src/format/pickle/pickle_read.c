@@ -1,0 +1,395 @@
+/* pickle_read.c -- a plain pickle or joblib file (docs/FORMAT.md, "Pickle and
+ * joblib as inert data"). Such a file is a program for Python's unpickler, so
+ * by default it is refused, naming the first global cairn does not know. With
+ * CAIRN_OPEN_INERT the restricted machine (pickle.h) records every global,
+ * REDUCE, NEWOBJ and BUILD as a plain node and the object becomes the
+ * metadata tree, and the NumPy arrays in it are also tensors named by their
+ * path; nothing is ever called. joblib's compressed files (zlib, gzip,
+ * bzip2, lz4, xz, lzma) are decompressed first (joblib_codec.c, bounded by
+ * max_inflate and the machine's 64 MiB). */
+#include "format/format.h"
+#include "format/registry.h"
+#include "container/pickle.h"
+#include "codec/joblib_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PICKLE_WHERE_MAX 512
+
+/* A NumPy array found in the tree: its bytes are a BYTES value of it. */
+typedef struct pickle_tensor {
+    cairn__tensor t;
+    char *name;
+    const uint8_t *bytes;
+} pickle_tensor;
+
+typedef struct pickle_state {
+    pickle_tensor *tensors;
+    uint64_t count, cap;
+    uint8_t *owned;      /* the bytes when they are not the mapping's */
+    const uint8_t *p;
+    size_t len;
+    int inflated;
+    cairn__pk_flat flat;
+    char where[PICKLE_WHERE_MAX];
+} pickle_state;
+
+/* 1 when the input looks like a plain pickle (PROTO 2..5) or a compressed
+ * joblib file (joblib_codec.h; checked only after every other format). */
+int cairn__pickle_sniff(const cairn_file *f)
+{
+    uint8_t h[CAIRN__JOBLIB_MAGIC_MAX] = {0};
+    size_t n = f->src.size < sizeof h ? (size_t)f->src.size : sizeof h;
+    if (n < 3 || cairn__file_read(f, 0, h, n, NULL) != CAIRN_OK)
+        return 0;
+    return (h[0] == 0x80 && h[1] >= 2 && h[1] <= 5) || cairn__joblib_detect(h, n);
+}
+
+static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error *err)
+{
+    if (f->src.size > CAIRN__PICKLE_MAX_BYTES)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: a pickle of %llu bytes (at most 64 MiB)",
+                           f->path, (unsigned long long)f->src.size);
+    size_t n = (size_t)f->src.size;
+    const uint8_t *p = cairn__file_ptr(f, 0, n);
+    uint8_t *copy = NULL;
+    if (!p) {
+        copy = malloc(n ? n : 1);
+        if (!copy)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+        cairn_status st = cairn__file_read(f, 0, copy, n, err);
+        if (st != CAIRN_OK) {
+            free(copy);
+            return st;
+        }
+        p = copy;
+    }
+    cairn__joblib_codec codec = cairn__joblib_detect(p, n);
+    if (codec == CAIRN__JOBLIB_NONE) {
+        s->owned = copy;
+        s->p = p;
+        s->len = n;
+        return CAIRN_OK;
+    }
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    cairn_status st = cairn__joblib_unpack(&f->src, f->max_inflate, codec, p, n, &out, &out_len, err);
+    free(copy);
+    if (st == CAIRN_OK) { /* the whole stream is out: the state owns it and reads from it */
+        s->owned = out;
+        s->p = out;
+        s->len = out_len;
+        s->inflated = 1;
+    }
+    return st;
+}
+
+static void state_free(pickle_state *s)
+{
+    if (!s)
+        return;
+    for (uint64_t i = 0; i < s->count; i++)
+        free(s->tensors[i].name);
+    free(s->tensors);
+    cairn__pk_flat_free(&s->flat);
+    free(s->owned);
+    free(s);
+}
+
+static cairn_status run(const cairn_file *f, pickle_state *s, cairn_error *err)
+{
+    cairn__pickle_host host = {NULL, cairn__pickle_torch_global, NULL,
+                               (f->flags & CAIRN_OPEN_INERT) != 0};
+    cairn__pickle vm;
+    cairn__pickle_init(&vm, &host, s->where, 0);
+    cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);
+    if (st == CAIRN_OK)
+        st = cairn__pickle_flatten(&vm, &s->flat, err);
+    cairn__pickle_free(&vm);
+    return st;
+}
+
+/* ------------------------------------------------------------ arrays */
+
+static int is_str(const cairn_value *v, const char *lit)
+{
+    const void *d;
+    size_t len;
+    return v && cairn_value_get_type(v) == CAIRN_VALUE_STRING &&
+           cairn_value_get_data(v, &d, &len) == CAIRN_OK && len == strlen(lit) &&
+           memcmp(d, lit, len) == 0;
+}
+
+/* numpy.dtype('f8', False, True) with state (3, '<', ...): cairn's dtype and
+ * whether the bytes are big-endian. */
+static cairn_dtype numpy_dtype(const cairn_value *dt, int *big)
+{
+    const cairn_value *args = cairn_value_get(dt, "args");
+    const cairn_value *st = cairn_value_get(dt, "state");
+    const void *d;
+    size_t len;
+    if (!is_str(cairn_value_get(dt, "$class"), "numpy.dtype") || !args ||
+        cairn_value_get_data(cairn_value_at(args, 0), &d, &len) != CAIRN_OK || len < 2 ||
+        len > 4)
+        return CAIRN_DTYPE_INVALID;
+    *big = st && is_str(cairn_value_at(st, 1), ">");
+    char code[5] = {0};
+    memcpy(code, d, len);
+    static const struct { const char *code; cairn_dtype dtype; } map[] = {
+        {"f8", CAIRN_F64}, {"f4", CAIRN_F32}, {"f2", CAIRN_F16}, {"i1", CAIRN_I8},
+        {"i2", CAIRN_I16}, {"i4", CAIRN_I32}, {"i8", CAIRN_I64}, {"u1", CAIRN_U8},
+        {"u2", CAIRN_U16}, {"u4", CAIRN_U32}, {"u8", CAIRN_U64}, {"b1", CAIRN_BOOL},
+        {"c8", CAIRN_C64}, {"c16", CAIRN_C128}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(code, map[i].code))
+            return map[i].dtype;
+    return CAIRN_DTYPE_INVALID;
+}
+
+typedef struct array_view {
+    const cairn_value *shape, *dtype, *bytes;
+    int fortran;
+} array_view;
+
+/* A joblib NumpyArrayWrapper node (state + data) or a pickled ndarray
+ * (_reconstruct + state (version, shape, dtype, is_fortran, bytes)). */
+static int as_array(const cairn_value *node, array_view *a)
+{
+    const cairn_value *cls = cairn_value_get(node, "$class");
+    const cairn_value *st = cairn_value_get(node, "state");
+    const cairn_value *args = cairn_value_get(node, "args");
+    if ((is_str(cls, "numpy.core.multiarray.scalar") ||
+         is_str(cls, "numpy._core.multiarray.scalar")) && cairn_value_count(args) == 2) {
+        a->shape = NULL; /* rank 0: a NumPy scalar such as LinearRegression.intercept_ */
+        a->dtype = cairn_value_at(args, 0);
+        a->bytes = cairn_value_at(args, 1);
+        a->fortran = 0;
+        return cairn_value_get_type(a->bytes) == CAIRN_VALUE_BYTES;
+    }
+    if ((is_str(cls, "numpy.core.numeric._frombuffer") ||
+         is_str(cls, "numpy._core.numeric._frombuffer")) && cairn_value_count(args) == 4) {
+        a->bytes = cairn_value_at(args, 0); /* protocol 5: (buffer, dtype, shape, order) */
+        a->dtype = cairn_value_at(args, 1);
+        a->shape = cairn_value_at(args, 2);
+        a->fortran = is_str(cairn_value_at(args, 3), "F");
+        return cairn_value_get_type(a->bytes) == CAIRN_VALUE_BYTES &&
+               cairn_value_get_type(a->shape) == CAIRN_VALUE_LIST;
+    }
+    if (!st)
+        return 0;
+    if (is_str(cls, "joblib.numpy_pickle.NumpyArrayWrapper")) {
+        a->shape = cairn_value_get(st, "shape");
+        a->dtype = cairn_value_get(st, "dtype");
+        a->bytes = cairn_value_get(node, "data");
+        a->fortran = is_str(cairn_value_get(st, "order"), "F");
+        return a->shape && a->dtype && a->bytes;
+    }
+    if ((is_str(cls, "numpy.core.multiarray._reconstruct") ||
+         is_str(cls, "numpy._core.multiarray._reconstruct")) &&
+        cairn_value_get_type(st) == CAIRN_VALUE_LIST && cairn_value_count(st) == 5) {
+        a->shape = cairn_value_at(st, 1);
+        a->dtype = cairn_value_at(st, 2);
+        a->bytes = cairn_value_at(st, 4);
+        int b = 0;
+        a->fortran = cairn_value_get_bool(cairn_value_at(st, 3), &b) == CAIRN_OK && b;
+        return cairn_value_get_type(a->bytes) == CAIRN_VALUE_BYTES;
+    }
+    return 0;
+}
+
+static cairn_status add_array(const cairn_file *f, pickle_state *s, const char *path,
+                              const array_view *a, cairn_error *err)
+{
+    pickle_tensor pt = {0};
+    cairn_tensor_info *in = &pt.t.info;
+    in->dtype = numpy_dtype(a->dtype, &pt.t.big_endian);
+    size_t n = a->shape ? cairn_value_count(a->shape) : 0, len = 0;
+    const void *d = NULL;
+    if (in->dtype == CAIRN_DTYPE_INVALID || n > CAIRN_MAX_RANK ||
+        cairn_value_get_data(a->bytes, &d, &len) != CAIRN_OK)
+        return CAIRN_OK; /* an array cairn has no dtype for stays bytes in the tree */
+    in->rank = (uint32_t)n;
+    in->count = 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t dim;
+        if (cairn_value_get_int(cairn_value_at(a->shape, i), &dim) != CAIRN_OK || dim < 0)
+            return CAIRN_OK;
+        in->dims[i] = (uint64_t)dim;
+        if (dim && in->count > UINT64_MAX / (uint64_t)dim)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: array '%s': its shape overflows",
+                               f->path, path);
+        in->count *= (uint64_t)dim;
+    }
+    uint64_t esize = cairn_dtype_size(in->dtype);
+    if (in->count > UINT64_MAX / esize || in->count * esize != len)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: array '%s': shape and dtype say %llu "
+                           "elements, but it holds %zu bytes", f->path, path,
+                           (unsigned long long)in->count, len);
+    if (s->count == s->cap) {
+        uint64_t cap = s->cap ? 2 * s->cap : 8;
+        pickle_tensor *t = realloc(s->tensors, cap * sizeof *t);
+        if (!t)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+        s->tensors = t;
+        s->cap = cap;
+    }
+    pt.name = strdup(path);
+    if (!pt.name)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    in->name = pt.name;
+    in->name_len = strlen(path);
+    in->raw_size = in->stored_size = len;
+    in->alignment = 1;
+    in->codec = CAIRN_CODEC_NONE;
+    pt.t.fortran_order = a->fortran && n > 1;
+    pt.t.via_load = 1; /* the bytes are a copy in the tree (and may have been inflated) */
+    pt.bytes = d;
+    s->tensors[s->count++] = pt;
+    return CAIRN_OK;
+}
+
+/* Names each array by its path ("state.coef_"; list items by index). The
+ * tree's depth is bounded by the walker that made it. */
+static cairn_status find_arrays(const cairn_file *f, pickle_state *s, const cairn_value *v,
+                                char *path, size_t used, size_t cap, cairn_error *err)
+{
+    cairn_value_type type = cairn_value_get_type(v);
+    if (type != CAIRN_VALUE_MAP && type != CAIRN_VALUE_LIST)
+        return CAIRN_OK;
+    array_view a;
+    if (type == CAIRN_VALUE_MAP && as_array(v, &a))
+        return add_array(f, s, used ? path : "array", &a, err);
+    for (size_t i = 0; i < cairn_value_count(v); i++) {
+        char idx[24];
+        const char *key = type == CAIRN_VALUE_MAP ? cairn_value_key_at(v, i) : idx;
+        snprintf(idx, sizeof idx, "%zu", i);
+        size_t klen = strlen(key), at = used ? used + 1 : 0;
+        if (at + klen + 1 > cap)
+            continue; /* too long a path to name: the array stays in the tree only */
+        if (used)
+            path[used] = '.';
+        memcpy(path + at, key, klen + 1);
+        CAIRN_TRY(find_arrays(f, s, cairn_value_at(v, i), path, at + klen, cap, err));
+        path[used] = '\0';
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status pickle_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
+{
+    const pickle_state *s = f->state;
+    if (index >= s->count)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range",
+                           f->path, (unsigned long long)index);
+    memcpy(dst, s->tensors[index].bytes, (size_t)s->tensors[index].t.info.raw_size);
+    return CAIRN_OK;
+}
+
+static cairn_status pickle_open(cairn_file *f, cairn_error *err)
+{
+    pickle_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    cairn_status st = load_bytes(f, s, err);
+    if (st == CAIRN_OK) {
+        snprintf(s->where, sizeof s->where, "%s%s", f->path,
+                 s->inflated ? " (inflated)" : "");
+        st = run(f, s, err);
+    }
+    if (st == CAIRN_OK) {
+        char path[1024] = {0};
+        st = find_arrays(f, s, s->flat.tree, path, 0, sizeof path, err);
+    }
+    if (st != CAIRN_OK && !(f->flags & CAIRN_OPEN_INERT) && st == CAIRN_E_UNSUPPORTED &&
+        err && strstr(err->message, "is not allowed")) {
+        size_t used = strlen(err->message);
+        snprintf(err->message + used, sizeof err->message - used,
+                 " (open with --inert to read it as data)");
+    }
+    if (st != CAIRN_OK) {
+        state_free(s);
+        return st;
+    }
+    f->state = s;
+    return CAIRN_OK;
+}
+
+static void pickle_close(cairn_file *f)
+{
+    state_free(f->state);
+    f->state = NULL;
+}
+
+static uint64_t pickle_count(const cairn_file *f)
+{
+    const pickle_state *s = f->state;
+    return s ? s->count : 0;
+}
+
+static cairn_status pickle_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                                     cairn_error *err)
+{
+    const pickle_state *s = f->state;
+    if (index < s->count) {
+        *out = s->tensors[index].t;
+        return CAIRN_OK;
+    }
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
+                       "tensors)", f->path, (unsigned long long)index,
+                       (unsigned long long)pickle_count(f));
+}
+
+static cairn_status pickle_find(const cairn_file *f, const char *name, size_t name_len,
+                                uint64_t *index, cairn_error *err)
+{
+    const pickle_state *s = f->state;
+    for (uint64_t i = 0; i < s->count; i++) { /* linear: a model holds few arrays */
+        const cairn_tensor_info *in = &s->tensors[i].t.info;
+        if (in->name_len == name_len && memcmp(in->name, name, name_len) == 0) {
+            *index = i;
+            return CAIRN_OK;
+        }
+    }
+    char shown[96];
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names are paths in the "
+                       "object, e.g. 'state.coef_')", f->path,
+                       cairn__printable(name, name_len, shown, sizeof shown));
+}
+
+static cairn_status pickle_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
+{
+    const pickle_state *s = f->state;
+    (void)err;
+    out->format = CAIRN_FORMAT_PICKLE;
+    out->version_major = s->len > 1 ? s->p[1] : 0; /* the pickle protocol */
+    out->version_minor = 0;
+    out->tensor_count = s->count;
+    out->file_size = f->src.size;
+    out->payload_bytes = 0;
+    for (uint64_t i = 0; i < s->count; i++)
+        out->payload_bytes += s->tensors[i].t.info.stored_size;
+    out->alignment = 1;
+    out->has_metadata = cairn_value_count(s->flat.tree) > 0;
+    return CAIRN_OK;
+}
+
+static cairn_status pickle_read_metadata(const cairn_file *f, cairn_value **out,
+                                         cairn_error *err)
+{
+    const pickle_state *s = f->state;
+    *out = cairn_value_clone(s->flat.tree);
+    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+}
+
+const cairn__reader_ops cairn__pickle_reader = {
+    .format = CAIRN_FORMAT_PICKLE,
+    .open = pickle_open,
+    .close = pickle_close,
+    .count = pickle_count,
+    .tensor_at = pickle_tensor_at,
+    .find = pickle_find,
+    .file_info = pickle_file_info,
+    .read_metadata = pickle_read_metadata,
+    .load = pickle_load,
+};

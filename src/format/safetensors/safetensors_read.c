@@ -1,0 +1,857 @@
+/* safetensors_read.c -- opens a safetensors file (docs/FORMAT.md §11): checks
+ * the header length, parses the JSON header, enforces the reference
+ * reader's layout rules and keeps a name-sorted tensor table. */
+#include "format/format.h"
+#include "format/safetensors/safetensors.h"
+#include "format/safetensors/safetensors_json.h"
+#include "format/safetensors/safetensors_meta.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct st_reader {
+    cairn__tensor *tensors; /* sorted by name (memcmp order, shorter first) */
+    uint64_t count;
+    char *names;            /* every name, NUL-terminated; tensors point here */
+    uint64_t header_len, data_at, data_len;
+    uint64_t max_align;
+    json_t *meta;           /* the "__metadata__" object (checked), or NULL */
+} st_reader;
+
+typedef cairn__stj_node st_node;
+
+/* What messages need: the file, and the header text (at file offset 8). */
+typedef struct st_parse {
+    const cairn_file *f;
+    const char *text;
+    size_t len;
+    uint64_t data_len;
+    cairn_error *err;
+} st_parse;
+
+/* One tensor entry's data_offsets, kept apart for the layout checks. */
+typedef struct st_span {
+    uint64_t begin, end;
+    uint64_t index;   /* into the tensor table as parsed */
+} st_span;
+
+/* A top-level key, for the duplicate check and the name order. */
+typedef struct st_key {
+    const char *key;
+    size_t len;
+    uint64_t member; /* position among the top-level keys */
+    uint64_t tensor; /* into the tensor table as parsed; UINT64_MAX: "__metadata__" */
+} st_key;
+
+/* What the header's parse flattens: the root, its members, their fields,
+ * and the fields' items -- CAIRN_MAX_RANK + 1 of them at most, enough to
+ * tell that a shape has too many dimensions (the count stays exact). */
+static const cairn__stj_limits st_limits = {3, CAIRN_MAX_RANK + 1};
+
+/* Safetensors dtypes cairn has no type for, to say so precisely. */
+static const char *const foreign_dtypes[] = {"F4", "F6_E2M3", "F6_E3M2", "F8_E8M0",
+                                             "F8_E4M3FNUZ", "F8_E5M2FNUZ"};
+
+/* ---------------------------------------------------------------- messages */
+
+/* File offset of the `nth` (from 0) key `"name"` -- the quoted name with a
+ * ':' after it -- in the header text, best effort (a name written with JSON
+ * escapes is not found): the start of the header then. */
+static uint64_t key_offset_nth(const st_parse *ps, const char *name, size_t n, unsigned nth)
+{
+    for (const char *p = ps->text, *end = ps->text + ps->len; p + n + 2 <= end; p++) {
+        p = memchr(p, '"', (size_t)(end - p));
+        if (!p || p + n + 2 > end)
+            break;
+        if (memcmp(p + 1, name, n) != 0 || p[n + 1] != '"')
+            continue;
+        const char *q = p + n + 2;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        if (q < end && *q == ':' && nth-- == 0)
+            return 8 + (uint64_t)(p - ps->text);
+    }
+    return 8;
+}
+
+static uint64_t key_offset(const st_parse *ps, const char *name, size_t n)
+{
+    return key_offset_nth(ps, name, n, 0);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+static cairn_status terr(const st_parse *ps, const char *name, size_t name_len, cairn_status st,
+                         const char *fmt, ...)
+{
+    char msg[320], shown[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cairn__fail(ps->err, st, "%s: safetensors header at offset %llu: tensor '%s': %s",
+                       ps->f->path, (unsigned long long)key_offset(ps, name, name_len),
+                       cairn__printable(name, name_len, shown, sizeof shown), msg);
+}
+
+/* "an object", "a string", ... as cairn__stmeta_json_kind says them. */
+static const char *kind(const st_node *v)
+{
+    switch (v->kind) {
+    case CAIRN__STJ_OBJECT: return "an object";
+    case CAIRN__STJ_ARRAY: return "an array";
+    case CAIRN__STJ_STRING: return "a string";
+    case CAIRN__STJ_INT:
+    case CAIRN__STJ_UINT: return "an integer";
+    case CAIRN__STJ_REAL: return "a real number";
+    case CAIRN__STJ_BOOL: return "a boolean";
+    case CAIRN__STJ_NULL: return "null";
+    }
+    return "a value";
+}
+
+/* The node after `v` and everything emitted below it. */
+static const st_node *next_sibling(const st_node *v) { return v + 1 + v->skip; }
+
+static int key_is(const st_node *v, const char *key)
+{
+    size_t n = strlen(key);
+    return v->key_len == n && memcmp(v->key, key, n) == 0;
+}
+
+/* ------------------------------------------------------------ tensor entry */
+
+/* The tensor being parsed, for messages. */
+typedef struct st_name {
+    const char *s;
+    size_t len;
+} st_name;
+
+static cairn_status parse_dtype(const st_parse *ps, st_name nm, const st_node *v,
+                                cairn_dtype *out)
+{
+    char shown[64];
+    if (v->kind != CAIRN__STJ_STRING)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"dtype\" is %s, not a string", kind(v));
+    const st_dtype *d = st_dtype_by_name(v->str, v->len);
+    if (d) {
+        *out = d->dtype;
+        return CAIRN_OK;
+    }
+    cairn__printable(v->str, v->len, shown, sizeof shown);
+    for (size_t i = 0; i < sizeof foreign_dtypes / sizeof foreign_dtypes[0]; i++)
+        if (strlen(foreign_dtypes[i]) == v->len && memcmp(foreign_dtypes[i], v->str, v->len) == 0)
+            return terr(ps, nm.s, nm.len, CAIRN_E_UNSUPPORTED, "safetensors dtype '%s' has no "
+                        "cairn dtype", shown);
+    return terr(ps, nm.s, nm.len, CAIRN_E_UNSUPPORTED, "unknown dtype '%s'", shown);
+}
+
+/* A JSON integer, >= 0 and below 2^63 (the limit jansson, the parser before
+ * simdjson, had; sizes and offsets past it cannot fit a file anyway). */
+static cairn_status parse_uint(const st_parse *ps, st_name nm, const char *field, size_t i,
+                               const st_node *v, uint64_t *out)
+{
+    if (v->kind == CAIRN__STJ_UINT)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"%s\"[%zu] is %llu, past the limit of "
+                    "2^63 - 1", field, i, (unsigned long long)v->u);
+    if (v->kind != CAIRN__STJ_INT)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"%s\"[%zu] is %s, not an integer",
+                    field, i, kind(v));
+    if (v->i < 0)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"%s\"[%zu] is negative (%lld)", field, i,
+                    (long long)v->i);
+    *out = (uint64_t)v->i;
+    return CAIRN_OK;
+}
+
+static cairn_status parse_shape(const st_parse *ps, st_name nm, const st_node *v,
+                                cairn_tensor_info *in)
+{
+    if (v->kind != CAIRN__STJ_ARRAY)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"shape\" is %s, not an array", kind(v));
+    size_t rank = v->len;
+    if (rank > CAIRN_MAX_RANK)
+        return terr(ps, nm.s, nm.len, CAIRN_E_LIMIT, "shape has %zu dimensions; cairn's rank "
+                    "limit is %d", rank, CAIRN_MAX_RANK);
+    in->rank = (uint32_t)rank;
+    const st_node *item = v + 1; /* rank <= st_limits.items: all emitted */
+    for (size_t d = 0; d < rank; d++, item = next_sibling(item))
+        CAIRN_TRY(parse_uint(ps, nm, "shape", d, item, &in->dims[d]));
+    return CAIRN_OK;
+}
+
+static cairn_status parse_offsets(const st_parse *ps, st_name nm, const st_node *v,
+                                  st_span *span)
+{
+    if (v->kind != CAIRN__STJ_ARRAY || v->len != 2)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "\"data_offsets\" is %s, not an array of "
+                    "two integers [begin, end]", v->kind == CAIRN__STJ_ARRAY
+                                                     ? "an array of another length" : kind(v));
+    CAIRN_TRY(parse_uint(ps, nm, "data_offsets", 0, v + 1, &span->begin));
+    CAIRN_TRY(parse_uint(ps, nm, "data_offsets", 1, next_sibling(v + 1), &span->end));
+    if (span->end < span->begin)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] end before "
+                    "they begin", (unsigned long long)span->begin, (unsigned long long)span->end);
+    if (span->end > ps->data_len)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] run past the "
+                    "end of the file: the data section at offset %llu holds %llu bytes",
+                    (unsigned long long)span->begin, (unsigned long long)span->end,
+                    (unsigned long long)(ps->f->src.size - ps->data_len),
+                    (unsigned long long)ps->data_len);
+    return CAIRN_OK;
+}
+
+/* Element count and bytes of the shape; a zero dimension makes both 0
+ * whatever the others are. */
+static cairn_status check_size(const st_parse *ps, st_name nm, cairn_tensor_info *in,
+                               const st_span *span)
+{
+    uint64_t count = 1, bytes = 0;
+    int zero = 0, overflow = 0;
+    for (uint32_t d = 0; d < in->rank; d++)
+        zero |= in->dims[d] == 0;
+    for (uint32_t d = 0; d < in->rank && !zero && !overflow; d++)
+        overflow = cairn__mul_overflow(count, in->dims[d], &count);
+    if (zero)
+        count = 0;
+    overflow = overflow || cairn__mul_overflow(count, cairn_dtype_size(in->dtype), &bytes);
+    if (overflow)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "shape times the %s element size "
+                    "overflows 64 bits", cairn_dtype_name(in->dtype));
+    if (span->end - span->begin != bytes)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] hold %llu "
+                    "bytes; %s with %llu elements needs %llu", (unsigned long long)span->begin,
+                    (unsigned long long)span->end, (unsigned long long)(span->end - span->begin),
+                    cairn_dtype_name(in->dtype), (unsigned long long)count,
+                    (unsigned long long)bytes);
+    in->count = count;
+    in->raw_size = in->stored_size = bytes;
+    return CAIRN_OK;
+}
+
+/* The name rules: 1 to CAIRN_NAME_MAX bytes, no NUL (a cairn name is a C
+ * string; JSON can spell one as \u0000). */
+static cairn_status check_name(const st_parse *ps, st_name nm)
+{
+    if (nm.len == 0)
+        return terr(ps, nm.s, nm.len, CAIRN_E_UNSUPPORTED, "empty tensor name; cairn names are 1 "
+                    "to %d bytes", CAIRN_NAME_MAX);
+    if (nm.len > CAIRN_NAME_MAX)
+        return terr(ps, nm.s, nm.len, CAIRN_E_LIMIT, "name of %zu bytes is longer than %d bytes",
+                    nm.len, CAIRN_NAME_MAX);
+    if (memchr(nm.s, 0, nm.len))
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "the name holds a NUL byte (\\u0000); "
+                    "cairn names cannot");
+    return CAIRN_OK;
+}
+
+/* {"dtype": str, "shape": [uint...], "data_offsets": [begin, end]}, each key
+ * once, no other key. */
+static cairn_status parse_entry(const st_parse *ps, st_name nm, const st_node *v,
+                                cairn_tensor_info *in, st_span *span)
+{
+    char shown[64];
+    CAIRN_TRY(check_name(ps, nm));
+    if (v->kind != CAIRN__STJ_OBJECT)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "entry is %s, not an object", kind(v));
+    const st_node *dtype = NULL, *shape = NULL, *offsets = NULL;
+    const st_node *field = v + 1; /* the members of a top-level value: all emitted */
+    for (size_t k = 0; k < v->len; k++, field = next_sibling(field)) {
+        const st_node **slot = key_is(field, "dtype") ? &dtype
+                             : key_is(field, "shape") ? &shape
+                             : key_is(field, "data_offsets") ? &offsets : NULL;
+        if (!slot)
+            return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "unexpected key '%s' (an entry has "
+                        "exactly \"dtype\", \"shape\" and \"data_offsets\")",
+                        cairn__printable(field->key, field->key_len, shown, sizeof shown));
+        if (*slot)
+            return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "invalid JSON: duplicate object key "
+                        "\"%.*s\" in the entry", (int)field->key_len, field->key);
+        *slot = field;
+    }
+    if (!dtype || !shape || !offsets)
+        return terr(ps, nm.s, nm.len, CAIRN_E_CORRUPT, "missing key \"%s\"",
+                    !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
+    CAIRN_TRY(parse_dtype(ps, nm, dtype, &in->dtype));
+    CAIRN_TRY(parse_shape(ps, nm, shape, in));
+    CAIRN_TRY(parse_offsets(ps, nm, offsets, span));
+    return check_size(ps, nm, in, span);
+}
+
+/* ------------------------------------------------------------------ layout */
+
+static int span_cmp(const void *a, const void *b)
+{
+    const st_span *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* The reference reader's rule: sorted by offsets, the tensors tile the data
+ * section exactly -- first at 0, each where the previous ended, the last
+ * at its end. No holes (no polyglot files) and no shared bytes. */
+static cairn_status check_layout(const st_parse *ps, const cairn__tensor *t, st_span *spans,
+                                 uint64_t count)
+{
+    uint64_t sorted = 1; /* writers usually list tensors in offset order */
+    while (sorted < count && span_cmp(&spans[sorted - 1], &spans[sorted]) <= 0)
+        sorted++;
+    if (sorted < count)
+        qsort(spans, (size_t)count, sizeof *spans, span_cmp);
+    uint64_t at = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        const st_span *s = &spans[i];
+        const cairn_tensor_info *in = &t[s->index].info;
+        if (s->begin < at)
+            return terr(ps, in->name, in->name_len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] "
+                        "overlap the previous tensor '%.*s', which ends at %llu",
+                        (unsigned long long)s->begin, (unsigned long long)s->end,
+                        (int)t[spans[i - 1].index].info.name_len, t[spans[i - 1].index].info.name,
+                        (unsigned long long)at);
+        if (s->begin > at)
+            return terr(ps, in->name, in->name_len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] "
+                        "leave a gap of %llu unindexed bytes after offset %llu of the data "
+                        "section", (unsigned long long)s->begin, (unsigned long long)s->end,
+                        (unsigned long long)(s->begin - at), (unsigned long long)at);
+        at = s->end;
+    }
+    if (at != ps->data_len)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: offset %llu: the data section holds "
+                           "%llu bytes but the tensors cover only %llu; the last %llu bytes are "
+                           "unindexed", ps->f->path,
+                           (unsigned long long)(ps->f->src.size - ps->data_len + at),
+                           (unsigned long long)ps->data_len, (unsigned long long)at,
+                           (unsigned long long)(ps->data_len - at));
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------- table */
+
+/* Name order, then document order, so a repeated key sorts after its first. */
+static int key_cmp(const void *a, const void *b)
+{
+    const st_key *x = a, *y = b;
+    int c = cairn__name_cmp(x->key, x->len, y->key, y->len);
+    return c ? c : (x->member > y->member) - (x->member < y->member);
+}
+
+static uint64_t offset_alignment(uint64_t off)
+{
+    uint64_t a = off & (~off + 1);
+    return a == 0 || a > ST_ALIGN_CAP ? ST_ALIGN_CAP : a;
+}
+
+/* Copies every name into one block so the table can outlive the parse. */
+static cairn_status copy_names(const st_parse *ps, st_reader *r)
+{
+    size_t total = 1;
+    for (uint64_t i = 0; i < r->count; i++)
+        total += r->tensors[i].info.name_len + 1;
+    r->names = malloc(total);
+    if (!r->names)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu bytes of names",
+                           ps->f->path, total);
+    size_t at = 0;
+    for (uint64_t i = 0; i < r->count; i++) {
+        cairn_tensor_info *in = &r->tensors[i].info;
+        memcpy(r->names + at, in->name, in->name_len);
+        r->names[at + in->name_len] = '\0';
+        in->name = r->names + at;
+        at += in->name_len + 1;
+    }
+    return CAIRN_OK;
+}
+
+/* Parses every entry into a table that grows as entries pass their checks,
+ * so a header of a million bogus keys fails at the first one instead of
+ * allocating a table for all of them first. */
+static cairn_status parse_entries(const st_parse *ps, const st_node *root, st_reader *r,
+                                  st_span **spans)
+{
+    size_t cap = 0;
+    uint64_t i = 0;
+    const st_node *v = root + 1;
+    for (size_t k = 0; k < root->len; k++, v = next_sibling(v)) {
+        if (key_is(v, ST_METADATA_KEY))
+            continue;
+        if (i == cap) {
+            cap = cap ? cap * 2 : 16;
+            cairn__tensor *t = realloc(r->tensors, cap * sizeof *t);
+            if (t)
+                r->tensors = t;
+            st_span *sp = t ? realloc(*spans, cap * sizeof *sp) : NULL;
+            if (!sp)
+                return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensors",
+                                   ps->f->path, cap);
+            *spans = sp;
+        }
+        memset(&r->tensors[i], 0, sizeof r->tensors[i]);
+        (*spans)[i].index = i;
+        cairn_tensor_info *in = &r->tensors[i].info;
+        in->name = v->key; /* into the parse, for messages until copy_names */
+        in->name_len = v->key_len;
+        CAIRN_TRY(parse_entry(ps, (st_name){v->key, v->key_len}, v, in, &(*spans)[i]));
+        i++;
+    }
+    return CAIRN_OK;
+}
+
+/* Puts the table in name order: the order of `keys`, already sorted for
+ * the duplicate check; NULL when the header listed the names in order. */
+static cairn_status sort_table(const st_parse *ps, st_reader *r, const st_key *keys,
+                               size_t nkeys)
+{
+    if (!keys || r->count < 2)
+        return CAIRN_OK;
+    cairn__tensor *sorted = malloc((size_t)r->count * sizeof *sorted);
+    if (!sorted)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors",
+                           ps->f->path, (unsigned long long)r->count);
+    uint64_t j = 0;
+    for (size_t k = 0; k < nkeys; k++)
+        if (keys[k].tensor != UINT64_MAX)
+            sorted[j++] = r->tensors[keys[k].tensor];
+    free(r->tensors);
+    r->tensors = sorted;
+    return CAIRN_OK;
+}
+
+/* Parses every tensor entry, checks the layout, fills r->tensors. */
+static cairn_status build_table(const st_parse *ps, const st_node *root, const st_key *keys,
+                                st_reader *r)
+{
+    st_span *spans = NULL;
+    cairn_status st = parse_entries(ps, root, r, &spans);
+    if (st == CAIRN_OK)
+        st = check_layout(ps, r->tensors, spans, r->count);
+    if (st == CAIRN_OK)
+        st = copy_names(ps, r);
+    for (uint64_t k = 0; st == CAIRN_OK && k < r->count; k++) {
+        cairn_tensor_info *in = &r->tensors[spans[k].index].info;
+        in->offset = r->data_at + spans[k].begin;
+        in->alignment = offset_alignment(in->offset);
+        in->codec = CAIRN_CODEC_NONE;
+        in->zero_copy = cairn__file_ptr(ps->f, in->offset, in->stored_size) != NULL;
+        if (in->alignment > r->max_align)
+            r->max_align = in->alignment;
+    }
+    free(spans);
+    if (st == CAIRN_OK)
+        st = sort_table(ps, r, keys, (size_t)root->len);
+    return st;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+/* Copies "__metadata__" into a jansson object for safetensors_meta.c, with
+ * the checks cairn__stmeta_check makes (same messages) and the ones the
+ * parser no longer does: duplicate keys, and NUL bytes in keys (jansson's
+ * keys are C strings). The values stay unparsed: "cairn.meta" is read as
+ * JSON only when the metadata is asked for. */
+static cairn_status build_meta(const st_parse *ps, const st_node *m, json_t **out)
+{
+    char shown[96];
+    const char *path = ps->f->path;
+    /* The reference reader holds the metadata in an Option, which serde
+     * fills with None from a JSON null: a file with "__metadata__": null is
+     * a file without metadata there, so it is one here too. */
+    if (m->kind == CAIRN__STJ_NULL) {
+        *out = NULL;
+        return CAIRN_OK;
+    }
+    if (m->kind != CAIRN__STJ_OBJECT)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "\"" ST_METADATA_KEY "\" is %s, not an object of strings", path,
+                           kind(m));
+    json_t *meta = json_object();
+    if (!meta)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", path);
+    cairn_status st = CAIRN_OK;
+    const st_node *v = m + 1; /* the members of a top-level value: all emitted */
+    for (size_t k = 0; st == CAIRN_OK && k < m->len; k++, v = next_sibling(v)) {
+        cairn__printable(v->key, v->key_len, shown, sizeof shown);
+        if (v->kind != CAIRN__STJ_STRING)
+            st = cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                             "\"" ST_METADATA_KEY "\" key '%s' holds %s; safetensors metadata "
+                             "values are strings only", path, shown, kind(v));
+        else if (memchr(v->key, 0, v->key_len))
+            st = cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                             "\"" ST_METADATA_KEY "\" key '%s' holds a NUL byte (\\u0000)",
+                             path, shown);
+        else if (json_object_getn(meta, v->key, v->key_len))
+            st = cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                             "invalid JSON: duplicate object key '%s' in \"" ST_METADATA_KEY
+                             "\"", path, shown);
+        else if (json_object_setn_new_nocheck(meta, v->key, v->key_len,
+                                              json_stringn_nocheck(v->str, v->len)) != 0)
+            st = cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", path);
+    }
+    if (st != CAIRN_OK) {
+        json_decref(meta);
+        return st;
+    }
+    *out = meta;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------ header */
+
+/* The 8-byte length and its bounds. */
+static cairn_status read_length(const cairn_file *f, st_reader *r, cairn_error *err)
+{
+    uint8_t b[8];
+    uint64_t size = f->src.size;
+    if (size < 8)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset 0: safetensors file is %llu bytes, "
+                           "shorter than its 8-byte header length", f->path,
+                           (unsigned long long)size);
+    CAIRN_TRY(cairn__file_read(f, 0, b, 8, err));
+    r->header_len = cairn__le64(b);
+    if (r->header_len > ST_MAX_HEADER)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: offset 0: safetensors header length %llu "
+                           "exceeds the limit of %u bytes", f->path,
+                           (unsigned long long)r->header_len, ST_MAX_HEADER);
+    if (r->header_len > size - 8)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset 0: safetensors header length %llu "
+                           "runs past the end of the file (%llu bytes)", f->path,
+                           (unsigned long long)r->header_len, (unsigned long long)size);
+    r->data_at = 8 + r->header_len;
+    r->data_len = size - r->data_at;
+    return CAIRN_OK;
+}
+
+/* The first number written "-0" in the (valid JSON) text, or NULL. simdjson
+ * reads it as the integer 0; serde_json, the reference reader's parser,
+ * reads a float and refuses it as a size or offset, and so does cairn. In a
+ * header that is otherwise valid, numbers stand only in shapes and
+ * data_offsets, so finding one anywhere is enough. */
+static const char *find_negative_zero(const char *p, const char *end)
+{
+    if (!memchr(p, '-', (size_t)(end - p)))
+        return NULL; /* the usual case: one memchr */
+    while (p < end) {
+        if (*p == '"') { /* skip the string: to the first quote not escaped */
+            const char *q = p + 1;
+            for (;;) {
+                q = memchr(q, '"', (size_t)(end - q));
+                if (!q)
+                    return NULL;
+                size_t slashes = 0;
+                while (q - slashes > p + 1 && q[-1 - (ptrdiff_t)slashes] == '\\')
+                    slashes++;
+                if (slashes % 2 == 0)
+                    break;
+                q++;
+            }
+            p = q + 1;
+            continue;
+        }
+        if (*p == '-' && end - p >= 2 && p[1] == '0' &&
+            (end - p == 2 || !((p[2] >= '0' && p[2] <= '9') || p[2] == '.' || p[2] == 'e' ||
+                               p[2] == 'E')))
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+/* Parses the JSON (syntax and UTF-8 of the whole text; whitespace -- the
+ * reference writer pads with spaces, PR #686 readers also accept it in
+ * front -- is the only thing allowed around the value) and insists on an
+ * object. simdjson does not say where the text goes wrong: the message
+ * points at the header. */
+static cairn_status parse_json(const st_parse *ps, cairn__stj_doc **doc, const st_node **root)
+{
+    const char *why;
+    size_t count;
+    /* simdjson skips a UTF-8 byte-order mark; JSON (RFC 8259 §8.1) and
+     * serde_json do not. */
+    if (ps->len >= 3 && memcmp(ps->text, "\xEF\xBB\xBF", 3) == 0)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "invalid JSON: a UTF-8 byte-order mark before the object", ps->f->path);
+    cairn__stj_status s = cairn__stj_parse(ps->text, ps->len, &st_limits, doc, &why);
+    if (s == CAIRN__STJ_NOMEM)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory parsing a %zu-byte "
+                           "safetensors header", ps->f->path, ps->len);
+    if (s != CAIRN__STJ_OK)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "invalid JSON: %s", ps->f->path, why);
+    *root = cairn__stj_nodes(*doc, &count);
+    if ((*root)->kind != CAIRN__STJ_OBJECT)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: the "
+                           "header is %s, not an object", ps->f->path, kind(*root));
+    const char *nz = find_negative_zero(ps->text, ps->text + ps->len);
+    if (nz)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: "
+                           "-0 is a real number, not an integer (shapes and data_offsets hold "
+                           "integers >= 0)", ps->f->path,
+                           (unsigned long long)(8 + (uint64_t)(nz - ps->text)));
+    return CAIRN_OK;
+}
+
+/* Whether the keys, in document order, are in strictly increasing name
+ * order: then no key repeats and the table needs no sort. Writers that lay
+ * tensors out by name (cairn's, and the reference's for one dtype) pass. */
+static int in_order(const st_key *keys, size_t n)
+{
+    for (size_t k = 1; k < n; k++)
+        if (cairn__name_cmp(keys[k - 1].key, keys[k - 1].len, keys[k].key, keys[k].len) >= 0)
+            return 0;
+    return 1;
+}
+
+/* Lists the top-level keys in name order and refuses a repeated one (the
+ * parser keeps both), before any entry is looked at, as a parser that
+ * refuses duplicates would. Finds "__metadata__" on the way. *out is NULL
+ * when the keys came in order. */
+static cairn_status index_keys(const st_parse *ps, const st_node *root, st_key **out,
+                               const st_node **meta)
+{
+    char shown[96];
+    size_t n = root->len;
+    st_key *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu header keys",
+                           ps->f->path, n);
+    *out = keys;
+    *meta = NULL;
+    uint64_t tensor = 0;
+    const st_node *v = root + 1;
+    for (size_t k = 0; k < n; k++, v = next_sibling(v)) {
+        int is_meta = key_is(v, ST_METADATA_KEY);
+        keys[k] = (st_key){v->key, v->key_len, k, is_meta ? UINT64_MAX : tensor++};
+        if (is_meta)
+            *meta = v;
+    }
+    if (in_order(keys, n)) {
+        free(keys);
+        *out = NULL;
+        return CAIRN_OK;
+    }
+    qsort(keys, n, sizeof *keys, key_cmp);
+    for (size_t k = 1; k < n; k++) {
+        const st_key *a = &keys[k - 1], *b = &keys[k];
+        if (a->len != b->len || memcmp(a->key, b->key, a->len) != 0)
+            continue;
+        /* The offset just past the repeated key, where a streaming parser
+         * notices it (and jansson, the parser before simdjson, pointed). */
+        uint64_t at = key_offset_nth(ps, b->key, b->len, 1);
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: "
+                           "invalid JSON: duplicate object key '%s'", ps->f->path,
+                           (unsigned long long)(at == 8 ? 8 : at + b->len + 2),
+                           cairn__printable(b->key, b->len, shown, sizeof shown));
+    }
+    return CAIRN_OK;
+}
+
+static cairn_status parse_header(const cairn_file *f, const char *text, st_reader *r,
+                                 cairn_error *err)
+{
+    cairn__stj_doc *doc = NULL;
+    const st_node *root = NULL, *meta = NULL;
+    st_key *keys = NULL;
+    st_parse ps = {f, text, (size_t)r->header_len, r->data_len, err};
+    cairn_status st = parse_json(&ps, &doc, &root);
+    if (st == CAIRN_OK)
+        st = index_keys(&ps, root, &keys, &meta);
+    if (st == CAIRN_OK && meta)
+        st = build_meta(&ps, meta, &r->meta);
+    if (st == CAIRN_OK) {
+        r->count = root->len - (meta ? 1 : 0);
+        st = build_table(&ps, root, keys, r);
+    }
+    free(keys);
+    cairn__stj_free(doc);
+    return st;
+}
+static void reader_free(st_reader *r)
+{
+    if (!r)
+        return;
+    free(r->tensors);
+    free(r->names);
+    json_decref(r->meta);
+    free(r);
+}
+
+/* The header text comes from the mapping when there is one. */
+static cairn_status parse_file(const cairn_file *f, st_reader **out, cairn_error *err)
+{
+    st_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    r->max_align = 1;
+    cairn_status st = read_length(f, r, err);
+    const char *text = st == CAIRN_OK ? (const char *)cairn__file_ptr(f, 8, r->header_len) : NULL;
+    char *heap = NULL;
+    if (st == CAIRN_OK && !text) {
+        heap = malloc(r->header_len ? (size_t)r->header_len : 1);
+        st = heap ? cairn__file_read(f, 8, heap, (size_t)r->header_len, err)
+                  : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %llu-byte "
+                                "safetensors header", f->path, (unsigned long long)r->header_len);
+        text = heap;
+    }
+    if (st == CAIRN_OK)
+        st = parse_header(f, text, r, err);
+    free(heap);
+    if (st != CAIRN_OK) {
+        reader_free(r);
+        return st;
+    }
+    *out = r;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------------- ops */
+
+static cairn_status st_open(cairn_file *f, cairn_error *err)
+{
+    st_reader *r;
+    CAIRN_TRY(parse_file(f, &r, err));
+    f->state = r;
+    return CAIRN_OK;
+}
+
+static void st_close(cairn_file *f)
+{
+    reader_free(f->state);
+    f->state = NULL;
+}
+
+static uint64_t st_count(const cairn_file *f)
+{
+    const st_reader *r = f->state;
+    return r ? r->count : 0;
+}
+
+static cairn_status st_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                                 cairn_error *err)
+{
+    const st_reader *r = f->state;
+    *out = r->tensors[index];
+    return CAIRN_OK;
+}
+
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const cairn_tensor_info *in = &((const st_reader *)ctx)->tensors[pos].info;
+    *len = in->name_len;
+    return in->name;
+}
+
+static int lookup(const st_reader *r, const char *name, size_t len, uint64_t *index)
+{
+    return cairn__name_search(r->count, sorted_name, r, name, len, index);
+}
+
+static cairn_status st_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
+                            cairn_error *err)
+{
+    char shown[96];
+    if (lookup(f->state, name, len, index))
+        return CAIRN_OK;
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
+                       cairn__printable(name, len, shown, sizeof shown));
+}
+
+static cairn_status st_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
+{
+    const st_reader *r = f->state;
+    (void)err;
+    out->format = CAIRN_FORMAT_SAFETENSORS;
+    out->version_major = 0; /* safetensors has no version field */
+    out->version_minor = 0;
+    out->tensor_count = r->count;
+    out->file_size = f->src.size;
+    out->payload_bytes = r->data_len;
+    out->alignment = r->max_align;
+    out->has_metadata = r->meta && json_object_size(r->meta) > 0;
+    return CAIRN_OK;
+}
+
+static int tensor_exists(void *ctx, const char *name, size_t len)
+{
+    uint64_t i;
+    return lookup(((const cairn_file *)ctx)->state, name, len, &i);
+}
+
+static cairn_status st_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
+{
+    const st_reader *r = f->state;
+    return cairn__stmeta_decode(r->meta, f->path, tensor_exists, (void *)f, out, err);
+}
+
+static int same_tensor(const cairn_tensor_info *a, const cairn_tensor_info *b)
+{
+    return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0 &&
+           a->dtype == b->dtype && a->rank == b->rank &&
+           memcmp(a->dims, b->dims, sizeof a->dims) == 0 && a->offset == b->offset &&
+           a->stored_size == b->stored_size;
+}
+
+/* Parses the file again and insists it still says the same thing (with
+ * pread inputs it may have changed since open), then decodes the metadata. */
+static cairn_status st_verify_structure(const cairn_file *f, cairn_error *err)
+{
+    const st_reader *r = f->state;
+    st_reader *again;
+    CAIRN_TRY(parse_file(f, &again, err));
+    int same = again->count == r->count && again->data_at == r->data_at;
+    for (uint64_t i = 0; same && i < r->count; i++)
+        same = same_tensor(&r->tensors[i].info, &again->tensors[i].info);
+    reader_free(again);
+    if (!same)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8 changed "
+                           "since the file was opened", f->path);
+    cairn_value *meta;
+    CAIRN_TRY(st_read_metadata(f, &meta, err));
+    cairn_value_free(meta);
+    return CAIRN_OK;
+}
+
+const cairn__reader_ops cairn__safetensors_reader = {
+    .format = CAIRN_FORMAT_SAFETENSORS,
+    .open = st_open,
+    .close = st_close,
+    .count = st_count,
+    .tensor_at = st_tensor_at,
+    .find = st_find,
+    .file_info = st_file_info,
+    .verify_structure = st_verify_structure,
+    .read_metadata = st_read_metadata,
+};
+
+/* ------------------------------------------------------------------ sniff */
+
+static int json_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+int cairn__json_object_starts(const cairn_file *f, uint64_t at, uint64_t end)
+{
+    uint8_t b[256];
+    while (at < end) {
+        size_t len = end - at < sizeof b ? (size_t)(end - at) : sizeof b;
+        if (cairn__file_read(f, at, b, len, NULL) != CAIRN_OK)
+            return 0;
+        for (size_t i = 0; i < len; i++) {
+            if (b[i] == '{')
+                return 1;
+            if (!json_space(b[i]))
+                return 0;
+        }
+        at += len;
+    }
+    return 0;
+}
+
+int cairn__safetensors_sniff(const cairn_file *f)
+{
+    uint8_t b[8];
+    if (f->src.size < 10 || cairn__file_read(f, 0, b, 8, NULL) != CAIRN_OK)
+        return 0;
+    uint64_t n = cairn__le64(b);
+    if (n < 2 || n > ST_MAX_HEADER || n > f->src.size - 8)
+        return 0;
+    return cairn__json_object_starts(f, 8, 8 + n);
+}

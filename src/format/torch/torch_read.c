@@ -1,0 +1,797 @@
+/* torch_read.c -- reads PyTorch .pt files (docs/FORMAT.md "PyTorch .pt
+ * (read)"): torch.save's ZIP archives and the legacy pre-1.6 stream of
+ * pickles. Pickles go through the restricted machine of pickle.h; storages
+ * are ZIP members (or byte ranges of a legacy file) checked against what the
+ * pickle declares; tensors are named by their path in the unpickled object. */
+#include "format/format.h"
+#include "format/registry.h"
+#include "common/nameset.h"
+#include "container/pickle.h"
+#include "container/zip.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TORCH_ALIGN_CAP 4096   /* reported alignment stops at a page, as for .npz */
+#define TORCH_KEY_MAX 1024     /* bytes of a storage key */
+#define TORCH_RECORD_MAX 64    /* bytes of the version and byteorder records */
+#define TORCH_WHERE_MAX 640
+#define LEGACY_PROTOCOL 1001   /* torch.serialization.PROTOCOL_VERSION */
+#define LEGACY_MAGIC_LEN 10    /* bytes of MAGIC_NUMBER 0x1950a86a20f9469cfc6c as LONG1 */
+
+static const uint8_t legacy_magic[LEGACY_MAGIC_LEN] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9,
+                                                       0x20, 0x6a, 0xa8, 0x50, 0x19};
+
+/* One storage: a ZIP member <root>/data/<key>, or in a legacy file a byte
+ * range after the pickles. */
+typedef struct torch_storage {
+    const cairn__zip_member *m; /* NULL in legacy files */
+    char *key;                  /* legacy files: the key (found through `keys`) */
+    size_t key_len;
+    cairn_dtype dtype;          /* legacy: as declared, for the element count that follows */
+    uint64_t numel;             /* legacy: as declared */
+    uint64_t offset;            /* file offset of the first byte (stored members, legacy) */
+    uint64_t size;              /* bytes it holds */
+    int placed;                 /* legacy: its bytes were found after the key list */
+} torch_storage;
+
+typedef struct torch_tensor {
+    cairn__tensor t;            /* info.name points into torch_state.flat */
+    uint32_t storage;
+    uint64_t byte_offset;       /* of element 0 within the storage */
+    uint64_t strides[CAIRN_MAX_RANK];
+    uint64_t span;              /* bytes from byte_offset to the end of the last element */
+    int contiguous;
+} torch_tensor;
+
+typedef struct torch_state {
+    const cairn_file *f;
+    int legacy;
+    cairn__zip zip;
+    char *root;                 /* the top folder with its '/', or "" */
+    size_t root_len;
+    const cairn__zip_member *pkl;
+    uint32_t *storage_of;       /* zip: storage index of each member, UINT32_MAX = none */
+    torch_storage *storages;
+    uint32_t storage_count, storage_cap;
+    cairn__nameset keys;        /* legacy: storages by key */
+    torch_tensor *tensors;      /* in the order the walk met them */
+    uint64_t count;
+    cairn__pk_flat flat;
+    uint32_t version;
+    int big_endian;
+    uint64_t payload_bytes, alignment;
+    char where[TORCH_WHERE_MAX]; /* "PATH: member 'x/data.pkl'" or "PATH" */
+} torch_state;
+
+static uint64_t offset_alignment(uint64_t off)
+{
+    uint64_t a = off & (~off + 1);
+    return a == 0 || a > TORCH_ALIGN_CAP ? TORCH_ALIGN_CAP : a;
+}
+
+static cairn_status add_storage(torch_state *s, const torch_storage *st, uint32_t *index)
+{
+    if (s->storage_count == s->storage_cap) {
+        uint32_t cap = s->storage_cap ? s->storage_cap * 2 : 16;
+        torch_storage *p = realloc(s->storages, (size_t)cap * sizeof *p);
+        if (!p)
+            return CAIRN_E_NOMEM;
+        s->storages = p;
+        s->storage_cap = cap;
+    }
+    s->storages[s->storage_count] = *st;
+    *index = s->storage_count++;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------- ZIP: the records */
+
+/* The one data.pkl at the top or in the one top folder; torch names that
+ * folder after the file it saved to, so no name is assumed. */
+static cairn_status find_pickle(torch_state *s, cairn_error *err)
+{
+    const cairn_file *f = s->f;
+    for (uint64_t i = 0; i < s->zip.count; i++) {
+        const cairn__zip_member *m = &s->zip.members[i];
+        const char *slash = memchr(m->name, '/', m->name_len);
+        size_t root_len = slash ? (size_t)(slash - m->name) + 1 : 0;
+        if (m->name_len - root_len != 8 || memcmp(m->name + root_len, "data.pkl", 8) != 0)
+            continue;
+        if (s->pkl) {
+            char a[TORCH_WHERE_MAX];
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
+                               "member '%s' both hold a data.pkl: which one is the file?",
+                               cairn__zip_where(&f->src, s->pkl, a, sizeof a),
+                               (unsigned long long)s->pkl->header_offset, m->name);
+        }
+        s->pkl = m;
+        s->root_len = root_len;
+    }
+    if (!s->pkl)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: ZIP archive without a data.pkl member "
+                           "(at the top or in one top folder): not a torch.save file", f->path);
+    if (!(s->root = malloc(s->root_len + 1)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    memcpy(s->root, s->pkl->name, s->root_len);
+    s->root[s->root_len] = '\0';
+    cairn__zip_where(&f->src, s->pkl, s->where, sizeof s->where);
+    return CAIRN_OK;
+}
+
+/* The member <root><leaf>, or NULL. */
+static const cairn__zip_member *record(const torch_state *s, const char *leaf, size_t leaf_len)
+{
+    char name[TORCH_KEY_MAX + 64];
+    if (s->root_len + leaf_len >= sizeof name)
+        return NULL;
+    memcpy(name, s->root, s->root_len);
+    memcpy(name + s->root_len, leaf, leaf_len);
+    return cairn__zip_find(&s->zip, name, s->root_len + leaf_len);
+}
+
+/* A small text record (version, byteorder), without its trailing newline. */
+static cairn_status small_record(torch_state *s, const char *leaf, char *buf, size_t *len,
+                                 int *found, cairn_error *err)
+{
+    const cairn__zip_member *m = record(s, leaf, strlen(leaf));
+    *found = m != NULL;
+    *len = 0;
+    if (!m)
+        return CAIRN_OK;
+    if (m->size >= TORCH_RECORD_MAX) {
+        char where[TORCH_WHERE_MAX];
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu): %llu bytes "
+                           "for a record of a few characters", cairn__zip_where(&s->f->src, m, where,
+                                                                               sizeof where),
+                           (unsigned long long)m->header_offset, (unsigned long long)m->size);
+    }
+    CAIRN_TRY(cairn__zip_read(&s->f->src, m, 0, buf, (size_t)m->size, CAIRN__ZIP_CHECK, err));
+    *len = (size_t)m->size;
+    while (*len > 0 && (buf[*len - 1] == '\n' || buf[*len - 1] == '\r'))
+        (*len)--;
+    buf[*len] = '\0';
+    return CAIRN_OK;
+}
+
+static cairn_status read_records(torch_state *s, cairn_error *err)
+{
+    char buf[TORCH_RECORD_MAX], where[TORCH_WHERE_MAX];
+    size_t len;
+    int found;
+    if (record(s, "constants.pkl", 13))
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a TorchScript archive (it has "
+                           "%sconstants.pkl): cairn reads torch.save files, not compiled "
+                           "programs", s->f->path, s->root);
+    CAIRN_TRY(small_record(s, "version", buf, &len, &found, err));
+    if (!found)
+        CAIRN_TRY(small_record(s, ".data/version", buf, &len, &found, err));
+    if (found) {
+        char *end;
+        unsigned long v = strtoul(buf, &end, 10);
+        if (len == 0 || *end || v > 1000000)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: record %sversion holds '%s', not a "
+                               "version number", s->f->path, s->root,
+                               cairn__printable(buf, len, where, sizeof where));
+        s->version = (uint32_t)v;
+    }
+    CAIRN_TRY(small_record(s, "byteorder", buf, &len, &found, err));
+    if (found && strcmp(buf, "little") != 0 && strcmp(buf, "big") != 0)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: record %sbyteorder holds '%s', not "
+                           "'little' or 'big'", s->f->path, s->root,
+                           cairn__printable(buf, len, where, sizeof where));
+    s->big_endian = found && strcmp(buf, "big") == 0;
+    return CAIRN_OK;
+}
+
+/* persistent_load for ZIP files: storage `key` is member <root>data/<key>,
+ * and must hold the bytes the pickle declares. */
+static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cairn_dtype dtype,
+                                uint64_t numel, uint64_t nbytes, uint64_t at, uint32_t *index,
+                                cairn_error *err)
+{
+    torch_state *s = ctx;
+    char leaf[TORCH_KEY_MAX + 8], shown[96];
+    cairn__printable(key, key_len, shown, sizeof shown);
+    if (key_len == 0 || key_len > TORCH_KEY_MAX || memchr(key, 0, key_len))
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage key '%s' is empty, "
+                           "too long or holds NUL", s->where, (unsigned long long)at, shown);
+    memcpy(leaf, "data/", 5);
+    memcpy(leaf + 5, key, key_len);
+    const cairn__zip_member *m = record(s, leaf, key_len + 5);
+    if (!m)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' has no record: "
+                           "no member '%sdata/%s'", s->where, (unsigned long long)at, shown,
+                           s->root, shown);
+    if (nbytes > m->size) {
+        char where[TORCH_WHERE_MAX];
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declares %llu "
+                           "elements of %s (%llu bytes) but %s holds %llu bytes", s->where,
+                           (unsigned long long)at, shown, (unsigned long long)numel,
+                           cairn_dtype_name(dtype), (unsigned long long)nbytes,
+                           cairn__zip_where(&s->f->src, m, where, sizeof where),
+                           (unsigned long long)m->size);
+    }
+    uint64_t mi = (uint64_t)(m - s->zip.members);
+    if (s->storage_of[mi] != UINT32_MAX) {
+        *index = s->storage_of[mi];
+        return CAIRN_OK;
+    }
+    torch_storage st = {m, NULL, 0, dtype, numel, m->data_offset, m->size, 1};
+    if (add_storage(s, &st, index) != CAIRN_OK)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
+    s->storage_of[mi] = *index;
+    s->payload_bytes += m->comp_size;
+    return CAIRN_OK;
+}
+
+static cairn_status run_object(torch_state *s, cairn__pickle *vm, const cairn__pickle_host *host,
+                               const uint8_t *p, size_t len, uint64_t base, size_t *used,
+                               cairn_error *err)
+{
+    cairn__pickle_init(vm, host, s->where, base);
+    CAIRN_TRY(cairn__pickle_run(vm, p, len, used, err));
+    return cairn__pickle_flatten(vm, &s->flat, err);
+}
+
+/* ------------------------------------------------------ tensors from the walk */
+
+static int is_contiguous(const cairn__pk_tensor *t)
+{
+    uint64_t expect = 1;
+    for (uint32_t d = t->rank; d-- > 0;) {
+        if (t->sizes[d] == 0)
+            return 1;
+        if (t->sizes[d] != 1 && t->strides[d] != expect)
+            return 0;
+        expect *= t->sizes[d];
+    }
+    return 1;
+}
+
+/* Checked by the pickle machine against the storage; recomputed here for
+ * the load op. */
+static uint64_t span_of(const cairn__pk_tensor *t, uint64_t count, uint64_t esize)
+{
+    if (count == 0)
+        return 0;
+    uint64_t last = 0;
+    for (uint32_t d = 0; d < t->rank; d++)
+        last += (t->sizes[d] - 1) * t->strides[d];
+    return (last + 1) * esize;
+}
+
+static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *pk,
+                     const cairn__pk_named *named)
+{
+    const torch_storage *st = &s->storages[tt->storage];
+    cairn_tensor_info *in = &tt->t.info;
+    uint64_t esize = cairn_dtype_size(pk->dtype);
+    in->name = named->name;
+    in->name_len = named->len;
+    in->dtype = pk->dtype;
+    in->rank = pk->rank;
+    in->count = 1;
+    for (uint32_t d = 0; d < pk->rank; d++) {
+        in->dims[d] = pk->sizes[d];
+        in->count *= pk->sizes[d];
+        tt->strides[d] = pk->strides[d];
+    }
+    in->raw_size = in->count * esize;
+    in->codec = CAIRN_CODEC_NONE;
+    tt->byte_offset = pk->offset * esize;
+    tt->span = span_of(pk, in->count, esize);
+    tt->contiguous = is_contiguous(pk);
+    tt->t.big_endian = s->big_endian;
+    int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
+    in->offset = st->offset + tt->byte_offset;
+    in->stored_size = in->raw_size;
+    if (!stored || !tt->contiguous) {
+        /* No byte range of the file is the tensor: read.c asks torch_load. */
+        tt->t.via_load = 1;
+        in->alignment = 1;
+        if (!stored)
+            in->stored_size = st->m->comp_size;
+        return;
+    }
+    in->alignment = offset_alignment(in->offset);
+    in->zero_copy = !s->big_endian && in->offset % esize == 0 &&
+                    cairn__file_ptr(s->f, in->offset, in->raw_size) != NULL;
+    if (in->alignment > s->alignment)
+        s->alignment = in->alignment;
+}
+
+static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn_error *err)
+{
+    s->count = s->flat.count;
+    s->tensors = calloc(s->count ? (size_t)s->count : 1, sizeof *s->tensors);
+    if (!s->tensors)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors", s->f->path,
+                           (unsigned long long)s->count);
+    s->alignment = 1;
+    for (uint64_t i = 0; i < s->count; i++) {
+        const cairn__pk_named *named = &s->flat.tensors[i];
+        const cairn__pk_tensor *pk = &vm->tensors[named->tensor];
+        s->tensors[i].storage = vm->storages[pk->storage].index;
+        describe(s, &s->tensors[i], pk, named);
+    }
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------ ZIP: open */
+
+static cairn_status read_zip(torch_state *s, cairn_error *err)
+{
+    const cairn_file *f = s->f;
+    CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
+    CAIRN_TRY(find_pickle(s, err));
+    CAIRN_TRY(read_records(s, err));
+    if (s->pkl->size > CAIRN__PICKLE_MAX_BYTES)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: %llu bytes of pickle; cairn reads at most "
+                           "%llu", s->where, (unsigned long long)s->pkl->size,
+                           (unsigned long long)CAIRN__PICKLE_MAX_BYTES);
+    s->storage_of = malloc((s->zip.count ? (size_t)s->zip.count : 1) * sizeof *s->storage_of);
+    uint8_t *pkl = malloc(s->pkl->size ? (size_t)s->pkl->size : 1);
+    cairn_status st = pkl && s->storage_of ? CAIRN_OK
+                      : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
+    for (uint64_t i = 0; st == CAIRN_OK && i < s->zip.count; i++)
+        s->storage_of[i] = UINT32_MAX;
+    if (st == CAIRN_OK)
+        st = cairn__zip_read(&f->src, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
+    cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
+    cairn__pickle vm;
+    cairn__pickle_init(&vm, &host, s->where, 0);
+    if (st == CAIRN_OK)
+        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, NULL, err);
+    if (st == CAIRN_OK)
+        st = build_tensors(s, &vm, err);
+    cairn__pickle_free(&vm);
+    free(pkl);
+    return st;
+}
+
+/* ------------------------------------------------------------- legacy */
+
+/* Bytes of the magic-number pickle at p (PROTO 2..5, an optional FRAME,
+ * LONG1 of the 10 magic bytes, STOP), or 0 when p does not start with it. */
+static size_t legacy_magic_len(const uint8_t *p, size_t n)
+{
+    size_t at = 2;
+    if (n < 2 || p[0] != 0x80 || p[1] < 2 || p[1] > 5)
+        return 0;
+    if (n > at && p[at] == 0x95) /* FRAME: u64 length */
+        at += 9;
+    if (n < at + 2 + LEGACY_MAGIC_LEN + 1 || p[at] != 0x8a || p[at + 1] != LEGACY_MAGIC_LEN ||
+        memcmp(p + at + 2, legacy_magic, LEGACY_MAGIC_LEN) != 0 ||
+        p[at + 2 + LEGACY_MAGIC_LEN] != '.')
+        return 0;
+    return at + 2 + LEGACY_MAGIC_LEN + 1;
+}
+
+int cairn__torch_legacy_sniff(const cairn_file *f)
+{
+    uint8_t head[32];
+    size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
+    if (cairn__file_read(f, 0, head, n, NULL) != CAIRN_OK)
+        return 0;
+    return legacy_magic_len(head, n) != 0;
+}
+
+static const char *key_at(const void *ctx, uint32_t index, size_t *len)
+{
+    const torch_state *s = ctx;
+    *len = s->storages[index].key_len;
+    return s->storages[index].key;
+}
+
+/* persistent_load for legacy files: the bytes come after the pickles, so
+ * this only records what each key declares; place_storages checks it. */
+static cairn_status legacy_storage(void *ctx, const char *key, size_t key_len, cairn_dtype dtype,
+                                   uint64_t numel, uint64_t nbytes, uint64_t at, uint32_t *index,
+                                   cairn_error *err)
+{
+    torch_state *s = ctx;
+    char shown[96];
+    cairn__printable(key, key_len, shown, sizeof shown);
+    if (key_len == 0 || key_len > TORCH_KEY_MAX)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage key '%s' is empty or "
+                           "too long", s->where, (unsigned long long)at, shown);
+    int64_t found = cairn__nameset_find(&s->keys, key, key_len, key_at, s);
+    if (found >= 0) {
+        const torch_storage *old = &s->storages[found];
+        if (old->dtype != dtype || old->numel != numel)
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared "
+                               "again as %llu x %s (first as %llu x %s)", s->where,
+                               (unsigned long long)at, shown, (unsigned long long)numel,
+                               cairn_dtype_name(dtype), (unsigned long long)old->numel,
+                               cairn_dtype_name(old->dtype));
+        *index = (uint32_t)found;
+        return CAIRN_OK;
+    }
+    torch_storage st = {NULL, malloc(key_len + 1), key_len, dtype, numel, 0, nbytes, 0};
+    if (!st.key || add_storage(s, &st, index) != CAIRN_OK) {
+        free(st.key);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
+    }
+    memcpy(st.key, key, key_len);
+    st.key[key_len] = '\0';
+    return cairn__nameset_insert(&s->keys, *index, key_at, s, err);
+}
+
+typedef struct legacy_cur {
+    const uint8_t *p; /* the file's first n bytes */
+    size_t n, pos;
+} legacy_cur;
+
+/* One plain pickle (no globals but the allow-list, no storages) at pos. */
+static cairn_status legacy_pickle(torch_state *s, legacy_cur *c, cairn__pickle *vm,
+                                  const char *what, cairn_error *err)
+{
+    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL, 0};
+    size_t used;
+    cairn__pickle_init(vm, &plain, s->where, c->pos);
+    cairn_status st = cairn__pickle_run(vm, c->p + c->pos, c->n - c->pos, &used, err);
+    if (st != CAIRN_OK) {
+        cairn__pickle_free(vm);
+        size_t n = strlen(err ? err->message : "");
+        if (err && n + strlen(what) + 8 < sizeof err->message)
+            snprintf(err->message + n, sizeof err->message - n, " (in the %s)", what);
+        return st;
+    }
+    c->pos += used;
+    return CAIRN_OK;
+}
+
+/* The protocol-version and sys_info pickles after the magic number. */
+static cairn_status legacy_header(torch_state *s, legacy_cur *c, cairn_error *err)
+{
+    cairn__pickle vm;
+    cairn_status st = legacy_pickle(s, c, &vm, "protocol version pickle", err);
+    if (st == CAIRN_OK) {
+        const cairn__pk_node *v = &vm.nodes[vm.root];
+        if (v->type != CAIRN__PK_INT || v->u.i != LEGACY_PROTOCOL)
+            st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: legacy protocol version is not %d",
+                             s->f->path, LEGACY_PROTOCOL);
+    }
+    cairn__pickle_free(&vm);
+    CAIRN_TRY(st);
+    st = legacy_pickle(s, c, &vm, "sys_info pickle", err);
+    if (st == CAIRN_OK && vm.nodes[vm.root].type != CAIRN__PK_DICT)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: the legacy sys_info pickle is not a dict",
+                         s->f->path);
+    cairn__pickle_free(&vm);
+    return st;
+}
+
+/* Key list entry i (node k): its int64 element count and bytes at *at. */
+static cairn_status place_one(torch_state *s, const cairn__pickle *vm, uint32_t k, uint32_t i,
+                              uint64_t *at, cairn_error *err)
+{
+    const cairn__pk_blob *b = vm->nodes[k].type == CAIRN__PK_STR ? cairn__pk_blob_of(vm, k) : NULL;
+    int64_t idx = b ? cairn__nameset_find(&s->keys, (const char *)b->p, b->len, key_at, s) : -1;
+    char shown[96] = "?";
+    if (b)
+        cairn__printable((const char *)b->p, b->len, shown, sizeof shown);
+    if (idx < 0 || s->storages[idx].placed)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage key list entry %u "
+                           "('%s') is %s", s->f->path, (unsigned long long)*at, (unsigned)i,
+                           shown, idx < 0 ? "not a storage of the object" : "listed twice");
+    torch_storage *sto = &s->storages[idx];
+    uint8_t count[8];
+    uint64_t end;
+    CAIRN_TRY(cairn__file_read(s->f, *at, count, 8, err));
+    if (cairn__le64(count) != sto->numel)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' holds %llu "
+                           "elements, its id declared %llu", s->f->path, (unsigned long long)*at,
+                           shown, (unsigned long long)cairn__le64(count),
+                           (unsigned long long)sto->numel);
+    if (cairn__add_overflow(*at + 8, sto->size, &end) || end > s->f->src.size)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' of %llu bytes "
+                           "runs past the end of the file (%llu bytes)", s->f->path,
+                           (unsigned long long)(*at + 8), shown, (unsigned long long)sto->size,
+                           (unsigned long long)s->f->src.size);
+    sto->offset = *at + 8;
+    sto->placed = 1;
+    s->payload_bytes += sto->size;
+    *at = end;
+    return CAIRN_OK;
+}
+
+/* The key list, then per key an int64 element count and the bytes (always
+ * little-endian: torch converts on big-endian hosts). */
+static cairn_status place_storages(torch_state *s, legacy_cur *c, cairn_error *err)
+{
+    cairn__pickle vm;
+    CAIRN_TRY(legacy_pickle(s, c, &vm, "storage key list", err));
+    cairn_status st = CAIRN_OK;
+    const cairn__pk_node *root = &vm.nodes[vm.root];
+    if (root->type != CAIRN__PK_LIST && root->type != CAIRN__PK_TUPLE)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: the legacy storage key list is %s",
+                         s->f->path, cairn__pk_type_name(root->type));
+    uint64_t at = c->pos;
+    const cairn__pk_seq *keys = st == CAIRN_OK ? cairn__pk_seq_of(&vm, vm.root) : NULL;
+    for (uint32_t i = 0; st == CAIRN_OK && i < keys->count; i++)
+        st = place_one(s, &vm, keys->items[i], i, &at, err);
+    for (uint32_t i = 0; st == CAIRN_OK && i < s->storage_count; i++) {
+        char shown[96];
+        if (!s->storages[i].placed)
+            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: storage '%s' is used by a tensor but its "
+                             "bytes are not in the file (not in the key list)", s->f->path,
+                             cairn__printable(s->storages[i].key, s->storages[i].key_len, shown,
+                                              sizeof shown));
+    }
+    cairn__pickle_free(&vm);
+    return st;
+}
+
+static cairn_status read_legacy(torch_state *s, cairn_error *err)
+{
+    const cairn_file *f = s->f;
+    s->legacy = 1;
+    s->version = LEGACY_PROTOCOL;
+    snprintf(s->where, sizeof s->where, "%s", f->path);
+    /* The pickles come first (the object's at most its limit, the others a
+     * few bytes each); the storages after them are read in place. */
+    uint64_t window = 2 * CAIRN__PICKLE_MAX_BYTES;
+    uint64_t want = f->src.size < window ? f->src.size : window;
+    legacy_cur c = {cairn__file_ptr(f, 0, want), (size_t)want, 0};
+    uint8_t *heap = NULL;
+    if (!c.p) {
+        if (!(heap = malloc(want ? (size_t)want : 1)))
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+        cairn_status st = cairn__file_read(f, 0, heap, (size_t)want, err);
+        if (st != CAIRN_OK) {
+            free(heap);
+            return st;
+        }
+        c.p = heap;
+    }
+    cairn_status st = CAIRN_OK;
+    if (!(c.pos = legacy_magic_len(c.p, c.n)))
+        st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: offset 0: not a PyTorch file (neither a "
+                         "ZIP archive nor the legacy magic number pickle)", f->path);
+    if (st == CAIRN_OK)
+        st = legacy_header(s, &c, err);
+    cairn__pickle_host host = {s, cairn__pickle_torch_global, legacy_storage, 0};
+    cairn__pickle vm;
+    cairn__pickle_init(&vm, &host, s->where, c.pos);
+    size_t used = 0;
+    if (st == CAIRN_OK)
+        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, &used, err);
+    c.pos += used;
+    if (st == CAIRN_OK)
+        st = place_storages(s, &c, err);
+    if (st == CAIRN_OK)
+        st = build_tensors(s, &vm, err);
+    cairn__pickle_free(&vm);
+    free(heap);
+    return st;
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static void state_free(torch_state *s)
+{
+    if (!s)
+        return;
+    cairn__zip_close(&s->zip);
+    free(s->root);
+    free(s->storage_of);
+    for (uint32_t i = 0; i < s->storage_count; i++)
+        free(s->storages[i].key);
+    free(s->storages);
+    cairn__nameset_free(&s->keys);
+    free(s->tensors);
+    cairn__pk_flat_free(&s->flat);
+    free(s);
+}
+
+static cairn_status parse(const cairn_file *f, torch_state **out, cairn_error *err)
+{
+    *out = NULL;
+    torch_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    s->f = f;
+    uint8_t head[4] = {0};
+    size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
+    cairn_status st = cairn__file_read(f, 0, head, n, err);
+    if (st == CAIRN_OK)
+        st = cairn__zip_magic(head, n) ? read_zip(s, err) : read_legacy(s, err);
+    if (st != CAIRN_OK) {
+        state_free(s);
+        return st;
+    }
+    *out = s;
+    return CAIRN_OK;
+}
+
+static cairn_status torch_open(cairn_file *f, cairn_error *err)
+{
+    torch_state *s;
+    CAIRN_TRY(parse(f, &s, err));
+    f->state = s;
+    return CAIRN_OK;
+}
+
+static void torch_close(cairn_file *f)
+{
+    state_free(f->state);
+    f->state = NULL;
+}
+
+static uint64_t torch_count(const cairn_file *f)
+{
+    const torch_state *s = f->state;
+    return s ? s->count : 0;
+}
+
+static cairn_status torch_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                                    cairn_error *err)
+{
+    const torch_state *s = f->state;
+    *out = s->tensors[index].t;
+    return CAIRN_OK;
+}
+
+/* Names in name order, through the flattened tree's by_name. */
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const cairn__pk_flat *flat = ctx;
+    const cairn__pk_named *t = &flat->tensors[flat->by_name[pos]];
+    *len = t->len;
+    return t->name;
+}
+
+static cairn_status torch_find(const cairn_file *f, const char *name, size_t name_len,
+                               uint64_t *index, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    uint64_t pos;
+    if (cairn__name_search(s->count, sorted_name, &s->flat, name, name_len, &pos)) {
+        *index = s->flat.by_name[pos];
+        return CAIRN_OK;
+    }
+    char shown[96];
+    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names are dotted paths in "
+                       "the saved object, e.g. 'model.fc1.weight')", f->path,
+                       cairn__printable(name, name_len, shown, sizeof shown));
+}
+
+static cairn_status torch_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    (void)err;
+    out->format = CAIRN_FORMAT_TORCH;
+    out->version_major = s->version; /* the version record; 1001 for legacy files */
+    out->version_minor = 0;
+    out->tensor_count = s->count;
+    out->file_size = f->src.size;
+    out->payload_bytes = s->payload_bytes;
+    out->alignment = s->alignment;
+    out->has_metadata = cairn_value_count(s->flat.tree) > 0;
+    return CAIRN_OK;
+}
+
+static cairn_status torch_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    *out = cairn_value_clone(s->flat.tree);
+    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+}
+
+static int same_tensor(const torch_tensor *a, const torch_tensor *b)
+{
+    const cairn_tensor_info *x = &a->t.info, *y = &b->t.info;
+    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len) == 0 &&
+           x->dtype == y->dtype && x->rank == y->rank && !memcmp(x->dims, y->dims, sizeof x->dims) &&
+           x->offset == y->offset && x->stored_size == y->stored_size &&
+           a->t.via_load == b->t.via_load && a->t.big_endian == b->t.big_endian &&
+           !memcmp(a->strides, b->strides, sizeof a->strides) && a->span == b->span;
+}
+
+/* Parses the file again and insists it still says the same thing (pread
+ * inputs may change under us); CRCs follow through torch_verify_tensor. */
+static cairn_status torch_verify_structure(const cairn_file *f, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    torch_state *again;
+    CAIRN_TRY(parse(f, &again, err));
+    cairn_status st = CAIRN_OK;
+    if (again->count != s->count)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: the file changed since it was opened",
+                         f->path);
+    for (uint64_t i = 0; st == CAIRN_OK && i < s->count; i++)
+        if (!same_tensor(&s->tensors[i], &again->tensors[i]))
+            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' changed since the file was "
+                             "opened", f->path, s->tensors[i].t.info.name);
+    state_free(again);
+    return st;
+}
+
+static cairn_status torch_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    if (index >= s->count)
+        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
+                           (unsigned long long)index);
+    const torch_storage *st = &s->storages[s->tensors[index].storage];
+    return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
+}
+
+/* Copies the elements of a strided view, in C order, from `src` (the
+ * storage from the view's first element on) into dst. */
+static void gather(const uint8_t *src, uint8_t *dst, const torch_tensor *tt, size_t esize)
+{
+    const cairn_tensor_info *in = &tt->t.info;
+    uint64_t idx[CAIRN_MAX_RANK] = {0}, off = 0;
+    for (uint64_t i = 0; i < in->count; i++) {
+        memcpy(dst + i * esize, src + off * esize, esize);
+        for (uint32_t d = in->rank; d-- > 0;) {
+            if (++idx[d] < in->dims[d]) {
+                off += tt->strides[d];
+                break;
+            }
+            off -= tt->strides[d] * (in->dims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+/* The bytes [byte_offset, +span) of the tensor's storage: in place when
+ * the input is mapped and the member stored, else copied into *heap. ZIP
+ * members have their CRC-32 checked on the way. */
+static cairn_status storage_span(const cairn_file *f, const torch_tensor *tt,
+                                 const uint8_t **out, uint8_t **heap, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    const torch_storage *st = &s->storages[tt->storage];
+    *heap = NULL;
+    int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
+    if (stored && (*out = cairn__file_ptr(f, st->offset + tt->byte_offset, tt->span)))
+        return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK;
+    if (tt->span > SIZE_MAX || !(*heap = malloc(tt->span ? (size_t)tt->span : 1)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory for %llu bytes "
+                           "of its storage", f->path, tt->t.info.name,
+                           (unsigned long long)tt->span);
+    *out = *heap;
+    if (st->m)
+        return cairn__zip_read(&f->src, st->m, tt->byte_offset, *heap, (size_t)tt->span,
+                               CAIRN__ZIP_CHECK, err);
+    return cairn__file_read(f, st->offset + tt->byte_offset, *heap, (size_t)tt->span, err);
+}
+
+/* Tensors marked via_load: strided views and deflated members. */
+static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
+{
+    const torch_state *s = f->state;
+    const torch_tensor *tt = &s->tensors[index];
+    const torch_storage *st = &s->storages[tt->storage];
+    if (tt->t.info.count == 0)
+        return CAIRN_OK;
+    if (tt->contiguous && st->m) /* a deflated member: inflate straight into dst */
+        return cairn__zip_read(&f->src, st->m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
+                               CAIRN__ZIP_CHECK, err);
+    const uint8_t *src;
+    uint8_t *heap;
+    cairn_status status = storage_span(f, tt, &src, &heap, err);
+    if (status == CAIRN_OK)
+        gather(src, dst, tt, cairn_dtype_size(tt->t.info.dtype));
+    free(heap);
+    return status;
+}
+
+const cairn__reader_ops cairn__torch_reader = {
+    .format = CAIRN_FORMAT_TORCH,
+    .open = torch_open,
+    .close = torch_close,
+    .count = torch_count,
+    .tensor_at = torch_tensor_at,
+    .find = torch_find,
+    .file_info = torch_file_info,
+    .verify_structure = torch_verify_structure,
+    .read_metadata = torch_read_metadata,
+    .load = torch_load,
+    .verify_tensor = torch_verify_tensor,
+};

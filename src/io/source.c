@@ -1,0 +1,119 @@
+/* source.c -- local and memory sources of source.h; remote back ends plug
+ * in through cairn__source_backend. */
+#include "io/source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+cairn_status cairn__source_open_file(cairn__source *s, const char *path, int no_mmap,
+                                     cairn__source_kind *kind, cairn_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->path = path;
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer forever, before fstat could tell what it is. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        *kind = CAIRN__SOURCE_DIRECTORY;
+        return CAIRN_OK;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (%s)", path,
+                           S_ISFIFO(st.st_mode)  ? "a FIFO"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                                                  : "not a file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *kind = CAIRN__SOURCE_FILE;
+    s->fd = fd;
+    s->size = (uint64_t)st.st_size;
+    if (!no_mmap && st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) { /* on failure, fall back to pread */
+            s->base = m;
+            s->mapped = 1;
+        }
+    }
+    return CAIRN_OK;
+}
+
+void cairn__source_init_memory(cairn__source *s, const char *path, const void *data,
+                               uint64_t size)
+{
+    static const uint8_t empty[1] = {0};
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->path = path;
+    s->base = data ? data : empty;
+    s->size = size;
+}
+
+void cairn__source_close(cairn__source *s)
+{
+    if (s->backend && s->backend->close)
+        s->backend->close(s);
+    s->backend = NULL;
+    if (s->mapped)
+        munmap((void *)s->base, (size_t)s->size);
+    s->mapped = 0;
+    s->base = NULL;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *dst, size_t len,
+                                cairn_error *err)
+{
+    uint64_t end;
+    if (cairn__add_overflow(offset, len, &end) || end > s->size)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: read of %zu bytes at offset %llu runs past "
+                           "the end of the input (%llu bytes)", s->path, len,
+                           (unsigned long long)offset, (unsigned long long)s->size);
+    if (len == 0) /* an empty tensor may come with a NULL dst */
+        return CAIRN_OK;
+    /* Large copies from a file go through pread even when it is mapped: the
+     * kernel copies from the page cache directly, where touching the mapping
+     * would take a page fault per 4 KiB. */
+    if (s->base && (s->fd < 0 || len < (64u << 10))) {
+        memcpy(dst, s->base + offset, len);
+        return CAIRN_OK;
+    }
+    if (s->backend)
+        return s->backend->read(s, offset, dst, len, err);
+    uint8_t *p = dst;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pread(s->fd, p, chunk, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: read at offset %llu: %s", s->path,
+                               (unsigned long long)offset, strerror(errno));
+        if (n == 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: file shrank while open (read at offset %llu "
+                               "hit its end)", s->path, (unsigned long long)offset);
+        p += n;
+        offset += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return CAIRN_OK;
+}
