@@ -54,6 +54,12 @@ int cairn__s3_is_url(const char *path);
 cairn_status cairn__s3_url_parse(const char *url, int allow_prefix, char **bucket, char **key,
                                  cairn_error *err);
 
+/* A handle configured from the environment (cairn__s3_config_env) plus the
+ * bucket and key of `url`: what every remote source and sink starts with.
+ * On failure every out-parameter is NULL. */
+cairn_status cairn__s3_open_url(const char *url, int allow_prefix, cairn__s3 **s, char **bucket,
+                                char **key, cairn_error *err);
+
 /* Flags of the write calls. */
 enum {
     CAIRN__S3_CREATE_ONLY = 1 /* If-None-Match: *: fail with CAIRN_E_EXISTS if the key exists */

@@ -250,3 +250,22 @@ cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err)
     }
     return CAIRN_OK;
 }
+
+cairn_status cairn__s3_open_url(const char *url, int allow_prefix, cairn__s3 **s, char **bucket,
+                                char **key, cairn_error *err)
+{
+    *s = NULL;
+    CAIRN_TRY(cairn__s3_url_parse(url, allow_prefix, bucket, key, err));
+    cairn__s3_config cfg;
+    cairn_status st = cairn__s3_config_env(&cfg, err);
+    if (st == CAIRN_OK) {
+        st = cairn__s3_open(s, &cfg, err);
+        cairn__s3_config_free(&cfg);
+    }
+    if (st != CAIRN_OK) {
+        free(*bucket);
+        free(*key);
+        *bucket = *key = NULL;
+    }
+    return st;
+}

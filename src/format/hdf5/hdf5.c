@@ -933,7 +933,23 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
     if (cairn__zip_magic(head, f->src.size < 4 ? (size_t)f->src.size : 4)) {
         CAIRN_TRY(open_keras(f, r));
     } else {
-        r->file = open_file(f, f->src.fd >= 0 ? NULL : f->src.base, (size_t)f->src.size);
+        /* A source with neither a path libhdf5 can open nor bytes in memory
+         * (object storage): libhdf5 needs the whole image. */
+        uint8_t *whole = NULL;
+        const void *image = f->src.fd >= 0 ? NULL : f->src.base;
+        if (f->src.fd < 0 && !image) {
+            if (f->src.size > SIZE_MAX || !(whole = malloc(f->src.size ? (size_t)f->src.size : 1)))
+                return cairn__fail(r->err, CAIRN_E_NOMEM, "%s: cannot hold the %llu-byte HDF5 "
+                                   "file in memory", f->path, (unsigned long long)f->src.size);
+            cairn_status st = cairn__file_read(f, 0, whole, (size_t)f->src.size, r->err);
+            if (st != CAIRN_OK) {
+                free(whole);
+                return st;
+            }
+            image = whole;
+        }
+        r->file = open_file(f, image, (size_t)f->src.size);
+        free(whole); /* libhdf5 copied it */
         if (r->file < 0)
             return cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot open it as an HDF5 "
                                "file (damaged superblock or structure)", f->path);
