@@ -26,6 +26,7 @@ itself, never to moto:
         truncate  forward, then send the answer's head and half its body, close
         lose      forward (moto acts on it), then close without an answer
         random    each request: with probability P one of the faults above
+                  (or of those listed in modes=drop,503,...)
     GET /__proxy/stats   "total N" and one "METHOD N" line per method (forwarded + faulted)
     GET /__proxy/reset   forget faults and counts
 """
@@ -42,7 +43,8 @@ import threading
 import time
 import urllib.parse
 
-# moto 5.2 checks a signature against the *decoded* request URL (werkzeug's
+# Two fixes to moto 5.2 where it differs from S3 (the harness applies them
+# when starting it). 1: moto checks a signature against the *decoded* request URL (werkzeug's
 # request.url), so any key or query value with a percent-encoded byte
 # (a+b, é, prefix=run/) fails with SignatureDoesNotMatch even from boto3,
 # whose signature is right. The harness starts moto with the check fed the
@@ -71,6 +73,21 @@ try:
                 self.uri = saved
         return _auth(self, cls, resource)
     authorization.ActionAuthenticatorMixin._authenticate_and_authorize_action = auth
+    # moto checks If-None-Match and then stores, unlocked, on a threaded
+    # server: two racing create-only writes can both succeed. S3 makes the
+    # check and the store one step; so does this lock.
+    import threading
+    from moto.s3 import responses as s3r
+    _lock = threading.Lock()
+    def locked(fn):
+        def run(self, *a, **kw):
+            if not (getattr(self, "headers", None) or {}).get("If-None-Match"):
+                return fn(self, *a, **kw)
+            with _lock:
+                return fn(self, *a, **kw)
+        return run
+    s3r.S3Response.put_object = locked(s3r.S3Response.put_object)
+    s3r.S3Response._key_response_post = locked(s3r.S3Response._key_response_post)
 except (ImportError, AttributeError) as e:
     print("s3_harness: moto not patched:", e, file=sys.stderr)
 from moto.server import main
@@ -140,9 +157,10 @@ class Faults:
         self.reset()
 
     def reset(self):
-        with threading.Lock():
+        with self.lock:
             self.mode, self.count, self.method, self.secs = None, 0, None, 1.0
             self.p, self.rng = 0.0, random.Random(1)
+            self.modes = ["drop", "503", "429", "truncate", "stall", "lose"]
             self.counts = {}
 
     def take(self, method):
@@ -157,7 +175,7 @@ class Faults:
             if self.mode == "random":
                 if self.rng.random() >= self.p:
                     return None
-                return self.rng.choice(["drop", "503", "429", "truncate", "stall"])
+                return self.rng.choice(self.modes)
             return self.mode
 
 
@@ -280,6 +298,7 @@ def control(target, faults):
             faults.secs = float(q.get("secs", "1"))
             faults.p = float(q.get("p", "0.3"))
             faults.rng = random.Random(int(q.get("seed", "1")))
+            faults.modes = q.get("modes", "drop,503,429,truncate,stall,lose").split(",")
         body = b"ok\n"
     elif u.path == "/__proxy/stats":
         with faults.lock:

@@ -554,8 +554,9 @@ static cairn_status flush_metadata(cairn_writer *w, cairn_error *err)
 /* The commit protocol is io/'s (io/commit.h through the sink). */
 static cairn_status commit_file(cairn_writer *w, cairn_error *err)
 {
-    return cairn__sink_commit(&w->sink, (w->flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0,
-                              err);
+    unsigned flags = ((w->flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0) |
+                     ((w->flags & CAIRN_WRITE_NO_REPLACE) ? CAIRN__COMMIT_NO_REPLACE : 0);
+    return cairn__sink_commit(&w->sink, flags, err);
 }
 
 /* What both commits do before handing the bytes over: every declared
