@@ -1,8 +1,12 @@
 /* ckpt.c -- the checkpoint manager: one directory, one whole-model archive
  * per checkpoint, triggers, composable retention applied only after the new
  * checkpoint is durable, and resume from the newest checkpoint that verifies
- * (docs/CHECKPOINTS.md). */
+ * (docs/CHECKPOINTS.md). The directory may be a key prefix in object
+ * storage, "s3://bucket/run" (docs/STORAGE.md): listing, sizes and removal
+ * then go through io/remote.h, and every checkpoint is created only if its
+ * key is free. */
 #include "ckpt/ckpt_internal.h"
+#include "io/remote.h"
 #include "model/model_internal.h"
 
 #include <dirent.h>
@@ -99,7 +103,7 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
     cairn_file *f;
     cairn_error err;
     struct stat st;
-    if (stat(e->path, &st) == 0)
+    if (!cairn__remote_is_url(e->path) && stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
     if (cairn_file_open(e->path, NULL, &f, &err) != CAIRN_OK)
         return;
@@ -142,9 +146,66 @@ static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *
     return CAIRN_OK;
 }
 
+/* Adds the checkpoint `name` (relative to the directory) if it is one. */
+static cairn_status add_listed(cairn_ckpt *m, const char *name, uint64_t bytes, cairn_error *err)
+{
+    uint64_t seq = parse_name(m, name);
+    if (!seq)
+        return CAIRN_OK;
+    ckpt_entry e = {.seq = seq, .path = join(m->dir, name), .bytes = bytes};
+    if (!e.path)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    cairn_status st = push_entry(m, &e, err);
+    if (st != CAIRN_OK)
+        free(e.path);
+    return st;
+}
+
+typedef struct remote_scan {
+    cairn_ckpt *m;
+    cairn_status st;
+    cairn_error *err;
+} remote_scan;
+
+static int remote_listed(void *ctx, const char *name, uint64_t size)
+{
+    remote_scan *r = ctx;
+    if (strchr(name, '/')) /* a "subdirectory": not ours */
+        return 0;
+    r->st = add_listed(r->m, name, size, r->err);
+    return r->st != CAIRN_OK;
+}
+
+/* How old an unfinished upload of one of our checkpoint keys must be before
+ * opening the prefix aborts it as the leftover of a killed writer: a live
+ * writer's upload is younger (docs/STORAGE.md). */
+#define REMOTE_STALE_SECONDS 3600
+
+/* Lists an object-storage prefix: one ListObjectsV2 (by pages) instead of
+ * readdir; unfinished uploads of killed writers are aborted, as a local
+ * directory's leftover temporaries are removed. */
+static cairn_status scan_remote(cairn_ckpt *m, cairn_error *err)
+{
+    char *pfx = join(m->dir, "");
+    char stale[300];
+    if (!pfx)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    snprintf(stale, sizeof stale, "%sckpt-", m->prefix);
+    remote_scan r = {m, CAIRN_OK, err};
+    cairn_status st = cairn__remote_gc(pfx, stale, m->stale_seconds, NULL, err);
+    if (st == CAIRN_OK)
+        st = cairn__remote_list(pfx, remote_listed, &r, err);
+    free(pfx);
+    return st != CAIRN_OK ? st : r.st;
+}
+
 /* Rebuilds the table from the directory alone. */
 static cairn_status scan(cairn_ckpt *m, cairn_error *err)
 {
+    if (cairn__remote_is_url(m->dir)) {
+        CAIRN_TRY(scan_remote(m, err));
+        goto listed;
+    }
     DIR *d = opendir(m->dir);
     if (!d)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot list: %s", m->dir, strerror(errno));
@@ -158,17 +219,11 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
             free(p);
             continue;
         }
-        uint64_t seq = parse_name(m, de->d_name);
-        if (!seq)
-            continue;
-        ckpt_entry e = {.seq = seq, .path = join(m->dir, de->d_name)};
-        if (!e.path)
-            st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-        else if ((st = push_entry(m, &e, err)) != CAIRN_OK)
-            free(e.path);
+        st = add_listed(m, de->d_name, 0, err);
     }
     closedir(d);
     CAIRN_TRY(st);
+listed:
     if (m->count > 1)
         qsort(m->entries, m->count, sizeof *m->entries, entry_cmp);
     for (size_t i = 0; i < m->count; i++) {
@@ -194,6 +249,11 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
 static cairn_status copy_opts(cairn_ckpt *m, const cairn_ckpt_opts *o, cairn_error *err)
 {
     m->dir = strdup(o->dirname);
+    m->stale_seconds = REMOTE_STALE_SECONDS;
+    /* "s3://bucket/run/" and "s3://bucket/run" name one prefix. */
+    if (m->dir && cairn__remote_is_url(m->dir))
+        for (size_t n = strlen(m->dir); n > 5 && m->dir[n - 1] == '/'; n--)
+            m->dir[n - 1] = '\0';
     m->prefix = strdup(o->fn_prefix ? o->fn_prefix : "");
     m->monitor = o->monitor ? strdup(o->monitor) : NULL;
     if (!m->dir || !m->prefix || (o->monitor && !m->monitor))
@@ -256,7 +316,8 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
     if (opts->struct_size < sizeof *opts)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_opts.struct_size %zu is too small",
                            opts->struct_size);
-    if (mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
+    if (!cairn__remote_is_url(opts->dirname) && mkdir(opts->dirname, 0777) != 0 &&
+        errno != EEXIST)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", opts->dirname,
                            strerror(errno));
     cairn_ckpt *m = calloc(1, sizeof *m);
@@ -302,7 +363,11 @@ cairn_status cairn__ckpt_write(const cairn_ckpt *m, const char *path,
                                cairn_error *err)
 {
     cairn_write_opts wo = {.struct_size = sizeof wo,
-                           .flags = (m->flags & CAIRN_CKPT_NO_SYNC) ? CAIRN_WRITE_NO_SYNC : 0,
+                           /* Never over an existing checkpoint: two managers on one
+                              directory that pick one sequence number cannot overwrite
+                              each other (the second gets CAIRN_E_EXISTS). */
+                           .flags = ((m->flags & CAIRN_CKPT_NO_SYNC) ? CAIRN_WRITE_NO_SYNC : 0) |
+                                    CAIRN_WRITE_NO_REPLACE,
                            .format = CAIRN_FORMAT_NATIVE};
     cairn_writer *w;
     CAIRN_TRY(cairn_writer_open_path(path, &wo, &w, err));
@@ -512,7 +577,10 @@ static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last,
         int drop = !keep[i] && st == CAIRN_OK;
         if (drop)
             n++;
-        if (drop && !dry_run && unlink(m->entries[i].path) != 0 && errno != ENOENT) {
+        if (drop && !dry_run && cairn__remote_is_url(m->entries[i].path)) {
+            if ((st = cairn__remote_remove(m->entries[i].path, err)) != CAIRN_OK)
+                drop = 0;
+        } else if (drop && !dry_run && unlink(m->entries[i].path) != 0 && errno != ENOENT) {
             st = cairn__fail(err, CAIRN_E_IO, "%s: cannot remove old checkpoint: %s",
                              m->entries[i].path, strerror(errno));
             drop = 0;
@@ -523,7 +591,7 @@ static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last,
             m->entries[out++] = m->entries[i];
     }
     m->count = out;
-    if (n && !dry_run && !(m->flags & CAIRN_CKPT_NO_SYNC))
+    if (n && !dry_run && !(m->flags & CAIRN_CKPT_NO_SYNC) && !cairn__remote_is_url(m->dir))
         sync_dir(m->dir);
     free(keep);
     if (removed)
@@ -534,7 +602,9 @@ static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last,
 cairn_status cairn__ckpt_committed(cairn_ckpt *m, ckpt_entry *e, cairn_error *err)
 {
     struct stat st;
-    if (stat(e->path, &st) == 0)
+    if (cairn__remote_is_url(e->path))
+        (void)cairn__remote_size(e->path, &e->bytes, NULL); /* for listings only */
+    else if (stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
     cairn_status s = push_entry(m, e, err);
     if (s != CAIRN_OK) {

@@ -28,6 +28,7 @@ typedef struct ckpt_job ckpt_job;
 
 struct cairn_ckpt {
     char *dir, *prefix, *monitor;
+    uint64_t stale_seconds; /* object storage: unfinished uploads older than this are aborted */
     unsigned flags;
     uint32_t every_epochs, keep_best, keep_last, keep_every;
     uint64_t every_steps;

@@ -34,6 +34,18 @@ cairn_status cairn__remote_list(const char *prefix_url, cairn__remote_list_fn fn
     return st;
 }
 
+cairn_status cairn__remote_size(const char *url, uint64_t *size, cairn_error *err)
+{
+    cairn__s3 *s;
+    char *bucket, *key;
+    CAIRN_TRY(cairn__s3_open_url(url, 0, &s, &bucket, &key, err));
+    cairn_status st = cairn__s3_head(s, bucket, key, size, err);
+    cairn__s3_close(s);
+    free(bucket);
+    free(key);
+    return st;
+}
+
 cairn_status cairn__remote_remove(const char *url, cairn_error *err)
 {
     cairn__s3 *s;

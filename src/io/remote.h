@@ -29,6 +29,8 @@ cairn_status cairn__remote_sink_open(cairn__sink *s, const char *url, cairn_erro
 typedef int (*cairn__remote_list_fn)(void *ctx, const char *name, uint64_t size);
 cairn_status cairn__remote_list(const char *prefix_url, cairn__remote_list_fn fn, void *ctx,
                                 cairn_error *err);
+/* The size of the object at `url` (HEAD). */
+cairn_status cairn__remote_size(const char *url, uint64_t *size, cairn_error *err);
 /* Deletes the object at `url` (a missing one is no error). */
 cairn_status cairn__remote_remove(const char *url, cairn_error *err);
 /* Aborts unfinished multipart uploads under `prefix_url` whose key starts
