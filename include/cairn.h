@@ -639,6 +639,15 @@ CAIRN_API cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_da
 /* Discards everything: removes the temporary file, frees the writer. NULL is a no-op. */
 CAIRN_API void cairn_writer_abort(cairn_writer *w);
 
+/* Saves `size` bytes as the whole new contents of `path` with the commit
+ * protocol of cairn_writer_commit (a temporary, fsync, rename, directory
+ * fsync; or, for "s3://bucket/key", one upload that appears whole): for the
+ * small text files that go with archives (a sharded model's index, a
+ * manifest). `flags`: CAIRN_WRITE_NO_SYNC, CAIRN_WRITE_NO_REPLACE. `data`
+ * may be NULL when size is 0. */
+CAIRN_API cairn_status cairn_bytes_save(const char *path, const void *data, size_t size,
+                                        unsigned flags, cairn_error *err);
+
 /* ------------------------------------------------------------ signatures */
 
 /* ed25519 signatures (libsodium) over native files and checkpoint

@@ -432,78 +432,15 @@ static char *index_text(cairn_file *in, const shard_plan *plan, const char *out)
     return text;
 }
 
-static int write_all_fd(int fd, const char *text, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        text += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int sync_dir_of(const char *path)
-{
-    size_t dlen = (size_t)(base_name(path) - path);
-    char *dir = malloc(dlen + 2);
-    if (!dir)
-        return -1;
-    if (dlen)
-        snprintf(dir, dlen + 2, "%.*s", (int)dlen, path);
-    else
-        strcpy(dir, "."); /* a bare name lives in the current directory */
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = fd < 0 || fsync(fd) != 0 ? -1 : 0;
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return rc;
-}
-
-/* Writes `text` to `path` as the library's writer writes a file: a
- * temporary DIR/.BASE.cairn-tmp-* file, fsync, rename over `path`, fsync
- * of the directory; so `path` is either absent (or old) or complete. */
+/* The index: one small file, committed by the library (a file or s3://). */
 static int write_file_atomic(const char *path, const char *text, int sync)
 {
-    size_t dlen = (size_t)(base_name(path) - path), size = strlen(path) + 64;
-    char *tmp = malloc(size);
-    if (!tmp)
-        return fprintf(stderr, "%s: %s: out of memory\n", cli_prog, path), EXIT_IO;
-    int fd = -1;
-    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
-        snprintf(tmp, size, "%.*s.%s.cairn-tmp-%ld-%d", (int)dlen, path, base_name(path),
-                 (long)getpid(), attempt);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        fprintf(stderr, "%s: %s: cannot create temporary file %s: %s\n", cli_prog, path, tmp,
-                strerror(errno));
-        free(tmp);
-        return EXIT_IO;
-    }
-    int bad = write_all_fd(fd, text, strlen(text)) || (sync && fsync(fd));
-    int e = errno;
-    if (close(fd) && !bad)
-        bad = 1, e = errno;
-    if (!bad && rename(tmp, path))
-        bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp); /* never leave a half-written index behind */
-        fprintf(stderr, "%s: %s: writing it through %s failed: %s\n", cli_prog, path, tmp,
-                strerror(e));
-    } else if (sync && sync_dir_of(path)) {
-        bad = 1;
-        fprintf(stderr, "%s: %s: fsync of its directory failed: %s\n", cli_prog, path,
-                strerror(errno));
-    }
-    free(tmp);
-    return bad ? EXIT_IO : EXIT_OK;
+    cairn_error err;
+    if (cairn_bytes_save(path, text, strlen(text), sync ? 0 : CAIRN_WRITE_NO_SYNC, &err) ==
+        CAIRN_OK)
+        return EXIT_OK;
+    fprintf(stderr, "%s: %s\n", cli_prog, err.message);
+    return cli_exit_code(err.status);
 }
 
 static int holds_tensor_ref(const cairn_value *v)

@@ -651,6 +651,22 @@ cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writ
     return CAIRN_OK;
 }
 
+cairn_status cairn_bytes_save(const char *path, const void *data, size_t size, unsigned flags,
+                              cairn_error *err)
+{
+    if (!path || !*path || (!data && size))
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_bytes_save: path and data must be given");
+    cairn_writer *w;
+    CAIRN_TRY(cairn__writer_open_raw(path, flags & (CAIRN_WRITE_NO_SYNC | CAIRN_WRITE_NO_REPLACE),
+                                     &w, err));
+    cairn_status st = cairn__sink_write(&w->sink, data, size, err);
+    if (st != CAIRN_OK) {
+        writer_free(w);
+        return st;
+    }
+    return cairn_writer_commit(w, err);
+}
+
 void cairn_writer_abort(cairn_writer *w)
 {
     if (w)

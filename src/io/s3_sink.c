@@ -130,6 +130,9 @@ static cairn_status submit(s3sink *k, uint8_t *buf, size_t len, unsigned part, c
     cairn_status st = ensure_upload(k, err);
     if (st != CAIRN_OK) {
         free(buf);
+        k->failed = st; /* the sink is unusable from now on */
+        if (err)
+            k->ferr = *err;
         return st;
     }
     slot *sl = &k->slots[k->next_slot];
@@ -153,16 +156,18 @@ static cairn_status submit(s3sink *k, uint8_t *buf, size_t len, unsigned part, c
 /* The full current part goes: part 1 is kept, later ones are uploaded. */
 static cairn_status next_part(s3sink *k, cairn_error *err)
 {
+    uint8_t *full = k->cur;
+    k->cur = NULL; /* owned by `first` or by the upload now */
     if (k->part == 1) {
-        k->first = k->cur;
+        k->first = full;
         k->first_len = k->cur_len;
     } else {
-        CAIRN_TRY(submit(k, k->cur, k->cur_len, k->part, err));
+        CAIRN_TRY(submit(k, full, k->cur_len, k->part, err));
     }
     if (k->part >= CAIRN__S3_MAX_PARTS) {
-        k->cur = NULL;
-        return cairn__fail(err, CAIRN_E_LIMIT, "%s: more than %u parts", k->url,
-                           CAIRN__S3_MAX_PARTS);
+        k->failed = cairn__fail(&k->ferr, CAIRN_E_LIMIT, "%s: more than %u parts", k->url,
+                                CAIRN__S3_MAX_PARTS);
+        return failed(k, err);
     }
     k->cur_off += k->cur_len;
     k->part++;
