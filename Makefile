@@ -12,7 +12,12 @@ FUZZ_SECONDS ?= 20
 DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev libsimdjson-dev zlib1g-dev \
         libzstd-dev liblz4-dev liblzma-dev libbz2-dev libsodium-dev libhdf5-dev python3-h5py \
         clang libclang-rt-14-dev python3-numpy python3-torch python3-lz4 python3-joblib hyperfine time \
+        python3-dev python3-setuptools python3-pip python3-venv python3-pytest python3-skorch \
         libcurl4-openssl-dev curl
+# The Python package is built and tested with Debian's interpreter, the one
+# that has Debian's numpy, torch and skorch (a python3 earlier on PATH may not).
+PYTHON ?= /usr/bin/python3
+PYDIR := bindings/python
 
 # Debian packages only `make demo` installs, for its PyTorch step (skorch
 # trains, the C model predicts, and back). The step is skipped, with a
@@ -20,7 +25,8 @@ DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev libsimdjso
 # python3-torch itself (DEPS): the .pt tests cross-check against real torch.
 DEMO_DEPS := python3-torch python3-skorch
 
-.PHONY: all deps demo-deps build demo test test-unit test-fuzz bench install clean
+.PHONY: all deps demo-deps build python demo test test-unit test-fuzz test-python bench install \
+        install-python clean
 
 all: build
 
@@ -38,6 +44,12 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCAIRN_TESTS=OFF >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+	$(MAKE) --no-print-directory python
+
+# The extension cairn._cairn, in place (bindings/python/cairn/), against
+# $(BUILD)/libcairn.a: `PYTHONPATH=bindings/python $(PYTHON)` then imports it.
+python:
+	cd $(PYDIR) && CAIRN_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) setup.py -q build_ext --inplace
 
 demo-deps:
 	@missing=""; for p in $(DEMO_DEPS); do \
@@ -56,7 +68,7 @@ demo-deps:
 demo: build demo-deps
 	bash examples/demo.sh $(BUILD)/cairn
 
-test: deps test-unit test-fuzz
+test: deps test-unit test-fuzz test-python
 
 test-unit:
 	cmake -S . -B $(BUILD_TEST) -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON >/dev/null
@@ -64,6 +76,12 @@ test-unit:
 	cd $(BUILD_TEST) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
+
+# The Python package's pytest suite, on the Release library of `make build`
+# (the sanitizer build of test-unit also runs its hostile-input and lifetime
+# tests against an ASan/UBSan build of the extension: python_asan in ctest).
+test-python: build
+	cd $(PYDIR) && CAIRN_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 test-fuzz:
 	CC=clang CXX=clang++ cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_SANITIZE=ON \
@@ -79,5 +97,11 @@ bench: build
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# The Python package, with Debian's pip and no index, into
+# $(PREFIX)/lib/python3/dist-packages (on Debian's sys.path for PREFIX=/usr/local).
+install-python: build
+	CAIRN_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-deps \
+	  --no-index --upgrade --target $(DESTDIR)$(PREFIX)/lib/python3/dist-packages ./$(PYDIR)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_TEST) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_TEST) $(BUILD_FUZZ) $(PYDIR)/build $(PYDIR)/cairn/*.so

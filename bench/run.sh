@@ -6,7 +6,7 @@
 #        CAIRN_BENCH_RUNS           timed runs per contender (default 5)
 #        CAIRN_BENCH_TINY_RUNS      runs for the 10x10 workload (default 101; each is microseconds)
 #        CAIRN_BENCH_SETTLE         seconds to wait before each scratch write (default 2.5; README)
-#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers (default: all)
+#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers python (default: all)
 #        CAIRN_BENCH_INSTALL_PEERS  0 = never apt-get install python3-h5py / python3-torch
 set -euo pipefail
 
@@ -16,7 +16,7 @@ DIR=${CAIRN_BENCH_DIR:-/tmp/cairn-bench}
 RUNS=${CAIRN_BENCH_RUNS:-5}
 TINY_RUNS=${CAIRN_BENCH_TINY_RUNS:-101}
 SETTLE=${CAIRN_BENCH_SETTLE:-2.5}
-PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers}
+PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers python}
 PY=/usr/bin/python3
 BENCH=$BUILD/bench/bench_io
 CONCAT=$BUILD/bench/npy_concat
@@ -149,6 +149,19 @@ run_peers() {
   rm -f "$DIR"/peer.* "$DIR/shapes.txt"
 }
 
+# The Python package (bench/python/bench_python.py) against libcairn and the
+# peers; needs the extension built in place (make build does it).
+run_python() {
+  say ""
+  if ! PYTHONPATH="$HERE/../bindings/python" $PY -c 'import cairn' 2>/dev/null; then
+    say "python: skipped (the extension is not built: make build)"
+    return 0
+  fi
+  PYTHONPATH="$HERE/../bindings/python" $PY "$HERE/python/bench_python.py" --dir "$DIR" \
+    --runs "$RUNS" 2>&1 | tee -a "$LOG"
+  grep '^RESULT bench=py_' "$LOG" >> "$RESULTS" || true
+}
+
 # ----------------------------------------------------------------- main
 start=$(date +%s)
 clean
@@ -168,6 +181,7 @@ phase big run_io big "$RUNS"
 phase rss run_rss
 phase pack run_pack
 phase peers run_peers
+phase python run_python
 clean
 grep '^RESULT ' "$LOG" > "$RESULTS" || true
 $PY "$HERE/report.py" summary "$RESULTS" | tee -a "$LOG"

@@ -33,6 +33,15 @@ foreach(src ${CAIRN_SH_TESTS})
     ENVIRONMENT "CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;CAIRN_VECTORS=${CAIRN_VECTORS_DIR};CAIRN_LIB=$<TARGET_FILE:cairn>;CAIRN_BUILD_DIR=${CMAKE_BINARY_DIR};CAIRN_SOURCE_DIR=${CMAKE_SOURCE_DIR};CAIRN_SANITIZE=$<BOOL:${CAIRN_SANITIZE}>"
     SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
+
+# The Python package against an ASan/UBSan build of itself and of libcairn
+# (the full pytest suite runs in `make test-python` on the Release build).
+if(CAIRN_SANITIZE)
+  add_test(NAME python_asan COMMAND bash ${CMAKE_SOURCE_DIR}/bindings/python/tests/run_asan.sh)
+  set_tests_properties(python_asan PROPERTIES
+    ENVIRONMENT "CAIRN_BUILD_DIR=${CMAKE_BINARY_DIR};CAIRN_SOURCE_DIR=${CMAKE_SOURCE_DIR};CAIRN_PYTHON=${CAIRN_PYTHON};CAIRN_VECTORS=${CAIRN_VECTORS_DIR}"
+    SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()
 endif()
 
 # libFuzzer targets: built only with clang and CAIRN_FUZZ=ON; each runs for a

@@ -9,7 +9,8 @@
 # (skorch trains, the C model loads its params.pt and predicts the same
 # probabilities; and back: torch loads the C model's export with
 # weights_only=True), and what kill -9, SIGTERM and a flipped byte do to a
-# checkpoint directory.
+# checkpoint directory. Last, Python: the same checkpoint through `import
+# cairn`, and skorch's walkthrough with cairn.skorch's callbacks.
 # Usage: examples/demo.sh PATH/TO/cairn   (the mlp program sits next to it)
 set -euo pipefail
 CLI=$(realpath "${1:-build/cairn}")
@@ -130,6 +131,17 @@ print("  ", type(sd).__name__, {k: tuple(v.shape) for k, v in sd.items()})'
 else
     echo "   (skipped: $PY cannot import torch and skorch; as root, 'make demo' installs"
     echo "    python3-torch and python3-skorch)"
+fi
+
+say "Python: import cairn -- the best checkpoint as zero-copy NumPy views; skorch with cairn's callbacks"
+PYPKG=$(dirname "$(realpath "$0")")/../bindings/python
+PY_DEMO=$(dirname "$(realpath "$0")")/python_demo.py
+if PYTHONPATH=$PYPKG "$PY" -c 'import cairn' 2>/dev/null; then
+    echo "   from cairn.skorch import Checkpoint, TrainEndCheckpoint, LoadInitState  # the only change"
+    show "$PY" examples/python_demo.py "$best" py
+    PYTHONPATH=$PYPKG "$PY" "$PY_DEMO" "$best" py
+else
+    echo "   (skipped: the extension is not built; 'make build' builds it in bindings/python)"
 fi
 
 say "resume is exact: 3 epochs + --resume for 3 more == 6 epochs straight"

@@ -309,6 +309,13 @@ typedef struct cairn_file cairn_file;
  * the first global cairn does not know. */
 #define CAIRN_OPEN_INERT 0x4u
 
+/* Every options struct (cairn_open_opts, cairn_write_opts,
+ * cairn_tensor_opts, cairn_load_opts, cairn_model_parts, cairn_ckpt_opts)
+ * starts with struct_size = sizeof the struct, so fields can be appended:
+ * the library reads only the first struct_size bytes and takes the default
+ * (0 / NULL unless the field says otherwise) for every field past them, so a
+ * program built against an older header keeps working. A struct_size that
+ * does not reach the end of the first field after it is CAIRN_E_ARG. */
 typedef struct cairn_open_opts {
     size_t struct_size; /* sizeof(cairn_open_opts): lets fields be added later */
     unsigned flags;
@@ -538,6 +545,21 @@ typedef struct cairn_write_opts {
                             calling thread compresses). With 2 or more, the calling
                             thread writes one batch of chunks while the workers
                             compress the next. Started and joined within each add */
+    /* Added after format 1.1 (older structs: no sharding). */
+    uint64_t shard_size; /* 0: one file. Else a sharded safetensors model
+                            (docs/FORMAT.md §11.6): path NAME.safetensors,
+                            shards NAME-0000K-of-0000N.safetensors of at most
+                            this many tensor bytes each (a larger tensor alone),
+                            cut in declaration order, and the index
+                            NAME.safetensors.index.json written last. Needs
+                            cairn_writer_declare before the first add; metadata
+                            holding tensor references is refused
+                            (CAIRN_E_UNSUPPORTED). When everything fits in one
+                            shard, one plain NAME.safetensors and no index. No
+                            set of shards is ever readable as a mix of two saves:
+                            an earlier index at the path is removed before any
+                            shard is replaced, and a failure removes the shards
+                            it named. */
 } cairn_write_opts;
 
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go
@@ -639,14 +661,6 @@ CAIRN_API cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_da
 /* Discards everything: removes the temporary file, frees the writer. NULL is a no-op. */
 CAIRN_API void cairn_writer_abort(cairn_writer *w);
 
-/* Saves `size` bytes as the whole new contents of `path` with the commit
- * protocol of cairn_writer_commit (a temporary, fsync, rename, directory
- * fsync; or, for "s3://bucket/key", one upload that appears whole): for the
- * small text files that go with archives (a sharded model's index, a
- * manifest). `flags`: CAIRN_WRITE_NO_SYNC, CAIRN_WRITE_NO_REPLACE. `data`
- * may be NULL when size is 0. */
-CAIRN_API cairn_status cairn_bytes_save(const char *path, const void *data, size_t size,
-                                        unsigned flags, cairn_error *err);
 
 /* ------------------------------------------------------------ signatures */
 

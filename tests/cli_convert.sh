@@ -205,6 +205,40 @@ check "shard-size overflow" 2 "$CLI" convert m.cairn bad.safetensors --shard-siz
 check "shard-size without a value" 2 "$CLI" convert m.cairn bad.safetensors --shard-size
 ! ls bad* .safetensors* >/dev/null 2>&1 && ok || bad "a refused --shard-size left output behind"
 check "unwritable shards" 3 "$CLI" convert m.cairn /nonexistent/dir/x.safetensors --shard-size 100
+# GGUF: a list of lists would be an array of arrays, which ggml's reader
+# (gguf_init_from_file) refuses, failing the whole file: the key is left out
+# with a warning, the rest is written, and no array in the file holds arrays.
+"$PY" - <<'PY'
+import pickle, numpy as np
+pickle.dump({"nested": [[1, 2], [3]], "blobs": [b"a"], "w": np.arange(4, dtype=np.float32),
+             "flat": [1, 2], "name": "m"}, open("nest.pkl", "wb"), protocol=4)
+PY
+check "gguf leaves arrays of arrays out" 0 "$CLI" convert nest.pkl nest.gguf --inert
+expect_grep "the warning names the key" "left out:.* nested" err.txt
+expect_grep "the warning names bytes in a list" "left out:.* blobs" err.txt
+expect_grep "the warning says why" "array of arrays" err.txt
+"$PY" - nest.gguf <<'PY' && ok || bad "nest.gguf: an array of arrays was written"
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+pos = 8
+def rd(f):
+    global pos
+    v = struct.unpack_from("<" + f, d, pos); pos += struct.calcsize(f); return v[0]
+def skip(t):
+    global pos
+    if t == 8: pos += rd("Q")
+    elif t == 9:
+        et, n = rd("I"), rd("Q")
+        assert et != 9, "array of arrays"
+        for _ in range(n): skip(et)
+    else: pos += {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}[t]
+nt, nkv = rd("Q"), rd("Q")
+keys = []
+for _ in range(nkv):
+    keys.append(d[pos + 8:pos + 8 + rd("Q")].decode()); pos += len(keys[-1].encode())
+    skip(rd("I"))
+assert "flat" in keys and "name" in keys and "nested" not in keys, keys
+PY
 # usage and I/O errors
 check "no args" 2 "$CLI" convert
 check "unknown --to" 2 "$CLI" convert m.cairn x.bin --to tarball

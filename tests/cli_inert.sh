@@ -18,6 +18,11 @@ for proto in (2, 3, 4, 5):
         pickle.dump({"a": [1, 2, (3, "x")], "b": {"c": 1.5}, "s": b"\x00\x01",
                      "w": arrays["w"], "l": [np.array([7, 8], dtype=np.int64)]}, f, protocol=proto)
 arrays["w"].tofile("w.raw")
+for proto in (2, 3, 4, 5):  # an empty array: protocol 2 pickles its b"" as bytes()
+    with open("empty%d.pkl" % proto, "wb") as f:
+        pickle.dump({"e": np.zeros((0, 3), dtype=np.float32), "z": np.zeros(0, dtype=np.int64),
+                     "w": arrays["w"]}, f, protocol=proto)
+joblib.dump({"e": np.zeros((0, 3), dtype=np.float32)}, "empty.joblib")
 np.array([7, 8], dtype=np.int64).tofile("l.raw")
 joblib.dump(arrays, "arrays.joblib")
 joblib.dump(arrays, "arrays_z.joblib", compress=3)
@@ -52,7 +57,15 @@ except ImportError:
     pass
 PYEOF
 
+check "empty array in joblib" 0 "$CLI" ls empty.joblib --inert
+expect_grep "joblib lists the (0, 3) array" "^e .*F32 .*\[0, 3\]" out.txt
 for p in 2 3 4 5; do
+    check "empty arrays, protocol $p" 0 "$CLI" ls empty$p.pkl --inert
+    expect_grep "protocol $p lists the (0, 3) array" "^e .*F32 .*\[0, 3\] .* 0 " out.txt
+    expect_grep "protocol $p lists the (0,) array" "^z .*I64 .*\[0\] " out.txt
+    expect_grep "protocol $p lists the full array" "^w .*F32 .*\[2, 3\]" out.txt
+    check "empty array cat, protocol $p" 0 "$CLI" cat empty$p.pkl e --inert
+    [ ! -s out.txt ] && ok || bad "protocol $p: cat of an empty array wrote bytes"
     check "plain pickle protocol $p" 0 "$CLI" meta nested$p.pkl --inert
     expect_grep "protocol $p containers" '"c": 1.5' out.txt
     check "protocol $p arrays need --inert" 1 "$CLI" ls nested$p.pkl

@@ -1171,6 +1171,201 @@ static void test_random_roundtrips(void)
     CHECK(ok);
 }
 
+
+/* ------------------------------------------------------------ packed lists */
+
+/* The JSON text jansson prints for a tree built node by node: the reference
+ * the streaming printer of value_json.c must match byte for byte. */
+static json_t *ref_tagged(const char *tag, const char *text, size_t len)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, tag, json_stringn(text, len));
+    return o;
+}
+
+static json_t *ref_json(const cairn_value *v)
+{
+    const void *d = NULL;
+    size_t len = 0;
+    int b = 0;
+    int64_t i = 0;
+    double x = 0;
+    char text[64];
+    switch (cairn_value_get_type(v)) {
+    case CAIRN_VALUE_NULL: return json_null();
+    case CAIRN_VALUE_BOOL: cairn_value_get_bool(v, &b); return json_boolean(b);
+    case CAIRN_VALUE_INT: cairn_value_get_int(v, &i); return json_integer(i);
+    case CAIRN_VALUE_FLOAT:
+        cairn_value_get_float(v, &x);
+        if (isnan(x)) {
+            if (bits_of(x) == 0x7FF8000000000000ull)
+                return ref_tagged("$float", "nan", 3);
+            int n = snprintf(text, sizeof text, "nan:0x%016llx", (unsigned long long)bits_of(x));
+            return ref_tagged("$float", text, (size_t)n);
+        }
+        if (isinf(x))
+            return x > 0 ? ref_tagged("$float", "inf", 3) : ref_tagged("$float", "-inf", 4);
+        if (x == 0 && signbit(x))
+            return ref_tagged("$float", "-0", 2);
+        return json_real(x);
+    case CAIRN_VALUE_STRING: cairn_value_get_data(v, &d, &len); return json_stringn(d, len);
+    case CAIRN_VALUE_BYTES: { /* the tests' bytes are short: base64 by jansson-free code */
+        static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        cairn_value_get_data(v, &d, &len);
+        const uint8_t *p = d;
+        char out[512];
+        size_t o = 0;
+        for (size_t k = 0; k < len && o + 4 < sizeof out; k += 3) {
+            uint32_t n = (uint32_t)p[k] << 16 | (k + 1 < len ? (uint32_t)p[k + 1] << 8 : 0) |
+                         (k + 2 < len ? p[k + 2] : 0);
+            out[o++] = a[(n >> 18) & 63];
+            out[o++] = a[(n >> 12) & 63];
+            out[o++] = k + 1 < len ? a[(n >> 6) & 63] : '=';
+            out[o++] = k + 2 < len ? a[n & 63] : '=';
+        }
+        return ref_tagged("$bytes", out, o);
+    }
+    case CAIRN_VALUE_TENSOR: cairn_value_get_data(v, &d, &len); return ref_tagged("$tensor", d, len);
+    case CAIRN_VALUE_LIST:
+    case CAIRN_VALUE_MAP: {
+        int map = cairn_value_get_type(v) == CAIRN_VALUE_MAP;
+        json_t *c = map ? json_object() : json_array();
+        for (size_t k = 0; k < cairn_value_count(v); k++) {
+            cairn_value scratch;
+            json_t *child = ref_json(cairn__value_item(v, k, &scratch));
+            if (map)
+                json_object_set_new(c, cairn_value_key_at(v, k), child);
+            else
+                json_array_append_new(c, child);
+        }
+        return c;
+    }
+    }
+    return NULL;
+}
+
+static int json_matches_jansson(const cairn_value *v, int indent)
+{
+    char *mine = NULL;
+    json_t *ref = ref_json(v);
+    size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17) |
+                   (indent ? JSON_INDENT(indent) : JSON_COMPACT);
+    char *theirs = json_dumps(ref, flags);
+    int ok = cairn_value_to_json(v, indent, &mine, NULL) == CAIRN_OK && theirs &&
+             strcmp(mine, theirs) == 0;
+    if (!ok)
+        fprintf(stderr, "JSON differs (indent %d):\n mine:   %.300s\n jansson: %.300s\n", indent,
+                mine ? mine : "(null)", theirs ? theirs : "(null)");
+    free(theirs);
+    json_decref(ref);
+    cairn_free(mine);
+    return ok;
+}
+
+/* A list of `n` random scalars of one kind (0 int, 1 float, 2 bool, 3
+ * string), or mixed (4). */
+static cairn_value *scalar_list(uint64_t *seed, int kind, size_t n)
+{
+    static const double specials[] = {0.5, -0.0, 1e300, 3.0};
+    cairn_value *l = cairn_value_list();
+    for (size_t i = 0; i < n; i++) {
+        int k = kind == 4 ? (int)(tu_rand(seed) % 4) : kind;
+        uint64_t r = tu_rand(seed);
+        cairn_value *c;
+        char text[16];
+        if (k == 0)
+            c = cairn_value_int((int64_t)(r >> (r % 64)) * ((r & 1) ? -1 : 1));
+        else if (k == 1)
+            c = cairn_value_float(r % 5 == 0 ? double_of(0x7FF8000000000001ull | (r << 20 >> 20))
+                                  : r % 7 == 0 ? specials[r % 4] : (double)(int64_t)r / 7.0);
+        else if (k == 2)
+            c = cairn_value_bool((int)(r & 1));
+        else {
+            snprintf(text, sizeof text, "%.*s", (int)(r % 5), "ab\"\n\xc3\xa9");
+            c = cairn_value_string(text);
+        }
+        append_ok(l, c ? c : cairn_value_null());
+    }
+    return l;
+}
+
+/* Lists decoded from the binary encoding are packed; they encode to the
+ * same bytes, print the same JSON (equal to jansson's) and read the same
+ * through the public accessors as lists of nodes. */
+static void test_packed_lists(void)
+{
+    uint64_t seed = 7;
+    int ok = 1;
+    for (int k = 0; k < 300; k++) {
+        cairn_value *root = cairn_value_map();
+        for (int e = 0; e < 5; e++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d", e);
+            set_ok(root, key, scalar_list(&seed, (k + e) % 5, tu_rand(&seed) % 40));
+        }
+        set_ok(root, "tree", random_tree(&seed, 1));
+        uint8_t *e1 = NULL, *e2 = NULL;
+        size_t n1 = 0, n2 = 0;
+        cairn_value *back = NULL;
+        ok &= cairn__meta_encode(root, NULL, NULL, &e1, &n1, NULL) == CAIRN_OK;
+        ok &= e1 && decode(e1, n1, &back, NULL) == CAIRN_OK;
+        for (size_t i = 0; back && i < 5; i++) { /* a list of one scalar kind is packed */
+            const cairn_value *l = cairn_value_get(back, cairn_value_key_at(back, i));
+            if ((k + (int)i) % 5 != 4 && cairn_value_count(l) > 0)
+                ok &= l->pack != 0;
+        }
+        cairn_value *copy = back ? cairn_value_clone(back) : NULL;
+        ok &= back && cairn__meta_encode(back, NULL, NULL, &e2, &n2, NULL) == CAIRN_OK;
+        ok &= e2 && n1 == n2 && memcmp(e1, e2, n1) == 0;
+        for (int indent = 0; back && indent <= 4; indent += 2) {
+            char *a = NULL, *b = NULL;
+            ok &= cairn_value_to_json(root, indent, &a, NULL) == CAIRN_OK;
+            ok &= cairn_value_to_json(back, indent, &b, NULL) == CAIRN_OK;
+            ok &= a && b && strcmp(a, b) == 0;
+            ok &= json_matches_jansson(back, indent) && json_matches_jansson(root, indent);
+            cairn_free(a);
+            cairn_free(b);
+        }
+        ok &= copy && tree_equal(root, copy) && tree_equal(root, back); /* unpacks both */
+        free(e1);
+        free(e2);
+        cairn_value_free(copy);
+        cairn_value_free(back);
+        cairn_value_free(root);
+    }
+    CHECK(ok);
+
+    /* Widening, mixing, appending, and 2M empty strings in ~20 MB. */
+    cairn_value *l = cairn_value_list();
+    CHECK_OK(cairn__value_list_add_int(l, 5));
+    CHECK(l->pack == CAIRN__PACK_I8);
+    CHECK_OK(cairn__value_list_add_int(l, 300));
+    CHECK_OK(cairn__value_list_add_int(l, -70000));
+    CHECK_OK(cairn__value_list_add_int(l, INT64_MIN));
+    CHECK(l->pack == CAIRN__PACK_I64 && cairn_value_count(l) == 4);
+    CHECK_OK(cairn__value_list_add(l, cairn_value_string("x")));
+    CHECK(l->pack == 0 && cairn_value_count(l) == 5);
+    int64_t i = 0;
+    CHECK_OK(cairn_value_get_int(cairn_value_at(l, 2), &i));
+    CHECK(i == -70000);
+    CHECK_OK(cairn_value_get_int(cairn_value_at(l, 3), &i));
+    CHECK(i == INT64_MIN);
+    cairn_value_free(l);
+    l = cairn_value_list();
+    for (int k = 0; k < 2000000; k++)
+        if (cairn__value_list_add_string(l, "", 0) != CAIRN_OK)
+            break;
+    CHECK(l->pack == CAIRN__PACK_STR && cairn_value_count(l) == 2000000);
+    cairn_value scratch;
+    const void *d = NULL;
+    size_t len = 1;
+    CHECK_OK(cairn_value_get_data(cairn__value_item(l, 1999999, &scratch), &d, &len));
+    CHECK(len == 0 && ((const char *)d)[0] == '\0');
+    CHECK_OK(cairn_value_append(l, cairn_value_int(1), NULL)); /* unpacks, then appends */
+    CHECK(l->pack == 0 && cairn_value_count(l) == 2000001);
+    cairn_value_free(l);
+}
+
 int main(void)
 {
     test_scalars();
@@ -1190,5 +1385,6 @@ int main(void)
     test_json_golden();
     test_json_float_exact();
     test_random_roundtrips();
+    test_packed_lists();
     TEST_MAIN_END();
 }

@@ -1,11 +1,16 @@
 /* cli.c -- helpers shared by the commands of the `cairn` tool. */
 #include "cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <wchar.h>
 
 const char *const cli_prog = "cairn";
 
@@ -22,8 +27,89 @@ int cli_exit_code(cairn_status st)
 
 int cli_report(cairn_status st, const cairn_error *err)
 {
-    fprintf(stderr, "%s: %s\n", cli_prog, err->message[0] ? err->message : cairn_strerror(st));
+    char shown[4 * sizeof err->message + 8];
+    const char *m = err->message[0] ? err->message : cairn_strerror(st);
+    fprintf(stderr, "%s: %s\n", cli_prog, cli_safe(m, strlen(m), shown, sizeof shown));
     return cli_exit_code(st);
+}
+
+/* The length of the UTF-8 sequence at s (at most n bytes) when it is valid
+ * and not a C1 control (U+0080..U+009F, which terminals may obey), else 0. */
+static size_t utf8_printable(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (!len || len > n || s[0] > 0xF4)
+        return 0;
+    uint32_t cp = s[0] & (0x3F >> (len - 1));
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    static const uint32_t min[5] = {0, 0, 0xA0, 0x800, 0x10000}; /* 0x80..0x9F: C1 */
+    return cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
+}
+
+const char *cli_safe(const char *s, size_t len, char *buf, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    if (size < 8)
+        return size ? (buf[0] = '\0', buf) : buf;
+    for (size_t i = 0; i < len;) {
+        size_t n = u[i] >= 0x80 ? utf8_printable(u + i, len - i) : 1;
+        int esc = u[i] < 0x20 || u[i] == 0x7F || u[i] == '\\' || n == 0;
+        size_t need = esc ? 4 : n;
+        if (o + need + 4 > size) { /* room for "..." and the NUL */
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (esc) {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[u[i] >> 4];
+            buf[o++] = hex[u[i] & 15];
+            i++;
+        } else {
+            memcpy(buf + o, u + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+void cli_warn_not_carried(const cairn_file *f)
+{
+    cairn_file_info fi;
+    cairn_error err;
+    cairn_value *tree = NULL;
+    if (cairn_file_get_info(f, &fi, &err) != CAIRN_OK || fi.format != CAIRN_FORMAT_HDF5 ||
+        cairn_file_read_metadata(f, &tree, &err) != CAIRN_OK)
+        return;
+    const cairn_value *left = cairn_value_get(tree, "hdf5.skipped");
+    size_t n = cairn_value_count(left);
+    char shown[CLI_SAFE_MAX];
+    const char *path = cairn_file_path(f);
+    if (n)
+        fprintf(stderr, "%s: warning: %s: %zu HDF5 object%s neither tensors nor metadata, left "
+                "out:", cli_prog, cli_safe(path, strlen(path), shown, sizeof shown), n,
+                n == 1 ? " is" : "s are");
+    for (size_t i = 0; i < n && i < 20; i++) {
+        const cairn_value *e = cairn_value_at(left, i);
+        const void *p = "", *why = "";
+        size_t plen = 0, wlen = 0;
+        cairn_value_get_data(cairn_value_get(e, "path"), &p, &plen);
+        cairn_value_get_data(cairn_value_get(e, "why"), &why, &wlen);
+        fprintf(stderr, "%s '%s' (%.*s)", i ? "," : "", cli_safe(p, plen, shown, sizeof shown),
+                (int)wlen, (const char *)why);
+    }
+    if (n)
+        fprintf(stderr, "%s\n", n > 20 ? ", ..." : "");
+    cairn_value_free(tree);
 }
 
 int cli_usage_error(const char *fmt, ...)
@@ -154,4 +240,173 @@ int cli_compress_option(int argc, char **argv, int *i, cairn_write_opts *o)
         return 0;
     }
     return rc == EXIT_OK ? 1 : -1 - rc;
+}
+
+int cli_other_arg(const char *cmd, int argc, char **argv, int *i, unsigned *open_flags,
+                  const char **pos, int *npos, int max)
+{
+    const char *a = argv[*i];
+    if (open_flags && !strcmp(a, "--inert")) {
+        *open_flags |= CAIRN_OPEN_INERT;
+        return EXIT_OK;
+    }
+    int rest = !strcmp(a, "--");
+    if (!rest && a[0] == '-' && a[1] == '-')
+        return cli_usage_error("%s: unknown option '%s'", cmd, a);
+    for (int k = rest ? *i + 1 : *i; k < (rest ? argc : *i + 1); k++) {
+        if (*npos == max)
+            return cli_usage_error("%s: unexpected argument '%s'", cmd, argv[k]);
+        pos[(*npos)++] = argv[k];
+    }
+    if (rest)
+        *i = argc;
+    return EXIT_OK;
+}
+
+int cli_positional_args(const char *cmd, int argc, char **argv, unsigned *open_flags,
+                        const char **pos, int n, const char *what)
+{
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        int rc = cli_other_arg(cmd, argc, argv, &i, open_flags, pos, &npos, n);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    return npos == n ? EXIT_OK : cli_usage_error("%s: needs %s", cmd, what);
+}
+
+/* Parses "FILE [--json] [--inert]" and opens FILE (--inert: pickles as data). */
+int cli_open_file_args(const char *cmd, int argc, char **argv, cairn_file **f, int *as_json)
+{
+    const char *path = NULL;
+    unsigned flags = 0;
+    int npos = 0;
+    *as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        int rc = EXIT_OK;
+        if (!strcmp(argv[i], "--json"))
+            *as_json = 1;
+        else
+            rc = cli_other_arg(cmd, argc, argv, &i, &flags, &path, &npos, 1);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (!path)
+        return cli_usage_error("%s: needs FILE", cmd);
+    return cli_open_input(path, flags, f);
+}
+
+/* Finds NAME in FILE and returns its bytes in its own dtype, zero-copy when
+ * possible (*owned is then NULL). */
+int cli_load_tensor(const char *path, const char *name, unsigned flags, cairn_file **f,
+                    cairn_tensor_info *t, const void **data, void **owned)
+{
+    cairn_error err = {0};
+    uint64_t index;
+    *owned = NULL;
+    int rc = cli_open_input(path, flags, f);
+    if (rc != EXIT_OK)
+        return rc;
+    cairn_status st = cairn_tensor_find(*f, name, &index, t, &err);
+    if (st == CAIRN_OK && t->zero_copy) {
+        st = cairn_tensor_verify(*f, index, &err);
+        if (st == CAIRN_OK)
+            st = cairn_tensor_data(*f, index, data, &err);
+    } else if (st == CAIRN_OK) {
+        *owned = malloc(t->raw_size ? (size_t)t->raw_size : 1);
+        if (!*owned)
+            return fprintf(stderr, "%s: %s: out of memory\n", cli_prog, path), EXIT_IO;
+        st = cairn_tensor_read(*f, index, t->dtype, *owned, (size_t)t->raw_size, CAIRN_READ_VERIFY,
+                               &err);
+        *data = *owned;
+    }
+    if (st == CAIRN_OK)
+        return EXIT_OK;
+    free(*owned); /* on failure *owned is NULL (freed here) */
+    *owned = NULL;
+    return cli_report(st, &err);
+}
+
+int cli_is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+void cli_print_key_id(const uint8_t *id)
+{
+    for (int i = 0; i < CAIRN_KEY_ID_BYTES; i++)
+        printf("%02x", id[i]);
+}
+
+int cli_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The C.UTF-8 character classes, made once (the tool is single-threaded);
+ * (locale_t)0 when the C library has none. */
+static locale_t utf8_locale(void)
+{
+    static int tried;
+    static locale_t loc;
+    if (!tried) {
+        tried = 1;
+        loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    return loc;
+}
+
+size_t cli_text_width(const char *name, size_t len)
+{
+    locale_t loc = utf8_locale();
+    size_t width = 0;
+    if (!loc) { /* no UTF-8 classes: one column per code point */
+        for (size_t i = 0; i < len; i++)
+            width += ((unsigned char)name[i] & 0xC0) != 0x80;
+        return width;
+    }
+    locale_t old = uselocale(loc);
+    mbstate_t state;
+    memset(&state, 0, sizeof state);
+    while (len > 0) {
+        wchar_t wc;
+        size_t n = mbrtowc(&wc, name, len, &state);
+        int w = 1;
+        if (n == (size_t)-1 || n == (size_t)-2) { /* not UTF-8: one byte, one column */
+            memset(&state, 0, sizeof state);
+            n = 1;
+        } else {
+            if (n == 0) /* an embedded NUL */
+                n = 1;
+            w = wcwidth(wc);
+            if (w < 0)
+                w = 1;
+        }
+        width += (size_t)w;
+        name += n;
+        len -= n;
+    }
+    uselocale(old);
+    return width;
+}
+
+void cli_print_padded(const char *name, size_t len, size_t width)
+{
+    char shown[CLI_SAFE_MAX]; /* control characters escaped, then padded as shown */
+    const char *s = cli_safe(name, len, shown, sizeof shown);
+    size_t n = strlen(s), w = cli_text_width(s, n);
+    fwrite(s, 1, n, stdout);
+    for (; w < width; w++)
+        putchar(' ');
 }

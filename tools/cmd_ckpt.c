@@ -42,6 +42,8 @@ static int parse_u32(const char *s, uint32_t *out)
 static int parse_args(int argc, char **argv, ckpt_args *a)
 {
     memset(a, 0, sizeof *a);
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int has_value = i + 1 < argc;
@@ -62,17 +64,15 @@ static int parse_args(int argc, char **argv, ckpt_args *a)
             rc = parse_u32(argv[++i], &a->keep_last);
         else if (!strcmp(s, "--keep-every") && has_value)
             rc = parse_u32(argv[++i], &a->keep_every);
-        else if (s[0] == '-')
+        else if (s[0] == '-' && s[1] != '-')
             rc = cli_usage_error("ckpt: unknown option '%s'", s);
-        else if (!a->action)
-            a->action = s;
-        else if (!a->dir)
-            a->dir = s;
         else
-            rc = cli_usage_error("ckpt: unexpected argument '%s'", s);
+            rc = cli_other_arg("ckpt", argc, argv, &i, NULL, pos, &npos, 2);
         if (rc != EXIT_OK)
             return rc;
     }
+    a->action = pos[0];
+    a->dir = pos[1];
     if (!a->action || !a->dir)
         return cli_usage_error("%s", "ckpt: needs an action (ls, best, verify, prune) and DIR");
     return EXIT_OK;
@@ -155,12 +155,13 @@ static int do_ls(cairn_ckpt *m, const ckpt_args *a)
             json_array_append_new(list, o);
             continue;
         }
-        char metric[32] = "-";
+        char metric[32] = "-", path[CLI_SAFE_MAX], why[CLI_SAFE_MAX];
         if (in.has_metric)
             snprintf(metric, sizeof metric, "%.6g", in.metric);
         printf("%-6" PRIu64 " %-6" PRIu64 " %-8" PRIu64 " %-14s %12" PRIu64 "  %-5s %-10s %s%s%s\n",
                in.seq, in.epoch, in.step, metric, in.bytes, in.valid ? "yes" : "NO",
-               in.reasons[0] ? in.reasons : "-", in.path, i == latest ? "  (latest)" : "",
+               in.reasons[0] ? cli_safe(in.reasons, strlen(in.reasons), why, sizeof why) : "-",
+               cli_safe(in.path, strlen(in.path), path, sizeof path), i == latest ? "  (latest)" : "",
                i == best && best != latest ? "  (best)" : i == best ? " (best)" : "");
     }
     return a->json ? cli_print_json(list) : EXIT_OK;
@@ -196,10 +197,13 @@ static int do_verify(cairn_ckpt *m)
         if (st == CAIRN_OK && !in.valid)
             st = CAIRN_E_CORRUPT, snprintf(err.message, sizeof err.message,
                                            "%s: no checkpoint record", in.path);
+        char path[CLI_SAFE_MAX], why[4 * sizeof err.message + 8];
+        cli_safe(in.path, strlen(in.path), path, sizeof path);
         if (st == CAIRN_OK)
-            printf("ok   %s\n", in.path);
+            printf("ok   %s\n", path);
         else
-            printf("BAD  %s: %s\n", in.path, err.message), bad++;
+            printf("BAD  %s: %s\n", path, cli_safe(err.message, strlen(err.message), why,
+                                                   sizeof why)), bad++;
         if (i == n - 1)
             newest_ok = st == CAIRN_OK;
     }
@@ -223,10 +227,8 @@ static int do_prune(cairn_ckpt *m, const ckpt_args *a)
     return EXIT_OK;
 }
 
-int cmd_ckpt(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return fputs(ckpt_help, stdout), EXIT_OK;
     ckpt_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc != EXIT_OK)
@@ -252,3 +254,10 @@ int cmd_ckpt(int argc, char **argv)
     cairn_status st = cairn_ckpt_close(m, &err);
     return rc == EXIT_OK && st != CAIRN_OK ? cli_report(st, &err) : rc;
 }
+
+const cli_command cli_cmd_ckpt = {
+    "ckpt",
+    "  ckpt ls|best|verify|prune DIR   inspect and prune a checkpoint directory\n",
+    ckpt_help,
+    run,
+};

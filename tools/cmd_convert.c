@@ -17,12 +17,14 @@
 static const char convert_help[] =
     "usage: cairn convert IN OUT [--to FORMAT] [--align N] [--no-sync] [--no-progress]\n"
     "                     [--compress CODEC[:LEVEL]] [--shuffle] [--chunk-size N] [--threads N]\n"
-    "                     [--shard-size SIZE]\n"
+    "                     [--shard-size SIZE] [--inert]\n"
     "\n"
-    "Converts between the formats cairn reads and writes. The output format\n"
-    "comes from --to (cairn, npy, safetensors, npz, gguf, torch) or OUT's\n"
-    "extension (.npy, .safetensors, .npz, .gguf, .pt or .pth; anything else:\n"
-    "cairn). Tensors are\n"
+    "Converts between the formats cairn reads and writes. IN's format is\n"
+    "detected by content. The output format comes from --to (cairn, npy,\n"
+    "safetensors, npz, gguf, torch, mxnet, hdf5) or OUT's extension (.npy,\n"
+    ".safetensors, .npz, .gguf, .pt or .pth, .params, .h5 or .hdf5; anything\n"
+    "else: cairn). --inert reads a pickle or joblib IN (a scikit-learn model)\n"
+    "as inert data, nothing in it run, and converts its arrays. Tensors are\n"
     "copied byte for byte (checksums verified on the way when IN has them).\n"
     "Metadata is carried where the target can hold it; otherwise a warning\n"
     "says what was left out. A tensor the target cannot hold (a dtype it has\n"
@@ -50,6 +52,7 @@ typedef struct convert_args {
     cairn_format to;
     uint64_t align;
     int no_sync, no_progress;
+    unsigned open_flags; /* --inert */
     uint64_t shard_size; /* --shard-size; 0: one output file */
     cairn_write_opts compress; /* codec, level, filter, chunk_size, threads */
 } convert_args;
@@ -116,6 +119,8 @@ static int check_shard_args(const convert_args *a)
 static int parse_args(int argc, char **argv, convert_args *a)
 {
     memset(a, 0, sizeof *a);
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
     for (int i = 1; i < argc; i++) {
         int rc = EXIT_OK;
         if (!strcmp(argv[i], "--to") && i + 1 < argc) {
@@ -133,18 +138,14 @@ static int parse_args(int argc, char **argv, convert_args *a)
             a->no_progress = 1;
         } else if ((rc = cli_compress_option(argc, argv, &i, &a->compress)) != 0) {
             rc = rc < 0 ? -1 - rc : EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            rc = cli_usage_error("convert: unknown option '%s'", argv[i]);
-        } else if (!a->in) {
-            a->in = argv[i];
-        } else if (!a->out) {
-            a->out = argv[i];
         } else {
-            rc = cli_usage_error("convert: unexpected argument '%s'", argv[i]);
+            rc = cli_other_arg("convert", argc, argv, &i, &a->open_flags, pos, &npos, 2);
         }
         if (rc != EXIT_OK)
             return rc;
     }
+    a->in = pos[0];
+    a->out = pos[1];
     if (!a->in || !a->out)
         return cli_usage_error("%s", "convert: needs IN and OUT");
     return a->shard_size ? check_shard_args(a) : EXIT_OK;
@@ -188,8 +189,10 @@ static int copy_tensor(cairn_file *in, uint64_t i, cairn_writer *w, cairn_error 
             st = cairn_tensor_data(in, i, &data, err);
     } else {
         owned = malloc(t.raw_size ? (size_t)t.raw_size : 1);
+        char shown[CLI_SAFE_MAX];
         if (!owned)
-            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog, t.name), EXIT_IO;
+            return fprintf(stderr, "%s: tensor '%s': out of memory\n", cli_prog,
+                           cli_safe(t.name, t.name_len, shown, sizeof shown)), EXIT_IO;
         st = cairn_tensor_read(in, i, t.dtype, owned, (size_t)t.raw_size, CAIRN_READ_VERIFY, err);
         data = owned;
     }
@@ -295,10 +298,13 @@ static int set_metadata(cairn_writer *w, const cairn_value *meta, const char *ou
         for (size_t k = 0; k < n && k < 20; k++) {
             const char *name = NULL;
             size_t len = 0;
+            char shown[CLI_SAFE_MAX];
             cairn_value_get_data(cairn_value_at(left, k), (const void **)&name, &len);
-            fprintf(stderr, " %.*s", (int)len, name);
+            fprintf(stderr, " %s", cli_safe(name, len, shown, sizeof shown));
         }
-        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "", why.message);
+        char shown[4 * sizeof why.message + 8];
+        fprintf(stderr, "%s (%s)\n", n > 20 ? " ..." : "",
+                cli_safe(why.message, strlen(why.message), shown, sizeof shown));
     }
     cairn_value_free(kept);
     cairn_value_free(left);
@@ -345,103 +351,8 @@ static int write_part(cairn_file *in, uint64_t lo, uint64_t hi, const cairn_valu
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
 }
 
-/* --- sharded safetensors output (docs/FORMAT.md §11.6, Writing) --- */
-
-typedef struct shard_plan {
-    uint64_t count;  /* shards */
-    uint64_t *start; /* shard k holds tensors start[k]..start[k+1]-1; count + 1 entries */
-    uint64_t total;  /* sum of the tensors' byte sizes: the index's total_size */
-} shard_plan;
-
-/* Cuts IN's tensors, in IN's order, into shards of at most `limit` bytes:
- * a shard ends when the next tensor would take it past the limit, so a
- * tensor larger than the limit ends up alone. */
-static int plan_shards(cairn_file *in, uint64_t limit, shard_plan *plan, cairn_error *err)
-{
-    uint64_t n = cairn_file_count(in), size = 0;
-    memset(plan, 0, sizeof *plan);
-    plan->start = n < SIZE_MAX / sizeof(uint64_t) - 1 ? malloc(((size_t)n + 1) * sizeof(uint64_t))
-                                                      : NULL;
-    if (!plan->start)
-        return fprintf(stderr, "%s: %" PRIu64 " tensors: out of memory\n", cli_prog, n), EXIT_IO;
-    for (uint64_t i = 0; i < n; i++) {
-        cairn_tensor_info t;
-        cairn_status st = cairn_tensor_info_at(in, i, &t, err);
-        if (st != CAIRN_OK)
-            return cli_report(st, err);
-        if (i == 0 || size + t.raw_size > limit) {
-            plan->start[plan->count++] = i;
-            size = 0;
-        }
-        size += t.raw_size;
-        plan->total += t.raw_size;
-    }
-    plan->start[plan->count] = n;
-    return EXIT_OK;
-}
-
-/* "dir/model.safetensors", shard k of n -> "dir/model-0000k-of-0000n.safetensors"
- * (huggingface_hub's names); NULL when out of memory. */
-static char *shard_path(const char *out, uint64_t k, uint64_t n)
-{
-    size_t stem = strlen(out) - strlen(".safetensors"), size = stem + 64;
-    char *path = malloc(size);
-    if (path)
-        snprintf(path, size, "%.*s-%05" PRIu64 "-of-%05" PRIu64 ".safetensors", (int)stem, out,
-                 k + 1, n);
-    return path;
-}
-
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
-/* The index: {"metadata": {"total_size": N}, "weight_map": {tensor: shard}},
- * keys sorted and indented as huggingface_hub writes it. */
-static char *index_text(cairn_file *in, const shard_plan *plan, const char *out)
-{
-    json_t *root = json_object(), *meta = json_object(), *map = json_object();
-    int bad = !root || !meta || !map || plan->total > (uint64_t)INT64_MAX ||
-              json_object_set_new(meta, "total_size", json_integer((json_int_t)plan->total));
-    for (uint64_t k = 0; !bad && k < plan->count; k++) {
-        char *path = shard_path(out, k, plan->count);
-        json_t *name = path ? json_string(base_name(path)) : NULL;
-        for (uint64_t i = plan->start[k]; name && !bad && i < plan->start[k + 1]; i++) {
-            cairn_tensor_info t;
-            bad = cairn_tensor_info_at(in, i, &t, NULL) != CAIRN_OK ||
-                  json_object_set(map, t.name, name);
-        }
-        bad |= !name;
-        json_decref(name);
-        free(path);
-    }
-    bad = bad || json_object_set(root, "metadata", meta) || json_object_set(root, "weight_map", map);
-    char *text = bad ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-    size_t len = text ? strlen(text) : 0;
-    char *line = text ? realloc(text, len + 2) : NULL; /* end with a newline, as HF's does */
-    if (line)
-        memcpy(line + len, "\n", 2);
-    else
-        free(text);
-    text = line;
-    json_decref(map);
-    json_decref(meta);
-    json_decref(root);
-    return text;
-}
-
-/* The index: one small file, committed by the library (a file or s3://). */
-static int write_file_atomic(const char *path, const char *text, int sync)
-{
-    cairn_error err;
-    if (cairn_bytes_save(path, text, strlen(text), sync ? 0 : CAIRN_WRITE_NO_SYNC, &err) ==
-        CAIRN_OK)
-        return EXIT_OK;
-    fprintf(stderr, "%s: %s\n", cli_prog, err.message);
-    return cli_exit_code(err.status);
-}
+/* --- sharded safetensors output (docs/FORMAT.md §11.6, Writing): the
+ * library writes the shards and the index (cairn_write_opts.shard_size). */
 
 static int holds_tensor_ref(const cairn_value *v)
 {
@@ -467,8 +378,9 @@ static cairn_value *shard_metadata(const cairn_value *meta, const char *out)
             if (!left++)
                 fprintf(stderr, "%s: warning: %s: sharded output leaves out metadata holding "
                         "tensor references:", cli_prog, out);
+            char shown[CLI_SAFE_MAX];
             if (left <= 20) /* as the other metadata warning: the first 20 names */
-                fprintf(stderr, " %s", key);
+                fprintf(stderr, " %s", cli_safe(key, strlen(key), shown, sizeof shown));
             continue;
         }
         cairn_value *child = cairn_value_clone(cairn_value_at(meta, k));
@@ -483,49 +395,15 @@ static cairn_value *shard_metadata(const cairn_value *meta, const char *out)
     return kept;
 }
 
-/* Writes every shard (each atomically, in order), then the index last, so
- * an interrupted conversion leaves no index or a complete one. */
-static int write_shards(cairn_file *in, const shard_plan *plan, const cairn_value *meta,
-                        const char *out, const cairn_write_opts *wo, int sync, progress *p)
+static int run(int argc, char **argv)
 {
-    cairn_value *shard_meta = shard_metadata(meta, out);
-    size_t ilen = strlen(out) + sizeof ".index.json";
-    char *index = malloc(ilen), *text = NULL;
-    int rc = shard_meta && index ? EXIT_OK : EXIT_IO;
-    if (rc != EXIT_OK)
-        fprintf(stderr, "%s: %s: out of memory\n", cli_prog, out);
-    for (uint64_t k = 0; rc == EXIT_OK && k < plan->count; k++) {
-        char *path = shard_path(out, k, plan->count);
-        if (!path)
-            rc = (fprintf(stderr, "%s: %s: out of memory\n", cli_prog, out), EXIT_IO);
-        else
-            rc = write_part(in, plan->start[k], plan->start[k + 1], shard_meta, path, wo, out,
-                            k == 0, p);
-        free(path);
-    }
-    if (rc == EXIT_OK) {
-        snprintf(index, ilen, "%s.index.json", out);
-        if (!(text = index_text(in, plan, out)))
-            rc = (fprintf(stderr, "%s: %s: cannot build the index (out of memory)\n",
-                          cli_prog, index), EXIT_IO);
-        else
-            rc = write_file_atomic(index, text, sync);
-    }
-    free(text);
-    free(index);
-    cairn_value_free(shard_meta);
-    return rc;
-}
-
-int cmd_convert(int argc, char **argv)
-{
-    if (cli_wants_help(argc, argv))
-        return fputs(convert_help, stdout), EXIT_OK;
     convert_args a;
     int rc = parse_args(argc, argv, &a);
     cairn_file *in = NULL;
     if (rc == EXIT_OK)
-        rc = cli_open_input(a.in, 0, &in);
+        rc = cli_open_input(a.in, a.open_flags, &in);
+    if (rc == EXIT_OK)
+        cli_warn_not_carried(in);
     if (rc != EXIT_OK)
         return rc;
     cairn_error err = {0};
@@ -534,6 +412,7 @@ int cmd_convert(int argc, char **argv)
     wo.flags = a.no_sync ? CAIRN_WRITE_NO_SYNC : 0;
     wo.format = a.shard_size ? CAIRN_FORMAT_SAFETENSORS : a.to;
     wo.alignment = a.align;
+    wo.shard_size = a.shard_size;
     cairn_file_info fi;
     progress p = {0};
     if (cairn_file_get_info(in, &fi, &err) == CAIRN_OK)
@@ -541,17 +420,27 @@ int cmd_convert(int argc, char **argv)
     p.on = !a.no_progress && isatty(STDERR_FILENO) && p.total > (64u << 20);
     p.last_percent = -1;
     cairn_value *meta = NULL;
-    shard_plan plan = {0};
     cairn_status st = cairn_file_read_metadata(in, &meta, &err);
     rc = st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
-    if (rc == EXIT_OK && a.shard_size)
-        rc = plan_shards(in, a.shard_size, &plan, &err);
-    if (rc == EXIT_OK && plan.count > 1)
-        rc = write_shards(in, &plan, meta, a.out, &wo, !a.no_sync, &p);
-    else if (rc == EXIT_OK) /* everything fits in one file: a plain one, no index */
+    if (rc == EXIT_OK && a.shard_size) { /* the shards cannot carry tensor references */
+        cairn_value *kept = shard_metadata(meta, a.out);
+        cairn_value_free(meta);
+        meta = kept;
+        if (!meta)
+            rc = (fprintf(stderr, "%s: %s: out of memory\n", cli_prog, a.out), EXIT_IO);
+    }
+    if (rc == EXIT_OK)
         rc = write_part(in, 0, cairn_file_count(in), meta, a.out, &wo, a.out, 1, &p);
-    free(plan.start);
     cairn_value_free(meta);
     cairn_file_close(in);
     return rc;
 }
+
+const cli_command cli_cmd_convert = {
+    "convert",
+    "  convert IN OUT [--to FORMAT] [--compress CODEC[:LEVEL]] [--shuffle]\n"
+    "                         between cairn, npy, safetensors, npz, gguf, torch,\n"
+    "                         mxnet, hdf5 (and from pickle/joblib with --inert)\n",
+    convert_help,
+    run,
+};

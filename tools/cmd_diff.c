@@ -16,8 +16,9 @@
 /* ----------------------------------------------------------------- diff */
 
 static const char diff_help[] =
-    "usage: cairn diff A B [--atol X] [--rtol X] [--tensors-only] [--json]\n"
+    "usage: cairn diff A B [--atol X] [--rtol X] [--tensors-only] [--json] [--inert]\n"
     "\n"
+    "--inert reads pickle or joblib files as inert data (nothing in them is run).\n"
     "Compares two files of any format cairn opens: tensors by name (file order\n"
     "and alignment do not matter), then the metadata trees. Prints one line per\n"
     "difference, grouped in this order and sorted by name within each group:\n"
@@ -66,6 +67,7 @@ typedef struct diff_opts {
     const char *path[2];
     diff_tolerance tol;
     int tensors_only, as_json;
+    unsigned open_flags; /* --inert */
 } diff_opts;
 
 /* Byte order of names, the order of the native index. */
@@ -352,12 +354,8 @@ static int parse_diff_args(int argc, char **argv, diff_opts *o)
             rc = parse_tolerance(argv[i], argv[i + 1],
                                  !strcmp(argv[i], "--atol") ? &o->tol.atol : &o->tol.rtol);
             i++;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            return cli_usage_error("diff: unknown option '%s'", argv[i]);
-        } else if (npos < 2) {
-            o->path[npos++] = argv[i];
         } else {
-            return cli_usage_error("diff: unexpected argument '%s'", argv[i]);
+            rc = cli_other_arg("diff", argc, argv, &i, &o->open_flags, o->path, &npos, 2);
         }
     }
     if (rc == EXIT_OK && npos != 2)
@@ -409,11 +407,9 @@ static int print_diff(const diff_opts *o, const tensor_diff *d, size_t n, cairn_
     return r ? cli_print_json(r) : (fprintf(stderr, "%s: diff: out of memory\n", cli_prog), EXIT_IO);
 }
 
-int cmd_diff(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv))
-        return fputs(diff_help, stdout), EXIT_OK;
-    diff_opts o = {{NULL, NULL}, {0, 0, 0}, 0, 0};
+    diff_opts o = {{NULL, NULL}, {0, 0, 0}, 0, 0, 0};
     int rc = parse_diff_args(argc, argv, &o);
     if (rc != EXIT_OK)
         return rc;
@@ -425,7 +421,7 @@ int cmd_diff(int argc, char **argv)
     size_t n = 0;
     uint64_t total = 0;
     for (int s = 0; s < 2 && rc == EXIT_OK; s++)
-        rc = cli_open_input(o.path[s], 0, &f[s]);
+        rc = cli_open_input(o.path[s], o.open_flags, &f[s]);
     for (int s = 0; s < 2 && rc == EXIT_OK; s++)
         rc = sorted_infos(f[s], &infos[s], &count[s]);
     if (rc == EXIT_OK)
@@ -445,3 +441,11 @@ int cmd_diff(int argc, char **argv)
     return rc != EXIT_OK ? rc : total ? EXIT_BAD_INPUT : EXIT_OK;
 }
 
+
+const cli_command cli_cmd_diff = {
+    "diff",
+    "  diff A B [--json]      compare tensors (names, dtypes, shapes, values) and metadata;\n"
+    "                         exit 0 when identical, 1 when different\n",
+    diff_help,
+    run,
+};

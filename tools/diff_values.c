@@ -66,6 +66,10 @@ static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tens
     out->owned = NULL;
     if (t->raw_size == 0)
         return CAIRN_OK;
+    /* checked as cat and convert check them: a stale CRC is not "identical" */
+    cairn_status st = t->zero_copy ? cairn_tensor_verify(f, i, err) : CAIRN_OK;
+    if (st != CAIRN_OK)
+        return st;
     if (t->zero_copy && cairn_tensor_data(f, i, &view, err) == CAIRN_OK) {
         out->data = view;
         return CAIRN_OK;
@@ -74,7 +78,8 @@ static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tens
         return fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory (%llu bytes)",
                     cairn_file_path(f), t->name, (unsigned long long)t->raw_size);
     out->data = out->owned;
-    return cairn_tensor_read(f, i, t->dtype, out->owned, (size_t)t->raw_size, 0, err);
+    return cairn_tensor_read(f, i, t->dtype, out->owned, (size_t)t->raw_size, CAIRN_READ_VERIFY,
+                             err);
 }
 
 /* ---------------------------------------------------- one slice */

@@ -13,13 +13,16 @@
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err);
 
-/* A writer to `path` with no format: the caller appends bytes with
- * cairn__sink_write and finishes with cairn_writer_commit, getting the same
- * temporary file, fsync, rename and directory fsync as every save (signing
- * rewrites files and writes manifests through it). `flags`:
- * CAIRN_WRITE_NO_SYNC or 0. */
-cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writer **out,
-                                    cairn_error *err);
+/* CAIRN_OK when w can take another call; else the status of the call that
+ * failed it (CAIRN_E_STATE) or CAIRN_E_ARG for NULL. */
+cairn_status cairn__writer_usable(cairn_writer *w, cairn_error *err);
+/* Marks w failed (every later call but abort refuses) and returns st. */
+cairn_status cairn__writer_failed(cairn_writer *w, cairn_status st, cairn_error *err);
+
+/* The invariant every reader's tensors keep (file.c says which); called by
+ * cairn__tensor_get, so a reader's mistake is CAIRN_E_CORRUPT, never a
+ * wrapped size. */
+cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, cairn_error *err);
 
 /* Composite archives: their tensors live in other cairn_files, opened
  * through the public open (the one accepted loop, ARCHITECTURE.md). */
@@ -28,5 +31,7 @@ extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint dire
 /* 1 when `dir` holds a skorch checkpoint (params.pt, or one PREFIX with both
  * PREFIXparams.pt and PREFIXhistory.json). */
 int cairn__skorch_sniff(const char *dir);
+/* Sharded safetensors output (compose_shards.c). */
+extern const cairn__writer_ops cairn__shards_writer;
 
 #endif /* CAIRN_ARCHIVE_H */

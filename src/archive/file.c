@@ -4,9 +4,11 @@
 #include "format/safetensors/safetensors.h"
 #include "archive/safetensors_index.h"
 #include "container/zip.h"
+#include "common/opts.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -79,45 +81,31 @@ static cairn_status detect(cairn_file *f, cairn_format wanted, cairn_error *err)
                        f->path, head[0], head[1], head[2], head[3]);
 }
 
-static cairn_status read_opts(const cairn_open_opts *opts, unsigned *flags, cairn_format *format,
-                              uint64_t *max_inflate, cairn_error *err)
+/* The caller's options as far as its struct goes (common/opts.h), the
+ * defaults beyond: no flags, detection, CAIRN_MAX_INFLATE_DEFAULT, a thread
+ * per CPU, no public key. */
+static cairn_status read_opts(const cairn_open_opts *opts, cairn_open_opts *o, cairn_error *err)
 {
-    *flags = 0;
-    *format = CAIRN_FORMAT_AUTO;
-    *max_inflate = CAIRN_MAX_INFLATE_DEFAULT;
-    if (!opts)
-        return CAIRN_OK;
-    if (opts->struct_size < sizeof(size_t) + sizeof(unsigned))
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_open_opts.struct_size %zu is too small",
-                           opts->struct_size);
-    *flags = opts->flags;
-    if (opts->struct_size >= offsetof(cairn_open_opts, format) + sizeof opts->format)
-        *format = opts->format;
-    if (opts->struct_size >= offsetof(cairn_open_opts, max_inflate) + sizeof opts->max_inflate &&
-        opts->max_inflate != 0)
-        *max_inflate = opts->max_inflate;
+    *o = (cairn_open_opts){.struct_size = sizeof *o, .format = CAIRN_FORMAT_AUTO};
+    CAIRN_TRY(CAIRN__OPTS_COPY(o, opts, cairn_open_opts, flags, err));
+    if (o->max_inflate == 0)
+        o->max_inflate = CAIRN_MAX_INFLATE_DEFAULT;
     return CAIRN_OK;
 }
 
-/* Fields added with format 1.1 (threads, public_key), when the caller's
- * struct has them. */
-static const uint8_t *opts_public_key(const cairn_open_opts *opts)
+static void apply_opts(cairn_file *f, const cairn_open_opts *o)
 {
-    if (!opts || opts->struct_size < offsetof(cairn_open_opts, public_key) + sizeof opts->public_key)
-        return NULL;
-    return opts->public_key;
-}
-
-static void read_extra_opts(cairn_file *f, const cairn_open_opts *opts)
-{
-    if (opts && opts->struct_size >= offsetof(cairn_open_opts, threads) + sizeof opts->threads)
-        f->threads = opts->threads;
-    const uint8_t *pk = opts_public_key(opts);
-    if (pk) {
-        memcpy(f->public_key, pk, CAIRN_PUBLIC_KEY_BYTES);
+    f->max_inflate = o->max_inflate;
+    f->threads = o->threads;
+    if (o->public_key) {
+        memcpy(f->public_key, o->public_key, CAIRN_PUBLIC_KEY_BYTES);
         f->has_public_key = 1;
     }
 }
+
+#ifdef CAIRN_CHECK_TENSORS
+static void check_all_tensors(const cairn_file *f);
+#endif
 
 static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file **out,
                                 cairn_error *err)
@@ -125,6 +113,10 @@ static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file *
     cairn_status st = detect(f, format, err);
     if (st == CAIRN_OK)
         st = f->ops->open(f, err);
+#ifdef CAIRN_CHECK_TENSORS
+    if (st == CAIRN_OK)
+        check_all_tensors(f);
+#endif
     if (st == CAIRN_OK && f->has_public_key)
         st = cairn_file_verify_signature(f, f->public_key, err);
     if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
@@ -176,14 +168,14 @@ static cairn_status open_skorch_dir(const char *path, unsigned flags, uint64_t m
 cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cairn_file **out,
                              cairn_error *err)
 {
-    unsigned flags;
-    cairn_format format;
-    uint64_t max_inflate;
+    cairn_open_opts o;
     if (out)
         *out = NULL;
     if (!path || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open: path and out must not be NULL");
-    CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
+    CAIRN_TRY(read_opts(opts, &o, err));
+    unsigned flags = o.flags;
+    cairn_format format = o.format;
 
     cairn__source src;
     cairn__source_kind kind;
@@ -191,10 +183,10 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
     if (kind == CAIRN__SOURCE_DIRECTORY) {
         if ((format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
             cairn__skorch_sniff(path)) {
-            if (opts_public_key(opts))
+            if (o.public_key)
                 return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a skorch directory carries no "
                                    "signature (sign it with cairn_sign_dir)", path);
-            return open_skorch_dir(path, flags, max_inflate, out, err);
+            return open_skorch_dir(path, flags, o.max_inflate, out, err);
         }
         return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (a directory, but no skorch "
                            "checkpoint)", path);
@@ -205,8 +197,7 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
     }
     f->flags = flags;
-    f->max_inflate = max_inflate;
-    read_extra_opts(f, opts);
+    apply_opts(f, &o);
     f->src = src;
     f->src.path = f->path;
     return finish_open(f, format, out, err);
@@ -215,22 +206,19 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
 cairn_status cairn_file_open_memory(const void *data, size_t size, const cairn_open_opts *opts,
                                     cairn_file **out, cairn_error *err)
 {
-    unsigned flags;
-    cairn_format format;
-    uint64_t max_inflate;
+    cairn_open_opts o;
     if (out)
         *out = NULL;
     if ((!data && size > 0) || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_open_memory: data and out must not be NULL");
-    CAIRN_TRY(read_opts(opts, &flags, &format, &max_inflate, err));
+    CAIRN_TRY(read_opts(opts, &o, err));
     cairn_file *f = file_new("<memory>");
     if (!f)
         return cairn__fail(err, CAIRN_E_NOMEM, "<memory>: out of memory");
-    f->flags = flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
-    f->max_inflate = max_inflate;
-    read_extra_opts(f, opts);
+    f->flags = o.flags & ~(unsigned)CAIRN_OPEN_NO_MMAP;
+    apply_opts(f, &o);
     cairn__source_init_memory(&f->src, f->path, data, size);
-    return finish_open(f, format, out, err);
+    return finish_open(f, o.format, out, err);
 }
 
 void cairn_file_close(cairn_file *f)
@@ -268,18 +256,46 @@ cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_ten
     return CAIRN_OK;
 }
 
-cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,
-                                 cairn__name_fn name_at, const void *ctx, const char *name,
-                                 size_t len, uint64_t *index, cairn_error *err)
+/* What every reader's tensor must say of itself, whatever its format: a
+ * known dtype, rank <= 8, count == product of dims and raw_size == count x
+ * element size (all without wrapping), and for bytes read straight from the
+ * input (not via_load) a range inside it, of raw_size bytes when not
+ * encoded (a codec the library cannot decode stays not via_load: read.c
+ * refuses it by name). The read
+ * paths (read.c) size their buffers and copies from these numbers, so a
+ * reader that got one wrong yields CAIRN_E_CORRUPT here instead of a short
+ * buffer or a wrapped size. */
+cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, cairn_error *err)
 {
+    const cairn_tensor_info *in = &t->info;
+    uint64_t count = 1, bytes = 0, end = 0;
+    size_t esize = cairn_dtype_size(in->dtype);
+    const char *why = NULL;
     char shown[96];
-    int64_t i = cairn__nameset_find(names, name, len, name_at, ctx);
-    if (i >= 0) {
-        *index = (uint64_t)i;
+    if (esize == 0)
+        why = "its dtype is not one cairn knows";
+    else if (in->rank > CAIRN_MAX_RANK)
+        why = "its rank is above 8";
+    for (uint32_t d = 0; !why && d < in->rank; d++)
+        if (cairn__mul_overflow(count, in->dims[d], &count))
+            why = "the product of its dimensions overflows 64 bits";
+    if (!why && count != in->count)
+        why = "its element count is not the product of its dimensions";
+    else if (!why && (cairn__mul_overflow(count, esize, &bytes) || bytes != in->raw_size))
+        why = "its byte size is not its element count times its element size";
+    else if (!why && !t->via_load && !f->ops->owner &&
+             ((in->codec == CAIRN_CODEC_NONE && in->stored_size != in->raw_size) ||
+              cairn__add_overflow(in->offset, in->stored_size, &end) || end > f->src.size))
+        why = "its bytes are not a range of the input of its byte size";
+    if (!why)
         return CAIRN_OK;
-    }
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
-                       cairn__printable(name, len, shown, sizeof shown));
+    return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s': %s (%s x %llu elements, %llu "
+                       "bytes, %llu stored at offset %llu)", f->path,
+                       in->name ? cairn__printable(in->name, in->name_len, shown, sizeof shown)
+                                : "?",
+                       why, cairn_dtype_name(in->dtype) ? cairn_dtype_name(in->dtype) : "?",
+                       (unsigned long long)in->count, (unsigned long long)in->raw_size,
+                       (unsigned long long)in->stored_size, (unsigned long long)in->offset);
 }
 
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
@@ -290,8 +306,31 @@ cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
                            "tensors)", f->path, (unsigned long long)index,
                            (unsigned long long)n);
-    return f->ops->tensor_at(f, index, out, err);
+    CAIRN_TRY(f->ops->tensor_at(f, index, out, err));
+    return cairn__tensor_check(f, out, err);
 }
+
+#ifdef CAIRN_CHECK_TENSORS
+/* Check builds (the sanitizer and fuzz builds): every file any test or
+ * fuzz input opens has every tensor checked at open, and a reader that
+ * yields a tensor breaking cairn__tensor_check is a bug in cairn, so the
+ * process stops there, loudly, as an assert would. A tensor its reader
+ * refuses (an error from tensor_at) is the reader doing its job. */
+static void check_all_tensors(const cairn_file *f)
+{
+    uint64_t n = f->ops->count(f);
+    for (uint64_t i = 0; i < n; i++) {
+        cairn__tensor t;
+        cairn_error e;
+        if (f->ops->tensor_at(f, i, &t, NULL) != CAIRN_OK)
+            continue;
+        if (cairn__tensor_check(f, &t, &e) != CAIRN_OK) {
+            fprintf(stderr, "cairn: reader invariant broken: %s\n", e.message);
+            abort();
+        }
+    }
+}
+#endif
 
 cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *index,
                                cairn_tensor_info *out, cairn_error *err)

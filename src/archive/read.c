@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "io/copy.h"
 #include "common/hash.h"
+#include "codec/codec.h"
 
 /* Reads and hashes in pieces this large, so each piece is hashed while it is
  * still in cache right after it was copied. */
@@ -18,10 +19,14 @@ static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
     CAIRN_TRY(cairn__tensor_get(f, index, t, err));
     /* A compressed tensor the format can decode is marked via_load. */
-    if (t->info.codec != CAIRN_CODEC_NONE && !t->via_load)
+    if (t->info.codec != CAIRN_CODEC_NONE && !t->via_load) {
+        char codecs[256];
+        cairn__codec_list(codecs, sizeof codecs);
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': codec %u with filter %u is "
-                           "not supported by this library (it knows codecs 0-4, filters 0-1)",
-                           f->path, t->info.name, t->info.codec, t->info.filter);
+                           "not supported by this library (it knows codecs %s; filters none (0) "
+                           "and shuffle (1))", f->path, t->info.name, t->info.codec,
+                           t->info.filter, codecs);
+    }
     return CAIRN_OK;
 }
 
@@ -334,12 +339,11 @@ cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
     uint64_t n = f->ops->count(f);
     for (uint64_t i = 0; i < n; i++) {
         cairn__tensor t;
-        if (f->ops->verify_tensor) {
+        CAIRN_TRY(cairn__tensor_get(f, i, &t, err)); /* every tensor keeps the invariant */
+        if (f->ops->verify_tensor)
             CAIRN_TRY(f->ops->verify_tensor(f, i, err));
-            continue;
-        }
-        CAIRN_TRY(f->ops->tensor_at(f, i, &t, err));
-        CAIRN_TRY(verify_tensor(f, &t, err));
+        else
+            CAIRN_TRY(verify_tensor(f, &t, err));
     }
     return CAIRN_OK;
 }

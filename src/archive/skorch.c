@@ -5,6 +5,7 @@
  * (TrainEndCheckpoint's "train_end_"). */
 #include "archive/archive.h"
 #include "common/value_internal.h"
+#include "io/open_read.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SK_PARTS 3
 #define SK_PREFIX_MAX 255
@@ -160,9 +162,14 @@ static cairn_status from_json(const json_t *j, int depth, const char *path, cair
 static cairn_status read_history(const char *path, sk_state *s, cairn_value **out,
                                  cairn_error *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
+    int fd;
+    struct stat sb;
+    CAIRN_TRY(cairn__open_read(path, 0, 0, &fd, &sb, err));
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     struct stat st;
     char *text = NULL;
     cairn_status status = CAIRN_OK;

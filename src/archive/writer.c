@@ -3,6 +3,7 @@
  * the all-or-nothing commit through io/sink.h (docs/FORMAT.md §9). */
 #include "archive/archive.h"
 #include "codec/codec.h"
+#include "common/opts.h"
 #include "format/native/native.h"
 
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 /* Keeps the first failure's status and message so later calls can repeat it. */
-static cairn_status writer_failed(cairn_writer *w, cairn_status st, cairn_error *err)
+cairn_status cairn__writer_failed(cairn_writer *w, cairn_status st, cairn_error *err)
 {
     w->failed = 1;
     return st;
@@ -42,29 +43,31 @@ static int ends_with(const char *s, const char *suffix)
 static cairn_status writer_new(const cairn_write_opts *opts, const char *path, cairn_writer **out,
                                cairn_error *err)
 {
-    unsigned flags = 0;
-    cairn_format format = CAIRN_FORMAT_AUTO;
-    uint64_t alignment = 0;
-    /* Callers built before format 1.1 pass a struct that ends at alignment. */
-    cairn_write_opts o = {0};
-    if (opts) {
-        size_t v10 = offsetof(cairn_write_opts, alignment) + sizeof opts->alignment;
-        if (opts->struct_size < v10)
-            return cairn__fail(err, CAIRN_E_ARG, "cairn_write_opts.struct_size %zu is too small",
-                               opts->struct_size);
-        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
-        flags = opts->flags;
-        format = opts->format;
-        alignment = opts->alignment;
-    }
-    /* Reading sharded safetensors is supported, writing is not: refuse the
-     * index's name rather than write a native file called *.index.json. */
+    /* Callers built before format 1.1 pass a struct that ends at alignment;
+     * older ones may end sooner (common/opts.h). */
+    cairn_write_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_AUTO};
+    CAIRN_TRY(CAIRN__OPTS_COPY(&o, opts, cairn_write_opts, flags, err));
+    unsigned flags = o.flags;
+    cairn_format format = o.format;
+    uint64_t alignment = o.alignment;
+    /* A sharded model is written by naming its first file (NAME.safetensors)
+     * with shard_size: refuse the index's name rather than write a native
+     * file called *.index.json. */
     if (format == CAIRN_FORMAT_AUTO && path && ends_with(path, ".safetensors.index.json"))
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: writing a sharded safetensors model "
-                           "(an index and its shards) is not supported; write one .safetensors "
-                           "file, which has no size limit", path);
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: write a sharded safetensors model by "
+                           "its NAME.safetensors path with cairn_write_opts.shard_size; the "
+                           "index is written beside the shards", path);
     const cairn__format_row *row = writer_row(format, path);
     const cairn__writer_ops *ops = row ? row->writer : NULL;
+    if (o.shard_size) {
+        if (!path)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "<memory>: a sharded save writes several "
+                               "files: it needs a path");
+        if (!ops || ops->format != CAIRN_FORMAT_SAFETENSORS || !ends_with(path, ".safetensors"))
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only safetensors models are "
+                               "written in shards, to a path ending in .safetensors", path);
+        ops = &cairn__shards_writer;
+    }
     if (alignment == 0)
         alignment = row ? row->alignment : 64;
     if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)))
@@ -95,6 +98,7 @@ static cairn_status writer_new(const cairn_write_opts *opts, const char *path, c
     w->filter = o.filter;
     w->chunk_size = chunk;
     w->threads = o.threads;
+    w->shard_size = o.shard_size;
     cairn__sink_init_memory(&w->sink, w->path);
     *out = w;
     return CAIRN_OK;
@@ -164,7 +168,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
     cairn_writer *w;
     CAIRN_TRY(writer_new(opts, path, &w, err));
-    cairn_status st = cairn__sink_open_file(&w->sink, w->path, err);
+    cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
     if (st == CAIRN_OK)
         st = w->ops->begin(w, err);
     if (st != CAIRN_OK) {
@@ -193,7 +197,7 @@ cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer
     return CAIRN_OK;
 }
 
-static cairn_status usable(cairn_writer *w, cairn_error *err)
+cairn_status cairn__writer_usable(cairn_writer *w, cairn_error *err)
 {
     if (!w)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_writer");
@@ -222,11 +226,12 @@ static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_
     if (rank > 0 && !dims)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL dims for rank %u", w->path,
                            name, rank);
+    if (cairn__shape_too_big(rank, dims, cairn_dtype_size(dtype)))
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows (counting each "
+                           "zero dimension as 1, more than 2^62 bytes)", w->path, name);
     *bytes = cairn_dtype_size(dtype);
     for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(*bytes, dims[d], bytes) || *bytes > (UINT64_C(1) << 62))
-            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': size overflows", w->path,
-                               name);
+        *bytes *= dims[d];
     return CAIRN_OK;
 }
 
@@ -350,7 +355,7 @@ static cairn_status plan_build(const cairn_writer *w, const cairn_tensor_decl *d
 cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decls, size_t count,
                                   cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     cairn_status st = CAIRN_OK;
     if (w->plan)
         st = cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_declare was already called (it "
@@ -371,7 +376,7 @@ cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decl
         st = w->ops->declare(w, decls, count, err);
     if (st != CAIRN_OK) {
         plan_free(p);
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     }
     w->plan = p;
     return CAIRN_OK;
@@ -388,22 +393,22 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
     w->started = 1;
     cairn_status st = check_tensor(w, name, dtype, rank, dims, &bytes, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (!data && bytes > 0)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data",
                                             w->path, name), err);
     if (codec != CAIRN_CODEC_NONE && !w->ops->add_coded)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
                                             "cannot hold compressed tensors", w->path, name,
                                             cairn_format_name(w->ops->format)), err);
     if (w->plan && (st = plan_check_add(w, name, dtype, rank, dims, &planned, err)) != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (w->ops->add_coded)
         st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
     else
         st = w->ops->add(w, name, dtype, rank, dims, data, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (w->plan)
         plan_mark(w->plan, planned);
     return CAIRN_OK;
@@ -412,7 +417,7 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
 cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
                               const uint64_t *dims, const void *data, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
 }
 
@@ -420,27 +425,28 @@ cairn_status cairn_writer_add_ex(cairn_writer *w, const char *name, cairn_dtype 
                                  uint32_t rank, const uint64_t *dims, const void *data,
                                  const cairn_tensor_opts *opts, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     if (!opts)
         return add_tensor(w, name, dtype, rank, dims, data, w->codec, w->level, w->filter, err);
-    if (opts->struct_size < sizeof *opts)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: cairn_tensor_opts.struct_size "
-                                            "%zu is too small", w->path, opts->struct_size), err);
+    cairn_tensor_opts o = {.struct_size = sizeof o};
+    cairn_status st = CAIRN__OPTS_COPY(&o, opts, cairn_tensor_opts, codec, err);
+    if (st != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
     char what[CAIRN_NAME_MAX + 64];
     snprintf(what, sizeof what, "%s: tensor '%.*s'", w->path, 200, name ? name : "(null)");
-    cairn_status st = cairn__codec_check(what, opts->codec, opts->level, opts->filter, err);
+    st = cairn__codec_check(what, o.codec, o.level, o.filter, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
-    return add_tensor(w, name, dtype, rank, dims, data, opts->codec, opts->level, opts->filter,
+        return cairn__writer_failed(w, st, err);
+    return add_tensor(w, name, dtype, rank, dims, data, o.codec, o.level, o.filter,
                       err);
 }
 
 cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const char *existing,
                                     cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     if (!name || !existing)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL alias name", w->path), err);
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_ARG, "%s: NULL alias name", w->path), err);
     w->started = 1;
     char what[256];
     size_t planned = 0;
@@ -451,7 +457,7 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
     if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
     if (st != CAIRN_OK)
-        return writer_failed(w, st, err);
+        return cairn__writer_failed(w, st, err);
     if (w->plan)
         plan_mark(w->plan, planned);
     return CAIRN_OK;
@@ -459,15 +465,15 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
 
 cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)
 {
-    CAIRN_TRY(usable(w, err));
+    CAIRN_TRY(cairn__writer_usable(w, err));
     if (!tree || cairn_value_get_type(tree) != CAIRN_VALUE_MAP)
         return cairn__fail(err, CAIRN_E_ARG, "%s: metadata must be a map", w->path);
     if (w->plan) /* the declared layout holds the metadata (safetensors, GGUF headers) */
-        return writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: the metadata must be set "
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: the metadata must be set "
                                             "before cairn_writer_declare", w->path), err);
     cairn_value *copy = cairn_value_clone(tree);
     if (!copy)
-        return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
+        return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory copying "
                                             "metadata", w->path), err);
     /* The format sees the tree now, so it can refuse what it cannot hold at
      * once; the writer keeps its own copy to merge objects into at commit. */
@@ -480,57 +486,11 @@ cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
         cairn_value_free(mine);
         /* A format that cannot hold the tree refuses it without having
          * written anything, so the save can go on without metadata. */
-        return st == CAIRN_E_UNSUPPORTED ? st : writer_failed(w, st, err);
+        return st == CAIRN_E_UNSUPPORTED ? st : cairn__writer_failed(w, st, err);
     }
     cairn_value_free(w->meta);
     w->meta = mine;
     return CAIRN_OK;
-}
-
-cairn_status cairn_writer_append_object(cairn_writer *w, const char *kind,
-                                        const cairn_value *value, const cairn_params *tensors,
-                                        cairn_error *err)
-{
-    CAIRN_TRY(usable(w, err));
-    if (!kind || !cairn__utf8_valid(kind, strlen(kind)))
-        return cairn__fail(err, CAIRN_E_ARG, "%s: an object needs a UTF-8 kind", w->path);
-    if (w->plan) /* it adds tensors and metadata the declaration could not know */
-        return writer_failed(w, cairn__fail(err, CAIRN_E_STATE, "%s: cairn_writer_append_object "
-                                            "cannot follow cairn_writer_declare; declare its "
-                                            "tensors and set its metadata instead", w->path), err);
-    if (!w->objects && !(w->objects = cairn_value_list()))
-        return writer_failed(w, cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path), err);
-    char prefix[48];
-    snprintf(prefix, sizeof prefix, "objects/%zu/", cairn_value_count(w->objects));
-    cairn_value *obj = cairn_value_map(), *names = cairn_value_list();
-    cairn_value *val = value ? cairn_value_clone(value) : cairn_value_null();
-    cairn_status st = obj && names && val ? CAIRN_OK
-                      : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    for (size_t i = 0; st == CAIRN_OK && tensors && i < cairn_params_count(tensors); i++) {
-        const char *name;
-        cairn_params_at(tensors, i, &name, NULL, NULL, NULL, NULL, NULL);
-        cairn_value *v = cairn_value_string(name);
-        st = v ? cairn_value_append(names, v, err)
-               : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        if (st != CAIRN_OK)
-            cairn_value_free(v);
-    }
-    if (st == CAIRN_OK && tensors)
-        st = cairn_params_write(tensors, w, prefix, err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(obj, "kind", cairn_value_string(kind), err);
-    if (st == CAIRN_OK && (st = cairn_value_set(obj, "value", val, err)) == CAIRN_OK)
-        val = NULL;
-    if (st == CAIRN_OK)
-        st = cairn_value_set(obj, "prefix", cairn_value_string(prefix), err);
-    if (st == CAIRN_OK && (st = cairn_value_set(obj, "tensors", names, err)) == CAIRN_OK)
-        names = NULL;
-    if (st == CAIRN_OK && (st = cairn_value_append(w->objects, obj, err)) == CAIRN_OK)
-        obj = NULL;
-    cairn_value_free(obj);
-    cairn_value_free(names);
-    cairn_value_free(val);
-    return st == CAIRN_OK ? st : writer_failed(w, st, err);
 }
 
 /* Hands the metadata tree with the objects merged in to the format (which
@@ -570,12 +530,12 @@ static cairn_status finish_format(cairn_writer *w, cairn_error *err)
 
 cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
 {
-    cairn_status st = usable(w, err);
-    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink))
+    cairn_status st = cairn__writer_usable(w, err);
+    if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink) && !w->ops->composite)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
         st = finish_format(w, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->composite)
         st = commit_file(w, err);
     if (w)
         writer_free(w);
@@ -589,7 +549,7 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
         *out_data = NULL;
     if (out_size)
         *out_size = 0;
-    cairn_status st = usable(w, err);
+    cairn_status st = cairn__writer_usable(w, err);
     if (st == CAIRN_OK && (!out_data || !out_size))
         st = cairn__fail(err, CAIRN_E_ARG, "cairn_writer_commit_memory: NULL out pointer");
     if (st == CAIRN_OK && !cairn__sink_is_memory(&w->sink))
@@ -602,69 +562,6 @@ cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t
     if (w)
         writer_free(w);
     return st;
-}
-
-/* The raw writer: no format, the caller writes every byte. */
-static cairn_status raw_begin(cairn_writer *w, cairn_error *err) { return CAIRN_OK; }
-static cairn_status raw_finish(cairn_writer *w, cairn_error *err) { return CAIRN_OK; }
-static void raw_destroy(cairn_writer *w) {}
-static cairn_status raw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
-{
-    cairn_value_free(tree);
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no metadata", w->path);
-}
-static cairn_status raw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
-                            const uint64_t *dims, const void *data, cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no tensors", w->path);
-}
-static cairn_status raw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                  cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a raw writer holds no tensors", w->path);
-}
-
-static const cairn__writer_ops raw_writer = {
-    .format = CAIRN_FORMAT_AUTO,
-    .begin = raw_begin,
-    .add = raw_add,
-    .add_alias = raw_add_alias,
-    .set_metadata = raw_set_metadata,
-    .finish = raw_finish,
-    .destroy = raw_destroy,
-};
-
-cairn_status cairn__writer_open_raw(const char *path, unsigned flags, cairn_writer **out,
-                                    cairn_error *err)
-{
-    cairn_write_opts o = {.struct_size = sizeof o, .flags = flags, .format = CAIRN_FORMAT_NATIVE};
-    cairn_writer *w;
-    *out = NULL;
-    CAIRN_TRY(writer_new(&o, path, &w, err));
-    w->ops = &raw_writer;
-    cairn_status st = cairn__sink_open_file(&w->sink, w->path, err);
-    if (st != CAIRN_OK) {
-        writer_free(w);
-        return st;
-    }
-    *out = w;
-    return CAIRN_OK;
-}
-
-cairn_status cairn_bytes_save(const char *path, const void *data, size_t size, unsigned flags,
-                              cairn_error *err)
-{
-    if (!path || !*path || (!data && size))
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_bytes_save: path and data must be given");
-    cairn_writer *w;
-    CAIRN_TRY(cairn__writer_open_raw(path, flags & (CAIRN_WRITE_NO_SYNC | CAIRN_WRITE_NO_REPLACE),
-                                     &w, err));
-    cairn_status st = cairn__sink_write(&w->sink, data, size, err);
-    if (st != CAIRN_OK) {
-        writer_free(w);
-        return st;
-    }
-    return cairn_writer_commit(w, err);
 }
 
 void cairn_writer_abort(cairn_writer *w)

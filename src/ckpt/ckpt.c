@@ -6,6 +6,7 @@
  * then go through io/remote.h, and every checkpoint is created only if its
  * key is free. */
 #include "ckpt/ckpt_internal.h"
+#include "common/opts.h"
 #include "io/remote.h"
 #include "model/model_internal.h"
 
@@ -311,11 +312,13 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
 {
     if (out)
         *out = NULL;
-    if (!opts || !out || !opts->dirname || !*opts->dirname)
+    cairn_ckpt_opts have = {.struct_size = sizeof have};
+    if (!opts || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
-    if (opts->struct_size < sizeof *opts)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_opts.struct_size %zu is too small",
-                           opts->struct_size);
+    CAIRN_TRY(CAIRN__OPTS_COPY(&have, opts, cairn_ckpt_opts, dirname, err));
+    opts = &have;
+    if (!opts->dirname || !*opts->dirname)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
     if (!cairn__remote_is_url(opts->dirname) && mkdir(opts->dirname, 0777) != 0 &&
         errno != EEXIST)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", opts->dirname,

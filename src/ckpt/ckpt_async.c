@@ -3,6 +3,7 @@
  * writes them; at most one save is in flight, and its error surfaces at the
  * next call. */
 #include "ckpt/ckpt_internal.h"
+#include "common/opts.h"
 
 #include <stdlib.h>
 
@@ -166,11 +167,12 @@ static cairn_status stage_values(const cairn_model_parts *p, ckpt_job *j, cairn_
     return CAIRN_OK;
 }
 
-static cairn_status stage(cairn_ckpt *m, const cairn_model_parts *p, ckpt_job *j,
+static cairn_status stage(cairn_ckpt *m, const cairn_model_parts *parts, ckpt_job *j,
                           cairn_error *err)
 {
-    if (p->struct_size < sizeof *p)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_model_parts.struct_size too small");
+    cairn_model_parts have = {.struct_size = sizeof have};
+    CAIRN_TRY(CAIRN__OPTS_COPY(&have, parts, cairn_model_parts, kind, err));
+    const cairn_model_parts *p = &have;
     uint64_t need = set_bytes(p->params) + set_bytes(p->optimizer_tensors) +
                     set_bytes(p->attribute_tensors);
     if (need > m->staging_cap) {

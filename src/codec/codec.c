@@ -13,86 +13,8 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
-static const char *const names[] = {"none", "zstd", "lz4", "zlib", "bz2"};
-
 /* The largest chunk zstd levels 2-3 compress with small hash tables. */
 #define CHUNK_SMALL_TABLES (1u << 20)
-
-const char *cairn_codec_name(uint32_t codec)
-{
-    return codec <= CAIRN__CODEC_MAX ? names[codec] : NULL;
-}
-
-int cairn__codec_known(uint32_t codec) { return codec >= 1 && codec <= CAIRN__CODEC_MAX; }
-
-void cairn__codec_levels(uint32_t codec, int32_t *min, int32_t *max, int32_t *def)
-{
-    switch (codec) {
-    case CAIRN_CODEC_ZSTD: *min = 1, *max = 19, *def = ZSTD_CLEVEL_DEFAULT; return;
-    case CAIRN_CODEC_LZ4: *min = 1, *max = LZ4HC_CLEVEL_MAX, *def = 1; return;
-    case CAIRN_CODEC_ZLIB: *min = 1, *max = 9, *def = 6; return;
-    case CAIRN_CODEC_BZ2: *min = 1, *max = 9, *def = 9; return;
-    default: *min = *max = *def = 0; return;
-    }
-}
-
-cairn_status cairn_codec_parse(const char *spec, uint32_t *codec, int32_t *level, cairn_error *err)
-{
-    if (codec)
-        *codec = 0;
-    if (level)
-        *level = 0;
-    if (!spec || !codec || !level)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_codec_parse: NULL argument");
-    const char *colon = strchr(spec, ':');
-    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-    uint32_t c = UINT32_MAX;
-    int32_t lvl = 0;
-    for (uint32_t i = 0; i <= CAIRN__CODEC_MAX; i++)
-        if (strlen(names[i]) == len && strncasecmp(spec, names[i], len) == 0)
-            c = i;
-    if (len == 5 && strncasecmp(spec, "lz4hc", 5) == 0) {
-        c = CAIRN_CODEC_LZ4;
-        lvl = LZ4HC_CLEVEL_DEFAULT;
-    }
-    if (c == UINT32_MAX)
-        return cairn__fail(err, CAIRN_E_ARG, "unknown codec '%.*s' (none, zstd[:1-19], lz4[:1-12], "
-                           "lz4hc, zlib[:1-9], bz2[:1-9])", (int)(len > 64 ? 64 : len), spec);
-    if (colon) {
-        char *end;
-        long v = strtol(colon + 1, &end, 10);
-        int32_t lo, hi, def;
-        cairn__codec_levels(c, &lo, &hi, &def);
-        if (!colon[1] || *end || c == CAIRN_CODEC_NONE || v < lo || v > hi)
-            return cairn__fail(err, CAIRN_E_ARG, "codec '%s': level must be %s", spec,
-                               c == CAIRN_CODEC_NONE ? "absent for 'none'"
-                               : c == CAIRN_CODEC_ZSTD ? "1 to 19"
-                               : c == CAIRN_CODEC_LZ4 ? "1 (fast) or 2 to 12 (HC)"
-                                                      : "1 to 9");
-        lvl = (int32_t)v;
-    }
-    *codec = c;
-    *level = lvl;
-    return CAIRN_OK;
-}
-
-cairn_status cairn__codec_check(const char *what, uint32_t codec, int32_t level, uint32_t filter,
-                                cairn_error *err)
-{
-    int32_t lo, hi, def;
-    if (codec != CAIRN_CODEC_NONE && !cairn__codec_known(codec))
-        return cairn__fail(err, CAIRN_E_ARG, "%s: codec %u is not one of none (0), zstd (1), "
-                           "lz4 (2), zlib (3), bz2 (4)", what, codec);
-    cairn__codec_levels(codec, &lo, &hi, &def);
-    if (level != 0 && (codec == CAIRN_CODEC_NONE || level < lo || level > hi))
-        return cairn__fail(err, CAIRN_E_ARG, "%s: level %d is not valid for codec %s (%s)", what,
-                           level, names[codec], codec == CAIRN_CODEC_NONE ? "no level" : "see "
-                           "cairn_codec_parse");
-    if (filter > CAIRN_FILTER_SHUFFLE)
-        return cairn__fail(err, CAIRN_E_ARG, "%s: filter %u is not none (0) or shuffle (1)", what,
-                           filter);
-    return CAIRN_OK;
-}
 
 void cairn__coder_free(cairn__coder *c)
 {
@@ -100,13 +22,6 @@ void cairn__coder_free(cairn__coder *c)
     ZSTD_freeDCtx(c->zstd_d);
     free(c->lz4_state);
     memset(c, 0, sizeof *c);
-}
-
-static int32_t level_or_default(uint32_t codec, int32_t level)
-{
-    int32_t lo, hi, def;
-    cairn__codec_levels(codec, &lo, &hi, &def);
-    return level == 0 ? def : level;
 }
 
 /* ------------------------------------------------------------- compress */
@@ -154,7 +69,7 @@ static cairn__codec_result lz4_compress(cairn__coder *c, int level, const uint8_
     return CAIRN__CODEC_OK;
 }
 
-static cairn__codec_result zlib_compress(int level, const uint8_t *src, size_t n, uint8_t *dst,
+static cairn__codec_result zlib_compress(cairn__coder *c, int level, const uint8_t *src, size_t n, uint8_t *dst,
                                          size_t cap, size_t *out)
 {
     uLongf len = cap;
@@ -167,7 +82,7 @@ static cairn__codec_result zlib_compress(int level, const uint8_t *src, size_t n
     return CAIRN__CODEC_OK;
 }
 
-static cairn__codec_result bz2_compress(int level, const uint8_t *src, size_t n, uint8_t *dst,
+static cairn__codec_result bz2_compress(cairn__coder *c, int level, const uint8_t *src, size_t n, uint8_t *dst,
                                         size_t cap, size_t *out)
 {
     unsigned len = cap > UINT_MAX ? UINT_MAX : (unsigned)cap;
@@ -180,40 +95,10 @@ static cairn__codec_result bz2_compress(int level, const uint8_t *src, size_t n,
     return CAIRN__CODEC_OK;
 }
 
-size_t cairn__codec_bound(uint32_t codec, size_t n)
-{
-    switch (codec) {
-    case CAIRN_CODEC_ZSTD: return ZSTD_compressBound(n);
-    case CAIRN_CODEC_LZ4: return (size_t)LZ4_compressBound(n > INT_MAX ? INT_MAX : (int)n);
-    case CAIRN_CODEC_ZLIB: return compressBound((uLong)n);
-    case CAIRN_CODEC_BZ2: return n + n / 100 + 600; /* bzip2's documented bound */
-    default: return n;
-    }
-}
-
-cairn__codec_result cairn__codec_compress(cairn__coder *c, uint32_t codec, int32_t level,
-                                          const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
-                                          size_t *out_len)
-{
-    size_t out = 0;
-    cairn__codec_result r = CAIRN__CODEC_NO_GAIN;
-    int lvl = level_or_default(codec, level);
-    /* Chunks are at most 16 MiB (docs/FORMAT.md §7), far inside every
-     * codec's int and unsigned sizes. */
-    if (n == 0 || n > INT_MAX)
-        return CAIRN__CODEC_NO_GAIN;
-    switch (codec) {
-    case CAIRN_CODEC_ZSTD: r = zstd_compress(c, lvl, src, n, dst, cap, &out); break;
-    case CAIRN_CODEC_LZ4: r = lz4_compress(c, lvl, src, n, dst, cap, &out); break;
-    case CAIRN_CODEC_ZLIB: r = zlib_compress(lvl, src, n, dst, cap, &out); break;
-    case CAIRN_CODEC_BZ2: r = bz2_compress(lvl, src, n, dst, cap, &out); break;
-    default: break;
-    }
-    if (r == CAIRN__CODEC_OK && out >= n)
-        r = CAIRN__CODEC_NO_GAIN;
-    *out_len = r == CAIRN__CODEC_OK ? out : 0;
-    return r;
-}
+static size_t zstd_bound(size_t n) { return ZSTD_compressBound(n); }
+static size_t lz4_bound(size_t n) { return (size_t)LZ4_compressBound(n > INT_MAX ? INT_MAX : (int)n); }
+static size_t zlib_bound(size_t n) { return compressBound((uLong)n); }
+static size_t bz2_bound(size_t n) { return n + n / 100 + 600; /* bzip2's documented bound */ }
 
 /* ----------------------------------------------------------- decompress */
 
@@ -247,7 +132,7 @@ static cairn__codec_result zstd_decompress(cairn__coder *c, const uint8_t *src, 
     return r == raw ? CAIRN__CODEC_OK : CAIRN__CODEC_SHORT;
 }
 
-static cairn__codec_result lz4_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t raw,
+static cairn__codec_result lz4_decompress(cairn__coder *c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw,
                                           char *why, size_t why_size)
 {
     /* LZ4_decompress_safe never writes past `raw` and fails (negative) on a
@@ -260,7 +145,7 @@ static cairn__codec_result lz4_decompress(const uint8_t *src, size_t n, uint8_t 
     return (size_t)r == raw ? CAIRN__CODEC_OK : CAIRN__CODEC_SHORT;
 }
 
-static cairn__codec_result zlib_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t raw,
+static cairn__codec_result zlib_decompress(cairn__coder *c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw,
                                            char *why, size_t why_size)
 {
     z_stream z;
@@ -298,7 +183,7 @@ static cairn__codec_result zlib_decompress(const uint8_t *src, size_t n, uint8_t
     return res;
 }
 
-static cairn__codec_result bz2_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t raw,
+static cairn__codec_result bz2_decompress(cairn__coder *c, const uint8_t *src, size_t n, uint8_t *dst, size_t raw,
                                           char *why, size_t why_size)
 {
     bz_stream s;
@@ -346,18 +231,179 @@ static cairn__codec_result bz2_decompress(const uint8_t *src, size_t n, uint8_t 
     return res;
 }
 
+/* ---------------------------------------------------------------- table */
+
+/* One row per codec, indexed by its CAIRN_CODEC_ code (docs/FORMAT.md §4.1):
+ * everything else here (names, parsing, checks, messages, bound, dispatch)
+ * is derived from it. Adding a codec = its functions + one row + one
+ * CAIRN_CODEC_ value. */
+typedef struct codec_row {
+    uint32_t id;
+    const char *name;
+    int32_t min, max, def;   /* levels (all 0: the codec takes none) */
+    const char *level_note;  /* what the levels mean, when it is not plain, or NULL */
+    const char *alias;       /* a second name for the codec at alias_level, or NULL */
+    int32_t alias_level;
+    size_t (*bound)(size_t n);
+    cairn__codec_result (*compress)(cairn__coder *c, int level, const uint8_t *src, size_t n,
+                                    uint8_t *dst, size_t cap, size_t *out);
+    cairn__codec_result (*decompress)(cairn__coder *c, const uint8_t *src, size_t n,
+                                      uint8_t *dst, size_t raw, char *why, size_t why_size);
+} codec_row;
+
+static const codec_row rows[] = {
+    {CAIRN_CODEC_NONE, "none", 0, 0, 0, NULL, NULL, 0, NULL, NULL, NULL},
+    {CAIRN_CODEC_ZSTD, "zstd", 1, 19, ZSTD_CLEVEL_DEFAULT, NULL, NULL, 0, zstd_bound,
+     zstd_compress, zstd_decompress},
+    {CAIRN_CODEC_LZ4, "lz4", 1, LZ4HC_CLEVEL_MAX, 1, "1 fast, 2 and up HC", "lz4hc",
+     LZ4HC_CLEVEL_DEFAULT, lz4_bound, lz4_compress, lz4_decompress},
+    {CAIRN_CODEC_ZLIB, "zlib", 1, 9, 6, NULL, NULL, 0, zlib_bound, zlib_compress,
+     zlib_decompress},
+    {CAIRN_CODEC_BZ2, "bz2", 1, 9, 9, NULL, NULL, 0, bz2_bound, bz2_compress, bz2_decompress},
+};
+#define N_ROWS (sizeof rows / sizeof *rows)
+
+/* The row of a code this library implements (NONE included), or NULL. */
+static const codec_row *row_of(uint32_t codec)
+{
+    return codec < N_ROWS && rows[codec].id == codec ? &rows[codec] : NULL;
+}
+
+const char *cairn_codec_name(uint32_t codec)
+{
+    const codec_row *r = row_of(codec);
+    return r ? r->name : NULL;
+}
+
+int cairn__codec_known(uint32_t codec) { return codec != CAIRN_CODEC_NONE && row_of(codec); }
+
+void cairn__codec_levels(uint32_t codec, int32_t *min, int32_t *max, int32_t *def)
+{
+    const codec_row *r = row_of(codec);
+    *min = r ? r->min : 0;
+    *max = r ? r->max : 0;
+    *def = r ? r->def : 0;
+}
+
+void cairn__codec_list(char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_ROWS && at < size; i++) {
+        int k = snprintf(buf + at, size - at, "%s%s (%u)", i ? ", " : "", rows[i].name,
+                         rows[i].id);
+        at += k > 0 ? (size_t)k : 0;
+    }
+}
+
+/* "none, zstd[:1-19], lz4[:1-12], lz4hc, ..." for the parse message. */
+static void spec_list(char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_ROWS && at < size; i++) {
+        const codec_row *r = &rows[i];
+        int k = r->max ? snprintf(buf + at, size - at, "%s%s[:%d-%d]%s%s", i ? ", " : "",
+                                  r->name, r->min, r->max, r->alias ? ", " : "",
+                                  r->alias ? r->alias : "")
+                       : snprintf(buf + at, size - at, "%s%s", i ? ", " : "", r->name);
+        at += k > 0 ? (size_t)k : 0;
+    }
+}
+
+cairn_status cairn_codec_parse(const char *spec, uint32_t *codec, int32_t *level, cairn_error *err)
+{
+    if (codec)
+        *codec = 0;
+    if (level)
+        *level = 0;
+    if (!spec || !codec || !level)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_codec_parse: NULL argument");
+    const char *colon = strchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    const codec_row *c = NULL;
+    int32_t lvl = 0;
+    for (size_t i = 0; i < N_ROWS && !c; i++) {
+        if (strlen(rows[i].name) == len && strncasecmp(spec, rows[i].name, len) == 0)
+            c = &rows[i];
+        else if (rows[i].alias && strlen(rows[i].alias) == len &&
+                 strncasecmp(spec, rows[i].alias, len) == 0)
+            c = &rows[i], lvl = rows[i].alias_level;
+    }
+    if (!c) {
+        char list[256];
+        spec_list(list, sizeof list);
+        return cairn__fail(err, CAIRN_E_ARG, "unknown codec '%.*s' (%s)",
+                           (int)(len > 64 ? 64 : len), spec, list);
+    }
+    if (colon) {
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || !c->max || v < c->min || v > c->max) {
+            if (!c->max)
+                return cairn__fail(err, CAIRN_E_ARG, "codec '%s': level must be absent for '%s'",
+                                   spec, c->name);
+            return cairn__fail(err, CAIRN_E_ARG, "codec '%s': level must be %d to %d%s%s%s", spec,
+                               c->min, c->max, c->level_note ? " (" : "",
+                               c->level_note ? c->level_note : "", c->level_note ? ")" : "");
+        }
+        lvl = (int32_t)v;
+    }
+    *codec = c->id;
+    *level = lvl;
+    return CAIRN_OK;
+}
+
+cairn_status cairn__codec_check(const char *what, uint32_t codec, int32_t level, uint32_t filter,
+                                cairn_error *err)
+{
+    const codec_row *r = row_of(codec);
+    if (!r) {
+        char list[256];
+        cairn__codec_list(list, sizeof list);
+        return cairn__fail(err, CAIRN_E_ARG, "%s: codec %u is not one of %s", what, codec, list);
+    }
+    if (level != 0 && (!r->max || level < r->min || level > r->max))
+        return cairn__fail(err, CAIRN_E_ARG, "%s: level %d is not valid for codec %s (%s)", what,
+                           level, r->name, r->max ? "see cairn_codec_parse" : "no level");
+    if (filter > CAIRN_FILTER_SHUFFLE)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: filter %u is not none (0) or shuffle (1)", what,
+                           filter);
+    return CAIRN_OK;
+}
+
+size_t cairn__codec_bound(uint32_t codec, size_t n)
+{
+    const codec_row *r = row_of(codec);
+    return r && r->bound ? r->bound(n) : n;
+}
+
+cairn__codec_result cairn__codec_compress(cairn__coder *c, uint32_t codec, int32_t level,
+                                          const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+                                          size_t *out_len)
+{
+    size_t out = 0;
+    cairn__codec_result res = CAIRN__CODEC_NO_GAIN;
+    const codec_row *r = row_of(codec);
+    *out_len = 0;
+    /* Chunks are at most 16 MiB (docs/FORMAT.md §7), far inside every
+     * codec's int and unsigned sizes. */
+    if (!r || !r->compress || n == 0 || n > INT_MAX)
+        return CAIRN__CODEC_NO_GAIN;
+    res = r->compress(c, level == 0 ? r->def : level, src, n, dst, cap, &out);
+    if (res == CAIRN__CODEC_OK && out >= n)
+        res = CAIRN__CODEC_NO_GAIN;
+    *out_len = res == CAIRN__CODEC_OK ? out : 0;
+    return res;
+}
+
 cairn__codec_result cairn__codec_decompress(cairn__coder *c, uint32_t codec, const uint8_t *src,
                                             size_t n, uint8_t *dst, size_t raw_len, char *why,
                                             size_t why_size)
 {
     say(why, why_size, "");
-    if (n > INT_MAX || raw_len > INT_MAX) /* never for a checked chunk table */
+    const codec_row *r = row_of(codec);
+    if (!r || !r->decompress || n > INT_MAX || raw_len > INT_MAX) /* never for a checked table */
         return CAIRN__CODEC_MALFORMED;
-    switch (codec) {
-    case CAIRN_CODEC_ZSTD: return zstd_decompress(c, src, n, dst, raw_len, why, why_size);
-    case CAIRN_CODEC_LZ4: return lz4_decompress(src, n, dst, raw_len, why, why_size);
-    case CAIRN_CODEC_ZLIB: return zlib_decompress(src, n, dst, raw_len, why, why_size);
-    case CAIRN_CODEC_BZ2: return bz2_decompress(src, n, dst, raw_len, why, why_size);
-    default: return CAIRN__CODEC_MALFORMED;
-    }
+    return r->decompress(c, src, n, dst, raw_len, why, why_size);
 }

@@ -11,8 +11,6 @@
 
 #include "common/internal.h"
 
-#define CAIRN__CODEC_MAX 4 /* the largest codec code this library implements */
-
 /* One worker's reusable codec state (contexts are costly to create per
  * chunk). Zero-initialise; cairn__coder_free releases what was created. */
 typedef struct cairn__coder {
@@ -33,8 +31,13 @@ typedef enum cairn__codec_result {
     CAIRN__CODEC_NOMEM
 } cairn__codec_result;
 
-/* 1 when `codec` is implemented (1..CAIRN__CODEC_MAX). */
+/* The codecs are one table in codec.c (a row per codec: code, name, levels,
+ * bound, compress, decompress); the calls below are derived from it. */
+
+/* 1 when `codec` is implemented and is not CAIRN_CODEC_NONE. */
 int cairn__codec_known(uint32_t codec);
+/* "none (0), zstd (1), ...": every code this library knows, for messages. */
+void cairn__codec_list(char *buf, size_t size);
 /* The level range and default of a known codec. */
 void cairn__codec_levels(uint32_t codec, int32_t *min, int32_t *max, int32_t *def);
 

@@ -4,7 +4,6 @@
  * the output limit and no further, so a small file that claims (or really
  * holds) gigabytes costs at most the limit. */
 #include "codec/joblib_codec.h"
-#include "container/pickle.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,13 +46,12 @@ cairn__joblib_codec cairn__joblib_detect(const uint8_t *h, size_t n)
 typedef struct unpacked {
     uint8_t *p;
     size_t len, cap;
-    uint64_t limit; /* max_inflate, at most CAIRN__PICKLE_MAX_BYTES */
+    uint64_t limit; /* the caller's output limit */
 } unpacked;
 
 static int unpacked_init(uint64_t max_inflate, unpacked *u)
 {
-    u->limit = max_inflate < CAIRN__PICKLE_MAX_BYTES ? max_inflate
-                                                        : CAIRN__PICKLE_MAX_BYTES;
+    u->limit = max_inflate;
     u->len = 0;
     u->cap = u->limit < (1 << 16) ? (size_t)u->limit : (size_t)1 << 16;
     u->p = malloc(u->cap ? u->cap : 1);
@@ -77,24 +75,24 @@ static int unpacked_room(unpacked *u)
 }
 
 /* Frees the partial output and reports the stream's problem at `at`. */
-static cairn_status unpacked_fail(const cairn__source *f, unpacked *u, cairn_status st,
+static cairn_status unpacked_fail(const char *path, unpacked *u, cairn_status st,
                                   cairn__joblib_codec codec, uint64_t at, const char *problem,
                                   cairn_error *err)
 {
     free(u->p);
     u->p = NULL;
-    return cairn__fail(err, st, "%s: offset %llu: the %s joblib stream %s", f->path,
+    return cairn__fail(err, st, "%s: offset %llu: the %s joblib stream %s", path,
                        (unsigned long long)at, codec_name[codec], problem);
 }
 
 #define PAST_LIMIT "decompresses past the limit (max_inflate, at most 64 MiB)"
 
-static cairn_status inflate_all(const cairn__source *f, unpacked *u, const uint8_t *in,
+static cairn_status inflate_all(const char *path, unpacked *u, const uint8_t *in,
                                 size_t in_len, cairn_error *err)
 {
     z_stream z = {0};
     if (inflateInit2(&z, 32 + MAX_WBITS) != Z_OK) /* 32: zlib or gzip */
-        return unpacked_fail(f, u, CAIRN_E_NOMEM, CAIRN__JOBLIB_ZLIB, 0, "cannot start: out "
+        return unpacked_fail(path, u, CAIRN_E_NOMEM, CAIRN__JOBLIB_ZLIB, 0, "cannot start: out "
                              "of memory", err);
     z.next_in = (Bytef *)in;
     z.avail_in = (uInt)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
@@ -107,7 +105,7 @@ static cairn_status inflate_all(const cairn__source *f, unpacked *u, const uint8
     }
     inflateEnd(&z);
     if (zr != Z_STREAM_END)
-        return unpacked_fail(f, u, zr == Z_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT,
+        return unpacked_fail(path, u, zr == Z_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT,
                              CAIRN__JOBLIB_ZLIB, z.total_in,
                              zr == Z_OK ? "inflates past the limit (max_inflate, at most 64 MiB)"
                                         : "is corrupt",
@@ -116,13 +114,13 @@ static cairn_status inflate_all(const cairn__source *f, unpacked *u, const uint8
 }
 
 /* joblib compress=('bz2', N): one bzip2 stream. */
-static cairn_status unbzip_all(const cairn__source *f, unpacked *u, const uint8_t *in,
+static cairn_status unbzip_all(const char *path, unpacked *u, const uint8_t *in,
                                size_t in_len, cairn_error *err)
 {
     bz_stream z;
     memset(&z, 0, sizeof z);
     if (BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK)
-        return unpacked_fail(f, u, CAIRN_E_NOMEM, CAIRN__JOBLIB_BZ2, 0, "cannot start: out "
+        return unpacked_fail(path, u, CAIRN_E_NOMEM, CAIRN__JOBLIB_BZ2, 0, "cannot start: out "
                              "of memory", err);
     z.next_in = (char *)in;
     z.avail_in = (unsigned)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
@@ -138,7 +136,7 @@ static cairn_status unbzip_all(const cairn__source *f, unpacked *u, const uint8_
     uint64_t at = ((uint64_t)z.total_in_hi32 << 32) | z.total_in_lo32;
     BZ2_bzDecompressEnd(&z);
     if (zr != BZ_STREAM_END)
-        return unpacked_fail(f, u, zr == BZ_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT,
+        return unpacked_fail(path, u, zr == BZ_OK ? CAIRN_E_LIMIT : CAIRN_E_CORRUPT,
                              CAIRN__JOBLIB_BZ2, at,
                              zr == BZ_OK ? PAST_LIMIT : "is corrupt or truncated", err);
     return CAIRN_OK;
@@ -147,12 +145,12 @@ static cairn_status unbzip_all(const cairn__source *f, unpacked *u, const uint8_
 /* joblib compress='lz4': one LZ4 frame (python's lz4.frame). LZ4F verifies
  * the frame's content checksum, and each block's, when the frame has them;
  * its own buffers are bounded by the frame format (blocks of at most 4 MiB). */
-static cairn_status unlz4_all(const cairn__source *f, unpacked *u, const uint8_t *in,
+static cairn_status unlz4_all(const char *path, unpacked *u, const uint8_t *in,
                               size_t in_len, cairn_error *err)
 {
     LZ4F_dctx *d = NULL;
     if (LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION)))
-        return unpacked_fail(f, u, CAIRN_E_NOMEM, CAIRN__JOBLIB_LZ4, 0, "cannot start: out "
+        return unpacked_fail(path, u, CAIRN_E_NOMEM, CAIRN__JOBLIB_LZ4, 0, "cannot start: out "
                              "of memory", err);
     size_t pos = 0, r = 1; /* r: 0 once the frame's end (and checksum) is read */
     int stuck = 0;
@@ -167,10 +165,10 @@ static cairn_status unlz4_all(const cairn__source *f, unpacked *u, const uint8_t
     if (LZ4F_isError(r)) {
         char why[160];
         snprintf(why, sizeof why, "is corrupt (%s)", LZ4F_getErrorName(r));
-        return unpacked_fail(f, u, CAIRN_E_CORRUPT, CAIRN__JOBLIB_LZ4, pos, why, err);
+        return unpacked_fail(path, u, CAIRN_E_CORRUPT, CAIRN__JOBLIB_LZ4, pos, why, err);
     }
     if (r != 0)
-        return unpacked_fail(f, u, stuck ? CAIRN_E_CORRUPT : CAIRN_E_LIMIT, CAIRN__JOBLIB_LZ4,
+        return unpacked_fail(path, u, stuck ? CAIRN_E_CORRUPT : CAIRN_E_LIMIT, CAIRN__JOBLIB_LZ4,
                              pos, stuck ? "is truncated (the file ends inside the frame)"
                                         : PAST_LIMIT, err);
     return CAIRN_OK;
@@ -197,14 +195,14 @@ static const char *lzma_problem(lzma_ret r)
 
 /* joblib compress='xz' (an .xz stream) or 'lzma' (the legacy .lzma format):
  * Python's lzma module, decoded by liblzma within JOBLIB_LZMA_MEMLIMIT. */
-static cairn_status unxz_all(const cairn__source *f, unpacked *u, cairn__joblib_codec codec,
+static cairn_status unxz_all(const char *path, unpacked *u, cairn__joblib_codec codec,
                              const uint8_t *in, size_t in_len, cairn_error *err)
 {
     lzma_stream z = LZMA_STREAM_INIT;
     lzma_ret r = codec == CAIRN__JOBLIB_XZ ? lzma_stream_decoder(&z, JOBLIB_LZMA_MEMLIMIT, 0)
                                            : lzma_alone_decoder(&z, JOBLIB_LZMA_MEMLIMIT);
     if (r != LZMA_OK)
-        return unpacked_fail(f, u, CAIRN_E_NOMEM, codec, 0, "cannot start: out of memory",
+        return unpacked_fail(path, u, CAIRN_E_NOMEM, codec, 0, "cannot start: out of memory",
                              err);
     z.next_in = in;
     z.avail_in = in_len;
@@ -219,46 +217,46 @@ static cairn_status unxz_all(const cairn__source *f, unpacked *u, cairn__joblib_
     if (r == LZMA_STREAM_END)
         return CAIRN_OK;
     if (r == LZMA_OK)
-        return unpacked_fail(f, u, CAIRN_E_LIMIT, codec, at, PAST_LIMIT, err);
+        return unpacked_fail(path, u, CAIRN_E_LIMIT, codec, at, PAST_LIMIT, err);
     if (r == LZMA_MEM_ERROR)
-        return unpacked_fail(f, u, CAIRN_E_NOMEM, codec, at, "needs more memory than there "
+        return unpacked_fail(path, u, CAIRN_E_NOMEM, codec, at, "needs more memory than there "
                              "is", err);
     if (r == LZMA_MEMLIMIT_ERROR) {
         char why[160];
         snprintf(why, sizeof why, "declares a dictionary that needs %llu MiB to decode, more "
                  "than the %llu MiB allowed", (unsigned long long)((need + (1 << 20) - 1) >> 20),
                  (unsigned long long)(JOBLIB_LZMA_MEMLIMIT >> 20));
-        return unpacked_fail(f, u, CAIRN_E_LIMIT, codec, at, why, err);
+        return unpacked_fail(path, u, CAIRN_E_LIMIT, codec, at, why, err);
     }
-    return unpacked_fail(f, u, CAIRN_E_CORRUPT, codec, at, lzma_problem(r), err);
+    return unpacked_fail(path, u, CAIRN_E_CORRUPT, codec, at, lzma_problem(r), err);
 }
 
-cairn_status cairn__joblib_unpack(const cairn__source *f, uint64_t max_inflate,
+cairn_status cairn__joblib_unpack(const char *path, uint64_t max_inflate,
                                   cairn__joblib_codec codec,
                                   const uint8_t *in, size_t in_len, uint8_t **out,
                                   size_t *out_len, cairn_error *err)
 {
     unpacked u;
     if (!unpacked_init(max_inflate, &u))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
     cairn_status st;
     switch (codec) {
     case CAIRN__JOBLIB_ZLIB:
-        st = inflate_all(f, &u, in, in_len, err);
+        st = inflate_all(path, &u, in, in_len, err);
         break;
     case CAIRN__JOBLIB_BZ2:
-        st = unbzip_all(f, &u, in, in_len, err);
+        st = unbzip_all(path, &u, in, in_len, err);
         break;
     case CAIRN__JOBLIB_LZ4:
-        st = unlz4_all(f, &u, in, in_len, err);
+        st = unlz4_all(path, &u, in, in_len, err);
         break;
     case CAIRN__JOBLIB_XZ:
     case CAIRN__JOBLIB_LZMA:
-        st = unxz_all(f, &u, codec, in, in_len, err);
+        st = unxz_all(path, &u, codec, in, in_len, err);
         break;
     default:
         free(u.p);
-        return cairn__fail(err, CAIRN_E_ARG, "%s: not a compressed joblib file", f->path);
+        return cairn__fail(err, CAIRN_E_ARG, "%s: not a compressed joblib file", path);
     }
     if (st == CAIRN_OK) {
         *out = u.p;

@@ -6,7 +6,7 @@
 #ifndef CAIRN_JOBLIB_CODEC_H
 #define CAIRN_JOBLIB_CODEC_H
 
-#include "io/source.h"
+#include "common/internal.h"
 
 typedef enum cairn__joblib_codec {
     CAIRN__JOBLIB_NONE = 0, /* not compressed (or nothing joblib writes) */
@@ -26,8 +26,8 @@ cairn__joblib_codec cairn__joblib_detect(const uint8_t *h, size_t n);
 /* Decompresses `in` (one stream of `codec`) into a new buffer (*out, to
  * free) of *out_len bytes. CAIRN_E_LIMIT past the output limit (or lzma's
  * memory limit), CAIRN_E_CORRUPT for a corrupt or truncated stream, each
- * naming f's path, the compressor and the input offset. */
-cairn_status cairn__joblib_unpack(const cairn__source *f, uint64_t max_inflate,
+ * naming `path`, the compressor and the input offset. */
+cairn_status cairn__joblib_unpack(const char *path, uint64_t max_inflate,
                                   cairn__joblib_codec codec,
                                   const uint8_t *in, size_t in_len, uint8_t **out,
                                   size_t *out_len, cairn_error *err);

@@ -43,6 +43,19 @@ static inline int cairn__mul_overflow(uint64_t a, uint64_t b, uint64_t *out)
     return __builtin_mul_overflow(a, b, out);
 }
 
+/* The one shape rule of every reader and writer (docs/FORMAT.md §2): counting
+ * each zero dimension as 1, a tensor's byte size is at most 2^62, so a zero
+ * dimension cannot hide dimensions whose product overflows. 1 when broken. */
+#define CAIRN_MAX_TENSOR_BYTES (UINT64_C(1) << 62)
+static inline int cairn__shape_too_big(uint32_t rank, const uint64_t *dims, uint64_t esize)
+{
+    uint64_t b = esize;
+    for (uint32_t d = 0; d < rank; d++)
+        if (__builtin_mul_overflow(b, dims[d] ? dims[d] : 1, &b) || b > CAIRN_MAX_TENSOR_BYTES)
+            return 1;
+    return b > CAIRN_MAX_TENSOR_BYTES;
+}
+
 /* Little-endian loads and stores (the library only builds on little-endian
  * hosts today, but every on-disk field goes through these so a port needs one
  * change). */

@@ -3,35 +3,18 @@
 
 #include <stdlib.h>
 
-struct cairn_value {
-    cairn_value_type type;
-    union {
-        int b;
-        int64_t i;
-        double d;
-        struct {
-            char *data; /* len bytes plus a NUL, so strings and names are C strings too */
-            size_t len;
-        } blob; /* STRING, BYTES, TENSOR */
-        struct {
-            cairn_value **items;
-            char **keys; /* MAP only: parallel to items, NUL-terminated, owned */
-            size_t count;
-            union {
-                size_t cap;
-                /* Once cairn_value_free reaches a container its capacity is
-                 * dead, and the slot holds the container to return to, so
-                 * freeing needs no stack and no allocation. */
-                cairn_value *up;
-            } spare;
-        } kids; /* LIST, MAP */
-    } u;
-};
-
 static int is_container(const cairn_value *v)
 {
     return v->type == CAIRN_VALUE_LIST || v->type == CAIRN_VALUE_MAP;
 }
+
+/* A container whose children are nodes (every map, and lists not packed). */
+static int has_kids(const cairn_value *v) { return is_container(v) && !v->pack; }
+
+static cairn_value *clone_shallow(const cairn_value *v);
+static cairn_value *clone_packed(const cairn_value *v);
+static cairn_status unpack(cairn_value *v);
+static void free_node(cairn_value *v);
 
 static cairn_value *new_node(cairn_value_type type)
 {
@@ -131,6 +114,11 @@ static void free_node(cairn_value *v)
         break;
     case CAIRN_VALUE_LIST:
     case CAIRN_VALUE_MAP:
+        if (v->pack) {
+            free(v->u.packed.data);
+            free(v->u.packed.text);
+            break;
+        }
         free(v->u.kids.items);
         free(v->u.kids.keys);
         break;
@@ -147,16 +135,16 @@ void cairn_value_free(cairn_value *v)
 {
     if (!v)
         return;
-    if (is_container(v))
+    if (has_kids(v))
         v->u.kids.spare.up = NULL;
     cairn_value *cur = v;
     while (cur) {
-        if (is_container(cur) && cur->u.kids.count > 0) {
+        if (has_kids(cur) && cur->u.kids.count > 0) {
             size_t i = --cur->u.kids.count;
             cairn_value *child = cur->u.kids.items[i];
             if (cur->u.kids.keys)
                 free(cur->u.kids.keys[i]);
-            if (is_container(child)) {
+            if (has_kids(child)) {
                 child->u.kids.spare.up = cur;
                 cur = child;
             } else {
@@ -164,7 +152,7 @@ void cairn_value_free(cairn_value *v)
             }
             continue;
         }
-        cairn_value *up = is_container(cur) ? cur->u.kids.spare.up : NULL;
+        cairn_value *up = has_kids(cur) ? cur->u.kids.spare.up : NULL;
         free_node(cur);
         cur = up;
     }
@@ -196,6 +184,289 @@ static cairn_status reserve(cairn_value *c, size_t want)
     return CAIRN_OK;
 }
 
+/* ------------------------------------------------------------ packed lists */
+
+static size_t pack_width(uint8_t pack)
+{
+    switch (pack) {
+    case CAIRN__PACK_I8:
+    case CAIRN__PACK_BOOL: return 1;
+    case CAIRN__PACK_I16: return 2;
+    case CAIRN__PACK_I32: return 4;
+    default: return 8; /* I64, F64, and STR's offsets */
+    }
+}
+
+/* Room a packed array of n elements (or n text bytes) has: the next power
+ * of two, at least 4. Capacities are not stored: they follow from the
+ * count, and growth reallocates exactly when the count passes one. */
+static size_t room_for(size_t n)
+{
+    size_t cap = 4;
+    while (cap < n) {
+        if (cap > SIZE_MAX / 2)
+            return 0;
+        cap *= 2;
+    }
+    return cap;
+}
+
+/* Slots the data array of a packed list with `count` items needs. */
+static size_t slots_for(uint8_t pack, size_t count)
+{
+    return pack == CAIRN__PACK_STR ? count + 1 : count;
+}
+
+static int64_t packed_int(const cairn_value *v, size_t i)
+{
+    const void *p = (const char *)v->u.packed.data + i * pack_width(v->pack);
+    switch (v->pack) {
+    case CAIRN__PACK_I8: return *(const int8_t *)p;
+    case CAIRN__PACK_I16: { int16_t x; memcpy(&x, p, 2); return x; }
+    case CAIRN__PACK_I32: { int32_t x; memcpy(&x, p, 4); return x; }
+    default: { int64_t x; memcpy(&x, p, 8); return x; }
+    }
+}
+
+static uint64_t packed_off(const cairn_value *v, size_t i)
+{
+    uint64_t o;
+    memcpy(&o, (const char *)v->u.packed.data + 8 * i, 8);
+    return o;
+}
+
+const cairn_value *cairn__value_item(const cairn_value *v, size_t i, cairn_value *scratch)
+{
+    if (!v || !is_container(v) || i >= cairn_value_count(v))
+        return NULL;
+    if (!v->pack)
+        return v->u.kids.items[i];
+    memset(scratch, 0, sizeof *scratch);
+    switch (v->pack) {
+    case CAIRN__PACK_F64:
+        scratch->type = CAIRN_VALUE_FLOAT;
+        memcpy(&scratch->u.d, (const char *)v->u.packed.data + 8 * i, 8);
+        break;
+    case CAIRN__PACK_BOOL:
+        scratch->type = CAIRN_VALUE_BOOL;
+        scratch->u.b = ((const uint8_t *)v->u.packed.data)[i];
+        break;
+    case CAIRN__PACK_STR: {
+        uint64_t at = packed_off(v, i);
+        scratch->type = CAIRN_VALUE_STRING;
+        scratch->u.blob.data = v->u.packed.text + at;
+        scratch->u.blob.len = (size_t)(packed_off(v, i + 1) - at - 1);
+        break;
+    }
+    default:
+        scratch->type = CAIRN_VALUE_INT;
+        scratch->u.i = packed_int(v, i);
+        break;
+    }
+    return scratch;
+}
+
+/* Turns a packed list back into a list of nodes. On failure the list is
+ * left as it was. */
+static cairn_status unpack(cairn_value *v)
+{
+    size_t n = v->u.packed.count;
+    cairn_value **items = malloc((n ? n : 1) * sizeof *items);
+    if (!items)
+        return CAIRN_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cairn_value scratch;
+        items[i] = clone_shallow(cairn__value_item(v, i, &scratch));
+        if (!items[i]) {
+            while (i-- > 0)
+                free_node(items[i]);
+            free(items);
+            return CAIRN_E_NOMEM;
+        }
+    }
+    free(v->u.packed.data);
+    free(v->u.packed.text);
+    v->pack = CAIRN__PACK_NONE;
+    v->u.kids.items = items;
+    v->u.kids.keys = NULL;
+    v->u.kids.count = n;
+    v->u.kids.spare.cap = n ? n : 1;
+    return CAIRN_OK;
+}
+
+/* Makes room for one more item (and, for strings, `text` more bytes). */
+static cairn_status packed_grow(cairn_value *v, size_t text)
+{
+    size_t n = slots_for(v->pack, v->u.packed.count), w = pack_width(v->pack);
+    if (!v->u.packed.data || room_for(n + 1) != room_for(n)) {
+        size_t cap = room_for(n + 1);
+        if (!cap || cap > SIZE_MAX / w)
+            return CAIRN_E_NOMEM;
+        void *p = realloc(v->u.packed.data, cap * w);
+        if (!p)
+            return CAIRN_E_NOMEM;
+        v->u.packed.data = p;
+    }
+    if (v->pack != CAIRN__PACK_STR)
+        return CAIRN_OK;
+    size_t used = v->u.packed.count ? (size_t)packed_off(v, v->u.packed.count) : 0;
+    if (text > SIZE_MAX - used - 1)
+        return CAIRN_E_NOMEM;
+    if (!v->u.packed.text || room_for(used + text) != room_for(used)) {
+        size_t cap = room_for(used + text);
+        if (!cap)
+            return CAIRN_E_NOMEM;
+        char *t = realloc(v->u.packed.text, cap);
+        if (!t)
+            return CAIRN_E_NOMEM;
+        v->u.packed.text = t;
+    }
+    return CAIRN_OK;
+}
+
+static uint8_t int_pack(int64_t i)
+{
+    if (i >= INT8_MIN && i <= INT8_MAX)
+        return CAIRN__PACK_I8;
+    if (i >= INT16_MIN && i <= INT16_MAX)
+        return CAIRN__PACK_I16;
+    return i >= INT32_MIN && i <= INT32_MAX ? CAIRN__PACK_I32 : CAIRN__PACK_I64;
+}
+
+/* Re-encodes an int list at a wider width. */
+static cairn_status widen(cairn_value *v, uint8_t pack)
+{
+    size_t n = v->u.packed.count, cap = room_for(n), w = pack_width(pack);
+    if (cap > SIZE_MAX / w)
+        return CAIRN_E_NOMEM;
+    char *p = malloc(cap * w);
+    if (!p)
+        return CAIRN_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int64_t x = packed_int(v, i);
+        if (w == 2) { int16_t y = (int16_t)x; memcpy(p + 2 * i, &y, 2); }
+        else if (w == 4) { int32_t y = (int32_t)x; memcpy(p + 4 * i, &y, 4); }
+        else memcpy(p + 8 * i, &x, 8);
+    }
+    free(v->u.packed.data);
+    v->u.packed.data = p;
+    v->pack = pack;
+    return CAIRN_OK;
+}
+
+/* Starts packing an empty list of nodes for items of `pack`. */
+static void start_pack(cairn_value *v, uint8_t pack)
+{
+    free(v->u.kids.items);
+    memset(&v->u, 0, sizeof v->u);
+    v->pack = pack;
+}
+
+/* Appends `item` (a scalar, borrowed) to list v, packed when v is empty or
+ * packed with items of its kind; 0 when v must hold nodes instead. */
+static int try_pack(cairn_value *v, const cairn_value *item, cairn_status *st)
+{
+    *st = CAIRN_OK;
+    uint8_t want;
+    switch (item->type) {
+    case CAIRN_VALUE_INT: want = int_pack(item->u.i); break;
+    case CAIRN_VALUE_FLOAT: want = CAIRN__PACK_F64; break;
+    case CAIRN_VALUE_BOOL: want = CAIRN__PACK_BOOL; break;
+    case CAIRN_VALUE_STRING: want = CAIRN__PACK_STR; break;
+    default: return 0;
+    }
+    int is_int = want <= CAIRN__PACK_I64, was_int = v->pack && v->pack <= CAIRN__PACK_I64;
+    if (!v->pack && v->u.kids.count == 0)
+        start_pack(v, want);
+    else if (!(v->pack == want || (is_int && was_int)))
+        return 0;
+    if (is_int && want > v->pack && (*st = widen(v, want)) != CAIRN_OK)
+        return 1;
+    if ((*st = packed_grow(v, item->type == CAIRN_VALUE_STRING ? item->u.blob.len + 1 : 0)) !=
+        CAIRN_OK)
+        return 1;
+    size_t n = v->u.packed.count;
+    char *slot = (char *)v->u.packed.data + n * pack_width(v->pack);
+    switch (v->pack) {
+    case CAIRN__PACK_F64: memcpy(slot, &item->u.d, 8); break;
+    case CAIRN__PACK_BOOL: *slot = (char)(item->u.b != 0); break;
+    case CAIRN__PACK_STR: {
+        uint64_t at = n ? packed_off(v, n) : 0, end = at + item->u.blob.len + 1;
+        if (item->u.blob.len)
+            memcpy(v->u.packed.text + at, item->u.blob.data, item->u.blob.len);
+        v->u.packed.text[at + item->u.blob.len] = '\0';
+        memcpy(slot, &at, 8);
+        memcpy(slot + 8, &end, 8);
+        break;
+    }
+    case CAIRN__PACK_I8: { int8_t y = (int8_t)item->u.i; memcpy(slot, &y, 1); break; }
+    case CAIRN__PACK_I16: { int16_t y = (int16_t)item->u.i; memcpy(slot, &y, 2); break; }
+    case CAIRN__PACK_I32: { int32_t y = (int32_t)item->u.i; memcpy(slot, &y, 4); break; }
+    default: memcpy(slot, &item->u.i, 8); break;
+    }
+    v->u.packed.count = n + 1;
+    return 1;
+}
+
+cairn_status cairn__value_list_add(cairn_value *list, cairn_value *child)
+{
+    cairn_status st = CAIRN_OK;
+    if (!child)
+        return CAIRN_E_NOMEM;
+    if (try_pack(list, child, &st)) {
+        free_node(child); /* a scalar: nothing below it */
+        return st;
+    }
+    if (cairn_value_append(list, child, NULL) != CAIRN_OK) {
+        cairn_value_free(child);
+        return CAIRN_E_NOMEM;
+    }
+    return CAIRN_OK;
+}
+
+cairn_status cairn__value_list_add_int(cairn_value *list, int64_t i)
+{
+    cairn_value item = {.type = CAIRN_VALUE_INT, .u.i = i};
+    cairn_status st;
+    if (try_pack(list, &item, &st))
+        return st;
+    return cairn__value_list_add(list, cairn_value_int(i));
+}
+
+cairn_status cairn__value_list_add_string(cairn_value *list, const char *s, size_t len)
+{
+    cairn_value item = {.type = CAIRN_VALUE_STRING};
+    cairn_status st;
+    item.u.blob.data = (char *)s;
+    item.u.blob.len = len;
+    if (try_pack(list, &item, &st))
+        return st;
+    return cairn__value_list_add(list, cairn__value_new_blob(CAIRN_VALUE_STRING, s, len));
+}
+
+/* A copy of a packed list, with the room its count implies. */
+static cairn_value *clone_packed(const cairn_value *v)
+{
+    cairn_value *c = new_node(v->type);
+    if (!c)
+        return NULL;
+    size_t n = slots_for(v->pack, v->u.packed.count), w = pack_width(v->pack);
+    size_t text = v->pack == CAIRN__PACK_STR && v->u.packed.count
+                      ? (size_t)packed_off(v, v->u.packed.count) : 0;
+    c->pack = v->pack;
+    c->u.packed.count = v->u.packed.count;
+    c->u.packed.data = malloc(room_for(n) * w);
+    c->u.packed.text = text ? malloc(room_for(text)) : NULL;
+    if (!c->u.packed.data || (text && !c->u.packed.text)) {
+        free_node(c);
+        return NULL;
+    }
+    memcpy(c->u.packed.data, v->u.packed.data, n * w);
+    if (text)
+        memcpy(c->u.packed.text, v->u.packed.text, text);
+    return c;
+}
+
 /* A copy of v without its children; containers get room for all of them. */
 static cairn_value *clone_shallow(const cairn_value *v)
 {
@@ -206,6 +477,8 @@ static cairn_value *clone_shallow(const cairn_value *v)
         return cairn__value_new_blob(v->type, v->u.blob.data, v->u.blob.len);
     case CAIRN_VALUE_LIST:
     case CAIRN_VALUE_MAP: {
+        if (v->pack)
+            return clone_packed(v);
         cairn_value *c = new_node(v->type);
         if (c && reserve(c, v->u.kids.count) != CAIRN_OK) {
             cairn_value_free(c);
@@ -277,7 +550,7 @@ static int clone_step(clone_stack *s)
     if (key)
         dst->u.kids.keys[i] = key;
     dst->u.kids.count++;
-    if (is_container(child) && src->u.kids.items[i]->u.kids.count > 0)
+    if (has_kids(child) && src->u.kids.items[i]->u.kids.count > 0)
         return clone_push(s, src->u.kids.items[i], child);
     return 1;
 }
@@ -289,7 +562,7 @@ cairn_value *cairn_value_clone(const cairn_value *v)
     if (!v)
         return NULL;
     cairn_value *root = clone_shallow(v);
-    if (!root || !is_container(v) || v->u.kids.count == 0)
+    if (!root || !has_kids(v) || v->u.kids.count == 0)
         return root;
     clone_stack s = {NULL, 0, 0};
     int ok = clone_push(&s, v, root);
@@ -356,12 +629,19 @@ cairn_status cairn_value_get_data(const cairn_value *v, const void **data, size_
 
 size_t cairn_value_count(const cairn_value *v)
 {
-    return v && is_container(v) ? v->u.kids.count : 0;
+    if (!v || !is_container(v))
+        return 0;
+    return v->pack ? v->u.packed.count : v->u.kids.count;
 }
 
+/* A packed list's items become nodes before a caller may hold a pointer to
+ * one (the tree belongs to one thread at a time, so this is safe through
+ * the const pointer). NULL when that runs out of memory. */
 const cairn_value *cairn_value_at(const cairn_value *v, size_t i)
 {
-    if (!v || !is_container(v) || i >= v->u.kids.count)
+    if (!v || !is_container(v) || i >= cairn_value_count(v))
+        return NULL;
+    if (v->pack && unpack((cairn_value *)v) != CAIRN_OK)
         return NULL;
     return v->u.kids.items[i];
 }
@@ -398,7 +678,8 @@ cairn_status cairn_value_append(cairn_value *list, cairn_value *child, cairn_err
         return cairn__fail(err, CAIRN_E_ARG, "metadata: append: the target is not a list");
     if (child == list)
         return cairn__fail(err, CAIRN_E_ARG, "metadata: append: a list cannot contain itself");
-    if (reserve(list, list->u.kids.count + 1) != CAIRN_OK)
+    if ((list->pack && unpack(list) != CAIRN_OK) ||
+        reserve(list, list->u.kids.count + 1) != CAIRN_OK)
         return cairn__fail(err, CAIRN_E_NOMEM, "metadata: append: out of memory");
     list->u.kids.items[list->u.kids.count++] = child;
     return CAIRN_OK;

@@ -84,7 +84,8 @@ static cairn_status measure(encoder *e, const cairn_value *v, int depth)
     for (size_t i = 0; i < count; i++) {
         if (type == CAIRN_VALUE_MAP)
             CAIRN_TRY(grow_size(e, 4 + (uint64_t)strlen(cairn_value_key_at(v, i))));
-        CAIRN_TRY(measure(e, cairn_value_at(v, i), depth + 1));
+        cairn_value scratch;
+        CAIRN_TRY(measure(e, cairn__value_item(v, i, &scratch), depth + 1));
     }
     return CAIRN_OK;
 }
@@ -164,7 +165,8 @@ static void write_value(encoder *e, const cairn_value *v)
             put_u32(e, key_len);
             put_bytes(e, key, key_len);
         }
-        write_value(e, cairn_value_at(v, k));
+        cairn_value scratch;
+        write_value(e, cairn__value_item(v, k, &scratch));
     }
 }
 
@@ -335,10 +337,8 @@ static cairn_status decode_list(decoder *d, int depth, cairn_value **out)
     for (uint32_t i = 0; i < count; i++) {
         cairn_value *child;
         cairn_status st = decode_value(d, depth + 1, &child);
-        if (st == CAIRN_OK && cairn_value_append(list, child, NULL) != CAIRN_OK) {
-            cairn_value_free(child);
-            st = no_memory(d);
-        }
+        if (st == CAIRN_OK && cairn__value_list_add(list, child) != CAIRN_OK)
+            st = no_memory(d); /* child is freed */
         if (st != CAIRN_OK) {
             cairn_value_free(list);
             return st;

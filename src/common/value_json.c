@@ -1,5 +1,6 @@
 /* value_json.c -- the JSON view of a metadata tree (docs/FORMAT.md §6.3), via jansson. */
 #include "common/value_internal.h"
+#include "common/buf.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -9,140 +10,200 @@
 
 #define DEFAULT_NAN_BITS 0x7FF8000000000000ull
 
-/* A one-key object {"$tag": "text"}, the escape for what JSON cannot hold. */
-static json_t *tagged(const char *tag, const char *text, size_t len)
+/* The JSON text is laid out here, exactly as jansson's json_dumpb lays out
+ * a tree (separators, indentation), while every scalar is printed by
+ * jansson itself (string escapes, float digits): so the text is what
+ * jansson would print, without a jansson node per value. A tree of millions
+ * of values (a packed GGUF array) costs its text, not 60 bytes a value. */
+typedef struct printer {
+    cairn__buf out;
+    int indent;     /* spaces per level, 0 = compact */
+    size_t flags;   /* jansson's flags for the scalars */
+} printer;
+
+static void put(printer *p, const char *s, size_t n) { cairn__buf_put(&p->out, s, n); }
+
+static void puts_(printer *p, const char *s) { put(p, s, strlen(s)); }
+
+/* jansson's dump_indent: a newline and depth x indent spaces, or (compact)
+ * nothing. */
+static void newline(printer *p, int depth)
 {
-    json_t *obj = json_object();
-    if (obj && json_object_set_new(obj, tag, json_stringn(text, len)) != 0) {
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
+    static const char spaces[32] = "                                ";
+    if (!p->indent)
+        return;
+    put(p, "\n", 1);
+    for (long n = (long)depth * p->indent; n > 0; n -= 32)
+        put(p, spaces, n < 32 ? (size_t)n : 32);
 }
 
-static json_t *float_json(double d)
+/* One scalar json_t, printed by jansson and freed. */
+static cairn_status put_json(printer *p, json_t *j)
+{
+    if (!j)
+        return CAIRN_E_NOMEM;
+    char small[256];
+    size_t n = json_dumpb(j, small, sizeof small, p->flags);
+    if (n <= sizeof small) {
+        put(p, small, n);
+    } else {
+        char *big = malloc(n);
+        if (big && json_dumpb(j, big, n, p->flags) == n)
+            put(p, big, n);
+        else
+            p->out.oom = 1;
+        free(big);
+    }
+    json_decref(j);
+    return p->out.oom ? CAIRN_E_NOMEM : CAIRN_OK;
+}
+
+static cairn_status put_string(printer *p, const char *s, size_t len)
+{
+    return put_json(p, json_stringn(s, len));
+}
+
+/* A one-key object {"$tag": "text"}, the escape for what JSON cannot hold. */
+static cairn_status tagged(printer *p, int depth, const char *tag, const char *text, size_t len)
+{
+    put(p, "{", 1);
+    newline(p, depth + 1);
+    CAIRN_TRY(put_string(p, tag, strlen(tag)));
+    puts_(p, p->indent ? ": " : ":");
+    CAIRN_TRY(put_string(p, text, len));
+    newline(p, depth);
+    put(p, "}", 1);
+    return p->out.oom ? CAIRN_E_NOMEM : CAIRN_OK;
+}
+
+static cairn_status float_json(printer *p, int depth, double d)
 {
     if (isnan(d)) {
         uint64_t bits;
         memcpy(&bits, &d, 8);
         if (bits == DEFAULT_NAN_BITS)
-            return tagged("$float", "nan", 3);
+            return tagged(p, depth, "$float", "nan", 3);
         char text[32];
         int n = snprintf(text, sizeof text, "nan:0x%016" PRIx64, bits);
-        return tagged("$float", text, (size_t)n);
+        return tagged(p, depth, "$float", text, (size_t)n);
     }
     if (isinf(d))
-        return d > 0 ? tagged("$float", "inf", 3) : tagged("$float", "-inf", 4);
+        return d > 0 ? tagged(p, depth, "$float", "inf", 3) : tagged(p, depth, "$float", "-inf", 4);
     if (d == 0 && signbit(d))
-        return tagged("$float", "-0", 2);
-    return json_real(d);
+        return tagged(p, depth, "$float", "-0", 2);
+    return put_json(p, json_real(d));
 }
 
 /* Standard base64 with padding (RFC 4648 §4). */
-static json_t *bytes_json(const uint8_t *p, size_t len)
+static cairn_status bytes_json(printer *p, int depth, const uint8_t *b, size_t len)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-        return NULL;
+        return CAIRN_E_NOMEM;
     size_t out_len = (len + 2) / 3 * 4;
     char *text = malloc(out_len + 1);
     if (!text)
-        return NULL;
+        return CAIRN_E_NOMEM;
     size_t o = 0;
     for (size_t i = 0; i < len; i += 3) {
-        uint32_t n = (uint32_t)p[i] << 16;
+        uint32_t n = (uint32_t)b[i] << 16;
         if (i + 1 < len)
-            n |= (uint32_t)p[i + 1] << 8;
+            n |= (uint32_t)b[i + 1] << 8;
         if (i + 2 < len)
-            n |= p[i + 2];
+            n |= b[i + 2];
         text[o++] = alphabet[(n >> 18) & 63];
         text[o++] = alphabet[(n >> 12) & 63];
         text[o++] = i + 1 < len ? alphabet[(n >> 6) & 63] : '=';
         text[o++] = i + 2 < len ? alphabet[n & 63] : '=';
     }
-    json_t *obj = tagged("$bytes", text, o);
+    cairn_status st = tagged(p, depth, "$bytes", text, o);
     free(text);
-    return obj;
+    return st;
 }
 
-static cairn_status to_json(const cairn_value *v, int depth, json_t **out, cairn_error *err);
+static cairn_status to_json(printer *p, const cairn_value *v, int depth, cairn_error *err);
 
-/* Builds lists and maps; depth is bounded because jansson both prints and
- * frees recursively. */
-static cairn_status container_json(const cairn_value *v, int depth, json_t **out,
+/* Lists and maps; depth is bounded as the tree's is. Items of a packed list
+ * are read in place (cairn__value_item). */
+static cairn_status container_json(printer *p, const cairn_value *v, int depth,
                                    cairn_error *err)
 {
     int is_map = cairn_value_get_type(v) == CAIRN_VALUE_MAP;
-    if (depth > CAIRN_META_MAX_DEPTH)
+    if (depth + 1 > CAIRN_META_MAX_DEPTH)
         return cairn__fail(err, CAIRN_E_LIMIT, "metadata: to_json: nesting deeper than %d levels",
                            CAIRN_META_MAX_DEPTH);
-    json_t *node = is_map ? json_object() : json_array();
-    if (!node)
-        return cairn__fail(err, CAIRN_E_NOMEM, "metadata: to_json: out of memory");
     size_t count = cairn_value_count(v);
-    for (size_t i = 0; i < count; i++) {
-        json_t *child;
-        cairn_status st = to_json(cairn_value_at(v, i), depth + 1, &child, err);
-        if (st != CAIRN_OK) {
-            json_decref(node);
-            return st;
-        }
-        /* Both setters take the child's reference even when they fail. */
-        int rc = is_map ? json_object_set_new(node, cairn_value_key_at(v, i), child)
-                        : json_array_append_new(node, child);
-        if (rc != 0) {
-            json_decref(node);
-            return cairn__fail(err, CAIRN_E_NOMEM, "metadata: to_json: out of memory");
-        }
+    if (count == 0) {
+        puts_(p, is_map ? "{}" : "[]");
+        return CAIRN_OK;
     }
-    *out = node;
+    put(p, is_map ? "{" : "[", 1);
+    newline(p, depth + 1);
+    for (size_t i = 0; i < count; i++) {
+        cairn_value scratch;
+        if (i > 0) {
+            put(p, ",", 1);
+            if (p->indent)
+                newline(p, depth + 1);
+        }
+        if (is_map) {
+            const char *key = cairn_value_key_at(v, i);
+            if (put_string(p, key, strlen(key)) != CAIRN_OK)
+                return cairn__fail(err, CAIRN_E_NOMEM, "metadata: to_json: out of memory");
+            puts_(p, p->indent ? ": " : ":");
+        }
+        CAIRN_TRY(to_json(p, cairn__value_item(v, i, &scratch), depth + 1, err));
+    }
+    newline(p, depth);
+    put(p, is_map ? "}" : "]", 1);
     return CAIRN_OK;
 }
 
-static cairn_status to_json(const cairn_value *v, int depth, json_t **out, cairn_error *err)
+static cairn_status to_json(printer *p, const cairn_value *v, int depth, cairn_error *err)
 {
     const void *data = NULL;
     size_t len = 0;
     int b = 0;
     int64_t i = 0;
     double d = 0;
-    json_t *node = NULL;
+    char num[32];
+    cairn_status st = CAIRN_OK;
     switch (cairn_value_get_type(v)) {
     case CAIRN_VALUE_NULL:
-        node = json_null();
+        puts_(p, "null");
         break;
     case CAIRN_VALUE_BOOL:
         cairn_value_get_bool(v, &b);
-        node = json_boolean(b);
+        puts_(p, b ? "true" : "false");
         break;
-    case CAIRN_VALUE_INT:
+    case CAIRN_VALUE_INT: /* jansson's JSON_INTEGER_FORMAT */
         cairn_value_get_int(v, &i);
-        node = json_integer((json_int_t)i);
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, (json_int_t)i);
+        puts_(p, num);
         break;
     case CAIRN_VALUE_FLOAT:
         cairn_value_get_float(v, &d);
-        node = float_json(d);
+        st = float_json(p, depth, d);
         break;
     case CAIRN_VALUE_STRING:
         cairn_value_get_data(v, &data, &len);
-        node = json_stringn(data, len);
+        st = put_string(p, data, len);
         break;
     case CAIRN_VALUE_BYTES:
         cairn_value_get_data(v, &data, &len);
-        node = bytes_json(data, len);
+        st = bytes_json(p, depth, data, len);
         break;
     case CAIRN_VALUE_TENSOR:
         cairn_value_get_data(v, &data, &len);
-        node = tagged("$tensor", data, len);
+        st = tagged(p, depth, "$tensor", data, len);
         break;
     case CAIRN_VALUE_LIST:
     case CAIRN_VALUE_MAP:
-        return container_json(v, depth, out, err);
+        return container_json(p, v, depth, err);
     }
-    if (!node)
+    if (st != CAIRN_OK || p->out.oom)
         return cairn__fail(err, CAIRN_E_NOMEM, "metadata: to_json: out of memory");
-    *out = node;
     return CAIRN_OK;
 }
 
@@ -156,21 +217,16 @@ cairn_status cairn_value_to_json(const cairn_value *v, int indent, char **out_js
     if (indent < 0 || indent > JSON_MAX_INDENT)
         return cairn__fail(err, CAIRN_E_ARG, "metadata: to_json: indent %d is not in 0..%d",
                            indent, JSON_MAX_INDENT);
-    json_t *root;
-    CAIRN_TRY(to_json(v, 1, &root, err));
-    size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17) |
-                   (indent ? JSON_INDENT(indent) : JSON_COMPACT);
-    /* Printed into our own malloc'd buffer (sized by a first pass), so
-     * cairn_free releases it whatever allocator jansson was given. */
-    size_t need = json_dumpb(root, NULL, 0, flags);
-    char *text = need ? malloc(need + 1) : NULL;
-    if (!text || json_dumpb(root, text, need, flags) != need) {
-        free(text);
-        json_decref(root);
-        return cairn__fail(err, CAIRN_E_NOMEM, "metadata: to_json: out of memory");
+    printer p = {{NULL, 0, 0, 0}, indent, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17) |
+                                          (indent ? JSON_INDENT(indent) : JSON_COMPACT)};
+    cairn_status st = to_json(&p, v, 0, err);
+    put(&p, "", 1); /* the NUL */
+    if (st == CAIRN_OK && p.out.oom)
+        st = cairn__fail(err, CAIRN_E_NOMEM, "metadata: to_json: out of memory");
+    if (st != CAIRN_OK) {
+        free(p.out.p);
+        return st;
     }
-    text[need] = '\0';
-    json_decref(root);
-    *out_json = text;
+    *out_json = p.out.p;
     return CAIRN_OK;
 }

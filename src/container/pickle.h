@@ -30,10 +30,10 @@
 #define CAIRN__PICKLE_MAX_GLOBAL 1024                 /* bytes of a global's module or name */
 #define CAIRN__PICKLE_MAX_TENSORS (UINT32_C(1) << 20) /* tensors rebuilt by one pickle */
 /* Memo references make some opcodes cheap to repeat (BINGET a long str, then
- * REDUCE a copy of it), so what the machine and the walker make is also
- * bounded by the pickle's size: container items and bytes the machine
- * copies at most 2 x its length + 64 KiB, bytes of names and of the tree
- * at most 16 x its length + 1 MiB. */
+ * REDUCE a copy of it), so what the machine makes is also bounded by the
+ * pickle's size: container items and bytes the machine copies at most 2 x
+ * its length + 64 KiB. (The walker's own budget is
+ * CAIRN__PICKLE_TREE_BUDGET, below.) */
 #define CAIRN__PICKLE_BUDGET(len, k, extra) ((uint64_t)(k) * (len) + (extra))
 
 typedef enum cairn__pk_type {
@@ -67,6 +67,7 @@ typedef enum cairn__pk_kind {
     CAIRN__PG_DEVICE,           /* torch.device(type[, index]) -> "type:index" */
     CAIRN__PG_SIZE,             /* torch.Size(tuple) -> tuple */
     CAIRN__PG_ENCODE,           /* _codecs.encode(str, "latin1") -> bytes (protocol 2 bytes) */
+    CAIRN__PG_BYTES,            /* builtins.bytes() -> b"" (protocol 2's empty bytes) */
     CAIRN__PG_STORAGE_TYPE,     /* torch.FloatStorage ... (dtype), torch.UntypedStorage (U8) */
     CAIRN__PG_DTYPE             /* torch.float32 ... (dtype INVALID: one cairn has not) */
 } cairn__pk_kind;
@@ -245,6 +246,35 @@ cairn_status cairn__pk_newobj(cairn__pickle *vm, uint32_t cls, uint32_t args, si
 cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, uint32_t *out,
                                   cairn_error *err);
 
+/* ------------------------------------------- NumPy dtypes (pickle_numpy.c) */
+
+#define CAIRN__NP_ITEM_HASOBJECT 0x01 /* NumPy's NPY_ITEM_REFCOUNT in a dtype's flags */
+
+/* What a pickled numpy.dtype(CODE, False, True) [+ BUILD state] says, as
+ * its caller found it in the graph or the tree. */
+typedef struct cairn__np_dtype_args {
+    const char *code;   /* CODE, e.g. "f8", "U10", "S5", "b1" */
+    size_t code_len;
+    int has_state;      /* a BUILD state was set */
+    int state_ok;       /* ... and it is a tuple of 7 to 9 fields: int version, str byte
+                           order, ..., int elsize, int alignment[, int flags[, metadata]] */
+    char endian;        /* state[1]: '<', '>', '|', '=' (anything else is refused) */
+    int structured;     /* state[2], [3] or [4] (subarray, names, fields) is not None */
+    int64_t elsize;     /* state[5] */
+    int64_t flags;      /* state[7], 0 when absent */
+} cairn__np_dtype_args;
+
+typedef struct cairn__np_dtype {
+    char kind;          /* the code's letter: b i u f c M m S U V */
+    uint64_t itemsize;  /* bytes per element, exactly as NumPy computes it */
+    int big_endian;     /* byte order '>' */
+    cairn_dtype dtype;  /* cairn's, or CAIRN_DTYPE_INVALID (strings, datetimes, f16...) */
+} cairn__np_dtype;
+
+/* NULL with *out filled, or why NumPy's reading of the dtype is one cairn
+ * refuses (object arrays, structured dtypes, sizes NumPy leaves odd). */
+const char *cairn__np_dtype_resolve(const cairn__np_dtype_args *a, cairn__np_dtype *out);
+
 /* ---------------------------------------------- the walker (pickle_flat.c) */
 
 typedef struct cairn__pk_named {
@@ -261,15 +291,22 @@ typedef struct cairn__pk_flat {
     cairn_value *tree;        /* a map, with tensor references */
 } cairn__pk_flat;
 
+/* What the tree made from one pickle may take (bytes of nodes, packed
+ * items, names, keys and strings, every shared reference charged in full):
+ * 16 x the bytes the file holds for that pickle (as stored: a deflated
+ * member's or a compressed joblib file's compressed size) + 16 MiB. */
+#define CAIRN__PICKLE_TREE_BUDGET(stored) (16 * (uint64_t)(stored) + (UINT64_C(16) << 20))
+
 /* Names every tensor by its path (dict keys and sequence indexes joined with
  * '.'; a tensor at the top is "tensor") and turns the object into the
  * metadata tree (a top-level dict is the root map; anything else sits under
  * the key "object"). Refuses what cannot be named or is out of bounds:
  * keys other than str and int, empty keys, two keys of one name, duplicate
  * tensor names, invalid UTF-8, reference cycles, depth beyond
- * CAIRN_META_MAX_DEPTH and sharing that expands past a multiple of the node
- * count. */
-cairn_status cairn__pickle_flatten(cairn__pickle *vm, cairn__pk_flat *out, cairn_error *err);
+ * CAIRN_META_MAX_DEPTH and sharing that expands past
+ * CAIRN__PICKLE_TREE_BUDGET(stored). */
+cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
+                                   cairn_error *err);
 void cairn__pk_flat_free(cairn__pk_flat *flat);
 
 #endif /* CAIRN_PICKLE_H */

@@ -27,6 +27,8 @@ static const cairn__pk_global torch_globals[] = {
     G("torch", "device", DEVICE, 0),
     G("torch", "Size", SIZE, 0),
     G("_codecs", "encode", ENCODE, 0),
+    G("builtins", "bytes", BYTES, 0), /* bytes(): protocol 2 writes b"" so */
+    G("__builtin__", "bytes", BYTES, 0),
     ST("DoubleStorage", CAIRN_F64), ST("FloatStorage", CAIRN_F32), ST("HalfStorage", CAIRN_F16),
     ST("BFloat16Storage", CAIRN_BF16), ST("LongStorage", CAIRN_I64), ST("IntStorage", CAIRN_I32),
     ST("ShortStorage", CAIRN_I16), ST("CharStorage", CAIRN_I8), ST("ByteStorage", CAIRN_U8),
@@ -230,6 +232,10 @@ static cairn_status check_bounds(const call_ctx *c, const cairn__pk_tensor *t,
     if (count > 0)
         overflow |= cairn__add_overflow(last, 1, &last);
     overflow |= cairn__mul_overflow(last, esize, &need);
+    /* An expanded view (stride 0) touches few bytes but has count x esize
+     * of them once read: that product must fit too. */
+    uint64_t bytes;
+    overflow |= cairn__mul_overflow(count, esize, &bytes);
     if (!overflow && need <= s->nbytes)
         return CAIRN_OK;
     char sizes[200], strides[200], key[64] = "?";
@@ -239,7 +245,8 @@ static cairn_status check_bounds(const call_ctx *c, const cairn__pk_tensor *t,
     cairn__printable((const char *)k->p, k->len, key, sizeof key);
     if (overflow)
         return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_CORRUPT, "REDUCE %s: size %s stride "
-                              "%s at storage offset %" PRIu64 " overflows 64 bits", c->what,
+                              "%s at storage offset %" PRIu64 " overflows 64 bits (elements, "
+                              "bytes or the span they reach)", c->what,
                               sizes, strides, t->offset);
     return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_CORRUPT, "REDUCE %s: size %s stride %s at "
                           "storage offset %" PRIu64 " reaches byte %" PRIu64 " of storage '%s', "
@@ -415,6 +422,16 @@ static cairn_status make_bytes(const call_ctx *c, uint32_t *out)
     return new_owned_blob(c, CAIRN__PK_BYTES, bytes, n, out);
 }
 
+/* bytes() with no argument: protocol 2's empty bytes (an empty array's data). */
+static cairn_status make_empty_bytes(const call_ctx *c, uint32_t *out)
+{
+    CAIRN_TRY(want_count(c, 0, 0));
+    char *bytes = malloc(1);
+    if (!bytes)
+        return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_NOMEM, "out of memory");
+    return new_owned_blob(c, CAIRN__PK_BYTES, bytes, 0, out);
+}
+
 /* ------------------------------------------------------------------ REDUCE */
 
 /* ------------------------------------------------------------ inert mode */
@@ -484,6 +501,7 @@ cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t arg
     case CAIRN__PG_DEVICE: return make_device(&c, out);
     case CAIRN__PG_SIZE: return make_size(&c, out);
     case CAIRN__PG_ENCODE: return make_bytes(&c, out);
+    case CAIRN__PG_BYTES: return make_empty_bytes(&c, out);
     case CAIRN__PG_STORAGE_TYPE:
     case CAIRN__PG_DTYPE: break;
     }
@@ -498,6 +516,7 @@ cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t arg
  * elements), outside any opcode; the wrapper's state says how many. */
 static cairn_status joblib_elements(cairn__pickle *vm, uint32_t state, size_t at,
                                     uint64_t *nbytes, cairn_error *err);
+static uint32_t dict_get(const cairn__pickle *vm, uint32_t dict, const char *key);
 
 static int class_is(const cairn__pickle *vm, uint32_t obj, const char *name)
 {
@@ -514,15 +533,19 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
         return CAIRN_OK;
     uint64_t nbytes = 0;
     CAIRN_TRY(joblib_elements(vm, state, at, &nbytes, err));
-    if (vm->pos >= vm->len)
+    /* joblib writes (and reads) the padding byte only when the wrapper has
+     * a numpy_array_alignment_bytes that is not None (joblib >= 0.12). */
+    uint32_t align = dict_get(vm, state, "numpy_array_alignment_bytes");
+    int padded = align != UINT32_MAX && vm->nodes[align].type != CAIRN__PK_NONE;
+    if (padded && vm->pos >= vm->len)
         return cairn__pk_fail(vm, err, vm->pos, CAIRN_E_CORRUPT, "NumpyArrayWrapper: the file "
                               "ends before the array's padding byte");
-    size_t pad = vm->p[vm->pos];
-    if (pad > vm->len - vm->pos - 1 || nbytes > vm->len - vm->pos - 1 - pad)
+    size_t head = padded ? 1 + (size_t)vm->p[vm->pos] : 0;
+    if (head > vm->len - vm->pos || nbytes > vm->len - vm->pos - head)
         return cairn__pk_fail(vm, err, vm->pos, CAIRN_E_CORRUPT, "NumpyArrayWrapper: %llu bytes "
                               "of array (after %zu of padding) run past the end of the pickle",
-                              (unsigned long long)nbytes, pad);
-    size_t from = vm->pos + 1 + pad;
+                              (unsigned long long)nbytes, head ? head - 1 : 0);
+    size_t from = vm->pos + head;
     uint32_t data;
     CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_BYTES, vm->p + from, (size_t)nbytes, 0, from, &data,
                                  err));
@@ -634,37 +657,78 @@ static uint32_t dict_get(const cairn__pickle *vm, uint32_t dict, const char *key
     return UINT32_MAX;
 }
 
-/* numpy.dtype('f4', False, True) as an inert node: the element size its
- * first argument spells ("f4", "<i8", "c16", "b1"), or 0. */
-static uint64_t dtype_size(const cairn__pickle *vm, uint32_t dt)
+static int is_str_node(const cairn__pickle *vm, uint32_t node, const char *lit)
 {
-    uint32_t args = dict_get(vm, dt, "args");
-    if (args == UINT32_MAX || vm->nodes[args].type != CAIRN__PK_TUPLE)
+    if (node == UINT32_MAX || vm->nodes[node].type != CAIRN__PK_STR)
         return 0;
-    const cairn__pk_seq *a = cairn__pk_seq_of(vm, args);
-    if (a->count == 0 || vm->nodes[a->items[0]].type != CAIRN__PK_STR)
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, node);
+    return b->len == strlen(lit) && memcmp(b->p, lit, b->len) == 0;
+}
+
+/* Item i of a tuple node as an int, or 0 (*ok cleared) when it is not one. */
+static int64_t tuple_int(const cairn__pickle *vm, const cairn__pk_seq *q, uint32_t i, int *ok)
+{
+    if (i >= q->count || vm->nodes[q->items[i]].type != CAIRN__PK_INT) {
+        *ok = 0;
         return 0;
-    const cairn__pk_blob *b = cairn__pk_blob_of(vm, a->items[0]);
-    size_t i = 0;
-    while (i < b->len && !(b->p[i] >= '0' && b->p[i] <= '9'))
-        i++;
-    uint64_t size = 0;
-    for (; i < b->len && b->p[i] >= '0' && b->p[i] <= '9' && size < 4096; i++)
-        size = size * 10 + (uint64_t)(b->p[i] - '0');
-    return i == b->len ? size : 0;
+    }
+    return vm->nodes[q->items[i]].u.i;
+}
+
+/* numpy.dtype('U10', False, True) + BUILD (3, '<', None, None, None, 40, 4, 8)
+ * as an inert node: what NumPy makes of it (pickle_numpy.c), or why not. */
+static const char *numpy_dtype_of(const cairn__pickle *vm, uint32_t dt, cairn__np_dtype *out,
+                                  char *shown, size_t shown_size)
+{
+    snprintf(shown, shown_size, "?");
+    cairn__np_dtype_args a;
+    memset(&a, 0, sizeof a);
+    uint32_t args = dict_get(vm, dt, "args"), state = dict_get(vm, dt, "state");
+    if (!is_str_node(vm, dict_get(vm, dt, "$class"), "numpy.dtype") || args == UINT32_MAX ||
+        vm->nodes[args].type != CAIRN__PK_TUPLE)
+        return "it is not a numpy.dtype";
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, args);
+    if (q->count == 0 || vm->nodes[q->items[0]].type != CAIRN__PK_STR)
+        return "it is not a numpy.dtype";
+    const cairn__pk_blob *code = cairn__pk_blob_of(vm, q->items[0]);
+    a.code = (const char *)code->p;
+    a.code_len = code->len;
+    cairn__printable(a.code, a.code_len, shown, shown_size);
+    a.has_state = state != UINT32_MAX;
+    if (a.has_state && vm->nodes[state].type == CAIRN__PK_TUPLE) {
+        const cairn__pk_seq *t = cairn__pk_seq_of(vm, state);
+        int ok = t->count >= 7 && t->count <= 9;
+        (void)tuple_int(vm, t, 0, &ok);
+        const cairn__pk_blob *e = ok && vm->nodes[t->items[1]].type == CAIRN__PK_STR
+                                      ? cairn__pk_blob_of(vm, t->items[1]) : NULL;
+        ok = ok && e && e->len == 1;
+        a.endian = ok ? (char)e->p[0] : 0;
+        for (uint32_t i = 2; ok && i <= 4; i++)
+            a.structured |= vm->nodes[t->items[i]].type != CAIRN__PK_NONE;
+        a.elsize = tuple_int(vm, t, 5, &ok);
+        (void)tuple_int(vm, t, 6, &ok);
+        a.flags = t->count > 7 ? tuple_int(vm, t, 7, &ok) : 0;
+        a.state_ok = ok;
+    }
+    return cairn__np_dtype_resolve(&a, out);
 }
 
 static cairn_status joblib_elements(cairn__pickle *vm, uint32_t state, size_t at,
                                     uint64_t *nbytes, cairn_error *err)
 {
     uint32_t shape = dict_get(vm, state, "shape"), dt = dict_get(vm, state, "dtype");
-    uint64_t size = dt == UINT32_MAX ? 0 : dtype_size(vm, dt);
-    if (shape == UINT32_MAX || vm->nodes[shape].type != CAIRN__PK_TUPLE || size == 0)
+    cairn__np_dtype np;
+    if (shape == UINT32_MAX || vm->nodes[shape].type != CAIRN__PK_TUPLE || dt == UINT32_MAX)
         return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD of joblib.numpy_pickle."
-                              "NumpyArrayWrapper: its state has no shape tuple or no dtype with "
-                              "an element size cairn knows");
+                              "NumpyArrayWrapper: its state has no shape tuple or no dtype");
+    char shown[64];
+    const char *why = numpy_dtype_of(vm, dt, &np, shown, sizeof shown);
+    if (why)
+        return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD of joblib.numpy_pickle."
+                              "NumpyArrayWrapper: an array of numpy dtype '%s' cairn cannot "
+                              "read: %s", shown, why);
     const cairn__pk_seq *q = cairn__pk_seq_of(vm, shape);
-    uint64_t n = size;
+    uint64_t n = np.itemsize;
     for (uint32_t i = 0; i < q->count; i++) {
         const cairn__pk_node *d = &vm->nodes[q->items[i]];
         if (d->type != CAIRN__PK_INT || d->u.i < 0 ||

@@ -19,8 +19,9 @@ typedef struct walk {
     char path[CAIRN_NAME_MAX + 1];
     size_t path_len;
     int path_over;            /* the path is longer than a name may be */
-    uint64_t visits, max_visits;
-    uint64_t bytes, max_bytes; /* of names, keys and strings copied into the results */
+    uint64_t spent, budget;   /* bytes of the results: nodes, packed items, names, keys,
+                                 strings (CAIRN__PICKLE_TREE_BUDGET) */
+    uint64_t stored;          /* bytes the file holds for the pickle, for messages */
 } walk;
 
 static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out);
@@ -41,16 +42,27 @@ static cairn_status nomem(walk *w, uint32_t node)
     return fail_at(w, node, CAIRN_E_NOMEM, "out of memory building the metadata tree");
 }
 
-/* A memoized long string can be referenced many times for two bytes each:
- * what the walk copies is bounded by the pickle's size too. */
-static cairn_status spend(walk *w, uint32_t node, size_t n)
+/* Memo references make sharing cheap in the file (BINGET of a long string,
+ * or of a list of a million numbers, is two bytes) but every reference is
+ * its own copy in the tree: each is charged in full against a budget set
+ * by the bytes the file holds for the pickle. */
+static cairn_status spend(walk *w, uint32_t node, uint64_t n)
 {
-    if (n > w->max_bytes || w->bytes > w->max_bytes - n)
-        return fail_at(w, node, CAIRN_E_LIMIT, "names and strings copied from shared objects "
-                                               "exceed 16 times the pickle's size");
-    w->bytes += n;
+    if (n > w->budget || w->spent > w->budget - n) {
+        char why[200];
+        snprintf(why, sizeof why, "the metadata tree would take more than %llu bytes "
+                 "(16 x the %llu bytes of pickle the file holds + 16 MiB): shared objects "
+                 "expand too far", (unsigned long long)w->budget, (unsigned long long)w->stored);
+        return fail_at(w, node, CAIRN_E_LIMIT, why);
+    }
+    w->spent += n;
     return CAIRN_OK;
 }
+
+/* What one value costs in the tree: a node and the slot that holds it. */
+#define NODE_COST (sizeof(cairn_value) + sizeof(void *))
+/* An item of a packed list (its text, if any, is charged as copied). */
+#define PACKED_COST 8
 
 /* ------------------------------------------------------------------ paths */
 
@@ -201,7 +213,7 @@ static cairn_status dict_children(walk *w, uint32_t node, int depth, key_ent *en
     for (uint32_t i = 0; i < n; i++) {
         if (ents[i].dead)
             continue;
-        CAIRN_TRY(spend(w, node, ents[i].len));
+        CAIRN_TRY(spend(w, node, ents[i].len + 1 + NODE_COST + sizeof(char *)));
         path_mark m = path_push(w, ents[i].s, ents[i].len);
         cairn_value *child = NULL;
         cairn_status st = convert(w, ents[i].value, depth + 1, &child);
@@ -249,10 +261,15 @@ static cairn_status convert_seq(walk *w, uint32_t node, int depth, cairn_value *
         cairn_status st = convert(w, s->items[i], depth + 1, &child);
         path_pop(w, m);
         CAIRN_TRY(st);
-        if (cairn_value_append(list, child, NULL) != CAIRN_OK) {
-            cairn_value_free(child);
+        int was_packed = list->pack != CAIRN__PACK_NONE || cairn_value_count(list) == 0;
+        if (cairn__value_list_add(list, child) != CAIRN_OK) /* packs lists of numbers */
             return nomem(w, node);
-        }
+        if (list->pack)
+            CAIRN_TRY(spend(w, node, PACKED_COST));
+        else if (was_packed) /* its items became nodes */
+            CAIRN_TRY(spend(w, node, (uint64_t)cairn_value_count(list) * NODE_COST));
+        else
+            CAIRN_TRY(spend(w, node, NODE_COST));
     }
     return CAIRN_OK;
 }
@@ -267,6 +284,7 @@ static cairn_status convert_container(walk *w, uint32_t node, int depth, cairn_v
         return fail_at(w, node, CAIRN_E_UNSUPPORTED, "a container holds itself (a reference "
                                                      "cycle)");
     int is_dict = n->type == CAIRN__PK_DICT;
+    CAIRN_TRY(spend(w, node, NODE_COST));
     *out = is_dict ? cairn_value_map() : cairn_value_list();
     if (!*out)
         return nomem(w, node);
@@ -304,8 +322,6 @@ static cairn_status convert_text(walk *w, uint32_t node, cairn_value **out)
 static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out)
 {
     *out = NULL;
-    if (++w->visits > w->max_visits)
-        return fail_at(w, node, CAIRN_E_LIMIT, "shared objects expand to too many values");
     const cairn__pk_node *n = &w->vm->nodes[node];
     switch ((cairn__pk_type)n->type) {
     case CAIRN__PK_NONE: *out = cairn_value_null(); break;
@@ -396,7 +412,8 @@ static cairn_status walk_root(walk *w, cairn__pk_flat *out)
     return CAIRN_OK;
 }
 
-cairn_status cairn__pickle_flatten(cairn__pickle *vm, cairn__pk_flat *out, cairn_error *err)
+cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
+                                   cairn_error *err)
 {
     memset(out, 0, sizeof *out);
     walk *w = calloc(1, sizeof *w); /* the path buffer is 4 KiB: off the stack */
@@ -407,9 +424,9 @@ cairn_status cairn__pickle_flatten(cairn__pickle *vm, cairn__pk_flat *out, cairn
     w->err = err;
     /* Sharing is legitimate (tied weights, a memoized string used twice) but
      * a chain of lists that each hold the previous one twice doubles at
-     * every level: every node may be met a few times, no more. */
-    w->max_visits = 4 * (uint64_t)vm->node_count + 4096;
-    w->max_bytes = CAIRN__PICKLE_BUDGET(vm->len, 16, 1u << 20);
+     * every level, and a list of a million zeros deflates to a few KB. */
+    w->stored = stored;
+    w->budget = CAIRN__PICKLE_TREE_BUDGET(stored);
     cairn_status st = walk_root(w, out);
     if (st == CAIRN_OK)
         st = index_names(w);

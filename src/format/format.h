@@ -33,6 +33,10 @@ typedef struct cairn__tensor {
                           read.c gets them from ops->load_range or ops->load */
 } cairn__tensor;
 
+/* Checks every byte of a file (cairn_file_verify), handed to a format that
+ * wants to say where damage is. */
+typedef cairn_status (*cairn__verify_all_fn)(const cairn_file *f, cairn_error *err);
+
 typedef struct cairn__reader_ops {
     cairn_format format;
     /* Parses the structure of f (f->src is ready). Sets f->state. */
@@ -73,6 +77,14 @@ typedef struct cairn__reader_ops {
      * _verify then act on that file, so views, reads, checks and their
      * messages are the owner's. f->src then holds no tensor bytes. */
     const cairn_file *(*owner)(const cairn_file *f, uint64_t index, uint64_t *owner_index);
+    /* Optional (formats with a signature block): checks f's signature with
+     * `public_key` (CAIRN_E_UNSIGNED, CAIRN_E_SIGNATURE, ...); verify_all
+     * may be called to say where damage is. */
+    cairn_status (*verify_signature)(const cairn_file *f, const uint8_t *public_key,
+                                     cairn__verify_all_fn verify_all, cairn_error *err);
+    /* Optional: writes a signed copy of f (which verified) to `out`. */
+    cairn_status (*sign)(const cairn_file *f, const uint8_t *secret_key, cairn__sink *out,
+                         cairn_error *err);
 } cairn__reader_ops;
 
 struct cairn_file {
@@ -110,6 +122,9 @@ static inline const uint8_t *cairn__file_ptr(const cairn_file *f, uint64_t offse
 
 typedef struct cairn__writer_ops {
     cairn_format format;
+    /* 1 for composite writers (archive/compose_*.c) whose parts are saves of
+     * their own: they get no sink and commit in `finish`. */
+    int composite;
     /* Called once after the sink is ready; writes any header. */
     cairn_status (*begin)(cairn_writer *w, cairn_error *err);
     cairn_status (*add)(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -146,6 +161,7 @@ struct cairn_writer {
     int32_t level;
     uint64_t chunk_size;
     unsigned threads;
+    uint64_t shard_size; /* cairn_write_opts.shard_size (composite shard writer) */
     int failed;         /* any error makes the writer unusable */
     char *path;         /* target path (file), or "<memory>"; sink.path borrows it */
     cairn__sink sink;   /* io/sink.h: file (temporary until commit), memory or remote */

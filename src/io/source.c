@@ -1,6 +1,7 @@
 /* source.c -- local and memory sources of source.h; remote back ends plug
  * in through cairn__source_backend. */
 #include "io/source.h"
+#include "io/open_read.h"
 #include "io/remote.h"
 
 #include <errno.h>
@@ -19,34 +20,14 @@ cairn_status cairn__source_open_file(cairn__source *s, const char *path, int no_
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->path = path;
-    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
-     * writer forever, before fstat could tell what it is. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
+    CAIRN_TRY(cairn__open_read(path, 0, CAIRN__OPEN_DIR_OK, &fd, &st, err));
     if (S_ISDIR(st.st_mode)) {
         close(fd);
         *kind = CAIRN__SOURCE_DIRECTORY;
         return CAIRN_OK;
     }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (%s)", path,
-                           S_ISFIFO(st.st_mode)  ? "a FIFO"
-                           : S_ISSOCK(st.st_mode) ? "a socket"
-                           : S_ISCHR(st.st_mode)  ? "a character device"
-                           : S_ISBLK(st.st_mode)  ? "a block device"
-                                                  : "not a file");
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     *kind = CAIRN__SOURCE_FILE;
     s->fd = fd;
     s->size = (uint64_t)st.st_size;

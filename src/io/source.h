@@ -41,8 +41,8 @@ typedef enum cairn__source_kind {
 } cairn__source_kind;
 
 /* Opens a regular file for reading. The type is checked before anything can
- * block: the file is opened with O_NONBLOCK and fstat'ed, so a FIFO, a
- * socket or a device is refused at once instead of hanging the reader.
+ * block (io/open_read.h), so a FIFO, a socket or a device is refused at once
+ * instead of hanging the reader.
  * Maps it unless `no_mmap` (a failed mmap falls back to pread). `path` is
  * borrowed and must outlive the source. A directory is reported, not
  * opened. */

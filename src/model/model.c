@@ -3,6 +3,7 @@
  * several objects in one file. */
 #include "archive/archive.h"
 #include "model/model_internal.h"
+#include "common/opts.h"
 
 #include <stdlib.h>
 
@@ -18,14 +19,15 @@ typedef struct value_part {
     const cairn_value *value;
 } value_part;
 
-static cairn_status check_parts(const cairn_model_parts *parts, cairn_error *err)
+/* The caller's parts as far as its struct goes (common/opts.h); absent
+ * fields are parts not set. */
+static cairn_status read_parts(const cairn_model_parts *parts, cairn_model_parts *p,
+                               cairn_error *err)
 {
     if (!parts)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_model_parts");
-    if (parts->struct_size < sizeof *parts)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_model_parts.struct_size %zu is too small",
-                           parts->struct_size);
-    return CAIRN_OK;
+    *p = (cairn_model_parts){.struct_size = sizeof *p};
+    return CAIRN__OPTS_COPY(p, parts, cairn_model_parts, kind, err);
 }
 
 static void list_tensor_parts(const cairn_model_parts *p, tensor_part out[3])
@@ -102,16 +104,17 @@ cairn_status cairn_model_write(cairn_writer *w, const cairn_model_parts *parts, 
 cairn_status cairn__model_write_tagged(cairn_writer *w, const cairn_model_parts *parts,
                                        const char *key, const cairn_value *value, cairn_error *err)
 {
-    CAIRN_TRY(check_parts(parts, err));
+    cairn_model_parts p;
+    CAIRN_TRY(read_parts(parts, &p, err));
     tensor_part tp[3];
-    list_tensor_parts(parts, tp);
+    list_tensor_parts(&p, tp);
     for (int i = 0; i < 3; i++)
         if (tp[i].set)
             CAIRN_TRY(cairn_params_write(tp[i].set, w, tp[i].prefix, err));
     cairn_value *meta = cairn_value_map();
     if (!meta)
         return cairn__fail(err, CAIRN_E_NOMEM, "out of memory");
-    cairn_status st = build_meta(parts, meta, err);
+    cairn_status st = build_meta(&p, meta, err);
     if (st == CAIRN_OK && key)
         st = put(meta, key, cairn_value_clone(value), err);
     if (st == CAIRN_OK)
@@ -123,9 +126,10 @@ cairn_status cairn__model_write_tagged(cairn_writer *w, const cairn_model_parts 
 cairn_status cairn_model_save(const char *path, const cairn_model_parts *parts, cairn_error *err)
 {
     cairn_writer *w;
-    CAIRN_TRY(check_parts(parts, err));
+    cairn_model_parts p;
+    CAIRN_TRY(read_parts(parts, &p, err));
     CAIRN_TRY(cairn_writer_open_path(path, NULL, &w, err));
-    cairn_status st = cairn_model_write(w, parts, err);
+    cairn_status st = cairn_model_write(w, &p, err);
     if (st != CAIRN_OK) {
         cairn_writer_abort(w);
         return st;
@@ -141,9 +145,10 @@ cairn_status cairn_model_save_memory(const cairn_model_parts *parts, void **out,
         *out = NULL;
     if (out_size)
         *out_size = 0;
-    CAIRN_TRY(check_parts(parts, err));
+    cairn_model_parts p;
+    CAIRN_TRY(read_parts(parts, &p, err));
     CAIRN_TRY(cairn_writer_open_memory(NULL, &w, err));
-    cairn_status st = cairn_model_write(w, parts, err);
+    cairn_status st = cairn_model_write(w, &p, err);
     if (st != CAIRN_OK) {
         cairn_writer_abort(w);
         return st;
@@ -184,12 +189,7 @@ static cairn_status load_parts(const cairn_file *f, const cairn_model_parts *par
                                cairn_error *err)
 {
     cairn_load_opts o = {.struct_size = sizeof o};
-    if (opts) {
-        if (opts->struct_size < sizeof o)
-            return cairn__fail(err, CAIRN_E_ARG, "cairn_load_opts.struct_size %zu is too small",
-                               opts->struct_size);
-        o = *opts;
-    }
+    CAIRN_TRY(CAIRN__OPTS_COPY(&o, opts, cairn_load_opts, flags, err));
     tensor_part tp[3];
     list_tensor_parts(parts, tp);
     for (int i = 0; i < 3; i++) {
@@ -214,12 +214,13 @@ cairn_status cairn_model_load(const cairn_file *f, const cairn_model_parts *part
         *meta = NULL;
     if (!f)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_model_load: NULL file");
-    CAIRN_TRY(check_parts(parts, err));
+    cairn_model_parts p;
+    CAIRN_TRY(read_parts(parts, &p, err));
     cairn_value *tree;
     CAIRN_TRY(cairn_file_read_metadata(f, &tree, err));
-    cairn_status st = parts->kind ? check_kind(f, tree, parts->kind, err) : CAIRN_OK;
+    cairn_status st = p.kind ? check_kind(f, tree, p.kind, err) : CAIRN_OK;
     if (st == CAIRN_OK)
-        st = load_parts(f, parts, opts, tree, err);
+        st = load_parts(f, &p, opts, tree, err);
     if (st == CAIRN_OK && meta)
         *meta = tree;
     else

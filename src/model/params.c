@@ -3,6 +3,7 @@
  * and schema migrations. */
 #include "archive/archive.h"
 #include "common/nameset.h"
+#include "common/opts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,13 +499,8 @@ cairn_status cairn_params_load(cairn_params *p, const cairn_file *f, const cairn
         *report = NULL;
     if (!p || !f)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_params_load: NULL argument");
-    cairn_load_opts o = {0};
-    if (opts) {
-        if (opts->struct_size < sizeof o)
-            return cairn__fail(err, CAIRN_E_ARG, "cairn_load_opts.struct_size %zu is too small",
-                               opts->struct_size);
-        o = *opts;
-    }
+    cairn_load_opts o = {.struct_size = sizeof o};
+    CAIRN_TRY(CAIRN__OPTS_COPY(&o, opts, cairn_load_opts, flags, err));
     if (o.rename_count && (!o.rename_from || !o.rename_to))
         return cairn__fail(err, CAIRN_E_ARG, "cairn_load_opts: rename_count without the maps");
     cairn_load_report *r = calloc(1, sizeof *r);

@@ -124,7 +124,8 @@ static cairn_status hash_file(const char *dir, const char *name, uint8_t sha[32]
     char *path = join(dir, name);
     if (!path)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", dir);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open; a regular file ignores it */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     cairn_status st = CAIRN_OK;
     struct stat sb;
     if (fd < 0)
@@ -209,14 +210,9 @@ cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECR
         if (t.oom)
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the manifest", dir);
     }
-    cairn_writer *w = NULL;
     if (st == CAIRN_OK)
-        st = cairn__writer_open_raw(path, flags & CAIRN_WRITE_NO_SYNC, &w, err);
-    if (st == CAIRN_OK && (st = cairn__sink_write(&w->sink, t.p, t.len, err)) == CAIRN_OK) {
-        st = cairn_writer_commit(w, err);
-        w = NULL;
-    }
-    cairn_writer_abort(w);
+        st = cairn__commit_small_file(path, t.p, t.len,
+                                      (flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0, err);
     free(path);
     free(t.p);
     return st;
@@ -316,13 +312,16 @@ static cairn_status read_manifest(const char *dir, char **out, size_t *len, cair
     char *path = join(dir, MANIFEST_NAME);
     if (!path)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", dir);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open; a regular file ignores it */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat sb;
     cairn_status st = CAIRN_OK;
     if (fd < 0 && errno == ENOENT)
         st = cairn__fail(err, CAIRN_E_UNSIGNED, "%s: not signed (no %s)", dir, MANIFEST_NAME);
     else if (fd < 0 || fstat(fd, &sb) != 0)
         st = cairn__fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = cairn__fail(err, CAIRN_E_IO, "%s: not a regular file", path);
     else if ((uint64_t)sb.st_size > MANIFEST_MAX)
         st = cairn__fail(err, CAIRN_E_LIMIT, "%s: %llu bytes exceeds the 64 MiB manifest limit",
                          path, (unsigned long long)sb.st_size);

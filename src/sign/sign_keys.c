@@ -7,6 +7,7 @@
  * The secret key is libsodium's 64 bytes: the 32-byte seed, then the public
  * key. Text, so a key can be copied through a terminal or a secret store. */
 #include "sign/sign_internal.h"
+#include "io/open_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,25 +21,6 @@
 static const char secret_magic[] = "cairn-ed25519-secret-v1\n";
 static const char public_magic[] = "cairn-ed25519-public-v1\n";
 #define KEY_FILE_MAX 4096
-
-cairn_status cairn__sodium_ready(const char *what, cairn_error *err)
-{
-    if (sodium_init() < 0)
-        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: libsodium cannot be initialised", what);
-    return CAIRN_OK;
-}
-
-void cairn__hex(const uint8_t *bytes, size_t n, char *out)
-{
-    sodium_bin2hex(out, 2 * n + 1, bytes, n);
-}
-
-void cairn_key_id(const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES], uint8_t id[CAIRN_KEY_ID_BYTES])
-{
-    uint8_t h[32];
-    crypto_generichash(h, sizeof h, public_key, CAIRN_PUBLIC_KEY_BYTES, NULL, 0);
-    memcpy(id, h, CAIRN_KEY_ID_BYTES);
-}
 
 static cairn_status write_all(int fd, const char *path, const char *data, size_t len,
                               cairn_error *err)
@@ -135,14 +117,9 @@ cairn_status cairn_keygen(const char *secret_path, const char *public_path, cair
 static cairn_status load_key(const char *path, const char *magic, uint8_t *out, size_t n,
                              int secret, cairn_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cairn__fail(err, CAIRN_E_IO, "%s: cannot open key file: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file", path);
-    }
+    CAIRN_TRY(cairn__open_read(path, 0, 0, &fd, &sb, err));
     if (secret && (sb.st_mode & 077)) {
         close(fd);
         return cairn__fail(err, CAIRN_E_ARG, "%s: secret key file is accessible by others (mode "

@@ -178,12 +178,11 @@ static cairn_status node(const gguf_cur *c, cairn_value *v)
                                       "metadata", c->f->path);
 }
 
+/* Arrays of numbers, bools or strings become packed lists (one array, not
+ * a node per element: value_internal.h). */
 static cairn_status append(const gguf_cur *c, cairn_value *list, cairn_value *item)
 {
-    if (cairn_value_append(list, item, NULL) == CAIRN_OK)
-        return CAIRN_OK;
-    cairn_value_free(item);
-    return node(c, NULL);
+    return cairn__value_list_add(list, item) == CAIRN_OK ? CAIRN_OK : node(c, NULL);
 }
 
 static cairn_value *scalar_node(uint32_t type, const uint8_t *p)

@@ -593,7 +593,8 @@ static cairn_status natural_elem(const gw_emit *x, const cairn_value *list, uint
     size_t n = cairn_value_count(list);
     *et = GGUF_INT64;
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(list, i);
+        cairn_value scratch; /* packed lists are read in place */
+        const cairn_value *item = cairn__value_item(list, i, &scratch);
         int64_t t = natural_type(x, item, &st);
         if (t < 0)
             return st;
@@ -606,22 +607,25 @@ static cairn_status natural_elem(const gw_emit *x, const cairn_value *list, uint
     return CAIRN_OK;
 }
 
+/* An array of arrays is in the GGUF spec, but ggml's reader
+ * (gguf_init_from_file, so llama.cpp) refuses a whole file holding one: it
+ * is never written (docs/FORMAT.md §13.4). */
+static cairn_status refuse_nested(const gw_emit *x)
+{
+    return eerr(x, CAIRN_E_UNSUPPORTED, "a list of lists (or of bytes) would be a GGUF array "
+                "of arrays, which ggml's reader refuses");
+}
+
 /* An array's element type, count and elements (no leading type field).
- * `desc` is the record (NULL: natural). Bounded by GGUF_MAX_NESTING. */
-static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cairn_value *desc,
-                               int depth)
+ * `desc` is the record (NULL: natural). */
+static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cairn_value *desc)
 {
     gw_desc d = {GGUF_ARRAY, -1};
     const void *p;
     size_t len, n = cairn_value_count(v);
     cairn_value_type vt = cairn_value_get_type(v);
-    if (depth > GGUF_MAX_NESTING)
-        return eerr(x, CAIRN_E_LIMIT, "arrays nest more than %d deep", GGUF_MAX_NESTING);
     if (desc) {
         CAIRN_TRY(parse_desc(x, desc, &d));
-        if (d.type != GGUF_ARRAY)
-            return eerr(x, CAIRN_E_ARG, "an element of an array of arrays has the scalar type "
-                        "record %s", gguf_value_type_name(d.type));
     } else if (vt == CAIRN_VALUE_BYTES) {
         d.elem = GGUF_UINT8;
     } else if (vt == CAIRN_VALUE_LIST) {
@@ -629,6 +633,8 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
         CAIRN_TRY(natural_elem(x, v, &et));
         d.elem = et;
     }
+    if (d.elem == GGUF_ARRAY)
+        return refuse_nested(x);
     if (vt == CAIRN_VALUE_BYTES && (d.elem == GGUF_UINT8 || d.elem == GGUF_INT8)) {
         cairn_value_get_data(v, &p, &len);
         put_u32(x->b, (uint32_t)d.elem);
@@ -638,19 +644,11 @@ static cairn_status emit_array(const gw_emit *x, const cairn_value *v, const cai
     if (vt != CAIRN_VALUE_LIST)
         return eerr(x, CAIRN_E_ARG, "a %s value cannot be written as a GGUF array%s",
                     kind_name(v), desc ? " (its gguf.types record says ARRAY)" : "");
-    int per_element = desc && cairn_value_get_type(desc) == CAIRN_VALUE_LIST;
-    if (per_element && cairn_value_count(desc) != n)
-        return eerr(x, CAIRN_E_ARG, "the list has %zu elements but its gguf.types record lists "
-                    "%zu", n, cairn_value_count(desc));
     put_u32(x->b, (uint32_t)d.elem);
     put_u64(x->b, n);
     for (size_t i = 0; i < n; i++) {
-        const cairn_value *item = cairn_value_at(v, i);
-        if (d.elem == GGUF_ARRAY)
-            CAIRN_TRY(emit_array(x, item, per_element ? cairn_value_at(desc, i) : NULL,
-                                 depth + 1));
-        else
-            CAIRN_TRY(emit_scalar(x, (uint32_t)d.elem, item));
+        cairn_value scratch; /* packed lists are read in place */
+        CAIRN_TRY(emit_scalar(x, (uint32_t)d.elem, cairn__value_item(v, i, &scratch)));
     }
     return CAIRN_OK;
 }
@@ -676,7 +674,7 @@ static cairn_status emit_kv(cairn__buf *b, const gw_kvs *k, const gw_kv *kv)
     }
     put_u32(b, d.type);
     if (d.type == GGUF_ARRAY)
-        return emit_array(&x, kv->value, kv->desc, 1);
+        return emit_array(&x, kv->value, kv->desc);
     return emit_scalar(&x, d.type, kv->value);
 }
 

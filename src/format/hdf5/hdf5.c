@@ -9,15 +9,28 @@
 
 #include <jansson.h>
 
+#include <dlfcn.h>
 #include <hdf5.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define H5_MAX_ATTR_ELEMS (1u << 20) /* attributes larger than this are left out */
 #define KERAS_WEIGHTS "model.weights.h5"
 #define KERAS_JSON_MAX (64u << 20) /* config.json, metadata.json */
 #define KERAS_JSON_DEPTH 200
+/* A dataset may hold at most max(max_inflate, this x the bytes libhdf5
+ * stores for it) bytes of data: the ZIP reader's ratio (docs/FORMAT.md
+ * 12.3), for fill values and filters alike. */
+#define H5_RATIO_LIMIT CAIRN__ZIP_RATIO_LIMIT
+/* verify reads a dataset in hyperslabs of at most this many bytes. */
+#define H5_VERIFY_BLOCK (16u << 20)
+/* Where Debian's HDF5 filter plugins are (hdf5-plugin-lzf,
+ * hdf5-filter-plugin, hdf5-filter-plugin-blosc-serial). */
+#ifndef CAIRN_HDF5_PLUGIN_DIR
+#define CAIRN_HDF5_PLUGIN_DIR "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins"
+#endif
 
 /* libhdf5 as Debian builds it is not thread-safe, and its state (open ids,
  * the error stack, automatic error printing) is process-wide, so every call
@@ -37,6 +50,36 @@ static void h5_enter(h5_guard *g)
     pthread_mutex_lock(&h5_lock);
     H5Eget_auto2(H5E_DEFAULT, &g->func, &g->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* Debian's LZF plugin is built for h5py, which links liblzf: the plugin
+ * leaves lzf_decompress to the process. Loading liblzf into the global
+ * symbol scope, once per process, lets libhdf5 load the plugin for cairn
+ * too. Failure only leaves LZF unavailable (and named when a dataset needs
+ * it). The handle is never closed: the library stays for the process. */
+static void load_lzf(void)
+{
+    (void)dlopen("liblzf.so.1", RTLD_NOW | RTLD_GLOBAL);
+}
+
+/* Makes sure libhdf5 looks for filter plugins where Debian installs them,
+ * also when HDF5_PLUGIN_PATH replaced its default search path: first, as
+ * libhdf5 1.10 ends its search at the first directory it cannot open.
+ * Called with the lock held; the search path is libhdf5's own process-wide
+ * state, checked each time instead of remembered. */
+static void plugin_path(void)
+{
+    static pthread_once_t lzf_once = PTHREAD_ONCE_INIT;
+    pthread_once(&lzf_once, load_lzf);
+    unsigned n = 0;
+    char dir[sizeof CAIRN_HDF5_PLUGIN_DIR + 1];
+    if (H5PLsize(&n) < 0)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        if (H5PLget(i, dir, sizeof dir) == (ssize_t)strlen(CAIRN_HDF5_PLUGIN_DIR) &&
+            strcmp(dir, CAIRN_HDF5_PLUGIN_DIR) == 0)
+            return;
+    H5PLprepend(CAIRN_HDF5_PLUGIN_DIR);
 }
 
 static void h5_leave(const h5_guard *g)
@@ -137,10 +180,8 @@ static const char *map_complex(hid_t ft, cairn_dtype *dt, hid_t *mem, int *owned
     return NULL;
 }
 
-static const char *map_type(hid_t ft, cairn_dtype *dt, hid_t *mem, int *owned)
+static const char *map_class(hid_t ft, cairn_dtype *dt, hid_t *mem, int *owned)
 {
-    *owned = 0;
-    *mem = -1;
     switch (H5Tget_class(ft)) {
     case H5T_INTEGER: return map_int(ft, dt, mem);
     case H5T_FLOAT: return map_float(ft, dt, mem, owned);
@@ -153,6 +194,21 @@ static const char *map_type(hid_t ft, cairn_dtype *dt, hid_t *mem, int *owned)
     case H5T_ARRAY: return "an array type";
     default: return "a type cairn has no dtype for";
     }
+}
+
+/* map_class, closing what it made when the type is refused, so every
+ * failure leaves no libhdf5 identifier open. */
+static const char *map_type(hid_t ft, cairn_dtype *dt, hid_t *mem, int *owned)
+{
+    *owned = 0;
+    *mem = -1;
+    const char *why = map_class(ft, dt, mem, owned);
+    if (why) {
+        h5_close_type(*mem, *owned);
+        *mem = -1;
+        *owned = 0;
+    }
+    return why;
 }
 
 /* Keras stores bfloat16 as 2-byte opaque data with a string attribute
@@ -198,7 +254,7 @@ static const char *dataset_type(hid_t ds, hid_t ft, cairn_dtype *dt, hid_t *mem,
     if (why && keras_bf16(ds, ft)) {
         *dt = CAIRN_BF16;
         *mem = H5Tcopy(ft); /* the bytes as stored: little-endian bfloat16 */
-        *owned = 1;
+        *owned = *mem >= 0;
         why = *mem < 0 ? "an opaque type libhdf5 cannot copy" : NULL;
     }
     return why;
@@ -219,6 +275,8 @@ typedef struct h5_reader {
     size_t nobjects, objcap;
     h5_skip *skipped;
     size_t nskipped, skipcap;
+    char **strings; /* string datasets, carried in the tree under their paths */
+    size_t nstrings, strcap;
     cairn__nameset index;
     uint64_t payload;
     cairn_value *keras; /* a .keras archive: {"config", "metadata"} from its JSON members */
@@ -280,6 +338,17 @@ static const char *storage_refusal(hid_t ds)
     return why;
 }
 
+/* 1 when `raw` bytes of data are more than max_inflate and more than
+ * H5_RATIO_LIMIT times the bytes libhdf5 stores for dataset ds (a dataset
+ * never written reads as its fill value from no storage at all; a filter
+ * bomb inflates a few chunk bytes into many). */
+static int over_ratio(const cairn_file *f, hid_t ds, uint64_t raw)
+{
+    uint64_t stored = H5Dget_storage_size(ds), cap;
+    return raw > f->max_inflate &&
+           !cairn__mul_overflow(stored, (uint64_t)H5_RATIO_LIMIT, &cap) && raw > cap;
+}
+
 /* Fills a tensor from an open dataset; *why says why it is skipped instead. */
 static cairn_status dataset_shape(h5_reader *r, hid_t ds, const char *path, cairn__tensor *t,
                                   const char **why)
@@ -307,15 +376,26 @@ static cairn_status dataset_shape(h5_reader *r, hid_t ds, const char *path, cair
         return CAIRN_OK;
     t->info.rank = (uint32_t)rank;
     t->info.count = 1;
-    for (int k = 0; k < rank; k++) {
+    for (int k = 0; k < rank; k++)
         t->info.dims[k] = dims[k];
-        if (cairn__mul_overflow(t->info.count, dims[k], &t->info.count))
-            return r->st = cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s': the "
-                                       "element count overflows 64 bits", r->f->path, path);
+    if (cairn__shape_too_big(t->info.rank, t->info.dims, cairn_dtype_size(t->info.dtype))) {
+        *why = "its size, counting each zero dimension as 1, is more than 2^62 bytes";
+        return CAIRN_OK;
     }
-    if (cairn__mul_overflow(t->info.count, cairn_dtype_size(t->info.dtype), &t->info.raw_size))
-        return r->st = cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s': the byte "
-                                   "size overflows 64 bits", r->f->path, path);
+    for (int k = 0; k < rank; k++)
+        t->info.count *= dims[k];
+    t->info.raw_size = t->info.count * cairn_dtype_size(t->info.dtype);
+    return CAIRN_OK;
+}
+
+/* Appends a copy of path to a list of paths. */
+static cairn_status add_path(h5_reader *r, char ***list, size_t *cap, size_t *n, const char *path)
+{
+    if (!grow((void **)list, cap, *n, sizeof **list))
+        return rnomem(r);
+    if (!((*list)[*n] = strdup(path)))
+        return rnomem(r);
+    (*n)++;
     return CAIRN_OK;
 }
 
@@ -330,6 +410,14 @@ static cairn_status add_dataset(h5_reader *r, const char *path)
         H5Dclose(ds);
         return r->st = cairn__fail(r->err, CAIRN_E_UNSUPPORTED, "%s: hdf5 dataset '%s' %s; "
                                    "cairn refuses it", r->f->path, path, why);
+    }
+    hid_t ft = H5Dget_type(ds);
+    int is_string = ft >= 0 && H5Tget_class(ft) == H5T_STRING;
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (is_string) {
+        H5Dclose(ds);
+        return add_path(r, &r->strings, &r->strcap, &r->nstrings, path);
     }
     cairn__tensor t;
     memset(&t, 0, sizeof t);
@@ -357,12 +445,7 @@ static cairn_status add_dataset(h5_reader *r, const char *path)
 
 static cairn_status add_object(h5_reader *r, const char *path)
 {
-    if (!grow((void **)&r->objects, &r->objcap, r->nobjects, sizeof *r->objects))
-        return rnomem(r);
-    if (!(r->objects[r->nobjects] = strdup(path)))
-        return rnomem(r);
-    r->nobjects++;
-    return CAIRN_OK;
+    return add_path(r, &r->objects, &r->objcap, &r->nobjects, path);
 }
 
 static herr_t visit_link(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
@@ -500,6 +583,144 @@ static int attr_value(hid_t a, cairn_value **out)
     return ok;
 }
 
+/* Appends the n strings at ptrs (NUL-terminated, NULL for none) to list,
+ * counting their bytes into *total; 0 when out of memory. */
+static int append_strings(char **ptrs, size_t n, uint64_t *total, cairn_value *list)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = ptrs[i] ? strlen(ptrs[i]) : 0;
+        *total += len;
+        cairn_value *v = string_value(ptrs[i] ? ptrs[i] : "", len);
+        if (!v || cairn_value_append(list, v, NULL) != CAIRN_OK) {
+            cairn_value_free(v);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Variable-length strings of dataset ds into list, 16 at a time (element
+ * selections), stopping once more than `budget` bytes came: many elements
+ * may point at one long string in the file's heap, so no more than 16 of
+ * them are ever in memory at once. Returns NULL or why it stopped. */
+static const char *read_vlen(hid_t ds, hid_t ft, hid_t sp, size_t n, uint64_t budget,
+                             cairn_value *list)
+{
+    enum { K = 16 };
+    int rank = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[H5S_MAX_RANK], coords[K * H5S_MAX_RANK];
+    if (rank < 0 || (rank > 0 && H5Sget_simple_extent_dims(sp, dims, NULL) < 0))
+        return "a string dataset whose shape cannot be read";
+    hid_t mt = H5Tcopy(H5T_C_S1), fs = H5Scopy(sp);
+    const char *why = mt < 0 || fs < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+                              H5Tset_cset(mt, H5Tget_cset(ft)) < 0
+                          ? "a string dataset libhdf5 cannot read"
+                          : NULL;
+    uint64_t total = 0;
+    for (size_t at = 0; !why && at < n; at += K) {
+        hsize_t k = n - at < K ? n - at : K;
+        for (hsize_t j = 0; j < k; j++) { /* element at + j, unravelled (row-major) */
+            uint64_t rest = at + j;
+            for (int d = rank - 1; d >= 0; d--) {
+                coords[j * (hsize_t)rank + (hsize_t)d] = rest % dims[d];
+                rest /= dims[d];
+            }
+        }
+        char *ptrs[K] = {0};
+        hid_t ms = H5Screate_simple(1, &k, NULL);
+        herr_t e = ms < 0 ? -1
+                   : rank == 0 ? H5Sselect_all(fs)
+                               : H5Sselect_elements(fs, H5S_SELECT_SET, (size_t)k, coords);
+        if (e >= 0)
+            e = H5Dread(ds, mt, ms, fs, H5P_DEFAULT, ptrs);
+        if (e < 0)
+            why = "a string dataset whose strings cannot be read";
+        else if (!append_strings(ptrs, (size_t)k, &total, list))
+            why = "a string dataset cairn ran out of memory for";
+        else if (total > budget)
+            why = "a string dataset of more bytes than cairn reads for the tree (16 x the file "
+                  "size + 1 MiB)";
+        if (e >= 0)
+            H5Dvlen_reclaim(mt, ms, H5P_DEFAULT, ptrs);
+        if (ms >= 0)
+            H5Sclose(ms);
+    }
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (fs >= 0)
+        H5Sclose(fs);
+    return why;
+}
+
+/* String dataset `path` as a tree value (a scalar as a string, an array of
+ * any rank as a flat list), or NULL with *why saying why it is not carried.
+ * Bounded like attributes (2^20 strings) and tensors (the ratio limit),
+ * in bytes by 16 x the file size + 1 MiB, and in strings by that / 16. */
+static cairn_value *string_dataset(const h5_reader *r, const char *path, const char **why)
+{
+    hid_t ds = H5Dopen2(r->file, path, H5P_DEFAULT);
+    hid_t ft = ds >= 0 ? H5Dget_type(ds) : -1, sp = ds >= 0 ? H5Dget_space(ds) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int vlen = ft >= 0 && H5Tis_variable_str(ft) > 0;
+    uint64_t w = ft >= 0 ? H5Tget_size(ft) : 0, budget, bytes = 0;
+    if (cairn__mul_overflow(r->f->src.size, 16, &budget) ||
+        cairn__add_overflow(budget, UINT64_C(1) << 20, &budget))
+        budget = UINT64_MAX;
+    cairn_value *list = NULL;
+    *why = NULL;
+    if (ds < 0 || ft < 0 || sp < 0 || n < 0)
+        *why = "a string dataset whose type or shape cannot be read";
+    else if (H5Sget_simple_extent_type(sp) == H5S_NULL)
+        *why = "a string dataset with a null dataspace";
+    else if ((uint64_t)n > H5_MAX_ATTR_ELEMS || (uint64_t)n > budget / 16)
+        *why = "a string dataset of more than 2^20 strings, or more than one per byte of the "
+               "file (each costs a tree node)";
+    else if (cairn__mul_overflow((uint64_t)n, w, &bytes) || over_ratio(r->f, ds, bytes))
+        *why = "a string dataset of far more data than the file stores for it (ratio limit)";
+    else if (!vlen && bytes > budget)
+        *why = "a string dataset of more bytes than cairn reads for the tree (16 x the file "
+               "size + 1 MiB)";
+    else if (!(list = cairn_value_list()))
+        *why = "a string dataset cairn ran out of memory for";
+    else if (vlen)
+        *why = read_vlen(ds, ft, sp, (size_t)n, budget, list);
+    else if (n > 0) {
+        char *buf = malloc((size_t)bytes);
+        hid_t mt = H5Tcopy(ft);
+        if (!buf || mt < 0 || H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+            *why = "a string dataset whose strings cannot be read";
+        for (size_t i = 0; !*why && i < (size_t)n; i++) {
+            const char *q = buf + i * w;
+            cairn_value *v = string_value(q, strnlen(q, (size_t)w));
+            if (!v || cairn_value_append(list, v, NULL) != CAIRN_OK) {
+                cairn_value_free(v);
+                *why = "a string dataset cairn ran out of memory for";
+            }
+        }
+        if (mt >= 0)
+            H5Tclose(mt);
+        free(buf);
+    }
+    if (!*why && H5Sget_simple_extent_type(sp) == H5S_SCALAR && cairn_value_count(list) == 1) {
+        cairn_value *one = cairn_value_clone(cairn_value_at(list, 0));
+        cairn_value_free(list);
+        list = one;
+        if (!one)
+            *why = "a string dataset cairn ran out of memory for";
+    }
+    if (*why) {
+        cairn_value_free(list);
+        list = NULL;
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return list;
+}
+
 typedef struct attr_walk {
     h5_reader *r;
     const char *path;
@@ -631,14 +852,54 @@ static cairn_status keras_order(h5_reader *r, const cairn_value *tree)
     return CAIRN_OK;
 }
 
+/* Appends {"path", "why"} to the list of what the tree leaves out; 0 when
+ * out of memory. */
+static int skipped_entry(cairn_value *list, const char *path, const char *why)
+{
+    cairn_value *m = cairn_value_map(), *p = cairn_value_string(path),
+                *w = cairn_value_string(why);
+    if (m && p && cairn_value_set(m, "path", p, NULL) == CAIRN_OK) {
+        p = NULL;
+        if (w && cairn_value_set(m, "why", w, NULL) == CAIRN_OK) {
+            w = NULL;
+            if (cairn_value_append(list, m, NULL) == CAIRN_OK)
+                return 1;
+        }
+    }
+    cairn_value_free(p);
+    cairn_value_free(w);
+    cairn_value_free(m);
+    return 0;
+}
+
+/* String datasets as keys named by their paths; those not carried go to
+ * the skipped list. */
+static cairn_status string_datasets(h5_reader *r, cairn_value *tree, cairn_value *skipped)
+{
+    for (size_t i = 0; i < r->nstrings; i++) {
+        const char *why = NULL;
+        cairn_value *v = NULL;
+        if (cairn_value_get(tree, r->strings[i]))
+            why = "a string dataset whose path is already a key of the tree";
+        else
+            v = string_dataset(r, r->strings[i], &why);
+        if (v && cairn_value_set(tree, r->strings[i], v, NULL) != CAIRN_OK) {
+            cairn_value_free(v);
+            return rnomem(r);
+        }
+        if (!v && !skipped_entry(skipped, r->strings[i], why))
+            return rnomem(r);
+    }
+    return CAIRN_OK;
+}
+
 /* The tree: every attribute as "GROUPPATH@ATTR" (root attributes "@ATTR"),
- * plus "hdf5.skipped" listing datasets and links that are not tensors. */
+ * every string dataset as "PATH", plus "hdf5.skipped" listing datasets and
+ * links the tree and the tensors leave out. */
 static cairn_status build_tree(h5_reader *r, cairn_value **out)
 {
-    cairn_value *tree = cairn_value_map();
-    if (!tree)
-        return rnomem(r);
-    cairn_status st = object_attrs(r, "", tree);
+    cairn_value *tree = cairn_value_map(), *skipped = cairn_value_list();
+    cairn_status st = tree && skipped ? object_attrs(r, "", tree) : rnomem(r);
     for (size_t i = 0; st == CAIRN_OK && r->keras && i < cairn_value_count(r->keras); i++) {
         cairn_value *c = cairn_value_clone(cairn_value_at(r->keras, i));
         if (!c || cairn_value_set(tree, cairn_value_key_at(r->keras, i), c, NULL) != CAIRN_OK) {
@@ -648,32 +909,18 @@ static cairn_status build_tree(h5_reader *r, cairn_value **out)
     }
     for (size_t i = 0; st == CAIRN_OK && i < r->nobjects; i++)
         st = object_attrs(r, r->objects[i], tree);
-    if (st == CAIRN_OK && r->nskipped) {
-        cairn_value *list = cairn_value_list();
-        for (size_t i = 0; list && i < r->nskipped; i++) {
-            cairn_value *m = cairn_value_map(), *p = cairn_value_string(r->skipped[i].path),
-                        *w = cairn_value_string(r->skipped[i].why);
-            if (!m || !p || !w || cairn_value_set(m, "path", p, NULL) != CAIRN_OK) {
-                cairn_value_free(p);
-                p = NULL;
-            }
-            if (p && cairn_value_set(m, "why", w, NULL) == CAIRN_OK) {
-                w = NULL;
-                if (cairn_value_append(list, m, NULL) == CAIRN_OK)
-                    m = NULL;
-            }
-            cairn_value_free(w);
-            if (m) {
-                cairn_value_free(m);
-                cairn_value_free(list);
-                list = NULL;
-            }
-        }
-        if (!list || cairn_value_set(tree, "hdf5.skipped", list, NULL) != CAIRN_OK) {
-            cairn_value_free(list);
+    for (size_t i = 0; st == CAIRN_OK && i < r->nskipped; i++)
+        if (!skipped_entry(skipped, r->skipped[i].path, r->skipped[i].why))
             st = rnomem(r);
-        }
+    if (st == CAIRN_OK)
+        st = string_datasets(r, tree, skipped);
+    if (st == CAIRN_OK && cairn_value_count(skipped)) {
+        if (cairn_value_set(tree, "hdf5.skipped", skipped, NULL) == CAIRN_OK)
+            skipped = NULL;
+        else
+            st = rnomem(r);
     }
+    cairn_value_free(skipped);
     if (st != CAIRN_OK) {
         cairn_value_free(tree);
         return st;
@@ -691,6 +938,9 @@ static void forget_walk(h5_reader *r)
         free(r->objects[i]);
     for (size_t i = 0; i < r->nskipped; i++)
         free(r->skipped[i].path);
+    for (size_t i = 0; i < r->nstrings; i++)
+        free(r->strings[i]);
+    r->nstrings = 0;
     r->count = 0;
     r->nobjects = 0;
     r->nskipped = 0;
@@ -705,6 +955,7 @@ static void reader_free(h5_reader *r)
     free(r->tensors);
     free(r->objects);
     free(r->skipped);
+    free(r->strings);
     cairn__nameset_free(&r->index);
     cairn_value_free(r->keras);
     if (r->file >= 0)
@@ -717,8 +968,11 @@ static void reader_free(h5_reader *r)
  * (libhdf5 copies them). */
 static hid_t open_file(const cairn_file *f, const void *image, size_t size)
 {
-    if (!image)
-        return H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (!image) { /* the file cairn opened and checked, not whatever the path names now */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", f->src.fd);
+        return H5Fopen(access(self, R_OK) == 0 ? self : f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     hid_t file = -1;
     if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
@@ -927,6 +1181,7 @@ static cairn_status index_tensors(h5_reader *r)
 
 static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
 {
+    plugin_path();
     uint8_t head[4] = {0};
     if (f->src.size >= 4)
         CAIRN_TRY(cairn__file_read(f, 0, head, 4, r->err));
@@ -1055,30 +1310,117 @@ static cairn_status h5_read_metadata(const cairn_file *f, cairn_value **out, cai
     return st;
 }
 
+/* The Debian package that holds a filter plugin cairn knows of, for the
+ * message when libhdf5 cannot load it. */
+static const char *filter_package(H5Z_filter_t id)
+{
+    switch (id) {
+    case 32000: return "hdf5-plugin-lzf";                 /* LZF (h5py's 'lzf') */
+    case 32001: return "hdf5-filter-plugin-blosc-serial"; /* Blosc */
+    case 307:                                             /* BZip2 */
+    case 32004: return "hdf5-filter-plugin";              /* LZ4 */
+    case 32008: return "no Debian package (Bitshuffle)";
+    default: return NULL;
+    }
+}
+
+/* After a failed read: CAIRN_E_UNSUPPORTED naming the first filter of the
+ * dataset that libhdf5 cannot load (its id, the name the file gives it, the
+ * package that has it), else CAIRN_E_CORRUPT. Filters h5py writes are
+ * marked optional, but a chunk they were applied to cannot be read
+ * without them, so every filter counts. */
+static cairn_status read_failed(const cairn_file *f, hid_t ds, const char *name,
+                                cairn_error *err)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s': its creation "
+                           "properties cannot be read", f->path, name);
+    int n = H5Pget_nfilters(dcpl);
+    cairn_status st = CAIRN_OK;
+    for (int i = 0; st == CAIRN_OK && i < n; i++) {
+        unsigned flags = 0, cd[8];
+        size_t ncd = 8;
+        char fname[64] = "", shown[96];
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof fname,
+                                         fname, NULL);
+        if (id < 0 || H5Zfilter_avail(id) > 0)
+            continue;
+        const char *pkg = filter_package(id);
+        st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: hdf5 dataset '%s' needs filter %d "
+                         "('%s'), which libhdf5 cannot load%s%s (plugins are looked up in "
+                         "HDF5_PLUGIN_PATH and " CAIRN_HDF5_PLUGIN_DIR ")", f->path, name,
+                         (int)id, cairn__printable(fname, strnlen(fname, sizeof fname), shown,
+                                                   sizeof shown),
+                         pkg ? ": install " : "", pkg ? pkg : "");
+    }
+    H5Pclose(dcpl);
+    if (st == CAIRN_OK)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s': libhdf5 cannot read it "
+                         "(damaged chunk, failed filter or fletcher32 checksum)", f->path, name);
+    return st;
+}
+
+/* The ratio limit (over_ratio): CAIRN_E_LIMIT before anything is read or
+ * allocated. */
+static cairn_status check_inflate(const cairn_file *f, hid_t ds, const char *name, uint64_t raw,
+                                  cairn_error *err)
+{
+    if (!over_ratio(f, ds, raw))
+        return CAIRN_OK;
+    uint64_t stored = H5Dget_storage_size(ds);
+    return cairn__fail(err, CAIRN_E_LIMIT, "%s: hdf5 dataset '%s' is %llu bytes of data from "
+                       "%llu bytes stored in the file (never-written data read as its fill "
+                       "value, or a compression bomb): more than %d times that and more than "
+                       "max_inflate (%llu bytes); raise cairn_open_opts.max_inflate to read it",
+                       f->path, name, (unsigned long long)raw, (unsigned long long)stored,
+                       H5_RATIO_LIMIT, (unsigned long long)f->max_inflate);
+}
+
+/* Opens tensor t's dataset for reading, with the memory type that reads
+ * it, after the type and ratio checks. On failure nothing stays
+ * open. */
+static cairn_status open_for_read(const cairn_file *f, const cairn__tensor *t, hid_t *ds,
+                                  hid_t *mem, int *owned, cairn_error *err)
+{
+    const h5_reader *r = f->state;
+    *mem = -1;
+    *owned = 0;
+    *ds = H5Dopen2(r->file, t->info.name, H5P_DEFAULT);
+    if (*ds < 0)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s' cannot be opened",
+                           f->path, t->info.name);
+    hid_t ft = H5Dget_type(*ds);
+    cairn_dtype dt = CAIRN_DTYPE_INVALID;
+    const char *why = ft < 0 ? "no type" : dataset_type(*ds, ft, &dt, mem, owned);
+    if (ft >= 0)
+        H5Tclose(ft);
+    cairn_status st = CAIRN_OK;
+    if (why || dt != t->info.dtype)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s' changed type since the "
+                         "file was opened", f->path, t->info.name);
+    if (st == CAIRN_OK)
+        st = check_inflate(f, *ds, t->info.name, t->info.raw_size, err);
+    if (st != CAIRN_OK) {
+        h5_close_type(*mem, *owned);
+        H5Dclose(*ds);
+        *ds = *mem = -1;
+        *owned = 0;
+    }
+    return st;
+}
+
 static cairn_status load_locked(const cairn_file *f, const cairn__tensor *t, void *dst,
                                 cairn_error *err)
 {
-    const h5_reader *r = f->state;
-    hid_t ds = H5Dopen2(r->file, t->info.name, H5P_DEFAULT);
-    if (ds < 0)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s' cannot be opened",
-                           f->path, t->info.name);
-    hid_t ft = H5Dget_type(ds), mem = -1;
-    int owned = 0;
-    cairn_dtype dt = CAIRN_DTYPE_INVALID;
-    const char *why = ft < 0 ? "no type" : dataset_type(ds, ft, &dt, &mem, &owned);
-    herr_t e = -1;
-    if (!why && dt == t->info.dtype)
-        e = t->info.count ? H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : 0;
+    hid_t ds, mem;
+    int owned;
+    CAIRN_TRY(open_for_read(f, t, &ds, &mem, &owned, err));
+    herr_t e = t->info.count ? H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : 0;
+    cairn_status st = e < 0 ? read_failed(f, ds, t->info.name, err) : CAIRN_OK;
     h5_close_type(mem, owned);
-    if (ft >= 0)
-        H5Tclose(ft);
     H5Dclose(ds);
-    if (e < 0)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: hdf5 dataset '%s': libhdf5 cannot read "
-                           "it (damaged chunk, failed filter or fletcher32 checksum, or a "
-                           "filter this libhdf5 lacks)", f->path, t->info.name);
-    return CAIRN_OK;
+    return st;
 }
 
 static cairn_status h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
@@ -1094,6 +1436,77 @@ static cairn_status h5_load(const cairn_file *f, uint64_t index, void *dst, cair
     return st;
 }
 
+/* Reads hyperslab [start, start + count) of ds into buf. */
+static herr_t read_slab(hid_t ds, hid_t mem, int rank, const hsize_t *start,
+                        const hsize_t *count, void *buf)
+{
+    hsize_t n = 1;
+    for (int k = 0; k < rank; k++)
+        n *= count[k];
+    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(1, &n, NULL);
+    herr_t e = fs < 0 || ms < 0 ? -1
+                                : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (e >= 0)
+        e = H5Dread(ds, mem, ms, fs, H5P_DEFAULT, buf);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    return e;
+}
+
+/* Reads a whole dataset once, in hyperslabs of at most H5_VERIFY_BLOCK
+ * bytes (or one row of the innermost axis when a single element is larger,
+ * which no dtype is): axis `a` is the outermost one whose inner rows fit,
+ * read `b` rows at a time, for every index of the axes before it. */
+static cairn_status verify_locked(const cairn_file *f, const cairn__tensor *t, cairn_error *err)
+{
+    hid_t ds, mem;
+    int owned;
+    CAIRN_TRY(open_for_read(f, t, &ds, &mem, &owned, err));
+    const cairn_tensor_info *in = &t->info;
+    int rank = (int)in->rank;
+    uint64_t block = in->raw_size <= H5_VERIFY_BLOCK ? in->raw_size : 0, b = 0;
+    uint64_t inner = cairn_dtype_size(in->dtype); /* bytes of one index of axis a */
+    int a = rank - 1;
+    hsize_t start[CAIRN_MAX_RANK] = {0}, count[CAIRN_MAX_RANK];
+    if (!block) { /* in pieces: b rows of axis a, one index of each axis before it */
+        /* no overflow: no dimension is 0, and every product is at most raw_size */
+        while (a > 0 && inner * in->dims[a] <= H5_VERIFY_BLOCK)
+            inner *= in->dims[a--];
+        b = H5_VERIFY_BLOCK / inner ? H5_VERIFY_BLOCK / inner : 1;
+        if (b > in->dims[a])
+            b = in->dims[a];
+        block = b * inner;
+        for (int k = 0; k < rank; k++)
+            count[k] = k < a ? 1 : k == a ? b : in->dims[k];
+    }
+    void *buf = malloc(block ? (size_t)block : 1);
+    herr_t e = buf ? 0 : -1;
+    if (buf && !b && in->count)
+        e = H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    while (buf && b && e >= 0) {
+        count[a] = in->dims[a] - start[a] < b ? in->dims[a] - start[a] : b;
+        e = read_slab(ds, mem, rank, start, count, buf);
+        int k = a; /* the next hyperslab: an odometer over axes 0..a */
+        start[k] += count[k];
+        while (k > 0 && start[k] >= in->dims[k]) {
+            start[k--] = 0;
+            start[k]++;
+        }
+        if (start[0] >= in->dims[0])
+            break;
+    }
+    cairn_status st = !buf ? cairn__fail(err, CAIRN_E_NOMEM, "%s: hdf5 dataset '%s': out of "
+                                         "memory", f->path, in->name)
+                      : e < 0 ? read_failed(f, ds, in->name, err)
+                              : CAIRN_OK;
+    free(buf);
+    h5_close_type(mem, owned);
+    H5Dclose(ds);
+    return st;
+}
+
 /* Reads every dataset once (filters and fletcher32 checked by libhdf5). */
 static cairn_status h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
@@ -1101,16 +1514,10 @@ static cairn_status h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_
     if (index >= r->count)
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range",
                            f->path, (unsigned long long)index);
-    uint64_t n = r->tensors[index].info.raw_size;
-    if (n > SIZE_MAX)
-        return cairn__fail(err, CAIRN_E_LIMIT, "%s: hdf5 dataset '%s' does not fit in memory",
-                           f->path, r->tensors[index].info.name);
-    void *buf = malloc(n ? (size_t)n : 1);
-    if (!buf)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: hdf5 dataset '%s': out of memory",
-                           f->path, r->tensors[index].info.name);
-    cairn_status st = h5_load(f, index, buf, err);
-    free(buf);
+    h5_guard g;
+    h5_enter(&g);
+    cairn_status st = verify_locked(f, &r->tensors[index], err);
+    h5_leave(&g);
     return st;
 }
 

@@ -1,11 +1,11 @@
 /* native_read.c -- opens a .cairn file: checks the header, the trailer and
  * every index record with its chunk table (docs/FORMAT.md §2-4, §7), then
  * answers queries by binary search over the mapped records. Compressed
- * tensors are decoded by chunks.c; signatures are checked by sign.c. */
+ * tensors are decoded by chunks.c; signatures are checked by native_sig.c. */
 #include "format/format.h"
 #include "format/native/chunks.h"
 #include "codec/codec.h"
-#include "sign/sign_internal.h"
+#include "format/native/native_sig.h"
 #include "common/value_internal.h"
 #include "format/native/native.h"
 
@@ -622,4 +622,6 @@ const cairn__reader_ops cairn__native_reader = {
     .read_metadata = nr_read_metadata,
     .load = nr_load,
     .load_range = nr_load_range,
+    .verify_signature = cairn__native_verify_signature,
+    .sign = cairn__native_sign,
 };

@@ -48,22 +48,19 @@ static const char *unsupported_kind(char kind)
     return NULL;
 }
 
-/* Element count and byte size of a shape; 1 when they overflow 64 bits. A
- * zero dimension makes both 0 whatever the other dimensions are. */
+/* Element count and byte size of a shape; 1 when the shape breaks the one
+ * rule (cairn__shape_too_big: counting each zero dimension as 1, at most
+ * 2^62 bytes), which writers apply too, so whatever is read converts. */
 static int shape_size(uint32_t rank, const uint64_t *dims, uint64_t esize, uint64_t *count,
                       uint64_t *bytes)
 {
-    uint64_t c = 1;
     *count = *bytes = 0;
-    for (uint32_t d = 0; d < rank; d++)
-        if (dims[d] == 0)
-            return 0;
-    for (uint32_t d = 0; d < rank; d++)
-        if (cairn__mul_overflow(c, dims[d], &c))
-            return 1;
-    if (cairn__mul_overflow(c, esize, bytes))
+    if (cairn__shape_too_big(rank, dims, esize))
         return 1;
-    *count = c;
+    *count = 1;
+    for (uint32_t d = 0; d < rank; d++)
+        *count *= dims[d];
+    *bytes = *count * esize;
     return 0;
 }
 
@@ -429,8 +426,9 @@ cairn_status cairn__npy_payload(const cairn__npy_header *h, uint64_t size,
     uint64_t data_at = h->header_at + h->header_len;
     uint64_t payload = size - data_at;
     if (shape_size(h->rank, h->dims, cairn_dtype_size(h->dtype), count, bytes))
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: npy header at offset %llu: shape times "
-                           "item size (%s) overflows 64 bits; the payload is %llu bytes", o->where,
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: npy header at offset %llu: shape times "
+                           "item size (%s), counting each zero dimension as 1, is more than "
+                           "2^62 bytes; the payload is %llu bytes", o->where,
                            (unsigned long long)(o->base + h->header_at), h->descr,
                            (unsigned long long)payload);
     if (payload < *bytes)

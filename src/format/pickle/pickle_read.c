@@ -11,6 +11,8 @@
 #include "format/registry.h"
 #include "container/pickle.h"
 #include "codec/joblib_codec.h"
+#include "common/nameset.h"
+#include "common/value_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@ typedef struct pickle_state {
     size_t len;
     int inflated;
     cairn__pk_flat flat;
+    cairn__nameset names; /* the tensors by name: each name once */
     char where[PICKLE_WHERE_MAX];
 } pickle_state;
 
@@ -74,7 +77,10 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
     }
     uint8_t *out = NULL;
     size_t out_len = 0;
-    cairn_status st = cairn__joblib_unpack(&f->src, f->max_inflate, codec, p, n, &out, &out_len, err);
+    /* The machine reads at most CAIRN__PICKLE_MAX_BYTES: no more is unpacked. */
+    uint64_t limit = f->max_inflate < CAIRN__PICKLE_MAX_BYTES ? f->max_inflate
+                                                              : CAIRN__PICKLE_MAX_BYTES;
+    cairn_status st = cairn__joblib_unpack(f->path, limit, codec, p, n, &out, &out_len, err);
     free(copy);
     if (st == CAIRN_OK) { /* the whole stream is out: the state owns it and reads from it */
         s->owned = out;
@@ -92,6 +98,7 @@ static void state_free(pickle_state *s)
     for (uint64_t i = 0; i < s->count; i++)
         free(s->tensors[i].name);
     free(s->tensors);
+    cairn__nameset_free(&s->names);
     cairn__pk_flat_free(&s->flat);
     free(s->owned);
     free(s);
@@ -105,7 +112,7 @@ static cairn_status run(const cairn_file *f, pickle_state *s, cairn_error *err)
     cairn__pickle_init(&vm, &host, s->where, 0);
     cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);
     if (st == CAIRN_OK)
-        st = cairn__pickle_flatten(&vm, &s->flat, err);
+        st = cairn__pickle_flatten(&vm, f->src.size, &s->flat, err); /* as the file holds it */
     cairn__pickle_free(&vm);
     return st;
 }
@@ -121,30 +128,51 @@ static int is_str(const cairn_value *v, const char *lit)
            memcmp(d, lit, len) == 0;
 }
 
+/* Item i of a list node as an int, or 0 with *ok cleared. */
+static int64_t list_int(const cairn_value *list, size_t i, int *ok)
+{
+    int64_t v = 0;
+    if (cairn_value_get_int(cairn_value_at(list, i), &v) != CAIRN_OK)
+        *ok = 0;
+    return v;
+}
+
 /* numpy.dtype('f8', False, True) with state (3, '<', ...): cairn's dtype and
- * whether the bytes are big-endian. */
+ * whether the bytes are big-endian, read as NumPy reads it (pickle_numpy.c);
+ * CAIRN_DTYPE_INVALID for what cairn has no dtype for or refuses. */
 static cairn_dtype numpy_dtype(const cairn_value *dt, int *big)
 {
     const cairn_value *args = cairn_value_get(dt, "args");
     const cairn_value *st = cairn_value_get(dt, "state");
+    cairn__np_dtype_args a;
+    cairn__np_dtype np;
     const void *d;
-    size_t len;
-    if (!is_str(cairn_value_get(dt, "$class"), "numpy.dtype") || !args ||
-        cairn_value_get_data(cairn_value_at(args, 0), &d, &len) != CAIRN_OK || len < 2 ||
-        len > 4)
+    memset(&a, 0, sizeof a);
+    if (!is_str(cairn_value_get(dt, "$class"), "numpy.dtype") ||
+        cairn_value_get_type(cairn_value_at(args, 0)) != CAIRN_VALUE_STRING ||
+        cairn_value_get_data(cairn_value_at(args, 0), &d, &a.code_len) != CAIRN_OK)
         return CAIRN_DTYPE_INVALID;
-    *big = st && is_str(cairn_value_at(st, 1), ">");
-    char code[5] = {0};
-    memcpy(code, d, len);
-    static const struct { const char *code; cairn_dtype dtype; } map[] = {
-        {"f8", CAIRN_F64}, {"f4", CAIRN_F32}, {"f2", CAIRN_F16}, {"i1", CAIRN_I8},
-        {"i2", CAIRN_I16}, {"i4", CAIRN_I32}, {"i8", CAIRN_I64}, {"u1", CAIRN_U8},
-        {"u2", CAIRN_U16}, {"u4", CAIRN_U32}, {"u8", CAIRN_U64}, {"b1", CAIRN_BOOL},
-        {"c8", CAIRN_C64}, {"c16", CAIRN_C128}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(code, map[i].code))
-            return map[i].dtype;
-    return CAIRN_DTYPE_INVALID;
+    a.code = d;
+    a.has_state = st != NULL;
+    if (cairn_value_get_type(st) == CAIRN_VALUE_LIST) {
+        size_t n = cairn_value_count(st), elen = 0;
+        int ok = n >= 7 && n <= 9;
+        const void *e = NULL;
+        (void)list_int(st, 0, &ok);
+        ok = ok && cairn_value_get_type(cairn_value_at(st, 1)) == CAIRN_VALUE_STRING &&
+             cairn_value_get_data(cairn_value_at(st, 1), &e, &elen) == CAIRN_OK && elen == 1;
+        a.endian = ok ? *(const char *)e : 0;
+        for (size_t i = 2; ok && i <= 4; i++)
+            a.structured |= cairn_value_get_type(cairn_value_at(st, i)) != CAIRN_VALUE_NULL;
+        a.elsize = list_int(st, 5, &ok);
+        (void)list_int(st, 6, &ok);
+        a.flags = n > 7 ? list_int(st, 7, &ok) : 0;
+        a.state_ok = ok;
+    }
+    if (cairn__np_dtype_resolve(&a, &np))
+        return CAIRN_DTYPE_INVALID;
+    *big = np.big_endian;
+    return np.dtype;
 }
 
 typedef struct array_view {
@@ -249,14 +277,40 @@ static cairn_status add_array(const cairn_file *f, pickle_state *s, const char *
     return CAIRN_OK;
 }
 
+static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
+{
+    const pickle_state *s = ctx;
+    *len = s->tensors[index].t.info.name_len;
+    return s->tensors[index].name;
+}
+
+/* Two arrays whose paths read alike ({"a.b": x, "a": {"b": y}}, or a key
+ * "a.0" beside item 0 of a list "a") would give one name to two tensors, the
+ * second unreachable: refused, as for .pt files (docs/FORMAT.md §18). */
+static cairn_status index_names(const cairn_file *f, pickle_state *s, cairn_error *err)
+{
+    for (uint64_t i = 0; i < s->count; i++) {
+        const cairn_tensor_info *in = &s->tensors[i].t.info;
+        if (cairn__nameset_find(&s->names, in->name, in->name_len, tensor_name_at, s) >= 0) {
+            char shown[160];
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: two arrays are both named '%s' "
+                               "(a dotted key and nested containers that spell the same path)",
+                               f->path, cairn__printable(in->name, in->name_len, shown,
+                                                         sizeof shown));
+        }
+        CAIRN_TRY(cairn__nameset_insert(&s->names, (uint32_t)i, tensor_name_at, s, err));
+    }
+    return CAIRN_OK;
+}
+
 /* Names each array by its path ("state.coef_"; list items by index). The
  * tree's depth is bounded by the walker that made it. */
 static cairn_status find_arrays(const cairn_file *f, pickle_state *s, const cairn_value *v,
                                 char *path, size_t used, size_t cap, cairn_error *err)
 {
     cairn_value_type type = cairn_value_get_type(v);
-    if (type != CAIRN_VALUE_MAP && type != CAIRN_VALUE_LIST)
-        return CAIRN_OK;
+    if ((type != CAIRN_VALUE_MAP && type != CAIRN_VALUE_LIST) || v->pack)
+        return CAIRN_OK; /* a packed list holds only numbers or strings: left packed */
     array_view a;
     if (type == CAIRN_VALUE_MAP && as_array(v, &a))
         return add_array(f, s, used ? path : "array", &a, err);
@@ -301,6 +355,8 @@ static cairn_status pickle_open(cairn_file *f, cairn_error *err)
         char path[1024] = {0};
         st = find_arrays(f, s, s->flat.tree, path, 0, sizeof path, err);
     }
+    if (st == CAIRN_OK)
+        st = index_names(f, s, err);
     if (st != CAIRN_OK && !(f->flags & CAIRN_OPEN_INERT) && st == CAIRN_E_UNSUPPORTED &&
         err && strstr(err->message, "is not allowed")) {
         size_t used = strlen(err->message);
@@ -344,12 +400,10 @@ static cairn_status pickle_find(const cairn_file *f, const char *name, size_t na
                                 uint64_t *index, cairn_error *err)
 {
     const pickle_state *s = f->state;
-    for (uint64_t i = 0; i < s->count; i++) { /* linear: a model holds few arrays */
-        const cairn_tensor_info *in = &s->tensors[i].t.info;
-        if (in->name_len == name_len && memcmp(in->name, name, name_len) == 0) {
-            *index = i;
-            return CAIRN_OK;
-        }
+    int64_t i = cairn__nameset_find(&s->names, name, name_len, tensor_name_at, s);
+    if (i >= 0) {
+        *index = (uint64_t)i;
+        return CAIRN_OK;
     }
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names are paths in the "

@@ -2,6 +2,7 @@
  * (docs/FORMAT.md §11.4), including a parser for cairn's tagged JSON view. */
 #include "format/format.h"
 #include "format/safetensors/safetensors_meta.h"
+#include "common/value_internal.h"
 
 #include "format/safetensors/safetensors.h"
 
@@ -69,6 +70,8 @@ static const cairn_value *find_ambiguous(const cairn_value *v, const char **key)
     if (type != CAIRN_VALUE_LIST && type != CAIRN_VALUE_MAP)
         return NULL;
     size_t n = cairn_value_count(v);
+    if (v->pack) /* numbers or strings only */
+        return NULL;
     if (type == CAIRN_VALUE_MAP && n == 1 && is_escape_key(cairn_value_key_at(v, 0)) &&
         cairn_value_get_type(cairn_value_at(v, 0)) == CAIRN_VALUE_STRING) {
         *key = cairn_value_key_at(v, 0);

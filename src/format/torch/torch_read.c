@@ -86,6 +86,20 @@ static cairn_status add_storage(torch_state *s, const torch_storage *st, uint32_
     return CAIRN_OK;
 }
 
+/* A storage key met again must declare the class (dtype) and element count
+ * it was first declared with (docs/FORMAT.md §14.4, §14.6). */
+static cairn_status same_declaration(const torch_state *s, const torch_storage *old,
+                                     const char *shown, uint64_t at, cairn_dtype dtype,
+                                     uint64_t numel, cairn_error *err)
+{
+    if (old->dtype == dtype && old->numel == numel)
+        return CAIRN_OK;
+    return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared again as "
+                       "%llu x %s (first as %llu x %s)", s->where, (unsigned long long)at, shown,
+                       (unsigned long long)numel, cairn_dtype_name(dtype),
+                       (unsigned long long)old->numel, cairn_dtype_name(old->dtype));
+}
+
 /* ------------------------------------------------------- ZIP: the records */
 
 /* The one data.pkl at the top or in the one top folder; torch names that
@@ -215,6 +229,11 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
     }
     uint64_t mi = (uint64_t)(m - s->zip.members);
     if (s->storage_of[mi] != UINT32_MAX) {
+        /* torch.load keeps the first declaration and ignores the rest: a
+         * second one that disagrees would make cairn and torch read the
+         * bytes differently, so it is refused, as in legacy files. */
+        CAIRN_TRY(same_declaration(s, &s->storages[s->storage_of[mi]], shown, at, dtype, numel,
+                                   err));
         *index = s->storage_of[mi];
         return CAIRN_OK;
     }
@@ -226,13 +245,18 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
     return CAIRN_OK;
 }
 
+/* `stored`: the bytes the file holds for this pickle (a deflated member's
+ * compressed size), or 0 for "the bytes it ran over" (legacy files). */
 static cairn_status run_object(torch_state *s, cairn__pickle *vm, const cairn__pickle_host *host,
-                               const uint8_t *p, size_t len, uint64_t base, size_t *used,
-                               cairn_error *err)
+                               const uint8_t *p, size_t len, uint64_t base, uint64_t stored,
+                               size_t *used, cairn_error *err)
 {
+    size_t ran = 0;
     cairn__pickle_init(vm, host, s->where, base);
-    CAIRN_TRY(cairn__pickle_run(vm, p, len, used, err));
-    return cairn__pickle_flatten(vm, &s->flat, err);
+    CAIRN_TRY(cairn__pickle_run(vm, p, len, &ran, err));
+    if (used)
+        *used = ran;
+    return cairn__pickle_flatten(vm, stored ? stored : ran, &s->flat, err);
 }
 
 /* ------------------------------------------------------ tensors from the walk */
@@ -250,24 +274,30 @@ static int is_contiguous(const cairn__pk_tensor *t)
     return 1;
 }
 
-/* Checked by the pickle machine against the storage; recomputed here for
- * the load op. */
-static uint64_t span_of(const cairn__pk_tensor *t, uint64_t count, uint64_t esize)
+/* The bytes from the view's first element to the end of its last (0 when
+ * empty), or 0 with *over set when that overflows. The pickle machine
+ * checked it against the storage; recomputed here for the load op. */
+static uint64_t span_of(const cairn__pk_tensor *t, uint64_t count, uint64_t esize, int *over)
 {
     if (count == 0)
         return 0;
-    uint64_t last = 0;
-    for (uint32_t d = 0; d < t->rank; d++)
-        last += (t->sizes[d] - 1) * t->strides[d];
-    return (last + 1) * esize;
+    uint64_t last = 0, step, bytes;
+    for (uint32_t d = 0; d < t->rank; d++) {
+        *over |= cairn__mul_overflow(t->sizes[d] - 1, t->strides[d], &step);
+        *over |= cairn__add_overflow(last, step, &last);
+    }
+    *over |= cairn__add_overflow(last, 1, &last);
+    *over |= cairn__mul_overflow(last, esize, &bytes);
+    return *over ? 0 : bytes;
 }
 
-static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *pk,
-                     const cairn__pk_named *named)
+static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *pk,
+                             const cairn__pk_named *named, cairn_error *err)
 {
     const torch_storage *st = &s->storages[tt->storage];
     cairn_tensor_info *in = &tt->t.info;
     uint64_t esize = cairn_dtype_size(pk->dtype);
+    int over = 0;
     in->name = named->name;
     in->name_len = named->len;
     in->dtype = pk->dtype;
@@ -275,17 +305,20 @@ static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *p
     in->count = 1;
     for (uint32_t d = 0; d < pk->rank; d++) {
         in->dims[d] = pk->sizes[d];
-        in->count *= pk->sizes[d];
+        over |= cairn__mul_overflow(in->count, pk->sizes[d], &in->count);
         tt->strides[d] = pk->strides[d];
     }
-    in->raw_size = in->count * esize;
+    over |= cairn__mul_overflow(in->count, esize, &in->raw_size);
+    over |= cairn__mul_overflow(pk->offset, esize, &tt->byte_offset);
+    tt->span = span_of(pk, in->count, esize, &over);
+    over |= cairn__add_overflow(st->offset, tt->byte_offset, &in->offset);
+    if (over)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s': its element count, byte size "
+                           "or storage span overflows 64 bits", s->where, named->name);
     in->codec = CAIRN_CODEC_NONE;
-    tt->byte_offset = pk->offset * esize;
-    tt->span = span_of(pk, in->count, esize);
     tt->contiguous = is_contiguous(pk);
     tt->t.big_endian = s->big_endian;
     int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
-    in->offset = st->offset + tt->byte_offset;
     in->stored_size = in->raw_size;
     if (!stored || !tt->contiguous) {
         /* No byte range of the file is the tensor: read.c asks torch_load. */
@@ -293,13 +326,42 @@ static void describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *p
         in->alignment = 1;
         if (!stored)
             in->stored_size = st->m->comp_size;
-        return;
+        return CAIRN_OK;
     }
     in->alignment = offset_alignment(in->offset);
     in->zero_copy = !s->big_endian && in->offset % esize == 0 &&
                     cairn__file_ptr(s->f, in->offset, in->raw_size) != NULL;
     if (in->alignment > s->alignment)
         s->alignment = in->alignment;
+    return CAIRN_OK;
+}
+
+/* Views that repeat elements (an expand, stride 0) read as more bytes than
+ * the storage holds: together they may make at most max(max_inflate,
+ * CAIRN__ZIP_RATIO_LIMIT x the storage bytes the file holds) bytes
+ * (docs/FORMAT.md §14.4), so a small file cannot make a reader allocate or
+ * a converter write gigabytes. */
+static cairn_status check_expansion(torch_state *s, cairn_error *err)
+{
+    uint64_t made = 0, cap, ratio_cap;
+    if (cairn__mul_overflow(s->payload_bytes, CAIRN__ZIP_RATIO_LIMIT, &ratio_cap))
+        ratio_cap = UINT64_MAX;
+    cap = s->f->max_inflate > ratio_cap ? s->f->max_inflate : ratio_cap;
+    for (uint64_t i = 0; i < s->count; i++) {
+        const torch_tensor *tt = &s->tensors[i];
+        if (tt->t.info.raw_size <= tt->span)
+            continue;
+        if (cairn__add_overflow(made, tt->t.info.raw_size, &made) || made > cap)
+            return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s' repeats the elements of its "
+                               "storage (a stride-0 expand) up to %llu bytes; the file's "
+                               "expanded views may make at most %llu (max(max_inflate, %d x "
+                               "the %llu storage bytes it holds)): raise "
+                               "cairn_open_opts.max_inflate to read it", s->where,
+                               tt->t.info.name, (unsigned long long)tt->t.info.raw_size,
+                               (unsigned long long)cap, CAIRN__ZIP_RATIO_LIMIT,
+                               (unsigned long long)s->payload_bytes);
+    }
+    return CAIRN_OK;
 }
 
 static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn_error *err)
@@ -314,9 +376,9 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
         const cairn__pk_named *named = &s->flat.tensors[i];
         const cairn__pk_tensor *pk = &vm->tensors[named->tensor];
         s->tensors[i].storage = vm->storages[pk->storage].index;
-        describe(s, &s->tensors[i], pk, named);
+        CAIRN_TRY(describe(s, &s->tensors[i], pk, named, err));
     }
-    return CAIRN_OK;
+    return check_expansion(s, err);
 }
 
 /* ------------------------------------------------------------ ZIP: open */
@@ -343,7 +405,8 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, NULL, err);
+        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, s->pkl->comp_size, NULL,
+                        err);
     if (st == CAIRN_OK)
         st = build_tensors(s, &vm, err);
     cairn__pickle_free(&vm);
@@ -399,13 +462,7 @@ static cairn_status legacy_storage(void *ctx, const char *key, size_t key_len, c
                            "too long", s->where, (unsigned long long)at, shown);
     int64_t found = cairn__nameset_find(&s->keys, key, key_len, key_at, s);
     if (found >= 0) {
-        const torch_storage *old = &s->storages[found];
-        if (old->dtype != dtype || old->numel != numel)
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared "
-                               "again as %llu x %s (first as %llu x %s)", s->where,
-                               (unsigned long long)at, shown, (unsigned long long)numel,
-                               cairn_dtype_name(dtype), (unsigned long long)old->numel,
-                               cairn_dtype_name(old->dtype));
+        CAIRN_TRY(same_declaration(s, &s->storages[found], shown, at, dtype, numel, err));
         *index = (uint32_t)found;
         return CAIRN_OK;
     }
@@ -558,7 +615,7 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
     cairn__pickle_init(&vm, &host, s->where, c.pos);
     size_t used = 0;
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, &used, err);
+        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, 0, &used, err);
     c.pos += used;
     if (st == CAIRN_OK)
         st = place_storages(s, &c, err);

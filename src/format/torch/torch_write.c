@@ -453,7 +453,8 @@ static cairn_status emit_list(emit *e, const cairn_value *v, int depth)
     for (size_t i = 0; i < n; i++) {
         if (i % TW_BATCH == 0)
             pk_op(e->b, OP_MARK);
-        CAIRN_TRY(emit_value(e, cairn_value_at(v, i), depth + 1));
+        cairn_value scratch; /* packed lists are read in place */
+        CAIRN_TRY(emit_value(e, cairn__value_item(v, i, &scratch), depth + 1));
         if (i % TW_BATCH == TW_BATCH - 1 || i == n - 1)
             pk_op(e->b, OP_APPENDS);
     }
@@ -530,6 +531,8 @@ static void mark_refs(tw_writer *s, const cairn_value *v, int depth)
             s->tensors[i].referenced = 1;
         return;
     }
+    if (v->pack) /* numbers or strings only */
+        return;
     for (size_t k = 0; k < cairn_value_count(v); k++)
         mark_refs(s, cairn_value_at(v, k), depth + 1);
 }

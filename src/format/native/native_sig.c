@@ -1,4 +1,7 @@
-/* sign.c -- signing and verifying native files (docs/FORMAT.md §8).
+/* native_sig.c -- the signature block of native files (docs/FORMAT.md §8):
+ * its key-less structure checks, verification with a key, and writing a
+ * signed copy. The archive face reaches it through the reader ops
+ * (verify_signature, sign); keys and directory manifests are in sign/.
  *
  * The per-tensor and index checksums are XXH3, which is fast but not
  * cryptographic: anyone can make two payloads with one XXH3. So a signature
@@ -9,12 +12,12 @@
  * bytes at a different index either. The ed25519 signature is over
  *     "cairn-sig-v1" || digest || index_hash (u64 LE) || key id. */
 #include "format/native/native.h"
-#include "sign/sign_internal.h"
+#include "format/native/native_sig.h"
+#include "common/crypto.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <xxhash.h>
 
 static const char sig_domain[12] = {'c', 'a', 'i', 'r', 'n', '-', 's', 'i', 'g', '-', 'v', '1'};
@@ -126,7 +129,8 @@ cairn_status cairn__sig_check_structure(const cairn_file *f, const uint8_t *head
 #define SIGFAIL(fmt, ...) cairn__fail(err, CAIRN_E_SIGNATURE, "%s: " fmt, f->path, __VA_ARGS__)
 
 /* After a digest mismatch: the cheaper checks that say where the change is. */
-static cairn_status locate_damage(const cairn_file *f, const layout *l, cairn_error *err)
+static cairn_status locate_damage(const cairn_file *f, const layout *l,
+                                  cairn__verify_all_fn verify_all, cairn_error *err)
 {
     uint8_t lh[32];
     layout_hash(l->trailer, lh);
@@ -134,7 +138,7 @@ static cairn_status locate_damage(const cairn_file *f, const layout *l, cairn_er
         return SIGFAIL("bytes before the signature block changed since signing: the header (offset "
                        "0 to %d) or the trailer's layout fields", NATIVE_HEADER_SIZE);
     cairn_error why;
-    if (cairn_file_verify(f, &why) != CAIRN_OK)
+    if (verify_all(f, &why) != CAIRN_OK)
         return SIGFAIL("bytes before the signature block (offset 0 to %llu) changed since "
                        "signing; first damage found: %s", (unsigned long long)l->sig_offset,
                        why.message);
@@ -143,12 +147,10 @@ static cairn_status locate_damage(const cairn_file *f, const layout *l, cairn_er
                    (unsigned long long)l->sig_offset);
 }
 
-cairn_status cairn_file_verify_signature(const cairn_file *f,
-                                         const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
-                                         cairn_error *err)
+cairn_status cairn__native_verify_signature(const cairn_file *f,
+                                            const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
+                                            cairn__verify_all_fn verify_all, cairn_error *err)
 {
-    if (!f || !public_key)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_file_verify_signature: NULL argument");
     CAIRN_TRY(cairn__sodium_ready(f->path, err));
     layout l;
     CAIRN_TRY(read_layout(f, &l, err));
@@ -195,7 +197,7 @@ cairn_status cairn_file_verify_signature(const cairn_file *f,
     uint8_t digest[32];
     CAIRN_TRY(digest_input(f, l.sig_offset, digest, err));
     if (sodium_memcmp(digest, b + SG_DIGEST, sizeof digest) != 0)
-        return locate_damage(f, &l, err);
+        return locate_damage(f, &l, verify_all, err);
     uint8_t lh[32];
     layout_hash(l.trailer, lh);
     if (!(cairn__le32(l.header + HD_FLAGS) & HD_FLAG_SIGNED) ||
@@ -212,17 +214,17 @@ cairn_status cairn_file_verify_signature(const cairn_file *f,
 /* --------------------------------------------------------------- sign */
 
 /* Appends bytes to the new file and to the digest. */
-static cairn_status put(cairn_writer *w, crypto_generichash_state *s, const uint8_t *p, size_t n,
+static cairn_status put(cairn__sink *w, crypto_generichash_state *s, const uint8_t *p, size_t n,
                         cairn_error *err)
 {
     if (s)
         crypto_generichash_update(s, p, n);
-    return cairn__sink_write(&w->sink, p, n, err);
+    return cairn__sink_write(w, p, n, err);
 }
 
 /* Writes the signed copy of f to w: new header, the bytes up to the end of
  * the metadata unchanged, padding, the block, the new trailer. */
-static cairn_status write_signed(const cairn_file *f, const layout *l, cairn_writer *w,
+static cairn_status write_signed(const cairn_file *f, const layout *l, cairn__sink *w,
                                  const uint8_t *sk, cairn_error *err)
 {
     uint64_t sig_at = align8(l->meta_end);
@@ -274,37 +276,11 @@ static cairn_status write_signed(const cairn_file *f, const layout *l, cairn_wri
     return put(w, NULL, t, sizeof t, err);
 }
 
-cairn_status cairn_sign_file(const char *path, const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
-                             unsigned flags, cairn_error *err)
+cairn_status cairn__native_sign(const cairn_file *f, const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
+                               cairn__sink *out, cairn_error *err)
 {
-    if (!path || !secret_key)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_sign_file: NULL argument");
-    CAIRN_TRY(cairn__sodium_ready(path, err));
-    cairn_open_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_NATIVE};
-    cairn_file *f;
-    CAIRN_TRY(cairn_file_open(path, &o, &f, err));
-    /* Signing vouches for the bytes: never sign a file that does not verify. */
-    cairn_error why;
-    cairn_status st = cairn_file_verify(f, &why);
-    if (st != CAIRN_OK)
-        st = cairn__fail(err, st, "%s: not signed, because the file does not verify: %s", path,
-                         why.message);
+    CAIRN_TRY(cairn__sodium_ready(f->path, err));
     layout l;
-    if (st == CAIRN_OK)
-        st = read_layout(f, &l, err);
-    cairn_writer *w = NULL;
-    if (st == CAIRN_OK)
-        st = cairn__writer_open_raw(path, flags & CAIRN_WRITE_NO_SYNC, &w, err);
-    struct stat sb;
-    /* The signed file replaces the original: keep its permissions. */
-    if (st == CAIRN_OK && f->src.fd >= 0 && fstat(f->src.fd, &sb) == 0)
-        fchmod(cairn__sink_fd(&w->sink), sb.st_mode & 07777);
-    if (st == CAIRN_OK)
-        st = write_signed(f, &l, w, secret_key, err);
-    cairn_file_close(f);
-    if (st != CAIRN_OK) {
-        cairn_writer_abort(w);
-        return st;
-    }
-    return cairn_writer_commit(w, err);
+    CAIRN_TRY(read_layout(f, &l, err));
+    return write_signed(f, &l, out, secret_key, err);
 }
