@@ -43,7 +43,7 @@ import threading
 import time
 import urllib.parse
 
-# Two fixes to moto 5.2 where it differs from S3 (the harness applies them
+# Three fixes to moto 5.2 where it differs from S3 (the harness applies them
 # when starting it). 1: moto checks a signature against the *decoded* request URL (werkzeug's
 # request.url), so any key or query value with a percent-encoded byte
 # (a+b, é, prefix=run/) fails with SignatureDoesNotMatch even from boto3,
@@ -88,6 +88,36 @@ try:
         return run
     s3r.S3Response.put_object = locked(s3r.S3Response.put_object)
     s3r.S3Response._key_response_post = locked(s3r.S3Response._key_response_post)
+    # 3: moto answers a ranged GET by copying the whole object first, so
+    # each range of a 1 GiB object costs as much as reading all of it; S3's
+    # cost follows the range. A single-range GET here reads just its bytes.
+    import re
+    from moto.s3 import models as s3m
+    _tl = threading.local()
+    _value = s3m.FakeKey.value
+    class _Ranged:
+        def __init__(self, key):
+            self.key = key
+        def __len__(self):
+            return self.key.contentsize
+        def __getitem__(self, sl):
+            with self.key.lock:
+                self.key._value_buffer.seek(sl.start)
+                return self.key._value_buffer.read(sl.stop - sl.start)
+    def value_get(self):
+        if getattr(_tl, "ranged", False) and self.contentsize > 0:
+            return _Ranged(self)
+        return _value.fget(self)
+    s3m.FakeKey.value = property(value_get, _value.fset)
+    _get_object = s3r.S3Response.get_object
+    def get_object(self):
+        rng = (self.headers.get("Range") or "").strip()
+        _tl.ranged = re.fullmatch(r"bytes=(\d+-\d+|-\d+)", rng) is not None
+        try:
+            return _get_object(self)
+        finally:
+            _tl.ranged = False
+    s3r.S3Response.get_object = get_object
 except (ImportError, AttributeError) as e:
     print("s3_harness: moto not patched:", e, file=sys.stderr)
 from moto.server import main

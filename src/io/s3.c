@@ -387,6 +387,10 @@ static CURLcode attempt_once(cairn__s3 *s, req *r, const char *url, struct curl_
         curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(e, CURLOPT_SEEKDATA, &src);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        /* curl asks "Expect: 100-continue" for bodies over 1 MiB and waits
+         * up to a second for the answer; a server that never sends one
+         * would cost that per part. 100 ms bounds it. */
+        curl_easy_setopt(e, CURLOPT_EXPECT_100_TIMEOUT_MS, 100L);
     } else if (strcmp(r->method, "POST") == 0) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (const char *)r->body : "");
@@ -438,7 +442,7 @@ static cairn_status perform(cairn__s3 *s, req *r, int retry, long ok_status, cai
     if (!url)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", where(r, w, sizeof w));
     /* Rule 1: x-amz-content-sha256 always (curl 7.88 does not send it). */
-    if (r->has_body && r->body_len && s->https) {
+    if (r->has_body && r->body_len && (s->https || s->cfg.unsigned_payload)) {
         snprintf(sha_hdr, sizeof sha_hdr, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
     } else {
         char hex[65];

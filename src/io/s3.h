@@ -36,6 +36,8 @@ typedef struct cairn__s3_config {
     unsigned base_delay_ms, max_delay_ms; /* backoff: full jitter in [0, min(max, base*2^n)) */
     unsigned connect_timeout_ms;
     unsigned stall_seconds; /* a transfer with no byte for this long is dropped (and retried) */
+    int unsigned_payload;   /* bodies as UNSIGNED-PAYLOAD over plain HTTP too (a trusted
+                               network such as loopback); over HTTPS they always are */
 } cairn__s3_config;
 
 cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err);

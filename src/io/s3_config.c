@@ -244,6 +244,8 @@ cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err)
         return cairn__fail(err, CAIRN_E_ARG, "CAIRN_S3_ADDRESSING must be path or virtual");
     }
     cfg->ca_bundle = env_dup("AWS_CA_BUNDLE");
+    const char *unsigned_payload = getenv("CAIRN_S3_UNSIGNED_PAYLOAD");
+    cfg->unsigned_payload = unsigned_payload && strcmp(unsigned_payload, "1") == 0;
     if (!cfg->region || !cfg->endpoint) {
         cairn__s3_config_free(cfg);
         return cairn__fail(err, CAIRN_E_NOMEM, "s3 settings: out of memory");
