@@ -6,10 +6,12 @@
  * (the writer waits for the oldest beyond that). Memory is bounded by
  * (IN_FLIGHT + 2) parts, whatever the object's size.
  *
- * Part 1 is held in memory until commit: formats patch their first bytes
- * at the end (the native header's minor version, an mxnet count), and S3
- * cannot change a part once sent. A patch or placement that falls into a
- * part already sent is refused (CAIRN_E_UNSUPPORTED, naming the offset);
+ * Part 1 stays in memory until commit: formats patch their first bytes at
+ * the end (the native header's minor version, an mxnet count). A copy of
+ * it is uploaded as soon as part 2 begins, like any part, and if a patch
+ * changed it afterwards it is uploaded again at commit (a part number sent
+ * twice keeps the last bytes). A patch or placement that falls into a
+ * later part already sent is refused (CAIRN_E_UNSUPPORTED, naming the offset);
  * header-first formats (safetensors, GGUF) declare their tensors, extend
  * the sink to its final size and then place payloads. Placements stream
  * when they come in layout order: a small gap before one (padding) is
@@ -63,8 +65,9 @@ struct s3sink {
     cairn__s3 *s3;
     char *bucket, *key, *url;
     cairn__s3_upload *up;
-    uint8_t *first; /* part 1, held until commit */
+    uint8_t *first; /* part 1, kept until commit */
     size_t first_len;
+    int first_dirty; /* patched after its upload began: send it again at commit */
     uint8_t *cur; /* the part being filled: number `part`, starting at cur_off */
     size_t cur_len, cur_cap;
     uint64_t cur_off;
@@ -161,6 +164,13 @@ static cairn_status next_part(s3sink *k, cairn_error *err)
     if (k->part == 1) {
         k->first = full;
         k->first_len = k->cur_len;
+        /* The upload gets a copy: patches may change `first` meanwhile. */
+        uint8_t *copy = malloc(k->first_len);
+        if (!copy)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: cannot allocate a %zu-byte part",
+                               k->url, k->first_len);
+        memcpy(copy, full, k->first_len);
+        CAIRN_TRY(submit(k, copy, k->first_len, 1, err));
     } else {
         CAIRN_TRY(submit(k, full, k->cur_len, k->part, err));
     }
@@ -214,6 +224,8 @@ static cairn_status overwrite(s3sink *k, uint64_t off, const uint8_t *data, size
     int in_cur = off >= k->cur_off && end <= k->cur_off + k->cur_len;
     int spans = k->first && k->part == 2 && off < k->first_len && end > k->cur_off &&
                 end <= k->cur_off + k->cur_len;
+    if (in_first || spans)
+        k->first_dirty = 1;
     if (in_first || (!k->first && in_cur)) {
         memcpy((in_first ? k->first : k->cur) + off, data, len);
     } else if (in_cur) {
@@ -372,12 +384,10 @@ static cairn_status sink_commit(cairn__sink *s, unsigned flags, cairn_error *err
         st = submit(k, k->cur, k->cur_len, k->part, err);
         k->cur = NULL;
     }
-    if (st == CAIRN_OK)
-        st = ensure_upload(k, err);
-    if (st == CAIRN_OK)
-        st = cairn__s3_upload_part(k->up, 1, k->first, k->first_len, err);
     for (int i = 0; i < IN_FLIGHT; i++)
         slot_join(k, &k->slots[i]);
+    if (st == CAIRN_OK && k->failed == CAIRN_OK && k->first_dirty)
+        st = cairn__s3_upload_part(k->up, 1, k->first, k->first_len, err);
     if (st == CAIRN_OK && k->failed != CAIRN_OK)
         st = failed(k, err);
     if (st == CAIRN_OK) {
