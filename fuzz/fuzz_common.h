@@ -57,8 +57,12 @@ static int fuzz_exercise_opts(const uint8_t *data, size_t size, const cairn_open
     if (probe_name)
         cairn_tensor_find(f, probe_name, NULL, NULL, NULL);
     cairn_value *meta = NULL;
-    if (cairn_file_read_metadata(f, &meta, NULL) == CAIRN_OK)
+    if (cairn_file_read_metadata(f, &meta, NULL) == CAIRN_OK) {
+        char *json = NULL; /* the JSON view reads packed lists in place */
+        if (cairn_value_to_json(meta, 2, &json, NULL) == CAIRN_OK)
+            cairn_free(json);
         cairn_value_free(meta);
+    }
     cairn_file_verify(f, NULL);
     cairn_file_close(f);
     return 0;

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t used = 0;
     cairn__pickle_init(&vm, host, "fuzz", 0);
     if (cairn__pickle_run(&vm, data, size, &used, &err) == CAIRN_OK &&
-        cairn__pickle_flatten(&vm, &flat, &err) == CAIRN_OK) {
+        cairn__pickle_flatten(&vm, size, &flat, &err) == CAIRN_OK) {
         char *json = NULL;
         if (cairn_value_to_json(flat.tree, 0, &json, NULL) == CAIRN_OK)
             cairn_free(json);

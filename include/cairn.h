@@ -203,7 +203,11 @@ CAIRN_API cairn_status cairn_value_get_data(const cairn_value *v, const void **d
 
 /* Lists and maps: number of children (0 for other types). */
 CAIRN_API size_t cairn_value_count(const cairn_value *v);
-/* Lists and maps: the i-th child in order (borrowed), or NULL if out of range. */
+/* Lists and maps: the i-th child in order (borrowed), or NULL if out of range.
+ * Trees read from files keep long lists of numbers or strings compactly (one
+ * array, not a node per item); the first cairn_value_at on such a list gives
+ * each item its node, which allocates (NULL if that runs out of memory).
+ * cairn_value_to_json and saving a tree read the compact form in place. */
 CAIRN_API const cairn_value *cairn_value_at(const cairn_value *v, size_t i);
 /* Maps: the i-th key (borrowed, NUL-terminated), or NULL. */
 CAIRN_API const char *cairn_value_key_at(const cairn_value *v, size_t i);
@@ -326,7 +330,10 @@ typedef struct cairn_open_opts {
      * before anything is inflated or allocated. So small archives of any
      * ratio and large ones of real data open, while a zip bomb (100 MiB of
      * zeros in 100 KB) is refused. 0 = CAIRN_MAX_INFLATE_DEFAULT; UINT64_MAX
-     * = no limit (deflate's own 1032:1 bound still applies). Compressed
+     * = no limit (deflate's own 1032:1 bound still applies). The same
+     * limit bounds .pt views that repeat elements (torch's expand, stride
+     * 0): together they may read as max(max_inflate, 100 x the storage
+     * bytes the file holds) bytes (docs/FORMAT.md §14.4). Compressed
      * tensors of the native format are not subject to it: every chunk
      * declares its raw size (at most 16 MiB) and decodes into exactly that
      * much memory (docs/FORMAT.md §4.2). */

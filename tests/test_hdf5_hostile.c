@@ -5,6 +5,7 @@
  * short; after each, no libhdf5 identifier stays open. */
 #include "testutil.h"
 
+#include <dlfcn.h>
 #include <hdf5.h>
 
 static const char *dir;
@@ -244,6 +245,11 @@ int main(void)
             missing[0] = '\0';
         fclose(fp);
     }
+    /* Debian's Blosc plugin leaves blosc's global context allocated, and
+     * libhdf5 unloads the plugin (and libblosc with it) at exit, so
+     * LeakSanitizer would report blosc's 3 KB as cairn's: keeping libblosc
+     * loaded keeps the context reachable. */
+    (void)dlopen("libblosc.so.1", RTLD_NOW | RTLD_NODELETE);
     test_fill_and_bombs();
     test_verify_in_pieces();
     test_filters(missing);

@@ -257,7 +257,8 @@ cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_ten
 }
 
 /* What every reader's tensor must say of itself, whatever its format: a
- * known dtype, rank <= 8, count == product of dims and raw_size == count x
+ * known dtype, rank <= 8, count == product of dims (0 when one is 0) and
+ * raw_size == count x
  * element size (all without wrapping), and for bytes read straight from the
  * input (not via_load) a range inside it, of raw_size bytes when not
  * encoded (a codec the library cannot decode stays not via_load: read.c
@@ -276,9 +277,14 @@ cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, ca
         why = "its dtype is not one cairn knows";
     else if (in->rank > CAIRN_MAX_RANK)
         why = "its rank is above 8";
+    int zero = 0; /* a zero dimension makes the product 0 whatever the others are */
     for (uint32_t d = 0; !why && d < in->rank; d++)
+        zero |= in->dims[d] == 0;
+    for (uint32_t d = 0; !why && !zero && d < in->rank; d++)
         if (cairn__mul_overflow(count, in->dims[d], &count))
             why = "the product of its dimensions overflows 64 bits";
+    if (zero)
+        count = 0;
     if (!why && count != in->count)
         why = "its element count is not the product of its dimensions";
     else if (!why && (cairn__mul_overflow(count, esize, &bytes) || bytes != in->raw_size))

@@ -15,6 +15,7 @@ static cairn_value *clone_shallow(const cairn_value *v);
 static cairn_value *clone_packed(const cairn_value *v);
 static cairn_status unpack(cairn_value *v);
 static void free_node(cairn_value *v);
+static size_t pack_width(uint8_t pack);
 
 static cairn_value *new_node(cairn_value_type type)
 {
@@ -185,6 +186,11 @@ static cairn_status reserve(cairn_value *c, size_t want)
 }
 
 /* ------------------------------------------------------------ packed lists */
+
+size_t cairn__value_pack_width(uint8_t pack)
+{
+    return pack ? pack_width(pack) : 0;
+}
 
 static size_t pack_width(uint8_t pack)
 {

@@ -66,6 +66,10 @@ struct cairn_value {
  * out of range or v is no list or map. */
 const cairn_value *cairn__value_item(const cairn_value *v, size_t i, cairn_value *scratch);
 
+/* Bytes one item of a list packed as `pack` takes (a string's text aside):
+ * 1, 2, 4 or 8; 0 for CAIRN__PACK_NONE. */
+size_t cairn__value_pack_width(uint8_t pack);
+
 /* Appends child to list (taking it, as cairn_value_append does), packing
  * while the list holds only scalars of one kind (INT, FLOAT, BOOL, STRING).
  * CAIRN_E_NOMEM (child freed) on failure. */

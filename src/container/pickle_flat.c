@@ -61,8 +61,6 @@ static cairn_status spend(walk *w, uint32_t node, uint64_t n)
 
 /* What one value costs in the tree: a node and the slot that holds it. */
 #define NODE_COST (sizeof(cairn_value) + sizeof(void *))
-/* An item of a packed list (its text, if any, is charged as copied). */
-#define PACKED_COST 8
 
 /* ------------------------------------------------------------------ paths */
 
@@ -261,13 +259,16 @@ static cairn_status convert_seq(walk *w, uint32_t node, int depth, cairn_value *
         cairn_status st = convert(w, s->items[i], depth + 1, &child);
         path_pop(w, m);
         CAIRN_TRY(st);
-        int was_packed = list->pack != CAIRN__PACK_NONE || cairn_value_count(list) == 0;
+        uint64_t before = cairn_value_count(list);
+        size_t width = cairn__value_pack_width(list->pack);
+        int was_packed = list->pack != CAIRN__PACK_NONE || before == 0;
         if (cairn__value_list_add(list, child) != CAIRN_OK) /* packs lists of numbers */
             return nomem(w, node);
-        if (list->pack)
-            CAIRN_TRY(spend(w, node, PACKED_COST));
+        size_t now = cairn__value_pack_width(list->pack);
+        if (list->pack) /* the item, and the earlier ones if they were widened */
+            CAIRN_TRY(spend(w, node, now + (now > width ? before * (now - width) : 0)));
         else if (was_packed) /* its items became nodes */
-            CAIRN_TRY(spend(w, node, (uint64_t)cairn_value_count(list) * NODE_COST));
+            CAIRN_TRY(spend(w, node, (before + 1) * NODE_COST));
         else
             CAIRN_TRY(spend(w, node, NODE_COST));
     }

@@ -312,9 +312,11 @@ static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_t
     over |= cairn__mul_overflow(pk->offset, esize, &tt->byte_offset);
     tt->span = span_of(pk, in->count, esize, &over);
     over |= cairn__add_overflow(st->offset, tt->byte_offset, &in->offset);
+    char shown[96];
     if (over)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s': its element count, byte size "
-                           "or storage span overflows 64 bits", s->where, named->name);
+                           "or storage span overflows 64 bits", s->where,
+                           cairn__printable(named->name, named->len, shown, sizeof shown));
     in->codec = CAIRN_CODEC_NONE;
     tt->contiguous = is_contiguous(pk);
     tt->t.big_endian = s->big_endian;
@@ -351,13 +353,16 @@ static cairn_status check_expansion(torch_state *s, cairn_error *err)
         const torch_tensor *tt = &s->tensors[i];
         if (tt->t.info.raw_size <= tt->span)
             continue;
+        char shown[96];
         if (cairn__add_overflow(made, tt->t.info.raw_size, &made) || made > cap)
             return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s' repeats the elements of its "
                                "storage (a stride-0 expand) up to %llu bytes; the file's "
                                "expanded views may make at most %llu (max(max_inflate, %d x "
                                "the %llu storage bytes it holds)): raise "
                                "cairn_open_opts.max_inflate to read it", s->where,
-                               tt->t.info.name, (unsigned long long)tt->t.info.raw_size,
+                               cairn__printable(tt->t.info.name, tt->t.info.name_len, shown,
+                                                sizeof shown),
+                               (unsigned long long)tt->t.info.raw_size,
                                (unsigned long long)cap, CAIRN__ZIP_RATIO_LIMIT,
                                (unsigned long long)s->payload_bytes);
     }
