@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 
 /* testutil's checks, plus the error message of the call on failure (every
  * call here reports into a local `err`). */
@@ -107,6 +108,19 @@ static inline int uploads_under(cairn__s3 *s, const char *prefix)
     cairn_error err;
     CHECK_EOK(cairn__s3_uploads_list(s, bucket, prefix, count_uploads, &n, &err));
     return n;
+}
+
+/* Runs fn(a) and fn(b) on two threads at once and waits for both; each
+ * starts with pthread_barrier_wait(go), so they are released together. */
+static inline void run_two(void *(*fn)(void *), void *a, void *b, pthread_barrier_t *go)
+{
+    pthread_t t[2];
+    pthread_barrier_init(go, NULL, 2);
+    pthread_create(&t[0], NULL, fn, a);
+    pthread_create(&t[1], NULL, fn, b);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    pthread_barrier_destroy(go);
 }
 
 /* Returns 1 when running under the harness (bucket, proxy_url and

@@ -419,9 +419,7 @@ static void test_race(void)
         char key[32];
         snprintf(key, sizeof key, "race/%d", round);
         pthread_barrier_t go;
-        pthread_barrier_init(&go, NULL, 2);
         racer r[2];
-        pthread_t th[2];
         for (int i = 0; i < 2; i++) {
             memset(&r[i], 0, sizeof r[i]);
             r[i].s = s;
@@ -429,11 +427,8 @@ static void test_race(void)
             r[i].key = key;
             r[i].go = &go;
             memset(r[i].payload, 'A' + i, sizeof r[i].payload);
-            pthread_create(&th[i], NULL, race, &r[i]);
         }
-        for (int i = 0; i < 2; i++)
-            pthread_join(th[i], NULL);
-        pthread_barrier_destroy(&go);
+        run_two(race, &r[0], &r[1], &go);
         int wins = (r[0].st == CAIRN_OK) + (r[1].st == CAIRN_OK);
         int lost = (r[0].st == CAIRN_E_EXISTS) + (r[1].st == CAIRN_E_EXISTS);
         CHECK(wins == 1 && lost == 1);

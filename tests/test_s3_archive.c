@@ -298,17 +298,12 @@ static void test_no_replace_race(void)
     use_endpoint(moto_url);
     for (int round = 0; round < 3; round++) {
         pthread_barrier_t go;
-        pthread_barrier_init(&go, NULL, 2);
         racer r[2];
-        pthread_t th[2];
         for (int i = 0; i < 2; i++) {
             snprintf(r[i].url, sizeof r[i].url, "s3://%s/race/%d.cairn", bucket, round);
             r[i].go = &go;
-            pthread_create(&th[i], NULL, race, &r[i]);
         }
-        for (int i = 0; i < 2; i++)
-            pthread_join(th[i], NULL);
-        pthread_barrier_destroy(&go);
+        run_two(race, &r[0], &r[1], &go);
         CHECK((r[0].st == CAIRN_OK) + (r[1].st == CAIRN_OK) == 1);
         CHECK((r[0].st == CAIRN_E_EXISTS) + (r[1].st == CAIRN_E_EXISTS) == 1);
         check_three(r[0].url, CAIRN_FORMAT_NATIVE);
