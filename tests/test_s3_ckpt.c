@@ -1,7 +1,8 @@
 /*
  * test_s3_ckpt.c -- the checkpoint manager on an object-storage prefix
  * (moto with SigV4 enforced, under tests/s3_harness.py): retention by
- * listing, resume, two managers racing for one checkpoint, and writer
+ * listing, resume, two managers (in one process, and in two processes at
+ * once) racing for one checkpoint, and writer
  * processes SIGKILLed at random instants during their uploads.
  */
 #include "s3util.h"
@@ -144,6 +145,65 @@ static void test_manager(void)
     run_free(&back);
 }
 
+/* Two processes open managers on one prefix and save at the same moment:
+ * both pick the same sequence number, exactly one checkpoint is created,
+ * the other process gets CAIRN_E_EXISTS (exit 10), and the winner's
+ * checkpoint is the one stored. */
+static void test_two_processes(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "s3://%s/duel", bucket);
+    for (int round = 0; round < 3; round++) {
+        int go[2];
+        CHECK(pipe(go) == 0);
+        pid_t pid[2];
+        for (int i = 0; i < 2; i++) {
+            fflush(NULL);
+            pid[i] = fork();
+            if (pid[i] == 0) {
+                run r;
+                run_init(&r, 0);
+                set_run(&r, 1000 * (i + 1) + round);
+                cairn_ckpt *m = open_mgr(dir, NULL, 0, 0);
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) < 0) /* both start saving when the pipe closes */
+                    _exit(2);
+                cairn_error err;
+                cairn_status st = m ? cairn_ckpt_step(m, (uint64_t)round, 0, NULL, &r.parts,
+                                                      CAIRN_STEP_FORCE, NULL, &err)
+                                    : CAIRN_E_IO;
+                if (st == CAIRN_E_EXISTS && !strstr(err.message, "already exists"))
+                    st = CAIRN_E_IO;
+                _exit(st == CAIRN_OK ? 0 : st == CAIRN_E_EXISTS ? 10 : 1);
+            }
+        }
+        close(go[0]);
+        usleep(300000); /* both managers open and listed */
+        close(go[1]);
+        int codes[2];
+        for (int i = 0; i < 2; i++) {
+            int status;
+            waitpid(pid[i], &status, 0);
+            codes[i] = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        CHECK((codes[0] == 0 && codes[1] == 10) || (codes[0] == 10 && codes[1] == 0));
+        /* The stored checkpoint is the winner's. */
+        cairn_error err;
+        cairn_ckpt *m = open_mgr(dir, NULL, 0, 0);
+        run back;
+        run_init(&back, -1);
+        cairn_ckpt_resume_info ri;
+        CHECK_EOK(cairn_ckpt_resume(m, &back.parts, NULL, NULL, &ri, &err));
+        int winner = codes[0] == 0 ? 0 : 1;
+        CHECK(back.step == 1000 * (winner + 1) + round);
+        CHECK(m && cairn_ckpt_count(m) == (size_t)round + 1);
+        run_free(&back);
+        cairn_ckpt_close(m, &err);
+    }
+    CHECK(remote_uploads("duel/") == 0);
+}
+
 static double mono(void)
 {
     struct timespec ts;
@@ -242,6 +302,7 @@ int main(int argc, char **argv)
         return 77;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     test_manager();
+    test_two_processes();
     test_sigkill();
     curl_global_cleanup();
     TEST_MAIN_END();
