@@ -11,6 +11,8 @@
 #                                               stays in the tree, its "data" NBYTES bytes long
 #   FILE <tab> inflate <tab> NAME <tab> NBYTES  LIMIT by default; with max_inflate = 2 x NBYTES
 #                                               it opens and tensor NAME reads as NBYTES bytes
+#   FILE <tab> list <tab> KEY <tab> COUNT       opens (inert); root key KEY is a list of COUNT
+#                                               items, held packed
 # NBYTES always comes from NumPy or torch (arr.nbytes, t.nbytes), never from cairn's rules.
 import collections
 import io
@@ -110,9 +112,12 @@ with zipfile.ZipFile(os.path.join(out, "shared.pt"), "w", zipfile.ZIP_DEFLATED) 
 line("shared.pt", "refuse", LIMIT, "expand too far")
 open(os.path.join(out, "shared.joblib"), "wb").write(zlib.compress(shared, 9))
 line("shared.joblib", "refuse", LIMIT, "expand too far")
-# The same pickle as the file holds it in full: its budget is its size.
-open(os.path.join(out, "shared.pkl"), "wb").write(shared)
-line("shared.pkl", "array", "-", 0)
+# Four references as a plain pickle: 2 MB the file holds in full, 32 MB of tree at most.
+p4 = bytes(p[: p.index(b"X\x01\x00\x00\x00e")]) + b"u."
+back = pickle.loads(p4)
+assert sorted(back) == ["a", "b", "c", "d"] and back["d"] is back["a"]
+open(os.path.join(out, "shared4.pkl"), "wb").write(p4)
+line("shared4.pkl", "list", "d", len(back["d"]))
 
 # ----------------------------------------------------------- joblib dtypes
 

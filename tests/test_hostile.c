@@ -108,6 +108,24 @@ static void check_data(const char *file, const char *key, uint64_t nbytes)
     cairn_file_close(f);
 }
 
+/* A shared list read once per reference, each copy packed. */
+static void check_list(const char *file, const char *key, uint64_t count)
+{
+    cairn_file *f = NULL;
+    cairn_error err = {0};
+    cairn_value *tree = NULL;
+    if (open_file(file, 0, &f, &err) != CAIRN_OK) {
+        fprintf(stderr, "%s: %s\n", file, err.message);
+        CHECK(0);
+        return;
+    }
+    CHECK_OK(cairn_file_read_metadata(f, &tree, &err));
+    const cairn_value *l = cairn_value_get(tree, key);
+    CHECK(cairn_value_count(l) == count && l->pack != CAIRN__PACK_NONE);
+    cairn_value_free(tree);
+    cairn_file_close(f);
+}
+
 /* Refused at the default limit, read whole once the caller raises it. */
 static void check_inflate(const char *file, const char *name, uint64_t nbytes)
 {
@@ -153,6 +171,8 @@ static int manifest_line(void *ctx, char *line)
         check_array(field[0], field[2], nbytes);
     else if (!strcmp(field[1], "data"))
         check_data(field[0], field[2], nbytes);
+    else if (!strcmp(field[1], "list"))
+        check_list(field[0], field[2], nbytes);
     else if (!strcmp(field[1], "inflate"))
         check_inflate(field[0], field[2], nbytes);
     else

@@ -15,7 +15,6 @@ static cairn_value *clone_shallow(const cairn_value *v);
 static cairn_value *clone_packed(const cairn_value *v);
 static cairn_status unpack(cairn_value *v);
 static void free_node(cairn_value *v);
-static size_t pack_width(uint8_t pack);
 
 static cairn_value *new_node(cairn_value_type type)
 {
@@ -187,11 +186,6 @@ static cairn_status reserve(cairn_value *c, size_t want)
 
 /* ------------------------------------------------------------ packed lists */
 
-size_t cairn__value_pack_width(uint8_t pack)
-{
-    return pack ? pack_width(pack) : 0;
-}
-
 static size_t pack_width(uint8_t pack)
 {
     switch (pack) {
@@ -208,13 +202,11 @@ static size_t pack_width(uint8_t pack)
  * count, and growth reallocates exactly when the count passes one. */
 static size_t room_for(size_t n)
 {
-    size_t cap = 4;
-    while (cap < n) {
-        if (cap > SIZE_MAX / 2)
-            return 0;
-        cap *= 2;
-    }
-    return cap;
+    if (n <= 4)
+        return 4;
+    if (n > SIZE_MAX / 2 + 1)
+        return 0;
+    return (size_t)1 << (64 - __builtin_clzll((unsigned long long)(n - 1)));
 }
 
 /* Slots the data array of a packed list with `count` items needs. */
@@ -428,6 +420,14 @@ cairn_status cairn__value_list_add(cairn_value *list, cairn_value *child)
         return CAIRN_E_NOMEM;
     }
     return CAIRN_OK;
+}
+
+cairn_status cairn__value_list_add_copy(cairn_value *list, const cairn_value *item)
+{
+    cairn_status st;
+    if (try_pack(list, item, &st))
+        return st;
+    return cairn__value_list_add(list, clone_shallow(item));
 }
 
 cairn_status cairn__value_list_add_int(cairn_value *list, int64_t i)

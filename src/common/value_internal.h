@@ -66,14 +66,13 @@ struct cairn_value {
  * out of range or v is no list or map. */
 const cairn_value *cairn__value_item(const cairn_value *v, size_t i, cairn_value *scratch);
 
-/* Bytes one item of a list packed as `pack` takes (a string's text aside):
- * 1, 2, 4 or 8; 0 for CAIRN__PACK_NONE. */
-size_t cairn__value_pack_width(uint8_t pack);
-
 /* Appends child to list (taking it, as cairn_value_append does), packing
  * while the list holds only scalars of one kind (INT, FLOAT, BOOL, STRING).
  * CAIRN_E_NOMEM (child freed) on failure. */
 cairn_status cairn__value_list_add(cairn_value *list, cairn_value *child);
+/* The same with a copy of `item` (a scalar, borrowed: a stack node set up by
+ * the caller), so items that get packed never cost a node. */
+cairn_status cairn__value_list_add_copy(cairn_value *list, const cairn_value *item);
 /* The same for an item that has no node yet. */
 cairn_status cairn__value_list_add_int(cairn_value *list, int64_t i);
 cairn_status cairn__value_list_add_string(cairn_value *list, const char *s, size_t len);
@@ -111,5 +110,18 @@ cairn_status cairn__meta_decode(const uint8_t *p, size_t len, const char *file,
 cairn_value *cairn__value_new_blob(cairn_value_type type, const void *data, size_t len);
 cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key_len,
                                    cairn_value *child);
+
+/* The inverse of cairn_value_to_json (docs/FORMAT.md §6.3) on a parsed
+ * jansson value: one-key objects {"$float"|"$bytes"|"$tensor": string} become
+ * the tagged values (tensor names checked, and with `exists` looked up).
+ * NULL when `j` is not such a view (a bad escape, an empty key, nesting past
+ * CAIRN_META_MAX_DEPTH) or memory ran out (*oom set). */
+struct json_t;
+cairn_value *cairn__value_from_json_view(const struct json_t *j, cairn__tensor_exists_fn exists,
+                                         void *ctx, int *oom);
+/* The same from JSON text out of a file (hostile): an object, parsed
+ * strictly by jansson (no duplicate keys, nothing after it). */
+cairn_status cairn__value_from_json(const char *text, size_t len, cairn_value **out,
+                                    cairn_error *err);
 
 #endif

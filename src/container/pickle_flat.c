@@ -61,6 +61,10 @@ static cairn_status spend(walk *w, uint32_t node, uint64_t n)
 
 /* What one value costs in the tree: a node and the slot that holds it. */
 #define NODE_COST (sizeof(cairn_value) + sizeof(void *))
+/* An item of a packed list, at the widest it can be (its text, if any, is
+ * charged as copied): a list of a million ints referenced 40 times stops
+ * early, and any pickle keeps its items (2 bytes or more each) in budget. */
+#define PACKED_COST 8
 
 /* ------------------------------------------------------------------ paths */
 
@@ -248,6 +252,34 @@ static cairn_status convert_dict(walk *w, uint32_t node, int depth, cairn_value 
 
 /* ------------------------------------------------------------------ lists */
 
+/* A list item that is a number, a bool or a str, as a borrowed stack node
+ * (*scalar set), checked and charged as convert would; anything else is
+ * left to convert. */
+static cairn_status scalar_item(walk *w, uint32_t node, cairn_value *item, int *scalar)
+{
+    const cairn__pk_node *n = &w->vm->nodes[node];
+    memset(item, 0, sizeof *item);
+    *scalar = 1;
+    switch ((cairn__pk_type)n->type) {
+    case CAIRN__PK_BOOL: item->type = CAIRN_VALUE_BOOL, item->u.b = n->u.b; return CAIRN_OK;
+    case CAIRN__PK_INT: item->type = CAIRN_VALUE_INT, item->u.i = n->u.i; return CAIRN_OK;
+    case CAIRN__PK_FLOAT: item->type = CAIRN_VALUE_FLOAT, item->u.d = n->u.d; return CAIRN_OK;
+    case CAIRN__PK_STR: {
+        const cairn__pk_blob *b = cairn__pk_blob_of(w->vm, node);
+        CAIRN_TRY(spend(w, node, b->len));
+        if (!cairn__utf8_valid((const char *)b->p, b->len))
+            return fail_at(w, node, CAIRN_E_CORRUPT, "a str that is not valid UTF-8");
+        item->type = CAIRN_VALUE_STRING;
+        item->u.blob.data = (char *)b->p;
+        item->u.blob.len = b->len;
+        return CAIRN_OK;
+    }
+    default:
+        *scalar = 0;
+        return CAIRN_OK;
+    }
+}
+
 static cairn_status convert_seq(walk *w, uint32_t node, int depth, cairn_value *list)
 {
     const cairn__pk_seq *s = cairn__pk_seq_of(w->vm, node);
@@ -255,18 +287,21 @@ static cairn_status convert_seq(walk *w, uint32_t node, int depth, cairn_value *
         char idx[16];
         int len = snprintf(idx, sizeof idx, "%u", (unsigned)i);
         path_mark m = path_push(w, idx, (size_t)len);
-        cairn_value *child = NULL;
-        cairn_status st = convert(w, s->items[i], depth + 1, &child);
+        cairn_value *child = NULL, item;
+        int scalar = 0;
+        cairn_status st = scalar_item(w, s->items[i], &item, &scalar);
+        if (st == CAIRN_OK && !scalar)
+            st = convert(w, s->items[i], depth + 1, &child);
         path_pop(w, m);
         CAIRN_TRY(st);
         uint64_t before = cairn_value_count(list);
-        size_t width = cairn__value_pack_width(list->pack);
         int was_packed = list->pack != CAIRN__PACK_NONE || before == 0;
-        if (cairn__value_list_add(list, child) != CAIRN_OK) /* packs lists of numbers */
+        /* Lists of numbers or strings are packed; their items never get a node. */
+        if ((scalar ? cairn__value_list_add_copy(list, &item)
+                    : cairn__value_list_add(list, child)) != CAIRN_OK)
             return nomem(w, node);
-        size_t now = cairn__value_pack_width(list->pack);
-        if (list->pack) /* the item, and the earlier ones if they were widened */
-            CAIRN_TRY(spend(w, node, now + (now > width ? before * (now - width) : 0)));
+        if (list->pack)
+            CAIRN_TRY(spend(w, node, PACKED_COST));
         else if (was_packed) /* its items became nodes */
             CAIRN_TRY(spend(w, node, (before + 1) * NODE_COST));
         else

@@ -109,6 +109,20 @@ def seeds(tmp_path):
     return out
 
 
+def test_fifo_and_directory_refused_without_blocking(tmp_path):
+    import threading
+
+    fifo = tmp_path / "model.cairn"
+    os.mkfifo(fifo)
+    box = []
+    t = threading.Thread(target=lambda: box.append(outcome(fifo)), daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "opening a FIFO blocked"
+    assert isinstance(box[0], cairn.Error)
+    assert isinstance(outcome(tmp_path), cairn.Error)  # a directory that is no skorch dir
+
+
 def test_damaged_files_raise_never_crash(tmp_path):
     rng = np.random.default_rng(1234)
     results = {"ok": 0, "error": 0}
