@@ -83,6 +83,8 @@ static void check_three(const char *url, cairn_format format)
     CHECK(find(f, "big", &i));
     CHECK_EOK(cairn_tensor_read(f, i, CAIRN_F64, b, BIG_COUNT * sizeof *b, 0, &err));
     CHECK(memcmp(b, big_data, BIG_COUNT * sizeof *b) == 0);
+    if (memcmp(b, big_data, BIG_COUNT * sizeof *b) != 0)
+        fprintf(stderr, "    in %s\n", url);
     CHECK(find(f, "scalar", &i));
     CHECK_EOK(cairn_tensor_read(f, i, CAIRN_I32, &sc, sizeof sc, 0, &err));
     CHECK(sc == scalar_data);
