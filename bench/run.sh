@@ -273,3 +273,30 @@ if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &
   grep -E '^RESULT bench=(readall|rawread|torch.load|open|convert)' "$LOG" >> "$RESULTS" || true
   say "[phase formats: $(( $(date +%s) - t0 )) s]"
 fi
+
+# bench_mpi.c: distributed checkpoint overheads on 4 ranks (docs/DISTRIBUTED.md):
+# save vs raw write()+fsync of the same bytes, the commit alone (durable and
+# without fsyncs), a 1,000 x 1,000 manifest opened and planned, 4 -> 3
+# resharded load vs pread. MPI on shared memory and loopback only.
+# CAIRN_BENCH_MPI=0 skips it; CAIRN_BENCH_MPI_MIB sets MiB per rank (256).
+if [ "${CAIRN_BENCH_MPI:-1}" != 0 ] && [ -x "$BUILD/bench/bench_mpi" ] && command -v mpirun >/dev/null; then
+  say ""
+  t0=$(date +%s)
+  MPI_MIB=${CAIRN_BENCH_MPI_MIB:-256}
+  mkdir -p "$DIR/mpi"
+  mpi() { # NP ARGS...
+    local np=$1
+    shift
+    OMPI_MCA_btl=self,vader OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_btl_tcp_if_include=lo \
+    OMPI_MCA_btl_vader_single_copy_mechanism=none \
+      timeout 1800 mpirun --allow-run-as-root --oversubscribe -np "$np" "$BUILD/bench/bench_mpi" "$@"
+  }
+  { mpi 4 save "$DIR/mpi" "$MPI_MIB" "$RUNS" &&
+    mpi 3 load "$DIR/mpi" "$MPI_MIB" "$RUNS" &&
+    rm -rf "$DIR/mpi"/* &&
+    mpi 4 save "$DIR/mpi" 1 "$RUNS" nosync &&
+    mpi 1 manifest "$DIR/mpi/synthetic" 1000 1000; } 2>&1 | tee -a "$LOG"
+  rm -rf "$DIR/mpi"
+  grep -E '^RESULT bench=mpi_' "$LOG" >> "$RESULTS" || true
+  say "[phase mpi: $(( $(date +%s) - t0 )) s]"
+fi

@@ -24,6 +24,27 @@ foreach(src ${CAIRN_TESTS_SRC})
     SKIP_RETURN_CODE 77 TIMEOUT 600)
 endforeach()
 
+# Distributed checkpoints (libcairn_mpi): programs run under mpirun by the
+# tests/mpi/*.sh drivers, on shared memory and loopback only.
+if(MPI_C_FOUND)
+  file(GLOB CAIRN_MPI_TEST_SRC CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/mpi/*.c)
+  foreach(src ${CAIRN_MPI_TEST_SRC})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_compile_options(${name} PRIVATE ${CAIRN_WARNINGS})
+    target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+    target_link_libraries(${name} PRIVATE cairn_mpi_static ${CAIRN_LINK_DEPS} m)
+  endforeach()
+  file(GLOB CAIRN_MPI_SH_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/mpi/*.sh)
+  foreach(src ${CAIRN_MPI_SH_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    add_test(NAME ${name} COMMAND bash ${src})
+    set_tests_properties(${name} PROPERTIES
+      ENVIRONMENT "CAIRN_CLI=$<TARGET_FILE:cairn_cli>;CAIRN_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;CAIRN_BUILD_DIR=${CMAKE_BINARY_DIR};CAIRN_SOURCE_DIR=${CMAKE_SOURCE_DIR};CAIRN_MPIEXEC=${MPIEXEC_EXECUTABLE}"
+      SKIP_RETURN_CODE 77 TIMEOUT 600)
+  endforeach()
+endif()
+
 # Shell-level tests of the CLI contract.
 file(GLOB CAIRN_SH_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cli_*.sh)
 foreach(src ${CAIRN_SH_TESTS})

@@ -507,6 +507,23 @@ CAIRN_API cairn_status cairn_tensor_read_range(const cairn_file *f, uint64_t ind
                                                uint64_t first, uint64_t count,
                                                cairn_dtype dtype, void *dst, size_t dst_size,
                                                unsigned flags, cairn_error *err);
+/* Copies the box of tensor `index` whose corner is `offset` and whose size
+ * is `extent` (`rank` entries each, global coordinates; both may be NULL for
+ * a rank-0 tensor) into `dst` as `dtype`, converting as cairn_tensor_read
+ * does: dst holds the box in C order, extent[0] x ... x extent[rank-1]
+ * elements, and `dst_size` must be that many times the size of `dtype`
+ * (CAIRN_E_SIZE); the box must lie inside the tensor (CAIRN_E_ARG); an
+ * empty box (an extent of 0) is a no-op. Works for every format, reading
+ * the longest runs that are contiguous in both the tensor and the box with
+ * cairn_tensor_read_range (so a row block of an uncompressed tensor is one
+ * read). On a distributed checkpoint directory (docs/DISTRIBUTED.md) it
+ * reads only the saved pieces that meet the box, from the rank files that
+ * hold them, and checks that those pieces tile the box exactly.
+ * CAIRN_READ_VERIFY checks the checksums of every piece read. */
+CAIRN_API cairn_status cairn_tensor_read_box(const cairn_file *f, uint64_t index,
+                                             const uint64_t *offset, const uint64_t *extent,
+                                             cairn_dtype dtype, void *dst, size_t dst_size,
+                                             unsigned flags, cairn_error *err);
 /* Checks one tensor's stored bytes against its checksum. */
 CAIRN_API cairn_status cairn_tensor_verify(const cairn_file *f, uint64_t index, cairn_error *err);
 /* Checks every byte of the file: header, trailer, index, every payload's

@@ -242,14 +242,19 @@ static cairn_status compare_all(const tensor_bytes *a, const tensor_bytes *b,
     elem_class cls = class_of(t->dtype);
     cairn_dtype wide = wide_dtype(cls);
     size_t esz = cairn_dtype_size(t->dtype), wsz = cairn_dtype_size(wide);
-    void *wa = malloc(SLICE * wsz), *wb = malloc(SLICE * wsz);
-    cairn_status rc = wa && wb ? CAIRN_OK
-                               : fail(err, CAIRN_E_NOMEM, "tensor '%s': out of memory", t->name);
+    void *wa = NULL, *wb = NULL; /* made for the first slice that differs */
+    cairn_status rc = CAIRN_OK;
     for (uint64_t off = 0; rc == CAIRN_OK && off < t->count; off += SLICE) {
-        slice s = {a->data + off * esz, b->data + off * esz, wa, wb, 0, esz};
+        slice s = {a->data + off * esz, b->data + off * esz, NULL, NULL, 0, esz};
         s.n = t->count - off < SLICE ? (size_t)(t->count - off) : SLICE;
         if (memcmp(s.ra, s.rb, s.n * esz) == 0)
             continue; /* bitwise equal elements add nothing, in either mode */
+        if (!wa && (!(wa = malloc(SLICE * wsz)) || !(wb = malloc(SLICE * wsz)))) {
+            rc = fail(err, CAIRN_E_NOMEM, "tensor '%s': out of memory", t->name);
+            break;
+        }
+        s.wa = wa;
+        s.wb = wb;
         rc = cairn_convert(t->dtype, s.ra, wide, wa, s.n, err);
         if (rc == CAIRN_OK)
             rc = cairn_convert(t->dtype, s.rb, wide, wb, s.n, err);

@@ -58,6 +58,9 @@ def build_library():
                    stdout=subprocess.DEVNULL)
     jobs = os.environ.get("CAIRN_JOBS", str(os.cpu_count() or 1))
     subprocess.run(["cmake", "--build", build, "--target", "cairn_static", "-j", jobs], check=True)
+    # libcairn_mpi for cairn._dist, when CMake found MPI (else no such target)
+    subprocess.run(["cmake", "--build", build, "--target", "cairn_mpi_static", "-j", jobs],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return build
 
 
@@ -97,6 +100,41 @@ extension = Extension(
     extra_link_args=link_args,
 )
 
+def dist_extension():
+    """cairn._dist (cairn.dist's collective save over mpi4py), when mpi4py,
+    an MPI compiler wrapper and libcairn_mpi.a are all there; else None and
+    cairn.dist says what is missing when used. `import cairn` never needs
+    MPI."""
+    if not objects:
+        return None
+    lib = os.path.join(os.path.dirname(objects[0]), "libcairn_mpi.a")
+    try:
+        import mpi4py
+
+        mpi_cflags = shlex.split(subprocess.run(["mpicc", "--showme:compile"], check=True,
+                                                capture_output=True, text=True).stdout)
+        mpi_libs = shlex.split(subprocess.run(["mpicc", "--showme:link"], check=True,
+                                              capture_output=True, text=True).stdout)
+    except (ImportError, OSError, subprocess.CalledProcessError):
+        return None
+    if not os.path.exists(lib):
+        return None
+    return Extension(
+        "cairn._dist",
+        sources=[os.path.join("src", "dist.c")],
+        depends=[lib] + objects,
+        include_dirs=include_dirs + [mpi4py.get_include()],
+        extra_objects=[lib] + objects,
+        extra_compile_args=compile_args + mpi_cflags,
+        extra_link_args=mpi_libs + link_args,
+    )
+
+
+extensions = [extension]
+_dist = dist_extension()
+if _dist is not None:
+    extensions.append(_dist)
+
 setup(
     name="cairn",
     version=read_version(),
@@ -104,7 +142,7 @@ setup(
                 "PyTorch, checkpoints, skorch callbacks",
     packages=["cairn"],
     package_data={"cairn": ["*.pyi", "py.typed"]},
-    ext_modules=[extension],
+    ext_modules=extensions,
     python_requires=">=3.9",
     zip_safe=False,
 )

@@ -31,6 +31,21 @@ extern const cairn__reader_ops cairn__skorch_reader; /* a skorch checkpoint dire
 /* 1 when `dir` holds a skorch checkpoint (params.pt, or one PREFIX with both
  * PREFIXparams.pt and PREFIXhistory.json). */
 int cairn__skorch_sniff(const char *dir);
+extern const cairn__reader_ops cairn__dist_reader; /* a distributed checkpoint directory */
+/* 1 when `dir` holds a distributed checkpoint's manifest.cairn. */
+int cairn__dist_sniff(const char *dir);
+
+/* Copies the intersection (ioff, iext) of tensor `index` of `src`, which
+ * holds the box (soff, sext) of some global tensor in C order, into dst,
+ * which holds the box (roff, rext) in C order as `dtype`: runs contiguous in
+ * both, each read with cairn_tensor_read_range (compressed tensors in
+ * windows, so each chunk is decoded once). Boxes are the caller's to check
+ * (read_box.c). */
+cairn_status cairn__box_copy(const cairn_file *src, uint64_t index, uint32_t rank,
+                             const uint64_t *soff, const uint64_t *sext, const uint64_t *roff,
+                             const uint64_t *rext, const uint64_t *ioff, const uint64_t *iext,
+                             cairn_dtype dtype, void *dst, cairn_error *err);
+
 /* Sharded safetensors output (compose_shards.c). */
 extern const cairn__writer_ops cairn__shards_writer;
 

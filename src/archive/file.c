@@ -144,18 +144,19 @@ static cairn_file *file_new(const char *path)
     return f;
 }
 
-/* A skorch checkpoint directory: one archive of its files (skorch.c). */
-static cairn_status open_skorch_dir(const char *path, unsigned flags, uint64_t max_inflate,
-                                    cairn_file **out, cairn_error *err)
+/* A directory opened as one archive of its files: a skorch checkpoint
+ * (skorch.c) or a distributed checkpoint (dist_read.c). */
+static cairn_status open_dir(const char *path, const cairn__reader_ops *ops,
+                             const cairn_open_opts *o, cairn_file **out, cairn_error *err)
 {
     cairn_file *f = file_new(path);
     if (!f)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
-    f->flags = flags;
-    f->max_inflate = max_inflate;
-    f->ops = &cairn__skorch_reader;
+    f->flags = o->flags;
+    apply_opts(f, o);
+    f->ops = ops;
     cairn_status st = f->ops->open(f, err);
-    if (st == CAIRN_OK && (flags & CAIRN_OPEN_VERIFY))
+    if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
         st = cairn_file_verify(f, err);
     if (st != CAIRN_OK) {
         cairn_file_close(f);
@@ -181,15 +182,21 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
     cairn__source_kind kind;
     CAIRN_TRY(cairn__source_open_file(&src, path, (flags & CAIRN_OPEN_NO_MMAP) != 0, &kind, err));
     if (kind == CAIRN__SOURCE_DIRECTORY) {
-        if ((format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
-            cairn__skorch_sniff(path)) {
-            if (o.public_key)
-                return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a skorch directory carries no "
-                                   "signature (sign it with cairn_sign_dir)", path);
-            return open_skorch_dir(path, flags, o.max_inflate, out, err);
-        }
-        return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (a directory, but no skorch "
-                           "checkpoint)", path);
+        const cairn__reader_ops *ops = NULL;
+        if ((format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_NATIVE) &&
+            cairn__dist_sniff(path))
+            ops = &cairn__dist_reader;
+        else if ((format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_TORCH) &&
+                 cairn__skorch_sniff(path))
+            ops = &cairn__skorch_reader;
+        if (!ops)
+            return cairn__fail(err, CAIRN_E_IO, "%s: not a regular file (a directory, but no "
+                               "skorch or distributed checkpoint)", path);
+        if (o.public_key)
+            return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a %s directory carries no "
+                               "signature (sign it with cairn_sign_dir)", path,
+                               ops == &cairn__dist_reader ? "distributed checkpoint" : "skorch");
+        return open_dir(path, ops, &o, out, err);
     }
     cairn_file *f = file_new(path);
     if (!f) {

@@ -91,6 +91,12 @@ typedef struct cairn__reader_ops {
     /* Optional: writes a signed copy of f (which verified) to `out`. */
     cairn_status (*sign)(const cairn_file *f, const uint8_t *secret_key, cairn__sink *out,
                          cairn_error *err);
+    /* Optional: cairn_tensor_read_box for archives that assemble tensors
+     * from pieces (distributed checkpoint directories). Called with the
+     * arguments checked (box in bounds, dst of the box's size as dtype). */
+    cairn_status (*read_box)(const cairn_file *f, uint64_t index, const uint64_t *offset,
+                             const uint64_t *extent, cairn_dtype dtype, void *dst,
+                             unsigned flags, cairn_error *err);
 } cairn__reader_ops;
 
 struct cairn_file {

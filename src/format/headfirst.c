@@ -48,7 +48,8 @@ static cairn_status push(cairn_writer *w, cairn__hf_writer *h, const char *name,
     e->name_len = strlen(name);
     e->dtype = dtype;
     e->rank = rank;
-    memcpy(e->dims, dims, rank * sizeof *dims);
+    if (rank) /* a scalar may come with dims == NULL */
+        memcpy(e->dims, dims, rank * sizeof *dims);
     e->size = size;
     e->spool_at = spool_at;
     if (!(e->name = strdup(name)))

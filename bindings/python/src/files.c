@@ -415,22 +415,36 @@ static PyObject *file_cow_view(pycairn_file *self, PyObject *arg)
     return tensor_view(self, arg, 1);
 }
 
-/* read_into(index, out, dtype, first=0, count=-1, verify=False): copies
- * (elements first..first+count of) a tensor into the writable buffer `out`
- * as `dtype`, with the GIL released. */
+/* read_into(index, out, dtype, first=0, count=-1, verify=False, offset=None,
+ * extent=None): copies (elements first..first+count of, or with offset and
+ * extent the box of: cairn_tensor_read_box, global coordinates) a tensor
+ * into the writable buffer `out` as `dtype`, with the GIL released. */
 static PyObject *file_read_into(pycairn_file *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"index", "out", "dtype", "first", "count", "verify", NULL};
+    static char *kwlist[] = {"index", "out", "dtype", "first", "count", "verify", "offset",
+                             "extent", NULL};
     unsigned long long index, first = 0;
     long long count = -1;
-    PyObject *out, *dtype_obj;
+    PyObject *out, *dtype_obj, *off_obj = Py_None, *ext_obj = Py_None;
     int verify = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KOO|KLp", kwlist, &index, &out, &dtype_obj,
-                                     &first, &count, &verify))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KOO|KLpOO", kwlist, &index, &out, &dtype_obj,
+                                     &first, &count, &verify, &off_obj, &ext_obj))
         return NULL;
     cairn_dtype dtype = pycairn_parse_dtype(dtype_obj);
     if (dtype == CAIRN_DTYPE_INVALID)
         return NULL;
+    uint64_t off[CAIRN_MAX_RANK], ext[CAIRN_MAX_RANK];
+    int box = off_obj != Py_None || ext_obj != Py_None, no = 0;
+    if (box) {
+        no = pycairn_parse_shape(off_obj, off);
+        int ne = no < 0 ? -1 : pycairn_parse_shape(ext_obj, ext);
+        if (no < 0 || ne < 0)
+            return NULL;
+        if (no != ne) {
+            PyErr_Format(PyExc_ValueError, "offset has %d entries, extent %d", no, ne);
+            return NULL;
+        }
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
@@ -443,7 +457,10 @@ static PyObject *file_read_into(pycairn_file *self, PyObject *args, PyObject *kw
     cairn_status st;
     unsigned flags = verify ? CAIRN_READ_VERIFY : 0;
     Py_BEGIN_ALLOW_THREADS
-    if (count < 0 && first == 0)
+    if (box)
+        st = cairn_tensor_read_box(f, index, no ? off : NULL, no ? ext : NULL, dtype, view.buf,
+                                   (size_t)view.len, flags, &err);
+    else if (count < 0 && first == 0)
         st = cairn_tensor_read(f, index, dtype, view.buf, (size_t)view.len, flags, &err);
     else
         st = cairn_tensor_read_range(f, index, first, count < 0 ? 0 : (uint64_t)count, dtype,
@@ -529,7 +546,8 @@ static PyMethodDef file_methods[] = {
     {"cow_view", (PyCFunction)file_cow_view, METH_O,
      "cow_view(index) -> writable copy-on-write TensorBuffer or None."},
     {"read_into", (PyCFunction)(void (*)(void))file_read_into, METH_VARARGS | METH_KEYWORDS,
-     "read_into(index, out, dtype, first=0, count=-1, verify=False)."},
+     "read_into(index, out, dtype, first=0, count=-1, verify=False, offset=None, "
+     "extent=None)."},
     {"metadata", (PyCFunction)file_metadata, METH_NOARGS, "metadata() -> the tree."},
     {"verify", (PyCFunction)file_verify, METH_VARARGS,
      "verify(index=-1): checks one tensor's checksum, or (-1) every byte of the file."},

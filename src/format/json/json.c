@@ -89,19 +89,9 @@ static int is_inf_bits(const float_kind *k, uint64_t b)
 
 typedef struct jw_writer {
     cairn__buf out;    /* text waiting for the sink */
-    size_t count;      /* tensors written */
-    char **names;      /* for the duplicate check */
-    size_t cap;
-    cairn__nameset set;
+    size_t count;      /* tensors written (names are unique: writer.c checks) */
     cairn_value *meta; /* the latest tree set */
 } jw_writer;
-
-static const char *jw_name(const void *ctx, uint32_t index, size_t *len)
-{
-    const jw_writer *s = ctx;
-    *len = strlen(s->names[index]);
-    return s->names[index];
-}
 
 static cairn_status out_text(cairn_writer *w, const char *text, size_t len, cairn_error *err)
 {
@@ -181,29 +171,6 @@ static cairn_status jw_begin(cairn_writer *w, cairn_error *err)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     w->state = s;
     return out_str(w, "{\"format\": \"" JSON_MAGIC "\", \"version\": 1, \"tensors\": [", err);
-}
-
-static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error *err)
-{
-    jw_writer *s = w->state;
-    if (cairn__nameset_find(&s->set, name, strlen(name), jw_name, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' added twice", w->path, name);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        char **names = realloc(s->names, cap * sizeof *names);
-        if (!names)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        s->names = names;
-        s->cap = cap;
-    }
-    if (s->count >= UINT32_MAX || !(s->names[s->count] = strdup(name)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    if (cairn__nameset_insert(&s->set, (uint32_t)s->count, jw_name, s, err) != CAIRN_OK) {
-        free(s->names[s->count]);
-        return CAIRN_E_NOMEM;
-    }
-    s->count++;
-    return CAIRN_OK;
 }
 
 /* The values of elements [first, first + n) in C order, each formatted by
@@ -316,7 +283,7 @@ static cairn_status jw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
                                name);
     if (count > 0 && !data)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': NULL data", w->path, name);
-    CAIRN_TRY(remember_name(w, name, err));
+    s->count++;
     char head[160];
     CAIRN_TRY(out_str(w, s->count > 1 ? ",\n{\"name\": " : "\n{\"name\": ", err));
     CAIRN_TRY(out_quoted(w, name, strlen(name), err));
@@ -399,10 +366,6 @@ static void jw_destroy(cairn_writer *w)
     jw_writer *s = w->state;
     if (!s)
         return;
-    for (size_t i = 0; i < s->count; i++)
-        free(s->names[i]);
-    free(s->names);
-    cairn__nameset_free(&s->set);
     free(s->out.p);
     cairn_value_free(s->meta);
     free(s);
@@ -427,11 +390,13 @@ typedef struct jr_tensor {
 } jr_tensor;
 
 typedef struct jr_state {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     jr_tensor *tensors;
     size_t count, cap;
     cairn__nameset set;
     cairn_value *meta;
 } jr_state;
+CAIRN__TABLE_FIRST(jr_state);
 
 /* The parser: a cursor over the whole document. */
 typedef struct jp {
@@ -925,8 +890,9 @@ static cairn_status skip_value(jp *x)
     }
 }
 
-static void jr_free(jr_state *s)
+static void jr_free(void *state)
 {
+    jr_state *s = state;
     if (!s)
         return;
     for (size_t i = 0; i < s->count; i++) {
@@ -1030,59 +996,14 @@ static cairn_status jr_open(cairn_file *f, cairn_error *err)
         jr_free(s);
         return st;
     }
-    f->state = s;
-    return CAIRN_OK;
-}
-
-static void jr_close(cairn_file *f)
-{
-    jr_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t jr_count(const cairn_file *f)
-{
-    const jr_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status jr_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const jr_state *s = f->state;
-    (void)err;
-    *out = s->tensors[index].t;
-    return CAIRN_OK;
-}
-
-static cairn_status jr_find(const cairn_file *f, const char *name, size_t name_len,
-                            uint64_t *index, cairn_error *err)
-{
-    const jr_state *s = f->state;
-    int64_t i = cairn__nameset_find(&s->set, name, name_len, jr_name, s);
-    if (i >= 0) {
-        *index = (uint64_t)i;
-        return CAIRN_OK;
-    }
-    char shown[96];
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
-                       cairn__printable(name, name_len, shown, sizeof shown));
-}
-
-static cairn_status jr_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const jr_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_JSON;
-    out->version_major = JSON_VERSION;
-    out->version_minor = 0;
-    out->tensor_count = s->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = 0;
+    uint64_t payload = 0;
     for (size_t i = 0; i < s->count; i++)
-        out->payload_bytes += s->tensors[i].t.info.raw_size;
-    out->alignment = 1;
-    out->has_metadata = s->meta && cairn_value_count(s->meta) > 0;
+        payload += s->tensors[i].t.info.raw_size;
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, jr_free);
+    cairn__table_index(&s->table, &s->set, jr_name, s);
+    cairn__table_info(&s->table, CAIRN_FORMAT_JSON, JSON_VERSION, payload, 0, 1,
+                      s->meta && cairn_value_count(s->meta) > 0);
+    f->state = s;
     return CAIRN_OK;
 }
 
@@ -1105,11 +1026,6 @@ static cairn_status jr_load(const cairn_file *f, uint64_t index, void *dst, cair
 const cairn__reader_ops cairn__json_reader = {
     .format = CAIRN_FORMAT_JSON,
     .open = jr_open,
-    .close = jr_close,
-    .count = jr_count,
-    .tensor_at = jr_tensor_at,
-    .find = jr_find,
-    .file_info = jr_file_info,
     .read_metadata = jr_read_metadata,
     .load = jr_load,
 };

@@ -1,0 +1,554 @@
+/* mpi_ckpt.c -- a checkpoint manager over distributed checkpoints
+ * (docs/DISTRIBUTED.md "The checkpoint manager"): ROOT/<prefix>ckpt-<seq>/
+ * directories, rank 0 deciding and broadcasting, retention after each
+ * commit, resume from the newest checkpoint that verifies, and async saves
+ * whose collective commit runs at the next call. */
+#include "mpi_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PATH_LEN 4096
+#define LOCK_NAME ".cairn-lock"
+
+typedef struct entry {
+    uint64_t seq, epoch, step;
+    int valid;
+    int ours; /* written by this manager in this run */
+} entry;
+
+struct cairn_mpi_ckpt {
+    MPI_Comm comm;
+    int me, size;
+    char *dir, *prefix;
+    unsigned flags;
+    uint32_t every_epochs, keep_last, keep_every;
+    uint64_t every_steps;
+    double every_seconds;
+    cairn_write_opts wopts;
+    int has_wopts;
+    entry *e;
+    size_t n, cap;
+    uint64_t next_seq, last_step;
+    double last_time;
+    int saved_any;
+    int lock_fd; /* rank 0 */
+    char path[PATH_LEN];
+    /* a save in flight (async) */
+    cairn_mpi_save *pending;
+    entry pending_entry;
+    pthread_t thread;
+    int thread_running;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void ckpt_path(const cairn_mpi_ckpt *m, uint64_t seq, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%sckpt-%08llu", m->dir, m->prefix, (unsigned long long)seq);
+}
+
+/* -------------------------------------------------------------- listing */
+
+/* seq when `name` is <prefix>ckpt-<digits>, else 0. */
+static uint64_t name_seq(const cairn_mpi_ckpt *m, const char *name)
+{
+    size_t pl = strlen(m->prefix);
+    if (strncmp(name, m->prefix, pl) || strncmp(name + pl, "ckpt-", 5))
+        return 0;
+    const char *d = name + pl + 5;
+    uint64_t seq = 0;
+    if (!*d || strlen(d) > 18)
+        return 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9')
+            return 0;
+        seq = seq * 10 + (uint64_t)(*d - '0');
+    }
+    return seq;
+}
+
+/* Valid: the directory opens as a distributed checkpoint (its manifest
+ * parses and checks) and every rank file has the size and index hash the
+ * manifest names. Fills epoch and step from the "checkpoint" record. */
+static int check_ckpt(const char *path, entry *e)
+{
+    cairn_file *f = NULL, *mf = NULL;
+    char p[PATH_LEN + 64];
+    int ok = cairn_file_open(path, NULL, &f, NULL) == CAIRN_OK;
+    cairn_value *meta = NULL;
+    if (ok && cairn_file_read_metadata(f, &meta, NULL) == CAIRN_OK) {
+        const cairn_value *rec = cairn_value_get(meta, "checkpoint");
+        int64_t v;
+        if (rec && cairn_value_get_int(cairn_value_get(rec, "epoch"), &v) == CAIRN_OK)
+            e->epoch = (uint64_t)v;
+        if (rec && cairn_value_get_int(cairn_value_get(rec, "step"), &v) == CAIRN_OK)
+            e->step = (uint64_t)v;
+    }
+    cairn_value_free(meta);
+    cairn_file_close(f);
+    snprintf(p, sizeof p, "%s/manifest.cairn", path);
+    uint64_t index;
+    cairn_tensor_info info;
+    if (ok)
+        ok = cairn_file_open(p, NULL, &mf, NULL) == CAIRN_OK &&
+             cairn_tensor_find(mf, "dist.files", &index, &info, NULL) == CAIRN_OK &&
+             info.dtype == CAIRN_U64 && info.rank == 2 && info.dims[1] == 2;
+    uint64_t *files = ok ? malloc((size_t)info.raw_size + 1) : NULL;
+    ok = ok && files &&
+         cairn_tensor_read(mf, index, CAIRN_U64, files, (size_t)info.raw_size, CAIRN_READ_VERIFY,
+                           NULL) == CAIRN_OK;
+    for (uint64_t i = 0; ok && i < info.dims[0]; i++) {
+        uint64_t size, hash;
+        snprintf(p, sizeof p, "%s/rank-%06llu.cairn", path, (unsigned long long)i);
+        ok = cairn__mpi_file_id(p, &size, &hash, NULL) == CAIRN_OK && size == files[2 * i] &&
+             hash == files[2 * i + 1];
+    }
+    free(files);
+    cairn_file_close(mf);
+    return ok;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const entry *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Rank 0: lists ROOT, removes staging directories of this prefix. */
+static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    DIR *d = opendir(m->dir);
+    if (!d)
+        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot list: %s", m->dir, strerror(errno));
+    struct dirent *de;
+    char p[PATH_LEN];
+    size_t pl = strlen(m->prefix);
+    m->n = 0;
+    cairn_status st = CAIRN_OK;
+    while (st == CAIRN_OK && (de = readdir(d))) {
+        snprintf(p, sizeof p, "%s/%s", m->dir, de->d_name);
+        if (de->d_name[0] == '.' && !strncmp(de->d_name + 1, m->prefix, pl) &&
+            !strncmp(de->d_name + 1 + pl, "ckpt-", 5) && strstr(de->d_name, ".cairn-tmp-")) {
+            if (!(m->flags & CAIRN_CKPT_READ_ONLY))
+                cairn__mpi_remove_dir(p); /* a save that died: we hold the lock */
+            continue;
+        }
+        uint64_t seq = name_seq(m, de->d_name);
+        struct stat sb;
+        if (!seq || stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            continue;
+        if (m->n == m->cap) {
+            size_t nc = m->cap ? 2 * m->cap : 16;
+            entry *ne = realloc(m->e, nc * sizeof *ne);
+            if (!ne) {
+                st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+                break;
+            }
+            m->e = ne;
+            m->cap = nc;
+        }
+        entry *e = &m->e[m->n++];
+        memset(e, 0, sizeof *e);
+        e->seq = seq;
+        e->valid = check_ckpt(p, e);
+    }
+    closedir(d);
+    if (m->n > 1)
+        qsort(m->e, m->n, sizeof *m->e, entry_cmp);
+    return st;
+}
+
+/* Collective: rank 0's table becomes every rank's. */
+static cairn_status share_table(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    unsigned long long n = m->n;
+    MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, 0, m->comm);
+    cairn_status st = CAIRN_OK;
+    if (m->me != 0 && n > m->cap) {
+        entry *ne = realloc(m->e, (size_t)n * sizeof *ne);
+        if (ne) {
+            m->e = ne;
+            m->cap = (size_t)n;
+        } else {
+            st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "out of memory for %llu checkpoints", n);
+        }
+    }
+    MPI_TRY(cairn__mpi_agree(m->comm, st, err)); /* every rank can receive, or none does */
+    m->n = (size_t)n;
+    if (n)
+        MPI_Bcast(m->e, (int)(n * sizeof *m->e), MPI_BYTE, 0, m->comm);
+    uint64_t next = m->n ? m->e[m->n - 1].seq + 1 : 1;
+    if (next > m->next_seq) /* never back to a number a failed save tried */
+        m->next_seq = next;
+    return CAIRN_OK;
+}
+
+/* ----------------------------------------------------------------- lock */
+
+static cairn_status take_lock(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    char p[PATH_LEN];
+    snprintf(p, sizeof p, "%s/%s", m->dir, LOCK_NAME);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot open: %s", p, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        pid[r > 0 ? r : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        return cairn__mpi_fail(err, CAIRN_E_STATE, "%s: another checkpoint writer holds this "
+                               "directory (pid %s)", m->dir, pid[0] ? pid : "unknown");
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* the lock holds; only the pid note is missing */
+    }
+    m->lock_fd = fd;
+    return CAIRN_OK;
+}
+
+/* ---------------------------------------------------------------- open */
+
+cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
+                                 cairn_mpi_ckpt **out, cairn_error *err)
+{
+    if (out)
+        *out = NULL;
+    cairn_mpi_ckpt_opts o = {0};
+    cairn_status st = CAIRN_OK;
+    if (!opts || !out || !opts->dirname || strlen(opts->dirname) > PATH_LEN - 300)
+        st = cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_open: options with a dirname "
+                             "and out are needed");
+    else
+        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    cairn_mpi_ckpt *m = st == CAIRN_OK ? calloc(1, sizeof *m) : NULL;
+    if (st == CAIRN_OK && m) {
+        m->dir = strdup(o.dirname);
+        m->prefix = strdup(o.fn_prefix ? o.fn_prefix : "");
+    }
+    if (st == CAIRN_OK && (!m || !m->dir || !m->prefix))
+        st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "out of memory");
+    if (st == CAIRN_OK && (strchr(m->prefix, '/') || strlen(m->prefix) > 200))
+        st = cairn__mpi_fail(err, CAIRN_E_ARG, "%s: a file name prefix has no '/' and at most "
+                             "200 bytes", o.dirname);
+    if (m) {
+        m->comm = comm;
+        m->lock_fd = -1;
+        MPI_Comm_rank(comm, &m->me);
+        MPI_Comm_size(comm, &m->size);
+        m->flags = o.flags;
+        m->every_epochs = o.every_epochs;
+        m->every_steps = o.every_steps;
+        m->every_seconds = o.every_seconds;
+        m->keep_last = o.keep_last;
+        m->keep_every = o.keep_every;
+        m->wopts.struct_size = sizeof m->wopts;
+        if (o.write)
+            memcpy(&m->wopts, o.write, o.write->struct_size < sizeof m->wopts
+                                           ? o.write->struct_size : sizeof m->wopts);
+        m->wopts.struct_size = sizeof m->wopts;
+        if (o.flags & CAIRN_CKPT_NO_SYNC)
+            m->wopts.flags |= CAIRN_WRITE_NO_SYNC;
+    }
+    int writer = st == CAIRN_OK && !(m->flags & CAIRN_CKPT_READ_ONLY);
+    if (writer && m->me == 0 && mkdir(m->dir, 0777) != 0 && errno != EEXIST)
+        st = cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot create: %s", m->dir, strerror(errno));
+    if (writer && st == CAIRN_OK && m->me == 0)
+        st = take_lock(m, err);
+    if (st == CAIRN_OK && m->me == 0)
+        st = scan(m, err);
+    st = cairn__mpi_agree(comm, st, err);
+    if (st == CAIRN_OK)
+        st = share_table(m, err);
+    if (st != CAIRN_OK) {
+        if (m && m->lock_fd >= 0)
+            close(m->lock_fd);
+        if (m) {
+            free(m->e);
+            free(m->dir);
+            free(m->prefix);
+            free(m);
+        }
+        return st;
+    }
+    m->last_time = now();
+    *out = m;
+    return CAIRN_OK;
+}
+
+/* ------------------------------------------------------------ retention */
+
+/* Rank 0, after a commit: removes this run's checkpoints no policy keeps;
+ * never the newest valid one, never one another run wrote. */
+static void retain(cairn_mpi_ckpt *m)
+{
+    if (!m->keep_last && !m->keep_every)
+        return;
+    size_t newest = m->n, kept_recent = 0;
+    for (size_t i = m->n; i-- > 0;)
+        if (m->e[i].valid) {
+            newest = i;
+            break;
+        }
+    size_t w = 0;
+    int removed = 0;
+    for (size_t i = m->n; i-- > 0;) {
+        entry *e = &m->e[i];
+        int mine = e->ours || (m->flags & CAIRN_CKPT_PRUNE_EARLIER);
+        int keep = !mine || !e->valid || i == newest;
+        if (!keep && m->keep_last && e->valid && kept_recent < m->keep_last)
+            keep = 1;
+        if (!keep && m->keep_every && e->epoch % m->keep_every == 0)
+            keep = 1;
+        if (mine && e->valid)
+            kept_recent++;
+        if (!keep) {
+            char p[PATH_LEN];
+            ckpt_path(m, e->seq, p, sizeof p);
+            cairn__mpi_remove_dir(p);
+            e->seq = 0; /* dropped */
+            removed = 1;
+        }
+    }
+    for (size_t i = 0; i < m->n; i++)
+        if (m->e[i].seq)
+            m->e[w++] = m->e[i];
+    m->n = w;
+    if (removed && !(m->flags & CAIRN_CKPT_NO_SYNC))
+        cairn__mpi_sync_dir(m->dir, NULL);
+}
+
+/* ---------------------------------------------------------------- saves */
+
+static void *write_thread(void *arg)
+{
+    cairn__mpi_save_write(arg);
+    return NULL;
+}
+
+/* Collective: finishes the save in flight (agreement, manifest, commit),
+ * records it and applies retention. */
+static cairn_status collect(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    if (!m->pending)
+        return CAIRN_OK;
+    if (m->thread_running)
+        pthread_join(m->thread, NULL);
+    m->thread_running = 0;
+    cairn_mpi_save *s = m->pending;
+    m->pending = NULL;
+    cairn_status st = cairn__mpi_save_finish(s, err);
+    if (st == CAIRN_OK && m->me == 0) {
+        if (m->n == m->cap) {
+            size_t nc = m->cap ? 2 * m->cap : 16;
+            entry *ne = realloc(m->e, nc * sizeof *ne);
+            if (ne) {
+                m->e = ne;
+                m->cap = nc;
+            }
+        }
+        if (m->n < m->cap)
+            m->e[m->n++] = m->pending_entry;
+        retain(m);
+    }
+    cairn_status st2 = share_table(m, err);
+    return st != CAIRN_OK ? st : st2;
+}
+
+cairn_status cairn_mpi_ckpt_begin(cairn_mpi_ckpt *m, uint64_t epoch, uint64_t step,
+                                  unsigned flags, cairn_mpi_save **save, cairn_error *err)
+{
+    if (save)
+        *save = NULL;
+    if (!m || !save)
+        return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_begin: NULL argument");
+    if (m->flags & CAIRN_CKPT_READ_ONLY)
+        return cairn__mpi_fail(err, CAIRN_E_STATE, "%s: opened read-only: cannot save", m->dir);
+    MPI_TRY(collect(m, err));
+    int due = 0;
+    if (m->me == 0) {
+        int any = m->every_epochs || m->every_steps || m->every_seconds > 0;
+        due = (flags & CAIRN_STEP_FORCE) || !any ||
+              (m->every_epochs && epoch % m->every_epochs == 0) ||
+              (m->every_steps && (!m->saved_any || step >= m->last_step + m->every_steps)) ||
+              (m->every_seconds > 0 && now() - m->last_time >= m->every_seconds);
+    }
+    MPI_Bcast(&due, 1, MPI_INT, 0, m->comm);
+    if (!due)
+        return CAIRN_OK;
+    uint64_t seq = m->next_seq;
+    ckpt_path(m, seq, m->path, sizeof m->path);
+    cairn_mpi_save *s = NULL;
+    cairn_status st = cairn_mpi_save_begin(m->comm, m->path, &m->wopts, &s, err);
+    cairn_value *rec = st == CAIRN_OK ? cairn_value_map() : NULL;
+    if (st == CAIRN_OK && !rec)
+        st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "out of memory");
+    if (st == CAIRN_OK)
+        st = cairn_value_set(rec, "seq", cairn_value_int((int64_t)seq), err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(rec, "epoch", cairn_value_int((int64_t)epoch), err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(rec, "step", cairn_value_int((int64_t)step), err);
+    if (st == CAIRN_OK)
+        st = cairn_value_set(rec, "time", cairn_value_float(now()), err);
+    if (st == CAIRN_OK) {
+        cairn__mpi_save_set_record(s, rec, err);
+        rec = NULL;
+    }
+    cairn_value_free(rec);
+    st = cairn__mpi_agree(m->comm, st, err);
+    if (st != CAIRN_OK) {
+        cairn_mpi_save_abort(s);
+        return st;
+    }
+    m->pending_entry = (entry){.seq = seq, .epoch = epoch, .step = step, .valid = 1, .ours = 1};
+    m->next_seq = seq + 1;
+    m->last_step = step;
+    m->last_time = now();
+    m->saved_any = 1;
+    *save = s;
+    return CAIRN_OK;
+}
+
+cairn_status cairn_mpi_ckpt_commit(cairn_mpi_ckpt *m, cairn_mpi_save *save, cairn_error *err)
+{
+    if (!m || !save)
+        return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_commit: NULL argument");
+    int async = (m->flags & CAIRN_CKPT_ASYNC) != 0;
+    if (async)
+        cairn__mpi_save_own(save, err); /* a failure is kept and agreed on by the plan */
+    cairn_status st = cairn__mpi_save_plan(save, err);
+    if (st != CAIRN_OK) {
+        cairn_mpi_save_abort(save);
+        return st;
+    }
+    m->pending = save;
+    if (async && pthread_create(&m->thread, NULL, write_thread, save) == 0) {
+        m->thread_running = 1;
+        return CAIRN_OK;
+    }
+    cairn__mpi_save_write(save); /* sync, or no thread could be started */
+    return collect(m, err);
+}
+
+cairn_status cairn_mpi_ckpt_wait(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    if (!m)
+        return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_wait: NULL manager");
+    return collect(m, err);
+}
+
+cairn_status cairn_mpi_ckpt_close(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    if (!m)
+        return CAIRN_OK;
+    cairn_status st = collect(m, err);
+    if (m->lock_fd >= 0)
+        close(m->lock_fd); /* releases the lock; the file stays (it is never deleted) */
+    free(m->e);
+    free(m->dir);
+    free(m->prefix);
+    free(m);
+    return st;
+}
+
+/* ---------------------------------------------------------------- query */
+
+size_t cairn_mpi_ckpt_count(const cairn_mpi_ckpt *m)
+{
+    return m ? m->n : 0;
+}
+
+cairn_status cairn_mpi_ckpt_info_at(const cairn_mpi_ckpt *m, size_t i, cairn_mpi_ckpt_info *out,
+                                    cairn_error *err)
+{
+    if (!m || !out || i >= m->n)
+        return cairn__mpi_fail(err, CAIRN_E_NOT_FOUND, "checkpoint %zu of %zu", i,
+                               m ? m->n : 0);
+    cairn_mpi_ckpt *mm = (cairn_mpi_ckpt *)m; /* the path buffer is scratch */
+    ckpt_path(m, m->e[i].seq, mm->path, sizeof mm->path);
+    *out = (cairn_mpi_ckpt_info){.seq = m->e[i].seq, .epoch = m->e[i].epoch,
+                                 .step = m->e[i].step, .valid = m->e[i].valid,
+                                 .path = mm->path};
+    return CAIRN_OK;
+}
+
+/* Collective: every byte of checkpoint `path`, rank files shared out. */
+static cairn_status verify_shared(cairn_mpi_ckpt *m, const char *path, cairn_error *err)
+{
+    cairn_file *f = NULL;
+    cairn_status st = cairn_file_open(path, NULL, &f, err);
+    uint64_t nfiles = 0;
+    if (st == CAIRN_OK) {
+        /* rank files: as many as the manifest's dist.files rows */
+        char p[PATH_LEN + 64];
+        cairn_file *mf = NULL;
+        cairn_tensor_info info;
+        snprintf(p, sizeof p, "%s/manifest.cairn", path);
+        st = cairn_file_open(p, NULL, &mf, err);
+        if (st == CAIRN_OK)
+            st = cairn_tensor_find(mf, "dist.files", NULL, &info, err);
+        if (st == CAIRN_OK)
+            nfiles = info.dims[0];
+        cairn_file_close(mf);
+    }
+    for (uint64_t i = (uint64_t)m->me; st == CAIRN_OK && i < nfiles; i += (uint64_t)m->size) {
+        char p[PATH_LEN + 64];
+        cairn_file *rf = NULL;
+        snprintf(p, sizeof p, "%s/rank-%06llu.cairn", path, (unsigned long long)i);
+        st = cairn_file_open(p, NULL, &rf, err);
+        if (st == CAIRN_OK)
+            st = cairn_file_verify(rf, err);
+        cairn_file_close(rf);
+    }
+    cairn_file_close(f);
+    return cairn__mpi_agree(m->comm, st, err);
+}
+
+cairn_status cairn_mpi_ckpt_resume(cairn_mpi_ckpt *m, cairn_file **f, cairn_mpi_ckpt_info *info,
+                                   size_t *skipped, cairn_error *err)
+{
+    if (f)
+        *f = NULL;
+    if (skipped)
+        *skipped = 0;
+    if (!m || !f)
+        return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_resume: NULL argument");
+    MPI_TRY(collect(m, err));
+    for (size_t i = m->n; i-- > 0;) {
+        if (!m->e[i].valid)
+            continue;
+        char p[PATH_LEN];
+        ckpt_path(m, m->e[i].seq, p, sizeof p);
+        cairn_error verr;
+        if (verify_shared(m, p, &verr) != CAIRN_OK) {
+            m->e[i].valid = 0;
+            if (skipped)
+                ++*skipped;
+            continue;
+        }
+        MPI_TRY(cairn_mpi_open(m->comm, p, NULL, f, err));
+        if (info)
+            cairn_mpi_ckpt_info_at(m, i, info, NULL);
+        return CAIRN_OK;
+    }
+    return cairn__mpi_fail(err, CAIRN_E_NOT_FOUND, "%s: no valid checkpoint", m->dir);
+}

@@ -1,0 +1,53 @@
+/*
+ * mpi_internal.h -- libcairn_mpi's shared pieces: errors agreed across
+ * ranks, the save's phases (so the manager can run the write in the
+ * background), and directory helpers. libcairn_mpi is a client of cairn.h.
+ */
+#ifndef CAIRN_MPI_INTERNAL_H
+#define CAIRN_MPI_INTERNAL_H
+
+#include "cairn_mpi.h"
+
+#include <stdint.h>
+
+#define MPI_TRY(expr)                      \
+    do {                                   \
+        cairn_status try_st_ = (expr);     \
+        if (try_st_ != CAIRN_OK)           \
+            return try_st_;                \
+    } while (0)
+
+cairn_status cairn__mpi_fail(cairn_error *err, cairn_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Collective: every rank passes its status; all return the status of the
+ * lowest failing rank with its message (CAIRN_OK if none failed). */
+cairn_status cairn__mpi_agree(MPI_Comm comm, cairn_status st, cairn_error *err);
+/* Collective: rank `root`'s status and message become every rank's. */
+cairn_status cairn__mpi_bcast_status(MPI_Comm comm, int root, cairn_status st, cairn_error *err);
+
+/* Removes a directory and the regular files in it (staging directories,
+ * checkpoints retention drops): the manifest first, so a crash part way
+ * never leaves something that looks like a checkpoint. */
+void cairn__mpi_remove_dir(const char *dir);
+/* fsync of a directory. */
+cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err);
+/* The trailer's index_hash of a native file (docs/FORMAT.md §3) and its size. */
+cairn_status cairn__mpi_file_id(const char *path, uint64_t *size, uint64_t *hash,
+                                cairn_error *err);
+
+/* A save's phases (mpi_save.c). commit = plan, write, finish. */
+cairn_status cairn__mpi_save_plan(cairn_mpi_save *s, cairn_error *err);   /* collective */
+void cairn__mpi_save_write(cairn_mpi_save *s);                             /* local */
+cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn_error *err); /* collective, frees */
+/* Copies every borrowed buffer of the save (async checkpoints). */
+cairn_status cairn__mpi_save_own(cairn_mpi_save *s, cairn_error *err);
+/* The manager's record, merged into the metadata under "checkpoint". */
+cairn_status cairn__mpi_save_set_record(cairn_mpi_save *s, cairn_value *record, cairn_error *err);
+/* The rank files' write options. */
+void cairn__mpi_save_sync(cairn_mpi_save *s, int sync);
+
+#endif

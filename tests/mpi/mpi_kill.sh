@@ -1,0 +1,62 @@
+# A rank SIGKILLed at a random instant of a 3-rank job that saves a
+# checkpoint every step through the manager (CAIRN_MPI_KILL_TRIALS trials,
+# default 50; each kill lands after the job's first commit, so inside a
+# later save). The next job's manager opens the directory, removes what the
+# dead save left and resumes from the newest valid checkpoint, whose every
+# element must equal its recorded step (never a mix of two saves), read
+# with another split than the save's. Also: async saves, one writer per
+# directory, and a checkpoint converted to safetensors without MPI.
+. "$(dirname "$0")/lib.bash"
+trials=${CAIRN_MPI_KILL_TRIALS:-50}
+# after a rank dies, mpirun ends the others at once (default: 1 s grace)
+export OMPI_MCA_odls_base_sigkill_timeout=0
+root=$WORK/run
+
+run_mpi 3 mpi_ckpt_test run "$root" 3 || fail "seed run"
+run_mpi 2 mpi_ckpt_test check "$root" || fail "check after the seed run"
+run_mpi 2 mpi_ckpt_test run "$WORK/async" 6 async || fail "async run"
+run_mpi 3 mpi_ckpt_test check "$WORK/async" | grep -q 'step 6' || fail "async run resumes at step 6"
+run_mpi 2 mpi_ckpt_test lock "$WORK/lock" || fail "second writer refused"
+first=$(ls -d "$root"/ckpt-* | tail -1)
+"$CLI" convert "$first" "$WORK/state.safetensors" || fail "convert to safetensors"
+"$CLI" diff "$first" "$WORK/state.safetensors" >/dev/null || fail "safetensors copy differs"
+
+# Each trial is one job: it first resumes from the newest valid checkpoint
+# and checks every element (what the previous trial's kill left), then
+# saves every step until one of its ranks is killed.
+killed=0
+for t in $(seq 1 "$trials"); do
+    timeout -k 5 60 "$MPIEXEC" --allow-run-as-root --oversubscribe -np 3 \
+        "$BUILD/mpi_ckpt_test" run "$root" 100000 resume >"$WORK/run.log" 2>&1 &
+    job=$!
+    # once the job has resumed and committed a save (start-up time varies
+    # with load), a random instant within the next 0-199 ms: inside a save
+    before=$(ls "$root" | wc -l)
+    for _ in $(seq 1 600); do
+        [ "$(ls "$root" | wc -l)" -ne "$before" ] && break
+        sleep 0.05
+    done
+    sleep "0.$(printf %03d $((RANDOM % 200)))"
+    # $job is timeout; its child is mpirun, whose children are the ranks
+    launcher=$(pgrep -P "$job" || true)
+    ranks=$(for p in $launcher; do pgrep -P "$p"; done)
+    if [ -n "$ranks" ]; then
+        victim=$(shuf -n 1 -e $ranks)
+        kill -9 "$victim" 2>/dev/null && killed=$((killed + 1))
+    fi
+    wait "$job" 2>/dev/null
+    # mpirun takes the job down; make sure before the next trial starts
+    for p in $ranks; do
+        while kill -0 "$p" 2>/dev/null; do sleep 0.05; done
+    done
+    if grep -q '^resumed from' "$WORK/run.log"; then
+        echo "trial $t: $(grep '^resumed from' "$WORK/run.log")"
+    else
+        fail "trial $t: no resume: $(grep -v '^-\|^$' "$WORK/run.log" | head -5)"
+    fi
+done
+# after the last kill: the manager resumes on 2 ranks (another split)
+run_mpi 2 mpi_ckpt_test check "$root" || fail "check after the last trial"
+echo "$killed of $trials trials killed a rank mid-run"
+[ "$killed" -ge $((trials * 9 / 10)) ] || fail "too few kills ($killed of $trials)"
+finish
