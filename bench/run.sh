@@ -6,7 +6,8 @@
 #        CAIRN_BENCH_RUNS           timed runs per contender (default 5)
 #        CAIRN_BENCH_TINY_RUNS      runs for the 10x10 workload (default 101; each is microseconds)
 #        CAIRN_BENCH_SETTLE         seconds to wait before each scratch write (default 2.5; README)
-#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers python (default: all)
+#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers python s3 (default: all)
+#        CAIRN_BENCH_S3_MIB         payload of the s3 phase in MiB (default 1024, in 256 tensors)
 #        CAIRN_BENCH_INSTALL_PEERS  0 = never apt-get install python3-h5py / python3-torch
 set -euo pipefail
 
@@ -16,7 +17,7 @@ DIR=${CAIRN_BENCH_DIR:-/tmp/cairn-bench}
 RUNS=${CAIRN_BENCH_RUNS:-5}
 TINY_RUNS=${CAIRN_BENCH_TINY_RUNS:-101}
 SETTLE=${CAIRN_BENCH_SETTLE:-2.5}
-PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers python}
+PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers python s3}
 PY=/usr/bin/python3
 BENCH=$BUILD/bench/bench_io
 CONCAT=$BUILD/bench/npy_concat
@@ -162,6 +163,17 @@ run_python() {
   grep '^RESULT bench=py_' "$LOG" >> "$RESULTS" || true
 }
 
+# s3:// against curl on the same loopback server (bench/bench_s3.c): moto
+# with SigV4 enforced, started and stopped by tests/s3_harness.py (skipped,
+# saying why, without moto_server).
+run_s3() {
+  say ""
+  local mib=${CAIRN_BENCH_S3_MIB:-1024} rc=0
+  "$PY" "$HERE/../tests/s3_harness.py" --timeout 3000 -- "$BUILD/bench/bench_s3" --mib "$mib" \
+    --tensors 256 --runs "$(( RUNS < 3 ? RUNS : 3 ))" 2>&1 | tee -a "$LOG" || rc=$?
+  [ "$rc" = 0 ] || say "s3: skipped or failed (exit $rc)"
+}
+
 # ----------------------------------------------------------------- main
 start=$(date +%s)
 clean
@@ -182,6 +194,7 @@ phase rss run_rss
 phase pack run_pack
 phase peers run_peers
 phase python run_python
+phase s3 run_s3
 clean
 grep '^RESULT ' "$LOG" > "$RESULTS" || true
 $PY "$HERE/report.py" summary "$RESULTS" | tee -a "$LOG"

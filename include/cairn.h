@@ -373,6 +373,13 @@ typedef struct cairn_open_opts {
  * that (they replace files by rename), but for files that others may shrink
  * in place, open with CAIRN_OPEN_NO_MMAP.
  *
+ * `path` may be an object URL, "s3://bucket/key" (docs/STORAGE.md): the open
+ * costs one ranged GET (the object's size and its last 256 KiB, which hold a
+ * native file's trailer and index), plus one for the header of a
+ * header-first format; tensors are then read by ranged GETs. Tensors of a
+ * remote file have no zero-copy view, unless the whole object fit in that
+ * first GET.
+ *
  * `path` may also be a directory holding a skorch checkpoint (params.pt, and
  * optimizer.pt, criterion.pt, history.json as skorch's Checkpoint writes
  * them, with one common file name prefix such as "train_end_"): it opens as
@@ -538,7 +545,9 @@ typedef struct cairn_writer cairn_writer;
                                     never the old one: the rename is still atomic) */
 #define CAIRN_WRITE_NO_REPLACE 0x4u /* commit never replaces an existing file: if the
                                        target exists, cairn_writer_commit fails with
-                                       CAIRN_E_EXISTS and the file is left as it was */
+                                       CAIRN_E_EXISTS and the file is left as it was; of
+                                       two writers of one path exactly one wins (s3://:
+                                       If-None-Match: *) */
 #define CAIRN_WRITE_COMPRESS 0x2u /* .npz members are deflated (np.savez_compressed);
                                      other formats ignore the flag (the native format's
                                      compression is cairn_write_opts.codec) */
@@ -587,7 +596,9 @@ typedef struct cairn_write_opts {
 /* Starts a save to `path`. Nothing appears at `path` until commit: bytes go
  * to a temporary file in the same directory, which commit fsyncs, renames
  * over `path` and follows with an fsync of the directory (docs/FORMAT.md §9).
- * `opts` may be NULL. */
+ * `path` may be an object URL, "s3://bucket/key" (docs/STORAGE.md): the
+ * bytes stream as a multipart upload and the object appears, whole, at
+ * commit; abort or a failure leaves nothing. `opts` may be NULL. */
 CAIRN_API cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *opts,
                                               cairn_writer **out, cairn_error *err);
 /* Starts a save to a growable memory buffer (save to bytes). The bytes are

@@ -25,7 +25,7 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-DEPS = ["libxxhash", "jansson", "zlib", "libzstd", "liblz4", "liblzma", "libsodium",
+DEPS = ["libxxhash", "jansson", "zlib", "libzstd", "liblz4", "liblzma", "libsodium", "libcurl",
         "hdf5-serial", "simdjson"]
 EXTRA_LIBS = ["-lbz2", "-lpthread", "-lm", "-lstdc++"]
 

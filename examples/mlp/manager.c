@@ -303,15 +303,23 @@ static cairn_status restore_from_dir(const ckpt_config *c, resume_from which, co
     return st;
 }
 
+/* 1 when the checkpoint directory may hold checkpoints: a local directory
+ * that exists, or a key prefix in object storage ("s3://bucket/run"), where
+ * an empty listing simply finds none. */
+static int dir_exists(const char *dir)
+{
+    struct stat sb;
+    return strncmp(dir, "s3://", 5) == 0 || (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
+}
+
 cairn_status ckpt_resume(const ckpt_config *c, const train_config *want, unsigned given,
                          trainer **out, cairn_error *err)
 {
-    struct stat sb;
     cairn_status st = CAIRN_OK;
     *out = NULL;
     /* A directory that does not exist yet holds no checkpoint (a reader does
      * not create it; the run's own manager will). */
-    if (stat(c->dir, &sb) == 0)
+    if (dir_exists(c->dir))
         st = restore_from_dir(c, c->resume,
                               c->resume == RESUME_BEST ? "resumed from the best checkpoint"
                                                        : "resumed from",
@@ -326,9 +334,8 @@ cairn_status ckpt_resume(const ckpt_config *c, const train_config *want, unsigne
 cairn_status ckpt_load_best(const ckpt_config *c, const train_config *want, unsigned given,
                             trainer **out, cairn_error *err)
 {
-    struct stat sb;
     /* Reading must not create the directory (opening a manager would). */
-    if (stat(c->dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    if (!dir_exists(c->dir))
         return fail(err, CAIRN_E_IO, "%s: no such checkpoint directory", c->dir);
     cairn_status st = restore_from_dir(c, RESUME_BEST, "loaded the best checkpoint", want, given,
                                        out, err);

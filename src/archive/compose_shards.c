@@ -18,6 +18,7 @@
  * shards with no index, which no reader takes for a model; a failure
  * removes the shards this save had named. */
 #include "archive/archive.h"
+#include "io/remote.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -219,7 +220,9 @@ static cairn_status sh_finish(cairn_writer *w, cairn_error *err)
     /* An earlier save's index goes first: from here until the new index is
      * written no index names these shards, so no mix can be read as a model. */
     cairn_status st = CAIRN_OK;
-    if (unlink(index) == 0 && !(flags & CAIRN__COMMIT_NO_SYNC))
+    if (cairn__remote_is_url(index))
+        st = cairn__remote_remove(index, err); /* object storage: nothing to sync */
+    else if (unlink(index) == 0 && !(flags & CAIRN__COMMIT_NO_SYNC))
         st = cairn__commit_sync_parent(index, err);
     size_t named = 0;
     for (; st == CAIRN_OK && named < s->count; named++) {
@@ -230,8 +233,12 @@ static cairn_status sh_finish(cairn_writer *w, cairn_error *err)
     if (st == CAIRN_OK && text)
         st = cairn__commit_small_file(index, text, strlen(text), flags, err);
     if (st != CAIRN_OK) /* what this save named is removed: a failure leaves no half model */
-        for (size_t k = 0; k < named; k++)
-            unlink(s->shards[k].path);
+        for (size_t k = 0; k < named; k++) {
+            if (cairn__remote_is_url(s->shards[k].path))
+                (void)cairn__remote_remove(s->shards[k].path, NULL);
+            else
+                unlink(s->shards[k].path);
+        }
     free(index);
     free(text);
     return st;

@@ -504,8 +504,10 @@ static cairn_status open_beside(void *ctx, const cairn_file *index, const char *
 
 static cairn_status stx_open(cairn_file *f, cairn_error *err)
 {
-    /* A memory input has no directory to find shards in. */
-    return cairn__stindex_open(f, f->src.fd >= 0 ? open_beside : NULL, NULL, err);
+    /* A memory input has no directory to find shards in; a file has its
+     * directory, an object its key prefix (s3://bucket/dir/). */
+    int has_dir = f->src.fd >= 0 || f->src.backend != NULL;
+    return cairn__stindex_open(f, has_dir ? open_beside : NULL, NULL, err);
 }
 
 static cairn_status stx_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,

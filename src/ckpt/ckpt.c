@@ -1,9 +1,13 @@
 /* ckpt.c -- the checkpoint manager: one directory, one whole-model archive
  * per checkpoint, triggers, composable retention applied only after the new
  * checkpoint is durable, and resume from the newest checkpoint that verifies
- * (docs/CHECKPOINTS.md). */
+ * (docs/CHECKPOINTS.md). The directory may be a key prefix in object
+ * storage, "s3://bucket/run" (docs/STORAGE.md): listing, sizes and removal
+ * then go through io/remote.h, and every checkpoint is created only if its
+ * key is free. */
 #include "ckpt/ckpt_internal.h"
 #include "common/opts.h"
+#include "io/remote.h"
 #include "model/model_internal.h"
 
 #include <dirent.h>
@@ -92,8 +96,30 @@ static char *seq_path(const cairn_ckpt *m, uint64_t seq)
 /* The smallest sequence number above `seq` and above every checkpoint and
  * every save in progress (temporary file) of this prefix in the directory:
  * where a save goes when another writer took its name. */
+typedef struct max_seq {
+    const cairn_ckpt *m;
+    uint64_t seq;
+} max_seq;
+
+static int remote_max_seq(void *ctx, const char *name, uint64_t size)
+{
+    max_seq *x = ctx;
+    uint64_t s = strchr(name, '/') ? 0 : parse_name(x->m, name);
+    if (s > x->seq)
+        x->seq = s;
+    return 0;
+}
+
 static uint64_t next_free_seq(const cairn_ckpt *m, uint64_t seq)
 {
+    if (cairn__remote_is_url(m->dir)) { /* a listing of the prefix (no temporaries there) */
+        max_seq x = {m, seq};
+        char *pfx = cairn__path_join(m->dir, "");
+        if (pfx)
+            (void)cairn__remote_list(pfx, remote_max_seq, &x, NULL);
+        free(pfx);
+        return x.seq + 1;
+    }
     DIR *d = opendir(m->dir);
     struct dirent *de;
     const char *rest;
@@ -130,7 +156,7 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
     cairn_file *f;
     cairn_error err;
     struct stat st;
-    if (stat(e->path, &st) == 0)
+    if (!cairn__remote_is_url(e->path) && stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
     if (cairn_file_open(e->path, NULL, &f, &err) != CAIRN_OK)
         return;
@@ -167,11 +193,68 @@ static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *
     return CAIRN_OK;
 }
 
+/* Adds the checkpoint `name` (relative to the directory) if it is one. */
+static cairn_status add_listed(cairn_ckpt *m, const char *name, uint64_t bytes, cairn_error *err)
+{
+    uint64_t seq = parse_name(m, name);
+    if (!seq)
+        return CAIRN_OK;
+    ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, name), .bytes = bytes};
+    if (!e.path)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    cairn_status st = push_entry(m, &e, err);
+    if (st != CAIRN_OK)
+        free(e.path);
+    return st;
+}
+
+typedef struct remote_scan {
+    cairn_ckpt *m;
+    cairn_status st;
+    cairn_error *err;
+} remote_scan;
+
+static int remote_listed(void *ctx, const char *name, uint64_t size)
+{
+    remote_scan *r = ctx;
+    if (strchr(name, '/')) /* a "subdirectory": not ours */
+        return 0;
+    r->st = add_listed(r->m, name, size, r->err);
+    return r->st != CAIRN_OK;
+}
+
+/* How old an unfinished upload of one of our checkpoint keys must be before
+ * opening the prefix aborts it as the leftover of a killed writer: a live
+ * writer's upload is younger (docs/STORAGE.md). */
+#define REMOTE_STALE_SECONDS 3600
+
+/* Lists an object-storage prefix: one ListObjectsV2 (by pages) instead of
+ * readdir; unfinished uploads of killed writers are aborted, as a local
+ * directory's leftover temporaries are removed. */
+static cairn_status scan_remote(cairn_ckpt *m, cairn_error *err)
+{
+    char *pfx = cairn__path_join(m->dir, "");
+    char stale[300];
+    if (!pfx)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    snprintf(stale, sizeof stale, "%sckpt-", m->prefix);
+    remote_scan r = {m, CAIRN_OK, err};
+    cairn_status st = cairn__remote_gc(pfx, stale, m->stale_seconds, NULL, err);
+    if (st == CAIRN_OK)
+        st = cairn__remote_list(pfx, remote_listed, &r, err);
+    free(pfx);
+    return st != CAIRN_OK ? st : r.st;
+}
+
 /* Rebuilds the table from the directory alone. Temporary files of this
  * prefix are removed only under the series' lock: then no live writer can
  * own them (saves that died before their rename). */
 static cairn_status scan(cairn_ckpt *m, cairn_error *err)
 {
+    if (cairn__remote_is_url(m->dir)) {
+        CAIRN_TRY(scan_remote(m, err));
+        goto listed;
+    }
     DIR *d = opendir(m->dir);
     if (!d)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot list: %s", m->dir, strerror(errno));
@@ -185,17 +268,11 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
             free(p);
             continue;
         }
-        uint64_t seq = parse_name(m, de->d_name);
-        if (!seq)
-            continue;
-        ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, de->d_name)};
-        if (!e.path)
-            st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-        else if ((st = push_entry(m, &e, err)) != CAIRN_OK)
-            free(e.path);
+        st = add_listed(m, de->d_name, 0, err);
     }
     closedir(d);
     CAIRN_TRY(st);
+listed:
     if (m->count > 1)
         qsort(m->entries, m->count, sizeof *m->entries, entry_cmp);
     for (size_t i = 0; i < m->count; i++) {
@@ -221,6 +298,11 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
 static cairn_status copy_opts(cairn_ckpt *m, const cairn_ckpt_opts *o, cairn_error *err)
 {
     m->dir = strdup(o->dirname);
+    m->stale_seconds = REMOTE_STALE_SECONDS;
+    /* "s3://bucket/run/" and "s3://bucket/run" name one prefix. */
+    if (m->dir && cairn__remote_is_url(m->dir))
+        for (size_t n = strlen(m->dir); n > 5 && m->dir[n - 1] == '/'; n--)
+            m->dir[n - 1] = '\0';
     m->prefix = strdup(o->fn_prefix ? o->fn_prefix : "");
     m->monitor = o->monitor ? strdup(o->monitor) : NULL;
     if (!m->dir || !m->prefix || (o->monitor && !m->monitor))
@@ -291,7 +373,10 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
     if (!opts->dirname || !*opts->dirname)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
     int read_only = (opts->flags & CAIRN_CKPT_READ_ONLY) != 0;
-    if (!read_only && mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
+    /* A key prefix in object storage is no directory: nothing to create,
+     * and no lock file (create-only uploads keep writers apart there). */
+    int remote = cairn__remote_is_url(opts->dirname);
+    if (!read_only && !remote && mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", opts->dirname,
                            strerror(errno));
     cairn_ckpt *m = calloc(1, sizeof *m);
@@ -301,7 +386,7 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
     cairn_status st = copy_opts(m, opts, err);
-    if (st == CAIRN_OK && !read_only && !m->no_lock)
+    if (st == CAIRN_OK && !read_only && !remote && !m->no_lock)
         st = cairn__ckpt_lock(m, err); /* before listing: the table then stays true */
     if (st == CAIRN_OK)
         st = scan(m, err);
@@ -585,7 +670,10 @@ static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last,
         int drop = !keep[i] && st == CAIRN_OK;
         if (drop)
             n++;
-        if (drop && !dry_run && unlink(m->entries[i].path) != 0 && errno != ENOENT) {
+        if (drop && !dry_run && cairn__remote_is_url(m->entries[i].path)) {
+            if ((st = cairn__remote_remove(m->entries[i].path, err)) != CAIRN_OK)
+                drop = 0;
+        } else if (drop && !dry_run && unlink(m->entries[i].path) != 0 && errno != ENOENT) {
             st = cairn__fail(err, CAIRN_E_IO, "%s: cannot remove old checkpoint: %s",
                              m->entries[i].path, strerror(errno));
             drop = 0;
@@ -596,7 +684,7 @@ static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last,
             m->entries[out++] = m->entries[i];
     }
     m->count = out;
-    if (n && !dry_run && !(m->flags & CAIRN_CKPT_NO_SYNC))
+    if (n && !dry_run && !(m->flags & CAIRN_CKPT_NO_SYNC) && !cairn__remote_is_url(m->dir))
         sync_dir(m->dir);
     free(keep);
     if (removed)
@@ -609,7 +697,9 @@ cairn_status cairn__ckpt_committed(cairn_ckpt *m, ckpt_entry *e, cairn_error *er
     if (e->seq >= m->next_seq)
         m->next_seq = e->seq + 1;
     struct stat st;
-    if (stat(e->path, &st) == 0)
+    if (cairn__remote_is_url(e->path))
+        (void)cairn__remote_size(e->path, &e->bytes, NULL); /* for listings only */
+    else if (stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
     cairn_status s = push_entry(m, e, err);
     if (s != CAIRN_OK) {

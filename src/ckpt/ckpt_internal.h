@@ -31,6 +31,7 @@ typedef struct ckpt_job ckpt_job;
 
 struct cairn_ckpt {
     char *dir, *prefix, *monitor;
+    uint64_t stale_seconds; /* object storage: unfinished uploads older than this are aborted */
     unsigned flags;
     int lock_fd;         /* the series' write lock (ckpt_lock.c); -1: none held */
     int no_lock;         /* cairn_ckpt_opts.test_no_lock */

@@ -1,5 +1,6 @@
 /* commit.c -- the commit protocol of commit.h. */
 #include "io/commit.h"
+#include "io/remote.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -237,6 +238,16 @@ cairn_status cairn__commit_rename(const char *from, const char *to, unsigned fla
 cairn_status cairn__commit_small_file(const char *target, const void *data, size_t len,
                                       unsigned flags, cairn_error *err)
 {
+    if (cairn__remote_is_url(target)) { /* one upload, whole at commit */
+        cairn__sink s;
+        CAIRN_TRY(cairn__remote_sink_open(&s, target, err));
+        cairn_status st = cairn__sink_write(&s, data, len, err);
+        if (st != CAIRN_OK) {
+            cairn__sink_discard(&s);
+            return st;
+        }
+        return cairn__sink_commit(&s, flags, err);
+    }
     cairn__commit_file t;
     CAIRN_TRY(cairn__commit_begin(&t, target, err));
     const uint8_t *p = data;

@@ -51,7 +51,8 @@ cairn_status cairn__commit_sync_parent(const char *path, cairn_error *err);
 /* fsyncs directory `dir` itself. */
 cairn_status cairn__commit_sync_dir(const char *dir, cairn_error *err);
 /* Writes `len` bytes as the whole new contents of `target` through the
- * protocol above (small files: indexes, manifests, keys). */
+ * protocol above (small files: indexes, manifests, keys); an object URL
+ * (io/remote.h) gets them in one upload that appears whole. */
 cairn_status cairn__commit_small_file(const char *target, const void *data, size_t len,
                                       unsigned flags, cairn_error *err);
 /* Removes DIR/.*.cairn-tmp-* files whose writer is gone (no lock held on

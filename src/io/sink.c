@@ -1,5 +1,6 @@
 /* sink.c -- the file, memory and remote sinks of sink.h. */
 #include "io/sink.h"
+#include "io/remote.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@ void cairn__sink_init_memory(cairn__sink *s, const char *path)
 
 cairn_status cairn__sink_open_file(cairn__sink *s, const char *path, cairn_error *err)
 {
+    if (cairn__remote_is_url(path))
+        return cairn__remote_sink_open(s, path, err);
     cairn__sink_init_memory(s, path);
     return cairn__commit_begin(&s->file, path, err);
 }

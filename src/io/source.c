@@ -2,6 +2,7 @@
  * in through cairn__source_backend. */
 #include "io/source.h"
 #include "io/open_read.h"
+#include "io/remote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,10 @@
 cairn_status cairn__source_open_file(cairn__source *s, const char *path, int no_mmap,
                                      cairn__source_kind *kind, cairn_error *err)
 {
+    if (cairn__remote_is_url(path)) {
+        *kind = CAIRN__SOURCE_FILE;
+        return cairn__remote_source_open(s, path, err);
+    }
     memset(s, 0, sizeof *s);
     s->fd = -1;
     s->path = path;

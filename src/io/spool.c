@@ -14,12 +14,15 @@ cairn_status cairn__spool_open(cairn__spool *s, const cairn__sink *w, cairn_erro
 {
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    if (w->file.fd < 0)
+    if (w->file.fd < 0 && !w->backend)
         return CAIRN_OK;
-    char *copy = strdup(w->path);
+    /* A remote sink has no directory of its own: its spool goes to TMPDIR,
+     * so a large upload never holds its payloads in memory. */
+    const char *tmp = getenv("TMPDIR");
+    char *copy = strdup(w->backend ? (tmp && *tmp ? tmp : "/tmp") : w->path);
     if (!copy)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    const char *dir = dirname(copy);
+    const char *dir = w->backend ? copy : dirname(copy);
     s->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (s->fd < 0) { /* file systems without O_TMPFILE */
         size_t size = strlen(dir) + 32;

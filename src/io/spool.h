@@ -6,8 +6,9 @@
  *
  * Path writers spool to an unlinked temporary file in the target's directory
  * (same file system as the target, so copy_file_range can share extents, and
- * nothing to clean up after a crash); memory writers spool to a growable
- * buffer.
+ * nothing to clean up after a crash); remote writers (object storage)
+ * spool to an unlinked file in $TMPDIR (else /tmp); memory writers spool to
+ * a growable buffer.
  */
 #ifndef CAIRN_SPOOL_H
 #define CAIRN_SPOOL_H

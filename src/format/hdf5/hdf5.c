@@ -278,7 +278,7 @@ typedef struct h5_reader {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     hid_t file;
     h5_image image; /* an image's callback data, for the file's lifetime */
-    uint8_t *owned_image; /* a .keras archive's weights, freed after the file */
+    uint8_t *owned_image; /* a .keras archive's weights, or a remote file's image: freed after the file */
     cairn__tensor *tensors;
     uint64_t count, cap;
     char **objects; /* every group and dataset path, for the attributes */
@@ -1245,7 +1245,27 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
     if (cairn__zip_magic(head, f->src.size < 4 ? (size_t)f->src.size : 4)) {
         CAIRN_TRY(open_keras(f, r));
     } else {
-        r->file = open_file(f, r, f->src.fd >= 0 ? NULL : f->src.base, (size_t)f->src.size);
+        /* A source with neither a path libhdf5 can open nor bytes in memory
+         * (object storage): libhdf5 needs the whole image, which the reader
+         * keeps until close (owned_image), as a .keras archive's weights. */
+        const void *image = f->src.fd >= 0 ? NULL : f->src.base;
+        if (f->src.fd < 0 && !image) {
+            uint8_t *whole = f->src.size <= SIZE_MAX
+                                 ? malloc(f->src.size ? (size_t)f->src.size : 1)
+                                 : NULL;
+            if (!whole)
+                return cairn__fail(r->err, CAIRN_E_NOMEM, "%s: cannot hold the %llu-byte HDF5 "
+                                   "file in memory", f->path, (unsigned long long)f->src.size);
+            cairn_status st = cairn__file_read(f, 0, whole, (size_t)f->src.size, r->err);
+            if (st != CAIRN_OK) {
+                free(whole);
+                return st;
+            }
+            free(r->owned_image);
+            r->owned_image = whole;
+            image = whole;
+        }
+        r->file = open_file(f, r, image, (size_t)f->src.size);
         if (r->file < 0)
             return cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot open it as an HDF5 "
                                "file (damaged superblock or structure)", f->path);
