@@ -12,7 +12,8 @@ FUZZ_SECONDS ?= 20
 DEPS := build-essential cmake pkg-config libxxhash-dev libjansson-dev libsimdjson-dev zlib1g-dev \
         libzstd-dev liblz4-dev liblzma-dev libbz2-dev libsodium-dev libhdf5-dev python3-h5py \
         clang libclang-rt-14-dev python3-numpy python3-torch python3-lz4 python3-joblib hyperfine time \
-        python3-dev python3-setuptools python3-pip python3-venv python3-pytest python3-skorch
+        python3-dev python3-setuptools python3-pip python3-venv python3-pytest python3-skorch \
+        hdf5-plugin-lzf liblzf1 hdf5-filter-plugin hdf5-filter-plugin-blosc-serial
 # The Python package is built and tested with Debian's interpreter, the one
 # that has Debian's numpy, torch and skorch (a python3 earlier on PATH may not).
 PYTHON ?= /usr/bin/python3

@@ -206,12 +206,22 @@ fi
 # ------------------------------------------------------------ checkpoints
 # bench_ckpt.c: what an async checkpoint of 1 GiB costs the training loop
 # (stall vs memcpy and vs a blocking save) and the step-time inflation of a
-# compute loop while the background write runs. CAIRN_BENCH_CKPT=0 skips it.
+# compute loop while the background write runs, as the machine is and with
+# one more busy process (--busy 1: on 2 cores, no core left idle).
+# CAIRN_BENCH_CKPT=0 skips it.
 if [ "${CAIRN_BENCH_CKPT:-1}" != 0 ] && [ -x "$BUILD/bench/bench_ckpt" ]; then
   say ""
   t0=$(date +%s)
-  "$BUILD/bench/bench_ckpt" --mib 1024 --runs "$RUNS" --dir "$DIR/ckpt" | tee -a "$LOG"
+  for busy in 0 1; do
+    "$BUILD/bench/bench_ckpt" --mib 1024 --runs "$RUNS" --busy $busy --dir "$DIR/ckpt" | tee -a "$LOG"
+  done
   grep '^RESULT bench=ckpt' "$LOG" >> "$RESULTS" || true
+  # Before the background writer ran at idle CPU priority (issue 18): the same
+  # program, alternated with that build on this machine at a load average of
+  # 11-21 (docs/CHECKPOINTS.md, "The background writer's priority").
+  say "step inflation during an async 1 GiB save, before the low-priority writer:" \
+      "first 21 steps 1.97x, whole save 2.06x (1.35x, 1.35x with --busy 1); now:" \
+      "$(grep '^RESULT bench=ckpt' "$LOG" | sed -E 's/.*busy=([0-9]+).*step_inflation=([0-9.]+) step_inflation_whole=([0-9.]+).*/busy \1: \2 x, \3 x;/' | tr '\n' ' ')"
   say "[phase ckpt: $(( $(date +%s) - t0 )) s]"
 fi
 

@@ -16,7 +16,7 @@ foreach(src ${CAIRN_TESTS_SRC})
   target_link_libraries(${name} PRIVATE cairn_static ${CAIRN_LINK_DEPS} m)
   if(name STREQUAL "test_ckpt_crash")
     # Route the library's write/fsync/rename/unlink through the test's kill switch.
-    target_link_options(${name} PRIVATE -Wl,--wrap=write,--wrap=fsync,--wrap=rename,--wrap=unlink)
+    target_link_options(${name} PRIVATE -Wl,--wrap=write,--wrap=fsync,--wrap=rename,--wrap=renameat2,--wrap=linkat,--wrap=unlink)
   endif()
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES

@@ -17,6 +17,8 @@ CLI=$(realpath "${1:-build/cairn}")
 MLP=$(dirname "$CLI")/mlp
 PY=/usr/bin/python3
 SKORCH_TRAIN=$(dirname "$(realpath "$0")")/skorch_train.py
+PY_DEMO=$(dirname "$(realpath "$0")")/python_demo.py
+PYPKG=$(realpath "$(dirname "$(realpath "$0")")/../bindings/python")
 WORK=$(mktemp -d /tmp/cairn-demo.XXXXXX)
 pid=
 # If a step fails while a background run is still going, stop it too.
@@ -26,7 +28,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Shows a command (on stderr, so that redirecting its output keeps the file clean), then runs it.
 show() {
     printf '$ %s\n' "$*" |
-        sed "s|$MLP|mlp|g; s|$CLI|cairn|g; s|$SKORCH_TRAIN|examples/skorch_train.py|g" >&2
+        sed "s|$MLP|mlp|g; s|$CLI|cairn|g; s|$SKORCH_TRAIN|examples/skorch_train.py|g; s|$PY_DEMO|examples/python_demo.py|g" >&2
 }
 run() { show "$@"; "$@"; }
 # Waits (at most ~30 s) until FILE shows the table row of epoch N.
@@ -134,12 +136,11 @@ else
 fi
 
 say "Python: import cairn -- the best checkpoint as zero-copy NumPy views; skorch with cairn's callbacks"
-PYPKG=$(dirname "$(realpath "$0")")/../bindings/python
-PY_DEMO=$(dirname "$(realpath "$0")")/python_demo.py
 if PYTHONPATH=$PYPKG "$PY" -c 'import cairn' 2>/dev/null; then
     echo "   from cairn.skorch import Checkpoint, TrainEndCheckpoint, LoadInitState  # the only change"
-    show "$PY" examples/python_demo.py "$best" py
-    PYTHONPATH=$PYPKG "$PY" "$PY_DEMO" "$best" py
+    pybest=$("$CLI" ckpt best exp1)
+    show "$PY" "$PY_DEMO" "$pybest" py
+    PYTHONPATH=$PYPKG "$PY" "$PY_DEMO" "$pybest" py
 else
     echo "   (skipped: the extension is not built; 'make build' builds it in bindings/python)"
 fi

@@ -88,7 +88,8 @@ typedef enum cairn_status {
     CAIRN_E_MISMATCH = 14,   /* a strict load found missing, unexpected or mismatched tensors */
     CAIRN_E_SIGNATURE = 15,  /* a signature does not verify: a wrong key, or bytes changed
                                 since signing (the message says which) */
-    CAIRN_E_UNSIGNED = 16    /* a signature was asked for and the input carries none */
+    CAIRN_E_UNSIGNED = 16,   /* a signature was asked for and the input carries none */
+    CAIRN_E_BUSY = 17        /* another process holds the lock (a checkpoint directory's writer) */
 } cairn_status;
 
 #define CAIRN_ERROR_MESSAGE_MAX 512
@@ -290,13 +291,18 @@ typedef enum cairn_format {
                                 refused. libhdf5 is not thread-safe: cairn serializes
                                 its own calls, and other libhdf5 users of the process
                                 must not run at the same time */,
-    CAIRN_FORMAT_PICKLE = 9  /* a plain pickle or joblib file (docs/FORMAT.md, "Pickle and
+    CAIRN_FORMAT_PICKLE = 9, /* a plain pickle or joblib file (docs/FORMAT.md, "Pickle and
                                 joblib as inert data"): read only with CAIRN_OPEN_INERT;
                                 reading only, no tensors (arrays stay bytes in the tree) */
+    CAIRN_FORMAT_JSON = 10   /* .json (docs/FORMAT.md §19): one JSON document with every
+                                tensor's name, dtype, shape and values as nested lists,
+                                and the metadata tree; values round-trip bit for bit
+                                (NaN, Inf, -0, 64-bit integers, F16/BF16/FP8 included).
+                                No aliases, no zero-copy views */
 } cairn_format;
 
 /* "cairn", "npy", "safetensors", "npz", "gguf", "torch", "mxnet", "hdf5",
- * "pickle"; "auto" for CAIRN_FORMAT_AUTO; NULL if unknown. */
+ * "pickle", "json"; "auto" for CAIRN_FORMAT_AUTO; NULL if unknown. */
 CAIRN_API const char *cairn_format_name(cairn_format format);
 /* The format named `name` (as cairn_format_name gives it, or "native"),
  * in any case; CAIRN_FORMAT_AUTO when no format has that name. */
@@ -520,6 +526,9 @@ typedef struct cairn_writer cairn_writer;
 /* Flags for cairn_write_opts.flags. */
 #define CAIRN_WRITE_NO_SYNC 0x1u /* skip fsync (faster; a crash may lose the new file,
                                     never the old one: the rename is still atomic) */
+#define CAIRN_WRITE_NO_REPLACE 0x4u /* commit never replaces an existing file: if the
+                                       target exists, cairn_writer_commit fails with
+                                       CAIRN_E_EXISTS and the file is left as it was */
 #define CAIRN_WRITE_COMPRESS 0x2u /* .npz members are deflated (np.savez_compressed);
                                      other formats ignore the flag (the native format's
                                      compression is cairn_write_opts.codec) */
@@ -662,368 +671,21 @@ CAIRN_API cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_da
 /* Discards everything: removes the temporary file, frees the writer. NULL is a no-op. */
 CAIRN_API void cairn_writer_abort(cairn_writer *w);
 
-/* ------------------------------------------------------------ signatures */
+/* ------------------------------------------------------- key sizes */
 
-/* ed25519 signatures (libsodium) over native files and checkpoint
- * directories (docs/FORMAT.md §8). A signature covers every byte of the file
- * before its signature block through a BLAKE2b-256 digest, so it stays
- * sound even though the per-tensor checksums (XXH3) are not cryptographic. */
+/* Sizes of the ed25519 keys cairn_open_opts.public_key and the signing
+ * calls of cairn/sign.h take. */
 #define CAIRN_PUBLIC_KEY_BYTES 32
 #define CAIRN_SECRET_KEY_BYTES 64 /* libsodium's layout: 32-byte seed, then the public key */
 #define CAIRN_KEY_ID_BYTES 8      /* first 8 bytes of BLAKE2b-256 of the public key */
 
-/* Creates a new key pair: `secret_path` (mode 0600) and `public_path`, in the
- * text formats of docs/FORMAT.md §8.3. Both are created with O_EXCL: an
- * existing file is never overwritten (CAIRN_E_EXISTS naming it, and nothing
- * is left behind). */
-CAIRN_API cairn_status cairn_keygen(const char *secret_path, const char *public_path,
-                                    cairn_error *err);
-/* Reads a key file (CAIRN_E_CORRUPT naming the file and line when malformed;
- * a secret key whose public half does not match its seed is corrupt). */
-CAIRN_API cairn_status cairn_key_load_secret(const char *path,
-                                             uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
-                                             cairn_error *err);
-CAIRN_API cairn_status cairn_key_load_public(const char *path,
-                                             uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
-                                             cairn_error *err);
-/* The key id of a public key. */
-CAIRN_API void cairn_key_id(const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
-                            uint8_t id[CAIRN_KEY_ID_BYTES]);
-
-/* Signs a native file: checks every byte of it first (cairn_file_verify),
- * then writes it again through the commit protocol of docs/FORMAT.md §9 (a
- * temporary file, fsync, rename, fsync of the directory; never in place)
- * with a signature block and a new trailer appended. Tensors, index and
- * metadata keep their bytes; the header and trailer say 1.1. An existing
- * signature is replaced. `flags`: CAIRN_WRITE_NO_SYNC or 0. */
-CAIRN_API cairn_status cairn_sign_file(const char *path,
-                                       const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
-                                       unsigned flags, cairn_error *err);
-/* Verifies an open native file's signature against `public_key`: recomputes
- * the digest over every byte before the signature block and checks the
- * ed25519 signature. CAIRN_E_UNSIGNED: no signature block. CAIRN_E_SIGNATURE
- * with a message saying which: signed by another key (both key ids named),
- * bytes changed since signing (and, where the damage can be located, which
- * tensor or structure), the layout in the trailer changed, or the signature
- * block itself was altered. Other formats: CAIRN_E_UNSUPPORTED. */
-CAIRN_API cairn_status cairn_file_verify_signature(const cairn_file *f,
-                                                   const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
-                                                   cairn_error *err);
-/* Signs a directory (a checkpoint directory, docs/CHECKPOINTS.md) through one
- * manifest, DIR/MANIFEST.cairn-sig: every regular file's name, size and
- * SHA-256, signed with ed25519 (docs/FORMAT.md §8.4), written atomically.
- * Hidden temporary files of unfinished saves (".*.cairn-tmp-*") are left
- * out; a file name with control bytes, a symbolic link or another special
- * file in DIR is refused (CAIRN_E_UNSUPPORTED naming it). */
-CAIRN_API cairn_status cairn_sign_dir(const char *dir,
-                                      const uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
-                                      unsigned flags, cairn_error *err);
-/* Verifies DIR against its manifest: the manifest's signature, then every
- * listed file (size and SHA-256), then that no file is there that the
- * manifest does not list. CAIRN_E_UNSIGNED without a manifest;
- * CAIRN_E_SIGNATURE naming a missing, extra or changed file (up to a few,
- * with the total count) or a wrong key. */
-CAIRN_API cairn_status cairn_verify_dir(const char *dir,
-                                        const uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
-                                        cairn_error *err);
-
-/* --------------------------------------------------------- parameter sets */
-
-/* A parameter set is the C state dict: the caller registers each buffer of
- * its model by name ("fc1.weight", "fc1.bias", ...: dots group them), then
- * saves the set, or loads a file into the buffers in place. Buffers are
- * borrowed: they must stay valid while the set is used; the set never frees
- * them. A cairn_params belongs to one thread at a time. */
-typedef struct cairn_params cairn_params;
-
-/* NULL when memory runs out. */
-CAIRN_API cairn_params *cairn_params_new(void);
-CAIRN_API void cairn_params_free(cairn_params *p);
-/* Registers a buffer of count * dtype size bytes (little-endian, C order).
- * The name is copied; names are unique (CAIRN_E_EXISTS) and follow the tensor
- * name rules (1..4096 bytes of UTF-8, no NUL). `dims` may be NULL for rank 0. */
-CAIRN_API cairn_status cairn_params_add(cairn_params *p, const char *name, cairn_dtype dtype,
-                                        uint32_t rank, const uint64_t *dims, void *data,
-                                        cairn_error *err);
-CAIRN_API size_t cairn_params_count(const cairn_params *p);
-/* The i-th registered buffer, in registration order: its name (borrowed),
- * dtype, rank, dims (borrowed, `rank` entries) and data pointer. Any out
- * pointer may be NULL. CAIRN_E_NOT_FOUND past the end. */
-CAIRN_API cairn_status cairn_params_at(const cairn_params *p, size_t i, const char **name,
-                                       cairn_dtype *dtype, uint32_t *rank, const uint64_t **dims,
-                                       void **data, cairn_error *err);
-
-/* Adds every buffer to an open writer as PREFIX + name (`prefix` may be NULL
- * or ""), so several sets (model, optimizer) share one archive. */
-CAIRN_API cairn_status cairn_params_write(const cairn_params *p, cairn_writer *w,
-                                          const char *prefix, cairn_error *err);
-/* Saves the set alone to `path` (native format unless the extension says
- * otherwise), atomically, with `meta` (a map, may be NULL) as metadata. */
-CAIRN_API cairn_status cairn_params_save(const cairn_params *p, const char *path,
-                                         const cairn_value *meta, cairn_error *err);
-/* The same bytes, to memory (*out freed with cairn_free). */
-CAIRN_API cairn_status cairn_params_save_memory(const cairn_params *p, const cairn_value *meta,
-                                                void **out, size_t *out_size, cairn_error *err);
-
-/* A migration hook for long-term compatibility (Theano's advice: old files
- * must load after fields are renamed). Called once per candidate tensor name
- * (after prefix handling and the explicit rename map) with the schema version
- * stored in the file (see cairn_load_opts.schema_key; 0 when absent). Returns
- * the name to use: `name` itself, a string written into `buf` (`buf_size`
- * bytes), or NULL to drop the tensor from the load. Must not call back into
- * the same cairn_params. */
-typedef const char *(*cairn_migrate_fn)(void *ctx, int64_t schema_version, const char *name,
-                                        char *buf, size_t buf_size);
-
-/* Flags for cairn_load_opts.flags. */
-#define CAIRN_LOAD_STRICT 0x1u  /* any missing/unexpected/mismatched tensor fails the whole
-                                   load with CAIRN_E_MISMATCH and changes no buffer */
-#define CAIRN_LOAD_CONVERT 0x2u /* allow dtype conversion (cairn_dtype_can_convert) */
-#define CAIRN_LOAD_VERIFY 0x4u  /* verify every checksum before any buffer is written */
-
-typedef struct cairn_load_opts {
-    size_t struct_size; /* sizeof(cairn_load_opts) */
-    unsigned flags;
-    /* Only file tensors whose names start with `prefix` take part, with the
-     * prefix removed (e.g. "params/" in a whole-model archive). NULL = all. */
-    const char *prefix;
-    /* Then removed from names that start with it (e.g. "module.", which
-     * multi-GPU wrappers add). NULL = none. */
-    const char *strip_prefix;
-    /* Then an explicit map: a name equal to rename_from[i] becomes rename_to[i]. */
-    const char *const *rename_from;
-    const char *const *rename_to;
-    size_t rename_count;
-    /* Then the migration hook (may be NULL) ... */
-    cairn_migrate_fn migrate;
-    void *migrate_ctx;
-    /* ... then prepended (e.g. "model."). NULL = none. */
-    const char *add_prefix;
-    /* Where the file keeps its schema version: a dotted path of map keys in
-     * the metadata tree, ending at an integer. NULL = "type_tag.schema_version"
-     * (docs/MODEL.md). */
-    const char *schema_key;
-} cairn_load_opts;
-
-/* What a load found. Kinds are pinned. */
-typedef enum cairn_mismatch_kind {
-    CAIRN_MISMATCH_MISSING = 1,    /* registered, not in the file */
-    CAIRN_MISMATCH_UNEXPECTED = 2, /* in the file, not registered */
-    CAIRN_MISMATCH_SHAPE = 3,      /* in both, shapes differ */
-    CAIRN_MISMATCH_DTYPE = 4       /* in both, dtypes differ and conversion is not allowed */
-} cairn_mismatch_kind;
-
-typedef struct cairn_load_report cairn_load_report;
-
-CAIRN_API void cairn_load_report_free(cairn_load_report *r);
-/* Tensors written into buffers (0 after a failed strict load). */
-CAIRN_API size_t cairn_load_report_loaded(const cairn_load_report *r);
-/* Number of problems, then each: its kind, the registered name and the name
- * in the file (either may be NULL: no file name for MISSING, no registered
- * name for UNEXPECTED), and a one-line description (all borrowed until
- * cairn_load_report_free). Problems are sorted by kind, then name. */
-CAIRN_API size_t cairn_load_report_count(const cairn_load_report *r);
-CAIRN_API cairn_status cairn_load_report_at(const cairn_load_report *r, size_t i,
-                                            cairn_mismatch_kind *kind, const char **name,
-                                            const char **file_name, const char **text,
-                                            cairn_error *err);
-/* The schema version found in the file (0 when absent). */
-CAIRN_API int64_t cairn_load_report_schema_version(const cairn_load_report *r);
-
-/* Loads `f` into the registered buffers. Every file tensor's name goes
- * through opts (prefix, strip_prefix, renames, migrate, add_prefix) and is
- * matched to a registered name. Non-strict: loads every match whose shape
- * agrees and whose dtype is equal (or convertible with CAIRN_LOAD_CONVERT),
- * returns CAIRN_OK and lists the rest in the report. Strict: any problem
- * returns CAIRN_E_MISMATCH, with every problem (not the first only) in the
- * report and summarised in err, and no buffer changed. `report` may be NULL;
- * otherwise the caller frees *report (also on failure, when it is non-NULL).
- * Two file tensors that map to one registered name are an error
- * (CAIRN_E_EXISTS) before anything is written. */
-CAIRN_API cairn_status cairn_params_load(cairn_params *p, const cairn_file *f,
-                                         const cairn_load_opts *opts, cairn_load_report **report,
-                                         cairn_error *err);
-
-/* ------------------------------------------------------ whole-model archives */
-
-/* One archive holds every part a training run needs to stop and go on
- * (docs/MODEL.md gives the layout): the type tag, params, config, optimizer
- * state, history, learned attributes, RNG state and data position. The
- * caller chooses exactly what goes in: every NULL part is simply absent, so
- * the same call also writes skorch-style separate files (params only,
- * optimizer only, history only). Nothing is ever executed on load. */
-typedef struct cairn_model_parts {
-    size_t struct_size;             /* sizeof(cairn_model_parts) */
-    const char *kind;               /* type tag: the model's kind ("mlp"); NULL = no tag */
-    int64_t schema_version;         /* type tag: the layout version of this kind */
-    cairn_params *params;           /* tensors "params/<name>" */
-    cairn_params *optimizer_tensors; /* tensors "optimizer/<name>" (momentum, Adam moments) */
-    cairn_params *attribute_tensors; /* tensors "attributes/<name>" (e.g. class labels) */
-    const cairn_value *config;      /* metadata "config": architecture hyperparameters */
-    const cairn_value *optimizer;   /* metadata "optimizer": scalars (kind, step, lr, betas) */
-    const cairn_value *history;     /* metadata "history": a list of per-epoch maps */
-    const cairn_value *attributes;  /* metadata "attributes": learned non-tensor attributes */
-    const cairn_value *rng;         /* metadata "rng": RNG state (bytes, ints, ...) */
-    const cairn_value *data_position; /* metadata "data_position": where the data loader is */
-    const cairn_value *extra;       /* metadata "extra": anything else the caller wants kept */
-} cairn_model_parts;
-
-/* Adds every present part to an open writer (tensors now; the metadata tree
- * replaces any set before). */
-CAIRN_API cairn_status cairn_model_write(cairn_writer *w, const cairn_model_parts *parts,
-                                         cairn_error *err);
-/* Saves the parts to `path`, atomically. */
-CAIRN_API cairn_status cairn_model_save(const char *path, const cairn_model_parts *parts,
-                                        cairn_error *err);
-/* The same bytes, to memory (*out freed with cairn_free). */
-CAIRN_API cairn_status cairn_model_save_memory(const cairn_model_parts *parts, void **out,
-                                               size_t *out_size, cairn_error *err);
-/* Loads the tensor parts into the non-NULL parameter sets of `parts` (each
- * through cairn_params_load with its prefix and opts' flags and renames;
- * opts may be NULL) and returns the file's metadata tree in *meta (caller
- * frees; may be NULL if not wanted) to read "config", "history", ... from.
- * With CAIRN_LOAD_STRICT, a parameter set whose part is absent from the file
- * is an error (CAIRN_E_MISMATCH). If parts->kind is set, the file's kind must
- * match it (CAIRN_E_MISMATCH naming both). The value fields of `parts` are
- * ignored on load. */
-CAIRN_API cairn_status cairn_model_load(const cairn_file *f, const cairn_model_parts *parts,
-                                        const cairn_load_opts *opts, cairn_value **meta,
-                                        cairn_error *err);
-
-/* ------------------------------------------------- several objects, in order */
-
-/* Appends one object to the archive (Theano's pattern of dumping obj1, obj2,
- * obj3 into one file): a kind string, a value (any tree; may be NULL) and a
- * parameter set (may be NULL) whose tensors are stored under
- * "objects/<i>/<name>". All are copied now. Objects are kept in the metadata
- * tree under "objects" at commit, after whatever cairn_writer_set_metadata
- * set (which must then not use the key "objects"). */
-CAIRN_API cairn_status cairn_writer_append_object(cairn_writer *w, const char *kind,
-                                                  const cairn_value *value,
-                                                  const cairn_params *tensors, cairn_error *err);
-/* The file's objects in the order they were appended: a list (caller frees)
- * of maps {"kind": string, "value": any, "prefix": "objects/<i>/",
- * "tensors": [names without the prefix]}. Load an object's tensors with
- * cairn_params_load and cairn_load_opts.prefix = its "prefix". A file without
- * objects gives an empty list. */
-CAIRN_API cairn_status cairn_file_read_objects(const cairn_file *f, cairn_value **list,
-                                               cairn_error *err);
-
-/* ------------------------------------------------------- checkpoint manager */
-
-/* A checkpoint manager keeps a directory of checkpoints of one training run
- * (docs/CHECKPOINTS.md): it decides when to save (monitored metric, every N
- * epochs or steps, every T seconds, at train end, on a signal), commits each
- * checkpoint atomically as one whole-model archive, applies composable
- * retention only after the new checkpoint is durable, and resumes from the
- * newest checkpoint that verifies. The directory is the only state.
- * A cairn_ckpt belongs to one thread (its async writer is internal). */
-typedef struct cairn_ckpt cairn_ckpt;
-
-/* Flags for cairn_ckpt_opts.flags. */
-#define CAIRN_CKPT_MODE_MAX 0x1u /* the monitored metric improves upwards (accuracy) */
-#define CAIRN_CKPT_ASYNC 0x2u    /* copy buffers to staging memory and write in the background */
-#define CAIRN_CKPT_NO_SYNC 0x4u  /* skip fsyncs (tests, scratch runs): still atomic, not durable */
-#define CAIRN_CKPT_SIGNALS 0x8u  /* on SIGTERM/SIGINT, the next cairn_ckpt_step saves (see below) */
-
-typedef struct cairn_ckpt_opts {
-    size_t struct_size;  /* sizeof(cairn_ckpt_opts) */
-    const char *dirname; /* created if missing */
-    const char *fn_prefix; /* checkpoint files are <fn_prefix>ckpt-<seq>.cairn; NULL = "" */
-    const char *monitor; /* metric name in the step's metrics map; NULL = no monitor */
-    unsigned flags;
-    /* Triggers (any that fires saves). With a monitor: save when the metric
-     * improves. every_epochs / every_steps / every_seconds: 0 = off. With no
-     * monitor and no other trigger, every cairn_ckpt_step saves. */
-    uint32_t every_epochs;
-    uint64_t every_steps;
-    double every_seconds;
-    /* Retention (a checkpoint is kept if any policy keeps it; the newest valid
-     * checkpoint is always kept). All 0 = keep everything. */
-    uint32_t keep_best;  /* the K best by the monitor */
-    uint32_t keep_last;  /* the N newest */
-    uint32_t keep_every; /* those whose epoch is a multiple of M, forever */
-} cairn_ckpt_opts;
-
-/* Opens (creating if needed) a checkpoint directory: lists its checkpoints
- * from the files alone, removes leftover temporary files of this prefix, and
- * checks which checkpoints are valid (committed and verifying). */
-CAIRN_API cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out,
-                                       cairn_error *err);
-/* Waits for a background save to be durable, then frees the manager.
- * Returns that save's error, if any. NULL is a no-op returning CAIRN_OK. */
-CAIRN_API cairn_status cairn_ckpt_close(cairn_ckpt *m, cairn_error *err);
-
-/* Flags for cairn_ckpt_step. */
-#define CAIRN_STEP_FORCE 0x1u     /* save whatever the triggers say (train end) */
-/* Results for cairn_ckpt_step's *saved. */
-#define CAIRN_SAVED_NO 0
-#define CAIRN_SAVED_YES 1
-#define CAIRN_SAVED_SIGNAL 2      /* saved because a signal arrived: the caller should stop */
-
-/* Called at the end of an epoch (or step): `metrics` is a map of numbers
- * (may be NULL), `parts` what to save. Decides from the triggers whether to
- * save; if so, writes the checkpoint (tagged with epoch, step, metrics and
- * the reasons) and applies retention. *saved (may be NULL) says what
- * happened. A failed save returns its error and leaves the directory as it
- * was. With CAIRN_CKPT_ASYNC, this returns once the buffers are copied; the
- * caller may change them as soon as it returns; an error of the background
- * write is returned by the next call or by close. */
-CAIRN_API cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
-                                       const cairn_value *metrics, const cairn_model_parts *parts,
-                                       unsigned flags, int *saved, cairn_error *err);
-/* Waits until no background save is in flight; returns its error, if any. */
-CAIRN_API cairn_status cairn_ckpt_wait(cairn_ckpt *m, cairn_error *err);
-
-typedef struct cairn_ckpt_info {
-    uint64_t seq;       /* order of saving, from 1 */
-    uint64_t epoch, step;
-    double time;        /* seconds since the Unix epoch, when saved */
-    int has_metric;
-    double metric;      /* the monitored metric, if has_metric */
-    uint64_t bytes;     /* file size */
-    int valid;          /* committed and verifies */
-    const char *path;   /* borrowed until the next call on the manager */
-    const char *reasons; /* "improved", "every", "forced", "signal", ... comma-separated; borrowed */
-} cairn_ckpt_info;
-
-/* Checkpoints in saving order (oldest first). */
-CAIRN_API size_t cairn_ckpt_count(const cairn_ckpt *m);
-CAIRN_API cairn_status cairn_ckpt_info_at(const cairn_ckpt *m, size_t i, cairn_ckpt_info *out,
-                                          cairn_error *err);
-/* Index of the best valid checkpoint by the monitor / of the newest valid
- * one; CAIRN_E_NOT_FOUND when there is none. */
-CAIRN_API cairn_status cairn_ckpt_best(const cairn_ckpt *m, size_t *index, cairn_error *err);
-CAIRN_API cairn_status cairn_ckpt_latest(const cairn_ckpt *m, size_t *index, cairn_error *err);
-/* Loads checkpoint `index` into `parts` (cairn_model_load, verifying
- * checksums first) and returns its metadata tree in *meta (may be NULL). */
-CAIRN_API cairn_status cairn_ckpt_load(cairn_ckpt *m, size_t index, const cairn_model_parts *parts,
-                                       const cairn_load_opts *opts, cairn_value **meta,
-                                       cairn_error *err);
-
-typedef struct cairn_ckpt_resume_info {
-    size_t index;        /* the checkpoint loaded */
-    uint64_t next_epoch; /* its epoch + 1: the count goes on */
-    uint64_t step;
-    size_t skipped;      /* newer checkpoints passed over because they did not verify */
-    char why[512];       /* which ones and why, for the caller to print */
-} cairn_ckpt_resume_info;
-
-/* Loads the newest valid checkpoint, falling back past corrupt ones, into
- * `parts`. CAIRN_E_NOT_FOUND when the directory has no valid checkpoint. */
-CAIRN_API cairn_status cairn_ckpt_resume(cairn_ckpt *m, const cairn_model_parts *parts,
-                                         const cairn_load_opts *opts, cairn_value **meta,
-                                         cairn_ckpt_resume_info *info, cairn_error *err);
-/* Applies retention now with the given policy (0s = keep everything), e.g.
- * for `cairn ckpt prune`. With dry_run, only reports: *removed (may be NULL)
- * counts what was (or would be) deleted. The newest valid checkpoint is
- * never removed. */
-CAIRN_API cairn_status cairn_ckpt_prune(cairn_ckpt *m, uint32_t keep_best, uint32_t keep_last,
-                                        uint32_t keep_every, int dry_run, size_t *removed,
-                                        cairn_error *err);
-
 #ifdef __cplusplus
 }
 #endif
+
+/* The higher tiers: each reads on its own, over the core above. */
+#include "cairn/sign.h"  /* ed25519 signatures of files and directories */
+#include "cairn/model.h" /* parameter sets, whole-model archives, ordered objects */
+#include "cairn/ckpt.h"  /* the checkpoint manager */
 
 #endif /* CAIRN_H */

@@ -8,7 +8,7 @@ T=$(mktemp -d "${CAIRN_TEST_TMP:-/tmp}/cli_install.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 cmake --install "$B" --prefix "$T/prefix" >/dev/null
 test -x "$T/prefix/bin/cairn"
-test -f "$T/prefix/include/cairn.h"
+test -f "$T/prefix/include/cairn.h" && test -f "$T/prefix/include/cairn/ckpt.h"
 test -f "$T/prefix/share/man/man1/cairn.1"
 LIBDIR=$(dirname "$(find "$T/prefix" -name cairn.pc | head -1)")/..
 cat > "$T/consumer.c" <<'C'

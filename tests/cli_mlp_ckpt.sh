@@ -223,6 +223,26 @@ for delay in sleep 0.3 0.5 0.7; do
     [ -z "$(ls -a kill | grep cairn-tmp)" ] && ok || bad "kill -9 ($delay): a temporary file survived"
 done
 
+# 9b. A second run launched by mistake into the same directory is refused
+#     while the first lives (naming its PID); readers are not; a pruning
+#     writer is; once the first is killed, the second runs and replaces
+#     nothing the first committed.
+rm -rf two
+"$MLP" --ckpt-dir two --monitor none --epochs 100000 --sleep-per-epoch 20 --seed 1 >two.out 2>&1 &
+pid=$!; wait_row two.out 2 || bad "two runs: no epoch 2 row"
+check "two runs: the second is refused" 1 "$MLP" --ckpt-dir two --monitor none --epochs 2 --seed 2
+expect_grep "two runs: names the holder" "being written by process $pid" err.txt
+check "two runs: ls is not blocked" 0 "$CLI" ckpt ls two
+check "two runs: verify is not blocked" 0 "$CLI" ckpt verify two
+check "two runs: prune is a writer" 3 "$CLI" ckpt prune two --keep-last 1
+kill -9 $pid; wait $pid 2>/dev/null
+n_before=$(ls two/ckpt-*.cairn | wc -l)
+sha256sum two/ckpt-*.cairn >two-before.sha
+check "two runs: the second goes on after the kill" 0 "$MLP" --ckpt-dir two --monitor none --epochs 2 --seed 2
+sha256sum --quiet -c two-before.sha && ok || bad "two runs: a checkpoint of the first run changed"
+[ "$(ls two/ckpt-*.cairn | wc -l)" = $((n_before + 2)) ] && ok ||
+    bad "two runs: $n_before checkpoints became $(ls two/ckpt-*.cairn | wc -l), not $((n_before + 2))"
+
 # 10. Usage and errors.
 check "no cp column without --ckpt-dir" 0 "$MLP" --epochs 1
 expect_grep "plain table" "valid_loss     dur" out.txt

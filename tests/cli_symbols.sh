@@ -15,7 +15,7 @@ fi
 # every exported symbol is declared in the public header
 missing=0
 for s in $syms; do
-    grep -q -E "\b$s\(" "${CAIRN_SOURCE_DIR:?}/include/cairn.h" || { echo "exported but not in cairn.h: $s"; missing=1; }
+    cat "${CAIRN_SOURCE_DIR:?}/include/cairn.h" "$CAIRN_SOURCE_DIR"/include/cairn/*.h | grep -q -E "\b$s\(" || { echo "exported but not in the public headers: $s"; missing=1; }
 done
 echo "$n public symbols, all prefixed cairn_"
 [ $missing = 0 ] && echo "1 passed, 0 failed" || { echo "0 passed, 1 failed"; exit 1; }

@@ -84,6 +84,17 @@ with h5py.File(d + '/strings.h5', 'w') as f:
     ds = f.create_dataset('shared', shape=(1 << 20,), dtype=h5py.string_dtype(),
                           chunks=(1 << 16,), compression='gzip')
     ds[:64] = one
+# A .keras archive whose weights member inflates 60 KB into 60 MiB (under
+# max_inflate): read in place, it costs its size once.
+import json, os, zipfile
+with h5py.File(d + '/kbomb_w.h5', 'w') as f:
+    f.create_dataset('layers/dense/vars/0', data=np.zeros((60 * MiB) // 4, dtype='f4'))
+with zipfile.ZipFile(d + '/kbomb.keras', 'w', compression=zipfile.ZIP_DEFLATED,
+                     compresslevel=9) as z:
+    z.write(d + '/kbomb_w.h5', 'model.weights.h5')
+    z.writestr('config.json', json.dumps({'class_name': 'Sequential'}))
+os.remove(d + '/kbomb_w.h5')
+
 # Refused at open: links and storage in other files.
 with h5py.File(d + '/extlink.h5', 'w') as f:
     f['w'] = np.arange(3.0)

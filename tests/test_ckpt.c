@@ -1,11 +1,16 @@
 /* test_ckpt.c -- the checkpoint manager: monitored saves, composable
  * retention (also after a restart), resume with the epoch count going on,
  * fallback past a corrupt newest checkpoint, leftover cleanup, async saves
- * (buffers reusable at once, background errors surface), signals, a full
- * disk. */
+ * (buffers reusable at once, background errors surface, the writer's low
+ * priority), signals, a full disk. */
 #include "testutil.h"
 
+#include "ckpt/ckpt_internal.h"
+
 #include <cairn.h>
+#include <linux/ioprio.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -113,8 +118,9 @@ static void test_monitor_and_retention(void)
     CHECK_OK(cairn_ckpt_close(m, &err));
 
     /* a restarted manager rebuilds everything from the directory: 0.75 is
-     * still no improvement over 0.7, and 0.6 is */
-    m = open_mgr(dir, "valid_loss", 0, 2, 0, 0);
+     * still no improvement over 0.7, and 0.6 is; it resumes the run, so its
+     * retention covers the checkpoints it found */
+    m = open_mgr(dir, "valid_loss", CAIRN_CKPT_PRUNE_EARLIER, 2, 0, 0);
     CHECK(strcmp(epochs_of(m), "2,4") == 0);
     cairn_value *mt = metrics(0.75);
     int saved;
@@ -144,7 +150,7 @@ static void test_monitor_and_retention(void)
     char cmd[9000];
     snprintf(cmd, sizeof cmd, "cp '%s/ckpt-00000001.cairn' '%s/ckpt-00000099.cairn'", other, dir);
     CHECK(system(cmd) == 0);
-    m = open_mgr(dir, "valid_loss", 0, 2, 0, 0);
+    m = open_mgr(dir, "valid_loss", CAIRN_CKPT_PRUNE_EARLIER, 2, 0, 0);
     CHECK(strcmp(epochs_of(m), "4,6,1!") == 0); /* readable, but seq 1 != 99 */
     mt = metrics(0.5);
     CHECK_OK(cairn_ckpt_step(m, 7, 70, mt, &r.parts, 0, &saved, &err));
@@ -263,7 +269,7 @@ static void test_resume_and_fallback(void)
     FILE *fp = fopen(p, "w");
     fputs("half a checkpoint", fp);
     fclose(fp);
-    m = open_mgr(dir2, NULL, 0, 0, 1, 0);
+    m = open_mgr(dir2, NULL, CAIRN_CKPT_PRUNE_EARLIER, 0, 1, 0);
     CHECK(access(p, F_OK) != 0);
     CHECK(strcmp(epochs_of(m), "1,0!") == 0); /* its epoch is unknown: unreadable */
     size_t latest;
@@ -383,6 +389,34 @@ static void test_disk_full(void)
     cairn_params_free(back.p);
 }
 
+/* Once a save is handed over, the background writer yields: SCHED_IDLE (or
+ * SCHED_BATCH where idle is a one-way door) and the lowest best-effort I/O
+ * priority; a caller waiting for a save gives it back its priorities. */
+static void test_writer_priority(void)
+{
+    cairn_ckpt *m = open_mgr(dir_named("priority"), NULL, CAIRN_CKPT_ASYNC, 0, 0, 0);
+    run r;
+    run_init(&r, 1);
+    cairn_error err;
+    pid_t tid = m->writer_tid;
+    int before = sched_getscheduler(tid);
+    CHECK(tid > 0 && before != SCHED_IDLE && before != SCHED_BATCH);
+    CHECK_OK(cairn_ckpt_step(m, 1, 0, NULL, &r.parts, 0, NULL, &err));
+    /* it lowers itself when it takes the job, and stays low while idle */
+    int policy = before;
+    for (int i = 0; i < 500 && policy == before; i++) {
+        usleep(10000);
+        policy = sched_getscheduler(tid);
+    }
+    CHECK(policy == m->low_policy && (policy == SCHED_IDLE || policy == SCHED_BATCH));
+    long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, (int)tid);
+    CHECK(io == IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, IOPRIO_NR_LEVELS - 1));
+    CHECK_OK(cairn_ckpt_wait(m, &err));
+    CHECK(cairn_ckpt_count(m) == 1);
+    CHECK_OK(cairn_ckpt_close(m, &err));
+    cairn_params_free(r.p);
+}
+
 int main(void)
 {
     snprintf(base, sizeof base, "%s", tu_tmpdir("test_ckpt"));
@@ -390,6 +424,7 @@ int main(void)
     test_composed_policies();
     test_resume_and_fallback();
     test_async();
+    test_writer_priority();
     test_signal();
     test_disk_full();
     TEST_MAIN_END();

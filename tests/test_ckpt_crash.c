@@ -4,7 +4,8 @@
  *    SIGKILLed at a random instant; CAIRN_CKPT_TRIALS trials (default 200;
  *    10,000 for the long mode).
  * 2. Kills at each syscall of the commit protocol: this program is linked
- *    with -Wl,--wrap for write, fsync, rename and unlink, so the library's
+ *    with -Wl,--wrap for write, fsync, rename, renameat2 and linkat (the
+ *    no-replace commits) and unlink, so the library's
  *    calls go through counters here; the child kills itself right before the
  *    k-th such call, for every k of a save-with-retention cycle.
  *
@@ -28,10 +29,14 @@ static long calls;
 ssize_t __real_write(int fd, const void *buf, size_t n);
 int __real_fsync(int fd);
 int __real_rename(const char *a, const char *b);
+int __real_renameat2(int da, const char *a, int db, const char *b, unsigned flags);
+int __real_linkat(int da, const char *a, int db, const char *b, int flags);
 int __real_unlink(const char *p);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);
 int __wrap_fsync(int fd);
 int __wrap_rename(const char *a, const char *b);
+int __wrap_renameat2(int da, const char *a, int db, const char *b, unsigned flags);
+int __wrap_linkat(int da, const char *a, int db, const char *b, int flags);
 int __wrap_unlink(const char *p);
 
 static void count_call(void)
@@ -54,6 +59,16 @@ int __wrap_rename(const char *a, const char *b)
     count_call();
     return __real_rename(a, b);
 }
+int __wrap_renameat2(int da, const char *a, int db, const char *b, unsigned flags)
+{
+    count_call();
+    return __real_renameat2(da, a, db, b, flags);
+}
+int __wrap_linkat(int da, const char *a, int db, const char *b, int flags)
+{
+    count_call();
+    return __real_linkat(da, a, db, b, flags);
+}
 int __wrap_unlink(const char *p)
 {
     count_call();
@@ -71,8 +86,10 @@ typedef struct model {
 
 static cairn_ckpt *open_mgr(const char *dir, cairn_error *err)
 {
+    /* each child resumes the run of the one before: retention covers its
+     * checkpoints too */
     cairn_ckpt_opts o = {.struct_size = sizeof o, .dirname = dir, .monitor = "loss",
-                         .keep_best = 1, .keep_last = 2};
+                         .keep_best = 1, .keep_last = 2, .flags = CAIRN_CKPT_PRUNE_EARLIER};
     cairn_ckpt *m = NULL;
     return cairn_ckpt_open(&o, &m, err) == CAIRN_OK ? m : NULL;
 }
@@ -186,7 +203,8 @@ static void random_kills(const char *dir, long trials)
     CHECK(committed);
 }
 
-/* Kills before each write/fsync/rename/unlink of one save cycle. */
+/* Kills before each write/fsync/rename/renameat2/linkat/unlink of one save
+ * cycle. */
 static void syscall_kills(const char *dir)
 {
     /* Each child starts from the state the previous kill left and dies right

@@ -5,6 +5,7 @@
  * short; after each, no libhdf5 identifier stays open. */
 #include "testutil.h"
 
+#include <dlfcn.h>
 #include <hdf5.h>
 
 static const char *dir;
@@ -81,6 +82,12 @@ static void test_fill_and_bombs(void)
     CHECK(strstr(err.message, "compression bomb") != NULL);
     free(buf);
     cairn_file_close(f);
+    f = open_opts("kbomb.keras", 0); /* 60 MiB of weights read in place from memory */
+    CHECK(f && cairn_file_count(f) == 1);
+    if (f) {
+        CHECK_OK(cairn_file_verify(f, &err));
+        cairn_file_close(f);
+    }
     check_no_ids("fill values and bombs");
 }
 
@@ -188,7 +195,7 @@ static void test_strings(void)
 static void test_no_ids_left(void)
 {
     const char *files[] = {"fill.h5", "bomb.h5", "big_bad.h5", "filters.h5", "nofilter.h5",
-                           "strings.h5", "extlink.h5", "extstore.h5"};
+                           "strings.h5", "extlink.h5", "extstore.h5", "kbomb.keras"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char p[4200], cut[4300];
         path_of(p, sizeof p, files[i]);
@@ -244,6 +251,11 @@ int main(void)
             missing[0] = '\0';
         fclose(fp);
     }
+    /* Debian's Blosc plugin leaves blosc's global context allocated, and
+     * libhdf5 unloads the plugin (and libblosc with it) at exit, so
+     * LeakSanitizer would report blosc's 3 KB as cairn's: keeping libblosc
+     * loaded keeps the context reachable. */
+    (void)dlopen("libblosc.so.1", RTLD_NOW | RTLD_NODELETE);
     test_fill_and_bombs();
     test_verify_in_pieces();
     test_filters(missing);

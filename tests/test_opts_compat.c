@@ -130,7 +130,7 @@ static void test_write_opts(void)
                            END(cairn_write_opts, alignment), END(cairn_write_opts, codec),
                            END(cairn_write_opts, level), END(cairn_write_opts, filter),
                            END(cairn_write_opts, chunk_size), END(cairn_write_opts, threads),
-                           sizeof(cairn_write_opts)};
+                           END(cairn_write_opts, shard_size), sizeof(cairn_write_opts)};
     cairn_write_opts full = {.flags = CAIRN_WRITE_NO_SYNC, .format = CAIRN_FORMAT_NATIVE,
                              .alignment = 128, .codec = CAIRN_CODEC_ZSTD, .level = 3,
                              .filter = CAIRN_FILTER_SHUFFLE, .chunk_size = 1u << 16,

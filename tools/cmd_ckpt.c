@@ -20,7 +20,9 @@ static const char ckpt_help[] =
     "best    prints the path of the best valid checkpoint (by the monitored metric;\n"
     "        the latest when there is none)\n"
     "verify  checks every byte of every checkpoint; exit 1 if the newest is not valid\n"
-    "prune   removes what no retention policy keeps (never the newest valid one)\n"
+    "prune   removes what no retention policy keeps (never the newest valid one);\n"
+    "        refused while a training run writes DIR (ls, best, verify and\n"
+    "        prune --dry-run only read, and never wait)\n"
     "See docs/CHECKPOINTS.md for the layout and the commit protocol.\n";
 
 typedef struct ckpt_args {
@@ -108,12 +110,16 @@ static void recorded_monitor(cairn_ckpt *m, char *name, size_t size, int *max)
     cairn_file_close(f);
 }
 
+/* Readers take no lock and never wait for a training run; only a prune
+ * that removes files is a writer (and is refused while a run writes). */
 static int open_manager(const ckpt_args *a, cairn_ckpt **m)
 {
     cairn_error err = {0};
     char recorded[256];
     int max = a->max;
-    cairn_ckpt_opts o = {.struct_size = sizeof o, .dirname = a->dir, .fn_prefix = a->prefix};
+    unsigned access = !strcmp(a->action, "prune") && !a->dry_run ? 0 : CAIRN_CKPT_READ_ONLY;
+    cairn_ckpt_opts o = {.struct_size = sizeof o, .dirname = a->dir, .fn_prefix = a->prefix,
+                         .flags = CAIRN_CKPT_READ_ONLY};
     cairn_status st = cairn_ckpt_open(&o, m, &err);
     if (st != CAIRN_OK)
         return cli_report(st, &err);
@@ -122,11 +128,11 @@ static int open_manager(const ckpt_args *a, cairn_ckpt **m)
         recorded_monitor(*m, recorded, sizeof recorded, &max);
         monitor = recorded[0] ? recorded : NULL;
     }
-    if (!monitor)
+    if (!monitor && access)
         return EXIT_OK;
     cairn_ckpt_close(*m, NULL);
     o.monitor = monitor;
-    o.flags = max ? CAIRN_CKPT_MODE_MAX : 0;
+    o.flags = (max && monitor ? CAIRN_CKPT_MODE_MAX : 0) | access;
     st = cairn_ckpt_open(&o, m, &err);
     return st == CAIRN_OK ? EXIT_OK : cli_report(st, &err);
 }

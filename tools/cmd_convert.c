@@ -21,9 +21,11 @@ static const char convert_help[] =
     "\n"
     "Converts between the formats cairn reads and writes. IN's format is\n"
     "detected by content. The output format comes from --to (cairn, npy,\n"
-    "safetensors, npz, gguf, torch, mxnet, hdf5) or OUT's extension (.npy,\n"
-    ".safetensors, .npz, .gguf, .pt or .pth, .params, .h5 or .hdf5; anything\n"
-    "else: cairn). --inert reads a pickle or joblib IN (a scikit-learn model)\n"
+    "safetensors, npz, gguf, torch, mxnet, hdf5, json) or OUT's extension (.npy,\n"
+    ".safetensors, .npz, .gguf, .pt or .pth, .params, .h5 or .hdf5, .json;\n"
+    "anything else: cairn). json is one JSON document that people and other\n"
+    "languages read: every tensor's name, dtype, shape and values as nested\n"
+    "lists, and the metadata; it converts back to the same bits. --inert reads a pickle or joblib IN (a scikit-learn model)\n"
     "as inert data, nothing in it run, and converts its arrays. Tensors are\n"
     "copied byte for byte (checksums verified on the way when IN has them).\n"
     "Metadata is carried where the target can hold it; otherwise a warning\n"
@@ -440,7 +442,7 @@ const cli_command cli_cmd_convert = {
     "convert",
     "  convert IN OUT [--to FORMAT] [--compress CODEC[:LEVEL]] [--shuffle]\n"
     "                         between cairn, npy, safetensors, npz, gguf, torch,\n"
-    "                         mxnet, hdf5 (and from pickle/joblib with --inert)\n",
+    "                         mxnet, hdf5, json (and from pickle/joblib with --inert)\n",
     convert_help,
     run,
 };

@@ -55,6 +55,8 @@ __attribute__((format(printf, 3, 4))) static cairn_status fail(cairn_error *err,
 typedef struct tensor_bytes {
     const unsigned char *data;
     void *owned; /* NULL for a zero-copy view */
+    cairn_status check; /* the checksum's verdict (CAIRN_OK, or why it failed) */
+    cairn_error why;
 } tensor_bytes;
 
 static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tensor_info *t,
@@ -64,22 +66,32 @@ static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tens
     const void *view = NULL;
     out->data = none;
     out->owned = NULL;
+    out->check = CAIRN_OK;
     if (t->raw_size == 0)
         return CAIRN_OK;
-    /* checked as cat and convert check them: a stale CRC is not "identical" */
-    cairn_status st = t->zero_copy ? cairn_tensor_verify(f, i, err) : CAIRN_OK;
-    if (st != CAIRN_OK)
-        return st;
-    if (t->zero_copy && cairn_tensor_data(f, i, &view, err) == CAIRN_OK) {
-        out->data = view;
-        return CAIRN_OK;
+    /* Checked as cat and convert check them, in the same pass; bytes whose
+     * checksum fails are still compared (a damaged tensor shows where it
+     * differs), and diff_values reports the failure when nothing differs. */
+    if (t->zero_copy) {
+        out->check = cairn_tensor_verify(f, i, &out->why);
+        if (cairn_tensor_data(f, i, &view, err) == CAIRN_OK) {
+            out->data = view;
+            return CAIRN_OK;
+        }
     }
     if ((uint64_t)(size_t)t->raw_size != t->raw_size || !(out->owned = malloc((size_t)t->raw_size)))
         return fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory (%llu bytes)",
                     cairn_file_path(f), t->name, (unsigned long long)t->raw_size);
     out->data = out->owned;
-    return cairn_tensor_read(f, i, t->dtype, out->owned, (size_t)t->raw_size, CAIRN_READ_VERIFY,
-                             err);
+    cairn_status st = cairn_tensor_read(f, i, t->dtype, out->owned, (size_t)t->raw_size,
+                                        CAIRN_READ_VERIFY, &out->why);
+    if (st == CAIRN_E_CHECKSUM) { /* the bytes as stored, unchecked */
+        out->check = st;
+        return cairn_tensor_read(f, i, t->dtype, out->owned, (size_t)t->raw_size, 0, err);
+    }
+    if (st != CAIRN_OK && err)
+        *err = out->why;
+    return st;
 }
 
 /* ---------------------------------------------------- one slice */
@@ -230,14 +242,19 @@ static cairn_status compare_all(const tensor_bytes *a, const tensor_bytes *b,
     elem_class cls = class_of(t->dtype);
     cairn_dtype wide = wide_dtype(cls);
     size_t esz = cairn_dtype_size(t->dtype), wsz = cairn_dtype_size(wide);
-    void *wa = malloc(SLICE * wsz), *wb = malloc(SLICE * wsz);
-    cairn_status rc = wa && wb ? CAIRN_OK
-                               : fail(err, CAIRN_E_NOMEM, "tensor '%s': out of memory", t->name);
+    void *wa = NULL, *wb = NULL; /* made for the first slice that differs */
+    cairn_status rc = CAIRN_OK;
     for (uint64_t off = 0; rc == CAIRN_OK && off < t->count; off += SLICE) {
-        slice s = {a->data + off * esz, b->data + off * esz, wa, wb, 0, esz};
+        slice s = {a->data + off * esz, b->data + off * esz, NULL, NULL, 0, esz};
         s.n = t->count - off < SLICE ? (size_t)(t->count - off) : SLICE;
         if (memcmp(s.ra, s.rb, s.n * esz) == 0)
             continue; /* bitwise equal elements add nothing, in either mode */
+        if (!wa && (!(wa = malloc(SLICE * wsz)) || !(wb = malloc(SLICE * wsz)))) {
+            rc = fail(err, CAIRN_E_NOMEM, "tensor '%s': out of memory", t->name);
+            break;
+        }
+        s.wa = wa;
+        s.wb = wb;
         rc = cairn_convert(t->dtype, s.ra, wide, wa, s.n, err);
         if (rc == CAIRN_OK)
             rc = cairn_convert(t->dtype, s.rb, wide, wb, s.n, err);
@@ -270,6 +287,12 @@ cairn_status diff_values(const cairn_file *fa, uint64_t ia, const cairn_tensor_i
         rc = load_bytes(fb, ib, tb, &b, err);
     if (rc == CAIRN_OK)
         rc = compare_all(&a, &b, ta, tol, out, err);
+    /* equal values from bytes whose checksum fails are not "identical" */
+    if (rc == CAIRN_OK && !out->differing && (a.check != CAIRN_OK || b.check != CAIRN_OK)) {
+        rc = a.check != CAIRN_OK ? a.check : b.check;
+        if (err)
+            *err = a.check != CAIRN_OK ? a.why : b.why;
+    }
     if (out->is_integer)
         out->max_abs = (double)out->max_abs_int;
     free(a.owned);

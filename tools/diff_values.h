@@ -36,8 +36,10 @@ int diff_same_dtype_shape(const cairn_tensor_info *a, const cairn_tensor_info *b
  * have the same dtype and shape (CAIRN_E_ARG otherwise). Reads zero-copy
  * views where the file allows, else the whole stored tensor, and converts
  * 64Ki-element slices to a wide type, so memory stays bounded by the two
- * stored tensors plus ~2 MiB. Checksums are not verified (`cairn verify`
- * does that). */
+ * stored tensors plus ~2 MiB. Checksums are checked in the same pass: a
+ * tensor whose checksum fails is still compared (the stats show where a
+ * damaged copy differs), and when no element differs the checksum's
+ * failure is returned, so a stale checksum never reads as identical. */
 cairn_status diff_values(const cairn_file *fa, uint64_t ia, const cairn_tensor_info *ta,
                          const cairn_file *fb, uint64_t ib, const cairn_tensor_info *tb,
                          const diff_tolerance *tol, diff_stats *out, cairn_error *err);

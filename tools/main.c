@@ -38,7 +38,8 @@ static const char help_head[] =
     "usage: cairn COMMAND [ARGS...]\n"
     "\n"
     "Save, inspect and convert machine-learning tensor archives: .cairn, .npy,\n"
-    ".npz, .safetensors, .gguf, PyTorch .pt, MXNet .params, HDF5 and .keras;\n"
+    ".npz, .safetensors, .gguf, PyTorch .pt, MXNet .params, HDF5 and .keras,\n"
+    "and cairn's .json;\n"
     "pickle and joblib files read as inert data with --inert.\n"
     "\n"
     "commands:\n";

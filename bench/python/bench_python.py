@@ -53,6 +53,18 @@ def median_time(fn, runs, setup=None):
     return statistics.median(times)
 
 
+def paired_times(fa, fb, runs):
+    """Medians of fa and fb timed in alternation, so that a busy disk or
+    neighbour hits both alike."""
+    ta, tb = [], []
+    for _ in range(runs):
+        for fn, out in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def result(bench, **fields):
     print("RESULT bench=" + bench + "".join(f" {k}={v}" for k, v in fields.items()), flush=True)
 
@@ -170,8 +182,7 @@ def main():
     p, pc = os.path.join(d, "big.cairn"), os.path.join(d, "big_c.cairn")
 
     # -- save big: the Python layer against libcairn itself ---------------------
-    t_py = median_time(lambda: cairn.save(big, p), a.runs)
-    t_c = median_time(lambda: c_save(pc, big), a.runs)
+    t_py, t_c = paired_times(lambda: cairn.save(big, p), lambda: c_save(pc, big), a.runs)
     gbs = a.size_mib / 1024
     print(f"save big      cairn.save {t_py:.3f} s ({gbs / t_py:.2f} GiB/s)   C library "
           f"{t_c:.3f} s   ratio {t_py / t_c:.2f} (target <= 1.10)")
@@ -214,10 +225,9 @@ def main():
     # -- many small tensors --------------------------------------------------------
     many = {f"m{i:05d}": np.full(1024, i, np.float32) for i in range(a.many)}
     pm, pmc = os.path.join(d, "many.cairn"), os.path.join(d, "many_c.cairn")
-    t_py = median_time(lambda: cairn.save(many, pm, sync=False), a.runs)
-    t_c = median_time(lambda: c_save(pmc, many, sync=False), a.runs)
-    l_py = median_time(lambda: cairn.load(pm), a.runs)
-    l_c = median_time(lambda: c_read_all(pmc), a.runs)
+    t_py, t_c = paired_times(lambda: cairn.save(many, pm, sync=False),
+                             lambda: c_save(pmc, many, sync=False), a.runs)
+    l_py, l_c = paired_times(lambda: cairn.load(pm), lambda: c_read_all(pmc), a.runs)
     print(f"\nmany {a.many}: save {t_py:.3f} s vs C {t_c:.3f} s (ratio {t_py / t_c:.2f}); "
           f"load {l_py:.3f} s vs C {l_c:.3f} s (ratio {l_py / l_c:.2f}); target <= 2")
     result("py_many", save_s=f"{t_py:.4f}", c_save_s=f"{t_c:.4f}", load_s=f"{l_py:.4f}",

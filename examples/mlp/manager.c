@@ -39,6 +39,12 @@ cairn_status ckpts_open(const ckpt_config *c, run_ckpts *out, cairn_error *err)
     if (!c->dir)
         return CAIRN_OK;
     unsigned async = c->async ? CAIRN_CKPT_ASYNC : 0;
+    /* A resumed run goes on with the checkpoints it resumed from: retention
+     * may remove them too. A fresh run never removes what it found. */
+    unsigned earlier = c->resume != RESUME_NONE && c->resume_prefix && c->prefix &&
+                               strcmp(c->resume_prefix, c->prefix) == 0
+                           ? CAIRN_CKPT_PRUNE_EARLIER
+                           : 0;
     /* The main manager takes the signals: SIGTERM (a scheduler preempting
      * the job) or Ctrl-C then saves at the next epoch's end, and we stop. */
     cairn_ckpt_opts main = {
@@ -46,7 +52,7 @@ cairn_status ckpts_open(const ckpt_config *c, run_ckpts *out, cairn_error *err)
         .dirname = c->dir,
         .fn_prefix = c->prefix,
         .monitor = c->monitor,
-        .flags = mode_flags(c->monitor) | async | CAIRN_CKPT_SIGNALS,
+        .flags = mode_flags(c->monitor) | async | earlier | CAIRN_CKPT_SIGNALS,
         .every_epochs = c->every,
         .keep_best = c->keep_best,
         .keep_last = c->keep_last,
@@ -170,7 +176,7 @@ static cairn_status open_reader(const ckpt_config *c, cairn_ckpt **m, cairn_erro
 {
     cairn_ckpt_opts o = {.struct_size = sizeof o, .dirname = c->dir,
                          .fn_prefix = c->resume_prefix, .monitor = c->monitor,
-                         .flags = mode_flags(c->monitor)};
+                         .flags = mode_flags(c->monitor) | CAIRN_CKPT_READ_ONLY};
     return cairn_ckpt_open(&o, m, err);
 }
 
@@ -300,10 +306,16 @@ static cairn_status restore_from_dir(const ckpt_config *c, resume_from which, co
 cairn_status ckpt_resume(const ckpt_config *c, const train_config *want, unsigned given,
                          trainer **out, cairn_error *err)
 {
-    cairn_status st = restore_from_dir(c, c->resume,
-                                       c->resume == RESUME_BEST ? "resumed from the best checkpoint"
-                                                                : "resumed from",
-                                       want, given, out, err);
+    struct stat sb;
+    cairn_status st = CAIRN_OK;
+    *out = NULL;
+    /* A directory that does not exist yet holds no checkpoint (a reader does
+     * not create it; the run's own manager will). */
+    if (stat(c->dir, &sb) == 0)
+        st = restore_from_dir(c, c->resume,
+                              c->resume == RESUME_BEST ? "resumed from the best checkpoint"
+                                                       : "resumed from",
+                              want, given, out, err);
     /* skorch's LoadInitState: the same command runs the first time too. */
     if (st == CAIRN_OK && !*out)
         fprintf(stderr, "mlp: no %sckpt-*.cairn checkpoint in %s yet: starting a fresh run\n",

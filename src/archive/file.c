@@ -226,7 +226,7 @@ void cairn_file_close(cairn_file *f)
     if (!f)
         return;
     if (f->ops && f->state)
-        f->ops->close(f);
+        cairn__reader_close(f);
     cairn__source_close(&f->src);
     free(f->path);
     free(f);
@@ -234,14 +234,14 @@ void cairn_file_close(cairn_file *f)
 
 const char *cairn_file_path(const cairn_file *f) { return f ? f->path : NULL; }
 
-uint64_t cairn_file_count(const cairn_file *f) { return f ? f->ops->count(f) : 0; }
+uint64_t cairn_file_count(const cairn_file *f) { return f ? cairn__reader_count(f) : 0; }
 
 cairn_status cairn_file_get_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
 {
     if (!f || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_get_info: NULL argument");
     memset(out, 0, sizeof *out);
-    return f->ops->file_info(f, out, err);
+    return cairn__reader_file_info(f, out, err);
 }
 
 cairn_status cairn_tensor_info_at(const cairn_file *f, uint64_t index, cairn_tensor_info *out,
@@ -307,12 +307,12 @@ cairn_status cairn__tensor_check(const cairn_file *f, const cairn__tensor *t, ca
 cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                cairn_error *err)
 {
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     if (index >= n)
         return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
                            "tensors)", f->path, (unsigned long long)index,
                            (unsigned long long)n);
-    CAIRN_TRY(f->ops->tensor_at(f, index, out, err));
+    CAIRN_TRY(cairn__reader_tensor_at(f, index, out, err));
     return cairn__tensor_check(f, out, err);
 }
 
@@ -324,11 +324,11 @@ cairn_status cairn__tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
  * refuses (an error from tensor_at) is the reader doing its job. */
 static void check_all_tensors(const cairn_file *f)
 {
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     for (uint64_t i = 0; i < n; i++) {
         cairn__tensor t;
         cairn_error e;
-        if (f->ops->tensor_at(f, i, &t, NULL) != CAIRN_OK)
+        if (cairn__reader_tensor_at(f, i, &t, NULL) != CAIRN_OK)
             continue;
         if (cairn__tensor_check(f, &t, &e) != CAIRN_OK) {
             fprintf(stderr, "cairn: reader invariant broken: %s\n", e.message);
@@ -348,7 +348,7 @@ cairn_status cairn_tensor_find(const cairn_file *f, const char *name, uint64_t *
         memset(out, 0, sizeof *out);
     if (!f || !name)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_tensor_find: NULL argument");
-    CAIRN_TRY(f->ops->find(f, name, strlen(name), &i, err));
+    CAIRN_TRY(cairn__reader_find(f, name, strlen(name), &i, err));
     if (index)
         *index = i;
     return out ? cairn_tensor_info_at(f, i, out, err) : CAIRN_OK;

@@ -35,7 +35,7 @@ static cairn_status tensor_get(const cairn_file *f, uint64_t index, cairn__tenso
  * of range stays with f, which reports it. */
 static const cairn_file *owner_of(const cairn_file *f, uint64_t *index)
 {
-    if (f && f->ops->owner && *index < f->ops->count(f))
+    if (f && f->ops->owner && *index < cairn__reader_count(f))
         return f->ops->owner(f, *index, index);
     return f;
 }
@@ -76,8 +76,9 @@ static cairn_status copy_stored(const cairn_file *f, const cairn__tensor *t, uin
                                 int hash, cairn_error *err)
 {
     uint64_t size = t->info.stored_size;
-    if (!hash)
-        return cairn__copy_out(&f->src, f->threads, t->info.offset, dst, size, err);
+    if (!hash) /* small copies never ask how many CPUs there are */
+        return cairn__copy_out(&f->src, size < CAIRN__COPY_PARALLEL_MIN ? 1 : cairn__file_threads(f),
+                               t->info.offset, dst, size, err);
     cairn__hasher *state = cairn__hasher_new();
     if (!state)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
@@ -336,7 +337,7 @@ cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_file");
     if (f->ops->verify_structure)
         CAIRN_TRY(f->ops->verify_structure(f, err));
-    uint64_t n = f->ops->count(f);
+    uint64_t n = cairn__reader_count(f);
     for (uint64_t i = 0; i < n; i++) {
         cairn__tensor t;
         CAIRN_TRY(cairn__tensor_get(f, i, &t, err)); /* every tensor keeps the invariant */

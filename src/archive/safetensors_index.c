@@ -36,6 +36,7 @@ typedef struct stx_tensor {
 } stx_tensor;
 
 typedef struct stx_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn_file **shards; /* shard_count handles, in shard-name order, each opened once */
     char **shard_names;
     uint32_t shard_count;
@@ -43,6 +44,7 @@ typedef struct stx_reader {
     uint64_t count;
     json_t *meta;        /* the index's "metadata" object, or NULL */
 } stx_reader;
+CAIRN__TABLE_FIRST(stx_reader);
 
 static const char *kind(const json_t *v) { return cairn__stmeta_json_kind(v); }
 
@@ -278,8 +280,9 @@ static cairn_status plan_parse(const cairn_file *f, stx_plan *p, cairn_error *er
 
 /* ---------------------------------------------------------------- reader */
 
-static void reader_free(stx_reader *r)
+static void reader_free(void *state)
 {
+    stx_reader *r = state;
     if (!r)
         return;
     for (uint32_t s = 0; s < r->shard_count; s++) {
@@ -435,6 +438,13 @@ static int tensor_cmp(const void *a, const void *b)
     return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
+static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
+{
+    const stx_tensor *t = &((const stx_reader *)ctx)->tensors[pos];
+    *len = t->name_len;
+    return t->name;
+}
+
 cairn_status cairn__stindex_open(cairn_file *f, cairn__shard_open_fn open_shard, void *ctx,
                                  cairn_error *err)
 {
@@ -461,6 +471,9 @@ cairn_status cairn__stindex_open(cairn_file *f, cairn__shard_open_fn open_shard,
     }
     if (r->count > 1)
         qsort(r->tensors, (size_t)r->count, sizeof *r->tensors, tensor_cmp);
+    /* tensor_at, file_info and the checks are the shards' */
+    cairn__table_init(&r->table, NULL, 0, r->count, reader_free);
+    cairn__table_sorted(&r->table, sorted_name, NULL, r);
     f->state = r;
     return CAIRN_OK;
 }
@@ -495,47 +508,13 @@ static cairn_status stx_open(cairn_file *f, cairn_error *err)
     return cairn__stindex_open(f, f->src.fd >= 0 ? open_beside : NULL, NULL, err);
 }
 
-static void stx_close(cairn_file *f)
-{
-    reader_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t stx_count(const cairn_file *f)
-{
-    const stx_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
 static cairn_status stx_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                   cairn_error *err)
 {
     const stx_reader *r = f->state;
     const stx_tensor *t = &r->tensors[index];
     const cairn_file *shard = r->shards[t->shard];
-    return shard->ops->tensor_at(shard, t->local, out, err);
-}
-
-static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
-{
-    const stx_tensor *t = &((const stx_reader *)ctx)->tensors[pos];
-    *len = t->name_len;
-    return t->name;
-}
-
-static int lookup(const stx_reader *r, const char *name, size_t len, uint64_t *index)
-{
-    return cairn__name_search(r->count, sorted_name, r, name, len, index);
-}
-
-static cairn_status stx_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                             cairn_error *err)
-{
-    char buf[96];
-    if (lookup(f->state, name, len, index))
-        return CAIRN_OK;
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
-                       cairn__printable(name, len, buf, sizeof buf));
+    return cairn__reader_tensor_at(shard, t->local, out, err);
 }
 
 static const cairn_file *stx_owner(const cairn_file *f, uint64_t index, uint64_t *owner_index)
@@ -770,7 +749,8 @@ static int same_plan(const stx_reader *r, const stx_plan *p)
     for (uint64_t i = 0; i < p->count; i++) {
         uint64_t at;
         const stx_entry *e = &p->entries[i];
-        if (!lookup(r, e->name, strlen(e->name), &at) || r->tensors[at].shard != e->shard_at)
+        if (!cairn__table_lookup(&r->table, e->name, strlen(e->name), &at) ||
+            r->tensors[at].shard != e->shard_at)
             return 0;
     }
     if (!p->meta || !r->meta)
@@ -804,10 +784,7 @@ static cairn_status stx_verify_structure(const cairn_file *f, cairn_error *err)
 const cairn__reader_ops cairn__safetensors_index_reader = {
     .format = CAIRN_FORMAT_SAFETENSORS,
     .open = stx_open,
-    .close = stx_close,
-    .count = stx_count,
     .tensor_at = stx_tensor_at,
-    .find = stx_find,
     .file_info = stx_file_info,
     .verify_structure = stx_verify_structure,
     .read_metadata = stx_read_metadata,

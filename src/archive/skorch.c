@@ -29,14 +29,16 @@ typedef struct sk_tensor {
 } sk_tensor;
 
 typedef struct sk_state {
+    cairn__tensor_table table;   /* first: the generic ops read it (format.h) */
     cairn_file *parts[SK_PARTS]; /* NULL when the file is absent */
     sk_tensor *tensors;          /* params, optimizer, criterion, each in file order */
     uint64_t count;
-    uint64_t *by_name;
+    size_t *by_name;             /* tensor indexes in name order */
     cairn_value *tree;
     uint64_t file_size;
     char prefix[SK_PREFIX_MAX + 1];
 } sk_state;
+CAIRN__TABLE_FIRST(sk_state);
 
 /* ---------------------------------------------------------------- layout */
 
@@ -260,7 +262,7 @@ static cairn_status part_tensors(cairn_file *f, sk_state *s, uint32_t p, cairn_e
     size_t plen = strlen(part_names[p]);
     for (uint64_t i = 0; i < n; i++) {
         sk_tensor *t = &s->tensors[s->count];
-        CAIRN_TRY(sub->ops->tensor_at(sub, i, &t->t, err));
+        CAIRN_TRY(cairn__reader_tensor_at(sub, i, &t->t, err));
         const char *name = t->t.info.name;
         size_t len = t->t.info.name_len;
         if (len > CAIRN_NAME_MAX - plen - 1)
@@ -318,15 +320,6 @@ static int cmp_name(const sk_tensor *x, const sk_tensor *y)
     return cairn__name_cmp(a->name, a->name_len, b->name, b->name_len);
 }
 
-/* Names in name order, through by_name. */
-static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
-{
-    const sk_state *s = ctx;
-    const cairn_tensor_info *in = &s->tensors[s->by_name[pos]].t.info;
-    *len = in->name_len;
-    return in->name;
-}
-
 typedef struct sk_ref {
     const sk_tensor *t;
     uint64_t index;
@@ -351,13 +344,14 @@ static cairn_status sort_names(cairn_file *f, sk_state *s, cairn_error *err)
     }
     qsort(refs, (size_t)s->count, sizeof *refs, ref_cmp);
     for (uint64_t i = 0; i < s->count; i++)
-        s->by_name[i] = refs[i].index;
+        s->by_name[i] = (size_t)refs[i].index;
     free(refs);
     return CAIRN_OK;
 }
 
-static void state_free(sk_state *s)
+static void state_free(void *state)
 {
+    sk_state *s = state;
     if (!s)
         return;
     for (uint32_t p = 0; p < SK_PARTS; p++)
@@ -412,46 +406,11 @@ static cairn_status sk_open(cairn_file *f, cairn_error *err)
         state_free(s);
         return st;
     }
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_sorted(&s->table, NULL, s->by_name, NULL);
+    s->table.hint = "names start with params., optimizer. or criterion.";
     f->state = s;
     return CAIRN_OK;
-}
-
-static void sk_close(cairn_file *f)
-{
-    state_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t sk_count(const cairn_file *f)
-{
-    const sk_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status sk_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const sk_state *s = f->state;
-    if (index >= s->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
-                           (unsigned long long)index);
-    *out = s->tensors[index].t;
-    return CAIRN_OK;
-}
-
-static cairn_status sk_find(const cairn_file *f, const char *name, size_t name_len,
-                            uint64_t *index, cairn_error *err)
-{
-    const sk_state *s = f->state;
-    uint64_t pos;
-    if (cairn__name_search(s->count, sorted_name, s, name, name_len, &pos)) {
-        *index = s->by_name[pos];
-        return CAIRN_OK;
-    }
-    char shown[96];
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names start with params., "
-                       "optimizer. or criterion.)", f->path,
-                       cairn__printable(name, name_len, shown, sizeof shown));
 }
 
 static cairn_status sk_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
@@ -514,10 +473,6 @@ static cairn_status sk_verify_tensor(const cairn_file *f, uint64_t index, cairn_
 const cairn__reader_ops cairn__skorch_reader = {
     .format = CAIRN_FORMAT_TORCH,
     .open = sk_open,
-    .close = sk_close,
-    .count = sk_count,
-    .tensor_at = sk_tensor_at,
-    .find = sk_find,
     .file_info = sk_file_info,
     .verify_structure = sk_verify_structure,
     .read_metadata = sk_read_metadata,

@@ -147,9 +147,61 @@ static void plan_free(struct cairn__plan *p)
     free(p);
 }
 
+/* ------------------------------------------------- names added so far */
+
+/* Every tensor and alias name added: a second add of a name is refused here,
+ * once for every format (the formats keep no duplicate checks of their own). */
+struct cairn__added {
+    char **names;
+    size_t count, cap;
+    cairn__nameset set;
+};
+
+static const char *added_name(const void *ctx, uint32_t index, size_t *len)
+{
+    const struct cairn__added *a = ctx;
+    *len = strlen(a->names[index]);
+    return a->names[index];
+}
+
+static cairn_status check_new_name(const cairn_writer *w, const char *name, cairn_error *err)
+{
+    const struct cairn__added *a = w->added;
+    if (a && cairn__nameset_find(&a->set, name, strlen(name), added_name, a) >= 0)
+        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
+                           name);
+    return CAIRN_OK;
+}
+
+/* Records `name` (copied) once the format has taken it. */
+static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error *err)
+{
+    struct cairn__added *a = w->added;
+    if (!a && !(a = w->added = calloc(1, sizeof *a)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    if (a->count >= UINT32_MAX - 1)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
+    if (!CAIRN__GROW(a->names, a->cap, a->count, 64) || !(a->names[a->count] = strdup(name)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
+    a->count++;
+    return cairn__nameset_insert(&a->set, (uint32_t)(a->count - 1), added_name, a, err);
+}
+
+static void added_free(struct cairn__added *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->count; i++)
+        free(a->names[i]);
+    free(a->names);
+    cairn__nameset_free(&a->set);
+    free(a);
+}
+
 static void writer_free(cairn_writer *w)
 {
     plan_free(w->plan);
+    added_free(w->added);
     cairn_value_free(w->meta);
     cairn_value_free(w->objects);
     if (w->state)
@@ -266,10 +318,7 @@ static cairn_status plan_check_add(const cairn_writer *w, const char *name, cair
         return cairn__fail(err, CAIRN_E_MISMATCH, "%s: tensor '%s' was not declared "
                            "(cairn_writer_declare announced %zu other tensors)", w->path, name,
                            p->count);
-    const plan_entry *e = &p->entries[at];
-    if (e->added)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
+    const plan_entry *e = &p->entries[at]; /* not added yet: check_new_name saw to that */
     if (!same_shape(e, dtype, rank, dims)) {
         char have[160], want[160];
         return cairn__fail(err, CAIRN_E_MISMATCH, "%s: tensor '%s' is %s, but was declared %s",
@@ -382,6 +431,20 @@ cairn_status cairn_writer_declare(cairn_writer *w, const cairn_tensor_decl *decl
     return CAIRN_OK;
 }
 
+/* After the format's add (status st) of `name`: the name is taken and its
+ * plan entry done, or the writer fails. */
+static cairn_status add_done(cairn_writer *w, cairn_status st, const char *name, size_t planned,
+                             cairn_error *err)
+{
+    if (st == CAIRN_OK)
+        st = remember_name(w, name, err);
+    if (st != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
+    if (w->plan)
+        plan_mark(w->plan, planned);
+    return CAIRN_OK;
+}
+
 /* cairn_writer_add and cairn_writer_add_ex: the checks every format
  * relies on, then the format's add (or add_coded for a codec). */
 static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -401,17 +464,15 @@ static cairn_status add_tensor(cairn_writer *w, const char *name, cairn_dtype dt
         return cairn__writer_failed(w, cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': %s files "
                                             "cannot hold compressed tensors", w->path, name,
                                             cairn_format_name(w->ops->format)), err);
+    if ((st = check_new_name(w, name, err)) != CAIRN_OK)
+        return cairn__writer_failed(w, st, err);
     if (w->plan && (st = plan_check_add(w, name, dtype, rank, dims, &planned, err)) != CAIRN_OK)
         return cairn__writer_failed(w, st, err);
     if (w->ops->add_coded)
         st = w->ops->add_coded(w, name, dtype, rank, dims, data, codec, level, filter, err);
     else
         st = w->ops->add(w, name, dtype, rank, dims, data, err);
-    if (st != CAIRN_OK)
-        return cairn__writer_failed(w, st, err);
-    if (w->plan)
-        plan_mark(w->plan, planned);
-    return CAIRN_OK;
+    return add_done(w, st, name, planned, err);
 }
 
 cairn_status cairn_writer_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -452,15 +513,17 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
     size_t planned = 0;
     snprintf(what, sizeof what, "%s: alias", w->path);
     cairn_status st = cairn__name_check(name, strlen(name), what, err);
+    if (st == CAIRN_OK)
+        st = check_new_name(w, name, err);
     if (st == CAIRN_OK && w->plan)
         st = plan_check_alias(w, name, existing, &planned, err);
-    if (st == CAIRN_OK)
+    if (st == CAIRN_OK && !w->ops->add_alias)
+        st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s' of '%s': %s, so it has no "
+                         "aliases; add the tensor again under the new name to store a copy",
+                         w->path, name, existing, w->ops->no_alias);
+    else if (st == CAIRN_OK)
         st = w->ops->add_alias(w, name, existing, err);
-    if (st != CAIRN_OK)
-        return cairn__writer_failed(w, st, err);
-    if (w->plan)
-        plan_mark(w->plan, planned);
-    return CAIRN_OK;
+    return add_done(w, st, name, planned, err);
 }
 
 cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)
@@ -514,8 +577,10 @@ static cairn_status flush_metadata(cairn_writer *w, cairn_error *err)
 /* The commit protocol is io/'s (io/commit.h through the sink). */
 static cairn_status commit_file(cairn_writer *w, cairn_error *err)
 {
-    return cairn__sink_commit(&w->sink, (w->flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0,
-                              err);
+    unsigned flags = (w->flags & CAIRN_WRITE_NO_SYNC) ? CAIRN__COMMIT_NO_SYNC : 0;
+    if (w->flags & CAIRN_WRITE_NO_REPLACE)
+        flags |= CAIRN__COMMIT_NO_REPLACE;
+    return cairn__sink_commit(&w->sink, flags, err);
 }
 
 /* What both commits do before handing the bytes over: every declared

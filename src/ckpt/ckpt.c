@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +50,9 @@ static int better(const cairn_ckpt *m, double a, double b)
 
 /* --------------------------------------------------------------- scanning */
 
-/* "<prefix>ckpt-<digits>.cairn" -> seq; 0 if the name does not match. */
-static uint64_t parse_name(const cairn_ckpt *m, const char *name)
+/* "<prefix>ckpt-<digits>" -> seq, with *rest at what follows the digits;
+ * 0 if the name does not start so. */
+static uint64_t parse_seq(const cairn_ckpt *m, const char *name, const char **rest)
 {
     size_t pl = strlen(m->prefix);
     if (strncmp(name, m->prefix, pl) != 0 || strncmp(name + pl, "ckpt-", 5) != 0)
@@ -60,7 +62,16 @@ static uint64_t parse_name(const cairn_ckpt *m, const char *name)
     int digits = 0;
     for (; *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
         seq = seq * 10 + (uint64_t)(*p - '0');
-    return digits && strcmp(p, ".cairn") == 0 ? seq : 0;
+    *rest = p;
+    return digits ? seq : 0;
+}
+
+/* "<prefix>ckpt-<digits>.cairn" -> seq; 0 if the name does not match. */
+static uint64_t parse_name(const cairn_ckpt *m, const char *name)
+{
+    const char *rest;
+    uint64_t seq = parse_seq(m, name, &rest);
+    return seq && strcmp(rest, ".cairn") == 0 ? seq : 0;
 }
 
 static int is_leftover(const cairn_ckpt *m, const char *name)
@@ -70,13 +81,32 @@ static int is_leftover(const cairn_ckpt *m, const char *name)
            strncmp(name + 1 + pl, "ckpt-", 5) == 0 && strstr(name, ".cairn-tmp-") != NULL;
 }
 
-static char *join(const char *dir, const char *name)
+/* DIR/<prefix>ckpt-<seq>.cairn, or NULL when out of memory. */
+static char *seq_path(const cairn_ckpt *m, uint64_t seq)
 {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", dir, name);
-    return s;
+    char name[300];
+    snprintf(name, sizeof name, "%sckpt-%08llu.cairn", m->prefix, (unsigned long long)seq);
+    return cairn__path_join(m->dir, name);
+}
+
+/* The smallest sequence number above `seq` and above every checkpoint and
+ * every save in progress (temporary file) of this prefix in the directory:
+ * where a save goes when another writer took its name. */
+static uint64_t next_free_seq(const cairn_ckpt *m, uint64_t seq)
+{
+    DIR *d = opendir(m->dir);
+    struct dirent *de;
+    const char *rest;
+    while (d && (de = readdir(d))) {
+        uint64_t s = parse_name(m, de->d_name);
+        if (!s && is_leftover(m, de->d_name))
+            s = parse_seq(m, de->d_name + 1, &rest);
+        if (s > seq)
+            seq = s;
+    }
+    if (d)
+        closedir(d);
+    return seq + 1;
 }
 
 static double number_at(const cairn_value *map, const char *key, int *found)
@@ -131,19 +161,15 @@ static int entry_cmp(const void *a, const void *b)
 
 static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *err)
 {
-    if (m->count == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        ckpt_entry *n = realloc(m->entries, cap * sizeof *n);
-        if (!n)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-        m->entries = n;
-        m->cap = cap;
-    }
+    if (!CAIRN__GROW(m->entries, m->cap, m->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
     m->entries[m->count++] = *e;
     return CAIRN_OK;
 }
 
-/* Rebuilds the table from the directory alone. */
+/* Rebuilds the table from the directory alone. Temporary files of this
+ * prefix are removed only under the series' lock: then no live writer can
+ * own them (saves that died before their rename). */
 static cairn_status scan(cairn_ckpt *m, cairn_error *err)
 {
     DIR *d = opendir(m->dir);
@@ -152,17 +178,17 @@ static cairn_status scan(cairn_ckpt *m, cairn_error *err)
     struct dirent *de;
     cairn_status st = CAIRN_OK;
     while (st == CAIRN_OK && (de = readdir(d))) {
-        if (is_leftover(m, de->d_name)) {
-            char *p = join(m->dir, de->d_name);
+        if (m->lock_fd >= 0 && is_leftover(m, de->d_name)) {
+            char *p = cairn__path_join(m->dir, de->d_name);
             if (p)
-                unlink(p); /* a save that died before its rename */
+                unlink(p);
             free(p);
             continue;
         }
         uint64_t seq = parse_name(m, de->d_name);
         if (!seq)
             continue;
-        ckpt_entry e = {.seq = seq, .path = join(m->dir, de->d_name)};
+        ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, de->d_name)};
         if (!e.path)
             st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
         else if ((st = push_entry(m, &e, err)) != CAIRN_OK)
@@ -203,6 +229,10 @@ static cairn_status copy_opts(cairn_ckpt *m, const cairn_ckpt_opts *o, cairn_err
         return cairn__fail(err, CAIRN_E_ARG, "%s: fn_prefix '%s' must not contain '/'", m->dir,
                            m->prefix);
     m->flags = o->flags;
+    m->no_lock = o->test_no_lock;
+    if ((m->flags & CAIRN_CKPT_READ_ONLY) && (m->flags & (CAIRN_CKPT_ASYNC | CAIRN_CKPT_SIGNALS)))
+        return cairn__fail(err, CAIRN_E_ARG, "%s: a read-only manager does not save "
+                           "(CAIRN_CKPT_ASYNC, CAIRN_CKPT_SIGNALS)", m->dir);
     m->every_epochs = o->every_epochs;
     m->every_steps = o->every_steps;
     m->every_seconds = o->every_seconds;
@@ -232,6 +262,7 @@ static cairn_status install_signals(cairn_ckpt *m, cairn_error *err)
 static void free_manager(cairn_ckpt *m)
 {
     cairn__ckpt_async_stop(m);
+    cairn__ckpt_unlock(m);
     if (m->signals_installed) {
         sigaction(SIGTERM, &m->old_term, NULL);
         sigaction(SIGINT, &m->old_int, NULL);
@@ -259,15 +290,19 @@ cairn_status cairn_ckpt_open(const cairn_ckpt_opts *opts, cairn_ckpt **out, cair
     opts = &have;
     if (!opts->dirname || !*opts->dirname)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_open: opts, dirname and out are needed");
-    if (mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
+    int read_only = (opts->flags & CAIRN_CKPT_READ_ONLY) != 0;
+    if (!read_only && mkdir(opts->dirname, 0777) != 0 && errno != EEXIST)
         return cairn__fail(err, CAIRN_E_IO, "%s: cannot create directory: %s", opts->dirname,
                            strerror(errno));
     cairn_ckpt *m = calloc(1, sizeof *m);
     if (!m)
         return cairn__fail(err, CAIRN_E_NOMEM, "out of memory");
+    m->lock_fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
     cairn_status st = copy_opts(m, opts, err);
+    if (st == CAIRN_OK && !read_only && !m->no_lock)
+        st = cairn__ckpt_lock(m, err); /* before listing: the table then stays true */
     if (st == CAIRN_OK)
         st = scan(m, err);
     if (st == CAIRN_OK && (m->flags & CAIRN_CKPT_SIGNALS))
@@ -300,12 +335,14 @@ cairn_status cairn_ckpt_close(cairn_ckpt *m, cairn_error *err)
 
 /* ---------------------------------------------------------------- saving */
 
-cairn_status cairn__ckpt_write(const cairn_ckpt *m, const char *path,
+static cairn_status write_once(const cairn_ckpt *m, const char *path,
                                const cairn_model_parts *parts, const cairn_value *record,
                                cairn_error *err)
 {
-    cairn_write_opts wo = {.struct_size = sizeof wo,
-                           .flags = (m->flags & CAIRN_CKPT_NO_SYNC) ? CAIRN_WRITE_NO_SYNC : 0,
+    unsigned flags = CAIRN_WRITE_NO_REPLACE;
+    if (m->flags & CAIRN_CKPT_NO_SYNC)
+        flags |= CAIRN_WRITE_NO_SYNC;
+    cairn_write_opts wo = {.struct_size = sizeof wo, .flags = flags,
                            .format = CAIRN_FORMAT_NATIVE};
     cairn_writer *w;
     CAIRN_TRY(cairn_writer_open_path(path, &wo, &w, err));
@@ -315,6 +352,36 @@ cairn_status cairn__ckpt_write(const cairn_ckpt *m, const char *path,
         return st;
     }
     return cairn_writer_commit(w, err);
+}
+
+cairn_status cairn__ckpt_write(const cairn_ckpt *m, ckpt_entry *e,
+                               const cairn_model_parts *parts, cairn_value *record,
+                               cairn_error *err)
+{
+    enum { ATTEMPTS = 8 };
+    cairn_status st = write_once(m, e->path, parts, record, err);
+    /* Only another writer (no lock, or a file system ignoring it) can have
+     * taken the name: the file is not ours to replace. */
+    for (int a = 1; a < ATTEMPTS && st == CAIRN_E_EXISTS; a++) {
+        uint64_t seq = next_free_seq(m, e->seq);
+        char *path = seq_path(m, seq);
+        if (!path)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+        st = cairn_value_set(record, "seq", cairn_value_int((int64_t)seq), err);
+        if (st != CAIRN_OK) {
+            free(path);
+            return st;
+        }
+        free(e->path);
+        e->path = path;
+        e->seq = seq;
+        st = write_once(m, e->path, parts, record, err);
+    }
+    if (st == CAIRN_E_EXISTS)
+        return cairn__fail(err, st, "%s: %d sequence numbers in a row were taken by another "
+                           "writer of %sckpt-*.cairn; nothing was replaced, this checkpoint was "
+                           "not saved", m->dir, ATTEMPTS, m->prefix);
+    return st;
 }
 
 /* Why this step saves, as "improved,every" (empty: it does not). */
@@ -392,6 +459,8 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
         *saved = CAIRN_SAVED_NO;
     if (!m || !parts)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_ckpt_step: NULL argument");
+    if (m->flags & CAIRN_CKPT_READ_ONLY)
+        return cairn__fail(err, CAIRN_E_STATE, "%s: the manager was opened read-only", m->dir);
     if (metrics && cairn_value_get_type(metrics) != CAIRN_VALUE_MAP)
         return cairn__fail(err, CAIRN_E_ARG, "%s: metrics must be a map", m->dir);
     /* an earlier background save's failure is reported before anything else */
@@ -403,11 +472,9 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
                           sizeof reasons, err));
     if (!reasons[0])
         return CAIRN_OK;
-    char name[300];
-    snprintf(name, sizeof name, "%sckpt-%08llu.cairn", m->prefix, (unsigned long long)m->next_seq);
     ckpt_entry e = {.seq = m->next_seq, .epoch = epoch, .step = step, .time = now(),
-                    .has_metric = has_metric, .metric = metric, .valid = 1,
-                    .path = join(m->dir, name), .reasons = strdup(reasons)};
+                    .has_metric = has_metric, .metric = metric, .valid = 1, .mine = 1,
+                    .path = seq_path(m, m->next_seq), .reasons = strdup(reasons)};
     cairn_value *record = e.path && e.reasons ? make_record(m, &e, metrics, err) : NULL;
     if (!record) {
         cairn__ckpt_entry_free(&e);
@@ -418,7 +485,7 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     if (m->flags & CAIRN_CKPT_ASYNC) {
         st = cairn__ckpt_async_submit(m, parts, record, &e, err);
     } else {
-        st = cairn__ckpt_write(m, e.path, parts, record, err);
+        st = cairn__ckpt_write(m, &e, parts, record, err);
         if (st == CAIRN_OK)
             st = cairn__ckpt_committed(m, &e, err);
         else
@@ -426,7 +493,8 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     }
     cairn_value_free(record);
     if (st == CAIRN_OK) {
-        m->next_seq++;
+        /* next_seq is raised by cairn__ckpt_committed (for an async save,
+         * when it is collected: before the next save picks its number) */
         m->last_time = e.time;
         m->last_step = step;
         if (has_metric && !isnan(metric) && (!m->has_best || better(m, metric, m->best_metric))) {
@@ -460,9 +528,11 @@ static int ranked_cmp(const void *a, const void *b)
 
 /* Marks in keep[] what the policy keeps. Invalid checkpoints are never
  * removed by retention (they may be evidence; `cairn ckpt verify` shows
- * them), and the newest valid checkpoint is always kept. */
+ * them), and the newest valid checkpoint is always kept. Unless `earlier`,
+ * checkpoints this manager did not save are kept too: they count for the
+ * policy, but they may belong to another run. */
 static cairn_status mark_kept(const cairn_ckpt *m, uint32_t best, uint32_t last, uint32_t every,
-                              unsigned char *keep, cairn_error *err)
+                              int earlier, unsigned char *keep, cairn_error *err)
 {
     int no_policy = !best && !last && !every;
     ranked *r = malloc((m->count ? m->count : 1) * sizeof *r);
@@ -471,7 +541,7 @@ static cairn_status mark_kept(const cairn_ckpt *m, uint32_t best, uint32_t last,
     size_t nr = 0, newest_valid = SIZE_MAX, seen_valid = 0;
     for (size_t i = m->count; i-- > 0;) {
         const ckpt_entry *e = &m->entries[i];
-        keep[i] = no_policy || !e->valid;
+        keep[i] = no_policy || !e->valid || (!earlier && !e->mine);
         if (!e->valid)
             continue;
         if (newest_valid == SIZE_MAX)
@@ -502,12 +572,12 @@ static void sync_dir(const char *dir)
 }
 
 static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last, uint32_t every,
-                                    int dry_run, size_t *removed, cairn_error *err)
+                                    int earlier, int dry_run, size_t *removed, cairn_error *err)
 {
     unsigned char *keep = calloc(m->count ? m->count : 1, 1);
     if (!keep)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-    cairn_status st = mark_kept(m, best, last, every, keep, err);
+    cairn_status st = mark_kept(m, best, last, every, earlier, keep, err);
     size_t n = 0, out = 0;
     /* Compacts the table in place; after a failed unlink every remaining
      * checkpoint is kept, so the table always matches the directory. */
@@ -536,6 +606,8 @@ static cairn_status apply_retention(cairn_ckpt *m, uint32_t best, uint32_t last,
 
 cairn_status cairn__ckpt_committed(cairn_ckpt *m, ckpt_entry *e, cairn_error *err)
 {
+    if (e->seq >= m->next_seq)
+        m->next_seq = e->seq + 1;
     struct stat st;
     if (stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
@@ -546,7 +618,8 @@ cairn_status cairn__ckpt_committed(cairn_ckpt *m, ckpt_entry *e, cairn_error *er
     }
     if (!m->keep_best && !m->keep_last && !m->keep_every)
         return CAIRN_OK;
-    return apply_retention(m, m->keep_best, m->keep_last, m->keep_every, 0, NULL, err);
+    return apply_retention(m, m->keep_best, m->keep_last, m->keep_every,
+                           (m->flags & CAIRN_CKPT_PRUNE_EARLIER) != 0, 0, NULL, err);
 }
 
 cairn_status cairn_ckpt_prune(cairn_ckpt *m, uint32_t keep_best, uint32_t keep_last,
@@ -556,12 +629,15 @@ cairn_status cairn_ckpt_prune(cairn_ckpt *m, uint32_t keep_best, uint32_t keep_l
         *removed = 0;
     if (!m)
         return cairn__fail(err, CAIRN_E_ARG, "NULL cairn_ckpt");
+    if ((m->flags & CAIRN_CKPT_READ_ONLY) && !dry_run)
+        return cairn__fail(err, CAIRN_E_STATE, "%s: the manager was opened read-only", m->dir);
     if (keep_best && !m->monitor)
         return cairn__fail(err, CAIRN_E_ARG, "%s: keep_best needs a monitored metric", m->dir);
     CAIRN_TRY(cairn__ckpt_async_collect(m, err));
     if (!keep_best && !keep_last && !keep_every)
         return CAIRN_OK;
-    return apply_retention(m, keep_best, keep_last, keep_every, dry_run, removed, err);
+    /* an explicit policy: it applies to every checkpoint of the series */
+    return apply_retention(m, keep_best, keep_last, keep_every, 1, dry_run, removed, err);
 }
 
 /* --------------------------------------------------------------- queries */

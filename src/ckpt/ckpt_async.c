@@ -1,11 +1,30 @@
 /* ckpt_async.c -- asynchronous checkpoints: the caller's buffers are copied
  * into staging memory (reused between saves) and one background thread
  * writes them; at most one save is in flight, and its error surfaces at the
- * next call. */
+ * next call.
+ *
+ * The writer's priorities. On a machine with few cores the training thread
+ * and the writer each hold a core, so any third runnable task (another
+ * program, a kernel worker) must share a core with one of them. While the
+ * caller computes, the writer therefore runs at SCHED_IDLE: it yields its
+ * core to anything else, and the scheduler counts a core running only
+ * SCHED_IDLE work as idle when it places a waking task, so other work lands
+ * on the writer's core instead of the training thread's. Its I/O priority is
+ * the lowest best-effort level. When the caller waits for the save (the next
+ * save, wait, load, close), the writer gets the caller's priorities back, so
+ * a wait is never starved. An unprivileged thread can leave SCHED_IDLE only
+ * if RLIMIT_NICE allows its nice value; the manager tries that round trip
+ * once on a throwaway thread and uses SCHED_BATCH (no wake-up preemption,
+ * leaving it needs no privilege) where it fails. Memory bandwidth and the
+ * page cache copy were measured not to slow the other core (bench_ckpt,
+ * docs/CHECKPOINTS.md). */
 #include "ckpt/ckpt_internal.h"
 #include "common/opts.h"
 
+#include <linux/ioprio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 enum { VALUE_PARTS = 7 };
 
@@ -32,20 +51,87 @@ static void job_free(ckpt_job *j)
     free(j);
 }
 
+/* ---------------------------------------------------------- priorities */
+
+static int io_priority(pid_t tid)
+{
+    return (int)syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, (int)tid);
+}
+
+static void set_io_priority(pid_t tid, int prio)
+{
+    if (prio >= 0)
+        syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, (int)tid, prio);
+}
+
+/* Failures are ignored throughout: priorities are an optimisation, and a
+ * seccomp filter or an old kernel may refuse them. */
+static void lower(cairn_ckpt *m)
+{
+    struct sched_param zero = {0};
+    pthread_setschedparam(m->thread, m->low_policy, &zero);
+    set_io_priority(m->writer_tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, IOPRIO_NR_LEVELS - 1));
+}
+
+static void restore(cairn_ckpt *m)
+{
+    pthread_setschedparam(m->thread, m->writer_policy, &m->writer_param);
+    set_io_priority(m->writer_tid, m->writer_ioprio);
+}
+
+/* Can this thread leave SCHED_IDLE again? Tried on a thread of its own,
+ * which stays idle if not. */
+static void *probe_idle(void *arg)
+{
+    int *ok = arg, policy;
+    struct sched_param zero = {0}, param;
+    pthread_getschedparam(pthread_self(), &policy, &param);
+    *ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &zero) == 0 &&
+          pthread_setschedparam(pthread_self(), policy, &param) == 0;
+    return NULL;
+}
+
+static int low_policy(void)
+{
+    int ok = 0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, probe_idle, &ok) == 0)
+        pthread_join(t, NULL);
+    return ok ? SCHED_IDLE : SCHED_BATCH;
+}
+
+/* The caller is about to wait for the job in flight: from now on it runs at
+ * the caller's priorities, until the next job. Called with m->lock held. */
+static void hurry(cairn_ckpt *m)
+{
+    if (!m->waiting && !m->job_done) {
+        m->waiting = 1;
+        restore(m);
+    }
+}
+
+/* -------------------------------------------------------------- writer */
+
 static void *worker(void *arg)
 {
     cairn_ckpt *m = arg;
     pthread_mutex_lock(&m->lock);
+    m->writer_tid = gettid();
+    m->writer_ioprio = io_priority(m->writer_tid);
+    pthread_getschedparam(pthread_self(), &m->writer_policy, &m->writer_param);
+    pthread_cond_broadcast(&m->cond);
     for (;;) {
         while (!m->stop && (!m->job || m->job_done))
             pthread_cond_wait(&m->cond, &m->lock);
         if (m->stop)
             break;
         ckpt_job *j = m->job;
+        if (!m->waiting)
+            lower(m);
         pthread_mutex_unlock(&m->lock);
         cairn_error e;
         cairn__clear(&e);
-        cairn_status st = cairn__ckpt_write(m, j->entry.path, &j->parts, j->record, &e);
+        cairn_status st = cairn__ckpt_write(m, &j->entry, &j->parts, j->record, &e);
         pthread_mutex_lock(&m->lock);
         m->job_status = st;
         m->job_err = e;
@@ -58,9 +144,14 @@ static void *worker(void *arg)
 
 cairn_status cairn__ckpt_async_start(cairn_ckpt *m, cairn_error *err)
 {
+    m->low_policy = low_policy();
     if (pthread_create(&m->thread, NULL, worker, m) != 0)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: cannot start the background writer", m->dir);
     m->thread_started = 1;
+    pthread_mutex_lock(&m->lock); /* until it knows its own priorities */
+    while (!m->writer_tid)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
     return CAIRN_OK;
 }
 
@@ -69,6 +160,8 @@ void cairn__ckpt_async_stop(cairn_ckpt *m)
     if (!m->thread_started)
         return;
     pthread_mutex_lock(&m->lock);
+    if (m->job)
+        hurry(m);
     while (m->job && !m->job_done) /* never abandon a save half-way */
         pthread_cond_wait(&m->cond, &m->lock);
     m->stop = 1;
@@ -85,6 +178,7 @@ cairn_status cairn__ckpt_async_collect(cairn_ckpt *m, cairn_error *err)
     if (!m->job)
         return CAIRN_OK;
     pthread_mutex_lock(&m->lock);
+    hurry(m);
     while (!m->job_done)
         pthread_cond_wait(&m->cond, &m->lock);
     pthread_mutex_unlock(&m->lock);
@@ -220,6 +314,7 @@ cairn_status cairn__ckpt_async_submit(cairn_ckpt *m, const cairn_model_parts *pa
     pthread_mutex_lock(&m->lock);
     m->job = j;
     m->job_done = 0;
+    m->waiting = 0;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     return CAIRN_OK;

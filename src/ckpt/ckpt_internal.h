@@ -9,6 +9,8 @@
 #include "common/internal.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <sys/types.h>
 #include <signal.h>
 
 typedef struct ckpt_entry {
@@ -18,6 +20,7 @@ typedef struct ckpt_entry {
     double metric;
     uint64_t bytes;
     int valid;
+    int mine;            /* saved through this manager since it was opened */
     char *path;
     char *reasons;
 } ckpt_entry;
@@ -29,6 +32,8 @@ typedef struct ckpt_job ckpt_job;
 struct cairn_ckpt {
     char *dir, *prefix, *monitor;
     unsigned flags;
+    int lock_fd;         /* the series' write lock (ckpt_lock.c); -1: none held */
+    int no_lock;         /* cairn_ckpt_opts.test_no_lock */
     uint32_t every_epochs, keep_best, keep_last, keep_every;
     uint64_t every_steps;
     double every_seconds;
@@ -47,6 +52,12 @@ struct cairn_ckpt {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     ckpt_job *job;       /* in flight or finished but not yet collected */
+    pid_t writer_tid;    /* the background thread's id, for its I/O priority */
+    int writer_policy;   /* its scheduling policy as created (the caller's) */
+    struct sched_param writer_param;
+    int writer_ioprio;   /* its I/O priority as created */
+    int low_policy;      /* SCHED_IDLE, or SCHED_BATCH where SCHED_IDLE is a one-way door */
+    int waiting;         /* the caller waits for the job: run at its priority */
     int job_done, stop;
     cairn_status job_status;
     cairn_error job_err;
@@ -57,13 +68,22 @@ struct cairn_ckpt {
     int signals_installed;
 };
 
-/* Writes a checkpoint file for `parts` tagged with `record` (the
- * "checkpoint" metadata map) at `path`, atomically. Used by both paths. */
-cairn_status cairn__ckpt_write(const cairn_ckpt *m, const char *path,
-                               const cairn_model_parts *parts, const cairn_value *record,
+/* Writes the checkpoint e->seq for `parts` tagged with `record` (the
+ * "checkpoint" metadata map) at e->path, atomically and never replacing a
+ * file: if another writer took the name, takes the next free sequence
+ * number (updating e and record). Used by both paths; reads only the
+ * manager's constant fields, so the background thread may call it. */
+cairn_status cairn__ckpt_write(const cairn_ckpt *m, ckpt_entry *e,
+                               const cairn_model_parts *parts, cairn_value *record,
                                cairn_error *err);
 /* Adds a committed checkpoint to the table and applies retention. */
 cairn_status cairn__ckpt_committed(cairn_ckpt *m, ckpt_entry *e, cairn_error *err);
+
+/* ckpt_lock.c: takes the series' write lock into m->lock_fd (left -1,
+ * with CAIRN_OK, on a file system without locks); CAIRN_E_BUSY naming the
+ * holder when another open file has it. */
+cairn_status cairn__ckpt_lock(cairn_ckpt *m, cairn_error *err);
+void cairn__ckpt_unlock(cairn_ckpt *m);
 
 /* ckpt_async.c */
 cairn_status cairn__ckpt_async_start(cairn_ckpt *m, cairn_error *err);

@@ -27,3 +27,19 @@ void cairn__buf_put(cairn__buf *b, const void *data, size_t n)
     memcpy(b->p + b->len, data, n);
     b->len += n;
 }
+
+int cairn__grow(void *items, size_t *cap, size_t count, size_t size, size_t first)
+{
+    if (count < *cap)
+        return 1;
+    size_t n = *cap ? *cap * 2 : first;
+    if (n <= *cap || n > SIZE_MAX / size)
+        return 0;
+    void *p;
+    memcpy(&p, items, sizeof p);
+    if (!(p = realloc(p, n * size)))
+        return 0;
+    memcpy(items, &p, sizeof p);
+    *cap = n;
+    return 1;
+}

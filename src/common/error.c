@@ -26,6 +26,7 @@ const char *cairn_strerror(cairn_status status)
     case CAIRN_E_MISMATCH: return "tensors do not match the model";
     case CAIRN_E_SIGNATURE: return "signature does not verify";
     case CAIRN_E_UNSIGNED: return "not signed";
+    case CAIRN_E_BUSY: return "locked by another process";
     }
     return "unknown status";
 }

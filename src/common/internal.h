@@ -43,6 +43,18 @@ static inline int cairn__mul_overflow(uint64_t a, uint64_t b, uint64_t *out)
     return __builtin_mul_overflow(a, b, out);
 }
 
+/* Makes room for item `count` of a growable array: *items (a pointer to
+ * the array's pointer, T **) holds *cap items of `size` bytes; when full it
+ * doubles (from `first` items). 1 on success; 0 when memory runs out or the
+ * size overflows, with the array unchanged. CAIRN__GROW(arr, cap, count, first)
+ * is the usual call. */
+int cairn__grow(void *items, size_t *cap, size_t count, size_t size, size_t first);
+#define CAIRN__GROW(arr, cap, count, first) \
+    cairn__grow(&(arr), &(cap), (count), sizeof *(arr), (first))
+
+/* "dir/name", malloc'd (the caller frees), or NULL when memory runs out. */
+char *cairn__path_join(const char *dir, const char *name);
+
 /* The one shape rule of every reader and writer (docs/FORMAT.md §2): counting
  * each zero dimension as 1, a tensor's byte size is at most 2^62, so a zero
  * dimension cannot hide dimensions whose product overflows. 1 when broken. */

@@ -2,6 +2,7 @@
 #include "common/internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int cairn__utf8_valid(const char *str, size_t len)
 {
@@ -106,4 +107,13 @@ int cairn__name_search(uint64_t count, cairn__sorted_name_fn name_at, const void
             lo = mid + 1;
     }
     return 0;
+}
+
+char *cairn__path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, name);
+    return s;
 }

@@ -111,4 +111,17 @@ cairn_value *cairn__value_new_blob(cairn_value_type type, const void *data, size
 cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key_len,
                                    cairn_value *child);
 
+/* The inverse of cairn_value_to_json (docs/FORMAT.md §6.3) on a parsed
+ * jansson value: one-key objects {"$float"|"$bytes"|"$tensor": string} become
+ * the tagged values (tensor names checked, and with `exists` looked up).
+ * NULL when `j` is not such a view (a bad escape, an empty key, nesting past
+ * CAIRN_META_MAX_DEPTH) or memory ran out (*oom set). */
+struct json_t;
+cairn_value *cairn__value_from_json_view(const struct json_t *j, cairn__tensor_exists_fn exists,
+                                         void *ctx, int *oom);
+/* The same from JSON text out of a file (hostile): an object, parsed
+ * strictly by jansson (no duplicate keys, nothing after it). */
+cairn_status cairn__value_from_json(const char *text, size_t len, cairn_value **out,
+                                    cairn_error *err);
+
 #endif

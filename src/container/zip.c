@@ -868,14 +868,8 @@ static int ascii(const char *s, size_t n)
 static cairn_status new_entry(cairn__zip_writer *zw, const char *name, size_t name_len,
                               cairn__zip_entry **out, cairn_error *err)
 {
-    if (zw->count == zw->cap) {
-        size_t cap = zw->cap ? zw->cap * 2 : 16;
-        cairn__zip_entry *e = realloc(zw->entries, cap * sizeof *e);
-        if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->sink->path);
-        zw->entries = e;
-        zw->cap = cap;
-    }
+    if (!CAIRN__GROW(zw->entries, zw->cap, zw->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", zw->sink->path);
     cairn__zip_entry *e = &zw->entries[zw->count];
     memset(e, 0, sizeof *e);
     if (!(e->name = malloc(name_len + 1)))

@@ -16,8 +16,11 @@
 
 #include "common/internal.h"
 #include "common/nameset.h"
+#include "common/pool.h"
 #include "io/sink.h"
 #include "io/source.h"
+
+#include <stddef.h>
 
 /* ------------------------------------------------------------ reading side */
 
@@ -41,6 +44,9 @@ typedef struct cairn__reader_ops {
     cairn_format format;
     /* Parses the structure of f (f->src is ready). Sets f->state. */
     cairn_status (*open)(cairn_file *f, cairn_error *err);
+    /* close, count, tensor_at, find and file_info may be NULL when f->state
+     * starts with a cairn__tensor_table (below): the table's generic ops
+     * serve. The face calls them through cairn__reader_count & co. */
     void (*close)(cairn_file *f);
     uint64_t (*count)(const cairn_file *f);
     /* Only ever called with index < count(f): cairn__tensor_get checks it once
@@ -93,17 +99,98 @@ struct cairn_file {
     unsigned flags;
     uint64_t max_inflate; /* cairn_open_opts.max_inflate with its default applied */
     unsigned threads;     /* cairn_open_opts.threads: decoding workers per read (0 = CPUs) */
+    /* The CPU count for threads == 0, asked of the system on the first read
+     * that can use workers and kept (0: not asked yet): sysconf reads a
+     * sysfs file, too slow to repeat on every read of a small tensor. */
+    _Atomic unsigned cpus;
     int has_public_key;   /* cairn_open_opts.public_key was given: verify on open */
     uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES];
     cairn__source src; /* io/source.h; src.path is `path` */
     void *state; /* the format's own */
 };
 
-/* ops->find for formats that index their tensors with a cairn__nameset:
- * *index on success, else CAIRN_E_NOT_FOUND naming the file and the name. */
-cairn_status cairn__find_by_name(const cairn_file *f, const cairn__nameset *names,
-                                 cairn__name_fn name_at, const void *ctx, const char *name,
-                                 size_t len, uint64_t *index, cairn_error *err);
+/* ------------------------------------------------- a reader's tensor table */
+
+/* The tensors most readers find, kept the same way: `count` records
+ * `stride` bytes apart, each starting with a cairn__tensor (the format may
+ * keep more after it); a way to find a name; and what cairn_file_info
+ * reports. A reader whose state struct starts with a cairn__tensor_table
+ * (offset 0, so f->state points at it) fills it when it opens and lists
+ * leaves those ops NULL in its cairn__reader_ops instead of writing its own. */
+typedef struct cairn__tensor_table {
+    const void *records;
+    size_t stride;
+    uint64_t count;
+    /* Finding a name: through `index` (a nameset over record indexes whose
+     * names `index_name` gives, with `ctx`), or else by binary search over
+     * positions in name order: `sorted_name` gives the name at a position
+     * (with `ctx`; NULL = the records' own names), `by_name` maps a position
+     * to a record index (NULL = the records are in name order). */
+    const cairn__nameset *index;
+    cairn__name_fn index_name;
+    cairn__sorted_name_fn sorted_name;
+    const size_t *by_name;
+    const void *ctx;
+    const char *hint;      /* said after "no tensor 'x'" (in parentheses), or NULL */
+    cairn_file_info info;  /* what file_info reports; tensor_count and file_size are
+                              the table's count and the input's size */
+    void (*free_state)(void *state); /* frees the whole state (cairn__table_close; NULL
+                                        when the format has a close of its own) */
+} cairn__tensor_table;
+
+/* States that start with their table say so: CAIRN__TABLE_FIRST(my_reader); */
+#define CAIRN__TABLE_FIRST(type) \
+    _Static_assert(offsetof(type, table) == 0, #type " must start with its cairn__tensor_table")
+
+/* Setting a table up once the reader has parsed: its records, count and
+ * the function that frees the whole state (close calls it), then how names
+ * are found (by default the records are in name order), then file_info's
+ * answer. */
+void cairn__table_init(cairn__tensor_table *t, const void *records, size_t stride,
+                       uint64_t count, void (*free_state)(void *state));
+void cairn__table_index(cairn__tensor_table *t, const cairn__nameset *index,
+                        cairn__name_fn name_at, const void *ctx);
+void cairn__table_sorted(cairn__tensor_table *t, cairn__sorted_name_fn name_at,
+                         const size_t *by_name, const void *ctx);
+void cairn__table_info(cairn__tensor_table *t, cairn_format format, uint32_t version_major,
+                       uint64_t payload, uint64_t raw, uint64_t alignment, int has_metadata);
+
+/* The generic ops (f->state starts with a cairn__tensor_table). */
+uint64_t cairn__table_count(const cairn_file *f);
+cairn_status cairn__table_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
+                                    cairn_error *err);
+cairn_status cairn__table_find(const cairn_file *f, const char *name, size_t len,
+                               uint64_t *index, cairn_error *err);
+cairn_status cairn__table_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err);
+void cairn__table_close(cairn_file *f);
+/* 1 and *index when `name` is in the table, else 0. */
+int cairn__table_lookup(const cairn__tensor_table *t, const char *name, size_t len,
+                        uint64_t *index);
+
+/* The reader ops as the face calls them: a NULL op is the tensor table's. */
+static inline void cairn__reader_close(cairn_file *f)
+{
+    (f->ops->close ? f->ops->close : cairn__table_close)(f);
+}
+static inline uint64_t cairn__reader_count(const cairn_file *f)
+{
+    return (f->ops->count ? f->ops->count : cairn__table_count)(f);
+}
+static inline cairn_status cairn__reader_tensor_at(const cairn_file *f, uint64_t index,
+                                                   cairn__tensor *out, cairn_error *err)
+{
+    return (f->ops->tensor_at ? f->ops->tensor_at : cairn__table_tensor_at)(f, index, out, err);
+}
+static inline cairn_status cairn__reader_find(const cairn_file *f, const char *name, size_t len,
+                                              uint64_t *index, cairn_error *err)
+{
+    return (f->ops->find ? f->ops->find : cairn__table_find)(f, name, len, index, err);
+}
+static inline cairn_status cairn__reader_file_info(const cairn_file *f, cairn_file_info *out,
+                                                   cairn_error *err)
+{
+    return (f->ops->file_info ? f->ops->file_info : cairn__table_file_info)(f, out, err);
+}
 
 /* The input's bytes, for formats: io/source.h on f->src. */
 static inline cairn_status cairn__file_read(const cairn_file *f, uint64_t offset, void *dst,
@@ -114,6 +201,21 @@ static inline cairn_status cairn__file_read(const cairn_file *f, uint64_t offset
 static inline const uint8_t *cairn__file_ptr(const cairn_file *f, uint64_t offset, uint64_t len)
 {
     return cairn__source_ptr(&f->src, offset, len);
+}
+
+/* The workers a read of f may use: cairn_open_opts.threads, or the CPUs
+ * (asked once per open file). Thread-safe: racing first calls store the
+ * same count. */
+static inline unsigned cairn__file_threads(const cairn_file *f)
+{
+    if (f->threads)
+        return f->threads;
+    unsigned n = atomic_load_explicit(&f->cpus, memory_order_relaxed);
+    if (!n) {
+        n = cairn__pool_workers(0, CAIRN__POOL_MAX);
+        atomic_store_explicit(&((cairn_file *)f)->cpus, n, memory_order_relaxed);
+    }
+    return n;
 }
 
 /* Each format's reader and writer ops are listed in registry.c only. */
@@ -136,6 +238,9 @@ typedef struct cairn__writer_ops {
                               uint32_t codec, int32_t level, uint32_t filter, cairn_error *err);
     cairn_status (*add_alias)(cairn_writer *w, const char *name, const char *existing,
                               cairn_error *err);
+    /* Formats without add_alias say why (writer.c refuses aliases with
+     * CAIRN_E_UNSUPPORTED and these words). */
+    const char *no_alias;
     /* Optional (formats whose header depends on every tensor): called once by
      * cairn_writer_declare, before any add and after any metadata, with decls
      * writer.c has checked (names valid and unique, dtypes valid, ranks and
@@ -170,6 +275,9 @@ struct cairn_writer {
     void *state;        /* the format's own */
     int started;        /* a tensor or alias was added: too late for cairn_writer_declare */
     struct cairn__plan *plan; /* cairn_writer_declare's tensors (writer.c), or NULL */
+    /* Names of the tensors and aliases added (writer.c): every add reaching a
+     * format has a name not added before. */
+    struct cairn__added *added;
 };
 
 

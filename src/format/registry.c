@@ -7,10 +7,10 @@
 
 extern const cairn__reader_ops cairn__native_reader, cairn__npy_reader, cairn__safetensors_reader,
     cairn__npz_reader, cairn__gguf_reader, cairn__torch_reader, cairn__mxnet_reader,
-    cairn__hdf5_reader, cairn__pickle_reader;
+    cairn__hdf5_reader, cairn__pickle_reader, cairn__json_reader;
 extern const cairn__writer_ops cairn__native_writer, cairn__npy_writer, cairn__safetensors_writer,
     cairn__npz_writer, cairn__gguf_writer, cairn__torch_writer, cairn__mxnet_writer,
-    cairn__hdf5_writer;
+    cairn__hdf5_writer, cairn__json_writer;
 
 static const uint8_t native_magic[8] = {0x89, 'C', 'A', 'I', 'R', 'N', '\r', '\n'};
 static const uint8_t npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -85,6 +85,12 @@ static cairn_status probe_torch_legacy(const cairn_file *f, const uint8_t *head,
     CLAIM_IF(cairn__torch_legacy_sniff(f), cairn__torch_reader); /* a pickle of torch's magic */
 }
 
+static cairn_status probe_json(const cairn_file *f, const uint8_t *head, size_t n,
+                              const cairn__reader_ops **ops, cairn_error *err)
+{
+    CLAIM_IF(n > 0 && head[0] == '{' && cairn__json_sniff(f), cairn__json_reader);
+}
+
 /* safetensors has no magic: only after every magic failed. */
 static cairn_status probe_safetensors(const cairn_file *f, const uint8_t *head, size_t n,
                                       const cairn__reader_ops **ops, cairn_error *err)
@@ -130,6 +136,8 @@ static const cairn__format_row rows[] = {
     {CAIRN_FORMAT_NPZ, "npz", ".npz", &cairn__npz_reader, &cairn__npz_writer, probe_zip, 0, 64},
     {CAIRN_FORMAT_TORCH, "torch", ".pt .pth", &cairn__torch_reader, &cairn__torch_writer,
      probe_torch_legacy, 0, 64},
+    {CAIRN_FORMAT_JSON, "json", ".json", &cairn__json_reader, &cairn__json_writer, probe_json, 0,
+     8 /* unused: text has no payload alignment */},
     {CAIRN_FORMAT_SAFETENSORS, "safetensors", ".safetensors", &cairn__safetensors_reader,
      &cairn__safetensors_writer, probe_safetensors, 0, 64},
     {CAIRN_FORMAT_PICKLE, "pickle", ".pkl .pickle .joblib", &cairn__pickle_reader,

@@ -37,6 +37,9 @@ typedef struct cairn__format_row {
 int cairn__pickle_sniff(const cairn_file *f);
 int cairn__keras_sniff(const cairn_file *f);
 int cairn__torch_legacy_sniff(const cairn_file *f);
+/* 1 when the input is a cairn JSON document: '{', then the key "format"
+ * with the value "cairn-json". */
+int cairn__json_sniff(const cairn_file *f);
 
 /* The rows in detection order; *count gets their number. */
 const cairn__format_row *cairn__format_rows(size_t *count);

@@ -68,17 +68,17 @@ cairn_status cairn__commit_begin(cairn__commit_file *t, const char *target, cair
     char *c1, *c2;
     const char *dir, *base;
     CAIRN_TRY(split_path(target, &c1, &c2, &dir, &base, err));
-    cairn__commit_sweep(dir);
     cairn_status st = CAIRN_OK;
     /* Unnamed first: a writer killed at any instant then leaves nothing.
      * Naming it later needs /proc/self/fd (linkat AT_SYMLINK_FOLLOW). */
     if (access("/proc/self/fd", X_OK) == 0) {
         t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
-        if (t->fd >= 0) {
-            t->unnamed = 1;
-            (void)lock_fd(t->fd); /* covers the moment it has a temporary name */
-        }
+        t->unnamed = t->fd >= 0; /* locked only if it is ever given a temporary name */
     }
+    /* Whoever creates named temporaries in a directory sweeps it: stale ones
+     * come only from writers that had named theirs. */
+    if (t->fd < 0)
+        cairn__commit_sweep(dir);
     for (int attempt = 0; t->fd < 0 && attempt < 16; attempt++) {
         free(t->tmp_path);
         t->tmp_path = temp_name(dir, base, t);
@@ -136,19 +136,23 @@ cairn_status cairn__commit_publish(cairn__commit_file *t, const char *target, un
         st = cairn__fail(err, CAIRN_E_IO, "%s: fsync failed: %s", target, strerror(errno));
         goto fail;
     }
-    if (t->unnamed && (flags & CAIRN__COMMIT_NO_REPLACE)) {
-        if (link_unnamed(t->fd, target) != 0) {
-            st = cairn__fail(err, errno == EEXIST ? CAIRN_E_EXISTS : CAIRN_E_IO,
-                             "%s: cannot create: %s", target, strerror(errno));
-            goto fail;
-        }
-    } else {
+    /* A new target: the unnamed file is linked in under its name in one
+     * step (linkat never replaces, so a target that exists is EEXIST). */
+    int linked = t->unnamed && link_unnamed(t->fd, target) == 0;
+    if (!linked && t->unnamed && ((flags & CAIRN__COMMIT_NO_REPLACE) || errno != EEXIST)) {
+        st = cairn__fail(err, errno == EEXIST ? CAIRN_E_EXISTS : CAIRN_E_IO,
+                         "%s: cannot create: %s", target, strerror(errno));
+        goto fail;
+    }
+    if (!linked) {
         if (t->unnamed) {
             /* linkat cannot replace: name it beside the target, then rename. */
             char *c1, *c2;
             const char *dir, *base;
             if ((st = split_path(target, &c1, &c2, &dir, &base, err)) != CAIRN_OK)
                 goto fail;
+            cairn__commit_sweep(dir);
+            (void)lock_fd(t->fd); /* before it has a name a sweeper could see */
             for (int attempt = 0; attempt < 16; attempt++) {
                 free(t->tmp_path);
                 t->tmp_path = temp_name(dir, base, t);

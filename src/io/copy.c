@@ -10,7 +10,6 @@
 
 /* The slice, and the size below which a thread costs more than it saves. */
 #define SLICE (1u << 20)
-#define PARALLEL_MIN (4u << 20)
 
 /* One copy in slices; the first failure is kept, later slices are skipped. */
 typedef struct slice_copy {
@@ -66,9 +65,11 @@ static void init_copy(slice_copy *c, const cairn__source *f, uint64_t offset, ui
 cairn_status cairn__copy_out(const cairn__source *f, unsigned threads, uint64_t offset, uint8_t *dst, uint64_t size,
                              cairn_error *err)
 {
+    if (size < CAIRN__COPY_PARALLEL_MIN) /* before counting workers: small reads stay cheap */
+        return cairn__source_read(f, offset, dst, (size_t)size, err);
     size_t slices = (size_t)((size + SLICE - 1) / SLICE);
     unsigned workers = cairn__pool_workers(threads, slices);
-    if (size < PARALLEL_MIN || workers < 2)
+    if (workers < 2)
         return cairn__source_read(f, offset, dst, (size_t)size, err);
     slice_copy c;
     init_copy(&c, f, offset, dst, size);

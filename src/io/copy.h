@@ -9,9 +9,12 @@
 #include "io/source.h"
 #include "common/hash.h"
 
+/* Copies of fewer bytes than this stay on the calling thread. */
+#define CAIRN__COPY_PARALLEL_MIN (4u << 20)
+
 /* Copies `size` bytes at `offset` of f's source into dst, on up to
- * `threads` workers (cairn_open_opts.threads; 0 = CPUs) when size >= 4 MiB. On
- * failure the message is the failing slice's own. */
+ * `threads` workers (cairn_open_opts.threads; 0 = CPUs) when size >=
+ * CAIRN__COPY_PARALLEL_MIN. On failure the message is the failing slice's own. */
 cairn_status cairn__copy_out(const cairn__source *f, unsigned threads, uint64_t offset,
                              uint8_t *dst, uint64_t size, cairn_error *err);
 

@@ -22,7 +22,7 @@ cairn_status cairn__sink_open_file(cairn__sink *s, const char *path, cairn_error
 /* write() until everything is out. */
 static cairn_status write_fd(cairn__sink *s, const uint8_t *p, size_t len, cairn_error *err)
 {
-    uint64_t at = s->pos - s->pending_pad; /* for messages: where these bytes go */
+    uint64_t at = s->pos; /* for messages: where these bytes go */
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : len;
         ssize_t n = write(s->file.fd, p, chunk);
@@ -38,20 +38,20 @@ static cairn_status write_fd(cairn__sink *s, const uint8_t *p, size_t len, cairn
     return CAIRN_OK;
 }
 
-/* Padding is not written on its own: it is held back and sent in the same
- * write() as the start of the next bytes, which halves the system calls of
- * archives of many small tensors. */
-enum { PAD_BATCH = 65536 };
+/* Small writes and padding are gathered and sent in one write(): a small
+ * file, or an archive of many small tensors, costs a few system calls. */
+enum { WBUF = 65536 };
 
 cairn_status cairn__sink_flush(cairn__sink *s, cairn_error *err)
 {
-    static const uint8_t zeros[PAD_BATCH];
-    size_t pad = (size_t)s->pending_pad;
-    if (s->file.fd < 0 || pad == 0)
+    if (s->file.fd < 0 || s->wlen == 0)
         return CAIRN_OK;
-    CAIRN_TRY(write_fd(s, zeros, pad, err));
-    s->pending_pad = 0;
-    return CAIRN_OK;
+    uint64_t at = s->pos;
+    s->pos -= s->wlen; /* write_fd names the offset the bytes go to */
+    cairn_status st = write_fd(s, s->wbuf, s->wlen, err);
+    s->pos = at;
+    s->wlen = 0;
+    return st;
 }
 
 /* Makes room for `len` more bytes in the memory sink (doubling). */
@@ -90,20 +90,22 @@ cairn_status cairn__sink_write(cairn__sink *s, const void *data, size_t len, cai
         s->pos += len;
         return CAIRN_OK;
     }
-    const uint8_t *p = data;
-    if (s->pending_pad) {
-        uint8_t buf[PAD_BATCH];
-        size_t pad = (size_t)s->pending_pad, take = len < PAD_BATCH - pad ? len : PAD_BATCH - pad;
-        memset(buf, 0, pad);
-        if (take)
-            memcpy(buf + pad, p, take);
-        CAIRN_TRY(write_fd(s, buf, pad + take, err));
-        s->pending_pad = 0;
-        s->pos += take;
-        p += take;
-        len -= take;
+    if (!s->wbuf && len < WBUF)
+        s->wbuf = malloc(WBUF); /* without it, every write goes straight out */
+    if (s->wbuf && len <= WBUF - s->wlen) {
+        if (len)
+            memcpy(s->wbuf + s->wlen, data, len);
+        s->wlen += len;
+        s->pos += len;
+        return CAIRN_OK;
     }
-    CAIRN_TRY(write_fd(s, p, len, err));
+    CAIRN_TRY(cairn__sink_flush(s, err));
+    if (s->wbuf && len < WBUF) {
+        memcpy(s->wbuf, data, len);
+        s->wlen = len;
+    } else {
+        CAIRN_TRY(write_fd(s, data, len, err));
+    }
     s->pos += len;
     return CAIRN_OK;
 }
@@ -113,12 +115,6 @@ cairn_status cairn__sink_pad(cairn__sink *s, uint64_t alignment, cairn_error *er
     static const uint8_t zeros[4096];
     uint64_t rem = s->pos & (alignment - 1);
     uint64_t pad = rem ? alignment - rem : 0;
-    if (s->file.fd >= 0 && s->pending_pad + pad < PAD_BATCH) {
-        s->pending_pad += pad; /* counted in pos now, written with the next bytes */
-        s->pos += pad;
-        return CAIRN_OK;
-    }
-    CAIRN_TRY(cairn__sink_flush(s, err));
     while (pad > 0) {
         size_t n = pad > sizeof zeros ? sizeof zeros : (size_t)pad;
         CAIRN_TRY(cairn__sink_write(s, zeros, n, err));
@@ -160,6 +156,7 @@ static cairn_status overwrite(cairn__sink *s, uint64_t offset, const void *data,
             memcpy(s->mem + offset, data, len);
         return CAIRN_OK;
     }
+    CAIRN_TRY(cairn__sink_flush(s, err)); /* the bytes may still be in wbuf */
     return pwrite_all(s, offset, data, len, what, err);
 }
 
@@ -240,6 +237,8 @@ cairn_status cairn__sink_commit(cairn__sink *s, unsigned flags, cairn_error *err
         return cairn__fail(err, CAIRN_E_STATE, "%s: a memory output has no file to commit",
                            s->path);
     st = cairn__sink_flush(s, err);
+    free(s->wbuf);
+    s->wbuf = NULL;
     if (st != CAIRN_OK) {
         cairn__commit_discard(&s->file);
         return st;
@@ -266,6 +265,9 @@ void cairn__sink_discard(cairn__sink *s)
         s->backend->discard(s);
     s->backend = NULL;
     cairn__commit_discard(&s->file);
+    free(s->wbuf);
+    s->wbuf = NULL;
+    s->wlen = 0;
     free(s->mem);
     s->mem = NULL;
     s->mem_len = s->mem_cap = 0;

@@ -37,8 +37,9 @@ struct cairn__sink {
     cairn__commit_file file; /* file sinks: file.fd >= 0 */
     uint8_t *mem;          /* memory sinks */
     size_t mem_len, mem_cap;
-    uint64_t pos;          /* bytes written so far, counting pending_pad */
-    uint64_t pending_pad;  /* zeros not yet written: sent with the next write (file sinks) */
+    uint64_t pos;          /* bytes written so far, counting those still in wbuf */
+    uint8_t *wbuf;         /* file sinks: small writes gathered into one write() */
+    size_t wlen;           /* bytes in wbuf, not yet in the file */
     const cairn__sink_backend *backend; /* remote sinks */
     void *backend_state;
 };
@@ -57,11 +58,12 @@ static inline int cairn__sink_fd(const cairn__sink *s) { return s->file.fd; }
 
 /* Appends bytes (write loop with EINTR handling, memory growth, or the back end). */
 cairn_status cairn__sink_write(cairn__sink *s, const void *data, size_t len, cairn_error *err);
-/* Writes any padding held back by cairn__sink_pad. Call before touching the
- * descriptor directly. */
+/* Writes the bytes gathered from small writes and padding (file sinks
+ * gather up to 64 KiB, so a small file costs one write()). Call before
+ * touching the descriptor directly. */
 cairn_status cairn__sink_flush(cairn__sink *s, cairn_error *err);
 /* Appends zero bytes until pos is a multiple of `alignment` (a power of two).
- * For file sinks small padding is held back and written with the next bytes. */
+ * For file sinks the zeros are gathered with the next bytes. */
 cairn_status cairn__sink_pad(cairn__sink *s, uint64_t alignment, cairn_error *err);
 /* Overwrites bytes already written at [offset, offset + len). */
 cairn_status cairn__sink_patch(cairn__sink *s, uint64_t offset, const void *data, size_t len,

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,7 +27,30 @@ cairn_status cairn__source_open_file(cairn__source *s, const char *path, int no_
     *kind = CAIRN__SOURCE_FILE;
     s->fd = fd;
     s->size = (uint64_t)st.st_size;
-    if (!no_mmap && st.st_size > 0) {
+    if (!no_mmap && st.st_size > 0 && (uint64_t)st.st_size <= CAIRN__SOURCE_SMALL) {
+        /* Aligned as a mapping would be, as far as the file's own offsets
+         * go: an offset that is a multiple of A (any power of two up to the
+         * file's size) is then an A-aligned address, as zero-copy views
+         * promise. */
+        size_t align = 4096;
+        while (align < (size_t)st.st_size)
+            align *= 2;
+        void *copy = NULL;
+        if (posix_memalign(&copy, align, (size_t)st.st_size) != 0)
+            copy = NULL;
+        if (copy) {
+            cairn_status rs = cairn__source_read(s, 0, copy, (size_t)st.st_size, err);
+            if (rs != CAIRN_OK) {
+                free(copy);
+                cairn__source_close(s);
+                return rs;
+            }
+            s->base = copy;
+            s->owned = 1;
+            return CAIRN_OK;
+        }
+    }
+    if (!no_mmap && !s->base && st.st_size > 0) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED) { /* on failure, fall back to pread */
             s->base = m;
@@ -54,7 +78,10 @@ void cairn__source_close(cairn__source *s)
     s->backend = NULL;
     if (s->mapped)
         munmap((void *)s->base, (size_t)s->size);
+    if (s->owned)
+        free((void *)s->base);
     s->mapped = 0;
+    s->owned = 0;
     s->base = NULL;
     if (s->fd >= 0)
         close(s->fd);
@@ -74,7 +101,7 @@ cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *d
     /* Large copies from a file go through pread even when it is mapped: the
      * kernel copies from the page cache directly, where touching the mapping
      * would take a page fault per 4 KiB. */
-    if (s->base && (s->fd < 0 || len < (64u << 10))) {
+    if (s->base && (s->fd < 0 || s->owned || len < (64u << 10))) {
         memcpy(dst, s->base + offset, len);
         return CAIRN_OK;
     }

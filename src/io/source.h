@@ -30,9 +30,13 @@ struct cairn__source {
     const uint8_t *base; /* whole input, or NULL when only reads are available */
     uint64_t size;
     int mapped;          /* base came from mmap and must be unmapped */
+    int owned;           /* base is a heap copy of a small file and must be freed */
     const cairn__source_backend *backend; /* remote sources only */
     void *backend_state;
 };
+
+/* Files up to this size are read whole at open rather than mapped. */
+#define CAIRN__SOURCE_SMALL (32u << 10)
 
 /* What cairn__source_open_file found at `path`. */
 typedef enum cairn__source_kind {
@@ -43,7 +47,10 @@ typedef enum cairn__source_kind {
 /* Opens a regular file for reading. The type is checked before anything can
  * block (io/open_read.h), so a FIFO, a socket or a device is refused at once
  * instead of hanging the reader.
- * Maps it unless `no_mmap` (a failed mmap falls back to pread). `path` is
+ * Maps it unless `no_mmap` (a failed mmap falls back to pread); a file of
+ * at most CAIRN__SOURCE_SMALL bytes is read into memory instead, which costs
+ * less than a mapping, its page faults and its unmapping (the descriptor
+ * stays open all the same). `path` is
  * borrowed and must outlive the source. A directory is reported, not
  * opened. */
 cairn_status cairn__source_open_file(cairn__source *s, const char *path, int no_mmap,

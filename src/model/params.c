@@ -78,14 +78,8 @@ cairn_status cairn_params_add(cairn_params *p, const char *name, cairn_dtype dty
         return cairn__fail(err, CAIRN_E_ARG, "parameter '%s': NULL data", name);
     if (cairn__nameset_find(&p->names, name, len, param_name, p) >= 0)
         return cairn__fail(err, CAIRN_E_EXISTS, "parameter '%s' is already registered", name);
-    if (p->count == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 16;
-        param *items = realloc(p->items, cap * sizeof *items);
-        if (!items)
-            return cairn__fail(err, CAIRN_E_NOMEM, "parameter '%s': out of memory", name);
-        p->items = items;
-        p->cap = cap;
-    }
+    if (!CAIRN__GROW(p->items, p->cap, p->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "parameter '%s': out of memory", name);
     param *it = &p->items[p->count];
     memset(it, 0, sizeof *it);
     if (!(it->name = strdup(name)))
@@ -270,14 +264,8 @@ static void shape_text(char *buf, size_t size, uint32_t rank, const uint64_t *di
 static cairn_status add_problem(cairn_load_report *r, cairn_mismatch_kind kind, const char *name,
                                 const char *file_name, const char *text, cairn_error *err)
 {
-    if (r->count == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
-        problem *items = realloc(r->items, cap * sizeof *items);
-        if (!items)
-            return cairn__fail(err, CAIRN_E_NOMEM, "out of memory for the load report");
-        r->items = items;
-        r->cap = cap;
-    }
+    if (!CAIRN__GROW(r->items, r->cap, r->count, 8))
+        return cairn__fail(err, CAIRN_E_NOMEM, "out of memory for the load report");
     problem *pb = &r->items[r->count];
     pb->kind = kind;
     pb->name = dup_or_null(name);

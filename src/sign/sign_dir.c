@@ -57,11 +57,15 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The manifest itself and leftovers of unfinished saves are not signed. */
+/* The manifest itself, leftovers of unfinished saves and a checkpoint
+ * manager's lock files (their content is the holder's PID) are not signed. */
 static int skipped(const char *name)
 {
+    static const char lock[] = ".cairn-lock";
+    size_t n = strlen(name), k = sizeof lock - 1;
     return !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, MANIFEST_NAME) ||
-           (name[0] == '.' && strstr(name, ".cairn-tmp-"));
+           (name[0] == '.' && strstr(name, ".cairn-tmp-")) ||
+           (name[0] == '.' && n > k && !strcmp(name + n - k, lock));
 }
 
 static int printable_name(const char *name)
@@ -108,20 +112,11 @@ static cairn_status list_dir(const char *dir, int strict, names *out, cairn_erro
     return st;
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* SHA-256 and size of DIR/NAME. CAIRN_E_NOT_FOUND when it is missing. */
 static cairn_status hash_file(const char *dir, const char *name, uint8_t sha[32], uint64_t *size,
                               cairn_error *err)
 {
-    char *path = join(dir, name);
+    char *path = cairn__path_join(dir, name);
     if (!path)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", dir);
     /* O_NONBLOCK: a FIFO must not block the open; a regular file ignores it */
@@ -200,7 +195,7 @@ cairn_status cairn_sign_dir(const char *dir, const uint8_t secret_key[CAIRN_SECR
     names_free(&files);
     if (st == CAIRN_OK && t.oom)
         st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the manifest", dir);
-    char *path = st == CAIRN_OK ? join(dir, MANIFEST_NAME) : NULL;
+    char *path = st == CAIRN_OK ? cairn__path_join(dir, MANIFEST_NAME) : NULL;
     if (st == CAIRN_OK && !path)
         st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", dir);
     if (st == CAIRN_OK) {
@@ -309,7 +304,7 @@ static cairn_status parse_manifest(const char *path, char *m, size_t len, uint8_
 
 static cairn_status read_manifest(const char *dir, char **out, size_t *len, cairn_error *err)
 {
-    char *path = join(dir, MANIFEST_NAME);
+    char *path = cairn__path_join(dir, MANIFEST_NAME);
     if (!path)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", dir);
     /* O_NONBLOCK: a FIFO must not block the open; a regular file ignores it */

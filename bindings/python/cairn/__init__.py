@@ -17,7 +17,7 @@ cairn.CheckpointManager (a directory of crash-proof checkpoints).
 The guide is docs/PYTHON.md.
 """
 from . import _cairn
-from ._cairn import (ArgumentError, ChecksumError, CorruptError, DtypeError, Error,
+from ._cairn import (ArgumentError, BusyError, ChecksumError, CorruptError, DtypeError, Error,
                      ExistsError, FormatError, IOError, LimitError, MismatchError,
                      NoMemoryError, NotFoundError, SignatureError, StateError,
                      UnsupportedError)
@@ -36,9 +36,10 @@ def _plain_str(self):
 
 NotFoundError.__str__ = _plain_str
 
+# cairn.IOError is left out of __all__: a star import would shadow the builtin.
 __all__ = [
-    "ArgumentError", "CheckpointInfo", "CheckpointManager", "ChecksumError", "CorruptError",
-    "DtypeError", "Error", "ExistsError", "File", "FormatError", "IOError", "LimitError",
+    "ArgumentError", "BusyError", "CheckpointInfo", "CheckpointManager", "ChecksumError", "CorruptError",
+    "DtypeError", "Error", "ExistsError", "File", "FormatError", "LimitError",
     "MismatchError", "NoMemoryError", "NotFoundError", "SaveResult", "SignatureError", "Slice",
     "StateError", "TensorInfo", "TensorRef", "UnsupportedError", "Writer", "__version__",
     "convert", "load", "load_bytes", "open", "open_bytes", "save", "save_bytes",

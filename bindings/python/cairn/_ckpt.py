@@ -6,7 +6,7 @@ import os
 from . import _cairn
 from . import _state
 
-_MODE_MAX, _ASYNC, _NO_SYNC, _SIGNALS = 0x1, 0x2, 0x4, 0x8
+_MODE_MAX, _ASYNC, _NO_SYNC, _SIGNALS, _READ_ONLY, _PRUNE_EARLIER = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 _SAVED_SIGNAL = 2
 
 CheckpointInfo = collections.namedtuple(
@@ -38,18 +38,26 @@ class CheckpointManager:
     background and close() (or the next save) waits for it. sync=False:
     atomic but not durable (tests). signals: on SIGTERM/SIGINT the next
     save() saves and returns stop=True.
+
+    One writer per directory and fn_prefix: a second manager (in any
+    process) raises BusyError while this one is open; read_only=True lists,
+    loads and restores without taking that lock (never blocked, creates
+    nothing, cannot save). Retention removes only checkpoints this manager
+    saved, unless prune_earlier=True (a run resuming its own checkpoints).
     """
 
     def __init__(self, dirname, monitor=None, mode="min", keep_best=None, keep_last=None,
                  every=None, async_save=False, *, every_steps=None, every_seconds=None,
-                 keep_every=None, fn_prefix="", sync=True, signals=False):
+                 keep_every=None, fn_prefix="", sync=True, signals=False, read_only=False,
+                 prune_earlier=False):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
         self.dirname = os.fspath(dirname)
         self.monitor, self.mode, self.fn_prefix = monitor, mode, fn_prefix
         self._async = bool(async_save)
         flags = ((_MODE_MAX if mode == "max" else 0) | (_ASYNC if async_save else 0) |
-                 (0 if sync else _NO_SYNC) | (_SIGNALS if signals else 0))
+                 (0 if sync else _NO_SYNC) | (_SIGNALS if signals else 0) |
+                 (_READ_ONLY if read_only else 0) | (_PRUNE_EARLIER if prune_earlier else 0))
         self._m = _cairn.Ckpt(self.dirname, fn_prefix=fn_prefix or None, monitor=monitor,
                               flags=flags, every_epochs=every or 0, every_steps=every_steps or 0,
                               every_seconds=float(every_seconds or 0), keep_best=keep_best or 0,

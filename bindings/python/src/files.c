@@ -134,7 +134,9 @@ static int file_init(pycairn_file *self, PyObject *args, PyObject *kwds)
         struct stat before;
         Py_BEGIN_ALLOW_THREADS
         if (!(flags & CAIRN_OPEN_NO_MMAP)) {
-            fd = open(p, O_RDONLY | O_CLOEXEC);
+            /* O_NONBLOCK: a FIFO must not block here (the library then
+             * refuses it); it changes nothing for a regular file. */
+            fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
             if (fd >= 0 && fstat(fd, &before) != 0) {
                 close(fd);
                 fd = -1;

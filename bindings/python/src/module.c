@@ -32,6 +32,8 @@ static error_class classes[] = {
                                   "`.report` lists every problem.", NULL},
     {"SignatureError", NULL, NULL, "A signature is missing or does not verify.", NULL},
     {"NoMemoryError", NULL, &PyExc_MemoryError, "An allocation failed.", NULL},
+    {"BusyError", NULL, NULL, "Another process writes this checkpoint directory (the message "
+                              "names its PID).", NULL},
 };
 #define N_CLASSES (sizeof classes / sizeof classes[0])
 
@@ -62,6 +64,7 @@ static PyObject *class_for(cairn_status st)
     case CAIRN_E_MISMATCH: return class_named("MismatchError");
     case CAIRN_E_SIGNATURE:
     case CAIRN_E_UNSIGNED: return class_named("SignatureError");
+    case CAIRN_E_BUSY: return class_named("BusyError");
     default: return pycairn_Error;
     }
 }
@@ -149,11 +152,11 @@ static cairn_value *map_from_py(PyObject *obj, int depth)
                          Py_TYPE(key)->tp_name);
             goto fail;
         }
-        const char *k = PyUnicode_AsUTF8(key);
+        Py_ssize_t klen;
+        const char *k = PyUnicode_AsUTF8AndSize(key, &klen);
         if (!k)
             goto fail;
-        if (strlen(k) != (size_t)PyUnicode_GET_LENGTH(key) &&
-            memchr(k, 0, (size_t)PyUnicode_GET_LENGTH(key))) {
+        if (memchr(k, 0, (size_t)klen)) {
             PyErr_SetString(PyExc_ValueError, "metadata map keys may not contain NUL");
             goto fail;
         }
@@ -281,6 +284,19 @@ int pycairn_map_from_py(PyObject *obj, cairn_value **out)
     return *out ? 0 : -1;
 }
 
+static PyObject *to_py(const cairn_value *v, int depth);
+
+/* Child i of a list or map. cairn_value_at gives the items of a compact
+ * list read from a file their nodes on first use, which may run out of
+ * memory (NULL): that is a MemoryError, not a None. */
+static PyObject *child_to_py(const cairn_value *v, size_t i, int depth)
+{
+    const cairn_value *c = cairn_value_at(v, i);
+    if (!c)
+        return PyErr_NoMemory();
+    return to_py(c, depth + 1);
+}
+
 static PyObject *to_py(const cairn_value *v, int depth)
 {
     if (depth > MAX_DEPTH) {
@@ -324,7 +340,7 @@ static PyObject *to_py(const cairn_value *v, int depth)
         if (!list)
             return NULL;
         for (size_t i = 0; i < n; i++) {
-            PyObject *child = to_py(cairn_value_at(v, i), depth + 1);
+            PyObject *child = child_to_py(v, i, depth);
             if (!child) {
                 Py_DECREF(list);
                 return NULL;
@@ -339,7 +355,7 @@ static PyObject *to_py(const cairn_value *v, int depth)
         if (!dict)
             return NULL;
         for (size_t i = 0; i < n; i++) {
-            PyObject *child = to_py(cairn_value_at(v, i), depth + 1);
+            PyObject *child = child_to_py(v, i, depth);
             if (!child || PyDict_SetItemString(dict, cairn_value_key_at(v, i), child) < 0) {
                 Py_XDECREF(child);
                 Py_DECREF(dict);
@@ -492,6 +508,18 @@ static PyObject *format_name(PyObject *self, PyObject *arg)
     return PyUnicode_FromString(n);
 }
 
+/* The address of an object's contiguous buffer (what a save would write
+ * from): cheaper than NumPy's __array_interface__ per tensor. */
+static PyObject *buffer_address(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    PyObject *out = PyLong_FromVoidPtr(view.buf);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyObject *format_from_name(PyObject *self, PyObject *arg)
 {
     const char *s = PyUnicode_AsUTF8(arg);
@@ -549,6 +577,8 @@ static PyMethodDef methods[] = {
     {"codec_parse", codec_parse, METH_O, "codec_parse('zstd:3') -> (codec, level)."},
     {"codec_name", codec_name, METH_O, "codec_name(code) -> 'zstd', 'lz4', ..."},
     {"format_name", format_name, METH_O, "format_name(code) -> 'cairn', 'safetensors', ..."},
+    {"buffer_address", buffer_address, METH_O,
+     "buffer_address(obj) -> the address of obj's C-contiguous buffer."},
     {"format_from_name", format_from_name, METH_O,
      "format_from_name('safetensors') -> code (0 if no format has that name)."},
     {"format_extensions", format_extensions, METH_O,

@@ -21,6 +21,6 @@ runtime="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 LD_PRELOAD="$runtime" \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-CAIRN_PYTHONPATH="$OUT" CAIRN_LEAK_CYCLES=200 \
+CAIRN_PYTHONPATH="$OUT" CAIRN_LEAK_CYCLES=200 CAIRN_SANITIZED=1 \
     "$PY" -m pytest -p asan_check -q -p no:cacheprovider tests/test_hostile.py tests/test_lifetime.py \
     tests/test_core.py tests/test_ckpt.py

@@ -84,3 +84,41 @@ def test_empty_directory(tmp_path):
         with pytest.raises(cairn.NotFoundError):
             m.restore()
     assert os.path.isdir(tmp_path / "new")
+
+
+def test_one_writer_per_directory(tmp_path):
+    # the C manager's lock (docs/CHECKPOINTS.md "Two runs, one directory"):
+    # a second writer, here a child process, is refused naming this one
+    import subprocess
+    import sys
+    with cairn.CheckpointManager(tmp_path, sync=False) as m:
+        m.save(state(1), epoch=1)
+        child = ("import sys, cairn\n"
+                 "try:\n"
+                 "    cairn.CheckpointManager(sys.argv[1])\n"
+                 "except cairn.BusyError as e:\n"
+                 "    print(e)\n"
+                 "    sys.exit(7)\n")
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(cairn.__file__)))
+        r = subprocess.run([sys.executable, "-c", child, str(tmp_path)], capture_output=True,
+                           text=True, env=env, timeout=120)
+        assert r.returncode == 7, r.stderr
+        assert f"process {os.getpid()}" in r.stdout
+        with pytest.raises(cairn.BusyError):
+            cairn.CheckpointManager(tmp_path)
+        # readers are never blocked, and cannot save
+        with cairn.CheckpointManager(tmp_path, read_only=True) as r:
+            assert [c.epoch for c in r.checkpoints()] == [1]
+            with pytest.raises(cairn.StateError):
+                r.save(state(2), epoch=2)
+    # retention keeps what an earlier run saved, unless told otherwise
+    with cairn.CheckpointManager(tmp_path, keep_last=1, sync=False) as m:
+        m.save(state(2), epoch=2)
+        m.save(state(3), epoch=3)
+        assert [c.epoch for c in m.checkpoints()] == [1, 3]
+    with cairn.CheckpointManager(tmp_path, keep_last=1, sync=False, prune_earlier=True) as m:
+        m.save(state(4), epoch=4)
+        assert [c.epoch for c in m.checkpoints()] == [4]
+    with pytest.raises(cairn.IOError):
+        cairn.CheckpointManager(tmp_path / "absent", read_only=True)
+    assert not os.path.exists(tmp_path / "absent")

@@ -157,6 +157,8 @@ def test_metadata_of_every_type(tmp_path):
             assert got[k] == v, k
     with pytest.raises(TypeError):
         cairn.save({"w": np.zeros(2)}, tmp_path / "bad.cairn", metadata={"o": object()})
+    with pytest.raises(ValueError):
+        cairn.save({"w": np.zeros(2)}, tmp_path / "bad.cairn", metadata={"ü\x00": 1})
     with pytest.raises(OverflowError):
         cairn.save({"w": np.zeros(2)}, tmp_path / "bad.cairn", metadata={"o": 2**64})
     assert not os.path.exists(tmp_path / "bad.cairn")

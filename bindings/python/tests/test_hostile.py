@@ -41,12 +41,17 @@ def outcome(path, **kw):
         return e
 
 
+def file_id(path):
+    """A test id from a file name (pytest passes a placeholder when a list is empty)."""
+    return os.path.basename(path) if isinstance(path, str) else str(path)
+
+
 def corpus_files():
     files = sorted(glob.glob(os.path.join(REPO, "tests", "corpus", "**", "*"), recursive=True))
     return [f for f in files if os.path.isfile(f)]
 
 
-@pytest.mark.parametrize("path", corpus_files(), ids=os.path.basename)
+@pytest.mark.parametrize("path", corpus_files(), ids=file_id)
 def test_repository_corpus(path):
     assert isinstance(outcome(path), cairn.Error)
 
@@ -57,7 +62,7 @@ def malicious_files():
 
 
 @pytest.mark.skipif(not malicious_files(), reason=f"no {VECTORS}/malicious (shared vectors)")
-@pytest.mark.parametrize("path", malicious_files(), ids=os.path.basename)
+@pytest.mark.parametrize("path", malicious_files(), ids=file_id)
 def test_malicious_vectors(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expect = {}
@@ -102,6 +107,20 @@ def seeds(tmp_path):
     cairn.save(tensors, p, compress="zstd", chunk_size=65536)
     out.append(p)
     return out
+
+
+def test_fifo_and_directory_refused_without_blocking(tmp_path):
+    import threading
+
+    fifo = tmp_path / "model.cairn"
+    os.mkfifo(fifo)
+    box = []
+    t = threading.Thread(target=lambda: box.append(outcome(fifo)), daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "opening a FIFO blocked"
+    assert isinstance(box[0], cairn.Error)
+    assert isinstance(outcome(tmp_path), cairn.Error)  # a directory that is no skorch dir
 
 
 def test_damaged_files_raise_never_crash(tmp_path):

@@ -203,7 +203,9 @@ def test_no_leaks_over_many_calls(tmp_path):
     grown = rss_bytes() - rss0
     assert open_fds() == fds0
     assert mappings_of(path) == []
-    assert grown < 2 * MiB, f"RSS grew by {grown} bytes over {cycles} cycles"
+    # (Under ASan freed memory sits in its quarantine: RSS says nothing there.)
+    if not os.environ.get("CAIRN_SANITIZED"):
+        assert grown < 2 * MiB, f"RSS grew by {grown} bytes over {cycles} cycles"
     # Reference counts: objects handed out are released.
     sentinel = np.arange(10.0)
     before = __import__("sys").getrefcount(sentinel)

@@ -25,6 +25,7 @@ typedef struct gguf_tinfo {
 } gguf_tinfo;
 
 typedef struct gguf_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__tensor *tensors; /* file order */
     gguf_tinfo *g;          /* parallel to tensors */
     uint64_t count;
@@ -37,6 +38,7 @@ typedef struct gguf_reader {
     uint64_t alignment, data_at, payload;
     uint64_t opaque;        /* tensors of block types without a cairn dtype */
 } gguf_reader;
+CAIRN__TABLE_FIRST(gguf_reader);
 
 /* ------------------------------------------------------------------ cursor */
 
@@ -746,8 +748,9 @@ static cairn_status read_infos(gguf_cur *c, gguf_reader *r)
 
 /* ------------------------------------------------------------------ open */
 
-static void reader_free(gguf_reader *r)
+static void reader_free(void *state)
 {
+    gguf_reader *r = state;
     if (!r)
         return;
     free(r->tensors);
@@ -796,49 +799,11 @@ static cairn_status gguf_open(cairn_file *f, cairn_error *err)
 {
     gguf_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
+    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    cairn__table_index(&r->table, &r->index, tensor_name_at, r);
+    cairn__table_info(&r->table, CAIRN_FORMAT_GGUF, r->version, r->payload, 0,
+                      r->count ? r->alignment : 1, r->kv_count > 0 || r->opaque > 0);
     f->state = r;
-    return CAIRN_OK;
-}
-
-static void gguf_close(cairn_file *f)
-{
-    reader_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t gguf_count(const cairn_file *f)
-{
-    const gguf_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
-static cairn_status gguf_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                   cairn_error *err)
-{
-    const gguf_reader *r = f->state;
-    *out = r->tensors[index];
-    return CAIRN_OK;
-}
-
-static cairn_status gguf_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                              cairn_error *err)
-{
-    const gguf_reader *r = f->state;
-    return cairn__find_by_name(f, &r->index, tensor_name_at, r, name, len, index, err);
-}
-
-static cairn_status gguf_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const gguf_reader *r = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_GGUF;
-    out->version_major = r->version;
-    out->version_minor = 0;
-    out->tensor_count = r->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = r->payload;
-    out->alignment = r->count ? r->alignment : 1;
-    out->has_metadata = r->kv_count > 0 || r->opaque > 0;
     return CAIRN_OK;
 }
 
@@ -998,11 +963,6 @@ static cairn_status gguf_verify_structure(const cairn_file *f, cairn_error *err)
 const cairn__reader_ops cairn__gguf_reader = {
     .format = CAIRN_FORMAT_GGUF,
     .open = gguf_open,
-    .close = gguf_close,
-    .count = gguf_count,
-    .tensor_at = gguf_tensor_at,
-    .find = gguf_find,
-    .file_info = gguf_file_info,
     .verify_structure = gguf_verify_structure,
     .read_metadata = gguf_read_metadata,
 };

@@ -4,41 +4,28 @@
  * straight to its place; otherwise payloads are spooled as they arrive
  * (spool.h) and copied behind the header at commit. The metadata tree
  * becomes typed key-value pairs, exactly when it came from a GGUF. */
-#include "format/format.h"
+#include "format/headfirst.h"
 #include "format/gguf/gguf.h"
 #include "common/buf.h"
-#include "common/nameset.h"
-#include "io/spool.h"
 #include "common/value_internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef struct gw_entry {
-    char *name;
-    size_t name_len;
-    cairn_dtype dtype;
-    uint32_t rank;
-    uint64_t dims[CAIRN_MAX_RANK];
-    uint64_t size, spool_at;
-    /* set at finish */
+/* A tensor's GGUF type, settled at lay-out. */
+typedef struct gw_type {
+    const cairn_value *tt; /* its gguf.tensor_types entry, if any */
     uint32_t type, n_dims;
     uint64_t ne[GGUF_MAX_DIMS];
-    uint64_t rel;
-    const cairn_value *tt; /* its gguf.tensor_types entry, if any */
-} gw_entry;
+} gw_type;
 
 typedef struct gw_writer {
-    gw_entry *entries;
-    size_t count, cap;
-    cairn__nameset names;
-    cairn_value *meta;
-    cairn__spool spool;
+    cairn__hf_writer hf; /* first: entries, names, metadata, spool and plan (headfirst.h) */
+    gw_type *types;      /* parallel to hf.entries, once laid out */
     uint64_t data_size;  /* the data section's bytes, padding included, once laid out */
-    int planned;         /* laid out by gw_declare: payloads go to data_start + rel */
-    uint64_t data_start;
 } gw_writer;
+CAIRN__HF_FIRST(gw_writer);
 
 /* One key-value pair to write: the value and its type record are borrowed
  * from the tree; `desc` NULL means the natural mapping. */
@@ -110,28 +97,12 @@ static uint32_t f32_narrow(double v)
 
 /* ------------------------------------------------------------ tensor ops */
 
-static const char *entry_name(const void *ctx, uint32_t index, size_t *len)
-{
-    const gw_writer *s = ctx;
-    *len = s->entries[index].name_len;
-    return s->entries[index].name;
-}
-
-static cairn_status gw_begin(cairn_writer *w, cairn_error *err)
-{
-    gw_writer *s = calloc(1, sizeof *s);
-    if (!s)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    s->spool.fd = -1;
-    w->state = s;
-    return cairn__spool_open(&s->spool, &w->sink, err);
-}
-
 /* GGUF's own rules for a new tensor; *size gets its bytes. */
-static cairn_status check_entry(const cairn_writer *w, const gw_writer *s, const char *name,
-                                cairn_dtype dtype, uint32_t rank, const uint64_t *dims,
-                                uint64_t *size, cairn_error *err)
+static cairn_status check_entry(cairn_writer *w, const char *name, cairn_dtype dtype,
+                                uint32_t rank, const uint64_t *dims, uint64_t *size,
+                                cairn_error *err)
 {
+    const cairn__hf_writer *h = w->state;
     if (gguf_ttype_for_dtype(dtype) < 0 && dtype != CAIRN_U8)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': GGUF has no type for %s "
                            "(its types are F32 F16 BF16 F64 I8 I16 I32 I64 and block types)",
@@ -139,7 +110,7 @@ static cairn_status check_entry(const cairn_writer *w, const gw_writer *s, const
     if (rank > GGUF_MAX_DIMS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': rank %u exceeds GGUF's %d "
                            "dimensions (GGML_MAX_DIMS)", w->path, name, rank, GGUF_MAX_DIMS);
-    if (s->count >= GGUF_MAX_TENSORS)
+    if (h->count >= GGUF_MAX_TENSORS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': more than %llu tensors",
                            w->path, name, (unsigned long long)GGUF_MAX_TENSORS);
     *size = cairn_dtype_size(dtype);
@@ -151,64 +122,9 @@ static cairn_status check_entry(const cairn_writer *w, const gw_writer *s, const
     return CAIRN_OK;
 }
 
-/* Appends a checked tensor's entry (name copied) and indexes it. */
-static cairn_status push_entry(cairn_writer *w, gw_writer *s, const char *name,
-                               cairn_dtype dtype, uint32_t rank, const uint64_t *dims,
-                               uint64_t size, uint64_t spool_at, cairn_error *err)
+static cairn_status gw_begin(cairn_writer *w, cairn_error *err)
 {
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        gw_entry *e = realloc(s->entries, cap * sizeof *e);
-        if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
-                               w->path);
-        s->entries = e;
-        s->cap = cap;
-    }
-    gw_entry *e = &s->entries[s->count];
-    memset(e, 0, sizeof *e);
-    e->name_len = strlen(name);
-    e->dtype = dtype;
-    e->rank = rank;
-    for (uint32_t k = 0; k < rank; k++)
-        e->dims[k] = dims[k];
-    e->size = size;
-    e->spool_at = spool_at;
-    if (!(e->name = strdup(name)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    cairn_status st = cairn__nameset_insert(&s->names, (uint32_t)s->count, entry_name, s, err);
-    if (st != CAIRN_OK) {
-        free(e->name);
-        return st;
-    }
-    s->count++;
-    return CAIRN_OK;
-}
-
-static cairn_status gw_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
-                           const uint64_t *dims, const void *data, cairn_error *err)
-{
-    gw_writer *s = w->state;
-    int64_t at = cairn__nameset_find(&s->names, name, strlen(name), entry_name, s);
-    if (s->planned) { /* declared (writer.c checked): straight to its place */
-        const gw_entry *e = &s->entries[at];
-        return cairn__sink_place(&w->sink, s->data_start + e->rel, data, (size_t)e->size, name, err);
-    }
-    if (at >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
-    uint64_t size, spool_at = s->spool.len;
-    CAIRN_TRY(check_entry(w, s, name, dtype, rank, dims, &size, err));
-    CAIRN_TRY(cairn__spool_write(&s->spool, &w->sink, data, (size_t)size, name, err));
-    return push_entry(w, s, name, dtype, rank, dims, size, spool_at, err);
-}
-
-static cairn_status gw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s' of '%s': GGUF readers (ggml) "
-                       "require every tensor to have its own bytes; add the tensor again under "
-                       "the new name to store a copy", w->path, name, existing);
+    return cairn__hf_begin(w, sizeof(gw_writer), check_entry, err);
 }
 
 static cairn_status collect(gw_kvs *k, const cairn_value *meta, const cairn_value **tt);
@@ -221,7 +137,6 @@ static void kvs_free(gw_kvs *k);
  * and a caller such as `cairn convert` can leave those keys out. */
 static cairn_status gw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
 {
-    gw_writer *s = w->state;
     gw_kvs k = {.path = w->path, .err = err};
     cairn__buf b = {0};
     const cairn_value *tt;
@@ -235,11 +150,8 @@ static cairn_status gw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_er
         cairn_value_free(tree);
         return st;
     }
-    cairn_value_free(s->meta);
-    s->meta = tree;
-    return CAIRN_OK;
+    return cairn__hf_set_metadata(w, tree, err);
 }
-
 /* ---------------------------------------------------- collecting the kvs */
 
 static const char *kv_key(const void *ctx, uint32_t index, size_t *len)
@@ -681,9 +593,10 @@ static cairn_status emit_kv(cairn__buf *b, const gw_kvs *k, const gw_kv *kv)
 /* --------------------------------------------------------- tensor types */
 
 /* Reads a gguf.tensor_types entry {"type", "type_id"?, "ne"} into e. */
-static cairn_status parse_tt(const cairn_writer *w, gw_entry *e, cairn_error *err)
+static cairn_status parse_tt(const cairn_writer *w, const cairn__hf_entry *e, gw_type *g,
+                             cairn_error *err)
 {
-    const cairn_value *tt = e->tt, *type = cairn_value_get(tt, "type");
+    const cairn_value *tt = g->tt, *type = cairn_value_get(tt, "type");
     const cairn_value *id = cairn_value_get(tt, "type_id"), *ne = cairn_value_get(tt, "ne");
     const void *p = NULL;
     size_t len = 0;
@@ -704,17 +617,17 @@ static cairn_status parse_tt(const cairn_writer *w, gw_entry *e, cairn_error *er
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': gguf.tensor_types type_id does "
                            "not match type %.*s (%lld)", w->path, e->name, (int)len,
                            (const char *)p, (long long)want);
-    e->type = (uint32_t)want;
-    e->n_dims = (uint32_t)cairn_value_count(ne);
-    if (e->n_dims > GGUF_MAX_DIMS)
+    g->type = (uint32_t)want;
+    g->n_dims = (uint32_t)cairn_value_count(ne);
+    if (g->n_dims > GGUF_MAX_DIMS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': gguf.tensor_types ne has %u "
-                           "dimensions; GGUF has at most %d", w->path, e->name, e->n_dims,
+                           "dimensions; GGUF has at most %d", w->path, e->name, g->n_dims,
                            GGUF_MAX_DIMS);
-    for (uint32_t k = 0; k < e->n_dims; k++) {
+    for (uint32_t k = 0; k < g->n_dims; k++) {
         if (cairn_value_get_int(cairn_value_at(ne, k), &v) != CAIRN_OK || v < 0)
             return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': gguf.tensor_types ne[%u] is "
                                "not an integer >= 0", w->path, e->name, k);
-        e->ne[k] = (uint64_t)v;
+        g->ne[k] = (uint64_t)v;
     }
     return CAIRN_OK;
 }
@@ -732,28 +645,29 @@ static void shape_text(char *buf, size_t size, uint32_t rank, const uint64_t *di
 /* The ggml type and ne of each tensor: from its gguf.tensor_types entry
  * (which must describe exactly the tensor's dtype and dims), else from its
  * dtype with ne = reverse(dims). */
-static cairn_status resolve_tensor(const cairn_writer *w, gw_entry *e, cairn_error *err)
+static cairn_status resolve_tensor(const cairn_writer *w, const cairn__hf_entry *e, gw_type *g,
+                                   cairn_error *err)
 {
     char have[160], want[160];
-    if (!e->tt) {
+    if (!g->tt) {
         int64_t t = gguf_ttype_for_dtype(e->dtype);
         if (t < 0)
             return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s' is %s, which GGUF has "
                                "no type for; a U8 tensor is written only as the bytes of a "
                                "block type named in the metadata's gguf.tensor_types", w->path,
                                e->name, cairn_dtype_name(e->dtype));
-        e->type = (uint32_t)t;
-        e->n_dims = e->rank;
+        g->type = (uint32_t)t;
+        g->n_dims = e->rank;
         for (uint32_t k = 0; k < e->rank; k++)
-            e->ne[k] = e->dims[e->rank - 1 - k];
+            g->ne[k] = e->dims[e->rank - 1 - k];
         return CAIRN_OK;
     }
-    CAIRN_TRY(parse_tt(w, e, err));
-    const gguf_ttype *t = gguf_ttype_get(e->type);
+    CAIRN_TRY(parse_tt(w, e, g, err));
+    const gguf_ttype *t = gguf_ttype_get(g->type);
     cairn_dtype dtype;
     uint32_t rank;
     uint64_t dims[CAIRN_MAX_RANK] = {0}, bytes;
-    const char *why = gguf_cairn_view(t, e->n_dims, e->ne, &dtype, &rank, dims, &bytes);
+    const char *why = gguf_cairn_view(t, g->n_dims, g->ne, &dtype, &rank, dims, &bytes);
     if (why)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': gguf.tensor_types %s ne: %s",
                            w->path, e->name, t->name, why);
@@ -771,17 +685,21 @@ static cairn_status resolve_tensor(const cairn_writer *w, gw_entry *e, cairn_err
 static cairn_status resolve_tensors(const cairn_writer *w, gw_writer *s, const cairn_value *tt,
                                     cairn_error *err)
 {
+    const cairn__hf_writer *h = &s->hf;
+    free(s->types);
+    if (!(s->types = calloc(h->count ? h->count : 1, sizeof *s->types)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     for (size_t i = 0; tt && i < cairn_value_count(tt); i++) {
         const char *name = cairn_value_key_at(tt, i);
-        int64_t at = cairn__nameset_find(&s->names, name, strlen(name), entry_name, s);
+        int64_t at = cairn__hf_find(h, name, strlen(name));
         if (at < 0)
             return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: metadata: gguf.tensor_types names "
                                "tensor '%s', which was not %s", w->path, name,
-                               s->planned ? "declared" : "added");
-        s->entries[at].tt = cairn_value_at(tt, i);
+                               h->planned ? "declared" : "added");
+        s->types[at].tt = cairn_value_at(tt, i);
     }
-    for (size_t i = 0; i < s->count; i++)
-        CAIRN_TRY(resolve_tensor(w, &s->entries[i], err));
+    for (size_t i = 0; i < h->count; i++)
+        CAIRN_TRY(resolve_tensor(w, &h->entries[i], &s->types[i], err));
     return CAIRN_OK;
 }
 
@@ -796,44 +714,26 @@ static cairn_status build_header(cairn_writer *w, gw_writer *s, const gw_kvs *k,
 {
     cairn__buf_put(b, GGUF_MAGIC, 4);
     put_u32(b, GGUF_VERSION_WRITTEN);
-    put_u64(b, s->count);
+    put_u64(b, s->hf.count);
     put_u64(b, k->count);
     for (size_t i = 0; i < k->count; i++)
         CAIRN_TRY(emit_kv(b, k, &k->items[i]));
     uint64_t at = 0;
-    for (size_t i = 0; i < s->count; i++) {
-        gw_entry *e = &s->entries[i];
-        e->rel = at;
+    for (size_t i = 0; i < s->hf.count; i++) {
+        cairn__hf_entry *e = &s->hf.entries[i];
+        const gw_type *g = &s->types[i];
+        e->at = at;
         at = pad_to(at + e->size, k->alignment);
         s->data_size = at;
         put_str(b, e->name, e->name_len);
-        put_u32(b, e->n_dims);
-        for (uint32_t d = 0; d < e->n_dims; d++)
-            put_u64(b, e->ne[d]);
-        put_u32(b, e->type);
-        put_u64(b, e->rel);
+        put_u32(b, g->n_dims);
+        for (uint32_t d = 0; d < g->n_dims; d++)
+            put_u64(b, g->ne[d]);
+        put_u32(b, g->type);
+        put_u64(b, e->at);
     }
     if (b->oom)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the GGUF header", w->path);
-    return CAIRN_OK;
-}
-
-static int entry_exists(void *ctx, const char *name, size_t len)
-{
-    const gw_writer *s = ctx;
-    return cairn__nameset_find(&s->names, name, len, entry_name, s) >= 0;
-}
-
-static cairn_status write_all(cairn_writer *w, gw_writer *s, uint64_t alignment,
-                              const cairn__buf *b, cairn_error *err)
-{
-    CAIRN_TRY(cairn__sink_write(&w->sink, b->p, b->len, err));
-    CAIRN_TRY(cairn__sink_pad(&w->sink, alignment, err));
-    for (size_t i = 0; i < s->count; i++) {
-        CAIRN_TRY(cairn__spool_copy(&s->spool, &w->sink, s->entries[i].spool_at, s->entries[i].size,
-                                    err));
-        CAIRN_TRY(cairn__sink_pad(&w->sink, alignment, err));
-    }
     return CAIRN_OK;
 }
 
@@ -855,11 +755,20 @@ static cairn_status lay_out(cairn_writer *w, gw_writer *s, gw_kvs *k, cairn__buf
     memset(k, 0, sizeof *k);
     k->path = w->path;
     k->err = err;
-    CAIRN_TRY(cairn__meta_check(s->meta, entry_exists, s, err));
-    CAIRN_TRY(collect(k, s->meta, &tt));
+    CAIRN_TRY(cairn__meta_check(s->hf.meta, cairn__hf_exists, &s->hf, err));
+    CAIRN_TRY(collect(k, s->hf.meta, &tt));
     CAIRN_TRY(settle_alignment(k, w->alignment));
     CAIRN_TRY(resolve_tensors(w, s, tt, err));
     return build_header(w, s, k, b, err);
+}
+
+/* Lays out (k and b as lay_out) and writes the header and its padding. */
+static cairn_status write_header(cairn_writer *w, gw_writer *s, gw_kvs *k, cairn__buf *b,
+                                 cairn_error *err)
+{
+    CAIRN_TRY(lay_out(w, s, k, b, err));
+    CAIRN_TRY(cairn__sink_write(&w->sink, b->p, b->len, err));
+    return cairn__sink_pad(&w->sink, k->alignment, err);
 }
 
 /* Every tensor is known (and the metadata, set before): write the header
@@ -869,40 +778,29 @@ static cairn_status gw_declare(cairn_writer *w, const cairn_tensor_decl *decls, 
                                cairn_error *err)
 {
     gw_writer *s = w->state;
-    for (size_t i = 0; i < count; i++) {
-        const cairn_tensor_decl *d = &decls[i];
-        uint64_t size;
-        CAIRN_TRY(check_entry(w, s, d->name, d->dtype, d->rank, d->dims, &size, err));
-        CAIRN_TRY(push_entry(w, s, d->name, d->dtype, d->rank, d->dims, size, 0, err));
-    }
-    s->planned = 1; /* for messages; the writer fails with any error below */
+    CAIRN_TRY(cairn__hf_declare_all(w, decls, count, err));
+    s->hf.planned = 1; /* for messages; the writer fails with any error below */
     gw_kvs k;
     cairn__buf b = {0};
-    cairn_status st = lay_out(w, s, &k, &b, err);
+    cairn_status st = write_header(w, s, &k, &b, err);
     if (st == CAIRN_OK)
-        st = cairn__sink_write(&w->sink, b.p, b.len, err);
-    if (st == CAIRN_OK)
-        st = cairn__sink_pad(&w->sink, k.alignment, err);
-    s->data_start = w->sink.pos;
-    if (st == CAIRN_OK)
-        st = cairn__sink_extend(&w->sink, s->data_start + s->data_size, err);
+        st = cairn__hf_planned(w, s->data_size, err);
     kvs_free(&k);
     free(b.p);
-    if (st == CAIRN_OK)
-        cairn__spool_close(&s->spool); /* never needed now */
     return st;
 }
 
+/* The header, then the payloads in add order, each padded to the alignment. */
 static cairn_status gw_finish(cairn_writer *w, cairn_error *err)
 {
     gw_writer *s = w->state;
-    if (s->planned) /* header written at declare, payloads in place */
+    if (s->hf.planned) /* header written at declare, payloads in place */
         return CAIRN_OK;
     gw_kvs k;
     cairn__buf b = {0};
-    cairn_status st = lay_out(w, s, &k, &b, err);
+    cairn_status st = write_header(w, s, &k, &b, err);
     if (st == CAIRN_OK)
-        st = write_all(w, s, k.alignment, &b, err);
+        st = cairn__hf_copy(w, NULL, k.alignment, err);
     kvs_free(&k);
     free(b.p);
     return st;
@@ -910,22 +808,15 @@ static cairn_status gw_finish(cairn_writer *w, cairn_error *err)
 
 static void gw_destroy(cairn_writer *w)
 {
-    gw_writer *s = w->state;
-    for (size_t i = 0; i < s->count; i++)
-        free(s->entries[i].name);
-    free(s->entries);
-    cairn__nameset_free(&s->names);
-    cairn_value_free(s->meta);
-    cairn__spool_close(&s->spool);
-    free(s);
-    w->state = NULL;
+    free(((gw_writer *)w->state)->types);
+    cairn__hf_destroy(w);
 }
 
 const cairn__writer_ops cairn__gguf_writer = {
     .format = CAIRN_FORMAT_GGUF,
     .begin = gw_begin,
-    .add = gw_add,
-    .add_alias = gw_add_alias,
+    .add = cairn__hf_add,
+    .no_alias = "GGUF readers (ggml) require every tensor to have its own bytes",
     .declare = gw_declare,
     .set_metadata = gw_set_metadata,
     .finish = gw_finish,

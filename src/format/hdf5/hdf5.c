@@ -267,8 +267,18 @@ typedef struct h5_skip {
     const char *why; /* static text */
 } h5_skip;
 
+/* A file image libhdf5 reads in place (open_file); it must outlive the file
+ * (libhdf5 calls back with it until H5Fclose). */
+typedef struct h5_image {
+    void *buf;
+    size_t size;
+} h5_image;
+
 typedef struct h5_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     hid_t file;
+    h5_image image; /* an image's callback data, for the file's lifetime */
+    uint8_t *owned_image; /* a .keras archive's weights, freed after the file */
     cairn__tensor *tensors;
     uint64_t count, cap;
     char **objects; /* every group and dataset path, for the attributes */
@@ -284,6 +294,7 @@ typedef struct h5_reader {
     cairn_error *err;
     const cairn_file *f;
 } h5_reader;
+CAIRN__TABLE_FIRST(h5_reader);
 
 static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
 {
@@ -960,13 +971,53 @@ static void reader_free(h5_reader *r)
     cairn_value_free(r->keras);
     if (r->file >= 0)
         H5Fclose(r->file);
+    free(r->owned_image);
     free(r);
 }
 
+/* The file image callbacks that make libhdf5 read bytes in place instead of
+ * copying them (a read-only open never writes or grows the image): every
+ * "allocation" of an image of that size is the image itself, copies onto
+ * itself are no-ops and nothing is freed (the owner frees it after
+ * H5Fclose). So a .keras weights member costs its size once, not twice. */
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    const h5_image *im = udata;
+    (void)op;
+    return size == im->size ? im->buf : NULL;
+}
+
+static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                          void *udata)
+{
+    (void)size;
+    (void)op;
+    (void)udata;
+    return dest == src ? dest : NULL;
+}
+
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
+{
+    const h5_image *im = udata;
+    (void)op;
+    return ptr == im->buf ? 0 : -1;
+}
+
+/* libhdf5 wants both when there is callback data: it is shared, not copied
+ * (the reader owns it for the file's lifetime). */
+static void *image_udata_copy(void *udata) { return udata; }
+
+static herr_t image_udata_free(void *udata)
+{
+    (void)udata;
+    return 0;
+}
+
 /* A path input is opened by libhdf5 itself; bytes in memory (a memory
- * input, or a .keras archive's weights) as a file image on the core driver
- * (libhdf5 copies them). */
-static hid_t open_file(const cairn_file *f, const void *image, size_t size)
+ * input, borrowed until close, or a .keras archive's weights, which the
+ * reader keeps until close) as a file image on the core driver, read in
+ * place. */
+static hid_t open_file(const cairn_file *f, h5_reader *r, const void *image, size_t size)
 {
     if (!image) { /* the file cairn opened and checked, not whatever the path names now */
         char self[64];
@@ -975,7 +1026,11 @@ static hid_t open_file(const cairn_file *f, const void *image, size_t size)
     }
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     hid_t file = -1;
+    r->image = (h5_image){(void *)image, size};
+    H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     NULL, image_free,
+                                      image_udata_copy, image_udata_free, &r->image};
     if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 &&
+        H5Pset_file_image_callbacks(fapl, &cb) >= 0 &&
         H5Pset_file_image(fapl, (void *)image, size) >= 0) {
         char name[64];
         snprintf(name, sizeof name, "cairn-image-%p", (const void *)f);
@@ -1115,7 +1170,9 @@ static cairn_status open_keras(const cairn_file *f, h5_reader *r)
     if (st == CAIRN_OK)
         st = keras_json(r, &z, "metadata.json", "metadata");
     if (st == CAIRN_OK) {
-        r->file = open_file(f, h5, len);
+        r->owned_image = h5; /* read in place: kept until the file is closed */
+        h5 = NULL;
+        r->file = open_file(f, r, r->owned_image, len);
         if (r->file < 0)
             st = cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: .keras member " KERAS_WEIGHTS ": "
                              "libhdf5 cannot open it as an HDF5 file", f->path);
@@ -1188,7 +1245,7 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
     if (cairn__zip_magic(head, f->src.size < 4 ? (size_t)f->src.size : 4)) {
         CAIRN_TRY(open_keras(f, r));
     } else {
-        r->file = open_file(f, f->src.fd >= 0 ? NULL : f->src.base, (size_t)f->src.size);
+        r->file = open_file(f, r, f->src.fd >= 0 ? NULL : f->src.base, (size_t)f->src.size);
         if (r->file < 0)
             return cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot open it as an HDF5 "
                                "file (damaged superblock or structure)", f->path);
@@ -1232,6 +1289,11 @@ static cairn_status h5_open(cairn_file *f, cairn_error *err)
     if (st != CAIRN_OK)
         return st;
     r->err = NULL;
+    /* close is h5_close: libhdf5 is entered under its lock. HDF5 files
+     * carry per-structure versions, not one. */
+    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, NULL);
+    cairn__table_index(&r->table, &r->index, tensor_name_at, r);
+    cairn__table_info(&r->table, CAIRN_FORMAT_HDF5, 0, r->payload, r->payload, 1, 1);
     f->state = r;
     return CAIRN_OK;
 }
@@ -1243,42 +1305,6 @@ static void h5_close(cairn_file *f)
     reader_free(f->state);
     h5_leave(&g);
     f->state = NULL;
-}
-
-static uint64_t h5_count(const cairn_file *f)
-{
-    const h5_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
-static cairn_status h5_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const h5_reader *r = f->state;
-    *out = r->tensors[index];
-    return CAIRN_OK;
-}
-
-static cairn_status h5_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                            cairn_error *err)
-{
-    const h5_reader *r = f->state;
-    return cairn__find_by_name(f, &r->index, tensor_name_at, r, name, len, index, err);
-}
-
-static cairn_status h5_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const h5_reader *r = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_HDF5;
-    out->version_major = 0; /* HDF5 files carry per-structure versions, not one */
-    out->tensor_count = r->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = r->payload;
-    out->raw_bytes = r->payload;
-    out->alignment = 1;
-    out->has_metadata = 1;
-    return CAIRN_OK;
 }
 
 static cairn_status h5_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
@@ -1517,10 +1543,6 @@ const cairn__reader_ops cairn__hdf5_reader = {
     .format = CAIRN_FORMAT_HDF5,
     .open = h5_open,
     .close = h5_close,
-    .count = h5_count,
-    .tensor_at = h5_tensor_at,
-    .find = h5_find,
-    .file_info = h5_file_info,
     .verify_structure = h5_verify_structure,
     .read_metadata = h5_read_metadata,
     .load = h5_load,
@@ -1649,9 +1671,6 @@ static cairn_status add_locked(cairn_writer *w, const char *name, cairn_dtype dt
                                cairn_error *err)
 {
     h5_writer *s = w->state;
-    if (H5Lexists(s->file, name, H5P_DEFAULT) > 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     int owned;
     hid_t ft = file_type(dtype, &owned);
     if (ft < 0)
@@ -1700,15 +1719,6 @@ static cairn_status hw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     cairn_status st = add_locked(w, name, dtype, rank, dims, data, err);
     h5_leave(&g);
     return st;
-}
-
-static cairn_status hw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': cairn writes every HDF5 "
-                       "dataset separately and has no aliases; add the tensor again to store "
-                       "a copy", w->path, name);
 }
 
 static cairn_status hw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
@@ -1943,7 +1953,7 @@ const cairn__writer_ops cairn__hdf5_writer = {
     .format = CAIRN_FORMAT_HDF5,
     .begin = hw_begin,
     .add = hw_add,
-    .add_alias = hw_add_alias,
+    .no_alias = "cairn writes every HDF5 dataset separately",
     .set_metadata = hw_set_metadata,
     .finish = hw_finish,
     .destroy = hw_destroy,

@@ -33,6 +33,7 @@ static int mx_flag_for(cairn_dtype d)
 /* ================================================================ reading */
 
 typedef struct mx_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__tensor *tensors; /* file order; a sparse array gives 2 or 3 */
     uint64_t count, cap;
     char *names;            /* every name, NUL-terminated */
@@ -42,6 +43,7 @@ typedef struct mx_reader {
     uint32_t version;       /* highest record version seen (1, 2 or 3) */
     uint64_t payload;
 } mx_reader;
+CAIRN__TABLE_FIRST(mx_reader);
 
 typedef struct mx_cur {
     const cairn_file *f;
@@ -365,8 +367,9 @@ static cairn_status index_names(mx_cur *c, mx_reader *r)
     return CAIRN_OK;
 }
 
-static void reader_free(mx_reader *r)
+static void reader_free(void *state)
 {
+    mx_reader *r = state;
     if (!r)
         return;
     free(r->tensors);
@@ -446,48 +449,11 @@ static cairn_status mx_open(cairn_file *f, cairn_error *err)
 {
     mx_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
+    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    cairn__table_index(&r->table, &r->index, tensor_name_at, r);
+    cairn__table_info(&r->table, CAIRN_FORMAT_MXNET, r->version ? r->version : 2, r->payload,
+                      r->payload, 1, 0);
     f->state = r;
-    return CAIRN_OK;
-}
-
-static void mx_close(cairn_file *f)
-{
-    reader_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t mx_count(const cairn_file *f)
-{
-    const mx_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
-static cairn_status mx_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const mx_reader *r = f->state;
-    *out = r->tensors[index];
-    return CAIRN_OK;
-}
-
-static cairn_status mx_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                            cairn_error *err)
-{
-    const mx_reader *r = f->state;
-    return cairn__find_by_name(f, &r->index, tensor_name_at, r, name, len, index, err);
-}
-
-static cairn_status mx_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const mx_reader *r = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_MXNET;
-    out->version_major = r->version ? r->version : 2;
-    out->tensor_count = r->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = r->payload;
-    out->raw_bytes = r->payload;
-    out->alignment = 1;
     return CAIRN_OK;
 }
 
@@ -514,11 +480,6 @@ static cairn_status mx_verify_structure(const cairn_file *f, cairn_error *err)
 const cairn__reader_ops cairn__mxnet_reader = {
     .format = CAIRN_FORMAT_MXNET,
     .open = mx_open,
-    .close = mx_close,
-    .count = mx_count,
-    .tensor_at = mx_tensor_at,
-    .find = mx_find,
-    .file_info = mx_file_info,
     .verify_structure = mx_verify_structure,
     .read_metadata = NULL, /* nd.save stores names only: an empty map */
 };
@@ -536,16 +497,8 @@ typedef struct mx_wentry {
 typedef struct mx_writer {
     mx_wentry *entries;
     size_t count, cap;
-    cairn__nameset names;
     int need_v3; /* a scalar or a zero-sized dimension: V2 cannot say it */
 } mx_writer;
-
-static const char *writer_name_at(const void *ctx, uint32_t index, size_t *len)
-{
-    const mx_writer *s = ctx;
-    *len = s->entries[index].name_len;
-    return s->entries[index].name;
-}
 
 static cairn_status mw_begin(cairn_writer *w, cairn_error *err)
 {
@@ -562,30 +515,16 @@ static cairn_status remember(cairn_writer *w, mx_writer *s, const char *name, ui
                              cairn_error *err)
 {
     size_t len = strlen(name);
-    if (cairn__nameset_find(&s->names, name, len, writer_name_at, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (s->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        mx_wentry *e = realloc(s->entries, cap * sizeof *e);
-        if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        s->entries = e;
-        s->cap = cap;
-    }
+    if (!CAIRN__GROW(s->entries, s->cap, s->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     mx_wentry *e = &s->entries[s->count];
     e->name = strdup(name);
     e->name_len = len;
     e->magic_at = at;
     if (!e->name)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-    cairn_status st = cairn__nameset_insert(&s->names, (uint32_t)s->count, writer_name_at, s, err);
-    if (st != CAIRN_OK) {
-        free(e->name);
-        return st;
-    }
     s->count++;
     return CAIRN_OK;
 }
@@ -626,15 +565,6 @@ static cairn_status mw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': %llu bytes do not fit in memory",
                            w->path, name, (unsigned long long)size);
     return cairn__sink_write(&w->sink, data, (size_t)size, err);
-}
-
-static cairn_status mw_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                 cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': MXNet .params files store "
-                       "every array separately and have no aliases; add the tensor again to "
-                       "store a copy", w->path, name);
 }
 
 static cairn_status mw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
@@ -690,7 +620,6 @@ static void mw_destroy(cairn_writer *w)
     for (size_t i = 0; i < s->count; i++)
         free(s->entries[i].name);
     free(s->entries);
-    cairn__nameset_free(&s->names);
     free(s);
     w->state = NULL;
 }
@@ -699,7 +628,7 @@ const cairn__writer_ops cairn__mxnet_writer = {
     .format = CAIRN_FORMAT_MXNET,
     .begin = mw_begin,
     .add = mw_add,
-    .add_alias = mw_add_alias,
+    .no_alias = "MXNet .params files store every array separately",
     .set_metadata = mw_set_metadata,
     .finish = mw_finish,
     .destroy = mw_destroy,

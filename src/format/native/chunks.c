@@ -1,6 +1,7 @@
 /* chunks.c -- chunk tables, and parallel chunk decoding and encoding for
  * compressed native tensors (chunks.h, docs/FORMAT.md §4.2). */
 #include "format/format.h"
+#include "common/hash.h"
 #include "format/native/chunks.h"
 #include "codec/codec.h"
 #include "format/native/native.h"
@@ -9,7 +10,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <xxhash.h>
 
 /* ------------------------------------------------------------ the table */
 
@@ -191,7 +191,7 @@ static cairn_status decode_chunk(dec_job *j, dec_worker *w, uint64_t k, cairn_er
         CAIRN_TRY(cairn__file_read(j->f, off, w->stored, stored, err));
         src = w->stored;
     }
-    uint64_t sum = XXH3_64bits(src, stored);
+    uint64_t sum = cairn__hash(src, stored);
     if (sum != cairn__le64(e + CE_CHECKSUM))
         return TFAIL(CAIRN_E_CHECKSUM, c, "chunk %llu (%u bytes at offset %llu): checksum mismatch "
                      "(stored %016llx, computed %016llx)", ck, stored, fo,
@@ -321,7 +321,7 @@ static void encode_task(void *ctx, unsigned worker, size_t task)
     if (r == CAIRN__CODEC_NOMEM)
         goto nomem;
     s->len = r == CAIRN__CODEC_OK ? len : 0;
-    s->checksum = s->len ? XXH3_64bits(s->buf, s->len) : XXH3_64bits(j->data + start, raw);
+    s->checksum = s->len ? cairn__hash(s->buf, s->len) : cairn__hash(j->data + start, raw);
     return;
 nomem:;
     cairn_error e;
@@ -340,7 +340,7 @@ typedef struct encoder {
     uint8_t *table;
     uint64_t table_size, pos; /* stored bytes emitted so far */
     uint64_t compressed;      /* chunks that were stored compressed */
-    XXH3_state_t *hash;
+    cairn__hasher *hash;
 } encoder;
 
 /* Emits the stored bytes of one batch, in order, and fills its table rows. */
@@ -358,7 +358,7 @@ static cairn_status emit_batch(encoder *en, enc_job *j, uint64_t count, cairn__c
         cairn__put32(row + CE_STORED, (uint32_t)len);
         cairn__put32(row + CE_RAW, (uint32_t)raw);
         cairn__put64(row + CE_CHECKSUM, s->checksum);
-        XXH3_64bits_update(en->hash, bytes, len);
+        cairn__hasher_update(en->hash, bytes, len);
         CAIRN_TRY(sink(sink_ctx, bytes, len, err));
         en->pos += len;
         en->compressed += s->len != 0;
@@ -379,7 +379,7 @@ static void encoder_free(encoder *en)
     }
     free(en->w);
     free(en->table);
-    XXH3_freeState(en->hash);
+    cairn__hasher_free(en->hash);
 }
 
 static void start_batch(encoder *en, int b, uint64_t first, const char *what)
@@ -433,7 +433,7 @@ cairn_status cairn__chunks_encode(const cairn__chunk_plan *p, const uint8_t *dat
     en.table_size = CT_HEADER_SIZE + en.n * CE_SIZE;
     en.table = calloc(1, (size_t)en.table_size);
     en.w = calloc(en.workers, sizeof *en.w);
-    en.hash = XXH3_createState();
+    en.hash = cairn__hasher_new();
     int ok = en.table && en.w && en.hash;
     for (int b = 0; ok && b < 2; b++)
         ok = (en.job[b].slots = calloc((size_t)en.batch, sizeof(enc_slot))) != NULL;
@@ -441,7 +441,6 @@ cairn_status cairn__chunks_encode(const cairn__chunk_plan *p, const uint8_t *dat
         encoder_free(&en);
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for compression buffers", what);
     }
-    XXH3_64bits_reset(en.hash);
     cairn_status st = CAIRN_OK;
     uint64_t batches = (en.n + en.batch - 1) / en.batch;
     start_batch(&en, 0, 0, what);
@@ -477,7 +476,7 @@ cairn_status cairn__chunks_encode(const cairn__chunk_plan *p, const uint8_t *dat
     }
     if (st == CAIRN_OK) {
         out->stored_size = en.pos;
-        out->checksum = XXH3_64bits_digest(en.hash);
+        out->checksum = cairn__hasher_digest(en.hash);
         out->compressed = en.compressed > 0;
         if (out->compressed) {
             cairn__put64(en.table + CT_CHUNK_SIZE, p->chunk_size);

@@ -3,6 +3,7 @@
  * answers queries by binary search over the mapped records. Compressed
  * tensors are decoded by chunks.c; signatures are checked by native_sig.c. */
 #include "format/format.h"
+#include "common/hash.h"
 #include "format/native/chunks.h"
 #include "codec/codec.h"
 #include "format/native/native_sig.h"
@@ -10,7 +11,6 @@
 #include "format/native/native.h"
 
 #include <stdlib.h>
-#include <xxhash.h>
 
 typedef struct native_reader {
     uint16_t major, minor;
@@ -72,7 +72,7 @@ static cairn_status check_trailer(cairn_file *f, native_reader *nr, const uint8_
         return FAIL(f, "no end marker at offset %llu: the file is truncated or was never "
                     "completed", (unsigned long long)(tpos + TR_END_MAGIC));
     uint64_t hash = cairn__le64(t + TR_HASH);
-    if (XXH3_64bits(t, TR_HASH) != hash)
+    if (cairn__hash(t, TR_HASH) != hash)
         return cairn__fail(err, CAIRN_E_CHECKSUM, "%s: trailer at offset %llu: checksum mismatch",
                            f->path, (unsigned long long)tpos);
     nr->major = cairn__le16(t + TR_MAJOR);
@@ -296,7 +296,7 @@ static cairn_status nr_open(cairn_file *f, cairn_error *err)
     CAIRN_TRY(check_trailer(f, nr, t, h, err));
     CAIRN_TRY(load_index(f, nr, err));
     uint64_t size = nr->meta_offset + nr->meta_size - nr->index_offset;
-    if (XXH3_64bits(nr->index, (size_t)size) != cairn__le64(t + TR_INDEX_HASH))
+    if (cairn__hash(nr->index, (size_t)size) != cairn__le64(t + TR_INDEX_HASH))
         return cairn__fail(err, CAIRN_E_CHECKSUM, "%s: index at offset %llu (%llu bytes): checksum "
                            "mismatch", f->path, (unsigned long long)nr->index_offset,
                            (unsigned long long)size);
@@ -363,7 +363,7 @@ static cairn_status nr_load_range(const cairn_file *f, uint64_t index, uint64_t 
     size_t len;
     cairn__chunked c;
     record_chunked(f, nr, r, record_name(nr, r, &len), 1, &c);
-    return cairn__chunks_read(f, &c, lo, hi, dst, f->threads, err);
+    return cairn__chunks_read(f, &c, lo, hi, dst, cairn__file_threads(f), err);
 }
 
 static cairn_status nr_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
@@ -560,7 +560,7 @@ static cairn_status check_tables(const cairn_file *f, const native_reader *nr, c
             continue; /* the same chunks as the tensor it aliases */
         cairn__chunked c;
         record_chunked(f, nr, r, name, 1, &c);
-        st = cairn__chunks_read(f, &c, 0, c.raw_size, NULL, f->threads, err);
+        st = cairn__chunks_read(f, &c, 0, c.raw_size, NULL, cairn__file_threads(f), err);
     }
     if (st == CAIRN_OK)
         qsort(s, n, sizeof *s, table_cmp);

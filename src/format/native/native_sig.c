@@ -12,13 +12,13 @@
  * bytes at a different index either. The ed25519 signature is over
  *     "cairn-sig-v1" || digest || index_hash (u64 LE) || key id. */
 #include "format/native/native.h"
+#include "common/hash.h"
 #include "format/native/native_sig.h"
 #include "common/crypto.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <xxhash.h>
 
 static const char sig_domain[12] = {'c', 'a', 'i', 'r', 'n', '-', 's', 'i', 'g', '-', 'v', '1'};
 #define MSG_SIZE (sizeof sig_domain + 32 + 8 + CAIRN_KEY_ID_BYTES)
@@ -271,7 +271,7 @@ static cairn_status write_signed(const cairn_file *f, const layout *l, cairn__si
     uint8_t msg[MSG_SIZE];
     message(msg, b + SG_DIGEST, b + SG_INDEX_HASH, b + SG_KEY_ID);
     crypto_sign_detached(b + SG_SIGNATURE, NULL, msg, sizeof msg, sk);
-    cairn__put64(t + TR_HASH, XXH3_64bits(t, TR_HASH));
+    cairn__put64(t + TR_HASH, cairn__hash(t, TR_HASH));
     CAIRN_TRY(put(w, NULL, b, sizeof b, err));
     return put(w, NULL, t, sizeof t, err);
 }

@@ -62,16 +62,8 @@ static cairn_status push_entry(cairn_writer *w, const entry *proto, const char *
     if (nw->strings_size + len + 1 > NATIVE_MAX_STRINGS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor names exceed %llu bytes in total",
                            w->path, (unsigned long long)NATIVE_MAX_STRINGS);
-    if (lookup(nw, name, len) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
-    if (nw->count == nw->cap) {
-        size_t cap = nw->cap ? nw->cap * 2 : 64;
-        entry *e = realloc(nw->entries, cap * sizeof *e);
-        if (!e)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the index", w->path);
-        nw->entries = e;
-        nw->cap = cap;
-    }
+    if (!CAIRN__GROW(nw->entries, nw->cap, nw->count, 64))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the index", w->path);
     entry *e = &nw->entries[nw->count];
     *e = *proto;
     e->name = malloc(len + 1);
@@ -166,8 +158,6 @@ static cairn_status nw_add_coded(cairn_writer *w, const char *name, cairn_dtype 
                                  uint32_t codec, int32_t level, uint32_t filter, cairn_error *err)
 {
     native_writer *nw = w->state;
-    if (lookup(nw, name, strlen(name)) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path, name);
     entry e = {0};
     e.dtype = (uint16_t)dtype;
     e.rank = (uint8_t)rank;

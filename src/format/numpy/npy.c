@@ -724,14 +724,6 @@ static cairn_status npy_add(cairn_writer *w, const char *name, cairn_dtype dtype
     return bytes ? cairn__sink_write(&w->sink, data, (size_t)bytes, err) : CAIRN_OK;
 }
 
-static cairn_status npy_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                  cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': npy holds exactly one tensor "
-                       "and has no aliases", w->path, name);
-}
-
 static cairn_status npy_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
 {
     int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
@@ -761,7 +753,7 @@ const cairn__writer_ops cairn__npy_writer = {
     .format = CAIRN_FORMAT_NPY,
     .begin = npy_begin,
     .add = npy_add,
-    .add_alias = npy_add_alias,
+    .no_alias = "npy holds exactly one tensor",
     .set_metadata = npy_set_metadata,
     .finish = npy_finish,
     .destroy = npy_destroy,

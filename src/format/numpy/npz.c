@@ -1,7 +1,6 @@
 /* npz.c -- NumPy .npz files (docs/FORMAT.md §12): ZIP archives (zip.c) of
  * .npy members (npy_internal.h), one tensor each. */
 #include "format/format.h"
-#include "common/nameset.h"
 #include "container/zip.h"
 #include "format/numpy/npy_internal.h"
 
@@ -22,12 +21,14 @@ typedef struct npz_tensor {
 } npz_tensor;
 
 typedef struct npz_state {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__zip zip;
     npz_tensor *tensors; /* sorted by name */
     uint64_t count;
     char *names;
     uint64_t payload_bytes, alignment;
 } npz_state;
+CAIRN__TABLE_FIRST(npz_state);
 
 static uint64_t offset_alignment(uint64_t off)
 {
@@ -143,13 +144,6 @@ static int tensor_cmp(const void *a, const void *b)
     return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
-static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
-{
-    const cairn_tensor_info *in = &((const npz_state *)ctx)->tensors[pos].t.info;
-    *len = in->name_len;
-    return in->name;
-}
-
 /* Names every tensor, sorts them, and refuses two members with one name
  * ("a" and "a.npy"). */
 static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error *err)
@@ -185,8 +179,9 @@ static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error 
     return CAIRN_OK;
 }
 
-static void state_free(npz_state *s)
+static void state_free(void *state)
 {
+    npz_state *s = state;
     if (!s)
         return;
     cairn__zip_close(&s->zip);
@@ -224,54 +219,22 @@ static cairn_status npz_open(cairn_file *f, cairn_error *err)
         state_free(s);
         return st;
     }
+    /* a ZIP archive has no format version of its own; tensors in name order */
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_info(&s->table, CAIRN_FORMAT_NPZ, 0, s->payload_bytes, 0, s->alignment, 0);
     f->state = s;
-    return CAIRN_OK;
-}
-
-static void npz_close(cairn_file *f)
-{
-    state_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t npz_count(const cairn_file *f)
-{
-    const npz_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status npz_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                  cairn_error *err)
-{
-    const npz_state *s = f->state;
-    *out = s->tensors[index].t;
     return CAIRN_OK;
 }
 
 static cairn_status npz_find(const cairn_file *f, const char *name, size_t name_len,
                              uint64_t *index, cairn_error *err)
 {
-    if (cairn__name_search(((const npz_state *)f->state)->count, sorted_name, f->state, name,
-                           name_len, index))
+    const npz_state *s = f->state;
+    if (cairn__table_lookup(&s->table, name, name_len, index))
         return CAIRN_OK;
     char shown[96];
     return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (no member '%s.npy')", f->path,
                        cairn__printable(name, name_len, shown, sizeof shown), shown);
-}
-
-static cairn_status npz_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const npz_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_NPZ;
-    out->version_major = 0; /* a ZIP archive has no format version of its own */
-    out->version_minor = 0;
-    out->tensor_count = s->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = s->payload_bytes;
-    out->alignment = s->alignment;
-    out->has_metadata = 0;
-    return CAIRN_OK;
 }
 
 static int same_tensor(const npz_tensor *a, const npz_tensor *b)
@@ -284,9 +247,6 @@ static int same_tensor(const npz_tensor *a, const npz_tensor *b)
            a->t.via_load == b->t.via_load && a->m->crc == b->m->crc && a->data_at == b->data_at;
 }
 
-/* Parses the archive again and insists it still says the same thing (with
- * pread inputs the file may have changed since open); the CRCs of the
- * members are checked afterwards through npz_verify_tensor. */
 static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
 {
     const npz_state *s = f->state;
@@ -331,11 +291,7 @@ static cairn_status npz_verify_tensor(const cairn_file *f, uint64_t index, cairn
 const cairn__reader_ops cairn__npz_reader = {
     .format = CAIRN_FORMAT_NPZ,
     .open = npz_open,
-    .close = npz_close,
-    .count = npz_count,
-    .tensor_at = npz_tensor_at,
     .find = npz_find,
-    .file_info = npz_file_info,
     .verify_structure = npz_verify_structure,
     .read_metadata = NULL, /* npz has no metadata: an empty map */
     .load = npz_load,
@@ -346,17 +302,8 @@ const cairn__reader_ops cairn__npz_reader = {
 
 typedef struct npz_writer {
     cairn__zip_writer zw;
-    char **names; /* tensor names added so far, for duplicate checks */
-    size_t count, cap;
-    cairn__nameset set;
+    size_t count; /* members added so far */
 } npz_writer;
-
-static const char *writer_name_at(const void *ctx, uint32_t index, size_t *len)
-{
-    const npz_writer *s = ctx;
-    *len = strlen(s->names[index]);
-    return s->names[index];
-}
 
 static cairn_status npz_begin(cairn_writer *w, cairn_error *err)
 {
@@ -368,28 +315,14 @@ static cairn_status npz_begin(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
-static cairn_status remember_name(cairn_writer *w, npz_writer *s, const char *name,
+static cairn_status count_member(cairn_writer *w, npz_writer *s, const char *name,
                                   cairn_error *err)
 {
-    size_t len = strlen(name);
-    if (cairn__nameset_find(&s->set, name, len, writer_name_at, s) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (s->count == UINT32_MAX || s->count >= CAIRN__ZIP_MAX_MEMBERS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': an .npz holds at most %llu "
                            "members", w->path, name, (unsigned long long)CAIRN__ZIP_MAX_MEMBERS);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        char **names = realloc(s->names, cap * sizeof *names);
-        if (!names)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
-        s->names = names;
-        s->cap = cap;
-    }
-    if (!(s->names[s->count] = strdup(name)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     s->count++;
-    return cairn__nameset_insert(&s->set, (uint32_t)(s->count - 1), writer_name_at, s, err);
+    return CAIRN_OK;
 }
 
 static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
@@ -400,7 +333,7 @@ static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype
     if (!cairn__npy_has_descr(dtype))
         return cairn__fail(err, dname ? CAIRN_E_UNSUPPORTED : CAIRN_E_ARG, "%s: tensor '%s': "
                            "NumPy has no descr for %s", w->path, name, dname ? dname : "?");
-    CAIRN_TRY(remember_name(w, s, name, err));
+    CAIRN_TRY(count_member(w, s, name, err));
     uint64_t bytes = cairn_dtype_size(dtype); /* writer.c checked the product */
     for (uint32_t d = 0; d < rank; d++)
         bytes *= dims[d];
@@ -418,15 +351,6 @@ static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype
                                       (w->flags & CAIRN_WRITE_COMPRESS) != 0, align, hlen, err);
     free(member);
     return st;
-}
-
-static cairn_status npz_add_alias(cairn_writer *w, const char *name, const char *existing,
-                                  cairn_error *err)
-{
-    (void)existing;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: alias '%s': an .npz stores every array "
-                       "separately and has no aliases; add the tensor again to store a copy",
-                       w->path, name);
 }
 
 static cairn_status npz_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
@@ -451,10 +375,6 @@ static void npz_destroy(cairn_writer *w)
     if (!s)
         return;
     cairn__zipw_free(&s->zw);
-    for (size_t i = 0; i < s->count; i++)
-        free(s->names[i]);
-    free(s->names);
-    cairn__nameset_free(&s->set);
     free(s);
     w->state = NULL;
 }
@@ -463,7 +383,7 @@ const cairn__writer_ops cairn__npz_writer = {
     .format = CAIRN_FORMAT_NPZ,
     .begin = npz_begin,
     .add = npz_add,
-    .add_alias = npz_add_alias,
+    .no_alias = "an .npz stores every array separately",
     .set_metadata = npz_set_metadata,
     .finish = npz_finish,
     .destroy = npz_destroy,

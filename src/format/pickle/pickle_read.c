@@ -27,6 +27,7 @@ typedef struct pickle_tensor {
 } pickle_tensor;
 
 typedef struct pickle_state {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     pickle_tensor *tensors;
     uint64_t count, cap;
     uint8_t *owned;      /* the bytes when they are not the mapping's */
@@ -37,6 +38,7 @@ typedef struct pickle_state {
     cairn__nameset names; /* the tensors by name: each name once */
     char where[PICKLE_WHERE_MAX];
 } pickle_state;
+CAIRN__TABLE_FIRST(pickle_state);
 
 /* 1 when the input looks like a plain pickle (PROTO 2..5) or a compressed
  * joblib file (joblib_codec.h; checked only after every other format). */
@@ -91,8 +93,9 @@ static cairn_status load_bytes(const cairn_file *f, pickle_state *s, cairn_error
     return st;
 }
 
-static void state_free(pickle_state *s)
+static void state_free(void *state)
 {
+    pickle_state *s = state;
     if (!s)
         return;
     for (uint64_t i = 0; i < s->count; i++)
@@ -367,33 +370,15 @@ static cairn_status pickle_open(cairn_file *f, cairn_error *err)
         state_free(s);
         return st;
     }
+    uint64_t payload = 0;
+    for (uint64_t i = 0; i < s->count; i++)
+        payload += s->tensors[i].t.info.stored_size;
+    /* version: the pickle protocol */
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_info(&s->table, CAIRN_FORMAT_PICKLE, s->len > 1 ? s->p[1] : 0, payload, 0, 1,
+                      cairn_value_count(s->flat.tree) > 0);
     f->state = s;
     return CAIRN_OK;
-}
-
-static void pickle_close(cairn_file *f)
-{
-    state_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t pickle_count(const cairn_file *f)
-{
-    const pickle_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status pickle_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                     cairn_error *err)
-{
-    const pickle_state *s = f->state;
-    if (index < s->count) {
-        *out = s->tensors[index].t;
-        return CAIRN_OK;
-    }
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (%llu "
-                       "tensors)", f->path, (unsigned long long)index,
-                       (unsigned long long)pickle_count(f));
 }
 
 static cairn_status pickle_find(const cairn_file *f, const char *name, size_t name_len,
@@ -411,23 +396,6 @@ static cairn_status pickle_find(const cairn_file *f, const char *name, size_t na
                        cairn__printable(name, name_len, shown, sizeof shown));
 }
 
-static cairn_status pickle_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const pickle_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_PICKLE;
-    out->version_major = s->len > 1 ? s->p[1] : 0; /* the pickle protocol */
-    out->version_minor = 0;
-    out->tensor_count = s->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = 0;
-    for (uint64_t i = 0; i < s->count; i++)
-        out->payload_bytes += s->tensors[i].t.info.stored_size;
-    out->alignment = 1;
-    out->has_metadata = cairn_value_count(s->flat.tree) > 0;
-    return CAIRN_OK;
-}
-
 static cairn_status pickle_read_metadata(const cairn_file *f, cairn_value **out,
                                          cairn_error *err)
 {
@@ -439,11 +407,7 @@ static cairn_status pickle_read_metadata(const cairn_file *f, cairn_value **out,
 const cairn__reader_ops cairn__pickle_reader = {
     .format = CAIRN_FORMAT_PICKLE,
     .open = pickle_open,
-    .close = pickle_close,
-    .count = pickle_count,
-    .tensor_at = pickle_tensor_at,
     .find = pickle_find,
-    .file_info = pickle_file_info,
     .read_metadata = pickle_read_metadata,
     .load = pickle_load,
 };

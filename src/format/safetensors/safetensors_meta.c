@@ -1,5 +1,6 @@
 /* safetensors_meta.c -- safetensors "__metadata__" <-> the cairn metadata tree
  * (docs/FORMAT.md §11.4), including a parser for cairn's tagged JSON view. */
+#include "common/value_internal.h"
 #include "format/format.h"
 #include "format/safetensors/safetensors_meta.h"
 #include "common/value_internal.h"
@@ -15,7 +16,6 @@
 cairn_status cairn__value_map_push(cairn_value *map, const char *key, size_t key_len,
                                    cairn_value *child);
 
-#define DEFAULT_NAN_BITS 0x7FF8000000000000ull
 
 /* ------------------------------------------------------------ text builder */
 
@@ -221,195 +221,13 @@ static cairn_status plain_map(const json_t *meta, const char *path, cairn_value 
 }
 
 /* The tree-restoring reading. Input that is not a cairn JSON view just
- * means "fall back to the plain map", so these return NULL rather than
- * errors; running out of memory is told apart through `oom`. */
+ * means "fall back to the plain map"; running out of memory is told apart
+ * through `oom`. */
 typedef struct restore_ctx {
     cairn__tensor_exists_fn exists;
     void *ctx;
     int oom;
 } restore_ctx;
-
-/* Records an allocation failure of a constructor whose input was valid. */
-static cairn_value *made(restore_ctx *rc, cairn_value *v)
-{
-    if (!v)
-        rc->oom = 1;
-    return v;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static cairn_value *restore_float(restore_ctx *rc, const char *s, size_t len)
-{
-    uint64_t bits = 0;
-    double d;
-    if (len == 3 && memcmp(s, "nan", 3) == 0)
-        bits = DEFAULT_NAN_BITS;
-    else if (len == 3 && memcmp(s, "inf", 3) == 0)
-        return made(rc, cairn_value_float(INFINITY));
-    else if (len == 4 && memcmp(s, "-inf", 4) == 0)
-        return made(rc, cairn_value_float(-INFINITY));
-    else if (len == 2 && memcmp(s, "-0", 2) == 0)
-        return made(rc, cairn_value_float(-0.0));
-    else if (len == 22 && memcmp(s, "nan:0x", 6) == 0) {
-        for (size_t i = 6; i < len; i++) {
-            int h = hex_digit(s[i]);
-            if (h < 0)
-                return NULL;
-            bits = bits << 4 | (uint64_t)h;
-        }
-    } else
-        return NULL;
-    memcpy(&d, &bits, sizeof d);
-    return isnan(d) ? made(rc, cairn_value_float(d)) : NULL;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Decodes standard base64 exactly as cairn writes it (whole quads, '=' only
- * at the end, unused bits zero) into out[0..*out_len); 0 if it is not. */
-static int b64_decode(const char *s, size_t len, size_t pad, uint8_t *out, size_t out_len)
-{
-    size_t o = 0;
-    uint32_t acc = 0;
-    for (size_t i = 0; i < len - pad; i++) {
-        int v = b64_value(s[i]);
-        if (v < 0)
-            return 0;
-        acc = acc << 6 | (uint32_t)v;
-        if (i % 4 == 3) {
-            out[o++] = (uint8_t)(acc >> 16);
-            out[o++] = (uint8_t)(acc >> 8);
-            out[o++] = (uint8_t)acc;
-            acc = 0;
-        }
-    }
-    /* A final partial quad: 2 chars give 1 byte (4 spare bits), 3 give 2 (2). */
-    if (pad == 2 && !(acc & 0xF))
-        out[o++] = (uint8_t)(acc >> 4);
-    else if (pad == 1 && !(acc & 0x3)) {
-        out[o++] = (uint8_t)(acc >> 10);
-        out[o++] = (uint8_t)(acc >> 2);
-    }
-    return o == out_len;
-}
-
-static cairn_value *restore_bytes(restore_ctx *rc, const char *s, size_t len)
-{
-    if (len % 4)
-        return NULL;
-    size_t pad = len && s[len - 1] == '=' ? (s[len - 2] == '=' ? 2 : 1) : 0;
-    size_t out_len = len / 4 * 3 - pad;
-    uint8_t *out = malloc(out_len ? out_len : 1);
-    if (!out) {
-        rc->oom = 1;
-        return NULL;
-    }
-    cairn_value *v = NULL;
-    if (b64_decode(s, len, pad, out, out_len))
-        v = made(rc, cairn_value_bytes(out, out_len));
-    free(out);
-    return v;
-}
-
-static cairn_value *restore_tensor(restore_ctx *rc, const char *s, size_t len)
-{
-    if (cairn__name_check(s, len, "metadata", NULL) != CAIRN_OK ||
-        (rc->exists && !rc->exists(rc->ctx, s, len)))
-        return NULL;
-    return made(rc, cairn_value_tensor_ref(s));
-}
-
-/* A one-key object {"$float"|"$bytes"|"$tensor": string} is an escape. */
-static int escape_of(const json_t *obj, const char **tag, const json_t **text)
-{
-    if (json_object_size(obj) != 1)
-        return 0;
-    void *it = json_object_iter((json_t *)obj);
-    *tag = json_object_iter_key(it);
-    *text = json_object_iter_value(it);
-    return is_escape_key(*tag) && json_is_string(*text);
-}
-
-static cairn_value *restore(restore_ctx *rc, const json_t *j, int depth);
-
-static cairn_value *restore_object(restore_ctx *rc, const json_t *j, int depth)
-{
-    const char *tag;
-    const json_t *text;
-    if (escape_of(j, &tag, &text)) {
-        const char *s = json_string_value(text);
-        size_t len = json_string_length(text);
-        return tag[1] == 'f' ? restore_float(rc, s, len)
-             : tag[1] == 'b' ? restore_bytes(rc, s, len) : restore_tensor(rc, s, len);
-    }
-    cairn_value *map = made(rc, cairn_value_map());
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)j, key, v) {
-        cairn_value *child = map && *key ? restore(rc, v, depth + 1) : NULL;
-        if (!child) {
-            cairn_value_free(map);
-            return NULL;
-        }
-        if (cairn__value_map_push(map, key, strlen(key), child) != CAIRN_OK) {
-            rc->oom = 1;
-            cairn_value_free(child);
-            cairn_value_free(map);
-            return NULL;
-        }
-    }
-    return map;
-}
-
-static cairn_value *restore_array(restore_ctx *rc, const json_t *j, int depth)
-{
-    cairn_value *list = made(rc, cairn_value_list());
-    for (size_t i = 0; list && i < json_array_size(j); i++) {
-        cairn_value *child = restore(rc, json_array_get(j, i), depth + 1);
-        if (!child || cairn_value_append(list, child, NULL) != CAIRN_OK) {
-            rc->oom |= child != NULL;
-            cairn_value_free(child);
-            cairn_value_free(list);
-            return NULL;
-        }
-    }
-    return list;
-}
-
-static cairn_value *restore(restore_ctx *rc, const json_t *j, int depth)
-{
-    if (!j || depth > CAIRN_META_MAX_DEPTH)
-        return NULL;
-    switch (json_typeof(j)) {
-    case JSON_NULL: return made(rc, cairn_value_null());
-    case JSON_TRUE: return made(rc, cairn_value_bool(1));
-    case JSON_FALSE: return made(rc, cairn_value_bool(0));
-    case JSON_INTEGER: return made(rc, cairn_value_int((int64_t)json_integer_value(j)));
-    case JSON_REAL: return made(rc, cairn_value_float(json_real_value(j)));
-    case JSON_STRING:
-        return made(rc, cairn_value_string_n(json_string_value(j), json_string_length(j)));
-    case JSON_ARRAY: return restore_array(rc, j, depth);
-    case JSON_OBJECT: return restore_object(rc, j, depth);
-    }
-    return NULL;
-}
 
 /* The plain entries must be exactly the tree's top-level strings (other
  * than under the reserved key): otherwise someone edited the plain entries
@@ -446,7 +264,7 @@ static cairn_value *restore_tree(const json_t *meta, restore_ctx *rc)
         rc->oom = 1;
     cairn_value *tree = NULL;
     if (root && json_is_object(root))
-        tree = restore(rc, root, 1);
+        tree = cairn__value_from_json_view(root, rc->exists, rc->ctx, &rc->oom);
     json_decref(root);
     if (tree && !matches_plain(tree, meta)) {
         cairn_value_free(tree);

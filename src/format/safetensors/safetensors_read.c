@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 typedef struct st_reader {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__tensor *tensors; /* sorted by name (memcmp order, shorter first) */
     uint64_t count;
     char *names;            /* every name, NUL-terminated; tensors point here */
@@ -17,6 +18,7 @@ typedef struct st_reader {
     uint64_t max_align;
     json_t *meta;           /* the "__metadata__" object (checked), or NULL */
 } st_reader;
+CAIRN__TABLE_FIRST(st_reader);
 
 typedef cairn__stj_node st_node;
 
@@ -666,8 +668,9 @@ static cairn_status parse_header(const cairn_file *f, const char *text, st_reade
     cairn__stj_free(doc);
     return st;
 }
-static void reader_free(st_reader *r)
+static void reader_free(void *state)
 {
+    st_reader *r = state;
     if (!r)
         return;
     free(r->tensors);
@@ -710,71 +713,19 @@ static cairn_status st_open(cairn_file *f, cairn_error *err)
 {
     st_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
+    /* safetensors has no version field; the tensors are in name order */
+    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    cairn__table_info(&r->table, CAIRN_FORMAT_SAFETENSORS, 0, r->data_len, 0, r->max_align,
+                      r->meta && json_object_size(r->meta) > 0);
     f->state = r;
-    return CAIRN_OK;
-}
-
-static void st_close(cairn_file *f)
-{
-    reader_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t st_count(const cairn_file *f)
-{
-    const st_reader *r = f->state;
-    return r ? r->count : 0;
-}
-
-static cairn_status st_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                 cairn_error *err)
-{
-    const st_reader *r = f->state;
-    *out = r->tensors[index];
-    return CAIRN_OK;
-}
-
-static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
-{
-    const cairn_tensor_info *in = &((const st_reader *)ctx)->tensors[pos].info;
-    *len = in->name_len;
-    return in->name;
-}
-
-static int lookup(const st_reader *r, const char *name, size_t len, uint64_t *index)
-{
-    return cairn__name_search(r->count, sorted_name, r, name, len, index);
-}
-
-static cairn_status st_find(const cairn_file *f, const char *name, size_t len, uint64_t *index,
-                            cairn_error *err)
-{
-    char shown[96];
-    if (lookup(f->state, name, len, index))
-        return CAIRN_OK;
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s'", f->path,
-                       cairn__printable(name, len, shown, sizeof shown));
-}
-
-static cairn_status st_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const st_reader *r = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_SAFETENSORS;
-    out->version_major = 0; /* safetensors has no version field */
-    out->version_minor = 0;
-    out->tensor_count = r->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = r->data_len;
-    out->alignment = r->max_align;
-    out->has_metadata = r->meta && json_object_size(r->meta) > 0;
     return CAIRN_OK;
 }
 
 static int tensor_exists(void *ctx, const char *name, size_t len)
 {
     uint64_t i;
-    return lookup(((const cairn_file *)ctx)->state, name, len, &i);
+    const st_reader *r = ((const cairn_file *)ctx)->state;
+    return cairn__table_lookup(&r->table, name, len, &i);
 }
 
 static cairn_status st_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
@@ -814,11 +765,6 @@ static cairn_status st_verify_structure(const cairn_file *f, cairn_error *err)
 const cairn__reader_ops cairn__safetensors_reader = {
     .format = CAIRN_FORMAT_SAFETENSORS,
     .open = st_open,
-    .close = st_close,
-    .count = st_count,
-    .tensor_at = st_tensor_at,
-    .find = st_find,
-    .file_info = st_file_info,
     .verify_structure = st_verify_structure,
     .read_metadata = st_read_metadata,
 };

@@ -46,6 +46,7 @@ typedef struct torch_tensor {
 } torch_tensor;
 
 typedef struct torch_state {
+    cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     const cairn_file *f;
     int legacy;
     cairn__zip zip;
@@ -64,6 +65,7 @@ typedef struct torch_state {
     uint64_t payload_bytes, alignment;
     char where[TORCH_WHERE_MAX]; /* "PATH: member 'x/data.pkl'" or "PATH" */
 } torch_state;
+CAIRN__TABLE_FIRST(torch_state);
 
 static uint64_t offset_alignment(uint64_t off)
 {
@@ -633,8 +635,9 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
 
 /* ---------------------------------------------------------------- ops */
 
-static void state_free(torch_state *s)
+static void state_free(void *state)
 {
+    torch_state *s = state;
     if (!s)
         return;
     cairn__zip_close(&s->zip);
@@ -673,66 +676,13 @@ static cairn_status torch_open(cairn_file *f, cairn_error *err)
 {
     torch_state *s;
     CAIRN_TRY(parse(f, &s, err));
+    /* version: the version record; 1001 for legacy files */
+    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_sorted(&s->table, NULL, s->flat.by_name, NULL);
+    s->table.hint = "names are dotted paths in the saved object, e.g. 'model.fc1.weight'";
+    cairn__table_info(&s->table, CAIRN_FORMAT_TORCH, s->version, s->payload_bytes, 0,
+                      s->alignment, cairn_value_count(s->flat.tree) > 0);
     f->state = s;
-    return CAIRN_OK;
-}
-
-static void torch_close(cairn_file *f)
-{
-    state_free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t torch_count(const cairn_file *f)
-{
-    const torch_state *s = f->state;
-    return s ? s->count : 0;
-}
-
-static cairn_status torch_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                    cairn_error *err)
-{
-    const torch_state *s = f->state;
-    *out = s->tensors[index].t;
-    return CAIRN_OK;
-}
-
-/* Names in name order, through the flattened tree's by_name. */
-static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
-{
-    const cairn__pk_flat *flat = ctx;
-    const cairn__pk_named *t = &flat->tensors[flat->by_name[pos]];
-    *len = t->len;
-    return t->name;
-}
-
-static cairn_status torch_find(const cairn_file *f, const char *name, size_t name_len,
-                               uint64_t *index, cairn_error *err)
-{
-    const torch_state *s = f->state;
-    uint64_t pos;
-    if (cairn__name_search(s->count, sorted_name, &s->flat, name, name_len, &pos)) {
-        *index = s->flat.by_name[pos];
-        return CAIRN_OK;
-    }
-    char shown[96];
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (names are dotted paths in "
-                       "the saved object, e.g. 'model.fc1.weight')", f->path,
-                       cairn__printable(name, name_len, shown, sizeof shown));
-}
-
-static cairn_status torch_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const torch_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_TORCH;
-    out->version_major = s->version; /* the version record; 1001 for legacy files */
-    out->version_minor = 0;
-    out->tensor_count = s->count;
-    out->file_size = f->src.size;
-    out->payload_bytes = s->payload_bytes;
-    out->alignment = s->alignment;
-    out->has_metadata = cairn_value_count(s->flat.tree) > 0;
     return CAIRN_OK;
 }
 
@@ -847,11 +797,6 @@ static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, c
 const cairn__reader_ops cairn__torch_reader = {
     .format = CAIRN_FORMAT_TORCH,
     .open = torch_open,
-    .close = torch_close,
-    .count = torch_count,
-    .tensor_at = torch_tensor_at,
-    .find = torch_find,
-    .file_info = torch_file_info,
     .verify_structure = torch_verify_structure,
     .read_metadata = torch_read_metadata,
     .load = torch_load,

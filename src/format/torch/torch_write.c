@@ -231,22 +231,13 @@ static cairn_status push_tensor(cairn_writer *w, tw_writer *s, const tw_tensor *
                                 const char *name, cairn_error *err)
 {
     size_t len = strlen(name);
-    if (lookup(s, name, len) >= 0)
-        return cairn__fail(err, CAIRN_E_EXISTS, "%s: tensor '%s' was already added", w->path,
-                           name);
     if (s->count >= TW_MAX_TENSORS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': a .pt written by cairn holds "
                            "at most %llu tensors", w->path, name,
                            (unsigned long long)TW_MAX_TENSORS);
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        tw_tensor *t = realloc(s->tensors, cap * sizeof *t);
-        if (!t)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
-                               w->path);
-        s->tensors = t;
-        s->cap = cap;
-    }
+    if (!CAIRN__GROW(s->tensors, s->cap, s->count, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the tensor table",
+                           w->path);
     tw_tensor *t = &s->tensors[s->count];
     *t = *proto;
     if (!(t->name = strdup(name)))
