@@ -210,6 +210,13 @@ CAIRN_API size_t cairn_value_count(const cairn_value *v);
  * each item its node, which allocates (NULL if that runs out of memory).
  * cairn_value_to_json and saving a tree read the compact form in place. */
 CAIRN_API const cairn_value *cairn_value_at(const cairn_value *v, size_t i);
+/* Lists and maps: a new node copying the i-th child when it is a scalar
+ * (null, bool, int, float, string, bytes, tensor reference; the caller
+ * frees it), made without giving the other items of a compact list nodes;
+ * NULL when the child is a list or a map (cairn_value_at never allocates
+ * for those), out of range, or out of memory. For walking long lists read
+ * from files in constant memory. */
+CAIRN_API cairn_value *cairn_value_scalar_at(const cairn_value *v, size_t i);
 /* Maps: the i-th key (borrowed, NUL-terminated), or NULL. */
 CAIRN_API const char *cairn_value_key_at(const cairn_value *v, size_t i);
 /* Maps: the child under `key` (borrowed), or NULL. Linear in the map size. */

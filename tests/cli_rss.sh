@@ -4,8 +4,8 @@
 # meta, verify, cat, show, convert, diff, unpack) runs over every file of the
 # malformed corpora (tests/corpus, fuzz/corpus) and over hostile files made
 # here (HDF5 fill values and a gzip bomb, string datasets, an npy shape whose
-# zero hides an overflow, 10,000 empty safetensors entries, GGUF arrays of 4M
-# numbers and 512K empty strings); /usr/bin/time measures each peak RSS. A
+# zero hides an overflow, 10,000 empty safetensors entries, GGUF arrays of 1M
+# numbers and 256K empty strings); /usr/bin/time measures each peak RSS. A
 # crash (signal) or a hang (10 s, 30 s under ASan) fails too. Known breaks,
 # each with its reason, are listed in tests/cli_rss_known.txt and reported as
 # KNOWN instead of failing.
@@ -29,13 +29,13 @@ open('hostile/huge0.npy', 'wb').write(b'\x93NUMPY\x01\x00' + len(h).to_bytes(2, 
 hdr = {'t%05d' % i: {'dtype': 'F32', 'shape': [0], 'data_offsets': [0, 0]} for i in range(10000)}
 t = json.dumps(hdr, separators=(',', ':')).encode()
 open('hostile/many.safetensors', 'wb').write(struct.pack('<Q', len(t)) + t)
-# GGUF metadata arrays (packed in the tree): 4M UINT8 values, 512K empty strings.
+# GGUF metadata arrays (packed in the tree): 1M UINT8 values, 256K empty strings.
 def gguf(path, elem, count, payload):
     k = b'x.big'
     open(path, 'wb').write(b'GGUF' + struct.pack('<IQQ', 3, 0, 1) + struct.pack('<Q', len(k)) + k +
                            struct.pack('<IIQ', 9, elem, count) + payload)
-gguf('hostile/u8array.gguf', 0, 4 << 20, bytes(range(256)) * (4 << 12))
-gguf('hostile/emptystr.gguf', 8, 1 << 19, bytes(4 << 20))
+gguf('hostile/u8array.gguf', 0, 1 << 20, bytes(range(256)) * (1 << 12))
+gguf('hostile/emptystr.gguf', 8, 1 << 18, bytes(2 << 20))
 PY
 
 case "${CAIRN_SANITIZE:-0}" in 1|ON|on|TRUE|true) asan=1 ;; *) asan=0 ;; esac

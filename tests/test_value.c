@@ -1361,8 +1361,17 @@ static void test_packed_lists(void)
     size_t len = 1;
     CHECK_OK(cairn_value_get_data(cairn__value_item(l, 1999999, &scratch), &d, &len));
     CHECK(len == 0 && ((const char *)d)[0] == '\0');
+    cairn_value *copy = cairn_value_scalar_at(l, 1999999); /* a copy; the list stays packed */
+    CHECK(copy && cairn_value_get_type(copy) == CAIRN_VALUE_STRING && l->pack == CAIRN__PACK_STR);
+    cairn_value_free(copy);
+    CHECK(cairn_value_scalar_at(l, 2000000) == NULL);
     CHECK_OK(cairn_value_append(l, cairn_value_int(1), NULL)); /* unpacks, then appends */
-    CHECK(l->pack == 0 && cairn_value_count(l) == 2000001);
+    CHECK_OK(cairn_value_append(l, cairn_value_list(), NULL));
+    CHECK(cairn_value_scalar_at(l, 2000001) == NULL); /* a list: cairn_value_at's business */
+    copy = cairn_value_scalar_at(l, 2000000);
+    CHECK(copy && cairn_value_get_int(copy, &i) == CAIRN_OK && i == 1);
+    cairn_value_free(copy);
+    CHECK(l->pack == 0 && cairn_value_count(l) == 2000002);
     cairn_value_free(l);
 }
 

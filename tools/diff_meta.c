@@ -232,9 +232,16 @@ static int walk_list(walker *w, const cairn_value *a, const cairn_value *b, int 
 {
     size_t na = cairn_value_count(a), nb = cairn_value_count(b);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < (na > nb ? na : nb); i++)
-        rc = visit(w, 0, NULL, i, i < na ? cairn_value_at(a, i) : NULL,
-                   i < nb ? cairn_value_at(b, i) : NULL, depth);
+    for (size_t i = 0; rc == 0 && i < (na > nb ? na : nb); i++) {
+        /* Scalars are copied one at a time, so a list of millions of numbers
+         * read from a file is compared in constant memory. */
+        cairn_value *x = i < na ? cairn_value_scalar_at(a, i) : NULL;
+        cairn_value *y = i < nb ? cairn_value_scalar_at(b, i) : NULL;
+        rc = visit(w, 0, NULL, i, x ? x : i < na ? cairn_value_at(a, i) : NULL,
+                   y ? y : i < nb ? cairn_value_at(b, i) : NULL, depth);
+        cairn_value_free(x);
+        cairn_value_free(y);
+    }
     return rc;
 }
 

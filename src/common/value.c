@@ -652,6 +652,15 @@ const cairn_value *cairn_value_at(const cairn_value *v, size_t i)
     return v->u.kids.items[i];
 }
 
+cairn_value *cairn_value_scalar_at(const cairn_value *v, size_t i)
+{
+    cairn_value scratch;
+    const cairn_value *item = cairn__value_item(v, i, &scratch);
+    if (!item || is_container(item))
+        return NULL;
+    return clone_shallow(item);
+}
+
 const char *cairn_value_key_at(const cairn_value *v, size_t i)
 {
     if (!v || v->type != CAIRN_VALUE_MAP || i >= v->u.kids.count)

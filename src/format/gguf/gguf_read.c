@@ -187,27 +187,36 @@ static cairn_status append(const gguf_cur *c, cairn_value *list, cairn_value *it
     return cairn__value_list_add(list, item) == CAIRN_OK ? CAIRN_OK : node(c, NULL);
 }
 
-static cairn_value *scalar_node(uint32_t type, const uint8_t *p)
+/* One value of a fixed-size type as a stack node (no allocation). */
+static void scalar_item(uint32_t type, const uint8_t *p, cairn_value *v)
 {
     uint64_t bits;
-    double d;
+    memset(v, 0, sizeof *v);
+    v->type = CAIRN_VALUE_INT;
     switch (type) {
-    case GGUF_UINT8: return cairn_value_int(p[0]);
-    case GGUF_INT8: return cairn_value_int((int8_t)p[0]);
-    case GGUF_UINT16: return cairn_value_int(cairn__le16(p));
-    case GGUF_INT16: return cairn_value_int((int16_t)cairn__le16(p));
-    case GGUF_UINT32: return cairn_value_int(cairn__le32(p));
-    case GGUF_INT32: return cairn_value_int((int32_t)cairn__le32(p));
-    case GGUF_FLOAT32: return cairn_value_float(f32_widen(cairn__le32(p)));
-    case GGUF_BOOL: return cairn_value_bool(p[0]);
+    case GGUF_UINT8: v->u.i = p[0]; break;
+    case GGUF_INT8: v->u.i = (int8_t)p[0]; break;
+    case GGUF_UINT16: v->u.i = cairn__le16(p); break;
+    case GGUF_INT16: v->u.i = (int16_t)cairn__le16(p); break;
+    case GGUF_UINT32: v->u.i = cairn__le32(p); break;
+    case GGUF_INT32: v->u.i = (int32_t)cairn__le32(p); break;
+    case GGUF_FLOAT32: v->type = CAIRN_VALUE_FLOAT, v->u.d = f32_widen(cairn__le32(p)); break;
+    case GGUF_BOOL: v->type = CAIRN_VALUE_BOOL, v->u.b = p[0]; break;
     case GGUF_UINT64: /* the bit pattern: (uint64_t) of the int gives the value back */
-    case GGUF_INT64: return cairn_value_int((int64_t)cairn__le64(p));
+    case GGUF_INT64: v->u.i = (int64_t)cairn__le64(p); break;
     case GGUF_FLOAT64:
         bits = cairn__le64(p);
-        memcpy(&d, &bits, 8);
-        return cairn_value_float(d);
+        v->type = CAIRN_VALUE_FLOAT;
+        memcpy(&v->u.d, &bits, 8);
+        break;
     }
-    return NULL;
+}
+
+static cairn_value *scalar_node(uint32_t type, const uint8_t *p)
+{
+    cairn_value v;
+    scalar_item(type, p, &v);
+    return cairn_value_clone(&v);
 }
 
 /* A string value: STRING when it is valid UTF-8, else BYTES (the type
@@ -286,6 +295,26 @@ static cairn_status type_desc(const gguf_cur *c, uint32_t et, cairn_value **desc
 
 static cairn_status walk_array(kv_walk *w, int depth, cairn_value **out, cairn_value **desc);
 
+/* The elements of an array of a fixed-size type, into `list` (packed). */
+static cairn_status packed_elements(kv_walk *w, uint32_t et, uint64_t n, cairn_value *list)
+{
+    unsigned size = gguf_value_size(et);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t at = w->c.pos;
+        const uint8_t *p;
+        cairn_value item;
+        CAIRN_TRY(need(&w->c, size, gguf_value_type_name(et)));
+        CAIRN_TRY(take(&w->c, size, &p));
+        if (et == GGUF_BOOL && p[0] > 1)
+            return cerr(&w->c, at, CAIRN_E_CORRUPT, "BOOL value is %u; only 0 and 1 are valid",
+                        p[0]);
+        scalar_item(et, p, &item);
+        if (cairn__value_list_add_copy(list, &item) != CAIRN_OK)
+            return node(&w->c, NULL);
+    }
+    return CAIRN_OK;
+}
+
 /* The elements of an array whose header was read: into `list` (and their
  * type records into `descs`, for arrays of arrays) when building. */
 static cairn_status walk_elements(kv_walk *w, uint32_t et, uint64_t n, int depth,
@@ -298,6 +327,8 @@ static cairn_status walk_elements(kv_walk *w, uint32_t et, uint64_t n, int depth
         w->c.pos += n * size; /* checked against the bytes left by the caller */
         return CAIRN_OK;
     }
+    if (et != GGUF_STRING && et != GGUF_ARRAY) /* numbers, bools: packed, no node each */
+        return packed_elements(w, et, n, list);
     for (uint64_t i = 0; i < n; i++) {
         cairn_value *item = NULL, *item_desc = NULL;
         if (et == GGUF_ARRAY)
