@@ -230,10 +230,10 @@ if [ "${CAIRN_BENCH_CKPT:-1}" != 0 ] && [ -x "$BUILD/bench/bench_ckpt" ]; then
   done
   grep '^RESULT bench=ckpt' "$LOG" >> "$RESULTS" || true
   # Before the background writer ran at idle CPU priority (issue 18): the same
-  # program, alternated with that build on this machine at a load average of
-  # 11-21 (docs/CHECKPOINTS.md, "The background writer's priority").
+  # program, alternated with that build on this machine, quiet and at load
+  # averages of 9-21 (docs/CHECKPOINTS.md, "The background writer's priority").
   say "step inflation during an async 1 GiB save, before the low-priority writer:" \
-      "first 21 steps 1.97x, whole save 2.06x (1.35x, 1.35x with --busy 1); now:" \
+      "1.00x on a quiet machine; 1.97-2.82x (first 21 steps), 2.06-2.71x (whole save) at load 9-21; 1.35-4.00x with --busy 1 there; now:" \
       "$(grep '^RESULT bench=ckpt' "$LOG" | sed -E 's/.*busy=([0-9]+).*step_inflation=([0-9.]+) step_inflation_whole=([0-9.]+).*/busy \1: \2 x, \3 x;/' | tr '\n' ' ')"
   say "[phase ckpt: $(( $(date +%s) - t0 )) s]"
 fi
