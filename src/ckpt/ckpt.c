@@ -443,7 +443,10 @@ cairn_status cairn__ckpt_write(const cairn_ckpt *m, ckpt_entry *e,
                                const cairn_model_parts *parts, cairn_value *record,
                                cairn_error *err)
 {
-    enum { ATTEMPTS = 8 };
+    /* Each lost race means the other writer committed one checkpoint while
+     * this save was written; a writer slowed down (idle priority on a busy
+     * machine) can lose several in a row, so the bound is generous. */
+    enum { ATTEMPTS = 64 };
     cairn_status st = write_once(m, e->path, parts, record, err);
     /* Only another writer (no lock, or a file system ignoring it) can have
      * taken the name: the file is not ours to replace. */
