@@ -15,34 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *cairn_format_name(cairn_format format)
-{
-    if (format == CAIRN_FORMAT_AUTO)
-        return "auto";
-    const cairn__format_row *row = cairn__format_row_of(format);
-    return row ? row->name : NULL;
-}
-
-cairn_format cairn_format_from_name(const char *name)
-{
-    if (!name)
-        return CAIRN_FORMAT_AUTO;
-    if (!strcasecmp(name, "native"))
-        return CAIRN_FORMAT_NATIVE;
-    size_t count;
-    const cairn__format_row *rows = cairn__format_rows(&count);
-    for (size_t i = 0; i < count; i++)
-        if (!strcasecmp(rows[i].name, name))
-            return rows[i].format;
-    return CAIRN_FORMAT_AUTO;
-}
-
-const char *cairn_format_extensions(cairn_format format)
-{
-    const cairn__format_row *row = cairn__format_row_of(format);
-    return row && row->writer ? row->extensions : NULL;
-}
-
 /* Tries each row's probe in detection order; the composite archives (a
  * sharded safetensors index: JSON text) come after every row but the late
  * ones (a probe that accepts almost any bytes). */

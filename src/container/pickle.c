@@ -144,7 +144,7 @@ static uint32_t floor_of(const cairn__pickle *vm)
     return vm->mark_count ? vm->marks[vm->mark_count - 1] : 0;
 }
 
-static cairn_status push(op_ctx *c, uint32_t node)
+static cairn_status stack_push(op_ctx *c, uint32_t node)
 {
     cairn__pickle *vm = c->vm;
     if (vm->stack_count >= CAIRN__PICKLE_MAX_STACK)
@@ -238,7 +238,7 @@ static cairn_status memo_get(op_ctx *c, uint64_t index)
     if (index >= vm->memo_cap || !vm->memo[index])
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_CORRUPT, "%s: memo index %llu was never "
                               "set", op_name(c->op), (unsigned long long)index);
-    return push(c, vm->memo[index] - 1);
+    return stack_push(c, vm->memo[index] - 1);
 }
 
 static cairn_status op_put(op_ctx *c, unsigned width)
@@ -267,7 +267,7 @@ static cairn_status push_int(op_ctx *c, int64_t v)
     uint32_t node;
     CAIRN_TRY(cairn__pk_new(c->vm, CAIRN__PK_INT, c->at, &node, c->err));
     c->vm->nodes[node].u.i = v;
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 static cairn_status op_binint(op_ctx *c, unsigned width)
@@ -308,7 +308,7 @@ static cairn_status op_binfloat(op_ctx *c)
     uint32_t node;
     CAIRN_TRY(cairn__pk_new(c->vm, CAIRN__PK_FLOAT, c->at, &node, c->err));
     memcpy(&c->vm->nodes[node].u.d, &bits, sizeof bits);
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 static cairn_status push_simple(op_ctx *c, uint8_t type, int b)
@@ -316,7 +316,7 @@ static cairn_status push_simple(op_ctx *c, uint8_t type, int b)
     uint32_t node;
     CAIRN_TRY(cairn__pk_new(c->vm, type, c->at, &node, c->err));
     c->vm->nodes[node].u.b = b;
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 /* A length-prefixed string or bytes: `width` bytes of length, then the data. */
@@ -331,7 +331,7 @@ static cairn_status op_blob(op_ctx *c, unsigned width, uint8_t type, int signed_
     CAIRN_TRY(take(c, n, &b));
     uint32_t node;
     CAIRN_TRY(cairn__pk_new_blob(c->vm, type, b, (size_t)n, 0, c->at, &node, c->err));
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 /* ------------------------------------------------------------- containers */
@@ -340,7 +340,7 @@ static cairn_status op_empty(op_ctx *c, uint8_t type)
 {
     uint32_t node;
     CAIRN_TRY(cairn__pk_new_seq(c->vm, type, c->at, &node, c->err));
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 /* TUPLE, FROZENSET: a new container of the values above the MARK. */
@@ -352,7 +352,7 @@ static cairn_status op_collect(op_ctx *c, uint8_t type)
     if (n) /* the stack may not be allocated yet */
         CAIRN_TRY(cairn__pk_extend(c->vm, node, c->vm->stack + start, n, c->err));
     c->vm->stack_count = start;
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 static cairn_status op_tuple_n(op_ctx *c, uint32_t n)
@@ -364,7 +364,7 @@ static cairn_status op_tuple_n(op_ctx *c, uint32_t n)
     CAIRN_TRY(cairn__pk_new_seq(vm, CAIRN__PK_TUPLE, c->at, &node, c->err));
     CAIRN_TRY(cairn__pk_extend(vm, node, vm->stack + vm->stack_count - n, n, c->err));
     vm->stack_count -= n;
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 static cairn_status wrong_target(op_ctx *c, uint32_t target, const char *want)
@@ -447,7 +447,7 @@ static cairn_status push_class(op_ctx *c, const char *mod, size_t mod_len, const
     CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_STR, (const uint8_t *)text, mod_len + name_len + 1,
                                  1, c->at, &node, c->err));
     vm->nodes[node].flags |= CAIRN__PKF_CLASS;
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 static cairn_status push_global(op_ctx *c, const char *mod, size_t mod_len, const char *name,
@@ -470,7 +470,7 @@ static cairn_status push_global(op_ctx *c, const char *mod, size_t mod_len, cons
     uint32_t node;
     CAIRN_TRY(cairn__pk_new(vm, CAIRN__PK_GLOBAL, c->at, &node, c->err));
     vm->nodes[node].u.g = g;
-    return push(c, node);
+    return stack_push(c, node);
 }
 
 static cairn_status op_global(op_ctx *c)
@@ -505,7 +505,7 @@ static cairn_status op_reduce(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &callable));
     CAIRN_TRY(cairn__pk_reduce(c->vm, callable, args, c->at, &out, c->err));
-    return push(c, out);
+    return stack_push(c, out);
 }
 
 static cairn_status refuse(op_ctx *c);
@@ -518,7 +518,7 @@ static cairn_status op_newobj(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &cls));
     CAIRN_TRY(cairn__pk_newobj(c->vm, cls, args, c->at, &out, c->err));
-    return push(c, out);
+    return stack_push(c, out);
 }
 
 static cairn_status op_build(op_ctx *c)
@@ -534,7 +534,7 @@ static cairn_status op_persid(op_ctx *c)
     uint32_t pid, out;
     CAIRN_TRY(pop(c, &pid));
     CAIRN_TRY(cairn__pk_persistent(c->vm, pid, c->at, &out, c->err));
-    return push(c, out);
+    return stack_push(c, out);
 }
 
 /* ------------------------------------------------------------ framing */

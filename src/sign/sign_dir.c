@@ -9,7 +9,6 @@
  * The ed25519 signature covers every byte before the "signature" line, so
  * the list itself (names, sizes, digests, key id) cannot change unnoticed;
  * the first line keeps it apart from a file signature's message. */
-#include "format/native/native.h"
 #include "common/buf.h"
 #include "sign/sign_internal.h"
 
