@@ -45,6 +45,30 @@ cairn_status cairn__fail(cairn_error *err, cairn_status status, const char *fmt,
     return status;
 }
 
+cairn_status cairn__vfail_at(cairn_error *err, cairn_status status, const char *file,
+                             const char *what, uint64_t offset, const char *context,
+                             const char *fmt, va_list ap)
+{
+    if (!err)
+        return status;
+    char msg[CAIRN_ERROR_MESSAGE_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    int ctx = context && context[0];
+    return cairn__fail(err, status, "%s: %s%soffset %llu: %s%s%s", file, what ? what : "",
+                       what ? " at " : "", (unsigned long long)offset, ctx ? context : "",
+                       ctx ? ": " : "", msg);
+}
+
+cairn_status cairn__fail_at(cairn_error *err, cairn_status status, const char *file,
+                            const char *what, uint64_t offset, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cairn_status st = cairn__vfail_at(err, status, file, what, offset, NULL, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
 void cairn__clear(cairn_error *err)
 {
     if (err) {

@@ -22,6 +22,33 @@ cairn_status cairn__fail(cairn_error *err, cairn_status status, const char *fmt,
 #endif
     ;
 
+/* Where a parser met something wrong in its input, as every parser says it:
+ * "FILE: WHAT at offset N: CONTEXT: MESSAGE" ("FILE: offset N: ..." when
+ * `what` is NULL; no "CONTEXT: " when `context` is NULL or empty). Parsers
+ * wrap it in one variadic helper that supplies their file, part and context,
+ * or use CAIRN_CHECK. */
+cairn_status cairn__vfail_at(cairn_error *err, cairn_status status, const char *file,
+                             const char *what, uint64_t offset, const char *context,
+                             const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 7, 0)))
+#endif
+    ;
+cairn_status cairn__fail_at(cairn_error *err, cairn_status status, const char *file,
+                            const char *what, uint64_t offset, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+/* A parser's check: unless `cond` holds, returns `status` with the message
+ * "FILE: WHAT at offset N: ..." (cairn__fail_at). */
+#define CAIRN_CHECK(cond, err, status, file, what, offset, ...)                          \
+    do {                                                                                \
+        if (!(cond))                                                                    \
+            return cairn__fail_at((err), (status), (file), (what), (offset), __VA_ARGS__); \
+    } while (0)
+
 /* Clears `err` to CAIRN_OK with an empty message (err may be NULL). */
 void cairn__clear(cairn_error *err);
 

@@ -223,13 +223,11 @@ __attribute__((format(printf, 4, 5)))
 #endif
 static cairn_status bad(const decoder *d, cairn_status status, size_t at, const char *fmt, ...)
 {
-    char what[CAIRN_ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    status = cairn__vfail_at(d->err, status, d->file, "metadata", d->base + at, NULL, fmt, ap);
     va_end(ap);
-    return cairn__fail(d->err, status, "%s: metadata at offset %" PRIu64 ": %s", d->file,
-                       d->base + at, what);
+    return status;
 }
 
 static cairn_status no_memory(const decoder *d)

@@ -25,13 +25,11 @@ static int grow(void **arr, uint32_t *cap, uint32_t count, size_t size)
 cairn_status cairn__pk_fail(const cairn__pickle *vm, cairn_error *err, size_t at, cairn_status st,
                             const char *fmt, ...)
 {
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    st = cairn__vfail_at(err, st, vm->where, NULL, vm->base + at, NULL, fmt, ap);
     va_end(ap);
-    return cairn__fail(err, st, "%s: offset %llu: %s", vm->where,
-                       (unsigned long long)(vm->base + at), msg);
+    return st;
 }
 
 const char *cairn__pk_type_name(uint8_t type)

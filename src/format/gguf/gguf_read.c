@@ -59,13 +59,11 @@ __attribute__((format(printf, 4, 5)))
 #endif
 static cairn_status cerr(const gguf_cur *c, uint64_t at, cairn_status st, const char *fmt, ...)
 {
-    char msg[320];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    st = cairn__vfail_at(c->err, st, c->f->path, "gguf", at, c->ctx, fmt, ap);
     va_end(ap);
-    return cairn__fail(c->err, st, "%s: gguf at offset %llu: %s%s%s", c->f->path,
-                       (unsigned long long)at, c->ctx, c->ctx[0] ? ": " : "", msg);
+    return st;
 }
 
 static uint64_t left(const gguf_cur *c) { return c->f->src.size - c->pos; }

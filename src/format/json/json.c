@@ -411,12 +411,11 @@ typedef struct jp {
 __attribute__((format(printf, 3, 4))) static cairn_status jfail(jp *x, cairn_status st,
                                                                const char *fmt, ...)
 {
-    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    st = cairn__vfail_at(x->err, st, x->path, "json", x->at, NULL, fmt, ap);
     va_end(ap);
-    return cairn__fail(x->err, st, "%s: json at offset %zu: %s", x->path, x->at, msg);
+    return st;
 }
 
 static void skip_ws(jp *x)

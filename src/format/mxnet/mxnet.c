@@ -57,13 +57,11 @@ __attribute__((format(printf, 3, 4)))
 #endif
 static cairn_status cfail(const mx_cur *c, cairn_status st, const char *fmt, ...)
 {
-    char msg[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    st = cairn__vfail_at(c->err, st, c->f->path, "mxnet", c->pos, c->ctx, fmt, ap);
     va_end(ap);
-    return cairn__fail(c->err, st, "%s: mxnet at offset %llu: %s%s%s", c->f->path,
-                       (unsigned long long)c->pos, c->ctx, c->ctx[0] ? ": " : "", msg);
+    return st;
 }
 
 static cairn_status need(const mx_cur *c, uint64_t n, const char *field)

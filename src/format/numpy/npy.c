@@ -84,13 +84,11 @@ __attribute__((format(printf, 4, 5)))
 #endif
 static cairn_status perr(const parser *ps, size_t at, cairn_status st, const char *fmt, ...)
 {
-    char msg[320];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    st = cairn__vfail_at(ps->err, st, ps->path, "npy header", ps->base + at, NULL, fmt, ap);
     va_end(ap);
-    return cairn__fail(ps->err, st, "%s: npy header at offset %llu: %s", ps->path,
-                       (unsigned long long)(ps->base + at), msg);
+    return st;
 }
 
 static int at_end(const parser *ps) { return ps->pos >= ps->len; }

@@ -87,14 +87,15 @@ __attribute__((format(printf, 5, 6)))
 static cairn_status terr(const st_parse *ps, const char *name, size_t name_len, cairn_status st,
                          const char *fmt, ...)
 {
-    char msg[320], shown[96];
+    char shown[96], context[112];
+    snprintf(context, sizeof context, "tensor '%s'",
+             cairn__printable(name, name_len, shown, sizeof shown));
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    st = cairn__vfail_at(ps->err, st, ps->f->path, "safetensors header",
+                         key_offset(ps, name, name_len), context, fmt, ap);
     va_end(ap);
-    return cairn__fail(ps->err, st, "%s: safetensors header at offset %llu: tensor '%s': %s",
-                       ps->f->path, (unsigned long long)key_offset(ps, name, name_len),
-                       cairn__printable(name, name_len, shown, sizeof shown), msg);
+    return st;
 }
 
 /* "an object", "a string", ... as cairn__stmeta_json_kind says them. */
