@@ -218,7 +218,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
         *out = NULL;
     if (!path || !*path || !out)
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_path: path and out must be given");
-    cairn_writer *w;
+    cairn_writer *w = NULL;
     CAIRN_TRY(writer_new(opts, path, &w, err));
     cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
     if (st == CAIRN_OK)

@@ -67,7 +67,7 @@ cairn_status cairn__commit_begin(cairn__commit_file *t, const char *target, cair
     t->tmp_path = NULL;
     t->unnamed = 0;
     char *c1, *c2;
-    const char *dir, *base;
+    const char *dir = NULL, *base = NULL;
     CAIRN_TRY(split_path(target, &c1, &c2, &dir, &base, err));
     cairn_status st = CAIRN_OK;
     /* Unnamed first: a writer killed at any instant then leaves nothing.
@@ -149,7 +149,7 @@ cairn_status cairn__commit_publish(cairn__commit_file *t, const char *target, un
         if (t->unnamed) {
             /* linkat cannot replace: name it beside the target, then rename. */
             char *c1, *c2;
-            const char *dir, *base;
+            const char *dir = NULL, *base = NULL;
             if ((st = split_path(target, &c1, &c2, &dir, &base, err)) != CAIRN_OK)
                 goto fail;
             cairn__commit_sweep(dir);
