@@ -181,31 +181,3 @@ const cairn__format_row *cairn__format_row_for_path(const char *path)
     }
     return NULL;
 }
-
-/* The public name and extension queries (cairn.h), from the rows. */
-
-const char *cairn_format_name(cairn_format format)
-{
-    if (format == CAIRN_FORMAT_AUTO)
-        return "auto";
-    const cairn__format_row *row = cairn__format_row_of(format);
-    return row ? row->name : NULL;
-}
-
-cairn_format cairn_format_from_name(const char *name)
-{
-    if (!name)
-        return CAIRN_FORMAT_AUTO;
-    if (!strcasecmp(name, "native"))
-        return CAIRN_FORMAT_NATIVE;
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        if (!strcasecmp(rows[i].name, name))
-            return rows[i].format;
-    return CAIRN_FORMAT_AUTO;
-}
-
-const char *cairn_format_extensions(cairn_format format)
-{
-    const cairn__format_row *row = cairn__format_row_of(format);
-    return row && row->writer ? row->extensions : NULL;
-}

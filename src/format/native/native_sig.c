@@ -14,6 +14,7 @@
 #include "format/native/native.h"
 #include "common/hash.h"
 #include "format/native/native_sig.h"
+#include "format/registry.h"
 #include "common/crypto.h"
 
 #include <sodium.h>
@@ -72,7 +73,8 @@ static cairn_status read_layout(const cairn_file *f, layout *l, cairn_error *err
 {
     if (f->ops->format != CAIRN_FORMAT_NATIVE)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only native .cairn files carry "
-                           "signatures (this is %s)", f->path, cairn_format_name(f->ops->format));
+                           "signatures (this is %s)", f->path,
+                           cairn__format_row_of(f->ops->format)->name);
     CAIRN_TRY(cairn__file_read(f, 0, l->header, sizeof l->header, err));
     l->trailer_at = f->src.size - NATIVE_TRAILER_SIZE; /* open checked the size */
     CAIRN_TRY(cairn__file_read(f, l->trailer_at, l->trailer, sizeof l->trailer, err));
