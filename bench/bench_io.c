@@ -390,19 +390,25 @@ static void pause_s(double seconds)
 
 /* Untimed preparation before every timed save, the same for both
  * contenders: remove old outputs (so neither pays to free a previous file);
- * sync (so no earlier dirty data is flushed in the timed region); wait until
- * the balloon driver has handed the freed memory back to the host (it does
- * so ~2 s after a large free, and a pass that lands inside the timed region
- * makes the save up to ~5x slower); then write and delete a scratch file
- * twice the payload, so the save reuses pages the host still backs. The
- * measurements behind this are in bench/README.md ("Traps"). */
+ * sync (so no earlier dirty data is flushed in the timed region); for
+ * payloads of 1 MiB and more, wait until the balloon driver has handed the
+ * freed memory back to the host (it does so ~2 s after a large free, and a
+ * pass that lands inside the timed region makes the save up to ~5x slower),
+ * then write and delete a scratch file twice the payload, so the save reuses
+ * pages the host still backs. 'tiny' (one page) needs neither, and a scratch
+ * file there is not neutral: its open(O_CREAT) + write + close + unlink,
+ * microseconds before the timed region, warm exactly the raw contender's
+ * kernel path (4.5 us instead of 8.5 us after sync(); cairn's O_TMPFILE +
+ * linkat path 10.8 instead of 14.5). The measurements behind this are in
+ * bench/README.md ("Traps"). */
 static void before_save(const config *c, const workload *w, const char *raw, const char *cairn)
 {
     unlink(raw);
     unlink(cairn);
     sync();
-    if (w->total >= (1u << 20)) /* 'tiny' allocates one page: no need to wait */
-        pause_s(c->settle);
+    if (w->total < (1u << 20))
+        return;
+    pause_s(c->settle);
     scratch(c->dir, 2 * w->total);
 }
 

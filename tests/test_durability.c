@@ -8,11 +8,28 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
 static const char *dir;
+
+/* linkat as the library sees it (-Wl,--wrap=linkat): with refuse_empty_path
+ * set, AT_EMPTY_PATH fails with ENOENT, as it does on kernels before 6.10
+ * for a process without CAP_DAC_READ_SEARCH. */
+static int refuse_empty_path;
+int __real_linkat(int da, const char *a, int db, const char *b, int flags);
+int __wrap_linkat(int da, const char *a, int db, const char *b, int flags);
+int __wrap_linkat(int da, const char *a, int db, const char *b, int flags)
+{
+    if (refuse_empty_path && (flags & AT_EMPTY_PATH)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return __real_linkat(da, a, db, b, flags);
+}
 
 static char *path_in(const char *d, const char *name)
 {
@@ -199,12 +216,45 @@ static void test_full_tmpfs(void)
     umount2(mnt, MNT_DETACH);
 }
 
+/* Without /proc and without linkat(AT_EMPTY_PATH) the unnamed temporary
+ * file cannot be linked in: the commit copies it to a named temporary and
+ * renames that (a new target and one that exists). Run in a child with a
+ * private mount namespace where /proc is unmounted; needs root. */
+static void test_no_proc(void)
+{
+    const char *target = path_in(dir, "noproc.cairn");
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            umount2("/proc", MNT_DETACH) != 0 || access("/proc/self/fd", F_OK) == 0)
+            _exit(77);
+        refuse_empty_path = 1;
+        cairn_error err;
+        if (save_generation(target, 7, 3, 50000, &err) != CAIRN_OK ||
+            save_generation(target, 8, 3, 50000, &err) != CAIRN_OK) {
+            fprintf(stderr, "save without /proc: %s\n", err.message);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "no-/proc test skipped: needs root (a private mount namespace)\n");
+        return;
+    }
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(generation_of(target) == 8);
+    CHECK(count_temp_files(dir) == 0);
+}
+
 int main(void)
 {
     dir = tu_tmpdir("test_durability");
     test_abort_and_failure_leave_nothing();
     test_file_size_limit();
     test_full_tmpfs();
+    test_no_proc();
     test_kill_at_random_points();
     TEST_MAIN_END();
 }

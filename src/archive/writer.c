@@ -181,7 +181,7 @@ static cairn_status remember_name(cairn_writer *w, const char *name, cairn_error
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     if (a->count >= UINT32_MAX - 1)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor '%s': too many tensors", w->path, name);
-    if (!CAIRN__GROW(a->names, a->cap, a->count, 64) || !(a->names[a->count] = strdup(name)))
+    if (!CAIRN__GROW(a->names, a->cap, a->count, 8) || !(a->names[a->count] = strdup(name)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     a->count++;
     return cairn__nameset_insert(&a->set, (uint32_t)(a->count - 1), added_name, a, err);
@@ -266,9 +266,12 @@ static cairn_status check_tensor(const cairn_writer *w, const char *name, cairn_
 {
     if (!name)
         return cairn__fail(err, CAIRN_E_ARG, "%s: NULL tensor name", w->path);
-    char what[256];
-    snprintf(what, sizeof what, "%s: tensor", w->path);
-    CAIRN_TRY(cairn__name_check(name, strlen(name), what, err));
+    size_t len = strlen(name);
+    if (cairn__name_check(name, len, "tensor", NULL) != CAIRN_OK) { /* the message names the file */
+        char what[256];
+        snprintf(what, sizeof what, "%s: tensor", w->path);
+        return cairn__name_check(name, len, what, err);
+    }
     if (cairn_dtype_size(dtype) == 0)
         return cairn__fail(err, CAIRN_E_ARG, "%s: tensor '%s': invalid dtype %d", w->path, name,
                            (int)dtype);

@@ -40,7 +40,7 @@ cairn_status cairn__nameset_insert(cairn__nameset *s, uint32_t index, cairn__nam
                                    const void *ctx, cairn_error *err)
 {
     if ((s->count + 1) * 2 > s->cap) { /* keep the set at most half full */
-        size_t cap = s->cap ? s->cap * 2 : 64;
+        size_t cap = s->cap ? s->cap * 2 : 16;
         uint32_t *slots = calloc(cap, sizeof *slots);
         if (!slots)
             return cairn__fail(err, CAIRN_E_NOMEM, "out of memory for a name index of %zu names",

@@ -61,6 +61,31 @@ static char *temp_name(const char *dir, const char *base, const void *salt)
     return p;
 }
 
+/* A named temporary beside the target, locked while its writer lives:
+ * t->fd and t->tmp_path. */
+static cairn_status open_named(cairn__commit_file *t, const char *target, const char *dir,
+                               const char *base, cairn_error *err)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        free(t->tmp_path);
+        t->tmp_path = temp_name(dir, base, t);
+        if (!t->tmp_path)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", target);
+        t->fd = open(t->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (t->fd >= 0) {
+            (void)lock_fd(t->fd);
+            return CAIRN_OK;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    cairn_status st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create a temporary file in %s: %s",
+                                  target, dir, strerror(errno));
+    free(t->tmp_path);
+    t->tmp_path = NULL;
+    return st;
+}
+
 cairn_status cairn__commit_begin(cairn__commit_file *t, const char *target, cairn_error *err)
 {
     t->fd = -1;
@@ -71,45 +96,31 @@ cairn_status cairn__commit_begin(cairn__commit_file *t, const char *target, cair
     CAIRN_TRY(split_path(target, &c1, &c2, &dir, &base, err));
     cairn_status st = CAIRN_OK;
     /* Unnamed first: a writer killed at any instant then leaves nothing.
-     * Naming it later needs /proc/self/fd (linkat AT_SYMLINK_FOLLOW). */
-    if (access("/proc/self/fd", X_OK) == 0) {
-        t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
-        t->unnamed = t->fd >= 0; /* locked only if it is ever given a temporary name */
-    }
+     * Read-write, so that it can be copied to a named temporary in the rare
+     * system where it cannot be linked in (link_unnamed). */
+    t->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);
+    t->unnamed = t->fd >= 0; /* locked only if it is ever given a temporary name */
     /* Whoever creates named temporaries in a directory sweeps it: stale ones
      * come only from writers that had named theirs. */
-    if (t->fd < 0)
-        cairn__commit_sweep(dir);
-    for (int attempt = 0; t->fd < 0 && attempt < 16; attempt++) {
-        free(t->tmp_path);
-        t->tmp_path = temp_name(dir, base, t);
-        if (!t->tmp_path) {
-            st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", target);
-            goto done;
-        }
-        t->fd = open(t->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (t->fd >= 0) {
-            (void)lock_fd(t->fd);
-            break;
-        }
-        if (errno != EEXIST)
-            break;
-    }
     if (t->fd < 0) {
-        st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create a temporary file in %s: %s", target,
-                         dir, strerror(errno));
-        free(t->tmp_path);
-        t->tmp_path = NULL;
+        cairn__commit_sweep(dir);
+        st = open_named(t, target, dir, base, err);
     }
-done:
     free(c1);
     free(c2);
     return st;
 }
 
-/* Links the unnamed file in as `name` (fails with EEXIST if it exists). */
+/* Links the unnamed file in as `name` (fails with EEXIST if it exists):
+ * by its descriptor where the kernel lets this process (AT_EMPTY_PATH: from
+ * Linux 6.10 for the file's opener, before only with CAP_DAC_READ_SEARCH;
+ * refused at once with ENOENT), else through /proc/self/fd. */
 static int link_unnamed(int fd, const char *name)
 {
+    if (linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     return linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW);
@@ -128,6 +139,48 @@ static int rename_noreplace(const char *from, const char *to)
     return 0;
 }
 
+/* Where the unnamed file cannot be linked in (no /proc, and AT_EMPTY_PATH
+ * refused), its bytes go to a named temporary, which the caller
+ * then renames; t then holds that file. */
+static cairn_status name_by_copy(cairn__commit_file *t, const char *target, int sync,
+                                 cairn_error *err)
+{
+    char *c1, *c2;
+    const char *dir = NULL, *base = NULL;
+    CAIRN_TRY(split_path(target, &c1, &c2, &dir, &base, err));
+    cairn__commit_sweep(dir);
+    int from = t->fd;
+    t->fd = -1;
+    t->unnamed = 0;
+    cairn_status st = open_named(t, target, dir, base, err);
+    free(c1);
+    free(c2);
+    enum { BUF = 1 << 18 };
+    char *buf = st == CAIRN_OK ? malloc(BUF) : NULL;
+    if (st == CAIRN_OK && !buf)
+        st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", target);
+    for (off_t at = 0; st == CAIRN_OK;) {
+        ssize_t n = pread(from, buf, BUF, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            break;
+        ssize_t w = n > 0 ? write(t->fd, buf, (size_t)n) : -1;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) /* a short write is resumed from the next offset */
+            st = cairn__fail(err, CAIRN_E_IO, "%s: copy to %s failed: %s", target, t->tmp_path,
+                             strerror(errno));
+        else
+            at += w;
+    }
+    free(buf);
+    if (st == CAIRN_OK && sync && fsync(t->fd) != 0)
+        st = cairn__fail(err, CAIRN_E_IO, "%s: fsync failed: %s", target, strerror(errno));
+    close(from);
+    return st;
+}
+
 cairn_status cairn__commit_publish(cairn__commit_file *t, const char *target, unsigned flags,
                                    cairn_error *err)
 {
@@ -140,6 +193,9 @@ cairn_status cairn__commit_publish(cairn__commit_file *t, const char *target, un
     /* A new target: the unnamed file is linked in under its name in one
      * step (linkat never replaces, so a target that exists is EEXIST). */
     int linked = t->unnamed && link_unnamed(t->fd, target) == 0;
+    if (!linked && t->unnamed && errno == ENOENT && access("/proc/self/fd", X_OK) != 0 &&
+        (st = name_by_copy(t, target, sync, err)) != CAIRN_OK)
+        goto fail;
     if (!linked && t->unnamed && ((flags & CAIRN__COMMIT_NO_REPLACE) || errno != EEXIST)) {
         st = cairn__fail(err, errno == EEXIST ? CAIRN_E_EXISTS : CAIRN_E_IO,
                          "%s: cannot create: %s", target, strerror(errno));

@@ -93,9 +93,17 @@ cairn_status cairn__sink_write(cairn__sink *s, const void *data, size_t len, cai
         s->pos += len;
         return CAIRN_OK;
     }
-    if (!s->wbuf && len < WBUF)
-        s->wbuf = malloc(WBUF); /* without it, every write goes straight out */
-    if (s->wbuf && len <= WBUF - s->wlen) {
+    if (len < WBUF && s->wcap < WBUF && s->wlen + len > s->wcap) {
+        size_t cap = s->wcap ? s->wcap : 4096;
+        while (cap < s->wlen + len && cap < WBUF)
+            cap *= 2;
+        uint8_t *b = realloc(s->wbuf, cap); /* without it, writes go straight out */
+        if (b) {
+            s->wbuf = b;
+            s->wcap = cap;
+        }
+    }
+    if (s->wbuf && len <= s->wcap - s->wlen) {
         if (len)
             memcpy(s->wbuf + s->wlen, data, len);
         s->wlen += len;
@@ -103,7 +111,7 @@ cairn_status cairn__sink_write(cairn__sink *s, const void *data, size_t len, cai
         return CAIRN_OK;
     }
     CAIRN_TRY(cairn__sink_flush(s, err));
-    if (s->wbuf && len < WBUF) {
+    if (s->wbuf && len < s->wcap) {
         memcpy(s->wbuf, data, len);
         s->wlen = len;
     } else {
@@ -242,6 +250,7 @@ cairn_status cairn__sink_commit(cairn__sink *s, unsigned flags, cairn_error *err
     st = cairn__sink_flush(s, err);
     free(s->wbuf);
     s->wbuf = NULL;
+    s->wcap = 0;
     if (st != CAIRN_OK) {
         cairn__commit_discard(&s->file);
         return st;
@@ -270,6 +279,7 @@ void cairn__sink_discard(cairn__sink *s)
     cairn__commit_discard(&s->file);
     free(s->wbuf);
     s->wbuf = NULL;
+    s->wcap = 0;
     s->wlen = 0;
     free(s->mem);
     s->mem = NULL;

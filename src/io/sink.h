@@ -40,6 +40,7 @@ struct cairn__sink {
     uint64_t pos;          /* bytes written so far, counting those still in wbuf */
     uint8_t *wbuf;         /* file sinks: small writes gathered into one write() */
     size_t wlen;           /* bytes in wbuf, not yet in the file */
+    size_t wcap;           /* its size: grows from 4 KiB, so a tiny file allocates little */
     const cairn__sink_backend *backend; /* remote sinks */
     void *backend_state;
 };

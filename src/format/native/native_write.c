@@ -62,7 +62,7 @@ static cairn_status push_entry(cairn_writer *w, const entry *proto, const char *
     if (nw->strings_size + len + 1 > NATIVE_MAX_STRINGS)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: tensor names exceed %llu bytes in total",
                            w->path, (unsigned long long)NATIVE_MAX_STRINGS);
-    if (!CAIRN__GROW(nw->entries, nw->cap, nw->count, 64))
+    if (!CAIRN__GROW(nw->entries, nw->cap, nw->count, 8))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the index", w->path);
     entry *e = &nw->entries[nw->count];
     *e = *proto;
