@@ -1,5 +1,7 @@
 """The core API: save, Writer, open, load, convert (docs/PYTHON.md)."""
+import array
 import collections
+import math
 import os
 import warnings
 import weakref
@@ -514,47 +516,93 @@ def open_bytes(data, *, inert=False, verify=False, format=None, threads=0, max_i
                 max_inflate=max_inflate, _buffer=data)
 
 
-def _shared_groups(f):
+def _shared_groups(f, infos=None):
     """index -> representative index for tensors stored once under several
-    names (aliases of .cairn, shared storages of .pt)."""
+    names (aliases of .cairn, shared storages of .pt). infos: f._f.infos()
+    when the caller has it."""
     if f.format not in ("cairn", "torch"):
         return {}
+    if infos is None:
+        infos = f._f.infos()
     first, rep = {}, {}
-    for i in range(len(f)):
-        info = _info_tuple(f._f.tensor_info(i))
-        if info.stored_bytes == 0:
+    for i, t in enumerate(infos):
+        # (offset, stored bytes, dtype, shape, codec) of the raw info tuple
+        if t[4] == 0:
             continue
-        key = (info.offset, info.stored_bytes, info.dtype, info.shape, info.codec)
-        if key in first:
-            rep[i] = first[key]
-        else:
-            first[key] = i
+        key = (t[5], t[4], t[1], t[2], t[7])
+        at = first.setdefault(key, i)
+        if at != i:
+            rep[i] = at
     return rep
 
 
-def _load_file(f, framework, copy):
+# Tensors up to this size are read, in one call, into one allocation that
+# they then share (each a NumPy view into it): per tensor that is a slice
+# instead of an allocation and a call into the library. Larger ones get
+# their own memory.
+_SHARED_BLOCK_MAX = 1 << 16
+
+
+def _load_np_copies(f, infos, rep):
+    """load(copy=True) into NumPy: private, writable arrays."""
+    plan, placed, at = array.array("Q"), {}, 0
+    numpy_of = D.NUMPY
+    for i, t in enumerate(infos):
+        raw, code, shape = t[3], t[1], t[2]
+        if i in rep or not 0 < raw <= _SHARED_BLOCK_MAX or code not in numpy_of:
+            continue
+        dt = numpy_of[code]
+        count = raw // dt.itemsize
+        if count * dt.itemsize != raw or math.prod(shape) != count:
+            continue
+        plan.extend((i, code, at, raw))
+        placed[i] = (dt, count, at)
+        at += (raw + 63) & ~63  # 64-byte aligned, like the file's payloads
+    block = np.empty(at, np.uint8)
+    if placed:
+        f._f.read_many(block, plan)
     out, by_index = {}, {}
-    rep = _shared_groups(f)
+    for i, t in enumerate(infos):
+        name = t[0]
+        if i in rep:
+            out[name] = by_index[rep[i]]
+            continue
+        slot = placed.get(i)
+        if slot is None:
+            a = f._read(i, _info_tuple(t))
+        else:
+            dt, count, off = slot
+            a = np.frombuffer(block, dt, count, off)
+            if len(t[2]) != 1:
+                a = a.reshape(t[2])
+        by_index[i] = out[name] = a
+    return out
+
+
+def _load_file(f, framework, copy):
+    infos = f._f.infos()
+    rep = _shared_groups(f, infos)
     torch = None
     if framework in ("pt", "torch"):
         import torch
     elif framework not in ("np", "numpy"):
         raise ValueError(f"framework must be 'np' or 'pt', not {framework!r}")
-    for i in range(len(f)):
-        info = _info_tuple(f._f.tensor_info(i))
+    elif copy:
+        return _load_np_copies(f, infos, rep)
+    out, by_index = {}, {}
+    for i, t in enumerate(infos):
+        info = _info_tuple(t)
         if i in rep:
             out[info.name] = by_index[rep[i]]
             continue
         if torch is not None:
-            t = _to_torch(torch, f, i, info, copy)
-        elif copy:
-            t = f._read(i, info)
+            a = _to_torch(torch, f, i, info, copy)
         else:
-            t = f._view(i, info)
-            if t is None:
-                t = f._read(i, info)
-                t.flags.writeable = False
-        by_index[i] = out[info.name] = t
+            a = f._view(i, info)
+            if a is None:
+                a = f._read(i, info)
+                a.flags.writeable = False
+        by_index[i] = out[info.name] = a
     return out
 
 

@@ -308,6 +308,27 @@ static PyObject *file_tensor_info(pycairn_file *self, PyObject *arg)
     return out;
 }
 
+/* infos() -> the info tuple of every tensor, in file order: one call for
+ * what a load needs to plan, instead of one per tensor. */
+static PyObject *file_infos(pycairn_file *self, PyObject *unused)
+{
+    BEGIN(self, f);
+    uint64_t n = cairn_file_count(f);
+    PyObject *list = n <= PY_SSIZE_T_MAX ? PyList_New((Py_ssize_t)n) : PyErr_NoMemory();
+    for (uint64_t i = 0; list && i < n; i++) {
+        cairn_tensor_info ti;
+        cairn_error err;
+        cairn_status st = cairn_tensor_info_at(f, i, &ti, &err);
+        PyObject *item = st == CAIRN_OK ? info_tuple(&ti) : pycairn_raise(st, &err);
+        if (!item)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    END(self);
+    return list;
+}
+
 static PyObject *file_names(pycairn_file *self, PyObject *unused)
 {
     BEGIN(self, f);
@@ -473,6 +494,54 @@ static PyObject *file_read_into(pycairn_file *self, PyObject *args, PyObject *kw
     Py_RETURN_NONE;
 }
 
+/* read_many(out, plan): reads several whole tensors into one writable
+ * buffer, with the GIL released once. plan is a C-contiguous buffer of
+ * uint64 quadruples (index, dtype, offset in out, bytes); every slot must
+ * lie inside out (checked before anything is read). */
+static PyObject *file_read_many(pycairn_file *self, PyObject *args)
+{
+    PyObject *out, *plan_obj;
+    if (!PyArg_ParseTuple(args, "OO", &out, &plan_obj))
+        return NULL;
+    Py_buffer view, plan;
+    if (PyObject_GetBuffer(plan_obj, &plan, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&plan);
+        return NULL;
+    }
+    size_t n = (size_t)plan.len / (4 * sizeof(uint64_t));
+    const uint64_t *q = plan.buf;
+    int bad = (size_t)plan.len % (4 * sizeof(uint64_t)) != 0 || ((uintptr_t)q & 7) != 0;
+    for (size_t i = 0; !bad && i < n; i++) {
+        uint64_t at = q[4 * i + 2], len = q[4 * i + 3];
+        bad = at > (uint64_t)view.len || len > (uint64_t)view.len - at ||
+              q[4 * i + 1] > INT32_MAX;
+    }
+    const cairn_file *f = bad ? NULL : pycairn_file_begin((PyObject *)self);
+    if (!f) {
+        if (bad)
+            PyErr_SetString(PyExc_ValueError, "read_many: the plan is not (index, dtype, offset, "
+                            "bytes) uint64 quadruples inside the output buffer");
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&plan);
+        return NULL;
+    }
+    cairn_error err;
+    cairn_status st = CAIRN_OK;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t i = 0; st == CAIRN_OK && i < n; i++)
+        st = cairn_tensor_read(f, q[4 * i], (cairn_dtype)q[4 * i + 1],
+                               (char *)view.buf + q[4 * i + 2], (size_t)q[4 * i + 3], 0, &err);
+    Py_END_ALLOW_THREADS
+    END(self);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&plan);
+    if (st != CAIRN_OK)
+        return pycairn_raise(st, &err);
+    Py_RETURN_NONE;
+}
+
 static PyObject *file_metadata(pycairn_file *self, PyObject *unused)
 {
     BEGIN(self, f);
@@ -540,6 +609,8 @@ static PyMethodDef file_methods[] = {
     {"count", (PyCFunction)file_count, METH_NOARGS, "count() -> number of tensors."},
     {"info", (PyCFunction)file_info, METH_NOARGS, "info() -> dict describing the file."},
     {"tensor_info", (PyCFunction)file_tensor_info, METH_O, "tensor_info(index) -> tuple."},
+    {"infos", (PyCFunction)file_infos, METH_NOARGS,
+     "infos() -> the tensor_info tuple of every tensor, in file order."},
     {"names", (PyCFunction)file_names, METH_NOARGS, "names() -> tensor names, in file order."},
     {"find", (PyCFunction)file_find, METH_O, "find(name) -> (index, info tuple)."},
     {"view", (PyCFunction)file_view, METH_O, "view(index) -> read-only TensorBuffer or None."},
@@ -548,6 +619,9 @@ static PyMethodDef file_methods[] = {
     {"read_into", (PyCFunction)(void (*)(void))file_read_into, METH_VARARGS | METH_KEYWORDS,
      "read_into(index, out, dtype, first=0, count=-1, verify=False, offset=None, "
      "extent=None)."},
+    {"read_many", (PyCFunction)file_read_many, METH_VARARGS,
+     "read_many(out, plan): whole tensors into one buffer; plan: uint64 (index, dtype, "
+     "offset, bytes) rows."},
     {"metadata", (PyCFunction)file_metadata, METH_NOARGS, "metadata() -> the tree."},
     {"verify", (PyCFunction)file_verify, METH_VARARGS,
      "verify(index=-1): checks one tensor's checksum, or (-1) every byte of the file."},

@@ -282,3 +282,31 @@ def test_pread_backend_and_verify(tmp_path):
     with cairn.open(path) as f:
         with pytest.raises(cairn.CorruptError):
             f.get("a", verify=True)
+
+
+def test_load_of_many_small_tensors(tmp_path):
+    """load(copy=True) reads the small tensors of a file in one call into one
+    allocation: every array is still right, private, writable and alone."""
+    rng = np.random.default_rng(5)
+    src = {}
+    for i in range(300):
+        dt = [np.float32, np.int8, np.float64, np.uint16, np.bool_][i % 5]
+        shape = [(7,), (3, 5), (), (0, 4), (2, 1, 3)][i % 5]
+        src[f"t{i:03d}"] = (rng.standard_normal(shape) * 50).astype(dt)
+    src["big"] = rng.standard_normal(40000).astype(np.float32)  # over the shared block size
+    src["same"] = src["t001"]  # stored once (an alias), loaded as one object
+    path = tmp_path / "m.cairn"
+    cairn.save(src, path, sync=False)
+    got = cairn.load(path)
+    assert list(got) == sorted(src)
+    for name, a in src.items():
+        assert got[name].dtype == a.dtype and got[name].shape == a.shape, name
+        assert np.array_equal(got[name], a), name
+        assert got[name].flags.writeable, name
+    assert got["same"] is got["t001"]
+    before = got["t006"].copy()
+    got["t005"][...] = 99  # a neighbour in the shared block
+    assert np.array_equal(got["t006"], before)
+    with cairn.open(path) as f:
+        with pytest.raises(ValueError):
+            f._f.read_many(np.empty(8, np.uint8), np.array([0, 2, 4, 8], np.uint64))
