@@ -12,8 +12,11 @@ manager, and a failed save raises (on_error="raise"). Change only the import:
     from cairn.skorch import Checkpoint, TrainEndCheckpoint, LoadInitState
 
 The f_* arguments choose what each checkpoint holds (None leaves a part
-out); file names are the manager's, DIRNAME/<fn_prefix>ckpt-<seq>.cairn.
-f_pickle is refused: nothing is pickled.
+out); the checkpoints are the manager's, DIRNAME/<fn_prefix>ckpt-<seq>.cairn.
+Each part is also written, atomically, at the file name skorch gives it
+(templates such as 'params_{last_epoch[epoch]}.pt' formatted as skorch
+does; write_files=False leaves these out). f_pickle is refused: nothing is
+pickled.
 """
 import io
 import json
@@ -82,13 +85,40 @@ def _load_into(net, manager, which="latest", strict=True, rng=True):
 class _CairnSaver:
     """What the three callbacks share: the manager and the save."""
 
-    def _cairn_init(self, keep_last, async_save, sync, on_error):
+    def _cairn_init(self, keep_last, async_save, sync, on_error, write_files):
         if getattr(self, "f_pickle", None):
             raise ValueError("f_pickle is not supported by cairn.skorch: nothing is pickled")
         if on_error not in ("raise", "warn"):
             raise ValueError(f"on_error must be 'raise' or 'warn', not {on_error!r}")
         self.keep_last, self.async_save, self.sync, self.on_error = (keep_last, async_save, sync,
                                                                      on_error)
+        self.write_files = write_files
+
+    def _format_target(self, net, f, idx=-1):
+        """skorch's file name of a part: fn_prefix + the template formatted
+        with net, last_epoch and last_batch, under dirname (a file-like
+        target as it is)."""
+        if not isinstance(f, str):
+            return f
+        f = self.fn_prefix + f.format(net=net, last_epoch=net.history[idx],
+                                      last_batch=net.history[idx, "batches", -1])
+        return os.path.join(self.dirname, f)
+
+    def _save_files(self, net):
+        """Every part at the name skorch's own callback gives it (f_params
+        'params_{last_epoch[epoch]}.pt' -> DIRNAME/<fn_prefix>params_3.pt;
+        f_history is not formatted, as in skorch), each written atomically
+        by cairn in the format of its extension (.pt: a torch file
+        torch.load reads; f_optimizer: a .cairn archive, whatever its name)."""
+        targets = {}
+        for key, value in self._parts().items():
+            if value is None or key == "f_pickle":
+                continue
+            if key == "f_history" and isinstance(value, str):
+                targets[key] = os.path.join(self.dirname, self.fn_prefix + value)
+            else:
+                targets[key] = self._format_target(net, value)
+        _save_params(net, targets, sync=self.sync)
 
     def manager(self):
         """The cairn.CheckpointManager of this callback's directory and prefix."""
@@ -108,6 +138,8 @@ class _CairnSaver:
         try:
             self.manager().save(net_state(net, self._parts()), epoch=len(net.history),
                                 force=True)
+            if self.write_files:
+                self._save_files(net)
         except Exception as e:
             if self.on_error == "raise":
                 raise
@@ -182,21 +214,28 @@ class Checkpoint(_CairnSaver, _SkorchCheckpoint):
     f_optimizer, f_criterion, f_history, fn_prefix, dirname, event_name,
     sink, load_best, f_<module>), each save one crash-proof cairn checkpoint.
 
+    Besides the checkpoint, every part is also written where skorch's
+    Checkpoint puts it: f_params='params_{last_epoch[epoch]}.pt' gives
+    DIRNAME/<fn_prefix>params_3.pt (the templates take net, last_epoch and
+    last_batch, as in skorch), each file atomically.
+
     cairn's own: keep_last (checkpoints kept, default 2: the newest and
     one to fall back to), async_save (the write runs in the background
     after a copy), sync (False: no fsync, still atomic), on_error ('raise',
-    the default, or 'warn' as skorch does)."""
+    the default, or 'warn' as skorch does), write_files (False: only the
+    cairn checkpoint, no file per part)."""
 
     def __init__(self, monitor="valid_loss_best", f_params="params.pt",
                  f_optimizer="optimizer.pt", f_criterion="criterion.pt",
                  f_history="history.json", f_pickle=None, fn_prefix="", dirname="",
                  event_name="event_cp", sink=skorch.utils.noop, load_best=False, *,
-                 keep_last=2, async_save=False, sync=True, on_error="raise", **kwargs):
+                 keep_last=2, async_save=False, sync=True, on_error="raise", write_files=True,
+                 **kwargs):
         super().__init__(monitor=monitor, f_params=f_params, f_optimizer=f_optimizer,
                          f_criterion=f_criterion, f_history=f_history, f_pickle=f_pickle,
                          fn_prefix=fn_prefix, dirname=dirname, event_name=event_name, sink=sink,
                          load_best=load_best, **kwargs)
-        self._cairn_init(keep_last, async_save, sync, on_error)
+        self._cairn_init(keep_last, async_save, sync, on_error, write_files)
 
     def initialize(self):
         super().initialize()
@@ -219,11 +258,11 @@ class TrainEndCheckpoint(_CairnSaver, _SkorchTrainEndCheckpoint):
     def __init__(self, f_params="params.pt", f_optimizer="optimizer.pt",
                  f_criterion="criterion.pt", f_history="history.json", f_pickle=None,
                  fn_prefix="train_end_", dirname="", sink=skorch.utils.noop, *, keep_last=2,
-                 async_save=False, sync=True, on_error="raise", **kwargs):
+                 async_save=False, sync=True, on_error="raise", write_files=True, **kwargs):
         super().__init__(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
                          f_history=f_history, f_pickle=f_pickle, fn_prefix=fn_prefix,
                          dirname=dirname, sink=sink, **kwargs)
-        self._cairn_init(keep_last, async_save, sync, on_error)
+        self._cairn_init(keep_last, async_save, sync, on_error, write_files)
 
     def initialize(self):
         if self.dirname:
@@ -282,24 +321,8 @@ class CairnNetMixin:
 
     def save_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
                     **kwargs):
-        targets = dict(kwargs, f_params=f_params, f_optimizer=f_optimizer,
-                       f_criterion=f_criterion, f_history=f_history)
-        for key, f in targets.items():
-            if f is None:
-                continue
-            if key == "f_history":
-                _write_atomic(f, json.dumps(self.history.to_list()).encode())
-                continue
-            obj = getattr(self, _module_attr(key))
-            if key == "f_optimizer":
-                if isinstance(f, (str, os.PathLike)):
-                    _state.save_state(f, {"optimizer": obj})
-                else:
-                    f.write(_state.save_state(None, {"optimizer": obj}))
-            elif isinstance(f, (str, os.PathLike)):
-                _ctorch.save_state_dict(obj, f)
-            else:
-                f.write(_ctorch.save_state_dict(obj, None))
+        _save_params(self, dict(kwargs, f_params=f_params, f_optimizer=f_optimizer,
+                                f_criterion=f_criterion, f_history=f_history))
 
     def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
                     checkpoint=None, **kwargs):
@@ -339,6 +362,27 @@ class CairnNetMixin:
             self.history = History.from_file(f_history)
 
 
+def _save_params(net, targets, sync=True):
+    """CairnNetMixin.save_params: each f_* target (a path or a file-like
+    object; None skips it) written by cairn, a path atomically."""
+    for key, f in targets.items():
+        if f is None:
+            continue
+        if key == "f_history":
+            _write_atomic(f, json.dumps(net.history.to_list()).encode(), sync)
+            continue
+        obj = getattr(net, _module_attr(key))
+        if key == "f_optimizer":
+            if isinstance(f, (str, os.PathLike)):
+                _state.save_state(f, {"optimizer": obj}, sync=sync)
+            else:
+                f.write(_state.save_state(None, {"optimizer": obj}))
+        elif isinstance(f, (str, os.PathLike)):
+            _ctorch.save_state_dict(obj, f, sync=sync)
+        else:
+            f.write(_ctorch.save_state_dict(obj, None))
+
+
 def _is_cairn(path):
     from ._core import open as cairn_open
 
@@ -362,9 +406,9 @@ def _cairn_open_bytes(data):
     return open_bytes(data)
 
 
-def _write_atomic(f, data):
-    """Writes bytes to a path through a temporary file, fsync and rename (or
-    to a file-like object as is)."""
+def _write_atomic(f, data, sync=True):
+    """Writes bytes to a path through a temporary file, fsync (unless
+    sync=False) and rename (or to a file-like object as is)."""
     if not isinstance(f, (str, os.PathLike)):
         f.write(data.decode() if isinstance(f, io.TextIOBase) else data)
         return
@@ -374,12 +418,15 @@ def _write_atomic(f, data):
         with open(tmp, "wb") as out:
             out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if not sync:
+        return
     dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
         os.fsync(dfd)

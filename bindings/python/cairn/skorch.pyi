@@ -20,7 +20,7 @@ class Checkpoint(_CairnSaver, _Checkpoint):
                  dirname: str = ..., event_name: Optional[str] = ...,
                  sink: Callable[..., Any] = ..., load_best: bool = ..., *,
                  keep_last: Optional[int] = ..., async_save: bool = ..., sync: bool = ...,
-                 on_error: str = ..., **kwargs: Any) -> None: ...
+                 on_error: str = ..., write_files: bool = ..., **kwargs: Any) -> None: ...
 
 class TrainEndCheckpoint(_CairnSaver, _TrainEndCheckpoint):
     def __init__(self, f_params: Optional[str] = ..., f_optimizer: Optional[str] = ...,
@@ -28,7 +28,7 @@ class TrainEndCheckpoint(_CairnSaver, _TrainEndCheckpoint):
                  f_pickle: None = ..., fn_prefix: str = ..., dirname: str = ...,
                  sink: Callable[..., Any] = ..., *, keep_last: Optional[int] = ...,
                  async_save: bool = ..., sync: bool = ..., on_error: str = ...,
-                 **kwargs: Any) -> None: ...
+                 write_files: bool = ..., **kwargs: Any) -> None: ...
 
 class LoadInitState(_LoadInitState):
     def __init__(self, checkpoint: Any, *, strict: bool = ..., rng: bool = ...) -> None: ...

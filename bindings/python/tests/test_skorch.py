@@ -107,10 +107,15 @@ def test_walkthrough(tmp_path, monkeypatch):
     mixed.initialize()
     mixed.load_params(checkpoint=cp)
     assert_state_equal(mixed, *want)
-    # only checkpoints, beside the managers' lock files (docs/CHECKPOINTS.md)
+    # the checkpoints, beside the managers' lock files (docs/CHECKPOINTS.md),
+    # and skorch's own file per part, written by cairn
     names = sorted(n for n in os.listdir("exp1") if not n.endswith(".cairn-lock"))
-    assert all(n.endswith(".cairn") for n in names), names
+    parts = [p + n for p in ("", "train_end_")
+             for n in ("params.pt", "optimizer.pt", "criterion.pt", "history.json")]
+    assert sorted(n for n in names if not n.endswith(".cairn")) == sorted(parts), names
     assert any(n.startswith("train_end_ckpt-") for n in names)
+    for k, v in want[0].items():  # params.pt: the last checkpoint, the best
+        assert torch.equal(torch.load("exp1/params.pt")[k], v), k
     # TrainEndCheckpoint resumes too: its state is the end of run 2.
     end = make_net(callbacks=[train_end_cp])
     end.initialize()
@@ -199,3 +204,43 @@ def test_sigkill_during_training_never_breaks_latest(tmp_path):
         worker.wait()
     assert epochs_seen, "no checkpoint was ever committed"
     assert epochs_seen == sorted(epochs_seen)  # every rerun went on from the last
+
+
+def test_checkpoint_file_name_templates(tmp_path):
+    """f_params/f_optimizer/f_criterion/f_history name files as skorch's own
+    Checkpoint does: fn_prefix + the template formatted with last_epoch
+    (and net, last_batch), under dirname; a stock net and torch.load read
+    them."""
+    torch.manual_seed(0)
+    X, y = data()
+    d = tmp_path / "exp"
+    cp = Checkpoint(monitor=None, dirname=str(d), fn_prefix="run1_", sync=False,
+                    f_params="params_{last_epoch[epoch]}.pt",
+                    f_optimizer="opt_{last_epoch[epoch]}.cairn",
+                    f_criterion=None, f_history="hist.json")
+    snap = Snapshot()
+    net = make_net(max_epochs=3, callbacks=[cp, snap])
+    net.fit(X, y)
+    names = set(os.listdir(d))
+    for epoch in (1, 2, 3):
+        assert f"run1_params_{epoch}.pt" in names, names
+        assert f"run1_opt_{epoch}.cairn" in names, names
+        sd = torch.load(d / f"run1_params_{epoch}.pt")  # stock torch reads it
+        for k, v in snap.states[epoch][0].items():
+            assert torch.equal(sd[k], v), (epoch, k)
+    assert "run1_hist.json" in names and not any("criterion" in n for n in names)
+    stock = make_net()
+    stock.initialize()
+    stock.load_params(f_params=str(d / "run1_params_2.pt"), f_history=str(d / "run1_hist.json"))
+    for k, v in snap.states[2][0].items():
+        assert torch.equal(stock.module_.state_dict()[k], v), k
+    assert len(stock.history) == 3
+    # the templates take net and last_batch too; write_files=False writes only checkpoints
+    cp2 = Checkpoint(monitor=None, dirname=str(tmp_path / "b"), sync=False,
+                     f_params="{net.__class__.__name__}_{last_batch[valid_loss]:.3f}.pt",
+                     f_optimizer=None, f_criterion=None, f_history=None)
+    cp3 = Checkpoint(monitor=None, dirname=str(tmp_path / "c"), sync=False, write_files=False)
+    make_net(max_epochs=1, callbacks=[cp2, cp3]).fit(X, y)
+    assert [n for n in os.listdir(tmp_path / "b") if n.endswith(".pt")][0].startswith(
+        "NeuralNetClassifier_")
+    assert all(n.endswith((".cairn", ".cairn-lock")) for n in os.listdir(tmp_path / "c"))
