@@ -15,8 +15,9 @@ Workloads (float32, warm page cache):
 Measured, each the median of --runs:
   save big: cairn.save vs the C library's save of the same bytes (the
     extension's writer called per tensor: libcairn with no Python layer)
-    vs torch.save / np.savez / pickle 5 / h5py; fsync on for cairn and the C
-    save (the others do not fsync: that favours them); peak RSS of cairn.save
+    vs torch.save (also + fsync) / np.save / np.savez / pickle 5 / h5py /
+    cairn.save(sync=False); fsync on for cairn, torch+fsync and the C save
+    (the others do not fsync); peak RSS of cairn.save
     in a fresh process against the data size;
   open + a view of every tensor (no payload touched);
   load big into private memory: cairn.load(framework="pt") vs torch.load,
@@ -100,9 +101,20 @@ def rm(path):
 
 def peers(d, tensors):
     """(name, save(path), load(path), path) of every peer that imports."""
-    out = [("cairn", lambda p: cairn.save(tensors, p), lambda p: cairn.load(p), "p.cairn")]
+    out = [("cairn", lambda p: cairn.save(tensors, p), lambda p: cairn.load(p), "p.cairn"),
+           ("cairn-nosync", lambda p: cairn.save(tensors, p, sync=False), lambda p: cairn.load(p),
+            "p3.cairn")]
     out.append(("np.savez", lambda p: np.savez(p, **tensors),
                 lambda p: dict(np.load(p)), "p.npz"))
+
+    def npy_save(p):
+        os.makedirs(p)
+        for k, v in tensors.items():
+            np.save(os.path.join(p, k + ".npy"), v)
+
+    def npy_load(p):
+        return {k: np.load(os.path.join(p, k + ".npy")) for k in tensors}
+    out.append(("np.save", npy_save, npy_load, "npy"))
 
     def pk_save(p):
         with open(p, "wb") as f:
@@ -116,6 +128,13 @@ def peers(d, tensors):
         import torch
         tt = {k: torch.from_numpy(v) for k, v in tensors.items()}
         out.append(("torch", lambda p: torch.save(tt, p), lambda p: torch.load(p), "p.pt"))
+
+        def torch_fsync(p):
+            with open(p, "wb") as f:
+                torch.save(tt, f)
+                f.flush()
+                os.fsync(f.fileno())
+        out.append(("torch+fsync", torch_fsync, lambda p: torch.load(p), "p4.pt"))
         out.append(("cairn->pt", lambda p: cairn.save(tt, p),
                     lambda p: cairn.load(p, framework="pt"), "p2.cairn"))
     except ImportError:
@@ -202,22 +221,49 @@ def main():
     result("py_open_views", ms=f"{t_open * 1e3:.4f}")
 
     # -- peers: save and load side by side -----------------------------------------
+    # Contenders alternate within each run (A B C ... A B C ...), and before
+    # every save the same preparation: the old output removed and os.sync(),
+    # so nobody flushes another's dirty data. Only "cairn" and "torch+fsync"
+    # are durable (fsync); every other save ends in the page cache.
+    contenders = peers(d, big)
+    save_t = {c[0]: [] for c in contenders}
+    load_t = {c[0]: [] for c in contenders}
+    for _ in range(a.runs):
+        for name, save, _load, path in contenders:
+            rm(path)
+            os.sync()
+            t0 = time.perf_counter()
+            save(path)
+            save_t[name].append(time.perf_counter() - t0)
+    for _ in range(a.runs):
+        for name, _save, load, path in contenders:
+            t0 = time.perf_counter()
+            load(path)
+            load_t[name].append(time.perf_counter() - t0)
     rows = []
-    for name, save, load, path in peers(d, big):
-        ts = median_time(lambda: save(path), a.runs, setup=lambda: rm(path))
-        tl = median_time(lambda: load(path), a.runs)
-        size = os.path.getsize(path) if os.path.isfile(path) else 0
-        rows.append((name, ts, tl, size))
+    for name, _save, _load, path in contenders:
+        size = (os.path.getsize(path) if os.path.isfile(path) else
+                sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)))
+        rows.append((name, statistics.median(save_t[name]), statistics.median(load_t[name]),
+                     size))
         rm(path)
-    print(f"\n{'big: ' + str(a.size_mib) + ' MiB':22s} {'save s':>9s} {'load s':>9s} {'MiB':>8s}")
+    print(f"\n{'big: ' + str(a.size_mib) + ' MiB':22s} {'save s':>9s} {'load s':>9s} {'MiB':>8s}"
+          "   (medians of one run; fsync only for cairn and torch+fsync)")
     for name, ts, tl, size in rows:
         print(f"{name:22s} {ts:9.3f} {tl:9.3f} {size / MiB:8.1f}")
         result("py_peer", contender=name, save_s=f"{ts:.4f}", load_s=f"{tl:.4f}")
     by = {r[0]: r for r in rows}
     if "torch" in by:
-        print(f"cairn.save / torch.save {by['cairn'][1] / by['torch'][1]:.2f} (target <= 0.5);"
+        print(f"cairn.save / torch.save {by['cairn'][1] / by['torch'][1]:.2f} (target <= 0.5; "
+              "cairn fsyncs, torch does not); like with like: "
+              f"cairn.save(sync=False) / torch.save {by['cairn-nosync'][1] / by['torch'][1]:.2f}, "
+              f"cairn.save / (torch.save + fsync) {by['cairn'][1] / by['torch+fsync'][1]:.2f};"
               f"  cairn.load(pt) / torch.load {by['cairn->pt'][2] / by['torch'][2]:.2f} "
               f"(target <= 1)")
+        result("py_vs_torch", save_ratio=f"{by['cairn'][1] / by['torch'][1]:.3f}",
+               nosync_ratio=f"{by['cairn-nosync'][1] / by['torch'][1]:.3f}",
+               sync_ratio=f"{by['cairn'][1] / by['torch+fsync'][1]:.3f}",
+               load_pt_ratio=f"{by['cairn->pt'][2] / by['torch'][2]:.3f}")
     rm(p)
     rm(pc)
     del big
