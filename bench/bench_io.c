@@ -222,6 +222,19 @@ static void scratch(const char *dir, uint64_t bytes)
 
 /* ---------------------------------------------------------- contenders */
 
+static void sync_dir_of(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+        die("%s: fsync of the directory: %s", dir, strerror(errno));
+    close(fd);
+}
+
 static void raw_save(const workload *w, const char *path, int sync)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -232,6 +245,8 @@ static void raw_save(const workload *w, const char *path, int sync)
     if (sync && fsync(fd) != 0)
         die("%s: fsync: %s", path, strerror(errno));
     close(fd);
+    if (sync) /* a new name is durable once its directory is synced: cairn's default does it */
+        sync_dir_of(path);
 }
 
 static void cairn_save(const workload *w, const char *path, int sync)
@@ -432,8 +447,8 @@ static void bench_save(const config *c, const workload *w, int sync_mode)
             tc[r] = bench_now() - t0;
         }
     }
-    print_header(w->name, op, sync_mode ? "durable: raw = write + fsync; cairn = default commit "
-                 "(fsync file, rename, fsync dir)" : "into the page cache: no fsync on either side");
+    print_header(w->name, op, sync_mode ? "durable: raw = write + fsync + fsync of the directory; cairn = "
+                 "default commit (fsync file, link in, fsync dir)" : "into the page cache: no fsync on either side");
     if (c->do_raw)
         report(w->name, op, "raw", tr, c->runs, w->total, NULL);
     if (c->do_cairn)

@@ -14,6 +14,9 @@ TARGETS = [
     ("big", "read", "ratio", 1.05, "x raw", "read all of 'big' into caller buffers"),
     ("big", "read-verify", "ratio", 1.30, "x raw", "read 'big' with CAIRN_READ_VERIFY"),
     ("big", "rss", "overhead_mib", 32.0, "MiB", "peak RSS above payload, saving 'big'"),
+    ("many", "read", "ratio", 1.10, "x raw", "read 20,000 small tensors (issue 14)"),
+    ("tiny", "save", "ratio", 2.0, "x raw", "save one 10x10 tensor (no fsync)"),
+    ("tiny", "read", "ratio", 3.0, "x raw", "open + read one 10x10 tensor"),
     ("pack", "pack-sync", "ratio", 1.15, "x concat", "cairn pack vs mmap+write concat (fsync)"),
     ("pack", "pack-nosync", "ratio", 1.15, "x concat", "cairn pack --no-sync vs concat (no fsync)"),
 ]

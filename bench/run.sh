@@ -6,7 +6,8 @@
 #        CAIRN_BENCH_RUNS           timed runs per contender (default 5)
 #        CAIRN_BENCH_TINY_RUNS      runs for the 10x10 workload (default 101; each is microseconds)
 #        CAIRN_BENCH_SETTLE         seconds to wait before each scratch write (default 2.5; README)
-#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers python s3 (default: all)
+#        CAIRN_BENCH_PHASES         subset of: tiny many big rss pack peers python s3 compress ckpt
+#                                   formats mpi (default: all)
 #        CAIRN_BENCH_S3_MIB         payload of the s3 phase in MiB (default 1024, in 256 tensors)
 #        CAIRN_BENCH_INSTALL_PEERS  0 = never apt-get install python3-h5py / python3-torch
 set -euo pipefail
@@ -17,7 +18,7 @@ DIR=${CAIRN_BENCH_DIR:-/tmp/cairn-bench}
 RUNS=${CAIRN_BENCH_RUNS:-5}
 TINY_RUNS=${CAIRN_BENCH_TINY_RUNS:-101}
 SETTLE=${CAIRN_BENCH_SETTLE:-2.5}
-PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers python s3}
+PHASES=${CAIRN_BENCH_PHASES:-tiny many big rss pack peers python s3 compress ckpt formats mpi}
 PY=/usr/bin/python3
 BENCH=$BUILD/bench/bench_io
 CONCAT=$BUILD/bench/npy_concat
@@ -208,7 +209,7 @@ say "total $(( $(date +%s) - start )) s; full log $LOG, RESULT lines $RESULTS"
 # via /proc/self/io). It prints its own summary against the compression
 # targets; CAIRN_BENCH_COMPRESS=0 skips it. Needs about 1.3 GiB in $DIR.
 COMPRESS=$BUILD/bench/bench_compress
-if [ "${CAIRN_BENCH_COMPRESS:-1}" != 0 ] && [ -x "$COMPRESS" ]; then
+if want compress && [ "${CAIRN_BENCH_COMPRESS:-1}" != 0 ] && [ -x "$COMPRESS" ]; then
   say ""
   t0=$(date +%s)
   "$COMPRESS" --dir "$DIR" --runs 3 --threads "$(nproc)" | tee -a "$LOG"
@@ -222,7 +223,7 @@ fi
 # compute loop while the background write runs, as the machine is and with
 # one more busy process (--busy 1: on 2 cores, no core left idle).
 # CAIRN_BENCH_CKPT=0 skips it.
-if [ "${CAIRN_BENCH_CKPT:-1}" != 0 ] && [ -x "$BUILD/bench/bench_ckpt" ]; then
+if want ckpt && [ "${CAIRN_BENCH_CKPT:-1}" != 0 ] && [ -x "$BUILD/bench/bench_ckpt" ]; then
   say ""
   t0=$(date +%s)
   for busy in 0 1; do
@@ -245,7 +246,7 @@ fi
 # fresh process, alternated, with peak RSS; open + find one tensor in the same tensors as
 # native and as safetensors; `cairn convert` native -> safetensors vs a plain
 # mmap + write() of the same bytes. CAIRN_BENCH_FORMATS=0 skips it.
-if [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &&
+if want formats && [ "${CAIRN_BENCH_FORMATS:-1}" != 0 ] && [ -x "$BUILD/bench/bench_formats" ] &&
    "$PY" -c 'import torch' 2>/dev/null; then
   say ""
   t0=$(date +%s)
@@ -279,7 +280,7 @@ fi
 # without fsyncs), a 1,000 x 1,000 manifest opened and planned, 4 -> 3
 # resharded load vs pread. MPI on shared memory and loopback only.
 # CAIRN_BENCH_MPI=0 skips it; CAIRN_BENCH_MPI_MIB sets MiB per rank (256).
-if [ "${CAIRN_BENCH_MPI:-1}" != 0 ] && [ -x "$BUILD/bench/bench_mpi" ] && command -v mpirun >/dev/null; then
+if want mpi && [ "${CAIRN_BENCH_MPI:-1}" != 0 ] && [ -x "$BUILD/bench/bench_mpi" ] && command -v mpirun >/dev/null; then
   say ""
   t0=$(date +%s)
   MPI_MIB=${CAIRN_BENCH_MPI_MIB:-256}
