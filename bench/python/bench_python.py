@@ -40,6 +40,9 @@ import cairn
 from cairn import _cairn
 from cairn import _dtypes
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from peers import before_save  # noqa: E402  (bench/peers.py: bench_io's preparation)
+
 MiB = 1 << 20
 
 
@@ -54,12 +57,15 @@ def median_time(fn, runs, setup=None):
     return statistics.median(times)
 
 
-def paired_times(fa, fb, runs):
+def paired_times(fa, fb, runs, prepare=None):
     """Medians of fa and fb timed in alternation, so that a busy disk or
-    neighbour hits both alike."""
+    neighbour hits both alike; prepare(0) before fa, prepare(1) before fb
+    (untimed)."""
     ta, tb = [], []
     for _ in range(runs):
-        for fn, out in ((fa, ta), (fb, tb)):
+        for k, fn, out in ((0, fa, ta), (1, fb, tb)):
+            if prepare:
+                prepare(k)
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
@@ -185,11 +191,14 @@ def main():
     ap.add_argument("--count", type=int, default=256)
     ap.add_argument("--many", type=int, default=20000)
     ap.add_argument("--runs", type=int, default=int(os.environ.get("CAIRN_BENCH_RUNS", 5)))
+    ap.add_argument("--settle", type=float,
+                    default=float(os.environ.get("CAIRN_BENCH_SETTLE", 2.5)),
+                    help="seconds to wait before each scratch write (bench/README.md)")
     ap.add_argument("--tiny-runs", type=int, default=1001)
     ap.add_argument("--small", action="store_true", help="64 MiB, 2000 small arrays, 3 runs")
     a = ap.parse_args()
     if a.small:
-        a.size_mib, a.many, a.runs, a.tiny_runs = 64, 2000, 3, 201
+        a.size_mib, a.many, a.runs, a.tiny_runs, a.settle = 64, 2000, 3, 201, 0.0
     d = os.path.join(a.dir, "python")
     os.makedirs(d, exist_ok=True)
     print(f"cairn {cairn.__version__} Python benchmarks: big {a.size_mib} MiB / {a.count}, "
@@ -201,7 +210,14 @@ def main():
     p, pc = os.path.join(d, "big.cairn"), os.path.join(d, "big_c.cairn")
 
     # -- save big: the Python layer against libcairn itself ---------------------
-    t_py, t_c = paired_times(lambda: cairn.save(big, p), lambda: c_save(pc, big), a.runs)
+    # Before every timed save of 'big', for every contender: the previous
+    # outputs removed, sync, settle, a scratch file twice the payload written
+    # and deleted (bench_io's preparation, bench/README.md "Traps").
+    def prepare_big(path):
+        rm(path)
+        before_save(d, a.size_mib * MiB, a.settle)
+    t_py, t_c = paired_times(lambda: cairn.save(big, p), lambda: c_save(pc, big), a.runs,
+                             prepare=lambda k: prepare_big((p, pc)[k]))
     gbs = a.size_mib / 1024
     print(f"save big      cairn.save {t_py:.3f} s ({gbs / t_py:.2f} GiB/s)   C library "
           f"{t_c:.3f} s   ratio {t_py / t_c:.2f} (target <= 1.10)")
@@ -221,17 +237,16 @@ def main():
     result("py_open_views", ms=f"{t_open * 1e3:.4f}")
 
     # -- peers: save and load side by side -----------------------------------------
-    # Contenders alternate within each run (A B C ... A B C ...), and before
-    # every save the same preparation: the old output removed and os.sync(),
-    # so nobody flushes another's dirty data. Only "cairn" and "torch+fsync"
-    # are durable (fsync); every other save ends in the page cache.
+    # Contenders alternate within each run (A B C ... A B C ...), each save
+    # after the same preparation (prepare_big). Only "cairn" and
+    # "torch+fsync" are durable (fsync); every other save ends in the page
+    # cache.
     contenders = peers(d, big)
     save_t = {c[0]: [] for c in contenders}
     load_t = {c[0]: [] for c in contenders}
     for _ in range(a.runs):
         for name, save, _load, path in contenders:
-            rm(path)
-            os.sync()
+            prepare_big(path)
             t0 = time.perf_counter()
             save(path)
             save_t[name].append(time.perf_counter() - t0)
@@ -271,8 +286,11 @@ def main():
     # -- many small tensors --------------------------------------------------------
     many = {f"m{i:05d}": np.full(1024, i, np.float32) for i in range(a.many)}
     pm, pmc = os.path.join(d, "many.cairn"), os.path.join(d, "many_c.cairn")
+    def prepare_many(k):
+        rm((pm, pmc)[k])
+        before_save(d, a.many * 4096, a.settle)
     t_py, t_c = paired_times(lambda: cairn.save(many, pm, sync=False),
-                             lambda: c_save(pmc, many, sync=False), a.runs)
+                             lambda: c_save(pmc, many, sync=False), a.runs, prepare=prepare_many)
     l_py, l_c = paired_times(lambda: cairn.load(pm), lambda: c_read_all(pmc), a.runs)
     print(f"\nmany {a.many}: save {t_py:.3f} s vs C {t_c:.3f} s (ratio {t_py / t_c:.2f}); "
           f"load {l_py:.3f} s vs C {l_c:.3f} s (ratio {l_py / l_c:.2f}); target <= 2")
