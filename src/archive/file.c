@@ -341,6 +341,5 @@ cairn_status cairn_file_read_metadata(const cairn_file *f, cairn_value **out, ca
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_read_metadata: NULL argument");
     if (f->ops->read_metadata)
         return f->ops->read_metadata(f, out, err);
-    *out = cairn_value_map();
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    return cairn__metadata_copy(f, NULL, out, err); /* no metadata: an empty map */
 }

@@ -812,13 +812,7 @@ static void gw_destroy(cairn_writer *w)
     cairn__hf_destroy(w);
 }
 
-const cairn__writer_ops cairn__gguf_writer = {
-    .format = CAIRN_FORMAT_GGUF,
-    .begin = gw_begin,
-    .add = cairn__hf_add,
+const cairn__writer_ops cairn__gguf_writer = CAIRN__HF_WRITER_OPS(
+    gw, CAIRN_FORMAT_GGUF,
     .no_alias = "GGUF readers (ggml) require every tensor to have its own bytes",
-    .declare = gw_declare,
-    .set_metadata = gw_set_metadata,
-    .finish = gw_finish,
-    .destroy = gw_destroy,
-};
+    .set_metadata = gw_set_metadata, .destroy = gw_destroy);

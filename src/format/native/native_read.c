@@ -604,24 +604,13 @@ static cairn_status nr_verify_structure(const cairn_file *f, cairn_error *err)
                         (unsigned long long)tpos, i);
     if (nr->sig_size && nr->minor <= CAIRN_FORMAT_MINOR)
         CAIRN_TRY(cairn__sig_check_structure(f, h, t, err));
-    cairn_value *meta = NULL;
-    CAIRN_TRY(nr_read_metadata(f, &meta, err));
-    cairn_value_free(meta);
-    return CAIRN_OK;
+    return cairn__metadata_check(f, err);
 }
 
-const cairn__reader_ops cairn__native_reader = {
-    .format = CAIRN_FORMAT_NATIVE,
-    .open = nr_open,
-    .close = nr_close,
-    .count = nr_count,
-    .tensor_at = nr_tensor_at,
-    .find = nr_find,
-    .file_info = nr_file_info,
-    .verify_structure = nr_verify_structure,
-    .read_metadata = nr_read_metadata,
-    .load = nr_load,
-    .load_range = nr_load_range,
-    .verify_signature = cairn__native_verify_signature,
-    .sign = cairn__native_sign,
-};
+/* Records are decoded from the mapped index on demand, not kept in a
+ * cairn__tensor_table: the accessors are the format's own. */
+const cairn__reader_ops cairn__native_reader = CAIRN__READER_OPS(
+    nr, CAIRN_FORMAT_NATIVE, .close = nr_close, .count = nr_count, .tensor_at = nr_tensor_at,
+    .find = nr_find, .file_info = nr_file_info, .verify_structure = nr_verify_structure,
+    .read_metadata = nr_read_metadata, .load = nr_load, .load_range = nr_load_range,
+    .verify_signature = cairn__native_verify_signature, .sign = cairn__native_sign);
