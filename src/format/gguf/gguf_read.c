@@ -54,17 +54,9 @@ typedef struct gguf_cur {
     cairn_error *err;
 } gguf_cur;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static cairn_status cerr(const gguf_cur *c, uint64_t at, cairn_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(c->err, st, c->f->path, "gguf", at, c->ctx, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* cerr(c, at, status, fmt, ...): fails at file offset `at`, in c's context. */
+#define cerr(c, at, st, ...) \
+    cairn__fail_at((c)->err, (st), (c)->f->path, "gguf", (at), (c)->ctx, __VA_ARGS__)
 
 static uint64_t left(const gguf_cur *c) { return c->f->src.size - c->pos; }
 

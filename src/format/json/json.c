@@ -396,17 +396,9 @@ typedef struct jp {
     cairn_error *err;
 } jp;
 
-#define JFAIL(x, st, ...) jfail((x), (st), __VA_ARGS__)
-
-__attribute__((format(printf, 3, 4))) static cairn_status jfail(jp *x, cairn_status st,
-                                                               const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(x->err, st, x->path, "json", x->at, NULL, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* JFAIL(x, status, fmt, ...): fails at x's position. */
+#define JFAIL(x, st, ...) \
+    cairn__fail_at((x)->err, (st), (x)->path, "json", (x)->at, NULL, __VA_ARGS__)
 
 static void skip_ws(jp *x)
 {

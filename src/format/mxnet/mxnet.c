@@ -52,17 +52,9 @@ typedef struct mx_cur {
     cairn_error *err;
 } mx_cur;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static cairn_status cfail(const mx_cur *c, cairn_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(c->err, st, c->f->path, "mxnet", c->pos, c->ctx, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* cfail(c, status, fmt, ...): fails at c's position, in its context. */
+#define cfail(c, st, ...) \
+    cairn__fail_at((c)->err, (st), (c)->f->path, "mxnet", (c)->pos, (c)->ctx, __VA_ARGS__)
 
 static cairn_status need(const mx_cur *c, uint64_t n, const char *field)
 {

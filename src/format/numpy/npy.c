@@ -79,17 +79,9 @@ typedef struct parser {
     cairn_error *err;
 } parser;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static cairn_status perr(const parser *ps, size_t at, cairn_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(ps->err, st, ps->path, "npy header", ps->base + at, NULL, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* perr(ps, at, status, fmt, ...): fails at byte `at` of the header text. */
+#define perr(ps, at, st, ...) \
+    cairn__fail_at((ps)->err, (st), (ps)->path, "npy header", (ps)->base + (at), NULL, __VA_ARGS__)
 
 static int at_end(const parser *ps) { return ps->pos >= ps->len; }
 static char peek(const parser *ps) { return at_end(ps) ? '\0' : ps->text[ps->pos]; }
