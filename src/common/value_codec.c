@@ -352,14 +352,8 @@ typedef struct key_refs {
 
 static int key_refs_push(key_refs *k, const uint8_t *key, size_t len, size_t at)
 {
-    if (k->count == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 8;
-        key_ref *refs = realloc(k->refs, cap * sizeof *refs);
-        if (!refs)
-            return 0;
-        k->refs = refs;
-        k->cap = cap;
-    }
+    if (!CAIRN__GROW(k->refs, k->cap, k->count, 8))
+        return 0;
     k->refs[k->count].key = key;
     k->refs[k->count].len = len;
     k->refs[k->count].at = at;
