@@ -85,12 +85,11 @@ static cairn_status opened(cairn_file *f, cairn_status st, cairn_file **out, cai
 {
     if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
         st = cairn_file_verify(f, err);
-    if (st != CAIRN_OK) {
+    if (st == CAIRN_OK)
+        *out = f;
+    else
         cairn_file_close(f);
-        return st;
-    }
-    *out = f;
-    return CAIRN_OK;
+    return st;
 }
 
 static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file **out,
