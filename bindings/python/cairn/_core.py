@@ -221,8 +221,28 @@ def _write_all(w, tensors, declare=False):
         for name, (code, shape, buf, _) in items:
             w._w.add(name, code, shape, buf)
         return
+    # Writer.add, inlined for the common case (a C-contiguous little-endian
+    # NumPy array): 20,000 small tensors cost a few microseconds each in
+    # Python otherwise. Anything else takes Writer.add.
+    add, fast, seen, address = w._w.add, D.FAST, w._seen, _cairn.buffer_address
+    aliasing = w.format in _ALIAS_FORMATS
+    ndarray, ref = np.ndarray, weakref.ref
     for name, t in items:
-        w.add(name, t)
+        code = fast.get(t.dtype) if type(t) is ndarray and t.flags.c_contiguous else None
+        if code is None:
+            w.add(name, t)
+            continue
+        shape = t.shape
+        if not aliasing or not t.size:
+            add(name, code, shape, t)
+            continue
+        key = (address(t), code, shape)
+        first = seen.get(key)
+        if first is not None and first[1]() is not None:
+            w._w.add_alias(name, first[0])
+            continue
+        add(name, code, shape, t)
+        seen[key] = (name, ref(t))
 
 
 def save(tensors, path, *, metadata=None, format=None, compress=None, shuffle=False, sync=True,
