@@ -132,6 +132,7 @@ class Writer:
                                 chunk_size=chunk_size, threads=threads,
                                 shard_size=shard_size)
         self._seen = {}
+        self._alive = {}  # alias keys of arrays that outlive the save (see _write_all)
         self._result = None
         if metadata is not None:
             try:
@@ -147,6 +148,9 @@ class Writer:
         key = None
         if self.format in _ALIAS_FORMATS and owner is not None:
             key = _alias_key(buf, code, shape)
+        if key is not None and key in self._alive:  # (save(): kept alive by its list)
+            self._w.add_alias(name, self._alive[key])
+            return
         if key is not None and key in self._seen:
             # The same memory is the same tensor only while its first owner
             # lives (freed memory may hold the next array).
@@ -214,7 +218,8 @@ class Writer:
 
 
 def _write_all(w, tensors, declare=False):
-    items = list(tensors.items()) if hasattr(tensors, "items") else tensors
+    # A list, which keeps every array alive until the save ends.
+    items = list(tensors.items()) if hasattr(tensors, "items") else list(tensors)
     if declare:
         items = [(name, D.as_buffer(t)) for name, t in items]
         w._w.declare([(name, code, shape) for name, (code, shape, _, _) in items])
@@ -223,10 +228,12 @@ def _write_all(w, tensors, declare=False):
         return
     # Writer.add, inlined for the common case (a C-contiguous little-endian
     # NumPy array): 20,000 small tensors cost a few microseconds each in
-    # Python otherwise. Anything else takes Writer.add.
-    add, fast, seen, address = w._w.add, D.FAST, w._seen, _cairn.buffer_address
+    # Python otherwise. Anything else takes Writer.add. `items` keeps every
+    # array alive, so the same memory is the same tensor without a weak
+    # reference per array (w._alive; those cost allocations and collections).
+    add, fast, seen, alive, address = w._w.add, D.FAST, w._seen, w._alive, _cairn.buffer_address
     aliasing = w.format in _ALIAS_FORMATS
-    ndarray, ref = np.ndarray, weakref.ref
+    ndarray = np.ndarray
     for name, t in items:
         code = fast.get(t.dtype) if type(t) is ndarray and t.flags.c_contiguous else None
         if code is None:
@@ -237,12 +244,15 @@ def _write_all(w, tensors, declare=False):
             add(name, code, shape, t)
             continue
         key = (address(t), code, shape)
-        first = seen.get(key)
-        if first is not None and first[1]() is not None:
-            w._w.add_alias(name, first[0])
+        first = alive.get(key)
+        if first is None and seen:
+            first = seen.get(key)
+            first = first[0] if first is not None and first[1]() is not None else None
+        if first is not None:
+            w._w.add_alias(name, first)
             continue
         add(name, code, shape, t)
-        seen[key] = (name, ref(t))
+        alive[key] = name
 
 
 def save(tensors, path, *, metadata=None, format=None, compress=None, shuffle=False, sync=True,
