@@ -407,27 +407,54 @@ def _cairn_open_bytes(data):
 
 
 def _write_atomic(f, data, sync=True):
-    """Writes bytes to a path through a temporary file, fsync (unless
-    sync=False) and rename (or to a file-like object as is)."""
+    """Writes bytes to a path as libcairn commits a file (or to a file-like
+    object as is): an unnamed file in the target's directory (O_TMPFILE),
+    fsync unless sync=False, then linked in under the name (a new name) or
+    under a temporary name renamed over it; a process killed at any other
+    instant leaves nothing behind (in that one instant, a temporary named
+    as cairn names them, which cairn's later commits there sweep away)."""
     if not isinstance(f, (str, os.PathLike)):
         f.write(data.decode() if isinstance(f, io.TextIOBase) else data)
         return
     path = os.fspath(f)
-    tmp = f"{path}.cairn-tmp-{os.getpid()}"
+    d = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(d, f".{os.path.basename(path)}.cairn-tmp-{os.urandom(8).hex()}")
     try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            if sync:
-                os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        fd = os.open(d, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+        unnamed = True
+    except (AttributeError, OSError):  # no O_TMPFILE here: a named temporary
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        unnamed = False
+    named = not unnamed
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+        if unnamed:
+            # linkat(AT_SYMLINK_FOLLOW): os.link calls plain link() unless
+            # given a directory descriptor
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                try:
+                    os.link(f"/proc/self/fd/{fd}", os.path.basename(path), dst_dir_fd=dfd)
+                    tmp = None
+                except FileExistsError:
+                    os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=dfd)
+                    named = True
+            finally:
+                os.close(dfd)
+        if tmp is not None:
+            os.replace(tmp, path)
+            named = False
+    finally:
+        os.close(fd)
+        if named:
             os.unlink(tmp)
-        raise
     if not sync:
         return
-    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    dfd = os.open(d, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:

@@ -192,7 +192,7 @@ def test_sigkill_during_training_never_breaks_latest(tmp_path):
             cp = Checkpoint(monitor=None, dirname=str(d), keep_last=3)
             m = cp.manager()
             assert all(c.valid for c in m.checkpoints())
-            assert not [n for n in os.listdir(d) if "cairn-tmp" in n] if d.exists() else True
+            assert not [n for n in os.listdir(d) if "cairn-tmp" in n] if d.exists() else True, os.listdir(d)
             if m.latest() is not None:
                 net = make_net(callbacks=[cp])
                 net.initialize()
