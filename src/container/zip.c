@@ -358,17 +358,28 @@ static cairn_status check_entry(const cairn__source *f, raw_entry *r, uint64_t m
                            "declares %llu bytes from %llu deflated bytes, beyond deflate's "
                            "1032:1 maximum", where, (unsigned long long)r->at,
                            (unsigned long long)r->size, (unsigned long long)r->comp);
+    /* The bytes the file holds set the budget: at most 100:1, and at most
+     * 4 x the file's size, so that a command holding a member whole (or two,
+     * for diff) keeps to 16 x S + 160 MiB (docs/FORMAT.md §14). */
+    uint64_t file_cap;
     if (cairn__mul_overflow(r->comp, CAIRN__ZIP_RATIO_LIMIT, &ratio_cap))
         ratio_cap = UINT64_MAX;
+    if (cairn__mul_overflow(f->size, CAIRN__ZIP_SIZE_LIMIT, &file_cap))
+        file_cap = UINT64_MAX;
+    if (ratio_cap > file_cap)
+        ratio_cap = file_cap;
     if (r->method == CAIRN__ZIP_DEFLATED && r->size > max_inflate && r->size > ratio_cap)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s (central directory entry at offset %llu): "
                            "inflates %llu bytes to %llu (%llu:1), over the decompression limit "
-                           "of max(%llu bytes, %d x the compressed size); raise "
-                           "cairn_open_opts.max_inflate to read it", where,
+                           "of %llu bytes: max(max_inflate %llu, min(%d x the compressed size, "
+                           "%d x the file's %llu bytes)); raise cairn_open_opts.max_inflate "
+                           "(Python: max_inflate=) to read it", where,
                            (unsigned long long)r->at, (unsigned long long)r->comp,
                            (unsigned long long)r->size,
                            (unsigned long long)(r->comp ? r->size / r->comp : 0),
-                           (unsigned long long)max_inflate, CAIRN__ZIP_RATIO_LIMIT);
+                           (unsigned long long)(max_inflate > ratio_cap ? max_inflate : ratio_cap),
+                           (unsigned long long)max_inflate, CAIRN__ZIP_RATIO_LIMIT,
+                           CAIRN__ZIP_SIZE_LIMIT, (unsigned long long)f->size);
     m->name_len = r->name_len;
     m->method = r->method;
     m->flags = r->flags;

@@ -20,9 +20,11 @@
  * bytes of central directory (read in one piece). */
 #define CAIRN__ZIP_MAX_MEMBERS (UINT64_C(1) << 22)
 #define CAIRN__ZIP_MAX_CD_SIZE (UINT64_C(1) << 30)
-/* A deflated member may declare at most max(max_inflate, this x its
- * compressed size) bytes (cairn_open_opts.max_inflate). */
+/* A deflated member may declare at most max(max_inflate, min(this x its
+ * compressed size, CAIRN__ZIP_SIZE_LIMIT x the archive's size)) bytes
+ * (cairn_open_opts.max_inflate). */
 #define CAIRN__ZIP_RATIO_LIMIT 100
+#define CAIRN__ZIP_SIZE_LIMIT 4
 /* Deflate cannot do better than 1032:1 (a 258-byte match in 2 bits), so a
  * larger declared ratio is malformed whatever the limits say. */
 #define CAIRN__ZIP_DEFLATE_MAX_RATIO 1032
