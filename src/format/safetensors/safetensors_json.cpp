@@ -148,9 +148,10 @@ error_code visit(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, c
         break;
     }
     case od::json_type::boolean: {
-        bool b;
+        bool b = false;
         e = v.get_bool().get(b);
         n.kind = CAIRN__STJ_BOOL;
+        n.i = b;
         break;
     }
     case od::json_type::number: {
@@ -165,9 +166,8 @@ error_code visit(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, c
             n.kind = CAIRN__STJ_UINT;
             e = v.get_uint64().get(n.u);
         } else {
-            double x;
             n.kind = CAIRN__STJ_REAL;
-            e = v.get_double().get(x);
+            e = v.get_double().get(n.d);
         }
         break;
     }
@@ -325,15 +325,22 @@ extern "C" cairn__stj_status cairn__stj_root(cairn__stj_doc *d, cairn__stj_kind 
     return e ? fail(e, why) : CAIRN__STJ_OK;
 }
 
-extern "C" cairn__stj_status cairn__stj_members(cairn__stj_doc *d, const cairn__stj_limits *lim,
-                                                cairn__stj_member_fn fn, void *ctx,
-                                                const char **why)
+namespace {
+
+// Reads the root object, handing fn what the walk asks for: every member
+// (only NULL), the first member named `only` (nested false), or that
+// member's own members when it is an object (nested true). Everything else
+// is read and checked without being handed out.
+cairn__stj_status walk_root(cairn__stj_doc *d, const cairn__stj_limits *lim, const char *only,
+                            bool nested, cairn__stj_member_fn fn, void *ctx, const char **why)
 {
     d->doc.rewind();
     od::object o;
     error_code e = d->doc.get_object().get(o);
     if (e)
         return fail(e, why);
+    size_t only_len = only ? std::strlen(only) : 0;
+    bool done = false;
     for (auto member : o) {
         od::field f;
         if ((e = std::move(member).get(f)))
@@ -341,15 +348,75 @@ extern "C" cairn__stj_status cairn__stj_members(cairn__stj_doc *d, const cairn__
         std::string_view k;
         if (!plain(f.key().raw(), &k) && (e = f.unescaped_key().get(k)))
             break;
-        d->count = 0;
-        if ((e = visit(d, lim, f.value(), k.data(), uint32_t(k.size()), 1, true)))
+        bool hit = !only || (!done && k.size() == only_len && std::memcmp(k.data(), only,
+                                                                          only_len) == 0);
+        od::value v = f.value();
+        if (!hit) {
+            if ((e = visit(d, lim, v, nullptr, 0, 1, false)))
+                break;
+            continue;
+        }
+        done = true;
+        od::json_type type;
+        if (nested && ((e = v.type().get(type)) || type != od::json_type::object)) {
+            if (e || (e = visit(d, lim, v, nullptr, 0, 1, false)))
+                break;
+            continue;
+        }
+        if (!nested) {
+            d->count = 0;
+            if ((e = visit(d, lim, v, k.data(), uint32_t(k.size()), 1, true)))
+                break;
+            if (fn(ctx, d->nodes, d->count))
+                return CAIRN__STJ_STOPPED;
+            continue;
+        }
+        od::object inner;
+        if ((e = v.get_object().get(inner)))
             break;
-        if (fn(ctx, d->nodes, d->count))
-            return CAIRN__STJ_STOPPED;
+        for (auto item : inner) {
+            od::field g;
+            std::string_view ik;
+            if ((e = std::move(item).get(g)) ||
+                (!plain(g.key().raw(), &ik) && (e = g.unescaped_key().get(ik))))
+                break;
+            d->count = 0;
+            if ((e = visit(d, lim, g.value(), ik.data(), uint32_t(ik.size()), 2, true)))
+                break;
+            if (fn(ctx, d->nodes, d->count))
+                return CAIRN__STJ_STOPPED;
+        }
+        if (e)
+            break;
     }
     if (!e)
         e = at_end(d->doc);
     return e ? fail(e, why) : CAIRN__STJ_OK;
+}
+
+} // namespace
+
+extern "C" cairn__stj_status cairn__stj_members(cairn__stj_doc *d, const cairn__stj_limits *lim,
+                                                cairn__stj_member_fn fn, void *ctx,
+                                                const char **why)
+{
+    return walk_root(d, lim, nullptr, false, fn, ctx, why);
+}
+
+extern "C" cairn__stj_status cairn__stj_member(cairn__stj_doc *d, const char *key,
+                                               const cairn__stj_limits *lim,
+                                               cairn__stj_member_fn fn, void *ctx,
+                                               const char **why)
+{
+    return walk_root(d, lim, key, false, fn, ctx, why);
+}
+
+extern "C" cairn__stj_status cairn__stj_members_of(cairn__stj_doc *d, const char *key,
+                                                   const cairn__stj_limits *lim,
+                                                   cairn__stj_member_fn fn, void *ctx,
+                                                   const char **why)
+{
+    return walk_root(d, lim, key, true, fn, ctx, why);
 }
 
 extern "C" void cairn__stj_free(cairn__stj_doc *doc)

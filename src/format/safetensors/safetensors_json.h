@@ -44,7 +44,8 @@ typedef struct cairn__stj_node {
     const char *key;  /* the member's key when the parent is an object (may
                        * hold NULs), else NULL */
     const char *str;  /* STRING: the decoded bytes, else NULL */
-    int64_t i;
+    int64_t i;        /* INT; BOOL: 0 or 1 */
+    double d;         /* REAL */
     uint64_t u;
     /* 32 bits are enough: a text is at most CAIRN__STJ_MAX_TEXT bytes. */
     uint32_t key_len;
@@ -110,6 +111,18 @@ typedef int (*cairn__stj_member_fn)(void *ctx, const cairn__stj_node *nodes, siz
  * CAIRN__STJ_STOPPED when fn stopped it. */
 cairn__stj_status cairn__stj_members(cairn__stj_doc *doc, const cairn__stj_limits *lim,
                                      cairn__stj_member_fn fn, void *ctx, const char **why);
+
+/* The same walk handing fn only the first member named `key` (NUL-free),
+ * or, with _members_of, that member's own members when it is an object
+ * (each flattened as a member is, at depth 2): a large object inside the
+ * root is then read one member at a time too. Everything else is read and
+ * checked all the same. */
+cairn__stj_status cairn__stj_member(cairn__stj_doc *doc, const char *key,
+                                    const cairn__stj_limits *lim, cairn__stj_member_fn fn,
+                                    void *ctx, const char **why);
+cairn__stj_status cairn__stj_members_of(cairn__stj_doc *doc, const char *key,
+                                        const cairn__stj_limits *lim, cairn__stj_member_fn fn,
+                                        void *ctx, const char **why);
 
 void cairn__stj_free(cairn__stj_doc *doc);
 
