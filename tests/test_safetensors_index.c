@@ -495,6 +495,9 @@ static void test_malformed(void)
            CAIRN_E_CORRUPT, "duplicate", "invalid JSON", NULL);
     EXPECT("{\"metadata\": [], \"weight_map\": {}}", CAIRN_E_CORRUPT, "\"metadata\" is an array",
            NULL, NULL);
+    EXPECT("{}", CAIRN_E_FORMAT, "not a sharded safetensors index", NULL, NULL);
+    EXPECT("{\"weight_map\": {}, \"weight_map\": {}}", CAIRN_E_CORRUPT, "invalid JSON",
+           "duplicate object key 'weight_map'", NULL);
     /* simdjson says what is wrong, not where (as for safetensors headers) */
     EXPECT("{\"weight_map\": {\"a\": \"x.safetensors\",", CAIRN_E_CORRUPT, "invalid JSON",
            "sharded safetensors index", NULL);

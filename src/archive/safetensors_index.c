@@ -398,7 +398,8 @@ static cairn_status check_top(const cairn_file *f, stx_walk *w, cairn_error *err
     s = cairn__stj_members(w->p->doc, &keys_only, walk_top, w, &why);
     if (s != CAIRN__STJ_OK)
         return w->st != CAIRN_OK ? w->st : stj_fail(f, s, why, err);
-    qsort(w->keys, w->nkeys, sizeof *w->keys, key_order);
+    if (w->nkeys > 1)
+        qsort(w->keys, w->nkeys, sizeof *w->keys, key_order);
     for (size_t k = 1; k < w->nkeys; k++)
         if (!key_order(&w->keys[k - 1], &w->keys[k]))
             return dup_key(w, "", w->keys[k].s, w->keys[k].len);
