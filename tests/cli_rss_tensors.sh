@@ -21,8 +21,8 @@ skip_unless_python "import numpy" "numpy missing"
 declare -A KNOWN=(
     [torch]="~1,350 B: the pickle machine's graph of every tensor's rebuild call (~900 B) lives until the table is built"
     [torch_legacy]="~1,300 B: the pickle machine's graph of every tensor's rebuild call lives until the table is built"
-    [pickle]="refused: the inert tree of 100,000 arrays (a dtype shared by all) passes the tree budget"
-    [joblib]="refused: the inert tree of 100,000 arrays (a dtype shared by all) passes the tree budget"
+    [pickle]="~1,020 B: the pickle machine's graph of every array's nodes (~800 B) lives until the table is built"
+    [joblib]="~1,020 B: the pickle machine's graph of every array's nodes (~800 B) lives until the table is built"
     [hdf5]="~570 B (h5py file): the table keeps a 192-byte record, a name and a path per dataset, and libhdf5 its own state"
 )
 

@@ -188,3 +188,22 @@ cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, 
     vm->nodes[*out].u.ref = vm->tensor_count++;
     return CAIRN_OK;
 }
+
+uint32_t cairn__pk_dict_get(const cairn__pickle *vm, uint32_t dict, const char *key)
+{
+    if (dict == UINT32_MAX || vm->nodes[dict].type != CAIRN__PK_DICT)
+        return UINT32_MAX;
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, dict);
+    for (uint32_t i = 0; i + 1 < q->count; i += 2)
+        if (cairn__pk_is_str(vm, q->items[i], key))
+            return q->items[i + 1];
+    return UINT32_MAX;
+}
+
+int cairn__pk_is_str(const cairn__pickle *vm, uint32_t node, const char *lit)
+{
+    if (node == UINT32_MAX || vm->nodes[node].type != CAIRN__PK_STR)
+        return 0;
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, node);
+    return b->len == strlen(lit) && memcmp(b->p, lit, b->len) == 0;
+}
