@@ -340,7 +340,7 @@ static void retain(cairn_mpi_ckpt *m)
 
 static void *write_thread(void *arg)
 {
-    cairn__mpi_save_write(arg);
+    cairn__mpi_save_write(arg, 1); /* durable in the background */
     return NULL;
 }
 
@@ -355,7 +355,7 @@ static cairn_status collect(cairn_mpi_ckpt *m, cairn_error *err)
     m->thread_running = 0;
     cairn_mpi_save *s = m->pending;
     m->pending = NULL;
-    cairn_status st = cairn__mpi_save_finish(s, err);
+    cairn_status st = cairn__mpi_save_finish(s, NULL, err);
     if (st == CAIRN_OK && m->me == 0) {
         if (m->n == m->cap) {
             size_t nc = m->cap ? 2 * m->cap : 16;
@@ -445,7 +445,7 @@ cairn_status cairn_mpi_ckpt_commit(cairn_mpi_ckpt *m, cairn_mpi_save *save, cair
         m->thread_running = 1;
         return CAIRN_OK;
     }
-    cairn__mpi_save_write(save); /* sync, or no thread could be started */
+    cairn__mpi_save_write(save, m->me == 0); /* sync, or no thread could be started */
     return collect(m, err);
 }
 
