@@ -353,6 +353,18 @@ static cairn_status dist_read_metadata(const cairn_file *f, cairn_value **out, c
     return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
 }
 
+cairn_status cairn__dist_check_parts(const cairn_file *f, cairn_error *err)
+{
+    if (f->ops != &cairn__dist_reader)
+        return CAIRN_OK;
+    const dist_state *s = f->state;
+    for (uint64_t i = 0; i < s->m.nfiles; i++) {
+        const cairn_file *p;
+        CAIRN_TRY(part_get(f, i, &p, err));
+    }
+    return CAIRN_OK;
+}
+
 const cairn__reader_ops cairn__dist_reader = {
     .format = CAIRN_FORMAT_NATIVE,
     .open = dist_open,

@@ -5,6 +5,7 @@
  * storage, "s3://bucket/run" (docs/STORAGE.md): listing, sizes and removal
  * then go through io/remote.h, and every checkpoint is created only if its
  * key is free. */
+#include "archive/dist.h"
 #include "ckpt/ckpt_internal.h"
 #include "common/opts.h"
 #include "io/remote.h"
@@ -141,7 +142,7 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
 {
     cairn_file *f;
     cairn_error err;
-    struct stat st;
+    struct stat st = {0};
     if (!cairn__remote_is_url(e->path) && stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
     if (cairn_file_open(e->path, NULL, &f, &err) != CAIRN_OK)
@@ -162,6 +163,13 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
         e->valid = rec && has_seq && (uint64_t)seq == e->seq;
         cairn_value_free(meta);
     }
+    /* a distributed checkpoint: valid only when every rank file it names
+     * checks out too; its bytes are the manifest's and the rank files' */
+    cairn_file_info fi;
+    if (e->valid && cairn__dist_check_parts(f, &err) != CAIRN_OK)
+        e->valid = 0;
+    if (S_ISDIR(st.st_mode) && cairn_file_get_info(f, &fi, &err) == CAIRN_OK)
+        e->bytes = fi.file_size;
     cairn_file_close(f);
 }
 
@@ -179,10 +187,28 @@ static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *
     return CAIRN_OK;
 }
 
+/* A read-only manager also lists distributed checkpoints, the directories
+ * <prefix>ckpt-<seq>/ that libcairn_mpi's manager writes (docs/DISTRIBUTED.md):
+ * `cairn ckpt` reads those without MPI. A writer never touches them. */
+static uint64_t parse_dist_name(const cairn_ckpt *m, const char *name)
+{
+    const char *rest;
+    uint64_t seq = parse_seq(m, name, &rest);
+    if (!seq || *rest || !(m->flags & CAIRN_CKPT_READ_ONLY) || cairn__remote_is_url(m->dir))
+        return 0;
+    char *p = cairn__path_join(m->dir, name);
+    struct stat st;
+    int dir = p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    free(p);
+    return dir ? seq : 0;
+}
+
 /* Adds the checkpoint `name` (relative to the directory) if it is one. */
 static cairn_status add_listed(cairn_ckpt *m, const char *name, uint64_t bytes, cairn_error *err)
 {
     uint64_t seq = parse_name(m, name);
+    if (!seq)
+        seq = parse_dist_name(m, name);
     if (!seq)
         return CAIRN_OK;
     ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, name), .bytes = bytes};
