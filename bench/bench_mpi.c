@@ -116,7 +116,7 @@ static int do_save(const char *dir, uint64_t mib, int runs, int sync)
             st = cairn__mpi_save_plan(s, &err);
         cairn__mpi_times tm = {0};
         if (st == CAIRN_OK) {
-            cairn__mpi_save_write(s, me == 0);
+            cairn__mpi_save_write(s, 0);
             st = cairn__mpi_save_finish(s, &tm, &err);
         }
         tcairn[run] = span(t0);

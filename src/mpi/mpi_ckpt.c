@@ -543,7 +543,7 @@ cairn_status cairn_mpi_ckpt_commit(cairn_mpi_ckpt *m, cairn_mpi_save *save, cair
         m->thread_running = 1;
         return CAIRN_OK;
     }
-    cairn__mpi_save_write(save, m->me == 0); /* sync, or no thread could be started */
+    cairn__mpi_save_write(save, 0); /* sync (fsync in finish), or no thread */
     return collect(m, err);
 }
 

@@ -829,8 +829,10 @@ static cairn_status commit_dir(cairn_mpi_save *s, cairn_error *err)
                                e == EEXIST || e == ENOTEMPTY ? " (a checkpoint is never "
                                                                "replaced)" : "");
     }
-    if (s->wopts.flags & CAIRN_WRITE_NO_SYNC)
+    if (s->wopts.flags & CAIRN_WRITE_NO_SYNC) {
+        s->times.parent_synced = s->times.renamed;
         return CAIRN_OK;
+    }
     char parent[PATH_MAX_LEN];
     const char *slash = strrchr(s->path, '/');
     snprintf(parent, sizeof parent, "%.*s", slash ? (slash == s->path ? 1 : (int)(slash - s->path)) : 1,
@@ -849,10 +851,9 @@ cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn__mpi_times *times,
     uint64_t id[3] = {(uint64_t)s->wst, s->fsize, s->fhash};
     MPI_Gather(id, 3, MPI_UINT64_T, s->ids, 3, MPI_UINT64_T, 0, s->comm);
     s->times.gathered = mono_now();
-    sync_file(s);
-    cairn_error tmp = s->werr;
-    cairn_status st = s->wst;
-    if (s->me == 0 && st == CAIRN_OK) {
+    cairn_status mst = CAIRN_OK;
+    cairn_error merr;
+    if (s->me == 0 && s->wst == CAIRN_OK) {
         int all = 1;
         for (int r = 0; r < s->size; r++) {
             all &= s->ids[3 * r] == CAIRN_OK;
@@ -860,7 +861,16 @@ cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn__mpi_times *times,
             s->ids[2 * r + 1] = s->ids[3 * r + 2];
         }
         if (all) /* else the failing rank's error wins the agreement */
-            st = write_manifest(s, s->ids, &tmp);
+            mst = write_manifest(s, s->ids, &merr);
+    }
+    /* Rank 0's own file after its small manifest fsyncs, so those finish
+     * while every rank file's data is still being flushed. */
+    sync_file(s);
+    cairn_error tmp = s->werr;
+    cairn_status st = s->wst;
+    if (st == CAIRN_OK && mst != CAIRN_OK) {
+        st = mst;
+        tmp = merr;
     }
     /* The commit point's condition: every rank file durable, and on rank 0
      * the manifest and the staging directory too. */
@@ -891,9 +901,8 @@ cairn_status cairn_mpi_save_commit(cairn_mpi_save *s, cairn_error *err)
         cairn_mpi_save_abort(s);
         return st;
     }
-    /* Rank 0 makes its file durable before it waits for the others; the
-     * others after they sent their (status, size, hash). */
-    cairn__mpi_save_write(s, s->me == 0);
+    /* every rank fsyncs its file in finish, after the gather */
+    cairn__mpi_save_write(s, 0);
     return cairn__mpi_save_finish(s, NULL, err);
 }
 
