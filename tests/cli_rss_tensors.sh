@@ -19,10 +19,10 @@ skip_unless_python "import numpy" "numpy missing"
 # Formats over the rule today, with what they cost (bytes per tensor,
 # release build, 21-byte names) and why.
 declare -A KNOWN=(
-    [torch]="~1,350 B: the pickle machine's graph of every tensor's rebuild call (~900 B) lives until the table is built"
-    [torch_legacy]="~1,300 B: the pickle machine's graph of every tensor's rebuild call lives until the table is built"
-    [pickle]="~1,020 B: the pickle machine's graph of every array's nodes (~800 B) lives until the table is built"
-    [joblib]="~1,020 B: the pickle machine's graph of every array's nodes (~800 B) lives until the table is built"
+    [torch]="~1,150 B: the pickle machine's graph of every tensor's rebuild call (~650 B: 15 nodes, 6 containers, the memo) lives until the table is built"
+    [torch_legacy]="~1,070 B: the pickle machine's graph of every tensor's rebuild call lives until the table is built"
+    [pickle]="~930 B: the pickle machine's graph of every array's nodes lives until the table is built"
+    [joblib]="~980 B: the pickle machine's graph of every array's nodes lives until the table is built"
     [hdf5]="~570 B (h5py file): the table keeps a 192-byte record, a name and a path per dataset, and libhdf5 its own state"
 )
 

@@ -99,8 +99,17 @@ typedef struct cairn__pk_node {
 
 typedef struct cairn__pk_seq {
     uint32_t *items; /* node indexes; a DICT holds key, value, key, value, ... */
-    uint32_t count, cap;
+    uint32_t count;
+    uint32_t cap : 31;   /* items are bounded by CAIRN__PICKLE_BUDGET(len, 2, ...) < 2^31 */
+    uint32_t pooled : 1; /* items are in the machine's pool (a small container's first
+                            items), not their own allocation */
 } cairn__pk_seq;
+
+/* A container's first items, when few (a tuple of a tensor's rebuild call,
+ * its shape, a persistent id), are cut from chunks of this many items
+ * instead of an allocation each: a malloc of 4 to 20 bytes costs 32 to 48. */
+#define CAIRN__PK_POOL_CHUNK 16384
+#define CAIRN__PK_POOL_SMALL 16
 
 typedef struct cairn__pk_blob {
     const uint8_t *p; /* into the pickle, or owned (made by _codecs.encode / torch.device) */
@@ -124,6 +133,15 @@ typedef struct cairn__pk_tensor {
     uint64_t sizes[CAIRN_MAX_RANK];
     uint64_t strides[CAIRN_MAX_RANK]; /* in elements, never negative */
 } cairn__pk_tensor;
+
+/* How the machine keeps a tensor: its sizes and strides in `dims`
+ * (cairn__pk_tensor_get makes the full view). */
+typedef struct cairn__pk_tensor_rec {
+    uint64_t offset;
+    uint32_t storage;
+    uint32_t dims;      /* into cairn__pickle.dims: rank sizes, then rank strides */
+    uint8_t dtype, rank, requires_grad;
+} cairn__pk_tensor_rec;
 
 /* What the machine asks of its host. */
 typedef struct cairn__pickle_host {
@@ -157,12 +175,16 @@ typedef struct cairn__pickle {
     uint32_t node_count, node_cap;
     cairn__pk_seq *seqs;
     uint32_t seq_count, seq_cap;
+    uint32_t **pool;    /* chunks of CAIRN__PK_POOL_CHUNK items; the last one is being cut */
+    uint32_t pool_count, pool_cap, pool_used;
     cairn__pk_blob *blobs;
     uint32_t blob_count, blob_cap;
     cairn__pk_storage *storages;
     uint32_t storage_count, storage_cap;
-    cairn__pk_tensor *tensors;
+    cairn__pk_tensor_rec *tensors;
     uint32_t tensor_count, tensor_cap;
+    uint64_t *dims;     /* the tensors' sizes and strides */
+    uint32_t dims_count, dims_cap;
     uint32_t *stack;
     uint32_t stack_count, stack_cap;
     uint32_t marks[CAIRN__PICKLE_MAX_MARKS]; /* stack heights at each MARK */
@@ -206,6 +228,8 @@ cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s
                                    uint32_t *out, cairn_error *err);
 cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, size_t at,
                                   uint32_t *out, cairn_error *err);
+/* Tensor `index` (a TENSOR node's u.ref) as cairn__pk_add_tensor got it. */
+void cairn__pk_tensor_get(const cairn__pickle *vm, uint32_t index, cairn__pk_tensor *out);
 
 static inline cairn__pk_node *cairn__pk_at(const cairn__pickle *vm, uint32_t node)
 {

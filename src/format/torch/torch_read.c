@@ -439,11 +439,12 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
     s->alignment = 1;
     for (uint64_t i = 0; i < s->count; i++) {
         const cairn__pk_named *named = &s->flat.tensors[i];
-        const cairn__pk_tensor *pk = &vm->tensors[named->tensor];
+        cairn__pk_tensor pk;
+        cairn__pk_tensor_get(vm, named->tensor, &pk);
         torch_tensor tt;
         memset(&tt, 0, sizeof tt);
-        tt.storage = vm->storages[pk->storage].index;
-        CAIRN_TRY(describe(s, &tt, pk, named, err));
+        tt.storage = vm->storages[pk.storage].index;
+        CAIRN_TRY(describe(s, &tt, &pk, named, err));
         CAIRN_TRY(keep_tensor(s, &tt, err));
     }
     return check_expansion(s, err);
