@@ -18,10 +18,11 @@ The proxy (loopback only) forwards each HTTP request to moto and can, on
 command, answer it with a fault instead. Control requests go to the proxy
 itself, never to moto:
 
-    GET /__proxy/fault?mode=M&count=N[&method=GET][&secs=S][&p=P&seed=X]
+    GET /__proxy/fault?mode=M&count=N[&method=GET][&secs=S][&p=P&seed=X][&status=S&code=C]
         the next N requests (of that method) get fault M:
         drop      read the request, close the connection without an answer
         503, 429  answer that status with an S3 error body
+        error     answer HTTP `status` with S3 error code `code` (&status=400&code=ExpiredToken)
         stall     read the request, send nothing for S seconds, close
         truncate  forward, then send the answer's head and half its body, close
         lose      forward (moto acts on it), then close without an answer
@@ -189,6 +190,7 @@ class Faults:
     def reset(self):
         with self.lock:
             self.mode, self.count, self.method, self.secs = None, 0, None, 1.0
+            self.status, self.code = 500, "InternalError"
             self.p, self.rng = 0.0, random.Random(1)
             self.modes = ["drop", "503", "429", "truncate", "stall", "lose"]
             self.counts = {}
@@ -232,12 +234,12 @@ def header(lines, name):
     return None
 
 
-def error_answer(status):
+def error_answer(status, code=None):
+    code = code or ("SlowDown" if status == 503 else "TooManyRequests")
     body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code>'
-            b"<Message>injected</Message></Error>" % (b"SlowDown" if status == 503 else b"TooManyRequests"))
-    reason = b"Slow Down" if status == 503 else b"Too Many Requests"
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n"
-            % (status, reason, len(body)) + body)
+            b"<Message>injected</Message></Error>" % code.encode())
+    return (b"HTTP/1.1 %d Injected\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n"
+            % (status, len(body)) + body)
 
 
 def forward(upstream_port, lines, body):
@@ -299,6 +301,9 @@ def serve_client(conn, upstream_port, faults):
             if fault in ("503", "429"):
                 conn.sendall(error_answer(int(fault)))
                 continue
+            if fault == "error":
+                conn.sendall(error_answer(faults.status, faults.code))
+                continue
             status, hdrs, rbody = forward(upstream_port, lines, body)
             if fault == "lose":
                 return
@@ -326,6 +331,8 @@ def control(target, faults):
             faults.count = int(q.get("count", "1"))
             faults.method = q.get("method")
             faults.secs = float(q.get("secs", "1"))
+            faults.status = int(q.get("status", "500"))
+            faults.code = q.get("code", "InternalError")
             faults.p = float(q.get("p", "0.3"))
             faults.rng = random.Random(int(q.get("seed", "1")))
             faults.modes = q.get("modes", "drop,503,429,truncate,stall,lose").split(",")

@@ -346,13 +346,16 @@ static void test_bad_objects(void)
     char *saved = strdup(secret);
     setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-123", 1);
     snprintf(url, sizeof url, "s3://%s/bad/m.cairn", bucket);
-    CHECK_E(cairn_file_open(url, NULL, &f, &err), CAIRN_E_IO);
-    CHECK(strstr(err.message, "403") && !strstr(err.message, "not-the-secret"));
+    CHECK_E(cairn_file_open(url, NULL, &f, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "403") && strstr(err.message, "SignatureDoesNotMatch") &&
+          strstr(err.message, "bad/m.cairn") && !strstr(err.message, "not-the-secret") &&
+          !strstr(err.message, saved));
     cairn_writer *w;
     CHECK_EOK(cairn_writer_open_path(url, NULL, &w, &err));
     uint64_t d[1] = {4};
     CHECK_EOK(cairn_writer_add(w, "x", CAIRN_F32, 1, d, small_data, &err));
-    CHECK_E(cairn_writer_commit(w, &err), CAIRN_E_IO); /* small: the one PUT is refused */
+    CHECK_E(cairn_writer_commit(w, &err), CAIRN_E_AUTH); /* small: the one PUT is refused */
+    CHECK(strstr(err.message, "403") && !strstr(err.message, "not-the-secret"));
     setenv("AWS_SECRET_ACCESS_KEY", saved, 1);
     free(saved);
     free(whole);

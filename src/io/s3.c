@@ -429,6 +429,57 @@ static void error_code(const req *r, char *out, size_t size)
     }
 }
 
+/* Is a refusal about who is asking (CAIRN_E_AUTH)? Every 401 and 403 is
+ * (a HEAD's answer has no body, so often no code), except a 403 about the
+ * object's storage class; a 400 is when its code is about the credentials. */
+static int auth_refusal(long status, const char *code)
+{
+    static const char *const codes400[] = {"ExpiredToken", "InvalidToken",
+                                           "TokenRefreshRequired", "AuthorizationHeaderMalformed",
+                                           "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                           "AccessDenied"};
+    if (status == 401)
+        return 1;
+    if (status == 403)
+        return strcmp(code, "InvalidObjectState") != 0;
+    for (size_t i = 0; status == 400 && i < sizeof codes400 / sizeof codes400[0]; i++)
+        if (strcmp(code, codes400[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The CAIRN_E_AUTH message: the object, the operation, the HTTP status and
+ * S3's code, what the code means, and which identity was refused (the
+ * access key ID and where it came from; IDs are not secret, and AWS's own
+ * answers carry them). Never the secret, the token or the signature. */
+static cairn_status auth_fail(const cairn__s3 *s, const req *r, const char *code, int n,
+                              cairn_error *err)
+{
+    char w[256], id[64], who[300];
+    const char *why =
+        strcmp(code, "InvalidAccessKeyId") == 0 ? "the server does not know the access key ID"
+        : strcmp(code, "SignatureDoesNotMatch") == 0
+            ? "the signature does not match: a wrong secret for the key (or a wrong region)"
+        : strcmp(code, "ExpiredToken") == 0 ? "the session token has expired"
+        : strcmp(code, "InvalidToken") == 0 || strcmp(code, "TokenRefreshRequired") == 0
+            ? "the session token is not valid"
+        : strcmp(code, "RequestTimeTooSkewed") == 0
+            ? "this machine's clock differs too much from the server's"
+        : strcmp(code, "AccessDenied") == 0 ? "the identity has no permission for this request"
+                                            : "access denied (check the credentials, region and "
+                                              "permissions)";
+    if (s->cfg.access_key)
+        snprintf(who, sizeof who, "access key ID %s from %s%s",
+                 cairn__printable(s->cfg.access_key, strlen(s->cfg.access_key), id, sizeof id),
+                 s->cfg.key_source[0] ? s->cfg.key_source : "the caller",
+                 s->cfg.session_token ? ", with a session token" : "");
+    else
+        snprintf(who, sizeof who, "no credentials found: the request was anonymous");
+    return cairn__fail(err, CAIRN_E_AUTH, "%s: %s: HTTP %ld%s%s%s after %d attempt%s: %s (%s)",
+                       where(r, w, sizeof w), r->op, r->status, code[0] ? " (" : "", code,
+                       code[0] ? ")" : "", n, n > 1 ? "s" : "", why, who);
+}
+
 /* Runs a request with retries. On success (a 2xx) returns CAIRN_OK; else a
  * status and message naming the object, the operation, the last HTTP
  * status and S3's error code. `ok_status` (e.g. 404 for a DELETE) may be
@@ -526,8 +577,8 @@ static cairn_status perform(cairn__s3 *s, req *r, int retry, long ok_status, cai
     } else if (r->status == 412) {
         st = CAIRN_E_EXISTS;
         why = ": the key already exists (create-only write)";
-    } else if (r->status == 401 || r->status == 403) {
-        why = ": access denied (check the credentials and region)";
+    } else if (auth_refusal(r->status, code)) {
+        return auth_fail(s, r, code, n, err);
     } else if (r->status == 416) {
         st = CAIRN_E_CORRUPT;
         why = ": range outside the object";

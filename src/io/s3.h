@@ -9,8 +9,11 @@
  *
  * Every call names the object in its error: "s3://bucket/key: GET: HTTP 503
  * (SlowDown) after 5 attempts". Statuses: CAIRN_E_NOT_FOUND (404),
- * CAIRN_E_EXISTS (412 on a create-only write), CAIRN_E_CORRUPT (a response
- * that breaks the protocol), CAIRN_E_IO (everything else, after retries).
+ * CAIRN_E_EXISTS (412 on a create-only write), CAIRN_E_AUTH (401, 403, and
+ * 400 with a token or signature code: who is asking was refused; the message
+ * names the access key ID and where it came from, never the secret),
+ * CAIRN_E_CORRUPT (a response that breaks the protocol), CAIRN_E_IO
+ * (everything else, after retries).
  */
 #ifndef CAIRN_IO_S3_H
 #define CAIRN_IO_S3_H
@@ -30,6 +33,7 @@ typedef struct cairn__s3_config {
     char *access_key;    /* NULL: anonymous, unsigned requests */
     char *secret_key;
     char *session_token; /* NULL when none */
+    char key_source[160]; /* where access_key came from, for messages ("AWS_ACCESS_KEY_ID") */
     char *ca_bundle;     /* NULL: libcurl's default */
     int path_style;      /* 1: ENDPOINT/BUCKET/KEY; 0: virtual-hosted BUCKET.HOST/KEY */
     int max_attempts;    /* 1..20 */
