@@ -9,7 +9,8 @@ its policy and its access key, are the only unsigned ones), creates a bucket,
 starts the proxy below on another free port, runs COMMAND with
 
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (moto),
-    CAIRN_S3_PROXY (the proxy's URL), CAIRN_S3_BUCKET
+    CAIRN_S3_PROXY (the proxy's URL), CAIRN_S3_BUCKET,
+    CAIRN_S3_SESSION ("KEY SECRET TOKEN": temporary credentials of an assumed role)
 
 and stops everything. Exits with COMMAND's status, or 77 (ctest's skip) with a
 printed reason when no moto_server can be found or started.
@@ -29,6 +30,7 @@ itself, never to moto:
         random    each request: with probability P one of the faults above
                   (or of those listed in modes=drop,503,...)
     GET /__proxy/stats   "total N" and one "METHOD N" line per method (forwarded + faulted)
+    GET /__proxy/last    the request line and headers of the last request (as received)
     GET /__proxy/reset   forget faults and counts
 """
 import glob
@@ -138,7 +140,15 @@ k = iam.create_access_key(UserName="cairn")["AccessKey"]
 s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:" + port, region_name="us-east-1",
                   aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"])
 s3.create_bucket(Bucket="cairn-test")
-print(k["AccessKeyId"], k["SecretAccessKey"])
+# Temporary credentials with a session token: a role the user assumes (STS).
+ukw = dict(kw, aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"])
+iam = boto3.client("iam", **ukw)
+role = iam.create_role(RoleName="cairn-role", AssumeRolePolicyDocument='{"Version":"2012-10-17",'
+    '"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}')["Role"]
+iam.put_role_policy(RoleName="cairn-role", PolicyName="all",
+    PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}')
+c = boto3.client("sts", **ukw).assume_role(RoleArn=role["Arn"], RoleSessionName="cairn")["Credentials"]
+print(k["AccessKeyId"], k["SecretAccessKey"], c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
 """
 
 
@@ -194,11 +204,13 @@ class Faults:
             self.p, self.rng = 0.0, random.Random(1)
             self.modes = ["drop", "503", "429", "truncate", "stall", "lose"]
             self.counts = {}
+            self.last = b""
 
-    def take(self, method):
-        """Counts the request; returns the fault to apply to it, or None."""
+    def take(self, method, lines):
+        """Counts (and keeps the head of) the request; returns the fault to apply to it, or None."""
         with self.lock:
             self.counts[method] = self.counts.get(method, 0) + 1
+            self.last = b"".join(lines)
             if not self.mode or self.count <= 0:
                 return None
             if self.method and self.method != method:
@@ -292,7 +304,7 @@ def serve_client(conn, upstream_port, faults):
             if target.startswith("/__proxy/"):
                 conn.sendall(control(target, faults))
                 continue
-            fault = faults.take(method)
+            fault = faults.take(method, lines)
             if fault == "drop":
                 return
             if fault == "stall":
@@ -341,6 +353,9 @@ def control(target, faults):
         with faults.lock:
             total = sum(faults.counts.values())
             body = ("total %d\n" % total + "".join("%s %d\n" % kv for kv in sorted(faults.counts.items()))).encode()
+    elif u.path == "/__proxy/last":
+        with faults.lock:
+            body = faults.last
     elif u.path == "/__proxy/reset":
         faults.reset()
         body = b"ok\n"
@@ -397,7 +412,7 @@ def main():
                                  timeout=120, check=True, text=True).stdout.split()
         except (subprocess.SubprocessError, OSError) as e:
             skip("could not create an IAM key and bucket in moto: %s" % e)
-        key_id, secret = out[-2], out[-1]
+        key_id, secret, tmp_id, tmp_secret, tmp_token = out[-5:]
         proxy_port = start_proxy(port)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         child_env.update({
@@ -405,6 +420,8 @@ def main():
             "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % port,
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
             "CAIRN_S3_PROXY": "http://127.0.0.1:%d" % proxy_port, "CAIRN_S3_BUCKET": "cairn-test",
+            # Temporary credentials (an assumed role): key, secret, session token.
+            "CAIRN_S3_SESSION": "%s %s %s" % (tmp_id, tmp_secret, tmp_token),
         })
         try:
             return subprocess.run(argv, env=child_env, timeout=timeout).returncode

@@ -91,6 +91,7 @@ static void test_config(const char *dir)
     CHECK(strcmp(cfg.access_key, "WORK") == 0 && strcmp(cfg.secret_key, "worksecret") == 0);
     CHECK(cfg.session_token && strcmp(cfg.session_token, "tok") == 0);
     CHECK(strcmp(cfg.region, "ap-south-1") == 0);
+    CHECK(strncmp(cfg.key_source, "profile work of ", 16) == 0 && strstr(cfg.key_source, creds));
     cairn__s3_config_free(&cfg);
     /* The environment wins over the file; half a key pair is refused. */
     setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
@@ -99,6 +100,12 @@ static void test_config(const char *dir)
     setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
     CHECK_EOK(cairn__s3_config_env(&cfg, &err));
     CHECK(strcmp(cfg.access_key, "ENVKEY") == 0 && !cfg.session_token && cfg.path_style);
+    CHECK(strcmp(cfg.key_source, "AWS_ACCESS_KEY_ID") == 0);
+    cairn__s3_config_free(&cfg);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    CHECK(cfg.session_token && strcmp(cfg.session_token, "envtoken") == 0);
+    unsetenv("AWS_SESSION_TOKEN");
     cairn__s3 *s = NULL;
     free(cfg.endpoint);
     cfg.endpoint = strdup("ftp://x");
@@ -284,6 +291,73 @@ static void test_errors(void)
     CHECK(strstr(err.message, "s3://cairn-test/k") && strstr(err.message, "2 attempts"));
     cairn__s3_close(s);
     cairn__s3_config_free(&cfg);
+}
+
+/* Temporary credentials (an assumed role of moto's STS): the session token
+ * goes as x-amz-security-token, among the signed headers; the server
+ * accepts it; a wrong token is CAIRN_E_AUTH, and no token is in a message. */
+static void test_session_token(void)
+{
+    const char *sess = getenv("CAIRN_S3_SESSION");
+    char id[128], secret[128], token[2048];
+    if (!sess || sscanf(sess, "%127s %127s %2047s", id, secret, token) != 3) {
+        printf("SKIP session token: the harness gave no temporary credentials\n");
+        return;
+    }
+    cairn_error err;
+    cairn__s3_config cfg;
+    cairn__s3 *s = NULL;
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    free(cfg.endpoint);
+    free(cfg.access_key);
+    free(cfg.secret_key);
+    cfg.endpoint = strdup(proxy_url);
+    cfg.access_key = strdup(id);
+    cfg.secret_key = strdup(secret);
+    cfg.session_token = strdup(token);
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    proxy("/__proxy/reset");
+    CHECK_EOK(cairn__s3_put(s, bucket, "sess/x", "token!", 6, 0, &err));
+    char head[4096];
+    snprintf(head, sizeof head, "%s", proxy("/__proxy/last"));
+    char want[2100];
+    snprintf(want, sizeof want, "x-amz-security-token: %s\r\n", token);
+    CHECK(strstr(head, want) != NULL);
+    const char *signed_hdrs = strstr(head, "SignedHeaders=");
+    CHECK(signed_hdrs && strstr(signed_hdrs, "x-amz-security-token") &&
+          strstr(signed_hdrs, "x-amz-security-token") < strstr(signed_hdrs, "Signature="));
+    char back[6];
+    CHECK_EOK(cairn__s3_get(s, bucket, "sess/x", 0, 6, back, &err));
+    CHECK(memcmp(back, "token!", 6) == 0);
+    cairn__s3_close(s);
+    /* The same key with another token: refused, the token in no message. */
+    free(cfg.session_token);
+    cfg.session_token = strdup("Not-The-Session-Token-1234");
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_E(cairn__s3_get(s, bucket, "sess/x", 0, 6, back, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "InvalidToken") && strstr(err.message, "session token"));
+    CHECK(strstr(err.message, id) && !strstr(err.message, "Not-The-Session") &&
+          !strstr(err.message, token) && !strstr(err.message, secret));
+    cairn__s3_close(s);
+    /* AWS_SESSION_TOKEN reaches the handle from the environment. */
+    cairn__s3_config_free(&cfg);
+    char *saved_id = strdup(getenv("AWS_ACCESS_KEY_ID"));
+    char *saved = strdup(getenv("AWS_SECRET_ACCESS_KEY"));
+    setenv("AWS_SESSION_TOKEN", token, 1);
+    setenv("AWS_ACCESS_KEY_ID", id, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    CHECK(cfg.session_token && strcmp(cfg.session_token, token) == 0);
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_EOK(cairn__s3_get(s, bucket, "sess/x", 0, 6, back, &err));
+    cairn__s3_close(s);
+    cairn__s3_config_free(&cfg);
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("AWS_ACCESS_KEY_ID", saved_id, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", saved, 1);
+    free(saved_id);
+    free(saved);
+    proxy("/__proxy/reset");
 }
 
 static void test_faults(void)
@@ -515,6 +589,7 @@ int main(int argc, char **argv)
     test_config(tu_tmpdir("test_s3"));
     test_round_trip();
     test_errors();
+    test_session_token();
     test_multipart();
     test_race();
     test_faults();
