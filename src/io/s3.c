@@ -36,6 +36,7 @@ struct cairn__s3 {
     char *scheme;   /* "http" or "https" */
     char *hostport; /* "127.0.0.1:9000" */
     char sigv4[128];
+    struct curl_slist *connect_to; /* the test hook's CONNECT_TO list, or NULL */
     int https;
     pthread_mutex_t mu;
     CURL *idle[POOL_MAX];
@@ -373,6 +374,8 @@ static CURLcode attempt_once(cairn__s3 *s, req *r, const char *url, struct curl_
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (s->cfg.ca_bundle)
         curl_easy_setopt(e, CURLOPT_CAINFO, s->cfg.ca_bundle);
+    if (s->connect_to)
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, s->connect_to);
     if (s->cfg.access_key) {
         curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s->sigv4);
         curl_easy_setopt(e, CURLOPT_USERNAME, s->cfg.access_key);
@@ -502,6 +505,13 @@ static cairn_status perform(cairn__s3 *s, req *r, int retry, long ok_status, cai
     }
     int oom = !(t = curl_slist_append(hdrs, sha_hdr));
     hdrs = t ? t : hdrs;
+    if (!oom && s->cfg.fixed_date[0]) {
+        char date_hdr[48];
+        snprintf(date_hdr, sizeof date_hdr, "X-Amz-Date: %s", s->cfg.fixed_date);
+        if (!(t = curl_slist_append(hdrs, date_hdr)))
+            oom = 1;
+        hdrs = t ? t : hdrs;
+    }
     if (!oom && s->cfg.session_token) {
         size_t n = strlen(s->cfg.session_token) + 32;
         token_hdr = malloc(n);
@@ -624,14 +634,20 @@ cairn_status cairn__s3_open(cairn__s3 **out, const cairn__s3_config *cfg, cairn_
     s->hostport = strndup(host, hl);
     s->https = https;
     pthread_mutex_init(&s->mu, NULL);
-    int n = snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", cfg->region);
+    const char *service = cfg->service[0] ? cfg->service : "s3";
+    int n = snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:%s", cfg->region, service);
+    if (cfg->connect_to[0] && !(s->connect_to = curl_slist_append(NULL, cfg->connect_to))) {
+        cairn__s3_close(s);
+        return cairn__fail(err, CAIRN_E_NOMEM, "s3: out of memory");
+    }
     if (!s->cfg.endpoint || !s->cfg.region || (cfg->access_key && !s->cfg.access_key) ||
         (cfg->secret_key && !s->cfg.secret_key) || (cfg->session_token && !s->cfg.session_token) ||
         (cfg->ca_bundle && !s->cfg.ca_bundle) || !s->scheme || !s->hostport) {
         cairn__s3_close(s);
         return cairn__fail(err, CAIRN_E_NOMEM, "s3: out of memory");
     }
-    if (n < 0 || (size_t)n >= sizeof s->sigv4 || strpbrk(cfg->region, ":/ ")) {
+    if (n < 0 || (size_t)n >= sizeof s->sigv4 || strpbrk(cfg->region, ":/ ") ||
+        strpbrk(service, ":/ ")) {
         cairn__s3_close(s);
         return cairn__fail(err, CAIRN_E_ARG, "s3: bad region name");
     }
@@ -645,6 +661,7 @@ void cairn__s3_close(cairn__s3 *s)
         return;
     for (unsigned i = 0; i < s->n_idle; i++)
         curl_easy_cleanup(s->idle[i]);
+    curl_slist_free_all(s->connect_to);
     pthread_mutex_destroy(&s->mu);
     cairn__s3_config_free(&s->cfg);
     free(s->scheme);

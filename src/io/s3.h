@@ -42,6 +42,15 @@ typedef struct cairn__s3_config {
     unsigned stall_seconds; /* a transfer with no byte for this long is dropped (and retried) */
     int unsigned_payload;   /* bodies as UNSIGNED-PAYLOAD over plain HTTP too (a trusted
                                network such as loopback); over HTTPS they always are */
+    /* Test hooks, empty in use (tests/test_s3_sigv4.c checks the signed
+     * requests against AWS's published SigV4 examples with them): a fixed
+     * x-amz-date ("20130524T000000Z", sent as a header, which libcurl then
+     * signs with instead of its clock), a service other than "s3", and a
+     * libcurl CONNECT_TO entry ("::127.0.0.1:PORT": every connection goes
+     * there, the Host header and the signature keep the endpoint's name). */
+    char fixed_date[20];
+    char service[32];
+    char connect_to[128];
 } cairn__s3_config;
 
 cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err);
