@@ -3,17 +3,21 @@
 
     s3_harness.py [--timeout SECONDS] -- COMMAND ARGS...
 
-Starts moto_server on 127.0.0.1 (a free port) with SigV4 enforced
-(INITIAL_NO_AUTH_ACTION_COUNT: the first requests, which create an IAM user,
-its policy and its access key, are the only unsigned ones), creates a bucket,
-starts the proxy below on another free port, runs COMMAND with
+Starts an S3 server on 127.0.0.1 (a free port), chosen by CAIRN_S3_SERVER:
+"moto", "s3rver", or "auto" (the default: moto when the machine has it, else
+s3rver). moto_server runs with SigV4 enforced (INITIAL_NO_AUTH_ACTION_COUNT:
+the first requests, which create an IAM user, its policy and its access key,
+are the only unsigned ones); s3rver (npm, installed by `make deps`) checks
+the V4 signatures of its one identity, S3RVER/S3RVER. The harness creates a
+bucket, starts the proxy below on another free port, runs COMMAND with
 
-    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (moto),
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (the server),
     CAIRN_S3_PROXY (the proxy's URL), CAIRN_S3_BUCKET,
-    CAIRN_S3_SESSION ("KEY SECRET TOKEN": temporary credentials of an assumed role)
+    CAIRN_S3_SERVER ("moto" or "s3rver": tests leave out what a server lacks, saying so),
+    CAIRN_S3_SESSION ("KEY SECRET TOKEN": temporary credentials of an assumed role; moto only)
 
 and stops everything. Exits with COMMAND's status, or 77 (ctest's skip) with a
-printed reason when no moto_server can be found or started.
+printed reason when neither server can be found or started.
 
 The proxy (loopback only) forwards each HTTP request to moto and can, on
 command, answer it with a fault instead. Control requests go to the proxy
@@ -42,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -383,6 +388,72 @@ def start_proxy(upstream_port):
     return srv.getsockname()[1]
 
 
+def start_moto(port, log):
+    """Starts moto (SigV4 enforced) and creates the IAM key, the bucket and
+    an assumed role's temporary credentials; returns (process, settings) or
+    (None, reason)."""
+    moto, py = find_moto()
+    if not moto:
+        return None, "no moto_server found (set CAIRN_MOTO_SERVER, or install moto)"
+    env = dict(os.environ)
+    # The three unsigned requests: CreateUser, PutUserPolicy, CreateAccessKey.
+    env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+    server = subprocess.Popen([py, "-c", MOTO_MAIN, "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=log, stderr=log, start_new_session=True)
+    if not wait_port(port, time.time() + 60):
+        stop(server)
+        return None, "moto_server did not start within 60 s"
+    try:
+        out = subprocess.run([py, "-c", MOTO_SETUP, str(port)], capture_output=True,
+                             timeout=120, check=True, text=True).stdout.split()
+    except (subprocess.SubprocessError, OSError) as e:
+        stop(server)
+        return None, "could not create an IAM key and bucket in moto: %s" % e
+    key_id, secret, tmp_id, tmp_secret, tmp_token = out[-5:]
+    return server, {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
+                    # Temporary credentials (an assumed role): key, secret, session token.
+                    "CAIRN_S3_SESSION": "%s %s %s" % (tmp_id, tmp_secret, tmp_token)}
+
+
+def find_s3rver():
+    env = os.environ.get("CAIRN_S3RVER")
+    cands = [env] if env else []
+    w = shutil.which("s3rver")
+    if w:
+        cands.append(w)
+    cands += ["/usr/local/bin/s3rver", "/usr/bin/s3rver"]
+    node = shutil.which("node") or shutil.which("nodejs")
+    for c in cands:
+        if c and os.access(c, os.X_OK) and node:
+            return c
+    return None
+
+
+def start_s3rver(port, log, data_dir):
+    """Starts s3rver (npm; its one identity is S3RVER/S3RVER, whose V4
+    signatures it checks) with the bucket; returns (process, settings) or
+    (None, reason)."""
+    exe = find_s3rver()
+    if not exe:
+        return None, "no s3rver found (make deps installs it with npm; or set CAIRN_S3RVER)"
+    server = subprocess.Popen([exe, "-d", data_dir, "-a", "127.0.0.1", "-p", str(port), "-s",
+                               "--no-vhost-buckets", "--configure-bucket", "cairn-test"],
+                              stdout=log, stderr=log, start_new_session=True)
+    if not wait_port(port, time.time() + 60):
+        stop(server)
+        return None, "s3rver did not start within 60 s"
+    return server, {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+
+
+def stop(server):
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def main():
     argv = sys.argv[1:]
     timeout = 600.0
@@ -394,47 +465,43 @@ def main():
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
-    moto, py = find_moto()
-    if not moto:
-        skip("no moto_server found (set CAIRN_MOTO_SERVER, or install moto)")
+    # CAIRN_S3_SERVER: moto, s3rver, or auto (moto when present, else s3rver).
+    want = os.environ.get("CAIRN_S3_SERVER", "auto")
+    if want not in ("auto", "moto", "s3rver"):
+        print("s3_harness: CAIRN_S3_SERVER must be auto, moto or s3rver", file=sys.stderr)
+        return 2
     port = free_port()
-    env = dict(os.environ)
-    # The three unsigned requests: CreateUser, PutUserPolicy, CreateAccessKey.
-    env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     log = open(os.devnull, "wb")
-    server = subprocess.Popen([py, "-c", MOTO_MAIN, "-H", "127.0.0.1", "-p", str(port)], env=env,
-                              stdout=log, stderr=log, start_new_session=True)
+    data_dir = tempfile.mkdtemp(prefix="cairn-s3rver-")
+    server, reasons = None, []
     try:
-        if not wait_port(port, time.time() + 60):
-            skip("moto_server did not start within 60 s")
-        try:
-            out = subprocess.run([py, "-c", MOTO_SETUP, str(port)], capture_output=True,
-                                 timeout=120, check=True, text=True).stdout.split()
-        except (subprocess.SubprocessError, OSError) as e:
-            skip("could not create an IAM key and bucket in moto: %s" % e)
-        key_id, secret, tmp_id, tmp_secret, tmp_token = out[-5:]
+        for kind in (["moto", "s3rver"] if want == "auto" else [want]):
+            start = start_moto if kind == "moto" else lambda p, l: start_s3rver(p, l, data_dir)
+            server, settings = start(port, log)
+            if server:
+                break
+            reasons.append(settings)
+        if not server:
+            skip("; ".join(reasons))
         proxy_port = start_proxy(port)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        child_env.update(settings)
         child_env.update({
-            "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % port,
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
             "CAIRN_S3_PROXY": "http://127.0.0.1:%d" % proxy_port, "CAIRN_S3_BUCKET": "cairn-test",
-            # Temporary credentials (an assumed role): key, secret, session token.
-            "CAIRN_S3_SESSION": "%s %s %s" % (tmp_id, tmp_secret, tmp_token),
+            "CAIRN_S3_SERVER": kind,
         })
+        print("s3_harness: %s on 127.0.0.1:%d" % (kind, port), flush=True)
         try:
             return subprocess.run(argv, env=child_env, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             print("s3_harness: %s timed out after %.0f s" % (argv[0], timeout), file=sys.stderr)
             return 1
     finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        if server:
+            stop(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -159,8 +159,10 @@ static void test_round_trip(void)
     CHECK_EOK(cairn__s3_get_tail(s, bucket, "rt/empty", 64, back, &got, &size, &err));
     CHECK(got == 0 && size == 0);
     /* Requests: 3 PUT, 1 HEAD, 8 GET, as counted by the proxy and the handle. */
-    CHECK(proxy_count("PUT") == 3 && proxy_count("HEAD") == 1 && proxy_count("GET") == 8);
-    CHECK(proxy_count(NULL) == 12 && cairn__s3_requests(s) == 12);
+    if (server_has("suffix ranges")) { /* s3rver's answers cost a HEAD and a GET more */
+        CHECK(proxy_count("PUT") == 3 && proxy_count("HEAD") == 1 && proxy_count("GET") == 8);
+        CHECK(proxy_count(NULL) == 12 && cairn__s3_requests(s) == 12);
+    }
 
     /* Listing by prefix, and deletes (a missing key deletes fine). */
     int keys = 0;
@@ -184,16 +186,12 @@ static void test_round_trip(void)
     cairn__s3_close(s);
 }
 
-static void test_errors(void)
+/* Refused credentials, by the server itself (a server that checks signatures). */
+static void test_wrong_credentials(void)
 {
     cairn_error err;
-    cairn__s3 *s = open_s3(0, 3);
+    cairn__s3 *s = NULL;
     uint64_t size;
-    CHECK_E(cairn__s3_head(s, "no-such-bucket-here", "k", &size, &err), CAIRN_E_NOT_FOUND);
-    CHECK_E(cairn__s3_put(s, "no-such-bucket-here", "k", "x", 1, 0, &err), CAIRN_E_NOT_FOUND);
-    CHECK(strstr(err.message, "no such bucket") && strstr(err.message, "NoSuchBucket"));
-    cairn__s3_close(s);
-
     /* Wrong secret: CAIRN_E_AUTH naming the object, the HTTP status, S3's
      * code and the access key ID with where it came from; neither the wrong
      * secret nor the right one anywhere in it; not retried. */
@@ -249,6 +247,21 @@ static void test_errors(void)
     cairn__s3_close(s);
     cairn__s3_config_free(&cfg);
     free(right);
+}
+
+static void test_errors(void)
+{
+    cairn_error err;
+    cairn__s3 *s = open_s3(0, 3);
+    uint64_t size;
+    CHECK_E(cairn__s3_head(s, "no-such-bucket-here", "k", &size, &err), CAIRN_E_NOT_FOUND);
+    CHECK_E(cairn__s3_put(s, "no-such-bucket-here", "k", "x", 1, 0, &err), CAIRN_E_NOT_FOUND);
+    CHECK(strstr(err.message, "no such bucket") && strstr(err.message, "NoSuchBucket"));
+    cairn__s3_close(s);
+
+    if (server_has("auth"))
+        test_wrong_credentials();
+    uint8_t one;
 
     /* Codes a server may send, injected by the proxy: token problems come
      * as 400 and are CAIRN_E_AUTH; a 403 about the storage class is not;
@@ -281,6 +294,7 @@ static void test_errors(void)
     cairn__s3_close(s);
 
     /* Nothing listening: a clear transport error after the retries. */
+    cairn__s3_config cfg;
     CHECK_EOK(cairn__s3_config_env(&cfg, &err));
     free(cfg.endpoint);
     cfg.endpoint = strdup("http://127.0.0.1:1");
@@ -393,13 +407,15 @@ static void test_faults(void)
     CHECK(strstr(err.message, "truncated") && strstr(err.message, "f/obj"));
     /* A create-only PUT whose answer was lost: the retry sees 412, and the
      * writer token says the object is ours. */
-    proxy("/__proxy/reset");
-    proxy("/__proxy/fault?mode=lose&count=1&method=PUT");
-    CHECK_EOK(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err));
-    CHECK(proxy_count("PUT") == 2);
-    CHECK_E(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err),
-             CAIRN_E_EXISTS);
-    CHECK(strstr(err.message, "already exists") && strstr(err.message, "f/once"));
+    if (server_has("conditional")) {
+        proxy("/__proxy/reset");
+        proxy("/__proxy/fault?mode=lose&count=1&method=PUT");
+        CHECK_EOK(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err));
+        CHECK(proxy_count("PUT") == 2);
+        CHECK_E(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err),
+                CAIRN_E_EXISTS);
+        CHECK(strstr(err.message, "already exists") && strstr(err.message, "f/once"));
+    }
 
     /* Random faults on every request type during reads and multipart
      * writes: each operation succeeds whole or fails cleanly; afterwards no
@@ -450,8 +466,9 @@ static void test_faults(void)
             ok_writes);
     /* Aborts that failed under faults leave uploads; the cleanup removes them. */
     unsigned aborted = 0;
-    CHECK_EOK(cairn__s3_uploads_gc(s, bucket, "f/", 0, &aborted, &err));
-    CHECK(uploads_under(s, "f/") == 0);
+    if (server_has("uploads"))
+        CHECK_EOK(cairn__s3_uploads_gc(s, bucket, "f/", 0, &aborted, &err));
+    CHECK_UPLOADS(s, "f/", 0);
     free(big);
     free(data);
     free(back);
@@ -474,11 +491,17 @@ static void test_multipart(void)
     CHECK_EOK(cairn__s3_upload_part(u, 2, data + part, part, &err));
     uint64_t size;
     CHECK_E(cairn__s3_head(s, bucket, "mp/a", &size, &err), CAIRN_E_NOT_FOUND);
-    CHECK(uploads_under(s, "mp/") == 1);
+    CHECK_UPLOADS(s, "mp/", 1);
     CHECK_EOK(cairn__s3_upload_complete(u, 3, CAIRN__S3_CREATE_ONLY, &err));
     CHECK_EOK(cairn__s3_get(s, bucket, "mp/a", 0, n, back, &err));
     CHECK(memcmp(back, data, n) == 0);
-    CHECK(uploads_under(s, "mp/") == 0);
+    CHECK_UPLOADS(s, "mp/", 0);
+    if (!server_has("uploads")) {
+        free(data);
+        free(back);
+        cairn__s3_close(s);
+        return;
+    }
 
     /* Abort leaves no upload and no object. */
     CHECK_EOK(cairn__s3_upload_create(s, bucket, "mp/b", &u, &err));
@@ -591,7 +614,8 @@ int main(int argc, char **argv)
     test_errors();
     test_session_token();
     test_multipart();
-    test_race();
+    if (server_has("conditional"))
+        test_race();
     test_faults();
     curl_global_cleanup();
     TEST_MAIN_END();

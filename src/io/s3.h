@@ -12,7 +12,8 @@
  * CAIRN_E_EXISTS (412 on a create-only write), CAIRN_E_AUTH (401, 403, and
  * 400 with a token or signature code: who is asking was refused; the message
  * names the access key ID and where it came from, never the secret),
- * CAIRN_E_CORRUPT (a response that breaks the protocol), CAIRN_E_IO
+ * CAIRN_E_CORRUPT (a response that breaks the protocol), CAIRN_E_UNSUPPORTED
+ * (501: a server without that request, e.g. s3rver's ListMultipartUploads), CAIRN_E_IO
  * (everything else, after retries).
  */
 #ifndef CAIRN_IO_S3_H
