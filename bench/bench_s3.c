@@ -492,6 +492,12 @@ int main(int argc, char **argv)
     }
     free(offs);
     free(lens);
+    /* The requests of one read-all, counted at the proxy. */
+    setenv("AWS_ENDPOINT_URL", proxied, 1);
+    proxy_requests("/__proxy/reset");
+    read_all(url, &m, back);
+    long read_requests = proxy_requests("/__proxy/stats");
+    setenv("AWS_ENDPOINT_URL", endpoint, 1);
     for (size_t k = 0; k < tensors; k++)
         if (memcmp(back[k], m.data[k], m.per * sizeof(float)) != 0)
             die("read-back differs", NULL);
@@ -515,7 +521,8 @@ int main(int argc, char **argv)
     printf("  read-all  cairn %.3f s (%.0f MB/s)  curl %.3f s (%.0f MB/s)  ratio %.2fx "
            "(target <= 1.15)\n", rd, mb / rd, cget, obj / cget, rd / cget);
     printf("            curl ranges (one GET per tensor, 4 at a time) %.3f s: cairn %.2fx; "
-           "cairn's CPU %.2f s per read\n", crg, rd / crg, cpu_rd / runs);
+           "cairn's CPU %.2f s per read; cairn's requests %ld (open included)\n", crg, rd / crg,
+           cpu_rd / runs, read_requests);
     printf("  peak RSS  %.0f MiB (the model and its read-back buffers: %.0f MiB)\n",
            (double)ru.ru_maxrss / 1024.0, 2 * payload / 1048576.0);
     printf("RESULT workload=s3 upload_s=%.4f curl_put_s=%.4f curl_multipart_s=%.4f "

@@ -214,6 +214,88 @@ static void test_lazy_open(void)
     use_endpoint(moto_url);
 }
 
+/* A scan: every tensor of f read in file order by 4 threads. */
+typedef struct scanner {
+    cairn_file *f;
+    size_t n;           /* floats per tensor */
+    _Atomic int next;   /* the next tensor index */
+    _Atomic int bad, failed;
+    cairn_error err;    /* one failure's message */
+} scanner;
+
+static void *scan_worker(void *arg)
+{
+    scanner *sc = arg;
+    float *t = malloc(sc->n * sizeof *t);
+    for (int k; (k = sc->next++) < 64;) {
+        cairn_error err;
+        if (cairn_tensor_read(sc->f, (uint64_t)k, CAIRN_F32, t, sc->n * sizeof *t, 0, &err) !=
+            CAIRN_OK) {
+            sc->err = err;
+            sc->failed++;
+            continue;
+        }
+        /* layerKK.weight is index KK (name order): k * 1000003 + i. */
+        for (size_t i = 0; i < sc->n; i += 997)
+            if (t[i] != (float)(k * 1000003 + i))
+                sc->bad++;
+        if (t[sc->n - 1] != (float)(k * 1000003 + sc->n - 1))
+            sc->bad++;
+    }
+    free(t);
+    return NULL;
+}
+
+static void scan(cairn_file *f, size_t n, scanner *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->f = f;
+    sc->n = n;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, scan_worker, sc);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* Reading every tensor of a remote file in order takes a few large
+ * requests (spans), not one per tensor; the bytes are right, also when the
+ * connection fails under the scan. */
+static void test_scan(void)
+{
+    char url[256];
+    cairn_error err;
+    snprintf(url, sizeof url, "s3://%s/lazy/m.cairn", bucket); /* test_lazy_open's */
+    size_t n = 64 << 10;
+    use_endpoint(proxy_url);
+    for (int round = 0; round < 3; round++) {
+        cairn_file *f = NULL;
+        proxy("/__proxy/reset");
+        CHECK_EOK(cairn_file_open(url, NULL, &f, &err));
+        if (!f)
+            return;
+        long before = proxy_count(NULL);
+        if (round == 2) /* dropped connections, 503s and truncated bodies under the scan */
+            proxy("/__proxy/fault?mode=random&count=1000&p=0.3&seed=11&modes=drop,503,truncate");
+        scanner sc;
+        scan(f, n, &sc);
+        long gets = proxy_count(NULL) - before;
+        proxy("/__proxy/reset");
+        CHECK(sc.bad == 0);
+        if (round < 2) {
+            /* 64 tensors of 256 KiB (16 MiB): 64 requests one by one. */
+            fprintf(stderr, "scan of 64 tensors: %ld requests\n", gets);
+            CHECK(sc.failed == 0 && gets <= 8);
+        } else {
+            fprintf(stderr, "scan under faults: %d of 64 reads failed (%s)\n", sc.failed,
+                    sc.failed ? sc.err.message : "");
+            CHECK(sc.failed == 0 || strstr(sc.err.message, "lazy/m.cairn"));
+        }
+        cairn_file_close(f);
+    }
+    use_endpoint(moto_url);
+}
+
 /* An aborted save, and a save whose upload fails, leave no object and no
  * upload; the previous object stays. */
 static void test_abort_and_failure(void)
@@ -380,6 +462,7 @@ int main(int argc, char **argv)
     direct = open_s3(0, 5);
     test_formats();
     test_lazy_open();
+    test_scan();
     test_abort_and_failure();
     if (server_has("conditional"))
         test_no_replace_race();
