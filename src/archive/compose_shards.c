@@ -259,17 +259,8 @@ static void sh_destroy(cairn_writer *w)
     cairn__nameset_free(&s->index);
     cairn_value_free(s->meta);
     free(s);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__shards_writer = {
-    .format = CAIRN_FORMAT_SAFETENSORS,
-    .composite = 1,
-    .begin = sh_begin,
-    .add = sh_add,
-    .add_alias = sh_add_alias,
-    .declare = sh_declare,
-    .set_metadata = sh_set_metadata,
-    .finish = sh_finish,
-    .destroy = sh_destroy,
-};
+const cairn__writer_ops cairn__shards_writer =
+    CAIRN__WRITER_OPS(sh, CAIRN_FORMAT_SAFETENSORS, .composite = 1, .add_alias = sh_add_alias,
+                      .declare = sh_declare, .set_metadata = sh_set_metadata);

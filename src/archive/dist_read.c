@@ -349,22 +349,12 @@ static cairn_status dist_verify_tensor(const cairn_file *f, uint64_t index, cair
 static cairn_status dist_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
 {
     const dist_state *s = f->state;
-    *out = cairn_value_clone(s->m.meta);
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    return cairn__metadata_copy(f, s->m.meta, out, err);
 }
 
-const cairn__reader_ops cairn__dist_reader = {
-    .format = CAIRN_FORMAT_NATIVE,
-    .open = dist_open,
-    .close = dist_close,
-    .count = dist_count,
-    .tensor_at = dist_tensor_at,
-    .find = dist_find,
-    .file_info = dist_file_info,
-    .verify_structure = dist_verify_structure,
-    .read_metadata = dist_read_metadata,
-    .load = dist_load,
-    .load_range = dist_load_range,
-    .verify_tensor = dist_verify_tensor,
-    .read_box = dist_read_box,
-};
+const cairn__reader_ops cairn__dist_reader = CAIRN__READER_OPS(
+    dist, CAIRN_FORMAT_NATIVE, .close = dist_close, .count = dist_count,
+    .tensor_at = dist_tensor_at, .find = dist_find, .file_info = dist_file_info,
+    .verify_structure = dist_verify_structure, .read_metadata = dist_read_metadata,
+    .load = dist_load, .load_range = dist_load_range, .verify_tensor = dist_verify_tensor,
+    .read_box = dist_read_box);

@@ -79,6 +79,19 @@ static void apply_opts(cairn_file *f, const cairn_open_opts *o)
 static void check_all_tensors(const cairn_file *f);
 #endif
 
+/* The end of every open, after the reader's open gave st: the whole file
+ * checked if the options ask it; *out = f, or f is closed. */
+static cairn_status opened(cairn_file *f, cairn_status st, cairn_file **out, cairn_error *err)
+{
+    if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
+        st = cairn_file_verify(f, err);
+    if (st == CAIRN_OK)
+        *out = f;
+    else
+        cairn_file_close(f);
+    return st;
+}
+
 static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file **out,
                                 cairn_error *err)
 {
@@ -91,14 +104,7 @@ static cairn_status finish_open(cairn_file *f, cairn_format format, cairn_file *
 #endif
     if (st == CAIRN_OK && f->has_public_key)
         st = cairn_file_verify_signature(f, f->public_key, err);
-    if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
-        st = cairn_file_verify(f, err);
-    if (st != CAIRN_OK) {
-        cairn_file_close(f);
-        return st;
-    }
-    *out = f;
-    return CAIRN_OK;
+    return opened(f, st, out, err);
 }
 
 static cairn_file *file_new(const char *path)
@@ -127,15 +133,7 @@ static cairn_status open_dir(const char *path, const cairn__reader_ops *ops,
     f->flags = o->flags;
     apply_opts(f, o);
     f->ops = ops;
-    cairn_status st = f->ops->open(f, err);
-    if (st == CAIRN_OK && (f->flags & CAIRN_OPEN_VERIFY))
-        st = cairn_file_verify(f, err);
-    if (st != CAIRN_OK) {
-        cairn_file_close(f);
-        return st;
-    }
-    *out = f;
-    return CAIRN_OK;
+    return opened(f, f->ops->open(f, err), out, err);
 }
 
 cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cairn_file **out,
@@ -341,6 +339,5 @@ cairn_status cairn_file_read_metadata(const cairn_file *f, cairn_value **out, ca
         return cairn__fail(err, CAIRN_E_ARG, "cairn_file_read_metadata: NULL argument");
     if (f->ops->read_metadata)
         return f->ops->read_metadata(f, out, err);
-    *out = cairn_value_map();
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    return cairn__metadata_copy(f, NULL, out, err); /* no metadata: an empty map */
 }

@@ -777,19 +777,10 @@ static cairn_status stx_verify_structure(const cairn_file *f, cairn_error *err)
         if (shard->ops->verify_structure)
             CAIRN_TRY(shard->ops->verify_structure(shard, err));
     }
-    cairn_value *meta;
-    CAIRN_TRY(stx_read_metadata(f, &meta, err));
-    cairn_value_free(meta);
-    return CAIRN_OK;
+    return cairn__metadata_check(f, err);
 }
 
-const cairn__reader_ops cairn__safetensors_index_reader = {
-    .format = CAIRN_FORMAT_SAFETENSORS,
-    .open = stx_open,
-    .tensor_at = stx_tensor_at,
-    .file_info = stx_file_info,
-    .verify_structure = stx_verify_structure,
-    .read_metadata = stx_read_metadata,
-    .verify_tensor = stx_verify_tensor,
-    .owner = stx_owner,
-};
+const cairn__reader_ops cairn__safetensors_index_reader = CAIRN__READER_OPS(
+    stx, CAIRN_FORMAT_SAFETENSORS, .tensor_at = stx_tensor_at, .file_info = stx_file_info,
+    .verify_structure = stx_verify_structure, .read_metadata = stx_read_metadata,
+    .verify_tensor = stx_verify_tensor, .owner = stx_owner);

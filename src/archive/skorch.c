@@ -447,8 +447,7 @@ static cairn_status sk_verify_structure(const cairn_file *f, cairn_error *err)
 static cairn_status sk_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
 {
     const sk_state *s = f->state;
-    *out = cairn_value_clone(s->tree);
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    return cairn__metadata_copy(f, s->tree, out, err);
 }
 
 /* Reads through the part's own reader, its checksum checked. */
@@ -463,19 +462,10 @@ static cairn_status sk_load(const cairn_file *f, uint64_t index, void *dst, cair
 static cairn_status sk_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     const sk_state *s = f->state;
-    if (index >= s->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
-                           (unsigned long long)index);
     const sk_tensor *t = &s->tensors[index];
     return cairn_tensor_verify(s->parts[t->part], t->index, err);
 }
 
-const cairn__reader_ops cairn__skorch_reader = {
-    .format = CAIRN_FORMAT_TORCH,
-    .open = sk_open,
-    .file_info = sk_file_info,
-    .verify_structure = sk_verify_structure,
-    .read_metadata = sk_read_metadata,
-    .load = sk_load,
-    .verify_tensor = sk_verify_tensor,
-};
+const cairn__reader_ops cairn__skorch_reader = CAIRN__READER_OPS(
+    sk, CAIRN_FORMAT_TORCH, .file_info = sk_file_info, .verify_structure = sk_verify_structure,
+    .read_metadata = sk_read_metadata, .load = sk_load, .verify_tensor = sk_verify_tensor);

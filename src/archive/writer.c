@@ -211,6 +211,20 @@ static void writer_free(cairn_writer *w)
     free(w);
 }
 
+/* The format's begin op once the sink is ready (st): *out = w, or w is
+ * freed. */
+static cairn_status begin(cairn_writer *w, cairn_status st, cairn_writer **out, cairn_error *err)
+{
+    if (st == CAIRN_OK)
+        st = w->ops->begin(w, err);
+    if (st != CAIRN_OK) {
+        writer_free(w);
+        return st;
+    }
+    *out = w;
+    return CAIRN_OK;
+}
+
 cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *opts,
                                     cairn_writer **out, cairn_error *err)
 {
@@ -221,14 +235,7 @@ cairn_status cairn_writer_open_path(const char *path, const cairn_write_opts *op
     cairn_writer *w = NULL;
     CAIRN_TRY(writer_new(opts, path, &w, err));
     cairn_status st = w->ops->composite ? CAIRN_OK : cairn__sink_open_file(&w->sink, w->path, err);
-    if (st == CAIRN_OK)
-        st = w->ops->begin(w, err);
-    if (st != CAIRN_OK) {
-        writer_free(w);
-        return st;
-    }
-    *out = w;
-    return CAIRN_OK;
+    return begin(w, st, out, err);
 }
 
 cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer **out,
@@ -240,13 +247,7 @@ cairn_status cairn_writer_open_memory(const cairn_write_opts *opts, cairn_writer
         return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_open_memory: out must not be NULL");
     cairn_writer *w = NULL;
     CAIRN_TRY(writer_new(opts, NULL, &w, err));
-    cairn_status st = w->ops->begin(w, err);
-    if (st != CAIRN_OK) {
-        writer_free(w);
-        return st;
-    }
-    *out = w;
-    return CAIRN_OK;
+    return begin(w, CAIRN_OK, out, err);
 }
 
 cairn_status cairn__writer_usable(cairn_writer *w, cairn_error *err)
@@ -526,6 +527,20 @@ cairn_status cairn_writer_add_alias(cairn_writer *w, const char *name, const cha
     return add_done(w, st, name, planned, err);
 }
 
+/* Hands `tree` (owned) to the format, or for a format that stores no
+ * metadata (no set_metadata) accepts an empty map and refuses any other in
+ * its no_metadata words. */
+static cairn_status format_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
+{
+    if (w->ops->set_metadata)
+        return w->ops->set_metadata(w, tree, err);
+    int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
+    cairn_value_free(tree);
+    return empty ? CAIRN_OK
+                 : cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata: %s", w->path,
+                               w->ops->no_metadata);
+}
+
 cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree, cairn_error *err)
 {
     CAIRN_TRY(cairn__writer_usable(w, err));
@@ -541,7 +556,7 @@ cairn_status cairn_writer_set_metadata(cairn_writer *w, const cairn_value *tree,
     /* The format sees the tree now, so it can refuse what it cannot hold at
      * once; the writer keeps its own copy to merge objects into at commit. */
     cairn_value *mine = cairn_value_clone(tree);
-    cairn_status st = mine ? w->ops->set_metadata(w, copy, err)
+    cairn_status st = mine ? format_metadata(w, copy, err)
                            : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     if (!mine)
         cairn_value_free(copy);
@@ -571,7 +586,7 @@ static cairn_status flush_metadata(cairn_writer *w, cairn_error *err)
     w->objects = NULL;
     cairn_value *meta = w->meta;
     w->meta = NULL;
-    return w->ops->set_metadata(w, meta, err);
+    return format_metadata(w, meta, err);
 }
 
 /* The commit protocol is io/'s (io/commit.h through the sink). */

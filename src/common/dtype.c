@@ -295,67 +295,30 @@ static uint32_t bf16_to_f32(uint16_t h)
     return (h & 0x7FFF) > 0x7F80 ? r | 0x00400000u : r;
 }
 
-static void run_f32_to_f16(const unsigned char *restrict s, unsigned char *restrict d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x;
-        memcpy(&x, s + 4 * i, 4);
-        uint16_t y = f32_to_f16(x);
-        memcpy(d + 2 * i, &y, 2);
-    }
-}
-
-static void run_f16_to_f32(const unsigned char *restrict s, unsigned char *restrict d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint16_t x;
-        memcpy(&x, s + 2 * i, 2);
-        uint32_t y = f16_to_f32(x);
-        memcpy(d + 4 * i, &y, 4);
-    }
-}
-
-static void run_f32_to_bf16(const unsigned char *restrict s, unsigned char *restrict d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x;
-        memcpy(&x, s + 4 * i, 4);
-        uint16_t y = f32_to_bf16(x);
-        memcpy(d + 2 * i, &y, 2);
-    }
-}
-
-static void run_bf16_to_f32(const unsigned char *restrict s, unsigned char *restrict d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint16_t x;
-        memcpy(&x, s + 2 * i, 2);
-        uint32_t y = bf16_to_f32(x);
-        memcpy(d + 4 * i, &y, 4);
-    }
-}
-
 /* C casts between float and double are IEEE conversions: exact widening
  * (quieting signaling NaNs) and correctly rounded narrowing. */
-static void run_f32_to_f64(const unsigned char *restrict s, unsigned char *restrict d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        float x;
-        memcpy(&x, s + 4 * i, 4);
-        double y = x;
-        memcpy(d + 8 * i, &y, 8);
-    }
-}
+static double f32_to_f64(float x) { return x; }
+static float f64_to_f32(double x) { return (float)x; }
 
-static void run_f64_to_f32(const unsigned char *restrict s, unsigned char *restrict d, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        double x;
-        memcpy(&x, s + 8 * i, 8);
-        float y = (float)x;
-        memcpy(d + 4 * i, &y, 4);
+/* The fast paths: NAME converts n elements of type FROM (their bits or
+ * value, unaligned, little-endian) to type TO through CONVERT. */
+#define FAST_RUN(name, from, to, convert)                                                   \
+    static void name(const unsigned char *restrict s, unsigned char *restrict d, size_t n) \
+    {                                                                                       \
+        for (size_t i = 0; i < n; i++) {                                                    \
+            from x;                                                                         \
+            memcpy(&x, s + sizeof x * i, sizeof x);                                         \
+            to y = convert(x);                                                              \
+            memcpy(d + sizeof y * i, &y, sizeof y);                                         \
+        }                                                                                   \
     }
-}
+
+FAST_RUN(run_f32_to_f16, uint32_t, uint16_t, f32_to_f16)
+FAST_RUN(run_f16_to_f32, uint16_t, uint32_t, f16_to_f32)
+FAST_RUN(run_f32_to_bf16, uint32_t, uint16_t, f32_to_bf16)
+FAST_RUN(run_bf16_to_f32, uint16_t, uint32_t, bf16_to_f32)
+FAST_RUN(run_f32_to_f64, float, double, f32_to_f64)
+FAST_RUN(run_f64_to_f32, double, float, f64_to_f32)
 
 /* --------------------------------------------------- the generic paths */
 
@@ -507,35 +470,23 @@ cairn_status cairn_convert(cairn_dtype from, const void *src, cairn_dtype to, vo
 
 /* ------------------------------------------------------------ byte swap */
 
+/* Reverses the bytes of each of the `count` BITS-bit elements at p. */
+#define SWAP_EACH(bits)                                 \
+    for (size_t i = 0; i < count; i++) {                \
+        uint##bits##_t v;                               \
+        memcpy(&v, p + sizeof v * i, sizeof v);         \
+        v = __builtin_bswap##bits(v);                   \
+        memcpy(p + sizeof v * i, &v, sizeof v);         \
+    }
+
 void cairn__byteswap(void *buf, size_t count, size_t elem_size)
 {
     unsigned char *p = buf;
     switch (elem_size) {
     case 1: return;
-    case 2:
-        for (size_t i = 0; i < count; i++) {
-            uint16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            v = __builtin_bswap16(v);
-            memcpy(p + 2 * i, &v, 2);
-        }
-        return;
-    case 4:
-        for (size_t i = 0; i < count; i++) {
-            uint32_t v;
-            memcpy(&v, p + 4 * i, 4);
-            v = __builtin_bswap32(v);
-            memcpy(p + 4 * i, &v, 4);
-        }
-        return;
-    case 8:
-        for (size_t i = 0; i < count; i++) {
-            uint64_t v;
-            memcpy(&v, p + 8 * i, 8);
-            v = __builtin_bswap64(v);
-            memcpy(p + 8 * i, &v, 8);
-        }
-        return;
+    case 2: SWAP_EACH(16); return;
+    case 4: SWAP_EACH(32); return;
+    case 8: SWAP_EACH(64); return;
     default: /* no dtype component has this size; reversing keeps the call total */
         for (size_t i = 0; i < count; i++) {
             unsigned char *e = p + elem_size * i;

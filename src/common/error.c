@@ -61,11 +61,12 @@ cairn_status cairn__vfail_at(cairn_error *err, cairn_status status, const char *
 }
 
 cairn_status cairn__fail_at(cairn_error *err, cairn_status status, const char *file,
-                            const char *what, uint64_t offset, const char *fmt, ...)
+                            const char *what, uint64_t offset, const char *context,
+                            const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    cairn_status st = cairn__vfail_at(err, status, file, what, offset, NULL, fmt, ap);
+    cairn_status st = cairn__vfail_at(err, status, file, what, offset, context, fmt, ap);
     va_end(ap);
     return st;
 }

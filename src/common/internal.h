@@ -24,9 +24,9 @@ cairn_status cairn__fail(cairn_error *err, cairn_status status, const char *fmt,
 
 /* Where a parser met something wrong in its input, as every parser says it:
  * "FILE: WHAT at offset N: CONTEXT: MESSAGE" ("FILE: offset N: ..." when
- * `what` is NULL; no "CONTEXT: " when `context` is NULL or empty). Parsers
- * wrap it in one variadic helper that supplies their file, part and context,
- * or use CAIRN_CHECK. */
+ * `what` is NULL; no "CONTEXT: " when `context` is NULL or empty). A parser
+ * names its file, part and context once, in a macro over cairn__fail_at
+ * (or uses CAIRN_CHECK). */
 cairn_status cairn__vfail_at(cairn_error *err, cairn_status status, const char *file,
                              const char *what, uint64_t offset, const char *context,
                              const char *fmt, va_list ap)
@@ -35,9 +35,10 @@ cairn_status cairn__vfail_at(cairn_error *err, cairn_status status, const char *
 #endif
     ;
 cairn_status cairn__fail_at(cairn_error *err, cairn_status status, const char *file,
-                            const char *what, uint64_t offset, const char *fmt, ...)
+                            const char *what, uint64_t offset, const char *context,
+                            const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
+    __attribute__((format(printf, 7, 8)))
 #endif
     ;
 
@@ -46,7 +47,7 @@ cairn_status cairn__fail_at(cairn_error *err, cairn_status status, const char *f
 #define CAIRN_CHECK(cond, err, status, file, what, offset, ...)                          \
     do {                                                                                \
         if (!(cond))                                                                    \
-            return cairn__fail_at((err), (status), (file), (what), (offset), __VA_ARGS__); \
+            return cairn__fail_at((err), (status), (file), (what), (offset), NULL, __VA_ARGS__); \
     } while (0)
 
 /* Clears `err` to CAIRN_OK with an empty message (err may be NULL). */

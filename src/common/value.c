@@ -513,14 +513,8 @@ typedef struct clone_stack {
 
 static int clone_push(clone_stack *s, const cairn_value *src, cairn_value *dst)
 {
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        clone_frame *frames = realloc(s->frames, cap * sizeof *frames);
-        if (!frames)
-            return 0;
-        s->frames = frames;
-        s->cap = cap;
-    }
+    if (!CAIRN__GROW(s->frames, s->cap, s->count, 16))
+        return 0;
     s->frames[s->count].src = src;
     s->frames[s->count].dst = dst;
     s->count++;

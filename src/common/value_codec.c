@@ -217,18 +217,10 @@ typedef struct decoder {
     cairn_error *err;
 } decoder;
 
-/* Every decoding error names the file and the absolute offset of what is wrong. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static cairn_status bad(const decoder *d, cairn_status status, size_t at, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    status = cairn__vfail_at(d->err, status, d->file, "metadata", d->base + at, NULL, fmt, ap);
-    va_end(ap);
-    return status;
-}
+/* Every decoding error names the file and the absolute offset of what is
+ * wrong: bad(d, status, at, fmt, ...). */
+#define bad(d, status, at, ...) \
+    cairn__fail_at((d)->err, (status), (d)->file, "metadata", (d)->base + (at), NULL, __VA_ARGS__)
 
 static cairn_status no_memory(const decoder *d)
 {
@@ -360,14 +352,8 @@ typedef struct key_refs {
 
 static int key_refs_push(key_refs *k, const uint8_t *key, size_t len, size_t at)
 {
-    if (k->count == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 8;
-        key_ref *refs = realloc(k->refs, cap * sizeof *refs);
-        if (!refs)
-            return 0;
-        k->refs = refs;
-        k->cap = cap;
-    }
+    if (!CAIRN__GROW(k->refs, k->cap, k->count, 8))
+        return 0;
     k->refs[k->count].key = key;
     k->refs[k->count].len = len;
     k->refs[k->count].at = at;

@@ -222,13 +222,10 @@ static inline const cairn__pk_blob *cairn__pk_blob_of(const cairn__pickle *vm, u
 /* "a tuple", "an int", ... for messages. */
 const char *cairn__pk_type_name(uint8_t type);
 
-/* Fails with "WHERE: offset N: ..." (N = vm->base + at). */
-cairn_status cairn__pk_fail(const cairn__pickle *vm, cairn_error *err, size_t at, cairn_status st,
-                            const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
+/* cairn__pk_fail(vm, err, at, status, fmt, ...): fails with
+ * "WHERE: offset N: ..." (N = vm->base + at). */
+#define cairn__pk_fail(vm, err, at, st, ...) \
+    cairn__fail_at((err), (st), (vm)->where, NULL, (vm)->base + (at), NULL, __VA_ARGS__)
 
 /* -------------------------------- what allowed globals do (pickle_call.c) */
 

@@ -109,14 +109,8 @@ static cairn_status emit_tensor(walk *w, uint32_t node, cairn_value **out)
         return fail_at(w, node, CAIRN_E_UNSUPPORTED, why.message);
     CAIRN_TRY(spend(w, node, 2 * len)); /* the name and its reference */
     cairn__pk_flat *f = w->out;
-    if (f->count == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        cairn__pk_named *t = realloc(f->tensors, cap * sizeof *t);
-        if (!t)
-            return nomem(w, node);
-        f->tensors = t;
-        f->cap = cap;
-    }
+    if (!CAIRN__GROW(f->tensors, f->cap, f->count, 64))
+        return nomem(w, node);
     char *copy = malloc(len + 1);
     *out = cairn__value_new_blob(CAIRN_VALUE_TENSOR, name, len);
     if (!copy || !*out) {

@@ -22,16 +22,6 @@ static int grow(void **arr, uint32_t *cap, uint32_t count, size_t size)
     return 1;
 }
 
-cairn_status cairn__pk_fail(const cairn__pickle *vm, cairn_error *err, size_t at, cairn_status st,
-                            const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(err, st, vm->where, NULL, vm->base + at, NULL, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
 const char *cairn__pk_type_name(uint8_t type)
 {
     switch ((cairn__pk_type)type) {

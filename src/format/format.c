@@ -118,3 +118,28 @@ void cairn__table_close(cairn_file *f)
         t->free_state(t);
     f->state = NULL;
 }
+
+/* ------------------------------------------------------ shared reader parts */
+
+cairn_status cairn__metadata_copy(const cairn_file *f, const cairn_value *tree, cairn_value **out,
+                                  cairn_error *err)
+{
+    *out = tree ? cairn_value_clone(tree) : cairn_value_map();
+    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+}
+
+cairn_status cairn__metadata_check(const cairn_file *f, cairn_error *err)
+{
+    cairn_value *meta;
+    CAIRN_TRY(f->ops->read_metadata(f, &meta, err));
+    cairn_value_free(meta);
+    return CAIRN_OK;
+}
+
+int cairn__tensor_info_same(const cairn_tensor_info *a, const cairn_tensor_info *b)
+{
+    return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0 &&
+           a->dtype == b->dtype && a->rank == b->rank &&
+           memcmp(a->dims, b->dims, sizeof a->dims) == 0 && a->offset == b->offset &&
+           a->stored_size == b->stored_size;
+}

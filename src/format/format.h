@@ -49,8 +49,10 @@ typedef struct cairn__reader_ops {
      * serve. The face calls them through cairn__reader_count & co. */
     void (*close)(cairn_file *f);
     uint64_t (*count)(const cairn_file *f);
-    /* Only ever called with index < count(f): cairn__tensor_get checks it once
-     * for every caller, so formats do not repeat the check. */
+    /* tensor_at and every later op taking an `index` (load, load_range,
+     * verify_tensor, owner, read_box) are only ever called with
+     * index < count(f): the face checks it once for every caller
+     * (cairn__tensor_get), so formats do not repeat the check. */
     cairn_status (*tensor_at)(const cairn_file *f, uint64_t index, cairn__tensor *out,
                               cairn_error *err);
     /* Binary search or table lookup; CAIRN_E_NOT_FOUND (with a message) if absent. */
@@ -198,6 +200,20 @@ static inline cairn_status cairn__reader_file_info(const cairn_file *f, cairn_fi
     return (f->ops->file_info ? f->ops->file_info : cairn__table_file_info)(f, out, err);
 }
 
+/* Pieces of readers that are the same in every format. */
+
+/* *out = a deep copy of `tree` (an empty map when NULL), for read_metadata
+ * ops whose tree was decoded at open. */
+cairn_status cairn__metadata_copy(const cairn_file *f, const cairn_value *tree, cairn_value **out,
+                                  cairn_error *err);
+/* Decodes f's metadata through its read_metadata op and drops it: the step
+ * of verify_structure that says the metadata is sound. Usable as the whole
+ * verify_structure op. */
+cairn_status cairn__metadata_check(const cairn_file *f, cairn_error *err);
+/* 1 when two parses of a file gave one tensor the same name, dtype, shape
+ * and byte range (verify_structure reparses: a pread input may change). */
+int cairn__tensor_info_same(const cairn_tensor_info *a, const cairn_tensor_info *b);
+
 /* The input's bytes, for formats: io/source.h on f->src. */
 static inline cairn_status cairn__file_read(const cairn_file *f, uint64_t offset, void *dst,
                                             size_t len, cairn_error *err)
@@ -224,7 +240,17 @@ static inline unsigned cairn__file_threads(const cairn_file *f)
     return n;
 }
 
-/* Each format's reader and writer ops are listed in registry.c only. */
+/* A reader's ops table by the naming convention every format follows: its
+ * functions share a prefix (st_, npz_, ...) and PREFIX_open parses. The
+ * ops it has beyond the shared ones (see above) follow as designated
+ * initializers:
+ *
+ *     const cairn__reader_ops cairn__npz_reader = CAIRN__READER_OPS(
+ *         npz, CAIRN_FORMAT_NPZ, .load = npz_load, .verify_tensor = npz_verify_tensor);
+ *
+ * The table is then listed once, in registry.c's row of its format. */
+#define CAIRN__READER_OPS(prefix, format_code, ...) \
+    {.format = (format_code), .open = prefix##_open, __VA_ARGS__}
 
 /* ------------------------------------------------------------ writing side */
 
@@ -233,7 +259,8 @@ typedef struct cairn__writer_ops {
     /* 1 for composite writers (archive/compose_*.c) whose parts are saves of
      * their own: they get no sink and commit in `finish`. */
     int composite;
-    /* Called once after the sink is ready; writes any header. */
+    /* Called once after the sink is ready; sets w->state up, writes any
+     * header. */
     cairn_status (*begin)(cairn_writer *w, cairn_error *err);
     cairn_status (*add)(cairn_writer *w, const char *name, cairn_dtype dtype, uint32_t rank,
                         const uint64_t *dims, const void *data, cairn_error *err);
@@ -258,10 +285,24 @@ typedef struct cairn__writer_ops {
                             cairn_error *err);
     /* Takes ownership of `tree` (a deep copy made by the caller of the op). */
     cairn_status (*set_metadata)(cairn_writer *w, cairn_value *tree, cairn_error *err);
+    /* Formats without set_metadata store no metadata and say why: writer.c
+     * accepts an empty map and refuses any other with CAIRN_E_UNSUPPORTED
+     * and "metadata: " and these words. */
+    const char *no_metadata;
     /* Writes whatever follows the payloads (index, trailer). */
     cairn_status (*finish)(cairn_writer *w, cairn_error *err);
+    /* Frees w->state and all it holds; writer.c calls it only with a state
+     * (begin set it, even if begin failed half way). */
     void (*destroy)(cairn_writer *w);
 } cairn__writer_ops;
+
+/* A writer's ops table by the same convention: PREFIX_begin, PREFIX_add,
+ * PREFIX_finish and PREFIX_destroy, then what the writer has of the other
+ * ops (add_coded, add_alias or no_alias, declare, set_metadata or
+ * no_metadata) as designated initializers. */
+#define CAIRN__WRITER_OPS(prefix, format_code, ...)                                 \
+    {.format = (format_code), .begin = prefix##_begin, .add = prefix##_add,        \
+     .finish = prefix##_finish, .destroy = prefix##_destroy, __VA_ARGS__}
 
 struct cairn_writer {
     const cairn__writer_ops *ops;

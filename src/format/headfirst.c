@@ -141,5 +141,4 @@ void cairn__hf_destroy(cairn_writer *w)
     cairn_value_free(h->meta);
     cairn__spool_close(&h->spool);
     free(h);
-    w->state = NULL;
 }

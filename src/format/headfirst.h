@@ -73,4 +73,11 @@ cairn_status cairn__hf_add(cairn_writer *w, const char *name, cairn_dtype dtype,
 cairn_status cairn__hf_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err);
 void cairn__hf_destroy(cairn_writer *w);
 
+/* The ops table of such a writer (format.h's naming convention):
+ * PREFIX_begin, PREFIX_declare and PREFIX_finish with the shared add, then
+ * its no_alias, set_metadata and destroy. */
+#define CAIRN__HF_WRITER_OPS(prefix, format_code, ...)                              \
+    {.format = (format_code), .begin = prefix##_begin, .add = cairn__hf_add,       \
+     .declare = prefix##_declare, .finish = prefix##_finish, __VA_ARGS__}
+
 #endif

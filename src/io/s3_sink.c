@@ -268,14 +268,8 @@ static cairn_status stash(cairn__sink *s, s3sink *k, uint64_t off, const void *d
         CAIRN_TRY(cairn__spool_open(&k->spool, s, err));
         k->spooling = 1;
     }
-    if (k->n_pend == k->cap_pend) {
-        size_t cap = k->cap_pend ? k->cap_pend * 2 : 16;
-        pending *p = realloc(k->pend, cap * sizeof *p);
-        if (!p)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", k->url);
-        k->pend = p;
-        k->cap_pend = cap;
-    }
+    if (!CAIRN__GROW(k->pend, k->cap_pend, k->n_pend, 16))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", k->url);
     uint64_t at = k->spool.len;
     CAIRN_TRY(cairn__spool_write(&k->spool, s, data, len, "(placed ahead)", err));
     size_t i = k->n_pend;

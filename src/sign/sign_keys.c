@@ -112,11 +112,15 @@ cairn_status cairn_keygen(const char *secret_path, const char *public_path, cair
     return CAIRN_OK;
 }
 
-/* Reads a key file: the magic line, then exactly 2n hex digits, then an
- * optional newline. */
+/* cairn_key_load_secret/_public: reads a key file: the magic line, then
+ * exactly 2n hex digits, then an optional newline. */
 static cairn_status load_key(const char *path, const char *magic, uint8_t *out, size_t n,
                              int secret, cairn_error *err)
 {
+    if (!path || !out)
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_key_load_%s: NULL argument",
+                           secret ? "secret" : "public");
+    CAIRN_TRY(cairn__sodium_ready(path, err));
     int fd;
     struct stat sb;
     CAIRN_TRY(cairn__open_read(path, 0, 0, &fd, &sb, err));
@@ -152,9 +156,6 @@ static cairn_status load_key(const char *path, const char *magic, uint8_t *out, 
 cairn_status cairn_key_load_secret(const char *path, uint8_t secret_key[CAIRN_SECRET_KEY_BYTES],
                                    cairn_error *err)
 {
-    if (!path || !secret_key)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_key_load_secret: NULL argument");
-    CAIRN_TRY(cairn__sodium_ready(path, err));
     CAIRN_TRY(load_key(path, secret_magic, secret_key, CAIRN_SECRET_KEY_BYTES, 1, err));
     /* The public half must be the one the seed gives: a damaged key would
      * otherwise sign with a key id nobody can verify. */
@@ -173,8 +174,5 @@ cairn_status cairn_key_load_secret(const char *path, uint8_t secret_key[CAIRN_SE
 cairn_status cairn_key_load_public(const char *path, uint8_t public_key[CAIRN_PUBLIC_KEY_BYTES],
                                    cairn_error *err)
 {
-    if (!path || !public_key)
-        return cairn__fail(err, CAIRN_E_ARG, "cairn_key_load_public: NULL argument");
-    CAIRN_TRY(cairn__sodium_ready(path, err));
     return load_key(path, public_magic, public_key, CAIRN_PUBLIC_KEY_BYTES, 0, err);
 }

@@ -54,17 +54,9 @@ typedef struct gguf_cur {
     cairn_error *err;
 } gguf_cur;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static cairn_status cerr(const gguf_cur *c, uint64_t at, cairn_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(c->err, st, c->f->path, "gguf", at, c->ctx, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* cerr(c, at, status, fmt, ...): fails at file offset `at`, in c's context. */
+#define cerr(c, at, st, ...) \
+    cairn__fail_at((c)->err, (st), (c)->f->path, "gguf", (at), (c)->ctx, __VA_ARGS__)
 
 static uint64_t left(const gguf_cur *c) { return c->f->src.size - c->pos; }
 
@@ -928,14 +920,6 @@ static cairn_status gguf_read_metadata(const cairn_file *f, cairn_value **out, c
     return CAIRN_OK;
 }
 
-static int same_tensor(const cairn_tensor_info *a, const cairn_tensor_info *b)
-{
-    return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0 &&
-           a->dtype == b->dtype && a->rank == b->rank &&
-           memcmp(a->dims, b->dims, sizeof a->dims) == 0 && a->offset == b->offset &&
-           a->stored_size == b->stored_size;
-}
-
 /* Parses the file again and insists it still says the same thing (with
  * pread inputs it may have changed since open), then decodes the metadata. */
 static cairn_status gguf_verify_structure(const cairn_file *f, cairn_error *err)
@@ -946,21 +930,15 @@ static cairn_status gguf_verify_structure(const cairn_file *f, cairn_error *err)
     int same = again->count == r->count && again->data_at == r->data_at &&
                again->kv_count == r->kv_count;
     for (uint64_t i = 0; same && i < r->count; i++)
-        same = same_tensor(&r->tensors[i].info, &again->tensors[i].info) &&
+        same = cairn__tensor_info_same(&r->tensors[i].info, &again->tensors[i].info) &&
                r->g[i].type == again->g[i].type;
     reader_free(again);
     if (!same)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: gguf at offset 0: the header changed "
                            "since the file was opened", f->path);
-    cairn_value *meta;
-    CAIRN_TRY(gguf_read_metadata(f, &meta, err));
-    cairn_value_free(meta);
-    return CAIRN_OK;
+    return cairn__metadata_check(f, err);
 }
 
-const cairn__reader_ops cairn__gguf_reader = {
-    .format = CAIRN_FORMAT_GGUF,
-    .open = gguf_open,
-    .verify_structure = gguf_verify_structure,
-    .read_metadata = gguf_read_metadata,
-};
+const cairn__reader_ops cairn__gguf_reader =
+    CAIRN__READER_OPS(gguf, CAIRN_FORMAT_GGUF, .verify_structure = gguf_verify_structure,
+                      .read_metadata = gguf_read_metadata);

@@ -179,16 +179,8 @@ static cairn_status add_kv(gw_kvs *k, char *key, const cairn_value *value,
     else if (k->count >= GGUF_MAX_KVS)
         st = cairn__fail(k->err, CAIRN_E_LIMIT, "%s: more than %llu metadata keys", k->path,
                          (unsigned long long)GGUF_MAX_KVS);
-    if (st == CAIRN_OK && k->count == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 32;
-        gw_kv *items = realloc(k->items, cap * sizeof *items);
-        if (items) {
-            k->items = items;
-            k->cap = cap;
-        } else {
-            st = cairn__fail(k->err, CAIRN_E_NOMEM, "%s: out of memory", k->path);
-        }
-    }
+    if (st == CAIRN_OK && !CAIRN__GROW(k->items, k->cap, k->count, 32))
+        st = cairn__fail(k->err, CAIRN_E_NOMEM, "%s: out of memory", k->path);
     if (st == CAIRN_OK) {
         k->items[k->count] = (gw_kv){key, len, value, desc, strcmp(key, GGUF_ALIGNMENT_KEY) == 0};
         st = cairn__nameset_insert(&k->set, (uint32_t)k->count, kv_key, k, k->err);
@@ -812,13 +804,7 @@ static void gw_destroy(cairn_writer *w)
     cairn__hf_destroy(w);
 }
 
-const cairn__writer_ops cairn__gguf_writer = {
-    .format = CAIRN_FORMAT_GGUF,
-    .begin = gw_begin,
-    .add = cairn__hf_add,
+const cairn__writer_ops cairn__gguf_writer = CAIRN__HF_WRITER_OPS(
+    gw, CAIRN_FORMAT_GGUF,
     .no_alias = "GGUF readers (ggml) require every tensor to have its own bytes",
-    .declare = gw_declare,
-    .set_metadata = gw_set_metadata,
-    .finish = gw_finish,
-    .destroy = gw_destroy,
-};
+    .set_metadata = gw_set_metadata, .destroy = gw_destroy);

@@ -88,6 +88,15 @@ static void h5_leave(const h5_guard *g)
     pthread_mutex_unlock(&h5_lock);
 }
 
+/* Closes an id of any kind (type, space, attribute, dataset, property
+ * list, file) unless the call that made it failed (< 0): it holds one
+ * reference, and dropping it closes the object. */
+static void h5_drop(hid_t id)
+{
+    if (id >= 0)
+        H5Idec_ref(id);
+}
+
 static void h5_close_type(hid_t t, int owned)
 {
     if (owned && t >= 0)
@@ -163,10 +172,8 @@ static const char *map_complex(hid_t ft, cairn_dtype *dt, hid_t *mem, int *owned
              H5Tget_size(m0) == H5Tget_size(m1) &&
              (H5Tget_size(m0) == 4 || H5Tget_size(m0) == 8);
     size_t s = ok ? H5Tget_size(m0) : 0;
-    if (m0 >= 0)
-        H5Tclose(m0);
-    if (m1 >= 0)
-        H5Tclose(m1);
+    h5_drop(m0);
+    h5_drop(m1);
     H5free_memory(n0);
     H5free_memory(n1);
     if (!ok)
@@ -232,18 +239,14 @@ static int keras_bf16(hid_t ds, hid_t ft)
                 yes = strcmp(p, "bfloat16") == 0;
                 H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, &p);
             }
-            if (mt >= 0)
-                H5Tclose(mt);
-            if (sp >= 0)
-                H5Sclose(sp);
+            h5_drop(mt);
+            h5_drop(sp);
         } else if (H5Tget_size(at) < sizeof text && H5Aread(a, at, text) >= 0) {
             yes = strcmp(text, "bfloat16") == 0;
         }
     }
-    if (at >= 0)
-        H5Tclose(at);
-    if (a >= 0)
-        H5Aclose(a);
+    h5_drop(at);
+    h5_drop(a);
     return yes;
 }
 
@@ -379,10 +382,8 @@ static cairn_status dataset_shape(h5_reader *r, hid_t ds, const char *path, cair
         *why = "its rank is more than cairn's 8";
     else if (!*why && H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
         *why = "its shape cannot be read";
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (sp >= 0)
-        H5Sclose(sp);
+    h5_drop(ft);
+    h5_drop(sp);
     if (*why)
         return CAIRN_OK;
     t->info.rank = (uint32_t)rank;
@@ -587,10 +588,8 @@ static int attr_value(hid_t a, cairn_value **out)
             cairn_value_free(list);
         }
     }
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (sp >= 0)
-        H5Sclose(sp);
+    h5_drop(ft);
+    h5_drop(sp);
     return ok;
 }
 
@@ -656,10 +655,8 @@ static const char *read_vlen(hid_t ds, hid_t ft, hid_t sp, size_t n, uint64_t bu
         if (ms >= 0)
             H5Sclose(ms);
     }
-    if (mt >= 0)
-        H5Tclose(mt);
-    if (fs >= 0)
-        H5Sclose(fs);
+    h5_drop(mt);
+    h5_drop(fs);
     return why;
 }
 
@@ -723,12 +720,9 @@ static cairn_value *string_dataset(const h5_reader *r, const char *path, const c
         cairn_value_free(list);
         list = NULL;
     }
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ds >= 0)
-        H5Dclose(ds);
+    h5_drop(ft);
+    h5_drop(sp);
+    h5_drop(ds);
     return list;
 }
 
@@ -1456,9 +1450,6 @@ static cairn_status load_locked(const cairn_file *f, const cairn__tensor *t, voi
 static cairn_status h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
     const h5_reader *r = f->state;
-    if (index >= r->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range",
-                           f->path, (unsigned long long)index);
     h5_guard g;
     h5_enter(&g);
     cairn_status st = load_locked(f, &r->tensors[index], dst, err);
@@ -1478,10 +1469,8 @@ static herr_t read_slab(hid_t ds, hid_t mem, int rank, const hsize_t *start,
                                 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     if (e >= 0)
         e = H5Dread(ds, mem, ms, fs, H5P_DEFAULT, buf);
-    if (fs >= 0)
-        H5Sclose(fs);
-    if (ms >= 0)
-        H5Sclose(ms);
+    h5_drop(fs);
+    h5_drop(ms);
     return e;
 }
 
@@ -1541,9 +1530,6 @@ static cairn_status verify_locked(const cairn_file *f, const cairn__tensor *t, c
 static cairn_status h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     const h5_reader *r = f->state;
-    if (index >= r->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range",
-                           f->path, (unsigned long long)index);
     h5_guard g;
     h5_enter(&g);
     cairn_status st = verify_locked(f, &r->tensors[index], err);
@@ -1551,23 +1537,12 @@ static cairn_status h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_
     return st;
 }
 
-static cairn_status h5_verify_structure(const cairn_file *f, cairn_error *err)
-{
-    cairn_value *tree;
-    CAIRN_TRY(h5_read_metadata(f, &tree, err));
-    cairn_value_free(tree);
-    return CAIRN_OK;
-}
-
-const cairn__reader_ops cairn__hdf5_reader = {
-    .format = CAIRN_FORMAT_HDF5,
-    .open = h5_open,
-    .close = h5_close,
-    .verify_structure = h5_verify_structure,
-    .read_metadata = h5_read_metadata,
-    .load = h5_load,
-    .verify_tensor = h5_verify_tensor,
-};
+/* The structure is libhdf5's to check; the attributes must decode. */
+const cairn__reader_ops cairn__hdf5_reader =
+    CAIRN__READER_OPS(h5, CAIRN_FORMAT_HDF5, .close = h5_close,
+                      .verify_structure = cairn__metadata_check,
+                      .read_metadata = h5_read_metadata, .load = h5_load,
+                      .verify_tensor = h5_verify_tensor);
 
 /* ================================================================ writing */
 
@@ -1710,12 +1685,9 @@ static cairn_status add_locked(cairn_writer *w, const char *name, cairn_dtype dt
         count *= dims[k];
     if (ds >= 0 && count > 0)
         e = H5Dwrite(ds, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    if (ds >= 0)
-        H5Dclose(ds);
-    if (lcpl >= 0)
-        H5Pclose(lcpl);
-    if (sp >= 0)
-        H5Sclose(sp);
+    h5_drop(ds);
+    h5_drop(lcpl);
+    h5_drop(sp);
     h5_close_type(ft, owned);
     if (ds < 0)
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: tensor '%s': libhdf5 cannot create a "
@@ -1777,10 +1749,8 @@ static herr_t write_attr(hid_t obj, const char *name, hid_t type, hsize_t n, int
     hid_t sp = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
     hid_t a = sp >= 0 ? H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT) : -1;
     herr_t e = a >= 0 ? H5Awrite(a, type, buf) : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    if (sp >= 0)
-        H5Sclose(sp);
+    h5_drop(a);
+    h5_drop(sp);
     return e;
 }
 
@@ -1953,28 +1923,16 @@ static cairn_status hw_finish(cairn_writer *w, cairn_error *err)
 static void hw_destroy(cairn_writer *w)
 {
     h5_writer *s = w->state;
-    if (!s)
-        return;
     h5_guard g;
     h5_enter(&g);
-    if (s->file >= 0)
-        H5Fclose(s->file);
-    if (s->gcpl >= 0)
-        H5Pclose(s->gcpl);
-    if (s->group_cpl >= 0)
-        H5Pclose(s->group_cpl);
+    h5_drop(s->file);
+    h5_drop(s->gcpl);
+    h5_drop(s->group_cpl);
     h5_leave(&g);
     cairn_value_free(s->meta);
     free(s);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__hdf5_writer = {
-    .format = CAIRN_FORMAT_HDF5,
-    .begin = hw_begin,
-    .add = hw_add,
-    .no_alias = "cairn writes every HDF5 dataset separately",
-    .set_metadata = hw_set_metadata,
-    .finish = hw_finish,
-    .destroy = hw_destroy,
-};
+const cairn__writer_ops cairn__hdf5_writer = CAIRN__WRITER_OPS(
+    hw, CAIRN_FORMAT_HDF5, .no_alias = "cairn writes every HDF5 dataset separately",
+    .set_metadata = hw_set_metadata);

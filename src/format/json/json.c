@@ -364,23 +364,13 @@ static cairn_status jw_finish(cairn_writer *w, cairn_error *err)
 static void jw_destroy(cairn_writer *w)
 {
     jw_writer *s = w->state;
-    if (!s)
-        return;
     free(s->out.p);
     cairn_value_free(s->meta);
     free(s);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__json_writer = {
-    .format = CAIRN_FORMAT_JSON,
-    .begin = jw_begin,
-    .add = jw_add,
-    .add_alias = jw_add_alias,
-    .set_metadata = jw_set_metadata,
-    .finish = jw_finish,
-    .destroy = jw_destroy,
-};
+const cairn__writer_ops cairn__json_writer = CAIRN__WRITER_OPS(
+    jw, CAIRN_FORMAT_JSON, .add_alias = jw_add_alias, .set_metadata = jw_set_metadata);
 
 /* ------------------------------------------------------------- reading */
 
@@ -406,17 +396,9 @@ typedef struct jp {
     cairn_error *err;
 } jp;
 
-#define JFAIL(x, st, ...) jfail((x), (st), __VA_ARGS__)
-
-__attribute__((format(printf, 3, 4))) static cairn_status jfail(jp *x, cairn_status st,
-                                                               const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(x->err, st, x->path, "json", x->at, NULL, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* JFAIL(x, status, fmt, ...): fails at x's position. */
+#define JFAIL(x, st, ...) \
+    cairn__fail_at((x)->err, (st), (x)->path, "json", (x)->at, NULL, __VA_ARGS__)
 
 static void skip_ws(jp *x)
 {
@@ -1009,8 +991,7 @@ static cairn_status jr_open(cairn_file *f, cairn_error *err)
 static cairn_status jr_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
 {
     const jr_state *s = f->state;
-    *out = s->meta ? cairn_value_clone(s->meta) : cairn_value_map();
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    return cairn__metadata_copy(f, s->meta, out, err);
 }
 
 static cairn_status jr_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
@@ -1022,12 +1003,8 @@ static cairn_status jr_load(const cairn_file *f, uint64_t index, void *dst, cair
     return CAIRN_OK;
 }
 
-const cairn__reader_ops cairn__json_reader = {
-    .format = CAIRN_FORMAT_JSON,
-    .open = jr_open,
-    .read_metadata = jr_read_metadata,
-    .load = jr_load,
-};
+const cairn__reader_ops cairn__json_reader =
+    CAIRN__READER_OPS(jr, CAIRN_FORMAT_JSON, .read_metadata = jr_read_metadata, .load = jr_load);
 
 /* Detection: '{' then "format" and "cairn-json" (with any white space) in
  * the first bytes, as this writer and any pretty-printer lay them out. */

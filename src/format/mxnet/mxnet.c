@@ -52,17 +52,9 @@ typedef struct mx_cur {
     cairn_error *err;
 } mx_cur;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static cairn_status cfail(const mx_cur *c, cairn_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(c->err, st, c->f->path, "mxnet", c->pos, c->ctx, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* cfail(c, status, fmt, ...): fails at c's position, in its context. */
+#define cfail(c, st, ...) \
+    cairn__fail_at((c)->err, (st), (c)->f->path, "mxnet", (c)->pos, (c)->ctx, __VA_ARGS__)
 
 static cairn_status need(const mx_cur *c, uint64_t n, const char *field)
 {
@@ -475,12 +467,9 @@ static cairn_status mx_verify_structure(const cairn_file *f, cairn_error *err)
     return CAIRN_OK;
 }
 
-const cairn__reader_ops cairn__mxnet_reader = {
-    .format = CAIRN_FORMAT_MXNET,
-    .open = mx_open,
-    .verify_structure = mx_verify_structure,
-    .read_metadata = NULL, /* nd.save stores names only: an empty map */
-};
+/* nd.save stores names only (read_metadata NULL: an empty map). */
+const cairn__reader_ops cairn__mxnet_reader =
+    CAIRN__READER_OPS(mx, CAIRN_FORMAT_MXNET, .verify_structure = mx_verify_structure);
 
 /* ================================================================ writing */
 
@@ -565,16 +554,6 @@ static cairn_status mw_add(cairn_writer *w, const char *name, cairn_dtype dtype,
     return cairn__sink_write(&w->sink, data, (size_t)size, err);
 }
 
-static cairn_status mw_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
-{
-    int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
-    cairn_value_free(tree);
-    if (empty)
-        return CAIRN_OK;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata: MXNet .params files store only "
-                       "names and arrays, not metadata", w->path);
-}
-
 /* List form when the names are exactly "0", "1", ... in order: what this
  * reader names a list's arrays, so list files convert back to lists. */
 static int list_form(const mx_writer *s)
@@ -613,21 +592,12 @@ static cairn_status mw_finish(cairn_writer *w, cairn_error *err)
 static void mw_destroy(cairn_writer *w)
 {
     mx_writer *s = w->state;
-    if (!s)
-        return;
     for (size_t i = 0; i < s->count; i++)
         free(s->entries[i].name);
     free(s->entries);
     free(s);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__mxnet_writer = {
-    .format = CAIRN_FORMAT_MXNET,
-    .begin = mw_begin,
-    .add = mw_add,
-    .no_alias = "MXNet .params files store every array separately",
-    .set_metadata = mw_set_metadata,
-    .finish = mw_finish,
-    .destroy = mw_destroy,
-};
+const cairn__writer_ops cairn__mxnet_writer = CAIRN__WRITER_OPS(
+    mw, CAIRN_FORMAT_MXNET, .no_alias = "MXNet .params files store every array separately",
+    .no_metadata = "MXNet .params files store only names and arrays, not metadata");

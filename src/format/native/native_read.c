@@ -428,6 +428,8 @@ static cairn_status nr_read_metadata(const cairn_file *f, cairn_value **out, cai
                               (void *)f, out, err);
 }
 
+/* A byte range of the file: a payload (with its checksum and record) or a
+ * chunk table; sorted by offset, then size. */
 typedef struct span {
     uint64_t offset, size, checksum;
     uint64_t record;
@@ -519,25 +521,13 @@ static cairn_status check_header_reserved(const cairn_file *f, const native_read
     return CAIRN_OK;
 }
 
-typedef struct table_span {
-    uint64_t offset, size;
-} table_span;
-
-static int table_cmp(const void *a, const void *b)
-{
-    const table_span *x = a, *y = b;
-    if (x->offset != y->offset)
-        return x->offset < y->offset ? -1 : 1;
-    return (x->size > y->size) - (x->size < y->size);
-}
-
 /* Between the string table and the metadata lie the chunk tables: each
  * either shared by aliases or disjoint from the others, and every byte
  * around them zero. Then every chunk of every compressed tensor decodes to
  * exactly its declared size. */
 static cairn_status check_tables(const cairn_file *f, const native_reader *nr, cairn_error *err)
 {
-    table_span *s = malloc((nr->compressed ? nr->compressed : 1) * sizeof *s);
+    span *s = malloc((nr->compressed ? nr->compressed : 1) * sizeof *s);
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     uint64_t n = 0;
@@ -554,8 +544,8 @@ static cairn_status check_tables(const cairn_file *f, const native_reader *nr, c
                              r[RC_CODEC], r[RC_FILTER]);
             break;
         }
-        s[n++] = (table_span){cairn__le64(r + RC_CODEC_TABLE_OFFSET),
-                              cairn__le64(r + RC_CODEC_TABLE_SIZE)};
+        s[n++] = (span){.offset = cairn__le64(r + RC_CODEC_TABLE_OFFSET),
+                        .size = cairn__le64(r + RC_CODEC_TABLE_SIZE)};
         if (cairn__le16(r + RC_FLAGS) & RC_FLAG_ALIAS)
             continue; /* the same chunks as the tensor it aliases */
         cairn__chunked c;
@@ -563,7 +553,7 @@ static cairn_status check_tables(const cairn_file *f, const native_reader *nr, c
         st = cairn__chunks_read(f, &c, 0, c.raw_size, NULL, cairn__file_threads(f), err);
     }
     if (st == CAIRN_OK)
-        qsort(s, n, sizeof *s, table_cmp);
+        qsort(s, n, sizeof *s, span_cmp);
     uint64_t covered = nr->strings_offset + nr->strings_size;
     const uint8_t *base = nr->index - nr->index_offset; /* file offset -> index byte */
     for (uint64_t i = 0; i <= n && st == CAIRN_OK; i++) {
@@ -604,24 +594,13 @@ static cairn_status nr_verify_structure(const cairn_file *f, cairn_error *err)
                         (unsigned long long)tpos, i);
     if (nr->sig_size && nr->minor <= CAIRN_FORMAT_MINOR)
         CAIRN_TRY(cairn__sig_check_structure(f, h, t, err));
-    cairn_value *meta = NULL;
-    CAIRN_TRY(nr_read_metadata(f, &meta, err));
-    cairn_value_free(meta);
-    return CAIRN_OK;
+    return cairn__metadata_check(f, err);
 }
 
-const cairn__reader_ops cairn__native_reader = {
-    .format = CAIRN_FORMAT_NATIVE,
-    .open = nr_open,
-    .close = nr_close,
-    .count = nr_count,
-    .tensor_at = nr_tensor_at,
-    .find = nr_find,
-    .file_info = nr_file_info,
-    .verify_structure = nr_verify_structure,
-    .read_metadata = nr_read_metadata,
-    .load = nr_load,
-    .load_range = nr_load_range,
-    .verify_signature = cairn__native_verify_signature,
-    .sign = cairn__native_sign,
-};
+/* Records are decoded from the mapped index on demand, not kept in a
+ * cairn__tensor_table: the accessors are the format's own. */
+const cairn__reader_ops cairn__native_reader = CAIRN__READER_OPS(
+    nr, CAIRN_FORMAT_NATIVE, .close = nr_close, .count = nr_count, .tensor_at = nr_tensor_at,
+    .find = nr_find, .file_info = nr_file_info, .verify_structure = nr_verify_structure,
+    .read_metadata = nr_read_metadata, .load = nr_load, .load_range = nr_load_range,
+    .verify_signature = cairn__native_verify_signature, .sign = cairn__native_sign);

@@ -341,16 +341,8 @@ static void nw_destroy(cairn_writer *w)
     cairn__nameset_free(&nw->names);
     cairn_value_free(nw->meta);
     free(nw);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__native_writer = {
-    .format = CAIRN_FORMAT_NATIVE,
-    .begin = nw_begin,
-    .add = nw_add,
-    .add_coded = nw_add_coded,
-    .add_alias = nw_add_alias,
-    .set_metadata = nw_set_metadata,
-    .finish = nw_finish,
-    .destroy = nw_destroy,
-};
+const cairn__writer_ops cairn__native_writer =
+    CAIRN__WRITER_OPS(nw, CAIRN_FORMAT_NATIVE, .add_coded = nw_add_coded,
+                      .add_alias = nw_add_alias, .set_metadata = nw_set_metadata);

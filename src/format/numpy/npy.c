@@ -79,17 +79,9 @@ typedef struct parser {
     cairn_error *err;
 } parser;
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static cairn_status perr(const parser *ps, size_t at, cairn_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    st = cairn__vfail_at(ps->err, st, ps->path, "npy header", ps->base + at, NULL, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* perr(ps, at, status, fmt, ...): fails at byte `at` of the header text. */
+#define perr(ps, at, st, ...) \
+    cairn__fail_at((ps)->err, (st), (ps)->path, "npy header", (ps)->base + (at), NULL, __VA_ARGS__)
 
 static int at_end(const parser *ps) { return ps->pos >= ps->len; }
 static char peek(const parser *ps) { return at_end(ps) ? '\0' : ps->text[ps->pos]; }
@@ -448,9 +440,11 @@ int cairn__npy_fortran_matters(const cairn__npy_header *h)
 /* ------------------------------------------------------------------ reader */
 
 typedef struct npy_state {
+    cairn__tensor_table table; /* of the one tensor */
     cairn__tensor tensor;
     uint32_t major, minor;
 } npy_state;
+CAIRN__TABLE_FIRST(npy_state);
 
 static cairn_status read_preamble(const cairn_file *f, npy_header *h, cairn_error *err)
 {
@@ -534,59 +528,15 @@ static cairn_status npy_open(cairn_file *f, cairn_error *err)
         free(s);
         return st;
     }
+    cairn__table_init(&s->table, &s->tensor, sizeof s->tensor, 1, free);
+    s->table.hint = "an npy file holds one tensor, named '" NPY_NAME "'";
+    cairn__table_info(&s->table, CAIRN_FORMAT_NPY, s->major, s->tensor.info.stored_size, 0,
+                      s->tensor.info.alignment, 0);
+    s->table.info.version_minor = s->minor;
     f->state = s;
     return CAIRN_OK;
 }
 
-static void npy_close(cairn_file *f)
-{
-    free(f->state);
-    f->state = NULL;
-}
-
-static uint64_t npy_count(const cairn_file *f) { return f->state ? 1 : 0; }
-
-static cairn_status npy_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
-                                  cairn_error *err)
-{
-    const npy_state *s = f->state;
-    if (index != 0)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range (an npy "
-                           "file holds one tensor)", f->path, (unsigned long long)index);
-    *out = s->tensor;
-    return CAIRN_OK;
-}
-
-static cairn_status npy_find(const cairn_file *f, const char *name, size_t name_len,
-                             uint64_t *index, cairn_error *err)
-{
-    char shown[96];
-    if (name_len == sizeof NPY_NAME - 1 && memcmp(name, NPY_NAME, name_len) == 0) {
-        *index = 0;
-        return CAIRN_OK;
-    }
-    return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: no tensor '%s' (an npy file holds one "
-                       "tensor, named '" NPY_NAME "')", f->path,
-                       cairn__printable(name, name_len, shown, sizeof shown));
-}
-
-static cairn_status npy_file_info(const cairn_file *f, cairn_file_info *out, cairn_error *err)
-{
-    const npy_state *s = f->state;
-    (void)err;
-    out->format = CAIRN_FORMAT_NPY;
-    out->version_major = s->major;
-    out->version_minor = s->minor;
-    out->tensor_count = 1;
-    out->file_size = f->src.size;
-    out->payload_bytes = s->tensor.info.stored_size;
-    out->alignment = s->tensor.info.alignment;
-    out->has_metadata = 0;
-    return CAIRN_OK;
-}
-
-/* Parses the file again and insists it still says the same thing: with
- * pread inputs the file may have changed since open. */
 static cairn_status npy_verify_structure(const cairn_file *f, cairn_error *err)
 {
     const npy_state *s = f->state;
@@ -603,17 +553,9 @@ static cairn_status npy_verify_structure(const cairn_file *f, cairn_error *err)
     return CAIRN_OK;
 }
 
-const cairn__reader_ops cairn__npy_reader = {
-    .format = CAIRN_FORMAT_NPY,
-    .open = npy_open,
-    .close = npy_close,
-    .count = npy_count,
-    .tensor_at = npy_tensor_at,
-    .find = npy_find,
-    .file_info = npy_file_info,
-    .verify_structure = npy_verify_structure,
-    .read_metadata = NULL, /* npy has no metadata: an empty map */
-};
+/* npy has no metadata (read_metadata NULL: an empty map). */
+const cairn__reader_ops cairn__npy_reader =
+    CAIRN__READER_OPS(npy, CAIRN_FORMAT_NPY, .verify_structure = npy_verify_structure);
 
 /* ------------------------------------------------------------------ writer */
 
@@ -722,16 +664,6 @@ static cairn_status npy_add(cairn_writer *w, const char *name, cairn_dtype dtype
     return bytes ? cairn__sink_write(&w->sink, data, (size_t)bytes, err) : CAIRN_OK;
 }
 
-static cairn_status npy_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
-{
-    int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
-    cairn_value_free(tree);
-    if (empty)
-        return CAIRN_OK;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata: npy files cannot store metadata",
-                       w->path);
-}
-
 static cairn_status npy_finish(cairn_writer *w, cairn_error *err)
 {
     const npy_writer *s = w->state;
@@ -741,18 +673,8 @@ static cairn_status npy_finish(cairn_writer *w, cairn_error *err)
     return CAIRN_OK;
 }
 
-static void npy_destroy(cairn_writer *w)
-{
-    free(w->state);
-    w->state = NULL;
-}
+static void npy_destroy(cairn_writer *w) { free(w->state); }
 
-const cairn__writer_ops cairn__npy_writer = {
-    .format = CAIRN_FORMAT_NPY,
-    .begin = npy_begin,
-    .add = npy_add,
-    .no_alias = "npy holds exactly one tensor",
-    .set_metadata = npy_set_metadata,
-    .finish = npy_finish,
-    .destroy = npy_destroy,
-};
+const cairn__writer_ops cairn__npy_writer =
+    CAIRN__WRITER_OPS(npy, CAIRN_FORMAT_NPY, .no_alias = "npy holds exactly one tensor",
+                      .no_metadata = "npy files cannot store metadata");

@@ -282,21 +282,14 @@ static cairn_status npz_load(const cairn_file *f, uint64_t index, void *dst, cai
 static cairn_status npz_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     const npz_state *s = f->state;
-    if (index >= s->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
-                           (unsigned long long)index);
     return cairn__zip_verify(&f->src, s->tensors[index].m, err);
 }
 
-const cairn__reader_ops cairn__npz_reader = {
-    .format = CAIRN_FORMAT_NPZ,
-    .open = npz_open,
-    .find = npz_find,
-    .verify_structure = npz_verify_structure,
-    .read_metadata = NULL, /* npz has no metadata: an empty map */
-    .load = npz_load,
-    .verify_tensor = npz_verify_tensor,
-};
+/* npz has no metadata (read_metadata NULL: an empty map). */
+const cairn__reader_ops cairn__npz_reader =
+    CAIRN__READER_OPS(npz, CAIRN_FORMAT_NPZ, .find = npz_find,
+                      .verify_structure = npz_verify_structure, .load = npz_load,
+                      .verify_tensor = npz_verify_tensor);
 
 /* ------------------------------------------------------------------ writer */
 
@@ -353,16 +346,6 @@ static cairn_status npz_add(cairn_writer *w, const char *name, cairn_dtype dtype
     return st;
 }
 
-static cairn_status npz_set_metadata(cairn_writer *w, cairn_value *tree, cairn_error *err)
-{
-    int empty = cairn_value_get_type(tree) == CAIRN_VALUE_MAP && cairn_value_count(tree) == 0;
-    cairn_value_free(tree);
-    if (empty)
-        return CAIRN_OK;
-    return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: metadata: .npz files cannot store "
-                       "metadata", w->path);
-}
-
 static cairn_status npz_finish(cairn_writer *w, cairn_error *err)
 {
     npz_writer *s = w->state;
@@ -372,19 +355,10 @@ static cairn_status npz_finish(cairn_writer *w, cairn_error *err)
 static void npz_destroy(cairn_writer *w)
 {
     npz_writer *s = w->state;
-    if (!s)
-        return;
     cairn__zipw_free(&s->zw);
     free(s);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__npz_writer = {
-    .format = CAIRN_FORMAT_NPZ,
-    .begin = npz_begin,
-    .add = npz_add,
-    .no_alias = "an .npz stores every array separately",
-    .set_metadata = npz_set_metadata,
-    .finish = npz_finish,
-    .destroy = npz_destroy,
-};
+const cairn__writer_ops cairn__npz_writer =
+    CAIRN__WRITER_OPS(npz, CAIRN_FORMAT_NPZ, .no_alias = "an .npz stores every array separately",
+                      .no_metadata = ".npz files cannot store metadata");

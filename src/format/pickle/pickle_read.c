@@ -336,9 +336,6 @@ static cairn_status find_arrays(const cairn_file *f, pickle_state *s, const cair
 static cairn_status pickle_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
     const pickle_state *s = f->state;
-    if (index >= s->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range",
-                           f->path, (unsigned long long)index);
     memcpy(dst, s->tensors[index].bytes, (size_t)s->tensors[index].t.info.raw_size);
     return CAIRN_OK;
 }
@@ -400,14 +397,9 @@ static cairn_status pickle_read_metadata(const cairn_file *f, cairn_value **out,
                                          cairn_error *err)
 {
     const pickle_state *s = f->state;
-    *out = cairn_value_clone(s->flat.tree);
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    return cairn__metadata_copy(f, s->flat.tree, out, err);
 }
 
-const cairn__reader_ops cairn__pickle_reader = {
-    .format = CAIRN_FORMAT_PICKLE,
-    .open = pickle_open,
-    .find = pickle_find,
-    .read_metadata = pickle_read_metadata,
-    .load = pickle_load,
-};
+const cairn__reader_ops cairn__pickle_reader =
+    CAIRN__READER_OPS(pickle, CAIRN_FORMAT_PICKLE, .find = pickle_find,
+                      .read_metadata = pickle_read_metadata, .load = pickle_load);

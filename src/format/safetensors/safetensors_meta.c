@@ -220,15 +220,6 @@ static cairn_status plain_map(const json_t *meta, const char *path, cairn_value 
     return CAIRN_OK;
 }
 
-/* The tree-restoring reading. Input that is not a cairn JSON view just
- * means "fall back to the plain map"; running out of memory is told apart
- * through `oom`. */
-typedef struct restore_ctx {
-    cairn__tensor_exists_fn exists;
-    void *ctx;
-    int oom;
-} restore_ctx;
-
 /* The plain entries must be exactly the tree's top-level strings (other
  * than under the reserved key): otherwise someone edited the plain entries
  * after cairn wrote them, and they win over a stale "cairn.meta". */
@@ -252,7 +243,11 @@ static int matches_plain(const cairn_value *tree, const json_t *meta)
     return strings + 1 == json_object_size(meta);
 }
 
-static cairn_value *restore_tree(const json_t *meta, restore_ctx *rc)
+/* The tree-restoring reading. Input that is not a cairn JSON view just
+ * means "fall back to the plain map" (NULL); running out of memory is told
+ * apart through *oom. */
+static cairn_value *restore_tree(const json_t *meta, cairn__tensor_exists_fn exists, void *ctx,
+                                 int *oom)
 {
     const json_t *text = json_object_get(meta, ST_TREE_KEY);
     if (!text)
@@ -261,10 +256,10 @@ static cairn_value *restore_tree(const json_t *meta, restore_ctx *rc)
     json_t *root = json_loadb(json_string_value(text), json_string_length(text),
                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root && json_error_code(&jerr) == json_error_out_of_memory)
-        rc->oom = 1;
+        *oom = 1;
     cairn_value *tree = NULL;
     if (root && json_is_object(root))
-        tree = cairn__value_from_json_view(root, rc->exists, rc->ctx, &rc->oom);
+        tree = cairn__value_from_json_view(root, exists, ctx, oom);
     json_decref(root);
     if (tree && !matches_plain(tree, meta)) {
         cairn_value_free(tree);
@@ -282,9 +277,9 @@ cairn_status cairn__stmeta_decode(const json_t *meta, const char *path,
         *out = cairn_value_map();
         return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
     }
-    restore_ctx rc = {exists, ctx, 0};
-    cairn_value *tree = restore_tree(meta, &rc);
-    if (rc.oom) {
+    int oom = 0;
+    cairn_value *tree = restore_tree(meta, exists, ctx, &oom);
+    if (oom) {
         cairn_value_free(tree);
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the metadata", path);
     }

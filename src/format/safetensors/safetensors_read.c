@@ -735,14 +735,6 @@ static cairn_status st_read_metadata(const cairn_file *f, cairn_value **out, cai
     return cairn__stmeta_decode(r->meta, f->path, tensor_exists, (void *)f, out, err);
 }
 
-static int same_tensor(const cairn_tensor_info *a, const cairn_tensor_info *b)
-{
-    return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0 &&
-           a->dtype == b->dtype && a->rank == b->rank &&
-           memcmp(a->dims, b->dims, sizeof a->dims) == 0 && a->offset == b->offset &&
-           a->stored_size == b->stored_size;
-}
-
 /* Parses the file again and insists it still says the same thing (with
  * pread inputs it may have changed since open), then decodes the metadata. */
 static cairn_status st_verify_structure(const cairn_file *f, cairn_error *err)
@@ -752,23 +744,17 @@ static cairn_status st_verify_structure(const cairn_file *f, cairn_error *err)
     CAIRN_TRY(parse_file(f, &again, err));
     int same = again->count == r->count && again->data_at == r->data_at;
     for (uint64_t i = 0; same && i < r->count; i++)
-        same = same_tensor(&r->tensors[i].info, &again->tensors[i].info);
+        same = cairn__tensor_info_same(&r->tensors[i].info, &again->tensors[i].info);
     reader_free(again);
     if (!same)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8 changed "
                            "since the file was opened", f->path);
-    cairn_value *meta;
-    CAIRN_TRY(st_read_metadata(f, &meta, err));
-    cairn_value_free(meta);
-    return CAIRN_OK;
+    return cairn__metadata_check(f, err);
 }
 
-const cairn__reader_ops cairn__safetensors_reader = {
-    .format = CAIRN_FORMAT_SAFETENSORS,
-    .open = st_open,
-    .verify_structure = st_verify_structure,
-    .read_metadata = st_read_metadata,
-};
+const cairn__reader_ops cairn__safetensors_reader =
+    CAIRN__READER_OPS(st, CAIRN_FORMAT_SAFETENSORS, .verify_structure = st_verify_structure,
+                      .read_metadata = st_read_metadata);
 
 /* ------------------------------------------------------------------ sniff */
 

@@ -197,14 +197,8 @@ static cairn_status sw_finish(cairn_writer *w, cairn_error *err)
     return st;
 }
 
-const cairn__writer_ops cairn__safetensors_writer = {
-    .format = CAIRN_FORMAT_SAFETENSORS,
-    .begin = sw_begin,
-    .add = cairn__hf_add,
+const cairn__writer_ops cairn__safetensors_writer = CAIRN__HF_WRITER_OPS(
+    sw, CAIRN_FORMAT_SAFETENSORS,
     .no_alias = "safetensors cannot share bytes between tensors (every byte has exactly "
                 "one owner)",
-    .declare = sw_declare,
-    .set_metadata = cairn__hf_set_metadata,
-    .finish = sw_finish,
-    .destroy = cairn__hf_destroy,
-};
+    .set_metadata = cairn__hf_set_metadata, .destroy = cairn__hf_destroy);

@@ -725,9 +725,6 @@ static cairn_status torch_verify_structure(const cairn_file *f, cairn_error *err
 static cairn_status torch_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     const torch_state *s = f->state;
-    if (index >= s->count)
-        return cairn__fail(err, CAIRN_E_NOT_FOUND, "%s: tensor index %llu out of range", f->path,
-                           (unsigned long long)index);
     const torch_storage *st = &s->storages[s->tensors[index].storage];
     return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
 }
@@ -794,11 +791,7 @@ static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, c
     return status;
 }
 
-const cairn__reader_ops cairn__torch_reader = {
-    .format = CAIRN_FORMAT_TORCH,
-    .open = torch_open,
-    .verify_structure = torch_verify_structure,
-    .read_metadata = torch_read_metadata,
-    .load = torch_load,
-    .verify_tensor = torch_verify_tensor,
-};
+const cairn__reader_ops cairn__torch_reader =
+    CAIRN__READER_OPS(torch, CAIRN_FORMAT_TORCH, .verify_structure = torch_verify_structure,
+                      .read_metadata = torch_read_metadata, .load = torch_load,
+                      .verify_tensor = torch_verify_tensor);

@@ -575,8 +575,6 @@ static cairn_status tw_finish(cairn_writer *w, cairn_error *err)
 static void tw_destroy(cairn_writer *w)
 {
     tw_writer *s = w->state;
-    if (!s)
-        return;
     cairn__zipw_free(&s->zw);
     for (size_t i = 0; i < s->count; i++)
         free(s->tensors[i].name);
@@ -585,15 +583,7 @@ static void tw_destroy(cairn_writer *w)
     cairn_value_free(s->meta);
     free(s->prefix);
     free(s);
-    w->state = NULL;
 }
 
-const cairn__writer_ops cairn__torch_writer = {
-    .format = CAIRN_FORMAT_TORCH,
-    .begin = tw_begin,
-    .add = tw_add,
-    .add_alias = tw_add_alias,
-    .set_metadata = tw_set_metadata,
-    .finish = tw_finish,
-    .destroy = tw_destroy,
-};
+const cairn__writer_ops cairn__torch_writer = CAIRN__WRITER_OPS(
+    tw, CAIRN_FORMAT_TORCH, .add_alias = tw_add_alias, .set_metadata = tw_set_metadata);
