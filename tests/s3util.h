@@ -152,9 +152,9 @@ static inline int s3_test_setup(const char *self)
         snprintf(proxy_url, sizeof proxy_url, "%s", getenv("CAIRN_S3_PROXY"));
         snprintf(moto_url, sizeof moto_url, "%s", getenv("AWS_ENDPOINT_URL"));
         if (!server_has("all"))
-            printf("SKIP on s3rver: wrong-credential, create-only (If-None-Match), suffix-range request count, "
-                   "unfinished-upload (list, abort) and STS checks; s3rver 3.7 has none of "
-                   "them\n");
+            printf("SKIP on s3rver: wrong-credential, create-only (If-None-Match), "
+                   "suffix-range request count, unfinished-upload (list, abort) and STS "
+                   "checks; s3rver 3.7 has none of them\n");
         return 1;
     }
     const char *src = getenv("CAIRN_SOURCE_DIR"), *py = getenv("CAIRN_PYTHON");

@@ -162,7 +162,10 @@ static void par_task(void *ctx, unsigned worker, size_t task)
 }
 
 /* Does `end` (where some read or span ended) put off right after it? */
-static int continues(uint64_t end, uint64_t off) { return end && off >= end && off - end <= SCAN_GAP; }
+static int continues(uint64_t end, uint64_t off)
+{
+    return end && off >= end && off - end <= SCAN_GAP;
+}
 
 /* Under r->mu: the least recently used span nobody loads or copies from,
  * marked as loading [off, off + SPAN) (at least `need` bytes, never into
@@ -214,7 +217,8 @@ static span *span_find(s3src *r, uint64_t off, size_t len)
 {
     for (int i = 0; i < SPANS; i++) {
         span *p = &r->spans[i];
-        if (p->state != SPAN_EMPTY && off >= p->off && len <= p->len && off - p->off <= p->len - len)
+        if (p->state != SPAN_EMPTY && off >= p->off && len <= p->len &&
+            off - p->off <= p->len - len)
             return p;
     }
     return NULL;
