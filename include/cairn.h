@@ -89,7 +89,10 @@ typedef enum cairn_status {
     CAIRN_E_SIGNATURE = 15,  /* a signature does not verify: a wrong key, or bytes changed
                                 since signing (the message says which) */
     CAIRN_E_UNSIGNED = 16,   /* a signature was asked for and the input carries none */
-    CAIRN_E_BUSY = 17        /* another process holds the lock (a checkpoint directory's writer) */
+    CAIRN_E_BUSY = 17,       /* another process holds the lock (a checkpoint directory's writer) */
+    CAIRN_E_AUTH = 18        /* an object store refused the credentials or the access: a wrong
+                                key or secret, a bad signature, an expired session token, no
+                                permission (docs/STORAGE.md); retrying will not help */
 } cairn_status;
 
 #define CAIRN_ERROR_MESSAGE_MAX 512

@@ -19,6 +19,7 @@ int cli_exit_code(cairn_status st)
     switch (st) {
     case CAIRN_OK: return EXIT_OK;
     case CAIRN_E_IO:
+    case CAIRN_E_AUTH:
     case CAIRN_E_BUSY:
     case CAIRN_E_NOMEM: return EXIT_IO;
     case CAIRN_E_ARG: return EXIT_USAGE;
