@@ -27,12 +27,12 @@ PYDIR := bindings/python
 # python3-torch itself (DEPS): the .pt tests cross-check against real torch.
 DEMO_DEPS := python3-torch python3-skorch
 
-.PHONY: all deps demo-deps build python demo test test-unit test-fuzz test-python bench install \
+.PHONY: all deps s3rver-dep demo-deps build python demo test test-unit test-fuzz test-python bench install \
         install-python clean
 
 all: build
 
-deps:
+deps: s3rver-dep
 	@missing=""; for p in $(DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -42,6 +42,21 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# s3rver (npm, with Debian's nodejs): the S3 test server when the machine has
+# no moto_server (tests/s3_harness.py), and a second server the S3 client is
+# tested on. Best effort: without it those tests skip, saying why.
+S3RVER_VERSION := 3.7.1
+s3rver-dep:
+	@command -v s3rver >/dev/null 2>&1 || { \
+	  if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm || true; \
+	  fi; \
+	  if command -v npm >/dev/null 2>&1; then \
+	    echo "installing s3rver@$(S3RVER_VERSION) (npm)"; \
+	    npm install -g --no-fund --no-audit s3rver@$(S3RVER_VERSION) || \
+	      echo "s3rver could not be installed: the S3 tests use moto_server only" >&2; \
+	  else echo "no npm: the S3 tests use moto_server only" >&2; fi; }
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCAIRN_TESTS=OFF >/dev/null

@@ -17,6 +17,15 @@
  * moto (Python) is the bottleneck on either side; the ratios are what the
  * targets are about (upload <= 1.10x, open <= 2 requests and <= 5 ms,
  * read-all <= 1.15x).
+ *
+ * A whole-object PUT and one GET are not the requests cairn makes (it
+ * streams multipart parts with bounded memory, and reads tensor by tensor),
+ * and moto's cost is per request and per part. So curl also makes cairn's
+ * requests, which isolates the client's share:
+ *   curl multipart  POST ?uploads=, then the same parts (8 MiB) by one curl
+ *                   process, 4 at a time (--parallel), then the complete;
+ *   curl ranges     one ranged GET per tensor, 4 at a time (--parallel).
+ * The CPU time of the bench process (user + system) is shown per phase.
  */
 #define _GNU_SOURCE
 #include "bench_util.h"
@@ -32,23 +41,230 @@
 
 static const char *bucket, *endpoint, *proxy_url;
 
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 static void die(const char *what, const cairn_error *err)
 {
     fprintf(stderr, "bench_s3: %s: %s\n", what, err ? err->message : "");
     exit(1);
 }
 
-/* Runs argv; returns its exit status (stdout to /dev/null). */
-static int run(char *const argv[])
+/* Runs argv; returns its exit status (stdout to out_path when given). */
+static int run_to(char *const argv[], const char *out_path)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        if (out_path && !freopen(out_path, "w", stdout))
+            _exit(126);
         execvp(argv[0], argv);
         _exit(127);
     }
     int status = 0;
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static int run(char *const argv[]) { return run_to(argv, NULL); }
+
+/* The text between <tag> and </tag> in a file (static), or "". */
+static const char *xml_in_file(const char *path, const char *tag)
+{
+    static char val[512];
+    char buf[65536], open_tag[64], close_tag[64];
+    val[0] = '\0';
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    buf[n] = '\0';
+    snprintf(open_tag, sizeof open_tag, "<%s>", tag);
+    snprintf(close_tag, sizeof close_tag, "</%s>", tag);
+    char *a = strstr(buf, open_tag), *b = a ? strstr(a, close_tag) : NULL;
+    if (a && b)
+        snprintf(val, sizeof val, "%.*s", (int)(b - a - strlen(open_tag)), a + strlen(open_tag));
+    return val;
+}
+
+/* argv of one curl process: the fixed options, then `extra` (NULL-ended). */
+typedef struct argv_buf {
+    char **v;
+    size_t n, cap;
+} argv_buf;
+
+static void arg(argv_buf *a, const char *s)
+{
+    if (a->n + 2 > a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->v = realloc(a->v, a->cap * sizeof *a->v);
+    }
+    a->v[a->n++] = strdup(s);
+    a->v[a->n] = NULL;
+}
+
+static void arg_free(argv_buf *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+static void curl_base(argv_buf *a, const char *curl, const char *user)
+{
+    arg(a, curl);
+    arg(a, "-sS");
+    arg(a, "--no-progress-meter");
+    arg(a, "-f");
+    arg(a, "--aws-sigv4");
+    arg(a, "aws:amz:us-east-1:s3");
+    arg(a, "--user");
+    arg(a, user);
+    arg(a, "-H");
+    arg(a, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+}
+
+/* curl doing cairn's upload requests: create, the parts of `file` in
+ * PART-byte pieces (4 at a time, one process), complete. Returns seconds. */
+static double curl_multipart(const char *curl, const char *user, const char *obj_url,
+                             const char *file, uint64_t size, size_t part, const char *dir)
+{
+    char out[600], url[1024], body_path[600], etag_path[600];
+    snprintf(out, sizeof out, "%s/create.xml", dir);
+    snprintf(body_path, sizeof body_path, "%s/complete.xml", dir);
+    snprintf(etag_path, sizeof etag_path, "%s/etags.txt", dir);
+    unsigned parts = (unsigned)((size + part - 1) / part);
+    /* The parts as files (curl -T sends a whole file), made before the clock starts. */
+    FILE *in = fopen(file, "rb");
+    char *buf = malloc(part);
+    for (unsigned i = 0; in && i < parts; i++) {
+        char pp[600];
+        snprintf(pp, sizeof pp, "%s/part.%u", dir, i + 1);
+        size_t n = fread(buf, 1, part, in);
+        FILE *o = fopen(pp, "wb");
+        if (!o || fwrite(buf, 1, n, o) != n)
+            die("curl multipart: part files", NULL);
+        fclose(o);
+    }
+    if (in)
+        fclose(in);
+    free(buf);
+
+    double t0 = bench_now();
+    argv_buf a = {0};
+    curl_base(&a, curl, user);
+    arg(&a, "-X");
+    arg(&a, "POST");
+    snprintf(url, sizeof url, "%s?uploads=", obj_url);
+    arg(&a, url);
+    if (run_to(a.v, out) != 0)
+        die("curl multipart: create", NULL);
+    arg_free(&a);
+    char id[512];
+    snprintf(id, sizeof id, "%s", xml_in_file(out, "UploadId"));
+    if (!id[0])
+        die("curl multipart: no UploadId", NULL);
+    curl_base(&a, curl, user);
+    arg(&a, "--parallel");
+    arg(&a, "--parallel-max");
+    arg(&a, "4");
+    arg(&a, "-w");
+    arg(&a, "%{url} %header{etag}\n");
+    for (unsigned i = 0; i < parts; i++) {
+        char pp[600];
+        snprintf(pp, sizeof pp, "%s/part.%u", dir, i + 1);
+        snprintf(url, sizeof url, "%s?partNumber=%u&uploadId=%s", obj_url, i + 1, id);
+        arg(&a, "-T");
+        arg(&a, pp);
+        arg(&a, "-o");
+        arg(&a, "/dev/null");
+        arg(&a, url);
+    }
+    if (run_to(a.v, etag_path) != 0)
+        die("curl multipart: parts", NULL);
+    arg_free(&a);
+    /* The complete's body, from the ETags in part order. */
+    char **etag = calloc(parts, sizeof *etag);
+    FILE *e = fopen(etag_path, "r");
+    char line[2048];
+    while (e && fgets(line, sizeof line, e)) {
+        char *pn = strstr(line, "partNumber="), *sp = strrchr(line, ' ');
+        unsigned k = pn ? (unsigned)strtoul(pn + 11, NULL, 10) : 0;
+        if (k >= 1 && k <= parts && sp) {
+            sp[strcspn(sp, "\r\n")] = '\0';
+            free(etag[k - 1]);
+            etag[k - 1] = strdup(sp + 1);
+        }
+    }
+    if (e)
+        fclose(e);
+    FILE *b = fopen(body_path, "w");
+    fprintf(b, "<CompleteMultipartUpload>");
+    for (unsigned i = 0; i < parts; i++) {
+        if (!etag[i])
+            die("curl multipart: a part without an ETag", NULL);
+        fprintf(b, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1, etag[i]);
+        free(etag[i]);
+    }
+    fprintf(b, "</CompleteMultipartUpload>");
+    fclose(b);
+    free(etag);
+    curl_base(&a, curl, user);
+    arg(&a, "-o");
+    arg(&a, "/dev/null");
+    arg(&a, "-H");
+    arg(&a, "Content-Type: application/xml");
+    arg(&a, "--data-binary");
+    char at[620];
+    snprintf(at, sizeof at, "@%s", body_path);
+    arg(&a, at);
+    snprintf(url, sizeof url, "%s?uploadId=%s", obj_url, id);
+    arg(&a, url);
+    if (run(a.v) != 0)
+        die("curl multipart: complete", NULL);
+    arg_free(&a);
+    double t = bench_now() - t0;
+    for (unsigned i = 0; i < parts; i++) {
+        char pp[600];
+        snprintf(pp, sizeof pp, "%s/part.%u", dir, i + 1);
+        unlink(pp);
+    }
+    unlink(out);
+    unlink(body_path);
+    unlink(etag_path);
+    return t;
+}
+
+/* curl doing cairn's read requests: one ranged GET per tensor, 4 at a time. */
+static double curl_ranges(const char *curl, const char *user, const char *obj_url,
+                          const uint64_t *offs, const uint64_t *lens, size_t n)
+{
+    argv_buf a = {0};
+    curl_base(&a, curl, user);
+    arg(&a, "--parallel");
+    arg(&a, "--parallel-max");
+    arg(&a, "4");
+    for (size_t i = 0; i < n; i++) {
+        char r[64];
+        snprintf(r, sizeof r, "%llu-%llu", (unsigned long long)offs[i],
+                 (unsigned long long)(offs[i] + lens[i] - 1));
+        arg(&a, "-r");
+        arg(&a, r);
+        arg(&a, "-o");
+        arg(&a, "/dev/null");
+        arg(&a, obj_url);
+    }
+    double t0 = bench_now();
+    if (run(a.v) != 0)
+        die("curl ranges", NULL);
+    double t = bench_now() - t0;
+    arg_free(&a);
+    return t;
 }
 
 static size_t sink_body(char *p, size_t size, size_t n, void *ud)
@@ -192,10 +408,12 @@ int main(int argc, char **argv)
 
     /* Upload: cairn vs curl -T of the very bytes cairn wrote. */
     double t_up[15], t_curl_up[15], t_open[15], t_read[15], t_curl_get[15];
+    double t_curl_mp[15], t_curl_rg[15], cpu_up = 0, cpu_rd = 0;
     for (int i = 0; i < runs; i++) {
-        double t0 = bench_now();
+        double c0 = cpu_now(), t0 = bench_now();
         upload(&m, url);
         t_up[i] = bench_now() - t0;
+        cpu_up += cpu_now() - c0;
     }
     int fd = mkstemp(tmpfile);
     cairn_file *f;
@@ -204,6 +422,14 @@ int main(int argc, char **argv)
         die("open for the curl copy", &err);
     cairn_file_info fi;
     cairn_file_get_info(f, &fi, &err);
+    uint64_t *offs = calloc(tensors, sizeof *offs), *lens = calloc(tensors, sizeof *lens);
+    for (size_t k = 0; k < tensors; k++) {
+        cairn_tensor_info ti;
+        if (cairn_tensor_info_at(f, k, &ti, &err) != CAIRN_OK)
+            die("tensor info", &err);
+        offs[k] = ti.offset;
+        lens[k] = ti.stored_size;
+    }
     cairn_file_close(f);
     /* The object's bytes, for curl: downloaded once by curl itself. */
     char obj_url[512];
@@ -219,12 +445,19 @@ int main(int argc, char **argv)
     char *get[] = {(char *)curl, "-sS", "-f", "-o", "/dev/null", "--aws-sigv4",
                    "aws:amz:us-east-1:s3", "--user", user, "-H",
                    "x-amz-content-sha256: UNSIGNED-PAYLOAD", obj_url, NULL};
+    char mp_url[512], dir[] = "/tmp/bench_s3_parts.XXXXXX";
+    snprintf(mp_url, sizeof mp_url, "%s/%s/bench/curl-mp.cairn", endpoint, bucket);
+    if (!mkdtemp(dir))
+        die("mkdtemp", NULL);
     for (int i = 0; i < runs; i++) {
         double t0 = bench_now();
         if (run(put) != 0)
             die("curl -T", NULL);
         t_curl_up[i] = bench_now() - t0;
+        t_curl_mp[i] = curl_multipart(curl, user, mp_url, tmpfile, fi.file_size,
+                                      (size_t)8 << 20, dir);
     }
+    rmdir(dir);
 
     /* Lazy open: requests through the proxy, time direct. */
     char proxied[512];
@@ -247,14 +480,24 @@ int main(int argc, char **argv)
 
     /* Read everything: cairn (4 threads) vs one curl download. */
     for (int i = 0; i < runs; i++) {
-        double t0 = bench_now();
+        double c0 = cpu_now(), t0 = bench_now();
         read_all(url, &m, back);
         t_read[i] = bench_now() - t0;
+        cpu_rd += cpu_now() - c0;
         t0 = bench_now();
         if (run(get) != 0)
             die("curl download", NULL);
         t_curl_get[i] = bench_now() - t0;
+        t_curl_rg[i] = curl_ranges(curl, user, obj_url, offs, lens, tensors);
     }
+    free(offs);
+    free(lens);
+    /* The requests of one read-all, counted at the proxy. */
+    setenv("AWS_ENDPOINT_URL", proxied, 1);
+    proxy_requests("/__proxy/reset");
+    read_all(url, &m, back);
+    long read_requests = proxy_requests("/__proxy/stats");
+    setenv("AWS_ENDPOINT_URL", endpoint, 1);
     for (size_t k = 0; k < tensors; k++)
         if (memcmp(back[k], m.data[k], m.per * sizeof(float)) != 0)
             die("read-back differs", NULL);
@@ -263,6 +506,7 @@ int main(int argc, char **argv)
     double up = bench_median_sort(t_up, runs), cup = bench_median_sort(t_curl_up, runs);
     double op = bench_median_sort(t_open, open_runs), rd = bench_median_sort(t_read, runs);
     double cget = bench_median_sort(t_curl_get, runs);
+    double cmp = bench_median_sort(t_curl_mp, runs), crg = bench_median_sort(t_curl_rg, runs);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double mb = payload / 1e6, obj = (double)fi.file_size / 1e6;
@@ -270,14 +514,20 @@ int main(int argc, char **argv)
            tensors, mb, obj, runs);
     printf("  upload    cairn %.3f s (%.0f MB/s)  curl -T %.3f s (%.0f MB/s)  ratio %.2fx "
            "(target <= 1.10)\n", up, obj / up, cup, obj / cup, up / cup);
+    printf("            curl multipart (same 8 MiB parts, 4 at a time) %.3f s: cairn %.2fx; "
+           "cairn's CPU %.2f s per upload\n", cmp, up / cmp, cpu_up / runs);
     printf("  open      %ld requests, %.2f ms (median of %d)  (target <= 2 requests, <= 5 ms)\n",
            open_requests, op * 1e3, open_runs);
     printf("  read-all  cairn %.3f s (%.0f MB/s)  curl %.3f s (%.0f MB/s)  ratio %.2fx "
            "(target <= 1.15)\n", rd, mb / rd, cget, obj / cget, rd / cget);
+    printf("            curl ranges (one GET per tensor, 4 at a time) %.3f s: cairn %.2fx; "
+           "cairn's CPU %.2f s per read; cairn's requests %ld (open included)\n", crg, rd / crg,
+           cpu_rd / runs, read_requests);
     printf("  peak RSS  %.0f MiB (the model and its read-back buffers: %.0f MiB)\n",
            (double)ru.ru_maxrss / 1024.0, 2 * payload / 1048576.0);
-    printf("RESULT workload=s3 upload_s=%.4f curl_put_s=%.4f open_requests=%ld open_ms=%.3f "
-           "read_s=%.4f curl_get_s=%.4f\n", up, cup, open_requests, op * 1e3, rd, cget);
+    printf("RESULT workload=s3 upload_s=%.4f curl_put_s=%.4f curl_multipart_s=%.4f "
+           "open_requests=%ld open_ms=%.3f read_s=%.4f curl_get_s=%.4f curl_ranges_s=%.4f\n",
+           up, cup, cmp, open_requests, op * 1e3, rd, cget, crg);
     curl_global_cleanup();
     return 0;
 }

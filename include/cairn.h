@@ -89,7 +89,10 @@ typedef enum cairn_status {
     CAIRN_E_SIGNATURE = 15,  /* a signature does not verify: a wrong key, or bytes changed
                                 since signing (the message says which) */
     CAIRN_E_UNSIGNED = 16,   /* a signature was asked for and the input carries none */
-    CAIRN_E_BUSY = 17        /* another process holds the lock (a checkpoint directory's writer) */
+    CAIRN_E_BUSY = 17,       /* another process holds the lock (a checkpoint directory's writer) */
+    CAIRN_E_AUTH = 18        /* an object store refused the credentials or the access: a wrong
+                                key or secret, a bad signature, an expired session token, no
+                                permission (docs/STORAGE.md); retrying will not help */
 } cairn_status;
 
 #define CAIRN_ERROR_MESSAGE_MAX 512
@@ -338,11 +341,13 @@ typedef struct cairn_open_opts {
     unsigned flags;
     cairn_format format; /* CAIRN_FORMAT_AUTO to detect */
     /* Compressed members (.npz deflate, docs/FORMAT.md §12.3): a member may
-     * declare at most max(max_inflate, 100 x its compressed size) bytes once
-     * inflated; a larger one fails the open with CAIRN_E_LIMIT, naming it,
-     * before anything is inflated or allocated. So small archives of any
-     * ratio and large ones of real data open, while a zip bomb (100 MiB of
-     * zeros in 100 KB) is refused. 0 = CAIRN_MAX_INFLATE_DEFAULT; UINT64_MAX
+     * declare at most max(max_inflate, min(100 x its compressed size, 4 x
+     * the archive's size)) bytes once inflated; a larger one fails the open
+     * with CAIRN_E_LIMIT, naming it and its sizes, before anything is
+     * inflated or allocated. So small archives of any ratio and large ones
+     * of real data open, while a zip bomb (100 MiB of zeros in 100 KB) is
+     * refused, and what a member can cost is set by the bytes the file
+     * holds. 0 = CAIRN_MAX_INFLATE_DEFAULT; UINT64_MAX
      * = no limit (deflate's own 1032:1 bound still applies). The same
      * limit bounds .pt views that repeat elements (torch's expand, stride
      * 0): together they may read as max(max_inflate, 100 x the storage

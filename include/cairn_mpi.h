@@ -80,9 +80,10 @@ CAIRN_API cairn_status cairn_mpi_open(MPI_Comm comm, const char *path, const cai
 /* ---------------------------------------------------- checkpoint manager */
 
 /* A directory of distributed checkpoints ROOT/<prefix>ckpt-<seq>/ of one
- * training run (docs/DISTRIBUTED.md "The checkpoint manager"). Rank 0 holds
- * the directory lock (issue: one writer per directory), decides and
- * broadcasts; every call below is collective. */
+ * training run (docs/DISTRIBUTED.md "The checkpoint manager"), with the
+ * single-process manager's rules (cairn/ckpt.h: the same triggers, reasons,
+ * record and retention). Rank 0 holds the directory lock (one writer per
+ * directory), decides and broadcasts; every call below is collective. */
 typedef struct cairn_mpi_ckpt cairn_mpi_ckpt;
 
 typedef struct cairn_mpi_ckpt_opts {
@@ -92,8 +93,12 @@ typedef struct cairn_mpi_ckpt_opts {
     unsigned flags;        /* CAIRN_CKPT_ASYNC, CAIRN_CKPT_NO_SYNC, CAIRN_CKPT_READ_ONLY
                               (no lock, nothing created or removed, no saves),
                               CAIRN_CKPT_PRUNE_EARLIER (retention may also remove
-                              checkpoints of earlier runs) -- cairn.h */
-    /* Triggers (any that fires saves); all 0 = every step saves. */
+                              checkpoints of earlier runs), CAIRN_CKPT_MODE_MAX (the
+                              monitor improves upwards), CAIRN_CKPT_SIGNALS (SIGTERM,
+                              SIGINT or SIGUSR1 on any rank: every rank saves at the
+                              next begin, *saved = CAIRN_SAVED_SIGNAL) -- cairn.h */
+    /* Triggers (any that fires saves; with a monitor: when rank 0's metric
+     * improves); no monitor and all 0 = every step saves. */
     uint32_t every_epochs;
     uint64_t every_steps;
     double every_seconds;
@@ -103,6 +108,9 @@ typedef struct cairn_mpi_ckpt_opts {
     uint32_t keep_last;
     uint32_t keep_every;   /* keep those whose epoch is a multiple of it */
     const cairn_write_opts *write; /* rank file options (codec ...), may be NULL */
+    /* Added later; a caller whose struct_size ends before them gets NULL/0. */
+    const char *monitor;   /* metric name in rank 0's metrics map; NULL = none */
+    uint32_t keep_best;    /* keep the K best by the monitor (needs one) */
 } cairn_mpi_ckpt_opts;
 
 /* Collective. Opens (creating) the directory, takes its lock on rank 0
@@ -116,13 +124,19 @@ CAIRN_API cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_o
 /* Collective. Finishes a save in flight, releases the lock, frees. */
 CAIRN_API cairn_status cairn_mpi_ckpt_close(cairn_mpi_ckpt *m, cairn_error *err);
 
-/* Collective. Decides from the triggers (rank 0 decides; CAIRN_STEP_FORCE
- * saves anyway) whether this step saves. If not, *save is NULL. If so,
- * *save is a save of the next checkpoint: add this rank's pieces to it and
- * pass it to cairn_mpi_ckpt_commit. A save still in flight (async) is
- * finished first; its error, if any, is returned here. */
+/* Collective, at a step boundary. Decides from the triggers whether this
+ * step saves: rank 0 decides from its `metrics` (a map of numbers, may be
+ * NULL without a monitor; pass the same on every rank, e.g. after an
+ * MPI_Allreduce), CAIRN_STEP_FORCE saves anyway, and a signal caught on
+ * any rank (CAIRN_CKPT_SIGNALS) makes every rank save at this same step.
+ * If not, *save is NULL. If so, *save is a save of the next checkpoint: add
+ * this rank's pieces to it and pass it to cairn_mpi_ckpt_commit. *saved
+ * (may be NULL): CAIRN_SAVED_NO, _YES, or _SIGNAL (the caller should
+ * commit, close and stop). A save still in flight (async) is finished
+ * first; its error, if any, is returned here. */
 CAIRN_API cairn_status cairn_mpi_ckpt_begin(cairn_mpi_ckpt *m, uint64_t epoch, uint64_t step,
-                                  unsigned flags, cairn_mpi_save **save, cairn_error *err);
+                                  const cairn_value *metrics, unsigned flags,
+                                  cairn_mpi_save **save, int *saved, cairn_error *err);
 /* Collective. Commits `save` as the checkpoint and applies retention.
  * With CAIRN_CKPT_ASYNC: the pieces are copied to host memory and a
  * background thread writes this rank's file; this returns after the copy
@@ -135,13 +149,21 @@ CAIRN_API cairn_status cairn_mpi_ckpt_wait(cairn_mpi_ckpt *m, cairn_error *err);
 typedef struct cairn_mpi_ckpt_info {
     uint64_t seq, epoch, step;
     int valid;
-    const char *path; /* borrowed until the next call on the manager */
+    const char *path;    /* borrowed until the next call on the manager */
+    double time;         /* seconds since the Unix epoch, when saved */
+    int has_metric;
+    double metric;       /* the monitored metric, if has_metric */
+    const char *reasons; /* "improved", "every_steps", "signal", ...; borrowed likewise */
 } cairn_mpi_ckpt_info;
 
 /* Checkpoints in saving order (oldest first); same on every rank. */
 CAIRN_API size_t cairn_mpi_ckpt_count(const cairn_mpi_ckpt *m);
 CAIRN_API cairn_status cairn_mpi_ckpt_info_at(const cairn_mpi_ckpt *m, size_t i, cairn_mpi_ckpt_info *out,
                                     cairn_error *err);
+/* Index of the best valid checkpoint by the monitor (the newest of equals;
+ * without a monitor, the newest valid one); CAIRN_E_NOT_FOUND when none. Local (the table is the same
+ * on every rank). */
+CAIRN_API cairn_status cairn_mpi_ckpt_best(const cairn_mpi_ckpt *m, size_t *index, cairn_error *err);
 /* Collective. Opens the newest valid checkpoint after verifying every byte
  * of it (the rank files shared out among the ranks), passing over newer
  * ones that fail (marked invalid, *skipped counts them). *f is open on every

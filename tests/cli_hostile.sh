@@ -94,6 +94,19 @@ check "diff of a stale CRC against the good file" 1 "$CLI" diff ok.npz stale.npz
 check "show of a damaged deflated member (no leak under ASan)" 1 "$CLI" show zbad.npz x
 check "cat of a damaged deflated member" 1 "$CLI" cat zbad.npz x
 
+# --- a member compressed far beyond the default budget: refused naming the
+# limit and the CLI's way to raise it; CAIRN_MAX_INFLATE reads it, bad values refused
+"$PY" -c "import numpy as np; np.savez_compressed('zeros.npz', z=np.zeros(20 << 20, dtype='f4'))"
+check "ls of a 400:1 member over the default budget" 1 "$CLI" ls zeros.npz
+expect_grep "the limit is named" "over the decompression limit" err.txt
+expect_grep "the CLI's setting is named" "CAIRN_MAX_INFLATE=SIZE" err.txt
+check "cat with CAIRN_MAX_INFLATE=128M" 0 env CAIRN_MAX_INFLATE=128M "$CLI" cat zeros.npz z
+[ "$(stat -c %s out.txt)" = $((80 << 20)) ] && ok || bad "cat with CAIRN_MAX_INFLATE wrote $(stat -c %s out.txt) bytes"
+check "verify with CAIRN_MAX_INFLATE=1G" 0 env CAIRN_MAX_INFLATE=1G "$CLI" verify zeros.npz
+check "CAIRN_MAX_INFLATE=lots refused" 2 env CAIRN_MAX_INFLATE=lots "$CLI" ls zeros.npz
+check "CAIRN_MAX_INFLATE overflowing refused" 2 env CAIRN_MAX_INFLATE=99999999999G "$CLI" ls zeros.npz
+rm -f zeros.npz
+
 # --- HDF5: what neither the tensors nor the tree carry is named
 if "$PY" -c "import h5py" 2>/dev/null; then
     "$PY" - <<'PY'

@@ -3,31 +3,38 @@
 
     s3_harness.py [--timeout SECONDS] -- COMMAND ARGS...
 
-Starts moto_server on 127.0.0.1 (a free port) with SigV4 enforced
-(INITIAL_NO_AUTH_ACTION_COUNT: the first requests, which create an IAM user,
-its policy and its access key, are the only unsigned ones), creates a bucket,
-starts the proxy below on another free port, runs COMMAND with
+Starts an S3 server on 127.0.0.1 (a free port), chosen by CAIRN_S3_SERVER:
+"moto", "s3rver", or "auto" (the default: moto when the machine has it, else
+s3rver). moto_server runs with SigV4 enforced (INITIAL_NO_AUTH_ACTION_COUNT:
+the first requests, which create an IAM user, its policy and its access key,
+are the only unsigned ones); s3rver (npm, installed by `make deps`) checks
+the V4 signatures of its one identity, S3RVER/S3RVER. The harness creates a
+bucket, starts the proxy below on another free port, runs COMMAND with
 
-    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (moto),
-    CAIRN_S3_PROXY (the proxy's URL), CAIRN_S3_BUCKET
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL (the server),
+    CAIRN_S3_PROXY (the proxy's URL), CAIRN_S3_BUCKET,
+    CAIRN_S3_SERVER ("moto" or "s3rver": tests leave out what a server lacks, saying so),
+    CAIRN_S3_SESSION ("KEY SECRET TOKEN": temporary credentials of an assumed role; moto only)
 
 and stops everything. Exits with COMMAND's status, or 77 (ctest's skip) with a
-printed reason when no moto_server can be found or started.
+printed reason when neither server can be found or started.
 
 The proxy (loopback only) forwards each HTTP request to moto and can, on
 command, answer it with a fault instead. Control requests go to the proxy
 itself, never to moto:
 
-    GET /__proxy/fault?mode=M&count=N[&method=GET][&secs=S][&p=P&seed=X]
+    GET /__proxy/fault?mode=M&count=N[&method=GET][&secs=S][&p=P&seed=X][&status=S&code=C]
         the next N requests (of that method) get fault M:
         drop      read the request, close the connection without an answer
         503, 429  answer that status with an S3 error body
+        error     answer HTTP `status` with S3 error code `code` (&status=400&code=ExpiredToken)
         stall     read the request, send nothing for S seconds, close
         truncate  forward, then send the answer's head and half its body, close
         lose      forward (moto acts on it), then close without an answer
         random    each request: with probability P one of the faults above
                   (or of those listed in modes=drop,503,...)
     GET /__proxy/stats   "total N" and one "METHOD N" line per method (forwarded + faulted)
+    GET /__proxy/last    the request line and headers of the last request (as received)
     GET /__proxy/reset   forget faults and counts
 """
 import glob
@@ -39,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -137,7 +145,15 @@ k = iam.create_access_key(UserName="cairn")["AccessKey"]
 s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:" + port, region_name="us-east-1",
                   aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"])
 s3.create_bucket(Bucket="cairn-test")
-print(k["AccessKeyId"], k["SecretAccessKey"])
+# Temporary credentials with a session token: a role the user assumes (STS).
+ukw = dict(kw, aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"])
+iam = boto3.client("iam", **ukw)
+role = iam.create_role(RoleName="cairn-role", AssumeRolePolicyDocument='{"Version":"2012-10-17",'
+    '"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}')["Role"]
+iam.put_role_policy(RoleName="cairn-role", PolicyName="all",
+    PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}')
+c = boto3.client("sts", **ukw).assume_role(RoleArn=role["Arn"], RoleSessionName="cairn")["Credentials"]
+print(k["AccessKeyId"], k["SecretAccessKey"], c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
 """
 
 
@@ -189,14 +205,17 @@ class Faults:
     def reset(self):
         with self.lock:
             self.mode, self.count, self.method, self.secs = None, 0, None, 1.0
+            self.status, self.code = 500, "InternalError"
             self.p, self.rng = 0.0, random.Random(1)
             self.modes = ["drop", "503", "429", "truncate", "stall", "lose"]
             self.counts = {}
+            self.last = b""
 
-    def take(self, method):
-        """Counts the request; returns the fault to apply to it, or None."""
+    def take(self, method, lines):
+        """Counts (and keeps the head of) the request; returns the fault to apply to it, or None."""
         with self.lock:
             self.counts[method] = self.counts.get(method, 0) + 1
+            self.last = b"".join(lines)
             if not self.mode or self.count <= 0:
                 return None
             if self.method and self.method != method:
@@ -232,12 +251,12 @@ def header(lines, name):
     return None
 
 
-def error_answer(status):
+def error_answer(status, code=None):
+    code = code or ("SlowDown" if status == 503 else "TooManyRequests")
     body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code>'
-            b"<Message>injected</Message></Error>" % (b"SlowDown" if status == 503 else b"TooManyRequests"))
-    reason = b"Slow Down" if status == 503 else b"Too Many Requests"
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n"
-            % (status, reason, len(body)) + body)
+            b"<Message>injected</Message></Error>" % code.encode())
+    return (b"HTTP/1.1 %d Injected\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n"
+            % (status, len(body)) + body)
 
 
 def forward(upstream_port, lines, body):
@@ -290,7 +309,7 @@ def serve_client(conn, upstream_port, faults):
             if target.startswith("/__proxy/"):
                 conn.sendall(control(target, faults))
                 continue
-            fault = faults.take(method)
+            fault = faults.take(method, lines)
             if fault == "drop":
                 return
             if fault == "stall":
@@ -298,6 +317,9 @@ def serve_client(conn, upstream_port, faults):
                 return
             if fault in ("503", "429"):
                 conn.sendall(error_answer(int(fault)))
+                continue
+            if fault == "error":
+                conn.sendall(error_answer(faults.status, faults.code))
                 continue
             status, hdrs, rbody = forward(upstream_port, lines, body)
             if fault == "lose":
@@ -326,6 +348,8 @@ def control(target, faults):
             faults.count = int(q.get("count", "1"))
             faults.method = q.get("method")
             faults.secs = float(q.get("secs", "1"))
+            faults.status = int(q.get("status", "500"))
+            faults.code = q.get("code", "InternalError")
             faults.p = float(q.get("p", "0.3"))
             faults.rng = random.Random(int(q.get("seed", "1")))
             faults.modes = q.get("modes", "drop,503,429,truncate,stall,lose").split(",")
@@ -334,6 +358,9 @@ def control(target, faults):
         with faults.lock:
             total = sum(faults.counts.values())
             body = ("total %d\n" % total + "".join("%s %d\n" % kv for kv in sorted(faults.counts.items()))).encode()
+    elif u.path == "/__proxy/last":
+        with faults.lock:
+            body = faults.last
     elif u.path == "/__proxy/reset":
         faults.reset()
         body = b"ok\n"
@@ -361,6 +388,72 @@ def start_proxy(upstream_port):
     return srv.getsockname()[1]
 
 
+def start_moto(port, log):
+    """Starts moto (SigV4 enforced) and creates the IAM key, the bucket and
+    an assumed role's temporary credentials; returns (process, settings) or
+    (None, reason)."""
+    moto, py = find_moto()
+    if not moto:
+        return None, "no moto_server found (set CAIRN_MOTO_SERVER, or install moto)"
+    env = dict(os.environ)
+    # The three unsigned requests: CreateUser, PutUserPolicy, CreateAccessKey.
+    env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+    server = subprocess.Popen([py, "-c", MOTO_MAIN, "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=log, stderr=log, start_new_session=True)
+    if not wait_port(port, time.time() + 60):
+        stop(server)
+        return None, "moto_server did not start within 60 s"
+    try:
+        out = subprocess.run([py, "-c", MOTO_SETUP, str(port)], capture_output=True,
+                             timeout=120, check=True, text=True).stdout.split()
+    except (subprocess.SubprocessError, OSError) as e:
+        stop(server)
+        return None, "could not create an IAM key and bucket in moto: %s" % e
+    key_id, secret, tmp_id, tmp_secret, tmp_token = out[-5:]
+    return server, {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
+                    # Temporary credentials (an assumed role): key, secret, session token.
+                    "CAIRN_S3_SESSION": "%s %s %s" % (tmp_id, tmp_secret, tmp_token)}
+
+
+def find_s3rver():
+    env = os.environ.get("CAIRN_S3RVER")
+    cands = [env] if env else []
+    w = shutil.which("s3rver")
+    if w:
+        cands.append(w)
+    cands += ["/usr/local/bin/s3rver", "/usr/bin/s3rver"]
+    node = shutil.which("node") or shutil.which("nodejs")
+    for c in cands:
+        if c and os.access(c, os.X_OK) and node:
+            return c
+    return None
+
+
+def start_s3rver(port, log, data_dir):
+    """Starts s3rver (npm; its one identity is S3RVER/S3RVER, whose V4
+    signatures it checks) with the bucket; returns (process, settings) or
+    (None, reason)."""
+    exe = find_s3rver()
+    if not exe:
+        return None, "no s3rver found (make deps installs it with npm; or set CAIRN_S3RVER)"
+    server = subprocess.Popen([exe, "-d", data_dir, "-a", "127.0.0.1", "-p", str(port), "-s",
+                               "--no-vhost-buckets", "--configure-bucket", "cairn-test"],
+                              stdout=log, stderr=log, start_new_session=True)
+    if not wait_port(port, time.time() + 60):
+        stop(server)
+        return None, "s3rver did not start within 60 s"
+    return server, {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+
+
+def stop(server):
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 def main():
     argv = sys.argv[1:]
     timeout = 600.0
@@ -372,45 +465,43 @@ def main():
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
-    moto, py = find_moto()
-    if not moto:
-        skip("no moto_server found (set CAIRN_MOTO_SERVER, or install moto)")
+    # CAIRN_S3_SERVER: moto, s3rver, or auto (moto when present, else s3rver).
+    want = os.environ.get("CAIRN_S3_SERVER", "auto")
+    if want not in ("auto", "moto", "s3rver"):
+        print("s3_harness: CAIRN_S3_SERVER must be auto, moto or s3rver", file=sys.stderr)
+        return 2
     port = free_port()
-    env = dict(os.environ)
-    # The three unsigned requests: CreateUser, PutUserPolicy, CreateAccessKey.
-    env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     log = open(os.devnull, "wb")
-    server = subprocess.Popen([py, "-c", MOTO_MAIN, "-H", "127.0.0.1", "-p", str(port)], env=env,
-                              stdout=log, stderr=log, start_new_session=True)
+    data_dir = tempfile.mkdtemp(prefix="cairn-s3rver-")
+    server, reasons = None, []
     try:
-        if not wait_port(port, time.time() + 60):
-            skip("moto_server did not start within 60 s")
-        try:
-            out = subprocess.run([py, "-c", MOTO_SETUP, str(port)], capture_output=True,
-                                 timeout=120, check=True, text=True).stdout.split()
-        except (subprocess.SubprocessError, OSError) as e:
-            skip("could not create an IAM key and bucket in moto: %s" % e)
-        key_id, secret = out[-2], out[-1]
+        for kind in (["moto", "s3rver"] if want == "auto" else [want]):
+            start = start_moto if kind == "moto" else lambda p, l: start_s3rver(p, l, data_dir)
+            server, settings = start(port, log)
+            if server:
+                break
+            reasons.append(settings)
+        if not server:
+            skip("; ".join(reasons))
         proxy_port = start_proxy(port)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        child_env.update(settings)
         child_env.update({
-            "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % port,
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
             "CAIRN_S3_PROXY": "http://127.0.0.1:%d" % proxy_port, "CAIRN_S3_BUCKET": "cairn-test",
+            "CAIRN_S3_SERVER": kind,
         })
+        print("s3_harness: %s on 127.0.0.1:%d" % (kind, port), flush=True)
         try:
             return subprocess.run(argv, env=child_env, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             print("s3_harness: %s timed out after %.0f s" % (argv[0], timeout), file=sys.stderr)
             return 1
     finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        if server:
+            stop(server)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

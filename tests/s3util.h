@@ -123,6 +123,25 @@ static inline void run_two(void *(*fn)(void *), void *a, void *b, pthread_barrie
     pthread_barrier_destroy(go);
 }
 
+/* Whether the harness's server does what S3 does for `what`; when not, the
+ * caller leaves those checks out (s3_test_setup has said which). moto does
+ * everything the tests need. s3rver 3.7 checks no signature ("auth"),
+ * ignores If-None-Match on writes ("conditional"), has neither
+ * ListMultipartUploads nor AbortMultipartUpload ("uploads"), and no STS. */
+static inline int server_has(const char *what)
+{
+    const char *server = getenv("CAIRN_S3_SERVER");
+    (void)what;
+    return !server || strcmp(server, "s3rver") != 0;
+}
+
+/* The number of unfinished uploads under prefix is n (where the server can list them). */
+#define CHECK_UPLOADS(s, prefix, n)                  \
+    do {                                             \
+        if (server_has("uploads"))                   \
+            CHECK(uploads_under(s, prefix) == (n));  \
+    } while (0)
+
 /* Returns 1 when running under the harness (bucket, proxy_url and
  * moto_url set); otherwise re-executes `self` under it (and does not
  * return) or returns 0 after printing why the test is skipped. */
@@ -132,6 +151,10 @@ static inline int s3_test_setup(const char *self)
     if (bucket) {
         snprintf(proxy_url, sizeof proxy_url, "%s", getenv("CAIRN_S3_PROXY"));
         snprintf(moto_url, sizeof moto_url, "%s", getenv("AWS_ENDPOINT_URL"));
+        if (!server_has("all"))
+            printf("SKIP on s3rver: wrong-credential, create-only (If-None-Match), "
+                   "suffix-range request count, unfinished-upload (list, abort) and STS "
+                   "checks; s3rver 3.7 has none of them\n");
         return 1;
     }
     const char *src = getenv("CAIRN_SOURCE_DIR"), *py = getenv("CAIRN_PYTHON");

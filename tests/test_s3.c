@@ -91,6 +91,7 @@ static void test_config(const char *dir)
     CHECK(strcmp(cfg.access_key, "WORK") == 0 && strcmp(cfg.secret_key, "worksecret") == 0);
     CHECK(cfg.session_token && strcmp(cfg.session_token, "tok") == 0);
     CHECK(strcmp(cfg.region, "ap-south-1") == 0);
+    CHECK(strncmp(cfg.key_source, "profile work of ", 16) == 0 && strstr(cfg.key_source, creds));
     cairn__s3_config_free(&cfg);
     /* The environment wins over the file; half a key pair is refused. */
     setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
@@ -99,6 +100,12 @@ static void test_config(const char *dir)
     setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
     CHECK_EOK(cairn__s3_config_env(&cfg, &err));
     CHECK(strcmp(cfg.access_key, "ENVKEY") == 0 && !cfg.session_token && cfg.path_style);
+    CHECK(strcmp(cfg.key_source, "AWS_ACCESS_KEY_ID") == 0);
+    cairn__s3_config_free(&cfg);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    CHECK(cfg.session_token && strcmp(cfg.session_token, "envtoken") == 0);
+    unsetenv("AWS_SESSION_TOKEN");
     cairn__s3 *s = NULL;
     free(cfg.endpoint);
     cfg.endpoint = strdup("ftp://x");
@@ -152,8 +159,10 @@ static void test_round_trip(void)
     CHECK_EOK(cairn__s3_get_tail(s, bucket, "rt/empty", 64, back, &got, &size, &err));
     CHECK(got == 0 && size == 0);
     /* Requests: 3 PUT, 1 HEAD, 8 GET, as counted by the proxy and the handle. */
-    CHECK(proxy_count("PUT") == 3 && proxy_count("HEAD") == 1 && proxy_count("GET") == 8);
-    CHECK(proxy_count(NULL) == 12 && cairn__s3_requests(s) == 12);
+    if (server_has("suffix ranges")) { /* s3rver's answers cost a HEAD and a GET more */
+        CHECK(proxy_count("PUT") == 3 && proxy_count("HEAD") == 1 && proxy_count("GET") == 8);
+        CHECK(proxy_count(NULL) == 12 && cairn__s3_requests(s) == 12);
+    }
 
     /* Listing by prefix, and deletes (a missing key deletes fine). */
     int keys = 0;
@@ -177,6 +186,69 @@ static void test_round_trip(void)
     cairn__s3_close(s);
 }
 
+/* Refused credentials, by the server itself (a server that checks signatures). */
+static void test_wrong_credentials(void)
+{
+    cairn_error err;
+    cairn__s3 *s = NULL;
+    uint64_t size;
+    /* Wrong secret: CAIRN_E_AUTH naming the object, the HTTP status, S3's
+     * code and the access key ID with where it came from; neither the wrong
+     * secret nor the right one anywhere in it; not retried. */
+    cairn__s3_config cfg;
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    char *right = strdup(cfg.secret_key);
+    free(cfg.secret_key);
+    cfg.secret_key = strdup("Wrong-Secret-0123456789");
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_E(cairn__s3_put(s, bucket, "auth/x", "x", 1, 0, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "s3://cairn-test/auth/x") && strstr(err.message, "HTTP 403"));
+    CHECK(strstr(err.message, "(SignatureDoesNotMatch)") && strstr(err.message, "wrong secret"));
+    CHECK(strstr(err.message, cfg.access_key) && strstr(err.message, "from AWS_ACCESS_KEY_ID"));
+    CHECK(!strstr(err.message, "Wrong-Secret") && !strstr(err.message, right));
+    CHECK(cairn__s3_requests(s) == 1); /* not retried */
+    CHECK(strcmp(cairn_strerror(CAIRN_E_AUTH), "access denied (credentials or permissions)") == 0);
+    /* Reads and listings are refused the same way. */
+    uint8_t one;
+    CHECK_E(cairn__s3_get(s, bucket, "auth/x", 0, 1, &one, &err), CAIRN_E_AUTH);
+    CHECK_E(cairn__s3_list(s, bucket, "auth/", count_keys, &(int){0}, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "ListObjectsV2") && strstr(err.message, "HTTP 403"));
+    cairn__s3_close(s);
+    /* An unknown key ID: a HEAD's 403 has no body (so no code), a GET's names it. */
+    free(cfg.access_key);
+    cfg.access_key = strdup("AKIANOSUCHKEY0000000");
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_E(cairn__s3_head(s, bucket, "auth/x", &size, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "HTTP 403") && strstr(err.message, "AKIANOSUCHKEY0000000"));
+    CHECK_E(cairn__s3_get(s, bucket, "auth/x", 0, 1, &one, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "(InvalidAccessKeyId)") && strstr(err.message, "does not know"));
+    CHECK(!strstr(err.message, "Wrong-Secret") && !strstr(err.message, right));
+    cairn__s3_close(s);
+    /* Credentials from a profile: the message names the profile and the file. */
+    free(cfg.access_key);
+    cfg.access_key = strdup("AKIANOSUCHKEY0000000");
+    snprintf(cfg.key_source, sizeof cfg.key_source, "profile work of /x/credentials");
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_E(cairn__s3_get(s, bucket, "auth/x", 0, 1, &one, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "from profile work of /x/credentials"));
+    cairn__s3_close(s);
+    /* Anonymous requests refused (S3 answers 403 AccessDenied; moto 5.2
+     * fails with 500 when auth is on, so the proxy gives S3's answer). */
+    free(cfg.access_key);
+    free(cfg.secret_key);
+    cfg.access_key = cfg.secret_key = NULL;
+    free(cfg.endpoint);
+    cfg.endpoint = strdup(proxy_url);
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    proxy("/__proxy/fault?mode=error&count=1&status=403&code=AccessDenied");
+    CHECK_E(cairn__s3_get(s, bucket, "auth/x", 0, 1, &one, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "anonymous") && strstr(err.message, "AccessDenied"));
+    proxy("/__proxy/reset");
+    cairn__s3_close(s);
+    cairn__s3_config_free(&cfg);
+    free(right);
+}
+
 static void test_errors(void)
 {
     cairn_error err;
@@ -187,29 +259,42 @@ static void test_errors(void)
     CHECK(strstr(err.message, "no such bucket") && strstr(err.message, "NoSuchBucket"));
     cairn__s3_close(s);
 
-    /* Wrong secret: 403, a clear message, the secret nowhere in it. */
-    cairn__s3_config cfg;
-    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
-    free(cfg.secret_key);
-    cfg.secret_key = strdup("Wrong-Secret-0123456789");
-    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
-    CHECK_E(cairn__s3_put(s, bucket, "auth/x", "x", 1, 0, &err), CAIRN_E_IO);
-    CHECK(strstr(err.message, "403") && strstr(err.message, "access denied"));
-    CHECK(strstr(err.message, "SignatureDoesNotMatch"));
-    CHECK(!strstr(err.message, "Wrong-Secret"));
-    CHECK(cairn__s3_requests(s) == 1); /* 403 is not retried */
+    if (server_has("auth"))
+        test_wrong_credentials();
+    uint8_t one;
+
+    /* Codes a server may send, injected by the proxy: token problems come
+     * as 400 and are CAIRN_E_AUTH; a 403 about the storage class is not;
+     * another 400 stays CAIRN_E_IO. None is retried. */
+    static const struct {
+        int status;
+        const char *code, *says;
+        cairn_status st;
+    } answers[] = {
+        {400, "ExpiredToken", "session token has expired", CAIRN_E_AUTH},
+        {400, "InvalidToken", "session token is not valid", CAIRN_E_AUTH},
+        {403, "AccessDenied", "no permission", CAIRN_E_AUTH},
+        {403, "RequestTimeTooSkewed", "clock", CAIRN_E_AUTH},
+        {401, "Unauthorized", "access denied", CAIRN_E_AUTH},
+        {403, "InvalidObjectState", "HTTP 403", CAIRN_E_IO},
+        {400, "InvalidArgument", "HTTP 400", CAIRN_E_IO},
+    };
+    s = open_s3(1, 3);
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        char q[160];
+        proxy("/__proxy/reset");
+        snprintf(q, sizeof q, "/__proxy/fault?mode=error&count=10&status=%d&code=%s",
+                 answers[i].status, answers[i].code);
+        proxy(q);
+        CHECK_E(cairn__s3_get(s, bucket, "auth/x", 0, 1, &one, &err), answers[i].st);
+        CHECK(strstr(err.message, answers[i].code) && strstr(err.message, answers[i].says));
+        CHECK(proxy_count("GET") == 1);
+    }
+    proxy("/__proxy/reset");
     cairn__s3_close(s);
-    /* An unknown key id. */
-    free(cfg.access_key);
-    cfg.access_key = strdup("AKIANOSUCHKEY0000000");
-    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
-    CHECK_E(cairn__s3_head(s, bucket, "auth/x", &size, &err), CAIRN_E_IO);
-    CHECK(strstr(err.message, "403"));
-    CHECK(!strstr(err.message, "Wrong-Secret"));
-    cairn__s3_close(s);
-    cairn__s3_config_free(&cfg);
 
     /* Nothing listening: a clear transport error after the retries. */
+    cairn__s3_config cfg;
     CHECK_EOK(cairn__s3_config_env(&cfg, &err));
     free(cfg.endpoint);
     cfg.endpoint = strdup("http://127.0.0.1:1");
@@ -220,6 +305,73 @@ static void test_errors(void)
     CHECK(strstr(err.message, "s3://cairn-test/k") && strstr(err.message, "2 attempts"));
     cairn__s3_close(s);
     cairn__s3_config_free(&cfg);
+}
+
+/* Temporary credentials (an assumed role of moto's STS): the session token
+ * goes as x-amz-security-token, among the signed headers; the server
+ * accepts it; a wrong token is CAIRN_E_AUTH, and no token is in a message. */
+static void test_session_token(void)
+{
+    const char *sess = getenv("CAIRN_S3_SESSION");
+    char id[128], secret[128], token[2048];
+    if (!sess || sscanf(sess, "%127s %127s %2047s", id, secret, token) != 3) {
+        printf("SKIP session token: the harness gave no temporary credentials\n");
+        return;
+    }
+    cairn_error err;
+    cairn__s3_config cfg;
+    cairn__s3 *s = NULL;
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    free(cfg.endpoint);
+    free(cfg.access_key);
+    free(cfg.secret_key);
+    cfg.endpoint = strdup(proxy_url);
+    cfg.access_key = strdup(id);
+    cfg.secret_key = strdup(secret);
+    cfg.session_token = strdup(token);
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    proxy("/__proxy/reset");
+    CHECK_EOK(cairn__s3_put(s, bucket, "sess/x", "token!", 6, 0, &err));
+    char head[4096];
+    snprintf(head, sizeof head, "%s", proxy("/__proxy/last"));
+    char want[2100];
+    snprintf(want, sizeof want, "x-amz-security-token: %s\r\n", token);
+    CHECK(strstr(head, want) != NULL);
+    const char *signed_hdrs = strstr(head, "SignedHeaders=");
+    CHECK(signed_hdrs && strstr(signed_hdrs, "x-amz-security-token") &&
+          strstr(signed_hdrs, "x-amz-security-token") < strstr(signed_hdrs, "Signature="));
+    char back[6];
+    CHECK_EOK(cairn__s3_get(s, bucket, "sess/x", 0, 6, back, &err));
+    CHECK(memcmp(back, "token!", 6) == 0);
+    cairn__s3_close(s);
+    /* The same key with another token: refused, the token in no message. */
+    free(cfg.session_token);
+    cfg.session_token = strdup("Not-The-Session-Token-1234");
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_E(cairn__s3_get(s, bucket, "sess/x", 0, 6, back, &err), CAIRN_E_AUTH);
+    CHECK(strstr(err.message, "InvalidToken") && strstr(err.message, "session token"));
+    CHECK(strstr(err.message, id) && !strstr(err.message, "Not-The-Session") &&
+          !strstr(err.message, token) && !strstr(err.message, secret));
+    cairn__s3_close(s);
+    /* AWS_SESSION_TOKEN reaches the handle from the environment. */
+    cairn__s3_config_free(&cfg);
+    char *saved_id = strdup(getenv("AWS_ACCESS_KEY_ID"));
+    char *saved = strdup(getenv("AWS_SECRET_ACCESS_KEY"));
+    setenv("AWS_SESSION_TOKEN", token, 1);
+    setenv("AWS_ACCESS_KEY_ID", id, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+    CHECK_EOK(cairn__s3_config_env(&cfg, &err));
+    CHECK(cfg.session_token && strcmp(cfg.session_token, token) == 0);
+    CHECK_EOK(cairn__s3_open(&s, &cfg, &err));
+    CHECK_EOK(cairn__s3_get(s, bucket, "sess/x", 0, 6, back, &err));
+    cairn__s3_close(s);
+    cairn__s3_config_free(&cfg);
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("AWS_ACCESS_KEY_ID", saved_id, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", saved, 1);
+    free(saved_id);
+    free(saved);
+    proxy("/__proxy/reset");
 }
 
 static void test_faults(void)
@@ -255,13 +407,15 @@ static void test_faults(void)
     CHECK(strstr(err.message, "truncated") && strstr(err.message, "f/obj"));
     /* A create-only PUT whose answer was lost: the retry sees 412, and the
      * writer token says the object is ours. */
-    proxy("/__proxy/reset");
-    proxy("/__proxy/fault?mode=lose&count=1&method=PUT");
-    CHECK_EOK(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err));
-    CHECK(proxy_count("PUT") == 2);
-    CHECK_E(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err),
-             CAIRN_E_EXISTS);
-    CHECK(strstr(err.message, "already exists") && strstr(err.message, "f/once"));
+    if (server_has("conditional")) {
+        proxy("/__proxy/reset");
+        proxy("/__proxy/fault?mode=lose&count=1&method=PUT");
+        CHECK_EOK(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err));
+        CHECK(proxy_count("PUT") == 2);
+        CHECK_E(cairn__s3_put(s, bucket, "f/once", data, 1000, CAIRN__S3_CREATE_ONLY, &err),
+                CAIRN_E_EXISTS);
+        CHECK(strstr(err.message, "already exists") && strstr(err.message, "f/once"));
+    }
 
     /* Random faults on every request type during reads and multipart
      * writes: each operation succeeds whole or fails cleanly; afterwards no
@@ -312,8 +466,9 @@ static void test_faults(void)
             ok_writes);
     /* Aborts that failed under faults leave uploads; the cleanup removes them. */
     unsigned aborted = 0;
-    CHECK_EOK(cairn__s3_uploads_gc(s, bucket, "f/", 0, &aborted, &err));
-    CHECK(uploads_under(s, "f/") == 0);
+    if (server_has("uploads"))
+        CHECK_EOK(cairn__s3_uploads_gc(s, bucket, "f/", 0, &aborted, &err));
+    CHECK_UPLOADS(s, "f/", 0);
     free(big);
     free(data);
     free(back);
@@ -336,11 +491,17 @@ static void test_multipart(void)
     CHECK_EOK(cairn__s3_upload_part(u, 2, data + part, part, &err));
     uint64_t size;
     CHECK_E(cairn__s3_head(s, bucket, "mp/a", &size, &err), CAIRN_E_NOT_FOUND);
-    CHECK(uploads_under(s, "mp/") == 1);
+    CHECK_UPLOADS(s, "mp/", 1);
     CHECK_EOK(cairn__s3_upload_complete(u, 3, CAIRN__S3_CREATE_ONLY, &err));
     CHECK_EOK(cairn__s3_get(s, bucket, "mp/a", 0, n, back, &err));
     CHECK(memcmp(back, data, n) == 0);
-    CHECK(uploads_under(s, "mp/") == 0);
+    CHECK_UPLOADS(s, "mp/", 0);
+    if (!server_has("uploads")) {
+        free(data);
+        free(back);
+        cairn__s3_close(s);
+        return;
+    }
 
     /* Abort leaves no upload and no object. */
     CHECK_EOK(cairn__s3_upload_create(s, bucket, "mp/b", &u, &err));
@@ -451,8 +612,10 @@ int main(int argc, char **argv)
     test_config(tu_tmpdir("test_s3"));
     test_round_trip();
     test_errors();
+    test_session_token();
     test_multipart();
-    test_race();
+    if (server_has("conditional"))
+        test_race();
     test_faults();
     curl_global_cleanup();
     TEST_MAIN_END();

@@ -157,7 +157,7 @@ static void test_formats(void)
     }
     free(b);
     cairn_file_close(f);
-    CHECK(uploads_under(direct, "fmt/") == 0);
+    CHECK_UPLOADS(direct, "fmt/", 0);
 }
 
 /* A native file of 64 tensors of 256 KiB: opening it lazily costs the
@@ -188,13 +188,15 @@ static void test_lazy_open(void)
     cairn_file *f = NULL;
     CHECK_EOK(cairn_file_open(url, NULL, &f, &err));
     long open_gets = proxy_count("GET");
-    CHECK(proxy_count(NULL) == open_gets && open_gets >= 1 && open_gets <= 2);
+    /* s3rver answers the tail's suffix range wrongly: a HEAD and a GET more. */
+    long extra = server_has("suffix ranges") ? 0 : 1;
+    CHECK(proxy_count(NULL) == open_gets + extra && open_gets >= 1 && open_gets <= 2 + extra);
     CHECK(f && cairn_file_count(f) == 64);
     uint64_t i;
     if (f && find(f, "layer37.weight", &i)) {
         CHECK_EOK(cairn_tensor_read(f, i, CAIRN_F32, t, n * sizeof *t, 0, &err));
         CHECK(t[0] == (float)(37 * 1000003) && t[n - 1] == (float)(37 * 1000003 + n - 1));
-        CHECK(proxy_count("GET") == open_gets + 1 && proxy_count(NULL) == open_gets + 1);
+        CHECK(proxy_count("GET") == open_gets + 1 && proxy_count(NULL) == open_gets + extra + 1);
     } else {
         CHECK(0);
     }
@@ -212,6 +214,88 @@ static void test_lazy_open(void)
     use_endpoint(moto_url);
 }
 
+/* A scan: every tensor of f read in file order by 4 threads. */
+typedef struct scanner {
+    cairn_file *f;
+    size_t n;           /* floats per tensor */
+    _Atomic int next;   /* the next tensor index */
+    _Atomic int bad, failed;
+    cairn_error err;    /* one failure's message */
+} scanner;
+
+static void *scan_worker(void *arg)
+{
+    scanner *sc = arg;
+    float *t = malloc(sc->n * sizeof *t);
+    for (int k; (k = sc->next++) < 64;) {
+        cairn_error err;
+        if (cairn_tensor_read(sc->f, (uint64_t)k, CAIRN_F32, t, sc->n * sizeof *t, 0, &err) !=
+            CAIRN_OK) {
+            sc->err = err;
+            sc->failed++;
+            continue;
+        }
+        /* layerKK.weight is index KK (name order): k * 1000003 + i. */
+        for (size_t i = 0; i < sc->n; i += 997)
+            if (t[i] != (float)(k * 1000003 + i))
+                sc->bad++;
+        if (t[sc->n - 1] != (float)(k * 1000003 + sc->n - 1))
+            sc->bad++;
+    }
+    free(t);
+    return NULL;
+}
+
+static void scan(cairn_file *f, size_t n, scanner *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->f = f;
+    sc->n = n;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, scan_worker, sc);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+}
+
+/* Reading every tensor of a remote file in order takes a few large
+ * requests (spans), not one per tensor; the bytes are right, also when the
+ * connection fails under the scan. */
+static void test_scan(void)
+{
+    char url[256];
+    cairn_error err;
+    snprintf(url, sizeof url, "s3://%s/lazy/m.cairn", bucket); /* test_lazy_open's */
+    size_t n = 64 << 10;
+    use_endpoint(proxy_url);
+    for (int round = 0; round < 3; round++) {
+        cairn_file *f = NULL;
+        proxy("/__proxy/reset");
+        CHECK_EOK(cairn_file_open(url, NULL, &f, &err));
+        if (!f)
+            return;
+        long before = proxy_count(NULL);
+        if (round == 2) /* dropped connections, 503s and truncated bodies under the scan */
+            proxy("/__proxy/fault?mode=random&count=1000&p=0.3&seed=11&modes=drop,503,truncate");
+        scanner sc;
+        scan(f, n, &sc);
+        long gets = proxy_count(NULL) - before;
+        proxy("/__proxy/reset");
+        CHECK(sc.bad == 0);
+        if (round < 2) {
+            /* 64 tensors of 256 KiB (16 MiB): 64 requests one by one. */
+            fprintf(stderr, "scan of 64 tensors: %ld requests\n", gets);
+            CHECK(sc.failed == 0 && gets <= 8);
+        } else {
+            fprintf(stderr, "scan under faults: %d of 64 reads failed (%s)\n", sc.failed,
+                    sc.failed ? sc.err.message : "");
+            CHECK(sc.failed == 0 || strstr(sc.err.message, "lazy/m.cairn"));
+        }
+        cairn_file_close(f);
+    }
+    use_endpoint(moto_url);
+}
+
 /* An aborted save, and a save whose upload fails, leave no object and no
  * upload; the previous object stays. */
 static void test_abort_and_failure(void)
@@ -224,9 +308,9 @@ static void test_abort_and_failure(void)
     uint64_t d[1] = {BIG_COUNT};
     CHECK_EOK(cairn_writer_open_path(url, NULL, &w, &err));
     CHECK_EOK(cairn_writer_add(w, "big", CAIRN_F64, 1, d, big_data, &err));
-    CHECK(uploads_under(direct, "abort/") == 1); /* parts went out already */
+    CHECK_UPLOADS(direct, "abort/", 1); /* parts went out already */
     cairn_writer_abort(w);
-    CHECK(uploads_under(direct, "abort/") == 0);
+    CHECK_UPLOADS(direct, "abort/", 0);
     uint64_t size;
     CHECK_E(cairn__s3_head(direct, bucket, "abort/m.cairn", &size, &err), CAIRN_E_NOT_FOUND);
 
@@ -242,7 +326,7 @@ static void test_abort_and_failure(void)
     unsetenv("AWS_MAX_ATTEMPTS");
     use_endpoint(moto_url);
     check_three(url, CAIRN_FORMAT_NATIVE);
-    CHECK(uploads_under(direct, "abort/") == 0);
+    CHECK_UPLOADS(direct, "abort/", 0);
 
     /* Random faults on every request (no stalls: they only cost time):
      * each save either completes whole or leaves the earlier object. */
@@ -275,8 +359,9 @@ static void test_abort_and_failure(void)
     scalar_data = -7;
     /* An abort lost to a fault leaves an upload behind; the cleanup ends it. */
     unsigned aborted;
-    CHECK_EOK(cairn__s3_uploads_gc(direct, bucket, "abort/", 0, &aborted, &err));
-    CHECK(uploads_under(direct, "abort/") == 0);
+    if (server_has("uploads"))
+        CHECK_EOK(cairn__s3_uploads_gc(direct, bucket, "abort/", 0, &aborted, &err));
+    CHECK_UPLOADS(direct, "abort/", 0);
 }
 
 typedef struct racer {
@@ -310,7 +395,7 @@ static void test_no_replace_race(void)
         CHECK((r[0].st == CAIRN_E_EXISTS) + (r[1].st == CAIRN_E_EXISTS) == 1);
         check_three(r[0].url, CAIRN_FORMAT_NATIVE);
     }
-    CHECK(uploads_under(direct, "race/") == 0);
+    CHECK_UPLOADS(direct, "race/", 0);
 }
 
 /* Objects cairn cannot read: a clear error, no crash. */
@@ -342,19 +427,23 @@ static void test_bad_objects(void)
     CHECK_E(cairn_file_open("s3://no-such-bucket-x/k.cairn", NULL, &f, &err), CAIRN_E_NOT_FOUND);
     CHECK(strstr(err.message, "no such bucket"));
     CHECK_E(cairn_file_open("s3://Bad_Bucket/k", NULL, &f, &err), CAIRN_E_ARG);
-    const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
-    char *saved = strdup(secret);
-    setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-123", 1);
     snprintf(url, sizeof url, "s3://%s/bad/m.cairn", bucket);
-    CHECK_E(cairn_file_open(url, NULL, &f, &err), CAIRN_E_IO);
-    CHECK(strstr(err.message, "403") && !strstr(err.message, "not-the-secret"));
-    cairn_writer *w;
-    CHECK_EOK(cairn_writer_open_path(url, NULL, &w, &err));
-    uint64_t d[1] = {4};
-    CHECK_EOK(cairn_writer_add(w, "x", CAIRN_F32, 1, d, small_data, &err));
-    CHECK_E(cairn_writer_commit(w, &err), CAIRN_E_IO); /* small: the one PUT is refused */
-    setenv("AWS_SECRET_ACCESS_KEY", saved, 1);
-    free(saved);
+    if (server_has("auth")) {
+        char *saved = strdup(getenv("AWS_SECRET_ACCESS_KEY"));
+        setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-123", 1);
+        CHECK_E(cairn_file_open(url, NULL, &f, &err), CAIRN_E_AUTH);
+        CHECK(strstr(err.message, "403") && strstr(err.message, "SignatureDoesNotMatch") &&
+              strstr(err.message, "bad/m.cairn") && !strstr(err.message, "not-the-secret") &&
+              !strstr(err.message, saved));
+        cairn_writer *w;
+        CHECK_EOK(cairn_writer_open_path(url, NULL, &w, &err));
+        uint64_t d[1] = {4};
+        CHECK_EOK(cairn_writer_add(w, "x", CAIRN_F32, 1, d, small_data, &err));
+        CHECK_E(cairn_writer_commit(w, &err), CAIRN_E_AUTH); /* small: the one PUT is refused */
+        CHECK(strstr(err.message, "403") && !strstr(err.message, "not-the-secret"));
+        setenv("AWS_SECRET_ACCESS_KEY", saved, 1);
+        free(saved);
+    }
     free(whole);
     check_three(url, CAIRN_FORMAT_NATIVE);
 }
@@ -373,8 +462,10 @@ int main(int argc, char **argv)
     direct = open_s3(0, 5);
     test_formats();
     test_lazy_open();
+    test_scan();
     test_abort_and_failure();
-    test_no_replace_race();
+    if (server_has("conditional"))
+        test_no_replace_race();
     test_bad_objects();
     cairn__s3_close(direct);
     free(big_data);

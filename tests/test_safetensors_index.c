@@ -495,8 +495,12 @@ static void test_malformed(void)
            CAIRN_E_CORRUPT, "duplicate", "invalid JSON", NULL);
     EXPECT("{\"metadata\": [], \"weight_map\": {}}", CAIRN_E_CORRUPT, "\"metadata\" is an array",
            NULL, NULL);
+    EXPECT("{}", CAIRN_E_FORMAT, "not a sharded safetensors index", NULL, NULL);
+    EXPECT("{\"weight_map\": {}, \"weight_map\": {}}", CAIRN_E_CORRUPT, "invalid JSON",
+           "duplicate object key 'weight_map'", NULL);
+    /* simdjson says what is wrong, not where (as for safetensors headers) */
     EXPECT("{\"weight_map\": {\"a\": \"x.safetensors\",", CAIRN_E_CORRUPT, "invalid JSON",
-           "line 1", NULL);
+           "sharded safetensors index", NULL);
     EXPECT("{\"metadata\": {\"total_size\": \"12\"}, \"weight_map\": {}}", CAIRN_E_CORRUPT,
            "total_size", "a string", NULL);
     EXPECT("{\"metadata\": {\"total_size\": -1}, \"weight_map\": {}}", CAIRN_E_CORRUPT,
@@ -610,6 +614,44 @@ static void test_metadata_conflict(void)
     CHECK_OK(cairn_tensor_read(f, 0, CAIRN_F32, buf, sizeof buf, 0, &err));
     CHECK(memcmp(buf, model[0].data, sizeof buf) == 0);
     cairn_file_close(f);
+}
+
+/* Names and shard names written with JSON escapes are the strings they
+ * decode to (the parse is freed before the shards open: they are copied),
+ * and the metadata keeps its types. */
+static void test_escapes(void)
+{
+    char path[4200];
+    cairn_error err = {0};
+    size_t one[] = {0}, two[] = {6};
+    snprintf(path, sizeof path, "%s/escaped", tmp);
+    mkdir(path, 0777);
+    CHECK(write_shard(path, "c1.safetensors", one, 1, NULL) == 0);
+    CHECK(write_shard(path, "c2.safetensors", two, 1, NULL) == 0);
+    strcat(path, "/e.safetensors.index.json");
+    CHECK(write_text(path, "{\"metadata\": {\"x\": [true, null, 1.5, "
+                           "\"\\u00e9\"]}, \"weight_map\": {\"embed\\u002eweight\": "
+                           "\"c\\u0031.safetensors\", \"lm_head.weight\": \"c2.safetensors\"}}") == 0);
+    cairn_file *f = NULL;
+    CHECK_OK(cairn_file_open(path, NULL, &f, &err));
+    uint64_t i;
+    cairn_tensor_info info;
+    CHECK_OK(cairn_tensor_find(f, "embed.weight", &i, &info, &err));
+    CHECK(i == 0 && info.raw_size == model[0].size);
+    CHECK_OK(cairn_tensor_find(f, "lm_head.weight", &i, &info, &err));
+    cairn_value *meta = NULL;
+    CHECK_OK(cairn_file_read_metadata(f, &meta, &err));
+    char *json = NULL;
+    CHECK(meta && cairn_value_to_json(meta, 0, &json, &err) == CAIRN_OK);
+    CHECK(json && contains(json, "[true,null,1.5,\"\u00e9\"]"));
+    if (!json || !contains(json, "[true,null,1.5,\"\u00e9\"]"))
+        fprintf(stderr, "metadata: %s\n", json ? json : "(none)");
+    cairn_free(json);
+    cairn_value_free(meta);
+    cairn_file_close(f);
+    CHECK(write_text(path, "{\"metadata\": {\"a\": 1, \"a\": 2}, \"weight_map\": {}}") == 0);
+    CHECK_ST(cairn_file_open(path, NULL, &f, &err), CAIRN_E_CORRUPT);
+    CHECK(contains(err.message, "duplicate object key 'a'"));
 }
 
 /* The index rewritten after open: verify notices. */
@@ -803,6 +845,7 @@ int main(void)
     test_not_safetensors_shard();
     test_huge_index();
     test_metadata_conflict();
+    test_escapes();
     test_changed_index();
     test_python();
     test_cli();

@@ -597,7 +597,7 @@ static void test_zip64(void)
     free(base);
 }
 
-/* The inflate limit: max(max_inflate, 100 x compressed). */
+/* The inflate limit: max(max_inflate, min(100 x compressed, 4 x the file)). */
 static void test_inflate_limit(void)
 {
     mem_zip m;
@@ -627,6 +627,22 @@ static void test_inflate_limit(void)
     CHECK_OK(try_mem(b, n, 1, &err));
     free(b);
     free(rnd);
+    /* A member within 100:1 but over 4 x the archive's size is refused
+     * unless max_inflate allows it: the file's bytes set the budget. */
+    mz_start(&m);
+    uint8_t *sparse = calloc(1, big);
+    seed = 9;
+    for (size_t i = 0; i < big; i += 1 + (size_t)(tu_rand(&seed) % 64))
+        sparse[i] = (uint8_t)tu_rand(&seed);
+    CHECK_OK(mz_add(&m, "sparse", sparse, big, 1, 1, 0));
+    b = mz_finish(&m, &n);
+    CHECK(n * 100 > big && n * 4 < big);
+    CHECK_ST(try_mem(b, n, 1, &err), CAIRN_E_LIMIT);
+    CHECK(strstr(err.message, "member 'sparse'") && strstr(err.message, "max_inflate") &&
+          strstr(err.message, "x the file's"));
+    CHECK_OK(try_mem(b, n, big, &err));
+    free(b);
+    free(sparse);
 }
 
 static int acceptable(cairn_status st)

@@ -32,6 +32,8 @@ void cli_warn_not_carried(const cairn_file *f);
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 1 when --help or -h is among the arguments. */
 int cli_wants_help(int argc, char **argv);
+/* Applies the environment's open settings (CAIRN_MAX_INFLATE) to opts. */
+int cli_open_opts_env(cairn_open_opts *opts);
 /* Opens an input of any format; reports and returns the exit code on failure. */
 int cli_open_input(const char *path, unsigned flags, cairn_file **f);
 /* "[2, 3]" */

@@ -23,6 +23,8 @@ static const char ckpt_help[] =
     "prune   removes what no retention policy keeps (never the newest valid one);\n"
     "        refused while a training run writes DIR (ls, best, verify and\n"
     "        prune --dry-run only read, and never wait)\n"
+    "ls, best and verify also read DIR's distributed checkpoints (ckpt-N/ directories\n"
+    "of the MPI manager, docs/DISTRIBUTED.md), without MPI; prune leaves them alone.\n"
     "See docs/CHECKPOINTS.md for the layout and the commit protocol.\n";
 
 typedef struct ckpt_args {

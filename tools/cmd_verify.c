@@ -40,6 +40,9 @@ static int verify_signed(const char *path, const char *pubkey_path)
     }
     cairn_open_opts o = {.struct_size = sizeof o, .public_key = pk};
     cairn_file *f = NULL;
+    int rc = cli_open_opts_env(&o);
+    if (rc != EXIT_OK)
+        return rc;
     st = cairn_file_open(path, &o, &f, &err);
     if (st == CAIRN_OK)
         st = cairn_file_verify(f, &err);

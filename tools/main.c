@@ -9,6 +9,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* The commands, in the order `cairn --help` lists them. */
 #define CLI_COMMANDS(X)                                                                           \
@@ -68,6 +71,15 @@ static void print_help(FILE *out)
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* Blocks of 1 MiB or more get mappings of their own, so what a parse
+     * frees (a JSON parser's index, a decoded member) goes back to the
+     * system. glibc otherwise raises this threshold after the first large
+     * free, and later large blocks come from the heap, whose freed memory
+     * stays resident: the peak-memory rule (docs/FORMAT.md §14) is about
+     * what the process holds. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
     if (argc < 2)
         return print_help(stderr), EXIT_USAGE;
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))

@@ -429,11 +429,13 @@ static int parse_args(int argc, char **argv, options *o)
 /* --------------------------------------------------------------- output */
 
 /* Prints a failed call's message and picks the exit code like the cairn
- * tool: 3 when the system failed us (I/O, memory), 1 for bad input. */
+ * tool: 3 when the system failed us (I/O, memory, a store's refusal), 1 for
+ * bad input. */
 static int report(cairn_status st, const cairn_error *err)
 {
     fprintf(stderr, "mlp: %s\n", err->message[0] ? err->message : cairn_strerror(st));
-    return st == CAIRN_E_IO || st == CAIRN_E_NOMEM ? EXIT_IO : EXIT_BAD_INPUT;
+    return st == CAIRN_E_IO || st == CAIRN_E_AUTH || st == CAIRN_E_NOMEM ? EXIT_IO
+                                                                         : EXIT_BAD_INPUT;
 }
 
 /* The table skorch prints, one row per epoch as it finishes; with a

@@ -81,4 +81,10 @@ cairn_status cairn__dist_plan(const cairn__dist_manifest *m, const char *what, u
 cairn_status cairn__dist_check_tensor(const cairn__dist_manifest *m, const char *what,
                                       uint64_t t, cairn_error *err);
 
+/* A distributed checkpoint opened by cairn_file_open (any other archive:
+ * CAIRN_OK): every rank file opens and has the size and index hash the
+ * manifest names (what makes the directory a valid checkpoint for the
+ * checkpoint manager's listing; payloads are checked by verify). */
+cairn_status cairn__dist_check_parts(const cairn_file *f, cairn_error *err);
+
 #endif

@@ -352,6 +352,18 @@ static cairn_status dist_read_metadata(const cairn_file *f, cairn_value **out, c
     return cairn__metadata_copy(f, s->m.meta, out, err);
 }
 
+cairn_status cairn__dist_check_parts(const cairn_file *f, cairn_error *err)
+{
+    if (f->ops != &cairn__dist_reader)
+        return CAIRN_OK;
+    const dist_state *s = f->state;
+    for (uint64_t i = 0; i < s->m.nfiles; i++) {
+        const cairn_file *p;
+        CAIRN_TRY(part_get(f, i, &p, err));
+    }
+    return CAIRN_OK;
+}
+
 const cairn__reader_ops cairn__dist_reader = CAIRN__READER_OPS(
     dist, CAIRN_FORMAT_NATIVE, .close = dist_close, .count = dist_count,
     .tensor_at = dist_tensor_at, .find = dist_find, .file_info = dist_file_info,

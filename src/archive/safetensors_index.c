@@ -2,37 +2,43 @@
  * shards it names, docs/FORMAT.md §11.6) opened as one archive. */
 #include "format/safetensors/safetensors.h"
 #include "archive/safetensors_index.h"
+#include "format/safetensors/safetensors_json.h"
 #include "format/safetensors/safetensors_meta.h"
 #include "common/nameset.h"
 
 #include <stdlib.h>
 
-/* One weight_map entry; the strings live in the parsed JSON. */
+/* One weight_map entry; the strings live in the index text or its parse
+ * (not NUL-terminated). */
 typedef struct stx_entry {
     const char *name;  /* the tensor */
     const char *shard; /* the shard's file name */
+    uint32_t name_len, shard_len;
     uint32_t shard_at; /* into stx_plan.shards */
 } stx_entry;
 
-/* What the index says, checked, before any shard is opened. */
+/* What the index says, checked, before any shard is opened. The index is
+ * read with the safetensors header's parser, weight_map one entry at a time
+ * (a DOM would cost ~200 bytes per tensor). */
 typedef struct stx_plan {
-    json_t *root;
-    const json_t *weight_map;
-    const json_t *meta; /* the "metadata" object, or NULL */
-    stx_entry *entries; /* weight_map order */
-    uint64_t count;
-    const char **shards; /* distinct shard names, strcmp order */
+    char *heap;           /* the text when it is not the mapping's */
+    cairn__stj_doc *doc;  /* the parse, while the plan is made */
+    char *strings;        /* entry strings that are not the text's (escaped ones) */
+    json_t *meta;         /* the "metadata" object, or NULL */
+    stx_entry *entries;   /* weight_map order */
+    uint64_t count, cap;
+    uint32_t *by_name;    /* entries in name order */
+    char **shards;        /* distinct shard names (NUL-terminated copies), strcmp order */
     uint32_t shard_count;
     int has_total;
     uint64_t total_size;
 } stx_plan;
 
-/* One tensor of the union, and where it lives. */
+/* One tensor of the union: where it lives (its name is the shard's). A
+ * shard holds at most STX_MAX_TENSORS tensors the map lists. */
 typedef struct stx_tensor {
-    const char *name; /* borrowed from the shard's own table */
-    size_t name_len;
     uint32_t shard;
-    uint64_t local; /* its index in that shard */
+    uint32_t local; /* its index in that shard */
 } stx_tensor;
 
 typedef struct stx_reader {
@@ -53,6 +59,11 @@ static const char *shown(const char *s, char *buf, size_t size)
     return cairn__printable(s, strlen(s), buf, size);
 }
 
+static const char *shown_n(const char *s, size_t len, char *buf, size_t size)
+{
+    return cairn__printable(s, len, buf, size);
+}
+
 /* ------------------------------------------------------------ index text */
 
 /* The whole index: the mapping, or a heap copy in *heap (caller frees). */
@@ -69,11 +80,12 @@ static cairn_status index_text(const cairn_file *f, const char **text, char **he
     *text = (const char *)cairn__file_ptr(f, 0, len);
     if (*text)
         return CAIRN_OK;
-    *heap = malloc(len ? len : 1);
+    *heap = malloc(len + CAIRN__STJ_PADDING); /* read in place by the parser */
     if (!*heap)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %zu-byte index", f->path,
                            len);
     cairn_status st = cairn__file_read(f, 0, *heap, len, err);
+    memset(*heap + len, 0, CAIRN__STJ_PADDING);
     if (st != CAIRN_OK) {
         free(*heap);
         *heap = NULL;
@@ -81,19 +93,6 @@ static cairn_status index_text(const cairn_file *f, const char **text, char **he
     }
     *text = *heap;
     return CAIRN_OK;
-}
-
-static cairn_status json_fail(const cairn_file *f, json_error_t *jerr, cairn_error *err)
-{
-    /* jansson quotes the offending token: keep hostile bytes out of messages. */
-    for (char *c = jerr->text; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
-    return cairn__fail(err, json_error_code(jerr) == json_error_out_of_memory ? CAIRN_E_NOMEM
-                                                                           : CAIRN_E_CORRUPT,
-                       "%s: sharded safetensors index: invalid JSON at line %d, column %d "
-                       "(offset %d): %s", f->path, jerr->line, jerr->column, jerr->position,
-                       jerr->text);
 }
 
 /* ------------------------------------------------------------- detection */
@@ -104,26 +103,52 @@ int cairn__stindex_sniff(const cairn_file *f)
     return cairn__json_object_starts(f, 0, span);
 }
 
+/* Bytes a parser may read from offset 0 of the index through its
+ * mapping: to the end of the mapping's last page (pages are multiples of
+ * 4 KiB). */
+static size_t readable_bytes(const cairn_file *f)
+{
+    uint64_t end = f->src.size;
+    if (f->src.mapped)
+        end = (end + 4095) / 4096 * 4096;
+    return (size_t)end;
+}
+
+static int stop_at_weight_map(void *ctx, const cairn__stj_node *v, size_t n)
+{
+    (void)n;
+    *(int *)ctx = 1;
+    return v->key_len == 10 && memcmp(v->key, "weight_map", 10) == 0;
+}
+
 /* Lenient on purpose (duplicates allowed): this only decides which reader
  * reports on the file; the open parses strictly and says what is wrong. */
 cairn_status cairn__stindex_detect(cairn_file *f, cairn_error *err)
 {
-    const char *text;
+    const char *text, *why;
     char *heap;
     CAIRN_TRY(index_text(f, &text, &heap, err));
-    json_error_t jerr;
     size_t len = (size_t)f->src.size;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    int parsed = root != NULL;
-    int index = parsed ? json_is_object(root) && json_object_get(root, "weight_map") != NULL
+    cairn__stj_doc *doc = NULL;
+    cairn__stj_kind kind;
+    static const cairn__stj_limits keys_only = {1, 0};
+    int seen = 0;
+    cairn__stj_status s = cairn__stj_open(text, len, heap ? len + CAIRN__STJ_PADDING
+                                                          : readable_bytes(f), &doc, &why);
+    if (s == CAIRN__STJ_OK)
+        s = cairn__stj_root(doc, &kind, &why);
+    if (s == CAIRN__STJ_OK && kind == CAIRN__STJ_OBJECT)
+        s = cairn__stj_members(doc, &keys_only, stop_at_weight_map, &seen, &why);
+    int parsed = s == CAIRN__STJ_OK || s == CAIRN__STJ_STOPPED;
+    int index = parsed ? s == CAIRN__STJ_STOPPED
                        : memmem(text, len, "\"weight_map\"", 12) != NULL;
-    json_decref(root);
+    cairn__stj_free(doc);
     free(heap);
     if (index) {
         f->ops = &cairn__safetensors_index_reader;
         return CAIRN_OK;
     }
-    if (!parsed && json_error_code(&jerr) == json_error_out_of_memory)
+    if (s == CAIRN__STJ_NOMEM)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory parsing JSON", f->path);
     return cairn__fail(err, CAIRN_E_FORMAT, "%s: JSON text (%s), not a sharded safetensors index "
                        "(whose top-level object has a \"weight_map\")", f->path,
@@ -135,8 +160,14 @@ cairn_status cairn__stindex_detect(cairn_file *f, cairn_error *err)
 static void plan_free(stx_plan *p)
 {
     free(p->entries);
+    free(p->by_name);
+    for (uint32_t i = 0; p->shards && i < p->shard_count; i++)
+        free(p->shards[i]);
     free(p->shards);
-    json_decref(p->root);
+    json_decref(p->meta);
+    cairn__stj_free(p->doc);
+    free(p->strings);
+    free(p->heap);
     memset(p, 0, sizeof *p);
 }
 
@@ -147,7 +178,7 @@ static const char *bad_shard_name(const char *s, size_t len)
 {
     if (len == 0)
         return "is empty";
-    if (strlen(s) != len)
+    if (memchr(s, 0, len))
         return "holds a NUL byte";
     if (s[0] == '.')
         return "starts with '.'";
@@ -181,82 +212,333 @@ static cairn_status parse_total(const cairn_file *f, stx_plan *p, cairn_error *e
                        ">= 0)", f->path, json_is_number(v) ? "not a whole number >= 0" : kind(v));
 }
 
-static cairn_status check_top(const cairn_file *f, stx_plan *p, cairn_error *err)
+/* What a walk over the index needs: the file, the plan, the first failure. */
+typedef struct stx_walk {
+    const cairn_file *f;
+    stx_plan *p;
+    cairn_error *err;
+    cairn_status st;
+    /* the top-level keys (walk_top) */
+    struct stx_key { const char *s; size_t len; } *keys;
+    size_t nkeys, cap;
+    cairn__stj_kind map_kind, meta_kind;
+    int has_map, has_meta;
+    uint64_t map_len;
+} stx_walk;
+
+static int key_is(const cairn__stj_node *v, const char *key)
 {
-    if (!json_is_object(p->root))
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: the top level "
-                           "is %s, not an object", f->path, kind(p->root));
-    p->weight_map = json_object_get(p->root, "weight_map");
-    if (!p->weight_map)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: no "
-                           "\"weight_map\" key", f->path);
-    if (!json_is_object(p->weight_map))
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: \"weight_map\" "
-                           "is %s, not an object of tensor name -> shard file name", f->path,
-                           kind(p->weight_map));
-    if (json_object_size(p->weight_map) > STX_MAX_TENSORS)
-        return cairn__fail(err, CAIRN_E_LIMIT, "%s: sharded safetensors index: \"weight_map\" "
-                           "lists %zu tensors; the limit is %llu", f->path,
-                           json_object_size(p->weight_map), (unsigned long long)STX_MAX_TENSORS);
-    p->meta = json_object_get(p->root, "metadata");
-    if (p->meta && !json_is_object(p->meta))
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: \"metadata\" "
-                           "is %s, not an object", f->path, kind(p->meta));
-    return p->meta ? parse_total(f, p, err) : CAIRN_OK;
+    size_t n = strlen(key);
+    return v->key_len == n && memcmp(v->key, key, n) == 0;
 }
 
-static cairn_status collect_entries(const cairn_file *f, stx_plan *p, cairn_error *err)
+static const char *node_kind(cairn__stj_kind k)
 {
-    char a[96], b[96];
-    size_t n = json_object_size(p->weight_map);
-    p->entries = malloc((n ? n : 1) * sizeof *p->entries);
-    if (!p->entries)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensors", f->path, n);
-    const char *key;
-    const json_t *v;
-    json_object_foreach((json_t *)p->weight_map, key, v) {
-        if (!json_is_string(v))
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': the shard is "
-                               "%s, not a file name", f->path, shown(key, a, sizeof a), kind(v));
-        const char *s = json_string_value(v);
-        const char *why = bad_shard_name(s, json_string_length(v));
-        if (why)
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': shard name "
-                               "'%s' %s; a shard is a bare file name in the index's directory",
-                               f->path, shown(key, a, sizeof a),
-                               cairn__printable(s, json_string_length(v), b, sizeof b), why);
-        p->entries[p->count].name = key;
-        p->entries[p->count].shard = s;
-        p->count++;
+    static const char *const names[] = {"null", "a boolean", "an integer", "an integer",
+                                        "a real number", "a string", "an array", "an object"};
+    return names[k];
+}
+
+static int key_order(const void *a, const void *b)
+{
+    const struct stx_key *x = a, *y = b;
+    return cairn__name_cmp(x->s, x->len, y->s, y->len);
+}
+
+static cairn_status dup_key(const stx_walk *w, const char *where, const char *key, size_t len)
+{
+    char a[96];
+    return cairn__fail(w->err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: invalid JSON: "
+                       "duplicate object key '%s'%s", w->f->path, shown_n(key, len, a, sizeof a),
+                       where);
+}
+
+static int walk_top(void *ctx, const cairn__stj_node *v, size_t n)
+{
+    stx_walk *w = ctx;
+    (void)n;
+    if (w->nkeys == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 8;
+        struct stx_key *k = realloc(w->keys, cap * sizeof *k);
+        if (!k) {
+            w->st = cairn__fail(w->err, CAIRN_E_NOMEM, "%s: out of memory", w->f->path);
+            return 1;
+        }
+        w->keys = k;
+        w->cap = cap;
     }
+    w->keys[w->nkeys++] = (struct stx_key){v->key, v->key_len};
+    if (key_is(v, "weight_map") && !w->has_map) {
+        w->has_map = 1;
+        w->map_kind = v->kind;
+        w->map_len = v->len;
+    } else if (key_is(v, "metadata") && !w->has_meta) {
+        w->has_meta = 1;
+        w->meta_kind = v->kind;
+    }
+    return 0;
+}
+
+/* A flattened JSON value as jansson's (the metadata, kept as the reader
+ * before it kept it), refusing what jansson refused: repeated keys and
+ * integers past 64 bits. NULL with w->st set on failure. */
+static json_t *to_json(stx_walk *w, const cairn__stj_node *v)
+{
+    json_t *j = NULL;
+    switch (v->kind) {
+    case CAIRN__STJ_NULL: return json_null();
+    case CAIRN__STJ_BOOL: return json_boolean(v->i);
+    case CAIRN__STJ_INT: j = json_integer((json_int_t)v->i); break;
+    case CAIRN__STJ_UINT:
+        w->st = cairn__fail(w->err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: invalid "
+                            "JSON: an integer past 2^63 - 1 in \"metadata\"", w->f->path);
+        return NULL;
+    case CAIRN__STJ_REAL: j = json_real(v->d); break;
+    case CAIRN__STJ_STRING: j = json_stringn_nocheck(v->str, v->len); break;
+    case CAIRN__STJ_ARRAY:
+    case CAIRN__STJ_OBJECT: {
+        int obj = v->kind == CAIRN__STJ_OBJECT;
+        j = obj ? json_object() : json_array();
+        const cairn__stj_node *c = v + 1;
+        for (uint32_t k = 0; j && k < v->emitted; k++, c = c + 1 + c->skip) {
+            if (obj && json_object_getn(j, c->key, c->key_len)) {
+                w->st = dup_key(w, " in \"metadata\"", c->key, c->key_len);
+                json_decref(j);
+                return NULL;
+            }
+            json_t *child = to_json(w, c);
+            if (!child || (obj ? json_object_setn_new_nocheck(j, c->key, c->key_len, child)
+                               : json_array_append_new(j, child))) {
+                json_decref(j);
+                if (w->st == CAIRN_OK)
+                    w->st = cairn__fail(w->err, CAIRN_E_NOMEM, "%s: out of memory",
+                                        w->f->path);
+                return NULL;
+            }
+        }
+        return j;
+    }
+    }
+    if (!j)
+        w->st = cairn__fail(w->err, CAIRN_E_NOMEM, "%s: out of memory", w->f->path);
+    return j;
+}
+
+static int walk_meta(void *ctx, const cairn__stj_node *v, size_t n)
+{
+    stx_walk *w = ctx;
+    (void)n;
+    w->p->meta = to_json(w, v);
+    return 1;
+}
+
+static int walk_entry(void *ctx, const cairn__stj_node *v, size_t n)
+{
+    stx_walk *w = ctx;
+    stx_plan *p = w->p;
+    char a[96], b[96];
+    (void)n;
+    if (v->kind != CAIRN__STJ_STRING) {
+        w->st = cairn__fail(w->err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': the shard is "
+                            "%s, not a file name", w->f->path,
+                            shown_n(v->key, v->key_len, a, sizeof a), node_kind(v->kind));
+        return 1;
+    }
+    if (memchr(v->key, 0, v->key_len)) {
+        w->st = cairn__fail(w->err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': the name "
+                            "holds a NUL byte (\\u0000)", w->f->path,
+                            shown_n(v->key, v->key_len, a, sizeof a));
+        return 1;
+    }
+    const char *why = bad_shard_name(v->str, v->len);
+    if (why) {
+        w->st = cairn__fail(w->err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s': shard name "
+                            "'%s' %s; a shard is a bare file name in the index's directory",
+                            w->f->path, shown_n(v->key, v->key_len, a, sizeof a),
+                            shown_n(v->str, v->len, b, sizeof b), why);
+        return 1;
+    }
+    if (p->count == p->cap) {
+        uint64_t cap = p->cap ? p->cap * 2 : 64;
+        stx_entry *e = realloc(p->entries, (size_t)cap * sizeof *e);
+        if (!e) {
+            w->st = cairn__fail(w->err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors",
+                                w->f->path, (unsigned long long)cap);
+            return 1;
+        }
+        p->entries = e;
+        p->cap = cap;
+    }
+    p->entries[p->count++] = (stx_entry){v->key, v->str, v->key_len, v->len, 0};
+    return 0;
+}
+
+static cairn_status stj_fail(const cairn_file *f, cairn__stj_status s, const char *why,
+                             cairn_error *err)
+{
+    if (s == CAIRN__STJ_NOMEM)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory parsing JSON", f->path);
+    return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: invalid JSON: %s",
+                       f->path, why);
+}
+
+/* The top level: an object, each key once, with a "weight_map" object of
+ * at most STX_MAX_TENSORS entries and maybe a "metadata" object. */
+static cairn_status check_top(const cairn_file *f, stx_walk *w, cairn_error *err)
+{
+    static const cairn__stj_limits keys_only = {1, 0};
+    const char *why;
+    cairn__stj_kind root;
+    cairn__stj_status s = cairn__stj_root(w->p->doc, &root, &why);
+    if (s != CAIRN__STJ_OK)
+        return stj_fail(f, s, why, err);
+    if (root != CAIRN__STJ_OBJECT)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: the top level "
+                           "is %s, not an object", f->path, node_kind(root));
+    s = cairn__stj_members(w->p->doc, &keys_only, walk_top, w, &why);
+    if (s != CAIRN__STJ_OK)
+        return w->st != CAIRN_OK ? w->st : stj_fail(f, s, why, err);
+    if (w->nkeys > 1)
+        qsort(w->keys, w->nkeys, sizeof *w->keys, key_order);
+    for (size_t k = 1; k < w->nkeys; k++)
+        if (!key_order(&w->keys[k - 1], &w->keys[k]))
+            return dup_key(w, "", w->keys[k].s, w->keys[k].len);
+    if (!w->has_map)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: no "
+                           "\"weight_map\" key", f->path);
+    if (w->map_kind != CAIRN__STJ_OBJECT)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: \"weight_map\" "
+                           "is %s, not an object of tensor name -> shard file name", f->path,
+                           node_kind(w->map_kind));
+    if (w->map_len > STX_MAX_TENSORS)
+        return cairn__fail(err, CAIRN_E_LIMIT, "%s: sharded safetensors index: \"weight_map\" "
+                           "lists %llu tensors; the limit is %llu", f->path,
+                           (unsigned long long)w->map_len, (unsigned long long)STX_MAX_TENSORS);
+    if (w->has_meta && w->meta_kind != CAIRN__STJ_OBJECT)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: sharded safetensors index: \"metadata\" "
+                           "is %s, not an object", f->path, node_kind(w->meta_kind));
     return CAIRN_OK;
 }
 
-static int str_ptr_cmp(const void *a, const void *b)
+/* A name and where it came from, for the sorts below (qsort has no
+ * context): 16 bytes, a text of at most 64 MiB. */
+typedef struct stx_sortkey {
+    const char *s;
+    uint32_t len;
+    uint32_t entry;
+} stx_sortkey;
+
+static int sortkey_cmp(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const stx_sortkey *x = a, *y = b;
+    int c = cairn__name_cmp(x->s, x->len, y->s, y->len);
+    return c ? c : (x->entry > y->entry) - (x->entry < y->entry);
 }
 
-/* The distinct shard names, sorted, and each entry's place among them. */
+/* Sorts the entries by `shards` ? shard name : tensor name into keys. */
+static stx_sortkey *sorted_keys(const stx_plan *p, int shards)
+{
+    stx_sortkey *k = malloc((size_t)(p->count ? p->count : 1) * sizeof *k);
+    for (uint64_t i = 0; k && i < p->count; i++) {
+        const stx_entry *e = &p->entries[i];
+        k[i] = shards ? (stx_sortkey){e->shard, e->shard_len, (uint32_t)i}
+                      : (stx_sortkey){e->name, e->name_len, (uint32_t)i};
+    }
+    if (k && p->count > 1)
+        qsort(k, (size_t)p->count, sizeof *k, sortkey_cmp);
+    return k;
+}
+
+/* Refuses a name weight_map lists twice and keeps the name order. */
+static cairn_status index_names(const cairn_file *f, stx_walk *w, cairn_error *err)
+{
+    stx_plan *p = w->p;
+    stx_sortkey *k = sorted_keys(p, 0);
+    if (!k)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors", f->path,
+                           (unsigned long long)p->count);
+    for (uint64_t i = 1; i < p->count; i++)
+        if (cairn__name_cmp(k[i - 1].s, k[i - 1].len, k[i].s, k[i].len) == 0) {
+            cairn_status st = dup_key(w, " in \"weight_map\"", k[i].s, k[i].len);
+            free(k);
+            return st;
+        }
+    /* The order, written over the keys as they are read (4 bytes a slot). */
+    uint32_t *order = (uint32_t *)(void *)k;
+    for (uint64_t i = 0; i < p->count; i++)
+        order[i] = k[i].entry;
+    uint32_t *shrunk = realloc(order, (size_t)(p->count ? p->count : 1) * sizeof *order);
+    p->by_name = shrunk ? shrunk : order;
+    return CAIRN_OK;
+}
+
+/* The distinct shard names, sorted and copied, and each entry's place
+ * among them. */
 static cairn_status collect_shards(const cairn_file *f, stx_plan *p, cairn_error *err)
 {
-    p->shards = malloc((p->count ? p->count : 1) * sizeof *p->shards);
-    if (!p->shards)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    for (uint64_t i = 0; i < p->count; i++)
-        p->shards[i] = p->entries[i].shard;
-    if (p->count > 1)
-        qsort(p->shards, (size_t)p->count, sizeof *p->shards, str_ptr_cmp);
+    stx_sortkey *k = sorted_keys(p, 1);
     uint32_t n = 0;
-    for (uint64_t i = 0; i < p->count; i++)
-        if (n == 0 || strcmp(p->shards[n - 1], p->shards[i]) != 0)
-            p->shards[n++] = p->shards[i];
-    p->shard_count = n;
-    for (uint64_t i = 0; i < p->count; i++) {
-        const char **hit = bsearch(&p->entries[i].shard, p->shards, n, sizeof *p->shards,
-                                   str_ptr_cmp);
-        p->entries[i].shard_at = (uint32_t)(hit - p->shards);
+    p->shards = k ? malloc(sizeof *p->shards) : NULL;
+    cairn_status st = p->shards ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory",
+                                                        f->path);
+    for (uint64_t i = 0; st == CAIRN_OK && i < p->count; i++) {
+        if (i == 0 || cairn__name_cmp(k[i - 1].s, k[i - 1].len, k[i].s, k[i].len) != 0) {
+            char **grown = realloc(p->shards, (size_t)(n + 1) * sizeof *grown);
+            char *copy = grown ? malloc((size_t)k[i].len + 1) : NULL;
+            if (grown)
+                p->shards = grown;
+            if (!copy) {
+                st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+                break;
+            }
+            memcpy(copy, k[i].s, k[i].len);
+            copy[k[i].len] = '\0';
+            p->shards[n] = copy;
+            p->shard_count = ++n;
+        }
+        p->entries[k[i].entry].shard_at = n - 1;
     }
+    free(k);
+    return st;
+}
+
+/* Whether s[0..n) lies in text[0..len). */
+static int inside(const char *s, size_t n, const char *text, size_t len)
+{
+    return s >= text && s <= text + len && n <= (size_t)(text + len - s);
+}
+
+/* Frees the parse before the shards are opened (its structure index costs
+ * 4 bytes per JSON token): entries keep pointing into the text, and the
+ * few strings that do not (written with escapes, decoded by the parser)
+ * are copied first. */
+static cairn_status keep_strings(const cairn_file *f, stx_plan *p, const char *text, size_t len,
+                                 cairn_error *err)
+{
+    size_t total = 0;
+    for (uint64_t i = 0; i < p->count; i++) {
+        const stx_entry *e = &p->entries[i];
+        total += inside(e->name, e->name_len, text, len) ? 0 : e->name_len;
+        total += inside(e->shard, e->shard_len, text, len) ? 0 : e->shard_len;
+    }
+    if (total && !(p->strings = malloc(total)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    char *at = p->strings;
+    for (uint64_t i = 0; total && i < p->count; i++) {
+        stx_entry *e = &p->entries[i];
+        if (!inside(e->name, e->name_len, text, len)) {
+            memcpy(at, e->name, e->name_len);
+            e->name = at;
+            at += e->name_len;
+        }
+        if (!inside(e->shard, e->shard_len, text, len)) {
+            memcpy(at, e->shard, e->shard_len);
+            e->shard = at;
+            at += e->shard_len;
+        }
+    }
+    cairn__stj_free(p->doc);
+    p->doc = NULL;
     return CAIRN_OK;
 }
 
@@ -264,18 +546,54 @@ static cairn_status collect_shards(const cairn_file *f, stx_plan *p, cairn_error
  * the plan (also on failure). */
 static cairn_status plan_parse(const cairn_file *f, stx_plan *p, cairn_error *err)
 {
-    const char *text;
-    char *heap;
-    json_error_t jerr;
+    static const cairn__stj_limits all = {SIZE_MAX, SIZE_MAX}, entries = {3, 1};
+    const char *text, *why;
     memset(p, 0, sizeof *p);
-    CAIRN_TRY(index_text(f, &text, &heap, err));
-    p->root = json_loadb(text, (size_t)f->src.size, JSON_REJECT_DUPLICATES, &jerr);
-    free(heap);
-    if (!p->root)
-        return json_fail(f, &jerr, err);
-    CAIRN_TRY(check_top(f, p, err));
-    CAIRN_TRY(collect_entries(f, p, err));
-    return collect_shards(f, p, err);
+    CAIRN_TRY(index_text(f, &text, &p->heap, err));
+    size_t len = (size_t)f->src.size;
+    cairn__stj_status s = cairn__stj_open(text, len, p->heap ? len + CAIRN__STJ_PADDING
+                                                             : readable_bytes(f), &p->doc, &why);
+    if (s != CAIRN__STJ_OK)
+        return stj_fail(f, s, why, err);
+    stx_walk w = {f, p, err, CAIRN_OK, NULL, 0, 0, 0, 0, 0, 0, 0};
+    cairn_status st = check_top(f, &w, err);
+    free(w.keys);
+    if (st == CAIRN_OK && w.has_meta) {
+        s = cairn__stj_member(p->doc, "metadata", &all, walk_meta, &w, &why);
+        st = w.st != CAIRN_OK ? w.st
+             : s == CAIRN__STJ_STOPPED || s == CAIRN__STJ_OK ? CAIRN_OK : stj_fail(f, s, why, err);
+        if (st == CAIRN_OK)
+            st = parse_total(f, p, err);
+    }
+    if (st == CAIRN_OK) {
+        s = cairn__stj_members_of(p->doc, "weight_map", &entries, walk_entry, &w, &why);
+        st = w.st != CAIRN_OK ? w.st : s == CAIRN__STJ_OK ? CAIRN_OK : stj_fail(f, s, why, err);
+    }
+    if (st == CAIRN_OK)
+        st = index_names(f, &w, err);
+    if (st == CAIRN_OK)
+        st = collect_shards(f, p, err);
+    if (st == CAIRN_OK)
+        st = keep_strings(f, p, text, len, err);
+    return st;
+}
+
+/* The entry naming tensor name[0..len), or NULL. */
+static const stx_entry *plan_find(const stx_plan *p, const char *name, size_t len)
+{
+    uint64_t lo = 0, hi = p->count;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        const stx_entry *e = &p->entries[p->by_name[mid]];
+        int c = cairn__name_cmp(e->name, e->name_len, name, len);
+        if (c == 0)
+            return e;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 /* ---------------------------------------------------------------- reader */
@@ -316,12 +634,12 @@ static cairn_status reader_new(const cairn_file *f, const stx_plan *p, stx_reade
                                        p->shard_count);
 }
 
-/* The first tensor weight_map puts in shard `s`, for messages. */
-static const char *first_tensor_of(const stx_plan *p, uint32_t s)
+/* The first tensor weight_map puts in shard `s`, shown, for messages. */
+static const char *first_tensor_of(const stx_plan *p, uint32_t s, char *buf, size_t size)
 {
     for (uint64_t i = 0; i < p->count; i++)
         if (p->entries[i].shard_at == s)
-            return p->entries[i].name;
+            return shown_n(p->entries[i].name, p->entries[i].name_len, buf, size);
     return "";
 }
 
@@ -340,7 +658,7 @@ static cairn_status open_shards(const cairn_file *f, const stx_plan *p, stx_read
         if (st != CAIRN_OK)
             return cairn__fail(err, st, "%s: shard '%s' (weight_map puts tensor '%s' there): %s",
                                f->path, shown(p->shards[s], a, sizeof a),
-                               shown(first_tensor_of(p, s), b, sizeof b), inner.message);
+                               first_tensor_of(p, s, b, sizeof b), inner.message);
     }
     return CAIRN_OK;
 }
@@ -350,22 +668,24 @@ static cairn_status bind_tensors(const cairn_file *f, const stx_plan *p, stx_rea
                                  cairn_error *err)
 {
     char a[96], b[96];
-    for (uint64_t i = 0; i < p->count; i++) {
-        const stx_entry *e = &p->entries[i];
+    for (uint64_t i = 0; i < p->count; i++) { /* in name order: the table's */
+        const stx_entry *e = &p->entries[p->by_name[i]];
         const cairn_file *shard = r->shards[e->shard_at];
-        cairn_tensor_info info;
         uint64_t local;
-        cairn_status st = cairn_tensor_find(shard, e->name, &local, &info, NULL);
+        cairn_status st = cairn__reader_find(shard, e->name, e->name_len, &local, NULL);
         if (st == CAIRN_E_NOT_FOUND)
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: weight_map: tensor '%s' is not in its "
                                "shard '%s' (which holds %llu tensors)", f->path,
-                               shown(e->name, a, sizeof a), shown(e->shard, b, sizeof b),
+                               shown_n(e->name, e->name_len, a, sizeof a),
+                               shown_n(e->shard, e->shard_len, b, sizeof b),
                                (unsigned long long)cairn_file_count(shard));
-        if (st != CAIRN_OK) /* only running out of memory is left */
+        if (st == CAIRN_OK && local > UINT32_MAX)
+            st = CAIRN_E_LIMIT;
+        if (st != CAIRN_OK) /* only running out of memory or room is left */
             return cairn__fail(err, st, "%s: shard '%s': tensor '%s': %s", f->path,
-                               shown(e->shard, b, sizeof b), shown(e->name, a, sizeof a),
-                               cairn_strerror(st));
-        r->tensors[i] = (stx_tensor){info.name, info.name_len, e->shard_at, local};
+                               shown_n(e->shard, e->shard_len, b, sizeof b),
+                               shown_n(e->name, e->name_len, a, sizeof a), cairn_strerror(st));
+        r->tensors[i] = (stx_tensor){e->shard_at, (uint32_t)local};
     }
     return CAIRN_OK;
 }
@@ -381,16 +701,16 @@ static cairn_status extra_tensor(const cairn_file *f, const stx_plan *p, const s
     for (uint64_t i = 0; i < cairn_file_count(shard); i++) {
         cairn_tensor_info info;
         CAIRN_TRY(cairn_tensor_info_at(shard, i, &info, err));
-        const json_t *v = json_object_get(p->weight_map, info.name);
+        const stx_entry *v = plan_find(p, info.name, info.name_len);
         if (!v)
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: shard '%s' holds tensor '%s', which "
                                "weight_map does not list", f->path,
                                shown(r->shard_names[s], b, sizeof b), shown(info.name, a, sizeof a));
-        if (strcmp(json_string_value(v), r->shard_names[s]) != 0)
+        if (v->shard_at != s)
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' is in shard '%s' and in "
                                "shard '%s' (weight_map names '%s'); a tensor has one shard",
                                f->path, shown(info.name, a, sizeof a),
-                               shown(json_string_value(v), c, sizeof c),
+                               shown_n(v->shard, v->shard_len, c, sizeof c),
                                shown(r->shard_names[s], b, sizeof b), c);
     }
     return CAIRN_OK;
@@ -432,17 +752,14 @@ static cairn_status check_total(const cairn_file *f, const stx_plan *p, const st
     return CAIRN_OK;
 }
 
-static int tensor_cmp(const void *a, const void *b)
-{
-    const stx_tensor *x = a, *y = b;
-    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
-}
-
 static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
 {
-    const stx_tensor *t = &((const stx_reader *)ctx)->tensors[pos];
-    *len = t->name_len;
-    return t->name;
+    const stx_reader *r = ctx;
+    const stx_tensor *t = &r->tensors[pos];
+    cairn__tensor rec;
+    cairn__reader_tensor_at(r->shards[t->shard], t->local, &rec, NULL);
+    *len = rec.info.name_len;
+    return rec.info.name; /* the shard's table's: stays while it is open */
 }
 
 cairn_status cairn__stindex_open(cairn_file *f, cairn__shard_open_fn open_shard, void *ctx,
@@ -463,14 +780,12 @@ cairn_status cairn__stindex_open(cairn_file *f, cairn__shard_open_fn open_shard,
     if (st == CAIRN_OK)
         st = check_total(f, &p, r, err);
     if (st == CAIRN_OK && p.meta)
-        r->meta = json_incref((json_t *)p.meta);
+        r->meta = json_incref(p.meta);
     plan_free(&p);
     if (st != CAIRN_OK) {
         reader_free(r);
         return st;
     }
-    if (r->count > 1)
-        qsort(r->tensors, (size_t)r->count, sizeof *r->tensors, tensor_cmp);
     /* tensor_at, file_info and the checks are the shards' */
     cairn__table_init(&r->table, NULL, 0, r->count, reader_free);
     cairn__table_sorted(&r->table, sorted_name, NULL, r);
@@ -751,7 +1066,7 @@ static int same_plan(const stx_reader *r, const stx_plan *p)
     for (uint64_t i = 0; i < p->count; i++) {
         uint64_t at;
         const stx_entry *e = &p->entries[i];
-        if (!cairn__table_lookup(&r->table, e->name, strlen(e->name), &at) ||
+        if (!cairn__table_lookup(&r->table, e->name, e->name_len, &at) ||
             r->tensors[at].shard != e->shard_at)
             return 0;
     }

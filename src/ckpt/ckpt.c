@@ -5,6 +5,7 @@
  * storage, "s3://bucket/run" (docs/STORAGE.md): listing, sizes and removal
  * then go through io/remote.h, and every checkpoint is created only if its
  * key is free. */
+#include "archive/dist.h"
 #include "ckpt/ckpt_internal.h"
 #include "common/opts.h"
 #include "io/remote.h"
@@ -49,7 +50,7 @@ void cairn__ckpt_entry_free(ckpt_entry *e)
 
 static int better(const cairn_ckpt *m, double a, double b)
 {
-    return (m->flags & CAIRN_CKPT_MODE_MAX) ? a > b : a < b;
+    return cairn__ckpt_better((m->flags & CAIRN_CKPT_MODE_MAX) != 0, a, b);
 }
 
 /* --------------------------------------------------------------- scanning */
@@ -135,27 +136,13 @@ static uint64_t next_free_seq(const cairn_ckpt *m, uint64_t seq)
     return seq + 1;
 }
 
-static double number_at(const cairn_value *map, const char *key, int *found)
-{
-    const cairn_value *v = cairn_value_get(map, key);
-    double d;
-    int64_t i;
-    *found = 1;
-    if (cairn_value_get_float(v, &d) == CAIRN_OK)
-        return d;
-    if (cairn_value_get_int(v, &i) == CAIRN_OK)
-        return (double)i;
-    *found = 0;
-    return 0;
-}
-
 /* Reads a checkpoint's own record. A file that does not open (truncated,
  * not committed, damaged index) or lacks the record is listed as invalid. */
 static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
 {
     cairn_file *f;
     cairn_error err;
-    struct stat st;
+    struct stat st = {0};
     if (!cairn__remote_is_url(e->path) && stat(e->path, &st) == 0)
         e->bytes = (uint64_t)st.st_size;
     if (cairn_file_open(e->path, NULL, &f, &err) != CAIRN_OK)
@@ -164,11 +151,11 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
     if (cairn_file_read_metadata(f, &meta, &err) == CAIRN_OK) {
         const cairn_value *rec = cairn_value_get(meta, "checkpoint");
         int found, has_seq;
-        double seq = number_at(rec, "seq", &has_seq);
-        e->epoch = (uint64_t)number_at(rec, "epoch", &found);
-        e->step = (uint64_t)number_at(rec, "step", &found);
-        e->time = number_at(rec, "time", &found);
-        e->metric = number_at(rec, "metric", &e->has_metric);
+        double seq = cairn__ckpt_number_at(rec, "seq", &has_seq);
+        e->epoch = (uint64_t)cairn__ckpt_number_at(rec, "epoch", &found);
+        e->step = (uint64_t)cairn__ckpt_number_at(rec, "step", &found);
+        e->time = cairn__ckpt_number_at(rec, "time", &found);
+        e->metric = cairn__ckpt_number_at(rec, "metric", &e->has_metric);
         const void *r;
         size_t n;
         if (cairn_value_get_data(cairn_value_get(rec, "reasons"), &r, &n) == CAIRN_OK)
@@ -176,6 +163,13 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
         e->valid = rec && has_seq && (uint64_t)seq == e->seq;
         cairn_value_free(meta);
     }
+    /* a distributed checkpoint: valid only when every rank file it names
+     * checks out too; its bytes are the manifest's and the rank files' */
+    cairn_file_info fi;
+    if (e->valid && cairn__dist_check_parts(f, &err) != CAIRN_OK)
+        e->valid = 0;
+    if (S_ISDIR(st.st_mode) && cairn_file_get_info(f, &fi, &err) == CAIRN_OK)
+        e->bytes = fi.file_size;
     cairn_file_close(f);
 }
 
@@ -193,10 +187,28 @@ static cairn_status push_entry(cairn_ckpt *m, const ckpt_entry *e, cairn_error *
     return CAIRN_OK;
 }
 
+/* A read-only manager also lists distributed checkpoints, the directories
+ * <prefix>ckpt-<seq>/ that libcairn_mpi's manager writes (docs/DISTRIBUTED.md):
+ * `cairn ckpt` reads those without MPI. A writer never touches them. */
+static uint64_t parse_dist_name(const cairn_ckpt *m, const char *name)
+{
+    const char *rest;
+    uint64_t seq = parse_seq(m, name, &rest);
+    if (!seq || *rest || !(m->flags & CAIRN_CKPT_READ_ONLY) || cairn__remote_is_url(m->dir))
+        return 0;
+    char *p = cairn__path_join(m->dir, name);
+    struct stat st;
+    int dir = p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    free(p);
+    return dir ? seq : 0;
+}
+
 /* Adds the checkpoint `name` (relative to the directory) if it is one. */
 static cairn_status add_listed(cairn_ckpt *m, const char *name, uint64_t bytes, cairn_error *err)
 {
     uint64_t seq = parse_name(m, name);
+    if (!seq)
+        seq = parse_dist_name(m, name);
     if (!seq)
         return CAIRN_OK;
     ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, name), .bytes = bytes};
@@ -240,6 +252,10 @@ static cairn_status scan_remote(cairn_ckpt *m, cairn_error *err)
     snprintf(stale, sizeof stale, "%sckpt-", m->prefix);
     remote_scan r = {m, CAIRN_OK, err};
     cairn_status st = cairn__remote_gc(pfx, stale, m->stale_seconds, NULL, err);
+    if (st == CAIRN_E_UNSUPPORTED) { /* no ListMultipartUploads (s3rver): nothing to clean */
+        cairn__clear(err);
+        st = CAIRN_OK;
+    }
     if (st == CAIRN_OK)
         st = cairn__remote_list(pfx, remote_listed, &r, err);
     free(pfx);
@@ -280,15 +296,8 @@ listed:
         read_entry(m, e);
         if (e->seq >= m->next_seq)
             m->next_seq = e->seq + 1;
-        if (e->valid && e->has_metric && !isnan(e->metric) &&
-            (!m->has_best || better(m, e->metric, m->best_metric))) {
-            m->has_best = 1;
-            m->best_metric = e->metric;
-        }
-        if (e->valid && e->time > m->last_time) {
-            m->last_time = e->time;
-            m->last_step = e->step;
-        }
+        if (e->valid)
+            cairn__ckpt_trig_found(&m->trig, e->step, e->time, e->has_metric, e->metric);
     }
     return CAIRN_OK;
 }
@@ -315,9 +324,11 @@ static cairn_status copy_opts(cairn_ckpt *m, const cairn_ckpt_opts *o, cairn_err
     if ((m->flags & CAIRN_CKPT_READ_ONLY) && (m->flags & (CAIRN_CKPT_ASYNC | CAIRN_CKPT_SIGNALS)))
         return cairn__fail(err, CAIRN_E_ARG, "%s: a read-only manager does not save "
                            "(CAIRN_CKPT_ASYNC, CAIRN_CKPT_SIGNALS)", m->dir);
-    m->every_epochs = o->every_epochs;
-    m->every_steps = o->every_steps;
-    m->every_seconds = o->every_seconds;
+    m->trig.every_epochs = o->every_epochs;
+    m->trig.every_steps = o->every_steps;
+    m->trig.every_seconds = o->every_seconds;
+    m->trig.monitor = m->monitor != NULL;
+    m->trig.maximize = (m->flags & CAIRN_CKPT_MODE_MAX) != 0;
     m->keep_best = o->keep_best;
     m->keep_last = o->keep_last;
     m->keep_every = o->keep_every;
@@ -481,62 +492,23 @@ static cairn_status reasons_for(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     *has_metric = 0;
     if (m->monitor) {
         int found;
-        *metric = number_at(metrics, m->monitor, &found);
+        *metric = cairn__ckpt_number_at(metrics, m->monitor, &found);
         if (!found)
             return cairn__fail(err, CAIRN_E_ARG, "%s: metric '%s' is missing from this step's "
                                "metrics", m->dir, m->monitor);
         *has_metric = 1;
     }
-    int any_trigger = m->monitor || m->every_epochs || m->every_steps || m->every_seconds > 0;
-#define ADD(r) snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? "," : "", r)
-    if (flags & CAIRN_STEP_FORCE)
-        ADD("forced");
-    if ((m->flags & CAIRN_CKPT_SIGNALS) && signal_seen)
-        ADD("signal");
-    if (*has_metric && !isnan(*metric) && (!m->has_best || better(m, *metric, m->best_metric)))
-        ADD("improved");
-    if (m->every_epochs && epoch % m->every_epochs == 0)
-        ADD("every_epochs");
-    if (m->every_steps && step >= m->last_step + m->every_steps)
-        ADD("every_steps");
-    if (m->every_seconds > 0 && now() - m->last_time >= m->every_seconds)
-        ADD("every_seconds");
-    if (!any_trigger && !(flags & CAIRN_STEP_FORCE))
-        ADD("every_time");
-#undef ADD
+    cairn__ckpt_reasons(&m->trig, epoch, step, *has_metric, *metric, (flags & CAIRN_STEP_FORCE) != 0,
+                        (m->flags & CAIRN_CKPT_SIGNALS) && signal_seen, now(), out, size);
     return CAIRN_OK;
 }
 
 static cairn_value *make_record(const cairn_ckpt *m, const ckpt_entry *e,
                                 const cairn_value *metrics, cairn_error *err)
 {
-    cairn_value *r = cairn_value_map();
-    cairn_status st = r ? CAIRN_OK : CAIRN_E_NOMEM;
-    if (st == CAIRN_OK)
-        st = cairn_value_set(r, "seq", cairn_value_int((int64_t)e->seq), err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(r, "epoch", cairn_value_int((int64_t)e->epoch), err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(r, "step", cairn_value_int((int64_t)e->step), err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(r, "time", cairn_value_float(e->time), err);
-    if (st == CAIRN_OK && e->has_metric)
-        st = cairn_value_set(r, "metric", cairn_value_float(e->metric), err);
-    if (st == CAIRN_OK && m->monitor)
-        st = cairn_value_set(r, "monitor", cairn_value_string(m->monitor), err);
-    if (st == CAIRN_OK && m->monitor)
-        st = cairn_value_set(r, "mode", cairn_value_string((m->flags & CAIRN_CKPT_MODE_MAX) ? "max"
-                                                                                          : "min"),
-                             err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(r, "reasons", cairn_value_string(e->reasons), err);
-    if (st == CAIRN_OK && metrics)
-        st = cairn_value_set(r, "metrics", cairn_value_clone(metrics), err);
-    if (st != CAIRN_OK) {
-        cairn_value_free(r);
-        return NULL;
-    }
-    return r;
+    return cairn__ckpt_record(e->seq, e->epoch, e->step, e->time, e->has_metric, e->metric,
+                              m->monitor, (m->flags & CAIRN_CKPT_MODE_MAX) != 0, e->reasons,
+                              metrics, err);
 }
 
 cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
@@ -583,12 +555,7 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
     if (st == CAIRN_OK) {
         /* next_seq is raised by cairn__ckpt_committed (for an async save,
          * when it is collected: before the next save picks its number) */
-        m->last_time = e.time;
-        m->last_step = step;
-        if (has_metric && !isnan(metric) && (!m->has_best || better(m, metric, m->best_metric))) {
-            m->has_best = 1;
-            m->best_metric = metric;
-        }
+        cairn__ckpt_trig_saved(&m->trig, step, e.time, has_metric, metric);
         if (by_signal)
             signal_seen = 0;
         if (saved)
@@ -599,54 +566,21 @@ cairn_status cairn_ckpt_step(cairn_ckpt *m, uint64_t epoch, uint64_t step,
 
 /* -------------------------------------------------------------- retention */
 
-typedef struct ranked {
-    size_t index;
-    double metric;
-    int maximize;
-} ranked;
-
-static int ranked_cmp(const void *a, const void *b)
+static void entry_rec(const void *entries, size_t i, cairn__ckpt_rec *out)
 {
-    const ranked *x = a, *y = b;
-    if (x->metric == y->metric)
-        return (x->index < y->index) - (x->index > y->index); /* newer first on ties */
-    int x_better = x->maximize ? x->metric > y->metric : x->metric < y->metric;
-    return x_better ? -1 : 1;
+    const ckpt_entry *e = (const ckpt_entry *)entries + i;
+    *out = (cairn__ckpt_rec){.epoch = e->epoch, .valid = e->valid, .mine = e->mine,
+                             .has_metric = e->has_metric, .metric = e->metric};
 }
 
-/* Marks in keep[] what the policy keeps. Invalid checkpoints are never
- * removed by retention (they may be evidence; `cairn ckpt verify` shows
- * them), and the newest valid checkpoint is always kept. Unless `earlier`,
- * checkpoints this manager did not save are kept too: they count for the
- * policy, but they may belong to another run. */
+/* Marks in keep[] what the policy keeps (ckpt_policy.h, the same rules as
+ * the distributed manager's). */
 static cairn_status mark_kept(const cairn_ckpt *m, uint32_t best, uint32_t last, uint32_t every,
                               int earlier, unsigned char *keep, cairn_error *err)
 {
-    int no_policy = !best && !last && !every;
-    ranked *r = malloc((m->count ? m->count : 1) * sizeof *r);
-    if (!r)
+    if (cairn__ckpt_mark_kept(m->entries, m->count, entry_rec, best, last, every, earlier,
+                              (m->flags & CAIRN_CKPT_MODE_MAX) != 0, keep) != 0)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-    size_t nr = 0, newest_valid = SIZE_MAX, seen_valid = 0;
-    for (size_t i = m->count; i-- > 0;) {
-        const ckpt_entry *e = &m->entries[i];
-        keep[i] = no_policy || !e->valid || (!earlier && !e->mine);
-        if (!e->valid)
-            continue;
-        if (newest_valid == SIZE_MAX)
-            newest_valid = i;
-        if (seen_valid++ < last)
-            keep[i] = 1;
-        if (every && e->epoch % every == 0)
-            keep[i] = 1;
-        if (e->has_metric && !isnan(e->metric))
-            r[nr++] = (ranked){i, e->metric, (m->flags & CAIRN_CKPT_MODE_MAX) != 0};
-    }
-    qsort(r, nr, sizeof *r, ranked_cmp);
-    for (size_t k = 0; k < nr && k < best; k++)
-        keep[r[k].index] = 1;
-    if (newest_valid != SIZE_MAX)
-        keep[newest_valid] = 1;
-    free(r);
     return CAIRN_OK;
 }
 

@@ -6,6 +6,7 @@
 #ifndef CAIRN_CKPT_INTERNAL_H
 #define CAIRN_CKPT_INTERNAL_H
 
+#include "ckpt/ckpt_policy.h"
 #include "common/internal.h"
 
 #include <pthread.h>
@@ -35,17 +36,12 @@ struct cairn_ckpt {
     unsigned flags;
     int lock_fd;         /* the series' write lock (ckpt_lock.c); -1: none held */
     int no_lock;         /* cairn_ckpt_opts.test_no_lock */
-    uint32_t every_epochs, keep_best, keep_last, keep_every;
-    uint64_t every_steps;
-    double every_seconds;
+    uint32_t keep_best, keep_last, keep_every;
+    cairn__ckpt_trig trig; /* the triggers and what they count from (ckpt_policy.h) */
 
     ckpt_entry *entries; /* sorted by seq */
     size_t count, cap;
     uint64_t next_seq;
-    int has_best;
-    double best_metric;  /* best metric among valid checkpoints */
-    double last_time;    /* of the newest checkpoint */
-    uint64_t last_step;
 
     /* async writer (ckpt_async.c) */
     pthread_t thread;

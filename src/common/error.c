@@ -27,6 +27,7 @@ const char *cairn_strerror(cairn_status status)
     case CAIRN_E_SIGNATURE: return "signature does not verify";
     case CAIRN_E_UNSIGNED: return "not signed";
     case CAIRN_E_BUSY: return "locked by another process";
+    case CAIRN_E_AUTH: return "access denied (credentials or permissions)";
     }
     return "unknown status";
 }

@@ -99,8 +99,17 @@ typedef struct cairn__pk_node {
 
 typedef struct cairn__pk_seq {
     uint32_t *items; /* node indexes; a DICT holds key, value, key, value, ... */
-    uint32_t count, cap;
+    uint32_t count;
+    uint32_t cap : 31;   /* items are bounded by CAIRN__PICKLE_BUDGET(len, 2, ...) < 2^31 */
+    uint32_t pooled : 1; /* items are in the machine's pool (a small container's first
+                            items), not their own allocation */
 } cairn__pk_seq;
+
+/* A container's first items, when few (a tuple of a tensor's rebuild call,
+ * its shape, a persistent id), are cut from chunks of this many items
+ * instead of an allocation each: a malloc of 4 to 20 bytes costs 32 to 48. */
+#define CAIRN__PK_POOL_CHUNK 16384
+#define CAIRN__PK_POOL_SMALL 16
 
 typedef struct cairn__pk_blob {
     const uint8_t *p; /* into the pickle, or owned (made by _codecs.encode / torch.device) */
@@ -124,6 +133,15 @@ typedef struct cairn__pk_tensor {
     uint64_t sizes[CAIRN_MAX_RANK];
     uint64_t strides[CAIRN_MAX_RANK]; /* in elements, never negative */
 } cairn__pk_tensor;
+
+/* How the machine keeps a tensor: its sizes and strides in `dims`
+ * (cairn__pk_tensor_get makes the full view). */
+typedef struct cairn__pk_tensor_rec {
+    uint64_t offset;
+    uint32_t storage;
+    uint32_t dims;      /* into cairn__pickle.dims: rank sizes, then rank strides */
+    uint8_t dtype, rank, requires_grad;
+} cairn__pk_tensor_rec;
 
 /* What the machine asks of its host. */
 typedef struct cairn__pickle_host {
@@ -157,12 +175,16 @@ typedef struct cairn__pickle {
     uint32_t node_count, node_cap;
     cairn__pk_seq *seqs;
     uint32_t seq_count, seq_cap;
+    uint32_t **pool;    /* chunks of CAIRN__PK_POOL_CHUNK items; the last one is being cut */
+    uint32_t pool_count, pool_cap, pool_used;
     cairn__pk_blob *blobs;
     uint32_t blob_count, blob_cap;
     cairn__pk_storage *storages;
     uint32_t storage_count, storage_cap;
-    cairn__pk_tensor *tensors;
+    cairn__pk_tensor_rec *tensors;
     uint32_t tensor_count, tensor_cap;
+    uint64_t *dims;     /* the tensors' sizes and strides */
+    uint32_t dims_count, dims_cap;
     uint32_t *stack;
     uint32_t stack_count, stack_cap;
     uint32_t marks[CAIRN__PICKLE_MAX_MARKS]; /* stack heights at each MARK */
@@ -206,6 +228,8 @@ cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s
                                    uint32_t *out, cairn_error *err);
 cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, size_t at,
                                   uint32_t *out, cairn_error *err);
+/* Tensor `index` (a TENSOR node's u.ref) as cairn__pk_add_tensor got it. */
+void cairn__pk_tensor_get(const cairn__pickle *vm, uint32_t index, cairn__pk_tensor *out);
 
 static inline cairn__pk_node *cairn__pk_at(const cairn__pickle *vm, uint32_t node)
 {
@@ -219,6 +243,11 @@ static inline const cairn__pk_blob *cairn__pk_blob_of(const cairn__pickle *vm, u
 {
     return &vm->blobs[vm->nodes[node].u.ref];
 }
+/* The value of str key `key` in dict `dict`, or UINT32_MAX (not a dict, or
+ * no such key). */
+uint32_t cairn__pk_dict_get(const cairn__pickle *vm, uint32_t dict, const char *key);
+/* 1 when `node` is a STR reading `lit` (node may be UINT32_MAX). */
+int cairn__pk_is_str(const cairn__pickle *vm, uint32_t node, const char *lit);
 /* "a tuple", "an int", ... for messages. */
 const char *cairn__pk_type_name(uint8_t type);
 
@@ -272,6 +301,28 @@ typedef struct cairn__np_dtype {
  * refuses (object arrays, structured dtypes, sizes NumPy leaves odd). */
 const char *cairn__np_dtype_resolve(const cairn__np_dtype_args *a, cairn__np_dtype *out);
 
+/* The same for an inert numpy.dtype node of the graph: `shown` gets its
+ * CODE, printable, for messages. */
+const char *cairn__np_dtype_of(const cairn__pickle *vm, uint32_t dt, cairn__np_dtype *out,
+                               char *shown, size_t shown_size);
+
+/* A NumPy array the inert graph holds (docs/FORMAT.md, "Pickle and joblib
+ * as inert data"): a joblib NumpyArrayWrapper, a _reconstruct + BUILD, a
+ * protocol 5 _frombuffer or a numpy scalar, of a dtype cairn has. */
+typedef struct cairn__np_array {
+    cairn_dtype dtype;
+    uint8_t big_endian, fortran;
+    uint32_t rank;
+    uint64_t dims[CAIRN_MAX_RANK];
+    uint32_t bytes;     /* the BYTES node of its elements: count x dtype size of them */
+} cairn__np_array;
+
+/* 1 with *out filled when inert node `node` is such an array; 0 when it is
+ * not one, or one cairn has no dtype or rank for (it stays a value of the
+ * tree); -1 when its shape and its bytes disagree (`why` says how). */
+int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
+                       char *why, size_t why_size);
+
 /* ---------------------------------------------- the walker (pickle_flat.c) */
 
 typedef struct cairn__pk_named {
@@ -281,9 +332,22 @@ typedef struct cairn__pk_named {
     uint32_t at;     /* offset of the opcode that made it, for messages */
 } cairn__pk_named;
 
+/* An inert NumPy array the walk named (its bytes, moved out of the graph). */
+typedef struct cairn__pk_array {
+    char *name;              /* NUL-terminated, a valid tensor name */
+    size_t len;
+    const uint8_t *bytes;    /* into the pickle, or `owned` */
+    size_t nbytes;
+    uint8_t *owned;          /* taken from the graph (protocol 2's _codecs.encode) */
+    cairn__np_array a;
+} cairn__pk_array;
+
 typedef struct cairn__pk_flat {
     cairn__pk_named *tensors; /* in the order the walk met them */
     size_t count, cap;
+    cairn__pk_array *arrays;  /* inert mode: NumPy arrays, in the order the walk met them;
+                                 the tree holds a tensor reference for each */
+    size_t array_count, array_cap;
     size_t *by_name;          /* indexes into tensors, sorted by name (bytes, shorter first) */
     cairn_value *tree;        /* a map, with tensor references */
 } cairn__pk_flat;
@@ -301,7 +365,12 @@ typedef struct cairn__pk_flat {
  * keys other than str and int, empty keys, two keys of one name, duplicate
  * tensor names, invalid UTF-8, reference cycles, depth beyond
  * CAIRN_META_MAX_DEPTH and sharing that expands past
- * CAIRN__PICKLE_TREE_BUDGET(stored). */
+ * CAIRN__PICKLE_TREE_BUDGET(stored). In inert mode a NumPy array
+ * (cairn__np_array_of) becomes an entry of `arrays` and a tensor reference
+ * in the tree: its dtype and shape are not copied into the tree (a dtype
+ * shared by every array of a dict costs nothing per array); one named "array"
+ * at the top sits under "object". An array whose path cannot be a tensor
+ * name stays a value of the tree. */
 cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
                                    cairn_error *err);
 void cairn__pk_flat_free(cairn__pk_flat *flat);

@@ -516,7 +516,6 @@ cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t arg
  * elements), outside any opcode; the wrapper's state says how many. */
 static cairn_status joblib_elements(cairn__pickle *vm, uint32_t state, size_t at,
                                     uint64_t *nbytes, cairn_error *err);
-static uint32_t dict_get(const cairn__pickle *vm, uint32_t dict, const char *key);
 
 static int class_is(const cairn__pickle *vm, uint32_t obj, const char *name)
 {
@@ -535,7 +534,7 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
     CAIRN_TRY(joblib_elements(vm, state, at, &nbytes, err));
     /* joblib writes (and reads) the padding byte only when the wrapper has
      * a numpy_array_alignment_bytes that is not None (joblib >= 0.12). */
-    uint32_t align = dict_get(vm, state, "numpy_array_alignment_bytes");
+    uint32_t align = cairn__pk_dict_get(vm, state, "numpy_array_alignment_bytes");
     int padded = align != UINT32_MAX && vm->nodes[align].type != CAIRN__PK_NONE;
     if (padded && vm->pos >= vm->len)
         return cairn__pk_fail(vm, err, vm->pos, CAIRN_E_CORRUPT, "NumpyArrayWrapper: the file "
@@ -640,89 +639,16 @@ cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, ui
 
 /* ------------------------------------------------ joblib's array wrapper */
 
-/* The value of str key `key` in dict `dict`, or UINT32_MAX. */
-static uint32_t dict_get(const cairn__pickle *vm, uint32_t dict, const char *key)
-{
-    if (vm->nodes[dict].type != CAIRN__PK_DICT)
-        return UINT32_MAX;
-    const cairn__pk_seq *q = cairn__pk_seq_of(vm, dict);
-    for (uint32_t i = 0; i + 1 < q->count; i += 2) {
-        const cairn__pk_node *k = &vm->nodes[q->items[i]];
-        if (k->type != CAIRN__PK_STR)
-            continue;
-        const cairn__pk_blob *b = cairn__pk_blob_of(vm, q->items[i]);
-        if (b->len == strlen(key) && memcmp(b->p, key, b->len) == 0)
-            return q->items[i + 1];
-    }
-    return UINT32_MAX;
-}
-
-static int is_str_node(const cairn__pickle *vm, uint32_t node, const char *lit)
-{
-    if (node == UINT32_MAX || vm->nodes[node].type != CAIRN__PK_STR)
-        return 0;
-    const cairn__pk_blob *b = cairn__pk_blob_of(vm, node);
-    return b->len == strlen(lit) && memcmp(b->p, lit, b->len) == 0;
-}
-
-/* Item i of a tuple node as an int, or 0 (*ok cleared) when it is not one. */
-static int64_t tuple_int(const cairn__pickle *vm, const cairn__pk_seq *q, uint32_t i, int *ok)
-{
-    if (i >= q->count || vm->nodes[q->items[i]].type != CAIRN__PK_INT) {
-        *ok = 0;
-        return 0;
-    }
-    return vm->nodes[q->items[i]].u.i;
-}
-
-/* numpy.dtype('U10', False, True) + BUILD (3, '<', None, None, None, 40, 4, 8)
- * as an inert node: what NumPy makes of it (pickle_numpy.c), or why not. */
-static const char *numpy_dtype_of(const cairn__pickle *vm, uint32_t dt, cairn__np_dtype *out,
-                                  char *shown, size_t shown_size)
-{
-    snprintf(shown, shown_size, "?");
-    cairn__np_dtype_args a;
-    memset(&a, 0, sizeof a);
-    uint32_t args = dict_get(vm, dt, "args"), state = dict_get(vm, dt, "state");
-    if (!is_str_node(vm, dict_get(vm, dt, "$class"), "numpy.dtype") || args == UINT32_MAX ||
-        vm->nodes[args].type != CAIRN__PK_TUPLE)
-        return "it is not a numpy.dtype";
-    const cairn__pk_seq *q = cairn__pk_seq_of(vm, args);
-    if (q->count == 0 || vm->nodes[q->items[0]].type != CAIRN__PK_STR)
-        return "it is not a numpy.dtype";
-    const cairn__pk_blob *code = cairn__pk_blob_of(vm, q->items[0]);
-    a.code = (const char *)code->p;
-    a.code_len = code->len;
-    cairn__printable(a.code, a.code_len, shown, shown_size);
-    a.has_state = state != UINT32_MAX;
-    if (a.has_state && vm->nodes[state].type == CAIRN__PK_TUPLE) {
-        const cairn__pk_seq *t = cairn__pk_seq_of(vm, state);
-        int ok = t->count >= 7 && t->count <= 9;
-        (void)tuple_int(vm, t, 0, &ok);
-        const cairn__pk_blob *e = ok && vm->nodes[t->items[1]].type == CAIRN__PK_STR
-                                      ? cairn__pk_blob_of(vm, t->items[1]) : NULL;
-        ok = ok && e && e->len == 1;
-        a.endian = ok ? (char)e->p[0] : 0;
-        for (uint32_t i = 2; ok && i <= 4; i++)
-            a.structured |= vm->nodes[t->items[i]].type != CAIRN__PK_NONE;
-        a.elsize = tuple_int(vm, t, 5, &ok);
-        (void)tuple_int(vm, t, 6, &ok);
-        a.flags = t->count > 7 ? tuple_int(vm, t, 7, &ok) : 0;
-        a.state_ok = ok;
-    }
-    return cairn__np_dtype_resolve(&a, out);
-}
-
 static cairn_status joblib_elements(cairn__pickle *vm, uint32_t state, size_t at,
                                     uint64_t *nbytes, cairn_error *err)
 {
-    uint32_t shape = dict_get(vm, state, "shape"), dt = dict_get(vm, state, "dtype");
+    uint32_t shape = cairn__pk_dict_get(vm, state, "shape"), dt = cairn__pk_dict_get(vm, state, "dtype");
     cairn__np_dtype np;
     if (shape == UINT32_MAX || vm->nodes[shape].type != CAIRN__PK_TUPLE || dt == UINT32_MAX)
         return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD of joblib.numpy_pickle."
                               "NumpyArrayWrapper: its state has no shape tuple or no dtype");
     char shown[64];
-    const char *why = numpy_dtype_of(vm, dt, &np, shown, sizeof shown);
+    const char *why = cairn__np_dtype_of(vm, dt, &np, shown, sizeof shown);
     if (why)
         return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD of joblib.numpy_pickle."
                               "NumpyArrayWrapper: an array of numpy dtype '%s' cairn cannot "

@@ -11,6 +11,7 @@
 
 #define TOP_TENSOR_NAME "tensor" /* a pickle that is one tensor */
 #define TOP_OBJECT_KEY "object"  /* where a top level that is not a dict goes */
+#define TOP_ARRAY_NAME "array"   /* an inert pickle that is one NumPy array */
 
 typedef struct walk {
     cairn__pickle *vm;
@@ -125,6 +126,54 @@ static cairn_status emit_tensor(walk *w, uint32_t node, cairn_value **out)
     f->tensors[f->count].tensor = w->vm->nodes[node].u.ref;
     f->tensors[f->count].at = w->vm->nodes[node].at;
     f->count++;
+    return CAIRN_OK;
+}
+
+/* An inert NumPy array (cairn__np_array_of): an entry of out->arrays and a
+ * tensor reference in the tree; its dtype, shape and bytes are read from
+ * the graph, not copied into the tree. *done is cleared when the node is
+ * not such an array, or its path cannot name a tensor (it stays a value). */
+static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *done)
+{
+    cairn__np_array a;
+    char why[160];
+    *done = 0;
+    int got = cairn__np_array_of(w->vm, node, &a, why, sizeof why);
+    if (got < 0)
+        return fail_at(w, node, CAIRN_E_CORRUPT, why);
+    const char *name = w->path_len ? w->path : TOP_ARRAY_NAME;
+    size_t len = w->path_len ? w->path_len : strlen(TOP_ARRAY_NAME);
+    cairn_error ignored;
+    if (got == 0 || w->path_over || cairn__name_check(name, len, "tensor", &ignored) != CAIRN_OK)
+        return CAIRN_OK;
+    CAIRN_TRY(spend(w, node, sizeof(cairn__pk_array) + NODE_COST + 2 * len));
+    cairn__pk_flat *f = w->out;
+    if (!CAIRN__GROW(f->arrays, f->array_cap, f->array_count, 64))
+        return nomem(w, node);
+    cairn__pk_array *e = &f->arrays[f->array_count];
+    memset(e, 0, sizeof *e);
+    e->name = malloc(len + 1);
+    *out = cairn__value_new_blob(CAIRN_VALUE_TENSOR, name, len);
+    if (!e->name || !*out) {
+        free(e->name);
+        cairn_value_free(*out);
+        *out = NULL;
+        return nomem(w, node);
+    }
+    memcpy(e->name, name, len + 1);
+    e->len = len;
+    e->a = a;
+    /* The bytes stay where they are; bytes the graph made (protocol 2's
+     * _codecs.encode) move here, for the graph is freed before the file. */
+    cairn__pk_blob *b = &w->vm->blobs[w->vm->nodes[a.bytes].u.ref];
+    e->bytes = b->p;
+    e->nbytes = b->len;
+    if (b->owned) {
+        e->owned = (uint8_t *)b->p;
+        b->owned = 0;
+    }
+    f->array_count++;
+    *done = 1;
     return CAIRN_OK;
 }
 
@@ -364,8 +413,13 @@ static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out
     case CAIRN__PK_TUPLE:
     case CAIRN__PK_LIST:
     case CAIRN__PK_SET:
-    case CAIRN__PK_FROZENSET:
-    case CAIRN__PK_DICT: return convert_container(w, node, depth, out);
+    case CAIRN__PK_FROZENSET: return convert_container(w, node, depth, out);
+    case CAIRN__PK_DICT: {
+        int done = 0;
+        if (w->vm->host->inert && (n->flags & CAIRN__PKF_INERT))
+            CAIRN_TRY(emit_array(w, node, out, &done));
+        return done ? CAIRN_OK : convert_container(w, node, depth, out);
+    }
     case CAIRN__PK_TENSOR: return emit_tensor(w, node, out);
     case CAIRN__PK_STORAGE:
         return fail_at(w, node, CAIRN_E_UNSUPPORTED, "a storage outside any tensor");
@@ -428,8 +482,19 @@ static cairn_status index_names(walk *w)
 static cairn_status walk_root(walk *w, cairn__pk_flat *out)
 {
     uint32_t root = w->vm->root;
-    if (w->vm->nodes[root].type == CAIRN__PK_DICT)
-        return convert(w, root, 1, &out->tree);
+    if (w->vm->nodes[root].type == CAIRN__PK_DICT) {
+        CAIRN_TRY(convert(w, root, 1, &out->tree));
+        if (cairn_value_get_type(out->tree) == CAIRN_VALUE_MAP)
+            return CAIRN_OK;
+        cairn_value *array = out->tree; /* one NumPy array */
+        if (!(out->tree = cairn_value_map()) ||
+            cairn__value_map_push(out->tree, TOP_OBJECT_KEY, strlen(TOP_OBJECT_KEY), array) !=
+                CAIRN_OK) {
+            cairn_value_free(array);
+            return nomem(w, root);
+        }
+        return CAIRN_OK;
+    }
     if (!(out->tree = cairn_value_map()))
         return nomem(w, root);
     cairn_value *child = NULL;
@@ -473,6 +538,11 @@ void cairn__pk_flat_free(cairn__pk_flat *flat)
     for (size_t i = 0; i < flat->count; i++)
         free(flat->tensors[i].name);
     free(flat->tensors);
+    for (size_t i = 0; i < flat->array_count; i++) {
+        free(flat->arrays[i].name);
+        free(flat->arrays[i].owned);
+    }
+    free(flat->arrays);
     free(flat->by_name);
     cairn_value_free(flat->tree);
     memset(flat, 0, sizeof *flat);

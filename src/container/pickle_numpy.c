@@ -87,3 +87,168 @@ const char *cairn__np_dtype_resolve(const cairn__np_dtype_args *a, cairn__np_dty
         }
     return "its code is not one numpy.dtype pickles";
 }
+
+/* Item i of a tuple node as an int, or 0 (*ok cleared) when it is not one. */
+static int64_t tuple_int(const cairn__pickle *vm, const cairn__pk_seq *q, uint32_t i, int *ok)
+{
+    if (i >= q->count || vm->nodes[q->items[i]].type != CAIRN__PK_INT) {
+        *ok = 0;
+        return 0;
+    }
+    return vm->nodes[q->items[i]].u.i;
+}
+
+/* numpy.dtype('U10', False, True) + BUILD (3, '<', None, None, None, 40, 4, 8). */
+const char *cairn__np_dtype_of(const cairn__pickle *vm, uint32_t dt, cairn__np_dtype *out,
+                               char *shown, size_t shown_size)
+{
+    snprintf(shown, shown_size, "?");
+    cairn__np_dtype_args a;
+    memset(&a, 0, sizeof a);
+    uint32_t args = cairn__pk_dict_get(vm, dt, "args"), state = cairn__pk_dict_get(vm, dt, "state");
+    if (!cairn__pk_is_str(vm, cairn__pk_dict_get(vm, dt, "$class"), "numpy.dtype") || args == UINT32_MAX ||
+        vm->nodes[args].type != CAIRN__PK_TUPLE)
+        return "it is not a numpy.dtype";
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, args);
+    if (q->count == 0 || vm->nodes[q->items[0]].type != CAIRN__PK_STR)
+        return "it is not a numpy.dtype";
+    const cairn__pk_blob *code = cairn__pk_blob_of(vm, q->items[0]);
+    a.code = (const char *)code->p;
+    a.code_len = code->len;
+    cairn__printable(a.code, a.code_len, shown, shown_size);
+    a.has_state = state != UINT32_MAX;
+    if (a.has_state && vm->nodes[state].type == CAIRN__PK_TUPLE) {
+        const cairn__pk_seq *t = cairn__pk_seq_of(vm, state);
+        int ok = t->count >= 7 && t->count <= 9;
+        (void)tuple_int(vm, t, 0, &ok);
+        const cairn__pk_blob *e = ok && vm->nodes[t->items[1]].type == CAIRN__PK_STR
+                                      ? cairn__pk_blob_of(vm, t->items[1]) : NULL;
+        ok = ok && e && e->len == 1;
+        a.endian = ok ? (char)e->p[0] : 0;
+        for (uint32_t i = 2; ok && i <= 4; i++)
+            a.structured |= vm->nodes[t->items[i]].type != CAIRN__PK_NONE;
+        a.elsize = tuple_int(vm, t, 5, &ok);
+        (void)tuple_int(vm, t, 6, &ok);
+        a.flags = t->count > 7 ? tuple_int(vm, t, 7, &ok) : 0;
+        a.state_ok = ok;
+    }
+    return cairn__np_dtype_resolve(&a, out);
+}
+
+
+/* ------------------------------------------------------------- arrays */
+
+static int class_named(const cairn__pickle *vm, uint32_t cls, const char *module_tail,
+                       const char *name)
+{
+    char full[96];
+    for (int v = 0; v < 2; v++) { /* NumPy 1 and NumPy 2 module names */
+        snprintf(full, sizeof full, "numpy.%s%s.%s", v ? "_" : "", module_tail, name);
+        if (cairn__pk_is_str(vm, cls, full))
+            return 1;
+    }
+    return 0;
+}
+
+static int is_seq(const cairn__pickle *vm, uint32_t node)
+{
+    return node != UINT32_MAX &&
+           (vm->nodes[node].type == CAIRN__PK_TUPLE || vm->nodes[node].type == CAIRN__PK_LIST);
+}
+
+static uint32_t item(const cairn__pickle *vm, uint32_t seq, uint32_t i)
+{
+    if (!is_seq(vm, seq) || i >= cairn__pk_seq_of(vm, seq)->count)
+        return UINT32_MAX;
+    return cairn__pk_seq_of(vm, seq)->items[i];
+}
+
+static uint32_t seq_count(const cairn__pickle *vm, uint32_t seq)
+{
+    return is_seq(vm, seq) ? cairn__pk_seq_of(vm, seq)->count : 0;
+}
+
+/* Where one of the four kinds of array node keeps its parts (docs/FORMAT.md
+ * "Pickle and joblib as inert data"); 0 when `node` is none of them.
+ * *shape is UINT32_MAX for a scalar (rank 0). */
+static int array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *shape, uint32_t *dtype,
+                       uint32_t *bytes, int *fortran)
+{
+    uint32_t cls = cairn__pk_dict_get(vm, node, "$class");
+    uint32_t args = cairn__pk_dict_get(vm, node, "args");
+    uint32_t st = cairn__pk_dict_get(vm, node, "state");
+    *fortran = 0;
+    if (class_named(vm, cls, "core.multiarray", "scalar") && seq_count(vm, args) == 2) {
+        *shape = UINT32_MAX;
+        *dtype = item(vm, args, 0);
+        *bytes = item(vm, args, 1);
+        return 1;
+    }
+    if (class_named(vm, cls, "core.numeric", "_frombuffer") && seq_count(vm, args) == 4) {
+        *bytes = item(vm, args, 0); /* protocol 5: (buffer, dtype, shape, order) */
+        *dtype = item(vm, args, 1);
+        *shape = item(vm, args, 2);
+        *fortran = cairn__pk_is_str(vm, item(vm, args, 3), "F");
+        return is_seq(vm, *shape);
+    }
+    if (st == UINT32_MAX)
+        return 0;
+    if (cairn__pk_is_str(vm, cls, "joblib.numpy_pickle.NumpyArrayWrapper")) {
+        *shape = cairn__pk_dict_get(vm, st, "shape");
+        *dtype = cairn__pk_dict_get(vm, st, "dtype");
+        *bytes = cairn__pk_dict_get(vm, node, "data");
+        *fortran = cairn__pk_is_str(vm, cairn__pk_dict_get(vm, st, "order"), "F");
+        return is_seq(vm, *shape) && *dtype != UINT32_MAX;
+    }
+    if (class_named(vm, cls, "core.multiarray", "_reconstruct") && seq_count(vm, st) == 5) {
+        *shape = item(vm, st, 1);
+        *dtype = item(vm, st, 2);
+        *bytes = item(vm, st, 4);
+        uint32_t f = item(vm, st, 3);
+        *fortran = vm->nodes[f].type == CAIRN__PK_BOOL && vm->nodes[f].u.b;
+        return is_seq(vm, *shape);
+    }
+    return 0;
+}
+
+int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
+                       char *why, size_t why_size)
+{
+    uint32_t shape, dt, bytes;
+    int fortran;
+    memset(out, 0, sizeof *out);
+    if (vm->nodes[node].type != CAIRN__PK_DICT || !(vm->nodes[node].flags & CAIRN__PKF_INERT) ||
+        !array_parts(vm, node, &shape, &dt, &bytes, &fortran) || bytes == UINT32_MAX ||
+        vm->nodes[bytes].type != CAIRN__PK_BYTES || dt == UINT32_MAX)
+        return 0;
+    cairn__np_dtype np;
+    char shown[64];
+    uint32_t rank = seq_count(vm, shape);
+    if (cairn__np_dtype_of(vm, dt, &np, shown, sizeof shown) || !np.dtype ||
+        rank > CAIRN_MAX_RANK)
+        return 0; /* an array cairn has no dtype for stays bytes in the tree */
+    uint64_t count = 1;
+    for (uint32_t i = 0; i < rank; i++) {
+        const cairn__pk_node *d = &vm->nodes[item(vm, shape, i)];
+        if (d->type != CAIRN__PK_INT || d->u.i < 0)
+            return 0;
+        out->dims[i] = (uint64_t)d->u.i;
+        if (cairn__mul_overflow(count, out->dims[i], &count)) {
+            snprintf(why, why_size, "a NumPy array whose shape overflows");
+            return -1;
+        }
+    }
+    uint64_t need;
+    size_t len = cairn__pk_blob_of(vm, bytes)->len;
+    if (cairn__mul_overflow(count, cairn_dtype_size(np.dtype), &need) || need != len) {
+        snprintf(why, why_size, "a NumPy array whose shape and dtype say %llu elements, but "
+                 "it holds %zu bytes", (unsigned long long)count, len);
+        return -1;
+    }
+    out->dtype = np.dtype;
+    out->big_endian = (uint8_t)np.big_endian;
+    out->fortran = (uint8_t)(fortran && rank > 1);
+    out->rank = rank;
+    out->bytes = bytes;
+    return 1;
+}

@@ -109,6 +109,23 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
     return CAIRN_OK;
 }
 
+/* `n` (at most CAIRN__PK_POOL_SMALL) items from the pool, or NULL. */
+static uint32_t *pool_cut(cairn__pickle *vm, uint32_t n)
+{
+    if (!vm->pool_count || vm->pool_used > CAIRN__PK_POOL_CHUNK - n) {
+        if (!grow((void **)&vm->pool, &vm->pool_cap, vm->pool_count, sizeof *vm->pool))
+            return NULL;
+        uint32_t *chunk = malloc(CAIRN__PK_POOL_CHUNK * sizeof *chunk);
+        if (!chunk)
+            return NULL;
+        vm->pool[vm->pool_count++] = chunk;
+        vm->pool_used = 0;
+    }
+    uint32_t *p = vm->pool[vm->pool_count - 1] + vm->pool_used;
+    vm->pool_used += n;
+    return p;
+}
+
 /* Callers bound n by bytes of input consumed, so the total of all items
  * stays below the pickle's length. */
 cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *items, uint32_t n,
@@ -120,15 +137,24 @@ cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *
         return cairn__pk_fail(vm, err, vm->nodes[node].at, CAIRN_E_LIMIT,
                               "container of more than 2^32 items");
     uint32_t want = s->count + n;
-    if (want > s->cap) {
+    if (want > s->cap && s->cap == 0 && want <= CAIRN__PK_POOL_SMALL) {
+        if (!(s->items = pool_cut(vm, want)))
+            return oom(vm, err, vm->nodes[node].at);
+        s->cap = want;
+        s->pooled = 1;
+    } else if (want > s->cap) {
         uint32_t cap = s->cap ? s->cap : 4;
         while (cap < want)
             cap = cap > UINT32_MAX / 2 ? want : cap * 2;
-        uint32_t *p = realloc(s->items, (size_t)cap * sizeof *p);
+        uint32_t *p = s->pooled ? malloc((size_t)cap * sizeof *p)
+                                : realloc(s->items, (size_t)cap * sizeof *p);
         if (!p)
             return oom(vm, err, vm->nodes[node].at);
+        if (s->pooled && s->count) /* the pooled slot stays, unused, until the pool goes */
+            memcpy(p, s->items, (size_t)s->count * sizeof *p);
         s->items = p;
         s->cap = cap;
+        s->pooled = 0;
     }
     if (n)
         memcpy(s->items + s->count, items, (size_t)n * sizeof *items);
@@ -150,7 +176,11 @@ void cairn__pickle_free(cairn__pickle *vm)
     if (!vm)
         return;
     for (uint32_t i = 0; i < vm->seq_count; i++)
-        free(vm->seqs[i].items);
+        if (!vm->seqs[i].pooled)
+            free(vm->seqs[i].items);
+    for (uint32_t i = 0; i < vm->pool_count; i++)
+        free(vm->pool[i]);
+    free(vm->pool);
     for (uint32_t i = 0; i < vm->blob_count; i++)
         if (vm->blobs[i].owned)
             free((void *)vm->blobs[i].p);
@@ -159,6 +189,7 @@ void cairn__pickle_free(cairn__pickle *vm)
     free(vm->blobs);
     free(vm->storages);
     free(vm->tensors);
+    free(vm->dims);
     free(vm->stack);
     free(vm->memo);
     memset(vm, 0, sizeof *vm);
@@ -183,8 +214,57 @@ cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, 
                               (unsigned)CAIRN__PICKLE_MAX_TENSORS);
     if (!grow((void **)&vm->tensors, &vm->tensor_cap, vm->tensor_count, sizeof *vm->tensors))
         return oom(vm, err, at);
+    /* at most 2 x CAIRN_MAX_RANK per tensor: below 2^25 for 2^20 tensors */
+    while (vm->dims_cap - vm->dims_count < 2 * t->rank)
+        if (!grow((void **)&vm->dims, &vm->dims_cap, vm->dims_cap, sizeof *vm->dims))
+            return oom(vm, err, at);
     CAIRN_TRY(cairn__pk_new(vm, CAIRN__PK_TENSOR, at, out, err));
-    vm->tensors[vm->tensor_count] = *t;
+    cairn__pk_tensor_rec *r = &vm->tensors[vm->tensor_count];
+    r->offset = t->offset;
+    r->storage = t->storage;
+    r->dims = vm->dims_count;
+    r->dtype = (uint8_t)t->dtype;
+    r->rank = (uint8_t)t->rank;
+    r->requires_grad = (uint8_t)(t->requires_grad != 0);
+    if (t->rank) { /* a scalar has none (and dims may still be NULL) */
+        memcpy(vm->dims + vm->dims_count, t->sizes, t->rank * sizeof *vm->dims);
+        memcpy(vm->dims + vm->dims_count + t->rank, t->strides, t->rank * sizeof *vm->dims);
+        vm->dims_count += 2 * t->rank;
+    }
     vm->nodes[*out].u.ref = vm->tensor_count++;
     return CAIRN_OK;
+}
+
+void cairn__pk_tensor_get(const cairn__pickle *vm, uint32_t index, cairn__pk_tensor *out)
+{
+    const cairn__pk_tensor_rec *r = &vm->tensors[index];
+    memset(out, 0, sizeof *out);
+    out->storage = r->storage;
+    out->dtype = (cairn_dtype)r->dtype;
+    out->rank = r->rank;
+    out->requires_grad = r->requires_grad;
+    out->offset = r->offset;
+    if (r->rank) {
+        memcpy(out->sizes, vm->dims + r->dims, r->rank * sizeof *out->sizes);
+        memcpy(out->strides, vm->dims + r->dims + r->rank, r->rank * sizeof *out->strides);
+    }
+}
+
+uint32_t cairn__pk_dict_get(const cairn__pickle *vm, uint32_t dict, const char *key)
+{
+    if (dict == UINT32_MAX || vm->nodes[dict].type != CAIRN__PK_DICT)
+        return UINT32_MAX;
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, dict);
+    for (uint32_t i = 0; i + 1 < q->count; i += 2)
+        if (cairn__pk_is_str(vm, q->items[i], key))
+            return q->items[i + 1];
+    return UINT32_MAX;
+}
+
+int cairn__pk_is_str(const cairn__pickle *vm, uint32_t node, const char *lit)
+{
+    if (node == UINT32_MAX || vm->nodes[node].type != CAIRN__PK_STR)
+        return 0;
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, node);
+    return b->len == strlen(lit) && memcmp(b->p, lit, b->len) == 0;
 }

@@ -358,17 +358,28 @@ static cairn_status check_entry(const cairn__source *f, raw_entry *r, uint64_t m
                            "declares %llu bytes from %llu deflated bytes, beyond deflate's "
                            "1032:1 maximum", where, (unsigned long long)r->at,
                            (unsigned long long)r->size, (unsigned long long)r->comp);
+    /* The bytes the file holds set the budget: at most 100:1, and at most
+     * 4 x the file's size, so that a command holding a member whole (or two,
+     * for diff) keeps to 16 x S + 160 MiB (docs/FORMAT.md §14). */
+    uint64_t file_cap;
     if (cairn__mul_overflow(r->comp, CAIRN__ZIP_RATIO_LIMIT, &ratio_cap))
         ratio_cap = UINT64_MAX;
+    if (cairn__mul_overflow(f->size, CAIRN__ZIP_SIZE_LIMIT, &file_cap))
+        file_cap = UINT64_MAX;
+    if (ratio_cap > file_cap)
+        ratio_cap = file_cap;
     if (r->method == CAIRN__ZIP_DEFLATED && r->size > max_inflate && r->size > ratio_cap)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s (central directory entry at offset %llu): "
                            "inflates %llu bytes to %llu (%llu:1), over the decompression limit "
-                           "of max(%llu bytes, %d x the compressed size); raise "
-                           "cairn_open_opts.max_inflate to read it", where,
+                           "of %llu bytes: max(max_inflate %llu, min(%d x the compressed size, "
+                           "%d x the file's %llu bytes)); raise cairn_open_opts.max_inflate "
+                           "(Python: max_inflate=) to read it", where,
                            (unsigned long long)r->at, (unsigned long long)r->comp,
                            (unsigned long long)r->size,
                            (unsigned long long)(r->comp ? r->size / r->comp : 0),
-                           (unsigned long long)max_inflate, CAIRN__ZIP_RATIO_LIMIT);
+                           (unsigned long long)(max_inflate > ratio_cap ? max_inflate : ratio_cap),
+                           (unsigned long long)max_inflate, CAIRN__ZIP_RATIO_LIMIT,
+                           CAIRN__ZIP_SIZE_LIMIT, (unsigned long long)f->size);
     m->name_len = r->name_len;
     m->method = r->method;
     m->flags = r->flags;
@@ -394,7 +405,9 @@ static cairn_status check_local(const cairn__source *f, const cairn__zip *z, cai
                            "into the central directory at offset %llu", where,
                            (unsigned long long)m->header_offset,
                            (unsigned long long)z->cd_offset);
-    CAIRN_TRY(cairn__source_read(f, m->header_offset, h, sizeof h, err));
+    /* Every member's header is read: with pread, so no page of the file
+     * stays resident for it (cairn__source_read_cold). */
+    CAIRN_TRY(cairn__source_read_cold(f, m->header_offset, h, sizeof h, err));
     size_t n = cairn__le16(h + 26), x = cairn__le16(h + 28);
     if (cairn__le32(h) != SIG_LOCAL)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: no local header signature at offset %llu",
@@ -406,11 +419,16 @@ static cairn_status check_local(const cairn__source *f, const cairn__zip *z, cai
                            "directory at offset %llu", where, (unsigned long long)data,
                            (unsigned long long)m->comp_size, n, x,
                            (unsigned long long)z->cd_offset);
-    const uint8_t *name;
-    uint8_t *heap;
-    CAIRN_TRY(fetch(f, end, n, &name, &heap, err));
-    int same = n == m->name_len && memcmp(name, m->name, n) == 0;
-    free(heap);
+    int same = n == m->name_len;
+    if (same) { /* a different length already says enough */
+        uint8_t *name = malloc(n ? n : 1);
+        if (!name)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", where);
+        cairn_status st = cairn__source_read_cold(f, end, name, n, err);
+        same = st == CAIRN_OK && memcmp(name, m->name, n) == 0;
+        free(name);
+        CAIRN_TRY(st);
+    }
     if (!same)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: the local header at offset %llu names "
                            "another member", where, (unsigned long long)m->header_offset);
@@ -766,10 +784,11 @@ static cairn_status stored_crc_mismatch(const cairn__source *f, const cairn__zip
 }
 
 static cairn_status read_stored(const cairn__source *f, const cairn__zip_member *m, uint64_t skip,
-                                uint8_t *dst, size_t len, int check, cairn_error *err)
+                                uint8_t *dst, size_t len, unsigned flags, cairn_error *err)
 {
-    CAIRN_TRY(cairn__source_read(f, m->data_offset + skip, dst, len, err));
-    if (!check)
+    CAIRN_TRY((flags & CAIRN__ZIP_PEEK ? cairn__source_read_cold : cairn__source_read)(
+        f, m->data_offset + skip, dst, len, err));
+    if (!(flags & CAIRN__ZIP_CHECK))
         return CAIRN_OK;
     uint32_t crc = 0;
     CAIRN_TRY(crc_range(f, m->data_offset, skip, &crc, err));
@@ -788,7 +807,7 @@ cairn_status cairn__zip_read(const cairn__source *f, const cairn__zip_member *m,
                            len, (unsigned long long)skip, (unsigned long long)m->size);
     int check = (flags & CAIRN__ZIP_CHECK) != 0;
     if (m->method == CAIRN__ZIP_STORED)
-        return read_stored(f, m, skip, dst, len, check, err);
+        return read_stored(f, m, skip, dst, len, flags, err);
     return read_deflated(f, m, skip, dst, len, check, err);
 }
 

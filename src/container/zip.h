@@ -20,9 +20,11 @@
  * bytes of central directory (read in one piece). */
 #define CAIRN__ZIP_MAX_MEMBERS (UINT64_C(1) << 22)
 #define CAIRN__ZIP_MAX_CD_SIZE (UINT64_C(1) << 30)
-/* A deflated member may declare at most max(max_inflate, this x its
- * compressed size) bytes (cairn_open_opts.max_inflate). */
+/* A deflated member may declare at most max(max_inflate, min(this x its
+ * compressed size, CAIRN__ZIP_SIZE_LIMIT x the archive's size)) bytes
+ * (cairn_open_opts.max_inflate). */
 #define CAIRN__ZIP_RATIO_LIMIT 100
+#define CAIRN__ZIP_SIZE_LIMIT 4
 /* Deflate cannot do better than 1032:1 (a 258-byte match in 2 bits), so a
  * larger declared ratio is malformed whatever the limits say. */
 #define CAIRN__ZIP_DEFLATE_MAX_RATIO 1032
@@ -65,6 +67,8 @@ const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, 
 /* Flags for cairn__zip_read. */
 #define CAIRN__ZIP_CHECK 0x1u /* also check the whole member: its CRC-32 and, for deflated
                                  members, that the stream holds exactly the declared size */
+#define CAIRN__ZIP_PEEK 0x2u  /* a small read of a stored member's header, one of many:
+                                 with pread (cairn__source_read_cold), not the mapping */
 
 /* Copies uncompressed bytes [skip, skip + len) of member m into dst (the
  * range must lie within m->size). Stored members are a plain copy; deflated

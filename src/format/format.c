@@ -22,6 +22,14 @@ void cairn__table_init(cairn__tensor_table *t, const void *records, size_t strid
     t->free_state = free_state;
 }
 
+void cairn__table_init_packed(cairn__tensor_table *t, const cairn__packed *p,
+                              const size_t *order, void (*free_state)(void *state))
+{
+    cairn__table_init(t, NULL, 0, p->count, free_state);
+    t->packed = p;
+    t->order = order;
+}
+
 void cairn__table_index(cairn__tensor_table *t, const cairn__nameset *index,
                         cairn__name_fn name_at, const void *ctx)
 {
@@ -58,7 +66,10 @@ static const cairn__tensor *record(const cairn__tensor_table *t, uint64_t i)
 static const char *record_name(const void *ctx, uint64_t pos, size_t *len)
 {
     const cairn__tensor_table *t = ctx;
-    const cairn_tensor_info *in = &record(t, t->by_name ? t->by_name[pos] : pos)->info;
+    uint64_t i = t->by_name ? t->by_name[pos] : pos;
+    if (t->packed)
+        return cairn__packed_name(t->packed, t->order ? t->order[i] : i, len);
+    const cairn_tensor_info *in = &record(t, i)->info;
     *len = in->name_len;
     return in->name;
 }
@@ -90,7 +101,11 @@ uint64_t cairn__table_count(const cairn_file *f)
 cairn_status cairn__table_tensor_at(const cairn_file *f, uint64_t index, cairn__tensor *out,
                                     cairn_error *err)
 {
-    *out = *record(f->state, index);
+    const cairn__tensor_table *t = f->state;
+    if (t->packed)
+        cairn__packed_get(t->packed, t->order ? t->order[index] : index, out);
+    else
+        *out = *record(t, index);
     return CAIRN_OK;
 }
 

@@ -117,6 +117,36 @@ struct cairn_file {
     void *state; /* the format's own */
 };
 
+/* ------------------------------------------------- packed tensor records */
+
+/* Tensor records kept compactly for readers of files with many tensors: a
+ * cairn__tensor is 192 bytes, a packed record its name (inline, with its
+ * NUL) and the fields that are not zero as varints -- about 20 bytes more
+ * than the name for a typical tensor -- followed by `tail` bytes of the
+ * format's own (copied in and out; no alignment). Records live in 64 KiB
+ * blocks that never move: a name handed out stays valid until the store is
+ * freed. Index i is the i-th record added. */
+typedef struct cairn__packed {
+    uint8_t **blocks;
+    size_t nblocks, blocks_cap;
+    size_t used;  /* bytes used in the last block */
+    uint64_t *at; /* per record: block << 32 | offset in it */
+    uint64_t count, cap;
+    size_t tail;
+} cairn__packed;
+
+void cairn__packed_init(cairn__packed *p, size_t tail);
+/* Appends t (its name copied) and `tail` (p->tail bytes; NULL when 0).
+ * CAIRN_E_NOMEM naming `path`. */
+cairn_status cairn__packed_add(cairn__packed *p, const cairn__tensor *t, const void *tail,
+                               const char *path, cairn_error *err);
+/* Record i < count: the whole record (info.name points into the store), its
+ * name only, or its tail (p->tail bytes into out). */
+void cairn__packed_get(const cairn__packed *p, uint64_t i, cairn__tensor *out);
+const char *cairn__packed_name(const cairn__packed *p, uint64_t i, size_t *len);
+void cairn__packed_tail(const cairn__packed *p, uint64_t i, void *out);
+void cairn__packed_free(cairn__packed *p);
+
 /* ------------------------------------------------- a reader's tensor table */
 
 /* The tensors most readers find, kept the same way: `count` records
@@ -129,6 +159,8 @@ typedef struct cairn__tensor_table {
     const void *records;
     size_t stride;
     uint64_t count;
+    const cairn__packed *packed; /* instead of records and stride, when set */
+    const size_t *order;         /* packed: table index -> record (NULL: the same) */
     /* Finding a name: through `index` (a nameset over record indexes whose
      * names `index_name` gives, with `ctx`), or else by binary search over
      * positions in name order: `sorted_name` gives the name at a position
@@ -156,6 +188,10 @@ typedef struct cairn__tensor_table {
  * answer. */
 void cairn__table_init(cairn__tensor_table *t, const void *records, size_t stride,
                        uint64_t count, void (*free_state)(void *state));
+/* The same over packed records (count: p->count): table index i is record
+ * order[i] (order NULL: record i). */
+void cairn__table_init_packed(cairn__tensor_table *t, const cairn__packed *p,
+                              const size_t *order, void (*free_state)(void *state));
 void cairn__table_index(cairn__tensor_table *t, const cairn__nameset *index,
                         cairn__name_fn name_at, const void *ctx);
 void cairn__table_sorted(cairn__tensor_table *t, cairn__sorted_name_fn name_at,

@@ -9,8 +9,12 @@
  *
  * Every call names the object in its error: "s3://bucket/key: GET: HTTP 503
  * (SlowDown) after 5 attempts". Statuses: CAIRN_E_NOT_FOUND (404),
- * CAIRN_E_EXISTS (412 on a create-only write), CAIRN_E_CORRUPT (a response
- * that breaks the protocol), CAIRN_E_IO (everything else, after retries).
+ * CAIRN_E_EXISTS (412 on a create-only write), CAIRN_E_AUTH (401, 403, and
+ * 400 with a token or signature code: who is asking was refused; the message
+ * names the access key ID and where it came from, never the secret),
+ * CAIRN_E_CORRUPT (a response that breaks the protocol), CAIRN_E_UNSUPPORTED
+ * (501: a server without that request, e.g. s3rver's ListMultipartUploads), CAIRN_E_IO
+ * (everything else, after retries).
  */
 #ifndef CAIRN_IO_S3_H
 #define CAIRN_IO_S3_H
@@ -30,6 +34,7 @@ typedef struct cairn__s3_config {
     char *access_key;    /* NULL: anonymous, unsigned requests */
     char *secret_key;
     char *session_token; /* NULL when none */
+    char key_source[160]; /* where access_key came from, for messages ("AWS_ACCESS_KEY_ID") */
     char *ca_bundle;     /* NULL: libcurl's default */
     int path_style;      /* 1: ENDPOINT/BUCKET/KEY; 0: virtual-hosted BUCKET.HOST/KEY */
     int max_attempts;    /* 1..20 */
@@ -38,6 +43,15 @@ typedef struct cairn__s3_config {
     unsigned stall_seconds; /* a transfer with no byte for this long is dropped (and retried) */
     int unsigned_payload;   /* bodies as UNSIGNED-PAYLOAD over plain HTTP too (a trusted
                                network such as loopback); over HTTPS they always are */
+    /* Test hooks, empty in use (tests/test_s3_sigv4.c checks the signed
+     * requests against AWS's published SigV4 examples with them): a fixed
+     * x-amz-date ("20130524T000000Z", sent as a header, which libcurl then
+     * signs with instead of its clock), a service other than "s3", and a
+     * libcurl CONNECT_TO entry ("::127.0.0.1:PORT": every connection goes
+     * there, the Host header and the signature keep the endpoint's name). */
+    char fixed_date[20];
+    char service[32];
+    char connect_to[128];
 } cairn__s3_config;
 
 cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err);

@@ -177,6 +177,10 @@ cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err)
     char *conf_path = home_file("AWS_CONFIG_FILE", ".aws/config");
     char *creds = cred_path ? read_small(cred_path) : NULL;
     char *conf = conf_path ? read_small(conf_path) : NULL;
+    char shown[96];
+    snprintf(cfg->key_source, sizeof cfg->key_source, "profile %s of %s",
+             cairn__printable(profile, strlen(profile), shown, sizeof shown),
+             cred_path ? cred_path : "~/.aws/credentials");
     free(cred_path);
     free(conf_path);
 
@@ -191,6 +195,7 @@ cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err)
     }
     if (id) {
         cfg->session_token = env_dup("AWS_SESSION_TOKEN");
+        snprintf(cfg->key_source, sizeof cfg->key_source, "AWS_ACCESS_KEY_ID");
     } else if (creds) {
         id = ini_get(creds, profile, "aws_access_key_id");
         secret = ini_get(creds, profile, "aws_secret_access_key");

@@ -93,6 +93,29 @@ void cairn__source_close(cairn__source *s)
     s->fd = -1;
 }
 
+/* [offset, offset + len) from the descriptor (the range is checked). */
+static cairn_status read_fd(const cairn__source *s, uint64_t offset, void *dst, size_t len,
+                            cairn_error *err)
+{
+    uint8_t *p = dst;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pread(s->fd, p, chunk, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: read at offset %llu: %s", s->path,
+                               (unsigned long long)offset, strerror(errno));
+        if (n == 0)
+            return cairn__fail(err, CAIRN_E_IO, "%s: file shrank while open (read at offset %llu "
+                               "hit its end)", s->path, (unsigned long long)offset);
+        p += n;
+        offset += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return CAIRN_OK;
+}
+
 cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *dst, size_t len,
                                 cairn_error *err)
 {
@@ -112,21 +135,15 @@ cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *d
     }
     if (s->backend)
         return s->backend->read(s, offset, dst, len, err);
-    uint8_t *p = dst;
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = pread(s->fd, p, chunk, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: read at offset %llu: %s", s->path,
-                               (unsigned long long)offset, strerror(errno));
-        if (n == 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: file shrank while open (read at offset %llu "
-                               "hit its end)", s->path, (unsigned long long)offset);
-        p += n;
-        offset += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return CAIRN_OK;
+    return read_fd(s, offset, dst, len, err);
+}
+
+cairn_status cairn__source_read_cold(const cairn__source *s, uint64_t offset, void *dst,
+                                     size_t len, cairn_error *err)
+{
+    uint64_t end;
+    if (s->fd < 0 || s->owned || s->backend || len == 0 ||
+        cairn__add_overflow(offset, len, &end) || end > s->size)
+        return cairn__source_read(s, offset, dst, len, err);
+    return read_fd(s, offset, dst, len, err);
 }

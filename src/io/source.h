@@ -67,6 +67,12 @@ void cairn__source_close(cairn__source *s);
  * read failed. Thread-safe. */
 cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *dst, size_t len,
                                 cairn_error *err);
+/* The same for small scattered reads (the headers of many archive members):
+ * through pread when the file has a descriptor, even when it is mapped, so
+ * that a scan of every member's header leaves no pages of the file in the
+ * process's resident set (each would cost a page of memory per member). */
+cairn_status cairn__source_read_cold(const cairn__source *s, uint64_t offset, void *dst,
+                                     size_t len, cairn_error *err);
 /* A pointer into the mapping for [offset, offset+len), or NULL when the
  * source is not mapped. The caller checked the range. */
 static inline const uint8_t *cairn__source_ptr(const cairn__source *s, uint64_t offset,

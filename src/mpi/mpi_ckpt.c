@@ -4,11 +4,13 @@
  * commit, resume from the newest checkpoint that verifies, and async saves
  * whose collective commit runs at the next call. */
 #include "mpi_internal.h"
+#include "../ckpt/ckpt_policy.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,27 +22,48 @@
 #define PATH_LEN 4096
 #define LOCK_NAME ".cairn-lock"
 
+/* Rank 0's table, broadcast as bytes (no pointers). */
 typedef struct entry {
     uint64_t seq, epoch, step;
+    double time;
+    int has_metric;
+    double metric;
     int valid;
     int ours; /* written by this manager in this run */
+    char reasons[96];
 } entry;
+
+/* What a signal handler can tell the program goes through a global (the
+ * single-process manager has its own, src/ckpt/ckpt.c): the number of
+ * SIGTERM, SIGINT or SIGUSR1 received since the handlers were installed.
+ * Each manager remembers how many it acted on. */
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    signals_seen++;
+}
+
+static const int caught[] = {SIGTERM, SIGINT, SIGUSR1};
+#define NCAUGHT (sizeof caught / sizeof caught[0])
 
 struct cairn_mpi_ckpt {
     MPI_Comm comm;
     int me, size;
     char *dir, *prefix;
+    char *monitor;
     unsigned flags;
-    uint32_t every_epochs, keep_last, keep_every;
-    uint64_t every_steps;
-    double every_seconds;
+    uint32_t keep_best, keep_last, keep_every;
+    cairn__ckpt_trig trig; /* the same triggers as the single-process manager's */
+    int signals_installed;
+    sig_atomic_t signals_handled;
+    struct sigaction old[NCAUGHT];
     cairn_write_opts wopts;
     int has_wopts;
     entry *e;
     size_t n, cap;
-    uint64_t next_seq, last_step;
-    double last_time;
-    int saved_any;
+    uint64_t next_seq;
     int lock_fd; /* rank 0 */
     char path[PATH_LEN];
     /* a save in flight (async) */
@@ -94,10 +117,20 @@ static int check_ckpt(const char *path, entry *e)
     if (ok && cairn_file_read_metadata(f, &meta, NULL) == CAIRN_OK) {
         const cairn_value *rec = cairn_value_get(meta, "checkpoint");
         int64_t v;
+        int found;
+        const void *why;
+        size_t wlen;
         if (rec && cairn_value_get_int(cairn_value_get(rec, "epoch"), &v) == CAIRN_OK)
             e->epoch = (uint64_t)v;
         if (rec && cairn_value_get_int(cairn_value_get(rec, "step"), &v) == CAIRN_OK)
             e->step = (uint64_t)v;
+        if (rec && cairn_value_get_float(cairn_value_get(rec, "time"), &e->time) != CAIRN_OK)
+            e->time = 0;
+        e->metric = rec ? cairn__ckpt_number_at(rec, "metric", &found) : 0;
+        e->has_metric = rec && found;
+        if (rec && cairn_value_get_type(cairn_value_get(rec, "reasons")) == CAIRN_VALUE_STRING &&
+            cairn_value_get_data(cairn_value_get(rec, "reasons"), &why, &wlen) == CAIRN_OK)
+            snprintf(e->reasons, sizeof e->reasons, "%.*s", (int)wlen, (const char *)why);
     }
     cairn_value_free(meta);
     cairn_file_close(f);
@@ -170,6 +203,11 @@ static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
     closedir(d);
     if (m->n > 1)
         qsort(m->e, m->n, sizeof *m->e, entry_cmp);
+    /* the triggers count from the directory, as the single-process manager's */
+    for (size_t i = 0; i < m->n; i++)
+        if (m->e[i].valid)
+            cairn__ckpt_trig_found(&m->trig, m->e[i].step, m->e[i].time, m->e[i].has_metric,
+                                   m->e[i].metric);
     return st;
 }
 
@@ -227,6 +265,40 @@ static cairn_status take_lock(cairn_mpi_ckpt *m, cairn_error *err)
 
 /* ---------------------------------------------------------------- open */
 
+static cairn_status install_signals(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NCAUGHT; i++)
+        if (sigaction(caught[i], &sa, &m->old[i]) != 0) {
+            while (i-- > 0)
+                sigaction(caught[i], &m->old[i], NULL);
+            return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot install signal handlers: %s",
+                                   m->dir, strerror(errno));
+        }
+    m->signals_installed = 1;
+    m->signals_handled = signals_seen;
+    return CAIRN_OK;
+}
+
+static void free_manager(cairn_mpi_ckpt *m)
+{
+    if (!m)
+        return;
+    if (m->signals_installed)
+        for (size_t i = 0; i < NCAUGHT; i++)
+            sigaction(caught[i], &m->old[i], NULL);
+    if (m->lock_fd >= 0)
+        close(m->lock_fd); /* releases the lock; the file stays (it is never deleted) */
+    free(m->e);
+    free(m->dir);
+    free(m->prefix);
+    free(m->monitor);
+    free(m);
+}
+
 cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
                                  cairn_mpi_ckpt **out, cairn_error *err)
 {
@@ -243,9 +315,17 @@ cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
     if (st == CAIRN_OK && m) {
         m->dir = strdup(o.dirname);
         m->prefix = strdup(o.fn_prefix ? o.fn_prefix : "");
+        m->monitor = o.monitor ? strdup(o.monitor) : NULL;
     }
-    if (st == CAIRN_OK && (!m || !m->dir || !m->prefix))
+    if (st == CAIRN_OK && (!m || !m->dir || !m->prefix || (o.monitor && !m->monitor)))
         st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "out of memory");
+    if (st == CAIRN_OK && o.keep_best && !o.monitor)
+        st = cairn__mpi_fail(err, CAIRN_E_ARG, "%s: keep_best needs a monitored metric",
+                             o.dirname);
+    if (st == CAIRN_OK && (o.flags & CAIRN_CKPT_READ_ONLY) &&
+        (o.flags & (CAIRN_CKPT_ASYNC | CAIRN_CKPT_SIGNALS)))
+        st = cairn__mpi_fail(err, CAIRN_E_ARG, "%s: a read-only manager neither saves nor "
+                             "catches signals (CAIRN_CKPT_ASYNC, CAIRN_CKPT_SIGNALS)", o.dirname);
     if (st == CAIRN_OK && (strchr(m->prefix, '/') || strlen(m->prefix) > 200))
         st = cairn__mpi_fail(err, CAIRN_E_ARG, "%s: a file name prefix has no '/' and at most "
                              "200 bytes", o.dirname);
@@ -255,9 +335,12 @@ cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
         MPI_Comm_rank(comm, &m->me);
         MPI_Comm_size(comm, &m->size);
         m->flags = o.flags;
-        m->every_epochs = o.every_epochs;
-        m->every_steps = o.every_steps;
-        m->every_seconds = o.every_seconds;
+        m->trig.every_epochs = o.every_epochs;
+        m->trig.every_steps = o.every_steps;
+        m->trig.every_seconds = o.every_seconds;
+        m->trig.monitor = o.monitor != NULL;
+        m->trig.maximize = (o.flags & CAIRN_CKPT_MODE_MAX) != 0;
+        m->keep_best = o.keep_best;
         m->keep_last = o.keep_last;
         m->keep_every = o.keep_every;
         m->wopts.struct_size = sizeof m->wopts;
@@ -275,63 +358,58 @@ cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
         st = take_lock(m, err);
     if (st == CAIRN_OK && m->me == 0)
         st = scan(m, err);
+    /* every rank catches the signals: any rank's counts (agreed at begin) */
+    if (st == CAIRN_OK && (m->flags & CAIRN_CKPT_SIGNALS))
+        st = install_signals(m, err);
     st = cairn__mpi_agree(comm, st, err);
     if (st == CAIRN_OK)
         st = share_table(m, err);
     if (st != CAIRN_OK) {
-        if (m && m->lock_fd >= 0)
-            close(m->lock_fd);
-        if (m) {
-            free(m->e);
-            free(m->dir);
-            free(m->prefix);
-            free(m);
-        }
+        free_manager(m);
         return st;
     }
-    m->last_time = now();
     *out = m;
     return CAIRN_OK;
 }
 
 /* ------------------------------------------------------------ retention */
 
-/* Rank 0, after a commit: removes this run's checkpoints no policy keeps;
- * never the newest valid one, never one another run wrote. */
+static void entry_rec(const void *entries, size_t i, cairn__ckpt_rec *out)
+{
+    const entry *e = (const entry *)entries + i;
+    *out = (cairn__ckpt_rec){.epoch = e->epoch, .valid = e->valid, .mine = e->ours,
+                             .has_metric = e->has_metric, .metric = e->metric};
+}
+
+/* Rank 0, after a commit: removes the checkpoints no policy keeps, by the
+ * single-process manager's rules (ckpt_policy.h): never the newest valid
+ * one, never an invalid one, never one another run wrote unless
+ * CAIRN_CKPT_PRUNE_EARLIER. */
 static void retain(cairn_mpi_ckpt *m)
 {
-    if (!m->keep_last && !m->keep_every)
+    if (!m->keep_best && !m->keep_last && !m->keep_every)
         return;
-    size_t newest = m->n, kept_recent = 0;
-    for (size_t i = m->n; i-- > 0;)
-        if (m->e[i].valid) {
-            newest = i;
-            break;
-        }
+    unsigned char *keep = malloc(m->n ? m->n : 1);
+    if (!keep || cairn__ckpt_mark_kept(m->e, m->n, entry_rec, m->keep_best, m->keep_last,
+                                       m->keep_every, (m->flags & CAIRN_CKPT_PRUNE_EARLIER) != 0,
+                                       m->trig.maximize, keep) != 0) {
+        free(keep); /* out of memory: everything stays */
+        return;
+    }
     size_t w = 0;
     int removed = 0;
-    for (size_t i = m->n; i-- > 0;) {
-        entry *e = &m->e[i];
-        int mine = e->ours || (m->flags & CAIRN_CKPT_PRUNE_EARLIER);
-        int keep = !mine || !e->valid || i == newest;
-        if (!keep && m->keep_last && e->valid && kept_recent < m->keep_last)
-            keep = 1;
-        if (!keep && m->keep_every && e->epoch % m->keep_every == 0)
-            keep = 1;
-        if (mine && e->valid)
-            kept_recent++;
-        if (!keep) {
+    for (size_t i = 0; i < m->n; i++) {
+        if (!keep[i]) {
             char p[PATH_LEN];
-            ckpt_path(m, e->seq, p, sizeof p);
+            ckpt_path(m, m->e[i].seq, p, sizeof p);
             cairn__mpi_remove_dir(p);
-            e->seq = 0; /* dropped */
             removed = 1;
+        } else {
+            m->e[w++] = m->e[i];
         }
     }
-    for (size_t i = 0; i < m->n; i++)
-        if (m->e[i].seq)
-            m->e[w++] = m->e[i];
     m->n = w;
+    free(keep);
     if (removed && !(m->flags & CAIRN_CKPT_NO_SYNC))
         cairn__mpi_sync_dir(m->dir, NULL);
 }
@@ -340,7 +418,7 @@ static void retain(cairn_mpi_ckpt *m)
 
 static void *write_thread(void *arg)
 {
-    cairn__mpi_save_write(arg);
+    cairn__mpi_save_write(arg, 1); /* durable in the background */
     return NULL;
 }
 
@@ -355,7 +433,7 @@ static cairn_status collect(cairn_mpi_ckpt *m, cairn_error *err)
     m->thread_running = 0;
     cairn_mpi_save *s = m->pending;
     m->pending = NULL;
-    cairn_status st = cairn__mpi_save_finish(s, err);
+    cairn_status st = cairn__mpi_save_finish(s, NULL, err);
     if (st == CAIRN_OK && m->me == 0) {
         if (m->n == m->cap) {
             size_t nc = m->cap ? 2 * m->cap : 16;
@@ -373,57 +451,77 @@ static cairn_status collect(cairn_mpi_ckpt *m, cairn_error *err)
     return st != CAIRN_OK ? st : st2;
 }
 
+/* Rank 0: why this step saves (empty: it does not), by the single-process
+ * manager's rules; *metric from rank 0's metrics. */
+static cairn_status decide(cairn_mpi_ckpt *m, uint64_t epoch, uint64_t step,
+                           const cairn_value *metrics, unsigned flags, int signal,
+                           entry *e, cairn_error *err)
+{
+    if (metrics && cairn_value_get_type(metrics) != CAIRN_VALUE_MAP)
+        return cairn__mpi_fail(err, CAIRN_E_ARG, "%s: metrics must be a map", m->dir);
+    if (m->monitor) {
+        int found;
+        e->metric = cairn__ckpt_number_at(metrics, m->monitor, &found);
+        if (!found)
+            return cairn__mpi_fail(err, CAIRN_E_ARG, "%s: metric '%s' is missing from rank 0's "
+                                   "metrics of this step", m->dir, m->monitor);
+        e->has_metric = 1;
+    }
+    e->time = now();
+    cairn__ckpt_reasons(&m->trig, epoch, step, e->has_metric, e->metric,
+                        (flags & CAIRN_STEP_FORCE) != 0, signal, e->time, e->reasons,
+                        sizeof e->reasons);
+    return CAIRN_OK;
+}
+
 cairn_status cairn_mpi_ckpt_begin(cairn_mpi_ckpt *m, uint64_t epoch, uint64_t step,
-                                  unsigned flags, cairn_mpi_save **save, cairn_error *err)
+                                  const cairn_value *metrics, unsigned flags,
+                                  cairn_mpi_save **save, int *saved, cairn_error *err)
 {
     if (save)
         *save = NULL;
+    if (saved)
+        *saved = CAIRN_SAVED_NO;
     if (!m || !save)
         return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_begin: NULL argument");
     if (m->flags & CAIRN_CKPT_READ_ONLY)
         return cairn__mpi_fail(err, CAIRN_E_STATE, "%s: opened read-only: cannot save", m->dir);
     MPI_TRY(collect(m, err));
-    int due = 0;
-    if (m->me == 0) {
-        int any = m->every_epochs || m->every_steps || m->every_seconds > 0;
-        due = (flags & CAIRN_STEP_FORCE) || !any ||
-              (m->every_epochs && epoch % m->every_epochs == 0) ||
-              (m->every_steps && (!m->saved_any || step >= m->last_step + m->every_steps)) ||
-              (m->every_seconds > 0 && now() - m->last_time >= m->every_seconds);
-    }
-    MPI_Bcast(&due, 1, MPI_INT, 0, m->comm);
-    if (!due)
+    /* A signal on any rank counts: every rank saves at this same step. */
+    sig_atomic_t seen = signals_seen;
+    int mine = m->signals_installed && seen != m->signals_handled, signal = 0;
+    MPI_Allreduce(&mine, &signal, 1, MPI_INT, MPI_MAX, m->comm);
+    entry e = {.seq = m->next_seq, .epoch = epoch, .step = step, .valid = 1, .ours = 1};
+    cairn_status st = m->me == 0 ? decide(m, epoch, step, metrics, flags, signal, &e, err)
+                                 : CAIRN_OK;
+    MPI_TRY(cairn__mpi_agree(m->comm, st, err));
+    MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, 0, m->comm);
+    if (!e.reasons[0])
         return CAIRN_OK;
-    uint64_t seq = m->next_seq;
-    ckpt_path(m, seq, m->path, sizeof m->path);
+    ckpt_path(m, e.seq, m->path, sizeof m->path);
     cairn_mpi_save *s = NULL;
-    cairn_status st = cairn_mpi_save_begin(m->comm, m->path, &m->wopts, &s, err);
-    cairn_value *rec = st == CAIRN_OK ? cairn_value_map() : NULL;
-    if (st == CAIRN_OK && !rec)
-        st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "out of memory");
-    if (st == CAIRN_OK)
-        st = cairn_value_set(rec, "seq", cairn_value_int((int64_t)seq), err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(rec, "epoch", cairn_value_int((int64_t)epoch), err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(rec, "step", cairn_value_int((int64_t)step), err);
-    if (st == CAIRN_OK)
-        st = cairn_value_set(rec, "time", cairn_value_float(now()), err);
-    if (st == CAIRN_OK) {
-        cairn__mpi_save_set_record(s, rec, err);
-        rec = NULL;
+    st = cairn_mpi_save_begin(m->comm, m->path, &m->wopts, &s, err);
+    cairn_value *rec = NULL;
+    if (st == CAIRN_OK && m->me == 0) { /* only rank 0's record is written */
+        rec = cairn__ckpt_record(e.seq, epoch, step, e.time, e.has_metric, e.metric, m->monitor,
+                                 m->trig.maximize, e.reasons, metrics, err);
+        if (!rec)
+            st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "out of memory");
     }
-    cairn_value_free(rec);
+    if (rec)
+        cairn__mpi_save_set_record(s, rec, err);
     st = cairn__mpi_agree(m->comm, st, err);
     if (st != CAIRN_OK) {
         cairn_mpi_save_abort(s);
         return st;
     }
-    m->pending_entry = (entry){.seq = seq, .epoch = epoch, .step = step, .valid = 1, .ours = 1};
-    m->next_seq = seq + 1;
-    m->last_step = step;
-    m->last_time = now();
-    m->saved_any = 1;
+    m->pending_entry = e;
+    m->next_seq = e.seq + 1;
+    cairn__ckpt_trig_saved(&m->trig, step, e.time, e.has_metric, e.metric);
+    if (signal)
+        m->signals_handled = seen;
+    if (saved)
+        *saved = signal ? CAIRN_SAVED_SIGNAL : CAIRN_SAVED_YES;
     *save = s;
     return CAIRN_OK;
 }
@@ -445,7 +543,7 @@ cairn_status cairn_mpi_ckpt_commit(cairn_mpi_ckpt *m, cairn_mpi_save *save, cair
         m->thread_running = 1;
         return CAIRN_OK;
     }
-    cairn__mpi_save_write(save); /* sync, or no thread could be started */
+    cairn__mpi_save_write(save, 0); /* sync (fsync in finish), or no thread */
     return collect(m, err);
 }
 
@@ -461,12 +559,7 @@ cairn_status cairn_mpi_ckpt_close(cairn_mpi_ckpt *m, cairn_error *err)
     if (!m)
         return CAIRN_OK;
     cairn_status st = collect(m, err);
-    if (m->lock_fd >= 0)
-        close(m->lock_fd); /* releases the lock; the file stays (it is never deleted) */
-    free(m->e);
-    free(m->dir);
-    free(m->prefix);
-    free(m);
+    free_manager(m);
     return st;
 }
 
@@ -485,9 +578,38 @@ cairn_status cairn_mpi_ckpt_info_at(const cairn_mpi_ckpt *m, size_t i, cairn_mpi
                                m ? m->n : 0);
     cairn_mpi_ckpt *mm = (cairn_mpi_ckpt *)m; /* the path buffer is scratch */
     ckpt_path(m, m->e[i].seq, mm->path, sizeof mm->path);
-    *out = (cairn_mpi_ckpt_info){.seq = m->e[i].seq, .epoch = m->e[i].epoch,
-                                 .step = m->e[i].step, .valid = m->e[i].valid,
-                                 .path = mm->path};
+    const entry *e = &m->e[i];
+    *out = (cairn_mpi_ckpt_info){.seq = e->seq, .epoch = e->epoch, .step = e->step,
+                                 .valid = e->valid, .path = mm->path, .time = e->time,
+                                 .has_metric = e->has_metric, .metric = e->metric,
+                                 .reasons = e->reasons};
+    return CAIRN_OK;
+}
+
+cairn_status cairn_mpi_ckpt_best(const cairn_mpi_ckpt *m, size_t *index, cairn_error *err)
+{
+    if (!m || !index)
+        return cairn__mpi_fail(err, CAIRN_E_ARG, "cairn_mpi_ckpt_best: NULL argument");
+    size_t found = SIZE_MAX;
+    if (!m->monitor) { /* as the single-process manager: the newest valid one */
+        for (size_t i = m->n; i-- > 0;)
+            if (m->e[i].valid) {
+                *index = i;
+                return CAIRN_OK;
+            }
+        return cairn__mpi_fail(err, CAIRN_E_NOT_FOUND, "%s: no valid checkpoint", m->dir);
+    }
+    for (size_t i = 0; i < m->n; i++) { /* the newest of equals */
+        const entry *e = &m->e[i];
+        if (e->valid && e->has_metric && !isnan(e->metric) &&
+            (found == SIZE_MAX ||
+             !cairn__ckpt_better(m->trig.maximize, m->e[found].metric, e->metric)))
+            found = i;
+    }
+    if (found == SIZE_MAX)
+        return cairn__mpi_fail(err, CAIRN_E_NOT_FOUND, "%s: no valid checkpoint has the "
+                               "metric '%s'", m->dir, m->monitor);
+    *index = found;
     return CAIRN_OK;
 }
 

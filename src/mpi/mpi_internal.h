@@ -39,15 +39,33 @@ cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err);
 cairn_status cairn__mpi_file_id(const char *path, uint64_t *size, uint64_t *hash,
                                 cairn_error *err);
 
-/* A save's phases (mpi_save.c). commit = plan, write, finish. */
-cairn_status cairn__mpi_save_plan(cairn_mpi_save *s, cairn_error *err);   /* collective */
-void cairn__mpi_save_write(cairn_mpi_save *s);                             /* local */
-cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn_error *err); /* collective, frees */
+/* When each step of a save ended on this rank (CLOCK_MONOTONIC seconds;
+ * the rank-0-only steps are 0 elsewhere): the commit's breakdown for
+ * bench/bench_mpi.c. */
+typedef struct cairn__mpi_times {
+    double written;          /* this rank's file written, not yet durable */
+    double gathered;         /* (status, size, hash) sent; rank 0: received from all */
+    double file_synced;      /* this rank's file durable */
+    double manifest_written; /* rank 0 */
+    double manifest_synced;  /* rank 0 */
+    double staging_synced;   /* rank 0: the staging directory's one fsync */
+    double agreed;           /* the agreement returned */
+    double renamed;          /* rank 0: the no-replace rename (visible) */
+    double parent_synced;    /* rank 0: the parent's fsync (durable) */
+    double result;           /* the result broadcast returned */
+} cairn__mpi_times;
+
+/* A save's phases (mpi_save.c). commit = plan, write, finish. The write
+ * writes this rank's file into the staging directory without fsync, and
+ * fsyncs it when `sync` says so (else finish does, after its gather). */
+cairn_status cairn__mpi_save_plan(cairn_mpi_save *s, cairn_error *err); /* collective */
+void cairn__mpi_save_write(cairn_mpi_save *s, int sync);                 /* local */
+/* Collective, frees `s`; `times` (may be NULL) receives this rank's. */
+cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn__mpi_times *times,
+                                    cairn_error *err);
 /* Copies every borrowed buffer of the save (async checkpoints). */
 cairn_status cairn__mpi_save_own(cairn_mpi_save *s, cairn_error *err);
 /* The manager's record, merged into the metadata under "checkpoint". */
 cairn_status cairn__mpi_save_set_record(cairn_mpi_save *s, cairn_value *record, cairn_error *err);
-/* The rank files' write options. */
-void cairn__mpi_save_sync(cairn_mpi_save *s, int sync);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_RANK CAIRN_MAX_RANK
@@ -52,7 +53,18 @@ struct cairn_mpi_save {
     cairn_status wst;
     cairn_error werr;
     uint64_t fsize, fhash;
+    char file[PATH_MAX_LEN + 32]; /* this rank's file in the staging directory */
+    int synced;                   /* it is durable */
+    uint64_t *ids;                /* rank 0: every rank's (status, size, hash) */
+    cairn__mpi_times times;
 };
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -129,17 +141,24 @@ void cairn__mpi_remove_dir(const char *dir)
     rmdir(dir);
 }
 
-cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err)
+/* fsync of a file or directory by path (fsync makes the file durable, not
+ * just what this descriptor wrote). */
+static cairn_status sync_path(const char *path, int dir, cairn_error *err)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
     if (fd < 0)
-        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot open: %s", dir, strerror(errno));
+        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
     int rc = fsync(fd);
     int e = errno;
     close(fd);
     if (rc != 0)
-        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: fsync: %s", dir, strerror(e));
+        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: fsync: %s", path, strerror(e));
     return CAIRN_OK;
+}
+
+cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err)
+{
+    return sync_path(dir, 1, err);
 }
 
 cairn_status cairn__mpi_file_id(const char *path, uint64_t *size, uint64_t *hash,
@@ -305,14 +324,6 @@ cairn_status cairn__mpi_save_set_record(cairn_mpi_save *s, cairn_value *record, 
     return CAIRN_OK;
 }
 
-void cairn__mpi_save_sync(cairn_mpi_save *s, int sync)
-{
-    if (sync)
-        s->wopts.flags &= ~CAIRN_WRITE_NO_SYNC;
-    else
-        s->wopts.flags |= CAIRN_WRITE_NO_SYNC;
-}
-
 cairn_status cairn__mpi_save_own(cairn_mpi_save *s, cairn_error *err)
 {
     for (size_t i = 0; i < s->n; i++) {
@@ -344,6 +355,7 @@ void cairn_mpi_save_abort(cairn_mpi_save *s)
     free(s->tensors);
     free(s->boxes);
     free(s->names);
+    free(s->ids);
     free(s->path);
     free(s);
 }
@@ -591,7 +603,9 @@ cairn_status cairn__mpi_save_plan(cairn_mpi_save *s, cairn_error *err)
                                         : CAIRN_OK;
     uint8_t *mine = malloc(bytes ? bytes : 1), *w = mine;
     uint8_t *flags = malloc(s->n ? s->n : 1);
-    if (st == CAIRN_OK && (!mine || !flags))
+    if (s->me == 0)
+        s->ids = malloc((size_t)s->size * 3 * sizeof *s->ids); /* finish's gather */
+    if (st == CAIRN_OK && (!mine || !flags || (s->me == 0 && !s->ids)))
         st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->path);
     st = cairn__mpi_agree(s->comm, st, err);
     if (st != CAIRN_OK) {
@@ -676,13 +690,33 @@ cairn_status cairn__mpi_save_plan(cairn_mpi_save *s, cairn_error *err)
 
 /* ----------------------------------------------------------------- write */
 
-void cairn__mpi_save_write(cairn_mpi_save *s)
+static int durable(const cairn_mpi_save *s)
 {
-    char path[PATH_MAX_LEN + 32];
-    snprintf(path, sizeof path, "%s/rank-%06d.cairn", s->staging, s->me);
+    return !(s->wopts.flags & CAIRN_WRITE_NO_SYNC);
+}
+
+/* This rank's file made durable (once). */
+static void sync_file(cairn_mpi_save *s)
+{
+    if (s->wst == CAIRN_OK && durable(s) && !s->synced) {
+        s->wst = sync_path(s->file, 0, &s->werr);
+        s->synced = s->wst == CAIRN_OK;
+    }
+    s->times.file_synced = mono_now();
+}
+
+void cairn__mpi_save_write(cairn_mpi_save *s, int sync)
+{
+    char *path = s->file;
+    snprintf(path, sizeof s->file, "%s/rank-%06d.cairn", s->staging, s->me);
     cairn_writer *w = NULL;
     cairn_error *err = &s->werr;
-    cairn_status st = cairn_writer_open_path(path, &s->wopts, &w, err);
+    /* Not fsynced by the writer: the staging directory is never read, and
+     * the file is fsynced once, by sync_file, then its directory entry by
+     * rank 0's one fsync of the staging directory (docs/DISTRIBUTED.md). */
+    cairn_write_opts o = s->wopts;
+    o.flags |= CAIRN_WRITE_NO_SYNC;
+    cairn_status st = cairn_writer_open_path(path, &o, &w, err);
     cairn_value *meta = cairn_value_map();
     if (st == CAIRN_OK && !meta)
         st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
@@ -705,6 +739,9 @@ void cairn__mpi_save_write(cairn_mpi_save *s)
     if (st == CAIRN_OK)
         st = cairn__mpi_file_id(path, &s->fsize, &s->fhash, err);
     s->wst = st;
+    s->times.written = mono_now();
+    if (sync)
+        sync_file(s);
 }
 
 /* ---------------------------------------------------------------- finish */
@@ -739,8 +776,9 @@ static cairn_status write_manifest(cairn_mpi_save *s, const uint64_t *files, cai
         user = NULL;
     }
     cairn_writer *w = NULL;
+    /* fsynced below with the staging directory, not by the writer */
     cairn_write_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_NATIVE,
-                          .flags = s->wopts.flags & CAIRN_WRITE_NO_SYNC, .threads = 1};
+                          .flags = CAIRN_WRITE_NO_SYNC, .threads = 1};
     if (st == CAIRN_OK)
         st = cairn_writer_open_path(path, &o, &w, err);
     if (st == CAIRN_OK)
@@ -760,6 +798,16 @@ static cairn_status write_manifest(cairn_mpi_save *s, const uint64_t *files, cai
     cairn_writer_abort(w);
     cairn_value_free(user);
     cairn_value_free(tree);
+    s->times.manifest_written = mono_now();
+    if (st == CAIRN_OK && durable(s))
+        st = sync_path(path, 0, err);
+    s->times.manifest_synced = mono_now();
+    /* One fsync of the staging directory for every entry in it: the rank
+     * files (all renamed into place before the gather that got us here)
+     * and the manifest. */
+    if (st == CAIRN_OK && durable(s))
+        st = sync_path(s->staging, 1, err);
+    s->times.staging_synced = mono_now();
     return st;
 }
 
@@ -773,6 +821,7 @@ static cairn_status commit_dir(cairn_mpi_save *s, cairn_error *err)
          * a checkpoint. */
         rc = rename(s->staging, s->path);
     }
+    s->times.renamed = mono_now();
     if (rc != 0) {
         int e = errno;
         return cairn__mpi_fail(err, e == EEXIST || e == ENOTEMPTY ? CAIRN_E_EXISTS : CAIRN_E_IO,
@@ -780,39 +829,65 @@ static cairn_status commit_dir(cairn_mpi_save *s, cairn_error *err)
                                e == EEXIST || e == ENOTEMPTY ? " (a checkpoint is never "
                                                                "replaced)" : "");
     }
-    if (s->wopts.flags & CAIRN_WRITE_NO_SYNC)
+    if (s->wopts.flags & CAIRN_WRITE_NO_SYNC) {
+        s->times.parent_synced = s->times.renamed;
         return CAIRN_OK;
+    }
     char parent[PATH_MAX_LEN];
     const char *slash = strrchr(s->path, '/');
     snprintf(parent, sizeof parent, "%.*s", slash ? (slash == s->path ? 1 : (int)(slash - s->path)) : 1,
              slash ? s->path : ".");
-    return cairn__mpi_sync_dir(parent, err);
+    cairn_status st = sync_path(parent, 1, err);
+    s->times.parent_synced = mono_now();
+    return st;
 }
 
-cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn_error *err)
+cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn__mpi_times *times,
+                                    cairn_error *err)
 {
+    /* Every rank's (status, size, hash) to rank 0 before the rank files
+     * are durable, so the manifest is written and fsynced while the other
+     * ranks fsync their files (a rank that sent returns at once). */
+    uint64_t id[3] = {(uint64_t)s->wst, s->fsize, s->fhash};
+    MPI_Gather(id, 3, MPI_UINT64_T, s->ids, 3, MPI_UINT64_T, 0, s->comm);
+    s->times.gathered = mono_now();
+    cairn_status mst = CAIRN_OK;
+    cairn_error merr;
+    if (s->me == 0 && s->wst == CAIRN_OK) {
+        int all = 1;
+        for (int r = 0; r < s->size; r++) {
+            all &= s->ids[3 * r] == CAIRN_OK;
+            s->ids[2 * r] = s->ids[3 * r + 1]; /* (size, hash) rows, in place */
+            s->ids[2 * r + 1] = s->ids[3 * r + 2];
+        }
+        if (all) /* else the failing rank's error wins the agreement */
+            mst = write_manifest(s, s->ids, &merr);
+    }
+    /* Rank 0's own file after its small manifest fsyncs, so those finish
+     * while every rank file's data is still being flushed. */
+    sync_file(s);
     cairn_error tmp = s->werr;
-    cairn_status st = cairn__mpi_agree(s->comm, s->wst, &tmp);
-    uint64_t id[2] = {s->fsize, s->fhash};
-    uint64_t *files = NULL;
+    cairn_status st = s->wst;
+    if (st == CAIRN_OK && mst != CAIRN_OK) {
+        st = mst;
+        tmp = merr;
+    }
+    /* The commit point's condition: every rank file durable, and on rank 0
+     * the manifest and the staging directory too. */
+    st = cairn__mpi_agree(s->comm, st, &tmp);
+    s->times.agreed = mono_now();
     if (st == CAIRN_OK) {
         if (s->me == 0)
-            files = malloc((size_t)s->size * 16);
-        /* MPI_Gather needs a receive buffer only on the root. */
-        MPI_Gather(id, 2, MPI_UINT64_T, files, 2, MPI_UINT64_T, 0, s->comm);
-        if (s->me == 0) {
-            st = files ? write_manifest(s, files, &tmp)
-                       : cairn__mpi_fail(&tmp, CAIRN_E_NOMEM, "%s: out of memory", s->path);
-            if (st == CAIRN_OK)
-                st = commit_dir(s, &tmp);
-        }
+            st = commit_dir(s, &tmp);
         st = cairn__mpi_bcast_status(s->comm, 0, st, &tmp);
     }
+    s->times.result = mono_now();
     if (st != CAIRN_OK && s->me == 0)
         cairn__mpi_remove_dir(s->staging);
-    free(files);
     if (st != CAIRN_OK && err)
         *err = tmp;
+    if (times)
+        *times = s->times;
     cairn_mpi_save_abort(s);
     return st;
 }
@@ -826,8 +901,9 @@ cairn_status cairn_mpi_save_commit(cairn_mpi_save *s, cairn_error *err)
         cairn_mpi_save_abort(s);
         return st;
     }
-    cairn__mpi_save_write(s);
-    return cairn__mpi_save_finish(s, err);
+    /* every rank fsyncs its file in finish, after the gather */
+    cairn__mpi_save_write(s, 0);
+    return cairn__mpi_save_finish(s, NULL, err);
 }
 
 /* ------------------------------------------------------------------ open */

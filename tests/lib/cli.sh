@@ -39,6 +39,10 @@ expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
     if grep -q -- "$2" "$3"; then ok; else bad "$1: no '$2' in $3:"; cat "$3"; fi
 }
 
+expect_no_grep() { # expect_no_grep DESCRIPTION PATTERN FILE
+    if grep -q -- "$2" "$3"; then bad "$1: '$2' in $3:"; grep -- "$2" "$3" | head -5; else ok; fi
+}
+
 skip_unless_python() { # skip_unless_python "import MODULES" MESSAGE: exit 77 when $PY cannot
     "$PY" -c "$1" 2>/dev/null || { echo "$2: skipped"; exit 77; }
 }

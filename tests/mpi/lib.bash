@@ -5,6 +5,10 @@ export OMPI_MCA_btl=self,vader
 export OMPI_MCA_oob_tcp_if_include=lo
 export OMPI_MCA_btl_tcp_if_include=lo
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
+# point-to-point through those btls (ob1), not UCX, which picks its own
+# transports; no UCX one-sided component either (and jobs start faster)
+export OMPI_MCA_pml=ob1
+export OMPI_MCA_osc=^ucx
 export OMPI_MCA_rmaps_base_oversubscribe=1
 MPIEXEC=${CAIRN_MPIEXEC:-mpirun}
 # Sanitizer builds: OpenMPI unloads its plugins before exit, so LeakSanitizer

@@ -96,7 +96,7 @@ static int do_run(const char *root, uint64_t steps, int async, int resume)
     int64_t st;
     for (uint64_t step = 1; step <= steps; step++) {
         cairn_mpi_save *s;
-        if (cairn_mpi_ckpt_begin(m, step / 10, step, 0, &s, &err) != CAIRN_OK) {
+        if (cairn_mpi_ckpt_begin(m, step / 10, step, NULL, 0, &s, NULL, &err) != CAIRN_OK) {
             fprintf(stderr, "rank %d: begin: %s\n", me, err.message);
             return 1;
         }
@@ -212,7 +212,7 @@ static int do_enospc(const char *root, uint64_t big)
     int64_t stv;
     cairn_mpi_save *s;
     int bad = 0;
-    cairn_status st = cairn_mpi_ckpt_begin(m, 0, 1, CAIRN_STEP_FORCE, &s, &err);
+    cairn_status st = cairn_mpi_ckpt_begin(m, 0, 1, NULL, CAIRN_STEP_FORCE, &s, NULL, &err);
     if (st == CAIRN_OK)
         st = add_state(s, 1, w, b, &stv, &err);
     if (st == CAIRN_OK)
@@ -223,7 +223,7 @@ static int do_enospc(const char *root, uint64_t big)
     uint8_t *pad = calloc(1, big);
     for (uint64_t i = 0; i < big; i++)
         pad[i] = (uint8_t)(i * 2654435761u >> 13); /* incompressible */
-    st = cairn_mpi_ckpt_begin(m, 0, 2, CAIRN_STEP_FORCE, &s, &err);
+    st = cairn_mpi_ckpt_begin(m, 0, 2, NULL, CAIRN_STEP_FORCE, &s, NULL, &err);
     if (st == CAIRN_OK)
         st = add_state(s, 2, w, b, &stv, &err);
     /* "pad": one box, all on rank 1; the other ranks' boxes are empty. */
@@ -293,9 +293,7 @@ static int do_lock(const char *root)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &me);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    mpi_test_begin(&argc, &argv, &me, &size);
     int bad = 1;
     if (argc >= 4 && !strcmp(argv[1], "run"))
         bad = do_run(argv[2], strtoull(argv[3], NULL, 10), argc > 4 && !strcmp(argv[4], "async"),
@@ -309,9 +307,5 @@ int main(int argc, char **argv)
     else if (me == 0)
         fprintf(stderr, "usage: mpi_ckpt_test run ROOT STEPS [async|resume] | check ROOT | "
                 "enospc ROOT BIG | lock ROOT\n");
-    bad += mpi_leaks();
-    int total = 0;
-    MPI_Allreduce(&bad, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return total ? 1 : 0;
+    return mpi_test_end(bad);
 }

@@ -17,9 +17,9 @@ cairn.CheckpointManager (a directory of crash-proof checkpoints).
 The guide is docs/PYTHON.md.
 """
 from . import _cairn
-from ._cairn import (ArgumentError, BusyError, ChecksumError, CorruptError, DtypeError, Error,
-                     ExistsError, FormatError, IOError, LimitError, MismatchError,
-                     NoMemoryError, NotFoundError, SignatureError, StateError,
+from ._cairn import (ArgumentError, AuthError, BusyError, ChecksumError, CorruptError,
+                     DtypeError, Error, ExistsError, FormatError, IOError, LimitError,
+                     MismatchError, NoMemoryError, NotFoundError, SignatureError, StateError,
                      UnsupportedError)
 from ._core import (File, Slice, TensorInfo, TensorRef, Writer, convert, load, load_bytes,
                     open, open_bytes, save, save_bytes)
@@ -38,8 +38,8 @@ NotFoundError.__str__ = _plain_str
 
 # cairn.IOError is left out of __all__: a star import would shadow the builtin.
 __all__ = [
-    "ArgumentError", "BusyError", "CheckpointInfo", "CheckpointManager", "ChecksumError", "CorruptError",
-    "DtypeError", "Error", "ExistsError", "File", "FormatError", "LimitError",
+    "ArgumentError", "AuthError", "BusyError", "CheckpointInfo", "CheckpointManager",
+    "ChecksumError", "CorruptError", "DtypeError", "Error", "ExistsError", "File", "FormatError", "LimitError",
     "MismatchError", "NoMemoryError", "NotFoundError", "SaveResult", "SignatureError", "Slice",
     "StateError", "TensorInfo", "TensorRef", "UnsupportedError", "Writer", "__version__",
     "convert", "load", "load_bytes", "open", "open_bytes", "save", "save_bytes",

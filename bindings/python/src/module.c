@@ -34,6 +34,10 @@ static error_class classes[] = {
     {"NoMemoryError", NULL, &PyExc_MemoryError, "An allocation failed.", NULL},
     {"BusyError", NULL, NULL, "Another process writes this checkpoint directory (the message "
                               "names its PID).", NULL},
+    {"AuthError", "IOError", &PyExc_PermissionError,
+     "An object store refused the credentials or the access (a wrong key or secret, an "
+     "expired session token, no permission); the message names the object, the HTTP status, "
+     "S3's error code and the access key ID, never the secret.", NULL},
 };
 #define N_CLASSES (sizeof classes / sizeof classes[0])
 
@@ -65,6 +69,7 @@ static PyObject *class_for(cairn_status st)
     case CAIRN_E_SIGNATURE:
     case CAIRN_E_UNSIGNED: return class_named("SignatureError");
     case CAIRN_E_BUSY: return class_named("BusyError");
+    case CAIRN_E_AUTH: return class_named("AuthError");
     default: return pycairn_Error;
     }
 }

@@ -35,6 +35,24 @@ try:
     raise SystemExit("a missing key opened")
 except cairn.NotFoundError as e:
     assert "py/none.cairn" in str(e), str(e)
+if os.environ.get("CAIRN_S3_SERVER") != "s3rver":  # s3rver checks no signature
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-42"
+    try:
+        cairn.open(b + "/m.cairn")
+        raise SystemExit("a wrong secret opened")
+    except cairn.AuthError as e:
+        assert isinstance(e, PermissionError) and isinstance(e, cairn.IOError), type(e).__mro__
+        assert e.status == 18, e.status
+        m = str(e)
+        assert "py/m.cairn" in m and "403" in m and "SignatureDoesNotMatch" in m, m
+        assert os.environ["AWS_ACCESS_KEY_ID"] in m and "not-the-secret" not in m and secret not in m, m
+    try:
+        cairn.save(t, b + "/denied.cairn")
+        raise SystemExit("a wrong secret saved")
+    except PermissionError as e:
+        assert "403" in str(e), str(e)
+    os.environ["AWS_SECRET_ACCESS_KEY"] = secret
 m = cairn.CheckpointManager(b + "/run", keep_last=2)
 for e in range(4):
     m.save({"extra": {"w": t["w"] * e}}, epoch=e, force=True)

@@ -13,24 +13,30 @@
 
 #define WINDOW (1u << 17) /* pread inputs: holds the longest key and any name */
 
-/* The GGUF side of a tensor: what the tree records for opaque types, and
- * where its info is (for messages). */
+/* One tensor info as the file says it (read_info). */
 typedef struct gguf_tinfo {
     uint32_t type;
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS];
     uint64_t info_at;  /* file offset of the tensor info */
     uint64_t rel;      /* offset inside the data section */
-    uint64_t name_off; /* into gguf_reader.names */
+    uint64_t name_at;  /* file offset of the name's length */
+    size_t name_len;
+    char name[CAIRN_NAME_MAX + 1];
 } gguf_tinfo;
+
+/* What the reader keeps of it beside the cairn record (the packed tail):
+ * the type, for opaque tensors, and where the info is, to read it again
+ * for the tree. */
+typedef struct gguf_tail {
+    uint64_t info_at;
+    uint32_t type;
+} gguf_tail;
 
 typedef struct gguf_reader {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
-    cairn__tensor *tensors; /* file order */
-    gguf_tinfo *g;          /* parallel to tensors */
+    cairn__packed tensors;  /* file order; tails are gguf_tail */
     uint64_t count;
-    char *names;            /* every name, NUL-terminated */
-    size_t names_len, names_cap;
     cairn__nameset index;
     uint32_t version;
     uint64_t kv_count;
@@ -556,53 +562,44 @@ static cairn_status read_header(gguf_cur *c, gguf_reader *r, uint64_t *tensor_co
 static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
 {
     const gguf_reader *r = ctx;
-    const char *n = r->names + r->g[index].name_off;
-    *len = strlen(n);
-    return n;
+    return cairn__packed_name(&r->tensors, index, len);
 }
 
-static cairn_status read_name(gguf_cur *c, gguf_reader *r, uint64_t i)
+static gguf_tail tail_of(const gguf_reader *r, uint64_t i)
 {
-    uint64_t len, at;
+    gguf_tail t;
+    cairn__packed_tail(&r->tensors, i, &t);
+    return t;
+}
+
+/* The name, checked and copied into g (the window may move before it is used). */
+static cairn_status read_name(gguf_cur *c, gguf_tinfo *g, uint64_t i)
+{
+    uint64_t len;
     const uint8_t *p;
     char shown[96];
-    CAIRN_TRY(get_len(c, "tensor name", CAIRN_NAME_MAX, &len, &at));
+    CAIRN_TRY(get_len(c, "tensor name", CAIRN_NAME_MAX, &len, &g->name_at));
     if (len == 0)
-        return cerr(c, at, CAIRN_E_CORRUPT, "empty tensor name");
+        return cerr(c, g->name_at, CAIRN_E_CORRUPT, "empty tensor name");
     CAIRN_TRY(take(c, (size_t)len, &p));
     const char *name = (const char *)p;
     cairn__printable(name, (size_t)len, shown, sizeof shown);
     if (memchr(name, '\0', (size_t)len) || !cairn__utf8_valid(name, (size_t)len))
-        return cerr(c, at, CAIRN_E_CORRUPT, "tensor name '%s' is not UTF-8 text without NUL "
-                    "bytes", shown);
-    if (r->names_cap - r->names_len < len + 1) {
-        size_t cap = r->names_cap ? r->names_cap : 4096;
-        while (cap - r->names_len < len + 1)
-            cap *= 2;
-        char *grown = realloc(r->names, cap);
-        if (!grown)
-            return node(c, NULL);
-        r->names = grown;
-        r->names_cap = cap;
-    }
-    memcpy(r->names + r->names_len, name, (size_t)len);
-    r->names[r->names_len + len] = '\0';
-    r->g[i].name_off = r->names_len;
-    if (cairn__nameset_find(&r->index, r->names + r->names_len, (size_t)len, tensor_name_at, r) >= 0)
-        return cerr(c, at, CAIRN_E_CORRUPT, "tensor name '%s' appears twice", shown);
-    r->names_len += len + 1;
-    CAIRN_TRY(cairn__nameset_insert(&r->index, (uint32_t)i, tensor_name_at, r, c->err));
+        return cerr(c, g->name_at, CAIRN_E_CORRUPT, "tensor name '%s' is not UTF-8 text without "
+                    "NUL bytes", shown);
+    memcpy(g->name, name, (size_t)len);
+    g->name[len] = '\0';
+    g->name_len = (size_t)len;
     snprintf(c->ctx, sizeof c->ctx, "tensor info #%llu '%s'", (unsigned long long)i, shown);
     return CAIRN_OK;
 }
 
-static cairn_status read_info(gguf_cur *c, gguf_reader *r, uint64_t i)
+static cairn_status read_info(gguf_cur *c, gguf_tinfo *g, uint64_t i)
 {
-    gguf_tinfo *g = &r->g[i];
     uint64_t at;
     snprintf(c->ctx, sizeof c->ctx, "tensor info #%llu", (unsigned long long)i);
     g->info_at = c->pos;
-    CAIRN_TRY(read_name(c, r, i));
+    CAIRN_TRY(read_name(c, g, i));
     at = c->pos;
     CAIRN_TRY(get_u32(c, "n_dims", &g->n_dims));
     if (g->n_dims > GGUF_MAX_DIMS)
@@ -628,17 +625,19 @@ static cairn_status read_info(gguf_cur *c, gguf_reader *r, uint64_t i)
     return get_u64(c, "offset", &g->rel);
 }
 
-/* Fills the cairn side of tensor i once the data section is known. */
-static cairn_status place_tensor(gguf_cur *c, gguf_reader *r, uint64_t i)
+/* Adds tensor i (its info in g) to the table once the data section is
+ * known. */
+static cairn_status place_tensor(gguf_cur *c, gguf_reader *r, const gguf_tinfo *g, uint64_t i)
 {
-    gguf_tinfo *g = &r->g[i];
-    cairn_tensor_info *in = &r->tensors[i].info;
+    cairn__tensor rec;
+    memset(&rec, 0, sizeof rec);
+    cairn_tensor_info *in = &rec.info;
     const gguf_ttype *t = gguf_ttype_get(g->type);
     char shown[96];
     uint64_t bytes, data_len = c->f->src.size - r->data_at;
-    const char *name = r->names + g->name_off;
-    snprintf(c->ctx, sizeof c->ctx, "tensor info #%llu '%s'", (unsigned long long)i,
-             cairn__printable(name, strlen(name), shown, sizeof shown));
+    cairn__printable(g->name, g->name_len, shown, sizeof shown);
+    if (cairn__nameset_find(&r->index, g->name, g->name_len, tensor_name_at, r) >= 0)
+        return cerr(c, g->name_at, CAIRN_E_CORRUPT, "tensor name '%s' appears twice", shown);
     const char *why = gguf_cairn_view(t, g->n_dims, g->ne, &in->dtype, &in->rank, in->dims,
                                       &bytes);
     if (why)
@@ -661,8 +660,8 @@ static cairn_status place_tensor(gguf_cur *c, gguf_reader *r, uint64_t i)
                     "data section (%llu bytes at file offset %llu)", (unsigned long long)g->rel,
                     (unsigned long long)bytes, (unsigned long long)data_len,
                     (unsigned long long)r->data_at);
-    in->name = name;
-    in->name_len = strlen(name);
+    in->name = g->name;
+    in->name_len = g->name_len;
     in->count = t->dtype == CAIRN_DTYPE_INVALID ? bytes : bytes / cairn_dtype_size(in->dtype);
     in->raw_size = in->stored_size = bytes;
     in->offset = r->data_at + g->rel;
@@ -671,7 +670,9 @@ static cairn_status place_tensor(gguf_cur *c, gguf_reader *r, uint64_t i)
     in->zero_copy = cairn__file_ptr(c->f, in->offset, bytes) != NULL;
     r->payload += bytes;
     r->opaque += t->dtype == CAIRN_DTYPE_INVALID;
-    return CAIRN_OK;
+    gguf_tail tail = {g->info_at, g->type};
+    CAIRN_TRY(cairn__packed_add(&r->tensors, &rec, &tail, c->f->path, c->err));
+    return cairn__nameset_insert(&r->index, (uint32_t)i, tensor_name_at, r, c->err);
 }
 
 typedef struct span {
@@ -687,51 +688,70 @@ static int span_cmp(const void *a, const void *b)
 /* No two tensors share a byte (zero-size tensors take none). */
 static cairn_status check_overlaps(gguf_cur *c, gguf_reader *r)
 {
-    span *s = malloc((r->count ? r->count : 1) * sizeof *s);
     uint64_t n = 0;
+    cairn__tensor t;
+    for (uint64_t i = 0; i < r->count; i++) {
+        cairn__packed_get(&r->tensors, i, &t);
+        n += t.info.stored_size != 0;
+    }
+    span *s = malloc((n ? n : 1) * sizeof *s);
     if (!s)
         return node(c, NULL);
-    for (uint64_t i = 0; i < r->count; i++)
-        if (r->tensors[i].info.stored_size)
-            s[n++] = (span){r->g[i].rel, r->g[i].rel + r->tensors[i].info.stored_size, i};
+    n = 0;
+    for (uint64_t i = 0; i < r->count; i++) {
+        cairn__packed_get(&r->tensors, i, &t);
+        uint64_t rel = t.info.offset - r->data_at;
+        if (t.info.stored_size)
+            s[n++] = (span){rel, rel + t.info.stored_size, i};
+    }
     qsort(s, (size_t)n, sizeof *s, span_cmp);
     cairn_status st = CAIRN_OK;
     for (uint64_t k = 1; k < n && st == CAIRN_OK; k++) {
         if (s[k].begin >= s[k - 1].end)
             continue;
         char a[96], b[96];
-        const cairn_tensor_info *x = &r->tensors[s[k].index].info;
-        const cairn_tensor_info *y = &r->tensors[s[k - 1].index].info;
+        size_t xl, yl;
+        const char *x = cairn__packed_name(&r->tensors, s[k].index, &xl);
+        const char *y = cairn__packed_name(&r->tensors, s[k - 1].index, &yl);
         c->ctx[0] = '\0';
-        st = cerr(c, r->g[s[k].index].info_at, CAIRN_E_CORRUPT, "tensor '%s' (data [%llu, %llu)) "
-                  "overlaps tensor '%s' (data [%llu, %llu))",
-                  cairn__printable(x->name, x->name_len, a, sizeof a),
-                  (unsigned long long)s[k].begin, (unsigned long long)s[k].end,
-                  cairn__printable(y->name, y->name_len, b, sizeof b),
+        st = cerr(c, tail_of(r, s[k].index).info_at, CAIRN_E_CORRUPT, "tensor '%s' (data [%llu, "
+                  "%llu)) overlaps tensor '%s' (data [%llu, %llu))",
+                  cairn__printable(x, xl, a, sizeof a), (unsigned long long)s[k].begin,
+                  (unsigned long long)s[k].end, cairn__printable(y, yl, b, sizeof b),
                   (unsigned long long)s[k - 1].begin, (unsigned long long)s[k - 1].end);
     }
     free(s);
     return st;
 }
 
+/* The infos are read twice: once to find where the data section starts
+ * (every info checked), then to place each tensor and keep its record --
+ * nothing is kept per tensor but the record. */
 static cairn_status read_infos(gguf_cur *c, gguf_reader *r)
 {
-    r->tensors = calloc(r->count ? (size_t)r->count : 1, sizeof *r->tensors);
-    r->g = calloc(r->count ? (size_t)r->count : 1, sizeof *r->g);
-    if (!r->tensors || !r->g)
+    gguf_tinfo *g = malloc(sizeof *g);
+    if (!g)
         return node(c, NULL);
-    for (uint64_t i = 0; i < r->count; i++)
-        CAIRN_TRY(read_info(c, r, i));
+    uint64_t start = c->pos;
+    cairn_status st = CAIRN_OK;
+    for (uint64_t i = 0; st == CAIRN_OK && i < r->count; i++)
+        st = read_info(c, g, i);
     c->ctx[0] = '\0';
     uint64_t end = c->pos, a = r->alignment;
     r->data_at = (end + a - 1) / a * a; /* end < 2^63 and a <= 2^32: no overflow */
-    if (r->count > 0 && r->data_at > c->f->src.size)
-        return cerr(c, end, CAIRN_E_CORRUPT, "the data section would start at offset %llu "
-                    "(aligned to %llu), past the end of the file (%llu bytes)",
-                    (unsigned long long)r->data_at, (unsigned long long)a,
-                    (unsigned long long)c->f->src.size);
-    for (uint64_t i = 0; i < r->count; i++)
-        CAIRN_TRY(place_tensor(c, r, i));
+    if (st == CAIRN_OK && r->count > 0 && r->data_at > c->f->src.size)
+        st = cerr(c, end, CAIRN_E_CORRUPT, "the data section would start at offset %llu "
+                  "(aligned to %llu), past the end of the file (%llu bytes)",
+                  (unsigned long long)r->data_at, (unsigned long long)a,
+                  (unsigned long long)c->f->src.size);
+    c->pos = start;
+    for (uint64_t i = 0; st == CAIRN_OK && i < r->count; i++) {
+        st = read_info(c, g, i);
+        if (st == CAIRN_OK)
+            st = place_tensor(c, r, g, i);
+    }
+    free(g);
+    CAIRN_TRY(st);
     c->ctx[0] = '\0';
     return check_overlaps(c, r);
 }
@@ -743,9 +763,7 @@ static void reader_free(void *state)
     gguf_reader *r = state;
     if (!r)
         return;
-    free(r->tensors);
-    free(r->g);
-    free(r->names);
+    cairn__packed_free(&r->tensors);
     cairn__nameset_free(&r->index);
     free(r);
 }
@@ -767,6 +785,8 @@ static cairn_status parse_file(const cairn_file *f, gguf_reader **out, cairn_err
     cairn_status st = cur_init(&w.c, f, err);
     if (st == CAIRN_OK && !r)
         st = cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    if (r)
+        cairn__packed_init(&r->tensors, sizeof(gguf_tail));
     if (st == CAIRN_OK)
         st = read_header(&w.c, r, &r->count);
     if (st == CAIRN_OK)
@@ -789,7 +809,7 @@ static cairn_status gguf_open(cairn_file *f, cairn_error *err)
 {
     gguf_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
-    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    cairn__table_init_packed(&r->table, &r->tensors, NULL, reader_free);
     cairn__table_index(&r->table, &r->index, tensor_name_at, r);
     cairn__table_info(&r->table, CAIRN_FORMAT_GGUF, r->version, r->payload, 0,
                       r->count ? r->alignment : 1, r->kv_count > 0 || r->opaque > 0);
@@ -845,17 +865,39 @@ static cairn_status tensor_type_entry(const cairn_file *f, const gguf_tinfo *g, 
     return CAIRN_OK;
 }
 
+/* The opaque tensors' infos are read again from the file for their ne. */
 static cairn_status tensor_types(const cairn_file *f, const gguf_reader *r, cairn_value *map,
                                  cairn_error *err)
 {
-    for (uint64_t i = 0; i < r->count; i++) {
-        if (gguf_ttype_get(r->g[i].type)->dtype != CAIRN_DTYPE_INVALID)
+    if (!r->opaque)
+        return CAIRN_OK;
+    gguf_cur c;
+    gguf_tinfo *g = malloc(sizeof *g);
+    cairn_status st = g ? cur_init(&c, f, err) : nomem(f, err);
+    if (st != CAIRN_OK) {
+        free(g);
+        return st;
+    }
+    for (uint64_t i = 0; st == CAIRN_OK && i < r->count; i++) {
+        gguf_tail t = tail_of(r, i);
+        if (gguf_ttype_get(t.type)->dtype != CAIRN_DTYPE_INVALID)
             continue;
         cairn_value *e;
-        CAIRN_TRY(tensor_type_entry(f, &r->g[i], &e, err));
-        CAIRN_TRY(push(f, map, r->tensors[i].info.name, e, err));
+        size_t len;
+        c.pos = t.info_at;
+        st = read_info(&c, g, i);
+        if (st == CAIRN_OK && g->type != t.type)
+            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: gguf at offset %llu: tensor info #%llu "
+                             "changed since the file was opened", f->path,
+                             (unsigned long long)t.info_at, (unsigned long long)i);
+        if (st == CAIRN_OK)
+            st = tensor_type_entry(f, g, &e, err);
+        if (st == CAIRN_OK)
+            st = push(f, map, cairn__packed_name(&r->tensors, i, &len), e, err);
     }
-    return CAIRN_OK;
+    free(c.win);
+    free(g);
+    return st;
 }
 
 /* The "gguf" map: version, kv, types, tensor_types. */
@@ -929,9 +971,13 @@ static cairn_status gguf_verify_structure(const cairn_file *f, cairn_error *err)
     CAIRN_TRY(parse_file(f, &again, err));
     int same = again->count == r->count && again->data_at == r->data_at &&
                again->kv_count == r->kv_count;
-    for (uint64_t i = 0; same && i < r->count; i++)
-        same = cairn__tensor_info_same(&r->tensors[i].info, &again->tensors[i].info) &&
-               r->g[i].type == again->g[i].type;
+    for (uint64_t i = 0; same && i < r->count; i++) {
+        cairn__tensor a, b;
+        cairn__packed_get(&r->tensors, i, &a);
+        cairn__packed_get(&again->tensors, i, &b);
+        same = cairn__tensor_info_same(&a.info, &b.info) &&
+               tail_of(r, i).type == tail_of(again, i).type;
+    }
     reader_free(again);
     if (!same)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: gguf at offset 0: the header changed "

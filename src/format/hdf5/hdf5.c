@@ -1011,15 +1011,39 @@ static herr_t image_udata_free(void *udata)
  * input, borrowed until close, or a .keras archive's weights, which the
  * reader keeps until close) as a file image on the core driver, read in
  * place. */
+/* libhdf5 keeps the object headers it has read in a metadata cache that
+ * grows to 32 MiB by default: walking a file of 20,000 datasets kept about
+ * 1 KB each. The walk reads each header once, so a small cache costs no
+ * reads and bounds what the reader holds whatever the file's size. */
+static void small_cache(hid_t fapl)
+{
+    H5AC_cache_config_t c;
+    memset(&c, 0, sizeof c);
+    c.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Pget_mdc_config(fapl, &c) < 0)
+        return;
+    c.set_initial_size = 1;
+    c.initial_size = (size_t)1 << 20;
+    c.min_size = (size_t)1 << 20;
+    c.max_size = (size_t)2 << 20;
+    H5Pset_mdc_config(fapl, &c); /* a cache libhdf5 refuses leaves its default */
+}
+
 static hid_t open_file(const cairn_file *f, h5_reader *r, const void *image, size_t size)
 {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t file = -1;
+    if (fapl >= 0)
+        small_cache(fapl);
     if (!image) { /* the file cairn opened and checked, not whatever the path names now */
         char self[64];
         snprintf(self, sizeof self, "/proc/self/fd/%d", f->src.fd);
-        return H5Fopen(access(self, R_OK) == 0 ? self : f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        file = H5Fopen(access(self, R_OK) == 0 ? self : f->path, H5F_ACC_RDONLY,
+                       fapl >= 0 ? fapl : H5P_DEFAULT);
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return file;
     }
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    hid_t file = -1;
     r->image = (h5_image){(void *)image, size};
     H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     NULL, image_free,
                                       image_udata_copy, image_udata_free, &r->image};

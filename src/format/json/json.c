@@ -374,15 +374,11 @@ const cairn__writer_ops cairn__json_writer = CAIRN__WRITER_OPS(
 
 /* ------------------------------------------------------------- reading */
 
-typedef struct jr_tensor {
-    cairn__tensor t;
-    uint8_t *bytes;
-} jr_tensor;
-
 typedef struct jr_state {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
-    jr_tensor *tensors;
-    size_t count, cap;
+    cairn__packed tensors;     /* tails: the decoded bytes (uint8_t *, NULL when empty) */
+    size_t count;
+    uint64_t payload;
     cairn__nameset set;
     cairn_value *meta;
 } jr_state;
@@ -698,8 +694,14 @@ static cairn_status parse_data(jp *x, cairn_dtype dtype, uint32_t rank, const ui
 static const char *jr_name(const void *ctx, uint32_t index, size_t *len)
 {
     const jr_state *s = ctx;
-    *len = s->tensors[index].t.info.name_len;
-    return s->tensors[index].t.info.name;
+    return cairn__packed_name(&s->tensors, index, len);
+}
+
+static uint8_t *jr_bytes(const jr_state *s, uint64_t index)
+{
+    uint8_t *bytes;
+    cairn__packed_tail(&s->tensors, index, &bytes);
+    return bytes;
 }
 
 /* A key string and the ':' after it. */
@@ -718,19 +720,12 @@ static cairn_status parse_key(jp *x, char **key)
 static cairn_status parse_tensor(jp *x, jr_state *s)
 {
     static const char *const keys[] = {"name", "dtype", "shape", "data"};
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 16;
-        jr_tensor *t = realloc(s->tensors, cap * sizeof *t);
-        if (!t)
-            return JFAIL(x, CAIRN_E_NOMEM, "out of memory");
-        s->tensors = t;
-        s->cap = cap;
-    }
     if (s->count >= UINT32_MAX)
         return JFAIL(x, CAIRN_E_LIMIT, "too many tensors");
-    jr_tensor *jt = &s->tensors[s->count];
-    memset(jt, 0, sizeof *jt);
-    cairn_tensor_info *in = &jt->t.info;
+    cairn__tensor t;
+    uint8_t *bytes_at = NULL;
+    memset(&t, 0, sizeof t);
+    cairn_tensor_info *in = &t.info;
     char *name = NULL, *dname = NULL;
     cairn_status st = expect(x, '{');
     for (int k = 0; st == CAIRN_OK && k < 4; k++) {
@@ -783,10 +778,10 @@ static cairn_status parse_tensor(jp *x, jr_state *s)
             }
             in->count = count;
             in->raw_size = in->stored_size = bytes;
-            jt->bytes = malloc((size_t)bytes + 1);
-            uint8_t *dst = jt->bytes;
-            st = jt->bytes ? parse_data(x, in->dtype, in->rank, in->dims, 0, &dst)
-                           : JFAIL(x, CAIRN_E_NOMEM, "out of memory");
+            bytes_at = bytes ? malloc((size_t)bytes) : NULL;
+            uint8_t *dst = bytes_at;
+            st = bytes_at || !bytes ? parse_data(x, in->dtype, in->rank, in->dims, 0, &dst)
+                                    : JFAIL(x, CAIRN_E_NOMEM, "out of memory");
         }
     }
     if (st == CAIRN_OK)
@@ -795,21 +790,19 @@ static cairn_status parse_tensor(jp *x, jr_state *s)
     if (st == CAIRN_OK) {
         in->name = name;
         in->offset = 0;
-        jt->t.via_load = 1;
+        t.via_load = 1;
         if (cairn__nameset_find(&s->set, name, in->name_len, jr_name, s) >= 0)
             st = JFAIL(x, CAIRN_E_CORRUPT, "tensor '%s' appears twice", name);
-        else if (cairn__nameset_insert(&s->set, (uint32_t)s->count, jr_name, s, x->err) == CAIRN_OK)
-            s->count++;
         else
-            st = CAIRN_E_NOMEM;
-        if (st != CAIRN_OK)
-            in->name = NULL;
+            st = cairn__packed_add(&s->tensors, &t, &bytes_at, x->path, x->err);
+        if (st == CAIRN_OK) {
+            bytes_at = NULL; /* the table's */
+            st = cairn__nameset_insert(&s->set, (uint32_t)s->count++, jr_name, s, x->err);
+            s->payload += in->raw_size;
+        }
     }
-    if (st != CAIRN_OK) {
-        free(name);
-        free(jt->bytes);
-        jt->bytes = NULL;
-    }
+    free(name);
+    free(bytes_at);
     return st;
 }
 
@@ -876,11 +869,9 @@ static void jr_free(void *state)
     jr_state *s = state;
     if (!s)
         return;
-    for (size_t i = 0; i < s->count; i++) {
-        free((char *)s->tensors[i].t.info.name);
-        free(s->tensors[i].bytes);
-    }
-    free(s->tensors);
+    for (uint64_t i = 0; i < s->tensors.count; i++)
+        free(jr_bytes(s, i));
+    cairn__packed_free(&s->tensors);
     cairn__nameset_free(&s->set);
     cairn_value_free(s->meta);
     free(s);
@@ -969,6 +960,8 @@ static cairn_status jr_open(cairn_file *f, cairn_error *err)
         p = copy;
     }
     jr_state *s = calloc(1, sizeof *s);
+    if (s)
+        cairn__packed_init(&s->tensors, sizeof(uint8_t *));
     jp x = {p, (size_t)f->src.size, 0, f->path, err};
     cairn_status st = s ? parse_document(&x, s) : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of "
                                                                "memory", f->path);
@@ -977,12 +970,9 @@ static cairn_status jr_open(cairn_file *f, cairn_error *err)
         jr_free(s);
         return st;
     }
-    uint64_t payload = 0;
-    for (size_t i = 0; i < s->count; i++)
-        payload += s->tensors[i].t.info.raw_size;
-    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, jr_free);
+    cairn__table_init_packed(&s->table, &s->tensors, NULL, jr_free);
     cairn__table_index(&s->table, &s->set, jr_name, s);
-    cairn__table_info(&s->table, CAIRN_FORMAT_JSON, JSON_VERSION, payload, 0, 1,
+    cairn__table_info(&s->table, CAIRN_FORMAT_JSON, JSON_VERSION, s->payload, 0, 1,
                       s->meta && cairn_value_count(s->meta) > 0);
     f->state = s;
     return CAIRN_OK;
@@ -998,8 +988,10 @@ static cairn_status jr_load(const cairn_file *f, uint64_t index, void *dst, cair
 {
     const jr_state *s = f->state;
     (void)err;
-    if (s->tensors[index].t.info.raw_size)
-        memcpy(dst, s->tensors[index].bytes, (size_t)s->tensors[index].t.info.raw_size);
+    cairn__tensor t;
+    cairn__packed_get(&s->tensors, index, &t);
+    if (t.info.raw_size)
+        memcpy(dst, jr_bytes(s, index), (size_t)t.info.raw_size);
     return CAIRN_OK;
 }
 

@@ -34,11 +34,8 @@ static int mx_flag_for(cairn_dtype d)
 
 typedef struct mx_reader {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
-    cairn__tensor *tensors; /* file order; a sparse array gives 2 or 3 */
-    uint64_t count, cap;
-    char *names;            /* every name, NUL-terminated */
-    size_t names_len, names_cap;
-    uint64_t *name_off;     /* into names, parallel to tensors */
+    cairn__packed tensors;  /* file order; a sparse array gives 2 or 3 */
+    uint64_t count;
     cairn__nameset index;
     uint32_t version;       /* highest record version seen (1, 2 or 3) */
     uint64_t payload;
@@ -146,48 +143,22 @@ static cairn_status nomem(const mx_cur *c)
     return cfail(c, CAIRN_E_NOMEM, "out of memory for the tensor table");
 }
 
-static cairn_status push_name(mx_cur *c, mx_reader *r, const char *name, size_t len,
-                              uint64_t *off)
-{
-    if (len + 1 > r->names_cap - r->names_len) {
-        size_t cap = r->names_cap ? r->names_cap : 256;
-        while (len + 1 > cap - r->names_len)
-            cap *= 2;
-        char *p = realloc(r->names, cap);
-        if (!p)
-            return nomem(c);
-        r->names = p;
-        r->names_cap = cap;
-    }
-    memcpy(r->names + r->names_len, name, len);
-    r->names[r->names_len + len] = '\0';
-    *off = r->names_len;
-    r->names_len += len + 1;
-    return CAIRN_OK;
-}
+/* The tensors of one NDArray record: 1 dense, 2 row_sparse, 3 csr. */
+typedef struct mx_parts {
+    cairn__tensor t[1 + MX_MAX_SPARSE_AUX];
+    uint32_t n;
+} mx_parts;
 
-/* Appends a tensor whose `count` elements of `dtype` start at c->pos and
- * skips them; its name is set later. */
-static cairn_status add_tensor(mx_cur *c, mx_reader *r, cairn_dtype dtype, const mx_shape *s,
+/* Adds a part whose `count` elements of `dtype` start at c->pos and skips
+ * them; its name is set later. */
+static cairn_status add_tensor(mx_cur *c, mx_parts *r, cairn_dtype dtype, const mx_shape *s,
                                const char *field)
 {
     uint64_t size;
     if (cairn__mul_overflow(s->count, cairn_dtype_size(dtype), &size))
         return cfail(c, CAIRN_E_CORRUPT, "%s: the byte size overflows 64 bits", field);
     CAIRN_TRY(need(c, size, field));
-    if (r->count == r->cap) {
-        uint64_t cap = r->cap ? r->cap * 2 : 16;
-        cairn__tensor *t = realloc(r->tensors, cap * sizeof *t);
-        if (!t)
-            return nomem(c);
-        r->tensors = t;
-        uint64_t *o = realloc(r->name_off, cap * sizeof *o);
-        if (!o)
-            return nomem(c);
-        r->name_off = o;
-        r->cap = cap;
-    }
-    cairn__tensor *t = &r->tensors[r->count++];
+    cairn__tensor *t = &r->t[r->n++];
     memset(t, 0, sizeof *t);
     t->info.dtype = dtype;
     t->info.rank = s->rank;
@@ -198,7 +169,6 @@ static cairn_status add_tensor(mx_cur *c, mx_reader *r, cairn_dtype dtype, const
     t->info.offset = c->pos;
     t->info.alignment = 1; /* records are packed */
     t->info.zero_copy = c->f->src.base != NULL;
-    r->payload += size;
     c->pos += size;
     return CAIRN_OK;
 }
@@ -219,10 +189,8 @@ static cairn_status check_index_type(mx_cur *c, cairn_dtype d, const char *field
                  cairn_dtype_name(d));
 }
 
-/* One NDArray record (the magic already read). `first` receives the index
- * of its first tensor; *parts the number of tensors it gave (1 dense, 2
- * row_sparse, 3 csr). */
-static cairn_status read_record(mx_cur *c, mx_reader *r, uint32_t magic, uint32_t *parts)
+/* One NDArray record (the magic already read) into its parts. */
+static cairn_status read_record(mx_cur *c, mx_parts *r, uint32_t magic)
 {
     int np = magic == MX_V3_MAGIC;
     int32_t stype = 0;
@@ -247,10 +215,9 @@ static cairn_status read_record(mx_cur *c, mx_reader *r, uint32_t magic, uint32_
     CAIRN_TRY(get(c, context, sizeof context, "context"));
     cairn_dtype dtype = CAIRN_DTYPE_INVALID;
     CAIRN_TRY(get_dtype(c, "type_flag", &dtype));
-    if (stype == 0) {
-        *parts = 1;
+    r->n = 0;
+    if (stype == 0)
         return add_tensor(c, r, dtype, &shape, "data");
-    }
     if (storage.none)
         return cfail(c, CAIRN_E_CORRUPT, "sparse storage shape is unknown");
     uint32_t naux = stype == 1 ? 1 : 2;
@@ -265,94 +232,69 @@ static cairn_status read_record(mx_cur *c, mx_reader *r, uint32_t magic, uint32_
     CAIRN_TRY(add_tensor(c, r, dtype, &storage, "sparse data"));
     for (uint32_t i = 0; i < naux; i++)
         CAIRN_TRY(add_tensor(c, r, aux[i].dtype, &aux[i].shape, "aux data"));
-    *parts = 1 + naux;
     return CAIRN_OK;
 }
 
 static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
 {
     const mx_reader *r = ctx;
-    *len = r->tensors[index].info.name_len;
-    return r->tensors[index].info.name;
+    return cairn__packed_name(&r->tensors, index, len);
 }
 
-/* Names the `parts` tensors of array `a` from its base name: "NAME" for a
- * dense array; "NAME.data" and "NAME.indices" (row_sparse) or "NAME.data",
- * "NAME.indptr", "NAME.indices" (csr, in MXNet's aux order). */
-static cairn_status name_parts(mx_cur *c, mx_reader *r, uint64_t first, uint32_t parts,
-                               const char *base, size_t len)
+/* Array i's name, in buf (CAIRN_NAME_MAX + 1 bytes): read from the name
+ * list, or its position when the list is empty (n_names 0). */
+static cairn_status read_name(mx_cur *c, uint64_t n_names, uint64_t i, char *buf, size_t *out)
+{
+    uint64_t len = 0;
+    snprintf(c->ctx, sizeof c->ctx, "name of array #%llu", (unsigned long long)i);
+    if (n_names == 0) { /* list form: the array's position */
+        *out = (size_t)snprintf(buf, CAIRN_NAME_MAX, "%llu", (unsigned long long)i);
+        return CAIRN_OK;
+    }
+    CAIRN_TRY(get_u64(c, "length", &len));
+    if (len == 0 || len > CAIRN_NAME_MAX - 16)
+        return cfail(c, CAIRN_E_CORRUPT, "name length %llu is not in 1..%d",
+                     (unsigned long long)len, CAIRN_NAME_MAX - 16);
+    *out = (size_t)len;
+    return get(c, buf, (size_t)len, "name");
+}
+
+/* Names the parts of an array from its base name: "NAME" for a dense
+ * array; "NAME.data" and "NAME.indices" (row_sparse) or "NAME.data",
+ * "NAME.indptr", "NAME.indices" (csr, in MXNet's aux order). With `r`, adds
+ * them to the table (refusing a name seen before); else only checks the
+ * names. */
+static cairn_status name_parts(mx_cur *c, mx_reader *r, mx_parts *parts, const char *base,
+                               size_t len)
 {
     static const char *const rsp[] = {".data", ".indices"};
     static const char *const csr[] = {".data", ".indptr", ".indices"};
     char buf[CAIRN_NAME_MAX + 16];
-    for (uint32_t p = 0; p < parts; p++) {
-        const char *suffix = parts == 1 ? "" : parts == 2 ? rsp[p] : csr[p];
+    for (uint32_t p = 0; p < parts->n; p++) {
+        const char *suffix = parts->n == 1 ? "" : parts->n == 2 ? rsp[p] : csr[p];
         size_t n = len + strlen(suffix);
         memcpy(buf, base, len);
         memcpy(buf + len, suffix, strlen(suffix));
         cairn_error e;
         if (cairn__name_check(buf, n, "tensor name", &e) != CAIRN_OK)
             return cfail(c, CAIRN_E_CORRUPT, "%s", e.message);
-        CAIRN_TRY(push_name(c, r, buf, n, &r->name_off[first + p]));
-        r->tensors[first + p].info.name_len = n;
-    }
-    return CAIRN_OK;
-}
-
-typedef struct mx_array {
-    uint64_t first; /* its first tensor */
-    uint32_t parts;
-} mx_array;
-
-static cairn_status read_names(mx_cur *c, mx_reader *r, const mx_array *arrays,
-                               uint64_t n_arrays)
-{
-    uint64_t n_names;
-    snprintf(c->ctx, sizeof c->ctx, "name list");
-    CAIRN_TRY(get_u64(c, "name count", &n_names));
-    if (n_names != 0 && n_names != n_arrays)
-        return cfail(c, CAIRN_E_CORRUPT, "%llu names for %llu arrays (must be 0 or equal)",
-                     (unsigned long long)n_names, (unsigned long long)n_arrays);
-    char *buf = malloc(CAIRN_NAME_MAX + 1);
-    if (!buf)
-        return nomem(c);
-    cairn_status st = CAIRN_OK;
-    for (uint64_t i = 0; st == CAIRN_OK && i < n_arrays; i++) {
-        uint64_t len = 0;
-        snprintf(c->ctx, sizeof c->ctx, "name of array #%llu", (unsigned long long)i);
-        if (n_names == 0) { /* list form: the array's position */
-            len = (uint64_t)snprintf(buf, CAIRN_NAME_MAX, "%llu", (unsigned long long)i);
-        } else {
-            st = get_u64(c, "length", &len);
-            if (st == CAIRN_OK && (len == 0 || len > CAIRN_NAME_MAX - 16))
-                st = cfail(c, CAIRN_E_CORRUPT, "name length %llu is not in 1..%d",
-                           (unsigned long long)len, CAIRN_NAME_MAX - 16);
-            if (st == CAIRN_OK)
-                st = get(c, buf, (size_t)len, "name");
-        }
-        if (st == CAIRN_OK)
-            st = name_parts(c, r, arrays[i].first, arrays[i].parts, buf, (size_t)len);
-    }
-    free(buf);
-    return st;
-}
-
-/* Points every name at its bytes (the buffer moved while growing) and
- * indexes them, refusing duplicates. */
-static cairn_status index_names(mx_cur *c, mx_reader *r)
-{
-    if (r->count > UINT32_MAX - 1)
-        return cfail(c, CAIRN_E_LIMIT, "too many tensors");
-    for (uint64_t i = 0; i < r->count; i++)
-        r->tensors[i].info.name = r->names + r->name_off[i];
-    for (uint64_t i = 0; i < r->count; i++) {
-        const cairn_tensor_info *t = &r->tensors[i].info;
-        if (cairn__nameset_find(&r->index, t->name, t->name_len, tensor_name_at, r) >= 0) {
+        if (!r)
+            continue;
+        if (cairn__nameset_find(&r->index, buf, n, tensor_name_at, r) >= 0) {
             char shown[96];
             return cfail(c, CAIRN_E_CORRUPT, "tensor name '%s' appears twice",
-                         cairn__printable(t->name, t->name_len, shown, sizeof shown));
+                         cairn__printable(buf, n, shown, sizeof shown));
         }
-        CAIRN_TRY(cairn__nameset_insert(&r->index, (uint32_t)i, tensor_name_at, r, c->err));
+        if (r->count > UINT32_MAX - 1)
+            return cfail(c, CAIRN_E_LIMIT, "too many tensors");
+        cairn__tensor *t = &parts->t[p];
+        t->info.name = buf;
+        t->info.name_len = n;
+        CAIRN_TRY(cairn__packed_add(&r->tensors, t, NULL, c->f->path, c->err));
+        CAIRN_TRY(cairn__nameset_insert(&r->index, (uint32_t)r->count, tensor_name_at, r,
+                                        c->err));
+        r->count++;
+        r->payload += t->info.raw_size;
     }
     return CAIRN_OK;
 }
@@ -362,9 +304,7 @@ static void reader_free(void *state)
     mx_reader *r = state;
     if (!r)
         return;
-    free(r->tensors);
-    free(r->names);
-    free(r->name_off);
+    cairn__packed_free(&r->tensors);
     cairn__nameset_free(&r->index);
     free(r);
 }
@@ -386,47 +326,77 @@ static cairn_status read_header(mx_cur *c, uint64_t *n_arrays)
     return CAIRN_OK;
 }
 
-static cairn_status read_arrays(mx_cur *c, mx_reader *r, mx_array *arrays, uint64_t n_arrays)
+/* Record i (c at its magic) into parts. */
+static cairn_status read_array(mx_cur *c, mx_reader *r, uint64_t i, mx_parts *parts)
 {
-    for (uint64_t i = 0; i < n_arrays; i++) {
-        uint32_t magic;
-        snprintf(c->ctx, sizeof c->ctx, "array #%llu", (unsigned long long)i);
-        CAIRN_TRY(get_u32(c, "record magic", &magic));
-        if (magic != MX_V1_MAGIC && magic != MX_V2_MAGIC && magic != MX_V3_MAGIC)
-            return cfail(c, CAIRN_E_UNSUPPORTED, "record magic 0x%08x is not V1 (0xf993fac8), "
-                         "V2 (0xf993fac9) or V3 (0xf993faca); pre-V1 records are not read",
-                         magic);
-        uint32_t v = magic - MX_V1_MAGIC + 1;
-        if (v > r->version)
-            r->version = v;
-        arrays[i].first = r->count;
-        CAIRN_TRY(read_record(c, r, magic, &arrays[i].parts));
-    }
-    return CAIRN_OK;
+    uint32_t magic;
+    snprintf(c->ctx, sizeof c->ctx, "array #%llu", (unsigned long long)i);
+    CAIRN_TRY(get_u32(c, "record magic", &magic));
+    if (magic != MX_V1_MAGIC && magic != MX_V2_MAGIC && magic != MX_V3_MAGIC)
+        return cfail(c, CAIRN_E_UNSUPPORTED, "record magic 0x%08x is not V1 (0xf993fac8), "
+                     "V2 (0xf993fac9) or V3 (0xf993faca); pre-V1 records are not read", magic);
+    uint32_t v = magic - MX_V1_MAGIC + 1;
+    if (v > r->version)
+        r->version = v;
+    return read_record(c, parts, magic);
 }
 
+/* The file is read twice: once to check every record, the name list and
+ * the end, keeping only each array's part count; then records and names
+ * side by side into the table, refusing repeated names. Nothing else is
+ * kept per tensor. */
 static cairn_status parse_file(const cairn_file *f, mx_reader **out, cairn_error *err)
 {
     mx_cur c = {.f = f, .err = err};
     mx_reader *r = calloc(1, sizeof *r);
     if (!r)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    uint64_t n_arrays = 0;
-    mx_array *arrays = NULL;
-    cairn_status st = read_header(&c, &n_arrays);
+    cairn__packed_init(&r->tensors, 0);
+    uint64_t n_arrays = 0, n_names = 0, arrays_at, names_at = 0;
+    uint8_t *nparts = NULL;
+    char *buf = malloc(CAIRN_NAME_MAX + 1);
+    mx_parts parts;
+    size_t len;
+    cairn_status st = buf ? read_header(&c, &n_arrays) : nomem(&c);
+    arrays_at = c.pos;
     if (st == CAIRN_OK) {
-        arrays = malloc((n_arrays ? n_arrays : 1) * sizeof *arrays);
-        st = arrays ? read_arrays(&c, r, arrays, n_arrays) : nomem(&c);
+        nparts = malloc(n_arrays ? n_arrays : 1);
+        st = nparts ? CAIRN_OK : nomem(&c);
     }
-    if (st == CAIRN_OK)
-        st = read_names(&c, r, arrays, n_arrays);
+    for (uint64_t i = 0; st == CAIRN_OK && i < n_arrays; i++) {
+        st = read_array(&c, r, i, &parts);
+        nparts[i] = (uint8_t)parts.n;
+    }
+    if (st == CAIRN_OK) {
+        snprintf(c.ctx, sizeof c.ctx, "name list");
+        st = get_u64(&c, "name count", &n_names);
+    }
+    if (st == CAIRN_OK && n_names != 0 && n_names != n_arrays)
+        st = cfail(&c, CAIRN_E_CORRUPT, "%llu names for %llu arrays (must be 0 or equal)",
+                   (unsigned long long)n_names, (unsigned long long)n_arrays);
+    names_at = c.pos;
+    for (uint64_t i = 0; st == CAIRN_OK && i < n_arrays; i++) {
+        st = read_name(&c, n_names, i, buf, &len);
+        parts.n = nparts[i];
+        if (st == CAIRN_OK)
+            st = name_parts(&c, NULL, &parts, buf, len);
+    }
     c.ctx[0] = '\0';
     if (st == CAIRN_OK && c.pos != f->src.size)
         st = cfail(&c, CAIRN_E_CORRUPT, "%llu bytes of trailing garbage after the name list",
                    (unsigned long long)(f->src.size - c.pos));
-    if (st == CAIRN_OK)
-        st = index_names(&c, r);
-    free(arrays);
+    mx_cur names = c;
+    c.pos = arrays_at;
+    names.pos = names_at;
+    for (uint64_t i = 0; st == CAIRN_OK && i < n_arrays; i++) {
+        st = read_array(&c, r, i, &parts);
+        if (st == CAIRN_OK)
+            st = read_name(&names, n_names, i, buf, &len);
+        if (st == CAIRN_OK)
+            st = name_parts(&names, r, &parts, buf, len);
+    }
+    free(nparts);
+    free(buf);
     if (st != CAIRN_OK) {
         reader_free(r);
         return st;
@@ -439,7 +409,7 @@ static cairn_status mx_open(cairn_file *f, cairn_error *err)
 {
     mx_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
-    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    cairn__table_init_packed(&r->table, &r->tensors, NULL, reader_free);
     cairn__table_index(&r->table, &r->index, tensor_name_at, r);
     cairn__table_info(&r->table, CAIRN_FORMAT_MXNET, r->version ? r->version : 2, r->payload,
                       r->payload, 1, 0);
@@ -456,7 +426,10 @@ static cairn_status mx_verify_structure(const cairn_file *f, cairn_error *err)
     CAIRN_TRY(parse_file(f, &again, err));
     int same = again->count == r->count;
     for (uint64_t i = 0; same && i < r->count; i++) {
-        const cairn_tensor_info *a = &r->tensors[i].info, *b = &again->tensors[i].info;
+        cairn__tensor x, y;
+        cairn__packed_get(&r->tensors, i, &x);
+        cairn__packed_get(&again->tensors, i, &y);
+        const cairn_tensor_info *a = &x.info, *b = &y.info;
         same = a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0 &&
                a->dtype == b->dtype && a->offset == b->offset && a->count == b->count;
     }

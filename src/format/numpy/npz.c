@@ -14,18 +14,18 @@
 
 /* ------------------------------------------------------------------ reader */
 
-typedef struct npz_tensor {
-    cairn__tensor t;               /* info.name points into npz_state.names */
-    const cairn__zip_member *m;
-    uint64_t data_at;              /* first payload byte, counted from the member's start */
-} npz_tensor;
+/* What the table keeps beside a tensor's record (the packed tail). */
+typedef struct npz_tail {
+    uint64_t data_at; /* first payload byte, counted from the member's start */
+    uint64_t member;  /* into npz_state.zip.members */
+} npz_tail;
 
 typedef struct npz_state {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     cairn__zip zip;
-    npz_tensor *tensors; /* sorted by name */
+    cairn__packed tensors; /* member order; tails are npz_tail */
+    size_t *by_name;       /* the table's order: position -> tensor */
     uint64_t count;
-    char *names;
     uint64_t payload_bytes, alignment;
 } npz_state;
 CAIRN__TABLE_FIRST(npz_state);
@@ -81,7 +81,7 @@ static cairn_status read_member_header(const cairn_file *f, const cairn__zip_mem
 {
     uint8_t pre[CAIRN__NPY_PREAMBLE_MAX] = {0};
     size_t n = m->size < sizeof pre ? (size_t)m->size : sizeof pre;
-    CAIRN_TRY(cairn__zip_read(&f->src, m, 0, pre, n, 0, err));
+    CAIRN_TRY(cairn__zip_read(&f->src, m, 0, pre, n, CAIRN__ZIP_PEEK, err));
     if (n < CAIRN__NPY_MAGIC_LEN || !cairn__npy_is_magic(pre))
         return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: offset %llu: not an .npy array (no "
                            "\\x93NUMPY magic); cairn reads only arrays from an .npz", o->where,
@@ -91,16 +91,28 @@ static cairn_status read_member_header(const cairn_file *f, const cairn__zip_mem
     char *text = malloc(end ? end : 1);
     if (!text)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the npy header", o->where);
-    cairn_status st = cairn__zip_read(&f->src, m, 0, text, end, 0, err);
+    cairn_status st = cairn__zip_read(&f->src, m, 0, text, end, CAIRN__ZIP_PEEK, err);
     if (st == CAIRN_OK)
         st = cairn__npy_parse_header(text + h->header_at, o, h, err);
     free(text);
     return st;
 }
 
-/* One member -> one tensor (name not yet set). */
-static cairn_status parse_member(const cairn_file *f, const cairn__zip_member *m, npz_tensor *nt,
-                                 cairn_error *err)
+static npz_tail tail_of(const npz_state *s, uint64_t i)
+{
+    npz_tail t;
+    cairn__packed_tail(&s->tensors, i, &t);
+    return t;
+}
+
+static const cairn__zip_member *member_of(const npz_state *s, uint64_t i)
+{
+    return &s->zip.members[tail_of(s, i).member];
+}
+
+/* One member -> one tensor record and its tail. */
+static cairn_status parse_member(const cairn_file *f, const cairn__zip_member *m,
+                                 cairn__tensor *t, npz_tail *tail, cairn_error *err)
 {
     char where[NPZ_WHERE_MAX];
     cairn__npy_origin o;
@@ -109,73 +121,85 @@ static cairn_status parse_member(const cairn_file *f, const cairn__zip_member *m
     member_origin(f, m, where, sizeof where, &o);
     CAIRN_TRY(read_member_header(f, m, &o, &h, err));
     CAIRN_TRY(cairn__npy_payload(&h, m->size, &o, &count, &bytes, err));
-    cairn_tensor_info *in = &nt->t.info;
-    memset(nt, 0, sizeof *nt);
-    nt->m = m;
-    nt->data_at = h.header_at + h.header_len;
+    cairn_tensor_info *in = &t->info;
+    tail->data_at = h.header_at + h.header_len;
     in->dtype = h.dtype;
     in->rank = h.rank;
     memcpy(in->dims, h.dims, sizeof in->dims);
     in->count = count;
     in->raw_size = bytes;
     in->codec = CAIRN_CODEC_NONE;
-    nt->t.big_endian = h.big_endian;
-    nt->t.fortran_order = cairn__npy_fortran_matters(&h);
+    t->big_endian = h.big_endian;
+    t->fortran_order = cairn__npy_fortran_matters(&h);
     if (m->method == CAIRN__ZIP_DEFLATED) {
         /* No byte range of the file holds the elements: read.c asks npz_load. */
         in->offset = m->data_offset;
         in->stored_size = m->comp_size;
         in->alignment = 1;
-        nt->t.via_load = 1;
+        t->via_load = 1;
         return CAIRN_OK;
     }
-    in->offset = m->data_offset + nt->data_at;
+    in->offset = m->data_offset + tail->data_at;
     in->stored_size = bytes;
     in->alignment = offset_alignment(in->offset);
-    in->zero_copy = !h.big_endian && !nt->t.fortran_order &&
+    in->zero_copy = !h.big_endian && !t->fortran_order &&
                     cairn__file_ptr(f, in->offset, bytes) != NULL;
     return CAIRN_OK;
 }
 
-static int tensor_cmp(const void *a, const void *b)
+/* qsort has no context: the names are sorted through an array of these
+ * (an archive has at most 2^22 members, a name at most CAIRN_NAME_MAX bytes). */
+typedef struct npz_key {
+    const char *name;
+    uint32_t len;
+    uint32_t tensor;
+} npz_key;
+
+static int key_cmp(const void *a, const void *b)
 {
-    const cairn_tensor_info *x = &((const npz_tensor *)a)->t.info;
-    const cairn_tensor_info *y = &((const npz_tensor *)b)->t.info;
-    return cairn__name_cmp(x->name, x->name_len, y->name, y->name_len);
+    const npz_key *x = a, *y = b;
+    int c = cairn__name_cmp(x->name, x->len, y->name, y->len);
+    return c ? c : (x->tensor > y->tensor) - (x->tensor < y->tensor);
 }
 
-/* Names every tensor, sorts them, and refuses two members with one name
+/* Puts the tensors in name order and refuses two members with one name
  * ("a" and "a.npy"). */
-static cairn_status name_tensors(const cairn_file *f, npz_state *s, cairn_error *err)
+static cairn_status sort_tensors(const cairn_file *f, npz_state *s, cairn_error *err)
 {
-    size_t total = 1;
-    for (uint64_t i = 0; i < s->count; i++)
-        total += s->tensors[i].m->name_len + 1;
-    if (!(s->names = malloc(total)))
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for tensor names", f->path);
-    for (uint64_t i = 0, at = 0; i < s->count; i++) {
-        const cairn__zip_member *m = s->tensors[i].m;
-        size_t n = tensor_name_len(m);
-        CAIRN_TRY(check_name(f, m, n, err));
-        memcpy(s->names + at, m->name, n);
-        s->names[at + n] = '\0';
-        s->tensors[i].t.info.name = s->names + at;
-        s->tensors[i].t.info.name_len = n;
-        at += n + 1;
+    npz_key *keys = malloc((size_t)(s->count ? s->count : 1) * sizeof *keys);
+    if (!keys)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors", f->path,
+                           (unsigned long long)s->count);
+    for (uint64_t i = 0; i < s->count; i++) {
+        size_t len;
+        keys[i].name = cairn__packed_name(&s->tensors, i, &len);
+        keys[i].len = (uint32_t)len;
+        keys[i].tensor = (uint32_t)i;
     }
-    qsort(s->tensors, (size_t)s->count, sizeof *s->tensors, tensor_cmp);
+    qsort(keys, (size_t)s->count, sizeof *keys, key_cmp);
     for (uint64_t i = 1; i < s->count; i++) {
-        if (tensor_cmp(&s->tensors[i - 1], &s->tensors[i]) == 0) {
-            char a[NPZ_WHERE_MAX], shown[160];
-            const cairn__zip_member *p = s->tensors[i - 1].m, *q = s->tensors[i].m;
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
-                               "member '%s' (offset %llu) both hold tensor '%s'",
-                               cairn__zip_where(&f->src, p, a, sizeof a),
-                               (unsigned long long)p->header_offset,
-                               cairn__printable(q->name, q->name_len, shown, sizeof shown),
-                               (unsigned long long)q->header_offset, s->tensors[i].t.info.name);
-        }
+        if (cairn__name_cmp(keys[i - 1].name, keys[i - 1].len, keys[i].name, keys[i].len))
+            continue;
+        char a[NPZ_WHERE_MAX], shown[160];
+        const cairn__zip_member *p = member_of(s, keys[i - 1].tensor);
+        const cairn__zip_member *q = member_of(s, keys[i].tensor);
+        cairn_status st = cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) "
+                                      "and member '%s' (offset %llu) both hold tensor '%s'",
+                                      cairn__zip_where(&f->src, p, a, sizeof a),
+                                      (unsigned long long)p->header_offset,
+                                      cairn__printable(q->name, q->name_len, shown,
+                                                       sizeof shown),
+                                      (unsigned long long)q->header_offset, keys[i].name);
+        free(keys);
+        return st;
     }
+    /* The order, written over the keys as they are read (slot i is key
+     * i's own 8 bytes or earlier ones). */
+    size_t *order = (size_t *)(void *)keys;
+    for (uint64_t i = 0; i < s->count; i++)
+        order[i] = keys[i].tensor;
+    size_t *shrunk = realloc(order, (size_t)(s->count ? s->count : 1) * sizeof *order);
+    s->by_name = shrunk ? shrunk : order;
     return CAIRN_OK;
 }
 
@@ -185,8 +209,8 @@ static void state_free(void *state)
     if (!s)
         return;
     cairn__zip_close(&s->zip);
-    free(s->tensors);
-    free(s->names);
+    cairn__packed_free(&s->tensors);
+    free(s->by_name);
     free(s);
 }
 
@@ -194,19 +218,23 @@ static cairn_status parse_archive(const cairn_file *f, npz_state *s, cairn_error
 {
     CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
     s->count = s->zip.count;
-    s->tensors = calloc((size_t)(s->count ? s->count : 1), sizeof *s->tensors);
-    if (!s->tensors)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors", f->path,
-                           (unsigned long long)s->count);
+    cairn__packed_init(&s->tensors, sizeof(npz_tail));
     s->alignment = 1;
     for (uint64_t i = 0; i < s->count; i++) {
-        npz_tensor *nt = &s->tensors[i];
-        CAIRN_TRY(parse_member(f, &s->zip.members[i], nt, err));
-        s->payload_bytes += nt->t.info.stored_size;
-        if (!nt->t.via_load && nt->t.info.alignment > s->alignment)
-            s->alignment = nt->t.info.alignment;
+        const cairn__zip_member *m = &s->zip.members[i];
+        cairn__tensor t;
+        npz_tail tail = {0, i};
+        memset(&t, 0, sizeof t);
+        CAIRN_TRY(parse_member(f, m, &t, &tail, err));
+        t.info.name = m->name;
+        t.info.name_len = tensor_name_len(m);
+        CAIRN_TRY(check_name(f, m, t.info.name_len, err));
+        CAIRN_TRY(cairn__packed_add(&s->tensors, &t, &tail, f->path, err));
+        s->payload_bytes += t.info.stored_size;
+        if (!t.via_load && t.info.alignment > s->alignment)
+            s->alignment = t.info.alignment;
     }
-    return name_tensors(f, s, err);
+    return sort_tensors(f, s, err);
 }
 
 static cairn_status npz_open(cairn_file *f, cairn_error *err)
@@ -220,7 +248,7 @@ static cairn_status npz_open(cairn_file *f, cairn_error *err)
         return st;
     }
     /* a ZIP archive has no format version of its own; tensors in name order */
-    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_init_packed(&s->table, &s->tensors, s->by_name, state_free);
     cairn__table_info(&s->table, CAIRN_FORMAT_NPZ, 0, s->payload_bytes, 0, s->alignment, 0);
     f->state = s;
     return CAIRN_OK;
@@ -237,14 +265,19 @@ static cairn_status npz_find(const cairn_file *f, const char *name, size_t name_
                        cairn__printable(name, name_len, shown, sizeof shown), shown);
 }
 
-static int same_tensor(const npz_tensor *a, const npz_tensor *b)
+static int same_tensor(const npz_state *s, const npz_state *again, uint64_t i)
 {
-    const cairn_tensor_info *x = &a->t.info, *y = &b->t.info;
+    cairn__tensor a, b;
+    size_t k = s->by_name ? s->by_name[i] : i, l = again->by_name ? again->by_name[i] : i;
+    cairn__packed_get(&s->tensors, k, &a);
+    cairn__packed_get(&again->tensors, l, &b);
+    const cairn_tensor_info *x = &a.info, *y = &b.info;
     return x->name_len == y->name_len && memcmp(x->name, y->name, x->name_len) == 0 &&
            x->dtype == y->dtype && x->rank == y->rank && !memcmp(x->dims, y->dims, sizeof x->dims) &&
            x->offset == y->offset && x->stored_size == y->stored_size &&
-           a->t.big_endian == b->t.big_endian && a->t.fortran_order == b->t.fortran_order &&
-           a->t.via_load == b->t.via_load && a->m->crc == b->m->crc && a->data_at == b->data_at;
+           a.big_endian == b.big_endian && a.fortran_order == b.fortran_order &&
+           a.via_load == b.via_load && member_of(s, k)->crc == member_of(again, l)->crc &&
+           tail_of(s, k).data_at == tail_of(again, l).data_at;
 }
 
 static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
@@ -259,11 +292,13 @@ static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
                          "since the file was opened", f->path,
                          (unsigned long long)s->zip.cd_offset);
     for (uint64_t i = 0; st == CAIRN_OK && i < s->count; i++)
-        if (!same_tensor(&s->tensors[i], &again->tensors[i]))
+        if (!same_tensor(s, again, i)) {
+            size_t k = s->by_name ? s->by_name[i] : i, len;
             st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' (member at offset %llu) "
                              "changed since the file was opened", f->path,
-                             s->tensors[i].t.info.name,
-                             (unsigned long long)s->tensors[i].m->header_offset);
+                             cairn__packed_name(&s->tensors, k, &len),
+                             (unsigned long long)member_of(s, k)->header_offset);
+        }
     state_free(again);
     return st;
 }
@@ -273,16 +308,19 @@ static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
 static cairn_status npz_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
     const npz_state *s = f->state;
-    const npz_tensor *nt = &s->tensors[index];
-    return cairn__zip_read(&f->src, nt->m, nt->data_at, dst, (size_t)nt->t.info.raw_size,
-                           CAIRN__ZIP_CHECK, err);
+    size_t k = s->by_name ? s->by_name[index] : (size_t)index;
+    cairn__tensor t;
+    cairn__packed_get(&s->tensors, k, &t);
+    return cairn__zip_read(&f->src, member_of(s, k), tail_of(s, k).data_at, dst,
+                           (size_t)t.info.raw_size, CAIRN__ZIP_CHECK, err);
 }
 
 /* The member's CRC-32 covers its npy header too. */
 static cairn_status npz_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     const npz_state *s = f->state;
-    return cairn__zip_verify(&f->src, s->tensors[index].m, err);
+    return cairn__zip_verify(&f->src, member_of(s, s->by_name ? s->by_name[index] : index),
+                             err);
 }
 
 /* npz has no metadata (read_metadata NULL: an empty map). */

@@ -3,8 +3,8 @@
  * by default it is refused, naming the first global cairn does not know. With
  * CAIRN_OPEN_INERT the restricted machine (pickle.h) records every global,
  * REDUCE, NEWOBJ and BUILD as a plain node and the object becomes the
- * metadata tree, and the NumPy arrays in it are also tensors named by their
- * path; nothing is ever called. joblib's compressed files (zlib, gzip,
+ * metadata tree, where each NumPy array is a tensor named by its path
+ * (pickle_flat.c finds them); nothing is ever called. joblib's compressed files (zlib, gzip,
  * bzip2, lz4, xz, lzma) are decompressed first (joblib_codec.c, bounded by
  * max_inflate and the machine's 64 MiB). */
 #include "format/format.h"
@@ -19,11 +19,12 @@
 
 #define PICKLE_WHERE_MAX 512
 
-/* A NumPy array found in the tree: its bytes are a BYTES value of it. */
+/* A NumPy array the walk found (cairn__pk_array). */
 typedef struct pickle_tensor {
     cairn__tensor t;
     char *name;
-    const uint8_t *bytes;
+    const uint8_t *bytes; /* into `owned` or the pickle's bytes */
+    uint8_t *owned;
 } pickle_tensor;
 
 typedef struct pickle_state {
@@ -98,8 +99,10 @@ static void state_free(void *state)
     pickle_state *s = state;
     if (!s)
         return;
-    for (uint64_t i = 0; i < s->count; i++)
+    for (uint64_t i = 0; i < s->count; i++) {
         free(s->tensors[i].name);
+        free(s->tensors[i].owned);
+    }
     free(s->tensors);
     cairn__nameset_free(&s->names);
     cairn__pk_flat_free(&s->flat);
@@ -122,161 +125,44 @@ static cairn_status run(const cairn_file *f, pickle_state *s, cairn_error *err)
 
 /* ------------------------------------------------------------ arrays */
 
-static int is_str(const cairn_value *v, const char *lit)
+/* The walk's arrays become the table's rows; their names and the bytes
+ * the graph made move here. */
+static cairn_status take_arrays(const cairn_file *f, pickle_state *s, cairn_error *err)
 {
-    const void *d;
-    size_t len;
-    return v && cairn_value_get_type(v) == CAIRN_VALUE_STRING &&
-           cairn_value_get_data(v, &d, &len) == CAIRN_OK && len == strlen(lit) &&
-           memcmp(d, lit, len) == 0;
-}
-
-/* Item i of a list node as an int, or 0 with *ok cleared. */
-static int64_t list_int(const cairn_value *list, size_t i, int *ok)
-{
-    int64_t v = 0;
-    if (cairn_value_get_int(cairn_value_at(list, i), &v) != CAIRN_OK)
-        *ok = 0;
-    return v;
-}
-
-/* numpy.dtype('f8', False, True) with state (3, '<', ...): cairn's dtype and
- * whether the bytes are big-endian, read as NumPy reads it (pickle_numpy.c);
- * CAIRN_DTYPE_INVALID for what cairn has no dtype for or refuses. */
-static cairn_dtype numpy_dtype(const cairn_value *dt, int *big)
-{
-    const cairn_value *args = cairn_value_get(dt, "args");
-    const cairn_value *st = cairn_value_get(dt, "state");
-    cairn__np_dtype_args a;
-    cairn__np_dtype np;
-    const void *d;
-    memset(&a, 0, sizeof a);
-    if (!is_str(cairn_value_get(dt, "$class"), "numpy.dtype") ||
-        cairn_value_get_type(cairn_value_at(args, 0)) != CAIRN_VALUE_STRING ||
-        cairn_value_get_data(cairn_value_at(args, 0), &d, &a.code_len) != CAIRN_OK)
-        return CAIRN_DTYPE_INVALID;
-    a.code = d;
-    a.has_state = st != NULL;
-    if (cairn_value_get_type(st) == CAIRN_VALUE_LIST) {
-        size_t n = cairn_value_count(st), elen = 0;
-        int ok = n >= 7 && n <= 9;
-        const void *e = NULL;
-        (void)list_int(st, 0, &ok);
-        ok = ok && cairn_value_get_type(cairn_value_at(st, 1)) == CAIRN_VALUE_STRING &&
-             cairn_value_get_data(cairn_value_at(st, 1), &e, &elen) == CAIRN_OK && elen == 1;
-        a.endian = ok ? *(const char *)e : 0;
-        for (size_t i = 2; ok && i <= 4; i++)
-            a.structured |= cairn_value_get_type(cairn_value_at(st, i)) != CAIRN_VALUE_NULL;
-        a.elsize = list_int(st, 5, &ok);
-        (void)list_int(st, 6, &ok);
-        a.flags = n > 7 ? list_int(st, 7, &ok) : 0;
-        a.state_ok = ok;
-    }
-    if (cairn__np_dtype_resolve(&a, &np))
-        return CAIRN_DTYPE_INVALID;
-    *big = np.big_endian;
-    return np.dtype;
-}
-
-typedef struct array_view {
-    const cairn_value *shape, *dtype, *bytes;
-    int fortran;
-} array_view;
-
-/* A joblib NumpyArrayWrapper node (state + data) or a pickled ndarray
- * (_reconstruct + state (version, shape, dtype, is_fortran, bytes)). */
-static int as_array(const cairn_value *node, array_view *a)
-{
-    const cairn_value *cls = cairn_value_get(node, "$class");
-    const cairn_value *st = cairn_value_get(node, "state");
-    const cairn_value *args = cairn_value_get(node, "args");
-    if ((is_str(cls, "numpy.core.multiarray.scalar") ||
-         is_str(cls, "numpy._core.multiarray.scalar")) && cairn_value_count(args) == 2) {
-        a->shape = NULL; /* rank 0: a NumPy scalar such as LinearRegression.intercept_ */
-        a->dtype = cairn_value_at(args, 0);
-        a->bytes = cairn_value_at(args, 1);
-        a->fortran = 0;
-        return cairn_value_get_type(a->bytes) == CAIRN_VALUE_BYTES;
-    }
-    if ((is_str(cls, "numpy.core.numeric._frombuffer") ||
-         is_str(cls, "numpy._core.numeric._frombuffer")) && cairn_value_count(args) == 4) {
-        a->bytes = cairn_value_at(args, 0); /* protocol 5: (buffer, dtype, shape, order) */
-        a->dtype = cairn_value_at(args, 1);
-        a->shape = cairn_value_at(args, 2);
-        a->fortran = is_str(cairn_value_at(args, 3), "F");
-        return cairn_value_get_type(a->bytes) == CAIRN_VALUE_BYTES &&
-               cairn_value_get_type(a->shape) == CAIRN_VALUE_LIST;
-    }
-    if (!st)
-        return 0;
-    if (is_str(cls, "joblib.numpy_pickle.NumpyArrayWrapper")) {
-        a->shape = cairn_value_get(st, "shape");
-        a->dtype = cairn_value_get(st, "dtype");
-        a->bytes = cairn_value_get(node, "data");
-        a->fortran = is_str(cairn_value_get(st, "order"), "F");
-        return a->shape && a->dtype && a->bytes;
-    }
-    if ((is_str(cls, "numpy.core.multiarray._reconstruct") ||
-         is_str(cls, "numpy._core.multiarray._reconstruct")) &&
-        cairn_value_get_type(st) == CAIRN_VALUE_LIST && cairn_value_count(st) == 5) {
-        a->shape = cairn_value_at(st, 1);
-        a->dtype = cairn_value_at(st, 2);
-        a->bytes = cairn_value_at(st, 4);
-        int b = 0;
-        a->fortran = cairn_value_get_bool(cairn_value_at(st, 3), &b) == CAIRN_OK && b;
-        return cairn_value_get_type(a->bytes) == CAIRN_VALUE_BYTES;
-    }
-    return 0;
-}
-
-static cairn_status add_array(const cairn_file *f, pickle_state *s, const char *path,
-                              const array_view *a, cairn_error *err)
-{
-    pickle_tensor pt = {0};
-    cairn_tensor_info *in = &pt.t.info;
-    in->dtype = numpy_dtype(a->dtype, &pt.t.big_endian);
-    size_t n = a->shape ? cairn_value_count(a->shape) : 0, len = 0;
-    const void *d = NULL;
-    if (in->dtype == CAIRN_DTYPE_INVALID || n > CAIRN_MAX_RANK ||
-        cairn_value_get_data(a->bytes, &d, &len) != CAIRN_OK)
-        return CAIRN_OK; /* an array cairn has no dtype for stays bytes in the tree */
-    in->rank = (uint32_t)n;
-    in->count = 1;
+    cairn__pk_flat *fl = &s->flat;
+    size_t n = fl->array_count;
+    s->tensors = calloc(n ? n : 1, sizeof *s->tensors);
+    if (!s->tensors)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %zu arrays", f->path, n);
+    s->cap = n;
     for (size_t i = 0; i < n; i++) {
-        int64_t dim;
-        if (cairn_value_get_int(cairn_value_at(a->shape, i), &dim) != CAIRN_OK || dim < 0)
-            return CAIRN_OK;
-        in->dims[i] = (uint64_t)dim;
-        if (dim && in->count > UINT64_MAX / (uint64_t)dim)
-            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: array '%s': its shape overflows",
-                               f->path, path);
-        in->count *= (uint64_t)dim;
+        cairn__pk_array *e = &fl->arrays[i];
+        pickle_tensor *pt = &s->tensors[s->count++];
+        cairn_tensor_info *in = &pt->t.info;
+        pt->name = e->name;
+        pt->owned = e->owned;
+        pt->bytes = e->bytes;
+        e->name = NULL;
+        e->owned = NULL;
+        in->name = pt->name;
+        in->name_len = e->len;
+        in->dtype = e->a.dtype;
+        in->rank = e->a.rank;
+        in->count = 1;
+        for (uint32_t d = 0; d < e->a.rank; d++) {
+            in->dims[d] = e->a.dims[d];
+            in->count *= e->a.dims[d]; /* checked by cairn__np_array_of */
+        }
+        in->raw_size = in->stored_size = e->nbytes;
+        in->alignment = 1;
+        in->codec = CAIRN_CODEC_NONE;
+        pt->t.big_endian = e->a.big_endian;
+        pt->t.fortran_order = e->a.fortran;
+        pt->t.via_load = 1; /* the bytes are in the pickle (which may have been inflated) */
     }
-    uint64_t esize = cairn_dtype_size(in->dtype);
-    if (in->count > UINT64_MAX / esize || in->count * esize != len)
-        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: array '%s': shape and dtype say %llu "
-                           "elements, but it holds %zu bytes", f->path, path,
-                           (unsigned long long)in->count, len);
-    if (s->count == s->cap) {
-        uint64_t cap = s->cap ? 2 * s->cap : 8;
-        pickle_tensor *t = realloc(s->tensors, cap * sizeof *t);
-        if (!t)
-            return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-        s->tensors = t;
-        s->cap = cap;
-    }
-    pt.name = strdup(path);
-    if (!pt.name)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
-    in->name = pt.name;
-    in->name_len = strlen(path);
-    in->raw_size = in->stored_size = len;
-    in->alignment = 1;
-    in->codec = CAIRN_CODEC_NONE;
-    pt.t.fortran_order = a->fortran && n > 1;
-    pt.t.via_load = 1; /* the bytes are a copy in the tree (and may have been inflated) */
-    pt.bytes = d;
-    s->tensors[s->count++] = pt;
+    free(fl->arrays);
+    fl->arrays = NULL;
+    fl->array_count = fl->array_cap = 0;
     return CAIRN_OK;
 }
 
@@ -306,33 +192,6 @@ static cairn_status index_names(const cairn_file *f, pickle_state *s, cairn_erro
     return CAIRN_OK;
 }
 
-/* Names each array by its path ("state.coef_"; list items by index). The
- * tree's depth is bounded by the walker that made it. */
-static cairn_status find_arrays(const cairn_file *f, pickle_state *s, const cairn_value *v,
-                                char *path, size_t used, size_t cap, cairn_error *err)
-{
-    cairn_value_type type = cairn_value_get_type(v);
-    if ((type != CAIRN_VALUE_MAP && type != CAIRN_VALUE_LIST) || v->pack)
-        return CAIRN_OK; /* a packed list holds only numbers or strings: left packed */
-    array_view a;
-    if (type == CAIRN_VALUE_MAP && as_array(v, &a))
-        return add_array(f, s, used ? path : "array", &a, err);
-    for (size_t i = 0; i < cairn_value_count(v); i++) {
-        char idx[24];
-        const char *key = type == CAIRN_VALUE_MAP ? cairn_value_key_at(v, i) : idx;
-        snprintf(idx, sizeof idx, "%zu", i);
-        size_t klen = strlen(key), at = used ? used + 1 : 0;
-        if (at + klen + 1 > cap)
-            continue; /* too long a path to name: the array stays in the tree only */
-        if (used)
-            path[used] = '.';
-        memcpy(path + at, key, klen + 1);
-        CAIRN_TRY(find_arrays(f, s, cairn_value_at(v, i), path, at + klen, cap, err));
-        path[used] = '\0';
-    }
-    return CAIRN_OK;
-}
-
 static cairn_status pickle_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
     const pickle_state *s = f->state;
@@ -351,10 +210,8 @@ static cairn_status pickle_open(cairn_file *f, cairn_error *err)
                  s->inflated ? " (inflated)" : "");
         st = run(f, s, err);
     }
-    if (st == CAIRN_OK) {
-        char path[1024] = {0};
-        st = find_arrays(f, s, s->flat.tree, path, 0, sizeof path, err);
-    }
+    if (st == CAIRN_OK)
+        st = take_arrays(f, s, err);
     if (st == CAIRN_OK)
         st = index_names(f, s, err);
     if (st != CAIRN_OK && !(f->flags & CAIRN_OPEN_INERT) && st == CAIRN_E_UNSUPPORTED &&

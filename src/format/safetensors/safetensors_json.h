@@ -1,14 +1,18 @@
 /*
  * safetensors_json.h -- the JSON parser behind the safetensors header
- * (docs/FORMAT.md §11.3), a C interface over simdjson's DOM parser
+ * (docs/FORMAT.md §11.3), a C interface over simdjson's On-Demand parser
  * (safetensors_json.cpp).
  *
  * jansson builds a malloc'ed node per value and was 18x slower than a native
- * open on a 37 KB header; simdjson validates the whole document (syntax and
- * UTF-8) at GB/s. The parse is flattened into one array of plain C nodes so
- * that safetensors_read.c keeps every rule and message on its side: this
- * layer says what the JSON holds and checks nothing about safetensors --
- * duplicate keys included, which the DOM keeps in document order.
+ * open on a 37 KB header; simdjson validates UTF-8 and finds the structure
+ * of the whole text at GB/s. simdjson's DOM costs ~15 bytes per header byte;
+ * On-Demand keeps only the structure index (4 bytes per JSON token) and the
+ * text, and hands the root object's members out one at a time: a header of
+ * 300,000 entries never exists as a tree. Each member is flattened into
+ * plain C nodes so that safetensors_read.c keeps every rule and message on
+ * its side: this layer says what the JSON holds and checks nothing about
+ * safetensors -- duplicate keys included, which it hands out in document
+ * order.
  *
  * Nothing here throws, aborts or keeps state between calls.
  */
@@ -40,7 +44,8 @@ typedef struct cairn__stj_node {
     const char *key;  /* the member's key when the parent is an object (may
                        * hold NULs), else NULL */
     const char *str;  /* STRING: the decoded bytes, else NULL */
-    int64_t i;
+    int64_t i;        /* INT; BOOL: 0 or 1 */
+    double d;         /* REAL */
     uint64_t u;
     /* 32 bits are enough: a text is at most CAIRN__STJ_MAX_TEXT bytes. */
     uint32_t key_len;
@@ -51,38 +56,73 @@ typedef struct cairn__stj_node {
     cairn__stj_kind kind;
 } cairn__stj_node;
 
-/* The longest text cairn__stj_parse takes (safetensors headers stop at
+/* The longest text cairn__stj_open takes (safetensors headers stop at
  * 100,000,000 bytes). */
 #define CAIRN__STJ_MAX_TEXT 0xFFFFFFF0u
 
-/* How much of the document is flattened. The root is at depth 0. Bounding
- * what is emitted keeps the node array proportional to what the caller
- * looks at, not to what a hostile header repeats (the counts stay exact). */
+/* Bytes simdjson may read past a text's end (SIMDJSON_PADDING). */
+#define CAIRN__STJ_PADDING 64
+
+/* How much of a member is flattened. The root is at depth 0, its members
+ * at depth 1. Bounding what is emitted keeps the nodes proportional to what
+ * the caller looks at, not to what a hostile header repeats (the counts
+ * stay exact, and everything is still read and checked). */
 typedef struct cairn__stj_limits {
     size_t depth; /* nodes deeper than this are not emitted */
     size_t items; /* a container at depth 2 or more emits at most this many
-                   * children; the root and its members emit them all */
+                   * children; the root's members emit them all */
 } cairn__stj_limits;
 
 typedef enum cairn__stj_status {
     CAIRN__STJ_OK,
     CAIRN__STJ_INVALID, /* not one valid JSON document: *why says how */
-    CAIRN__STJ_NOMEM
+    CAIRN__STJ_NOMEM,
+    CAIRN__STJ_STOPPED  /* the member callback asked to stop */
 } cairn__stj_status;
 
-/* The parse: owns the nodes and the strings they point to. */
+/* An indexed text, read member by member. */
 typedef struct cairn__stj_doc cairn__stj_doc;
 
-/* Parses text[0..len) (no padding needed: it is copied) as one JSON value
- * with optional whitespace around it; a longer text than
- * CAIRN__STJ_MAX_TEXT is CAIRN__STJ_INVALID. On CAIRN__STJ_OK, *out holds the
- * document; on CAIRN__STJ_INVALID, *why is a static English sentence
- * without input bytes in it. */
-cairn__stj_status cairn__stj_parse(const char *text, size_t len, const cairn__stj_limits *lim,
-                                   cairn__stj_doc **out, const char **why);
+/* Indexes text[0..len): checks its UTF-8 and finds its structure (one
+ * valid JSON value with optional whitespace around it is checked as it is
+ * read, by cairn__stj_root and cairn__stj_members). `readable` is how many
+ * bytes from `text` may be read: at least len + CAIRN__STJ_PADDING and the
+ * text is read in place (it must outlive the doc), else it is copied. A
+ * longer text than CAIRN__STJ_MAX_TEXT is CAIRN__STJ_INVALID. On
+ * CAIRN__STJ_INVALID, *why is a static English sentence without input bytes
+ * in it (here and below). */
+cairn__stj_status cairn__stj_open(const char *text, size_t len, size_t readable,
+                                  cairn__stj_doc **out, const char **why);
 
-/* The flattened document: nodes[0] is the root. */
-const cairn__stj_node *cairn__stj_nodes(const cairn__stj_doc *doc, size_t *count);
+/* The root's kind. A root that is not an object is read whole: INVALID when
+ * it is not valid JSON. */
+cairn__stj_status cairn__stj_root(cairn__stj_doc *doc, cairn__stj_kind *kind, const char **why);
+
+/* Called with one member of the root object: nodes[0] is the member (its
+ * key set), followed by what the limits emit below it (see
+ * cairn__stj_node). The nodes are valid during the call; the strings they
+ * point to until the next cairn__stj_members or cairn__stj_free. Nonzero
+ * stops the walk. */
+typedef int (*cairn__stj_member_fn)(void *ctx, const cairn__stj_node *nodes, size_t count);
+
+/* Reads the root object (cairn__stj_root said OBJECT) from its start, every
+ * member checked and handed to fn in document order, then checks that
+ * nothing but whitespace follows it. May be called again to read it again.
+ * CAIRN__STJ_STOPPED when fn stopped it. */
+cairn__stj_status cairn__stj_members(cairn__stj_doc *doc, const cairn__stj_limits *lim,
+                                     cairn__stj_member_fn fn, void *ctx, const char **why);
+
+/* The same walk handing fn only the first member named `key` (NUL-free),
+ * or, with _members_of, that member's own members when it is an object
+ * (each flattened as a member is, at depth 2): a large object inside the
+ * root is then read one member at a time too. Everything else is read and
+ * checked all the same. */
+cairn__stj_status cairn__stj_member(cairn__stj_doc *doc, const char *key,
+                                    const cairn__stj_limits *lim, cairn__stj_member_fn fn,
+                                    void *ctx, const char **why);
+cairn__stj_status cairn__stj_members_of(cairn__stj_doc *doc, const char *key,
+                                        const cairn__stj_limits *lim, cairn__stj_member_fn fn,
+                                        void *ctx, const char **why);
 
 void cairn__stj_free(cairn__stj_doc *doc);
 

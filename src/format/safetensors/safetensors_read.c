@@ -8,12 +8,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 typedef struct st_reader {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
-    cairn__tensor *tensors; /* sorted by name (memcmp order, shorter first) */
+    cairn__packed tensors;  /* in the header's order; names are the table's */
+    size_t *by_name;        /* the table's order, by name (memcmp, shorter first):
+                               position -> tensor; NULL when the header listed the
+                               names in order */
     uint64_t count;
-    char *names;            /* every name, NUL-terminated; tensors point here */
     uint64_t header_len, data_at, data_len;
     uint64_t max_align;
     json_t *meta;           /* the "__metadata__" object (checked), or NULL */
@@ -37,12 +40,12 @@ typedef struct st_span {
     uint64_t index;   /* into the tensor table as parsed */
 } st_span;
 
-/* A top-level key, for the duplicate check and the name order. */
+/* A top-level key, for the duplicate check and the name order (a header
+ * of at most ST_MAX_HEADER bytes has fewer than 2^32 members). */
 typedef struct st_key {
     const char *key;
-    size_t len;
-    uint64_t member; /* position among the top-level keys */
-    uint64_t tensor; /* into the tensor table as parsed; UINT64_MAX: "__metadata__" */
+    uint32_t len;
+    uint32_t member; /* position among the top-level keys */
 } st_key;
 
 /* What the header's parse flattens: the root, its members, their fields,
@@ -292,34 +295,63 @@ static int span_cmp(const void *a, const void *b)
     return (x->end > y->end) - (x->end < y->end);
 }
 
+/* Tensor i's span in the data section. */
+static st_span span_of(const st_reader *r, uint64_t i)
+{
+    cairn__tensor t;
+    cairn__packed_get(&r->tensors, i, &t);
+    uint64_t begin = t.info.offset - r->data_at;
+    return (st_span){begin, begin + t.info.stored_size, i};
+}
+
 /* The reference reader's rule: sorted by offsets, the tensors tile the data
  * section exactly -- first at 0, each where the previous ended, the last
- * at its end. No holes (no polyglot files) and no shared bytes. */
-static cairn_status check_layout(const st_parse *ps, const cairn__tensor *t, st_span *spans,
-                                 uint64_t count)
+ * at its end. No holes (no polyglot files) and no shared bytes. Writers
+ * usually list tensors in offset order: then the spans are read off the
+ * table, else they are sorted apart. */
+static cairn_status check_layout(const st_parse *ps, const st_reader *r)
 {
-    uint64_t sorted = 1; /* writers usually list tensors in offset order */
-    while (sorted < count && span_cmp(&spans[sorted - 1], &spans[sorted]) <= 0)
-        sorted++;
-    if (sorted < count)
-        qsort(spans, (size_t)count, sizeof *spans, span_cmp);
-    uint64_t at = 0;
-    for (uint64_t i = 0; i < count; i++) {
-        const st_span *s = &spans[i];
-        const cairn_tensor_info *in = &t[s->index].info;
-        if (s->begin < at)
-            return terr(ps, in->name, in->name_len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] "
-                        "overlap the previous tensor '%.*s', which ends at %llu",
-                        (unsigned long long)s->begin, (unsigned long long)s->end,
-                        (int)t[spans[i - 1].index].info.name_len, t[spans[i - 1].index].info.name,
-                        (unsigned long long)at);
-        if (s->begin > at)
-            return terr(ps, in->name, in->name_len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] "
-                        "leave a gap of %llu unindexed bytes after offset %llu of the data "
-                        "section", (unsigned long long)s->begin, (unsigned long long)s->end,
-                        (unsigned long long)(s->begin - at), (unsigned long long)at);
-        at = s->end;
+    uint64_t count = r->count, sorted = 1;
+    st_span prev = count ? span_of(r, 0) : (st_span){0, 0, 0};
+    for (; sorted < count; sorted++) {
+        st_span s = span_of(r, sorted);
+        if (span_cmp(&prev, &s) > 0)
+            break;
+        prev = s;
     }
+    st_span *spans = NULL;
+    if (sorted < count) {
+        spans = malloc((size_t)count * sizeof *spans);
+        if (!spans)
+            return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors",
+                               ps->f->path, (unsigned long long)count);
+        for (uint64_t i = 0; i < count; i++)
+            spans[i] = span_of(r, i);
+        qsort(spans, (size_t)count, sizeof *spans, span_cmp);
+    }
+    uint64_t at = 0, prev_index = 0;
+    cairn_status st = CAIRN_OK;
+    for (uint64_t i = 0; st == CAIRN_OK && i < count; i++) {
+        st_span s = spans ? spans[i] : span_of(r, i);
+        size_t len, prev_len;
+        const char *name = cairn__packed_name(&r->tensors, s.index, &len);
+        if (s.begin < at) {
+            const char *pn = cairn__packed_name(&r->tensors, prev_index, &prev_len);
+            st = terr(ps, name, len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] overlap the "
+                      "previous tensor '%.*s', which ends at %llu",
+                      (unsigned long long)s.begin, (unsigned long long)s.end, (int)prev_len, pn,
+                      (unsigned long long)at);
+        } else if (s.begin > at) {
+            st = terr(ps, name, len, CAIRN_E_CORRUPT, "data_offsets [%llu, %llu] leave a gap of "
+                      "%llu unindexed bytes after offset %llu of the data section",
+                      (unsigned long long)s.begin, (unsigned long long)s.end,
+                      (unsigned long long)(s.begin - at), (unsigned long long)at);
+        }
+        at = s.end;
+        prev_index = s.index;
+    }
+    free(spans);
+    CAIRN_TRY(st);
     if (at != ps->data_len)
         return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: offset %llu: the data section holds "
                            "%llu bytes but the tensors cover only %llu; the last %llu bytes are "
@@ -346,104 +378,78 @@ static uint64_t offset_alignment(uint64_t off)
     return a == 0 || a > ST_ALIGN_CAP ? ST_ALIGN_CAP : a;
 }
 
-/* Copies every name into one block so the table can outlive the parse. */
-static cairn_status copy_names(const st_parse *ps, st_reader *r)
-{
-    size_t total = 1;
-    for (uint64_t i = 0; i < r->count; i++)
-        total += r->tensors[i].info.name_len + 1;
-    r->names = malloc(total);
-    if (!r->names)
-        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu bytes of names",
-                           ps->f->path, total);
-    size_t at = 0;
-    for (uint64_t i = 0; i < r->count; i++) {
-        cairn_tensor_info *in = &r->tensors[i].info;
-        memcpy(r->names + at, in->name, in->name_len);
-        r->names[at + in->name_len] = '\0';
-        in->name = r->names + at;
-        at += in->name_len + 1;
-    }
-    return CAIRN_OK;
-}
+static cairn_status build_meta(const st_parse *ps, const st_node *m, json_t **out);
 
-/* Parses every entry into a table that grows as entries pass their checks,
- * so a header of a million bogus keys fails at the first one instead of
- * allocating a table for all of them first. */
-static cairn_status parse_entries(const st_parse *ps, const st_node *root, st_reader *r,
-                                  st_span **spans)
+/* The walks over the header's members (cairn__stj_members): one lists the
+ * keys, one finds the metadata, one parses the entries. */
+typedef struct st_walk {
+    const st_parse *ps;
+    st_reader *r;
+    st_key *keys; /* the keys walk */
+    size_t nkeys, cap;
+    uint64_t member;      /* of the member being handed */
+    uint64_t meta_member; /* "__metadata__"'s, or UINT64_MAX */
+    cairn_status st;      /* an entry's or the metadata's failure */
+} st_walk;
+
+static int walk_key(void *ctx, const st_node *v, size_t n)
 {
-    size_t cap = 0;
-    uint64_t i = 0;
-    const st_node *v = root + 1;
-    for (size_t k = 0; k < root->len; k++, v = next_sibling(v)) {
-        if (key_is(v, ST_METADATA_KEY))
-            continue;
-        if (i == cap) {
-            cap = cap ? cap * 2 : 16;
-            cairn__tensor *t = realloc(r->tensors, cap * sizeof *t);
-            if (t)
-                r->tensors = t;
-            st_span *sp = t ? realloc(*spans, cap * sizeof *sp) : NULL;
-            if (!sp)
-                return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensors",
-                                   ps->f->path, cap);
-            *spans = sp;
+    st_walk *w = ctx;
+    (void)n;
+    if (w->nkeys == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        st_key *k = realloc(w->keys, cap * sizeof *k);
+        if (!k) {
+            w->st = cairn__fail(w->ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu header "
+                                "keys", w->ps->f->path, cap);
+            return 1;
         }
-        memset(&r->tensors[i], 0, sizeof r->tensors[i]);
-        (*spans)[i].index = i;
-        cairn_tensor_info *in = &r->tensors[i].info;
-        in->name = v->key; /* into the parse, for messages until copy_names */
-        in->name_len = v->key_len;
-        CAIRN_TRY(parse_entry(ps, (st_name){v->key, v->key_len}, v, in, &(*spans)[i]));
-        i++;
+        w->keys = k;
+        w->cap = cap;
     }
-    return CAIRN_OK;
+    if (key_is(v, ST_METADATA_KEY) && w->meta_member == UINT64_MAX)
+        w->meta_member = w->nkeys;
+    w->keys[w->nkeys] = (st_key){v->key, v->key_len, (uint32_t)w->nkeys};
+    w->nkeys++;
+    return 0;
 }
 
-/* Puts the table in name order: the order of `keys`, already sorted for
- * the duplicate check; NULL when the header listed the names in order. */
-static cairn_status sort_table(const st_parse *ps, st_reader *r, const st_key *keys,
-                               size_t nkeys)
+static int walk_meta(void *ctx, const st_node *v, size_t n)
 {
-    if (!keys || r->count < 2)
-        return CAIRN_OK;
-    cairn__tensor *sorted = malloc((size_t)r->count * sizeof *sorted);
-    if (!sorted)
-        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors",
-                           ps->f->path, (unsigned long long)r->count);
-    uint64_t j = 0;
-    for (size_t k = 0; k < nkeys; k++)
-        if (keys[k].tensor != UINT64_MAX)
-            sorted[j++] = r->tensors[keys[k].tensor];
-    free(r->tensors);
-    r->tensors = sorted;
-    return CAIRN_OK;
+    st_walk *w = ctx;
+    (void)n;
+    if (w->member++ != w->meta_member)
+        return 0;
+    w->st = build_meta(w->ps, v, &w->r->meta);
+    return 1; /* nothing more to see */
 }
 
-/* Parses every tensor entry, checks the layout, fills r->tensors. */
-static cairn_status build_table(const st_parse *ps, const st_node *root, const st_key *keys,
-                                st_reader *r)
+/* Parses one entry into the table (in document order). */
+static int walk_entry(void *ctx, const st_node *v, size_t n)
 {
-    st_span *spans = NULL;
-    cairn_status st = parse_entries(ps, root, r, &spans);
-    if (st == CAIRN_OK)
-        st = check_layout(ps, r->tensors, spans, r->count);
-    if (st == CAIRN_OK)
-        st = copy_names(ps, r);
-    for (uint64_t k = 0; st == CAIRN_OK && k < r->count; k++) {
-        cairn_tensor_info *in = &r->tensors[spans[k].index].info;
-        in->offset = r->data_at + spans[k].begin;
-        in->alignment = offset_alignment(in->offset);
-        in->codec = CAIRN_CODEC_NONE;
-        in->zero_copy = cairn__file_ptr(ps->f, in->offset, in->stored_size) != NULL;
-        if (in->alignment > r->max_align)
-            r->max_align = in->alignment;
-    }
-    free(spans);
-    if (st == CAIRN_OK)
-        st = sort_table(ps, r, keys, (size_t)root->len);
-    return st;
+    st_walk *w = ctx;
+    const st_parse *ps = w->ps;
+    st_reader *r = w->r;
+    (void)n;
+    if (w->member++ == w->meta_member)
+        return 0;
+    cairn__tensor t;
+    st_span span;
+    memset(&t, 0, sizeof t);
+    cairn_tensor_info *in = &t.info;
+    in->name = v->key;
+    in->name_len = v->key_len;
+    w->st = parse_entry(ps, (st_name){v->key, v->key_len}, v, in, &span);
+    if (w->st != CAIRN_OK)
+        return 1;
+    in->offset = r->data_at + span.begin;
+    in->alignment = offset_alignment(in->offset);
+    in->codec = CAIRN_CODEC_NONE;
+    in->zero_copy = cairn__file_ptr(ps->f, in->offset, in->stored_size) != NULL;
+    if (in->alignment > r->max_align)
+        r->max_align = in->alignment;
+    w->st = cairn__packed_add(&r->tensors, &t, NULL, ps->f->path, ps->err);
+    return w->st != CAIRN_OK;
 }
 
 /* ---------------------------------------------------------------- metadata */
@@ -560,38 +566,52 @@ static const char *find_negative_zero(const char *p, const char *end)
     return NULL;
 }
 
-/* Parses the JSON (syntax and UTF-8 of the whole text; whitespace -- the
- * reference writer pads with spaces, PR #686 readers also accept it in
- * front -- is the only thing allowed around the value) and insists on an
- * object. simdjson does not say where the text goes wrong: the message
- * points at the header. */
-static cairn_status parse_json(const st_parse *ps, cairn__stj_doc **doc, const st_node **root)
+/* Indexes the JSON (UTF-8 of the whole text; its syntax is checked as the
+ * members are read: whitespace -- the reference writer pads with spaces,
+ * PR #686 readers also accept it in front -- is the only thing allowed
+ * around the value) and insists on an object. simdjson does not say where
+ * the text goes wrong: the message points at the header. `readable`: the
+ * bytes that may be read from the text on (see cairn__stj_open). */
+static cairn_status parse_json(const st_parse *ps, size_t readable, cairn__stj_doc **doc)
 {
     const char *why;
-    size_t count;
+    cairn__stj_kind root;
     /* simdjson skips a UTF-8 byte-order mark; JSON (RFC 8259 §8.1) and
      * serde_json do not. */
     if (ps->len >= 3 && memcmp(ps->text, "\xEF\xBB\xBF", 3) == 0)
         return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
                            "invalid JSON: a UTF-8 byte-order mark before the object", ps->f->path);
-    cairn__stj_status s = cairn__stj_parse(ps->text, ps->len, &st_limits, doc, &why);
+    cairn__stj_status s = cairn__stj_open(ps->text, ps->len, readable, doc, &why);
+    if (s == CAIRN__STJ_OK)
+        s = cairn__stj_root(*doc, &root, &why);
     if (s == CAIRN__STJ_NOMEM)
         return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory parsing a %zu-byte "
                            "safetensors header", ps->f->path, ps->len);
     if (s != CAIRN__STJ_OK)
         return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
                            "invalid JSON: %s", ps->f->path, why);
-    *root = cairn__stj_nodes(*doc, &count);
-    if ((*root)->kind != CAIRN__STJ_OBJECT)
+    if (root != CAIRN__STJ_OBJECT)
         return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: the "
-                           "header is %s, not an object", ps->f->path, kind(*root));
-    const char *nz = find_negative_zero(ps->text, ps->text + ps->len);
-    if (nz)
-        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: "
-                           "-0 is a real number, not an integer (shapes and data_offsets hold "
-                           "integers >= 0)", ps->f->path,
-                           (unsigned long long)(8 + (uint64_t)(nz - ps->text)));
+                           "header is %s, not an object", ps->f->path,
+                           kind(&(st_node){.kind = root}));
     return CAIRN_OK;
+}
+
+/* A walk over the members: the parser's failure, or the walk's own. */
+static cairn_status walk(const st_parse *ps, cairn__stj_doc *doc, cairn__stj_member_fn fn,
+                         st_walk *w)
+{
+    const char *why;
+    w->member = 0;
+    w->st = CAIRN_OK;
+    cairn__stj_status s = cairn__stj_members(doc, &st_limits, fn, w, &why);
+    if (s == CAIRN__STJ_NOMEM)
+        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory parsing a %zu-byte "
+                           "safetensors header", ps->f->path, ps->len);
+    if (s == CAIRN__STJ_INVALID)
+        return cairn__fail(ps->err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8: "
+                           "invalid JSON: %s", ps->f->path, why);
+    return w->st;
 }
 
 /* Whether the keys, in document order, are in strictly increasing name
@@ -606,33 +626,20 @@ static int in_order(const st_key *keys, size_t n)
 }
 
 /* Lists the top-level keys in name order and refuses a repeated one (the
- * parser keeps both), before any entry is looked at, as a parser that
- * refuses duplicates would. Finds "__metadata__" on the way. *out is NULL
- * when the keys came in order. */
-static cairn_status index_keys(const st_parse *ps, const st_node *root, st_key **out,
-                               const st_node **meta)
+ * parser hands both out), before any entry is looked at, as a parser that
+ * refuses duplicates would; checks the whole text's syntax on the way and
+ * finds "__metadata__". Leaves r->by_name: the table's name order (NULL when
+ * the keys came in order). */
+static cairn_status index_keys(const st_parse *ps, cairn__stj_doc *doc, st_walk *w)
 {
     char shown[96];
-    size_t n = root->len;
-    st_key *keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys)
-        return cairn__fail(ps->err, CAIRN_E_NOMEM, "%s: out of memory for %zu header keys",
-                           ps->f->path, n);
-    *out = keys;
-    *meta = NULL;
-    uint64_t tensor = 0;
-    const st_node *v = root + 1;
-    for (size_t k = 0; k < n; k++, v = next_sibling(v)) {
-        int is_meta = key_is(v, ST_METADATA_KEY);
-        keys[k] = (st_key){v->key, v->key_len, k, is_meta ? UINT64_MAX : tensor++};
-        if (is_meta)
-            *meta = v;
-    }
-    if (in_order(keys, n)) {
-        free(keys);
-        *out = NULL;
+    CAIRN_TRY(walk(ps, doc, walk_key, w));
+    size_t n = w->nkeys;
+    st_reader *r = w->r;
+    r->count = n - (w->meta_member != UINT64_MAX);
+    if (in_order(w->keys, n))
         return CAIRN_OK;
-    }
+    st_key *keys = w->keys;
     qsort(keys, n, sizeof *keys, key_cmp);
     for (size_t k = 1; k < n; k++) {
         const st_key *a = &keys[k - 1], *b = &keys[k];
@@ -646,59 +653,91 @@ static cairn_status index_keys(const st_parse *ps, const st_node *root, st_key *
                            (unsigned long long)(at == 8 ? 8 : at + b->len + 2),
                            cairn__printable(b->key, b->len, shown, sizeof shown));
     }
+    /* Each key's tensor, in name order, written over the keys as they are
+     * read (slot j of the result ends before key j + 1 starts). */
+    size_t *by_name = (size_t *)(void *)keys, j = 0;
+    uint64_t meta = w->meta_member;
+    for (size_t k = 0; k < n; k++)
+        if (keys[k].member != meta)
+            by_name[j++] = keys[k].member - (keys[k].member > meta && meta != UINT64_MAX);
+    w->keys = NULL;
+    size_t *shrunk = realloc(by_name, (j ? j : 1) * sizeof *by_name);
+    r->by_name = shrunk ? shrunk : by_name;
     return CAIRN_OK;
 }
 
-static cairn_status parse_header(const cairn_file *f, const char *text, st_reader *r,
-                                 cairn_error *err)
+static cairn_status parse_header(const cairn_file *f, const char *text, size_t readable,
+                                 st_reader *r, cairn_error *err)
 {
     cairn__stj_doc *doc = NULL;
-    const st_node *root = NULL, *meta = NULL;
-    st_key *keys = NULL;
     st_parse ps = {f, text, (size_t)r->header_len, r->data_len, err};
-    cairn_status st = parse_json(&ps, &doc, &root);
+    st_walk w = {&ps, r, NULL, 0, 0, 0, UINT64_MAX, CAIRN_OK};
+    cairn_status st = parse_json(&ps, readable, &doc);
     if (st == CAIRN_OK)
-        st = index_keys(&ps, root, &keys, &meta);
-    if (st == CAIRN_OK && meta)
-        st = build_meta(&ps, meta, &r->meta);
-    if (st == CAIRN_OK) {
-        r->count = root->len - (meta ? 1 : 0);
-        st = build_table(&ps, root, keys, r);
-    }
-    free(keys);
+        st = index_keys(&ps, doc, &w);
+    free(w.keys);
+    /* -0 reads as the integer 0: checked after the syntax, before the values. */
+    const char *nz = st == CAIRN_OK ? find_negative_zero(text, text + ps.len) : NULL;
+    if (nz)
+        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: safetensors header at offset %llu: -0 is a "
+                         "real number, not an integer (shapes and data_offsets hold integers "
+                         ">= 0)", f->path, (unsigned long long)(8 + (uint64_t)(nz - text)));
+    if (st == CAIRN_OK && w.meta_member != UINT64_MAX)
+        st = walk(&ps, doc, walk_meta, &w);
+    if (st == CAIRN_OK)
+        st = walk(&ps, doc, walk_entry, &w);
     cairn__stj_free(doc);
+    if (st == CAIRN_OK)
+        st = check_layout(&ps, r);
     return st;
 }
+
 static void reader_free(void *state)
 {
     st_reader *r = state;
     if (!r)
         return;
-    free(r->tensors);
-    free(r->names);
+    cairn__packed_free(&r->tensors);
+    free(r->by_name);
     json_decref(r->meta);
     free(r);
 }
 
-/* The header text comes from the mapping when there is one. */
+/* The header text comes from the mapping when simdjson may read it there
+ * (CAIRN__STJ_PADDING readable bytes after it: the data section, or the
+ * rest of the mapping's last page), else it is read into a padded buffer
+ * without touching the mapping. */
 static cairn_status parse_file(const cairn_file *f, st_reader **out, cairn_error *err)
 {
     st_reader *r = calloc(1, sizeof *r);
     if (!r)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     r->max_align = 1;
+    cairn__packed_init(&r->tensors, 0);
     cairn_status st = read_length(f, r, err);
-    const char *text = st == CAIRN_OK ? (const char *)cairn__file_ptr(f, 8, r->header_len) : NULL;
+    uint64_t end = f->src.size;
+    if (f->src.mapped) {
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t pg = page > 0 ? (uint64_t)page : 4096;
+        end = (end + pg - 1) / pg * pg;
+    }
+    size_t readable = (size_t)(end - 8);
+    const char *text = NULL;
+    if (st == CAIRN_OK && readable >= r->header_len + CAIRN__STJ_PADDING)
+        text = (const char *)cairn__file_ptr(f, 8, r->header_len);
     char *heap = NULL;
     if (st == CAIRN_OK && !text) {
-        heap = malloc(r->header_len ? (size_t)r->header_len : 1);
+        readable = (size_t)r->header_len + CAIRN__STJ_PADDING;
+        heap = malloc(readable);
         st = heap ? cairn__file_read(f, 8, heap, (size_t)r->header_len, err)
                   : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for a %llu-byte "
                                 "safetensors header", f->path, (unsigned long long)r->header_len);
+        if (heap)
+            memset(heap + r->header_len, 0, CAIRN__STJ_PADDING);
         text = heap;
     }
     if (st == CAIRN_OK)
-        st = parse_header(f, text, r, err);
+        st = parse_header(f, text, readable, r, err);
     free(heap);
     if (st != CAIRN_OK) {
         reader_free(r);
@@ -714,8 +753,8 @@ static cairn_status st_open(cairn_file *f, cairn_error *err)
 {
     st_reader *r;
     CAIRN_TRY(parse_file(f, &r, err));
-    /* safetensors has no version field; the tensors are in name order */
-    cairn__table_init(&r->table, r->tensors, sizeof *r->tensors, r->count, reader_free);
+    /* safetensors has no version field */
+    cairn__table_init_packed(&r->table, &r->tensors, r->by_name, reader_free);
     cairn__table_info(&r->table, CAIRN_FORMAT_SAFETENSORS, 0, r->data_len, 0, r->max_align,
                       r->meta && json_object_size(r->meta) > 0);
     f->state = r;
@@ -743,8 +782,12 @@ static cairn_status st_verify_structure(const cairn_file *f, cairn_error *err)
     st_reader *again;
     CAIRN_TRY(parse_file(f, &again, err));
     int same = again->count == r->count && again->data_at == r->data_at;
-    for (uint64_t i = 0; same && i < r->count; i++)
-        same = cairn__tensor_info_same(&r->tensors[i].info, &again->tensors[i].info);
+    for (uint64_t i = 0; same && i < r->count; i++) {
+        cairn__tensor a, b;
+        cairn__table_tensor_at(f, i, &a, NULL);
+        cairn__packed_get(&again->tensors, again->by_name ? again->by_name[i] : i, &b);
+        same = cairn__tensor_info_same(&a.info, &b.info);
+    }
     reader_free(again);
     if (!same)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: safetensors header at offset 8 changed "

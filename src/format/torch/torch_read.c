@@ -36,14 +36,25 @@ typedef struct torch_storage {
     int placed;                 /* legacy: its bytes were found after the key list */
 } torch_storage;
 
+/* One tensor, as the table's packed record and tail give it back (get). */
 typedef struct torch_tensor {
-    cairn__tensor t;            /* info.name points into torch_state.flat */
+    cairn__tensor t;
     uint32_t storage;
     uint64_t byte_offset;       /* of element 0 within the storage */
     uint64_t strides[CAIRN_MAX_RANK];
     uint64_t span;              /* bytes from byte_offset to the end of the last element */
     int contiguous;
 } torch_tensor;
+
+/* What a packed record keeps beside the cairn__tensor: the view's place in
+ * its storage, and its strides when they are not the C order of its dims
+ * (then they are in torch_state.strides, rank of them from strides_at). */
+typedef struct torch_tail {
+    uint64_t byte_offset;
+    uint64_t span;
+    uint32_t storage;
+    uint32_t strides_at; /* UINT32_MAX: contiguous */
+} torch_tail;
 
 typedef struct torch_state {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
@@ -57,7 +68,9 @@ typedef struct torch_state {
     torch_storage *storages;
     uint32_t storage_count, storage_cap;
     cairn__nameset keys;        /* legacy: storages by key */
-    torch_tensor *tensors;      /* in the order the walk met them */
+    cairn__packed tensors;      /* in the order the walk met them; tails are torch_tail */
+    uint64_t *strides;          /* of the views that are not contiguous */
+    size_t nstrides, strides_cap;
     uint64_t count;
     cairn__pk_flat flat;
     uint32_t version;
@@ -340,6 +353,53 @@ static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_t
     return CAIRN_OK;
 }
 
+/* Keeps tensor tt as a packed record (its strides apart when they matter). */
+static cairn_status keep_tensor(torch_state *s, const torch_tensor *tt, cairn_error *err)
+{
+    torch_tail tail = {tt->byte_offset, tt->span, tt->storage, UINT32_MAX};
+    uint32_t rank = tt->t.info.rank;
+    if (!tt->contiguous) {
+        if (s->nstrides > UINT32_MAX - CAIRN_MAX_RANK)
+            return cairn__fail(err, CAIRN_E_LIMIT, "%s: too many strided views", s->where);
+        if (s->strides_cap - s->nstrides < rank) {
+            size_t cap = s->strides_cap ? s->strides_cap * 2 : 64;
+            uint64_t *grown = realloc(s->strides, cap * sizeof *grown);
+            if (!grown)
+                return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
+            s->strides = grown;
+            s->strides_cap = cap;
+        }
+        tail.strides_at = (uint32_t)s->nstrides;
+        memcpy(s->strides + s->nstrides, tt->strides, rank * sizeof *s->strides);
+        s->nstrides += rank;
+    }
+    return cairn__packed_add(&s->tensors, &tt->t, &tail, s->where, err);
+}
+
+/* Tensor i as describe made it. A contiguous view's strides are the C
+ * order of its dims (those of dims of size 1 never move the gather). */
+static void get_tensor(const torch_state *s, uint64_t i, torch_tensor *tt)
+{
+    torch_tail tail;
+    memset(tt, 0, sizeof *tt);
+    cairn__packed_get(&s->tensors, i, &tt->t);
+    cairn__packed_tail(&s->tensors, i, &tail);
+    tt->storage = tail.storage;
+    tt->byte_offset = tail.byte_offset;
+    tt->span = tail.span;
+    tt->contiguous = tail.strides_at == UINT32_MAX;
+    const cairn_tensor_info *in = &tt->t.info;
+    if (!tt->contiguous) {
+        memcpy(tt->strides, s->strides + tail.strides_at, in->rank * sizeof *tt->strides);
+        return;
+    }
+    uint64_t step = 1;
+    for (uint32_t d = in->rank; d-- > 0;) {
+        tt->strides[d] = step;
+        step *= in->dims[d] ? in->dims[d] : 1; /* bounded: count x esize did not overflow */
+    }
+}
+
 /* Views that repeat elements (an expand, stride 0) read as more bytes than
  * the storage holds: together they may make at most max(max_inflate,
  * CAIRN__ZIP_RATIO_LIMIT x the storage bytes the file holds) bytes
@@ -352,7 +412,9 @@ static cairn_status check_expansion(torch_state *s, cairn_error *err)
         ratio_cap = UINT64_MAX;
     cap = s->f->max_inflate > ratio_cap ? s->f->max_inflate : ratio_cap;
     for (uint64_t i = 0; i < s->count; i++) {
-        const torch_tensor *tt = &s->tensors[i];
+        torch_tensor got;
+        const torch_tensor *tt = &got;
+        get_tensor(s, i, &got);
         if (tt->t.info.raw_size <= tt->span)
             continue;
         char shown[96];
@@ -374,16 +436,16 @@ static cairn_status check_expansion(torch_state *s, cairn_error *err)
 static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn_error *err)
 {
     s->count = s->flat.count;
-    s->tensors = calloc(s->count ? (size_t)s->count : 1, sizeof *s->tensors);
-    if (!s->tensors)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu tensors", s->f->path,
-                           (unsigned long long)s->count);
     s->alignment = 1;
     for (uint64_t i = 0; i < s->count; i++) {
         const cairn__pk_named *named = &s->flat.tensors[i];
-        const cairn__pk_tensor *pk = &vm->tensors[named->tensor];
-        s->tensors[i].storage = vm->storages[pk->storage].index;
-        CAIRN_TRY(describe(s, &s->tensors[i], pk, named, err));
+        cairn__pk_tensor pk;
+        cairn__pk_tensor_get(vm, named->tensor, &pk);
+        torch_tensor tt;
+        memset(&tt, 0, sizeof tt);
+        tt.storage = vm->storages[pk.storage].index;
+        CAIRN_TRY(describe(s, &tt, &pk, named, err));
+        CAIRN_TRY(keep_tensor(s, &tt, err));
     }
     return check_expansion(s, err);
 }
@@ -647,7 +709,8 @@ static void state_free(void *state)
         free(s->storages[i].key);
     free(s->storages);
     cairn__nameset_free(&s->keys);
-    free(s->tensors);
+    cairn__packed_free(&s->tensors);
+    free(s->strides);
     cairn__pk_flat_free(&s->flat);
     free(s);
 }
@@ -659,6 +722,7 @@ static cairn_status parse(const cairn_file *f, torch_state **out, cairn_error *e
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     s->f = f;
+    cairn__packed_init(&s->tensors, sizeof(torch_tail));
     uint8_t head[4] = {0};
     size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
     cairn_status st = cairn__file_read(f, 0, head, n, err);
@@ -677,7 +741,7 @@ static cairn_status torch_open(cairn_file *f, cairn_error *err)
     torch_state *s;
     CAIRN_TRY(parse(f, &s, err));
     /* version: the version record; 1001 for legacy files */
-    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_init_packed(&s->table, &s->tensors, NULL, state_free);
     cairn__table_sorted(&s->table, NULL, s->flat.by_name, NULL);
     s->table.hint = "names are dotted paths in the saved object, e.g. 'model.fc1.weight'";
     cairn__table_info(&s->table, CAIRN_FORMAT_TORCH, s->version, s->payload_bytes, 0,
@@ -714,10 +778,14 @@ static cairn_status torch_verify_structure(const cairn_file *f, cairn_error *err
     if (again->count != s->count)
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: the file changed since it was opened",
                          f->path);
-    for (uint64_t i = 0; st == CAIRN_OK && i < s->count; i++)
-        if (!same_tensor(&s->tensors[i], &again->tensors[i]))
+    for (uint64_t i = 0; st == CAIRN_OK && i < s->count; i++) {
+        torch_tensor a, b;
+        get_tensor(s, i, &a);
+        get_tensor(again, i, &b);
+        if (!same_tensor(&a, &b))
             st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' changed since the file was "
-                             "opened", f->path, s->tensors[i].t.info.name);
+                             "opened", f->path, a.t.info.name);
+    }
     state_free(again);
     return st;
 }
@@ -725,7 +793,9 @@ static cairn_status torch_verify_structure(const cairn_file *f, cairn_error *err
 static cairn_status torch_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
     const torch_state *s = f->state;
-    const torch_storage *st = &s->storages[s->tensors[index].storage];
+    torch_tail tail;
+    cairn__packed_tail(&s->tensors, index, &tail);
+    const torch_storage *st = &s->storages[tail.storage];
     return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
 }
 
@@ -775,7 +845,9 @@ static cairn_status storage_span(const cairn_file *f, const torch_tensor *tt,
 static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
     const torch_state *s = f->state;
-    const torch_tensor *tt = &s->tensors[index];
+    torch_tensor got;
+    const torch_tensor *tt = &got;
+    get_tensor(s, index, &got);
     const torch_storage *st = &s->storages[tt->storage];
     if (tt->t.info.count == 0)
         return CAIRN_OK;
