@@ -192,7 +192,12 @@ def test_sigkill_during_training_never_breaks_latest(tmp_path):
             cp = Checkpoint(monitor=None, dirname=str(d), keep_last=3)
             m = cp.manager()
             assert all(c.valid for c in m.checkpoints())
-            assert not [n for n in os.listdir(d) if "cairn-tmp" in n] if d.exists() else True, os.listdir(d)
+            # No checkpoint temporary ever; a part file (params.pt, ...) that
+            # is replaced passes through a temporary name for an instant, and
+            # a kill right then leaves it for the next save there to sweep.
+            names = os.listdir(d) if d.exists() else []
+            assert not [n for n in names if "cairn-tmp" in n and "ckpt-" in n], names
+            assert all(n.startswith(".") for n in names if "cairn-tmp" in n), names
             if m.latest() is not None:
                 net = make_net(callbacks=[cp])
                 net.initialize()
