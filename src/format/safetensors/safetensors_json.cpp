@@ -63,7 +63,7 @@ bool plain(const char *raw, std::string_view *out)
     return true;
 }
 
-error_code visit(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, const char *key,
+error_code visit_value(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, const char *key,
                  uint32_t key_len, size_t depth, bool emit);
 
 error_code visit_array(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, size_t at,
@@ -80,7 +80,7 @@ error_code visit_array(cairn__stj_doc *d, const cairn__stj_limits *lim, od::valu
             return e;
         members++;
         bool keep = emit && wanted(lim, depth, emitted);
-        if ((e = visit(d, lim, cv, nullptr, 0, depth + 1, keep)))
+        if ((e = visit_value(d, lim, cv, nullptr, 0, depth + 1, keep)))
             return e;
         emitted += keep;
     }
@@ -110,7 +110,7 @@ error_code visit_object(cairn__stj_doc *d, const cairn__stj_limits *lim, od::val
             return e;
         members++;
         bool keep = emit && wanted(lim, depth, emitted);
-        if ((e = visit(d, lim, f.value(), k.data(), uint32_t(k.size()), depth + 1, keep)))
+        if ((e = visit_value(d, lim, f.value(), k.data(), uint32_t(k.size()), depth + 1, keep)))
             return e;
         emitted += keep;
     }
@@ -125,7 +125,7 @@ error_code visit_object(cairn__stj_doc *d, const cairn__stj_limits *lim, od::val
 
 // Reads `v` whole, checking it, and appends it (when `emit`) and what the
 // limits let through below it. MEMALLOC: out of memory.
-error_code visit(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, const char *key,
+error_code visit_value(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, const char *key,
                  uint32_t key_len, size_t depth, bool emit)
 {
     size_t at = SIZE_MAX;
@@ -215,7 +215,7 @@ error_code visit(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, c
     return simdjson::SUCCESS;
 }
 
-cairn__stj_status fail(error_code e, const char **why)
+cairn__stj_status status_of(error_code e, const char **why)
 {
     if (e == simdjson::MEMALLOC)
         return CAIRN__STJ_NOMEM;
@@ -260,7 +260,7 @@ extern "C" cairn__stj_status cairn__stj_open(const char *text, size_t len, size_
     error_code e = d->parser.iterate(text, len, len + CAIRN__STJ_PADDING).get(d->doc);
     if (e) {
         cairn__stj_free(d);
-        return fail(e, why);
+        return status_of(e, why);
     }
     *out = d;
     return CAIRN__STJ_OK;
@@ -273,7 +273,7 @@ extern "C" cairn__stj_status cairn__stj_root(cairn__stj_doc *d, cairn__stj_kind 
     d->doc.rewind();
     error_code e = d->doc.type().get(type);
     if (e)
-        return fail(e, why);
+        return status_of(e, why);
     if (type == od::json_type::object) {
         *kind = CAIRN__STJ_OBJECT;
         return CAIRN__STJ_OK;
@@ -288,7 +288,7 @@ extern "C" cairn__stj_status cairn__stj_root(cairn__stj_doc *d, cairn__stj_kind 
         e = d->doc.get_array().get(a);
         if (!e)
             for (auto child : a)
-                if ((e = child.get(v)) || (e = visit(d, &none, v, nullptr, 0, 1, false)))
+                if ((e = child.get(v)) || (e = visit_value(d, &none, v, nullptr, 0, 1, false)))
                     break;
         *kind = CAIRN__STJ_ARRAY;
         break;
@@ -322,7 +322,7 @@ extern "C" cairn__stj_status cairn__stj_root(cairn__stj_doc *d, cairn__stj_kind 
     }
     if (!e)
         e = at_end(d->doc);
-    return e ? fail(e, why) : CAIRN__STJ_OK;
+    return e ? status_of(e, why) : CAIRN__STJ_OK;
 }
 
 namespace {
@@ -331,14 +331,14 @@ namespace {
 // (only NULL), the first member named `only` (nested false), or that
 // member's own members when it is an object (nested true). Everything else
 // is read and checked without being handed out.
-cairn__stj_status walk_root(cairn__stj_doc *d, const cairn__stj_limits *lim, const char *only,
+cairn__stj_status walk_header(cairn__stj_doc *d, const cairn__stj_limits *lim, const char *only,
                             bool nested, cairn__stj_member_fn fn, void *ctx, const char **why)
 {
     d->doc.rewind();
     od::object o;
     error_code e = d->doc.get_object().get(o);
     if (e)
-        return fail(e, why);
+        return status_of(e, why);
     size_t only_len = only ? std::strlen(only) : 0;
     bool done = false;
     for (auto member : o) {
@@ -352,20 +352,20 @@ cairn__stj_status walk_root(cairn__stj_doc *d, const cairn__stj_limits *lim, con
                                                                           only_len) == 0);
         od::value v = f.value();
         if (!hit) {
-            if ((e = visit(d, lim, v, nullptr, 0, 1, false)))
+            if ((e = visit_value(d, lim, v, nullptr, 0, 1, false)))
                 break;
             continue;
         }
         done = true;
         od::json_type type;
         if (nested && ((e = v.type().get(type)) || type != od::json_type::object)) {
-            if (e || (e = visit(d, lim, v, nullptr, 0, 1, false)))
+            if (e || (e = visit_value(d, lim, v, nullptr, 0, 1, false)))
                 break;
             continue;
         }
         if (!nested) {
             d->count = 0;
-            if ((e = visit(d, lim, v, k.data(), uint32_t(k.size()), 1, true)))
+            if ((e = visit_value(d, lim, v, k.data(), uint32_t(k.size()), 1, true)))
                 break;
             if (fn(ctx, d->nodes, d->count))
                 return CAIRN__STJ_STOPPED;
@@ -381,7 +381,7 @@ cairn__stj_status walk_root(cairn__stj_doc *d, const cairn__stj_limits *lim, con
                 (!plain(g.key().raw(), &ik) && (e = g.unescaped_key().get(ik))))
                 break;
             d->count = 0;
-            if ((e = visit(d, lim, g.value(), ik.data(), uint32_t(ik.size()), 2, true)))
+            if ((e = visit_value(d, lim, g.value(), ik.data(), uint32_t(ik.size()), 2, true)))
                 break;
             if (fn(ctx, d->nodes, d->count))
                 return CAIRN__STJ_STOPPED;
@@ -391,7 +391,7 @@ cairn__stj_status walk_root(cairn__stj_doc *d, const cairn__stj_limits *lim, con
     }
     if (!e)
         e = at_end(d->doc);
-    return e ? fail(e, why) : CAIRN__STJ_OK;
+    return e ? status_of(e, why) : CAIRN__STJ_OK;
 }
 
 } // namespace
@@ -400,7 +400,7 @@ extern "C" cairn__stj_status cairn__stj_members(cairn__stj_doc *d, const cairn__
                                                 cairn__stj_member_fn fn, void *ctx,
                                                 const char **why)
 {
-    return walk_root(d, lim, nullptr, false, fn, ctx, why);
+    return walk_header(d, lim, nullptr, false, fn, ctx, why);
 }
 
 extern "C" cairn__stj_status cairn__stj_member(cairn__stj_doc *d, const char *key,
@@ -408,7 +408,7 @@ extern "C" cairn__stj_status cairn__stj_member(cairn__stj_doc *d, const char *ke
                                                cairn__stj_member_fn fn, void *ctx,
                                                const char **why)
 {
-    return walk_root(d, lim, key, false, fn, ctx, why);
+    return walk_header(d, lim, key, false, fn, ctx, why);
 }
 
 extern "C" cairn__stj_status cairn__stj_members_of(cairn__stj_doc *d, const char *key,
@@ -416,7 +416,7 @@ extern "C" cairn__stj_status cairn__stj_members_of(cairn__stj_doc *d, const char
                                                    cairn__stj_member_fn fn, void *ctx,
                                                    const char **why)
 {
-    return walk_root(d, lim, key, true, fn, ctx, why);
+    return walk_header(d, lim, key, true, fn, ctx, why);
 }
 
 extern "C" void cairn__stj_free(cairn__stj_doc *doc)
