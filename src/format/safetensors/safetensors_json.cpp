@@ -64,7 +64,18 @@ bool plain(const char *raw, std::string_view *out)
 }
 
 error_code visit_value(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, const char *key,
-                 uint32_t key_len, size_t depth, bool emit);
+                       uint32_t key_len, size_t depth, bool emit);
+
+// Records a container's member counts in its node once all of it was read.
+error_code close_container(cairn__stj_doc *d, size_t at, bool emit, uint32_t members,
+                           uint32_t emitted)
+{
+    if (emit) {
+        d->nodes[at].len = members;
+        d->nodes[at].emitted = emitted;
+    }
+    return simdjson::SUCCESS;
+}
 
 error_code visit_array(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, size_t at,
                        size_t depth, bool emit)
@@ -84,13 +95,7 @@ error_code visit_array(cairn__stj_doc *d, const cairn__stj_limits *lim, od::valu
             return e;
         emitted += keep;
     }
-    if (e)
-        return e;
-    if (emit) {
-        d->nodes[at].len = members;
-        d->nodes[at].emitted = emitted;
-    }
-    return simdjson::SUCCESS;
+    return close_container(d, at, emit, members, emitted);
 }
 
 error_code visit_object(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, size_t at,
@@ -114,19 +119,13 @@ error_code visit_object(cairn__stj_doc *d, const cairn__stj_limits *lim, od::val
             return e;
         emitted += keep;
     }
-    if (e)
-        return e;
-    if (emit) {
-        d->nodes[at].len = members;
-        d->nodes[at].emitted = emitted;
-    }
-    return simdjson::SUCCESS;
+    return close_container(d, at, emit, members, emitted);
 }
 
 // Reads `v` whole, checking it, and appends it (when `emit`) and what the
 // limits let through below it. MEMALLOC: out of memory.
 error_code visit_value(cairn__stj_doc *d, const cairn__stj_limits *lim, od::value v, const char *key,
-                 uint32_t key_len, size_t depth, bool emit)
+                       uint32_t key_len, size_t depth, bool emit)
 {
     size_t at = SIZE_MAX;
     if (emit && (at = push(d)) == SIZE_MAX)
