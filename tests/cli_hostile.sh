@@ -107,6 +107,21 @@ check "CAIRN_MAX_INFLATE=lots refused" 2 env CAIRN_MAX_INFLATE=lots "$CLI" ls ze
 check "CAIRN_MAX_INFLATE overflowing refused" 2 env CAIRN_MAX_INFLATE=99999999999G "$CLI" ls zeros.npz
 rm -f zeros.npz
 
+# --- safetensors "cairn.meta" holding one escape ({"$bytes": ...}) is not a
+# cairn tree (metadata is a map): read as the plain map, and it survives a convert
+"$PY" - <<'PY'
+import json, struct
+text = '{"$bytes":"s' + 'Y' * 127 + '"}'
+hdr = json.dumps({"__metadata__": {"cairn.meta": text},
+                  "w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}, separators=(",", ":")).encode()
+open("escroot.safetensors", "wb").write(struct.pack("<Q", len(hdr)) + hdr + b"\x07")
+PY
+check "meta of a cairn.meta that is one escape" 0 "$CLI" meta escroot.safetensors
+expect_grep "kept as the plain entry" '"cairn.meta"' out.txt
+check "convert it" 0 "$CLI" convert escroot.safetensors escroot2.safetensors
+check "meta after convert" 0 "$CLI" meta escroot2.safetensors
+expect_grep "the entry survives the convert" '"cairn.meta": "{\\"\$bytes' out.txt
+
 # --- HDF5: what neither the tensors nor the tree carry is named
 if "$PY" -c "import h5py" 2>/dev/null; then
     "$PY" - <<'PY'

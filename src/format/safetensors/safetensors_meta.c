@@ -261,7 +261,9 @@ static cairn_value *restore_tree(const json_t *meta, cairn__tensor_exists_fn exi
     if (root && json_is_object(root))
         tree = cairn__value_from_json_view(root, exists, ctx, oom);
     json_decref(root);
-    if (tree && !matches_plain(tree, meta)) {
+    /* An object that is one escape ({"$bytes": ...}) restores to a leaf, and
+     * metadata is a map: such text was not written by cairn. */
+    if (tree && (cairn_value_get_type(tree) != CAIRN_VALUE_MAP || !matches_plain(tree, meta))) {
         cairn_value_free(tree);
         tree = NULL;
     }
