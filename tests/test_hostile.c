@@ -59,15 +59,23 @@ static void check_refused(const char *file, int status, const char *text)
     cairn_file_close(f);
 }
 
+/* Opens `file` at the default limits; a failure is a failed check, reported. */
+static int opened(const char *file, cairn_file **f)
+{
+    cairn_error err = {0};
+    if (open_file(file, 0, f, &err) == CAIRN_OK)
+        return 1;
+    fprintf(stderr, "%s: %s\n", file, err.message);
+    CHECK(0);
+    return 0;
+}
+
 static void check_array(const char *file, const char *name, uint64_t nbytes)
 {
     cairn_file *f = NULL;
     cairn_error err = {0};
-    if (open_file(file, 0, &f, &err) != CAIRN_OK) {
-        fprintf(stderr, "%s: %s\n", file, err.message);
-        CHECK(0);
+    if (!opened(file, &f))
         return;
-    }
     if (strcmp(name, "-") != 0) {
         cairn_tensor_info in;
         uint64_t i;
@@ -89,11 +97,8 @@ static void check_data(const char *file, const char *key, uint64_t nbytes)
     cairn_file *f = NULL;
     cairn_error err = {0};
     cairn_value *tree = NULL;
-    if (open_file(file, 0, &f, &err) != CAIRN_OK) {
-        fprintf(stderr, "%s: %s\n", file, err.message);
-        CHECK(0);
+    if (!opened(file, &f))
         return;
-    }
     CHECK_OK(cairn_file_read_metadata(f, &tree, &err));
     const void *d = NULL;
     size_t len = 0;
@@ -114,11 +119,8 @@ static void check_list(const char *file, const char *key, uint64_t count)
     cairn_file *f = NULL;
     cairn_error err = {0};
     cairn_value *tree = NULL;
-    if (open_file(file, 0, &f, &err) != CAIRN_OK) {
-        fprintf(stderr, "%s: %s\n", file, err.message);
-        CHECK(0);
+    if (!opened(file, &f))
         return;
-    }
     CHECK_OK(cairn_file_read_metadata(f, &tree, &err));
     const cairn_value *l = cairn_value_get(tree, key);
     CHECK(cairn_value_count(l) == count && l->pack != CAIRN__PACK_NONE);
