@@ -159,6 +159,7 @@ static cairn_status stack_push(op_ctx *c, uint32_t node)
         vm->stack_cap = cap;
     }
     vm->stack[vm->stack_count++] = node;
+    cairn__pk_hold(vm, node);
     return CAIRN_OK;
 }
 
@@ -189,7 +190,7 @@ static cairn_status top(op_ctx *c, uint32_t *node)
 }
 
 /* Closes the innermost MARK: the values above it are stack[*start..+*n),
- * still in place until the caller drops them (stack_count = *start). */
+ * still in place until the caller drops them (cut). */
 static cairn_status pop_mark(op_ctx *c, uint32_t *start, uint32_t *n)
 {
     cairn__pickle *vm = c->vm;
@@ -202,7 +203,21 @@ static cairn_status pop_mark(op_ctx *c, uint32_t *start, uint32_t *n)
     return CAIRN_OK;
 }
 
+/* Takes the stack down to `start`: its slots no longer hold their values. */
+static void cut(cairn__pickle *vm, uint32_t start)
+{
+    while (vm->stack_count > start)
+        cairn__pk_drop(vm, vm->stack[--vm->stack_count]);
+}
+
 /* ------------------------------------------------------------- memo */
+
+/* The memo slot of `index` (after the scan, only entries some GET reads
+ * take one), or -1: the entry is counted (MEMOIZE) but holds nothing. */
+static int64_t memo_slot(const cairn__pickle *vm, uint64_t index)
+{
+    return vm->scan.on ? cairn__pk_scan_slot(&vm->scan, index) : (int64_t)index;
+}
 
 static cairn_status memo_put(op_ctx *c, uint64_t index, uint32_t node)
 {
@@ -213,12 +228,21 @@ static cairn_status memo_put(op_ctx *c, uint64_t index, uint32_t node)
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_LIMIT, "%s: memo index %llu is beyond "
                               "the pickle's %zu bytes", op_name(c->op),
                               (unsigned long long)index, vm->len);
-    if (index >= vm->memo_cap) {
+    if (vm->scan.on && !cairn__pk_bits_get(&vm->memo_set, index)) {
+        if (!cairn__pk_bits_set(&vm->memo_set, index))
+            return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_NOMEM, "out of memory for the memo");
+        vm->memo_used++;
+    }
+    int64_t slot = memo_slot(vm, index);
+    if (slot < 0)
+        return CAIRN_OK;
+    uint64_t want = vm->scan.on ? vm->scan.count : vm->len;
+    if ((uint64_t)slot >= vm->memo_cap) {
         uint64_t cap = vm->memo_cap ? vm->memo_cap : 256;
-        while (cap <= index)
+        while (cap <= (uint64_t)slot)
             cap *= 2;
-        if (cap > vm->len)
-            cap = vm->len;
+        if (cap > want)
+            cap = want;
         uint32_t *m = realloc(vm->memo, (size_t)cap * sizeof *m);
         if (!m)
             return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_NOMEM, "out of memory for the memo");
@@ -226,19 +250,24 @@ static cairn_status memo_put(op_ctx *c, uint64_t index, uint32_t node)
         vm->memo = m;
         vm->memo_cap = (uint32_t)cap;
     }
-    if (!vm->memo[index])
+    uint32_t old = vm->memo[slot];
+    if (!old && !vm->scan.on)
         vm->memo_used++;
-    vm->memo[index] = node + 1;
+    vm->memo[slot] = node + 1;
+    cairn__pk_hold(vm, node);
+    if (old)
+        cairn__pk_drop(vm, old - 1);
     return CAIRN_OK;
 }
 
 static cairn_status memo_get(op_ctx *c, uint64_t index)
 {
     cairn__pickle *vm = c->vm;
-    if (index >= vm->memo_cap || !vm->memo[index])
+    int64_t slot = memo_slot(vm, index);
+    if (slot < 0 || (uint64_t)slot >= vm->memo_cap || !vm->memo[slot])
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_CORRUPT, "%s: memo index %llu was never "
                               "set", op_name(c->op), (unsigned long long)index);
-    return stack_push(c, vm->memo[index] - 1);
+    return stack_push(c, vm->memo[slot] - 1);
 }
 
 static cairn_status op_put(op_ctx *c, unsigned width)
@@ -351,7 +380,7 @@ static cairn_status op_collect(op_ctx *c, uint8_t type)
     CAIRN_TRY(cairn__pk_new_seq(c->vm, type, c->at, &node, c->err));
     if (n) /* the stack may not be allocated yet */
         CAIRN_TRY(cairn__pk_extend(c->vm, node, c->vm->stack + start, n, c->err));
-    c->vm->stack_count = start;
+    cut(c->vm, start);
     return stack_push(c, node);
 }
 
@@ -363,7 +392,7 @@ static cairn_status op_tuple_n(op_ctx *c, uint32_t n)
         return underflow(c);
     CAIRN_TRY(cairn__pk_new_seq(vm, CAIRN__PK_TUPLE, c->at, &node, c->err));
     CAIRN_TRY(cairn__pk_extend(vm, node, vm->stack + vm->stack_count - n, n, c->err));
-    vm->stack_count -= n;
+    cut(vm, vm->stack_count - n);
     return stack_push(c, node);
 }
 
@@ -381,15 +410,18 @@ static cairn_status add_items(op_ctx *c, uint32_t start, uint32_t n, uint8_t wan
                               const char *want_name)
 {
     cairn__pickle *vm = c->vm;
-    vm->stack_count = start;
-    uint32_t target;
+    uint32_t target, end = vm->stack_count;
+    vm->stack_count = start; /* the values stay in place (and held) until cut */
     CAIRN_TRY(top(c, &target));
     if (vm->nodes[target].type != want)
         return wrong_target(c, target, want_name);
     if (want == CAIRN__PK_DICT && n % 2)
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_CORRUPT, "SETITEMS with an odd number "
                               "(%u) of keys and values", (unsigned)n);
-    return cairn__pk_extend(vm, target, vm->stack + start, n, c->err);
+    CAIRN_TRY(cairn__pk_extend(vm, target, vm->stack + start, n, c->err));
+    vm->stack_count = end;
+    cut(vm, start);
+    return CAIRN_OK;
 }
 
 static cairn_status op_append_one(op_ctx *c, uint32_t width, uint8_t want, const char *name)
@@ -494,10 +526,25 @@ static cairn_status op_stack_global(op_ctx *c)
                               cairn__pk_type_name(vm->nodes[mod].type),
                               cairn__pk_type_name(vm->nodes[name].type));
     const cairn__pk_blob *m = cairn__pk_blob_of(vm, mod), *n = cairn__pk_blob_of(vm, name);
-    return push_global(c, (const char *)m->p, m->len, (const char *)n->p, n->len);
+    CAIRN_TRY(push_global(c, (const char *)m->p, m->len, (const char *)n->p, n->len));
+    cairn__pk_drop(vm, name);
+    cairn__pk_drop(vm, mod);
+    return CAIRN_OK;
 }
 
 /* ------------------------------------------------ REDUCE, BUILD, BINPERSID */
+
+/* Pushes what a call made, then lets go of what it was made from (popped
+ * off the stack: `b` may be UINT32_MAX). The result may be one of them, or
+ * inside them: it is held by the stack first. */
+static cairn_status push_result(op_ctx *c, uint32_t out, uint32_t a, uint32_t b)
+{
+    CAIRN_TRY(stack_push(c, out));
+    cairn__pk_drop(c->vm, a);
+    if (b != UINT32_MAX)
+        cairn__pk_drop(c->vm, b);
+    return CAIRN_OK;
+}
 
 static cairn_status op_reduce(op_ctx *c)
 {
@@ -505,7 +552,7 @@ static cairn_status op_reduce(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &callable));
     CAIRN_TRY(cairn__pk_reduce(c->vm, callable, args, c->at, &out, c->err));
-    return stack_push(c, out);
+    return push_result(c, out, args, callable);
 }
 
 static cairn_status refuse(op_ctx *c);
@@ -518,7 +565,7 @@ static cairn_status op_newobj(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &cls));
     CAIRN_TRY(cairn__pk_newobj(c->vm, cls, args, c->at, &out, c->err));
-    return stack_push(c, out);
+    return push_result(c, out, args, cls);
 }
 
 static cairn_status op_build(op_ctx *c)
@@ -526,7 +573,9 @@ static cairn_status op_build(op_ctx *c)
     uint32_t state, target;
     CAIRN_TRY(pop(c, &state));
     CAIRN_TRY(top(c, &target));
-    return cairn__pk_build(c->vm, target, state, c->at, c->err);
+    CAIRN_TRY(cairn__pk_build(c->vm, target, state, c->at, c->err));
+    cairn__pk_drop(c->vm, state);
+    return CAIRN_OK;
 }
 
 static cairn_status op_persid(op_ctx *c)
@@ -534,7 +583,7 @@ static cairn_status op_persid(op_ctx *c)
     uint32_t pid, out;
     CAIRN_TRY(pop(c, &pid));
     CAIRN_TRY(cairn__pk_persistent(c->vm, pid, c->at, &out, c->err));
-    return stack_push(c, out);
+    return push_result(c, out, pid, UINT32_MAX);
 }
 
 /* ------------------------------------------------------------ framing */
@@ -658,6 +707,8 @@ cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, 
     vm->p = p;
     vm->len = len;
     vm->pos = 0;
+    if (!vm->host->inert) /* see pickle_scan.c */
+        CAIRN_TRY(cairn__pickle_scan(&vm->scan, p, len, err));
     op_ctx c = {vm, 0, 0, err};
     while (vm->pos < vm->len) {
         c.at = vm->pos;

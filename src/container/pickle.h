@@ -10,7 +10,12 @@
  * input: the pickle is at most CAIRN__PICKLE_MAX_BYTES; every length is
  * checked against the bytes that remain; memo indexes are below the pickle's
  * size (each memo put costs a byte); the value stack, the marks and the node
- * count have fixed caps. The machine never recurses on its input. The graph
+ * count have fixed caps. The machine never recurses on its input. Nodes
+ * count their holders and are freed when the last goes; a look ahead
+ * (pickle_scan.c) tells which memo entries are ever read back, so the
+ * arguments of a call that is done (a tensor's rebuild, a persistent id) do
+ * not live on in the memo: a pickle of N tensors keeps N results, not N
+ * argument trees. The graph
  * it builds may share nodes and even hold cycles (SETITEM of a memoized dict
  * into itself); cairn__pickle_flatten is the one walker, and it bounds its
  * depth, detects cycles and caps how far sharing may expand.
@@ -87,6 +92,8 @@ typedef struct cairn__pk_global {
 typedef struct cairn__pk_node {
     uint8_t type;  /* cairn__pk_type */
     uint8_t flags;
+    uint16_t refs; /* holders: stack slots, memo entries, containers; CAIRN__PK_PINNED
+                      (reached by counting up) is never counted down, so never freed */
     uint32_t at;   /* offset of the opcode that made it, for messages */
     union {
         int b;
@@ -121,7 +128,8 @@ typedef struct cairn__pk_storage {
     uint32_t index;     /* the host's */
     cairn_dtype dtype;  /* the element type its storage class says (U8 when untyped) */
     uint64_t nbytes;    /* numel x element size, as the persistent id declares */
-    uint32_t key;       /* the STR node of its key, for messages */
+    const uint8_t *key; /* its key, for messages: into the pickle, or the bytes of a STR */
+    size_t key_len;     /* node the machine keeps (pinned) */
 } cairn__pk_storage;
 
 typedef struct cairn__pk_tensor {
@@ -142,6 +150,24 @@ typedef struct cairn__pk_tensor_rec {
     uint32_t dims;      /* into cairn__pickle.dims: rank sizes, then rank strides */
     uint8_t dtype, rank, requires_grad;
 } cairn__pk_tensor_rec;
+
+#define CAIRN__PK_PINNED UINT16_MAX
+
+/* A bit set that grows as bits are set. */
+typedef struct cairn__pk_bits {
+    uint64_t *w;
+    size_t words;
+} cairn__pk_bits;
+
+/* What cairn__pickle_scan found before a run: the memo entries a GET reads
+ * back (`gotten`), and for each the slot it takes in the machine's memo
+ * (its rank among them: rank[word] + the bits below it in the word). */
+typedef struct cairn__pk_scan {
+    int on;             /* 0: not scanned (inert mode): every memo entry is kept */
+    cairn__pk_bits gotten;
+    uint32_t *rank;     /* per word of gotten: the set bits before it */
+    uint32_t count;     /* memo entries read back */
+} cairn__pk_scan;
 
 /* What the machine asks of its host. */
 typedef struct cairn__pickle_host {
@@ -189,8 +215,19 @@ typedef struct cairn__pickle {
     uint32_t stack_count, stack_cap;
     uint32_t marks[CAIRN__PICKLE_MAX_MARKS]; /* stack heights at each MARK */
     uint32_t mark_count;
-    uint32_t *memo;     /* node + 1, 0 = empty */
+    uint32_t *memo;     /* node + 1, 0 = empty; by index, or by scan slot when scan.on */
     uint32_t memo_cap, memo_used;
+    cairn__pk_scan scan;
+    cairn__pk_bits memo_set; /* scan.on: the memo indexes put so far (MEMOIZE counts them) */
+    /* Freed slots, reused before the arrays grow (a node no stack slot,
+     * memo entry or container holds is freed: pickle_obj.c). Chains run through u.ref, count,
+     * len, and the first pointer's bytes of a pooled slot; UINT32_MAX and
+     * NULL end them. */
+    uint32_t free_node, free_seq, free_blob;
+    uint32_t *pool_free[CAIRN__PK_POOL_SMALL + 1]; /* by slot size */
+    uint32_t *work;     /* nodes waiting to be freed */
+    uint32_t work_count, work_cap;
+    uint64_t nodes_made; /* every node made, reused slots too (CAIRN__PICKLE_MAX_NODES) */
     uint64_t made;      /* container items and copied bytes so far (the budget above) */
     uint32_t root;      /* the result, after a successful run */
 } cairn__pickle;
@@ -220,9 +257,24 @@ cairn_status cairn__pk_new_seq(cairn__pickle *vm, uint8_t type, size_t at, uint3
 /* A new STR or BYTES node over p[0..len): borrowed, or taken over (`owned`). */
 cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *p, size_t len,
                                 int owned, size_t at, uint32_t *out, cairn_error *err);
-/* Appends items[0..n) to container `node`. */
+/* Appends items[0..n) to container `node`, which then holds each. */
 cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *items,
                               uint32_t n, cairn_error *err);
+/* One more holder of `node` / one holder fewer: when the last goes, the
+ * node is freed, and what it holds loses a holder in turn (no recursion).
+ * Records a node stands for (storages, tensors) stay. */
+void cairn__pk_hold(cairn__pickle *vm, uint32_t node);
+void cairn__pk_drop(cairn__pickle *vm, uint32_t node);
+
+/* The look ahead of pickle_scan.c: the memo entries p[0..len) reads back. */
+cairn_status cairn__pickle_scan(cairn__pk_scan *s, const uint8_t *p, size_t len,
+                                cairn_error *err);
+/* The memo slot of index `index`, or -1 when no GET reads it. */
+int64_t cairn__pk_scan_slot(const cairn__pk_scan *s, uint64_t index);
+void cairn__pk_scan_free(cairn__pk_scan *s);
+int cairn__pk_bits_set(cairn__pk_bits *b, uint64_t index);
+int cairn__pk_bits_get(const cairn__pk_bits *b, uint64_t index);
+void cairn__pk_bits_free(cairn__pk_bits *b);
 /* A new STORAGE / TENSOR node holding a copy of *s / *t. */
 cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s, size_t at,
                                    uint32_t *out, cairn_error *err);

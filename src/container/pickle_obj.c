@@ -1,6 +1,9 @@
 /* pickle_obj.c -- the restricted pickle machine's object graph: nodes,
- * containers and strings in flat arrays indexed by uint32, so the whole
- * graph is freed at once and no node owns another. */
+ * containers and strings in flat arrays indexed by uint32. Each node counts
+ * its holders (stack slots, memo entries, containers); one that loses the
+ * last is freed at once and its slots are reused, so the arguments of a
+ * call the machine has done do not stay until the end. The whole graph is
+ * freed at once with the machine. */
 #include "container/pickle.h"
 
 #include <stdio.h>
@@ -51,28 +54,40 @@ static cairn_status oom(const cairn__pickle *vm, cairn_error *err, size_t at)
 cairn_status cairn__pk_new(cairn__pickle *vm, uint8_t type, size_t at, uint32_t *out,
                            cairn_error *err)
 {
-    if (vm->node_count >= CAIRN__PICKLE_MAX_NODES)
+    if (vm->nodes_made >= CAIRN__PICKLE_MAX_NODES)
         return cairn__pk_fail(vm, err, at, CAIRN_E_LIMIT, "more than %u objects in one pickle",
                               (unsigned)CAIRN__PICKLE_MAX_NODES);
-    if (!grow((void **)&vm->nodes, &vm->node_cap, vm->node_count, sizeof *vm->nodes))
-        return oom(vm, err, at);
-    cairn__pk_node *n = &vm->nodes[vm->node_count];
+    uint32_t i = vm->free_node;
+    if (i != UINT32_MAX) {
+        vm->free_node = vm->nodes[i].u.ref;
+    } else {
+        if (!grow((void **)&vm->nodes, &vm->node_cap, vm->node_count, sizeof *vm->nodes))
+            return oom(vm, err, at);
+        i = vm->node_count++;
+    }
+    vm->nodes_made++;
+    cairn__pk_node *n = &vm->nodes[i];
     memset(n, 0, sizeof *n);
     n->type = type;
     n->at = (uint32_t)at; /* pickles are at most 64 MiB */
-    *out = vm->node_count++;
+    *out = i;
     return CAIRN_OK;
 }
 
 cairn_status cairn__pk_new_seq(cairn__pickle *vm, uint8_t type, size_t at, uint32_t *out,
                                cairn_error *err)
 {
-    if (!grow((void **)&vm->seqs, &vm->seq_cap, vm->seq_count, sizeof *vm->seqs))
+    if (vm->free_seq == UINT32_MAX &&
+        !grow((void **)&vm->seqs, &vm->seq_cap, vm->seq_count, sizeof *vm->seqs))
         return oom(vm, err, at);
     CAIRN_TRY(cairn__pk_new(vm, type, at, out, err));
-    cairn__pk_seq *s = &vm->seqs[vm->seq_count];
-    memset(s, 0, sizeof *s);
-    vm->nodes[*out].u.ref = vm->seq_count++;
+    uint32_t i = vm->free_seq;
+    if (i != UINT32_MAX)
+        vm->free_seq = vm->seqs[i].count;
+    else
+        i = vm->seq_count++;
+    memset(&vm->seqs[i], 0, sizeof vm->seqs[i]);
+    vm->nodes[*out].u.ref = i;
     return CAIRN_OK;
 }
 
@@ -92,7 +107,8 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
                                 int owned, size_t at, uint32_t *out, cairn_error *err)
 {
     cairn_status st = owned ? charge(vm, len, at, err) : CAIRN_OK;
-    if (st == CAIRN_OK && !grow((void **)&vm->blobs, &vm->blob_cap, vm->blob_count, sizeof *vm->blobs))
+    if (st == CAIRN_OK && vm->free_blob == UINT32_MAX &&
+        !grow((void **)&vm->blobs, &vm->blob_cap, vm->blob_count, sizeof *vm->blobs))
         st = oom(vm, err, at);
     if (st == CAIRN_OK)
         st = cairn__pk_new(vm, type, at, out, err);
@@ -101,17 +117,28 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
             free((void *)p);
         return st;
     }
-    cairn__pk_blob *b = &vm->blobs[vm->blob_count];
+    uint32_t i = vm->free_blob;
+    if (i != UINT32_MAX)
+        vm->free_blob = (uint32_t)vm->blobs[i].len;
+    else
+        i = vm->blob_count++;
+    cairn__pk_blob *b = &vm->blobs[i];
     b->p = p;
     b->len = len;
     b->owned = owned;
-    vm->nodes[*out].u.ref = vm->blob_count++;
+    vm->nodes[*out].u.ref = i;
     return CAIRN_OK;
 }
 
-/* `n` (at most CAIRN__PK_POOL_SMALL) items from the pool, or NULL. */
+/* A slot of `n` (2 to CAIRN__PK_POOL_SMALL) items from the pool, or NULL.
+ * Two at least: a freed slot holds the pointer to the next of its size. */
 static uint32_t *pool_cut(cairn__pickle *vm, uint32_t n)
 {
+    uint32_t *p = vm->pool_free[n];
+    if (p) {
+        memcpy(&vm->pool_free[n], p, sizeof p);
+        return p;
+    }
     if (!vm->pool_count || vm->pool_used > CAIRN__PK_POOL_CHUNK - n) {
         if (!grow((void **)&vm->pool, &vm->pool_cap, vm->pool_count, sizeof *vm->pool))
             return NULL;
@@ -121,9 +148,15 @@ static uint32_t *pool_cut(cairn__pickle *vm, uint32_t n)
         vm->pool[vm->pool_count++] = chunk;
         vm->pool_used = 0;
     }
-    uint32_t *p = vm->pool[vm->pool_count - 1] + vm->pool_used;
+    p = vm->pool[vm->pool_count - 1] + vm->pool_used;
     vm->pool_used += n;
     return p;
+}
+
+static void pool_give_back(cairn__pickle *vm, uint32_t *p, uint32_t n)
+{
+    memcpy(p, &vm->pool_free[n], sizeof p);
+    vm->pool_free[n] = p;
 }
 
 /* Callers bound n by bytes of input consumed, so the total of all items
@@ -138,9 +171,10 @@ cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *
                               "container of more than 2^32 items");
     uint32_t want = s->count + n;
     if (want > s->cap && s->cap == 0 && want <= CAIRN__PK_POOL_SMALL) {
-        if (!(s->items = pool_cut(vm, want)))
+        uint32_t cut = want < 2 ? 2 : want;
+        if (!(s->items = pool_cut(vm, cut)))
             return oom(vm, err, vm->nodes[node].at);
-        s->cap = want;
+        s->cap = cut;
         s->pooled = 1;
     } else if (want > s->cap) {
         uint32_t cap = s->cap ? s->cap : 4;
@@ -150,8 +184,10 @@ cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *
                                 : realloc(s->items, (size_t)cap * sizeof *p);
         if (!p)
             return oom(vm, err, vm->nodes[node].at);
-        if (s->pooled && s->count) /* the pooled slot stays, unused, until the pool goes */
+        if (s->pooled) {
             memcpy(p, s->items, (size_t)s->count * sizeof *p);
+            pool_give_back(vm, s->items, s->cap);
+        }
         s->items = p;
         s->cap = cap;
         s->pooled = 0;
@@ -159,13 +195,95 @@ cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *
     if (n)
         memcpy(s->items + s->count, items, (size_t)n * sizeof *items);
     s->count = want;
+    for (uint32_t i = 0; i < n; i++)
+        cairn__pk_hold(vm, items[i]);
     return CAIRN_OK;
+}
+
+void cairn__pk_hold(cairn__pickle *vm, uint32_t node)
+{
+    if (vm->nodes[node].refs != CAIRN__PK_PINNED)
+        vm->nodes[node].refs++;
+}
+
+/* Frees node i (no holder is left): its slot and its string or container
+ * go to the free lists; the items it held wait in vm->work to be dropped. */
+static void free_node(cairn__pickle *vm, uint32_t i)
+{
+    cairn__pk_node *n = &vm->nodes[i];
+    if (n->type == CAIRN__PK_STR || n->type == CAIRN__PK_BYTES) {
+        cairn__pk_blob *b = &vm->blobs[n->u.ref];
+        if (b->owned)
+            free((void *)b->p);
+        b->p = NULL;
+        b->owned = 0;
+        b->len = vm->free_blob;
+        vm->free_blob = n->u.ref;
+    } else if (n->type >= CAIRN__PK_TUPLE && n->type <= CAIRN__PK_FROZENSET) {
+        cairn__pk_seq *q = &vm->seqs[n->u.ref];
+        for (uint32_t k = 0; k < q->count; k++)
+            vm->work[vm->work_count++] = q->items[k]; /* room made by cairn__pk_drop */
+        if (q->pooled)
+            pool_give_back(vm, q->items, q->cap);
+        else
+            free(q->items);
+        memset(q, 0, sizeof *q);
+        q->count = vm->free_seq;
+        vm->free_seq = n->u.ref;
+    }
+    n->type = CAIRN__PK_NONE;
+    n->u.ref = vm->free_node;
+    vm->free_node = i;
+}
+
+/* Room in vm->work for the items of container `node` on top of what waits. */
+static int work_room(cairn__pickle *vm, uint32_t node)
+{
+    const cairn__pk_node *n = &vm->nodes[node];
+    uint64_t need = vm->work_count;
+    if (n->type >= CAIRN__PK_TUPLE && n->type <= CAIRN__PK_FROZENSET)
+        need += vm->seqs[n->u.ref].count;
+    if (need <= vm->work_cap)
+        return 1;
+    uint64_t cap = vm->work_cap ? vm->work_cap : 64;
+    while (cap < need)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return 0;
+    uint32_t *w = realloc(vm->work, (size_t)cap * sizeof *w);
+    if (!w)
+        return 0;
+    vm->work = w;
+    vm->work_cap = (uint32_t)cap;
+    return 1;
+}
+
+void cairn__pk_drop(cairn__pickle *vm, uint32_t node)
+{
+    if (vm->nodes[node].refs == CAIRN__PK_PINNED || vm->nodes[node].refs-- > 1)
+        return;
+    uint32_t base = vm->work_count; /* drops nest: a caller may be freeing too */
+    for (uint32_t i = node;;) {
+        /* Out of memory for the list: the node stays until the machine goes. */
+        if (work_room(vm, i))
+            free_node(vm, i);
+        i = UINT32_MAX;
+        while (vm->work_count > base && i == UINT32_MAX) {
+            uint32_t next = vm->work[--vm->work_count];
+            cairn__pk_node *n = &vm->nodes[next];
+            if (n->refs != CAIRN__PK_PINNED && n->refs-- == 1)
+                i = next;
+        }
+        if (i == UINT32_MAX)
+            return;
+    }
 }
 
 void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const char *where,
                         uint64_t base)
 {
     memset(vm, 0, sizeof *vm);
+    vm->free_node = vm->free_seq = vm->free_blob = UINT32_MAX;
     vm->host = host;
     vm->where = where;
     vm->base = base;
@@ -192,6 +310,9 @@ void cairn__pickle_free(cairn__pickle *vm)
     free(vm->dims);
     free(vm->stack);
     free(vm->memo);
+    free(vm->work);
+    cairn__pk_scan_free(&vm->scan);
+    cairn__pk_bits_free(&vm->memo_set);
     memset(vm, 0, sizeof *vm);
 }
 
