@@ -228,6 +228,7 @@ typedef struct cairn__pickle {
     uint32_t *work;     /* nodes waiting to be freed */
     uint32_t work_count, work_cap;
     uint64_t nodes_made; /* every node made, reused slots too (CAIRN__PICKLE_MAX_NODES) */
+    uint8_t *arena;     /* the strings, once cairn__pickle_detach copied them out */
     uint64_t made;      /* container items and copied bytes so far (the budget above) */
     uint32_t root;      /* the result, after a successful run */
 } cairn__pickle;
@@ -245,6 +246,14 @@ void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const
 cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, size_t *used,
                                cairn_error *err);
 void cairn__pickle_free(cairn__pickle *vm);
+/* After a successful run: copies the strings the graph still holds out of
+ * the pickle (into one block), so the caller may free the pickle's bytes
+ * before it walks the graph. Not for inert mode, whose arrays' elements
+ * stay in the pickle. */
+cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err);
+/* After the walk: frees the graph, keeping only the tensor and storage
+ * records (cairn__pk_tensor_get, vm->storages) until cairn__pickle_free. */
+void cairn__pickle_shed(cairn__pickle *vm);
 
 /* ---------------------------------------------------- the graph (pickle_obj.c) */
 
@@ -402,6 +411,7 @@ typedef struct cairn__pk_flat {
     size_t array_count, array_cap;
     size_t *by_name;          /* indexes into tensors, sorted by name (bytes, shorter first) */
     cairn_value *tree;        /* a map, with tensor references */
+    uint64_t refs_left;       /* cairn__pickle_flatten_names: top-level entries left out */
 } cairn__pk_flat;
 
 /* What the tree made from one pickle may take (bytes of nodes, packed
@@ -425,6 +435,14 @@ typedef struct cairn__pk_flat {
  * name stays a value of the tree. */
 cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
                                    cairn_error *err);
+/* The same walk, with the same checks and charges, but a dict entry that
+ * is a tensor reference is left out of the tree: a reader that lists
+ * tensors does not keep a second copy of every name; it walks again with
+ * cairn__pickle_flatten when asked for the metadata. */
+cairn_status cairn__pickle_flatten_names(cairn__pickle *vm, uint64_t stored,
+                                         cairn__pk_flat *out, cairn_error *err);
+/* 1 when the full walk's tree is not empty (what file_info's has_metadata says). */
+int cairn__pk_flat_has_tree(const cairn__pk_flat *flat);
 void cairn__pk_flat_free(cairn__pk_flat *flat);
 
 #endif /* CAIRN_PICKLE_H */

@@ -23,6 +23,7 @@ typedef struct walk {
     uint64_t spent, budget;   /* bytes of the results: nodes, packed items, names, keys,
                                  strings (CAIRN__PICKLE_TREE_BUDGET) */
     uint64_t stored;          /* bytes the file holds for the pickle, for messages */
+    int no_refs;              /* a dict's tensor references are left out of the tree */
 } walk;
 
 static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out);
@@ -264,6 +265,11 @@ static cairn_status dict_children(walk *w, uint32_t node, int depth, key_ent *en
         cairn_status st = convert(w, ents[i].value, depth + 1, &child);
         path_pop(w, m);
         CAIRN_TRY(st);
+        if (w->no_refs && cairn_value_get_type(child) == CAIRN_VALUE_TENSOR) {
+            cairn_value_free(child); /* charged all the same: the walk is the same */
+            w->out->refs_left += depth == 1;
+            continue;
+        }
         if (cairn__value_map_push(map, ents[i].s, ents[i].len, child) != CAIRN_OK) {
             cairn_value_free(child);
             return nomem(w, node);
@@ -507,14 +513,15 @@ static cairn_status walk_root(walk *w, cairn__pk_flat *out)
     return CAIRN_OK;
 }
 
-cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
-                                   cairn_error *err)
+static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
+                            cairn__pk_flat *out, cairn_error *err)
 {
     memset(out, 0, sizeof *out);
     walk *w = calloc(1, sizeof *w); /* the path buffer is 4 KiB: off the stack */
     if (!w)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", vm->where);
     w->vm = vm;
+    w->no_refs = no_refs;
     w->out = out;
     w->err = err;
     /* Sharing is legitimate (tied weights, a memoized string used twice) but
@@ -529,6 +536,23 @@ cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk
     if (st != CAIRN_OK)
         cairn__pk_flat_free(out);
     return st;
+}
+
+cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
+                                   cairn_error *err)
+{
+    return flatten(vm, stored, 0, out, err);
+}
+
+cairn_status cairn__pickle_flatten_names(cairn__pickle *vm, uint64_t stored,
+                                         cairn__pk_flat *out, cairn_error *err)
+{
+    return flatten(vm, stored, 1, out, err);
+}
+
+int cairn__pk_flat_has_tree(const cairn__pk_flat *flat)
+{
+    return cairn_value_count(flat->tree) > 0 || flat->refs_left > 0;
 }
 
 void cairn__pk_flat_free(cairn__pk_flat *flat)

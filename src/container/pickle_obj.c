@@ -289,10 +289,40 @@ void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const
     vm->base = base;
 }
 
-void cairn__pickle_free(cairn__pickle *vm)
+cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err)
 {
-    if (!vm)
-        return;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < vm->blob_count; i++)
+        if (vm->blobs[i].p && !vm->blobs[i].owned)
+            total += vm->blobs[i].len; /* below the pickle's size: each is a range of it */
+    uint8_t *arena = malloc(total ? (size_t)total : 1);
+    if (!arena)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the pickle's strings",
+                           vm->where);
+    size_t at = 0;
+    for (uint32_t i = 0; i < vm->blob_count; i++) {
+        cairn__pk_blob *b = &vm->blobs[i];
+        if (!b->p || b->owned)
+            continue;
+        if (b->len)
+            memcpy(arena + at, b->p, b->len);
+        b->p = arena + at;
+        at += b->len;
+    }
+    free(vm->arena);
+    vm->arena = arena;
+    for (uint32_t i = 0; i < vm->storage_count; i++) { /* messages of the run only */
+        vm->storages[i].key = NULL;
+        vm->storages[i].key_len = 0;
+    }
+    vm->p = NULL;
+    vm->len = vm->pos = 0;
+    return CAIRN_OK;
+}
+
+/* Everything but the records the tensors and storages keep. */
+static void free_graph(cairn__pickle *vm)
+{
     for (uint32_t i = 0; i < vm->seq_count; i++)
         if (!vm->seqs[i].pooled)
             free(vm->seqs[i].items);
@@ -302,17 +332,41 @@ void cairn__pickle_free(cairn__pickle *vm)
     for (uint32_t i = 0; i < vm->blob_count; i++)
         if (vm->blobs[i].owned)
             free((void *)vm->blobs[i].p);
+    free(vm->arena);
     free(vm->nodes);
     free(vm->seqs);
     free(vm->blobs);
-    free(vm->storages);
-    free(vm->tensors);
-    free(vm->dims);
     free(vm->stack);
     free(vm->memo);
     free(vm->work);
     cairn__pk_scan_free(&vm->scan);
     cairn__pk_bits_free(&vm->memo_set);
+}
+
+void cairn__pickle_shed(cairn__pickle *vm)
+{
+    free_graph(vm);
+    cairn__pickle keep = *vm;
+    cairn__pickle_init(vm, keep.host, keep.where, keep.base);
+    vm->storages = keep.storages;
+    vm->storage_count = keep.storage_count;
+    vm->storage_cap = keep.storage_cap;
+    vm->tensors = keep.tensors;
+    vm->tensor_count = keep.tensor_count;
+    vm->tensor_cap = keep.tensor_cap;
+    vm->dims = keep.dims;
+    vm->dims_count = keep.dims_count;
+    vm->dims_cap = keep.dims_cap;
+}
+
+void cairn__pickle_free(cairn__pickle *vm)
+{
+    if (!vm)
+        return;
+    free_graph(vm);
+    free(vm->storages);
+    free(vm->tensors);
+    free(vm->dims);
     memset(vm, 0, sizeof *vm);
 }
 

@@ -72,7 +72,8 @@ typedef struct torch_state {
     uint64_t *strides;          /* of the views that are not contiguous */
     size_t nstrides, strides_cap;
     uint64_t count;
-    cairn__pk_flat flat;
+    cairn__pk_flat flat;        /* names; the tree only when full_tree */
+    int full_tree;              /* the walk keeps the tree's tensor references (metadata) */
     uint32_t version;
     int big_endian;
     uint64_t payload_bytes, alignment;
@@ -260,18 +261,28 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
     return CAIRN_OK;
 }
 
-/* `stored`: the bytes the file holds for this pickle (a deflated member's
- * compressed size), or 0 for "the bytes it ran over" (legacy files). */
+/* Runs the object's pickle; its strings are copied out of p, which the
+ * caller may free before walk_object. */
 static cairn_status run_object(torch_state *s, cairn__pickle *vm, const cairn__pickle_host *host,
-                               const uint8_t *p, size_t len, uint64_t base, uint64_t stored,
-                               size_t *used, cairn_error *err)
+                               const uint8_t *p, size_t len, uint64_t base, size_t *used,
+                               cairn_error *err)
 {
-    size_t ran = 0;
     cairn__pickle_init(vm, host, s->where, base);
-    CAIRN_TRY(cairn__pickle_run(vm, p, len, &ran, err));
-    if (used)
-        *used = ran;
-    return cairn__pickle_flatten(vm, stored ? stored : ran, &s->flat, err);
+    CAIRN_TRY(cairn__pickle_run(vm, p, len, used, err));
+    return cairn__pickle_detach(vm, err);
+}
+
+/* Names the tensors (and makes the tree, when asked for it); then only the
+ * tensor and storage records of the graph stay. `stored`: the bytes the
+ * file holds for the pickle (a deflated member's compressed size, or the
+ * bytes the legacy object pickle ran over). */
+static cairn_status walk_object(torch_state *s, cairn__pickle *vm, uint64_t stored,
+                                cairn_error *err)
+{
+    cairn_status st = s->full_tree ? cairn__pickle_flatten(vm, stored, &s->flat, err)
+                                   : cairn__pickle_flatten_names(vm, stored, &s->flat, err);
+    cairn__pickle_shed(vm);
+    return st;
 }
 
 /* ------------------------------------------------------ tensors from the walk */
@@ -446,7 +457,13 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
         tt.storage = vm->storages[pk.storage].index;
         CAIRN_TRY(describe(s, &tt, &pk, named, err));
         CAIRN_TRY(keep_tensor(s, &tt, err));
+        /* The packed record has the name now; by_name stays. */
+        free(s->flat.tensors[i].name);
+        s->flat.tensors[i].name = NULL;
     }
+    free(s->flat.tensors);
+    s->flat.tensors = NULL;
+    s->flat.count = s->flat.cap = 0;
     return check_expansion(s, err);
 }
 
@@ -473,13 +490,16 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
+    size_t ran = 0;
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, s->pkl->comp_size, NULL,
-                        err);
+        st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, &ran, err);
+    free(pkl); /* the graph has its strings */
+    uint64_t stored = s->pkl->comp_size ? s->pkl->comp_size : ran;
+    if (st == CAIRN_OK)
+        st = walk_object(s, &vm, stored, err);
     if (st == CAIRN_OK)
         st = build_tensors(s, &vm, err);
     cairn__pickle_free(&vm);
-    free(pkl);
     return st;
 }
 
@@ -684,7 +704,9 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
     cairn__pickle_init(&vm, &host, s->where, c.pos);
     size_t used = 0;
     if (st == CAIRN_OK)
-        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, 0, &used, err);
+        st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, &used, err);
+    if (st == CAIRN_OK)
+        st = walk_object(s, &vm, used, err);
     c.pos += used;
     if (st == CAIRN_OK)
         st = place_storages(s, &c, err);
@@ -715,13 +737,17 @@ static void state_free(void *state)
     free(s);
 }
 
-static cairn_status parse(const cairn_file *f, torch_state **out, cairn_error *err)
+/* full_tree: keep the metadata tree whole (read_metadata); an open keeps
+ * only the names and what has_metadata says. */
+static cairn_status parse(const cairn_file *f, int full_tree, torch_state **out,
+                          cairn_error *err)
 {
     *out = NULL;
     torch_state *s = calloc(1, sizeof *s);
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     s->f = f;
+    s->full_tree = full_tree;
     cairn__packed_init(&s->tensors, sizeof(torch_tail));
     uint8_t head[4] = {0};
     size_t n = f->src.size < sizeof head ? (size_t)f->src.size : sizeof head;
@@ -739,22 +765,15 @@ static cairn_status parse(const cairn_file *f, torch_state **out, cairn_error *e
 static cairn_status torch_open(cairn_file *f, cairn_error *err)
 {
     torch_state *s;
-    CAIRN_TRY(parse(f, &s, err));
+    CAIRN_TRY(parse(f, 0, &s, err));
     /* version: the version record; 1001 for legacy files */
     cairn__table_init_packed(&s->table, &s->tensors, NULL, state_free);
     cairn__table_sorted(&s->table, NULL, s->flat.by_name, NULL);
     s->table.hint = "names are dotted paths in the saved object, e.g. 'model.fc1.weight'";
     cairn__table_info(&s->table, CAIRN_FORMAT_TORCH, s->version, s->payload_bytes, 0,
-                      s->alignment, cairn_value_count(s->flat.tree) > 0);
+                      s->alignment, cairn__pk_flat_has_tree(&s->flat));
     f->state = s;
     return CAIRN_OK;
-}
-
-static cairn_status torch_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
-{
-    const torch_state *s = f->state;
-    *out = cairn_value_clone(s->flat.tree);
-    return *out ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
 }
 
 static int same_tensor(const torch_tensor *a, const torch_tensor *b)
@@ -767,26 +786,50 @@ static int same_tensor(const torch_tensor *a, const torch_tensor *b)
            !memcmp(a->strides, b->strides, sizeof a->strides) && a->span == b->span;
 }
 
-/* Parses the file again and insists it still says the same thing (pread
- * inputs may change under us); CRCs follow through torch_verify_tensor. */
-static cairn_status torch_verify_structure(const cairn_file *f, cairn_error *err)
+/* A second parse of the file must find what the open found (pread inputs
+ * may change under us). */
+static cairn_status same_file(const torch_state *s, const torch_state *again, const char *path,
+                              cairn_error *err)
 {
-    const torch_state *s = f->state;
-    torch_state *again;
-    CAIRN_TRY(parse(f, &again, err));
-    cairn_status st = CAIRN_OK;
     if (again->count != s->count)
-        st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: the file changed since it was opened",
-                         f->path);
-    for (uint64_t i = 0; st == CAIRN_OK && i < s->count; i++) {
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: the file changed since it was opened",
+                           path);
+    for (uint64_t i = 0; i < s->count; i++) {
         torch_tensor a, b;
         get_tensor(s, i, &a);
         get_tensor(again, i, &b);
         if (!same_tensor(&a, &b))
-            st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' changed since the file was "
-                             "opened", f->path, a.t.info.name);
+            return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' changed since the file "
+                               "was opened", path, a.t.info.name);
     }
+    return CAIRN_OK;
+}
+
+/* Parses the file again and insists it still says the same thing; CRCs
+ * follow through torch_verify_tensor. */
+static cairn_status torch_verify_structure(const cairn_file *f, cairn_error *err)
+{
+    torch_state *again;
+    CAIRN_TRY(parse(f, 0, &again, err));
+    cairn_status st = same_file(f->state, again, f->path, err);
     state_free(again);
+    return st;
+}
+
+static cairn_status torch_read_metadata(const cairn_file *f, cairn_value **out, cairn_error *err)
+{
+    /* The open kept the names only: the file is read again for the tree,
+     * and must still say what it said. */
+    torch_state *again;
+    CAIRN_TRY(parse(f, 1, &again, err));
+    cairn_status st = same_file(f->state, again, f->path, err);
+    *out = again->flat.tree;
+    again->flat.tree = NULL;
+    state_free(again);
+    if (st != CAIRN_OK) {
+        cairn_value_free(*out);
+        *out = NULL;
+    }
     return st;
 }
 
