@@ -180,14 +180,17 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
 
 /* ------------------------------------------------------------------- dicts */
 
+/* One per key of a dict being walked: 24 bytes, for a state dict has one
+ * per tensor (a pickle is at most 64 MiB: lengths fit in 32 bits). */
 typedef struct key_ent {
-    const char *s;
-    size_t len;
-    char num[24];   /* an int key's decimal form */
-    uint8_t type;   /* of the key node */
+    const char *s;  /* the key's text: the str's bytes, or an int's decimal in `nums` */
+    uint32_t len;
     uint32_t value; /* the node it maps to (the last one set, as in Python) */
-    int dead;       /* a later SETITEM of the same key: merged into the first */
+    uint8_t type;   /* of the key node */
+    uint8_t dead;   /* a later SETITEM of the same key: merged into the first */
 } key_ent;
+
+#define INT_KEY_TEXT 24 /* bytes of an int64's decimal form with its NUL */
 
 static int key_cmp(const void *a, const void *b)
 {
@@ -201,14 +204,15 @@ static int key_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y; /* stable: insertion order within a key */
 }
 
-/* The text of one key: a str (UTF-8, not empty, no NUL) or an int. */
-static cairn_status key_text(walk *w, uint32_t knode, key_ent *e)
+/* The text of one key: a str (UTF-8, not empty, no NUL) or an int (its
+ * decimal form written to `num`, INT_KEY_TEXT bytes). */
+static cairn_status key_text(walk *w, uint32_t knode, key_ent *e, char *num)
 {
     const cairn__pk_node *k = &w->vm->nodes[knode];
     e->type = k->type;
     if (k->type == CAIRN__PK_INT) {
-        e->len = (size_t)snprintf(e->num, sizeof e->num, "%" PRId64, k->u.i);
-        e->s = e->num;
+        e->len = (uint32_t)snprintf(num, INT_KEY_TEXT, "%" PRId64, k->u.i);
+        e->s = num;
         return CAIRN_OK;
     }
     if (k->type != CAIRN__PK_STR) {
@@ -219,7 +223,7 @@ static cairn_status key_text(walk *w, uint32_t knode, key_ent *e)
     }
     const cairn__pk_blob *b = cairn__pk_blob_of(w->vm, knode);
     e->s = (const char *)b->p;
-    e->len = b->len;
+    e->len = (uint32_t)b->len;
     if (b->len == 0)
         return fail_at(w, knode, CAIRN_E_UNSUPPORTED, "an empty dict key cannot name anything");
     if (memchr(b->p, 0, b->len) || !cairn__utf8_valid(e->s, e->len))
@@ -282,13 +286,19 @@ static cairn_status convert_dict(walk *w, uint32_t node, int depth, cairn_value 
 {
     const cairn__pk_seq *s = cairn__pk_seq_of(w->vm, node);
     uint32_t n = s->count / 2;
+    uint32_t ints = 0;
+    for (uint32_t i = 0; i < n; i++)
+        ints += w->vm->nodes[s->items[2 * i]].type == CAIRN__PK_INT;
     key_ent *ents = calloc(n ? n : 1, sizeof *ents);
     key_ent **order = malloc((n ? n : 1) * sizeof *order);
-    cairn_status st = ents && order ? CAIRN_OK : nomem(w, node);
+    char *nums = malloc(ints ? (size_t)ints * INT_KEY_TEXT : 1);
+    cairn_status st = ents && order && nums ? CAIRN_OK : nomem(w, node);
+    char *num = nums;
     for (uint32_t i = 0; st == CAIRN_OK && i < n; i++) {
         ents[i].value = s->items[2 * i + 1];
         order[i] = &ents[i];
-        st = key_text(w, s->items[2 * i], &ents[i]);
+        st = key_text(w, s->items[2 * i], &ents[i], num);
+        num += ents[i].type == CAIRN__PK_INT ? INT_KEY_TEXT : 0;
     }
     if (st == CAIRN_OK)
         st = merge_keys(w, node, order, n);
@@ -296,6 +306,7 @@ static cairn_status convert_dict(walk *w, uint32_t node, int depth, cairn_value 
         st = dict_children(w, node, depth, ents, n, map);
     free(ents);
     free(order);
+    free(nums);
     return st;
 }
 

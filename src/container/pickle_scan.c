@@ -29,12 +29,13 @@ static size_t arg_bytes(const uint8_t *p, size_t n)
     size_t left = n - 1;
     const uint8_t *a = p + 1;
     unsigned width = 0; /* a length of this many bytes, then that many bytes */
+    size_t fixed = 0;
     switch (p[0]) {
     case 0x80: /* PROTO */
-    case 'K': case 'h': case 'q': return 1;
-    case 'M': return 2;
-    case 'J': case 'j': case 'r': return 4;
-    case 0x95: case 'G': return 8; /* FRAME, BINFLOAT */
+    case 'K': case 'h': case 'q': fixed = 1; break;
+    case 'M': fixed = 2; break;
+    case 'J': case 'j': case 'r': fixed = 4; break;
+    case 0x95: case 'G': fixed = 8; break; /* FRAME, BINFLOAT */
     case 0x8a: case 0x8c: case 'U': case 'C': width = 1; break;
     case 0x8b: case 'X': case 'T': case 'B': width = 4; break;
     case 0x8d: case 0x8e: width = 8; break;
@@ -49,6 +50,8 @@ static size_t arg_bytes(const uint8_t *p, size_t n)
     case 'Q': return 0;
     default: return SIZE_MAX;
     }
+    if (fixed)
+        return fixed <= left ? fixed : SIZE_MAX;
     if (left < width)
         return SIZE_MAX;
     uint64_t len = le(a, width);

@@ -20,17 +20,16 @@
 #define PICKLE_WHERE_MAX 512
 
 /* A NumPy array the walk found (cairn__pk_array). */
-typedef struct pickle_tensor {
-    cairn__tensor t;
-    char *name;
+/* What a packed record keeps beside the cairn__tensor: where its bytes are. */
+typedef struct pickle_tail {
     const uint8_t *bytes; /* into `owned` or the pickle's bytes */
     uint8_t *owned;
-} pickle_tensor;
+} pickle_tail;
 
 typedef struct pickle_state {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
-    pickle_tensor *tensors;
-    uint64_t count, cap;
+    cairn__packed tensors; /* tails are pickle_tail */
+    uint64_t count;
     uint8_t *owned;      /* the bytes when they are not the mapping's */
     const uint8_t *p;
     size_t len;
@@ -100,25 +99,31 @@ static void state_free(void *state)
     if (!s)
         return;
     for (uint64_t i = 0; i < s->count; i++) {
-        free(s->tensors[i].name);
-        free(s->tensors[i].owned);
+        pickle_tail tail;
+        cairn__packed_tail(&s->tensors, i, &tail);
+        free(tail.owned);
     }
-    free(s->tensors);
+    cairn__packed_free(&s->tensors);
     cairn__nameset_free(&s->names);
     cairn__pk_flat_free(&s->flat);
     free(s->owned);
     free(s);
 }
 
-static cairn_status run(const cairn_file *f, pickle_state *s, cairn_error *err)
+/* Runs the pickle and walks it into *flat: the names and arrays only
+ * (an open), or with the whole tree (full_tree: read_metadata). */
+static cairn_status run(const cairn_file *f, const pickle_state *s, int full_tree,
+                        cairn__pk_flat *flat, cairn_error *err)
 {
     cairn__pickle_host host = {NULL, cairn__pickle_torch_global, NULL,
                                (f->flags & CAIRN_OPEN_INERT) != 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);
+    /* The budget is set by the bytes the file holds. */
     if (st == CAIRN_OK)
-        st = cairn__pickle_flatten(&vm, f->src.size, &s->flat, err); /* as the file holds it */
+        st = full_tree ? cairn__pickle_flatten(&vm, f->src.size, flat, err)
+                       : cairn__pickle_flatten_names(&vm, f->src.size, flat, err);
     cairn__pickle_free(&vm);
     return st;
 }
@@ -130,21 +135,13 @@ static cairn_status run(const cairn_file *f, pickle_state *s, cairn_error *err)
 static cairn_status take_arrays(const cairn_file *f, pickle_state *s, cairn_error *err)
 {
     cairn__pk_flat *fl = &s->flat;
-    size_t n = fl->array_count;
-    s->tensors = calloc(n ? n : 1, sizeof *s->tensors);
-    if (!s->tensors)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %zu arrays", f->path, n);
-    s->cap = n;
-    for (size_t i = 0; i < n; i++) {
+    cairn_status st = CAIRN_OK;
+    for (size_t i = 0; i < fl->array_count; i++) {
         cairn__pk_array *e = &fl->arrays[i];
-        pickle_tensor *pt = &s->tensors[s->count++];
-        cairn_tensor_info *in = &pt->t.info;
-        pt->name = e->name;
-        pt->owned = e->owned;
-        pt->bytes = e->bytes;
-        e->name = NULL;
-        e->owned = NULL;
-        in->name = pt->name;
+        cairn__tensor t;
+        memset(&t, 0, sizeof t);
+        cairn_tensor_info *in = &t.info;
+        in->name = e->name;
         in->name_len = e->len;
         in->dtype = e->a.dtype;
         in->rank = e->a.rank;
@@ -156,21 +153,30 @@ static cairn_status take_arrays(const cairn_file *f, pickle_state *s, cairn_erro
         in->raw_size = in->stored_size = e->nbytes;
         in->alignment = 1;
         in->codec = CAIRN_CODEC_NONE;
-        pt->t.big_endian = e->a.big_endian;
-        pt->t.fortran_order = e->a.fortran;
-        pt->t.via_load = 1; /* the bytes are in the pickle (which may have been inflated) */
+        t.big_endian = e->a.big_endian;
+        t.fortran_order = e->a.fortran;
+        t.via_load = 1; /* the bytes are in the pickle (which may have been inflated) */
+        pickle_tail tail = {e->bytes, e->owned};
+        if (st == CAIRN_OK)
+            st = cairn__packed_add(&s->tensors, &t, &tail, f->path, err);
+        if (st == CAIRN_OK)
+            e->owned = NULL; /* the record has it */
+        free(e->name); /* the record has a copy */
+        e->name = NULL;
     }
+    s->count = s->tensors.count;
+    for (size_t i = 0; i < fl->array_count; i++)
+        free(fl->arrays[i].owned);
     free(fl->arrays);
     fl->arrays = NULL;
     fl->array_count = fl->array_cap = 0;
-    return CAIRN_OK;
+    return st;
 }
 
 static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
 {
     const pickle_state *s = ctx;
-    *len = s->tensors[index].t.info.name_len;
-    return s->tensors[index].name;
+    return cairn__packed_name(&s->tensors, index, len);
 }
 
 /* Two arrays whose paths read alike ({"a.b": x, "a": {"b": y}}, or a key
@@ -179,13 +185,13 @@ static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
 static cairn_status index_names(const cairn_file *f, pickle_state *s, cairn_error *err)
 {
     for (uint64_t i = 0; i < s->count; i++) {
-        const cairn_tensor_info *in = &s->tensors[i].t.info;
-        if (cairn__nameset_find(&s->names, in->name, in->name_len, tensor_name_at, s) >= 0) {
+        size_t len;
+        const char *name = cairn__packed_name(&s->tensors, i, &len);
+        if (cairn__nameset_find(&s->names, name, len, tensor_name_at, s) >= 0) {
             char shown[160];
             return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: two arrays are both named '%s' "
                                "(a dotted key and nested containers that spell the same path)",
-                               f->path, cairn__printable(in->name, in->name_len, shown,
-                                                         sizeof shown));
+                               f->path, cairn__printable(name, len, shown, sizeof shown));
         }
         CAIRN_TRY(cairn__nameset_insert(&s->names, (uint32_t)i, tensor_name_at, s, err));
     }
@@ -195,7 +201,11 @@ static cairn_status index_names(const cairn_file *f, pickle_state *s, cairn_erro
 static cairn_status pickle_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
     const pickle_state *s = f->state;
-    memcpy(dst, s->tensors[index].bytes, (size_t)s->tensors[index].t.info.raw_size);
+    cairn__tensor t;
+    pickle_tail tail;
+    cairn__packed_get(&s->tensors, index, &t);
+    cairn__packed_tail(&s->tensors, index, &tail);
+    memcpy(dst, tail.bytes, (size_t)t.info.raw_size);
     return CAIRN_OK;
 }
 
@@ -204,11 +214,12 @@ static cairn_status pickle_open(cairn_file *f, cairn_error *err)
     pickle_state *s = calloc(1, sizeof *s);
     if (!s)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
+    cairn__packed_init(&s->tensors, sizeof(pickle_tail));
     cairn_status st = load_bytes(f, s, err);
     if (st == CAIRN_OK) {
         snprintf(s->where, sizeof s->where, "%s%s", f->path,
                  s->inflated ? " (inflated)" : "");
-        st = run(f, s, err);
+        st = run(f, s, 0, &s->flat, err);
     }
     if (st == CAIRN_OK)
         st = take_arrays(f, s, err);
@@ -225,12 +236,15 @@ static cairn_status pickle_open(cairn_file *f, cairn_error *err)
         return st;
     }
     uint64_t payload = 0;
-    for (uint64_t i = 0; i < s->count; i++)
-        payload += s->tensors[i].t.info.stored_size;
+    for (uint64_t i = 0; i < s->count; i++) {
+        cairn__tensor t;
+        cairn__packed_get(&s->tensors, i, &t);
+        payload += t.info.stored_size;
+    }
     /* version: the pickle protocol */
-    cairn__table_init(&s->table, s->tensors, sizeof *s->tensors, s->count, state_free);
+    cairn__table_init_packed(&s->table, &s->tensors, NULL, state_free);
     cairn__table_info(&s->table, CAIRN_FORMAT_PICKLE, s->len > 1 ? s->p[1] : 0, payload, 0, 1,
-                      cairn_value_count(s->flat.tree) > 0);
+                      cairn__pk_flat_has_tree(&s->flat));
     f->state = s;
     return CAIRN_OK;
 }
@@ -253,8 +267,18 @@ static cairn_status pickle_find(const cairn_file *f, const char *name, size_t na
 static cairn_status pickle_read_metadata(const cairn_file *f, cairn_value **out,
                                          cairn_error *err)
 {
-    const pickle_state *s = f->state;
-    return cairn__metadata_copy(f, s->flat.tree, out, err);
+    /* The open kept the names only: the pickle (still in memory) is run
+     * again for the tree. */
+    cairn__pk_flat flat;
+    memset(&flat, 0, sizeof flat);
+    cairn_status st = run(f, f->state, 1, &flat, err);
+    *out = NULL;
+    if (st == CAIRN_OK) {
+        *out = flat.tree;
+        flat.tree = NULL;
+    }
+    cairn__pk_flat_free(&flat);
+    return st;
 }
 
 const cairn__reader_ops cairn__pickle_reader =

@@ -25,15 +25,15 @@ static const uint8_t legacy_magic[LEGACY_MAGIC_LEN] = {0x6c, 0xfc, 0x9c, 0x46, 0
 
 /* One storage: a ZIP member <root>/data/<key>, or in a legacy file a byte
  * range after the pickles. */
-typedef struct torch_storage {
+typedef struct torch_storage { /* 48 bytes: a file may hold one per tensor */
     const cairn__zip_member *m; /* NULL in legacy files */
     char *key;                  /* legacy files: the key (found through `keys`) */
-    size_t key_len;
-    cairn_dtype dtype;          /* legacy: as declared, for the element count that follows */
-    uint64_t numel;             /* legacy: as declared */
+    uint64_t numel;             /* as declared */
     uint64_t offset;            /* file offset of the first byte (stored members, legacy) */
     uint64_t size;              /* bytes it holds */
-    int placed;                 /* legacy: its bytes were found after the key list */
+    uint32_t key_len;           /* at most TORCH_KEY_MAX */
+    uint8_t dtype;              /* a cairn_dtype, as declared */
+    uint8_t placed;             /* legacy: its bytes were found after the key list */
 } torch_storage;
 
 /* One tensor, as the table's packed record and tail give it back (get). */
@@ -113,7 +113,7 @@ static cairn_status same_declaration(const torch_state *s, const torch_storage *
     return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared again as "
                        "%llu x %s (first as %llu x %s)", s->where, (unsigned long long)at, shown,
                        (unsigned long long)numel, cairn_dtype_name(dtype),
-                       (unsigned long long)old->numel, cairn_dtype_name(old->dtype));
+                       (unsigned long long)old->numel, cairn_dtype_name((cairn_dtype)old->dtype));
 }
 
 /* ------------------------------------------------------- ZIP: the records */
@@ -253,7 +253,8 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
         *index = s->storage_of[mi];
         return CAIRN_OK;
     }
-    torch_storage st = {m, NULL, 0, dtype, numel, m->data_offset, m->size, 1};
+    torch_storage st = {.m = m, .numel = numel, .offset = m->data_offset, .size = m->size,
+                        .dtype = (uint8_t)dtype, .placed = 1};
     if (add_storage(s, &st, index) != CAIRN_OK)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
     s->storage_of[mi] = *index;
@@ -555,7 +556,8 @@ static cairn_status legacy_storage(void *ctx, const char *key, size_t key_len, c
         *index = (uint32_t)found;
         return CAIRN_OK;
     }
-    torch_storage st = {NULL, malloc(key_len + 1), key_len, dtype, numel, 0, nbytes, 0};
+    torch_storage st = {.key = malloc(key_len + 1), .numel = numel, .size = nbytes,
+                        .key_len = (uint32_t)key_len, .dtype = (uint8_t)dtype};
     if (!st.key || add_storage(s, &st, index) != CAIRN_OK) {
         free(st.key);
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
