@@ -152,6 +152,7 @@ typedef struct cairn__pk_tensor_rec {
 } cairn__pk_tensor_rec;
 
 #define CAIRN__PK_PINNED UINT16_MAX
+#define CAIRN__PK_INERT_KEYS 4 /* "$class", "args", "state", "data" (pickle_call.c) */
 
 /* A bit set that grows as bits are set. */
 typedef struct cairn__pk_bits {
@@ -229,6 +230,7 @@ typedef struct cairn__pickle {
     uint32_t work_count, work_cap;
     uint64_t nodes_made; /* every node made, reused slots too (CAIRN__PICKLE_MAX_NODES) */
     uint8_t *arena;     /* the strings, once cairn__pickle_detach copied them out */
+    uint32_t inert_key[CAIRN__PK_INERT_KEYS]; /* node + 1 of each key inert nodes hold */
     uint64_t made;      /* container items and copied bytes so far (the budget above) */
     uint32_t root;      /* the result, after a successful run */
 } cairn__pickle;
@@ -394,13 +396,15 @@ typedef struct cairn__pk_named {
 } cairn__pk_named;
 
 /* An inert NumPy array the walk named (its bytes, moved out of the graph). */
-typedef struct cairn__pk_array {
+typedef struct cairn__pk_array { /* 48 bytes: a file may hold one per array */
     char *name;              /* NUL-terminated, a valid tensor name */
-    size_t len;
     const uint8_t *bytes;    /* into the pickle, or `owned` */
-    size_t nbytes;
     uint8_t *owned;          /* taken from the graph (protocol 2's _codecs.encode) */
-    cairn__np_array a;
+    uint64_t nbytes;
+    uint32_t len;            /* of the name */
+    uint32_t dims;           /* into cairn__pk_flat.dims: rank of them */
+    uint8_t dtype;           /* a cairn_dtype */
+    uint8_t rank, big_endian, fortran;
 } cairn__pk_array;
 
 typedef struct cairn__pk_flat {
@@ -409,6 +413,8 @@ typedef struct cairn__pk_flat {
     cairn__pk_array *arrays;  /* inert mode: NumPy arrays, in the order the walk met them;
                                  the tree holds a tensor reference for each */
     size_t array_count, array_cap;
+    uint64_t *dims;           /* the arrays' dims */
+    size_t dims_count, dims_cap;
     size_t *by_name;          /* indexes into tensors, sorted by name (bytes, shorter first) */
     cairn_value *tree;        /* a map, with tensor references */
     uint64_t refs_left;       /* cairn__pickle_flatten_names: top-level entries left out */

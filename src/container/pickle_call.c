@@ -440,13 +440,25 @@ static int is_class(const cairn__pickle *vm, uint32_t node)
     return vm->nodes[node].type == CAIRN__PK_STR && (vm->nodes[node].flags & CAIRN__PKF_CLASS);
 }
 
-/* Appends key `lit` (a new STR) and `value` to the inert node `obj`. */
+/* The keys inert nodes are made of: one STR node each per machine, shared
+ * by every node that holds it (pinned: never freed before the machine). */
+static const char *const inert_keys[CAIRN__PK_INERT_KEYS] = {"$class", "args", "state", "data"};
+
+/* Appends key `lit` (one of inert_keys) and `value` to the inert node `obj`. */
 static cairn_status inert_put(cairn__pickle *vm, uint32_t obj, const char *lit, uint32_t value,
                               size_t at, cairn_error *err)
 {
+    uint32_t k = 0;
+    while (k + 1 < CAIRN__PK_INERT_KEYS && strcmp(inert_keys[k], lit) != 0)
+        k++;
     uint32_t pair[2];
-    CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_STR, (const uint8_t *)lit, strlen(lit), 0, at,
-                                 &pair[0], err));
+    if (!vm->inert_key[k]) {
+        CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_STR, (const uint8_t *)inert_keys[k],
+                                     strlen(inert_keys[k]), 0, at, &pair[0], err));
+        vm->nodes[pair[0]].refs = CAIRN__PK_PINNED;
+        vm->inert_key[k] = pair[0] + 1;
+    }
+    pair[0] = vm->inert_key[k] - 1;
     pair[1] = value;
     return cairn__pk_extend(vm, obj, pair, 2, err);
 }

@@ -151,6 +151,9 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
     cairn__pk_flat *f = w->out;
     if (!CAIRN__GROW(f->arrays, f->array_cap, f->array_count, 64))
         return nomem(w, node);
+    while (f->dims_cap - f->dims_count < a.rank)
+        if (!CAIRN__GROW(f->dims, f->dims_cap, f->dims_cap, 64))
+            return nomem(w, node);
     cairn__pk_array *e = &f->arrays[f->array_count];
     memset(e, 0, sizeof *e);
     e->name = malloc(len + 1);
@@ -162,8 +165,14 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
         return nomem(w, node);
     }
     memcpy(e->name, name, len + 1);
-    e->len = len;
-    e->a = a;
+    e->len = (uint32_t)len; /* a name is at most CAIRN_NAME_MAX bytes */
+    e->dtype = (uint8_t)a.dtype;
+    e->rank = (uint8_t)a.rank;
+    e->big_endian = a.big_endian;
+    e->fortran = a.fortran;
+    e->dims = (uint32_t)f->dims_count; /* below 2^32: each array costs bytes of the pickle */
+    memcpy(f->dims + f->dims_count, a.dims, a.rank * sizeof *f->dims);
+    f->dims_count += a.rank;
     /* The bytes stay where they are; bytes the graph made (protocol 2's
      * _codecs.encode) move here, for the graph is freed before the file. */
     cairn__pk_blob *b = &w->vm->blobs[w->vm->nodes[a.bytes].u.ref];
@@ -578,6 +587,7 @@ void cairn__pk_flat_free(cairn__pk_flat *flat)
         free(flat->arrays[i].owned);
     }
     free(flat->arrays);
+    free(flat->dims);
     free(flat->by_name);
     cairn_value_free(flat->tree);
     memset(flat, 0, sizeof *flat);

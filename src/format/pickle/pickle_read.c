@@ -143,18 +143,18 @@ static cairn_status take_arrays(const cairn_file *f, pickle_state *s, cairn_erro
         cairn_tensor_info *in = &t.info;
         in->name = e->name;
         in->name_len = e->len;
-        in->dtype = e->a.dtype;
-        in->rank = e->a.rank;
+        in->dtype = (cairn_dtype)e->dtype;
+        in->rank = e->rank;
         in->count = 1;
-        for (uint32_t d = 0; d < e->a.rank; d++) {
-            in->dims[d] = e->a.dims[d];
-            in->count *= e->a.dims[d]; /* checked by cairn__np_array_of */
+        for (uint32_t d = 0; d < e->rank; d++) {
+            in->dims[d] = fl->dims[e->dims + d];
+            in->count *= in->dims[d]; /* checked by cairn__np_array_of */
         }
         in->raw_size = in->stored_size = e->nbytes;
         in->alignment = 1;
         in->codec = CAIRN_CODEC_NONE;
-        t.big_endian = e->a.big_endian;
-        t.fortran_order = e->a.fortran;
+        t.big_endian = e->big_endian;
+        t.fortran_order = e->fortran;
         t.via_load = 1; /* the bytes are in the pickle (which may have been inflated) */
         pickle_tail tail = {e->bytes, e->owned};
         if (st == CAIRN_OK)
