@@ -444,7 +444,9 @@ cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk
 /* The same walk, with the same checks and charges, but a dict entry that
  * is a tensor reference is left out of the tree: a reader that lists
  * tensors does not keep a second copy of every name; it walks again with
- * cairn__pickle_flatten when asked for the metadata. */
+ * cairn__pickle_flatten when asked for the metadata. The graph is freed
+ * (cairn__pickle_shed) once the walk is over: only the tensor and storage
+ * records stay. */
 cairn_status cairn__pickle_flatten_names(cairn__pickle *vm, uint64_t stored,
                                          cairn__pk_flat *out, cairn_error *err);
 /* 1 when the full walk's tree is not empty (what file_info's has_metadata says). */

@@ -460,14 +460,13 @@ static int name_cmp_flat(const cairn__pk_named *x, const cairn__pk_named *y)
     return cairn__name_cmp(x->name, x->len, y->name, y->len);
 }
 
-typedef struct name_ref {
-    const cairn__pk_named *t;
-    size_t index;
-} name_ref;
-
-static int ref_cmp(const void *a, const void *b)
+/* Name order, ties (refused below) in the order the walk met them. */
+static int by_name_cmp(const void *a, const void *b, void *ctx)
 {
-    return name_cmp_flat(((const name_ref *)a)->t, ((const name_ref *)b)->t);
+    const cairn__pk_flat *f = ctx;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = name_cmp_flat(&f->tensors[x], &f->tensors[y]);
+    return c ? c : (x > y) - (x < y);
 }
 
 /* Sorts the names and refuses two tensors of one name ({"a.b": t, "a": {"b": u}}). */
@@ -475,32 +474,24 @@ static cairn_status index_names(walk *w)
 {
     cairn__pk_flat *f = w->out;
     size_t n = f->count;
-    name_ref *refs = malloc((n ? n : 1) * sizeof *refs);
     f->by_name = malloc((n ? n : 1) * sizeof *f->by_name);
-    if (!refs || !f->by_name) {
-        free(refs);
+    if (!f->by_name)
         return cairn__fail(w->err, CAIRN_E_NOMEM, "%s: out of memory for %zu tensor names",
                            w->vm->where, n);
-    }
-    for (size_t i = 0; i < n; i++) {
-        refs[i].t = &f->tensors[i];
-        refs[i].index = i;
-    }
-    qsort(refs, n, sizeof *refs, ref_cmp);
-    cairn_status st = CAIRN_OK;
-    for (size_t i = 0; i < n; i++) {
-        f->by_name[i] = refs[i].index;
-        if (i > 0 && st == CAIRN_OK && name_cmp_flat(refs[i - 1].t, refs[i].t) == 0) {
+    for (size_t i = 0; i < n; i++)
+        f->by_name[i] = i;
+    qsort_r(f->by_name, n, sizeof *f->by_name, by_name_cmp, f);
+    for (size_t i = 1; i < n; i++) {
+        const cairn__pk_named *a = &f->tensors[f->by_name[i - 1]], *b = &f->tensors[f->by_name[i]];
+        if (name_cmp_flat(a, b) == 0) {
             char shown[160];
-            st = cairn__pk_fail(w->vm, w->err, refs[i].t->at, CAIRN_E_UNSUPPORTED, "two "
-                                "tensors are both named '%s' (a dotted key and nested dicts "
-                                "that spell the same path)",
-                                cairn__printable(refs[i].t->name, refs[i].t->len, shown,
-                                                 sizeof shown));
+            return cairn__pk_fail(w->vm, w->err, b->at, CAIRN_E_UNSUPPORTED, "two tensors are "
+                                  "both named '%s' (a dotted key and nested dicts that spell "
+                                  "the same path)",
+                                  cairn__printable(b->name, b->len, shown, sizeof shown));
         }
     }
-    free(refs);
-    return st;
+    return CAIRN_OK;
 }
 
 /* ------------------------------------------------------------------- entry */
@@ -550,6 +541,8 @@ static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
     w->stored = stored;
     w->budget = CAIRN__PICKLE_TREE_BUDGET(stored);
     cairn_status st = walk_root(w, out);
+    if (no_refs) /* the names are out: the graph may go before they are sorted */
+        cairn__pickle_shed(vm);
     if (st == CAIRN_OK)
         st = index_names(w);
     free(w);

@@ -67,8 +67,9 @@ const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, 
 /* Flags for cairn__zip_read. */
 #define CAIRN__ZIP_CHECK 0x1u /* also check the whole member: its CRC-32 and, for deflated
                                  members, that the stream holds exactly the declared size */
-#define CAIRN__ZIP_PEEK 0x2u  /* a small read of a stored member's header, one of many:
-                                 with pread (cairn__source_read_cold), not the mapping */
+#define CAIRN__ZIP_PEEK 0x2u  /* a stored member read with pread (cairn__source_read_cold),
+                                 not the mapping: a small read of a header, one of many,
+                                 or a copy whose pages in the mapping are not wanted */
 
 /* Copies uncompressed bytes [skip, skip + len) of member m into dst (the
  * range must lie within m->size). Stored members are a plain copy; deflated

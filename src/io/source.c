@@ -138,6 +138,18 @@ cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *d
     return read_fd(s, offset, dst, len, err);
 }
 
+void cairn__source_forget(const cairn__source *s, uint64_t offset, uint64_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t end;
+    if (!s->mapped || page <= 0 || cairn__add_overflow(offset, len, &end) || end > s->size)
+        return;
+    uint64_t from = (offset + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+    uint64_t to = end / (uint64_t)page * (uint64_t)page;
+    if (from < to) /* a read-only shared mapping: the page cache keeps the bytes */
+        (void)madvise((uint8_t *)(uintptr_t)s->base + from, (size_t)(to - from), MADV_DONTNEED);
+}
+
 cairn_status cairn__source_read_cold(const cairn__source *s, uint64_t offset, void *dst,
                                      size_t len, cairn_error *err)
 {

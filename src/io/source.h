@@ -73,6 +73,13 @@ cairn_status cairn__source_read(const cairn__source *s, uint64_t offset, void *d
  * process's resident set (each would cost a page of memory per member). */
 cairn_status cairn__source_read_cold(const cairn__source *s, uint64_t offset, void *dst,
                                      size_t len, cairn_error *err);
+/* A hint that [offset, offset+len) will not be read again soon: a mapped
+ * source drops the whole pages of that range from the process's resident
+ * set (they are read again from the page cache if they are touched). A
+ * reader that has parsed a large part of a file (a pickle of a hundred
+ * thousand tensors) says so, so that those pages do not count against its
+ * memory until it closes. No effect on other sources. */
+void cairn__source_forget(const cairn__source *s, uint64_t offset, uint64_t len);
 /* A pointer into the mapping for [offset, offset+len), or NULL when the
  * source is not mapped. The caller checked the range. */
 static inline const uint8_t *cairn__source_ptr(const cairn__source *s, uint64_t offset,

@@ -474,6 +474,8 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
 {
     const cairn_file *f = s->f;
     CAIRN_TRY(cairn__zip_open(&f->src, f->max_inflate, &s->zip, err));
+    /* The index has the directory now (a file of many tensors has a large one). */
+    cairn__source_forget(&f->src, s->zip.cd_offset, s->zip.cd_size);
     CAIRN_TRY(find_pickle(s, err));
     CAIRN_TRY(read_records(s, err));
     if (s->pkl->size > CAIRN__PICKLE_MAX_BYTES)
@@ -487,7 +489,10 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     for (uint64_t i = 0; st == CAIRN_OK && i < s->zip.count; i++)
         s->storage_of[i] = UINT32_MAX;
     if (st == CAIRN_OK)
-        st = cairn__zip_read(&f->src, s->pkl, 0, pkl, (size_t)s->pkl->size, CAIRN__ZIP_CHECK, err);
+        /* A copy: a stored pickle is read with pread, not through the
+         * mapping, so its pages do not stay resident beside the copy. */
+        st = cairn__zip_read(&f->src, s->pkl, 0, pkl, (size_t)s->pkl->size,
+                             CAIRN__ZIP_CHECK | CAIRN__ZIP_PEEK, err);
     cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
@@ -707,6 +712,8 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
     size_t used = 0;
     if (st == CAIRN_OK)
         st = run_object(s, &vm, &host, c.p + c.pos, c.n - c.pos, c.pos, &used, err);
+    if (st == CAIRN_OK) /* the graph has its strings: the pickle's pages may go */
+        cairn__source_forget(&f->src, c.pos, used);
     if (st == CAIRN_OK)
         st = walk_object(s, &vm, used, err);
     c.pos += used;
