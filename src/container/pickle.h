@@ -122,6 +122,7 @@ typedef struct cairn__pk_blob {
     const uint8_t *p; /* into the pickle, or owned (made by _codecs.encode / torch.device) */
     size_t len;
     int owned;
+    int bytes;        /* a BYTES node's (in inert mode, array elements: kept by detach) */
 } cairn__pk_blob;
 
 typedef struct cairn__pk_storage {
@@ -250,8 +251,9 @@ cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, 
 void cairn__pickle_free(cairn__pickle *vm);
 /* After a successful run: copies the strings the graph still holds out of
  * the pickle (into one block), so the caller may free the pickle's bytes
- * before it walks the graph. Not for inert mode, whose arrays' elements
- * stay in the pickle. */
+ * before it walks the graph. In inert mode bytes stay where they are (an
+ * array's elements): the pickle must stay, but its pages need not be
+ * resident while the graph is walked. */
 cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err);
 /* After the walk: frees the graph, keeping only the tensor and storage
  * records (cairn__pk_tensor_get, vm->storages) until cairn__pickle_free. */

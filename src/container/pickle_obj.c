@@ -126,6 +126,7 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
     b->p = p;
     b->len = len;
     b->owned = owned;
+    b->bytes = type == CAIRN__PK_BYTES;
     vm->nodes[*out].u.ref = i;
     return CAIRN_OK;
 }
@@ -289,11 +290,20 @@ void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const
     vm->base = base;
 }
 
+/* Blob i points into the pickle and goes with cairn__pickle_detach: a
+ * string, or in inert mode not bytes (an array's elements stay where they
+ * are, in the pickle the caller keeps). Freed blobs have no bytes. */
+static int borrowed(const cairn__pickle *vm, uint32_t i)
+{
+    const cairn__pk_blob *b = &vm->blobs[i];
+    return b->p && !b->owned && (!vm->host->inert || !b->bytes);
+}
+
 cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err)
 {
     uint64_t total = 0;
     for (uint32_t i = 0; i < vm->blob_count; i++)
-        if (vm->blobs[i].p && !vm->blobs[i].owned)
+        if (borrowed(vm, i))
             total += vm->blobs[i].len; /* below the pickle's size: each is a range of it */
     uint8_t *arena = malloc(total ? (size_t)total : 1);
     if (!arena)
@@ -302,7 +312,7 @@ cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err)
     size_t at = 0;
     for (uint32_t i = 0; i < vm->blob_count; i++) {
         cairn__pk_blob *b = &vm->blobs[i];
-        if (!b->p || b->owned)
+        if (!borrowed(vm, i))
             continue;
         if (b->len)
             memcpy(arena + at, b->p, b->len);

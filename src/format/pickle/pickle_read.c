@@ -120,6 +120,12 @@ static cairn_status run(const cairn_file *f, const pickle_state *s, int full_tre
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);
+    if (st == CAIRN_OK)
+        st = cairn__pickle_detach(&vm, err);
+    /* The graph has its strings: a mapped pickle's pages may leave the
+     * resident set (arrays read their elements from it again later). */
+    if (st == CAIRN_OK && !s->owned)
+        cairn__source_forget(&f->src, 0, s->len);
     /* The budget is set by the bytes the file holds. */
     if (st == CAIRN_OK)
         st = full_tree ? cairn__pickle_flatten(&vm, f->src.size, flat, err)
