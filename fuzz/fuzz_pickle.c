@@ -10,6 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+static void ignore_progress(void *ctx, size_t pos)
+{
+    (void)ctx;
+    (void)pos;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Storages "0" .. "63", each of 64 KiB. */
@@ -32,12 +38,22 @@ static cairn_status fake_storage(void *ctx, const char *key, size_t key_len, cai
     return CAIRN_OK;
 }
 
+static void ignore_progress(void *ctx, size_t pos)
+{
+    (void)ctx;
+    (void)pos;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* An odd first byte also runs the inert mode (pickle/joblib as data),
      * where refused globals and REDUCE/NEWOBJ/BUILD become plain nodes. */
-    static const cairn__pickle_host strict = {NULL, cairn__pickle_torch_global, fake_storage, 0};
-    static const cairn__pickle_host inert = {NULL, cairn__pickle_torch_global, fake_storage, 1};
+    /* The strings are copied out every 64 bytes of progress, as a long
+     * pickle's are every 2 MiB (pickle.h, consumed). */
+    static const cairn__pickle_host strict = {NULL, cairn__pickle_torch_global, fake_storage, 0,
+                                              ignore_progress, 64};
+    static const cairn__pickle_host inert = {NULL, cairn__pickle_torch_global, fake_storage, 1,
+                                             ignore_progress, 64};
     const cairn__pickle_host *host = size && (data[0] & 1) ? &inert : &strict;
     cairn__pickle vm;
     cairn__pk_flat flat;

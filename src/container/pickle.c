@@ -710,7 +710,14 @@ cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, 
     if (!vm->host->inert) /* see pickle_scan.c */
         CAIRN_TRY(cairn__pickle_scan(&vm->scan, p, len, err));
     op_ctx c = {vm, 0, 0, err};
+    size_t every = vm->host->consumed_step ? vm->host->consumed_step
+                                           : CAIRN__PICKLE_CONSUMED_STEP;
     while (vm->pos < vm->len) {
+        if (vm->host->consumed && vm->pos - vm->told >= every) {
+            CAIRN_TRY(cairn__pk_keep_strings(vm, err));
+            vm->host->consumed(vm->host->ctx, vm->pos);
+            vm->told = vm->pos;
+        }
         c.at = vm->pos;
         c.op = vm->p[vm->pos++];
         if (c.op == OP_STOP) {

@@ -129,12 +129,14 @@ typedef struct cairn__pk_storage {
     uint32_t index;     /* the host's */
     cairn_dtype dtype;  /* the element type its storage class says (U8 when untyped) */
     uint64_t nbytes;    /* numel x element size, as the persistent id declares */
-    const uint8_t *key; /* its key, for messages: into the pickle, or the bytes of a STR */
-    size_t key_len;     /* node the machine keeps (pinned) */
+    uint32_t key;       /* its key as messages print it: into cairn__pickle.keys */
 } cairn__pk_storage;
 
+#define CAIRN__PK_KEY_SHOWN 64 /* bytes of a storage key as messages print it, with its NUL */
+
 typedef struct cairn__pk_tensor {
-    uint32_t storage;   /* into cairn__pickle.storages */
+    uint32_t storage;   /* into cairn__pickle.storages; after cairn__pickle_detach, the
+                           host's index of it */
     cairn_dtype dtype;
     uint32_t rank;
     int requires_grad;
@@ -191,7 +193,16 @@ typedef struct cairn__pickle_host {
      * BUILD on it make plain dict nodes {"$class", "args", "state"} --
      * nothing is ever called, the graph only records what the pickle said. */
     int inert;
+    /* Optional: the run is past pickle byte `pos` (called every
+     * `consumed_step` bytes, 0: CAIRN__PICKLE_CONSUMED_STEP) and no object
+     * points before it any more -- strings were copied out, only inert
+     * array elements stay -- so the host may drop the pages behind it
+     * (cairn__source_forget). */
+    void (*consumed)(void *ctx, size_t pos);
+    size_t consumed_step;
 } cairn__pickle_host;
+
+#define CAIRN__PICKLE_CONSUMED_STEP ((size_t)2 << 20)
 
 typedef struct cairn__pickle {
     const cairn__pickle_host *host;
@@ -209,6 +220,8 @@ typedef struct cairn__pickle {
     uint32_t blob_count, blob_cap;
     cairn__pk_storage *storages;
     uint32_t storage_count, storage_cap;
+    char *keys;         /* the storages' keys, printable, each NUL-terminated */
+    size_t keys_len, keys_cap;
     cairn__pk_tensor_rec *tensors;
     uint32_t tensor_count, tensor_cap;
     uint64_t *dims;     /* the tensors' sizes and strides */
@@ -230,7 +243,8 @@ typedef struct cairn__pickle {
     uint32_t *work;     /* nodes waiting to be freed */
     uint32_t work_count, work_cap;
     uint64_t nodes_made; /* every node made, reused slots too (CAIRN__PICKLE_MAX_NODES) */
-    uint8_t *arena;     /* the strings, once cairn__pickle_detach copied them out */
+    uint8_t *arena;     /* the strings, once copied out (cairn__pk_keep_strings) */
+    size_t told;        /* the last pos host->consumed heard */
     uint32_t inert_key[CAIRN__PK_INERT_KEYS]; /* node + 1 of each key inert nodes hold */
     uint64_t made;      /* container items and copied bytes so far (the budget above) */
     uint32_t root;      /* the result, after a successful run */
@@ -251,12 +265,17 @@ cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, 
 void cairn__pickle_free(cairn__pickle *vm);
 /* After a successful run: copies the strings the graph still holds out of
  * the pickle (into one block), so the caller may free the pickle's bytes
- * before it walks the graph. In inert mode bytes stay where they are (an
+ * before it walks the graph; the storage records go too (each tensor
+ * keeps its storage's host index). In inert mode bytes stay where they are (an
  * array's elements): the pickle must stay, but its pages need not be
  * resident while the graph is walked. */
 cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err);
+/* Copies the strings the graph holds (not inert array elements) into a new
+ * block, so that nothing points into the pickle, or into the last block. */
+cairn_status cairn__pk_keep_strings(cairn__pickle *vm, cairn_error *err);
 /* After the walk: frees the graph, keeping only the tensor and storage
- * records (cairn__pk_tensor_get, vm->storages) until cairn__pickle_free. */
+ * records (cairn__pk_tensor_get; vm->storages unless detached) until
+ * cairn__pickle_free. */
 void cairn__pickle_shed(cairn__pickle *vm);
 
 /* ---------------------------------------------------- the graph (pickle_obj.c) */
@@ -288,9 +307,11 @@ void cairn__pk_scan_free(cairn__pk_scan *s);
 int cairn__pk_bits_set(cairn__pk_bits *b, uint64_t index);
 int cairn__pk_bits_get(const cairn__pk_bits *b, uint64_t index);
 void cairn__pk_bits_free(cairn__pk_bits *b);
-/* A new STORAGE / TENSOR node holding a copy of *s / *t. */
-cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s, size_t at,
-                                   uint32_t *out, cairn_error *err);
+/* A new STORAGE / TENSOR node holding a copy of *s / *t (a storage's key
+ * kept as messages print it). */
+cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s,
+                                   const char *key, size_t key_len, size_t at, uint32_t *out,
+                                   cairn_error *err);
 cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, size_t at,
                                   uint32_t *out, cairn_error *err);
 /* Tensor `index` (a TENSOR node's u.ref) as cairn__pk_add_tensor got it. */

@@ -238,10 +238,10 @@ static cairn_status check_bounds(const call_ctx *c, const cairn__pk_tensor *t,
     overflow |= cairn__mul_overflow(count, esize, &bytes);
     if (!overflow && need <= s->nbytes)
         return CAIRN_OK;
-    char sizes[200], strides[200], key[64] = "?";
+    char sizes[200], strides[200];
     dims_text(t->sizes, t->rank, sizes, sizeof sizes);
     dims_text(t->strides, t->rank, strides, sizeof strides);
-    cairn__printable((const char *)s->key, s->key_len, key, sizeof key);
+    const char *key = c->vm->keys + s->key;
     if (overflow)
         return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_CORRUPT, "REDUCE %s: size %s stride "
                               "%s at storage offset %" PRIu64 " overflows 64 bits (elements, "
@@ -642,12 +642,10 @@ cairn_status cairn__pk_persistent(cairn__pickle *vm, uint32_t pid, size_t at, ui
         return cairn__pk_fail(vm, err, at, CAIRN_E_CORRUPT, "BINPERSID: storage element count "
                               "%" PRId64 " is negative or overflows", numel);
     const cairn__pk_blob *key = cairn__pk_blob_of(vm, p->items[2]);
-    cairn__pk_storage s = {0, type->u.g->dtype, nbytes, key->p, key->len};
-    if (key->owned) /* its bytes go with the node: kept for the storage's messages */
-        vm->nodes[p->items[2]].refs = CAIRN__PK_PINNED;
+    cairn__pk_storage s = {0, type->u.g->dtype, nbytes, 0};
     CAIRN_TRY(vm->host->storage(vm->host->ctx, (const char *)key->p, key->len, s.dtype,
                                 (uint64_t)numel, nbytes, vm->base + at, &s.index, err));
-    return cairn__pk_add_storage(vm, &s, at, out, err);
+    return cairn__pk_add_storage(vm, &s, (const char *)key->p, key->len, at, out, err);
 }
 
 /* ------------------------------------------------ joblib's array wrapper */

@@ -290,16 +290,17 @@ void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const
     vm->base = base;
 }
 
-/* Blob i points into the pickle and goes with cairn__pickle_detach: a
- * string, or in inert mode not bytes (an array's elements stay where they
- * are, in the pickle the caller keeps). Freed blobs have no bytes. */
+/* Blob i points into the pickle, or into the arena of an earlier
+ * cairn__pk_keep_strings, and goes into the next one: a string, or in inert
+ * mode not bytes (an array's elements stay where they are, in the pickle
+ * the caller keeps). Freed blobs have no bytes. */
 static int borrowed(const cairn__pickle *vm, uint32_t i)
 {
     const cairn__pk_blob *b = &vm->blobs[i];
     return b->p && !b->owned && (!vm->host->inert || !b->bytes);
 }
 
-cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err)
+cairn_status cairn__pk_keep_strings(cairn__pickle *vm, cairn_error *err)
 {
     uint64_t total = 0;
     for (uint32_t i = 0; i < vm->blob_count; i++)
@@ -321,10 +322,22 @@ cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err)
     }
     free(vm->arena);
     vm->arena = arena;
-    for (uint32_t i = 0; i < vm->storage_count; i++) { /* messages of the run only */
-        vm->storages[i].key = NULL;
-        vm->storages[i].key_len = 0;
-    }
+    return CAIRN_OK;
+}
+
+cairn_status cairn__pickle_detach(cairn__pickle *vm, cairn_error *err)
+{
+    CAIRN_TRY(cairn__pk_keep_strings(vm, err));
+    /* The storage records served the run's checks: a tensor now names its
+     * storage by the host's index. */
+    for (uint32_t i = 0; i < vm->tensor_count; i++)
+        vm->tensors[i].storage = vm->storages[vm->tensors[i].storage].index;
+    free(vm->storages);
+    free(vm->keys);
+    vm->storages = NULL;
+    vm->keys = NULL;
+    vm->storage_count = vm->storage_cap = 0;
+    vm->keys_len = vm->keys_cap = 0;
     vm->p = NULL;
     vm->len = vm->pos = 0;
     return CAIRN_OK;
@@ -361,6 +374,9 @@ void cairn__pickle_shed(cairn__pickle *vm)
     vm->storages = keep.storages;
     vm->storage_count = keep.storage_count;
     vm->storage_cap = keep.storage_cap;
+    vm->keys = keep.keys;
+    vm->keys_len = keep.keys_len;
+    vm->keys_cap = keep.keys_cap;
     vm->tensors = keep.tensors;
     vm->tensor_count = keep.tensor_count;
     vm->tensor_cap = keep.tensor_cap;
@@ -375,18 +391,33 @@ void cairn__pickle_free(cairn__pickle *vm)
         return;
     free_graph(vm);
     free(vm->storages);
+    free(vm->keys);
     free(vm->tensors);
     free(vm->dims);
     memset(vm, 0, sizeof *vm);
 }
 
-cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s, size_t at,
-                                   uint32_t *out, cairn_error *err)
+cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s,
+                                   const char *key, size_t key_len, size_t at, uint32_t *out,
+                                   cairn_error *err)
 {
+    char shown[CAIRN__PK_KEY_SHOWN];
+    size_t n = strlen(cairn__printable(key, key_len, shown, sizeof shown)) + 1;
     if (!grow((void **)&vm->storages, &vm->storage_cap, vm->storage_count, sizeof *vm->storages))
         return oom(vm, err, at);
+    if (vm->keys_cap - vm->keys_len < n) {
+        size_t cap = vm->keys_cap ? vm->keys_cap * 2 : 1024;
+        char *k = realloc(vm->keys, cap); /* keys_len < 64 x storages < 2^32 */
+        if (!k)
+            return oom(vm, err, at);
+        vm->keys = k;
+        vm->keys_cap = cap;
+    }
     CAIRN_TRY(cairn__pk_new(vm, CAIRN__PK_STORAGE, at, out, err));
+    memcpy(vm->keys + vm->keys_len, shown, n);
     vm->storages[vm->storage_count] = *s;
+    vm->storages[vm->storage_count].key = (uint32_t)vm->keys_len;
+    vm->keys_len += n;
     vm->nodes[*out].u.ref = vm->storage_count++;
     return CAIRN_OK;
 }

@@ -110,13 +110,22 @@ static void state_free(void *state)
     free(s);
 }
 
+/* The host's consumed hook for a mapped pickle (the file itself): the run
+ * is past its first `pos` bytes. */
+static void forget_behind(void *ctx, size_t pos)
+{
+    const cairn_file *f = ctx;
+    cairn__source_forget(&f->src, 0, pos);
+}
+
 /* Runs the pickle and walks it into *flat: the names and arrays only
  * (an open), or with the whole tree (full_tree: read_metadata). */
 static cairn_status run(const cairn_file *f, const pickle_state *s, int full_tree,
                         cairn__pk_flat *flat, cairn_error *err)
 {
-    cairn__pickle_host host = {NULL, cairn__pickle_torch_global, NULL,
-                               (f->flags & CAIRN_OPEN_INERT) != 0};
+    cairn__pickle_host host = {(void *)f, cairn__pickle_torch_global, NULL,
+                               (f->flags & CAIRN_OPEN_INERT) != 0,
+                               s->owned ? NULL : forget_behind, 0};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);

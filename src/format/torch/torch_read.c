@@ -74,6 +74,7 @@ typedef struct torch_state {
     uint64_t count;
     cairn__pk_flat flat;        /* names; the tree only when full_tree */
     int full_tree;              /* the walk keeps the tree's tensor references (metadata) */
+    uint64_t forget_from;       /* file offset of the pickle the run is in (forget_behind) */
     uint32_t version;
     int big_endian;
     uint64_t payload_bytes, alignment;
@@ -455,7 +456,7 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
         cairn__pk_tensor_get(vm, named->tensor, &pk);
         torch_tensor tt;
         memset(&tt, 0, sizeof tt);
-        tt.storage = vm->storages[pk.storage].index;
+        tt.storage = pk.storage; /* the run was detached: the index of s->storages */
         CAIRN_TRY(describe(s, &tt, &pk, named, err));
         CAIRN_TRY(keep_tensor(s, &tt, err));
         /* The packed record has the name now; by_name stays. */
@@ -470,6 +471,36 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
 
 /* ------------------------------------------------------------ ZIP: open */
 
+/* The host's consumed hook: the pages of the pickle the run is past. */
+static void forget_behind(void *ctx, size_t pos)
+{
+    torch_state *s = ctx;
+    cairn__source_forget(&s->f->src, s->forget_from, pos);
+}
+
+/* data.pkl's bytes: in the mapping when it is stored and mapped (its CRC
+ * checked first, its pages dropped as the run passes them), else a copy in
+ * *copy (inflated, or read with pread so that no pages stay resident
+ * beside it) that the caller frees. */
+static cairn_status pickle_bytes(torch_state *s, const uint8_t **p, uint8_t **copy,
+                                 cairn_error *err)
+{
+    const cairn__source *src = &s->f->src;
+    const cairn__zip_member *m = s->pkl;
+    *copy = NULL;
+    *p = m->method == CAIRN__ZIP_STORED ? cairn__source_ptr(src, m->data_offset, m->size) : NULL;
+    if (*p) {
+        CAIRN_TRY(cairn__zip_verify(src, m, err));
+        cairn__source_forget(src, m->data_offset, m->size);
+        return CAIRN_OK;
+    }
+    if (!(*copy = malloc(m->size ? (size_t)m->size : 1)))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
+    *p = *copy;
+    return cairn__zip_read(src, m, 0, *copy, (size_t)m->size, CAIRN__ZIP_CHECK | CAIRN__ZIP_PEEK,
+                           err);
+}
+
 static cairn_status read_zip(torch_state *s, cairn_error *err)
 {
     const cairn_file *f = s->f;
@@ -483,23 +514,25 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
                            "%llu", s->where, (unsigned long long)s->pkl->size,
                            (unsigned long long)CAIRN__PICKLE_MAX_BYTES);
     s->storage_of = malloc((s->zip.count ? (size_t)s->zip.count : 1) * sizeof *s->storage_of);
-    uint8_t *pkl = malloc(s->pkl->size ? (size_t)s->pkl->size : 1);
-    cairn_status st = pkl && s->storage_of ? CAIRN_OK
+    cairn_status st = s->storage_of ? CAIRN_OK
                       : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
     for (uint64_t i = 0; st == CAIRN_OK && i < s->zip.count; i++)
         s->storage_of[i] = UINT32_MAX;
+    const uint8_t *pkl = NULL;
+    uint8_t *copy = NULL;
     if (st == CAIRN_OK)
-        /* A copy: a stored pickle is read with pread, not through the
-         * mapping, so its pages do not stay resident beside the copy. */
-        st = cairn__zip_read(&f->src, s->pkl, 0, pkl, (size_t)s->pkl->size,
-                             CAIRN__ZIP_CHECK | CAIRN__ZIP_PEEK, err);
-    cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0};
+        st = pickle_bytes(s, &pkl, &copy, err);
+    cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0,
+                               copy ? NULL : forget_behind, 0};
+    s->forget_from = s->pkl->data_offset;
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     size_t ran = 0;
     if (st == CAIRN_OK)
         st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, &ran, err);
-    free(pkl); /* the graph has its strings */
+    free(copy); /* the graph has its strings */
+    if (!copy)
+        cairn__source_forget(&f->src, s->pkl->data_offset, s->pkl->size);
     uint64_t stored = s->pkl->comp_size ? s->pkl->comp_size : ran;
     if (st == CAIRN_OK)
         st = walk_object(s, &vm, stored, err);
@@ -581,7 +614,7 @@ typedef struct legacy_cur {
 static cairn_status legacy_pickle(torch_state *s, legacy_cur *c, cairn__pickle *vm,
                                   const char *what, cairn_error *err)
 {
-    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL, 0};
+    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL, 0, NULL, 0};
     size_t used;
     cairn__pickle_init(vm, &plain, s->where, c->pos);
     cairn_status st = cairn__pickle_run(vm, c->p + c->pos, c->n - c->pos, &used, err);
@@ -706,7 +739,9 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
                          "ZIP archive nor the legacy magic number pickle)", f->path);
     if (st == CAIRN_OK)
         st = legacy_header(s, &c, err);
-    cairn__pickle_host host = {s, cairn__pickle_torch_global, legacy_storage, 0};
+    cairn__pickle_host host = {s, cairn__pickle_torch_global, legacy_storage, 0,
+                               heap ? NULL : forget_behind, 0};
+    s->forget_from = c.pos;
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, c.pos);
     size_t used = 0;
