@@ -118,11 +118,11 @@ typedef struct cairn__pk_seq {
 #define CAIRN__PK_POOL_CHUNK 16384
 #define CAIRN__PK_POOL_SMALL 16
 
-typedef struct cairn__pk_blob {
+typedef struct cairn__pk_blob { /* 16 bytes: a file may hold one per tensor */
     const uint8_t *p; /* into the pickle, or owned (made by _codecs.encode / torch.device) */
-    size_t len;
-    int owned;
-    int bytes;        /* a BYTES node's (in inert mode, array elements: kept by detach) */
+    uint32_t len;     /* at most the pickle's size, or the budget's 2 x that + 64 KiB */
+    uint8_t owned;
+    uint8_t bytes;    /* a BYTES node's (in inert mode, array elements: kept by detach) */
 } cairn__pk_blob;
 
 typedef struct cairn__pk_storage {

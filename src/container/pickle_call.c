@@ -363,7 +363,7 @@ static cairn_status make_device(const call_ctx *c, uint32_t *out)
     }
     if (type->len > 64)
         return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_CORRUPT, "REDUCE %s: a device type "
-                              "of %zu bytes", c->what, type->len);
+                              "of %zu bytes", c->what, (size_t)type->len);
     char *text = malloc(96);
     if (!text)
         return cairn__pk_fail(c->vm, c->err, c->at, CAIRN_E_NOMEM, "out of memory");

@@ -107,6 +107,8 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
                                 int owned, size_t at, uint32_t *out, cairn_error *err)
 {
     cairn_status st = owned ? charge(vm, len, at, err) : CAIRN_OK;
+    if (st == CAIRN_OK && len > UINT32_MAX) /* pickles are at most 64 MiB: never */
+        st = cairn__pk_fail(vm, err, at, CAIRN_E_LIMIT, "a string of more than 4 GiB");
     if (st == CAIRN_OK && vm->free_blob == UINT32_MAX &&
         !grow((void **)&vm->blobs, &vm->blob_cap, vm->blob_count, sizeof *vm->blobs))
         st = oom(vm, err, at);
@@ -124,8 +126,8 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
         i = vm->blob_count++;
     cairn__pk_blob *b = &vm->blobs[i];
     b->p = p;
-    b->len = len;
-    b->owned = owned;
+    b->len = (uint32_t)len;
+    b->owned = owned != 0;
     b->bytes = type == CAIRN__PK_BYTES;
     vm->nodes[*out].u.ref = i;
     return CAIRN_OK;

@@ -27,7 +27,7 @@ static const uint8_t legacy_magic[LEGACY_MAGIC_LEN] = {0x6c, 0xfc, 0x9c, 0x46, 0
  * range after the pickles. */
 typedef struct torch_storage { /* 48 bytes: a file may hold one per tensor */
     const cairn__zip_member *m; /* NULL in legacy files */
-    char *key;                  /* legacy files: the key (found through `keys`) */
+    uint64_t key;               /* legacy files: the key, into torch_state.key_text */
     uint64_t numel;             /* as declared */
     uint64_t offset;            /* file offset of the first byte (stored members, legacy) */
     uint64_t size;              /* bytes it holds */
@@ -68,6 +68,8 @@ typedef struct torch_state {
     torch_storage *storages;
     uint32_t storage_count, storage_cap;
     cairn__nameset keys;        /* legacy: storages by key */
+    char *key_text;             /* legacy: the keys, one after another */
+    size_t key_text_len, key_text_cap;
     cairn__packed tensors;      /* in the order the walk met them; tails are torch_tail */
     uint64_t *strides;          /* of the views that are not contiguous */
     size_t nstrides, strides_cap;
@@ -573,7 +575,24 @@ static const char *key_at(const void *ctx, uint32_t index, size_t *len)
 {
     const torch_state *s = ctx;
     *len = s->storages[index].key_len;
-    return s->storages[index].key;
+    return s->key_text + s->storages[index].key;
+}
+
+/* Room for n more bytes of keys (each at most TORCH_KEY_MAX; a storage
+ * costs bytes of the pickle, so they stay far below SIZE_MAX). */
+static int key_room(torch_state *s, size_t n)
+{
+    if (s->key_text_cap - s->key_text_len >= n)
+        return 1;
+    size_t cap = s->key_text_cap ? s->key_text_cap : 1024;
+    while (cap - s->key_text_len < n)
+        cap *= 2;
+    char *p = realloc(s->key_text, cap);
+    if (!p)
+        return 0;
+    s->key_text = p;
+    s->key_text_cap = cap;
+    return 1;
 }
 
 /* persistent_load for legacy files: the bytes come after the pickles, so
@@ -594,14 +613,12 @@ static cairn_status legacy_storage(void *ctx, const char *key, size_t key_len, c
         *index = (uint32_t)found;
         return CAIRN_OK;
     }
-    torch_storage st = {.key = malloc(key_len + 1), .numel = numel, .size = nbytes,
+    torch_storage st = {.key = s->key_text_len, .numel = numel, .size = nbytes,
                         .key_len = (uint32_t)key_len, .dtype = (uint8_t)dtype};
-    if (!st.key || add_storage(s, &st, index) != CAIRN_OK) {
-        free(st.key);
+    if (!key_room(s, key_len) || add_storage(s, &st, index) != CAIRN_OK)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
-    }
-    memcpy(st.key, key, key_len);
-    st.key[key_len] = '\0';
+    memcpy(s->key_text + s->key_text_len, key, key_len);
+    s->key_text_len += key_len;
     return cairn__nameset_insert(&s->keys, *index, key_at, s, err);
 }
 
@@ -704,7 +721,8 @@ static cairn_status place_storages(torch_state *s, legacy_cur *c, cairn_error *e
         if (!s->storages[i].placed)
             st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: storage '%s' is used by a tensor but its "
                              "bytes are not in the file (not in the key list)", s->f->path,
-                             cairn__printable(s->storages[i].key, s->storages[i].key_len, shown,
+                             cairn__printable(s->key_text + s->storages[i].key,
+                                              s->storages[i].key_len, shown,
                                               sizeof shown));
     }
     cairn__pickle_free(&vm);
@@ -771,8 +789,7 @@ static void state_free(void *state)
     cairn__zip_close(&s->zip);
     free(s->root);
     free(s->storage_of);
-    for (uint32_t i = 0; i < s->storage_count; i++)
-        free(s->storages[i].key);
+    free(s->key_text);
     free(s->storages);
     cairn__nameset_free(&s->keys);
     cairn__packed_free(&s->tensors);
