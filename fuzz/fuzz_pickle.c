@@ -10,12 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static void ignore_progress(void *ctx, size_t pos)
-{
-    (void)ctx;
-    (void)pos;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Storages "0" .. "63", each of 64 KiB. */

@@ -171,8 +171,10 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
     e->big_endian = a.big_endian;
     e->fortran = a.fortran;
     e->dims = (uint32_t)f->dims_count; /* below 2^32: each array costs bytes of the pickle */
-    memcpy(f->dims + f->dims_count, a.dims, a.rank * sizeof *f->dims);
-    f->dims_count += a.rank;
+    if (a.rank) { /* a scalar has none (and dims may still be NULL) */
+        memcpy(f->dims + f->dims_count, a.dims, a.rank * sizeof *f->dims);
+        f->dims_count += a.rank;
+    }
     /* The bytes stay where they are; bytes the graph made (protocol 2's
      * _codecs.encode) move here, for the graph is freed before the file. */
     cairn__pk_blob *b = &w->vm->blobs[w->vm->nodes[a.bytes].u.ref];

@@ -138,8 +138,10 @@ cairn_status cairn__pk_new_blob(cairn__pickle *vm, uint8_t type, const uint8_t *
 static uint32_t *pool_cut(cairn__pickle *vm, uint32_t n)
 {
     uint32_t *p = vm->pool_free[n];
-    if (p) {
-        memcpy(&vm->pool_free[n], p, sizeof p);
+    if (p) { /* the slot holds the next free one's address */
+        uint32_t *next;
+        memcpy(&next, p, sizeof next);
+        vm->pool_free[n] = next;
         return p;
     }
     if (!vm->pool_count || vm->pool_used > CAIRN__PK_POOL_CHUNK - n) {
@@ -158,7 +160,8 @@ static uint32_t *pool_cut(cairn__pickle *vm, uint32_t n)
 
 static void pool_give_back(cairn__pickle *vm, uint32_t *p, uint32_t n)
 {
-    memcpy(p, &vm->pool_free[n], sizeof p);
+    uint32_t *next = vm->pool_free[n];
+    memcpy(p, &next, sizeof next); /* two items at least: room for a pointer */
     vm->pool_free[n] = p;
 }
 
