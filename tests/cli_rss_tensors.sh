@@ -23,7 +23,6 @@ declare -A KNOWN=(
     [torch_legacy]="~1,070 B: the pickle machine's graph of every tensor's rebuild call lives until the table is built"
     [pickle]="~930 B: the pickle machine's graph of every array's nodes lives until the table is built"
     [joblib]="~980 B: the pickle machine's graph of every array's nodes lives until the table is built"
-    [hdf5]="~570 B (h5py file): the table keeps a 192-byte record, a name and a path per dataset, and libhdf5 its own state"
 )
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:detect_leaks=0:allocator_may_return_null=1"

@@ -22,15 +22,18 @@ static const cairn_value *string_list(const cairn_value *tree, const char *key)
     return v && cairn_value_get_type(v) == CAIRN_VALUE_LIST ? v : NULL;
 }
 
-/* Moves the tensor at path `key` to position *next if it is at or after it. */
+/* Moves the tensor at path `key` to position *next of the table's order
+ * if it is at or after it. */
 static void move_front(h5_reader *r, const char *key, uint64_t *next)
 {
-    for (uint64_t k = *next; k < r->count; k++) {
-        if (strcmp(r->tensors[k].info.name, key) != 0)
+    size_t klen = strlen(key), len;
+    for (uint64_t k = *next; k < r->tensors.count; k++) {
+        const char *name = cairn__h5_name(r, k, &len);
+        if (len != klen || memcmp(name, key, len) != 0)
             continue;
-        cairn__tensor t = r->tensors[k];
-        memmove(&r->tensors[*next + 1], &r->tensors[*next], (k - *next) * sizeof t);
-        r->tensors[(*next)++] = t;
+        size_t t = r->order[k];
+        memmove(&r->order[*next + 1], &r->order[*next], (size_t)(k - *next) * sizeof t);
+        r->order[(*next)++] = t;
         return;
     }
 }
@@ -69,6 +72,8 @@ cairn_status cairn__h5_keras_order(h5_reader *r, const cairn_value *tree)
     snprintf(key, sizeof key, "%s@layer_names", base);
     const cairn_value *layers = string_list(tree, key);
     uint64_t next = 0;
+    if (layers)
+        CAIRN_TRY(cairn__h5_order(r));
     for (size_t i = 0; layers && i < cairn_value_count(layers); i++) {
         if (!list_path(layers, i, base, dir, sizeof dir))
             continue;
@@ -261,9 +266,19 @@ static int natural_cmp(const char *a, const char *b)
     return *a ? 1 : *b ? -1 : 0;
 }
 
-int cairn__h5_natural_cmp(const void *x, const void *y)
+static int record_natural_cmp(const void *x, const void *y, void *ctx)
 {
-    return natural_cmp(((const cairn__tensor *)x)->info.name,
-                       ((const cairn__tensor *)y)->info.name);
+    const cairn__packed *p = ctx;
+    size_t len;
+    return natural_cmp(cairn__packed_name(p, *(const size_t *)x, &len),
+                       cairn__packed_name(p, *(const size_t *)y, &len));
+}
+
+cairn_status cairn__h5_natural_order(h5_reader *r)
+{
+    CAIRN_TRY(cairn__h5_order(r));
+    qsort_r(r->order, (size_t)r->tensors.count, sizeof *r->order, record_natural_cmp,
+            &r->tensors);
+    return CAIRN_OK;
 }
 

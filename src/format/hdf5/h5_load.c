@@ -122,10 +122,11 @@ static cairn_status load_locked(const cairn_file *f, const cairn__tensor *t, voi
 
 cairn_status cairn__h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
 {
-    const h5_reader *r = f->state;
+    cairn__tensor t;
+    cairn__table_tensor_at(f, index, &t, err); /* cannot fail */
     cairn__h5_guard g;
     cairn__h5_enter(&g);
-    cairn_status st = load_locked(f, &r->tensors[index], dst, err);
+    cairn_status st = load_locked(f, &t, dst, err);
     cairn__h5_leave(&g);
     return st;
 }
@@ -202,10 +203,11 @@ static cairn_status verify_locked(const cairn_file *f, const cairn__tensor *t, c
 /* Reads every dataset once (filters and fletcher32 checked by libhdf5). */
 cairn_status cairn__h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err)
 {
-    const h5_reader *r = f->state;
+    cairn__tensor t;
+    cairn__table_tensor_at(f, index, &t, err); /* cannot fail */
     cairn__h5_guard g;
     cairn__h5_enter(&g);
-    cairn_status st = verify_locked(f, &r->tensors[index], err);
+    cairn_status st = verify_locked(f, &t, err);
     cairn__h5_leave(&g);
     return st;
 }

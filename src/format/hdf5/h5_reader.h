@@ -31,11 +31,14 @@ typedef struct h5_reader {
     cairn__tensor_table table; /* first: the generic ops read it (format.h) */
     hid_t file;
     h5_image image; /* an image's callback data, for the file's lifetime */
-    uint8_t *owned_image; /* a .keras archive's weights, or a remote file's image: freed after the file */
-    cairn__tensor *tensors;
-    uint64_t count, cap;
-    char **objects; /* every group and dataset path, for the attributes */
-    size_t nobjects, objcap;
+    uint8_t *owned_image; /* a remote file's image: freed after the file */
+    int spool_fd; /* a .keras archive's weights, inflated to an unnamed file (or -1) */
+    /* The tensors in walk order, kept compactly (a record is the path and
+     * the shape: no libhdf5 id stays open, and the path is the name), and
+     * the table's order over them when Keras' differs (NULL: walk order). */
+    cairn__packed tensors;
+    size_t *order;
+    H5_index_t walk_index; /* the walk's order (creation or name), for the tree's walk */
     h5_skip *skipped;
     size_t nskipped, skipcap;
     char **strings; /* string datasets, carried in the tree under their paths */
@@ -49,6 +52,10 @@ typedef struct h5_reader {
 } h5_reader;
 CAIRN__TABLE_FIRST(h5_reader);
 
+/* The name of the tensor at table position `pos` (< the tensor count). */
+const char *cairn__h5_name(const h5_reader *r, uint64_t pos, size_t *len);
+/* r->order made the identity (the walk's order) if it is not there yet. */
+cairn_status cairn__h5_order(h5_reader *r);
 /* CAIRN_E_NOMEM naming the file, kept as the walk's first failure. */
 cairn_status cairn__h5_nomem(h5_reader *r);
 /* 1 when `raw` bytes of data are more than max_inflate and more than
@@ -62,8 +69,8 @@ cairn_status cairn__h5_build_tree(h5_reader *r, cairn_value **out);
 cairn_status cairn__h5_keras_order(h5_reader *r, const cairn_value *tree);
 /* Opens a .keras archive's weights member and reads its JSON members. */
 cairn_status cairn__h5_open_keras(const cairn_file *f, h5_reader *r);
-/* qsort order of tensors by path, runs of digits compared as numbers. */
-int cairn__h5_natural_cmp(const void *x, const void *y);
+/* Keras 3's order: the tensors by path, runs of digits compared as numbers. */
+cairn_status cairn__h5_natural_order(h5_reader *r);
 /* The reader's load and verify_tensor ops. */
 cairn_status cairn__h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err);
 cairn_status cairn__h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err);

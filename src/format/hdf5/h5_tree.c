@@ -350,6 +350,45 @@ static cairn_status string_datasets(h5_reader *r, cairn_value *tree, cairn_value
     return CAIRN_OK;
 }
 
+typedef struct tree_walk {
+    h5_reader *r;
+    cairn_value *tree;
+} tree_walk;
+
+/* The attributes of every group and dataset reached through hard links, in
+ * the order of the open's walk (which refused external links and listed
+ * soft ones): the walk keeps no list of paths. Objects without attributes
+ * are not opened. */
+static herr_t visit_object(hid_t g, const char *name, const H5L_info_t *info, void *ctx)
+{
+    tree_walk *w = ctx;
+    if (info->type != H5L_TYPE_HARD)
+        return 0;
+    H5O_info_t oi;
+    if (H5Oget_info_by_name2(g, name, &oi, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS,
+                             H5P_DEFAULT) < 0) {
+        w->r->st = cairn__fail(w->r->err, CAIRN_E_CORRUPT, "%s: hdf5 object '%s' cannot be read",
+                               w->r->f->path, name);
+        return -1;
+    }
+    if ((oi.type == H5O_TYPE_GROUP || oi.type == H5O_TYPE_DATASET) && oi.num_attrs > 0 &&
+        object_attrs(w->r, name, w->tree) != CAIRN_OK)
+        return -1;
+    return 0;
+}
+
+static cairn_status objects_attrs(h5_reader *r, cairn_value *tree)
+{
+    tree_walk w = {r, tree};
+    herr_t e = H5Lvisit(r->file, r->walk_index, H5_ITER_INC, visit_object, &w);
+    if (r->st != CAIRN_OK)
+        return r->st;
+    if (e < 0)
+        return r->st = cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot walk its groups",
+                                   r->f->path);
+    return CAIRN_OK;
+}
+
 /* The tree: every attribute as "GROUPPATH@ATTR" (root attributes "@ATTR"),
  * every string dataset as "PATH", plus "hdf5.skipped" listing datasets and
  * links the tree and the tensors leave out. */
@@ -364,8 +403,8 @@ cairn_status cairn__h5_build_tree(h5_reader *r, cairn_value **out)
             st = cairn__h5_nomem(r);
         }
     }
-    for (size_t i = 0; st == CAIRN_OK && i < r->nobjects; i++)
-        st = object_attrs(r, r->objects[i], tree);
+    if (st == CAIRN_OK)
+        st = objects_attrs(r, tree);
     for (size_t i = 0; st == CAIRN_OK && i < r->nskipped; i++)
         if (!skipped_entry(skipped, r->skipped[i].path, r->skipped[i].why))
             st = cairn__h5_nomem(r);
