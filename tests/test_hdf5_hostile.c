@@ -5,6 +5,7 @@
  * short; after each, no libhdf5 identifier stays open. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <hdf5.h>
 
@@ -190,6 +191,57 @@ static void test_strings(void)
     check_no_ids("strings");
 }
 
+/* Entries of directory p other than . and .., or -1 when it cannot be read. */
+static int entries(const char *p)
+{
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* A .keras archive's weights go to an unnamed file in TMPDIR, which holds
+ * no name while the file is open or after; without a usable TMPDIR the
+ * open fails naming it, with nothing left open. */
+static void test_keras_spool(void)
+{
+    char tmp[4200], missing[4200];
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    path_of(tmp, sizeof tmp, "spool");
+    path_of(missing, sizeof missing, "no-such-dir");
+    CHECK(mkdir(tmp, 0700) == 0);
+    setenv("TMPDIR", tmp, 1);
+    cairn_file *f = open_opts("kbomb.keras", 0);
+    CHECK(entries(tmp) == 0);
+    if (f) {
+        float x[16] = {1};
+        cairn_error err;
+        CHECK_OK(cairn_tensor_read_range(f, 0, 1000, 16, CAIRN_F32, x, sizeof x, 0, &err));
+        CHECK(x[0] == 0.0f && x[15] == 0.0f);
+        cairn_file_close(f);
+    }
+    CHECK(entries(tmp) == 0);
+    setenv("TMPDIR", missing, 1);
+    char p[4200];
+    path_of(p, sizeof p, "kbomb.keras");
+    cairn_error err;
+    f = NULL;
+    CHECK_ST(cairn_file_open(p, NULL, &f, &err), CAIRN_E_IO);
+    CHECK(!f && strstr(err.message, "spool") && strstr(err.message, "no-such-dir"));
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+    rmdir(tmp);
+    check_no_ids("the .keras spool");
+}
+
 /* Every file of the directory whole and cut at 40 lengths: opens that fail,
  * reads, metadata and verify leave no identifier open. */
 static void test_no_ids_left(void)
@@ -257,6 +309,7 @@ int main(void)
      * loaded keeps the context reachable. */
     (void)dlopen("libblosc.so.1", RTLD_NOW | RTLD_NODELETE);
     test_fill_and_bombs();
+    test_keras_spool();
     test_verify_in_pieces();
     test_filters(missing);
     test_strings();

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define KERAS_WEIGHTS "model.weights.h5"
 #define KERAS_JSON_MAX (64u << 20) /* config.json, metadata.json */
@@ -193,19 +194,55 @@ static cairn_status keras_json(h5_reader *r, const cairn__zip *z, const char *me
     return CAIRN_OK;
 }
 
+typedef struct weights_spool {
+    cairn__spool *spool;
+    const char *what;
+} weights_spool;
+
+static cairn_status spool_put(void *ctx, const void *data, size_t len, cairn_error *err)
+{
+    weights_spool *w = ctx;
+    return cairn__spool_append(w->spool, w->what, data, len, err);
+}
+
+/* The weights member, inflated and checked (CRC-32) into an unnamed
+ * temporary file (r->weights) that libhdf5 opens through /proc/self/fd, or,
+ * without /proc, maps: the member costs disk, not memory, and nothing of it
+ * outlives the reader or the process. */
+static cairn_status open_weights(const cairn_file *f, h5_reader *r, const cairn__zip_member *m)
+{
+    char what[512], self[64];
+    snprintf(what, sizeof what, "%s: .keras member " KERAS_WEIGHTS, f->path);
+    weights_spool w = {&r->weights, what};
+    CAIRN_TRY(cairn__spool_open_tmp(&r->weights, what, r->err));
+    CAIRN_TRY(cairn__zip_stream(&f->src, m, spool_put, &w, r->err));
+    const char *path = cairn__h5_fd_path(r->weights.fd, self, sizeof self);
+    if (path) {
+        r->file = cairn__h5_open_file(f, r, path, 1, NULL, 0);
+    } else if (m->size > 0 && m->size <= SIZE_MAX) {
+        void *map = mmap(NULL, (size_t)m->size, PROT_READ, MAP_PRIVATE, r->weights.fd, 0);
+        if (map != MAP_FAILED) {
+            r->mapped = map;
+            r->mapped_size = (size_t)m->size;
+            r->file = cairn__h5_open_file(f, r, NULL, 0, map, (size_t)m->size);
+        }
+    }
+    if (r->file < 0)
+        return cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot open it as an HDF5 "
+                           "file", what);
+    return CAIRN_OK;
+}
+
 /* A Keras 3 .keras archive (a ZIP of config.json, metadata.json and
- * model.weights.h5): the weights file opened from memory, the JSON members
- * into the tree under "config" and "metadata". */
+ * model.weights.h5): the weights file through a temporary file, the JSON
+ * members into the tree under "config" and "metadata". */
 cairn_status cairn__h5_open_keras(const cairn_file *f, h5_reader *r)
 {
     cairn__zip z;
     memset(&z, 0, sizeof z);
-    uint8_t *h5 = NULL;
-    size_t len = 0;
+    const cairn__zip_member *m = NULL;
     cairn_status st = cairn__zip_open(&f->src, f->max_inflate, &z, r->err);
-    if (st == CAIRN_OK)
-        st = member_bytes(f, &z, KERAS_WEIGHTS, UINT64_MAX, &h5, &len, r->err);
-    if (st == CAIRN_OK && !h5)
+    if (st == CAIRN_OK && !(m = cairn__zip_find(&z, KERAS_WEIGHTS, strlen(KERAS_WEIGHTS))))
         st = cairn__fail(r->err, CAIRN_E_FORMAT, "%s: ZIP archive without " KERAS_WEIGHTS
                          " (not a .keras file)", f->path);
     if (st == CAIRN_OK && !(r->keras = cairn_value_map()))
@@ -214,15 +251,8 @@ cairn_status cairn__h5_open_keras(const cairn_file *f, h5_reader *r)
         st = keras_json(r, &z, "config.json", "config");
     if (st == CAIRN_OK)
         st = keras_json(r, &z, "metadata.json", "metadata");
-    if (st == CAIRN_OK) {
-        r->owned_image = h5; /* read in place: kept until the file is closed */
-        h5 = NULL;
-        r->file = cairn__h5_open_file(f, r, r->owned_image, len);
-        if (r->file < 0)
-            st = cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: .keras member " KERAS_WEIGHTS ": "
-                             "libhdf5 cannot open it as an HDF5 file", f->path);
-    }
-    free(h5);
+    if (st == CAIRN_OK)
+        st = open_weights(f, r, m);
     cairn__zip_close(&z);
     return st;
 }

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 const char *cairn__h5_name(const h5_reader *r, uint64_t pos, size_t *len)
@@ -224,6 +225,9 @@ static void reader_free(h5_reader *r)
     if (r->file >= 0)
         H5Fclose(r->file);
     free(r->owned_image);
+    if (r->mapped)
+        munmap(r->mapped, r->mapped_size);
+    cairn__spool_close(&r->weights);
     free(r);
 }
 
@@ -231,7 +235,7 @@ static void reader_free(h5_reader *r)
  * copying them (a read-only open never writes or grows the image): every
  * "allocation" of an image of that size is the image itself, copies onto
  * itself are no-ops and nothing is freed (the owner frees it after
- * H5Fclose). So a .keras weights member costs its size once, not twice. */
+ * H5Fclose). So a memory input costs its size once, not twice. */
 static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
 {
     const h5_image *im = udata;
@@ -265,10 +269,6 @@ static herr_t image_udata_free(void *udata)
     return 0;
 }
 
-/* A path input is opened by libhdf5 itself; bytes in memory (a memory
- * input, borrowed until close, or a .keras archive's weights, which the
- * reader keeps until close) as a file image on the core driver, read in
- * place. */
 /* libhdf5 keeps the object headers it has read in a metadata cache that
  * grows to 32 MiB by default, and what it decoded from each header (layout,
  * type, shape: about 250 bytes more than the header's own size) beside it,
@@ -292,17 +292,27 @@ static void small_cache(hid_t fapl)
     H5Pset_mdc_config(fapl, &c); /* a cache libhdf5 refuses leaves its default */
 }
 
-hid_t cairn__h5_open_file(const cairn_file *f, h5_reader *r, const void *image, size_t size)
+const char *cairn__h5_fd_path(int fd, char *buf, size_t size)
+{
+    snprintf(buf, size, "/proc/self/fd/%d", fd);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+/* A path (the input's descriptor, or a .keras archive's spooled weights)
+ * is opened by libhdf5 itself; bytes in memory (a memory input, borrowed
+ * until close, or a remote file's image, which the reader keeps until
+ * close) as a file image on the core driver, read in place. */
+hid_t cairn__h5_open_file(const cairn_file *f, h5_reader *r, const char *path, int stdio,
+                          const void *image, size_t size)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     hid_t file = -1;
     if (fapl >= 0)
         small_cache(fapl);
-    if (!image) { /* the file cairn opened and checked, not whatever the path names now */
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", f->src.fd);
-        file = H5Fopen(access(self, R_OK) == 0 ? self : f->path, H5F_ACC_RDONLY,
-                       fapl >= 0 ? fapl : H5P_DEFAULT);
+    if (!image) {
+        if (fapl >= 0 && stdio)
+            H5Pset_fapl_stdio(fapl);
+        file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
         if (fapl >= 0)
             H5Pclose(fapl);
         return file;
@@ -321,6 +331,7 @@ hid_t cairn__h5_open_file(const cairn_file *f, h5_reader *r, const void *image, 
         H5Pclose(fapl);
     return file;
 }
+
 static cairn_status index_tensors(h5_reader *r)
 {
     if (r->tensors.count > UINT32_MAX - 1)
@@ -341,7 +352,7 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
     } else {
         /* A source with neither a path libhdf5 can open nor bytes in memory
          * (object storage): libhdf5 needs the whole image, which the reader
-         * keeps until close (owned_image), as a .keras archive's weights. */
+         * keeps until close (owned_image). */
         const void *image = f->src.fd >= 0 ? NULL : f->src.base;
         if (f->src.fd < 0 && !image) {
             uint8_t *whole = f->src.size <= SIZE_MAX
@@ -359,7 +370,12 @@ static cairn_status parse_locked(const cairn_file *f, h5_reader *r)
             r->owned_image = whole;
             image = whole;
         }
-        r->file = cairn__h5_open_file(f, r, image, (size_t)f->src.size);
+        /* a path input: the file cairn opened and checked, not whatever the
+         * path names now */
+        char self[64];
+        const char *path = image ? NULL : cairn__h5_fd_path(f->src.fd, self, sizeof self);
+        r->file = cairn__h5_open_file(f, r, path ? path : f->path, 0, image,
+                                      (size_t)f->src.size);
         if (r->file < 0)
             return cairn__fail(r->err, CAIRN_E_CORRUPT, "%s: libhdf5 cannot open it as an HDF5 "
                                "file (damaged superblock or structure)", f->path);
@@ -394,7 +410,7 @@ static cairn_status h5_open(cairn_file *f, cairn_error *err)
     if (!r)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
     r->file = -1;
-    r->spool_fd = -1;
+    r->weights.fd = -1;
     cairn__packed_init(&r->tensors, 0);
     r->f = f;
     r->err = err;

@@ -8,6 +8,7 @@
 #include "format/hdf5/h5_lib.h"
 #include "common/nameset.h"
 #include "container/zip.h"
+#include "io/spool.h"
 
 #define H5_MAX_ATTR_ELEMS (1u << 20) /* attributes larger than this are left out */
 /* A dataset may hold at most max(max_inflate, this x the bytes libhdf5
@@ -32,7 +33,11 @@ typedef struct h5_reader {
     hid_t file;
     h5_image image; /* an image's callback data, for the file's lifetime */
     uint8_t *owned_image; /* a remote file's image: freed after the file */
-    int spool_fd; /* a .keras archive's weights, inflated to an unnamed file (or -1) */
+    /* A .keras archive's weights, inflated to an unnamed temporary file
+     * (fd -1 otherwise), and that file mapped when /proc cannot reopen it. */
+    cairn__spool weights;
+    void *mapped;
+    size_t mapped_size;
     /* The tensors in walk order, kept compactly (a record is the path and
      * the shape: no libhdf5 id stays open, and the path is the name), and
      * the table's order over them when Keras' differs (NULL: walk order). */
@@ -61,8 +66,14 @@ cairn_status cairn__h5_nomem(h5_reader *r);
 /* 1 when `raw` bytes of data are more than max_inflate and more than
  * H5_RATIO_LIMIT times the bytes libhdf5 stores for dataset ds. */
 int cairn__h5_over_ratio(const cairn_file *f, hid_t ds, uint64_t raw);
-/* Opens f's file, or `image` (size bytes, read in place) when not NULL. */
-hid_t cairn__h5_open_file(const cairn_file *f, h5_reader *r, const void *image, size_t size);
+/* "/proc/self/fd/FD" in buf when the process can reopen descriptor fd
+ * that way, else NULL. */
+const char *cairn__h5_fd_path(int fd, char *buf, size_t size);
+/* Opens the file at `path` read-only, or `image` (size bytes, read in
+ * place, kept by the caller until H5Fclose) when not NULL; -1 if libhdf5
+ * cannot. */
+hid_t cairn__h5_open_file(const cairn_file *f, h5_reader *r, const char *path, int stdio,
+                          const void *image, size_t size);
 /* The metadata tree (docs/FORMAT.md 17.2). */
 cairn_status cairn__h5_build_tree(h5_reader *r, cairn_value **out);
 /* Keras' legacy order of the tensors, from the tree's attributes. */
