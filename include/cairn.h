@@ -510,6 +510,8 @@ CAIRN_API cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, ca
  *   - compressed native tensors: only the chunks that hold the range, each
  *     checked against its own checksum and decoded in parallel;
  *   - big-endian .npy: the range, swapped;
+ *   - HDF5 datasets: the hyperslabs that hold the range (libhdf5 decodes
+ *     the chunks they touch);
  *   - Fortran-order .npy and deflated .npz members, which have no C-order
  *     byte range: the whole tensor, staged in a temporary buffer.
  * CAIRN_READ_VERIFY checks the tensor's checksum over all its stored bytes

@@ -92,6 +92,41 @@ static void test_fill_and_bombs(void)
     check_no_ids("fill values and bombs");
 }
 
+/* Element ranges of tensor 0 of f (read through hyperslabs) against the
+ * whole tensor `all` of n F32 elements: the ends, one row, rows that cross
+ * a plane, and pseudo-random ranges; also as F64. */
+static void check_ranges(cairn_file *f, const float *all, uint64_t n)
+{
+    uint64_t spans[][2] = {{0, 1}, {n - 1, 1}, {0, n}, {1500, 1500}, {1499, 2},
+                           {2999 * 1500, 3000}, {123, 4500000}, {n - 7, 7}};
+    float *got = malloc(n * sizeof *got);
+    double *wide = malloc(4096 * sizeof *wide);
+    uint64_t seed = 42;
+    for (int k = 0; got && wide && k < 48; k++) {
+        uint64_t first, count;
+        if (k < 8) {
+            first = spans[k][0];
+            count = spans[k][1];
+        } else {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            first = (seed >> 11) % n;
+            count = 1 + (seed >> 3) % (k % 2 ? 4096 : 3000000);
+            if (count > n - first)
+                count = n - first;
+        }
+        cairn_error err;
+        CHECK_OK(cairn_tensor_read_range(f, 0, first, count, CAIRN_F32, got, count * 4, 0, &err));
+        CHECK(memcmp(got, all + first, count * 4) == 0);
+        if (count <= 4096) {
+            CHECK_OK(cairn_tensor_read_range(f, 0, first, count, CAIRN_F64, wide, count * 8, 0,
+                                             &err));
+            CHECK(wide[0] == all[first] && wide[count - 1] == all[first + count - 1]);
+        }
+    }
+    free(got);
+    free(wide);
+}
+
 /* 36 MB verified in hyperslabs: the damaged last chunk is reached. */
 static void test_verify_in_pieces(void)
 {
@@ -104,6 +139,7 @@ static void test_verify_in_pieces(void)
     const float *x = buf; /* x[i, j, 0] = j */
     CHECK(len == 2 * 3000 * 1500 * 4 && x[2999 * 1500] == 2999.0f &&
           x[(3000 + 1234) * 1500] == 1234.0f && x[1] == 0.0f);
+    check_ranges(f, x, len / 4);
     free(buf);
     cairn_file_close(f);
     f = open_opts("big_bad.h5", 0);

@@ -107,30 +107,6 @@ static cairn_status open_for_read(const cairn_file *f, const cairn__tensor *t, h
     return st;
 }
 
-static cairn_status load_locked(const cairn_file *f, const cairn__tensor *t, void *dst,
-                                cairn_error *err)
-{
-    hid_t ds, mem;
-    int owned;
-    CAIRN_TRY(open_for_read(f, t, &ds, &mem, &owned, err));
-    herr_t e = t->info.count ? H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : 0;
-    cairn_status st = e < 0 ? read_failed(f, ds, t->info.name, err) : CAIRN_OK;
-    cairn__h5_close_type(mem, owned);
-    H5Dclose(ds);
-    return st;
-}
-
-cairn_status cairn__h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
-{
-    cairn__tensor t;
-    cairn__table_tensor_at(f, index, &t, err); /* cannot fail */
-    cairn__h5_guard g;
-    cairn__h5_enter(&g);
-    cairn_status st = load_locked(f, &t, dst, err);
-    cairn__h5_leave(&g);
-    return st;
-}
-
 /* Reads hyperslab [start, start + count) of ds into buf. */
 static herr_t read_slab(hid_t ds, hid_t mem, int rank, const hsize_t *start,
                         const hsize_t *count, void *buf)
@@ -148,48 +124,95 @@ static herr_t read_slab(hid_t ds, hid_t mem, int rank, const hsize_t *start,
     return e;
 }
 
-/* Reads a whole dataset once, in hyperslabs of at most H5_VERIFY_BLOCK
- * bytes (or one row of the innermost axis when a single element is larger,
- * which no dtype is): axis `a` is the outermost one whose inner rows fit,
- * read `b` rows at a time, for every index of the axes before it. */
+/* Elements [a, b) of the dataset in C order into dst, as hyperslabs that
+ * are each a run of the flat order: from a, the largest block of whole
+ * rows of the innermost axes that a starts and that fits before b (so a
+ * partial row at either end, whole blocks between: at most 2 x rank - 1
+ * reads). The whole dataset is one read. */
+static herr_t read_flat(hid_t ds, hid_t mem, const cairn_tensor_info *in, uint64_t a,
+                        uint64_t b, uint8_t *dst)
+{
+    size_t es = cairn_dtype_size(in->dtype);
+    if (a == 0 && b == in->count)
+        return in->count ? H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) : 0;
+    int rank = (int)in->rank; /* >= 1: a rank-0 tensor has one element, read whole */
+    for (uint64_t at = a; at < b;) {
+        int j = rank - 1;
+        uint64_t unit = 1; /* elements per index of axis j */
+        while (j > 0 && at % (unit * in->dims[j]) == 0 && b - at >= unit * in->dims[j])
+            unit *= in->dims[j--];
+        hsize_t start[CAIRN_MAX_RANK], count[CAIRN_MAX_RANK];
+        uint64_t rest = at / unit;
+        for (int k = rank - 1; k >= 0; k--) {
+            start[k] = k > j ? 0 : rest % in->dims[k];
+            count[k] = k > j ? in->dims[k] : 1;
+            if (k <= j)
+                rest /= in->dims[k];
+        }
+        uint64_t n = (b - at) / unit;
+        count[j] = n < in->dims[j] - start[j] ? n : in->dims[j] - start[j];
+        if (read_slab(ds, mem, rank, start, count, dst + (at - a) * es) < 0)
+            return -1;
+        at += count[j] * unit;
+    }
+    return 0;
+}
+
+/* Raw bytes [lo, hi) of tensor t (element boundaries) into dst. */
+static cairn_status range_locked(const cairn_file *f, const cairn__tensor *t, uint64_t lo,
+                                 uint64_t hi, void *dst, cairn_error *err)
+{
+    size_t es = cairn_dtype_size(t->info.dtype);
+    if (lo % es || hi % es || lo > hi || hi > t->info.raw_size)
+        return cairn__fail(err, CAIRN_E_ARG, "%s: hdf5 dataset '%s': bytes [%llu, %llu) are "
+                           "not whole elements of it", f->path, t->info.name,
+                           (unsigned long long)lo, (unsigned long long)hi);
+    hid_t ds, mem;
+    int owned;
+    CAIRN_TRY(open_for_read(f, t, &ds, &mem, &owned, err));
+    herr_t e = read_flat(ds, mem, &t->info, lo / es, hi / es, dst);
+    cairn_status st = e < 0 ? read_failed(f, ds, t->info.name, err) : CAIRN_OK;
+    cairn__h5_close_type(mem, owned);
+    H5Dclose(ds);
+    return st;
+}
+
+/* Elements [lo, hi) of dataset index, converted by libhdf5 to the
+ * little-endian type of its dtype: only the hyperslabs that hold them are
+ * read (the ratio limit first, on the whole dataset). */
+cairn_status cairn__h5_load_range(const cairn_file *f, uint64_t index, uint64_t lo, uint64_t hi,
+                                  void *dst, cairn_error *err)
+{
+    cairn__tensor t;
+    cairn__table_tensor_at(f, index, &t, err); /* cannot fail */
+    cairn__h5_guard g;
+    cairn__h5_enter(&g);
+    cairn_status st = range_locked(f, &t, lo, hi, dst, err);
+    cairn__h5_leave(&g);
+    return st;
+}
+
+cairn_status cairn__h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err)
+{
+    cairn__tensor t;
+    cairn__table_tensor_at(f, index, &t, err); /* cannot fail */
+    return cairn__h5_load_range(f, index, 0, t.info.raw_size, dst, err);
+}
+
+/* Reads a whole dataset once, in flat windows of at most H5_VERIFY_BLOCK
+ * bytes (read_flat), into one buffer of that size. */
 static cairn_status verify_locked(const cairn_file *f, const cairn__tensor *t, cairn_error *err)
 {
     hid_t ds, mem;
     int owned;
     CAIRN_TRY(open_for_read(f, t, &ds, &mem, &owned, err));
     const cairn_tensor_info *in = &t->info;
-    int rank = (int)in->rank;
-    uint64_t block = in->raw_size <= H5_VERIFY_BLOCK ? in->raw_size : 0, b = 0;
-    uint64_t inner = cairn_dtype_size(in->dtype); /* bytes of one index of axis a */
-    int a = rank - 1;
-    hsize_t start[CAIRN_MAX_RANK] = {0}, count[CAIRN_MAX_RANK];
-    if (!block) { /* in pieces: b rows of axis a, one index of each axis before it */
-        /* no overflow: no dimension is 0, and every product is at most raw_size */
-        while (a > 0 && inner * in->dims[a] <= H5_VERIFY_BLOCK)
-            inner *= in->dims[a--];
-        b = H5_VERIFY_BLOCK / inner ? H5_VERIFY_BLOCK / inner : 1;
-        if (b > in->dims[a])
-            b = in->dims[a];
-        block = b * inner;
-        for (int k = 0; k < rank; k++)
-            count[k] = k < a ? 1 : k == a ? b : in->dims[k];
-    }
-    void *buf = malloc(block ? (size_t)block : 1);
+    uint64_t per = H5_VERIFY_BLOCK / cairn_dtype_size(in->dtype); /* elements per window */
+    uint64_t n = in->count < per ? in->count : per;
+    void *buf = malloc(n ? (size_t)(n * cairn_dtype_size(in->dtype)) : 1);
     herr_t e = buf ? 0 : -1;
-    if (buf && !b && in->count)
-        e = H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-    while (buf && b && e >= 0) {
-        count[a] = in->dims[a] - start[a] < b ? in->dims[a] - start[a] : b;
-        e = read_slab(ds, mem, rank, start, count, buf);
-        int k = a; /* the next hyperslab: an odometer over axes 0..a */
-        start[k] += count[k];
-        while (k > 0 && start[k] >= in->dims[k]) {
-            start[k--] = 0;
-            start[k]++;
-        }
-        if (start[0] >= in->dims[0])
-            break;
-    }
+    for (uint64_t at = 0; buf && e >= 0 && at < in->count; at += per)
+        e = read_flat(ds, mem, in, at, in->count - at < per ? in->count : at + per, buf);
     cairn_status st = !buf ? cairn__fail(err, CAIRN_E_NOMEM, "%s: hdf5 dataset '%s': out of "
                                          "memory", f->path, in->name)
                       : e < 0 ? read_failed(f, ds, in->name, err)

@@ -459,4 +459,5 @@ const cairn__reader_ops cairn__hdf5_reader =
     CAIRN__READER_OPS(h5, CAIRN_FORMAT_HDF5, .close = h5_close,
                       .verify_structure = cairn__metadata_check,
                       .read_metadata = h5_read_metadata, .load = cairn__h5_load,
+                      .load_range = cairn__h5_load_range,
                       .verify_tensor = cairn__h5_verify_tensor);

@@ -82,8 +82,10 @@ cairn_status cairn__h5_keras_order(h5_reader *r, const cairn_value *tree);
 cairn_status cairn__h5_open_keras(const cairn_file *f, h5_reader *r);
 /* Keras 3's order: the tensors by path, runs of digits compared as numbers. */
 cairn_status cairn__h5_natural_order(h5_reader *r);
-/* The reader's load and verify_tensor ops. */
+/* The reader's load, load_range and verify_tensor ops. */
 cairn_status cairn__h5_load(const cairn_file *f, uint64_t index, void *dst, cairn_error *err);
+cairn_status cairn__h5_load_range(const cairn_file *f, uint64_t index, uint64_t lo, uint64_t hi,
+                                  void *dst, cairn_error *err);
 cairn_status cairn__h5_verify_tensor(const cairn_file *f, uint64_t index, cairn_error *err);
 
 #endif
