@@ -521,6 +521,13 @@ CAIRN_API cairn_status cairn_tensor_read_range(const cairn_file *f, uint64_t ind
                                                uint64_t first, uint64_t count,
                                                cairn_dtype dtype, void *dst, size_t dst_size,
                                                unsigned flags, cairn_error *err);
+/* 1 when cairn_tensor_read_range reads tensor `index` a range at a time
+ * (every case listed above but the staged ones: Fortran-order .npy,
+ * deflated .npz members, and tensors only their format produces whole:
+ * deflated or strided .pt storages, JSON, pickle), so a caller can walk a
+ * large tensor in slices in bounded memory; 0 when each range read stages
+ * the whole tensor, or when `f` is NULL or `index` out of range. */
+CAIRN_API int cairn_tensor_ranged(const cairn_file *f, uint64_t index);
 /* Copies the box of tensor `index` whose corner is `offset` and whose size
  * is `extent` (`rank` entries each, global coordinates; both may be NULL for
  * a rank-0 tensor) into `dst` as `dtype`, converting as cairn_tensor_read

@@ -99,6 +99,7 @@ static void check_ranges(cairn_file *f, const float *all, uint64_t n)
 {
     uint64_t spans[][2] = {{0, 1}, {n - 1, 1}, {0, n}, {1500, 1500}, {1499, 2},
                            {2999 * 1500, 3000}, {123, 4500000}, {n - 7, 7}};
+    CHECK(cairn_tensor_ranged(f, 0) == 1);
     float *got = malloc(n * sizeof *got);
     double *wide = malloc(4096 * sizeof *wide);
     uint64_t seed = 42;
