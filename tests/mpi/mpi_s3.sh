@@ -2,11 +2,12 @@
 # enforced (tests/s3_harness.py, which this script re-runs itself under):
 # a 4-rank save loaded on 3 and 1 ranks (bitwise) and equal to the same
 # save on a local directory; the CLI on the prefix (ls, verify, ckpt
-# ls/best/verify); a missing rank object refused by name; two jobs racing
+# ls/best/verify); a missing rank object refused by name; three jobs racing
 # to commit one checkpoint (exactly one wins, the loser's objects are
-# gone); the manager's retention; ranks SIGKILLed during saves (the newest
-# committed checkpoint always resumes, nothing uncommitted is listed, and
-# a later writer removes what the dead saves left).
+# gone); the manager's retention and async saves; ranks SIGKILLed during
+# saves (the newest committed checkpoint always resumes, nothing
+# uncommitted is listed, and a later writer removes what the dead saves
+# left).
 if [ -z "${CAIRN_S3_BUCKET:-}" ]; then
     exec "${CAIRN_PYTHON:-/usr/bin/python3}" "$(dirname "$0")/../s3_harness.py" --timeout 240 \
         -- bash "$0"
@@ -32,23 +33,22 @@ victim=$(grep -o '^[0-9a-f]\{16\}/rank-000002.cairn' "$WORK/n4.keys")
 run_mpi 1 mpi_s3 rm "$B/n4/$victim" || fail "rm"
 expect_fail "missing rank object" "rank-000002.cairn" "$CLI" verify "$B/n4"
 
-# --- two jobs commit one checkpoint at the same instant: exactly one wins
+# --- three jobs commit one checkpoint at the same instant: exactly one wins
 echo "[$SECONDS s] race"
-for round in 1 2; do
-    start=$(($(date +%s) + 2))
-    run_mpi 2 mpi_s3 race "$B/race$round" 1 "$start" >"$WORK/race1" 2>&1 &
-    run_mpi 2 mpi_s3 race "$B/race$round" 2 "$start" >"$WORK/race2" 2>&1
-    rc2=$?
-    wait $! || fail "race round $round: job 1 failed: $(cat "$WORK/race1")"
-    [ $rc2 -eq 0 ] || fail "race round $round: job 2 failed: $(cat "$WORK/race2")"
-    out=$(cat "$WORK/race1" "$WORK/race2" | grep '^job ')
-    echo "race round $round: $out"
-    [ "$(grep -c ' won$' <<<"$out")" -eq 1 ] || fail "race round $round: not exactly one winner"
-    grep -q 'lost: .*already exists' <<<"$out" || fail "race round $round: no clear loss"
-    "$CLI" verify "$B/race$round" >/dev/null || fail "race round $round: the winner's checkpoint"
-    n=$(keys "$B/race$round/" | wc -l)
-    [ "$n" -eq 3 ] || fail "race round $round: $n keys, expected the manifest and 2 rank objects"
+start=$(($(date +%s) + 2))
+for job in 1 2 3; do
+    run_mpi 2 mpi_s3 race "$B/race" "$job" "$start" >"$WORK/race$job" 2>&1 &
 done
+for job in 1 2 3; do
+    wait %$job || fail "race: job $job failed: $(cat "$WORK/race$job")"
+done
+out=$(cat "$WORK"/race[123] | grep '^job ')
+echo "$out"
+[ "$(grep -c ' won$' <<<"$out")" -eq 1 ] || fail "race: not exactly one winner"
+[ "$(grep -c 'lost: .*already exists' <<<"$out")" -eq 2 ] || fail "race: not two clear losses"
+"$CLI" verify "$B/race" >/dev/null || fail "race: the winner's checkpoint"
+n=$(keys "$B/race/" | wc -l)
+[ "$n" -eq 3 ] || fail "race: $n keys, expected the manifest and 2 rank objects: $(keys "$B/race/")"
 
 # --- the manager on a prefix: retention (keep_last 2) and the CLI
 echo "[$SECONDS s] manager"
@@ -59,6 +59,8 @@ run_mpi 2 mpi_ckpt_test listed "$B/mgr" | grep -q '^listed: 4 5$' || fail "reten
 [ "$("$CLI" ckpt ls "$B/mgr" | grep -c 'ckpt-0000000[45]')" -eq 2 ] || fail "cairn ckpt ls"
 "$CLI" ckpt best "$B/mgr" | grep -q 'ckpt-00000005' || fail "cairn ckpt best"
 "$CLI" ckpt verify "$B/mgr" || fail "cairn ckpt verify"
+run_mpi 2 mpi_ckpt_test run "$B/async" 4 async || fail "async manager run"
+run_mpi 3 mpi_ckpt_test check "$B/async" | grep -q 'step 4' || fail "async run resumes at step 4"
 
 # --- ranks SIGKILLed during saves (CAIRN_MPI_S3_KILL_TRIALS, default 10,
 # in two lanes on two prefixes): each trial's job first resumes from the
