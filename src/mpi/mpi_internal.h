@@ -43,6 +43,8 @@ cairn_status cairn__mpi_random_hex(const char *what, char out[17], cairn_error *
  * `url` (every key below "url/"): the manifest first, so a crash part way
  * leaves an uncommitted prefix, never a checkpoint missing rank files. */
 void cairn__mpi_remote_remove_dir(const char *url);
+/* *committed: the checkpoint `url` has its manifest (one listing). */
+cairn_status cairn__mpi_remote_committed(const char *url, int *committed, cairn_error *err);
 /* Lists the key prefix `dir` as checkpoints: fn gets each first path
  * component under "dir/" that holds keys (e.g. "ckpt-00000003") and
  * whether a manifest object sits directly in it (committed); a non-zero

@@ -61,6 +61,22 @@ void cairn__mpi_remote_remove_dir(const char *url)
     keys_free(&k);
 }
 
+static int exact_key(void *ctx, const char *name, uint64_t size)
+{
+    (void)size;
+    int *found = ctx;
+    *found |= name[0] == '\0'; /* the listed prefix is the manifest's whole key */
+    return *found;
+}
+
+cairn_status cairn__mpi_remote_committed(const char *url, int *committed, cairn_error *err)
+{
+    char key[4200];
+    snprintf(key, sizeof key, "%s/%s", url, MANIFEST);
+    *committed = 0;
+    return cairn_store_list(key, exact_key, committed, err);
+}
+
 typedef struct scan_state {
     cairn__mpi_found_fn fn;
     void *ctx;

@@ -514,6 +514,11 @@ cairn_status cairn__mpi_random_hex(const char *what, char out[17], cairn_error *
 static cairn_status make_staging(cairn_mpi_save *s, cairn_error *err)
 {
     if (s->remote) { /* rank objects under PATH/<random>/: no job's keys meet another's */
+        int committed; /* refused before any upload; the create-only manifest decides races */
+        MPI_TRY(cairn__mpi_remote_committed(s->path, &committed, err));
+        if (committed)
+            return cairn__mpi_fail(err, CAIRN_E_EXISTS, "%s: already exists (a checkpoint is "
+                                   "never replaced)", s->path);
         MPI_TRY(cairn__mpi_random_hex(s->path, s->rank_dir, err));
         snprintf(s->staging, sizeof s->staging, "%s/%s", s->path, s->rank_dir);
         return CAIRN_OK;
