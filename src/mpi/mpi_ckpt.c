@@ -65,7 +65,7 @@ struct cairn_mpi_ckpt {
     size_t n, cap;
     uint64_t next_seq;
     int lock_fd; /* rank 0 */
-    int remote;  /* dir is an object-store key prefix (mpi_s3.c) */
+    int remote;  /* dir is an object-store key prefix (mpi_s3_list.c) */
     uint64_t *loose; /* rank 0, remote: uncommitted checkpoints seen (no manifest) */
     size_t nloose, loose_cap;
     char path[PATH_LEN];

@@ -39,7 +39,7 @@ cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err);
 /* 16 random lowercase hex digits (and a NUL) into out. */
 cairn_status cairn__mpi_random_hex(const char *what, char out[17], cairn_error *err);
 
-/* Object stores (mpi_s3.c). Removes a checkpoint under the key prefix
+/* Object stores (mpi_s3_list.c). Removes a checkpoint under the key prefix
  * `url` (every key below "url/"): the manifest first, so a crash part way
  * leaves an uncommitted prefix, never a checkpoint missing rank files. */
 void cairn__mpi_remote_remove_dir(const char *url);

@@ -27,7 +27,7 @@ struct cairn_mpi_save {
     MPI_Comm comm;
     int me, size;
     char *path;
-    int remote;                  /* path is an object URL (mpi_s3.c) */
+    int remote;                  /* path is an object URL (mpi_s3_save.c) */
     char rank_dir[RANK_DIR_LEN + 1]; /* remote: the save's random subprefix */
     char staging[PATH_MAX_LEN];  /* local: the staging directory; remote: path/rank_dir */
     cairn_write_opts wopts;

@@ -1,4 +1,4 @@
-/* mpi_s3.c -- distributed checkpoints under an object-store key prefix
+/* mpi_s3_list.c -- distributed checkpoints under an object-store key prefix
  * (docs/DISTRIBUTED.md "On an object store"): listing a prefix as
  * checkpoints (committed = a manifest object exists) and removing one,
  * through the public object-store calls of cairn/store.h. */
