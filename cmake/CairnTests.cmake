@@ -96,7 +96,7 @@ if(CAIRN_FUZZ)
     set(corpus ${CMAKE_SOURCE_DIR}/fuzz/corpus/${name})
     set(work ${CMAKE_BINARY_DIR}/fuzz-work/${name})
     add_test(NAME ${name}
-      COMMAND bash -c "mkdir -p '${work}' && exec $<TARGET_FILE:${name}> -max_total_time=${CAIRN_FUZZ_SECONDS} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 '${work}' '${corpus}'")
+      COMMAND bash -c "mkdir -p '${work}' && exec $<TARGET_FILE:${name}> -max_total_time=${CAIRN_FUZZ_SECONDS} -malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 '${work}' '${corpus}'")
     set_tests_properties(${name} PROPERTIES TIMEOUT 600 LABELS fuzz)
   endforeach()
 endif()

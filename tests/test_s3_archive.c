@@ -92,23 +92,25 @@ static void check_three(const char *url, cairn_format format)
     cairn_file_close(f);
 }
 
+/* Every format written through s3://, by write_three. */
+static const struct {
+    cairn_format format;
+    const char *ext;
+    int declare, reverse;
+} cases[] = {
+    {CAIRN_FORMAT_NATIVE, "cairn", 0, 0},
+    {CAIRN_FORMAT_SAFETENSORS, "safetensors", 0, 0},
+    {CAIRN_FORMAT_SAFETENSORS, "safetensors", 1, 1}, /* placements out of layout order */
+    {CAIRN_FORMAT_GGUF, "gguf", 1, 0},
+    {CAIRN_FORMAT_GGUF, "gguf", 0, 1},
+    {CAIRN_FORMAT_NPZ, "npz", 0, 0},
+    {CAIRN_FORMAT_TORCH, "pt", 0, 0},
+    {CAIRN_FORMAT_MXNET, "params", 0, 0},
+    {CAIRN_FORMAT_HDF5, "h5", 0, 0},
+};
+
 static void test_formats(void)
 {
-    static const struct {
-        cairn_format format;
-        const char *ext;
-        int declare, reverse;
-    } cases[] = {
-        {CAIRN_FORMAT_NATIVE, "cairn", 0, 0},
-        {CAIRN_FORMAT_SAFETENSORS, "safetensors", 0, 0},
-        {CAIRN_FORMAT_SAFETENSORS, "safetensors", 1, 1}, /* placements out of layout order */
-        {CAIRN_FORMAT_GGUF, "gguf", 1, 0},
-        {CAIRN_FORMAT_GGUF, "gguf", 0, 1},
-        {CAIRN_FORMAT_NPZ, "npz", 0, 0},
-        {CAIRN_FORMAT_TORCH, "pt", 0, 0},
-        {CAIRN_FORMAT_MXNET, "params", 0, 0},
-        {CAIRN_FORMAT_HDF5, "h5", 0, 0},
-    };
     use_endpoint(moto_url);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char url[256];
@@ -364,6 +366,74 @@ static void test_abort_and_failure(void)
     CHECK_UPLOADS(direct, "abort/", 0);
 }
 
+/* CAIRN_S3_MULTIPART_THRESHOLD: within it a save is one PUT (parts past
+ * the first staged in a local file), beyond it the staged parts become a
+ * multipart upload; bad values are refused by name. */
+static void test_multipart_threshold(void)
+{
+    static const size_t some[] = {0, 2, 3, 5}; /* native, safetensors placed, gguf, npz */
+    cairn_error err;
+    char url[256];
+    /* Plain HTTP without CAIRN_S3_UNSIGNED_PAYLOAD: the signed payload hash
+     * covers part 1 and the staged file. */
+    setenv("CAIRN_S3_MULTIPART_THRESHOLD", "64MiB", 1);
+    use_endpoint(proxy_url);
+    for (size_t i = 0; i < sizeof some / sizeof *some; i++) {
+        size_t c = some[i];
+        snprintf(url, sizeof url, "s3://%s/thr/%zu/model.%s", bucket, i, cases[c].ext);
+        proxy("/__proxy/reset");
+        CHECK_EOK(write_three(url, cases[c].format, cases[c].declare, cases[c].reverse, 0, &err));
+        /* 24 MiB and more in one request: no multipart create, no parts. */
+        CHECK(proxy_count("PUT") == 1 && proxy_count("POST") == 0);
+        check_three(url, cases[c].format);
+    }
+    /* Compressed native: the header patched at the end, in memory. */
+    {
+        cairn_write_opts o = {.struct_size = sizeof o, .codec = CAIRN_CODEC_ZSTD};
+        cairn_writer *w;
+        uint64_t db[1] = {BIG_COUNT};
+        snprintf(url, sizeof url, "s3://%s/thr/zstd.cairn", bucket);
+        proxy("/__proxy/reset");
+        CHECK_EOK(cairn_writer_open_path(url, &o, &w, &err));
+        CHECK_EOK(cairn_writer_add(w, "big", CAIRN_F64, 1, db, big_data, &err));
+        CHECK_EOK(cairn_writer_commit(w, &err));
+        CHECK(proxy_count("PUT") == 1);
+        cairn_file *f = NULL;
+        CHECK_EOK(cairn_file_open(url, NULL, &f, &err));
+        CHECK(f && cairn_file_verify(f, &err) == CAIRN_OK);
+        cairn_file_close(f);
+    }
+    /* A failing PUT (every attempt 503) leaves the earlier object. */
+    snprintf(url, sizeof url, "s3://%s/thr/0/model.cairn", bucket);
+    setenv("AWS_MAX_ATTEMPTS", "2", 1);
+    scalar_data = 41;
+    proxy("/__proxy/fault?mode=503&count=1000&method=PUT");
+    CHECK_E(write_three(url, CAIRN_FORMAT_NATIVE, 0, 0, 0, &err), CAIRN_E_IO);
+    CHECK(strstr(err.message, "thr/0/model.cairn") && strstr(err.message, "503"));
+    proxy("/__proxy/reset");
+    unsetenv("AWS_MAX_ATTEMPTS");
+    scalar_data = -7;
+    check_three(url, CAIRN_FORMAT_NATIVE);
+
+    /* Outgrowing the threshold: the staged parts go up as parts 2, 3... */
+    setenv("CAIRN_S3_MULTIPART_THRESHOLD", "16M", 1);
+    snprintf(url, sizeof url, "s3://%s/thr/grown.cairn", bucket);
+    proxy("/__proxy/reset");
+    CHECK_EOK(write_three(url, CAIRN_FORMAT_NATIVE, 0, 0, 0, &err));
+    CHECK(proxy_count("PUT") >= 4 && proxy_count("POST") == 2); /* create + complete */
+    check_three(url, CAIRN_FORMAT_NATIVE);
+    CHECK_UPLOADS(direct, "thr/", 0);
+
+    static const char *bad[] = {"4M", "6G", "8X", "-1", "M", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("CAIRN_S3_MULTIPART_THRESHOLD", bad[i], 1);
+        CHECK_E(write_three(url, CAIRN_FORMAT_NATIVE, 0, 0, 0, &err), CAIRN_E_ARG);
+        CHECK(strstr(err.message, "CAIRN_S3_MULTIPART_THRESHOLD") != NULL);
+    }
+    unsetenv("CAIRN_S3_MULTIPART_THRESHOLD");
+    use_endpoint(moto_url);
+}
+
 typedef struct racer {
     char url[256];
     cairn_status st;
@@ -464,6 +534,7 @@ int main(int argc, char **argv)
     test_lazy_open();
     test_scan();
     test_abort_and_failure();
+    test_multipart_threshold();
     if (server_has("conditional"))
         test_no_replace_race();
     test_bad_objects();

@@ -18,6 +18,7 @@
 #include "io/s3_xml.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define POOL_MAX 16
 #define ERROR_BODY_MAX 4096
@@ -68,9 +70,11 @@ typedef struct req {
     const char *bucket, *key; /* key "" for bucket-level requests */
     const char *query;  /* sorted and encoded, without '?', or NULL */
     const char *headers[6];
-    const void *body; /* request body (PUT / POST) */
+    const void *body; /* request body (PUT / POST): body[0..body_len), */
     size_t body_len;
     int has_body;
+    int body_fd;         /* then, when body_fd_len > 0, bytes [0, body_fd_len) of this file */
+    uint64_t body_fd_len;
     int head; /* HEAD: no response body */
     /* Response body destinations (success statuses only). */
     char *dst; /* exact-range target */
@@ -203,18 +207,35 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* A request body: memory, then (fd_len > 0) the start of a file, read
+ * with pread so that a retry can rewind to any offset. */
 typedef struct upload_src {
     const char *p;
-    size_t len, off;
+    size_t len;
+    int fd;
+    uint64_t fd_len, off;
 } upload_src;
 
 static size_t on_read(char *dst, size_t size, size_t n, void *ud)
 {
     upload_src *u = ud;
-    size_t k = size * n, left = u->len - u->off;
+    uint64_t total = u->len + u->fd_len, left = total - u->off;
+    size_t k = size * n;
     if (k > left)
-        k = left;
-    memcpy(dst, u->p + u->off, k);
+        k = (size_t)left;
+    if (u->off < u->len) {
+        if (k > u->len - u->off)
+            k = (size_t)(u->len - u->off);
+        memcpy(dst, u->p + u->off, k);
+    } else if (k > 0) {
+        ssize_t got;
+        do
+            got = pread(u->fd, dst, k, (off_t)(u->off - u->len));
+        while (got < 0 && errno == EINTR);
+        if (got <= 0)
+            return CURL_READFUNC_ABORT; /* the spool file failed: the request fails */
+        k = (size_t)got;
+    }
     u->off += k;
     return k;
 }
@@ -222,9 +243,9 @@ static size_t on_read(char *dst, size_t size, size_t n, void *ud)
 static int on_seek(void *ud, curl_off_t offset, int origin)
 {
     upload_src *u = ud;
-    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > u->len)
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > u->len + u->fd_len)
         return CURL_SEEKFUNC_FAIL;
-    u->off = (size_t)offset;
+    u->off = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
 }
 
@@ -276,11 +297,37 @@ static char *request_url(const cairn__s3 *s, const req *r)
     return b.p;
 }
 
-static void sha256_hex(const void *p, size_t n, char out[65])
+/* The SHA-256 of a request's body (memory, then the file part) in hex;
+ * -1 when the file cannot be read. */
+static int body_sha256_hex(const req *r, char out[65])
 {
     unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(d, p, n);
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    if (r->has_body && r->body_len)
+        crypto_hash_sha256_update(&h, r->body, r->body_len);
+    if (r->has_body && r->body_fd_len) {
+        enum { CHUNK = 1 << 20 };
+        unsigned char *buf = malloc(CHUNK);
+        if (!buf)
+            return -1;
+        for (uint64_t at = 0; at < r->body_fd_len;) {
+            size_t want = r->body_fd_len - at < CHUNK ? (size_t)(r->body_fd_len - at) : CHUNK;
+            ssize_t got = pread(r->body_fd, buf, want, (off_t)at);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                free(buf);
+                return -1;
+            }
+            crypto_hash_sha256_update(&h, buf, (size_t)got);
+            at += (uint64_t)got;
+        }
+        free(buf);
+    }
+    crypto_hash_sha256_final(&h, d);
     sodium_bin2hex(out, 65, d, sizeof d);
+    return 0;
 }
 
 static CURL *take(cairn__s3 *s)
@@ -348,7 +395,7 @@ static CURLcode attempt_once(cairn__s3 *s, req *r, const char *url, struct curl_
     CURL *e = take(s);
     if (!e)
         return CURLE_OUT_OF_MEMORY;
-    upload_src src = {r->body, r->body_len, 0};
+    upload_src src = {r->body, r->body_len, r->body_fd, r->body_fd_len, 0};
     r->status = 0;
     r->dst_len = r->body_read = r->errlen = 0;
     r->overflow = r->has_range = r->has_length = 0;
@@ -389,7 +436,8 @@ static CURLcode attempt_once(cairn__s3 *s, req *r, const char *url, struct curl_
         curl_easy_setopt(e, CURLOPT_READDATA, &src);
         curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
         curl_easy_setopt(e, CURLOPT_SEEKDATA, &src);
-        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+                         (curl_off_t)(r->body_len + r->body_fd_len));
         /* curl asks "Expect: 100-continue" for bodies over 1 MiB and waits
          * up to a second for the answer; a server that never sends one
          * would cost that per part. 100 ms bounds it. */
@@ -496,11 +544,15 @@ static cairn_status perform(cairn__s3 *s, req *r, int retry, long ok_status, cai
     if (!url)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", where(r, w, sizeof w));
     /* Rule 1: x-amz-content-sha256 always (curl 7.88 does not send it). */
-    if (r->has_body && r->body_len && (s->https || s->cfg.unsigned_payload)) {
+    if (r->has_body && (r->body_len || r->body_fd_len) && (s->https || s->cfg.unsigned_payload)) {
         snprintf(sha_hdr, sizeof sha_hdr, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
     } else {
         char hex[65];
-        sha256_hex(r->has_body ? r->body : "", r->has_body ? r->body_len : 0, hex);
+        if (body_sha256_hex(r, hex) != 0) {
+            free(url);
+            return cairn__fail(err, CAIRN_E_IO, "%s: cannot read the upload's spool file to "
+                               "hash it: %s", where(r, w, sizeof w), strerror(errno));
+        }
         snprintf(sha_hdr, sizeof sha_hdr, "x-amz-content-sha256: %s", hex);
     }
     int oom = !(t = curl_slist_append(hdrs, sha_hdr));
@@ -674,6 +726,8 @@ void cairn__s3_close(cairn__s3 *s)
 
 uint64_t cairn__s3_requests(const cairn__s3 *s) { return atomic_load(&s->requests); }
 
+uint64_t cairn__s3_multipart_threshold(const cairn__s3 *s) { return s->cfg.multipart_threshold; }
+
 /* ------------------------------------------------------------ objects */
 
 static void req_init(req *r, const char *op, const char *method, const char *bucket,
@@ -810,16 +864,19 @@ static int we_won(cairn__s3 *s, const char *bucket, const char *key, const char 
     return perform(s, &r, 1, 0, NULL) == CAIRN_OK && strcmp(r.writer, token) == 0;
 }
 
-cairn_status cairn__s3_put(cairn__s3 *s, const char *bucket, const char *key, const void *data,
-                           size_t len, unsigned flags, cairn_error *err)
+cairn_status cairn__s3_put_file(cairn__s3 *s, const char *bucket, const char *key,
+                                const void *head, size_t head_len, int fd, uint64_t fd_len,
+                                unsigned flags, cairn_error *err)
 {
     char token[TOKEN_HEX + 1], meta[80];
     new_token(token);
     snprintf(meta, sizeof meta, "x-amz-meta-cairn-writer: %s", token);
     req r;
     req_init(&r, "PUT", "PUT", bucket, key);
-    r.body = data;
-    r.body_len = len;
+    r.body = head;
+    r.body_len = head_len;
+    r.body_fd = fd;
+    r.body_fd_len = fd < 0 ? 0 : fd_len;
     r.has_body = 1;
     r.headers[0] = meta;
     if (flags & CAIRN__S3_CREATE_ONLY)
@@ -830,6 +887,12 @@ cairn_status cairn__s3_put(cairn__s3 *s, const char *bucket, const char *key, co
         return CAIRN_OK;
     }
     return st;
+}
+
+cairn_status cairn__s3_put(cairn__s3 *s, const char *bucket, const char *key, const void *data,
+                           size_t len, unsigned flags, cairn_error *err)
+{
+    return cairn__s3_put_file(s, bucket, key, data, len, -1, 0, flags, err);
 }
 
 cairn_status cairn__s3_delete(cairn__s3 *s, const char *bucket, const char *key, cairn_error *err)

@@ -43,6 +43,9 @@ typedef struct cairn__s3_config {
     unsigned stall_seconds; /* a transfer with no byte for this long is dropped (and retried) */
     int unsigned_payload;   /* bodies as UNSIGNED-PAYLOAD over plain HTTP too (a trusted
                                network such as loopback); over HTTPS they always are */
+    uint64_t multipart_threshold; /* uploads of at most this many bytes are sent by one PUT
+                                     (staged in a $TMPDIR file past the first part); larger
+                                     ones by a multipart upload. 8 MiB..5 GiB */
     /* Test hooks, empty in use (tests/test_s3_sigv4.c checks the signed
      * requests against AWS's published SigV4 examples with them): a fixed
      * x-amz-date ("20130524T000000Z", sent as a header, which libcurl then
@@ -100,6 +103,11 @@ cairn_status cairn__s3_get_tail(cairn__s3 *s, const char *bucket, const char *ke
 /* Whole-object PUT of data[0..len). */
 cairn_status cairn__s3_put(cairn__s3 *s, const char *bucket, const char *key, const void *data,
                            size_t len, unsigned flags, cairn_error *err);
+/* Whole-object PUT of head[0..head_len) followed by bytes [0, fd_len) of
+ * the file fd (read with pread, so a retry re-sends them; fd < 0: none). */
+cairn_status cairn__s3_put_file(cairn__s3 *s, const char *bucket, const char *key,
+                                const void *head, size_t head_len, int fd, uint64_t fd_len,
+                                unsigned flags, cairn_error *err);
 
 /* DELETE; deleting a missing key succeeds (S3 semantics). */
 cairn_status cairn__s3_delete(cairn__s3 *s, const char *bucket, const char *key, cairn_error *err);
@@ -150,5 +158,12 @@ cairn_status cairn__s3_uploads_gc(cairn__s3 *s, const char *bucket, const char *
 /* Request counters of the handle (for tests and benchmarks): HTTP
  * requests sent, including retries. */
 uint64_t cairn__s3_requests(const cairn__s3 *s);
+
+/* The handle's cfg.multipart_threshold. */
+uint64_t cairn__s3_multipart_threshold(const cairn__s3 *s);
+
+/* Limits of cfg.multipart_threshold: one part, and S3's largest PUT. */
+#define CAIRN__S3_THRESHOLD_MIN ((uint64_t)8 << 20)
+#define CAIRN__S3_THRESHOLD_MAX ((uint64_t)5 << 30)
 
 #endif /* CAIRN_IO_S3_H */

@@ -2,6 +2,7 @@
  * (environment, ~/.aws/credentials, ~/.aws/config), per docs/STORAGE.md. */
 #include "io/s3.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,33 @@ void cairn__s3_config_free(cairn__s3_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* A size as the AWS CLI's multipart_threshold spells it: digits and an
+ * optional binary unit (K/KB/KiB, M/MB/MiB, G/GB/GiB; "8MB" is 8 MiB). */
+static int parse_size(const char *v, uint64_t *out)
+{
+    char *end;
+    if (*v < '0' || *v > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno)
+        return -1;
+    static const struct { const char *unit[3]; unsigned shift; } units[] = {
+        {{"", "B", ""}, 0}, {{"K", "KB", "KiB"}, 10}, {{"M", "MB", "MiB"}, 20},
+        {{"G", "GB", "GiB"}, 30},
+    };
+    for (size_t u = 0; u < sizeof units / sizeof *units; u++)
+        for (int i = 0; i < 3; i++) {
+            if ((i == 2 && u == 0) || strcmp(end, units[u].unit[i]) != 0)
+                continue;
+            if (n > (UINT64_MAX >> units[u].shift))
+                return -1;
+            *out = (uint64_t)n << units[u].shift;
+            return 0;
+        }
+    return -1;
+}
+
 cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -161,6 +189,15 @@ cairn_status cairn__s3_config_env(cairn__s3_config *cfg, cairn_error *err)
     cfg->max_delay_ms = 5000;
     cfg->connect_timeout_ms = 10000;
     cfg->stall_seconds = 30;
+    cfg->multipart_threshold = CAIRN__S3_THRESHOLD_MIN;
+    const char *threshold = getenv("CAIRN_S3_MULTIPART_THRESHOLD");
+    if (threshold && *threshold &&
+        (parse_size(threshold, &cfg->multipart_threshold) != 0 ||
+         cfg->multipart_threshold < CAIRN__S3_THRESHOLD_MIN ||
+         cfg->multipart_threshold > CAIRN__S3_THRESHOLD_MAX))
+        return cairn__fail(err, CAIRN_E_ARG,
+                           "CAIRN_S3_MULTIPART_THRESHOLD must be a size from 8M to 5G "
+                           "(such as 64M or 1G)");
     const char *attempts = getenv("AWS_MAX_ATTEMPTS");
     if (attempts && *attempts) {
         char *end;

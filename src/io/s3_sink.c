@@ -21,7 +21,15 @@
  * zeros at commit.
  *
  * The multipart upload is created only when part 2 is full; an object that
- * fits in one part is sent by one PUT at commit. The object appears only at
+ * fits in one part is sent by one PUT at commit. Past the first part, an
+ * object may still go by one PUT: up to the handle's multipart threshold
+ * (CAIRN_S3_MULTIPART_THRESHOLD, 8 MiB by default), full parts are staged
+ * in an unlinked file in $TMPDIR instead of being uploaded, and commit sends
+ * part 1 and that file as one PUT. For servers where a multipart upload
+ * costs more than a PUT of the same bytes (moto copies every part again at
+ * Complete) this is the faster way; it holds the object on local disk and
+ * uses one connection. When the object outgrows the threshold, the staged
+ * parts are uploaded as parts 2, 3, ... and the writer goes on as above. The object appears only at
  * commit (CompleteMultipartUpload or that PUT), with If-None-Match: * under
  * CAIRN__COMMIT_NO_REPLACE. Any failure, and discard, abort the upload.
  */
@@ -78,6 +86,11 @@ struct s3sink {
     unsigned next_slot;
     cairn_status failed; /* a part upload failed: every later call fails */
     cairn_error ferr;
+    const cairn__sink *sink; /* its owner (for spool files) */
+    uint64_t threshold; /* at most this many bytes: one PUT */
+    int staging; /* full parts past part 1 go to `stage`, not to the server */
+    cairn__spool stage; /* opened at the first staged part */
+    int stage_open;
     cairn__spool spool; /* fd -1 until a placement has to wait */
     int spooling;
     pending *pend; /* sorted by off */
@@ -156,12 +169,74 @@ static cairn_status submit(s3sink *k, uint8_t *buf, size_t len, unsigned part, c
     return CAIRN_OK;
 }
 
-/* The full current part goes: part 1 is kept, later ones are uploaded. */
+/* Uploads part 1 (a copy) and the staged parts 2 .. k->part - 1: the
+ * object has outgrown the threshold. */
+static cairn_status unstage(s3sink *k, cairn_error *err)
+{
+    k->staging = 0;
+    uint8_t *copy = malloc(k->first_len);
+    if (!copy)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: cannot allocate a %zu-byte part", k->url,
+                           k->first_len);
+    memcpy(copy, k->first, k->first_len);
+    k->first_dirty = 0; /* the copy has every patch so far */
+    CAIRN_TRY(submit(k, copy, k->first_len, 1, err));
+    uint64_t at = 0;
+    for (unsigned n = 2; n < k->part; n++) {
+        size_t len = part_size(n);
+        uint8_t *buf = malloc(len);
+        if (!buf)
+            return cairn__fail(err, CAIRN_E_NOMEM, "%s: cannot allocate a %zu-byte part",
+                               k->url, len);
+        for (size_t done = 0; done < len;) {
+            ssize_t got = pread(k->stage.fd, buf + done, len - done, (off_t)(at + done));
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                free(buf);
+                return cairn__fail(err, CAIRN_E_IO, "%s: read of the staged part %u failed: %s",
+                                   k->url, n, got < 0 ? strerror(errno) : "unexpected end");
+            }
+            done += (size_t)got;
+        }
+        CAIRN_TRY(submit(k, buf, len, n, err));
+        at += len;
+    }
+    if (k->stage_open)
+        cairn__spool_close(&k->stage);
+    k->stage_open = 0;
+    return CAIRN_OK;
+}
+
+/* Appends the current part to the staging file. */
+static cairn_status stage_part(s3sink *k, cairn_error *err)
+{
+    if (!k->stage_open) {
+        CAIRN_TRY(cairn__spool_open(&k->stage, k->sink, err));
+        k->stage_open = 1;
+    }
+    return cairn__spool_write(&k->stage, k->sink, k->cur, k->cur_len, "(staged part)", err);
+}
+
+/* The full current part goes: part 1 is kept, later ones are uploaded
+ * (or staged while the object may still go by one PUT). More bytes follow. */
 static cairn_status next_part(s3sink *k, cairn_error *err)
 {
+    if (k->staging && k->part > 1 && k->appended < k->threshold) {
+        CAIRN_TRY(stage_part(k, err));
+        k->cur_off += k->cur_len;
+        k->part++;
+        k->cur_len = 0; /* the same buffer: parts keep 8 MiB far past the 5 GiB threshold */
+        return CAIRN_OK;
+    }
+    if (k->staging && k->part > 1)
+        CAIRN_TRY(unstage(k, err));
     uint8_t *full = k->cur;
     k->cur = NULL; /* owned by `first` or by the upload now */
-    if (k->part == 1) {
+    if (k->part == 1 && k->staging) {
+        k->first = full;
+        k->first_len = k->cur_len;
+    } else if (k->part == 1) {
         k->first = full;
         k->first_len = k->cur_len;
         /* The upload gets a copy: patches may change `first` meanwhile. */
@@ -345,6 +420,8 @@ static void sink_free(s3sink *k)
     }
     cairn__s3_upload_abort(k->up, NULL);
     cairn__s3_close(k->s3);
+    if (k->stage_open)
+        cairn__spool_close(&k->stage);
     if (k->spooling)
         cairn__spool_close(&k->spool);
     free(k->pend);
@@ -368,6 +445,17 @@ static cairn_status sink_commit(cairn__sink *s, unsigned flags, cairn_error *err
         /* One part in all: one PUT. */
         st = cairn__s3_put(k->s3, k->bucket, k->key, k->cur ? k->cur : (const uint8_t *)"",
                            k->cur_len, s3flags, err);
+        sink_free(k);
+        return st;
+    }
+    if (st == CAIRN_OK && k->staging) {
+        /* Within the threshold: part 1, the staged parts and the current one by one PUT. */
+        if (k->cur_len)
+            st = stage_part(k, err);
+        if (st == CAIRN_OK)
+            st = cairn__s3_put_file(k->s3, k->bucket, k->key, k->first, k->first_len,
+                                    k->stage_open ? k->stage.fd : -1,
+                                    k->stage_open ? k->stage.len : 0, s3flags, err);
         sink_free(k);
         return st;
     }
@@ -417,6 +505,9 @@ cairn_status cairn__remote_sink_open(cairn__sink *s, const char *url, cairn_erro
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", url);
     }
     cairn_status st = cairn__s3_open_url(url, 0, &k->s3, &k->bucket, &k->key, err);
+    k->sink = s;
+    k->threshold = k->s3 ? cairn__s3_multipart_threshold(k->s3) : 0;
+    k->staging = k->threshold > part_size(1);
     k->part = 1;
     k->cur_cap = part_size(1);
     if (st == CAIRN_OK && !(k->cur = malloc(k->cur_cap)))
