@@ -2,7 +2,8 @@
  * collective open (docs/DISTRIBUTED.md): plan (gather box descriptors to
  * rank 0, check the layout, assign replicated tensors), write (each rank
  * its own native file in the staging directory), finish (agree, manifest,
- * no-replace rename of the directory). */
+ * no-replace rename of the directory). On an object store the rank files
+ * are objects under a random subprefix and the finish is mpi_s3_save.c's. */
 #include "mpi_save.h"
 #include "../archive/dist_boxes.h"
 

@@ -48,7 +48,8 @@ struct cairn_mpi_save {
     char file[PATH_MAX_LEN + 32]; /* this rank's file in the staging directory */
     int synced;                   /* it is durable */
     int written;                  /* it was committed (remote: an object to remove on failure) */
-    uint64_t *ids;                /* rank 0: every rank's (status, size, hash) */
+    uint64_t *ids;                /* rank 0: every rank's (status, size, hash); remote:
+                                     (size, hash) */
     cairn__mpi_times times;
 };
 
