@@ -77,9 +77,12 @@ trial_asan=${ASAN_OPTIONS/fast_unwind_on_malloc=0/fast_unwind_on_malloc=1}
 lane() {
     local root=$1 log=$WORK/lane$2.log killed=0 t job launcher ranks p
     for t in $(seq 1 "$3"); do
+        # emptied here, not by the job's redirection (which runs after the
+        # fork, so the poll below could see the last trial's resume)
+        : >"$log"
         ASAN_OPTIONS=$trial_asan timeout -k 5 60 "$MPIEXEC" --allow-run-as-root \
             --oversubscribe -np 2 "$BUILD/mpi_ckpt_test" run "$root" 100000 resume \
-            >"$log" 2>&1 &
+            >>"$log" 2>&1 &
         job=$!
         for _ in $(seq 1 3000); do
             grep -q '^resumed from' "$log" && break
