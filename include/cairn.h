@@ -729,5 +729,6 @@ CAIRN_API void cairn_writer_abort(cairn_writer *w);
 #include "cairn/sign.h"  /* ed25519 signatures of files and directories */
 #include "cairn/model.h" /* parameter sets, whole-model archives, ordered objects */
 #include "cairn/ckpt.h"  /* the checkpoint manager */
+#include "cairn/store.h" /* object-store keys, file identities (multi-file archives) */
 
 #endif /* CAIRN_H */
