@@ -10,6 +10,10 @@
  *       no-replace rename, parent fsync), with its breakdown and the
  *       manifest steps overlapped with the rank files' fsyncs; nosync:
  *       neither side fsyncs (the commit's own cost without the disk's);
+ *   mpirun -np 4 bench_mpi save s3://BUCKET/PREFIX MIB RUNS
+ *       on an object store: the commit from the last rank object complete
+ *       to the manifest created (agreement, create-only PUT), and the
+ *       whole save (each run's checkpoint removed after it);
  *   mpirun -np 3 bench_mpi load DIR MIB RUNS
  *       the last save read back on 3 ranks (row blocks that straddle the
  *       4 saved pieces) with cairn_tensor_read_box vs pread of the same
@@ -90,6 +94,86 @@ static double raw_save(const char *dir, const float *v, size_t bytes, int sync)
     return span(t0);
 }
 
+/* One save of `v` (this rank's rows) as checkpoint `ck`, through
+ * cairn_mpi_save_commit's steps so that the finish reports its times:
+ * seconds from a common barrier until the slowest rank is done (negative
+ * on failure). */
+static double one_save(const char *ck, const float *v, const uint64_t *dims, uint64_t rows,
+                       int sync, cairn__mpi_times *tm)
+{
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = bench_now();
+    cairn_mpi_save *s;
+    cairn_error err;
+    uint64_t off[2] = {rows * (uint64_t)me, 0}, ext[2] = {rows, COLS};
+    cairn_write_opts wo = {.struct_size = sizeof wo, .threads = 1,
+                           .flags = sync ? 0 : CAIRN_WRITE_NO_SYNC};
+    cairn_status st = cairn_mpi_save_begin(MPI_COMM_WORLD, ck, &wo, &s, &err);
+    if (st == CAIRN_OK)
+        st = cairn_mpi_save_add(s, "w", CAIRN_F32, 2, dims, off, ext, v, &err);
+    if (st == CAIRN_OK)
+        st = cairn__mpi_save_plan(s, &err);
+    if (st == CAIRN_OK) {
+        cairn__mpi_save_write(s, 0);
+        st = cairn__mpi_save_finish(s, tm, &err);
+    }
+    double t = span(t0);
+    if (st != CAIRN_OK) {
+        fprintf(stderr, "rank %d: save %s: %s\n", me, ck, err.message);
+        return -1;
+    }
+    return t;
+}
+
+/* Saves on an object store (URL a key prefix): no raw baseline, the
+ * commit from the last rank object complete to the manifest created. */
+static int do_save_s3(const char *url, uint64_t mib, int runs)
+{
+    uint64_t rows = (mib << 20) / (COLS * 4), dims[2] = {rows * (uint64_t)size, COLS};
+    size_t n = (size_t)(rows * COLS);
+    float *v = malloc(n * 4);
+    fill(v, n, (uint64_t)me * n);
+    double *k = calloc((size_t)runs * 4, sizeof *k), *col = calloc((size_t)runs, sizeof *col);
+    char tag[17];
+    cairn_error err;
+    if (cairn__mpi_random_hex(url, tag, &err) != CAIRN_OK)
+        return 1;
+    MPI_Bcast(tag, sizeof tag, MPI_CHAR, 0, MPI_COMM_WORLD);
+    for (int r = 0; r < runs; r++) {
+        char ck[4200];
+        snprintf(ck, sizeof ck, "%s/%s-%d", url, tag, r);
+        cairn__mpi_times tm = {0};
+        double t = one_save(ck, v, dims, rows, 1, &tm);
+        if (t < 0)
+            return 1;
+        double complete_at; /* the last rank object's upload completed */
+        MPI_Allreduce(&tm.written, &complete_at, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        if (me == 0) {
+            k[4 * r] = tm.parent_synced - complete_at;
+            k[4 * r + 1] = tm.agreed - complete_at;
+            k[4 * r + 2] = tm.parent_synced - tm.agreed;
+            k[4 * r + 3] = t;
+            cairn__mpi_remove_dir(ck);
+        }
+    }
+    if (me == 0) {
+        double m[4];
+        for (int j = 0; j < 4; j++) {
+            for (int r = 0; r < runs; r++)
+                col[r] = k[4 * r + j];
+            m[j] = bench_median_sort(col, runs) * 1e3;
+        }
+        printf("RESULT bench=mpi_s3_commit ranks=%d mib_per_rank=%llu commit_ms=%.2f (from the "
+               "last rank object complete to the manifest created) agree_ms=%.2f "
+               "manifest_put_ms=%.2f save_ms=%.1f runs=%d\n", size, (unsigned long long)mib,
+               m[0], m[1], m[2], m[3], runs);
+    }
+    free(v);
+    free(k);
+    free(col);
+    return 0;
+}
+
 static int do_save(const char *dir, uint64_t mib, int runs, int sync)
 {
     uint64_t rows = (mib << 20) / (COLS * 4), dims[2] = {rows * (uint64_t)size, COLS};
@@ -112,29 +196,9 @@ static int do_save(const char *dir, uint64_t mib, int runs, int sync)
             snprintf(old, sizeof old, "%s/ckpt-%d", dir, r - 1);
             cairn__mpi_remove_dir(old);
         }
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = bench_now();
-        cairn_mpi_save *s;
-        cairn_error err;
-        uint64_t off[2] = {rows * (uint64_t)me, 0}, ext[2] = {rows, COLS};
-        cairn_write_opts wo = {.struct_size = sizeof wo, .threads = 1,
-                               .flags = sync ? 0 : CAIRN_WRITE_NO_SYNC};
-        cairn_status st = cairn_mpi_save_begin(MPI_COMM_WORLD, ck, &wo, &s, &err);
-        if (st == CAIRN_OK)
-            st = cairn_mpi_save_add(s, "w", CAIRN_F32, 2, dims, off, ext, v, &err);
-        /* cairn_mpi_save_commit's steps, so the finish reports its times */
-        if (st == CAIRN_OK)
-            st = cairn__mpi_save_plan(s, &err);
         cairn__mpi_times tm = {0};
-        if (st == CAIRN_OK) {
-            cairn__mpi_save_write(s, 0);
-            st = cairn__mpi_save_finish(s, &tm, &err);
-        }
-        tcairn[r] = span(t0);
-        if (st != CAIRN_OK) {
-            fprintf(stderr, "rank %d: save: %s\n", me, err.message);
+        if ((tcairn[r] = one_save(ck, v, dims, rows, sync, &tm)) < 0)
             return 1;
-        }
         /* The commit: from the last rank file durable (every rank's clock
          * is this machine's CLOCK_MONOTONIC) to the checkpoint durable and
          * visible under its name on rank 0. */
@@ -376,7 +440,9 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int rc = 2;
-    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "save"))
+    if (argc == 5 && !strcmp(argv[1], "save") && cairn_path_is_url(argv[2]))
+        rc = do_save_s3(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
+    else if ((argc == 5 || argc == 6) && !strcmp(argv[1], "save"))
         rc = do_save(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]),
                      !(argc == 6 && !strcmp(argv[5], "nosync")));
     else if (argc == 5 && !strcmp(argv[1], "load"))

@@ -3,8 +3,9 @@
  * word from one input byte, 254 = 2^40 and 255 = 2^64-1, so structures the
  * checks must refuse or accept are both reachable past the native file's
  * checksums), which is written to memory, parsed, and planned against
- * (whole tensors, halves, single elements). The raw input is also parsed as
- * a manifest file as it stands. */
+ * (whole tensors, halves, single elements); flag 32 adds a "rank_dir" of
+ * 15 to 17 input bytes (16 lowercase hex digits are the only valid form).
+ * The raw input is also parsed as a manifest file as it stands. */
 #include "archive/dist.h"
 
 #include <cairn.h>
@@ -81,6 +82,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cairn_value_set(tree, "ranks", cairn_value_int((int64_t)ranks), NULL);
     if (!(flags & 4))
         cairn_value_set(tree, "metadata", cairn_value_map(), NULL);
+    if (flags & 32) {
+        char dir[18] = {0};
+        size_t len = 15 + (size_t)(flags >> 6) % 3;
+        for (size_t i = 0; i < len; i++)
+            dir[i] = p < end ? (char)*p++ : 'a';
+        cairn_value_set(tree, "rank_dir", cairn_value_string_n(dir, len), NULL);
+    }
     cairn_write_opts wo = {.struct_size = sizeof wo, .threads = 1};
     cairn_writer *w;
     if (cairn_writer_open_memory(&wo, &w, NULL) != CAIRN_OK) {

@@ -510,6 +510,8 @@ CAIRN_API cairn_status cairn_tensor_read(const cairn_file *f, uint64_t index, ca
  *   - compressed native tensors: only the chunks that hold the range, each
  *     checked against its own checksum and decoded in parallel;
  *   - big-endian .npy: the range, swapped;
+ *   - HDF5 datasets: the hyperslabs that hold the range (libhdf5 decodes
+ *     the chunks they touch);
  *   - Fortran-order .npy and deflated .npz members, which have no C-order
  *     byte range: the whole tensor, staged in a temporary buffer.
  * CAIRN_READ_VERIFY checks the tensor's checksum over all its stored bytes
@@ -519,6 +521,13 @@ CAIRN_API cairn_status cairn_tensor_read_range(const cairn_file *f, uint64_t ind
                                                uint64_t first, uint64_t count,
                                                cairn_dtype dtype, void *dst, size_t dst_size,
                                                unsigned flags, cairn_error *err);
+/* 1 when cairn_tensor_read_range reads tensor `index` a range at a time
+ * (every case listed above but the staged ones: Fortran-order .npy,
+ * deflated .npz members, and tensors only their format produces whole:
+ * deflated or strided .pt storages, JSON, pickle), so a caller can walk a
+ * large tensor in slices in bounded memory; 0 when each range read stages
+ * the whole tensor, or when `f` is NULL or `index` out of range. */
+CAIRN_API int cairn_tensor_ranged(const cairn_file *f, uint64_t index);
 /* Copies the box of tensor `index` whose corner is `offset` and whose size
  * is `extent` (`rank` entries each, global coordinates; both may be NULL for
  * a rank-0 tensor) into `dst` as `dtype`, converting as cairn_tensor_read
@@ -720,5 +729,6 @@ CAIRN_API void cairn_writer_abort(cairn_writer *w);
 #include "cairn/sign.h"  /* ed25519 signatures of files and directories */
 #include "cairn/model.h" /* parameter sets, whole-model archives, ordered objects */
 #include "cairn/ckpt.h"  /* the checkpoint manager */
+#include "cairn/store.h" /* object-store keys, file identities (multi-file archives) */
 
 #endif /* CAIRN_H */

@@ -28,6 +28,11 @@ typedef struct cairn_mpi_save cairn_mpi_save;
 
 /* Starts a save of the checkpoint directory `path` (which must not exist:
  * an existing checkpoint is never replaced, CAIRN_E_EXISTS at commit).
+ * `path` may be an object-store key prefix, "s3://bucket/run/step-100"
+ * (docs/DISTRIBUTED.md "On an object store"): each rank's file streams as
+ * an object under it and the manifest is created last, create-only, as the
+ * commit; of two jobs saving one path exactly one succeeds, the other gets
+ * CAIRN_E_EXISTS on every rank and removes its objects.
  * Local: no communication. `opts` (may be NULL) are each rank file's write
  * options: flags (CAIRN_WRITE_NO_SYNC), codec, level, filter, chunk_size,
  * threads, alignment; format must be CAIRN_FORMAT_AUTO or _NATIVE. The
@@ -69,9 +74,9 @@ CAIRN_API void cairn_mpi_save_abort(cairn_mpi_save *s);
 
 /* ------------------------------------------------------------------- load */
 
-/* Collective: every rank opens the checkpoint directory `path`
- * (cairn_file_open), and if any rank fails, every rank fails with that
- * rank's error. Reads on the returned file are local: cairn_tensor_find,
+/* Collective: every rank opens the checkpoint directory (or s3:// key
+ * prefix) `path` (cairn_file_open), and if any rank fails, every rank fails
+ * with that rank's error. Reads on the returned file are local: cairn_tensor_find,
  * cairn_tensor_read_box (any box: only the pieces that meet it are read),
  * cairn_tensor_read (whole tensors). Close it with cairn_file_close. */
 CAIRN_API cairn_status cairn_mpi_open(MPI_Comm comm, const char *path, const cairn_open_opts *opts,
@@ -88,7 +93,8 @@ typedef struct cairn_mpi_ckpt cairn_mpi_ckpt;
 
 typedef struct cairn_mpi_ckpt_opts {
     size_t struct_size;    /* sizeof(cairn_mpi_ckpt_opts) */
-    const char *dirname;   /* created if missing */
+    const char *dirname;   /* created if missing; or an s3:// key prefix (no lock:
+                              docs/DISTRIBUTED.md "The manager on a prefix") */
     const char *fn_prefix; /* NULL = "" */
     unsigned flags;        /* CAIRN_CKPT_ASYNC, CAIRN_CKPT_NO_SYNC, CAIRN_CKPT_READ_ONLY
                               (no lock, nothing created or removed, no saves),
@@ -117,7 +123,9 @@ typedef struct cairn_mpi_ckpt_opts {
  * (CAIRN_E_STATE naming the directory and the holder's pid when another
  * writer has it), removes staging directories of this prefix, lists the
  * checkpoints and checks which are valid: the manifest opens and every rank
- * file has the size and index hash it names. `comm` must stay valid until
+ * file has the size and index hash it names. On an s3:// prefix: no lock;
+ * a writer removes uncommitted checkpoints (no manifest) older than the
+ * newest committed one, and after each commit too. `comm` must stay valid until
  * close. */
 CAIRN_API cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
                                  cairn_mpi_ckpt **out, cairn_error *err);

@@ -22,7 +22,6 @@ declare -A KNOWN=(
     [torch]="~345 B (was ~1,150): the ZIP index (~90 B a member) and a 48-byte storage per member, beside the machine's records of every tensor at the end of the run"
     [pickle]="~535 B (was ~930): the inert graph of every array (its _reconstruct args and BUILD state: ~11 objects) lives until the walk is over"
     [joblib]="~505 B (was ~980): the inert graph of every NumpyArrayWrapper and its state dict lives until the walk is over"
-    [hdf5]="~570 B (h5py file): the table keeps a 192-byte record, a name and a path per dataset, and libhdf5 its own state"
 )
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:detect_leaks=0:allocator_may_return_null=1"

@@ -74,6 +74,8 @@ typedef struct mtab {
     uint64_t ntensors;
     uint64_t boxes[64];
     uint64_t nwords;
+    const char *rank_dir; /* a string "rank_dir", or NULL */
+    int rank_dir_int;     /* an integer "rank_dir" instead */
 } mtab;
 
 static void write_rank(const char *dir, int r, const char *name, uint32_t rank,
@@ -110,6 +112,10 @@ static void write_manifest(const char *dir, const mtab *t)
         cairn_value_set(tree, "cairn_dist", cairn_value_int(t->version), NULL);
     cairn_value_set(tree, "ranks", cairn_value_int(t->ranks), NULL);
     cairn_value_set(tree, "metadata", cairn_value_map(), NULL);
+    if (t->rank_dir)
+        cairn_value_set(tree, "rank_dir", cairn_value_string(t->rank_dir), NULL);
+    if (t->rank_dir_int)
+        cairn_value_set(tree, "rank_dir", cairn_value_int(t->rank_dir_int), NULL);
     cairn_writer *w;
     CHECK_OK(cairn_writer_open_path(p, NULL, &w, NULL));
     CHECK_OK(cairn_writer_set_metadata(w, tree, NULL));
@@ -143,7 +149,8 @@ static void good_dir(const char *dir, mtab *t)
     CHECK_OK(cairn_writer_open_path(p, NULL, &w, NULL));
     CHECK_OK(cairn_writer_add(w, "m", CAIRN_F32, 2, e1, bottom, NULL));
     CHECK_OK(cairn_writer_add(w, "s", CAIRN_F32, 0, NULL, &s, NULL));
-    CHECK_OK(cairn_writer_commit(w, NULL));
+    cairn_file_id id;
+    CHECK_OK(cairn_writer_commit_id(w, &id, NULL));
     memset(t, 0, sizeof *t);
     t->with_version = 1;
     t->version = 1;
@@ -151,6 +158,15 @@ static void good_dir(const char *dir, mtab *t)
     t->nfiles_rows = 2;
     file_id(dir, 0, &t->files[0], &t->files[1]);
     file_id(dir, 1, &t->files[2], &t->files[3]);
+    /* the identity the writer reports and the one an open reads are the
+     * trailer's, as read here byte by byte */
+    CHECK(id.size == t->files[2] && id.index_hash == t->files[3]);
+    cairn_file *f;
+    cairn_file_id got;
+    CHECK_OK(cairn_file_open(p, NULL, &f, NULL));
+    CHECK_OK(cairn_file_get_id(f, &got, NULL));
+    CHECK(got.size == id.size && got.index_hash == id.index_hash);
+    cairn_file_close(f);
     memcpy(t->names, "m\0s\0", 4);
     t->names_len = 4;
     t->ntensors = 2;
@@ -211,6 +227,42 @@ static void good_reads(void)
     cairn_file_close(f);
 }
 
+/* Rank files under the manifest's "rank_dir" (as a save on an object store
+ * lays them out): read from there, and not from beside the manifest. */
+static void rank_dir_layout(void)
+{
+    char dir[4200], sub[4300], from[4400], to[4400];
+    mtab t;
+    snprintf(dir, sizeof dir, "%s/sub", root);
+    good_dir(dir, &t);
+    snprintf(sub, sizeof sub, "%s/0123456789abcdef", dir);
+    mkdir(sub, 0777);
+    for (int r = 0; r < 2; r++) {
+        snprintf(from, sizeof from, "%s/rank-%06d.cairn", dir, r);
+        snprintf(to, sizeof to, "%s/rank-%06d.cairn", sub, r);
+        CHECK(rename(from, to) == 0);
+    }
+    t.rank_dir = "0123456789abcdef";
+    write_manifest(dir, &t);
+    cairn_file *f;
+    CHECK_OK(cairn_file_open(dir, NULL, &f, NULL));
+    CHECK_OK(cairn_file_verify(f, NULL));
+    cairn_file_close(f);
+    /* other writes: not opened as files (identities, object-store calls) */
+    cairn_writer *w;
+    cairn_file_id id;
+    cairn_error err;
+    snprintf(to, sizeof to, "%s/x.safetensors", root);
+    CHECK_OK(cairn_writer_open_path(to, NULL, &w, NULL));
+    CHECK(cairn_writer_commit_id(w, &id, &err) == CAIRN_E_UNSUPPORTED);
+    CHECK(cairn_file_open(to, NULL, &f, NULL) == CAIRN_E_IO); /* nothing was committed */
+    CHECK(cairn_file_open(dir, NULL, &f, NULL) == CAIRN_OK);
+    CHECK(cairn_file_get_id(f, &id, &err) == CAIRN_E_UNSUPPORTED); /* a directory */
+    cairn_file_close(f);
+    CHECK(!cairn_path_is_url(dir) && cairn_path_is_url("s3://bucket/key"));
+    CHECK(cairn_store_remove(to, &err) == CAIRN_E_ARG && strstr(err.message, "not an object"));
+}
+
 /* ------------------------------------------------------ malformed manifests */
 
 typedef void (*breaker)(mtab *t);
@@ -268,6 +320,9 @@ static void b_hash(mtab *t) { t->files[1] ^= 1; }
 /* rows 0-2 on rank 0 and rows 2-2 on rank 1 overlap at row 2, and the
  * volume still adds up because row 3 is missing */
 static void b_overlap(mtab *t) { t->boxes[6] = 2; }
+static void b_rank_dir(mtab *t) { t->rank_dir = "../../etc/passwd"; }
+static void b_rank_dir_upper(mtab *t) { t->rank_dir = "0123456789ABCDEF"; }
+static void b_rank_dir_int(mtab *t) { t->rank_dir_int = 7; }
 static void b_extent(mtab *t) { t->boxes[3] = 2, t->boxes[6] = 2, t->boxes[8] = 2; }
 
 static void malformed(void)
@@ -299,6 +354,9 @@ static void malformed(void)
     broken("rank file hash", b_hash, CAIRN_E_CORRUPT, "another save", 1);
     broken("overlap", b_overlap, CAIRN_E_CORRUPT, "overlap", 1);
     broken("piece shape", b_extent, CAIRN_E_CORRUPT, "box", 1);
+    broken("rank_dir leaving the directory", b_rank_dir, CAIRN_E_CORRUPT, "'rank_dir'", 0);
+    broken("rank_dir in capitals", b_rank_dir_upper, CAIRN_E_CORRUPT, "'rank_dir'", 0);
+    broken("rank_dir not a string", b_rank_dir_int, CAIRN_E_CORRUPT, "'rank_dir'", 0);
 }
 
 int main(void)
@@ -306,6 +364,7 @@ int main(void)
     snprintf(root, sizeof root, "%s", tu_tmpdir("test_dist"));
     plain_boxes();
     good_reads();
+    rank_dir_layout();
     malformed();
     TEST_MAIN_END();
 }

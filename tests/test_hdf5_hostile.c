@@ -5,6 +5,7 @@
  * short; after each, no libhdf5 identifier stays open. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <hdf5.h>
 
@@ -91,6 +92,42 @@ static void test_fill_and_bombs(void)
     check_no_ids("fill values and bombs");
 }
 
+/* Element ranges of tensor 0 of f (read through hyperslabs) against the
+ * whole tensor `all` of n F32 elements: the ends, one row, rows that cross
+ * a plane, and pseudo-random ranges; also as F64. */
+static void check_ranges(cairn_file *f, const float *all, uint64_t n)
+{
+    uint64_t spans[][2] = {{0, 1}, {n - 1, 1}, {0, n}, {1500, 1500}, {1499, 2},
+                           {2999 * 1500, 3000}, {123, 4500000}, {n - 7, 7}};
+    CHECK(cairn_tensor_ranged(f, 0) == 1);
+    float *got = malloc(n * sizeof *got);
+    double *wide = malloc(4096 * sizeof *wide);
+    uint64_t seed = 42;
+    for (int k = 0; got && wide && k < 48; k++) {
+        uint64_t first, count;
+        if (k < 8) {
+            first = spans[k][0];
+            count = spans[k][1];
+        } else {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            first = (seed >> 11) % n;
+            count = 1 + (seed >> 3) % (k % 2 ? 4096 : 3000000);
+            if (count > n - first)
+                count = n - first;
+        }
+        cairn_error err;
+        CHECK_OK(cairn_tensor_read_range(f, 0, first, count, CAIRN_F32, got, count * 4, 0, &err));
+        CHECK(memcmp(got, all + first, count * 4) == 0);
+        if (count <= 4096) {
+            CHECK_OK(cairn_tensor_read_range(f, 0, first, count, CAIRN_F64, wide, count * 8, 0,
+                                             &err));
+            CHECK(wide[0] == all[first] && wide[count - 1] == all[first + count - 1]);
+        }
+    }
+    free(got);
+    free(wide);
+}
+
 /* 36 MB verified in hyperslabs: the damaged last chunk is reached. */
 static void test_verify_in_pieces(void)
 {
@@ -103,6 +140,7 @@ static void test_verify_in_pieces(void)
     const float *x = buf; /* x[i, j, 0] = j */
     CHECK(len == 2 * 3000 * 1500 * 4 && x[2999 * 1500] == 2999.0f &&
           x[(3000 + 1234) * 1500] == 1234.0f && x[1] == 0.0f);
+    check_ranges(f, x, len / 4);
     free(buf);
     cairn_file_close(f);
     f = open_opts("big_bad.h5", 0);
@@ -190,6 +228,57 @@ static void test_strings(void)
     check_no_ids("strings");
 }
 
+/* Entries of directory p other than . and .., or -1 when it cannot be read. */
+static int entries(const char *p)
+{
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* A .keras archive's weights go to an unnamed file in TMPDIR, which holds
+ * no name while the file is open or after; without a usable TMPDIR the
+ * open fails naming it, with nothing left open. */
+static void test_keras_spool(void)
+{
+    char tmp[4200], missing[4200];
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    path_of(tmp, sizeof tmp, "spool");
+    path_of(missing, sizeof missing, "no-such-dir");
+    CHECK(mkdir(tmp, 0700) == 0);
+    setenv("TMPDIR", tmp, 1);
+    cairn_file *f = open_opts("kbomb.keras", 0);
+    CHECK(entries(tmp) == 0);
+    if (f) {
+        float x[16] = {1};
+        cairn_error err;
+        CHECK_OK(cairn_tensor_read_range(f, 0, 1000, 16, CAIRN_F32, x, sizeof x, 0, &err));
+        CHECK(x[0] == 0.0f && x[15] == 0.0f);
+        cairn_file_close(f);
+    }
+    CHECK(entries(tmp) == 0);
+    setenv("TMPDIR", missing, 1);
+    char p[4200];
+    path_of(p, sizeof p, "kbomb.keras");
+    cairn_error err;
+    f = NULL;
+    CHECK_ST(cairn_file_open(p, NULL, &f, &err), CAIRN_E_IO);
+    CHECK(!f && strstr(err.message, "spool") && strstr(err.message, "no-such-dir"));
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+    rmdir(tmp);
+    check_no_ids("the .keras spool");
+}
+
 /* Every file of the directory whole and cut at 40 lengths: opens that fail,
  * reads, metadata and verify leave no identifier open. */
 static void test_no_ids_left(void)
@@ -257,6 +346,7 @@ int main(void)
      * loaded keeps the context reachable. */
     (void)dlopen("libblosc.so.1", RTLD_NOW | RTLD_NODELETE);
     test_fill_and_bombs();
+    test_keras_spool();
     test_verify_in_pieces();
     test_filters(missing);
     test_strings();

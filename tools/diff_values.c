@@ -52,12 +52,40 @@ __attribute__((format(printf, 3, 4))) static cairn_status fail(cairn_error *err,
 
 /* ------------------------------------------------------ stored bytes */
 
+/* Tensors above this many bytes that have no zero-copy view and that
+ * cairn_tensor_read_range reads a range at a time (cairn_tensor_ranged)
+ * are read a window at a time instead of whole. */
+#define RANGED_MIN ((uint64_t)16 << 20)
+#define WINDOW_BYTES ((size_t)4 << 20) /* a multiple of SLICE elements of any dtype */
+
 typedef struct tensor_bytes {
-    const unsigned char *data;
-    void *owned; /* NULL for a zero-copy view */
+    const unsigned char *data; /* the whole tensor, or NULL when read a window at a time */
+    void *owned;               /* the whole tensor or the window; NULL for a zero-copy view */
+    const cairn_file *f;       /* windows come from tensor `index` of f */
+    uint64_t index;
     cairn_status check; /* the checksum's verdict (CAIRN_OK, or why it failed) */
     cairn_error why;
 } tensor_bytes;
+
+/* A large tensor read a window at a time: its checksum is checked first,
+ * in a pass of its own (a failure is kept for the end, as for whole reads),
+ * and the windows are read unchecked. */
+static cairn_status open_windows(const cairn_file *f, uint64_t i, const cairn_tensor_info *t,
+                                 tensor_bytes *out, cairn_error *err)
+{
+    out->check = cairn_tensor_verify(f, i, &out->why);
+    if (out->check != CAIRN_OK && out->check != CAIRN_E_CHECKSUM) {
+        if (err)
+            *err = out->why;
+        return out->check;
+    }
+    out->f = f;
+    out->index = i;
+    if (!(out->owned = malloc(WINDOW_BYTES)))
+        return fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory", cairn_file_path(f),
+                    t->name);
+    return CAIRN_OK;
+}
 
 static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tensor_info *t,
                                tensor_bytes *out, cairn_error *err)
@@ -79,6 +107,10 @@ static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tens
             return CAIRN_OK;
         }
     }
+    if (t->raw_size > RANGED_MIN && cairn_tensor_ranged(f, i)) {
+        out->data = NULL;
+        return open_windows(f, i, t, out, err);
+    }
     if ((uint64_t)(size_t)t->raw_size != t->raw_size || !(out->owned = malloc((size_t)t->raw_size)))
         return fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory (%llu bytes)",
                     cairn_file_path(f), t->name, (unsigned long long)t->raw_size);
@@ -92,6 +124,20 @@ static cairn_status load_bytes(const cairn_file *f, uint64_t i, const cairn_tens
     if (st != CAIRN_OK && err)
         *err = out->why;
     return st;
+}
+
+/* Elements [off, off + n) of a tensor (n at most a window): a pointer
+ * into the whole tensor, or the window read. */
+static cairn_status window_at(const tensor_bytes *b, const cairn_tensor_info *t, uint64_t off,
+                              size_t n, const unsigned char **out, cairn_error *err)
+{
+    size_t esz = cairn_dtype_size(t->dtype);
+    if (b->data) {
+        *out = b->data + off * esz;
+        return CAIRN_OK;
+    }
+    *out = b->owned;
+    return cairn_tensor_read_range(b->f, b->index, off, n, t->dtype, b->owned, n * esz, 0, err);
 }
 
 /* ---------------------------------------------------- one slice */
@@ -235,29 +281,27 @@ int diff_same_dtype_shape(const cairn_tensor_info *a, const cairn_tensor_info *b
     return 1;
 }
 
-static cairn_status compare_all(const tensor_bytes *a, const tensor_bytes *b,
-                                const cairn_tensor_info *t, const diff_tolerance *tol,
-                                diff_stats *st, cairn_error *err)
+/* One window's elements, a slice at a time. */
+static cairn_status compare_window(const unsigned char *ra, const unsigned char *rb, size_t count,
+                                   const cairn_tensor_info *t, const diff_tolerance *tol,
+                                   diff_stats *st, void **wa, void **wb, cairn_error *err)
 {
     elem_class cls = class_of(t->dtype);
     cairn_dtype wide = wide_dtype(cls);
     size_t esz = cairn_dtype_size(t->dtype), wsz = cairn_dtype_size(wide);
-    void *wa = NULL, *wb = NULL; /* made for the first slice that differs */
     cairn_status rc = CAIRN_OK;
-    for (uint64_t off = 0; rc == CAIRN_OK && off < t->count; off += SLICE) {
-        slice s = {a->data + off * esz, b->data + off * esz, NULL, NULL, 0, esz};
-        s.n = t->count - off < SLICE ? (size_t)(t->count - off) : SLICE;
+    for (size_t off = 0; rc == CAIRN_OK && off < count; off += SLICE) {
+        slice s = {ra + off * esz, rb + off * esz, NULL, NULL, 0, esz};
+        s.n = count - off < SLICE ? count - off : SLICE;
         if (memcmp(s.ra, s.rb, s.n * esz) == 0)
             continue; /* bitwise equal elements add nothing, in either mode */
-        if (!wa && (!(wa = malloc(SLICE * wsz)) || !(wb = malloc(SLICE * wsz)))) {
-            rc = fail(err, CAIRN_E_NOMEM, "tensor '%s': out of memory", t->name);
-            break;
-        }
-        s.wa = wa;
-        s.wb = wb;
-        rc = cairn_convert(t->dtype, s.ra, wide, wa, s.n, err);
+        if (!*wa && (!(*wa = malloc(SLICE * wsz)) || !(*wb = malloc(SLICE * wsz))))
+            return fail(err, CAIRN_E_NOMEM, "tensor '%s': out of memory", t->name);
+        s.wa = *wa;
+        s.wb = *wb;
+        rc = cairn_convert(t->dtype, s.ra, wide, *wa, s.n, err);
         if (rc == CAIRN_OK)
-            rc = cairn_convert(t->dtype, s.rb, wide, wb, s.n, err);
+            rc = cairn_convert(t->dtype, s.rb, wide, *wb, s.n, err);
         if (rc != CAIRN_OK)
             break;
         if (cls == CLASS_FLOAT)
@@ -266,6 +310,25 @@ static cairn_status compare_all(const tensor_bytes *a, const tensor_bytes *b,
             compare_complex(&s, tol, st);
         else
             compare_int(&s, cls == CLASS_SIGNED, tol, st);
+    }
+    return rc;
+}
+
+static cairn_status compare_all(const tensor_bytes *a, const tensor_bytes *b,
+                                const cairn_tensor_info *t, const diff_tolerance *tol,
+                                diff_stats *st, cairn_error *err)
+{
+    uint64_t per = WINDOW_BYTES / cairn_dtype_size(t->dtype);
+    void *wa = NULL, *wb = NULL; /* made for the first slice that differs */
+    cairn_status rc = CAIRN_OK;
+    for (uint64_t off = 0; rc == CAIRN_OK && off < t->count; off += per) {
+        size_t n = t->count - off < per ? (size_t)(t->count - off) : (size_t)per;
+        const unsigned char *ra, *rb;
+        rc = window_at(a, t, off, n, &ra, err);
+        if (rc == CAIRN_OK)
+            rc = window_at(b, t, off, n, &rb, err);
+        if (rc == CAIRN_OK)
+            rc = compare_window(ra, rb, n, t, tol, st, &wa, &wb, err);
     }
     free(wa);
     free(wb);

@@ -34,9 +34,14 @@ int diff_same_dtype_shape(const cairn_tensor_info *a, const cairn_tensor_info *b
 
 /* Compares tensor `ia` of `fa` with tensor `ib` of `fb`; both infos must
  * have the same dtype and shape (CAIRN_E_ARG otherwise). Reads zero-copy
- * views where the file allows, else the whole stored tensor, and converts
- * 64Ki-element slices to a wide type, so memory stays bounded by the two
- * stored tensors plus ~2 MiB. Checksums are checked in the same pass: a
+ * views where the file allows; a tensor of more than 16 MiB that
+ * cairn_tensor_read_range reads a range at a time (cairn_tensor_ranged:
+ * HDF5 datasets, compressed native tensors, files read with pread) in
+ * 4 MiB windows, its checksum checked in a pass of its own first; any
+ * other the whole stored tensor. Slices of 64Ki elements are converted to
+ * a wide type, so memory stays bounded by the stored tensors read whole
+ * (at most 16 MiB each when ranged reads serve) plus ~10 MiB. Checksums of
+ * whole reads are checked in the same pass: a
  * tensor whose checksum fails is still compared (the stats show where a
  * damaged copy differs), and when no element differs the checksum's
  * failure is returned, so a stale checksum never reads as identical. */

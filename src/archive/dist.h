@@ -4,7 +4,9 @@
  * (dist_read.c), its fuzz target and its tests.
  *
  *   manifest.cairn (native file)
- *     tree      {"cairn_dist": 1, "ranks": N, "metadata": {...}}
+ *     tree      {"cairn_dist": 1, "ranks": N, "metadata": {...}
+ *                [, "rank_dir": "<16 hex digits>"]}  (rank files in that
+ *                subdirectory: a save on an object store, §20.4)
  *     dist.files    U64 [N, 2]   size, index_hash of rank-<i>.cairn
  *     dist.names    U8  [S]      T names, NUL-terminated, strictly ascending
  *     dist.tensors  U64 [T, 11]  dtype, rank r, box count b, dims[8]
@@ -21,6 +23,7 @@
 #define CAIRN__DIST_MAX_TENSORS (UINT64_C(1) << 22)
 #define CAIRN__DIST_MAX_WORDS (UINT64_C(1) << 28)
 #define CAIRN__DIST_TENSOR_WORDS 11
+#define CAIRN__DIST_RANK_DIR_LEN 16 /* hex digits of "rank_dir" */
 
 typedef struct cairn__dist_tensor {
     const char *name; /* into the manifest's names table */
@@ -45,6 +48,7 @@ typedef struct cairn__dist_manifest {
     const uint64_t *boxes;
     uint64_t nwords;
     cairn_value *meta; /* the caller's tree (a map) */
+    char rank_dir[CAIRN__DIST_RANK_DIR_LEN + 1]; /* "" when the rank files sit beside it */
     void *own[4];      /* copies of tables that had no view */
 } cairn__dist_manifest;
 
@@ -86,5 +90,7 @@ cairn_status cairn__dist_check_tensor(const cairn__dist_manifest *m, const char 
  * manifest names (what makes the directory a valid checkpoint for the
  * checkpoint manager's listing; payloads are checked by verify). */
 cairn_status cairn__dist_check_parts(const cairn_file *f, cairn_error *err);
+/* 1 when `f` is a distributed checkpoint opened as one archive. */
+int cairn__dist_is(const cairn_file *f);
 
 #endif

@@ -64,6 +64,31 @@ static cairn_status tree_int(const cairn_value *tree, const char *what, const ch
     return CAIRN_OK;
 }
 
+/* The optional "rank_dir": exactly 16 lowercase hex digits, so a hostile
+ * manifest can never point a reader outside the checkpoint. */
+static cairn_status read_rank_dir(const cairn_value *tree, const char *what,
+                                  cairn__dist_manifest *m, cairn_error *err)
+{
+    const cairn_value *v = cairn_value_get(tree, "rank_dir");
+    const void *data;
+    size_t len;
+    if (!v)
+        return CAIRN_OK;
+    int ok = cairn_value_get_type(v) == CAIRN_VALUE_STRING &&
+             cairn_value_get_data(v, &data, &len) == CAIRN_OK &&
+             len == CAIRN__DIST_RANK_DIR_LEN;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = ((const char *)data)[i];
+        ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }
+    if (!ok)
+        return cairn__fail(err, CAIRN_E_CORRUPT, "%s: 'rank_dir' is not a string of %d "
+                           "lowercase hex digits", what, CAIRN__DIST_RANK_DIR_LEN);
+    memcpy(m->rank_dir, data, len);
+    m->rank_dir[len] = '\0';
+    return CAIRN_OK;
+}
+
 static cairn_status read_tree(const cairn_file *mf, const char *what, cairn__dist_manifest *m,
                               cairn_error *err)
 {
@@ -81,6 +106,8 @@ static cairn_status read_tree(const cairn_file *mf, const char *what, cairn__dis
                       &version, err);
     if (st == CAIRN_OK)
         st = tree_int(tree, what, "ranks", 1, (int64_t)CAIRN__DIST_MAX_FILES, &ranks, err);
+    if (st == CAIRN_OK)
+        st = read_rank_dir(tree, what, m, err);
     const cairn_value *meta = cairn_value_get(tree, "metadata");
     if (st == CAIRN_OK && (!meta || cairn_value_get_type(meta) != CAIRN_VALUE_MAP))
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: metadata has no map 'metadata'", what);

@@ -5,6 +5,7 @@
  * is asked for (cairn__dist_plan, cairn__box_copy). */
 #include "archive/archive.h"
 #include "archive/dist.h"
+#include "io/remote.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define RANK_FILE_FMT "%s/rank-%06llu.cairn"
 
 typedef struct dist_state {
     cairn__dist_manifest m; /* its tables may point into `mf` */
@@ -28,8 +28,14 @@ int cairn__dist_sniff(const char *dir)
 {
     char path[4096];
     struct stat st;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, CAIRN__DIST_MANIFEST) >= sizeof path)
+    uint64_t size;
+    size_t len = strlen(dir);
+    int slash = len && dir[len - 1] == '/';
+    if ((size_t)snprintf(path, sizeof path, "%s%s%s", dir, slash ? "" : "/",
+                         CAIRN__DIST_MANIFEST) >= sizeof path)
         return 0;
+    if (cairn__remote_is_url(dir)) /* a key prefix holding a manifest object */
+        return cairn__remote_size(path, &size, NULL) == CAIRN_OK;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -85,14 +91,14 @@ static cairn_status part_open(const cairn_file *f, dist_state *s, uint64_t i, ca
                               cairn_error *err)
 {
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, RANK_FILE_FMT, f->path, (unsigned long long)i) >=
-        sizeof path)
+    if ((size_t)snprintf(path, sizeof path, "%s/%s%srank-%06llu.cairn", f->path, s->m.rank_dir,
+                         s->m.rank_dir[0] ? "/" : "", (unsigned long long)i) >= sizeof path)
         return cairn__fail(err, CAIRN_E_ARG, "%s: path too long", f->path);
     cairn_open_opts o = part_opts(f);
     cairn_file *p = NULL;
     cairn_error why;
     cairn_status st = cairn_file_open(path, &o, &p, &why);
-    if (st == CAIRN_E_IO)
+    if (st == CAIRN_E_IO || st == CAIRN_E_NOT_FOUND)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: rank file %llu of the manifest is missing "
                            "or unreadable: %s", f->path, (unsigned long long)i, why.message);
     if (st != CAIRN_OK) {
@@ -100,18 +106,17 @@ static cairn_status part_open(const cairn_file *f, dist_state *s, uint64_t i, ca
             *err = why;
         return st;
     }
-    uint8_t hash[8];
-    uint64_t size = p->src.size, want = s->m.files[2 * i], want_hash = s->m.files[2 * i + 1];
-    if (size != want)
+    cairn_file_id id;
+    uint64_t want = s->m.files[2 * i], want_hash = s->m.files[2 * i + 1];
+    st = cairn_file_get_id(p, &id, err);
+    if (st == CAIRN_OK && id.size != want)
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: %llu bytes, the manifest says %llu (a "
                          "truncated file, or one from another save)", path,
-                         (unsigned long long)size, (unsigned long long)want);
-    if (st == CAIRN_OK)
-        st = cairn__file_read(p, size - 128 + 80, hash, 8, err); /* trailer index_hash */
-    if (st == CAIRN_OK && cairn__le64(hash) != want_hash)
+                         (unsigned long long)id.size, (unsigned long long)want);
+    if (st == CAIRN_OK && id.index_hash != want_hash)
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: index hash %016llx, the manifest says "
                          "%016llx (a file from another save)", path,
-                         (unsigned long long)cairn__le64(hash), (unsigned long long)want_hash);
+                         (unsigned long long)id.index_hash, (unsigned long long)want_hash);
     if (st != CAIRN_OK) {
         cairn_file_close(p);
         return st;
@@ -352,9 +357,11 @@ static cairn_status dist_read_metadata(const cairn_file *f, cairn_value **out, c
     return cairn__metadata_copy(f, s->m.meta, out, err);
 }
 
+int cairn__dist_is(const cairn_file *f) { return f->ops == &cairn__dist_reader; }
+
 cairn_status cairn__dist_check_parts(const cairn_file *f, cairn_error *err)
 {
-    if (f->ops != &cairn__dist_reader)
+    if (!cairn__dist_is(f))
         return CAIRN_OK;
     const dist_state *s = f->state;
     for (uint64_t i = 0; i < s->m.nfiles; i++) {

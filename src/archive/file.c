@@ -1,6 +1,7 @@
 /* file.c -- opening inputs (io/source.h), format detection (format/registry.h), and the
  * format-independent query functions of cairn_file. */
 #include "archive/archive.h"
+#include "io/remote.h"
 #include "format/safetensors/safetensors.h"
 #include "archive/safetensors_index.h"
 #include "container/zip.h"
@@ -136,6 +137,32 @@ static cairn_status open_dir(const char *path, const cairn__reader_ops *ops,
     return opened(f, f->ops->open(f, err), out, err);
 }
 
+/* An object URL with no object: a distributed checkpoint when a manifest
+ * object sits under it as a key prefix (docs/DISTRIBUTED.md). */
+static int remote_dist(const char *path, cairn_format format)
+{
+    return cairn__remote_is_url(path) &&
+           (format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_NATIVE) &&
+           cairn__dist_sniff(path);
+}
+
+static cairn_status open_remote_dist(const char *path, const cairn_open_opts *o,
+                                     cairn_file **out, cairn_error *err)
+{
+    if (o->public_key)
+        return cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: a distributed checkpoint carries no "
+                           "signature", path);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    char *p = strndup(path, len);
+    if (!p)
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", path);
+    cairn_status st = open_dir(p, &cairn__dist_reader, o, out, err);
+    free(p);
+    return st;
+}
+
 cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cairn_file **out,
                              cairn_error *err)
 {
@@ -150,7 +177,13 @@ cairn_status cairn_file_open(const char *path, const cairn_open_opts *opts, cair
 
     cairn__source src;
     cairn__source_kind kind;
-    CAIRN_TRY(cairn__source_open_file(&src, path, (flags & CAIRN_OPEN_NO_MMAP) != 0, &kind, err));
+    cairn_status st = cairn__source_open_file(&src, path, (flags & CAIRN_OPEN_NO_MMAP) != 0,
+                                              &kind, err);
+    if (st == CAIRN_E_NOT_FOUND && remote_dist(path, format)) {
+        cairn__clear(err); /* no object: a key prefix holding a distributed checkpoint */
+        return open_remote_dist(path, &o, out, err);
+    }
+    CAIRN_TRY(st);
     if (kind == CAIRN__SOURCE_DIRECTORY) {
         const cairn__reader_ops *ops = NULL;
         if ((format == CAIRN_FORMAT_AUTO || format == CAIRN_FORMAT_NATIVE) &&

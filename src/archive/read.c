@@ -349,6 +349,17 @@ cairn_status cairn_file_verify(const cairn_file *f, cairn_error *err)
     return CAIRN_OK;
 }
 
+int cairn_tensor_ranged(const cairn_file *f, uint64_t index)
+{
+    cairn__tensor t;
+    f = owner_of(f, &index);
+    if (!f || tensor_get(f, index, &t, NULL) != CAIRN_OK)
+        return 0;
+    if (t.via_load)
+        return f->ops->load_range != NULL; /* as cairn_tensor_read_range decides */
+    return !(t.fortran_order && t.info.rank > 1 && t.info.count > 1);
+}
+
 /* A range of a tensor that has no C-order byte range (Fortran order, or
  * bytes only its format's load op can produce): stage it whole. */
 static cairn_status range_staged(const cairn_file *f, uint64_t index, const cairn__tensor *t,

@@ -610,18 +610,44 @@ static cairn_status finish_format(cairn_writer *w, cairn_error *err)
     return w->ops->finish(w, err);
 }
 
-cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
+/* Both path commits; `id` (may be NULL) receives a native file's identity,
+ * taken before the commit so a format without one commits nothing. */
+static cairn_status commit_path(cairn_writer *w, cairn_file_id *id, cairn_error *err)
 {
     cairn_status st = cairn__writer_usable(w, err);
     if (w && st == CAIRN_OK && cairn__sink_is_memory(&w->sink) && !w->ops->composite)
         st = cairn__fail(err, CAIRN_E_STATE, "<memory>: use cairn_writer_commit_memory");
     if (st == CAIRN_OK)
         st = finish_format(w, err);
+    if (st == CAIRN_OK && id && (!w->has_index_hash || w->ops->composite))
+        st = cairn__fail(err, CAIRN_E_UNSUPPORTED, "%s: only a native file has an identity "
+                         "(size and index hash)", w->path);
+    if (st == CAIRN_OK && id)
+        *id = (cairn_file_id){.size = w->sink.pos, .index_hash = w->index_hash};
     if (st == CAIRN_OK && !w->ops->composite)
         st = commit_file(w, err);
     if (w)
         writer_free(w);
     return st;
+}
+
+cairn_status cairn_writer_commit(cairn_writer *w, cairn_error *err)
+{
+    return commit_path(w, NULL, err);
+}
+
+cairn_status cairn_writer_commit_id(cairn_writer *w, cairn_file_id *out, cairn_error *err)
+{
+    cairn_file_id id = {0};
+    if (out)
+        *out = id;
+    if (!out) {
+        cairn_writer_abort(w);
+        return cairn__fail(err, CAIRN_E_ARG, "cairn_writer_commit_id: NULL out");
+    }
+    CAIRN_TRY(commit_path(w, &id, err));
+    *out = id;
+    return CAIRN_OK;
 }
 
 cairn_status cairn_writer_commit_memory(cairn_writer *w, void **out_data, size_t *out_size,

@@ -168,7 +168,7 @@ static void read_entry(const cairn_ckpt *m, ckpt_entry *e)
     cairn_file_info fi;
     if (e->valid && cairn__dist_check_parts(f, &err) != CAIRN_OK)
         e->valid = 0;
-    if (S_ISDIR(st.st_mode) && cairn_file_get_info(f, &fi, &err) == CAIRN_OK)
+    if (cairn__dist_is(f) && cairn_file_get_info(f, &fi, &err) == CAIRN_OK)
         e->bytes = fi.file_size;
     cairn_file_close(f);
 }
@@ -194,7 +194,11 @@ static uint64_t parse_dist_name(const cairn_ckpt *m, const char *name)
 {
     const char *rest;
     uint64_t seq = parse_seq(m, name, &rest);
-    if (!seq || *rest || !(m->flags & CAIRN_CKPT_READ_ONLY) || cairn__remote_is_url(m->dir))
+    if (!seq || !(m->flags & CAIRN_CKPT_READ_ONLY))
+        return 0;
+    if (cairn__remote_is_url(m->dir)) /* listed by its manifest: a committed one */
+        return strcmp(rest, "/" CAIRN__DIST_MANIFEST) == 0 ? seq : 0;
+    if (*rest)
         return 0;
     char *p = cairn__path_join(m->dir, name);
     struct stat st;
@@ -211,7 +215,11 @@ static cairn_status add_listed(cairn_ckpt *m, const char *name, uint64_t bytes, 
         seq = parse_dist_name(m, name);
     if (!seq)
         return CAIRN_OK;
-    ckpt_entry e = {.seq = seq, .path = cairn__path_join(m->dir, name), .bytes = bytes};
+    size_t len = strcspn(name, "/"); /* a distributed checkpoint's manifest key */
+    char *leaf = strndup(name, len);
+    ckpt_entry e = {.seq = seq, .path = leaf ? cairn__path_join(m->dir, leaf) : NULL,
+                    .bytes = bytes};
+    free(leaf);
     if (!e.path)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
     cairn_status st = push_entry(m, &e, err);
@@ -229,7 +237,10 @@ typedef struct remote_scan {
 static int remote_listed(void *ctx, const char *name, uint64_t size)
 {
     remote_scan *r = ctx;
-    if (strchr(name, '/')) /* a "subdirectory": not ours */
+    const char *slash = strchr(name, '/');
+    /* a "subdirectory": not ours, unless it is a distributed checkpoint's
+     * manifest (its rank objects are deeper still) */
+    if (slash && strcmp(slash + 1, CAIRN__DIST_MANIFEST) != 0)
         return 0;
     r->st = add_listed(r->m, name, size, r->err);
     return r->st != CAIRN_OK;

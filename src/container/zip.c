@@ -820,6 +820,55 @@ cairn_status cairn__zip_verify(const cairn__source *f, const cairn__zip_member *
     return crc == m->crc ? CAIRN_OK : stored_crc_mismatch(f, m, crc, err);
 }
 
+static cairn_status stream_stored(const cairn__source *f, const cairn__zip_member *m,
+                                  cairn__zip_put_fn put, void *ctx, uint8_t *buf,
+                                  cairn_error *err)
+{
+    uint32_t crc = 0;
+    for (uint64_t at = 0; at < m->size;) {
+        size_t n = m->size - at < IO_CHUNK ? (size_t)(m->size - at) : IO_CHUNK;
+        CAIRN_TRY(cairn__source_read(f, m->data_offset + at, buf, n, err));
+        crc = crc_update(crc, buf, n);
+        CAIRN_TRY(put(ctx, buf, n, err));
+        at += n;
+    }
+    return crc == m->crc ? CAIRN_OK : stored_crc_mismatch(f, m, crc, err);
+}
+
+static cairn_status stream_deflated(const cairn__source *f, const cairn__zip_member *m,
+                                    cairn__zip_put_fn put, void *ctx, uint8_t *buf,
+                                    cairn_error *err)
+{
+    inflater in;
+    cairn_status st = inflater_init(&in, f, m, err);
+    for (uint64_t at = 0; st == CAIRN_OK && at < m->size;) {
+        size_t n = m->size - at < IO_CHUNK ? (size_t)(m->size - at) : IO_CHUNK;
+        st = pull(&in, buf, n, err);
+        if (st == CAIRN_OK)
+            st = put(ctx, buf, n, err);
+        at += n;
+    }
+    if (st == CAIRN_OK)
+        st = finish(&in, err);
+    inflater_end(&in);
+    return st;
+}
+
+cairn_status cairn__zip_stream(const cairn__source *f, const cairn__zip_member *m,
+                               cairn__zip_put_fn put, void *ctx, cairn_error *err)
+{
+    uint8_t *buf = malloc(IO_CHUNK);
+    if (!buf) {
+        char where[512];
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory",
+                           cairn__zip_where(f, m, where, sizeof where));
+    }
+    cairn_status st = m->method == CAIRN__ZIP_STORED ? stream_stored(f, m, put, ctx, buf, err)
+                                                     : stream_deflated(f, m, put, ctx, buf, err);
+    free(buf);
+    return st;
+}
+
 /* ------------------------------------------------------------------- sniff */
 
 int cairn__zip_magic(const uint8_t *b, size_t n)

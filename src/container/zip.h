@@ -82,6 +82,16 @@ const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, 
 cairn_status cairn__zip_read(const cairn__source *f, const cairn__zip_member *m, uint64_t skip,
                              void *dst, size_t len, unsigned flags, cairn_error *err);
 
+/* Receives a member's bytes in order, a piece at a time (cairn__zip_stream). */
+typedef cairn_status (*cairn__zip_put_fn)(void *ctx, const void *data, size_t len,
+                                          cairn_error *err);
+/* Hands all of member m's uncompressed bytes to `put` in pieces of at most
+ * 64 KiB, checked as CAIRN__ZIP_CHECK checks them (CRC-32, and a deflated
+ * stream's exact size): a member of any size costs zlib's state and one
+ * piece. A failure of `put` stops the stream and is returned; a check that
+ * fails comes after the last piece, so the caller drops what it got. */
+cairn_status cairn__zip_stream(const cairn__source *f, const cairn__zip_member *m,
+                               cairn__zip_put_fn put, void *ctx, cairn_error *err);
 /* Checks a member's CRC-32 (and a deflated member's exact size) without
  * keeping its bytes. */
 cairn_status cairn__zip_verify(const cairn__source *f, const cairn__zip_member *m, cairn_error *err);

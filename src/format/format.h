@@ -361,6 +361,9 @@ struct cairn_writer {
     /* Names of the tensors and aliases added (writer.c): every add reaching a
      * format has a name not added before. */
     struct cairn__added *added;
+    /* The native writer's index_hash, set by its finish (cairn_writer_commit_id). */
+    uint64_t index_hash;
+    int has_index_hash;
 };
 
 

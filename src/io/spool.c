@@ -10,6 +10,33 @@
 
 #define COPY_CHUNK (1u << 20)
 
+/* An unnamed file in `dir` (O_TMPFILE, else mkostemp + unlink), or -1 with
+ * errno set. */
+static int open_unnamed(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    /* file systems without O_TMPFILE */
+    size_t size = strlen(dir) + 32;
+    char *name = malloc(size);
+    if (!name)
+        return -1;
+    snprintf(name, size, "%s/.cairn-spool-XXXXXX", dir);
+    fd = mkostemp(name, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(name);
+    free(name);
+    return fd;
+}
+
+/* $TMPDIR, else /tmp. */
+static const char *tmp_dir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    return tmp && *tmp ? tmp : "/tmp";
+}
+
 cairn_status cairn__spool_open(cairn__spool *s, const cairn__sink *w, cairn_error *err)
 {
     memset(s, 0, sizeof *s);
@@ -18,29 +45,27 @@ cairn_status cairn__spool_open(cairn__spool *s, const cairn__sink *w, cairn_erro
         return CAIRN_OK;
     /* A remote sink has no directory of its own: its spool goes to TMPDIR,
      * so a large upload never holds its payloads in memory. */
-    const char *tmp = getenv("TMPDIR");
-    char *copy = strdup(w->backend ? (tmp && *tmp ? tmp : "/tmp") : w->path);
+    char *copy = strdup(w->backend ? tmp_dir() : w->path);
     if (!copy)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", w->path);
     const char *dir = w->backend ? copy : dirname(copy);
-    s->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (s->fd < 0) { /* file systems without O_TMPFILE */
-        size_t size = strlen(dir) + 32;
-        char *name = malloc(size);
-        if (name) {
-            snprintf(name, size, "%s/.cairn-spool-XXXXXX", dir);
-            s->fd = mkostemp(name, O_CLOEXEC);
-            if (s->fd >= 0)
-                unlink(name);
-            free(name);
-        }
-    }
+    s->fd = open_unnamed(dir);
     cairn_status st = CAIRN_OK;
     if (s->fd < 0)
         st = cairn__fail(err, CAIRN_E_IO, "%s: cannot create a payload spool file in %s: %s",
                          w->path, dir, strerror(errno));
     free(copy);
     return st;
+}
+
+cairn_status cairn__spool_open_tmp(cairn__spool *s, const char *what, cairn_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = open_unnamed(tmp_dir());
+    if (s->fd < 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: cannot create a spool file in %s: %s", what,
+                           tmp_dir(), strerror(errno));
+    return CAIRN_OK;
 }
 
 static cairn_status grow(cairn__spool *s, const cairn__sink *w, size_t len, const char *name,
@@ -62,6 +87,25 @@ static cairn_status grow(cairn__spool *s, const cairn__sink *w, size_t len, cons
     return CAIRN_OK;
 }
 
+/* Appends to a file spool; -1 with errno set on failure (s->len counts
+ * what was written). */
+static int write_file(cairn__spool *s, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = write(s->fd, p, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+        s->len += (uint64_t)n;
+    }
+    return 0;
+}
+
 cairn_status cairn__spool_write(cairn__spool *s, const cairn__sink *w, const void *data,
                                 size_t len, const char *name, cairn_error *err)
 {
@@ -73,20 +117,19 @@ cairn_status cairn__spool_write(cairn__spool *s, const cairn__sink *w, const voi
         s->len += len;
         return CAIRN_OK;
     }
-    const uint8_t *p = data;
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = write(s->fd, p, chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return cairn__fail(err, CAIRN_E_IO, "%s: tensor '%s': write to the payload spool at "
-                               "offset %llu failed: %s", w->path, name,
-                               (unsigned long long)s->len, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-        s->len += (uint64_t)n;
-    }
+    if (write_file(s, data, len) < 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: tensor '%s': write to the payload spool at "
+                           "offset %llu failed: %s", w->path, name, (unsigned long long)s->len,
+                           strerror(errno));
+    return CAIRN_OK;
+}
+
+cairn_status cairn__spool_append(cairn__spool *s, const char *what, const void *data, size_t len,
+                                 cairn_error *err)
+{
+    if (write_file(s, data, len) < 0)
+        return cairn__fail(err, CAIRN_E_IO, "%s: write to the spool file at offset %llu failed: "
+                           "%s", what, (unsigned long long)s->len, strerror(errno));
     return CAIRN_OK;
 }
 

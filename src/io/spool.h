@@ -8,7 +8,8 @@
  * (same file system as the target, so copy_file_range can share extents, and
  * nothing to clean up after a crash); remote writers (object storage)
  * spool to an unlinked file in $TMPDIR (else /tmp); memory writers spool to
- * a growable buffer.
+ * a growable buffer. Readers spool what they must hand a library as a file
+ * (a .keras archive's weights, for libhdf5) to an unlinked file in $TMPDIR.
  */
 #ifndef CAIRN_SPOOL_H
 #define CAIRN_SPOOL_H
@@ -26,6 +27,13 @@ typedef struct cairn__spool {
  * 0; O_TMPFILE, else mkstemp + unlink), memory otherwise. On failure the
  * spool is still safe to close. */
 cairn_status cairn__spool_open(cairn__spool *s, const cairn__sink *w, cairn_error *err);
+/* An empty file spool of a reader's own (no sink): an unnamed file in
+ * $TMPDIR, else /tmp, gone with its descriptor whatever happens to the
+ * process. `what` (the input) is for messages. */
+cairn_status cairn__spool_open_tmp(cairn__spool *s, const char *what, cairn_error *err);
+/* Appends `len` bytes to a file spool; `what` is for messages. */
+cairn_status cairn__spool_append(cairn__spool *s, const char *what, const void *data, size_t len,
+                                 cairn_error *err);
 /* Appends `len` bytes; `name` (the tensor) is for messages. */
 cairn_status cairn__spool_write(cairn__spool *s, const cairn__sink *w, const void *data,
                                 size_t len, const char *name, cairn_error *err);

@@ -65,6 +65,9 @@ struct cairn_mpi_ckpt {
     size_t n, cap;
     uint64_t next_seq;
     int lock_fd; /* rank 0 */
+    int remote;  /* dir is an object-store key prefix (mpi_s3_list.c) */
+    uint64_t *loose; /* rank 0, remote: uncommitted checkpoints seen (no manifest) */
+    size_t nloose, loose_cap;
     char path[PATH_LEN];
     /* a save in flight (async) */
     cairn_mpi_save *pending;
@@ -105,13 +108,65 @@ static uint64_t name_seq(const cairn_mpi_ckpt *m, const char *name)
     return seq;
 }
 
+/* The manifest's dist.files rows (*files: caller frees, 2 words a rank
+ * file) and the rank files' paths' middle part ("" or "<rank_dir>/"), read
+ * from `path`/manifest.cairn. */
+static cairn_status manifest_files(const char *path, uint64_t **files, uint64_t *n,
+                                   char rank_dir[18], cairn_error *err)
+{
+    char p[PATH_LEN + 64];
+    cairn_file *mf = NULL;
+    cairn_value *tree = NULL;
+    cairn_tensor_info info;
+    uint64_t index;
+    *files = NULL;
+    *n = 0;
+    rank_dir[0] = '\0';
+    snprintf(p, sizeof p, "%s/manifest.cairn", path);
+    cairn_status st = cairn_file_open(p, NULL, &mf, err);
+    if (st == CAIRN_OK)
+        st = cairn_tensor_find(mf, "dist.files", &index, &info, err);
+    if (st == CAIRN_OK && (info.dtype != CAIRN_U64 || info.rank != 2 || info.dims[1] != 2))
+        st = cairn__mpi_fail(err, CAIRN_E_CORRUPT, "%s: dist.files is not U64 [N, 2]", p);
+    if (st == CAIRN_OK && !(*files = malloc((size_t)info.raw_size + 1)))
+        st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", p);
+    if (st == CAIRN_OK)
+        st = cairn_tensor_read(mf, index, CAIRN_U64, *files, (size_t)info.raw_size,
+                               CAIRN_READ_VERIFY, err);
+    if (st == CAIRN_OK)
+        st = cairn_file_read_metadata(mf, &tree, err);
+    const void *dir;
+    size_t len;
+    /* its form (16 hex digits) was checked by the directory's open */
+    if (st == CAIRN_OK &&
+        cairn_value_get_data(cairn_value_get(tree, "rank_dir"), &dir, &len) == CAIRN_OK &&
+        len == 16)
+        snprintf(rank_dir, 18, "%.16s/", (const char *)dir);
+    if (st == CAIRN_OK)
+        *n = info.dims[0];
+    cairn_value_free(tree);
+    cairn_file_close(mf);
+    if (st != CAIRN_OK) {
+        free(*files);
+        *files = NULL;
+    }
+    return st;
+}
+
+static void rank_path(char *out, size_t size, const char *path, const char *rank_dir,
+                      uint64_t i)
+{
+    snprintf(out, size, "%s/%srank-%06llu.cairn", path, rank_dir, (unsigned long long)i);
+}
+
 /* Valid: the directory opens as a distributed checkpoint (its manifest
  * parses and checks) and every rank file has the size and index hash the
- * manifest names. Fills epoch and step from the "checkpoint" record. */
+ * manifest names (read from its trailer: on an object store, the one GET
+ * of its open). Fills epoch and step from the "checkpoint" record. */
 static int check_ckpt(const char *path, entry *e)
 {
-    cairn_file *f = NULL, *mf = NULL;
-    char p[PATH_LEN + 64];
+    cairn_file *f = NULL;
+    char p[PATH_LEN + 64], rdir[18];
     int ok = cairn_file_open(path, NULL, &f, NULL) == CAIRN_OK;
     cairn_value *meta = NULL;
     if (ok && cairn_file_read_metadata(f, &meta, NULL) == CAIRN_OK) {
@@ -134,25 +189,18 @@ static int check_ckpt(const char *path, entry *e)
     }
     cairn_value_free(meta);
     cairn_file_close(f);
-    snprintf(p, sizeof p, "%s/manifest.cairn", path);
-    uint64_t index;
-    cairn_tensor_info info;
-    if (ok)
-        ok = cairn_file_open(p, NULL, &mf, NULL) == CAIRN_OK &&
-             cairn_tensor_find(mf, "dist.files", &index, &info, NULL) == CAIRN_OK &&
-             info.dtype == CAIRN_U64 && info.rank == 2 && info.dims[1] == 2;
-    uint64_t *files = ok ? malloc((size_t)info.raw_size + 1) : NULL;
-    ok = ok && files &&
-         cairn_tensor_read(mf, index, CAIRN_U64, files, (size_t)info.raw_size, CAIRN_READ_VERIFY,
-                           NULL) == CAIRN_OK;
-    for (uint64_t i = 0; ok && i < info.dims[0]; i++) {
-        uint64_t size, hash;
-        snprintf(p, sizeof p, "%s/rank-%06llu.cairn", path, (unsigned long long)i);
-        ok = cairn__mpi_file_id(p, &size, &hash, NULL) == CAIRN_OK && size == files[2 * i] &&
-             hash == files[2 * i + 1];
+    uint64_t *files = NULL, n = 0;
+    ok = ok && manifest_files(path, &files, &n, rdir, NULL) == CAIRN_OK;
+    for (uint64_t i = 0; ok && i < n; i++) {
+        cairn_file *rf = NULL;
+        cairn_file_id id;
+        rank_path(p, sizeof p, path, rdir, i);
+        ok = cairn_file_open(p, NULL, &rf, NULL) == CAIRN_OK &&
+             cairn_file_get_id(rf, &id, NULL) == CAIRN_OK && id.size == files[2 * i] &&
+             id.index_hash == files[2 * i + 1];
+        cairn_file_close(rf);
     }
     free(files);
-    cairn_file_close(mf);
     return ok;
 }
 
@@ -162,8 +210,103 @@ static int entry_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static entry *push_entry(cairn_mpi_ckpt *m, uint64_t seq)
+{
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? 2 * m->cap : 16;
+        entry *ne = realloc(m->e, nc * sizeof *ne);
+        if (!ne)
+            return NULL;
+        m->e = ne;
+        m->cap = nc;
+    }
+    entry *e = &m->e[m->n++];
+    memset(e, 0, sizeof *e);
+    e->seq = seq;
+    return e;
+}
+
+/* A checkpoint prefix found under an object-store ROOT (ctx: the manager):
+ * committed ones are listed (and checked), uncommitted ones only
+ * remembered, for cleanup and so that their number is never used again.
+ * Out of memory for the table stops the listing with m->n past m->cap. */
+static int remote_found(void *ctx, const char *leaf, int committed)
+{
+    cairn_mpi_ckpt *m = ctx;
+    uint64_t seq = name_seq(m, leaf);
+    if (!seq)
+        return 0;
+    if (seq >= m->next_seq)
+        m->next_seq = seq + 1;
+    if (!committed) {
+        if (m->nloose == m->loose_cap) {
+            size_t nc = m->loose_cap ? 2 * m->loose_cap : 16;
+            uint64_t *nl = realloc(m->loose, nc * sizeof *nl);
+            if (!nl)
+                return 0; /* out of memory: not cleaned up this time */
+            m->loose = nl;
+            m->loose_cap = nc;
+        }
+        m->loose[m->nloose++] = seq;
+        return 0;
+    }
+    entry *e = push_entry(m, seq);
+    if (!e) {
+        m->n = m->cap + 1;
+        return 1;
+    }
+    char p[PATH_LEN];
+    ckpt_path(m, seq, p, sizeof p);
+    e->valid = check_ckpt(p, e);
+    return 0;
+}
+
+/* Rank 0, object store: removes the uncommitted checkpoints older than the
+ * newest committed one (saves that died: a live writer's is newer). */
+static void drop_loose(cairn_mpi_ckpt *m)
+{
+    if (!m->remote || (m->flags & CAIRN_CKPT_READ_ONLY) || !m->n)
+        return;
+    uint64_t newest = m->e[m->n - 1].seq;
+    size_t w = 0;
+    for (size_t i = 0; i < m->nloose; i++) {
+        if (m->loose[i] < newest) {
+            char p[PATH_LEN];
+            ckpt_path(m, m->loose[i], p, sizeof p);
+            cairn__mpi_remove_dir(p);
+        } else {
+            m->loose[w++] = m->loose[i];
+        }
+    }
+    m->nloose = w;
+}
+
+/* Rank 0, object store: unfinished multipart uploads of rank objects of
+ * killed saves (older than an hour by the server's clock, so never a live
+ * save's), as the single-process manager does (docs/STORAGE.md). */
+#define STALE_UPLOAD_SECONDS 3600
+
+static cairn_status scan_remote(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    if (!(m->flags & CAIRN_CKPT_READ_ONLY)) {
+        char pfx[PATH_LEN + 2], name[220];
+        snprintf(pfx, sizeof pfx, "%s/", m->dir);
+        snprintf(name, sizeof name, "%sckpt-", m->prefix);
+        cairn_status st = cairn_store_abort_stale(pfx, name, STALE_UPLOAD_SECONDS, NULL, err);
+        if (st != CAIRN_OK && st != CAIRN_E_UNSUPPORTED) /* s3rver has no such listing */
+            return st;
+    }
+    m->n = 0;
+    MPI_TRY(cairn__mpi_remote_scan(m->dir, remote_found, m, err));
+    if (m->n > m->cap) {
+        m->n = m->cap;
+        return cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+    }
+    return CAIRN_OK;
+}
+
 /* Rank 0: lists ROOT, removes staging directories of this prefix. */
-static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
+static cairn_status scan_dir(cairn_mpi_ckpt *m, cairn_error *err)
 {
     DIR *d = opendir(m->dir);
     if (!d)
@@ -185,22 +328,21 @@ static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
         struct stat sb;
         if (!seq || stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
             continue;
-        if (m->n == m->cap) {
-            size_t nc = m->cap ? 2 * m->cap : 16;
-            entry *ne = realloc(m->e, nc * sizeof *ne);
-            if (!ne) {
-                st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
-                break;
-            }
-            m->e = ne;
-            m->cap = nc;
+        entry *e = push_entry(m, seq);
+        if (!e) {
+            st = cairn__mpi_fail(err, CAIRN_E_NOMEM, "%s: out of memory", m->dir);
+            break;
         }
-        entry *e = &m->e[m->n++];
-        memset(e, 0, sizeof *e);
-        e->seq = seq;
         e->valid = check_ckpt(p, e);
     }
     closedir(d);
+    return st;
+}
+
+/* Rank 0: the table of checkpoints, from the directory or prefix alone. */
+static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
+{
+    cairn_status st = m->remote ? scan_remote(m, err) : scan_dir(m, err);
     if (m->n > 1)
         qsort(m->e, m->n, sizeof *m->e, entry_cmp);
     /* the triggers count from the directory, as the single-process manager's */
@@ -208,6 +350,7 @@ static cairn_status scan(cairn_mpi_ckpt *m, cairn_error *err)
         if (m->e[i].valid)
             cairn__ckpt_trig_found(&m->trig, m->e[i].step, m->e[i].time, m->e[i].has_metric,
                                    m->e[i].metric);
+    drop_loose(m);
     return st;
 }
 
@@ -293,6 +436,7 @@ static void free_manager(cairn_mpi_ckpt *m)
     if (m->lock_fd >= 0)
         close(m->lock_fd); /* releases the lock; the file stays (it is never deleted) */
     free(m->e);
+    free(m->loose);
     free(m->dir);
     free(m->prefix);
     free(m->monitor);
@@ -332,6 +476,9 @@ cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
     if (m) {
         m->comm = comm;
         m->lock_fd = -1;
+        m->remote = m->dir && cairn_path_is_url(m->dir);
+        for (size_t len = m->dir ? strlen(m->dir) : 0; len > 1 && m->dir[len - 1] == '/';)
+            m->dir[--len] = '\0';
         MPI_Comm_rank(comm, &m->me);
         MPI_Comm_size(comm, &m->size);
         m->flags = o.flags;
@@ -351,7 +498,9 @@ cairn_status cairn_mpi_ckpt_open(MPI_Comm comm, const cairn_mpi_ckpt_opts *opts,
         if (o.flags & CAIRN_CKPT_NO_SYNC)
             m->wopts.flags |= CAIRN_WRITE_NO_SYNC;
     }
-    int writer = st == CAIRN_OK && !(m->flags & CAIRN_CKPT_READ_ONLY);
+    /* an object-store prefix has nothing to create and no lock (its saves
+     * are create-only: docs/DISTRIBUTED.md "On an object store") */
+    int writer = st == CAIRN_OK && !(m->flags & CAIRN_CKPT_READ_ONLY) && !m->remote;
     if (writer && m->me == 0 && mkdir(m->dir, 0777) != 0 && errno != EEXIST)
         st = cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot create: %s", m->dir, strerror(errno));
     if (writer && st == CAIRN_OK && m->me == 0)
@@ -410,7 +559,7 @@ static void retain(cairn_mpi_ckpt *m)
     }
     m->n = w;
     free(keep);
-    if (removed && !(m->flags & CAIRN_CKPT_NO_SYNC))
+    if (removed && !(m->flags & CAIRN_CKPT_NO_SYNC) && !m->remote)
         cairn__mpi_sync_dir(m->dir, NULL);
 }
 
@@ -446,6 +595,7 @@ static cairn_status collect(cairn_mpi_ckpt *m, cairn_error *err)
         if (m->n < m->cap)
             m->e[m->n++] = m->pending_entry;
         retain(m);
+        drop_loose(m);
     }
     cairn_status st2 = share_table(m, err);
     return st != CAIRN_OK ? st : st2;
@@ -617,25 +767,16 @@ cairn_status cairn_mpi_ckpt_best(const cairn_mpi_ckpt *m, size_t *index, cairn_e
 static cairn_status verify_shared(cairn_mpi_ckpt *m, const char *path, cairn_error *err)
 {
     cairn_file *f = NULL;
+    uint64_t *files = NULL, nfiles = 0;
+    char rdir[18];
     cairn_status st = cairn_file_open(path, NULL, &f, err);
-    uint64_t nfiles = 0;
-    if (st == CAIRN_OK) {
-        /* rank files: as many as the manifest's dist.files rows */
-        char p[PATH_LEN + 64];
-        cairn_file *mf = NULL;
-        cairn_tensor_info info;
-        snprintf(p, sizeof p, "%s/manifest.cairn", path);
-        st = cairn_file_open(p, NULL, &mf, err);
-        if (st == CAIRN_OK)
-            st = cairn_tensor_find(mf, "dist.files", NULL, &info, err);
-        if (st == CAIRN_OK)
-            nfiles = info.dims[0];
-        cairn_file_close(mf);
-    }
+    if (st == CAIRN_OK) /* rank files: as many as the manifest's dist.files rows */
+        st = manifest_files(path, &files, &nfiles, rdir, err);
+    free(files);
     for (uint64_t i = (uint64_t)m->me; st == CAIRN_OK && i < nfiles; i += (uint64_t)m->size) {
         char p[PATH_LEN + 64];
         cairn_file *rf = NULL;
-        snprintf(p, sizeof p, "%s/rank-%06llu.cairn", path, (unsigned long long)i);
+        rank_path(p, sizeof p, path, rdir, i);
         st = cairn_file_open(p, NULL, &rf, err);
         if (st == CAIRN_OK)
             st = cairn_file_verify(rf, err);

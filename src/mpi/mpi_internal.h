@@ -31,13 +31,27 @@ cairn_status cairn__mpi_bcast_status(MPI_Comm comm, int root, cairn_status st, c
 
 /* Removes a directory and the regular files in it (staging directories,
  * checkpoints retention drops): the manifest first, so a crash part way
- * never leaves something that looks like a checkpoint. */
+ * never leaves something that looks like a checkpoint. An object URL:
+ * cairn__mpi_remote_remove_dir. */
 void cairn__mpi_remove_dir(const char *dir);
 /* fsync of a directory. */
 cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err);
-/* The trailer's index_hash of a native file (docs/FORMAT.md §3) and its size. */
-cairn_status cairn__mpi_file_id(const char *path, uint64_t *size, uint64_t *hash,
-                                cairn_error *err);
+/* 16 random lowercase hex digits (and a NUL) into out. */
+cairn_status cairn__mpi_random_hex(const char *what, char out[17], cairn_error *err);
+
+/* Object stores (mpi_s3_list.c). Removes a checkpoint under the key prefix
+ * `url` (every key below "url/"): the manifest first, so a crash part way
+ * leaves an uncommitted prefix, never a checkpoint missing rank files. */
+void cairn__mpi_remote_remove_dir(const char *url);
+/* *committed: the checkpoint `url` has its manifest (one listing). */
+cairn_status cairn__mpi_remote_committed(const char *url, int *committed, cairn_error *err);
+/* Lists the key prefix `dir` as checkpoints: fn gets each first path
+ * component under "dir/" that holds keys (e.g. "ckpt-00000003") and
+ * whether a manifest object sits directly in it (committed); a non-zero
+ * return stops the listing. Keys without a '/' are not checkpoints. */
+typedef int (*cairn__mpi_found_fn)(void *ctx, const char *leaf, int committed);
+cairn_status cairn__mpi_remote_scan(const char *dir, cairn__mpi_found_fn fn, void *ctx,
+                                    cairn_error *err);
 
 /* When each step of a save ended on this rank (CLOCK_MONOTONIC seconds;
  * the rank-0-only steps are 0 elsewhere): the commit's breakdown for

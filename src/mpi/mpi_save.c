@@ -2,8 +2,9 @@
  * collective open (docs/DISTRIBUTED.md): plan (gather box descriptors to
  * rank 0, check the layout, assign replicated tensors), write (each rank
  * its own native file in the staging directory), finish (agree, manifest,
- * no-replace rename of the directory). */
-#include "mpi_internal.h"
+ * no-replace rename of the directory). On an object store the rank files
+ * are objects under a random subprefix and the finish is mpi_s3_save.c's. */
+#include "mpi_save.h"
 #include "../archive/dist_boxes.h"
 
 #include <dirent.h>
@@ -18,48 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_RANK CAIRN_MAX_RANK
-#define PATH_MAX_LEN 4096
-
-typedef struct piece {
-    char *name;
-    cairn_dtype dtype;
-    uint32_t rank;
-    int replicated;
-    uint64_t dims[MAX_RANK], off[MAX_RANK], ext[MAX_RANK];
-    uint64_t count; /* elements of the box */
-    const void *data;
-    void *owned;    /* cairn__mpi_save_own's copy */
-    uint8_t skip;   /* rank 0 said: another rank writes it (replicated) */
-} piece;
-
-struct cairn_mpi_save {
-    MPI_Comm comm;
-    int me, size;
-    char *path;
-    char staging[PATH_MAX_LEN];
-    cairn_write_opts wopts;
-    piece *pieces;
-    size_t n, cap;
-    cairn_value *meta, *record;
-    cairn_status failed; /* the first local error of an add */
-    cairn_error ferr;
-    /* rank 0: the manifest tables, built by the plan */
-    uint64_t ntensors, nwords;
-    uint64_t *tensors, *boxes;
-    uint8_t *names;
-    uint64_t names_len;
-    /* the write's outcome */
-    cairn_status wst;
-    cairn_error werr;
-    uint64_t fsize, fhash;
-    char file[PATH_MAX_LEN + 32]; /* this rank's file in the staging directory */
-    int synced;                   /* it is durable */
-    uint64_t *ids;                /* rank 0: every rank's (status, size, hash) */
-    cairn__mpi_times times;
-};
-
-static double mono_now(void)
+double cairn__mpi_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -127,6 +87,10 @@ static int remove_order(const struct dirent *e)
 
 void cairn__mpi_remove_dir(const char *dir)
 {
+    if (cairn_path_is_url(dir)) {
+        cairn__mpi_remote_remove_dir(dir);
+        return;
+    }
     char p[PATH_MAX_LEN];
     snprintf(p, sizeof p, "%s/manifest.cairn", dir);
     unlink(p);
@@ -161,29 +125,6 @@ cairn_status cairn__mpi_sync_dir(const char *dir, cairn_error *err)
     return sync_path(dir, 1, err);
 }
 
-cairn_status cairn__mpi_file_id(const char *path, uint64_t *size, uint64_t *hash,
-                                cairn_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    uint8_t b[8];
-    cairn_status rc = CAIRN_OK;
-    if (fstat(fd, &st) != 0 || st.st_size < 128)
-        rc = cairn__mpi_fail(err, CAIRN_E_CORRUPT, "%s: not a complete cairn file", path);
-    else if (pread(fd, b, 8, st.st_size - 128 + 80) != 8) /* trailer index_hash */
-        rc = cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot read its trailer", path);
-    close(fd);
-    if (rc != CAIRN_OK)
-        return rc;
-    *size = (uint64_t)st.st_size;
-    *hash = 0;
-    for (int i = 7; i >= 0; i--)
-        *hash = *hash << 8 | b[i];
-    return CAIRN_OK;
-}
-
 /* -------------------------------------------------------------- building */
 
 cairn_status cairn_mpi_save_begin(MPI_Comm comm, const char *path, const cairn_write_opts *opts,
@@ -205,6 +146,7 @@ cairn_status cairn_mpi_save_begin(MPI_Comm comm, const char *path, const cairn_w
     while (len > 1 && s->path[len - 1] == '/')
         s->path[--len] = '\0';
     s->comm = comm;
+    s->remote = cairn_path_is_url(s->path);
     MPI_Comm_rank(comm, &s->me);
     MPI_Comm_size(comm, &s->size);
     s->wopts.struct_size = sizeof s->wopts;
@@ -560,8 +502,28 @@ static cairn_status plan_root(cairn_mpi_save *s, entry *e, size_t n, uint8_t *sk
     return CAIRN_OK;
 }
 
+cairn_status cairn__mpi_random_hex(const char *what, char out[17], cairn_error *err)
+{
+    uint8_t rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: getrandom: %s", what, strerror(errno));
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    return CAIRN_OK;
+}
+
 static cairn_status make_staging(cairn_mpi_save *s, cairn_error *err)
 {
+    if (s->remote) { /* rank objects under PATH/<random>/: no job's keys meet another's */
+        int committed; /* refused before any upload; the create-only manifest decides races */
+        MPI_TRY(cairn__mpi_remote_committed(s->path, &committed, err));
+        if (committed)
+            return cairn__mpi_fail(err, CAIRN_E_EXISTS, "%s: already exists (a checkpoint is "
+                                   "never replaced)", s->path);
+        MPI_TRY(cairn__mpi_random_hex(s->path, s->rank_dir, err));
+        snprintf(s->staging, sizeof s->staging, "%s/%s", s->path, s->rank_dir);
+        return CAIRN_OK;
+    }
     struct stat st;
     if (stat(s->path, &st) == 0)
         return cairn__mpi_fail(err, CAIRN_E_EXISTS, "%s: already exists (a checkpoint is never "
@@ -572,12 +534,8 @@ static cairn_status make_staging(cairn_mpi_save *s, cairn_error *err)
     const char *parent = slash ? s->path : ".";
     if (slash == s->path)
         plen = 1;
-    uint8_t rnd[8];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-        return cairn__mpi_fail(err, CAIRN_E_IO, "%s: getrandom: %s", s->path, strerror(errno));
-    char hex[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    char hex[RANK_DIR_LEN + 1];
+    MPI_TRY(cairn__mpi_random_hex(s->path, hex, err));
     snprintf(s->staging, sizeof s->staging, "%.*s/.%s.cairn-tmp-%s", plen, parent, leaf, hex);
     if (mkdir(s->staging, 0777) != 0)
         return cairn__mpi_fail(err, CAIRN_E_IO, "%s: cannot create the staging directory: %s",
@@ -698,11 +656,11 @@ static int durable(const cairn_mpi_save *s)
 /* This rank's file made durable (once). */
 static void sync_file(cairn_mpi_save *s)
 {
-    if (s->wst == CAIRN_OK && durable(s) && !s->synced) {
+    if (s->wst == CAIRN_OK && durable(s) && !s->synced && !s->remote) {
         s->wst = sync_path(s->file, 0, &s->werr);
         s->synced = s->wst == CAIRN_OK;
     }
-    s->times.file_synced = mono_now();
+    s->times.file_synced = cairn__mpi_now();
 }
 
 void cairn__mpi_save_write(cairn_mpi_save *s, int sync)
@@ -731,15 +689,17 @@ void cairn__mpi_save_write(cairn_mpi_save *s, int sync)
             continue;
         st = cairn_writer_add(w, p->name, p->dtype, p->rank, p->ext, p->data, err);
     }
+    cairn_file_id id = {0};
     if (st == CAIRN_OK) {
-        st = cairn_writer_commit(w, err);
+        st = cairn_writer_commit_id(w, &id, err); /* nothing is read back */
         w = NULL;
     }
     cairn_writer_abort(w);
-    if (st == CAIRN_OK)
-        st = cairn__mpi_file_id(path, &s->fsize, &s->fhash, err);
+    s->fsize = id.size;
+    s->fhash = id.index_hash;
+    s->written = st == CAIRN_OK;
     s->wst = st;
-    s->times.written = mono_now();
+    s->times.written = cairn__mpi_now();
     if (sync)
         sync_file(s);
 }
@@ -754,10 +714,11 @@ static cairn_status add_table(cairn_writer *w, const char *name, cairn_dtype dty
     return cairn_writer_add(w, name, dtype, rank, dims, data, err);
 }
 
-static cairn_status write_manifest(cairn_mpi_save *s, const uint64_t *files, cairn_error *err)
+/* Writes the manifest at `path` with `flags` (CAIRN_WRITE_NO_SYNC locally,
+ * CAIRN_WRITE_NO_REPLACE on an object store: its creation is the commit). */
+cairn_status cairn__mpi_put_manifest(cairn_mpi_save *s, const uint64_t *files, const char *path,
+                                     unsigned flags, cairn_error *err)
 {
-    char path[PATH_MAX_LEN + 32];
-    snprintf(path, sizeof path, "%s/manifest.cairn", s->staging);
     cairn_value *tree = cairn_value_map();
     cairn_value *user = s->meta ? cairn_value_clone(s->meta) : cairn_value_map();
     cairn_status st = tree && user ? CAIRN_OK
@@ -775,10 +736,11 @@ static cairn_status write_manifest(cairn_mpi_save *s, const uint64_t *files, cai
         st = cairn_value_set(tree, "metadata", user, err);
         user = NULL;
     }
+    if (st == CAIRN_OK && s->rank_dir[0])
+        st = cairn_value_set(tree, "rank_dir", cairn_value_string(s->rank_dir), err);
     cairn_writer *w = NULL;
-    /* fsynced below with the staging directory, not by the writer */
     cairn_write_opts o = {.struct_size = sizeof o, .format = CAIRN_FORMAT_NATIVE,
-                          .flags = CAIRN_WRITE_NO_SYNC, .threads = 1};
+                          .flags = flags, .threads = 1};
     if (st == CAIRN_OK)
         st = cairn_writer_open_path(path, &o, &w, err);
     if (st == CAIRN_OK)
@@ -798,16 +760,25 @@ static cairn_status write_manifest(cairn_mpi_save *s, const uint64_t *files, cai
     cairn_writer_abort(w);
     cairn_value_free(user);
     cairn_value_free(tree);
-    s->times.manifest_written = mono_now();
+    s->times.manifest_written = cairn__mpi_now();
+    return st;
+}
+
+static cairn_status write_manifest(cairn_mpi_save *s, const uint64_t *files, cairn_error *err)
+{
+    char path[PATH_MAX_LEN + 32];
+    snprintf(path, sizeof path, "%s/manifest.cairn", s->staging);
+    /* fsynced below with the staging directory, not by the writer */
+    cairn_status st = cairn__mpi_put_manifest(s, files, path, CAIRN_WRITE_NO_SYNC, err);
     if (st == CAIRN_OK && durable(s))
         st = sync_path(path, 0, err);
-    s->times.manifest_synced = mono_now();
+    s->times.manifest_synced = cairn__mpi_now();
     /* One fsync of the staging directory for every entry in it: the rank
      * files (all renamed into place before the gather that got us here)
      * and the manifest. */
     if (st == CAIRN_OK && durable(s))
         st = sync_path(s->staging, 1, err);
-    s->times.staging_synced = mono_now();
+    s->times.staging_synced = cairn__mpi_now();
     return st;
 }
 
@@ -821,7 +792,7 @@ static cairn_status commit_dir(cairn_mpi_save *s, cairn_error *err)
          * a checkpoint. */
         rc = rename(s->staging, s->path);
     }
-    s->times.renamed = mono_now();
+    s->times.renamed = cairn__mpi_now();
     if (rc != 0) {
         int e = errno;
         return cairn__mpi_fail(err, e == EEXIST || e == ENOTEMPTY ? CAIRN_E_EXISTS : CAIRN_E_IO,
@@ -838,19 +809,21 @@ static cairn_status commit_dir(cairn_mpi_save *s, cairn_error *err)
     snprintf(parent, sizeof parent, "%.*s", slash ? (slash == s->path ? 1 : (int)(slash - s->path)) : 1,
              slash ? s->path : ".");
     cairn_status st = sync_path(parent, 1, err);
-    s->times.parent_synced = mono_now();
+    s->times.parent_synced = cairn__mpi_now();
     return st;
 }
 
 cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn__mpi_times *times,
                                     cairn_error *err)
 {
+    if (s->remote)
+        return cairn__mpi_save_finish_remote(s, times, err);
     /* Every rank's (status, size, hash) to rank 0 before the rank files
      * are durable, so the manifest is written and fsynced while the other
      * ranks fsync their files (a rank that sent returns at once). */
     uint64_t id[3] = {(uint64_t)s->wst, s->fsize, s->fhash};
     MPI_Gather(id, 3, MPI_UINT64_T, s->ids, 3, MPI_UINT64_T, 0, s->comm);
-    s->times.gathered = mono_now();
+    s->times.gathered = cairn__mpi_now();
     cairn_status mst = CAIRN_OK;
     cairn_error merr;
     if (s->me == 0 && s->wst == CAIRN_OK) {
@@ -875,13 +848,13 @@ cairn_status cairn__mpi_save_finish(cairn_mpi_save *s, cairn__mpi_times *times,
     /* The commit point's condition: every rank file durable, and on rank 0
      * the manifest and the staging directory too. */
     st = cairn__mpi_agree(s->comm, st, &tmp);
-    s->times.agreed = mono_now();
+    s->times.agreed = cairn__mpi_now();
     if (st == CAIRN_OK) {
         if (s->me == 0)
             st = commit_dir(s, &tmp);
         st = cairn__mpi_bcast_status(s->comm, 0, st, &tmp);
     }
-    s->times.result = mono_now();
+    s->times.result = cairn__mpi_now();
     if (st != CAIRN_OK && s->me == 0)
         cairn__mpi_remove_dir(s->staging);
     if (st != CAIRN_OK && err)

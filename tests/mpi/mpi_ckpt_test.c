@@ -12,6 +12,8 @@
  *                           directories), resumes from the newest valid
  *                           checkpoint on this many ranks and checks every
  *                           element against its recorded step; prints it;
+ *   listed ROOT             a read-only manager: prints the checkpoints'
+ *                           numbers; fails if one listed is not valid;
  *   enospc ROOT BIG         ROOT on a small file system: one good save, then
  *                           one where rank 1's piece (BIG bytes) cannot fit:
  *                           every rank must get the error, nothing new may
@@ -180,15 +182,47 @@ static int resume_check(cairn_mpi_ckpt *m, uint64_t *out_step)
     return bad != 0;
 }
 
-static int do_check(const char *root)
+static cairn_mpi_ckpt *open_at(const char *root, unsigned flags)
 {
-    cairn_mpi_ckpt_opts o = {.struct_size = sizeof o, .dirname = root};
+    cairn_mpi_ckpt_opts o = {.struct_size = sizeof o, .dirname = root, .flags = flags};
     cairn_mpi_ckpt *m;
     cairn_error err;
     if (cairn_mpi_ckpt_open(MPI_COMM_WORLD, &o, &m, &err) != CAIRN_OK) {
         fprintf(stderr, "rank %d: open: %s\n", me, err.message);
-        return 1;
+        return NULL;
     }
+    return m;
+}
+
+/* Prints the checkpoints' sequence numbers; fails if one is not valid. */
+static int do_listed(const char *root)
+{
+    cairn_mpi_ckpt *m = open_at(root, CAIRN_CKPT_READ_ONLY);
+    if (!m)
+        return 1;
+    int bad = 0;
+    for (size_t i = 0; i < cairn_mpi_ckpt_count(m); i++) {
+        cairn_mpi_ckpt_info info;
+        cairn_mpi_ckpt_info_at(m, i, &info, NULL);
+        if (me == 0)
+            printf("%s%llu", i ? " " : "listed: ", (unsigned long long)info.seq);
+        if (!info.valid) {
+            fprintf(stderr, "rank %d: %s is listed but not valid\n", me, info.path);
+            bad++;
+        }
+    }
+    if (me == 0)
+        printf("\n");
+    cairn_mpi_ckpt_close(m, NULL);
+    return bad;
+}
+
+static int do_check(const char *root)
+{
+    cairn_mpi_ckpt *m = open_at(root, 0);
+    cairn_error err;
+    if (!m)
+        return 1;
     int bad = 0;
     if (me == 0 && staging_left(root)) {
         fprintf(stderr, "staging directories survived the manager's open\n");
@@ -300,12 +334,14 @@ int main(int argc, char **argv)
                      argc > 4 && !strcmp(argv[4], "resume"));
     else if (argc >= 3 && !strcmp(argv[1], "check"))
         bad = do_check(argv[2]);
+    else if (argc >= 3 && !strcmp(argv[1], "listed"))
+        bad = do_listed(argv[2]);
     else if (argc >= 4 && !strcmp(argv[1], "enospc"))
         bad = do_enospc(argv[2], strtoull(argv[3], NULL, 10));
     else if (argc >= 3 && !strcmp(argv[1], "lock"))
         bad = do_lock(argv[2]);
     else if (me == 0)
-        fprintf(stderr, "usage: mpi_ckpt_test run ROOT STEPS [async|resume] | check ROOT | "
+        fprintf(stderr, "usage: mpi_ckpt_test run ROOT STEPS [async|resume] | check ROOT | listed ROOT | "
                 "enospc ROOT BIG | lock ROOT\n");
     return mpi_test_end(bad);
 }

@@ -154,6 +154,25 @@ static void check(int ok, int me, const char *what, const char *name, const char
     }
 }
 
+/* "" or "<rank_dir>/", from DIR/manifest.cairn's tree. */
+static void rank_dir(const char *dir, char *out, size_t size)
+{
+    char p[4200];
+    cairn_file *mf;
+    cairn_value *tree = NULL;
+    const void *d;
+    size_t len;
+    out[0] = '\0';
+    snprintf(p, sizeof p, "%s/manifest.cairn", dir);
+    if (cairn_file_open(p, NULL, &mf, NULL) != CAIRN_OK)
+        return;
+    if (cairn_file_read_metadata(mf, &tree, NULL) == CAIRN_OK &&
+        cairn_value_get_data(cairn_value_get(tree, "rank_dir"), &d, &len) == CAIRN_OK)
+        snprintf(out, size, "%.*s/", (int)len, (const char *)d);
+    cairn_value_free(tree);
+    cairn_file_close(mf);
+}
+
 static int do_save(const char *dir, int zstd, int me, int size)
 {
     cairn_write_opts wo = {.struct_size = sizeof wo, .flags = CAIRN_WRITE_NO_SYNC,
@@ -193,10 +212,14 @@ static int do_save(const char *dir, int zstd, int me, int size)
     for (int i = 0; i < ndefs; i++)
         free(bufs[i]);
     if (st == CAIRN_OK && me == 0) {
-        /* Replicated tensors are written once: only rank file 0 holds them. */
+        /* Replicated tensors are written once: only rank file 0 holds them.
+         * On an object store the rank files sit under the manifest's
+         * "rank_dir" (docs/FORMAT.md §20). */
+        char sub[32];
+        rank_dir(dir, sub, sizeof sub);
         for (int r = 0; r < size; r++) {
             char p[4200];
-            snprintf(p, sizeof p, "%s/rank-%06d.cairn", dir, r);
+            snprintf(p, sizeof p, "%s/%srank-%06d.cairn", dir, sub, r);
             cairn_file *f;
             if (cairn_file_open(p, NULL, &f, &err) != CAIRN_OK) {
                 check(0, me, "open", p, err.message);

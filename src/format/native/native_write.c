@@ -320,7 +320,9 @@ static cairn_status nw_finish(cairn_writer *w, cairn_error *err)
     cairn__put64(t + TR_STRINGS_SIZE, nw->strings_size);
     cairn__put64(t + TR_META_OFFSET, index_offset + meta_rel);
     cairn__put64(t + TR_META_SIZE, meta_size);
-    cairn__put64(t + TR_INDEX_HASH, cairn__hash(index, (size_t)total));
+    w->index_hash = cairn__hash(index, (size_t)total);
+    w->has_index_hash = 1;
+    cairn__put64(t + TR_INDEX_HASH, w->index_hash);
     cairn__put64(t + TR_HASH, cairn__hash(t, TR_HASH));
     memcpy(t + TR_END_MAGIC, native_end_magic, 8);
     free(index);
