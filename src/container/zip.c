@@ -380,38 +380,38 @@ static cairn_status check_entry(const cairn__source *f, raw_entry *r, uint64_t m
                            (unsigned long long)(max_inflate > ratio_cap ? max_inflate : ratio_cap),
                            (unsigned long long)max_inflate, CAIRN__ZIP_RATIO_LIMIT,
                            CAIRN__ZIP_SIZE_LIMIT, (unsigned long long)f->size);
-    m->name_len = r->name_len;
+    m->name_len = (uint16_t)r->name_len;
     m->method = r->method;
     m->flags = r->flags;
     m->crc = r->crc;
     m->comp_size = r->comp;
     m->size = r->size;
-    m->header_offset = r->offset;
-    m->entry_offset = r->at;
+    m->data_offset = r->offset; /* the local header's, until check_local */
     return CAIRN_OK;
 }
 
 /* The local header must be where the entry says, name the same member, and
- * leave the member's data before the central directory. */
+ * leave the member's data before the central directory. m->data_offset
+ * holds the local header's offset until then. */
 static cairn_status check_local(const cairn__source *f, const cairn__zip *z, cairn__zip_member *m,
                                 cairn_error *err)
 {
     char where[512];
     uint8_t h[LOCAL_SIZE];
-    uint64_t end;
+    uint64_t end, header_offset = m->data_offset;
     cairn__zip_where(f, m, where, sizeof where);
-    if (cairn__add_overflow(m->header_offset, LOCAL_SIZE, &end) || end > z->cd_offset)
+    if (cairn__add_overflow(header_offset, LOCAL_SIZE, &end) || end > z->cd_offset)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: local header offset %llu (30 bytes) runs "
                            "into the central directory at offset %llu", where,
-                           (unsigned long long)m->header_offset,
+                           (unsigned long long)header_offset,
                            (unsigned long long)z->cd_offset);
     /* Every member's header is read: with pread, so no page of the file
      * stays resident for it (cairn__source_read_cold). */
-    CAIRN_TRY(cairn__source_read_cold(f, m->header_offset, h, sizeof h, err));
+    CAIRN_TRY(cairn__source_read_cold(f, header_offset, h, sizeof h, err));
     size_t n = cairn__le16(h + 26), x = cairn__le16(h + 28);
     if (cairn__le32(h) != SIG_LOCAL)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: no local header signature at offset %llu",
-                           where, (unsigned long long)m->header_offset);
+                           where, (unsigned long long)header_offset);
     uint64_t data = end + n + x;
     if (data > z->cd_offset || m->comp_size > z->cd_offset - data)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: data at offset %llu (%llu bytes, after a "
@@ -431,8 +431,9 @@ static cairn_status check_local(const cairn__source *f, const cairn__zip *z, cai
     }
     if (!same)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: the local header at offset %llu names "
-                           "another member", where, (unsigned long long)m->header_offset);
+                           "another member", where, (unsigned long long)header_offset);
     m->data_offset = data;
+    m->local_extra = (uint16_t)x;
     return CAIRN_OK;
 }
 
@@ -447,12 +448,15 @@ static int by_offset(const void *a, const void *b)
 {
     const cairn__zip_member *x = *(const cairn__zip_member *const *)a;
     const cairn__zip_member *y = *(const cairn__zip_member *const *)b;
-    return (x->header_offset > y->header_offset) - (x->header_offset < y->header_offset);
+    uint64_t a_at = cairn__zip_header_offset(x), b_at = cairn__zip_header_offset(y);
+    return (a_at > b_at) - (a_at < b_at);
 }
 
 /* Unique names (sorts z->by_name) and disjoint members: two entries that
- * share bytes are how overlapping-file zip bombs multiply their output. */
-static cairn_status check_set(const cairn__source *f, cairn__zip *z, cairn_error *err)
+ * share bytes are how overlapping-file zip bombs multiply their output.
+ * entry_at: each member's central directory entry (for messages). */
+static cairn_status check_set(const cairn__source *f, cairn__zip *z, const uint64_t *entry_at,
+                              cairn_error *err)
 {
     char a[512], b[512];
     uint64_t n = z->count;
@@ -464,8 +468,8 @@ static cairn_status check_set(const cairn__source *f, cairn__zip *z, cairn_error
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s: duplicate member name (central "
                                "directory entries at offsets %llu and %llu)",
                                cairn__zip_where(f, z->by_name[i], a, sizeof a),
-                               (unsigned long long)z->by_name[i - 1]->entry_offset,
-                               (unsigned long long)z->by_name[i]->entry_offset);
+                               (unsigned long long)entry_at[z->by_name[i - 1] - z->members],
+                               (unsigned long long)entry_at[z->by_name[i] - z->members]);
     const cairn__zip_member **order = malloc((size_t)n * sizeof *order);
     if (!order)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", f->path);
@@ -474,22 +478,23 @@ static cairn_status check_set(const cairn__source *f, cairn__zip *z, cairn_error
     cairn_status st = CAIRN_OK;
     for (uint64_t i = 1; i < n && st == CAIRN_OK; i++) {
         const cairn__zip_member *p = order[i - 1], *q = order[i];
-        if (p->data_offset + p->comp_size > q->header_offset) {
+        if (p->data_offset + p->comp_size > cairn__zip_header_offset(q)) {
             cairn__zip_where(f, p, a, sizeof a);
             st = cairn__fail(err, CAIRN_E_CORRUPT, "%s (data up to offset %llu) overlaps member "
                              "'%s' (local header at offset %llu)", a,
                              (unsigned long long)(p->data_offset + p->comp_size),
                              cairn__printable(q->name, q->name_len, b, 160),
-                             (unsigned long long)q->header_offset);
+                             (unsigned long long)cairn__zip_header_offset(q));
         }
     }
     free(order);
     return st;
 }
 
-/* Parses every entry of the central directory `cd` into z. */
+/* Parses every entry of the central directory `cd` into z, and the file
+ * offset of each entry into entry_at. */
 static cairn_status parse_cd(const cairn__source *f, const uint8_t *cd, uint64_t max_inflate,
-                             cairn__zip *z, cairn_error *err)
+                             cairn__zip *z, uint64_t *entry_at, cairn_error *err)
 {
     uint64_t pos = 0, names_len = 0;
     raw_entry *raw = malloc((size_t)(z->count ? z->count : 1) * sizeof *raw);
@@ -503,6 +508,7 @@ static cairn_status parse_cd(const cairn__source *f, const uint8_t *cd, uint64_t
             st = check_entry(f, &raw[i], max_inflate, i, &z->members[i], err);
         if (st == CAIRN_OK)
             names_len += raw[i].name_len + 1;
+        entry_at[i] = raw[i].at;
     }
     if (st == CAIRN_OK && pos != z->cd_size)
         st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: ZIP central directory at offset %llu has "
@@ -548,17 +554,25 @@ cairn_status cairn__zip_open(const cairn__source *f, uint64_t max_inflate, cairn
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu ZIP entries", f->path,
                            (unsigned long long)e.entries);
     }
+    /* The entries' offsets serve the messages of check_set only. */
+    uint64_t *entry_at = malloc(n * sizeof *entry_at);
+    if (!entry_at) {
+        cairn__zip_close(z);
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for %llu ZIP entries", f->path,
+                           (unsigned long long)e.entries);
+    }
     const uint8_t *cd;
     uint8_t *heap;
     cairn_status st = fetch(f, e.cd_offset, e.cd_size, &cd, &heap, err);
     if (st == CAIRN_OK) {
-        st = parse_cd(f, cd, max_inflate, z, err);
+        st = parse_cd(f, cd, max_inflate, z, entry_at, err);
         free(heap);
     }
     for (uint64_t i = 0; st == CAIRN_OK && i < z->count; i++)
         st = check_local(f, z, &z->members[i], err);
     if (st == CAIRN_OK)
-        st = check_set(f, z, err);
+        st = check_set(f, z, entry_at, err);
+    free(entry_at);
     if (st != CAIRN_OK)
         cairn__zip_close(z);
     return st;

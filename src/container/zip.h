@@ -31,18 +31,23 @@
 
 /* One member, as the central directory describes it (checked against its
  * local header). */
-typedef struct cairn__zip_member {
+typedef struct cairn__zip_member { /* 48 bytes: an archive may hold one per tensor */
     const char *name;       /* NUL-terminated (names never hold NUL); owned by the cairn__zip */
-    size_t name_len;
-    uint16_t method;        /* CAIRN__ZIP_STORED or CAIRN__ZIP_DEFLATED */
-    uint16_t flags;         /* general purpose bits */
-    uint32_t crc;           /* CRC-32 of the uncompressed bytes */
     uint64_t comp_size;     /* bytes in the file */
     uint64_t size;          /* bytes once inflated (== comp_size when stored) */
-    uint64_t header_offset; /* its local header */
-    uint64_t data_offset;   /* its first stored byte: header_offset + 30 + name + extra */
-    uint64_t entry_offset;  /* its central directory entry (for messages) */
+    uint64_t data_offset;   /* its first stored byte: the local header + 30 + name + extra */
+    uint32_t crc;           /* CRC-32 of the uncompressed bytes */
+    uint16_t name_len;      /* names are at most 65535 bytes */
+    uint16_t method;        /* CAIRN__ZIP_STORED or CAIRN__ZIP_DEFLATED */
+    uint16_t flags;         /* general purpose bits */
+    uint16_t local_extra;   /* bytes of the local header's extra field */
 } cairn__zip_member;
+
+/* The file offset of m's local header. */
+static inline uint64_t cairn__zip_header_offset(const cairn__zip_member *m)
+{
+    return m->data_offset - 30u - m->name_len - m->local_extra;
+}
 
 typedef struct cairn__zip {
     cairn__zip_member *members;         /* central directory order */

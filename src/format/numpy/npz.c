@@ -55,7 +55,7 @@ static cairn_status check_name(const cairn_file *f, const cairn__zip_member *m, 
         return CAIRN_OK;
     return cairn__fail(err, len > CAIRN_NAME_MAX ? CAIRN_E_LIMIT : CAIRN_E_UNSUPPORTED,
                        "%s (local header at offset %llu): not a cairn tensor name (%s)", where,
-                       (unsigned long long)m->header_offset, why.message);
+                       (unsigned long long)cairn__zip_header_offset(m), why.message);
 }
 
 /* Where messages about the member's npy bytes point: file offsets for
@@ -186,10 +186,10 @@ static cairn_status sort_tensors(const cairn_file *f, npz_state *s, cairn_error 
         cairn_status st = cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) "
                                       "and member '%s' (offset %llu) both hold tensor '%s'",
                                       cairn__zip_where(&f->src, p, a, sizeof a),
-                                      (unsigned long long)p->header_offset,
+                                      (unsigned long long)cairn__zip_header_offset(p),
                                       cairn__printable(q->name, q->name_len, shown,
                                                        sizeof shown),
-                                      (unsigned long long)q->header_offset, keys[i].name);
+                                      (unsigned long long)cairn__zip_header_offset(q), keys[i].name);
         free(keys);
         return st;
     }
@@ -297,7 +297,7 @@ static cairn_status npz_verify_structure(const cairn_file *f, cairn_error *err)
             st = cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s' (member at offset %llu) "
                              "changed since the file was opened", f->path,
                              cairn__packed_name(&s->tensors, k, &len),
-                             (unsigned long long)member_of(s, k)->header_offset);
+                             (unsigned long long)cairn__zip_header_offset(member_of(s, k)));
         }
     state_free(again);
     return st;

@@ -23,18 +23,21 @@
 static const uint8_t legacy_magic[LEGACY_MAGIC_LEN] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9,
                                                        0x20, 0x6a, 0xa8, 0x50, 0x19};
 
-/* One storage: a ZIP member <root>/data/<key>, or in a legacy file a byte
- * range after the pickles. */
-typedef struct torch_storage { /* 48 bytes: a file may hold one per tensor */
-    const cairn__zip_member *m; /* NULL in legacy files */
-    uint64_t key;               /* legacy files: the key, into torch_state.key_text */
+/* One storage of a legacy file: a byte range after the pickles. In a ZIP
+ * file a storage is a member <root>/data/<key>, and its index is the
+ * member's: torch_state.numel_of and dtype_of keep what the pickle declared
+ * (9 bytes a member), the member the rest. */
+typedef struct torch_storage {
+    uint64_t key;               /* the key, into torch_state.key_text */
     uint64_t numel;             /* as declared */
-    uint64_t offset;            /* file offset of the first byte (stored members, legacy) */
+    uint64_t offset;            /* file offset of the first byte */
     uint64_t size;              /* bytes it holds */
     uint32_t key_len;           /* at most TORCH_KEY_MAX */
     uint8_t dtype;              /* a cairn_dtype, as declared */
-    uint8_t placed;             /* legacy: its bytes were found after the key list */
+    uint8_t placed;             /* its bytes were found after the key list */
 } torch_storage;
+
+#define TORCH_UNDECLARED UINT8_MAX /* dtype_of: no tensor uses the member */
 
 /* One tensor, as the table's packed record and tail give it back (get). */
 typedef struct torch_tensor {
@@ -64,8 +67,9 @@ typedef struct torch_state {
     char *root;                 /* the top folder with its '/', or "" */
     size_t root_len;
     const cairn__zip_member *pkl;
-    uint32_t *storage_of;       /* zip: storage index of each member, UINT32_MAX = none */
-    torch_storage *storages;
+    uint64_t *numel_of;         /* zip: each member's element count, as declared */
+    uint8_t *dtype_of;          /* zip: each member's cairn_dtype, or TORCH_UNDECLARED */
+    torch_storage *storages;    /* legacy */
     uint32_t storage_count, storage_cap;
     cairn__nameset keys;        /* legacy: storages by key */
     char *key_text;             /* legacy: the keys, one after another */
@@ -107,16 +111,29 @@ static cairn_status add_storage(torch_state *s, const torch_storage *st, uint32_
 
 /* A storage key met again must declare the class (dtype) and element count
  * it was first declared with (docs/FORMAT.md §14.4, §14.6). */
-static cairn_status same_declaration(const torch_state *s, const torch_storage *old,
-                                     const char *shown, uint64_t at, cairn_dtype dtype,
-                                     uint64_t numel, cairn_error *err)
+static cairn_status same_declaration(const torch_state *s, uint8_t old_dtype,
+                                     uint64_t old_numel, const char *shown, uint64_t at,
+                                     cairn_dtype dtype, uint64_t numel, cairn_error *err)
 {
-    if (old->dtype == dtype && old->numel == numel)
+    if (old_dtype == dtype && old_numel == numel)
         return CAIRN_OK;
     return cairn__fail(err, CAIRN_E_CORRUPT, "%s: offset %llu: storage '%s' declared again as "
                        "%llu x %s (first as %llu x %s)", s->where, (unsigned long long)at, shown,
                        (unsigned long long)numel, cairn_dtype_name(dtype),
-                       (unsigned long long)old->numel, cairn_dtype_name((cairn_dtype)old->dtype));
+                       (unsigned long long)old_numel, cairn_dtype_name((cairn_dtype)old_dtype));
+}
+
+/* Where storage `index` is: its ZIP member (NULL in legacy files) and the
+ * file offset of its first byte. */
+static const cairn__zip_member *storage_at(const torch_state *s, uint32_t index,
+                                           uint64_t *offset)
+{
+    if (s->legacy) {
+        *offset = s->storages[index].offset;
+        return NULL;
+    }
+    *offset = s->zip.members[index].data_offset;
+    return &s->zip.members[index];
 }
 
 /* ------------------------------------------------------- ZIP: the records */
@@ -137,7 +154,7 @@ static cairn_status find_pickle(torch_state *s, cairn_error *err)
             return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu) and "
                                "member '%s' both hold a data.pkl: which one is the file?",
                                cairn__zip_where(&f->src, s->pkl, a, sizeof a),
-                               (unsigned long long)s->pkl->header_offset, m->name);
+                               (unsigned long long)cairn__zip_header_offset(s->pkl), m->name);
         }
         s->pkl = m;
         s->root_len = root_len;
@@ -178,7 +195,7 @@ static cairn_status small_record(torch_state *s, const char *leaf, char *buf, si
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s (local header at offset %llu): %llu bytes "
                            "for a record of a few characters", cairn__zip_where(&s->f->src, m, where,
                                                                                sizeof where),
-                           (unsigned long long)m->header_offset, (unsigned long long)m->size);
+                           (unsigned long long)cairn__zip_header_offset(m), (unsigned long long)m->size);
     }
     CAIRN_TRY(cairn__zip_read(&s->f->src, m, 0, buf, (size_t)m->size, CAIRN__ZIP_CHECK, err));
     *len = (size_t)m->size;
@@ -246,21 +263,17 @@ static cairn_status zip_storage(void *ctx, const char *key, size_t key_len, cair
                            cairn__zip_where(&s->f->src, m, where, sizeof where),
                            (unsigned long long)m->size);
     }
-    uint64_t mi = (uint64_t)(m - s->zip.members);
-    if (s->storage_of[mi] != UINT32_MAX) {
+    uint32_t mi = (uint32_t)(m - s->zip.members); /* members are at most 2^22 */
+    *index = mi;
+    if (s->dtype_of[mi] != TORCH_UNDECLARED) {
         /* torch.load keeps the first declaration and ignores the rest: a
          * second one that disagrees would make cairn and torch read the
          * bytes differently, so it is refused, as in legacy files. */
-        CAIRN_TRY(same_declaration(s, &s->storages[s->storage_of[mi]], shown, at, dtype, numel,
-                                   err));
-        *index = s->storage_of[mi];
-        return CAIRN_OK;
+        return same_declaration(s, s->dtype_of[mi], s->numel_of[mi], shown, at, dtype, numel,
+                                err);
     }
-    torch_storage st = {.m = m, .numel = numel, .offset = m->data_offset, .size = m->size,
-                        .dtype = (uint8_t)dtype, .placed = 1};
-    if (add_storage(s, &st, index) != CAIRN_OK)
-        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
-    s->storage_of[mi] = *index;
+    s->dtype_of[mi] = (uint8_t)dtype;
+    s->numel_of[mi] = numel;
     s->payload_bytes += m->comp_size;
     return CAIRN_OK;
 }
@@ -324,7 +337,8 @@ static uint64_t span_of(const cairn__pk_tensor *t, uint64_t count, uint64_t esiz
 static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_tensor *pk,
                              const cairn__pk_named *named, cairn_error *err)
 {
-    const torch_storage *st = &s->storages[tt->storage];
+    uint64_t base;
+    const cairn__zip_member *m = storage_at(s, tt->storage, &base);
     cairn_tensor_info *in = &tt->t.info;
     uint64_t esize = cairn_dtype_size(pk->dtype);
     int over = 0;
@@ -341,7 +355,7 @@ static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_t
     over |= cairn__mul_overflow(in->count, esize, &in->raw_size);
     over |= cairn__mul_overflow(pk->offset, esize, &tt->byte_offset);
     tt->span = span_of(pk, in->count, esize, &over);
-    over |= cairn__add_overflow(st->offset, tt->byte_offset, &in->offset);
+    over |= cairn__add_overflow(base, tt->byte_offset, &in->offset);
     char shown[96];
     if (over)
         return cairn__fail(err, CAIRN_E_CORRUPT, "%s: tensor '%s': its element count, byte size "
@@ -350,14 +364,14 @@ static cairn_status describe(torch_state *s, torch_tensor *tt, const cairn__pk_t
     in->codec = CAIRN_CODEC_NONE;
     tt->contiguous = is_contiguous(pk);
     tt->t.big_endian = s->big_endian;
-    int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
+    int stored = !m || m->method == CAIRN__ZIP_STORED;
     in->stored_size = in->raw_size;
     if (!stored || !tt->contiguous) {
         /* No byte range of the file is the tensor: read.c asks torch_load. */
         tt->t.via_load = 1;
         in->alignment = 1;
         if (!stored)
-            in->stored_size = st->m->comp_size;
+            in->stored_size = m->comp_size;
         return CAIRN_OK;
     }
     in->alignment = offset_alignment(in->offset);
@@ -458,7 +472,7 @@ static cairn_status build_tensors(torch_state *s, const cairn__pickle *vm, cairn
         cairn__pk_tensor_get(vm, named->tensor, &pk);
         torch_tensor tt;
         memset(&tt, 0, sizeof tt);
-        tt.storage = pk.storage; /* the run was detached: the index of s->storages */
+        tt.storage = pk.storage; /* the run was detached: the host's index (storage_at) */
         CAIRN_TRY(describe(s, &tt, &pk, named, err));
         CAIRN_TRY(keep_tensor(s, &tt, err));
         /* The packed record has the name now; by_name stays. */
@@ -515,11 +529,13 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
         return cairn__fail(err, CAIRN_E_LIMIT, "%s: %llu bytes of pickle; cairn reads at most "
                            "%llu", s->where, (unsigned long long)s->pkl->size,
                            (unsigned long long)CAIRN__PICKLE_MAX_BYTES);
-    s->storage_of = malloc((s->zip.count ? (size_t)s->zip.count : 1) * sizeof *s->storage_of);
-    cairn_status st = s->storage_of ? CAIRN_OK
-                      : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
-    for (uint64_t i = 0; st == CAIRN_OK && i < s->zip.count; i++)
-        s->storage_of[i] = UINT32_MAX;
+    size_t n = s->zip.count ? (size_t)s->zip.count : 1;
+    s->numel_of = malloc(n * sizeof *s->numel_of);
+    s->dtype_of = malloc(n);
+    cairn_status st = s->numel_of && s->dtype_of
+                      ? CAIRN_OK : cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", s->where);
+    if (st == CAIRN_OK)
+        memset(s->dtype_of, TORCH_UNDECLARED, n);
     const uint8_t *pkl = NULL;
     uint8_t *copy = NULL;
     if (st == CAIRN_OK)
@@ -609,7 +625,8 @@ static cairn_status legacy_storage(void *ctx, const char *key, size_t key_len, c
                            "too long", s->where, (unsigned long long)at, shown);
     int64_t found = cairn__nameset_find(&s->keys, key, key_len, key_at, s);
     if (found >= 0) {
-        CAIRN_TRY(same_declaration(s, &s->storages[found], shown, at, dtype, numel, err));
+        CAIRN_TRY(same_declaration(s, s->storages[found].dtype, s->storages[found].numel, shown,
+                                   at, dtype, numel, err));
         *index = (uint32_t)found;
         return CAIRN_OK;
     }
@@ -788,7 +805,8 @@ static void state_free(void *state)
         return;
     cairn__zip_close(&s->zip);
     free(s->root);
-    free(s->storage_of);
+    free(s->numel_of);
+    free(s->dtype_of);
     free(s->key_text);
     free(s->storages);
     cairn__nameset_free(&s->keys);
@@ -899,8 +917,9 @@ static cairn_status torch_verify_tensor(const cairn_file *f, uint64_t index, cai
     const torch_state *s = f->state;
     torch_tail tail;
     cairn__packed_tail(&s->tensors, index, &tail);
-    const torch_storage *st = &s->storages[tail.storage];
-    return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK; /* legacy files have no CRC */
+    uint64_t base;
+    const cairn__zip_member *m = storage_at(s, tail.storage, &base);
+    return m ? cairn__zip_verify(&f->src, m, err) : CAIRN_OK; /* legacy files have no CRC */
 }
 
 /* Copies the elements of a strided view, in C order, from `src` (the
@@ -929,20 +948,21 @@ static cairn_status storage_span(const cairn_file *f, const torch_tensor *tt,
                                  const uint8_t **out, uint8_t **heap, cairn_error *err)
 {
     const torch_state *s = f->state;
-    const torch_storage *st = &s->storages[tt->storage];
+    uint64_t base;
+    const cairn__zip_member *m = storage_at(s, tt->storage, &base);
     *heap = NULL;
-    int stored = !st->m || st->m->method == CAIRN__ZIP_STORED;
-    if (stored && (*out = cairn__file_ptr(f, st->offset + tt->byte_offset, tt->span)))
-        return st->m ? cairn__zip_verify(&f->src, st->m, err) : CAIRN_OK;
+    int stored = !m || m->method == CAIRN__ZIP_STORED;
+    if (stored && (*out = cairn__file_ptr(f, base + tt->byte_offset, tt->span)))
+        return m ? cairn__zip_verify(&f->src, m, err) : CAIRN_OK;
     if (tt->span > SIZE_MAX || !(*heap = malloc(tt->span ? (size_t)tt->span : 1)))
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: tensor '%s': out of memory for %llu bytes "
                            "of its storage", f->path, tt->t.info.name,
                            (unsigned long long)tt->span);
     *out = *heap;
-    if (st->m)
-        return cairn__zip_read(&f->src, st->m, tt->byte_offset, *heap, (size_t)tt->span,
+    if (m)
+        return cairn__zip_read(&f->src, m, tt->byte_offset, *heap, (size_t)tt->span,
                                CAIRN__ZIP_CHECK, err);
-    return cairn__file_read(f, st->offset + tt->byte_offset, *heap, (size_t)tt->span, err);
+    return cairn__file_read(f, base + tt->byte_offset, *heap, (size_t)tt->span, err);
 }
 
 /* Tensors marked via_load: strided views and deflated members. */
@@ -952,11 +972,12 @@ static cairn_status torch_load(const cairn_file *f, uint64_t index, void *dst, c
     torch_tensor got;
     const torch_tensor *tt = &got;
     get_tensor(s, index, &got);
-    const torch_storage *st = &s->storages[tt->storage];
+    uint64_t base;
+    const cairn__zip_member *m = storage_at(s, tt->storage, &base);
     if (tt->t.info.count == 0)
         return CAIRN_OK;
-    if (tt->contiguous && st->m) /* a deflated member: inflate straight into dst */
-        return cairn__zip_read(&f->src, st->m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
+    if (tt->contiguous && m) /* a deflated member: inflate straight into dst */
+        return cairn__zip_read(&f->src, m, tt->byte_offset, dst, (size_t)tt->t.info.raw_size,
                                CAIRN__ZIP_CHECK, err);
     const uint8_t *src;
     uint8_t *heap;
