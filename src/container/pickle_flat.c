@@ -542,7 +542,14 @@ static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
      * every level, and a list of a million zeros deflates to a few KB. */
     w->stored = stored;
     w->budget = CAIRN__PICKLE_TREE_BUDGET(stored);
-    cairn_status st = walk_root(w, out);
+    /* Most files name each tensor once: room for that many names, not a
+     * doubling array's up to twice as many. */
+    cairn_status st = CAIRN_OK;
+    if (vm->tensor_count > 0 && !(out->tensors = malloc(vm->tensor_count * sizeof *out->tensors)))
+        st = nomem(w, vm->root);
+    out->cap = out->tensors ? vm->tensor_count : 0;
+    if (st == CAIRN_OK)
+        st = walk_root(w, out);
     if (no_refs) /* the names are out: the graph may go before they are sorted */
         cairn__pickle_shed(vm);
     if (st == CAIRN_OK)

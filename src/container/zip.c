@@ -585,9 +585,21 @@ static const char *sorted_name(const void *ctx, uint64_t pos, size_t *len)
     return m->name;
 }
 
+void cairn__zip_drop_index(cairn__zip *z)
+{
+    free(z->by_name);
+    z->by_name = NULL;
+}
+
 const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, size_t len)
 {
     uint64_t pos;
+    if (!z->by_name) {
+        for (uint64_t i = 0; i < z->count; i++)
+            if (z->members[i].name_len == len && memcmp(z->members[i].name, name, len) == 0)
+                return &z->members[i];
+        return NULL;
+    }
     return cairn__name_search(z->count, sorted_name, z, name, len, &pos) ? z->by_name[pos] : NULL;
 }
 

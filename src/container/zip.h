@@ -66,8 +66,12 @@ cairn_status cairn__zip_open(const cairn__source *f, uint64_t max_inflate, cairn
                              cairn_error *err);
 void cairn__zip_close(cairn__zip *z);
 
-/* The member named exactly name[0..len), or NULL. Binary search. */
+/* The member named exactly name[0..len), or NULL. Binary search (a scan
+ * after cairn__zip_drop_index). */
 const cairn__zip_member *cairn__zip_find(const cairn__zip *z, const char *name, size_t len);
+/* Frees the name index (8 bytes a member) of a reader done looking members
+ * up by name: a file of many members keeps their records only. */
+void cairn__zip_drop_index(cairn__zip *z);
 
 /* Flags for cairn__zip_read. */
 #define CAIRN__ZIP_CHECK 0x1u /* also check the whole member: its CRC-32 and, for deflated

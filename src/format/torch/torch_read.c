@@ -549,6 +549,13 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     if (st == CAIRN_OK)
         st = run_object(s, &vm, &host, pkl, (size_t)s->pkl->size, 0, &ran, err);
     free(copy); /* the graph has its strings */
+    /* The run has found and checked every storage: what it declared and
+     * the members' name index go before the walk. */
+    free(s->numel_of);
+    free(s->dtype_of);
+    s->numel_of = NULL;
+    s->dtype_of = NULL;
+    cairn__zip_drop_index(&s->zip);
     if (!copy)
         cairn__source_forget(&f->src, s->pkl->data_offset, s->pkl->size);
     uint64_t stored = s->pkl->comp_size ? s->pkl->comp_size : ran;
