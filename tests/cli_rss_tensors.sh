@@ -19,9 +19,8 @@ skip_unless_python "import numpy" "numpy missing"
 # Formats over the rule today, with what they cost (bytes per tensor,
 # release build, 21-byte names) and why.
 declare -A KNOWN=(
-    [torch]="~345 B (was ~1,150): the ZIP index (~90 B a member) and a 48-byte storage per member, beside the machine's records of every tensor at the end of the run"
-    [pickle]="~535 B (was ~930): the inert graph of every array (its _reconstruct args and BUILD state: ~11 objects) lives until the walk is over"
-    [joblib]="~505 B (was ~980): the inert graph of every NumpyArrayWrapper and its state dict lives until the walk is over"
+    [pickle]="~520 B (was ~930): the inert graph of every array (its _reconstruct args and BUILD state: ~11 objects) lives until the walk is over"
+    [joblib]="~490 B (was ~980): the inert graph of every NumpyArrayWrapper and its state dict lives until the walk is over"
 )
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:detect_leaks=0:allocator_may_return_null=1"
@@ -55,10 +54,10 @@ open('issue.safetensors', 'wb').write(issue)
 PY
 
 # Under ASan the KNOWN formats are not measured (their files are not made):
-# the time goes to the formats that must hold. Legacy torch files come with
-# the KNOWN .pt ones, so they are checked by release runs of this script
-# (under ASan a legacy file costs ~364 B a tensor against 375 allowed: each
-# walked name is its own allocation with redzones, too close to call).
+# the time goes to the formats that must hold. Torch files (.pt and legacy)
+# are checked by release runs of this script (~250 B a tensor there): under
+# ASan a legacy file costs ~364 B a tensor against 375 allowed (each walked
+# name is its own allocation with redzones), too close to call.
 have_torch=0 have_h5py=0 have_joblib=0 have_pickle=1
 if [ "$asan" = 1 ]; then have_pickle=0; else
     "$PY" -c "import torch" 2>/dev/null && have_torch=1

@@ -243,7 +243,8 @@ typedef struct cairn__pickle {
     uint32_t *work;     /* nodes waiting to be freed */
     uint32_t work_count, work_cap;
     uint64_t nodes_made; /* every node made, reused slots too (CAIRN__PICKLE_MAX_NODES) */
-    uint8_t *arena;     /* the strings, once copied out (cairn__pk_keep_strings) */
+    uint8_t **arenas;   /* the strings, once copied out: a piece per cairn__pk_keep_strings */
+    uint32_t arena_count, arena_cap;
     size_t told;        /* the last pos host->consumed heard */
     uint32_t inert_key[CAIRN__PK_INERT_KEYS]; /* node + 1 of each key inert nodes hold */
     uint64_t made;      /* container items and copied bytes so far (the budget above) */

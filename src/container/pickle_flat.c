@@ -193,26 +193,28 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
 
 /* One per key of a dict being walked: 24 bytes, for a state dict has one
  * per tensor (a pickle is at most 64 MiB: lengths fit in 32 bits). */
-typedef struct key_ent {
+typedef struct key_ent { /* 16 bytes: a dict of N tensors has N of them while it is walked */
     const char *s;  /* the key's text: the str's bytes, or an int's decimal in `nums` */
-    uint32_t len;
     uint32_t value; /* the node it maps to (the last one set, as in Python) */
-    uint8_t type;   /* of the key node */
-    uint8_t dead;   /* a later SETITEM of the same key: merged into the first */
+    uint32_t len : 30;   /* below 2^28: a string is at most 2 x 64 MiB + 64 KiB */
+    uint32_t is_int : 1; /* the key node is an int (else a str) */
+    uint32_t dead : 1;   /* a later SETITEM of the same key: merged into the first */
 } key_ent;
 
 #define INT_KEY_TEXT 24 /* bytes of an int64's decimal form with its NUL */
 
-static int key_cmp(const void *a, const void *b)
+/* Orders indexes into the key_ent array ctx. */
+static int key_cmp(const void *a, const void *b, void *ctx)
 {
-    const key_ent *x = *(const key_ent *const *)a, *y = *(const key_ent *const *)b;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    const key_ent *x = (const key_ent *)ctx + i, *y = (const key_ent *)ctx + j;
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->s, y->s, n);
     if (c)
         return c;
     if (x->len != y->len)
         return x->len < y->len ? -1 : 1;
-    return x < y ? -1 : x > y; /* stable: insertion order within a key */
+    return i < j ? -1 : i > j; /* stable: insertion order within a key */
 }
 
 /* The text of one key: a str (UTF-8, not empty, no NUL) or an int (its
@@ -220,7 +222,7 @@ static int key_cmp(const void *a, const void *b)
 static cairn_status key_text(walk *w, uint32_t knode, key_ent *e, char *num)
 {
     const cairn__pk_node *k = &w->vm->nodes[knode];
-    e->type = k->type;
+    e->is_int = k->type == CAIRN__PK_INT;
     if (k->type == CAIRN__PK_INT) {
         e->len = (uint32_t)snprintf(num, INT_KEY_TEXT, "%" PRId64, k->u.i);
         e->s = num;
@@ -246,23 +248,24 @@ static cairn_status key_text(walk *w, uint32_t knode, key_ent *e, char *num)
 /* Python keeps one entry per key: the first position, the last value.
  * Keys of different types with one text (1 and "1") would give one name
  * to two things, so they are refused. */
-static cairn_status merge_keys(walk *w, uint32_t node, key_ent **order, uint32_t n)
+static cairn_status merge_keys(walk *w, uint32_t node, key_ent *ents, uint32_t *order,
+                               uint32_t n)
 {
-    qsort(order, n, sizeof *order, key_cmp);
+    qsort_r(order, n, sizeof *order, key_cmp, ents);
     for (uint32_t i = 0; i < n;) {
+        key_ent *first = &ents[order[i]];
         uint32_t j = i + 1;
-        while (j < n && order[j]->len == order[i]->len &&
-               memcmp(order[j]->s, order[i]->s, order[i]->len) == 0) {
-            if (order[j]->type != order[i]->type) {
+        for (; j < n && ents[order[j]].len == first->len &&
+               memcmp(ents[order[j]].s, first->s, first->len) == 0; j++) {
+            if (ents[order[j]].is_int != first->is_int) {
                 char why[200], shown[80];
                 snprintf(why, sizeof why, "an int key and a str key both read '%s'",
-                         cairn__printable(order[i]->s, order[i]->len, shown, sizeof shown));
+                         cairn__printable(first->s, first->len, shown, sizeof shown));
                 return fail_at(w, node, CAIRN_E_UNSUPPORTED, why);
             }
-            order[j]->dead = 1;
-            j++;
+            ents[order[j]].dead = 1;
         }
-        order[i]->value = order[j - 1]->value;
+        first->value = ents[order[j - 1]].value;
         i = j;
     }
     return CAIRN_OK;
@@ -301,18 +304,18 @@ static cairn_status convert_dict(walk *w, uint32_t node, int depth, cairn_value 
     for (uint32_t i = 0; i < n; i++)
         ints += w->vm->nodes[s->items[2 * i]].type == CAIRN__PK_INT;
     key_ent *ents = calloc(n ? n : 1, sizeof *ents);
-    key_ent **order = malloc((n ? n : 1) * sizeof *order);
+    uint32_t *order = malloc((n ? n : 1) * sizeof *order);
     char *nums = malloc(ints ? (size_t)ints * INT_KEY_TEXT : 1);
     cairn_status st = ents && order && nums ? CAIRN_OK : nomem(w, node);
     char *num = nums;
     for (uint32_t i = 0; st == CAIRN_OK && i < n; i++) {
         ents[i].value = s->items[2 * i + 1];
-        order[i] = &ents[i];
+        order[i] = i;
         st = key_text(w, s->items[2 * i], &ents[i], num);
-        num += ents[i].type == CAIRN__PK_INT ? INT_KEY_TEXT : 0;
+        num += ents[i].is_int ? INT_KEY_TEXT : 0;
     }
     if (st == CAIRN_OK)
-        st = merge_keys(w, node, order, n);
+        st = merge_keys(w, node, ents, order, n);
     if (st == CAIRN_OK)
         st = dict_children(w, node, depth, ents, n, map);
     free(ents);

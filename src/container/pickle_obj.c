@@ -295,38 +295,46 @@ void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const
     vm->base = base;
 }
 
-/* Blob i points into the pickle, or into the arena of an earlier
- * cairn__pk_keep_strings, and goes into the next one: a string, or in inert
- * mode not bytes (an array's elements stay where they are, in the pickle
- * the caller keeps). Freed blobs have no bytes. */
+/* Blob i points into the pickle and goes into the next piece of the
+ * arena: a string, or in inert mode not bytes (an array's elements stay
+ * where they are, in the pickle the caller keeps). Freed blobs have no
+ * bytes; owned ones and those of earlier pieces stay where they are. */
 static int borrowed(const cairn__pickle *vm, uint32_t i)
 {
     const cairn__pk_blob *b = &vm->blobs[i];
-    return b->p && !b->owned && (!vm->host->inert || !b->bytes);
+    return b->p && !b->owned && (!vm->host->inert || !b->bytes) && vm->p &&
+           (uintptr_t)b->p >= (uintptr_t)vm->p && (uintptr_t)b->p - (uintptr_t)vm->p <= vm->len;
 }
 
+/* Copies the strings that point into the pickle out of it, into one new
+ * piece: each string is copied once, however often this runs (a copy of
+ * everything kept so far each time would hold two copies at the end). The
+ * strings of blobs freed later stay in their piece until the graph goes. */
 cairn_status cairn__pk_keep_strings(cairn__pickle *vm, cairn_error *err)
 {
     uint64_t total = 0;
     for (uint32_t i = 0; i < vm->blob_count; i++)
         if (borrowed(vm, i))
             total += vm->blobs[i].len; /* below the pickle's size: each is a range of it */
-    uint8_t *arena = malloc(total ? (size_t)total : 1);
+    if (total == 0)
+        return CAIRN_OK;
+    if (!grow((void **)&vm->arenas, &vm->arena_cap, vm->arena_count, sizeof *vm->arenas))
+        return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the pickle's strings",
+                           vm->where);
+    uint8_t *arena = malloc((size_t)total);
     if (!arena)
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory for the pickle's strings",
                            vm->where);
+    vm->arenas[vm->arena_count++] = arena;
     size_t at = 0;
     for (uint32_t i = 0; i < vm->blob_count; i++) {
         cairn__pk_blob *b = &vm->blobs[i];
         if (!borrowed(vm, i))
             continue;
-        if (b->len)
-            memcpy(arena + at, b->p, b->len);
+        memcpy(arena + at, b->p, b->len);
         b->p = arena + at;
         at += b->len;
     }
-    free(vm->arena);
-    vm->arena = arena;
     return CAIRN_OK;
 }
 
@@ -360,7 +368,9 @@ static void free_graph(cairn__pickle *vm)
     for (uint32_t i = 0; i < vm->blob_count; i++)
         if (vm->blobs[i].owned)
             free((void *)vm->blobs[i].p);
-    free(vm->arena);
+    for (uint32_t i = 0; i < vm->arena_count; i++)
+        free(vm->arenas[i]);
+    free(vm->arenas);
     free(vm->nodes);
     free(vm->seqs);
     free(vm->blobs);
