@@ -19,7 +19,7 @@ skip_unless_python "import numpy" "numpy missing"
 # Formats over the rule today, with what they cost (bytes per tensor,
 # release build, 21-byte names) and why.
 declare -A KNOWN=(
-    [pickle]="~520 B (was ~930): the inert graph of every array (its _reconstruct args and BUILD state: ~11 objects) lives until the walk is over"
+    [pickle]="~480 B (was ~930): the inert graph of every array (its _reconstruct args and BUILD state: ~11 objects) lives until the walk is over (the memo no longer holds them)"
     [joblib]="~490 B (was ~980): the inert graph of every NumpyArrayWrapper and its state dict lives until the walk is over"
 )
 

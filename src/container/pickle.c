@@ -707,7 +707,7 @@ cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, 
     vm->p = p;
     vm->len = len;
     vm->pos = 0;
-    if (!vm->host->inert) { /* see pickle_scan.c */
+    if (cairn__pickle_scannable(vm->host, p, len)) { /* see pickle_scan.c */
         CAIRN_TRY(cairn__pickle_scan(&vm->scan, p, len, err));
         /* No object points into the pickle yet: the pages the scan read
          * may go, and come back a step at a time as the run reads them. */

@@ -167,7 +167,7 @@ typedef struct cairn__pk_bits {
  * back (`gotten`), and for each the slot it takes in the machine's memo
  * (its rank among them: rank[word] + the bits below it in the word). */
 typedef struct cairn__pk_scan {
-    int on;             /* 0: not scanned (inert mode): every memo entry is kept */
+    int on;             /* 0: not scanned (a joblib pickle): every memo entry is kept */
     cairn__pk_bits gotten;
     uint32_t *rank;     /* per word of gotten: the set bits before it */
     uint32_t count;     /* memo entries read back */
@@ -300,6 +300,9 @@ void cairn__pk_hold(cairn__pickle *vm, uint32_t node);
 void cairn__pk_drop(cairn__pickle *vm, uint32_t node);
 
 /* The look ahead of pickle_scan.c: the memo entries p[0..len) reads back. */
+/* 1 when the look ahead may run on p[0..len): always, but in inert mode not
+ * when the pickle may hold a joblib array (bytes outside any opcode). */
+int cairn__pickle_scannable(const cairn__pickle_host *host, const uint8_t *p, size_t len);
 cairn_status cairn__pickle_scan(cairn__pk_scan *s, const uint8_t *p, size_t len,
                                 cairn_error *err);
 /* The memo slot of index `index`, or -1 when no GET reads it. */

@@ -10,8 +10,9 @@
  * decoder does; at an opcode the machine refuses, or a truncated one, it
  * stops, since the run stops there too. It never allocates from a number it
  * has not bounded: memo indexes are bits below the pickle's size. Inert
- * mode does not use it: joblib's array bytes follow a BUILD outside any
- * opcode, where a pass that does not run the pickle cannot tell them apart. */
+ * mode uses it too, unless the pickle may hold a joblib array: such an
+ * array's bytes follow its BUILD outside any opcode, where a pass that does
+ * not run the pickle cannot tell them apart (cairn__pickle_scannable). */
 #include "container/pickle.h"
 
 #include <stdlib.h>
@@ -38,7 +39,7 @@ static size_t arg_bytes(const uint8_t *p, size_t n)
     case 0x95: case 'G': fixed = 8; break; /* FRAME, BINFLOAT */
     case 0x8a: case 0x8c: case 'U': case 'C': width = 1; break;
     case 0x8b: case 'X': case 'T': case 'B': width = 4; break;
-    case 0x8d: case 0x8e: width = 8; break;
+    case 0x8d: case 0x8e: case 0x96: width = 8; break; /* 0x96: BYTEARRAY8 (inert mode) */
     case 'c': { /* GLOBAL: two lines */
         const uint8_t *nl = memchr(a, '\n', left);
         const uint8_t *nl2 = nl ? memchr(nl + 1, '\n', left - (size_t)(nl + 1 - a)) : NULL;
@@ -87,6 +88,20 @@ void cairn__pk_bits_free(cairn__pk_bits *b)
 {
     free(b->w);
     memset(b, 0, sizeof *b);
+}
+
+/* The run reads bytes outside any opcode only at the BUILD of an inert
+ * object whose class is joblib.numpy_pickle.NumpyArrayWrapper. That class
+ * string is made from a GLOBAL's text or from STACK_GLOBAL's two strings,
+ * joined by a '.', so "NumpyArrayWrapper" (which has no '.') is one piece of
+ * a string the pickle spells out before the first such BUILD: the pickles
+ * without it have no bytes outside opcodes. (The only string an allowed
+ * global makes, torch.device's "type:index", ends in a digit or is its
+ * argument, which the pickle spells out.) */
+int cairn__pickle_scannable(const cairn__pickle_host *host, const uint8_t *p, size_t len)
+{
+    static const char wrapper[] = "NumpyArrayWrapper";
+    return !host->inert || !memmem(p, len, wrapper, sizeof wrapper - 1);
 }
 
 cairn_status cairn__pickle_scan(cairn__pk_scan *s, const uint8_t *p, size_t len,
