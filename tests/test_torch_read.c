@@ -217,7 +217,7 @@ static cairn_status fake_storage(void *ctx, const char *key, size_t key_len, cai
 }
 
 static const cairn__pickle_host fake_host = {NULL, cairn__pickle_torch_global, fake_storage, 0,
-                                             NULL, 0};
+                                             NULL, 0, 0};
 
 /* Runs a pickle and walks it; returns the first failure. */
 static cairn_status run(const buf *b, cairn_error *err, size_t *tensors)

@@ -255,8 +255,14 @@ static cairn_status memo_put(op_ctx *c, uint64_t index, uint32_t node)
         vm->memo_used++;
     vm->memo[slot] = node + 1;
     cairn__pk_hold(vm, node);
-    if (old)
+    /* Whether exactly one memo entry holds a node (compact mode may empty
+     * a node only that entry holds): once two did, never again. */
+    cairn__pk_node *n = &vm->nodes[node];
+    n->flags |= (n->flags & CAIRN__PKF_MEMO) ? CAIRN__PKF_MEMOS : CAIRN__PKF_MEMO;
+    if (old) {
+        vm->nodes[old - 1].flags &= (uint8_t)~CAIRN__PKF_MEMO;
         cairn__pk_drop(vm, old - 1);
+    }
     return CAIRN_OK;
 }
 
@@ -267,6 +273,10 @@ static cairn_status memo_get(op_ctx *c, uint64_t index)
     if (slot < 0 || (uint64_t)slot >= vm->memo_cap || !vm->memo[slot])
         return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_CORRUPT, "%s: memo index %llu was never "
                               "set", op_name(c->op), (unsigned long long)index);
+    if (vm->nodes[vm->memo[slot] - 1].type == CAIRN__PK_GHOST) /* see pickle.h, compact */
+        return cairn__pk_fail(vm, c->err, c->at, CAIRN_E_UNSUPPORTED, "%s: memo index %llu "
+                              "holds an object compact mode no longer kept", op_name(c->op),
+                              (unsigned long long)index);
     return stack_push(c, vm->memo[slot] - 1);
 }
 
@@ -552,7 +562,8 @@ static cairn_status op_reduce(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &callable));
     CAIRN_TRY(cairn__pk_reduce(c->vm, callable, args, c->at, &out, c->err));
-    return push_result(c, out, args, callable);
+    CAIRN_TRY(push_result(c, out, args, callable));
+    return cairn__pk_compact(c->vm, out, c->at, c->err);
 }
 
 static cairn_status refuse(op_ctx *c);
@@ -565,7 +576,8 @@ static cairn_status op_newobj(op_ctx *c)
     CAIRN_TRY(pop(c, &args));
     CAIRN_TRY(pop(c, &cls));
     CAIRN_TRY(cairn__pk_newobj(c->vm, cls, args, c->at, &out, c->err));
-    return push_result(c, out, args, cls);
+    CAIRN_TRY(push_result(c, out, args, cls));
+    return cairn__pk_compact(c->vm, out, c->at, c->err);
 }
 
 static cairn_status op_build(op_ctx *c)
@@ -575,7 +587,7 @@ static cairn_status op_build(op_ctx *c)
     CAIRN_TRY(top(c, &target));
     CAIRN_TRY(cairn__pk_build(c->vm, target, state, c->at, c->err));
     cairn__pk_drop(c->vm, state);
-    return CAIRN_OK;
+    return cairn__pk_compact(c->vm, target, c->at, c->err);
 }
 
 static cairn_status op_persid(op_ctx *c)

@@ -55,7 +55,12 @@ typedef enum cairn__pk_type {
     CAIRN__PK_FROZENSET,
     CAIRN__PK_GLOBAL,    /* an allowed global, as a value (a dtype, a storage type) */
     CAIRN__PK_STORAGE,   /* what a persistent id resolved to */
-    CAIRN__PK_TENSOR
+    CAIRN__PK_TENSOR,
+    CAIRN__PK_ARRAY,     /* compact mode: an inert NumPy array kept as a record (u.ref into
+                            cairn__pickle.arrays; pickle_compact.c) */
+    CAIRN__PK_GHOST      /* compact mode: an object only one memo entry still held, emptied;
+                            reaching it again ends the run (the host runs the pickle again
+                            without compacting) */
 } cairn__pk_type;
 
 /* What an allowed global means; the machine gives each its behaviour. */
@@ -88,6 +93,8 @@ typedef struct cairn__pk_global {
 #define CAIRN__PKF_ONPATH 0x2u  /* the walker is inside this container (cycle check) */
 #define CAIRN__PKF_CLASS 0x4u   /* inert mode: a STR naming a global nothing resolves */
 #define CAIRN__PKF_INERT 0x8u   /* inert mode: a DICT standing for a made object */
+#define CAIRN__PKF_MEMO 0x10u   /* one memo entry holds it (pickle.c) */
+#define CAIRN__PKF_MEMOS 0x20u  /* more than one did at some time: never a ghost */
 
 typedef struct cairn__pk_node {
     uint8_t type;  /* cairn__pk_type */
@@ -154,6 +161,19 @@ typedef struct cairn__pk_tensor_rec {
     uint8_t dtype, rank, requires_grad;
 } cairn__pk_tensor_rec;
 
+/* A compact NumPy array (host->compact): what cairn__np_array_of reads of
+ * it, kept so that the walk reads it the same way at the end. */
+typedef struct cairn__pk_array_rec { /* 20 bytes: a file may hold one per array */
+    uint32_t dtype;  /* the numpy.dtype node, held (resolved when walked: it may change) */
+    uint32_t bytes;  /* the BYTES node of the elements, held */
+    uint32_t shape;  /* a LIST shape node, held (a list may change); UINT32_MAX: the dims
+                        are at cairn__pickle.dims + dims (a tuple's, copied) */
+    uint32_t dims;
+    uint8_t rank;    /* of a copied shape */
+    uint8_t fortran; /* the order the array says, before its rank is known */
+    uint8_t scalar;  /* a numpy scalar: no shape */
+} cairn__pk_array_rec;
+
 #define CAIRN__PK_PINNED UINT16_MAX
 #define CAIRN__PK_INERT_KEYS 4 /* "$class", "args", "state", "data" (pickle_call.c) */
 
@@ -200,6 +220,15 @@ typedef struct cairn__pickle_host {
      * (cairn__source_forget). */
     void (*consumed)(void *ctx, size_t pos);
     size_t consumed_step;
+    /* Inert mode, names only (a reader's open; pickle_compact.c): a NumPy
+     * array whose parts can no longer change becomes an ARRAY record as soon
+     * as it is made, and what only it held is freed -- or, with no look
+     * ahead (joblib), emptied to a GHOST when only the memo still holds it.
+     * A run that fails this way may fail where a plain run would not
+     * (reaching a ghost, building on a compact array): the host then runs
+     * the pickle again without it. A run that succeeds names the same
+     * arrays, with the same checks, as a plain run would. */
+    int compact;
 } cairn__pickle_host;
 
 #define CAIRN__PICKLE_CONSUMED_STEP ((size_t)2 << 20)
@@ -224,7 +253,11 @@ typedef struct cairn__pickle {
     size_t keys_len, keys_cap;
     cairn__pk_tensor_rec *tensors;
     uint32_t tensor_count, tensor_cap;
-    uint64_t *dims;     /* the tensors' sizes and strides */
+    cairn__pk_array_rec *arrays; /* compact mode's ARRAY nodes */
+    uint32_t array_count, array_cap, free_array;
+    uint32_t free_dims[CAIRN_MAX_RANK + 1]; /* by rank: dims slots freed ARRAY records had
+                                               (chained through their first dim) */
+    uint64_t *dims;     /* the tensors' sizes and strides, compact arrays' shapes */
     uint32_t dims_count, dims_cap;
     uint32_t *stack;
     uint32_t stack_count, stack_cap;
@@ -298,6 +331,21 @@ cairn_status cairn__pk_extend(cairn__pickle *vm, uint32_t node, const uint32_t *
  * Records a node stands for (storages, tensors) stay. */
 void cairn__pk_hold(cairn__pickle *vm, uint32_t node);
 void cairn__pk_drop(cairn__pickle *vm, uint32_t node);
+
+/* Drops one holder as cairn__pk_drop does, but a node left with only its
+ * one memo entry (CAIRN__PKF_MEMO) is emptied to a GHOST instead of kept,
+ * and what it held loses a holder the same way (compact mode without a
+ * look ahead: pickle_compact.c). */
+void cairn__pk_drop_weak(cairn__pickle *vm, uint32_t node);
+
+/* Drops what container `node` holds (weakly: as cairn__pk_drop_weak) and
+ * frees its items; the node stays, for the caller to give a new type. 0
+ * (nothing done) when out of memory. */
+int cairn__pk_empty(cairn__pickle *vm, uint32_t node, int weak);
+
+/* Compact mode: makes inert node `node` an ARRAY when it is a NumPy array
+ * whose parts can no longer change (pickle_compact.c); else leaves it. */
+cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cairn_error *err);
 
 /* The look ahead of pickle_scan.c: the memo entries p[0..len) reads back. */
 /* 1 when the look ahead may run on p[0..len): always, but in inert mode not
@@ -407,11 +455,21 @@ typedef struct cairn__np_array {
     uint32_t bytes;     /* the BYTES node of its elements: count x dtype size of them */
 } cairn__np_array;
 
+/* Where inert node `node` keeps an array's parts: `carrier` is the
+ * container they are read from (its args or its state); *shape is
+ * UINT32_MAX for a scalar. 0 when it is none of the four kinds. */
+int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carrier,
+                          uint32_t *shape, uint32_t *dtype, uint32_t *bytes, int *fortran);
+
 /* 1 with *out filled when inert node `node` is such an array; 0 when it is
  * not one, or one cairn has no dtype or rank for (it stays a value of the
  * tree); -1 when its shape and its bytes disagree (`why` says how). */
 int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
                        char *why, size_t why_size);
+/* The same for an ARRAY node (compact mode), read now as the dict it was
+ * made from would be. */
+int cairn__np_compact_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
+                         char *why, size_t why_size);
 
 /* ---------------------------------------------- the walker (pickle_flat.c) */
 
@@ -474,7 +532,14 @@ cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk
  * cairn__pickle_flatten when asked for the metadata. The graph is freed
  * (cairn__pickle_shed) once the walk is over: only the tensor and storage
  * records stay. */
+/* `sink` (may be NULL): in inert mode each NumPy array the walk names goes
+ * to it at once instead of into out->arrays (`name` is valid during the
+ * call only; a sink that returns CAIRN_OK takes `owned`, if any): a
+ * reader's table holds them, not a second list. */
+typedef cairn_status (*cairn__pk_array_sink)(void *ctx, const cairn__pk_array *a,
+                                             const uint64_t *dims, cairn_error *err);
 cairn_status cairn__pickle_flatten_names(cairn__pickle *vm, uint64_t stored,
+                                         cairn__pk_array_sink sink, void *sink_ctx,
                                          cairn__pk_flat *out, cairn_error *err);
 /* 1 when the full walk's tree is not empty (what file_info's has_metadata says). */
 int cairn__pk_flat_has_tree(const cairn__pk_flat *flat);

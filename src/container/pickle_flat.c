@@ -24,6 +24,8 @@ typedef struct walk {
                                  strings (CAIRN__PICKLE_TREE_BUDGET) */
     uint64_t stored;          /* bytes the file holds for the pickle, for messages */
     int no_refs;              /* a dict's tensor references are left out of the tree */
+    cairn__pk_array_sink sink; /* where arrays go instead of out->arrays, or NULL */
+    void *sink_ctx;
 } walk;
 
 static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out);
@@ -130,6 +132,40 @@ static cairn_status emit_tensor(walk *w, uint32_t node, cairn_value **out)
     return CAIRN_OK;
 }
 
+/* A compact array (pickle_compact.c) the walk would have turned into a value
+ * from its dict, or a ghost it reaches: this run cannot say what a plain
+ * run would; the host runs the pickle again without compacting. */
+static cairn_status compact_broken(walk *w, uint32_t node)
+{
+    return fail_at(w, node, CAIRN_E_UNSUPPORTED, "an object compact mode no longer keeps whole "
+                                                 "is needed whole");
+}
+
+/* The array the walk names `name` goes to the sink, and a tensor reference
+ * to *out. */
+static cairn_status sink_array(walk *w, uint32_t node, const cairn__np_array *a,
+                               const char *name, size_t len, cairn_value **out, int *done)
+{
+    cairn__pk_blob *b = &w->vm->blobs[w->vm->nodes[a->bytes].u.ref];
+    cairn__pk_array e;
+    memset(&e, 0, sizeof e);
+    e.name = (char *)name;
+    e.len = (uint32_t)len; /* a name is at most CAIRN_NAME_MAX bytes */
+    e.dtype = (uint8_t)a->dtype;
+    e.rank = (uint8_t)a->rank;
+    e.big_endian = a->big_endian;
+    e.fortran = a->fortran;
+    e.bytes = b->p;
+    e.nbytes = b->len;
+    e.owned = b->owned ? (uint8_t *)b->p : NULL;
+    if (!(*out = cairn__value_new_blob(CAIRN_VALUE_TENSOR, name, len)))
+        return nomem(w, node);
+    CAIRN_TRY(w->sink(w->sink_ctx, &e, a->dims, w->err));
+    b->owned = 0; /* the sink has the bytes the graph made */
+    *done = 1;
+    return CAIRN_OK;
+}
+
 /* An inert NumPy array (cairn__np_array_of): an entry of out->arrays and a
  * tensor reference in the tree; its dtype, shape and bytes are read from
  * the graph, not copied into the tree. *done is cleared when the node is
@@ -139,15 +175,19 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
     cairn__np_array a;
     char why[160];
     *done = 0;
-    int got = cairn__np_array_of(w->vm, node, &a, why, sizeof why);
+    int compact = w->vm->nodes[node].type == CAIRN__PK_ARRAY;
+    int got = compact ? cairn__np_compact_of(w->vm, node, &a, why, sizeof why)
+                      : cairn__np_array_of(w->vm, node, &a, why, sizeof why);
     if (got < 0)
         return fail_at(w, node, CAIRN_E_CORRUPT, why);
     const char *name = w->path_len ? w->path : TOP_ARRAY_NAME;
     size_t len = w->path_len ? w->path_len : strlen(TOP_ARRAY_NAME);
     cairn_error ignored;
     if (got == 0 || w->path_over || cairn__name_check(name, len, "tensor", &ignored) != CAIRN_OK)
-        return CAIRN_OK;
+        return compact ? compact_broken(w, node) : CAIRN_OK;
     CAIRN_TRY(spend(w, node, sizeof(cairn__pk_array) + NODE_COST + 2 * len));
+    if (w->sink)
+        return sink_array(w, node, &a, name, len, out, done);
     cairn__pk_flat *f = w->out;
     if (!CAIRN__GROW(f->arrays, f->array_cap, f->array_count, 64))
         return nomem(w, node);
@@ -451,6 +491,12 @@ static cairn_status convert(walk *w, uint32_t node, int depth, cairn_value **out
             CAIRN_TRY(emit_array(w, node, out, &done));
         return done ? CAIRN_OK : convert_container(w, node, depth, out);
     }
+    case CAIRN__PK_ARRAY: {
+        int done = 0;
+        CAIRN_TRY(emit_array(w, node, out, &done));
+        return CAIRN_OK; /* emit_array fails unless done */
+    }
+    case CAIRN__PK_GHOST: return compact_broken(w, node);
     case CAIRN__PK_TENSOR: return emit_tensor(w, node, out);
     case CAIRN__PK_STORAGE:
         return fail_at(w, node, CAIRN_E_UNSUPPORTED, "a storage outside any tensor");
@@ -504,7 +550,8 @@ static cairn_status index_names(walk *w)
 static cairn_status walk_root(walk *w, cairn__pk_flat *out)
 {
     uint32_t root = w->vm->root;
-    if (w->vm->nodes[root].type == CAIRN__PK_DICT) {
+    uint8_t type = w->vm->nodes[root].type;
+    if (type == CAIRN__PK_DICT || type == CAIRN__PK_ARRAY) { /* an ARRAY was a dict */
         CAIRN_TRY(convert(w, root, 1, &out->tree));
         if (cairn_value_get_type(out->tree) == CAIRN_VALUE_MAP)
             return CAIRN_OK;
@@ -530,7 +577,8 @@ static cairn_status walk_root(walk *w, cairn__pk_flat *out)
 }
 
 static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
-                            cairn__pk_flat *out, cairn_error *err)
+                            cairn__pk_array_sink sink, void *sink_ctx, cairn__pk_flat *out,
+                            cairn_error *err)
 {
     memset(out, 0, sizeof *out);
     walk *w = calloc(1, sizeof *w); /* the path buffer is 4 KiB: off the stack */
@@ -538,6 +586,8 @@ static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
         return cairn__fail(err, CAIRN_E_NOMEM, "%s: out of memory", vm->where);
     w->vm = vm;
     w->no_refs = no_refs;
+    w->sink = sink;
+    w->sink_ctx = sink_ctx;
     w->out = out;
     w->err = err;
     /* Sharing is legitimate (tied weights, a memoized string used twice) but
@@ -566,13 +616,14 @@ static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
 cairn_status cairn__pickle_flatten(cairn__pickle *vm, uint64_t stored, cairn__pk_flat *out,
                                    cairn_error *err)
 {
-    return flatten(vm, stored, 0, out, err);
+    return flatten(vm, stored, 0, NULL, NULL, out, err);
 }
 
 cairn_status cairn__pickle_flatten_names(cairn__pickle *vm, uint64_t stored,
+                                         cairn__pk_array_sink sink, void *sink_ctx,
                                          cairn__pk_flat *out, cairn_error *err)
 {
-    return flatten(vm, stored, 1, out, err);
+    return flatten(vm, stored, 1, sink, sink_ctx, out, err);
 }
 
 int cairn__pk_flat_has_tree(const cairn__pk_flat *flat)

@@ -169,15 +169,15 @@ static uint32_t seq_count(const cairn__pickle *vm, uint32_t seq)
 }
 
 /* Where one of the four kinds of array node keeps its parts (docs/FORMAT.md
- * "Pickle and joblib as inert data"); 0 when `node` is none of them.
- * *shape is UINT32_MAX for a scalar (rank 0). */
-static int array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *shape, uint32_t *dtype,
-                       uint32_t *bytes, int *fortran)
+ * "Pickle and joblib as inert data"). */
+int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carrier,
+                          uint32_t *shape, uint32_t *dtype, uint32_t *bytes, int *fortran)
 {
     uint32_t cls = cairn__pk_dict_get(vm, node, "$class");
     uint32_t args = cairn__pk_dict_get(vm, node, "args");
     uint32_t st = cairn__pk_dict_get(vm, node, "state");
     *fortran = 0;
+    *carrier = args;
     if (class_named(vm, cls, "core.multiarray", "scalar") && seq_count(vm, args) == 2) {
         *shape = UINT32_MAX;
         *dtype = item(vm, args, 0);
@@ -193,6 +193,7 @@ static int array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *shape, 
     }
     if (st == UINT32_MAX)
         return 0;
+    *carrier = st;
     if (cairn__pk_is_str(vm, cls, "joblib.numpy_pickle.NumpyArrayWrapper")) {
         *shape = cairn__pk_dict_get(vm, st, "shape");
         *dtype = cairn__pk_dict_get(vm, st, "dtype");
@@ -211,28 +212,33 @@ static int array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *shape, 
     return 0;
 }
 
-int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
-                       char *why, size_t why_size)
+/* An array of `rank` dims (from `shape`, or `dims` when shape is
+ * UINT32_MAX and the array is not a scalar), elements in BYTES node
+ * `bytes`, numpy.dtype node `dt`: as cairn__np_array_of says. */
+static int array_from(const cairn__pickle *vm, uint32_t shape, const uint64_t *dims,
+                      uint32_t rank, uint32_t dt, uint32_t bytes, int fortran,
+                      cairn__np_array *out, char *why, size_t why_size)
 {
-    uint32_t shape, dt, bytes;
-    int fortran;
     memset(out, 0, sizeof *out);
-    if (vm->nodes[node].type != CAIRN__PK_DICT || !(vm->nodes[node].flags & CAIRN__PKF_INERT) ||
-        !array_parts(vm, node, &shape, &dt, &bytes, &fortran) || bytes == UINT32_MAX ||
-        vm->nodes[bytes].type != CAIRN__PK_BYTES || dt == UINT32_MAX)
+    if (bytes == UINT32_MAX || vm->nodes[bytes].type != CAIRN__PK_BYTES || dt == UINT32_MAX)
         return 0;
     cairn__np_dtype np;
     char shown[64];
-    uint32_t rank = seq_count(vm, shape);
+    if (shape != UINT32_MAX)
+        rank = seq_count(vm, shape);
     if (cairn__np_dtype_of(vm, dt, &np, shown, sizeof shown) || !np.dtype ||
         rank > CAIRN_MAX_RANK)
         return 0; /* an array cairn has no dtype for stays bytes in the tree */
     uint64_t count = 1;
     for (uint32_t i = 0; i < rank; i++) {
-        const cairn__pk_node *d = &vm->nodes[item(vm, shape, i)];
-        if (d->type != CAIRN__PK_INT || d->u.i < 0)
-            return 0;
-        out->dims[i] = (uint64_t)d->u.i;
+        if (shape != UINT32_MAX) {
+            const cairn__pk_node *d = &vm->nodes[item(vm, shape, i)];
+            if (d->type != CAIRN__PK_INT || d->u.i < 0)
+                return 0;
+            out->dims[i] = (uint64_t)d->u.i;
+        } else {
+            out->dims[i] = dims[i];
+        }
         if (cairn__mul_overflow(count, out->dims[i], &count)) {
             snprintf(why, why_size, "a NumPy array whose shape overflows");
             return -1;
@@ -251,4 +257,24 @@ int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *
     out->rank = rank;
     out->bytes = bytes;
     return 1;
+}
+
+int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
+                       char *why, size_t why_size)
+{
+    uint32_t carrier, shape, dt, bytes;
+    int fortran;
+    memset(out, 0, sizeof *out);
+    if (vm->nodes[node].type != CAIRN__PK_DICT || !(vm->nodes[node].flags & CAIRN__PKF_INERT) ||
+        !cairn__np_array_parts(vm, node, &carrier, &shape, &dt, &bytes, &fortran))
+        return 0;
+    return array_from(vm, shape, NULL, 0, dt, bytes, fortran, out, why, why_size);
+}
+
+int cairn__np_compact_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
+                         char *why, size_t why_size)
+{
+    const cairn__pk_array_rec *r = &vm->arrays[vm->nodes[node].u.ref];
+    return array_from(vm, r->shape, r->rank ? vm->dims + r->dims : NULL, r->rank, r->dtype, r->bytes, r->fortran, out, why,
+                      why_size);
 }

@@ -42,6 +42,8 @@ const char *cairn__pk_type_name(uint8_t type)
     case CAIRN__PK_GLOBAL: return "a global";
     case CAIRN__PK_STORAGE: return "a storage";
     case CAIRN__PK_TENSOR: return "a tensor";
+    case CAIRN__PK_ARRAY: return "a NumPy array";
+    case CAIRN__PK_GHOST: return "an object no longer kept";
     }
     return "?";
 }
@@ -212,9 +214,10 @@ void cairn__pk_hold(cairn__pickle *vm, uint32_t node)
         vm->nodes[node].refs++;
 }
 
-/* Frees node i (no holder is left): its slot and its string or container
- * go to the free lists; the items it held wait in vm->work to be dropped. */
-static void free_node(cairn__pickle *vm, uint32_t i)
+/* The items container or ARRAY node i holds wait in vm->work to be
+ * dropped (room made by work_room); its string, items or record go to the
+ * free lists. */
+static void release_content(cairn__pickle *vm, uint32_t i)
 {
     cairn__pk_node *n = &vm->nodes[i];
     if (n->type == CAIRN__PK_STR || n->type == CAIRN__PK_BYTES) {
@@ -228,7 +231,7 @@ static void free_node(cairn__pickle *vm, uint32_t i)
     } else if (n->type >= CAIRN__PK_TUPLE && n->type <= CAIRN__PK_FROZENSET) {
         cairn__pk_seq *q = &vm->seqs[n->u.ref];
         for (uint32_t k = 0; k < q->count; k++)
-            vm->work[vm->work_count++] = q->items[k]; /* room made by cairn__pk_drop */
+            vm->work[vm->work_count++] = q->items[k];
         if (q->pooled)
             pool_give_back(vm, q->items, q->cap);
         else
@@ -236,7 +239,26 @@ static void free_node(cairn__pickle *vm, uint32_t i)
         memset(q, 0, sizeof *q);
         q->count = vm->free_seq;
         vm->free_seq = n->u.ref;
+    } else if (n->type == CAIRN__PK_ARRAY) {
+        cairn__pk_array_rec *r = &vm->arrays[n->u.ref];
+        vm->work[vm->work_count++] = r->dtype;
+        vm->work[vm->work_count++] = r->bytes;
+        if (r->shape != UINT32_MAX)
+            vm->work[vm->work_count++] = r->shape;
+        else if (r->rank) { /* its dims slot serves the next array of that rank */
+            vm->dims[r->dims] = vm->free_dims[r->rank];
+            vm->free_dims[r->rank] = r->dims;
+        }
+        r->dtype = vm->free_array;
+        vm->free_array = n->u.ref;
     }
+}
+
+/* Frees node i (no holder is left): its slot goes to the free list. */
+static void free_node(cairn__pickle *vm, uint32_t i)
+{
+    release_content(vm, i);
+    cairn__pk_node *n = &vm->nodes[i];
     n->type = CAIRN__PK_NONE;
     n->u.ref = vm->free_node;
     vm->free_node = i;
@@ -249,6 +271,8 @@ static int work_room(cairn__pickle *vm, uint32_t node)
     uint64_t need = vm->work_count;
     if (n->type >= CAIRN__PK_TUPLE && n->type <= CAIRN__PK_FROZENSET)
         need += vm->seqs[n->u.ref].count;
+    else if (n->type == CAIRN__PK_ARRAY)
+        need += 3;
     if (need <= vm->work_cap)
         return 1;
     uint64_t cap = vm->work_cap ? vm->work_cap : 64;
@@ -264,32 +288,81 @@ static int work_room(cairn__pickle *vm, uint32_t node)
     return 1;
 }
 
+/* A node that lost a holder: freed when none is left; with `weak`, a
+ * container is emptied to a GHOST when its one memo entry is all that is
+ * left. (Strings and numbers are not: a pickler memoizes a str it will
+ * read back for every dict that has it as a key, and they are small.) 0
+ * when it stays as it is. */
+static int release(cairn__pickle *vm, uint32_t i, int weak)
+{
+    cairn__pk_node *n = &vm->nodes[i];
+    int ghost = weak && n->refs == 1 && (n->flags & (CAIRN__PKF_MEMO | CAIRN__PKF_MEMOS)) ==
+                                           CAIRN__PKF_MEMO &&
+                n->type >= CAIRN__PK_TUPLE && n->type <= CAIRN__PK_FROZENSET;
+    if (n->refs && !ghost)
+        return 0;
+    if (!work_room(vm, i)) /* out of memory for the list: the node stays whole */
+        return 0;
+    if (n->refs == 0) {
+        free_node(vm, i);
+    } else {
+        release_content(vm, i);
+        n->type = CAIRN__PK_GHOST;
+        n->u.ref = 0;
+    }
+    return 1;
+}
+
+/* Drops the holders waiting in vm->work above `base`. */
+static void drain(cairn__pickle *vm, uint32_t base, int weak)
+{
+    while (vm->work_count > base) {
+        uint32_t next = vm->work[--vm->work_count];
+        cairn__pk_node *n = &vm->nodes[next];
+        if (n->refs == CAIRN__PK_PINNED)
+            continue;
+        n->refs--;
+        release(vm, next, weak);
+    }
+}
+
+static void drop(cairn__pickle *vm, uint32_t node, int weak)
+{
+    if (vm->nodes[node].refs == CAIRN__PK_PINNED)
+        return;
+    vm->nodes[node].refs--;
+    uint32_t base = vm->work_count; /* drops nest: a caller may be freeing too */
+    if (release(vm, node, weak))
+        drain(vm, base, weak);
+}
+
+int cairn__pk_empty(cairn__pickle *vm, uint32_t node, int weak)
+{
+    uint32_t base = vm->work_count;
+    if (!work_room(vm, node))
+        return 0;
+    release_content(vm, node);
+    drain(vm, base, weak);
+    return 1;
+}
+
 void cairn__pk_drop(cairn__pickle *vm, uint32_t node)
 {
-    if (vm->nodes[node].refs == CAIRN__PK_PINNED || vm->nodes[node].refs-- > 1)
-        return;
-    uint32_t base = vm->work_count; /* drops nest: a caller may be freeing too */
-    for (uint32_t i = node;;) {
-        /* Out of memory for the list: the node stays until the machine goes. */
-        if (work_room(vm, i))
-            free_node(vm, i);
-        i = UINT32_MAX;
-        while (vm->work_count > base && i == UINT32_MAX) {
-            uint32_t next = vm->work[--vm->work_count];
-            cairn__pk_node *n = &vm->nodes[next];
-            if (n->refs != CAIRN__PK_PINNED && n->refs-- == 1)
-                i = next;
-        }
-        if (i == UINT32_MAX)
-            return;
-    }
+    drop(vm, node, 0);
+}
+
+void cairn__pk_drop_weak(cairn__pickle *vm, uint32_t node)
+{
+    drop(vm, node, 1);
 }
 
 void cairn__pickle_init(cairn__pickle *vm, const cairn__pickle_host *host, const char *where,
                         uint64_t base)
 {
     memset(vm, 0, sizeof *vm);
-    vm->free_node = vm->free_seq = vm->free_blob = UINT32_MAX;
+    vm->free_node = vm->free_seq = vm->free_blob = vm->free_array = UINT32_MAX;
+    for (int r = 0; r <= CAIRN_MAX_RANK; r++)
+        vm->free_dims[r] = UINT32_MAX;
     vm->host = host;
     vm->where = where;
     vm->base = base;
@@ -374,6 +447,7 @@ static void free_graph(cairn__pickle *vm)
     free(vm->nodes);
     free(vm->seqs);
     free(vm->blobs);
+    free(vm->arrays);
     free(vm->stack);
     free(vm->memo);
     free(vm->work);

@@ -118,14 +118,63 @@ static void forget_behind(void *ctx, size_t pos)
     cairn__source_forget(&f->src, 0, pos);
 }
 
-/* Runs the pickle and walks it into *flat: the names and arrays only
- * (an open), or with the whole tree (full_tree: read_metadata). */
-static cairn_status run(const cairn_file *f, const pickle_state *s, int full_tree,
-                        cairn__pk_flat *flat, cairn_error *err)
+/* ------------------------------------------------------------ arrays */
+
+typedef struct sink_ctx {
+    const cairn_file *f;
+    pickle_state *s;
+} sink_ctx;
+
+/* An array the walk names becomes a row of the table (the walk's sink:
+ * pickle.h); the name is copied, bytes the graph made move here. */
+static cairn_status add_array(void *ctx, const cairn__pk_array *e, const uint64_t *dims,
+                              cairn_error *err)
 {
+    sink_ctx *c = ctx;
+    cairn__tensor t;
+    memset(&t, 0, sizeof t);
+    cairn_tensor_info *in = &t.info;
+    in->name = e->name;
+    in->name_len = e->len;
+    in->dtype = (cairn_dtype)e->dtype;
+    in->rank = e->rank;
+    in->count = 1;
+    for (uint32_t d = 0; d < e->rank; d++) {
+        in->dims[d] = dims[d];
+        in->count *= in->dims[d]; /* checked by cairn__np_array_of */
+    }
+    in->raw_size = in->stored_size = e->nbytes;
+    in->alignment = 1;
+    in->codec = CAIRN_CODEC_NONE;
+    t.big_endian = e->big_endian;
+    t.fortran_order = e->fortran;
+    t.via_load = 1; /* the bytes are in the pickle (which may have been inflated) */
+    pickle_tail tail = {e->bytes, e->owned};
+    return cairn__packed_add(&c->s->tensors, &t, &tail, c->f->path, err);
+}
+
+/* The rows of a run that is not believed (pickle_read's compact run). */
+static void drop_rows(pickle_state *s)
+{
+    for (uint64_t i = 0; i < s->tensors.count; i++) {
+        pickle_tail tail;
+        cairn__packed_tail(&s->tensors, i, &tail);
+        free(tail.owned);
+    }
+    cairn__packed_free(&s->tensors);
+    cairn__packed_init(&s->tensors, sizeof(pickle_tail));
+}
+
+/* Runs the pickle and walks it into *flat: the names and arrays only
+ * (an open), or with the whole tree (full_tree: read_metadata); `compact`:
+ * arrays are made compact as the run goes (pickle.h). */
+static cairn_status run_once(const cairn_file *f, pickle_state *s, int full_tree,
+                             int compact, cairn__pk_flat *flat, cairn_error *err)
+{
+    sink_ctx sink = {f, s};
     cairn__pickle_host host = {(void *)f, cairn__pickle_torch_global, NULL,
                                (f->flags & CAIRN_OPEN_INERT) != 0,
-                               s->owned ? NULL : forget_behind, 0};
+                               s->owned ? NULL : forget_behind, 0, compact};
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
     cairn_status st = cairn__pickle_run(&vm, s->p, s->len, NULL, err);
@@ -138,54 +187,27 @@ static cairn_status run(const cairn_file *f, const pickle_state *s, int full_tre
     /* The budget is set by the bytes the file holds. */
     if (st == CAIRN_OK)
         st = full_tree ? cairn__pickle_flatten(&vm, f->src.size, flat, err)
-                       : cairn__pickle_flatten_names(&vm, f->src.size, flat, err);
+                       : cairn__pickle_flatten_names(&vm, f->src.size, add_array, &sink, flat, err);
     cairn__pickle_free(&vm);
     return st;
 }
 
-/* ------------------------------------------------------------ arrays */
-
-/* The walk's arrays become the table's rows; their names and the bytes
- * the graph made move here. */
-static cairn_status take_arrays(const cairn_file *f, pickle_state *s, cairn_error *err)
+/* An open lists the arrays of an inert pickle with each made compact as
+ * soon as it is built (a pickle of N arrays keeps N small records, not N
+ * object graphs, until the walk); a compact run that fails is not believed
+ * (pickle_compact.c): the pickle runs again the plain way, and that run's
+ * result, error message included, is the answer. */
+static cairn_status run(const cairn_file *f, pickle_state *s, int full_tree,
+                        cairn__pk_flat *flat, cairn_error *err)
 {
-    cairn__pk_flat *fl = &s->flat;
-    cairn_status st = CAIRN_OK;
-    for (size_t i = 0; i < fl->array_count; i++) {
-        cairn__pk_array *e = &fl->arrays[i];
-        cairn__tensor t;
-        memset(&t, 0, sizeof t);
-        cairn_tensor_info *in = &t.info;
-        in->name = e->name;
-        in->name_len = e->len;
-        in->dtype = (cairn_dtype)e->dtype;
-        in->rank = e->rank;
-        in->count = 1;
-        for (uint32_t d = 0; d < e->rank; d++) {
-            in->dims[d] = fl->dims[e->dims + d];
-            in->count *= in->dims[d]; /* checked by cairn__np_array_of */
-        }
-        in->raw_size = in->stored_size = e->nbytes;
-        in->alignment = 1;
-        in->codec = CAIRN_CODEC_NONE;
-        t.big_endian = e->big_endian;
-        t.fortran_order = e->fortran;
-        t.via_load = 1; /* the bytes are in the pickle (which may have been inflated) */
-        pickle_tail tail = {e->bytes, e->owned};
-        if (st == CAIRN_OK)
-            st = cairn__packed_add(&s->tensors, &t, &tail, f->path, err);
-        if (st == CAIRN_OK)
-            e->owned = NULL; /* the record has it */
-        free(e->name); /* the record has a copy */
-        e->name = NULL;
-    }
-    s->count = s->tensors.count;
-    for (size_t i = 0; i < fl->array_count; i++)
-        free(fl->arrays[i].owned);
-    free(fl->arrays);
-    fl->arrays = NULL;
-    fl->array_count = fl->array_cap = 0;
-    return st;
+    int compact = !full_tree && (f->flags & CAIRN_OPEN_INERT);
+    cairn_error unbelieved;
+    if (!compact)
+        return run_once(f, s, full_tree, 0, flat, err);
+    if (run_once(f, s, 0, 1, flat, &unbelieved) == CAIRN_OK)
+        return CAIRN_OK;
+    drop_rows(s);
+    return run_once(f, s, full_tree, 0, flat, err);
 }
 
 static const char *tensor_name_at(const void *ctx, uint32_t index, size_t *len)
@@ -236,8 +258,7 @@ static cairn_status pickle_open(cairn_file *f, cairn_error *err)
                  s->inflated ? " (inflated)" : "");
         st = run(f, s, 0, &s->flat, err);
     }
-    if (st == CAIRN_OK)
-        st = take_arrays(f, s, err);
+    s->count = s->tensors.count;
     if (st == CAIRN_OK)
         st = index_names(f, s, err);
     if (st != CAIRN_OK && !(f->flags & CAIRN_OPEN_INERT) && st == CAIRN_E_UNSUPPORTED &&

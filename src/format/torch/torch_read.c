@@ -297,7 +297,7 @@ static cairn_status walk_object(torch_state *s, cairn__pickle *vm, uint64_t stor
                                 cairn_error *err)
 {
     cairn_status st = s->full_tree ? cairn__pickle_flatten(vm, stored, &s->flat, err)
-                                   : cairn__pickle_flatten_names(vm, stored, &s->flat, err);
+                                   : cairn__pickle_flatten_names(vm, stored, NULL, NULL, &s->flat, err);
     cairn__pickle_shed(vm);
     return st;
 }
@@ -541,7 +541,7 @@ static cairn_status read_zip(torch_state *s, cairn_error *err)
     if (st == CAIRN_OK)
         st = pickle_bytes(s, &pkl, &copy, err);
     cairn__pickle_host host = {s, cairn__pickle_torch_global, zip_storage, 0,
-                               copy ? NULL : forget_behind, 0};
+                               copy ? NULL : forget_behind, 0, 0};
     s->forget_from = s->pkl->data_offset;
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, 0);
@@ -655,7 +655,7 @@ typedef struct legacy_cur {
 static cairn_status legacy_pickle(torch_state *s, legacy_cur *c, cairn__pickle *vm,
                                   const char *what, cairn_error *err)
 {
-    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL, 0, NULL, 0};
+    static const cairn__pickle_host plain = {NULL, cairn__pickle_torch_global, NULL, 0, NULL, 0, 0};
     size_t used;
     cairn__pickle_init(vm, &plain, s->where, c->pos);
     cairn_status st = cairn__pickle_run(vm, c->p + c->pos, c->n - c->pos, &used, err);
@@ -782,7 +782,7 @@ static cairn_status read_legacy(torch_state *s, cairn_error *err)
     if (st == CAIRN_OK)
         st = legacy_header(s, &c, err);
     cairn__pickle_host host = {s, cairn__pickle_torch_global, legacy_storage, 0,
-                               heap ? NULL : forget_behind, 0};
+                               heap ? NULL : forget_behind, 0, 0};
     s->forget_from = c.pos;
     cairn__pickle vm;
     cairn__pickle_init(&vm, &host, s->where, c.pos);
