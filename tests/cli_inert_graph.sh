@@ -131,6 +131,10 @@ expect_ls dtype_between.pkl '"a" F32 [2,3] 24
 "b" F32 [2,3] 24'
 expect_cat dtype_between.pkl a dtype_later.a.raw
 expect_cat dtype_between.pkl b dtype_later.a.raw
+# The same for a joblib wrapper's dtype (joblib.load reads it big-endian too).
+expect_ls jl_dtype_later.joblib '"a" F32 [2,3] 24'
+expect_meta jl_dtype_later.joblib '{"a":{"$tensor":"a"},"d":'"$F4BE"'}'
+expect_cat jl_dtype_later.joblib a dtype_later.a.raw
 # DIFFERENTIAL: a little-endian dtype BUILT again big-endian: cairn reads
 # the array with the first state (little-endian) while the tree shows the
 # last ('>'); NumPy reads it big-endian.
@@ -144,7 +148,8 @@ expect_meta dtype_rebuild.pkl '{"a":{"$tensor":"a"},"d":'"$F4BE"'}'
 # tensors; a path of 4096 bytes does, one of 4097 (a key, or keys joined)
 # leaves the array a value in the tree -- the same array object (pickle
 # memoized it) is a tensor at the other paths.
-RECON='{"$class":"numpy.core.multiarray._reconstruct","args":["numpy.ndarray",[0],{"$bytes":"Yg=="}],"state":[1,[2,3],'"$F4"',false,{"$bytes":"'"$XBYTES"'"}]}'
+NDARRAY='"$class":"numpy.core.multiarray._reconstruct","args":["numpy.ndarray",[0],{"$bytes":"Yg=="}]'
+RECON='{'"$NDARRAY"',"state":[1,[2,3],'"$F4"',false,{"$bytes":"'"$XBYTES"'"}]}'
 expect_ls names.pkl '"ctl\u001b[2J\u0007" F32 [2,3] 24
 "a/b" F32 [2,3] 24
 "sp ace" F32 [2,3] 24
@@ -196,6 +201,21 @@ expect_ls p5.pkl '"c" F32 [2,3] 24
 expect_meta p5.pkl '{"c":{"$tensor":"c"},"f":{"$tensor":"f"},"t":{"$tensor":"t"}}'
 expect_cat p5.pkl f f.raw
 expect_cat p5.pkl t x.raw
+
+# Arrays of dtypes cairn has no tensor type for stay values, bytes and all
+# (an object array's elements as a list), each time they are referenced; a
+# big-endian array is a tensor, read little-endian.
+U2='{'"$NDARRAY"',"state":[1,[2],{"$class":"numpy.dtype","args":["U2",false,true],"state":[3,"<",null,null,null,8,4,8]},false,{"$bytes":"YQAAAGIAAABjAAAAAAAAAA=="}]}'
+M8='{'"$NDARRAY"',"state":[1,[1],{"$class":"numpy.dtype","args":["M8",false,true],"state":[4,"<",null,null,null,-1,-1,0,[{},[{"$bytes":"RA=="},1,1,1]]]},false,{"$bytes":"V0cAAAAAAAA="}]}'
+O8='{'"$NDARRAY"',"state":[1,[2],{"$class":"numpy.dtype","args":["O8",false,true],"state":[3,"|",null,null,null,-1,-1,63]},false,[1,"x"]]}'
+expect_ls values.pkl '"be" F32 [2,3] 24'
+expect_meta values.pkl '{"u":'"$U2"',"u2":'"$U2"',"m":'"$M8"',"o":'"$O8"',"be":{"$tensor":"be"}}'
+expect_cat values.pkl be x.raw
+expect_ls values.joblib '"be" F32 [2,3] 24
+"x" F32 [2,3] 24'
+expect_meta values.joblib '{"u":{"$class":"joblib.numpy_pickle.NumpyArrayWrapper","args":[],"state":{"subclass":"numpy.ndarray","shape":[2],"order":"C","dtype":{"$class":"numpy.dtype","args":["U2",false,true],"state":[3,"<",null,null,null,8,4,8]},"allow_mmap":true,"numpy_array_alignment_bytes":16},"data":{"$bytes":"YQAAAGIAAABjAAAAAAAAAA=="}},"be":{"$tensor":"be"},"x":{"$tensor":"x"}}'
+expect_cat values.joblib be x.raw
+expect_cat values.joblib x x.raw
 
 # 6. DIFFERENTIAL: a shape given as a list (memoized) and appended to
 # after the BUILD (or the _frombuffer REDUCE) is read as it is at the end:

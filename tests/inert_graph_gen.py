@@ -324,3 +324,18 @@ for name in ("setitem_after", "build_twice", "dtype_later", "dtype_rebuild", "sh
         body = f.read()
     assert body[2:3] == EMPTY_DICT and body[-1:] == STOP
     write(name + "_noscan.pkl", body[:3] + NOTE + body[3:])
+
+# ------------------------------------------- arrays that are no tensor
+# Strings, datetimes and objects stay values (bytes, or a list of objects),
+# here each under two names; a big-endian array is a tensor.
+U = np.array(["ab", "c"])
+write("values.pkl", pickle.dumps({"u": U, "u2": U, "m": np.array(["2020-01-02"], dtype="M8[D]"),
+                                  "o": np.array([1, "x"], dtype=object),
+                                  "be": X.astype(">f4")}, protocol=4))
+joblib.dump({"u": U, "be": X.astype(">f4"), "x": X}, "values.joblib")
+# joblib: a dtype (memo 2) given a big-endian state after the BUILD of the
+# wrapper that used it.
+write("jl_dtype_later.joblib", pk(
+    EMPTY_DICT, s("a"), wrapper_new(), wrapper_state(shape_of(X.shape), dtype_new("f4") + put(2)),
+    BUILD, wrapper_data(X.tobytes()), SETITEM, s("d"), get(2), dtype_state(">"), BUILD,
+    SETITEM))
