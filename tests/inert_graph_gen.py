@@ -137,6 +137,10 @@ def write(path, data):
 
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)  # the array most cases share
+# The global pickle.dumps names for an ndarray (NumPy 2 moved it to numpy._core).
+rebuild = X.__reduce__()[0]
+with open("reconstruct.txt", "w") as f:
+    f.write("%s.%s" % (rebuild.__module__, rebuild.__name__))
 Y = np.array([1.5, -2.0, 0.25, 8.0], dtype=np.float64)
 raw("x.raw", X)
 raw("y.raw", Y)
@@ -263,7 +267,9 @@ write("jl_shape_shared.joblib", pk(
     SETITEM, s("shape"), get(4), SETITEM))
 # The wrapper itself (memo 2) stored again: joblib's memo holds the
 # wrapper, and so does cairn's.
-joblib.dump({"M" * (LONG + 1): X, "ok": X}, "jl_long.joblib")
+write("jl_long.joblib", pk(
+    EMPTY_DICT, s("M" * (LONG + 1)), wrapper_new(), x_state, BUILD, wrapper_data(X.tobytes()),
+    SETITEM, s("ok"), wrapper_new(), x_state, BUILD, wrapper_data(X.tobytes()), SETITEM))
 write("jl_wrapper_twice.joblib", pk(
     EMPTY_DICT, s("a"), wrapper_new(), put(2), x_state, BUILD, wrapper_data(X.tobytes()),
     SETITEM, s("b"), get(2), SETITEM))
