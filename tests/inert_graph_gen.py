@@ -76,8 +76,8 @@ def dtype_new(code):
     return glob("numpy", "dtype") + s(code) + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
 
 
-def dtype_state(endian, elsize=-1):
-    return tup(i(3), s(endian), NONE, NONE, NONE, i(elsize), i(-1), i(0))
+def dtype_state(endian):
+    return tup(i(3), s(endian), NONE, NONE, NONE, i(-1), i(-1), i(0))
 
 
 def dtype(code, endian="<"):
@@ -94,21 +94,22 @@ def shape_of(dims):
     return tup(*[i(d) for d in dims])
 
 
-def array_state(shape_ops, dtype_ops, data_ops, fortran=False):
-    return tup(i(1), shape_ops, dtype_ops, NEWTRUE if fortran else NEWFALSE, data_ops)
+def array_state(shape_ops, dtype_ops, data_ops):
+    """(version, shape, dtype, is_fortran, bytes) of a C-ordered array."""
+    return tup(i(1), shape_ops, dtype_ops, NEWFALSE, data_ops)
 
 
 def array(a, memo=None):
-    """What pickle writes for ndarray `a` (C order), memoized at `memo` after the REDUCE."""
+    """What pickle writes for a C-ordered ndarray `a`, memoized at `memo` after the REDUCE."""
     return (ndarray_new() + (put(memo) if memo is not None else b"") +
             array_state(shape_of(a.shape), dtype(a.dtype.str[1:], a.dtype.str[0]),
                         binbytes(a.tobytes())) + BUILD)
 
 
-def frombuffer(buf_ops, dtype_ops, shape_ops, order="C"):
+def frombuffer(buf_ops, dtype_ops, shape_ops):
     """Protocol 5: numpy.core.numeric._frombuffer(buffer, dtype, shape, order)."""
     return (glob("numpy.core.numeric", "_frombuffer") + MARK + buf_ops + dtype_ops +
-            shape_ops + s(order) + TUPLE + REDUCE)
+            shape_ops + s("C") + TUPLE + REDUCE)
 
 
 def wrapper_new():
@@ -116,9 +117,9 @@ def wrapper_new():
     return glob("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ
 
 
-def wrapper_state(shape_ops, dtype_ops, order="C"):
+def wrapper_state(shape_ops, dtype_ops):
     return dict_of(s("subclass"), glob("numpy", "ndarray"), s("shape"), shape_ops,
-                   s("order"), s(order), s("dtype"), dtype_ops, s("allow_mmap"), NEWTRUE,
+                   s("order"), s("C"), s("dtype"), dtype_ops, s("allow_mmap"), NEWTRUE,
                    s("numpy_array_alignment_bytes"), i(16))
 
 
