@@ -16,12 +16,10 @@ SRC=$(cd "${CAIRN_SOURCE_DIR:-$(dirname "$0")/..}" && pwd)
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing (Debian package time): skipped"; exit 77; }
 skip_unless_python "import numpy" "numpy missing"
 
-# Formats over the rule today, with what they cost (bytes per tensor,
-# release build, 21-byte names) and why.
-declare -A KNOWN=(
-    [pickle]="~480 B (was ~930): the inert graph of every array (its _reconstruct args and BUILD state: ~11 objects) lives until the walk is over (the memo no longer holds them)"
-    [joblib]="~490 B (was ~980): the inert graph of every NumpyArrayWrapper and its state dict lives until the walk is over"
-)
+# Formats over the rule, with what they cost (bytes per tensor, release
+# build, 21-byte names) and why: none today (pickle and joblib were the last,
+# until their arrays were made compact as they are built: FORMAT.md §14.2).
+declare -A KNOWN=()
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:detect_leaks=0:allocator_may_return_null=1"
 case "${CAIRN_SANITIZE:-0}" in 1|ON|on|TRUE|true) asan=1 ;; *) asan=0 ;; esac
@@ -53,16 +51,15 @@ issue = st_bytes(['t%06d' % i for i in range(ISSUE)], spaced=True)
 open('issue.safetensors', 'wb').write(issue)
 PY
 
-# Under ASan the KNOWN formats are not measured (their files are not made):
-# the time goes to the formats that must hold. Torch files (.pt and legacy)
-# are checked by release runs of this script (~250 B a tensor there): under
+# Under ASan the torch files (.pt and legacy) and HDF5 are not made: they
+# are checked by release runs of this script (~250 B a tensor there); under
 # ASan a legacy file costs ~364 B a tensor against 375 allowed (each walked
 # name is its own allocation with redzones), too close to call.
 have_torch=0 have_h5py=0 have_joblib=0 have_pickle=1
-if [ "$asan" = 1 ]; then have_pickle=0; else
+"$PY" -c "import joblib" 2>/dev/null && have_joblib=1
+if [ "$asan" = 0 ]; then
     "$PY" -c "import torch" 2>/dev/null && have_torch=1
     "$PY" -c "import h5py" 2>/dev/null && have_h5py=1
-    "$PY" -c "import joblib" 2>/dev/null && have_joblib=1
 fi
 "$PY" - "$N" "$have_torch" "$have_h5py" "$have_joblib" "$have_pickle" <<'PY' || bad "generating the framework files failed"
 import pickle, sys

@@ -163,13 +163,12 @@ typedef struct cairn__pk_tensor_rec {
 
 /* A compact NumPy array (host->compact): what cairn__np_array_of reads of
  * it, kept so that the walk reads it the same way at the end. */
-typedef struct cairn__pk_array_rec { /* 20 bytes: a file may hold one per array */
-    uint32_t dtype;  /* the numpy.dtype node, held (resolved when walked: it may change) */
+typedef struct cairn__pk_array_rec { /* 16 bytes: a file may hold one per array */
+    uint32_t dtype;  /* the numpy.dtype node, held (resolved when walked: a later BUILD may
+                        still set its state, and NumPy's array holds that same object) */
     uint32_t bytes;  /* the BYTES node of the elements, held */
-    uint32_t shape;  /* a LIST shape node, held (a list may change); UINT32_MAX: the dims
-                        are at cairn__pickle.dims + dims (a tuple's, copied) */
-    uint32_t dims;
-    uint8_t rank;    /* of a copied shape */
+    uint32_t dims;   /* `rank` dims at cairn__pickle.dims + dims (its shape tuple's) */
+    uint8_t rank;
     uint8_t fortran; /* the order the array says, before its rank is known */
     uint8_t scalar;  /* a numpy scalar: no shape */
 } cairn__pk_array_rec;

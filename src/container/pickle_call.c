@@ -444,10 +444,22 @@ static int is_class(const cairn__pickle *vm, uint32_t node)
  * by every node that holds it (pinned: never freed before the machine). */
 static const char *const inert_keys[CAIRN__PK_INERT_KEYS] = {"$class", "args", "state", "data"};
 
-/* Appends key `lit` (one of inert_keys) and `value` to the inert node `obj`. */
+/* Sets key `lit` (one of inert_keys) of the inert node `obj` to `value`:
+ * a key it has already (a second BUILD: Python's __setstate__ again, whose
+ * last state is what NumPy keeps) takes the new value in place; else the
+ * pair is appended. */
 static cairn_status inert_put(cairn__pickle *vm, uint32_t obj, const char *lit, uint32_t value,
                               size_t at, cairn_error *err)
 {
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, obj);
+    for (uint32_t i = 0; i + 1 < q->count; i += 2)
+        if (cairn__pk_is_str(vm, q->items[i], lit)) {
+            uint32_t old = q->items[i + 1];
+            cairn__pk_hold(vm, value);
+            vm->seqs[vm->nodes[obj].u.ref].items[i + 1] = value;
+            cairn__pk_drop(vm, old);
+            return CAIRN_OK;
+        }
     uint32_t k = 0;
     while (k + 1 < CAIRN__PK_INERT_KEYS && strcmp(inert_keys[k], lit) != 0)
         k++;

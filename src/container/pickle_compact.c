@@ -10,8 +10,8 @@
  * So a node is made compact only when cairn__np_array_of accepts it now and
  * nothing it was read from can change later: the container its parts are in
  * (args or state) is a tuple, or a list or dict that only this array holds
- * (and perhaps one memo entry: see ghosts below); a tuple shape is copied, a
- * list shape is kept and read again at the end, and so is the dtype (a later
+ * (and perhaps one memo entry: see ghosts below); the shape (a tuple of
+ * ints) is copied; the dtype is kept and read again at the end (a later
  * BUILD may still set its state). The dict itself can no longer change: any
  * opcode that would add to it or build it again fails on an ARRAY node.
  * Wherever the walk would have looked inside the dict instead of listing it
@@ -121,18 +121,12 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
     memset(r, 0, sizeof *r);
     r->dtype = dt;
     r->bytes = bytes;
-    r->shape = UINT32_MAX;
     r->fortran = (uint8_t)(fortran != 0);
     r->scalar = shape == UINT32_MAX;
-    if (!r->scalar && vm->nodes[shape].type == CAIRN__PK_TUPLE) {
-        if (!copy_dims(vm, shape, r)) {
-            r->dtype = vm->free_array;
-            vm->free_array = index;
-            return oom(vm, at, err);
-        }
-    } else if (!r->scalar) {
-        r->shape = shape; /* a list: read again when walked */
-        cairn__pk_hold(vm, shape);
+    if (!r->scalar && !copy_dims(vm, shape, r)) { /* a tuple: cairn__np_array_parts */
+        r->dtype = vm->free_array;
+        vm->free_array = index;
+        return oom(vm, at, err);
     }
     cairn__pk_hold(vm, dt);
     cairn__pk_hold(vm, bytes);
@@ -141,8 +135,6 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
     if (!cairn__pk_empty(vm, node, !vm->scan.on)) {
         cairn__pk_drop(vm, dt); /* the dict still holds them: nothing is freed */
         cairn__pk_drop(vm, bytes);
-        if (r->shape != UINT32_MAX)
-            cairn__pk_drop(vm, r->shape);
         r->dtype = vm->free_array;
         vm->free_array = index;
         return oom(vm, at, err);

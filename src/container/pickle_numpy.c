@@ -138,22 +138,36 @@ const char *cairn__np_dtype_of(const cairn__pickle *vm, uint32_t dt, cairn__np_d
 
 /* ------------------------------------------------------------- arrays */
 
+/* cls reads "numpy.MODULE_TAIL.NAME" or (NumPy 2) "numpy._MODULE_TAIL.NAME". */
 static int class_named(const cairn__pickle *vm, uint32_t cls, const char *module_tail,
                        const char *name)
 {
-    char full[96];
-    for (int v = 0; v < 2; v++) { /* NumPy 1 and NumPy 2 module names */
-        snprintf(full, sizeof full, "numpy.%s%s.%s", v ? "_" : "", module_tail, name);
-        if (cairn__pk_is_str(vm, cls, full))
-            return 1;
-    }
-    return 0;
+    if (cls == UINT32_MAX || vm->nodes[cls].type != CAIRN__PK_STR)
+        return 0;
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, cls);
+    const char *p = (const char *)b->p, *end = p + b->len;
+    size_t tail = strlen(module_tail), nl = strlen(name);
+    if (b->len < 6 || memcmp(p, "numpy.", 6) != 0)
+        return 0;
+    p += 6;
+    if (p < end && *p == '_')
+        p++;
+    return (size_t)(end - p) == tail + 1 + nl && memcmp(p, module_tail, tail) == 0 &&
+           p[tail] == '.' && memcmp(p + tail + 1, name, nl) == 0;
 }
 
 static int is_seq(const cairn__pickle *vm, uint32_t node)
 {
     return node != UINT32_MAX &&
            (vm->nodes[node].type == CAIRN__PK_TUPLE || vm->nodes[node].type == CAIRN__PK_LIST);
+}
+
+/* A shape is a tuple: NumPy's ndarray.__setstate__ refuses anything else,
+ * and a list (which a later APPEND could change) is not what NumPy read at
+ * the call. */
+static int is_tuple(const cairn__pickle *vm, uint32_t node)
+{
+    return node != UINT32_MAX && vm->nodes[node].type == CAIRN__PK_TUPLE;
 }
 
 static uint32_t item(const cairn__pickle *vm, uint32_t seq, uint32_t i)
@@ -189,7 +203,7 @@ int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carr
         *dtype = item(vm, args, 1);
         *shape = item(vm, args, 2);
         *fortran = cairn__pk_is_str(vm, item(vm, args, 3), "F");
-        return is_seq(vm, *shape);
+        return is_tuple(vm, *shape);
     }
     if (st == UINT32_MAX)
         return 0;
@@ -199,7 +213,7 @@ int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carr
         *dtype = cairn__pk_dict_get(vm, st, "dtype");
         *bytes = cairn__pk_dict_get(vm, node, "data");
         *fortran = cairn__pk_is_str(vm, cairn__pk_dict_get(vm, st, "order"), "F");
-        return is_seq(vm, *shape) && *dtype != UINT32_MAX;
+        return is_tuple(vm, *shape) && *dtype != UINT32_MAX;
     }
     if (class_named(vm, cls, "core.multiarray", "_reconstruct") && seq_count(vm, st) == 5) {
         *shape = item(vm, st, 1);
@@ -207,7 +221,7 @@ int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carr
         *bytes = item(vm, st, 4);
         uint32_t f = item(vm, st, 3);
         *fortran = vm->nodes[f].type == CAIRN__PK_BOOL && vm->nodes[f].u.b;
-        return is_seq(vm, *shape);
+        return is_tuple(vm, *shape);
     }
     return 0;
 }
@@ -275,6 +289,6 @@ int cairn__np_compact_of(const cairn__pickle *vm, uint32_t node, cairn__np_array
                          char *why, size_t why_size)
 {
     const cairn__pk_array_rec *r = &vm->arrays[vm->nodes[node].u.ref];
-    return array_from(vm, r->shape, r->rank ? vm->dims + r->dims : NULL, r->rank, r->dtype, r->bytes, r->fortran, out, why,
+    return array_from(vm, UINT32_MAX, r->rank ? vm->dims + r->dims : NULL, r->rank, r->dtype, r->bytes, r->fortran, out, why,
                       why_size);
 }

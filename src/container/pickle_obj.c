@@ -243,9 +243,7 @@ static void release_content(cairn__pickle *vm, uint32_t i)
         cairn__pk_array_rec *r = &vm->arrays[n->u.ref];
         vm->work[vm->work_count++] = r->dtype;
         vm->work[vm->work_count++] = r->bytes;
-        if (r->shape != UINT32_MAX)
-            vm->work[vm->work_count++] = r->shape;
-        else if (r->rank) { /* its dims slot serves the next array of that rank */
+        if (r->rank) { /* its dims slot serves the next array of that rank */
             vm->dims[r->dims] = vm->free_dims[r->rank];
             vm->free_dims[r->rank] = r->dims;
         }
@@ -272,7 +270,7 @@ static int work_room(cairn__pickle *vm, uint32_t node)
     if (n->type >= CAIRN__PK_TUPLE && n->type <= CAIRN__PK_FROZENSET)
         need += vm->seqs[n->u.ref].count;
     else if (n->type == CAIRN__PK_ARRAY)
-        need += 3;
+        need += 2;
     if (need <= vm->work_cap)
         return 1;
     uint64_t cap = vm->work_cap ? vm->work_cap : 64;
