@@ -585,9 +585,19 @@ static cairn_status op_build(op_ctx *c)
     uint32_t state, target;
     CAIRN_TRY(pop(c, &state));
     CAIRN_TRY(top(c, &target));
-    CAIRN_TRY(cairn__pk_build(c->vm, target, state, c->at, c->err));
+    uint32_t result;
+    CAIRN_TRY(cairn__pk_build(c->vm, target, state, c->at, &result, c->err));
     cairn__pk_drop(c->vm, state);
-    return cairn__pk_compact(c->vm, target, c->at, c->err);
+    if (result != target) { /* joblib: the array takes the wrapper's place */
+        cairn__pickle *vm = c->vm;
+        vm->stack[vm->stack_count - 1] = result;
+        cairn__pk_hold(vm, result);
+        if (vm->host->compact && !vm->scan.on)
+            cairn__pk_drop_weak(vm, target); /* the memo's wrapper: never read back */
+        else
+            cairn__pk_drop(vm, target);
+    }
+    return cairn__pk_compact(c->vm, result, c->at, c->err);
 }
 
 static cairn_status op_persid(op_ctx *c)
@@ -716,7 +726,7 @@ cairn_status cairn__pickle_run(cairn__pickle *vm, const uint8_t *p, size_t len, 
         *used = 0;
     if (len > CAIRN__PICKLE_MAX_BYTES)
         len = CAIRN__PICKLE_MAX_BYTES; /* a longer pickle fails for want of STOP */
-    vm->p = p;
+    vm->p = vm->pickle = p;
     vm->len = len;
     vm->pos = 0;
     if (cairn__pickle_scannable(vm->host, p, len)) { /* see pickle_scan.c */

@@ -163,10 +163,12 @@ typedef struct cairn__pk_tensor_rec {
 
 /* A compact NumPy array (host->compact): what cairn__np_array_of reads of
  * it, kept so that the walk reads it the same way at the end. */
-typedef struct cairn__pk_array_rec { /* 16 bytes: a file may hold one per array */
+typedef struct cairn__pk_array_rec { /* 24 bytes: a file may hold one per array */
     uint32_t dtype;  /* the numpy.dtype node, held (resolved when walked: a later BUILD may
                         still set its state, and NumPy's array holds that same object) */
-    uint32_t bytes;  /* the BYTES node of the elements, held */
+    uint32_t bytes;  /* the BYTES node of the elements when the graph made them (held), else
+                        UINT32_MAX: they are the pickle's bytes [at, at + len) */
+    uint32_t at, len;
     uint32_t dims;   /* `rank` dims at cairn__pickle.dims + dims (its shape tuple's) */
     uint8_t rank;
     uint8_t fortran; /* the order the array says, before its rank is known */
@@ -238,6 +240,7 @@ typedef struct cairn__pickle {
     uint64_t base;     /* file offset of pickle byte 0 (0 inside a member) */
     const uint8_t *p;
     size_t len, pos;
+    const uint8_t *pickle; /* p, kept after cairn__pickle_detach: compact arrays' bytes */
     cairn__pk_node *nodes;
     uint32_t node_count, node_cap;
     cairn__pk_seq *seqs;
@@ -399,9 +402,11 @@ const char *cairn__pk_type_name(uint8_t type);
 cairn_status cairn__pk_reduce(cairn__pickle *vm, uint32_t callable, uint32_t args, size_t at,
                               uint32_t *out, cairn_error *err);
 /* BUILD: sets `state` on `target` (docs/FORMAT.md, "PyTorch .pt (read)", says
- * what is allowed). */
+ * what is allowed). *result is what takes target's place on the stack:
+ * target, or (a joblib NumpyArrayWrapper, inert mode) the new array node,
+ * holding nothing yet. */
 cairn_status cairn__pk_build(cairn__pickle *vm, uint32_t target, uint32_t state, size_t at,
-                             cairn_error *err);
+                             uint32_t *result, cairn_error *err);
 /* Inert mode: NEWOBJ `cls(*args)` recorded as a node (refused otherwise). */
 cairn_status cairn__pk_newobj(cairn__pickle *vm, uint32_t cls, uint32_t args, size_t at,
                               uint32_t *out, cairn_error *err);
@@ -451,7 +456,10 @@ typedef struct cairn__np_array {
     uint8_t big_endian, fortran;
     uint32_t rank;
     uint64_t dims[CAIRN_MAX_RANK];
-    uint32_t bytes;     /* the BYTES node of its elements: count x dtype size of them */
+    const uint8_t *data; /* its elements: count x dtype size of them */
+    uint64_t nbytes;
+    uint32_t owner;     /* the BYTES node whose blob owns `data` (made by the graph, e.g.
+                           protocol 2's _codecs.encode), or UINT32_MAX: data is the pickle's */
 } cairn__np_array;
 
 /* Where inert node `node` keeps an array's parts: `carrier` is the

@@ -547,9 +547,16 @@ static int class_is(const cairn__pickle *vm, uint32_t obj, const char *name)
     return b->len == strlen(name) && memcmp(b->p, name, b->len) == 0;
 }
 
+/* BUILD on an inert node. joblib's unpickler reads the array bytes that
+ * follow a NumpyArrayWrapper's BUILD and puts the array on the stack in
+ * the wrapper's place; the memo keeps the wrapper (a later GET of it gives
+ * the wrapper object, not the array). So here: *result is a new node
+ * {"$class", "args", "state", "data"} for the array, and the wrapper
+ * itself only gets its state. */
 static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state, size_t at,
-                                cairn_error *err)
+                                uint32_t *result, cairn_error *err)
 {
+    *result = obj;
     CAIRN_TRY(inert_put(vm, obj, "state", state, at, err));
     if (!class_is(vm, obj, "joblib.numpy_pickle.NumpyArrayWrapper"))
         return CAIRN_OK;
@@ -572,18 +579,44 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
     CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_BYTES, vm->p + from, (size_t)nbytes, 0, from, &data,
                                  err));
     vm->pos = from + (size_t)nbytes;
-    return inert_put(vm, obj, "data", data, at, err);
+    uint32_t array;
+    cairn_status st = cairn__pk_new_seq(vm, CAIRN__PK_DICT, at, &array, err);
+    if (st != CAIRN_OK) {
+        cairn__pk_drop(vm, data); /* held by nothing yet: freed */
+        return st;
+    }
+    vm->nodes[array].flags |= CAIRN__PKF_INERT;
+    uint32_t args = cairn__pk_dict_get(vm, obj, "args");
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, obj);
+    uint32_t pairs[8] = {vm->inert_key[0] - 1, q->items[1]}, n = 2; /* "$class": the class */
+    if (args != UINT32_MAX) {
+        pairs[n++] = vm->inert_key[1] - 1;
+        pairs[n++] = args;
+    }
+    pairs[n++] = vm->inert_key[2] - 1;
+    pairs[n++] = state;
+    st = cairn__pk_extend(vm, array, pairs, n, err);
+    if (st == CAIRN_OK)
+        st = inert_put(vm, array, "data", data, at, err);
+    if (st != CAIRN_OK) {
+        cairn__pk_hold(vm, array);
+        cairn__pk_drop(vm, array); /* frees it and what only it held */
+        return st;
+    }
+    *result = array;
+    return CAIRN_OK;
 }
 
 /* BUILD sets Python attributes. Allowed: an OrderedDict's (a state_dict's
  * _metadata) and a tensor's, from a dict (or None); both are dropped, as
  * they say nothing about the data. Anything else would need a class. */
 cairn_status cairn__pk_build(cairn__pickle *vm, uint32_t target, uint32_t state, size_t at,
-                             cairn_error *err)
+                             uint32_t *result, cairn_error *err)
 {
     const cairn__pk_node *t = &vm->nodes[target], *s = &vm->nodes[state];
+    *result = target;
     if (t->type == CAIRN__PK_DICT && (t->flags & CAIRN__PKF_INERT))
-        return inert_build(vm, target, state, at, err);
+        return inert_build(vm, target, state, at, result, err);
     int ordered = t->type == CAIRN__PK_DICT && (t->flags & CAIRN__PKF_ORDERED);
     if (!ordered && t->type != CAIRN__PK_TENSOR)
         return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD on %s is not allowed "

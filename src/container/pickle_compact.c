@@ -120,7 +120,12 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
     cairn__pk_array_rec *r = &vm->arrays[index];
     memset(r, 0, sizeof *r);
     r->dtype = dt;
-    r->bytes = bytes;
+    /* Elements in the pickle's bytes are kept as where they are (the node
+     * may go); a string the graph made is kept by its node. */
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, bytes);
+    r->bytes = b->owned ? bytes : UINT32_MAX;
+    r->at = b->owned ? 0 : (uint32_t)(b->p - vm->pickle); /* a pickle is at most 64 MiB */
+    r->len = b->len;
     r->fortran = (uint8_t)(fortran != 0);
     r->scalar = shape == UINT32_MAX;
     if (!r->scalar && !copy_dims(vm, shape, r)) { /* a tuple: cairn__np_array_parts */
@@ -129,12 +134,14 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
         return oom(vm, at, err);
     }
     cairn__pk_hold(vm, dt);
-    cairn__pk_hold(vm, bytes);
+    if (r->bytes != UINT32_MAX)
+        cairn__pk_hold(vm, bytes);
     /* The dict's items lose their holder; the node stays where it is held
      * (the stack, perhaps the memo and containers), as the ARRAY. */
     if (!cairn__pk_empty(vm, node, !vm->scan.on)) {
         cairn__pk_drop(vm, dt); /* the dict still holds them: nothing is freed */
-        cairn__pk_drop(vm, bytes);
+        if (r->bytes != UINT32_MAX)
+            cairn__pk_drop(vm, bytes);
         r->dtype = vm->free_array;
         vm->free_array = index;
         return oom(vm, at, err);

@@ -146,7 +146,8 @@ static cairn_status compact_broken(walk *w, uint32_t node)
 static cairn_status sink_array(walk *w, uint32_t node, const cairn__np_array *a,
                                const char *name, size_t len, cairn_value **out, int *done)
 {
-    cairn__pk_blob *b = &w->vm->blobs[w->vm->nodes[a->bytes].u.ref];
+    cairn__pk_blob *b = a->owner != UINT32_MAX ? &w->vm->blobs[w->vm->nodes[a->owner].u.ref]
+                                               : NULL;
     cairn__pk_array e;
     memset(&e, 0, sizeof e);
     e.name = (char *)name;
@@ -155,13 +156,14 @@ static cairn_status sink_array(walk *w, uint32_t node, const cairn__np_array *a,
     e.rank = (uint8_t)a->rank;
     e.big_endian = a->big_endian;
     e.fortran = a->fortran;
-    e.bytes = b->p;
-    e.nbytes = b->len;
-    e.owned = b->owned ? (uint8_t *)b->p : NULL;
+    e.bytes = a->data;
+    e.nbytes = a->nbytes;
+    e.owned = b && b->owned ? (uint8_t *)b->p : NULL;
     if (!(*out = cairn__value_new_blob(CAIRN_VALUE_TENSOR, name, len)))
         return nomem(w, node);
     CAIRN_TRY(w->sink(w->sink_ctx, &e, a->dims, w->err));
-    b->owned = 0; /* the sink has the bytes the graph made */
+    if (b)
+        b->owned = 0; /* the sink has the bytes the graph made */
     *done = 1;
     return CAIRN_OK;
 }
@@ -217,10 +219,11 @@ static cairn_status emit_array(walk *w, uint32_t node, cairn_value **out, int *d
     }
     /* The bytes stay where they are; bytes the graph made (protocol 2's
      * _codecs.encode) move here, for the graph is freed before the file. */
-    cairn__pk_blob *b = &w->vm->blobs[w->vm->nodes[a.bytes].u.ref];
-    e->bytes = b->p;
-    e->nbytes = b->len;
-    if (b->owned) {
+    cairn__pk_blob *b = a.owner != UINT32_MAX ? &w->vm->blobs[w->vm->nodes[a.owner].u.ref]
+                                              : NULL;
+    e->bytes = a.data;
+    e->nbytes = a.nbytes;
+    if (b && b->owned) {
         e->owned = (uint8_t *)b->p;
         b->owned = 0;
     }

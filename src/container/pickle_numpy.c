@@ -227,15 +227,15 @@ int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carr
 }
 
 /* An array of `rank` dims (from `shape`, or `dims` when shape is
- * UINT32_MAX and the array is not a scalar), elements in BYTES node
- * `bytes`, numpy.dtype node `dt`: as cairn__np_array_of says. */
+ * UINT32_MAX and the array is not a scalar), numpy.dtype node `dt`, its
+ * elements data[0..len) (their BYTES node `owner`, or UINT32_MAX): as
+ * cairn__np_array_of says. */
 static int array_from(const cairn__pickle *vm, uint32_t shape, const uint64_t *dims,
-                      uint32_t rank, uint32_t dt, uint32_t bytes, int fortran,
-                      cairn__np_array *out, char *why, size_t why_size)
+                      uint32_t rank, uint32_t dt, const uint8_t *data, size_t len,
+                      uint32_t owner, int fortran, cairn__np_array *out, char *why,
+                      size_t why_size)
 {
     memset(out, 0, sizeof *out);
-    if (bytes == UINT32_MAX || vm->nodes[bytes].type != CAIRN__PK_BYTES || dt == UINT32_MAX)
-        return 0;
     cairn__np_dtype np;
     char shown[64];
     if (shape != UINT32_MAX)
@@ -259,7 +259,6 @@ static int array_from(const cairn__pickle *vm, uint32_t shape, const uint64_t *d
         }
     }
     uint64_t need;
-    size_t len = cairn__pk_blob_of(vm, bytes)->len;
     if (cairn__mul_overflow(count, cairn_dtype_size(np.dtype), &need) || need != len) {
         snprintf(why, why_size, "a NumPy array whose shape and dtype say %llu elements, but "
                  "it holds %zu bytes", (unsigned long long)count, len);
@@ -269,7 +268,9 @@ static int array_from(const cairn__pickle *vm, uint32_t shape, const uint64_t *d
     out->big_endian = (uint8_t)np.big_endian;
     out->fortran = (uint8_t)(fortran && rank > 1);
     out->rank = rank;
-    out->bytes = bytes;
+    out->data = data;
+    out->nbytes = len;
+    out->owner = owner;
     return 1;
 }
 
@@ -280,15 +281,20 @@ int cairn__np_array_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *
     int fortran;
     memset(out, 0, sizeof *out);
     if (vm->nodes[node].type != CAIRN__PK_DICT || !(vm->nodes[node].flags & CAIRN__PKF_INERT) ||
-        !cairn__np_array_parts(vm, node, &carrier, &shape, &dt, &bytes, &fortran))
+        !cairn__np_array_parts(vm, node, &carrier, &shape, &dt, &bytes, &fortran) ||
+        bytes == UINT32_MAX || vm->nodes[bytes].type != CAIRN__PK_BYTES || dt == UINT32_MAX)
         return 0;
-    return array_from(vm, shape, NULL, 0, dt, bytes, fortran, out, why, why_size);
+    const cairn__pk_blob *b = cairn__pk_blob_of(vm, bytes);
+    return array_from(vm, shape, NULL, 0, dt, b->p, b->len, b->owned ? bytes : UINT32_MAX,
+                      fortran, out, why, why_size);
 }
 
 int cairn__np_compact_of(const cairn__pickle *vm, uint32_t node, cairn__np_array *out,
                          char *why, size_t why_size)
 {
     const cairn__pk_array_rec *r = &vm->arrays[vm->nodes[node].u.ref];
-    return array_from(vm, UINT32_MAX, r->rank ? vm->dims + r->dims : NULL, r->rank, r->dtype, r->bytes, r->fortran, out, why,
-                      why_size);
+    const cairn__pk_blob *b = r->bytes != UINT32_MAX ? cairn__pk_blob_of(vm, r->bytes) : NULL;
+    return array_from(vm, UINT32_MAX, r->rank ? vm->dims + r->dims : NULL, r->rank, r->dtype,
+                      b ? b->p : vm->pickle + r->at, b ? b->len : r->len, r->bytes, r->fortran,
+                      out, why, why_size);
 }

@@ -242,7 +242,8 @@ static void release_content(cairn__pickle *vm, uint32_t i)
     } else if (n->type == CAIRN__PK_ARRAY) {
         cairn__pk_array_rec *r = &vm->arrays[n->u.ref];
         vm->work[vm->work_count++] = r->dtype;
-        vm->work[vm->work_count++] = r->bytes;
+        if (r->bytes != UINT32_MAX)
+            vm->work[vm->work_count++] = r->bytes;
         if (r->rank) { /* its dims slot serves the next array of that rank */
             vm->dims[r->dims] = vm->free_dims[r->rank];
             vm->free_dims[r->rank] = r->dims;
