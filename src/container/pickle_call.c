@@ -451,18 +451,18 @@ static const char *const inert_keys[CAIRN__PK_INERT_KEYS] = {"$class", "args", "
 static cairn_status inert_put(cairn__pickle *vm, uint32_t obj, const char *lit, uint32_t value,
                               size_t at, cairn_error *err)
 {
+    uint32_t k = 0;
+    while (k + 1 < CAIRN__PK_INERT_KEYS && strcmp(inert_keys[k], lit) != 0)
+        k++;
     const cairn__pk_seq *q = cairn__pk_seq_of(vm, obj);
-    for (uint32_t i = 0; i + 1 < q->count; i += 2)
-        if (cairn__pk_is_str(vm, q->items[i], lit)) {
+    for (uint32_t i = 0; vm->inert_key[k] && i + 1 < q->count; i += 2)
+        if (q->items[i] == vm->inert_key[k] - 1) { /* the machine's key, not a SETITEM's */
             uint32_t old = q->items[i + 1];
             cairn__pk_hold(vm, value);
             vm->seqs[vm->nodes[obj].u.ref].items[i + 1] = value;
             cairn__pk_drop(vm, old);
             return CAIRN_OK;
         }
-    uint32_t k = 0;
-    while (k + 1 < CAIRN__PK_INERT_KEYS && strcmp(inert_keys[k], lit) != 0)
-        k++;
     uint32_t pair[2];
     if (!vm->inert_key[k]) {
         CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_STR, (const uint8_t *)inert_keys[k],

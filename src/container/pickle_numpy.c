@@ -184,9 +184,31 @@ static uint32_t seq_count(const cairn__pickle *vm, uint32_t seq)
 
 /* Where one of the four kinds of array node keeps its parts (docs/FORMAT.md
  * "Pickle and joblib as inert data"). */
+/* 1 when every key of inert node `node` is one the machine put there
+ * ("$class", "args", "state", "data": pickle_call.c), none set by a
+ * SETITEM: an item set on an ndarray either fails in NumPy (a str key) or
+ * changes its elements (an int key), so such a node is not read as the
+ * array it was made as. */
+static int keys_are_the_machines(const cairn__pickle *vm, uint32_t node)
+{
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, node);
+    for (uint32_t i = 0; i < q->count; i += 2) {
+        int known = 0;
+        for (int k = 0; k < CAIRN__PK_INERT_KEYS; k++)
+            known |= vm->inert_key[k] && q->items[i] == vm->inert_key[k] - 1;
+        if (!known)
+            return 0;
+    }
+    return 1;
+}
+
 int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carrier,
                           uint32_t *shape, uint32_t *dtype, uint32_t *bytes, int *fortran)
 {
+    *carrier = *shape = *dtype = *bytes = UINT32_MAX;
+    *fortran = 0;
+    if (vm->nodes[node].type != CAIRN__PK_DICT || !keys_are_the_machines(vm, node))
+        return 0;
     uint32_t cls = cairn__pk_dict_get(vm, node, "$class");
     uint32_t args = cairn__pk_dict_get(vm, node, "args");
     uint32_t st = cairn__pk_dict_get(vm, node, "state");
