@@ -340,10 +340,10 @@ void cairn__pk_drop(cairn__pickle *vm, uint32_t node);
  * look ahead: pickle_compact.c). */
 void cairn__pk_drop_weak(cairn__pickle *vm, uint32_t node);
 
-/* Drops what container `node` holds (weakly: as cairn__pk_drop_weak) and
- * frees its items; the node stays, for the caller to give a new type. 0
- * (nothing done) when out of memory. */
-int cairn__pk_empty(cairn__pickle *vm, uint32_t node, int weak);
+/* Container `node` becomes a node of `type` with u.ref `ref` (an ARRAY):
+ * its items are freed and what they held loses a holder (weakly, as
+ * cairn__pk_drop_weak, with `weak`). 0 (nothing done) when out of memory. */
+int cairn__pk_retype(cairn__pickle *vm, uint32_t node, uint8_t type, uint32_t ref, int weak);
 
 /* Compact mode: makes inert node `node` an ARRAY when it is a NumPy array
  * whose parts can no longer change (pickle_compact.c); else leaves it. */

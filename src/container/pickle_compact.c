@@ -123,8 +123,10 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
     /* Elements in the pickle's bytes are kept as where they are (the node
      * may go); a string the graph made is kept by its node. */
     const cairn__pk_blob *b = cairn__pk_blob_of(vm, bytes);
-    r->bytes = b->owned ? bytes : UINT32_MAX;
-    r->at = b->owned ? 0 : (uint32_t)(b->p - vm->pickle); /* a pickle is at most 64 MiB */
+    int in_pickle = !b->owned && b->p && (uintptr_t)b->p >= (uintptr_t)vm->pickle &&
+                    (uintptr_t)b->p - (uintptr_t)vm->pickle <= vm->len;
+    r->bytes = in_pickle ? UINT32_MAX : bytes;
+    r->at = in_pickle ? (uint32_t)(b->p - vm->pickle) : 0; /* a pickle is at most 64 MiB */
     r->len = b->len;
     r->fortran = (uint8_t)(fortran != 0);
     r->scalar = shape == UINT32_MAX;
@@ -138,7 +140,7 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
         cairn__pk_hold(vm, bytes);
     /* The dict's items lose their holder; the node stays where it is held
      * (the stack, perhaps the memo and containers), as the ARRAY. */
-    if (!cairn__pk_empty(vm, node, !vm->scan.on)) {
+    if (!cairn__pk_retype(vm, node, CAIRN__PK_ARRAY, index, !vm->scan.on)) {
         cairn__pk_drop(vm, dt); /* the dict still holds them: nothing is freed */
         if (r->bytes != UINT32_MAX)
             cairn__pk_drop(vm, bytes);
@@ -146,8 +148,5 @@ cairn_status cairn__pk_compact(cairn__pickle *vm, uint32_t node, size_t at, cair
         vm->free_array = index;
         return oom(vm, at, err);
     }
-    n = &vm->nodes[node];
-    n->type = CAIRN__PK_ARRAY;
-    n->u.ref = index;
     return CAIRN_OK;
 }

@@ -335,12 +335,15 @@ static void drop(cairn__pickle *vm, uint32_t node, int weak)
         drain(vm, base, weak);
 }
 
-int cairn__pk_empty(cairn__pickle *vm, uint32_t node, int weak)
+int cairn__pk_retype(cairn__pickle *vm, uint32_t node, uint8_t type, uint32_t ref, int weak)
 {
     uint32_t base = vm->work_count;
     if (!work_room(vm, node))
         return 0;
     release_content(vm, node);
+    /* Its new self before what it held goes: a drop may reach it again. */
+    vm->nodes[node].type = type;
+    vm->nodes[node].u.ref = ref;
     drain(vm, base, weak);
     return 1;
 }
