@@ -308,4 +308,18 @@ expect_refused get_unset_noscan.pkl "get_unset_noscan.pkl: offset 191: BINGET: m
 expect_refused long_get_unset.pkl "long_get_unset.pkl: offset 165: LONG_BINGET: memo index 300 was never set"
 expect_refused get_early.pkl "get_early.pkl: offset 6: BINGET: memo index 1 was never set"
 expect_refused get_early_noscan.pkl "get_early_noscan.pkl: offset 32: BINGET: memo index 1 was never set"
+
+# 11. Work bounded by the file: a dict of 3,000 entries of one key, BUILT
+# and listed 3,000 times (the walk would sort 6,000 entries 3,000 times) is
+# refused by the bound on dict entries looked at, within seconds; a joblib
+# wrapper state of more than 16 entries is refused at its BUILD.
+start=$SECONDS
+expect_refused repeated_keys.pkl "repeated_keys.pkl: offset 16: the metadata tree's dicts would have more than 2151222 entries to look at (one per 8 bytes of its budget: 16 x the 27035 bytes of pickle the file holds + 16 MiB): shared dicts with repeated keys (at '359')"
+[ $((SECONDS - start)) -lt 30 ] && ok || bad "repeated_keys.pkl took $((SECONDS - start)) s"
+expect_refused jl_big_state.joblib "jl_big_state.joblib: offset 248: BUILD of joblib.numpy_pickle.NumpyArrayWrapper: its state has 22 entries (joblib writes 6; at most 16)"
+# A plain dict spelling a dtype is no dtype: the array stays a value.
+expect_ls dtype_plain_dict.pkl ''
+# A wrapper state with 'shape' twice: the last, as joblib's __dict__.update.
+expect_ls jl_dup_keys.joblib '"a" F32 [3,2] 24'
+expect_cat jl_dup_keys.joblib a jl_dup_keys.a.raw
 finish

@@ -346,3 +346,36 @@ write("jl_dtype_later.joblib", pk(
     EMPTY_DICT, s("a"), wrapper_new(), wrapper_state(shape_of(X.shape), dtype_new("f4") + put(2)),
     BUILD, wrapper_data(X.tobytes()), SETITEM, s("d"), get(2), dtype_state(">"), BUILD,
     SETITEM))
+
+# ------------------------------------------- work bounded by the file
+# One dict of N entries SETITEM made with one key, BUILT M times and
+# listed M times: each visit of the walk would sort N + M entries
+# (quadratic work for a file of a few KB). Refused by the walk's bound on
+# dict entries looked at, fast.
+N = M = 3000
+JUNK = MARK + s("j") + put(5) + i(0) + put(6) + (get(5) + get(6)) * N + SETITEMS
+write("repeated_keys.pkl", pk(
+    EMPTY_LIST, MARK, glob("mymod", "T"), EMPTY_TUPLE, NEWOBJ, put(1), JUNK, NONE, put(2),
+    (get(1) + get(2) + BUILD) * M, b"e"))
+# A plain dict that spells a dtype ({"$class": "numpy.dtype", "args": ...})
+# is no dtype: only the machine's numpy.dtype(...) node is.
+write("dtype_plain_dict.pkl", pk(
+    EMPTY_DICT, s("a"), ndarray_new(),
+    array_state(shape_of(X.shape), dict_of(s("$class"), s("numpy.dtype"), s("args"),
+                                           tup(s("f4"), NEWFALSE, NEWTRUE)),
+                binbytes(X.tobytes())), BUILD, SETITEM))
+# A wrapper state with a key twice: joblib's __dict__.update keeps the last
+# ('shape' (3, 2)); a state of more than 16 entries is refused (joblib
+# writes 6).
+write("jl_dup_keys.joblib", pk(
+    EMPTY_DICT, s("a"), wrapper_new(),
+    EMPTY_DICT + MARK + s("subclass") + glob("numpy", "ndarray") + s("shape") + shape_of((2, 3)) +
+    s("order") + s("C") + s("dtype") + dtype("f4") + s("allow_mmap") + NEWTRUE +
+    s("numpy_array_alignment_bytes") + i(16) + s("shape") + shape_of((3, 2)) + SETITEMS,
+    BUILD, wrapper_data(X.tobytes()), SETITEM))
+write("jl_big_state.joblib", pk(
+    EMPTY_DICT, s("a"), wrapper_new(),
+    EMPTY_DICT + MARK + b"".join(s("k%d" % k) + i(k) for k in range(20)) + s("shape") +
+    shape_of(X.shape) + s("dtype") + dtype("f4") + SETITEMS,
+    BUILD, wrapper_data(X.tobytes()), SETITEM))
+raw("jl_dup_keys.a.raw", X.reshape(3, 2))

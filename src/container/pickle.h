@@ -177,6 +177,9 @@ typedef struct cairn__pk_array_rec { /* 24 bytes: a file may hold one per array 
 
 #define CAIRN__PK_PINNED UINT16_MAX
 #define CAIRN__PK_INERT_KEYS 4 /* "$class", "args", "state", "data" (pickle_call.c) */
+/* Entries of a joblib NumpyArrayWrapper's state dict (joblib writes 6): a
+ * state is looked up several times per array, so its size is bounded. */
+#define CAIRN__PK_WRAPPER_STATE_MAX 16
 
 /* A bit set that grows as bits are set. */
 typedef struct cairn__pk_bits {
@@ -383,9 +386,14 @@ static inline const cairn__pk_blob *cairn__pk_blob_of(const cairn__pickle *vm, u
 {
     return &vm->blobs[vm->nodes[node].u.ref];
 }
-/* The value of str key `key` in dict `dict`, or UINT32_MAX (not a dict, or
- * no such key). */
+/* The value of str key `key` in dict `dict` (of its last pair with that
+ * key, as a Python dict keeps the last SETITEM), or UINT32_MAX (not a
+ * dict, or no such key). */
 uint32_t cairn__pk_dict_get(const cairn__pickle *vm, uint32_t dict, const char *key);
+/* 1 when `node` is an inert object (CAIRN__PKF_INERT) whose keys are all
+ * ones the machine put there ("$class", "args", "state", "data":
+ * pickle_call.c), none set by a SETITEM. At most 4 pairs are looked at. */
+int cairn__pk_machine_made(const cairn__pickle *vm, uint32_t node);
 /* 1 when `node` is a STR reading `lit` (node may be UINT32_MAX). */
 int cairn__pk_is_str(const cairn__pickle *vm, uint32_t node, const char *lit);
 /* "a tuple", "an int", ... for messages. */

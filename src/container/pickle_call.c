@@ -454,8 +454,13 @@ static cairn_status inert_put(cairn__pickle *vm, uint32_t obj, const char *lit, 
     uint32_t k = 0;
     while (k + 1 < CAIRN__PK_INERT_KEYS && strcmp(inert_keys[k], lit) != 0)
         k++;
+    /* Only the first pairs: an object whose machine keys are not all among
+     * them has keys a SETITEM set before them, is no array
+     * (cairn__pk_machine_made), and its tree shows the last value of a key
+     * either way. A long object built again and again costs no scan. */
     const cairn__pk_seq *q = cairn__pk_seq_of(vm, obj);
-    for (uint32_t i = 0; vm->inert_key[k] && i + 1 < q->count; i += 2)
+    uint32_t scan = q->count < 2 * CAIRN__PK_INERT_KEYS ? q->count : 2 * CAIRN__PK_INERT_KEYS;
+    for (uint32_t i = 0; vm->inert_key[k] && i + 1 < scan; i += 2)
         if (q->items[i] == vm->inert_key[k] - 1) { /* the machine's key, not a SETITEM's */
             uint32_t old = q->items[i + 1];
             cairn__pk_hold(vm, value);
@@ -547,6 +552,50 @@ static int class_is(const cairn__pickle *vm, uint32_t obj, const char *name)
     return b->len == strlen(name) && memcmp(b->p, name, b->len) == 0;
 }
 
+/* Two dict keys Python holds as one: the same object, equal str or equal int. */
+static int same_key(const cairn__pickle *vm, uint32_t a, uint32_t b)
+{
+    const cairn__pk_node *x = &vm->nodes[a], *y = &vm->nodes[b];
+    if (a == b)
+        return 1;
+    if (x->type != y->type)
+        return 0;
+    if (x->type == CAIRN__PK_INT)
+        return x->u.i == y->u.i;
+    if (x->type != CAIRN__PK_STR)
+        return 0;
+    const cairn__pk_blob *p = cairn__pk_blob_of(vm, a), *q = cairn__pk_blob_of(vm, b);
+    return p->len == q->len && memcmp(p->p, q->p, p->len) == 0;
+}
+
+/* A joblib array reads its wrapper's state as the wrapper had it at its
+ * BUILD (joblib's __setstate__ is __dict__.update: one entry per key, the
+ * last value), whatever is set in that dict later: *out is a new dict of
+ * those entries. The state has at most CAIRN__PK_WRAPPER_STATE_MAX entries. */
+static cairn_status state_as_built(cairn__pickle *vm, uint32_t state, size_t at, uint32_t *out,
+                                   cairn_error *err)
+{
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, state);
+    uint32_t items[2 * CAIRN__PK_WRAPPER_STATE_MAX], n = 0;
+    for (uint32_t i = 0; i + 1 < q->count; i += 2) {
+        uint32_t k = 0;
+        while (k < n && !same_key(vm, items[k], q->items[i]))
+            k += 2;
+        if (k == n) {
+            items[n++] = q->items[i];
+            n++;
+        }
+        items[k + 1] = q->items[i + 1];
+    }
+    CAIRN_TRY(cairn__pk_new_seq(vm, CAIRN__PK_DICT, at, out, err));
+    cairn_status st = cairn__pk_extend(vm, *out, items, n, err);
+    if (st != CAIRN_OK) {
+        cairn__pk_hold(vm, *out);
+        cairn__pk_drop(vm, *out);
+    }
+    return st;
+}
+
 /* BUILD on an inert node. joblib's unpickler reads the array bytes that
  * follow a NumpyArrayWrapper's BUILD and puts the array on the stack in
  * the wrapper's place; the memo keeps the wrapper (a later GET of it gives
@@ -560,6 +609,12 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
     CAIRN_TRY(inert_put(vm, obj, "state", state, at, err));
     if (!class_is(vm, obj, "joblib.numpy_pickle.NumpyArrayWrapper"))
         return CAIRN_OK;
+    if (vm->nodes[state].type == CAIRN__PK_DICT &&
+        cairn__pk_seq_of(vm, state)->count > 2 * CAIRN__PK_WRAPPER_STATE_MAX)
+        return cairn__pk_fail(vm, err, at, CAIRN_E_UNSUPPORTED, "BUILD of joblib.numpy_pickle."
+                              "NumpyArrayWrapper: its state has %u entries (joblib writes 6; "
+                              "at most %d)", (unsigned)(cairn__pk_seq_of(vm, state)->count / 2),
+                              CAIRN__PK_WRAPPER_STATE_MAX);
     uint64_t nbytes = 0;
     CAIRN_TRY(joblib_elements(vm, state, at, &nbytes, err));
     /* joblib writes (and reads) the padding byte only when the wrapper has
@@ -579,10 +634,18 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
     CAIRN_TRY(cairn__pk_new_blob(vm, CAIRN__PK_BYTES, vm->p + from, (size_t)nbytes, 0, from, &data,
                                  err));
     vm->pos = from + (size_t)nbytes;
-    uint32_t array;
-    cairn_status st = cairn__pk_new_seq(vm, CAIRN__PK_DICT, at, &array, err);
+    uint32_t array, built;
+    cairn_status st = state_as_built(vm, state, at, &built, err);
+    if (st == CAIRN_OK) {
+        st = cairn__pk_new_seq(vm, CAIRN__PK_DICT, at, &array, err);
+        if (st != CAIRN_OK) {
+            cairn__pk_hold(vm, built);
+            cairn__pk_drop(vm, built);
+        }
+    }
     if (st != CAIRN_OK) {
-        cairn__pk_drop(vm, data); /* held by nothing yet: freed */
+        cairn__pk_hold(vm, data); /* held by nothing yet: freed */
+        cairn__pk_drop(vm, data);
         return st;
     }
     vm->nodes[array].flags |= CAIRN__PKF_INERT;
@@ -594,7 +657,7 @@ static cairn_status inert_build(cairn__pickle *vm, uint32_t obj, uint32_t state,
         pairs[n++] = args;
     }
     pairs[n++] = vm->inert_key[2] - 1;
-    pairs[n++] = state;
+    pairs[n++] = built;
     st = cairn__pk_extend(vm, array, pairs, n, err);
     if (st == CAIRN_OK)
         st = inert_put(vm, array, "data", data, at, err);

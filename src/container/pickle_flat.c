@@ -23,6 +23,7 @@ typedef struct walk {
     uint64_t spent, budget;   /* bytes of the results: nodes, packed items, names, keys,
                                  strings (CAIRN__PICKLE_TREE_BUDGET) */
     uint64_t stored;          /* bytes the file holds for the pickle, for messages */
+    uint64_t pairs_left;      /* dict entries the walk may still look at (visit_pairs) */
     int no_refs;              /* a dict's tensor references are left out of the tree */
     cairn__pk_array_sink sink; /* where arrays go instead of out->arrays, or NULL */
     void *sink_ctx;
@@ -339,10 +340,31 @@ static cairn_status dict_children(walk *w, uint32_t node, int depth, key_ent *en
     return CAIRN_OK;
 }
 
+/* Each visit of a dict sorts all its entries, but only the last of a
+ * repeated key costs the tree anything: a dict of N entries SETITEM made
+ * with one key, shared M times, would cost N x M work for a tree of M
+ * entries. So the entries looked at are bounded too, by one per 8 bytes of
+ * the tree's budget: a tree of distinct keys (each costs the tree more than
+ * 8 bytes) never reaches it first. */
+static cairn_status visit_pairs(walk *w, uint32_t node, uint32_t n)
+{
+    if (n <= w->pairs_left) {
+        w->pairs_left -= n;
+        return CAIRN_OK;
+    }
+    char why[320];
+    snprintf(why, sizeof why, "the metadata tree's dicts would have more than %llu entries to "
+             "look at (one per 8 bytes of its budget: 16 x the %llu bytes of pickle the file "
+             "holds + 16 MiB): shared dicts with repeated keys",
+             (unsigned long long)(w->budget / 8), (unsigned long long)w->stored);
+    return fail_at(w, node, CAIRN_E_LIMIT, why);
+}
+
 static cairn_status convert_dict(walk *w, uint32_t node, int depth, cairn_value *map)
 {
     const cairn__pk_seq *s = cairn__pk_seq_of(w->vm, node);
     uint32_t n = s->count / 2;
+    CAIRN_TRY(visit_pairs(w, node, n));
     uint32_t ints = 0;
     for (uint32_t i = 0; i < n; i++)
         ints += w->vm->nodes[s->items[2 * i]].type == CAIRN__PK_INT;
@@ -598,6 +620,7 @@ static cairn_status flatten(cairn__pickle *vm, uint64_t stored, int no_refs,
      * every level, and a list of a million zeros deflates to a few KB. */
     w->stored = stored;
     w->budget = CAIRN__PICKLE_TREE_BUDGET(stored);
+    w->pairs_left = w->budget / 8;
     /* Most files name each tensor once: room for that many names, not a
      * doubling array's up to twice as many. */
     cairn_status st = CAIRN_OK;

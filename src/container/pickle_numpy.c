@@ -105,6 +105,8 @@ const char *cairn__np_dtype_of(const cairn__pickle *vm, uint32_t dt, cairn__np_d
     snprintf(shown, shown_size, "?");
     cairn__np_dtype_args a;
     memset(&a, 0, sizeof a);
+    if (dt == UINT32_MAX || !cairn__pk_machine_made(vm, dt)) /* a plain dict is no dtype */
+        return "it is not a numpy.dtype";
     uint32_t args = cairn__pk_dict_get(vm, dt, "args"), state = cairn__pk_dict_get(vm, dt, "state");
     if (!cairn__pk_is_str(vm, cairn__pk_dict_get(vm, dt, "$class"), "numpy.dtype") || args == UINT32_MAX ||
         vm->nodes[args].type != CAIRN__PK_TUPLE)
@@ -184,30 +186,15 @@ static uint32_t seq_count(const cairn__pickle *vm, uint32_t seq)
 
 /* Where one of the four kinds of array node keeps its parts (docs/FORMAT.md
  * "Pickle and joblib as inert data"). */
-/* 1 when every key of inert node `node` is one the machine put there
- * ("$class", "args", "state", "data": pickle_call.c), none set by a
- * SETITEM: an item set on an ndarray either fails in NumPy (a str key) or
- * changes its elements (an int key), so such a node is not read as the
- * array it was made as. */
-static int keys_are_the_machines(const cairn__pickle *vm, uint32_t node)
-{
-    const cairn__pk_seq *q = cairn__pk_seq_of(vm, node);
-    for (uint32_t i = 0; i < q->count; i += 2) {
-        int known = 0;
-        for (int k = 0; k < CAIRN__PK_INERT_KEYS; k++)
-            known |= vm->inert_key[k] && q->items[i] == vm->inert_key[k] - 1;
-        if (!known)
-            return 0;
-    }
-    return 1;
-}
-
 int cairn__np_array_parts(const cairn__pickle *vm, uint32_t node, uint32_t *carrier,
                           uint32_t *shape, uint32_t *dtype, uint32_t *bytes, int *fortran)
 {
     *carrier = *shape = *dtype = *bytes = UINT32_MAX;
     *fortran = 0;
-    if (vm->nodes[node].type != CAIRN__PK_DICT || !keys_are_the_machines(vm, node))
+    /* An item set on an ndarray either fails in NumPy (a str key) or
+     * changes its elements (an int key): such a node is not read as the
+     * array it was made as. */
+    if (!cairn__pk_machine_made(vm, node))
         return 0;
     uint32_t cls = cairn__pk_dict_get(vm, node, "$class");
     uint32_t args = cairn__pk_dict_get(vm, node, "args");

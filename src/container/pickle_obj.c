@@ -562,10 +562,28 @@ uint32_t cairn__pk_dict_get(const cairn__pickle *vm, uint32_t dict, const char *
     if (dict == UINT32_MAX || vm->nodes[dict].type != CAIRN__PK_DICT)
         return UINT32_MAX;
     const cairn__pk_seq *q = cairn__pk_seq_of(vm, dict);
-    for (uint32_t i = 0; i + 1 < q->count; i += 2)
-        if (cairn__pk_is_str(vm, q->items[i], key))
-            return q->items[i + 1];
+    for (uint32_t i = q->count & ~1u; i >= 2; i -= 2)
+        if (cairn__pk_is_str(vm, q->items[i - 2], key))
+            return q->items[i - 1];
     return UINT32_MAX;
+}
+
+int cairn__pk_machine_made(const cairn__pickle *vm, uint32_t node)
+{
+    const cairn__pk_node *n = &vm->nodes[node];
+    if (n->type != CAIRN__PK_DICT || !(n->flags & CAIRN__PKF_INERT))
+        return 0;
+    const cairn__pk_seq *q = cairn__pk_seq_of(vm, node);
+    if (q->count > 2 * CAIRN__PK_INERT_KEYS) /* each machine key is there once at most */
+        return 0;
+    for (uint32_t i = 0; i < q->count; i += 2) {
+        int known = 0;
+        for (int k = 0; k < CAIRN__PK_INERT_KEYS; k++)
+            known |= vm->inert_key[k] && q->items[i] == vm->inert_key[k] - 1;
+        if (!known)
+            return 0;
+    }
+    return 1;
 }
 
 int cairn__pk_is_str(const cairn__pickle *vm, uint32_t node, const char *lit)
