@@ -126,13 +126,19 @@ line("shared4.pkl", "list", "d", len(back["d"]))
 DTYPES = ["b1", "i1", "<i2", ">i2", "<i4", ">i4", "<i8", ">i8", "u1", "<u2", ">u2", "<u4", ">u4",
           "<u8", ">u8", "<f2", ">f2", "<f4", ">f4", "<f8", ">f8", "<g", ">g", "<c8", ">c8",
           "<c16", ">c16", "<G", "S1", "S7", "<U1", ">U1", "<U10", ">U10", "V1", "V5",
-          "<M8[ns]", ">M8[s]", "<m8[us]", ">m8[D]"]
+          "<M8[ns]", ">M8[s]", "<m8[us]", ">m8[D]",
+          # records (fields): a V of the record's size, e.g. scikit-learn's tree nodes
+          [("a", "<f4"), ("b", ">i2")], [("left", "<i8"), ("t", "<f8"), ("v", "<f4", (2,))],
+          {"names": ["x"], "formats": ["<u2"], "offsets": [2], "itemsize": 7},
+          [("in", [("p", "u1"), ("q", ">u4")]), ("r", "S3")]]
 CAIRN_DTYPES = set("b1 i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 c8 c16".split())
 for n, s in enumerate(DTYPES):
     dt = np.dtype(s)
     x = np.zeros(3, dtype=dt)
     if dt.kind in "SU":
         x = np.array(["a", "b" * dt.itemsize, ""], dtype=dt)
+    elif dt.kind == "V" and dt.fields:  # records: any bytes are a valid record
+        x = np.frombuffer(bytes(range(3 * dt.itemsize)), dtype=dt).copy()
     elif dt.kind == "V":
         x = np.frombuffer(bytes(range(3 * dt.itemsize)), dtype=dt)
     name = "dtype%02d.joblib" % n
@@ -142,6 +148,8 @@ for n, s in enumerate(DTYPES):
     assert back["x"].dtype.itemsize == dt.itemsize and (back["after"] == after).all()
     line(name, "array", "after", after.nbytes)
     code = dt.str[1:]
+    if dt.fields:
+        assert code == "V%d" % dt.itemsize
     if code in CAIRN_DTYPES:
         line(name, "array", "x", x.nbytes)
     else:
@@ -170,6 +178,9 @@ patched("u_odd.joblib", b"NNNK\x0cK\x04K\x08", b"NNNK\x0dK\x04K\x08")  # 13 byte
 line("u_odd.joblib", "refuse", UNSUPPORTED, "multiple of 4")
 joblib.dump({"o": np.array([1, "x", None], dtype=object)}, os.path.join(out, "object.joblib"))
 line("object.joblib", "refuse", UNSUPPORTED, "Python objects")
+joblib.dump({"r": np.array([(1, "x")], dtype=[("i", "<i4"), ("o", "O")])},
+            os.path.join(out, "record_object.joblib"))
+line("record_object.joblib", "refuse", UNSUPPORTED, "Python objects")
 joblib.dump({"names": np.array(["a", "bcd", "\u00e9x"]), "w": np.arange(5.0)},
             os.path.join(out, "unicode.joblib"), compress=3)
 line("unicode.joblib", "data", "names", 36)

@@ -53,11 +53,14 @@ const char *cairn__np_dtype_resolve(const cairn__np_dtype_args *a, cairn__np_dty
                    "names, fields, element size, alignment, flags[, metadata])";
         if (a->endian != '<' && a->endian != '>' && a->endian != '|' && a->endian != '=')
             return "its byte order is not '<', '>', '|' or '='";
-        if (a->structured)
-            return "it is a structured or subarray dtype (fields or a subarray in its state)";
         if (a->flags & CAIRN__NP_ITEM_HASOBJECT)
             return "its flags say the elements are Python objects (joblib pickles such arrays "
                    "as objects, not bytes)";
+        /* A record (fields, e.g. scikit-learn's tree nodes) is a V of the
+         * state's element size, as NumPy's __setstate__ sets it: its bytes
+         * stay in the tree. */
+        if (a->structured && kind != 'V')
+            return "it is a structured or subarray dtype that is not a void (V) type";
     }
     if (kind == 'O')
         return "an object array (its elements are Python objects, not bytes)";
