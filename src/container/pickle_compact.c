@@ -4,7 +4,7 @@
  * array as _reconstruct(ndarray, (0,), b'b') plus a BUILD state (1, shape,
  * dtype, fortran, bytes): about ten objects, ~400 bytes in the machine.
  * Once an array is made, and what it is read from can no longer change,
- * its dict becomes one ARRAY node (a 20-byte record) and the rest goes.
+ * its dict becomes one ARRAY node (a 24-byte record) and the rest goes.
  *
  * The walk must then name exactly what it would have named from the dict.
  * So a node is made compact only when cairn__np_array_of accepts it now and
