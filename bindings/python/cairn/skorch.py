@@ -249,6 +249,10 @@ class Checkpoint(_CairnSaver, _SkorchCheckpoint):
         if self.load_best and self.monitor is not None:
             self._sink("Loading best checkpoint after training.", net.verbose)
             self.restore(net, rng=False)
+        # Training is over: the directory's writer lock goes with the manager
+        # (a next fit, or another net's callback on the same directory, may
+        # write; this callback makes a new manager when it saves again).
+        self.close()
 
 
 class TrainEndCheckpoint(_CairnSaver, _SkorchTrainEndCheckpoint):
@@ -273,7 +277,7 @@ class TrainEndCheckpoint(_CairnSaver, _SkorchTrainEndCheckpoint):
 
     def on_train_end(self, net, **kwargs):
         self.save_model(net)
-        self.manager().wait()
+        self.close()  # waits for the save; the writer lock goes (see Checkpoint)
         self._sink("Final checkpoint triggered", net.verbose)
         return self
 

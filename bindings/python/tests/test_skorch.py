@@ -51,6 +51,27 @@ def assert_state_equal(net, module_sd, opt_sd):
     assert got["param_groups"] == opt_sd["param_groups"]
 
 
+def test_new_callbacks_each_run(tmp_path, monkeypatch):
+    """skorch's walkthrough makes new callbacks for each run on the same
+    directory while the last run's are still alive (TrainEndCheckpoint
+    refers to itself: only the garbage collector frees it). Each callback
+    gives the directory's writer lock back when training ends, so the next
+    run's callbacks write (it raised BusyError at the end of run 2)."""
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    X, y = data(300)
+    alive = []
+    for run in (1, 2):
+        cp = Checkpoint(dirname="exp")
+        net = make_net(callbacks=[cp, TrainEndCheckpoint(dirname="exp"), LoadInitState(cp)],
+                       max_epochs=2)
+        net.fit(X, y)
+        alive.append(net)
+    assert len(alive[1].history) == 4  # run 2 went on from run 1's end
+    with cairn.open("exp/train_end_ckpt-00000002.cairn") as f:  # run 2's, at epoch 4
+        assert f.metadata()["config"]["epoch"] == 4
+
+
 def test_walkthrough(tmp_path, monkeypatch):
     """skorch's save/load walkthrough: Checkpoint on valid_loss_best,
     TrainEndCheckpoint, LoadInitState; rerun goes on; load_params restores
