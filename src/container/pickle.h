@@ -371,6 +371,9 @@ cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s
                                    cairn_error *err);
 cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, size_t at,
                                   uint32_t *out, cairn_error *err);
+/* Room in vm->dims for `n` more dims (tensors' sizes and strides,
+ * compact arrays' shapes); 0 when out of memory. */
+int cairn__pk_dims_room(cairn__pickle *vm, uint32_t n);
 /* Tensor `index` (a TENSOR node's u.ref) as cairn__pk_add_tensor got it. */
 void cairn__pk_tensor_get(const cairn__pickle *vm, uint32_t index, cairn__pk_tensor *out);
 

@@ -83,18 +83,8 @@ static int copy_dims(cairn__pickle *vm, uint32_t shape, cairn__pk_array_rec *r)
         r->dims = vm->free_dims[rank];
         vm->free_dims[rank] = (uint32_t)vm->dims[r->dims];
     } else {
-        if (vm->dims_cap - vm->dims_count < rank) {
-            uint64_t cap = vm->dims_cap ? vm->dims_cap : 64;
-            while (cap - vm->dims_count < rank)
-                cap *= 2;
-            if (cap > UINT32_MAX)
-                return 0;
-            uint64_t *d = realloc(vm->dims, (size_t)cap * sizeof *d);
-            if (!d)
-                return 0;
-            vm->dims = d;
-            vm->dims_cap = (uint32_t)cap;
-        }
+        if (!cairn__pk_dims_room(vm, rank))
+            return 0;
         r->dims = vm->dims_count;
         vm->dims_count += rank;
     }

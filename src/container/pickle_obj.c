@@ -513,6 +513,14 @@ cairn_status cairn__pk_add_storage(cairn__pickle *vm, const cairn__pk_storage *s
     return CAIRN_OK;
 }
 
+int cairn__pk_dims_room(cairn__pickle *vm, uint32_t n)
+{
+    while (vm->dims_cap - vm->dims_count < n)
+        if (!grow((void **)&vm->dims, &vm->dims_cap, vm->dims_cap, sizeof *vm->dims))
+            return 0;
+    return 1;
+}
+
 cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, size_t at,
                                   uint32_t *out, cairn_error *err)
 {
@@ -522,9 +530,8 @@ cairn_status cairn__pk_add_tensor(cairn__pickle *vm, const cairn__pk_tensor *t, 
     if (!grow((void **)&vm->tensors, &vm->tensor_cap, vm->tensor_count, sizeof *vm->tensors))
         return oom(vm, err, at);
     /* at most 2 x CAIRN_MAX_RANK per tensor: below 2^25 for 2^20 tensors */
-    while (vm->dims_cap - vm->dims_count < 2 * t->rank)
-        if (!grow((void **)&vm->dims, &vm->dims_cap, vm->dims_cap, sizeof *vm->dims))
-            return oom(vm, err, at);
+    if (!cairn__pk_dims_room(vm, 2 * t->rank))
+        return oom(vm, err, at);
     CAIRN_TRY(cairn__pk_new(vm, CAIRN__PK_TENSOR, at, out, err));
     cairn__pk_tensor_rec *r = &vm->tensors[vm->tensor_count];
     r->offset = t->offset;
